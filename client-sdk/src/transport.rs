@@ -1,0 +1,136 @@
+//! The device side of the QUIC edge: one endpoint per client, one bidirectional stream per
+//! request, frames of a u32 length and a protobuf message. Wire types stop here.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use patrolsync_proto::frame::{self, FrameError};
+use patrolsync_proto::{codes, wire, Message};
+use quinn::{Connection, ConnectionError, Endpoint};
+
+/// Why one request failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CallError {
+    #[error("could not resolve {0}")]
+    Resolve(String),
+    #[error("connecting to {server} timed out after {secs} s (server down or unreachable)")]
+    ConnectTimeout { server: String, secs: u64 },
+    #[error("connection failed: {0}")]
+    Connection(#[from] ConnectionError),
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("request stream failed: {0}")]
+    Stream(String),
+    #[error("bad response: {0}")]
+    Frame(#[from] FrameError),
+    #[error("no response within {0} s")]
+    Timeout(u64),
+    #[error("local network error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CallError {
+    /// The application close code, if the server closed the connection with one.
+    pub(crate) fn close_code(&self) -> Option<u32> {
+        match self {
+            CallError::Connection(ConnectionError::ApplicationClosed(c)) => u32::try_from(c.error_code.into_inner()).ok(),
+            _ => None,
+        }
+    }
+
+    /// The server refused our TLS credentials during the handshake.
+    pub(crate) fn is_tls_refusal(&self) -> bool {
+        matches!(self, CallError::Connection(ConnectionError::ConnectionClosed(c)) if (0x100..0x200).contains(&u64::from(c.error_code)))
+    }
+
+    /// The request may be repeated (network trouble, not a refusal).
+    pub(crate) fn is_transient(&self) -> bool {
+        !matches!(self.close_code(), Some(codes::CLOSE_REVOKED | codes::CLOSE_UNAUTHENTICATED)) && !self.is_tls_refusal()
+    }
+}
+
+/// The client's UDP endpoints (one per address family), reused for every connection.
+#[derive(Debug, Default)]
+pub(crate) struct Endpoints {
+    v4: Mutex<Option<Endpoint>>,
+    v6: Mutex<Option<Endpoint>>,
+}
+
+impl Endpoints {
+    fn for_addr(&self, addr: SocketAddr) -> std::io::Result<Endpoint> {
+        let (slot, bind): (_, SocketAddr) = if addr.is_ipv4() {
+            (&self.v4, SocketAddr::from(([0, 0, 0, 0], 0)))
+        } else {
+            (&self.v6, SocketAddr::from(([0u16; 8], 0)))
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ep) = slot.as_ref() {
+            return Ok(ep.clone());
+        }
+        let ep = Endpoint::client(bind)?;
+        *slot = Some(ep.clone());
+        Ok(ep)
+    }
+
+    /// Connects to `server` (`host:port`).
+    pub(crate) async fn connect(
+        &self,
+        server: &str,
+        config: quinn::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Connection, CallError> {
+        let addr = tokio::net::lookup_host(server)
+            .await
+            .map_err(|_| CallError::Resolve(server.to_owned()))?
+            .next()
+            .ok_or_else(|| CallError::Resolve(server.to_owned()))?;
+        let host = server.rsplit_once(':').map(|(h, _)| h).unwrap_or(server);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let connecting = self.for_addr(addr)?.connect_with(config, addr, host)?;
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(CallError::ConnectTimeout { server: server.to_owned(), secs: timeout.as_secs() }),
+        }
+    }
+}
+
+/// Sends one request on a new stream and reads the one response frame.
+pub(crate) async fn call(
+    conn: &Connection,
+    request: &wire::Request,
+    limit: u32,
+    timeout: Duration,
+) -> Result<wire::Response, CallError> {
+    let work = async {
+        let (mut send, mut recv) = conn.open_bi().await?;
+        send.write_all(&frame::encode(request)).await.map_err(|e| match e {
+            quinn::WriteError::ConnectionLost(c) => CallError::Connection(c),
+            other => CallError::Stream(other.to_string()),
+        })?;
+        let _ = send.finish();
+        let mut header = [0u8; frame::HEADER_LEN];
+        read_exact(&mut recv, &mut header).await?;
+        let len = frame::body_len(header, limit)?;
+        let mut body = vec![0u8; len];
+        read_exact(&mut recv, &mut body).await?;
+        Ok::<_, CallError>(frame::decode::<wire::Response>(&body)?)
+    };
+    tokio::time::timeout(timeout, work).await.map_err(|_| CallError::Timeout(timeout.as_secs()))?
+}
+
+async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), CallError> {
+    recv.read_exact(buf).await.map_err(|e| match e {
+        quinn::ReadExactError::FinishedEarly(got) => {
+            CallError::Frame(FrameError::Truncated { expected: buf.len() - got, got })
+        }
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => CallError::Connection(c),
+        quinn::ReadExactError::ReadError(e) => CallError::Stream(e.to_string()),
+    })
+}
+
+/// Encodes a push from the outbox's stored op payloads (each an encoded `wire::Op`).
+pub(crate) fn push_request(payloads: &[Vec<u8>]) -> Result<wire::Request, prost::DecodeError> {
+    let ops = payloads.iter().map(|p| wire::Op::decode(p.as_slice())).collect::<Result<Vec<_>, _>>()?;
+    Ok(wire::Request { kind: Some(wire::request::Kind::Push(wire::PushRequest { ops })) })
+}

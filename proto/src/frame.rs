@@ -1,0 +1,187 @@
+//! Framing: a u32 big-endian length followed by one protobuf message. The length is checked
+//! against a limit before any byte of the body is buffered, so a peer cannot make us allocate
+//! more than the limit by announcing a huge frame.
+
+use prost::Message;
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// Default limit on one frame's body: large enough for a push of a few hundred check-ins.
+pub const DEFAULT_MAX_FRAME_BYTES: u32 = 4 << 20;
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The announced length exceeds the limit; nothing was buffered.
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Announced body length.
+        len: u64,
+        /// The limit in force.
+        limit: u32,
+    },
+    /// The stream ended inside a frame.
+    #[error("truncated frame: expected {expected} more bytes, the stream ended after {got}")]
+    Truncated {
+        /// Bytes the frame still needed.
+        expected: usize,
+        /// Bytes that arrived.
+        got: usize,
+    },
+    /// The body is not a valid encoding of the expected message.
+    #[error("frame is not a valid {message}: {reason}")]
+    Decode {
+        /// The message type expected.
+        message: &'static str,
+        /// prost's description of the problem.
+        reason: String,
+    },
+}
+
+/// Encodes `msg` as one frame (header + body).
+pub fn encode<M: Message>(msg: &M) -> Vec<u8> {
+    let len = msg.encoded_len();
+    let mut out = Vec::with_capacity(HEADER_LEN + len);
+    // Frames larger than 4 GiB cannot be expressed; callers keep messages far below that.
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    msg.encode_raw(&mut out);
+    out
+}
+
+/// Reads a header and returns the body length, refusing it when it exceeds `limit`.
+pub fn body_len(header: [u8; HEADER_LEN], limit: u32) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header);
+    if len > limit {
+        return Err(FrameError::TooLarge {
+            len: u64::from(len),
+            limit,
+        });
+    }
+    Ok(len as usize)
+}
+
+/// Decodes a frame body as `M`.
+pub fn decode<M: Message + Default>(body: &[u8]) -> Result<M, FrameError> {
+    M::decode(body).map_err(|e| FrameError::Decode {
+        message: short_type_name::<M>(),
+        reason: e.to_string(),
+    })
+}
+
+fn short_type_name<M>() -> &'static str {
+    let full = std::any::type_name::<M>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// An incremental decoder for byte chunks as they arrive. It never holds more than one header
+/// plus at most `limit` body bytes.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    limit: u32,
+    buf: Vec<u8>,
+    want: Option<usize>,
+}
+
+impl FrameDecoder {
+    /// A decoder refusing frames whose body exceeds `limit` bytes.
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            buf: Vec::new(),
+            want: None,
+        }
+    }
+
+    /// Feeds bytes; returns the complete frame bodies they finish. Bytes after the last complete
+    /// frame stay buffered for the next call.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut frames = Vec::new();
+        while !chunk.is_empty() {
+            let need = match self.want {
+                None => HEADER_LEN - self.buf.len(),
+                Some(len) => len - self.buf.len(),
+            };
+            let take = need.min(chunk.len());
+            self.buf.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.buf.len() < self.want.unwrap_or(HEADER_LEN) {
+                continue;
+            }
+            match self.want {
+                None => {
+                    let header = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+                    let len = body_len(header, self.limit)?;
+                    self.buf = Vec::with_capacity(len);
+                    self.want = Some(len);
+                    if len == 0 {
+                        frames.push(std::mem::take(&mut self.buf));
+                        self.want = None;
+                    }
+                }
+                Some(_) => {
+                    frames.push(std::mem::take(&mut self.buf));
+                    self.want = None;
+                }
+            }
+        }
+        Ok(frames)
+    }
+
+    /// Call at end of stream: an error if a frame was left incomplete.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        match (self.want, self.buf.len()) {
+            (None, 0) => Ok(()),
+            (None, got) => Err(FrameError::Truncated {
+                expected: HEADER_LEN - got,
+                got,
+            }),
+            (Some(len), got) => Err(FrameError::Truncated {
+                expected: len - got,
+                got,
+            }),
+        }
+    }
+
+    /// Bytes currently allocated for buffering (for tests and memory accounting).
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire;
+
+    #[test]
+    fn frame_over_limit_is_refused_before_buffering() {
+        let mut dec = FrameDecoder::new(1024);
+        let err = dec
+            .push(&u32::MAX.to_be_bytes())
+            .expect_err("4 GiB frame must be refused");
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                len: u64::from(u32::MAX),
+                limit: 1024
+            }
+        );
+        assert!(dec.buffered_capacity() <= HEADER_LEN);
+    }
+
+    #[test]
+    fn truncated_frame_is_reported_at_end_of_stream() {
+        let frame = encode(&wire::Notify { cursor: 42 });
+        let mut dec = FrameDecoder::new(1024);
+        assert!(dec.push(&frame[..frame.len() - 1]).expect("push").is_empty());
+        assert!(matches!(dec.finish(), Err(FrameError::Truncated { .. })));
+    }
+
+    #[test]
+    fn garbage_body_is_a_decode_error_naming_the_message() {
+        let err = decode::<wire::Request>(&[0xff, 0xff, 0xff]).expect_err("garbage");
+        assert!(matches!(err, FrameError::Decode { message: "Request", .. }), "{err}");
+    }
+}

@@ -1,0 +1,136 @@
+//! Ops: the unit of a device's outbox and of exactly-once ingest. Every mutation a device makes
+//! is an op `{op_id, device_seq, hlc, body}`; `device_seq` increases by one per op on a device.
+
+use crate::checkin::{CheckIn, Invalid};
+use crate::hlc::Hlc;
+use crate::ids::OpId;
+use crate::wire;
+
+/// A decoded, validated op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    /// Client-generated UUIDv7.
+    pub op_id: OpId,
+    /// Position in the device's op sequence, from 1.
+    pub device_seq: u64,
+    /// When the device made the edit.
+    pub hlc: Hlc,
+    /// What the op does.
+    pub body: OpBody,
+}
+
+/// What an op does.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum OpBody {
+    /// Record a check-in.
+    CheckIn(CheckIn),
+    /// A well-formed op of a kind this build does not apply (named for the rejection).
+    Unsupported(&'static str),
+}
+
+/// Why a whole push was refused before any op was looked at. Nothing is stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// More ops than the server accepts in one push.
+    #[error("push carries {count} ops; the limit is {limit} per push")]
+    TooManyOps {
+        /// Ops sent.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// `device_seq` 0 is never valid (sequences start at 1).
+    #[error("op #{index} has device_seq 0; sequences start at 1")]
+    ZeroSeq {
+        /// Index of the op in the push.
+        index: usize,
+    },
+    /// Two ops in one push share a `device_seq`.
+    #[error("device_seq {seq} appears twice in one push")]
+    RepeatedSeq {
+        /// The repeated sequence number.
+        seq: u64,
+    },
+}
+
+/// Checks the shape of a push: size and sequence numbers. Content is checked per op.
+pub fn check_batch(ops: &[wire::Op], max_ops: usize) -> Result<(), BatchError> {
+    if ops.len() > max_ops {
+        return Err(BatchError::TooManyOps {
+            count: ops.len(),
+            limit: max_ops,
+        });
+    }
+    let mut seqs: Vec<u64> = Vec::with_capacity(ops.len());
+    for (index, op) in ops.iter().enumerate() {
+        if op.device_seq == 0 {
+            return Err(BatchError::ZeroSeq { index });
+        }
+        seqs.push(op.device_seq);
+    }
+    seqs.sort_unstable();
+    if let Some(w) = seqs.windows(2).find(|w| w[0] == w[1]) {
+        return Err(BatchError::RepeatedSeq { seq: w[0] });
+    }
+    Ok(())
+}
+
+impl Op {
+    /// Validates one op received at time `now_ms`. The caller has already run [`check_batch`].
+    pub fn from_wire(w: wire::Op, now_ms: i64) -> Result<Op, Invalid> {
+        let op_id = OpId::from_slice(&w.op_id).ok_or_else(|| {
+            Invalid::new("op_id", "invalid_id", format!("op_id must be a 16-byte UUID, got {} bytes", w.op_id.len()))
+        })?;
+        let hlc = w.hlc.map(Hlc::from).unwrap_or_default();
+        let body = match w.body {
+            None => return Err(Invalid::new("body", "missing", "op has no body")),
+            Some(wire::op::Body::CheckIn(c)) => OpBody::CheckIn(CheckIn::from_wire(c, now_ms)?),
+            Some(wire::op::Body::HazardReport(_)) => OpBody::Unsupported("hazard_report"),
+            Some(wire::op::Body::HazardEvent(_)) => OpBody::Unsupported("hazard_event"),
+            Some(wire::op::Body::HazardFieldEdit(_)) => OpBody::Unsupported("hazard_field_edit"),
+        };
+        Ok(Op { op_id, device_seq: w.device_seq, hlc, body })
+    }
+
+    /// The wire form. Unsupported bodies cannot be built locally, so they never reach here.
+    pub fn to_wire(&self) -> wire::Op {
+        wire::Op {
+            op_id: self.op_id.to_bytes(),
+            device_seq: self.device_seq,
+            hlc: Some(self.hlc.into()),
+            body: match &self.body {
+                OpBody::CheckIn(c) => Some(wire::op::Body::CheckIn(c.to_wire())),
+                OpBody::Unsupported(_) => None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(seq: u64) -> wire::Op {
+        wire::Op { device_seq: seq, ..Default::default() }
+    }
+
+    #[test]
+    fn batch_shape_is_checked_before_content() {
+        assert_eq!(check_batch(&[op(1), op(2)], 10), Ok(()));
+        assert_eq!(check_batch(&[op(1), op(0)], 10), Err(BatchError::ZeroSeq { index: 1 }));
+        assert_eq!(check_batch(&[op(3), op(3)], 10), Err(BatchError::RepeatedSeq { seq: 3 }));
+        assert_eq!(
+            check_batch(&[op(1), op(2), op(3)], 2),
+            Err(BatchError::TooManyOps { count: 3, limit: 2 })
+        );
+    }
+
+    #[test]
+    fn op_without_body_is_refused() {
+        let mut w = op(1);
+        w.op_id = uuid::Uuid::now_v7().as_bytes().to_vec();
+        assert_eq!(Op::from_wire(w, 0).expect_err("no body").field, "body");
+    }
+}

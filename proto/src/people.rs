@@ -1,0 +1,27 @@
+//! People and what they may do: the roles of the grid (五员 mapped to system roles).
+
+wire_enum!(
+    /// A user's role, which decides what they may write and see.
+    Role, Role, "role", {
+    /// Patrol volunteer or grid staff: check-ins and hazard reports in assigned cells.
+    Patroller = "patroller",
+    /// Manages a subtree of cells: verifies, closes, transfers, merges.
+    GridManager = "grid_manager",
+    /// Police station or fire brigade: handles hazards transferred to it.
+    Agency = "agency",
+    /// Administers the system.
+    Admin = "admin",
+});
+
+impl Role {
+    /// The wire value.
+    pub fn wire(self) -> i32 {
+        self.to_wire()
+    }
+
+    /// From the wire value; `None` for unspecified or unknown.
+    pub fn from_wire_value(raw: i32) -> Option<Role> {
+        Role::from_wire(raw).ok().flatten()
+    }
+}
+

@@ -1,0 +1,296 @@
+//! The `patrolsync` command line: `serve` and `admin …`. Parsing and printing only; the work is
+//! done by the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use patrolsync_proto::Role;
+
+use crate::config::*;
+use crate::pki::Pki;
+
+/// patrolsync: the sync server for fire-safety grid patrols.
+#[derive(Debug, Parser)]
+#[command(name = "patrolsync", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: QUIC for devices, HTTP for admins. Zero configuration needed.
+    Serve(ServeArgs),
+    /// Admin tasks against a data dir or database (work while the server runs).
+    Admin(AdminArgs),
+}
+
+/// Where the configuration, data and database are.
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML configuration file.
+    #[arg(long, env = ENV_CONFIG, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (database, keys, admin.token). Default ./patrolsync-data.
+    #[arg(long, env = ENV_DATA_DIR, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default SQLite in the data dir.
+    #[arg(long, env = ENV_DATABASE_URL, global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// UDP address for QUIC. Default [::]:4433.
+    #[arg(long, env = ENV_LISTEN)]
+    listen: Option<SocketAddr>,
+    /// TCP address for admin HTTP. Default 127.0.0.1:4480.
+    #[arg(long, env = ENV_ADMIN_LISTEN)]
+    admin_listen: Option<SocketAddr>,
+    /// HOST:PORT devices dial, written into enrollment codes.
+    #[arg(long, env = ENV_PUBLIC_ADDRESS)]
+    public_address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct AdminArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create the demo city: 2 streets × 3 communities × 4 compounds × 5 buildings, 2 checkpoints each.
+    SeedDemo {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a one-time enrollment code for a user's device.
+    Enroll {
+        /// User name (created if new).
+        #[arg(long)]
+        user: String,
+        /// Role: patroller, grid_manager, agency or admin.
+        #[arg(long)]
+        role: Role,
+        /// Grid cell codes assigned to the user (comma-separated or repeated).
+        #[arg(long = "grid", value_delimiter = ',')]
+        grid: Vec<String>,
+        /// HOST:PORT devices dial. Default: public_address, else the listen address.
+        #[arg(long, env = ENV_PUBLIC_ADDRESS)]
+        server: Option<String>,
+        /// How long the code stays valid (e.g. 24h, 30m). Default from config (24h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts: devices, check-ins, rejected ops and more.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent check-ins.
+    CheckIns {
+        /// Only this device.
+        #[arg(long)]
+        device: Option<patrolsync_proto::DeviceId>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The rejection log: ops the server refused, and why.
+    Rejections {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn overrides(c: &Common) -> Overrides {
+    Overrides {
+        config_file: c.config.clone(),
+        data_dir: c.data_dir.clone(),
+        database_url: c.database_url.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Admin(args) => admin(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut o = overrides(&args.common);
+    o.listen = args.listen;
+    o.admin_listen = args.admin_listen;
+    o.public_address = args.public_address;
+    let config = Config::load(&o)?;
+    let backend = if config.database_url.is_some() { "external database" } else { "SQLite" };
+    let data_dir = config.data_dir.clone();
+    let server = crate::Server::bind(config).await?;
+    let dir = data_dir.display();
+    println!("patrolsync {} listening on udp {} (ALPN patrolsync/1), admin http://{}", env!("CARGO_PKG_VERSION"), server.local_addr(), server.admin_addr());
+    println!("  data dir        {dir} ({backend})");
+    println!("  CA fingerprint  sha256:{}", server.ca_fingerprint());
+    println!("  devices dial    {}", server.config().public_address());
+    println!("next: create the demo grid and enroll a device (in another terminal):");
+    println!("  patrolsync admin --data-dir {dir} seed-demo");
+    println!("  patrolsync admin --data-dir {dir} enroll --user alice --role patroller --grid S1-C1");
+    println!("  patrolsync-device --state-dir alice-phone enroll --code '<the patrolsync://… string printed>'");
+    println!("press Ctrl-C to stop (in-flight requests finish first)");
+
+    shutdown_signal().await;
+    eprintln!("shutting down: draining in-flight requests…");
+    server.shutdown().await;
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn time_text(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let config = Config::load(&overrides(&args.common))?;
+    let store = crate::open_store(&config)
+        .await
+        .with_context(|| format!("opening the database at {}", redact(&config.database_url())))?;
+    match args.command {
+        AdminCommand::SeedDemo { json } => {
+            let (cells, checkpoints, changed) = crate::seed::seed_demo(store.as_ref()).await?;
+            if json {
+                print_json(&serde_json::json!({ "grid_cells": cells, "checkpoints": checkpoints, "rows_changed": changed }))?;
+            } else {
+                println!("demo city ready: {cells} grid cells (S1…S2 → S1-C1… → S1-C1-K1… → S1-C1-K1-B1…), {checkpoints} checkpoints (…-B1-P1, …-B1-P2); {changed} rows changed");
+            }
+        }
+        AdminCommand::Enroll { user, role, grid, server, expires, json } => {
+            let pki = Pki::open_or_init(&config.data_dir, &config.server_names)?;
+            let issued = crate::enroll::issue(store.as_ref(), &pki, &config, &user, role, &grid, server.as_deref(), expires).await?;
+            if json {
+                print_json(&issued)?;
+            } else {
+                println!("{}", issued.enrollment);
+                eprintln!(
+                    "one-time code for {} ({}, cells {}), valid until {}; on the device run:\n  patrolsync-device --state-dir DIR enroll --code '{}'",
+                    issued.user,
+                    issued.role,
+                    issued.grid_cells.join(","),
+                    issued.expires_at,
+                    issued.enrollment
+                );
+            }
+        }
+        AdminCommand::Stats { json } => {
+            let s = store.stats(crate::now_ms()).await?;
+            if json {
+                print_json(&s)?;
+            } else {
+                println!("devices          {} ({} revoked)", s.devices, s.devices_revoked);
+                println!("users            {}", s.users);
+                println!("grid cells       {}", s.grid_cells);
+                println!("checkpoints      {}", s.checkpoints);
+                println!("check-ins        {}", s.check_ins);
+                println!("rejected ops     {}", s.rejected_ops);
+                println!("open enrollment  {}", s.open_enrollment_codes);
+            }
+        }
+        AdminCommand::CheckIns { device, limit, json } => {
+            let rows = store.check_ins(device, limit).await?;
+            if json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|r| {
+                        let c = &r.check_in;
+                        serde_json::json!({
+                            "id": c.id.to_string(), "checkpoint": c.checkpoint, "user": r.user, "device": r.device,
+                            "device_seq": r.device_seq, "kind": c.kind.as_str(), "method": c.method.as_str(),
+                            "outcome": c.outcome.as_str(), "device_time": time_text(c.device_time_ms),
+                            "received_at": time_text(r.received_at_ms),
+                            "fix": c.fix.as_ref().map(|f| serde_json::json!({"latitude": f.latitude, "longitude": f.longitude, "accuracy_m": f.accuracy_m, "mock": f.mock})),
+                            "note": c.note,
+                        })
+                    })
+                    .collect();
+                print_json(&v)?;
+            } else {
+                for r in rows {
+                    let c = &r.check_in;
+                    println!("{}  {:<18} {:<10} {:<8} {}  {}", time_text(c.device_time_ms), c.checkpoint, c.outcome, c.method, r.user, c.note);
+                }
+            }
+        }
+        AdminCommand::Rejections { limit, json } => {
+            let rows = store.rejections(limit).await?;
+            if json {
+                print_json(&rows)?;
+            } else if rows.is_empty() {
+                println!("no rejected ops");
+            } else {
+                for r in rows {
+                    println!("{}  device {} seq {}  {} {}: {}", time_text(r.recorded_at_ms), r.device, r.device_seq, r.code, r.field, r.message);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hides a password in a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

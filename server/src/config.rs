@@ -1,0 +1,277 @@
+//! Server configuration: one typed struct with documented defaults, read from an optional TOML
+//! file, then `PATROLSYNC_*` environment variables, then command-line flags (each later source
+//! wins). A bad configuration fails with a clear message before any port is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `PATROLSYNC_CONFIG`: path of a TOML configuration file.
+pub const ENV_CONFIG: &str = "PATROLSYNC_CONFIG";
+/// `PATROLSYNC_DATA_DIR`: where the database, keys and the admin token live.
+pub const ENV_DATA_DIR: &str = "PATROLSYNC_DATA_DIR";
+/// `PATROLSYNC_DATABASE_URL`: `sqlite://…` or `postgres://…`.
+pub const ENV_DATABASE_URL: &str = "PATROLSYNC_DATABASE_URL";
+/// `PATROLSYNC_LISTEN`: UDP address for QUIC.
+pub const ENV_LISTEN: &str = "PATROLSYNC_LISTEN";
+/// `PATROLSYNC_ADMIN_LISTEN`: TCP address for admin HTTP.
+pub const ENV_ADMIN_LISTEN: &str = "PATROLSYNC_ADMIN_LISTEN";
+/// `PATROLSYNC_PUBLIC_ADDRESS`: the `host:port` devices should dial (put in enrollment codes).
+pub const ENV_PUBLIC_ADDRESS: &str = "PATROLSYNC_PUBLIC_ADDRESS";
+/// `PATROLSYNC_LOG`: log filter (tracing `EnvFilter` syntax), default `info`.
+pub const ENV_LOG: &str = "PATROLSYNC_LOG";
+
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "patrolsync-data";
+/// Default QUIC port.
+pub const DEFAULT_QUIC_PORT: u16 = 4433;
+
+/// Everything the server can be told. Every field has a default; see `deploy/` for examples.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the SQLite database, the CA and server keys and `admin.token`.
+    pub data_dir: PathBuf,
+    /// Database URL; default `sqlite://<data_dir>/patrolsync.db`.
+    pub database_url: Option<String>,
+    /// UDP address for QUIC (default `[::]:4433`, dual-stack).
+    pub listen: SocketAddr,
+    /// TCP address for admin HTTP (default `127.0.0.1:4480`, loopback only).
+    pub admin_listen: SocketAddr,
+    /// The `host:port` devices dial, written into enrollment codes. Default: the listen address,
+    /// with `127.0.0.1` standing in for an unspecified IP.
+    pub public_address: Option<String>,
+    /// Extra DNS names or IPs for the server certificate (localhost and loopback are always in).
+    pub server_names: Vec<String>,
+    /// How long an enrollment code stays valid (e.g. `24h`).
+    #[serde(with = "duration_text")]
+    pub enrollment_ttl: Duration,
+    /// How long a shutdown waits for in-flight requests.
+    #[serde(with = "duration_text")]
+    pub drain_timeout: Duration,
+    /// Limits on what a peer may send.
+    pub limits: Limits,
+}
+
+/// Limits enforced on peers. Each has a sane default.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest frame body accepted, bytes.
+    pub max_frame_bytes: u32,
+    /// Most ops in one push.
+    pub max_ops_per_push: u32,
+    /// Largest photo, bytes.
+    pub max_blob_bytes: u64,
+    /// Concurrent requests (bidirectional streams) per connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES,
+            max_ops_per_push: 1000,
+            max_blob_bytes: 16 << 20,
+            max_concurrent_streams: 32,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            database_url: None,
+            listen: SocketAddr::from(([0u16; 8], DEFAULT_QUIC_PORT)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 4480)),
+            public_address: None,
+            server_names: Vec::new(),
+            enrollment_ttl: Duration::from_secs(24 * 3600),
+            drain_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Values given on the command line or in the environment; `None` means "not given".
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--config` / `PATROLSYNC_CONFIG`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir` / `PATROLSYNC_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url` / `PATROLSYNC_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `--listen` / `PATROLSYNC_LISTEN`.
+    pub listen: Option<SocketAddr>,
+    /// `--admin-listen` / `PATROLSYNC_ADMIN_LISTEN`.
+    pub admin_listen: Option<SocketAddr>,
+    /// `--public-address` / `PATROLSYNC_PUBLIC_ADDRESS`.
+    pub public_address: Option<String>,
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("config file {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said, with line and column.
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Builds the configuration from defaults, the optional file, and the overrides.
+    pub fn load(o: &Overrides) -> Result<Config, ConfigError> {
+        let mut cfg = match &o.config_file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = &o.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &o.database_url {
+            cfg.database_url = Some(v.clone());
+        }
+        if let Some(v) = o.listen {
+            cfg.listen = v;
+        }
+        if let Some(v) = o.admin_listen {
+            cfg.admin_listen = v;
+        }
+        if let Some(v) = &o.public_address {
+            cfg.public_address = Some(v.clone());
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_frame_bytes < 1024 {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_frame_bytes = {} is too small (at least 1024)",
+                l.max_frame_bytes
+            )));
+        }
+        if l.max_ops_per_push == 0 || l.max_concurrent_streams == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_ops_per_push and limits.max_concurrent_streams must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url must start with sqlite: or postgres:, got {url:?}"
+                )));
+            }
+        }
+        if self.enrollment_ttl < Duration::from_secs(60) {
+            return Err(ConfigError::Invalid("enrollment_ttl must be at least 1m".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("patrolsync.db").display()),
+        }
+    }
+
+    /// The `host:port` put into enrollment codes.
+    pub fn public_address(&self) -> String {
+        if let Some(a) = &self.public_address {
+            return a.clone();
+        }
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        addr.to_string()
+    }
+}
+
+mod duration_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:5000\"\nenrollment_ttl = \"2h\"\n[limits]\nmax_ops_per_push = 10\n",
+        )
+        .expect("write");
+        let cfg = Config::load(&Overrides {
+            config_file: Some(path),
+            admin_listen: Some("127.0.0.1:9000".parse().expect("addr")),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert_eq!(cfg.listen, "127.0.0.1:5000".parse().expect("addr"));
+        assert_eq!(cfg.admin_listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(cfg.enrollment_ttl, Duration::from_secs(7200));
+        assert_eq!(cfg.limits.max_ops_per_push, 10);
+        assert_eq!(cfg.limits.max_frame_bytes, Limits::default().max_frame_bytes);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listn = \"127.0.0.1:5000\"\n").expect("write");
+        let err = Config::load(&Overrides { config_file: Some(path), ..Default::default() })
+            .expect_err("typo");
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn unspecified_listen_becomes_loopback_in_enrollment() {
+        let cfg = Config::default();
+        assert_eq!(cfg.public_address(), "127.0.0.1:4433");
+    }
+}

@@ -1,0 +1,92 @@
+//! Fault injection for tests: drop a push's answer after its commit, or make the store fail
+//! its next calls. The counters are inert unless a test arms them.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use patrolsync_proto::DeviceId;
+
+use crate::store::*;
+
+/// Faults a test can arm on a running server.
+#[derive(Debug, Default)]
+pub struct Faults {
+    drop_push_acks: AtomicU32,
+}
+
+impl Faults {
+    /// The next `n` pushes are committed but their answers are never sent (the stream is reset).
+    pub fn drop_push_acks_after_commit(&self, n: u32) {
+        self.drop_push_acks.store(n, Ordering::SeqCst);
+    }
+
+    /// Whether to drop this push's answer (consumes one armed fault).
+    pub(crate) fn take_dropped_ack(&self) -> bool {
+        self.drop_push_acks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// A store wrapper whose `ingest` fails while armed, to test the paths that handle store
+/// failure.
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    fail_ingests: AtomicU32,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        FaultyStore { inner, fail_ingests: AtomicU32::new(0) }
+    }
+
+    /// The next `n` ingest calls fail without touching the store.
+    pub fn fail_next_ingests(&self, n: u32) {
+        self.fail_ingests.store(n, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+    async fn upsert_grid(&self, cells: &[NewCell], checkpoints: &[NewCheckpoint]) -> Result<u64, StoreError> {
+        self.inner.upsert_grid(cells, checkpoints).await
+    }
+    async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
+        self.inner.checkpoints(codes).await
+    }
+    async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
+        self.inner.create_enrollment(e, now_ms).await
+    }
+    async fn redeem_enrollment(&self, h: &[u8; 32], d: &NewDevice, now_ms: i64) -> Result<DeviceSession, RedeemError> {
+        self.inner.redeem_enrollment(h, d, now_ms).await
+    }
+    async fn device_by_cert(&self, h: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError> {
+        self.inner.device_by_cert(h).await
+    }
+    async fn device_session(&self, d: DeviceId) -> Result<Option<DeviceSession>, StoreError> {
+        self.inner.device_session(d).await
+    }
+    async fn record_hello(&self, d: DeviceId, r: &DeviceReport, now_ms: i64) -> Result<u64, StoreError> {
+        self.inner.record_hello(d, r, now_ms).await
+    }
+    async fn ingest(&self, batches: &[IngestBatch], now_ms: i64) -> Result<Vec<BatchResult>, StoreError> {
+        if self.fail_ingests.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::Injected("ingest".into()));
+        }
+        self.inner.ingest(batches, now_ms).await
+    }
+    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
+        self.inner.stats(now_ms).await
+    }
+    async fn check_ins(&self, d: Option<DeviceId>, limit: u32) -> Result<Vec<StoredCheckIn>, StoreError> {
+        self.inner.check_ins(d, limit).await
+    }
+    async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError> {
+        self.inner.rejections(limit).await
+    }
+}

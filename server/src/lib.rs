@@ -1,0 +1,215 @@
+//! The patrolsync server: receives batched check-ins over QUIC, stores each exactly once, and
+//! serves admins. `Server::bind` starts everything from one typed [`Config`]; `main.rs` is a thin
+//! command-line layer over this library.
+//!
+//! Modules: `transport` (QUIC edge), `ingest` (validation and group commit), `enroll`
+//! (enrollment codes), `store` (the storage trait and its SQL backend), `pki` (keys and
+//! certificates), `admin` (HTTP), `seed` (demo data), `faults` (fault injection for tests).
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod enroll;
+pub mod faults;
+pub mod ingest;
+pub mod pki;
+pub mod seed;
+pub mod store;
+pub mod testkit;
+mod transport;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+pub use config::Config;
+
+use crate::faults::Faults;
+use crate::pki::Pki;
+use crate::store::sql::SqlStore;
+use crate::store::{Backend, Store, StoreError};
+
+/// Wall clock, Unix milliseconds. The only place the server reads the clock for records.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The store could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    /// Keys or certificates could not be created or loaded.
+    #[error("cannot prepare keys and certificates: {0}")]
+    Pki(#[from] pki::PkiError),
+    /// TLS set-up failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl From<rustls::Error> for ServeError {
+    fn from(e: rustls::Error) -> Self {
+        ServeError::Tls(e.to_string())
+    }
+}
+
+/// Opens the store the configuration names (creating the data dir for SQLite).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ServeError::Pki(pki::PkiError::Io { path: config.data_dir.clone(), source: e })
+        })?;
+    }
+    Ok(Arc::new(SqlStore::connect(&config.database_url()).await?))
+}
+
+/// A running server: QUIC on [`Server::local_addr`], admin HTTP on [`Server::admin_addr`].
+pub struct Server {
+    shared: Arc<transport::Shared>,
+    endpoint: quinn::Endpoint,
+    local_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    draining: Arc<AtomicBool>,
+    admin_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("local_addr", &self.local_addr).field("admin_addr", &self.admin_addr).finish()
+    }
+}
+
+impl Server {
+    /// Opens the store and keys named by `config` and starts listening.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let store = open_store(&config).await?;
+        Server::bind_with_store(config, store).await
+    }
+
+    /// Starts listening with an already opened store (e.g. a fault-injecting wrapper).
+    pub async fn bind_with_store(config: Config, store: Arc<dyn Store>) -> Result<Server, ServeError> {
+        let pki = Pki::open_or_init(&config.data_dir, &server_names(&config))?;
+        let endpoint = transport::bind_endpoint(&config, &pki)?;
+        let local_addr = endpoint.local_addr().map_err(|e| ServeError::Bind { addr: config.listen, source: e })?;
+
+        let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .map_err(|e| ServeError::Bind { addr: config.admin_listen, source: e })?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .map_err(|e| ServeError::Bind { addr: config.admin_listen, source: e })?;
+
+        let writers = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        let ingest = ingest::Ingestor::start(store.clone(), writers, now_ms);
+        let draining = Arc::new(AtomicBool::new(false));
+        let admin_state = admin::AdminState {
+            store: store.clone(),
+            token_sha256: pki::sha256(pki.admin_token().as_bytes()),
+            draining: draining.clone(),
+        };
+        let shared = Arc::new(transport::Shared {
+            store,
+            ingest,
+            pki,
+            config,
+            faults: Arc::new(Faults::default()),
+            draining: AtomicBool::new(false),
+            connections: Mutex::new(Default::default()),
+            in_flight: Default::default(),
+            idle: Default::default(),
+        });
+
+        let (admin_tx, admin_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = tokio::spawn(async move {
+            let serve = axum::serve(admin_listener, admin::router(admin_state))
+                .with_graceful_shutdown(async move {
+                    let _ = admin_rx.await;
+                });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "admin HTTP stopped");
+            }
+        });
+        let accept_task = tokio::spawn(transport::accept_loop(endpoint.clone(), shared.clone()));
+        Ok(Server {
+            shared,
+            endpoint,
+            local_addr,
+            admin_addr,
+            draining,
+            admin_shutdown: Some(admin_tx),
+            tasks: vec![admin_task, accept_task],
+        })
+    }
+
+    /// The QUIC address (useful when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin HTTP address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// SHA-256 of the server CA, which devices pin.
+    pub fn ca_fingerprint(&self) -> String {
+        self.shared.pki.ca_fingerprint()
+    }
+
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.shared.store.clone()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Fault injection hooks (tests).
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Drains: readiness goes false, new connections are refused, in-flight requests finish
+    /// (up to the configured drain timeout), then every connection is closed with going-away.
+    pub async fn shutdown(mut self) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        transport::drain(&self.shared, &self.endpoint, self.shared.config.drain_timeout).await;
+        if let Some(tx) = self.admin_shutdown.take() {
+            let _ = tx.send(());
+        }
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
+        }
+    }
+}
+
+fn server_names(config: &Config) -> Vec<String> {
+    let mut names = config.server_names.clone();
+    if let Some(public) = &config.public_address {
+        let host = public.rsplit_once(':').map(|(h, _)| h).unwrap_or(public);
+        names.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+    }
+    if !config.listen.ip().is_unspecified() {
+        names.push(config.listen.ip().to_string());
+    }
+    names
+}

@@ -1,0 +1,427 @@
+//! Storage: the one trait the server logic sees, and the types that cross it. The SQL backend
+//! (`store::sql`) serves SQLite and PostgreSQL with the same statements and passes one
+//! conformance suite on both; `faults::FaultyStore` wraps any store to fail on demand.
+
+pub mod sql;
+
+use async_trait::async_trait;
+use patrolsync_proto::{CheckIn, DeviceId, Hlc, OpId, Role};
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (WAL), the zero-config default.
+    Sqlite,
+    /// PostgreSQL, to scale out.
+    Postgres,
+}
+
+/// A storage failure. Nothing of the failed call was committed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database reported an error (connection, constraint, I/O).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The request refers to something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is inconsistent with what is stored.
+    #[error("{0}")]
+    Invalid(String),
+    /// Injected by a fault plan (tests).
+    #[error("injected store failure: {0}")]
+    Injected(String),
+}
+
+/// A grid cell to create or update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCell {
+    /// Unique code, e.g. `S1-C2`.
+    pub code: String,
+    /// Parent cell code; `None` for a top-level cell.
+    pub parent: Option<String>,
+    /// Level 1 (street) to 4 (building/unit).
+    pub level: u32,
+    /// Display name.
+    pub name: String,
+}
+
+/// A checkpoint to create or update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCheckpoint {
+    /// Unique code, e.g. `S1-C2-K3-B4-P1`.
+    pub code: String,
+    /// The cell it belongs to.
+    pub cell: String,
+    /// Display name.
+    pub name: String,
+    /// NFC/QR tag UID, if tagged.
+    pub tag_uid: Option<String>,
+    /// Position, if known.
+    pub position: Option<(f64, f64)>,
+    /// Radius within which a check-in counts as on site, metres.
+    pub radius_m: f64,
+}
+
+/// A checkpoint as ingest needs it: where it is in the tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointRef {
+    /// Checkpoint code.
+    pub code: String,
+    /// Row id.
+    pub id: i64,
+    /// Its cell's row id.
+    pub cell_id: i64,
+    /// Its cell's path (`/S1/S1-C2/…/`).
+    pub cell_path: String,
+    /// Retired checkpoints take no new check-ins.
+    pub retired: bool,
+}
+
+/// An enrollment code to create, with the user it enrolls.
+#[derive(Clone, Debug)]
+pub struct NewEnrollment {
+    /// SHA-256 of the code; the code itself is never stored.
+    pub code_hash: [u8; 32],
+    /// User name; created if new.
+    pub user: String,
+    /// The user's role (updated if the user exists).
+    pub role: Role,
+    /// Cell codes assigned to the user (added to existing assignments).
+    pub cells: Vec<String>,
+    /// When the code stops working.
+    pub expires_at_ms: i64,
+}
+
+/// A device being enrolled.
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    /// Server-assigned id.
+    pub id: DeviceId,
+    /// Name the device gave.
+    pub name: String,
+    /// SHA-256 of its certificate (DER).
+    pub cert_sha256: [u8; 32],
+    /// App version it reported.
+    pub app_version: String,
+}
+
+/// Why an enrollment code was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedeemError {
+    /// No such code.
+    #[error("enrollment code not recognised; check it was copied whole, or ask an admin for a new one")]
+    Unknown,
+    /// Used before.
+    #[error("enrollment code was already used (by device {device}); each code enrolls one device, ask an admin for a new one")]
+    AlreadyUsed {
+        /// The device that used it.
+        device: String,
+    },
+    /// Past its expiry.
+    #[error("enrollment code expired {ago_s} s ago; ask an admin for a new one")]
+    Expired {
+        /// Seconds since expiry.
+        ago_s: i64,
+    },
+    /// Storage failed; nothing changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The user and cells of a device, for authorization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceSession {
+    /// The device.
+    pub id: DeviceId,
+    /// Its name.
+    pub name: String,
+    /// Its user's row id.
+    pub user_id: i64,
+    /// Its user's name.
+    pub user: String,
+    /// Its user's role.
+    pub role: Role,
+    /// Assigned cells as `(code, path)`.
+    pub cells: Vec<(String, String)>,
+    /// When it was revoked, if it was.
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl DeviceSession {
+    /// Whether `cell_path` lies in one of the user's cells or their subtrees.
+    pub fn covers(&self, cell_path: &str) -> bool {
+        self.cells.iter().any(|(_, p)| cell_path.starts_with(p.as_str()))
+    }
+
+    /// Assigned cell codes.
+    pub fn cell_codes(&self) -> Vec<String> {
+        self.cells.iter().map(|(c, _)| c.clone()).collect()
+    }
+}
+
+/// What a device reported about itself at Hello.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceReport {
+    /// Ops waiting in its outbox.
+    pub outbox_depth: u64,
+    /// Age of its oldest waiting op, ms.
+    pub oldest_pending_age_ms: u64,
+    /// Photo bytes waiting to upload.
+    pub pending_photo_bytes: u64,
+    /// App version.
+    pub app_version: String,
+    /// SDK version.
+    pub sdk_version: String,
+    /// Device clock minus server clock, ms (estimate).
+    pub clock_offset_ms: i64,
+}
+
+/// The pushes of one device to commit, already validated.
+#[derive(Clone, Debug)]
+pub struct IngestBatch {
+    /// The device.
+    pub device: DeviceId,
+    /// Its user's row id.
+    pub user_id: i64,
+    /// Ops in device_seq order.
+    pub ops: Vec<PreparedOp>,
+}
+
+/// One op with the decision validation made about it (used only if it is not a replay).
+#[derive(Clone, Debug)]
+pub struct PreparedOp {
+    /// Position in the device's sequence.
+    pub device_seq: u64,
+    /// The op's id.
+    pub op_id: OpId,
+    /// The op's HLC.
+    pub hlc: Hlc,
+    /// What to do with it.
+    pub action: OpAction,
+}
+
+/// What to do with a new op.
+#[derive(Clone, Debug)]
+pub enum OpAction {
+    /// Store the check-in.
+    InsertCheckIn(Box<CheckInRow>),
+    /// Record the refusal in the rejection log.
+    Reject(Rejection),
+}
+
+/// A validated check-in with where it belongs.
+#[derive(Clone, Debug)]
+pub struct CheckInRow {
+    /// The check-in as the device recorded it.
+    pub check_in: CheckIn,
+    /// Checkpoint row id.
+    pub checkpoint_id: i64,
+    /// Cell row id.
+    pub cell_id: i64,
+}
+
+/// Classes of refusal, mapped to wire error codes at the edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectCode {
+    /// The record is malformed or implausible.
+    Invalid,
+    /// Outside the user's cells or role.
+    Forbidden,
+    /// Refers to something that does not exist.
+    NotFound,
+    /// A kind of op this server does not apply.
+    Unsupported,
+}
+
+impl RejectCode {
+    /// Stable text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCode::Invalid => "invalid",
+            RejectCode::Forbidden => "forbidden",
+            RejectCode::NotFound => "not_found",
+            RejectCode::Unsupported => "unsupported",
+        }
+    }
+
+    fn parse(s: &str) -> RejectCode {
+        match s {
+            "forbidden" => RejectCode::Forbidden,
+            "not_found" => RejectCode::NotFound,
+            "unsupported" => RejectCode::Unsupported,
+            _ => RejectCode::Invalid,
+        }
+    }
+}
+
+/// A refusal, as kept in the rejection log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    /// Class.
+    pub code: RejectCode,
+    /// Stable machine-readable reason, e.g. `out_of_range`.
+    pub reason: String,
+    /// The field concerned, or empty.
+    pub field: String,
+    /// Human explanation.
+    pub message: String,
+    /// The op as received (protobuf), so nothing sent is lost.
+    pub payload: Vec<u8>,
+}
+
+/// What happened to an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored now.
+    Applied,
+    /// Stored before; nothing changed.
+    Duplicate,
+    /// Refused; in the rejection log.
+    Rejected,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Outcome {
+        match s {
+            "applied" => Outcome::Applied,
+            "rejected" => Outcome::Rejected,
+            _ => Outcome::Duplicate,
+        }
+    }
+}
+
+/// The result of one op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpResult {
+    /// The op's sequence number.
+    pub device_seq: u64,
+    /// What happened.
+    pub outcome: Outcome,
+    /// For rejections: why.
+    pub rejection: Option<(RejectCode, String, String, String)>,
+}
+
+/// The result of one device's push.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchResult {
+    /// Highest contiguous device_seq recorded for the device.
+    pub acked_through: u64,
+    /// One result per op, in the order given.
+    pub results: Vec<OpResult>,
+}
+
+/// Counts for `admin stats`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    /// Enrolled devices, including revoked ones.
+    pub devices: i64,
+    /// Revoked devices.
+    pub devices_revoked: i64,
+    /// Users.
+    pub users: i64,
+    /// Grid cells.
+    pub grid_cells: i64,
+    /// Checkpoints.
+    pub checkpoints: i64,
+    /// Check-ins stored.
+    pub check_ins: i64,
+    /// Ops refused (the rejection log).
+    pub rejected_ops: i64,
+    /// Enrollment codes neither used nor expired.
+    pub open_enrollment_codes: i64,
+}
+
+/// A stored check-in with its provenance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCheckIn {
+    /// The check-in as recorded.
+    pub check_in: CheckIn,
+    /// Device that sent it.
+    pub device: String,
+    /// Its op sequence number.
+    pub device_seq: u64,
+    /// User name.
+    pub user: String,
+    /// Server receive time, ms.
+    pub received_at_ms: i64,
+}
+
+/// One entry of the rejection log.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RejectionEntry {
+    /// Device that sent the op.
+    pub device: String,
+    /// Its op sequence number.
+    pub device_seq: u64,
+    /// Class of refusal.
+    pub code: String,
+    /// Reason code.
+    pub reason: String,
+    /// Field concerned.
+    pub field: String,
+    /// Explanation.
+    pub message: String,
+    /// When it was refused, ms.
+    pub recorded_at_ms: i64,
+}
+
+/// Everything the server stores, behind one interface.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+
+    /// Creates or updates cells and checkpoints in one transaction (parents before children).
+    /// Returns how many rows changed.
+    async fn upsert_grid(&self, cells: &[NewCell], checkpoints: &[NewCheckpoint]) -> Result<u64, StoreError>;
+
+    /// Looks up checkpoints by code; unknown codes are simply absent from the result.
+    async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError>;
+
+    /// Creates the user if needed, assigns the cells, and stores the code's hash.
+    async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Uses an enrollment code once, creating the device. A used or expired code changes nothing.
+    async fn redeem_enrollment(
+        &self,
+        code_hash: &[u8; 32],
+        device: &NewDevice,
+        now_ms: i64,
+    ) -> Result<DeviceSession, RedeemError>;
+
+    /// The device holding the certificate with this SHA-256, with its user and cells.
+    async fn device_by_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError>;
+
+    /// The device with this id, with its user and cells.
+    async fn device_session(&self, device: DeviceId) -> Result<Option<DeviceSession>, StoreError>;
+
+    /// Records a Hello; returns the device's acked_through.
+    async fn record_hello(&self, device: DeviceId, report: &DeviceReport, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Applies the pushes of one or more devices in one transaction, exactly once per
+    /// (device, device_seq). Returns one result per batch, in order.
+    async fn ingest(&self, batches: &[IngestBatch], now_ms: i64) -> Result<Vec<BatchResult>, StoreError>;
+
+    /// Counts for admins.
+    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError>;
+
+    /// Check-ins, newest first, optionally for one device.
+    async fn check_ins(&self, device: Option<DeviceId>, limit: u32) -> Result<Vec<StoredCheckIn>, StoreError>;
+
+    /// The rejection log, newest first.
+    async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError>;
+}

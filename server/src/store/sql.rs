@@ -1,0 +1,755 @@
+//! The SQL store: one set of statements for SQLite and PostgreSQL through sqlx's `Any` driver,
+//! with `$N` placeholders (which both accept). Migrations are per backend and embedded in the
+//! binary. Ingest writes many rows per statement: per-row INSERTs cap out near 8k rows/s on this
+//! class of machine whatever the transaction size (reference/limits.md).
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use patrolsync_proto::checkin::{Answer, AnswerValue};
+use patrolsync_proto::{CheckIn, CheckInId, DeviceId, GeoFix};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use super::*;
+
+/// Rows per multi-row INSERT: 25 columns × 400 stays under SQLite's 32,766 parameters.
+const CHECK_IN_ROWS_PER_STATEMENT: usize = 400;
+const RESULT_ROWS_PER_STATEMENT: usize = 1000;
+
+/// SQLite or PostgreSQL behind one pool.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn placeholders(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn list(n: usize, first: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
+}
+
+fn seq(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let options = match backend {
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL lets readers (admin commands, the dashboard) run beside the writer.
+                    // FULL costs nothing measurable at 10+ rows per transaction (limits.md).
+                    for pragma in [
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = options.connect(url).await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            // sqlx takes a PostgreSQL advisory lock, so nodes starting together migrate once.
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(SqlStore { pool, backend })
+    }
+
+    /// The pool, for backend-specific work elsewhere in the server.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn session(&self, tx: &mut Transaction<'_, Any>, device_id: &str) -> Result<Option<DeviceSession>, StoreError> {
+        let row = sqlx::query(
+            "SELECT d.id, d.name, d.user_id, u.name, u.role, d.revoked_at \
+             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+        )
+        .bind(device_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let cells = sqlx::query(
+            "SELECT c.code, c.path FROM assignments a JOIN grid_cells c ON c.id = a.cell_id \
+             WHERE a.user_id = $1 AND c.retired_at IS NULL ORDER BY c.code",
+        )
+        .bind(row.try_get::<i64, _>(2)?)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let id: String = row.try_get(0)?;
+        let role: String = row.try_get(4)?;
+        Ok(Some(DeviceSession {
+            id: id.parse().map_err(|_| StoreError::Invalid(format!("device id {id:?} in store is not a UUID")))?,
+            name: row.try_get(1)?,
+            user_id: row.try_get(2)?,
+            user: row.try_get(3)?,
+            role: role.parse().map_err(StoreError::Invalid)?,
+            cells,
+            revoked_at_ms: row.try_get(5)?,
+        }))
+    }
+
+    async fn ingest_batch(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        batch: &IngestBatch,
+        now_ms: i64,
+    ) -> Result<BatchResult, StoreError> {
+        let device = batch.device.to_string();
+        // Writing first takes SQLite's write lock at once, so no other writer can invalidate
+        // this transaction's snapshot half-way.
+        let acked: Option<i64> =
+            sqlx::query_scalar("UPDATE devices SET last_push_at = $1 WHERE id = $2 RETURNING acked_through")
+                .bind(now_ms)
+                .bind(&device)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(acked) = acked else {
+            return Err(StoreError::NotFound(format!("device {device} is not enrolled")));
+        };
+        if batch.ops.is_empty() {
+            return Ok(BatchResult { acked_through: acked.max(0) as u64, results: Vec::new() });
+        }
+
+        // Replays: ops already recorded keep their original result.
+        let lo = batch.ops.iter().map(|o| o.device_seq).min().unwrap_or(0);
+        let hi = batch.ops.iter().map(|o| o.device_seq).max().unwrap_or(0);
+        let mut known: HashMap<u64, OpResult> = HashMap::new();
+        let rows = sqlx::query(
+            "SELECT device_seq, outcome, code, reason, field, message FROM op_results \
+             WHERE device_id = $1 AND device_seq >= $2 AND device_seq <= $3",
+        )
+        .bind(&device)
+        .bind(seq(lo))
+        .bind(seq(hi))
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            let s = r.try_get::<i64, _>(0)? as u64;
+            let outcome = Outcome::parse(&r.try_get::<String, _>(1)?);
+            let result = match outcome {
+                Outcome::Rejected => OpResult {
+                    device_seq: s,
+                    outcome,
+                    rejection: Some((
+                        RejectCode::parse(&r.try_get::<Option<String>, _>(2)?.unwrap_or_default()),
+                        r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                        r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                        r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                    )),
+                },
+                _ => OpResult { device_seq: s, outcome: Outcome::Duplicate, rejection: None },
+            };
+            known.insert(s, result);
+        }
+
+        let fresh: Vec<&PreparedOp> = batch.ops.iter().filter(|o| !known.contains_key(&o.device_seq)).collect();
+        let inserts: Vec<(&PreparedOp, &CheckInRow)> = fresh
+            .iter()
+            .filter_map(|o| match &o.action {
+                OpAction::InsertCheckIn(row) => Some((*o, row.as_ref())),
+                OpAction::Reject(_) => None,
+            })
+            .collect();
+        let mut inserted: HashSet<CheckInId> = HashSet::new();
+        for chunk in inserts.chunks(CHECK_IN_ROWS_PER_STATEMENT) {
+            inserted.extend(self.insert_check_ins(tx, &device, batch.user_id, chunk, now_ms).await?);
+        }
+
+        let mut results = Vec::with_capacity(batch.ops.len());
+        let mut new_results: Vec<(&PreparedOp, OpResult)> = Vec::with_capacity(fresh.len());
+        for op in &batch.ops {
+            if let Some(r) = known.get(&op.device_seq) {
+                results.push(r.clone());
+                continue;
+            }
+            let r = match &op.action {
+                OpAction::InsertCheckIn(row) => OpResult {
+                    device_seq: op.device_seq,
+                    // Same record id from another op (e.g. a reinstalled app resending): one entity.
+                    outcome: if inserted.remove(&row.check_in.id) { Outcome::Applied } else { Outcome::Duplicate },
+                    rejection: None,
+                },
+                OpAction::Reject(rej) => OpResult {
+                    device_seq: op.device_seq,
+                    outcome: Outcome::Rejected,
+                    rejection: Some((rej.code, rej.reason.clone(), rej.field.clone(), rej.message.clone())),
+                },
+            };
+            new_results.push((op, r.clone()));
+            results.push(r);
+        }
+
+        for chunk in new_results.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, recorded_at) VALUES {}",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for (op, r) in chunk {
+                let (code, reason, field, message) = match &r.rejection {
+                    Some((c, r, f, m)) => (Some(c.as_str()), Some(r.clone()), Some(f.clone()), Some(m.clone())),
+                    None => (None, None, None, None),
+                };
+                q = q
+                    .bind(device.clone())
+                    .bind(seq(op.device_seq))
+                    .bind(op.op_id.to_bytes())
+                    .bind(r.outcome.as_str())
+                    .bind(code)
+                    .bind(reason)
+                    .bind(field)
+                    .bind(message)
+                    .bind(now_ms);
+            }
+            q.execute(&mut **tx).await?;
+        }
+
+        let rejected: Vec<(&PreparedOp, &Rejection)> = fresh
+            .iter()
+            .filter_map(|o| match &o.action {
+                OpAction::Reject(r) => Some((*o, r)),
+                OpAction::InsertCheckIn(_) => None,
+            })
+            .collect();
+        for chunk in rejected.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO rejections (device_id, device_seq, op_id, code, reason, field, message, payload, recorded_at) VALUES {}",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for (op, r) in chunk {
+                q = q
+                    .bind(device.clone())
+                    .bind(seq(op.device_seq))
+                    .bind(op.op_id.to_bytes())
+                    .bind(r.code.as_str())
+                    .bind(r.reason.clone())
+                    .bind(r.field.clone())
+                    .bind(r.message.clone())
+                    .bind(r.payload.clone())
+                    .bind(now_ms);
+            }
+            q.execute(&mut **tx).await?;
+        }
+
+        // Advance acked_through over every contiguous recorded seq (ops may arrive out of order
+        // when a device pipelines pushes on several streams).
+        let mut acked_through = acked.max(0) as u64;
+        if !fresh.is_empty() && lo <= acked_through + 1 {
+            let seqs: Vec<i64> = sqlx::query_scalar(
+                "SELECT device_seq FROM op_results WHERE device_id = $1 AND device_seq > $2 ORDER BY device_seq LIMIT 100000",
+            )
+            .bind(&device)
+            .bind(seq(acked_through))
+            .fetch_all(&mut **tx)
+            .await?;
+            for s in seqs {
+                if s as u64 == acked_through + 1 {
+                    acked_through += 1;
+                } else {
+                    break;
+                }
+            }
+            if acked_through as i64 != acked {
+                sqlx::query("UPDATE devices SET acked_through = $1 WHERE id = $2")
+                    .bind(seq(acked_through))
+                    .bind(&device)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(BatchResult { acked_through, results })
+    }
+
+    async fn insert_check_ins(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        device: &str,
+        user_id: i64,
+        rows: &[(&PreparedOp, &CheckInRow)],
+        now_ms: i64,
+    ) -> Result<Vec<CheckInId>, StoreError> {
+        const COLS: usize = 25;
+        let sql = format!(
+            "INSERT INTO check_ins (id, device_id, device_seq, user_id, checkpoint_id, cell_id, kind, method, \
+             tag_uid, device_time_ms, monotonic_ms, received_at_ms, latitude, longitude, accuracy_m, \
+             fix_time_ms, mock, outcome, template_id, template_version, answers, photos, note, \
+             hlc_wall_ms, hlc_logical) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+            placeholders(rows.len(), COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for (op, row) in rows {
+            let c = &row.check_in;
+            let fix = c.fix.as_ref();
+            q = q
+                .bind(c.id.to_bytes())
+                .bind(device.to_owned())
+                .bind(seq(op.device_seq))
+                .bind(user_id)
+                .bind(row.checkpoint_id)
+                .bind(row.cell_id)
+                .bind(c.kind.as_str())
+                .bind(c.method.as_str())
+                .bind(c.tag_uid.clone())
+                .bind(c.device_time_ms)
+                .bind(seq(c.monotonic_ms))
+                .bind(now_ms)
+                .bind(fix.map(|f| f.latitude))
+                .bind(fix.map(|f| f.longitude))
+                .bind(fix.map(|f| f.accuracy_m))
+                .bind(fix.map(|f| f.fix_time_ms))
+                .bind(fix.map(|f| f.mock))
+                .bind(c.outcome.as_str())
+                .bind(c.template_id.clone())
+                .bind(i64::from(c.template_version))
+                .bind(answers_json(&c.answers))
+                .bind(photos_json(&c.photos))
+                .bind(c.note.clone())
+                .bind(seq(op.hlc.wall_ms))
+                .bind(i64::from(op.hlc.logical));
+        }
+        let ids: Vec<Vec<u8>> = q.fetch_all(&mut **tx).await?.into_iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        Ok(ids.iter().filter_map(|b| CheckInId::from_slice(b)).collect())
+    }
+}
+
+fn hex32(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn photos_json(photos: &[[u8; 32]]) -> String {
+    serde_json::Value::from(photos.iter().map(hex32).collect::<Vec<_>>()).to_string()
+}
+
+fn answers_json(answers: &[Answer]) -> String {
+    serde_json::Value::from(
+        answers
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "item": a.item_id,
+                    "value": a.value.as_str(),
+                    "note": a.note,
+                    "photos": a.photos.iter().map(hex32).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+fn parse_photos(v: &serde_json::Value) -> Vec<[u8; 32]> {
+    v.as_array().into_iter().flatten().filter_map(|p| p.as_str().and_then(unhex32)).collect()
+}
+
+fn parse_answers(text: &str) -> Result<Vec<Answer>, StoreError> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored answers are not JSON: {e}")))?;
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            Ok(Answer {
+                item_id: a["item"].as_str().unwrap_or_default().to_owned(),
+                value: a["value"].as_str().unwrap_or_default().parse::<AnswerValue>().map_err(StoreError::Invalid)?,
+                note: a["note"].as_str().unwrap_or_default().to_owned(),
+                photos: parse_photos(&a["photos"]),
+            })
+        })
+        .collect()
+}
+
+fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
+    let bad = |what: &str| StoreError::Invalid(format!("stored check-in has an invalid {what}"));
+    let id: Vec<u8> = r.try_get("id")?;
+    let latitude: Option<f64> = r.try_get("latitude")?;
+    let fix = match latitude {
+        Some(latitude) => Some(GeoFix {
+            latitude,
+            longitude: r.try_get::<Option<f64>, _>("longitude")?.unwrap_or_default(),
+            accuracy_m: r.try_get::<Option<f64>, _>("accuracy_m")?.unwrap_or_default(),
+            fix_time_ms: r.try_get::<Option<i64>, _>("fix_time_ms")?.unwrap_or_default(),
+            mock: r.try_get::<Option<i64>, _>("mock")?.unwrap_or_default() != 0,
+        }),
+        None => None,
+    };
+    let photos: String = r.try_get("photos")?;
+    let check_in = CheckIn {
+        id: CheckInId::from_slice(&id).ok_or_else(|| bad("id"))?,
+        checkpoint: r.try_get("checkpoint")?,
+        kind: r.try_get::<String, _>("kind")?.parse().map_err(StoreError::Invalid)?,
+        method: r.try_get::<String, _>("method")?.parse().map_err(StoreError::Invalid)?,
+        tag_uid: r.try_get("tag_uid")?,
+        device_time_ms: r.try_get("device_time_ms")?,
+        monotonic_ms: r.try_get::<i64, _>("monotonic_ms")? as u64,
+        fix,
+        outcome: r.try_get::<String, _>("outcome")?.parse().map_err(StoreError::Invalid)?,
+        template_id: r.try_get("template_id")?,
+        template_version: u32::try_from(r.try_get::<i64, _>("template_version")?).map_err(|_| bad("template version"))?,
+        answers: parse_answers(&r.try_get::<String, _>("answers")?)?,
+        photos: parse_photos(&serde_json::from_str(&photos).map_err(|_| bad("photo list"))?),
+        note: r.try_get("note")?,
+    };
+    Ok(StoredCheckIn {
+        check_in,
+        device: r.try_get("device_id")?,
+        device_seq: r.try_get::<i64, _>("device_seq")? as u64,
+        user: r.try_get("user_name")?,
+        received_at_ms: r.try_get("received_at_ms")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn upsert_grid(&self, cells: &[NewCell], checkpoints: &[NewCheckpoint]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        let mut ordered: Vec<&NewCell> = cells.iter().collect();
+        ordered.sort_by_key(|c| c.level);
+        for cell in ordered {
+            let (parent_id, parent_path) = match &cell.parent {
+                None => (None, "/".to_owned()),
+                Some(p) => {
+                    let row = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
+                        .bind(p)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("cell {}: parent cell {p} does not exist", cell.code)))?;
+                    (Some(row.try_get::<i64, _>(0)?), row.try_get::<String, _>(1)?)
+                }
+            };
+            let path = format!("{parent_path}{}/", cell.code);
+            changed += sqlx::query(
+                "INSERT INTO grid_cells (code, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (code) DO UPDATE SET parent_id = excluded.parent_id, level = excluded.level, \
+                 name = excluded.name, path = excluded.path \
+                 WHERE grid_cells.parent_id IS DISTINCT FROM excluded.parent_id OR grid_cells.level <> excluded.level \
+                 OR grid_cells.name <> excluded.name OR grid_cells.path <> excluded.path",
+            )
+            .bind(&cell.code)
+            .bind(parent_id)
+            .bind(i64::from(cell.level))
+            .bind(&cell.name)
+            .bind(&path)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        for cp in checkpoints {
+            let cell_id: i64 = sqlx::query_scalar("SELECT id FROM grid_cells WHERE code = $1")
+                .bind(&cp.cell)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("checkpoint {}: cell {} does not exist", cp.code, cp.cell)))?;
+            changed += sqlx::query(
+                "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
+                 name = excluded.name, tag_uid = excluded.tag_uid, latitude = excluded.latitude, \
+                 longitude = excluded.longitude, radius_m = excluded.radius_m \
+                 WHERE checkpoints.cell_id <> excluded.cell_id OR checkpoints.name <> excluded.name \
+                 OR checkpoints.tag_uid IS DISTINCT FROM excluded.tag_uid \
+                 OR checkpoints.latitude IS DISTINCT FROM excluded.latitude \
+                 OR checkpoints.longitude IS DISTINCT FROM excluded.longitude \
+                 OR checkpoints.radius_m <> excluded.radius_m",
+            )
+            .bind(&cp.code)
+            .bind(cell_id)
+            .bind(&cp.name)
+            .bind(cp.tag_uid.clone())
+            .bind(cp.position.map(|p| p.0))
+            .bind(cp.position.map(|p| p.1))
+            .bind(cp.radius_m)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
+        let mut out = Vec::with_capacity(codes.len());
+        for chunk in codes.chunks(500) {
+            let sql = format!(
+                "SELECT cp.code, cp.id, cp.cell_id, c.path, cp.retired_at FROM checkpoints cp \
+                 JOIN grid_cells c ON c.id = cp.cell_id WHERE cp.code IN ({})",
+                list(chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for code in chunk {
+                q = q.bind(code.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(CheckpointRef {
+                    code: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    cell_id: r.try_get(2)?,
+                    cell_path: r.try_get(3)?,
+                    retired: r.try_get::<Option<i64>, _>(4)?.is_some(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let user_id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (name, role, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role RETURNING id",
+        )
+        .bind(&e.user)
+        .bind(e.role.as_str())
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        for code in &e.cells {
+            let cell: Option<i64> = sqlx::query_scalar("SELECT id FROM grid_cells WHERE code = $1 AND retired_at IS NULL")
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(cell) = cell else {
+                return Err(StoreError::NotFound(format!(
+                    "grid cell {code} does not exist; run `patrolsync admin seed-demo` or import the grid first"
+                )));
+            };
+            sqlx::query("INSERT INTO assignments (user_id, cell_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(user_id)
+                .bind(cell)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO enrollment_codes (code_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(e.code_hash.to_vec())
+            .bind(user_id)
+            .bind(now_ms)
+            .bind(e.expires_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn redeem_enrollment(
+        &self,
+        code_hash: &[u8; 32],
+        device: &NewDevice,
+        now_ms: i64,
+    ) -> Result<DeviceSession, RedeemError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let device_id = device.id.to_string();
+        // Claim the code first (a write, so concurrent redeemers serialise on it).
+        let user_id: Option<i64> = sqlx::query_scalar(
+            "UPDATE enrollment_codes SET used_at = $1, device_id = $2 \
+             WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(now_ms)
+        .bind(&device_id)
+        .bind(code_hash.to_vec())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(user_id) = user_id else {
+            let row = sqlx::query("SELECT expires_at, used_at, device_id FROM enrollment_codes WHERE code_hash = $1")
+                .bind(code_hash.to_vec())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+            return Err(match row {
+                None => RedeemError::Unknown,
+                Some(r) => {
+                    let used: Option<i64> = r.try_get(1).map_err(StoreError::from)?;
+                    if used.is_some() {
+                        RedeemError::AlreadyUsed {
+                            device: r.try_get::<Option<String>, _>(2).map_err(StoreError::from)?.unwrap_or_default(),
+                        }
+                    } else {
+                        let expires: i64 = r.try_get(0).map_err(StoreError::from)?;
+                        RedeemError::Expired { ago_s: (now_ms - expires) / 1000 }
+                    }
+                }
+            });
+        };
+        sqlx::query(
+            "INSERT INTO devices (id, user_id, name, cert_sha256, enrolled_at, app_version) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&device_id)
+        .bind(user_id)
+        .bind(&device.name)
+        .bind(device.cert_sha256.to_vec())
+        .bind(now_ms)
+        .bind(&device.app_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        let session = self
+            .session(&mut tx, &device_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("device {device_id} vanished during enrollment")))?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(session)
+    }
+
+    async fn device_by_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE cert_sha256 = $1")
+            .bind(cert_sha256.to_vec())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let session = match id {
+            Some(id) => self.session(&mut tx, &id).await?,
+            None => None,
+        };
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    async fn device_session(&self, device: DeviceId) -> Result<Option<DeviceSession>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let session = self.session(&mut tx, &device.to_string()).await?;
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    async fn record_hello(&self, device: DeviceId, report: &DeviceReport, now_ms: i64) -> Result<u64, StoreError> {
+        let acked: Option<i64> = sqlx::query_scalar(
+            "UPDATE devices SET last_seen_at = $1, outbox_depth = $2, oldest_pending_age_ms = $3, \
+             pending_photo_bytes = $4, app_version = $5, sdk_version = $6, clock_offset_ms = $7 \
+             WHERE id = $8 RETURNING acked_through",
+        )
+        .bind(now_ms)
+        .bind(seq(report.outbox_depth))
+        .bind(seq(report.oldest_pending_age_ms))
+        .bind(seq(report.pending_photo_bytes))
+        .bind(&report.app_version)
+        .bind(&report.sdk_version)
+        .bind(report.clock_offset_ms)
+        .bind(device.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        acked
+            .map(|a| a.max(0) as u64)
+            .ok_or_else(|| StoreError::NotFound(format!("device {device} is not enrolled")))
+    }
+
+    async fn ingest(&self, batches: &[IngestBatch], now_ms: i64) -> Result<Vec<BatchResult>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(self.ingest_batch(&mut tx, batch, now_ms).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
+        let count = |sql: &'static str| {
+            let pool = self.pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
+        };
+        Ok(Stats {
+            devices: count("SELECT COUNT(*) FROM devices").await?,
+            devices_revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL").await?,
+            users: count("SELECT COUNT(*) FROM users").await?,
+            grid_cells: count("SELECT COUNT(*) FROM grid_cells").await?,
+            checkpoints: count("SELECT COUNT(*) FROM checkpoints").await?,
+            check_ins: count("SELECT COUNT(*) FROM check_ins").await?,
+            rejected_ops: count("SELECT COUNT(*) FROM rejections").await?,
+            open_enrollment_codes: sqlx::query_scalar(
+                "SELECT COUNT(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > $1",
+            )
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await?,
+        })
+    }
+
+    async fn check_ins(&self, device: Option<DeviceId>, limit: u32) -> Result<Vec<StoredCheckIn>, StoreError> {
+        let sql = format!(
+            "SELECT ci.id, ci.device_id, ci.device_seq, u.name AS user_name, cp.code AS checkpoint, ci.kind, \
+             ci.method, ci.tag_uid, ci.device_time_ms, ci.monotonic_ms, ci.received_at_ms, ci.latitude, \
+             ci.longitude, ci.accuracy_m, ci.fix_time_ms, CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT) AS mock, \
+             ci.outcome, ci.template_id, ci.template_version, ci.answers, ci.photos, ci.note \
+             FROM check_ins ci JOIN users u ON u.id = ci.user_id JOIN checkpoints cp ON cp.id = ci.checkpoint_id \
+             {} ORDER BY ci.received_at_ms DESC, ci.device_seq DESC LIMIT {}",
+            if device.is_some() { "WHERE ci.device_id = $1" } else { "" },
+            limit
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(d) = device {
+            q = q.bind(d.to_string());
+        }
+        q.fetch_all(&self.pool).await?.iter().map(stored_check_in).collect()
+    }
+
+    async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError> {
+        let sql = format!(
+            "SELECT device_id, device_seq, code, reason, field, message, recorded_at FROM rejections \
+             ORDER BY recorded_at DESC, device_seq DESC LIMIT {limit}"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(RejectionEntry {
+                    device: r.try_get(0)?,
+                    device_seq: r.try_get::<i64, _>(1)? as u64,
+                    code: r.try_get(2)?,
+                    reason: r.try_get(3)?,
+                    field: r.try_get(4)?,
+                    message: r.try_get(5)?,
+                    recorded_at_ms: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+}
+

@@ -1,0 +1,413 @@
+//! The QUIC edge: endpoint set-up, the accept loop, device authentication per connection, and
+//! one request per bidirectional stream. Wire types are converted to domain types here and go
+//! no further. Nothing a peer sends is unwrapped: a bad frame becomes an error response (or a
+//! stream stop), never a panic, and the connection survives when it can.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use patrolsync_proto::codes;
+use patrolsync_proto::frame::{self, FrameError};
+use patrolsync_proto::op::{check_batch, BatchError};
+use patrolsync_proto::{wire, DeviceId, Message};
+use quinn::{Connection, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
+use rustls_pki_types::CertificateDer;
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::faults::Faults;
+use crate::ingest::{self, Ingestor};
+use crate::pki::{self, Pki};
+use crate::store::{DeviceReport, DeviceSession, NewDevice, Outcome, RedeemError, RejectCode, Store};
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub ingest: Ingestor,
+    pub pki: Pki,
+    pub config: Config,
+    pub faults: Arc<Faults>,
+    pub draining: AtomicBool,
+    pub connections: Mutex<HashMap<usize, Connection>>,
+    pub in_flight: AtomicUsize,
+    pub idle: Notify,
+}
+
+/// Creates the QUIC endpoint with the transport settings from reference/quic.md §1.4.
+pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crate::ServeError> {
+    let tls = pki.rustls_server_config()?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| crate::ServeError::Tls(e.to_string()))?;
+    let mut transport = TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(60_000))))
+        .keep_alive_interval(None)
+        .max_concurrent_bidi_streams(VarInt::from_u32(config.limits.max_concurrent_streams))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .stream_receive_window(VarInt::from_u32(1 << 20))
+        .receive_window(VarInt::from_u32(4 << 20))
+        .send_window(4 << 20)
+        .datagram_receive_buffer_size(None);
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport));
+    server.migration(true);
+
+    let addr = config.listen;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .map_err(|e| crate::ServeError::Bind { addr, source: e })?;
+    if addr.is_ipv6() {
+        // Dual-stack where the OS allows it; v6-only is fine too.
+        let _ = socket.set_only_v6(false);
+    }
+    // quinn does not size kernel buffers; bursts of small pushes overflow the defaults.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.bind(&addr.into()).map_err(|e| crate::ServeError::Bind { addr, source: e })?;
+    Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket.into(),
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| crate::ServeError::Bind { addr, source: e })
+}
+
+/// Accepts connections until the endpoint closes.
+pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        if shared.draining.load(Ordering::SeqCst) {
+            incoming.refuse();
+            continue;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_connection(shared, conn).await,
+                Err(e) => tracing::debug!(error = %e, "handshake failed"),
+            }
+        });
+    }
+}
+
+fn leaf_sha256(conn: &Connection) -> Option<[u8; 32]> {
+    let identity = conn.peer_identity()?;
+    let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    chain.first().map(|leaf| pki::sha256(leaf))
+}
+
+async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
+    let remote = conn.remote_address();
+    // Checked against the device row on every connection: resumption skips certificate
+    // verification, and revocation must hold anyway.
+    let session = match leaf_sha256(&conn) {
+        None => None,
+        Some(fp) => match shared.store.device_by_cert(&fp).await {
+            Ok(Some(s)) if s.revoked_at_ms.is_some() => {
+                tracing::info!(device = %s.id, %remote, "refused revoked device");
+                conn.close(VarInt::from_u32(codes::CLOSE_REVOKED), b"device revoked; re-enroll");
+                return;
+            }
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                conn.close(VarInt::from_u32(codes::CLOSE_UNAUTHENTICATED), b"unknown device certificate; enroll again");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store unavailable during authentication");
+                conn.close(VarInt::from_u32(codes::CLOSE_GOING_AWAY), b"server unavailable; retry later");
+                return;
+            }
+        },
+    };
+    tracing::debug!(%remote, device = ?session.as_ref().map(|s| s.id), "connection");
+    let id = conn.stable_id();
+    shared.connections.lock().unwrap_or_else(|e| e.into_inner()).insert(id, conn.clone());
+    let session = Arc::new(Mutex::new(session.map(Arc::new)));
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                let shared = shared.clone();
+                let session = session.clone();
+                shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    serve_stream(&shared, &session, send, recv).await;
+                    if shared.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                        shared.idle.notify_waiters();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::debug!(%remote, reason = %e, "connection ended");
+                break;
+            }
+        }
+    }
+    shared.connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+}
+
+fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> wire::Response {
+    wire::Response {
+        kind: Some(wire::response::Kind::Error(wire::Error {
+            code: code as i32,
+            message: message.into(),
+            retryable,
+            held_offset: 0,
+        })),
+    }
+}
+
+/// Reads one frame; errors say whether the peer can be answered.
+pub(crate) async fn read_frame<M: Message + Default>(recv: &mut RecvStream, limit: u32) -> Result<M, FrameError> {
+    let mut header = [0u8; frame::HEADER_LEN];
+    read_exact(recv, &mut header).await?;
+    let len = frame::body_len(header, limit)?;
+    let mut body = vec![0u8; len];
+    read_exact(recv, &mut body).await?;
+    frame::decode(&body)
+}
+
+async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), FrameError> {
+    recv.read_exact(buf).await.map_err(|e| match e {
+        quinn::ReadExactError::FinishedEarly(got) => FrameError::Truncated { expected: buf.len() - got, got },
+        quinn::ReadExactError::ReadError(_) => FrameError::Truncated { expected: buf.len(), got: 0 },
+    })
+}
+
+enum Answer {
+    Respond(wire::Response),
+    /// Reset the stream without answering (fault injection).
+    Drop,
+}
+
+async fn serve_stream(
+    shared: &Shared,
+    session: &Mutex<Option<Arc<DeviceSession>>>,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) {
+    let limit = shared.config.limits.max_frame_bytes;
+    let request: wire::Request = match read_frame(&mut recv, limit).await {
+        Ok(r) => r,
+        Err(e) => {
+            let (code, retryable) = match e {
+                FrameError::TooLarge { .. } => (wire::ErrorCode::LimitExceeded, false),
+                _ => (wire::ErrorCode::BadRequest, false),
+            };
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_PROTOCOL_ERROR));
+            let _ = send.write_all(&frame::encode(&error(code, format!("request rejected: {e}"), retryable))).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let current = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let answer = match request.kind {
+        None => Answer::Respond(error(wire::ErrorCode::BadRequest, "request has no RPC set", false)),
+        Some(wire::request::Kind::Enroll(req)) => Answer::Respond(enroll(shared, req).await),
+        Some(kind) => match current {
+            None => Answer::Respond(error(
+                wire::ErrorCode::Unauthenticated,
+                "this connection has no device certificate; enroll the device first",
+                false,
+            )),
+            Some(device) => match kind {
+                wire::request::Kind::Hello(h) => Answer::Respond(hello(shared, session, &device, h).await),
+                wire::request::Kind::Push(p) => push(shared, &device, p).await,
+                wire::request::Kind::Pull(_) => Answer::Respond(unsupported("Pull")),
+                wire::request::Kind::BlobStatus(_) => Answer::Respond(unsupported("BlobStatus")),
+                wire::request::Kind::BlobUpload(_) => {
+                    let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+                    Answer::Respond(unsupported("BlobUpload"))
+                }
+                wire::request::Kind::BlobDownload(_) => Answer::Respond(unsupported("BlobDownload")),
+                wire::request::Kind::Enroll(_) => Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false)),
+            },
+        },
+    };
+    match answer {
+        Answer::Respond(response) => {
+            if let Err(e) = send.write_all(&frame::encode(&response)).await {
+                tracing::debug!(error = %e, "could not send response");
+            }
+            let _ = send.finish();
+        }
+        Answer::Drop => {
+            let _ = send.reset(VarInt::from_u32(codes::RESET_ANSWER_LOST));
+        }
+    }
+}
+
+fn unsupported(rpc: &str) -> wire::Response {
+    error(
+        wire::ErrorCode::Unsupported,
+        format!("{rpc} is not served by this server version ({})", env!("CARGO_PKG_VERSION")),
+        false,
+    )
+}
+
+async fn hello(
+    shared: &Shared,
+    session: &Mutex<Option<Arc<DeviceSession>>>,
+    device: &DeviceSession,
+    h: wire::Hello,
+) -> wire::Response {
+    let now = crate::now_ms();
+    let report = DeviceReport {
+        outbox_depth: h.outbox_depth,
+        oldest_pending_age_ms: h.oldest_pending_age_ms,
+        pending_photo_bytes: h.pending_photo_bytes,
+        app_version: h.app_version.chars().take(64).collect(),
+        sdk_version: h.sdk_version.chars().take(64).collect(),
+        clock_offset_ms: if h.device_time_ms == 0 { 0 } else { h.device_time_ms.saturating_sub(now) },
+    };
+    let acked_through = match shared.store.record_hello(device.id, &report, now).await {
+        Ok(a) => a,
+        Err(e) => return error(wire::ErrorCode::Unavailable, format!("could not record hello: {e}"), true),
+    };
+    // Refresh the user's cells and role: assignments may have changed since the connection began.
+    let mut fresh = device.clone();
+    if let Ok(Some(s)) = shared.store.device_session(device.id).await {
+        fresh = s;
+        *session.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(fresh.clone()));
+    }
+    let limits = &shared.config.limits;
+    wire::Response {
+        kind: Some(wire::response::Kind::Hello(wire::HelloResponse {
+            server_time_ms: now,
+            limits: Some(wire::Limits {
+                max_frame_bytes: limits.max_frame_bytes,
+                max_ops_per_push: limits.max_ops_per_push,
+                max_blob_bytes: limits.max_blob_bytes,
+            }),
+            acked_through,
+            cursor: 0,
+            device_id: fresh.id.to_string(),
+            user: fresh.user.clone(),
+            role: fresh.role.wire(),
+            grid_cells: fresh.cell_codes(),
+            server_version: env!("CARGO_PKG_VERSION").into(),
+        })),
+    }
+}
+
+async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> Answer {
+    let max = shared.config.limits.max_ops_per_push as usize;
+    if let Err(e) = check_batch(&p.ops, max) {
+        let code = match e {
+            BatchError::TooManyOps { .. } => wire::ErrorCode::LimitExceeded,
+            _ => wire::ErrorCode::BadRequest,
+        };
+        return Answer::Respond(error(code, format!("push refused, nothing stored: {e}"), false));
+    }
+    let now = crate::now_ms();
+    let batch = match ingest::prepare(shared.store.as_ref(), device, p.ops, now).await {
+        Ok(b) => b,
+        Err(e) => {
+            return Answer::Respond(error(wire::ErrorCode::Unavailable, format!("nothing stored, retry: {e}"), true))
+        }
+    };
+    let result = match shared.ingest.commit(batch).await {
+        Ok(r) => r,
+        Err(e) => {
+            return Answer::Respond(error(wire::ErrorCode::Unavailable, format!("nothing stored, retry: {e}"), true))
+        }
+    };
+    if shared.faults.take_dropped_ack() {
+        tracing::info!(device = %device.id, "fault injection: dropping a committed push's answer");
+        return Answer::Drop;
+    }
+    let results = result
+        .results
+        .into_iter()
+        .map(|r| {
+            let (outcome, code, reason, field, message) = match (r.outcome, r.rejection) {
+                (Outcome::Rejected, Some((code, reason, field, message))) => {
+                    (wire::OpOutcome::Rejected, reject_code(code), reason, field, message)
+                }
+                (Outcome::Rejected, None) => {
+                    (wire::OpOutcome::Rejected, wire::ErrorCode::BadRequest, String::new(), String::new(), String::new())
+                }
+                (Outcome::Applied, _) => (wire::OpOutcome::Applied, wire::ErrorCode::Unspecified, String::new(), String::new(), String::new()),
+                (Outcome::Duplicate, _) => {
+                    (wire::OpOutcome::Duplicate, wire::ErrorCode::Unspecified, String::new(), String::new(), String::new())
+                }
+            };
+            wire::OpResult { device_seq: r.device_seq, outcome: outcome as i32, code: code as i32, message, reason, field }
+        })
+        .collect();
+    Answer::Respond(wire::Response {
+        kind: Some(wire::response::Kind::Push(wire::PushResponse { acked_through: result.acked_through, results })),
+    })
+}
+
+fn reject_code(code: RejectCode) -> wire::ErrorCode {
+    match code {
+        RejectCode::Invalid => wire::ErrorCode::BadRequest,
+        RejectCode::Forbidden => wire::ErrorCode::Forbidden,
+        RejectCode::NotFound => wire::ErrorCode::NotFound,
+        RejectCode::Unsupported => wire::ErrorCode::Unsupported,
+    }
+}
+
+async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
+    let refused = |m: String| error(wire::ErrorCode::EnrollmentRefused, m, false);
+    let code = req.code.trim();
+    if code.is_empty() {
+        return refused("enrollment code is empty".into());
+    }
+    let device_id = DeviceId(uuid::Uuid::now_v7());
+    let cert = match shared.pki.sign_device_csr(&req.csr_der, &device_id.to_string()) {
+        Ok(c) => c,
+        Err(e) => return error(wire::ErrorCode::BadRequest, format!("enrollment refused: {e}"), false),
+    };
+    let device = NewDevice {
+        id: device_id,
+        name: req.device_name.chars().take(128).collect(),
+        cert_sha256: pki::sha256(&cert),
+        app_version: req.app_version.chars().take(64).collect(),
+    };
+    match shared.store.redeem_enrollment(&crate::enroll::hash_code(code), &device, crate::now_ms()).await {
+        Ok(s) => {
+            tracing::info!(device = %s.id, user = %s.user, "device enrolled");
+            wire::Response {
+                kind: Some(wire::response::Kind::Enroll(wire::EnrollResponse {
+                    device_id: s.id.to_string(),
+                    certificate_der: cert.to_vec(),
+                    server_ca_der: shared.pki.server_ca_der().to_vec(),
+                    user: s.user.clone(),
+                    role: s.role.wire(),
+                    grid_cells: s.cell_codes(),
+                })),
+            }
+        }
+        Err(RedeemError::Store(e)) => error(wire::ErrorCode::Unavailable, format!("enrollment failed, retry: {e}"), true),
+        Err(e) => {
+            tracing::info!(reason = %e, "enrollment refused");
+            refused(e.to_string())
+        }
+    }
+}
+
+/// Tells every connected device to go away, then waits for in-flight requests (bounded).
+pub(crate) async fn drain(shared: &Shared, endpoint: &Endpoint, timeout: Duration) {
+    shared.draining.store(true, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while shared.in_flight.load(Ordering::SeqCst) > 0 {
+        let idle = shared.idle.notified();
+        if shared.in_flight.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, idle).await.is_err() {
+            tracing::warn!(in_flight = shared.in_flight.load(Ordering::SeqCst), "drain timed out");
+            break;
+        }
+    }
+    endpoint.close(VarInt::from_u32(codes::CLOSE_GOING_AWAY), b"server shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+}
+
