@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use patrolsync_proto::checkin::Answer;
 use patrolsync_proto::{
-    codes, wire, CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, EnrollmentString, GeoFix, Hlc,
-    Invalid, Message, Op, OpBody, OpId,
+    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, EnrollmentString, GeoFix, Hlc,
+    Invalid, Message, Op, OpBody, OpId, codes, wire,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -325,7 +325,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -340,7 +342,11 @@ fn now_ms() -> i64 {
 fn uptime_ms() -> u64 {
     std::fs::read_to_string("/proc/uptime")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map(|s| (s * 1000.0) as u64)
         .unwrap_or(0)
 }
@@ -357,9 +363,15 @@ struct Identity {
 impl Client {
     /// Opens (creating if needed) the state directory: the local database and, once enrolled,
     /// the device's key and certificate.
-    pub async fn open(state_dir: impl AsRef<Path>, config: ClientConfig) -> Result<Client, OpenError> {
+    pub async fn open(
+        state_dir: impl AsRef<Path>,
+        config: ClientConfig,
+    ) -> Result<Client, OpenError> {
         let dir = state_dir.as_ref().to_owned();
-        std::fs::create_dir_all(&dir).map_err(|source| OpenError::Dir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(dir.join(DB_FILE))
             .create_if_missing(true)
@@ -372,7 +384,10 @@ impl Client {
             .connect_with(options)
             .await
             .map_err(|e| OpenError::Database(e.to_string()))?;
-        sqlx::migrate!("./migrations").run(&db).await.map_err(|e| OpenError::Database(e.to_string()))?;
+        sqlx::migrate!("./migrations")
+            .run(&db)
+            .await
+            .map_err(|e| OpenError::Database(e.to_string()))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 dir,
@@ -387,18 +402,33 @@ impl Client {
     /// Enrolls this device with a one-time enrollment string from an admin. The device makes
     /// its own key, which never leaves it; the server signs a certificate for it. `server`
     /// overrides the address in the string.
-    pub async fn enroll(&self, enrollment: &str, server: Option<&str>, device_name: &str) -> Result<Enrollment, EnrollError> {
-        if let Some(id) = self.device_id().await.map_err(|e| EnrollError::Local(e.to_string()))? {
+    pub async fn enroll(
+        &self,
+        enrollment: &str,
+        server: Option<&str>,
+        device_name: &str,
+    ) -> Result<Enrollment, EnrollError> {
+        if let Some(id) = self
+            .device_id()
+            .await
+            .map_err(|e| EnrollError::Local(e.to_string()))?
+        {
             return Err(EnrollError::AlreadyEnrolled(id));
         }
         let parsed: EnrollmentString = enrollment.parse()?;
-        let server = server.map(str::to_owned).unwrap_or_else(|| parsed.server.clone());
+        let server = server
+            .map(str::to_owned)
+            .unwrap_or_else(|| parsed.server.clone());
         let key = rcgen::KeyPair::generate().map_err(|e| EnrollError::Local(e.to_string()))?;
         let csr = rcgen::CertificateParams::new(Vec::<String>::new())
             .and_then(|p| p.serialize_request(&key))
             .map_err(|e| EnrollError::Local(e.to_string()))?;
-        let unreachable = |reason: String| EnrollError::Unreachable { server: server.clone(), reason };
-        let tls = tls::enrollment_config(&parsed.ca_sha256).map_err(|e| EnrollError::Local(e.to_string()))?;
+        let unreachable = |reason: String| EnrollError::Unreachable {
+            server: server.clone(),
+            reason,
+        };
+        let tls = tls::enrollment_config(&parsed.ca_sha256)
+            .map_err(|e| EnrollError::Local(e.to_string()))?;
         let conn = self
             .inner
             .endpoints
@@ -413,16 +443,25 @@ impl Client {
                 app_version: self.inner.config.app_version.clone(),
             })),
         };
-        let response = transport::call(&conn, &request, patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES, self.inner.config.request_timeout)
-            .await
-            .map_err(|e| unreachable(e.to_string()));
+        let response = transport::call(
+            &conn,
+            &request,
+            patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES,
+            self.inner.config.request_timeout,
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()));
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"enrolled");
         let e = match response?.kind {
             Some(wire::response::Kind::Enroll(e)) => e,
-            Some(wire::response::Kind::Error(err)) => return Err(EnrollError::Refused(err.message)),
+            Some(wire::response::Kind::Error(err)) => {
+                return Err(EnrollError::Refused(err.message));
+            }
             _ => return Err(EnrollError::Refused("unexpected response to Enroll".into())),
         };
-        let role = patrolsync_proto::Role::from_wire_value(e.role).map(|r| r.to_string()).unwrap_or_default();
+        let role = patrolsync_proto::Role::from_wire_value(e.role)
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         let write = |name: &str, bytes: &[u8]| write_file(&self.inner.dir.join(name), bytes);
         write(KEY_FILE, &key.serialize_der()).map_err(|e| EnrollError::Local(e.to_string()))?;
         write(CERT_FILE, &e.certificate_der).map_err(|e| EnrollError::Local(e.to_string()))?;
@@ -439,28 +478,53 @@ impl Client {
         .execute(&self.inner.db)
         .await
         .map_err(|e| EnrollError::Local(e.to_string()))?;
-        Ok(Enrollment { device_id: e.device_id, server, user: e.user, role, grid_cells: e.grid_cells })
+        Ok(Enrollment {
+            device_id: e.device_id,
+            server,
+            user: e.user,
+            role,
+            grid_cells: e.grid_cells,
+        })
     }
 
     async fn device_id(&self) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1").fetch_optional(&self.inner.db).await
+        sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+            .fetch_optional(&self.inner.db)
+            .await
     }
 
     async fn identity(&self) -> Result<Identity, SyncError> {
-        let server: Option<String> =
-            sqlx::query_scalar("SELECT server FROM identity WHERE id = 1").fetch_optional(&self.inner.db).await.map_err(local)?;
-        let server = server.ok_or(SyncError::NotEnrolled)?;
-        let read = |name: &str| std::fs::read(self.inner.dir.join(name)).map_err(|e| SyncError::Local(format!("{name}: {e}")));
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(KEY_FILE)?));
-        let config = tls::device_config(CertificateDer::from(read(SERVER_CA_FILE)?), CertificateDer::from(read(CERT_FILE)?), key)
+        let server: Option<String> = sqlx::query_scalar("SELECT server FROM identity WHERE id = 1")
+            .fetch_optional(&self.inner.db)
+            .await
             .map_err(local)?;
-        Ok(Identity { server: self.inner.config.server_override.clone().unwrap_or(server), config })
+        let server = server.ok_or(SyncError::NotEnrolled)?;
+        let read = |name: &str| {
+            std::fs::read(self.inner.dir.join(name))
+                .map_err(|e| SyncError::Local(format!("{name}: {e}")))
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(KEY_FILE)?));
+        let config = tls::device_config(
+            CertificateDer::from(read(SERVER_CA_FILE)?),
+            CertificateDer::from(read(CERT_FILE)?),
+            key,
+        )
+        .map_err(local)?;
+        Ok(Identity {
+            server: self.inner.config.server_override.clone().unwrap_or(server),
+            config,
+        })
     }
 
     /// Validates the check-in and writes it to the outbox. Returns once it is durable on the
     /// device; needs no network.
     pub async fn record_checkin(&self, c: NewCheckIn) -> Result<CheckInId, RecordError> {
-        if self.device_id().await.map_err(|e| RecordError::Storage(e.to_string()))?.is_none() {
+        if self
+            .device_id()
+            .await
+            .map_err(|e| RecordError::Storage(e.to_string()))?
+            .is_none()
+        {
             return Err(RecordError::NotEnrolled);
         }
         let now = now_ms();
@@ -484,23 +548,39 @@ impl Client {
         // The server runs the same rules; refusing here saves a round trip and a rejection.
         let check_in = CheckIn::from_wire(check_in.to_wire(), now)?;
         let id = check_in.id;
-        self.enqueue(OpBody::CheckIn(check_in), "check_in", id.0.as_bytes().to_vec(), now).await?;
+        self.enqueue(
+            OpBody::CheckIn(Box::new(check_in)),
+            "check_in",
+            id.0.as_bytes().to_vec(),
+            now,
+        )
+        .await?;
         Ok(id)
     }
 
-    async fn enqueue(&self, body: OpBody, kind: &str, record_id: Vec<u8>, now: i64) -> Result<u64, RecordError> {
+    async fn enqueue(
+        &self,
+        body: OpBody,
+        kind: &str,
+        record_id: Vec<u8>,
+        now: i64,
+    ) -> Result<u64, RecordError> {
         let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
         let mut tx = self.inner.db.begin().await.map_err(storage)?;
         // The first statement writes, so concurrent recorders serialise here instead of failing
         // to upgrade a read lock.
-        let seq: i64 = sqlx::query_scalar("UPDATE counters SET value = value + 1 WHERE key = 'last_seq' RETURNING value")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(storage)?;
-        let rows = sqlx::query("SELECT key, value FROM counters WHERE key IN ('hlc_wall_ms', 'hlc_logical')")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(storage)?;
+        let seq: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE key = 'last_seq' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let rows = sqlx::query(
+            "SELECT key, value FROM counters WHERE key IN ('hlc_wall_ms', 'hlc_logical')",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
         let mut last = Hlc::default();
         for r in rows {
             let v: i64 = r.get(1);
@@ -516,7 +596,12 @@ impl Client {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        let op = Op { op_id: OpId(uuid::Uuid::now_v7()), device_seq: seq as u64, hlc, body };
+        let op = Op {
+            op_id: OpId(uuid::Uuid::now_v7()),
+            device_seq: seq as u64,
+            hlc,
+            body,
+        };
         sqlx::query("INSERT INTO outbox (device_seq, op_id, kind, record_id, payload, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(seq)
             .bind(op.op_id.to_bytes())
@@ -538,8 +623,14 @@ impl Client {
             .fetch_optional(db)
             .await
             .map_err(local)?;
-        let outbox = sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM outbox").fetch_one(db).await.map_err(local)?;
-        let rejected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejected").fetch_one(db).await.map_err(local)?;
+        let outbox = sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM outbox")
+            .fetch_one(db)
+            .await
+            .map_err(local)?;
+        let rejected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejected")
+            .fetch_one(db)
+            .await
+            .map_err(local)?;
         let state = sqlx::query("SELECT last_attempt_at_ms, last_success_at_ms, last_error FROM sync_state WHERE id = 1")
             .fetch_one(db)
             .await
@@ -571,7 +662,9 @@ impl Client {
             .map(|r| RejectedOp {
                 device_seq: r.get::<i64, _>(0) as u64,
                 kind: r.get(1),
-                record_id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(2)).map(|u| u.to_string()).unwrap_or_default(),
+                record_id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(2))
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
                 code: r.get(3),
                 reason: r.get(4),
                 field: r.get(5),
@@ -593,7 +686,8 @@ impl Client {
             match self.sync_once(&identity, &mut summary).await {
                 Ok(()) => break Ok(()),
                 Err(e) if e.is_retryable() && attempt < self.inner.config.max_attempts => {
-                    let delay = self.inner.config.initial_backoff * 2u32.saturating_pow(attempt - 1);
+                    let delay =
+                        self.inner.config.initial_backoff * 2u32.saturating_pow(attempt - 1);
                     tracing::debug!(attempt, error = %e, ?delay, "sync attempt failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -625,12 +719,19 @@ impl Client {
             _ if e.is_tls_refusal() => SyncError::NotRecognised(e.to_string()),
             _ => {
                 debug_assert!(e.is_transient());
-                SyncError::Network { server: server.to_owned(), reason: e.to_string() }
+                SyncError::Network {
+                    server: server.to_owned(),
+                    reason: e.to_string(),
+                }
             }
         }
     }
 
-    async fn sync_once(&self, identity: &Identity, summary: &mut SyncSummary) -> Result<(), SyncError> {
+    async fn sync_once(
+        &self,
+        identity: &Identity,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
         let cfg = &self.inner.config;
         let server = identity.server.as_str();
         let conn = self
@@ -644,7 +745,12 @@ impl Client {
         result
     }
 
-    async fn push_outbox(&self, conn: &quinn::Connection, server: &str, summary: &mut SyncSummary) -> Result<(), SyncError> {
+    async fn push_outbox(
+        &self,
+        conn: &quinn::Connection,
+        server: &str,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
         let cfg = &self.inner.config;
         let status = self.status().await?;
         let hello = wire::Request {
@@ -658,12 +764,19 @@ impl Client {
             })),
         };
         let limit = patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES;
-        let hello = match transport::call(conn, &hello, limit, cfg.request_timeout).await.map_err(|e| self.map_call(server, e))?.kind {
+        let hello = match transport::call(conn, &hello, limit, cfg.request_timeout)
+            .await
+            .map_err(|e| self.map_call(server, e))?
+            .kind
+        {
             Some(wire::response::Kind::Hello(h)) => h,
             other => return Err(unexpected(other)),
         };
         summary.acked_through = hello.acked_through;
-        let server_max = hello.limits.map(|l| l.max_ops_per_push as usize).unwrap_or(cfg.batch_size);
+        let server_max = hello
+            .limits
+            .map(|l| l.max_ops_per_push as usize)
+            .unwrap_or(cfg.batch_size);
         let batch = cfg.batch_size.min(server_max).max(1);
 
         let mut in_flight: JoinSet<Result<(Vec<i64>, wire::Response), CallError>> = JoinSet::new();
@@ -680,29 +793,46 @@ impl Client {
                 last_sent = last.get(0);
                 let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
                 let payloads: Vec<Vec<u8>> = rows.iter().map(|r| r.get(1)).collect();
-                let request = transport::push_request(&payloads).map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
+                let request = transport::push_request(&payloads)
+                    .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
                 summary.pushed += seqs.len() as u64;
                 let conn = conn.clone();
                 let timeout = cfg.request_timeout;
-                in_flight.spawn(async move { Ok((seqs, transport::call(&conn, &request, limit, timeout).await?)) });
+                in_flight.spawn(async move {
+                    Ok((
+                        seqs,
+                        transport::call(&conn, &request, limit, timeout).await?,
+                    ))
+                });
             }
-            let Some(joined) = in_flight.join_next().await else { return Ok(()) };
-            let (seqs, response) = joined.map_err(local)?.map_err(|e| self.map_call(server, e))?;
+            let Some(joined) = in_flight.join_next().await else {
+                return Ok(());
+            };
+            let (seqs, response) = joined
+                .map_err(local)?
+                .map_err(|e| self.map_call(server, e))?;
             match response.kind {
-                Some(wire::response::Kind::Push(p)) => self.apply_results(&seqs, p, summary).await?,
+                Some(wire::response::Kind::Push(p)) => {
+                    self.apply_results(&seqs, p, summary).await?
+                }
                 Some(wire::response::Kind::Error(e)) => {
                     return Err(SyncError::Server {
                         code: code_name(e.code),
                         message: e.message,
                         retryable: e.retryable,
-                    })
+                    });
                 }
                 other => return Err(unexpected(other)),
             }
         }
     }
 
-    async fn apply_results(&self, seqs: &[i64], p: wire::PushResponse, summary: &mut SyncSummary) -> Result<(), SyncError> {
+    async fn apply_results(
+        &self,
+        seqs: &[i64],
+        p: wire::PushResponse,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
         let sent: std::collections::HashSet<i64> = seqs.iter().copied().collect();
         let mut tx = self.inner.db.begin().await.map_err(local)?;
         let now = now_ms();
@@ -712,7 +842,11 @@ impl Client {
                 continue;
             }
             match wire::OpOutcome::try_from(r.outcome) {
-                Ok(wire::OpOutcome::Applied | wire::OpOutcome::Duplicate | wire::OpOutcome::Conflict) => {
+                Ok(
+                    wire::OpOutcome::Applied
+                    | wire::OpOutcome::Duplicate
+                    | wire::OpOutcome::Conflict,
+                ) => {
                     if r.outcome == wire::OpOutcome::Duplicate as i32 {
                         summary.duplicates += 1;
                     } else {
@@ -738,7 +872,11 @@ impl Client {
                 // An outcome this SDK does not know: keep the op and send it again later.
                 _ => continue,
             }
-            sqlx::query("DELETE FROM outbox WHERE device_seq = ?").bind(seq).execute(&mut *tx).await.map_err(local)?;
+            sqlx::query("DELETE FROM outbox WHERE device_seq = ?")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(local)?;
         }
         tx.commit().await.map_err(local)?;
         summary.acked_through = summary.acked_through.max(p.acked_through);
@@ -749,7 +887,11 @@ impl Client {
 /// `forbidden` for `ERROR_CODE_FORBIDDEN`, and so on.
 fn code_name(code: i32) -> String {
     wire::ErrorCode::try_from(code)
-        .map(|c| c.as_str_name().trim_start_matches("ERROR_CODE_").to_ascii_lowercase())
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("ERROR_CODE_")
+                .to_ascii_lowercase()
+        })
         .unwrap_or_else(|_| format!("code_{code}"))
 }
 
@@ -760,7 +902,11 @@ fn unexpected(kind: Option<wire::response::Kind>) -> SyncError {
             message: e.message,
             retryable: e.retryable,
         },
-        _ => SyncError::Server { code: "UNEXPECTED".into(), message: "the server answered with the wrong message".into(), retryable: false },
+        _ => SyncError::Server {
+            code: "UNEXPECTED".into(),
+            message: "the server answered with the wrong message".into(),
+            retryable: false,
+        },
     }
 }
 

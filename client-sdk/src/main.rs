@@ -99,7 +99,12 @@ fn ago(ms: Option<i64>) -> String {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(t);
-            format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(((now - t).max(0) / 1000) as u64)))
+            format!(
+                "{} ago",
+                humantime::format_duration(std::time::Duration::from_secs(
+                    ((now - t).max(0) / 1000) as u64
+                ))
+            )
         }
     }
 }
@@ -119,21 +124,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&e)?;
             } else {
-                println!("enrolled as device {} for {} ({}), cells {}; server {}", e.device_id, e.user, e.role, e.grid_cells.join(","), e.server);
+                println!(
+                    "enrolled as device {} for {} ({}), cells {}; server {}",
+                    e.device_id,
+                    e.user,
+                    e.role,
+                    e.grid_cells.join(","),
+                    e.server
+                );
             }
         }
-        Command::Checkin { checkpoint, lat, lon, accuracy, outcome, method, kind, note, json } => {
+        Command::Checkin {
+            checkpoint,
+            lat,
+            lon,
+            accuracy,
+            outcome,
+            method,
+            kind,
+            note,
+            json,
+        } => {
             let mut c = NewCheckIn::new(checkpoint.clone(), outcome);
             c.method = method;
             c.kind = kind;
             c.note = note;
             if let (Some(latitude), Some(longitude)) = (lat, lon) {
-                c.fix = Some(GeoFix { latitude, longitude, accuracy_m: accuracy, fix_time_ms: 0, mock: false });
+                c.fix = Some(GeoFix {
+                    latitude,
+                    longitude,
+                    accuracy_m: accuracy,
+                    fix_time_ms: 0,
+                    mock: false,
+                });
             }
             let id = client.record_checkin(c).await?;
             let pending = client.status().await?.pending_ops;
             if json {
-                print_json(&serde_json::json!({ "id": id.to_string(), "checkpoint": checkpoint, "pending_ops": pending }))?;
+                print_json(
+                    &serde_json::json!({ "id": id.to_string(), "checkpoint": checkpoint, "pending_ops": pending }),
+                )?;
             } else {
                 println!("recorded check-in {id} at {checkpoint}; {pending} op(s) waiting to sync");
             }
@@ -148,7 +178,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     s.elapsed_ms, s.pushed, s.applied, s.duplicates, s.rejected, s.remaining
                 );
                 if s.rejected > 0 {
-                    println!("see why with: patrolsync-device --state-dir {} rejected", cli.state_dir.display());
+                    println!(
+                        "see why with: patrolsync-device --state-dir {} rejected",
+                        cli.state_dir.display()
+                    );
                 }
             }
         }
@@ -158,10 +191,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&s)?;
             } else {
                 match &s.device_id {
-                    Some(id) => println!("device     {id} ({}) → {}", s.user.as_deref().unwrap_or(""), s.server.as_deref().unwrap_or("")),
+                    Some(id) => println!(
+                        "device     {id} ({}) → {}",
+                        s.user.as_deref().unwrap_or(""),
+                        s.server.as_deref().unwrap_or("")
+                    ),
                     None => println!("device     not enrolled"),
                 }
-                let oldest = s.oldest_pending_age_ms.map(|a| format!(", oldest {} old", humantime::format_duration(std::time::Duration::from_secs(a / 1000)))).unwrap_or_default();
+                let oldest = s
+                    .oldest_pending_age_ms
+                    .map(|a| {
+                        format!(
+                            ", oldest {} old",
+                            humantime::format_duration(std::time::Duration::from_secs(a / 1000))
+                        )
+                    })
+                    .unwrap_or_default();
                 println!("pending    {} op(s){oldest}", s.pending_ops);
                 println!("rejected   {}", s.rejected_ops);
                 println!("last sync  {}", ago(s.last_sync_at_ms));
@@ -178,7 +223,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("no rejected ops");
             } else {
                 for op in r {
-                    println!("seq {} {} {}: {} ({} {})", op.device_seq, op.kind, op.record_id, op.message, op.code, op.field);
+                    println!(
+                        "seq {} {} {}: {} ({} {})",
+                        op.device_seq, op.kind, op.record_id, op.message, op.code, op.field
+                    );
                 }
             }
         }
@@ -188,8 +236,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PATROLSYNC_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PATROLSYNC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -49,9 +49,12 @@ impl ServerCertVerifier for PinnedCaVerifier {
         })?;
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
-        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            self.provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
@@ -61,7 +64,12 @@ impl ServerCertVerifier for PinnedCaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -70,11 +78,18 @@ impl ServerCertVerifier for PinnedCaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -85,7 +100,9 @@ fn finish(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, rustls::
         .map_err(|e| rustls::Error::General(e.to_string()))?;
     let mut transport = quinn::TransportConfig::default();
     transport
-        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(60_000))))
+        .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+            60_000,
+        ))))
         // Only while a sync runs: the connection is closed when the sync ends.
         .keep_alive_interval(Some(std::time::Duration::from_secs(15)))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(0))
@@ -105,7 +122,10 @@ pub(crate) fn enrollment_config(ca_sha256_hex: &str) -> Result<quinn::ClientConf
     let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier { pin_hex: ca_sha256_hex.to_owned(), provider }))
+        .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
+            pin_hex: ca_sha256_hex.to_owned(),
+            provider,
+        }))
         .with_no_client_auth();
     finish(tls)
 }

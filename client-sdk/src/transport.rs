@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use patrolsync_proto::frame::{self, FrameError};
-use patrolsync_proto::{codes, wire, Message};
+use patrolsync_proto::{Message, codes, wire};
 use quinn::{Connection, ConnectionError, Endpoint};
 
 /// Why one request failed.
@@ -34,7 +34,9 @@ impl CallError {
     /// The application close code, if the server closed the connection with one.
     pub(crate) fn close_code(&self) -> Option<u32> {
         match self {
-            CallError::Connection(ConnectionError::ApplicationClosed(c)) => u32::try_from(c.error_code.into_inner()).ok(),
+            CallError::Connection(ConnectionError::ApplicationClosed(c)) => {
+                u32::try_from(c.error_code.into_inner()).ok()
+            }
             _ => None,
         }
     }
@@ -46,7 +48,10 @@ impl CallError {
 
     /// The request may be repeated (network trouble, not a refusal).
     pub(crate) fn is_transient(&self) -> bool {
-        !matches!(self.close_code(), Some(codes::CLOSE_REVOKED | codes::CLOSE_UNAUTHENTICATED)) && !self.is_tls_refusal()
+        !matches!(
+            self.close_code(),
+            Some(codes::CLOSE_REVOKED | codes::CLOSE_UNAUTHENTICATED)
+        ) && !self.is_tls_refusal()
     }
 }
 
@@ -90,7 +95,10 @@ impl Endpoints {
         let connecting = self.for_addr(addr)?.connect_with(config, addr, host)?;
         match tokio::time::timeout(timeout, connecting).await {
             Ok(r) => Ok(r?),
-            Err(_) => Err(CallError::ConnectTimeout { server: server.to_owned(), secs: timeout.as_secs() }),
+            Err(_) => Err(CallError::ConnectTimeout {
+                server: server.to_owned(),
+                secs: timeout.as_secs(),
+            }),
         }
     }
 }
@@ -104,10 +112,12 @@ pub(crate) async fn call(
 ) -> Result<wire::Response, CallError> {
     let work = async {
         let (mut send, mut recv) = conn.open_bi().await?;
-        send.write_all(&frame::encode(request)).await.map_err(|e| match e {
-            quinn::WriteError::ConnectionLost(c) => CallError::Connection(c),
-            other => CallError::Stream(other.to_string()),
-        })?;
+        send.write_all(&frame::encode(request))
+            .await
+            .map_err(|e| match e {
+                quinn::WriteError::ConnectionLost(c) => CallError::Connection(c),
+                other => CallError::Stream(other.to_string()),
+            })?;
         let _ = send.finish();
         let mut header = [0u8; frame::HEADER_LEN];
         read_exact(&mut recv, &mut header).await?;
@@ -116,21 +126,31 @@ pub(crate) async fn call(
         read_exact(&mut recv, &mut body).await?;
         Ok::<_, CallError>(frame::decode::<wire::Response>(&body)?)
     };
-    tokio::time::timeout(timeout, work).await.map_err(|_| CallError::Timeout(timeout.as_secs()))?
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| CallError::Timeout(timeout.as_secs()))?
 }
 
 async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), CallError> {
     recv.read_exact(buf).await.map_err(|e| match e {
-        quinn::ReadExactError::FinishedEarly(got) => {
-            CallError::Frame(FrameError::Truncated { expected: buf.len() - got, got })
+        quinn::ReadExactError::FinishedEarly(got) => CallError::Frame(FrameError::Truncated {
+            expected: buf.len() - got,
+            got,
+        }),
+        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => {
+            CallError::Connection(c)
         }
-        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => CallError::Connection(c),
         quinn::ReadExactError::ReadError(e) => CallError::Stream(e.to_string()),
     })
 }
 
 /// Encodes a push from the outbox's stored op payloads (each an encoded `wire::Op`).
 pub(crate) fn push_request(payloads: &[Vec<u8>]) -> Result<wire::Request, prost::DecodeError> {
-    let ops = payloads.iter().map(|p| wire::Op::decode(p.as_slice())).collect::<Result<Vec<_>, _>>()?;
-    Ok(wire::Request { kind: Some(wire::request::Kind::Push(wire::PushRequest { ops })) })
+    let ops = payloads
+        .iter()
+        .map(|p| wire::Op::decode(p.as_slice()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(wire::Request {
+        kind: Some(wire::request::Kind::Push(wire::PushRequest { ops })),
+    })
 }

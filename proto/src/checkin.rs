@@ -159,27 +159,50 @@ impl CheckIn {
     /// Validates a wire check-in received at server (or device) time `now_ms`.
     pub fn from_wire(w: wire::CheckIn, now_ms: i64) -> Result<CheckIn, Invalid> {
         let id = CheckInId::from_slice(&w.id).ok_or_else(|| {
-            Invalid::new("id", "invalid_id", format!("id must be a 16-byte UUID, got {} bytes", w.id.len()))
+            Invalid::new(
+                "id",
+                "invalid_id",
+                format!("id must be a 16-byte UUID, got {} bytes", w.id.len()),
+            )
         })?;
         let checkpoint = w.checkpoint.trim().to_owned();
         if checkpoint.is_empty() {
-            return Err(Invalid::new("checkpoint", "missing", "checkpoint code is required"));
+            return Err(Invalid::new(
+                "checkpoint",
+                "missing",
+                "checkpoint code is required",
+            ));
         }
         text("checkpoint", &checkpoint, 128)?;
         text("tag_uid", &w.tag_uid, 256)?;
         text("note", &w.note, MAX_TEXT_CHARS)?;
         text("template_id", &w.template_id, 128)?;
         let kind = CheckInKind::from_wire(w.kind)?.unwrap_or(CheckInKind::Patrol);
-        let method = CheckInMethod::from_wire(w.method)?
-            .ok_or_else(|| Invalid::new("method", "missing", "method is required (nfc, qr, gps or manual)"))?;
+        let method = CheckInMethod::from_wire(w.method)?.ok_or_else(|| {
+            Invalid::new(
+                "method",
+                "missing",
+                "method is required (nfc, qr, gps or manual)",
+            )
+        })?;
         let outcome = CheckInOutcome::from_wire(w.outcome)?.ok_or_else(|| {
-            Invalid::new("outcome", "missing", "outcome is required (inspected, or why it could not be inspected)")
+            Invalid::new(
+                "outcome",
+                "missing",
+                "outcome is required (inspected, or why it could not be inspected)",
+            )
         })?;
         plausible_time("device_time_ms", w.device_time_ms, now_ms)?;
         let fix = w.fix.map(|f| validate_fix(f, now_ms)).transpose()?;
         if w.answers.len() > MAX_ANSWERS {
-            return Err(Invalid::new("answers", "too_many",
-                format!("{} answers exceed the limit of {MAX_ANSWERS}", w.answers.len())));
+            return Err(Invalid::new(
+                "answers",
+                "too_many",
+                format!(
+                    "{} answers exceed the limit of {MAX_ANSWERS}",
+                    w.answers.len()
+                ),
+            ));
         }
         let answers = w
             .answers
@@ -187,12 +210,20 @@ impl CheckIn {
             .enumerate()
             .map(|(i, a)| {
                 if a.item_id.trim().is_empty() {
-                    return Err(Invalid::new(format!("answers[{i}].item_id"), "missing", "item id is required"));
+                    return Err(Invalid::new(
+                        format!("answers[{i}].item_id"),
+                        "missing",
+                        "item id is required",
+                    ));
                 }
                 text(&format!("answers[{i}].item_id"), &a.item_id, 128)?;
                 text(&format!("answers[{i}].note"), &a.note, MAX_TEXT_CHARS)?;
                 let value = AnswerValue::from_wire(a.value)?.ok_or_else(|| {
-                    Invalid::new(format!("answers[{i}].value"), "missing", "answer value is required (ok, issue or not_applicable)")
+                    Invalid::new(
+                        format!("answers[{i}].value"),
+                        "missing",
+                        "answer value is required (ok, issue or not_applicable)",
+                    )
                 })?;
                 Ok(Answer {
                     item_id: a.item_id,
@@ -259,7 +290,11 @@ impl CheckIn {
 fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid> {
     let n = value.chars().count();
     if n > max_chars {
-        return Err(Invalid::new(field, "too_long", format!("{n} characters exceed the limit of {max_chars}")));
+        return Err(Invalid::new(
+            field,
+            "too_long",
+            format!("{n} characters exceed the limit of {max_chars}"),
+        ));
     }
     Ok(())
 }
@@ -267,12 +302,20 @@ fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid> {
 /// Refuses a device timestamp that no working clock could produce.
 pub fn plausible_time(field: &str, t_ms: i64, now_ms: i64) -> Result<(), Invalid> {
     if t_ms < MIN_PLAUSIBLE_TIME_MS {
-        return Err(Invalid::new(field, "implausible_time",
-            format!("{t_ms} is before 2020-01-01; the device clock is not set")));
+        return Err(Invalid::new(
+            field,
+            "implausible_time",
+            format!("{t_ms} is before 2020-01-01; the device clock is not set"),
+        ));
     }
     if t_ms > now_ms.saturating_add(MAX_FUTURE_SKEW_MS) {
-        return Err(Invalid::new(field, "implausible_time",
-            format!("{t_ms} is more than a year after server time {now_ms}; the device clock is wrong")));
+        return Err(Invalid::new(
+            field,
+            "implausible_time",
+            format!(
+                "{t_ms} is more than a year after server time {now_ms}; the device clock is wrong"
+            ),
+        ));
     }
     Ok(())
 }
@@ -281,8 +324,14 @@ fn validate_fix(f: wire::GeoFix, now_ms: i64) -> Result<GeoFix, Invalid> {
     coordinate("fix.latitude", "latitude", f.latitude, 90.0)?;
     coordinate("fix.longitude", "longitude", f.longitude, 180.0)?;
     if !f.accuracy_m.is_finite() || !(0.0..=100_000.0).contains(&f.accuracy_m) {
-        return Err(Invalid::new("fix.accuracy_m", "out_of_range",
-            format!("accuracy {} m is out of range (must be between 0 and 100000)", f.accuracy_m)));
+        return Err(Invalid::new(
+            "fix.accuracy_m",
+            "out_of_range",
+            format!(
+                "accuracy {} m is out of range (must be between 0 and 100000)",
+                f.accuracy_m
+            ),
+        ));
     }
     if f.fix_time_ms != 0 {
         plausible_time("fix.fix_time_ms", f.fix_time_ms, now_ms)?;
@@ -298,26 +347,42 @@ fn validate_fix(f: wire::GeoFix, now_ms: i64) -> Result<GeoFix, Invalid> {
 
 fn coordinate(field: &str, name: &str, value: f64, bound: f64) -> Result<(), Invalid> {
     if !value.is_finite() {
-        return Err(Invalid::new(field, "not_a_number", format!("{name} {value} is not a finite number")));
+        return Err(Invalid::new(
+            field,
+            "not_a_number",
+            format!("{name} {value} is not a finite number"),
+        ));
     }
     if !(-bound..=bound).contains(&value) {
-        return Err(Invalid::new(field, "out_of_range",
-            format!("{name} {value} is out of range (must be between -{bound} and {bound})")));
+        return Err(Invalid::new(
+            field,
+            "out_of_range",
+            format!("{name} {value} is out of range (must be between -{bound} and {bound})"),
+        ));
     }
     Ok(())
 }
 
 fn photo_hashes(field: &str, raw: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, Invalid> {
     if raw.len() > MAX_PHOTOS {
-        return Err(Invalid::new(field, "too_many",
-            format!("{} photos exceed the limit of {MAX_PHOTOS}", raw.len())));
+        return Err(Invalid::new(
+            field,
+            "too_many",
+            format!("{} photos exceed the limit of {MAX_PHOTOS}", raw.len()),
+        ));
     }
     raw.iter()
         .enumerate()
         .map(|(i, h)| {
             <[u8; 32]>::try_from(h.as_slice()).map_err(|_| {
-                Invalid::new(format!("{field}[{i}]"), "invalid_hash",
-                    format!("a photo hash must be 32 bytes of SHA-256, got {} bytes", h.len()))
+                Invalid::new(
+                    format!("{field}[{i}]"),
+                    "invalid_hash",
+                    format!(
+                        "a photo hash must be 32 bytes of SHA-256, got {} bytes",
+                        h.len()
+                    ),
+                )
             })
         })
         .collect()
@@ -336,7 +401,12 @@ mod tests {
             method: wire::CheckInMethod::Nfc as i32,
             outcome: wire::CheckInOutcome::Inspected as i32,
             device_time_ms: NOW - 60_000,
-            fix: Some(wire::GeoFix { latitude: 45.75, longitude: 126.65, accuracy_m: 8.0, ..Default::default() }),
+            fix: Some(wire::GeoFix {
+                latitude: 45.75,
+                longitude: 126.65,
+                accuracy_m: 8.0,
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -361,7 +431,10 @@ mod tests {
     fn nan_longitude_is_refused() {
         let mut w = sample();
         w.fix.as_mut().expect("fix").longitude = f64::NAN;
-        assert_eq!(CheckIn::from_wire(w, NOW).expect_err("refused").reason, "not_a_number");
+        assert_eq!(
+            CheckIn::from_wire(w, NOW).expect_err("refused").reason,
+            "not_a_number"
+        );
     }
 
     #[test]
@@ -377,9 +450,15 @@ mod tests {
     fn missing_outcome_and_dead_clock_are_refused() {
         let mut w = sample();
         w.outcome = 0;
-        assert_eq!(CheckIn::from_wire(w, NOW).expect_err("refused").field, "outcome");
+        assert_eq!(
+            CheckIn::from_wire(w, NOW).expect_err("refused").field,
+            "outcome"
+        );
         let mut w = sample();
         w.device_time_ms = 0;
-        assert_eq!(CheckIn::from_wire(w, NOW).expect_err("refused").reason, "implausible_time");
+        assert_eq!(
+            CheckIn::from_wire(w, NOW).expect_err("refused").reason,
+            "implausible_time"
+        );
     }
 }

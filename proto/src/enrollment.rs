@@ -31,21 +31,32 @@ impl fmt::Debug for EnrollmentString {
 
 impl fmt::Display for EnrollmentString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{SCHEME}{}/enroll?code={}&ca={}", self.server, self.code, self.ca_sha256)
+        write!(
+            f,
+            "{SCHEME}{}/enroll?code={}&ca={}",
+            self.server, self.code, self.ca_sha256
+        )
     }
 }
 
 /// Why an enrollment string could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a patrolsync enrollment string ({0}); it looks like patrolsync://HOST:PORT/enroll?code=…&ca=…")]
+#[error(
+    "not a patrolsync enrollment string ({0}); it looks like patrolsync://HOST:PORT/enroll?code=…&ca=…"
+)]
 pub struct BadEnrollmentString(&'static str);
 
 impl FromStr for EnrollmentString {
     type Err = BadEnrollmentString;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s.trim().strip_prefix(SCHEME).ok_or(BadEnrollmentString("missing patrolsync:// prefix"))?;
-        let (server, query) = rest.split_once("/enroll?").ok_or(BadEnrollmentString("missing /enroll?"))?;
+        let rest = s
+            .trim()
+            .strip_prefix(SCHEME)
+            .ok_or(BadEnrollmentString("missing patrolsync:// prefix"))?;
+        let (server, query) = rest
+            .split_once("/enroll?")
+            .ok_or(BadEnrollmentString("missing /enroll?"))?;
         if server.is_empty() || !server.contains(':') {
             return Err(BadEnrollmentString("server must be HOST:PORT"));
         }
@@ -62,7 +73,11 @@ impl FromStr for EnrollmentString {
         if ca_sha256.len() != 64 || !ca_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BadEnrollmentString("ca fingerprint must be 64 hex digits"));
         }
-        Ok(EnrollmentString { server: server.to_owned(), code, ca_sha256 })
+        Ok(EnrollmentString {
+            server: server.to_owned(),
+            code,
+            ca_sha256,
+        })
     }
 }
 
@@ -72,10 +87,18 @@ mod tests {
 
     #[test]
     fn round_trips_and_hides_the_code_in_debug() {
-        let e = EnrollmentString { server: "[::1]:4433".into(), code: "ABCD-EFGH".into(), ca_sha256: "ab".repeat(32) };
+        let e = EnrollmentString {
+            server: "[::1]:4433".into(),
+            code: "ABCD-EFGH".into(),
+            ca_sha256: "ab".repeat(32),
+        };
         let parsed: EnrollmentString = e.to_string().parse().expect("parses");
         assert_eq!(parsed, e);
         assert!(!format!("{e:?}").contains("ABCD"));
-        assert!("https://x/enroll?code=a&ca=b".parse::<EnrollmentString>().is_err());
+        assert!(
+            "https://x/enroll?code=a&ca=b"
+                .parse::<EnrollmentString>()
+                .is_err()
+        );
     }
 }

@@ -175,13 +175,26 @@ mod tests {
     fn truncated_frame_is_reported_at_end_of_stream() {
         let frame = encode(&wire::Notify { cursor: 42 });
         let mut dec = FrameDecoder::new(1024);
-        assert!(dec.push(&frame[..frame.len() - 1]).expect("push").is_empty());
+        assert!(
+            dec.push(&frame[..frame.len() - 1])
+                .expect("push")
+                .is_empty()
+        );
         assert!(matches!(dec.finish(), Err(FrameError::Truncated { .. })));
     }
 
     #[test]
     fn garbage_body_is_a_decode_error_naming_the_message() {
         let err = decode::<wire::Request>(&[0xff, 0xff, 0xff]).expect_err("garbage");
-        assert!(matches!(err, FrameError::Decode { message: "Request", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                FrameError::Decode {
+                    message: "Request",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -97,10 +97,22 @@ mod tests {
     #[test]
     fn tick_follows_wall_clock_and_never_goes_back() {
         let a = Hlc::default().tick(1_000);
-        assert_eq!(a, Hlc { wall_ms: 1_000, logical: 0 });
+        assert_eq!(
+            a,
+            Hlc {
+                wall_ms: 1_000,
+                logical: 0
+            }
+        );
         // Wall clock jumped back: the HLC keeps going forward.
         let b = a.tick(500);
-        assert_eq!(b, Hlc { wall_ms: 1_000, logical: 1 });
+        assert_eq!(
+            b,
+            Hlc {
+                wall_ms: 1_000,
+                logical: 1
+            }
+        );
     }
 
     proptest! {

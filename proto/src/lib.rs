@@ -55,23 +55,22 @@ macro_rules! wire_enum {
     };
 }
 
-
 pub mod checkin;
 pub mod codes;
 pub mod enrollment;
-pub mod people;
 pub mod frame;
 pub mod hlc;
 pub mod ids;
 pub mod op;
+pub mod people;
 
 pub use checkin::{CheckIn, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Invalid};
 pub use enrollment::EnrollmentString;
 pub use frame::FrameError;
 pub use hlc::Hlc;
-pub use people::Role;
 pub use ids::{CheckInId, DeviceId, OpId};
 pub use op::{Op, OpBody};
+pub use people::Role;
 
 /// The generated protobuf types of protocol v1 (`proto/patrolsync/v1/*.proto`).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -24,7 +24,7 @@ pub struct Op {
 #[non_exhaustive]
 pub enum OpBody {
     /// Record a check-in.
-    CheckIn(CheckIn),
+    CheckIn(Box<CheckIn>),
     /// A well-formed op of a kind this build does not apply (named for the rejection).
     Unsupported(&'static str),
 }
@@ -81,17 +81,28 @@ impl Op {
     /// Validates one op received at time `now_ms`. The caller has already run [`check_batch`].
     pub fn from_wire(w: wire::Op, now_ms: i64) -> Result<Op, Invalid> {
         let op_id = OpId::from_slice(&w.op_id).ok_or_else(|| {
-            Invalid::new("op_id", "invalid_id", format!("op_id must be a 16-byte UUID, got {} bytes", w.op_id.len()))
+            Invalid::new(
+                "op_id",
+                "invalid_id",
+                format!("op_id must be a 16-byte UUID, got {} bytes", w.op_id.len()),
+            )
         })?;
         let hlc = w.hlc.map(Hlc::from).unwrap_or_default();
         let body = match w.body {
             None => return Err(Invalid::new("body", "missing", "op has no body")),
-            Some(wire::op::Body::CheckIn(c)) => OpBody::CheckIn(CheckIn::from_wire(c, now_ms)?),
+            Some(wire::op::Body::CheckIn(c)) => {
+                OpBody::CheckIn(Box::new(CheckIn::from_wire(c, now_ms)?))
+            }
             Some(wire::op::Body::HazardReport(_)) => OpBody::Unsupported("hazard_report"),
             Some(wire::op::Body::HazardEvent(_)) => OpBody::Unsupported("hazard_event"),
             Some(wire::op::Body::HazardFieldEdit(_)) => OpBody::Unsupported("hazard_field_edit"),
         };
-        Ok(Op { op_id, device_seq: w.device_seq, hlc, body })
+        Ok(Op {
+            op_id,
+            device_seq: w.device_seq,
+            hlc,
+            body,
+        })
     }
 
     /// The wire form. Unsupported bodies cannot be built locally, so they never reach here.
@@ -113,14 +124,23 @@ mod tests {
     use super::*;
 
     fn op(seq: u64) -> wire::Op {
-        wire::Op { device_seq: seq, ..Default::default() }
+        wire::Op {
+            device_seq: seq,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn batch_shape_is_checked_before_content() {
         assert_eq!(check_batch(&[op(1), op(2)], 10), Ok(()));
-        assert_eq!(check_batch(&[op(1), op(0)], 10), Err(BatchError::ZeroSeq { index: 1 }));
-        assert_eq!(check_batch(&[op(3), op(3)], 10), Err(BatchError::RepeatedSeq { seq: 3 }));
+        assert_eq!(
+            check_batch(&[op(1), op(0)], 10),
+            Err(BatchError::ZeroSeq { index: 1 })
+        );
+        assert_eq!(
+            check_batch(&[op(3), op(3)], 10),
+            Err(BatchError::RepeatedSeq { seq: 3 })
+        );
         assert_eq!(
             check_batch(&[op(1), op(2), op(3)], 2),
             Err(BatchError::TooManyOps { count: 3, limit: 2 })

@@ -24,4 +24,3 @@ impl Role {
         Role::from_wire(raw).ok().flatten()
     }
 }
-

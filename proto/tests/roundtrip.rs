@@ -10,15 +10,22 @@ fn bytes16() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn geo_fix() -> impl Strategy<Value = wire::GeoFix> {
-    (any::<f64>(), any::<f64>(), any::<f64>(), any::<i64>(), any::<bool>()).prop_map(
-        |(latitude, longitude, accuracy_m, fix_time_ms, mock)| wire::GeoFix {
-            latitude,
-            longitude,
-            accuracy_m,
-            fix_time_ms,
-            mock,
-        },
+    (
+        any::<f64>(),
+        any::<f64>(),
+        any::<f64>(),
+        any::<i64>(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(latitude, longitude, accuracy_m, fix_time_ms, mock)| wire::GeoFix {
+                latitude,
+                longitude,
+                accuracy_m,
+                fix_time_ms,
+                mock,
+            },
+        )
 }
 
 fn check_in() -> impl Strategy<Value = wire::CheckIn> {
@@ -30,7 +37,12 @@ fn check_in() -> impl Strategy<Value = wire::CheckIn> {
         any::<i64>(),
         proptest::option::of(geo_fix()),
         proptest::collection::vec(
-            (".{0,10}", any::<i32>(), ".{0,10}", proptest::collection::vec(any::<u8>(), 32)),
+            (
+                ".{0,10}",
+                any::<i32>(),
+                ".{0,10}",
+                proptest::collection::vec(any::<u8>(), 32),
+            ),
             0..4,
         ),
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 32), 0..3),
@@ -67,36 +79,52 @@ fn check_in() -> impl Strategy<Value = wire::CheckIn> {
 }
 
 fn hazard_report() -> impl Strategy<Value = wire::HazardReport> {
-    (bytes16(), ".{0,20}", any::<i32>(), any::<i32>(), any::<i64>(), proptest::option::of(geo_fix()))
-        .prop_map(|(id, cell, category, severity, deadline_ms, position)| wire::HazardReport {
-            id,
-            grid_cell: cell,
-            checkpoint: String::new(),
-            position,
-            category,
-            severity,
-            handling: severity,
-            deadline_ms,
-            description: "blocked lane".into(),
-            photo_sha256: vec![vec![7; 32]],
-            device_time_ms: deadline_ms,
-        })
+    (
+        bytes16(),
+        ".{0,20}",
+        any::<i32>(),
+        any::<i32>(),
+        any::<i64>(),
+        proptest::option::of(geo_fix()),
+    )
+        .prop_map(
+            |(id, cell, category, severity, deadline_ms, position)| wire::HazardReport {
+                id,
+                grid_cell: cell,
+                checkpoint: String::new(),
+                position,
+                category,
+                severity,
+                handling: severity,
+                deadline_ms,
+                description: "blocked lane".into(),
+                photo_sha256: vec![vec![7; 32]],
+                device_time_ms: deadline_ms,
+            },
+        )
 }
 
 fn hazard_event() -> impl Strategy<Value = wire::HazardEvent> {
-    (bytes16(), bytes16(), any::<i32>(), any::<i64>(), any::<i32>()).prop_map(
-        |(id, hazard_id, kind, deadline_ms, agency)| wire::HazardEvent {
-            id,
-            hazard_id: hazard_id.clone(),
-            kind,
-            deadline_ms,
-            agency,
-            merge_into: hazard_id,
-            note: "fixed".into(),
-            photo_sha256: vec![],
-            device_time_ms: deadline_ms,
-        },
+    (
+        bytes16(),
+        bytes16(),
+        any::<i32>(),
+        any::<i64>(),
+        any::<i32>(),
     )
+        .prop_map(
+            |(id, hazard_id, kind, deadline_ms, agency)| wire::HazardEvent {
+                id,
+                hazard_id: hazard_id.clone(),
+                kind,
+                deadline_ms,
+                agency,
+                merge_into: hazard_id,
+                note: "fixed".into(),
+                photo_sha256: vec![],
+                device_time_ms: deadline_ms,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = wire::Op> {
@@ -105,17 +133,26 @@ fn op() -> impl Strategy<Value = wire::Op> {
         hazard_report().prop_map(wire::op::Body::HazardReport),
         hazard_event().prop_map(wire::op::Body::HazardEvent),
         (bytes16(), any::<i32>(), ".{0,20}").prop_map(|(hazard_id, field, value)| {
-            wire::op::Body::HazardFieldEdit(wire::HazardFieldEdit { hazard_id, field, value })
+            wire::op::Body::HazardFieldEdit(wire::HazardFieldEdit {
+                hazard_id,
+                field,
+                value,
+            })
         }),
     ];
-    (bytes16(), any::<u64>(), any::<u64>(), any::<u32>(), proptest::option::of(body)).prop_map(
-        |(op_id, device_seq, wall_ms, logical, body)| wire::Op {
+    (
+        bytes16(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        proptest::option::of(body),
+    )
+        .prop_map(|(op_id, device_seq, wall_ms, logical, body)| wire::Op {
             op_id,
             device_seq,
             hlc: Some(wire::Hlc { wall_ms, logical }),
             body,
-        },
-    )
+        })
 }
 
 fn request() -> impl Strategy<Value = wire::Request> {
@@ -132,17 +169,33 @@ fn request() -> impl Strategy<Value = wire::Request> {
             }
         )),
         proptest::collection::vec(op(), 0..5).prop_map(|ops| Kind::Push(wire::PushRequest { ops })),
-        (any::<u64>(), any::<u32>()).prop_map(|(cursor, limit)| Kind::Pull(wire::PullRequest { cursor, limit })),
+        (any::<u64>(), any::<u32>())
+            .prop_map(|(cursor, limit)| Kind::Pull(wire::PullRequest { cursor, limit })),
         (proptest::collection::vec(any::<u8>(), 32), any::<u64>())
             .prop_map(|(sha256, size)| Kind::BlobStatus(wire::BlobStatusRequest { sha256, size })),
-        (proptest::collection::vec(any::<u8>(), 32), any::<u64>(), any::<u64>()).prop_map(
-            |(sha256, size, offset)| Kind::BlobUpload(wire::BlobUploadRequest { sha256, size, offset })
-        ),
-        (proptest::collection::vec(any::<u8>(), 32), any::<u64>())
-            .prop_map(|(sha256, offset)| Kind::BlobDownload(wire::BlobDownloadRequest { sha256, offset })),
-        (".{0,30}", proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(code, csr_der)| Kind::Enroll(
-            wire::EnrollRequest { code, csr_der, device_name: "phone".into(), app_version: "1.0".into() }
-        )),
+        (
+            proptest::collection::vec(any::<u8>(), 32),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(sha256, size, offset)| Kind::BlobUpload(wire::BlobUploadRequest {
+                    sha256,
+                    size,
+                    offset
+                })
+            ),
+        (proptest::collection::vec(any::<u8>(), 32), any::<u64>()).prop_map(|(sha256, offset)| {
+            Kind::BlobDownload(wire::BlobDownloadRequest { sha256, offset })
+        }),
+        (".{0,30}", proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(code, csr_der)| {
+            Kind::Enroll(wire::EnrollRequest {
+                code,
+                csr_der,
+                device_name: "phone".into(),
+                app_version: "1.0".into(),
+            })
+        }),
     ];
     proptest::option::of(kind).prop_map(|kind| wire::Request { kind })
 }
@@ -150,19 +203,28 @@ fn request() -> impl Strategy<Value = wire::Request> {
 fn response() -> impl Strategy<Value = wire::Response> {
     use wire::response::Kind;
     let kind = prop_oneof![
-        (any::<i64>(), any::<u64>(), ".{0,10}").prop_map(|(t, seq, user)| Kind::Hello(wire::HelloResponse {
-            server_time_ms: t,
-            limits: Some(wire::Limits { max_frame_bytes: 1 << 20, max_ops_per_push: 500, max_blob_bytes: seq }),
-            acked_through: seq,
-            cursor: seq,
-            device_id: user.clone(),
-            user,
-            role: 1,
-            grid_cells: vec!["S1".into()],
-            server_version: "0.1.0".into(),
-        })),
-        (any::<u64>(), proptest::collection::vec((any::<u64>(), any::<i32>(), ".{0,20}"), 0..5)).prop_map(
-            |(acked_through, results)| Kind::Push(wire::PushResponse {
+        (any::<i64>(), any::<u64>(), ".{0,10}").prop_map(|(t, seq, user)| Kind::Hello(
+            wire::HelloResponse {
+                server_time_ms: t,
+                limits: Some(wire::Limits {
+                    max_frame_bytes: 1 << 20,
+                    max_ops_per_push: 500,
+                    max_blob_bytes: seq
+                }),
+                acked_through: seq,
+                cursor: seq,
+                device_id: user.clone(),
+                user,
+                role: 1,
+                grid_cells: vec!["S1".into()],
+                server_version: "0.1.0".into(),
+            }
+        )),
+        (
+            any::<u64>(),
+            proptest::collection::vec((any::<u64>(), any::<i32>(), ".{0,20}"), 0..5)
+        )
+            .prop_map(|(acked_through, results)| Kind::Push(wire::PushResponse {
                 acked_through,
                 results: results
                     .into_iter()
@@ -175,43 +237,58 @@ fn response() -> impl Strategy<Value = wire::Response> {
                         field: "fix.latitude".into(),
                     })
                     .collect(),
-            })
-        ),
-        (any::<u64>(), any::<bool>(), proptest::collection::vec((any::<u64>(), ".{0,8}"), 0..4)).prop_map(
-            |(next_cursor, has_more, cells)| Kind::Pull(wire::PullResponse {
-                changes: cells
-                    .into_iter()
-                    .map(|(seq, code)| wire::Change {
-                        seq,
-                        entity: Some(wire::change::Entity::Cell(wire::GridCell {
-                            code,
-                            parent: String::new(),
-                            level: 1,
-                            name: "street".into(),
-                            retired: has_more,
-                        })),
-                    })
-                    .collect(),
-                next_cursor,
-                has_more,
-            })
-        ),
-        (any::<u64>(), any::<bool>()).prop_map(|(held, complete)| Kind::BlobStatus(wire::BlobStatusResponse { held, complete })),
-        (any::<u64>(), any::<bool>()).prop_map(|(held, complete)| Kind::BlobUpload(wire::BlobUploadResponse { held, complete })),
+            })),
+        (
+            any::<u64>(),
+            any::<bool>(),
+            proptest::collection::vec((any::<u64>(), ".{0,8}"), 0..4)
+        )
+            .prop_map(
+                |(next_cursor, has_more, cells)| Kind::Pull(wire::PullResponse {
+                    changes: cells
+                        .into_iter()
+                        .map(|(seq, code)| wire::Change {
+                            seq,
+                            entity: Some(wire::change::Entity::Cell(wire::GridCell {
+                                code,
+                                parent: String::new(),
+                                level: 1,
+                                name: "street".into(),
+                                retired: has_more,
+                            })),
+                        })
+                        .collect(),
+                    next_cursor,
+                    has_more,
+                })
+            ),
+        (any::<u64>(), any::<bool>()).prop_map(|(held, complete)| Kind::BlobStatus(
+            wire::BlobStatusResponse { held, complete }
+        )),
+        (any::<u64>(), any::<bool>()).prop_map(|(held, complete)| Kind::BlobUpload(
+            wire::BlobUploadResponse { held, complete }
+        )),
         any::<u64>().prop_map(|size| Kind::BlobDownload(wire::BlobDownloadResponse { size })),
-        (".{0,36}", proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(device_id, der)| Kind::Enroll(
-            wire::EnrollResponse {
+        (".{0,36}", proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(device_id, der)| {
+            Kind::Enroll(wire::EnrollResponse {
                 device_id,
                 certificate_der: der.clone(),
                 server_ca_der: der,
                 user: "alice".into(),
                 role: 1,
                 grid_cells: vec!["S1-C1".into()],
-            }
-        )),
-        (any::<i32>(), ".{0,40}", any::<bool>(), any::<u64>()).prop_map(|(code, message, retryable, held_offset)| {
-            Kind::Error(wire::Error { code, message, retryable, held_offset })
+            })
         }),
+        (any::<i32>(), ".{0,40}", any::<bool>(), any::<u64>()).prop_map(
+            |(code, message, retryable, held_offset)| {
+                Kind::Error(wire::Error {
+                    code,
+                    message,
+                    retryable,
+                    held_offset,
+                })
+            }
+        ),
     ];
     proptest::option::of(kind).prop_map(|kind| wire::Response { kind })
 }
@@ -220,10 +297,12 @@ fn server_event() -> impl Strategy<Value = wire::ServerEvent> {
     use wire::server_event::Kind;
     prop_oneof![
         any::<u64>().prop_map(|cursor| Kind::Notify(wire::Notify { cursor })),
-        (".{0,20}", any::<u32>()).prop_map(|(reason, reconnect_after_ms)| Kind::GoAway(wire::GoAway {
-            reason,
-            reconnect_after_ms
-        })),
+        (".{0,20}", any::<u32>()).prop_map(|(reason, reconnect_after_ms)| Kind::GoAway(
+            wire::GoAway {
+                reason,
+                reconnect_after_ms
+            }
+        )),
     ]
     .prop_map(|k| wire::ServerEvent { kind: Some(k) })
 }

@@ -1,11 +1,11 @@
 //! Admin HTTP: health and readiness probes and a token-protected JSON API. Built as a plain
 //! `axum::Router` so it can be tested with `oneshot` and no socket.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,30 +40,34 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     }
 }
 
-fn authorized(s: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(s: &AdminState, headers: &HeaderMap) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    match given {
-        Some(t) if crate::pki::sha256(t.as_bytes()) == s.token_sha256 => Ok(()),
-        _ => Err((
-            StatusCode::UNAUTHORIZED,
-            Json(serde_json::json!({
-                "error": "missing or wrong admin token; send Authorization: Bearer <contents of admin.token in the data dir>"
-            })),
-        )
-            .into_response()),
-    }
+    given.is_some_and(|t| crate::pki::sha256(t.as_bytes()) == s.token_sha256)
+}
+
+fn unauthorized() -> Response {
+    let message = "missing or wrong admin token; send Authorization: Bearer <contents of admin.token in the data dir>";
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
 }
 
 async fn stats(State(s): State<AdminState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&s, &headers) {
-        return r;
+    if !authorized(&s, &headers) {
+        return unauthorized();
     }
     match s.store.stats(crate::now_ms()).await {
         Ok(stats) => Json(stats).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
     }
 }

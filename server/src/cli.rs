@@ -146,18 +146,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     o.admin_listen = args.admin_listen;
     o.public_address = args.public_address;
     let config = Config::load(&o)?;
-    let backend = if config.database_url.is_some() { "external database" } else { "SQLite" };
+    let backend = if config.database_url.is_some() {
+        "external database"
+    } else {
+        "SQLite"
+    };
     let data_dir = config.data_dir.clone();
     let server = crate::Server::bind(config).await?;
     let dir = data_dir.display();
-    println!("patrolsync {} listening on udp {} (ALPN patrolsync/1), admin http://{}", env!("CARGO_PKG_VERSION"), server.local_addr(), server.admin_addr());
+    println!(
+        "patrolsync {} listening on udp {} (ALPN patrolsync/1), admin http://{}",
+        env!("CARGO_PKG_VERSION"),
+        server.local_addr(),
+        server.admin_addr()
+    );
     println!("  data dir        {dir} ({backend})");
     println!("  CA fingerprint  sha256:{}", server.ca_fingerprint());
     println!("  devices dial    {}", server.config().public_address());
     println!("next: create the demo grid and enroll a device (in another terminal):");
     println!("  patrolsync admin --data-dir {dir} seed-demo");
-    println!("  patrolsync admin --data-dir {dir} enroll --user alice --role patroller --grid S1-C1");
-    println!("  patrolsync-device --state-dir alice-phone enroll --code '<the patrolsync://… string printed>'");
+    println!(
+        "  patrolsync admin --data-dir {dir} enroll --user alice --role patroller --grid S1-C1"
+    );
+    println!(
+        "  patrolsync-device --state-dir alice-phone enroll --code '<the patrolsync://… string printed>'"
+    );
     println!("press Ctrl-C to stop (in-flight requests finish first)");
 
     shutdown_signal().await;
@@ -170,13 +183,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
@@ -192,7 +206,10 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 }
 
 fn time_text(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)).to_string()
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
 }
 
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
@@ -204,14 +221,32 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::SeedDemo { json } => {
             let (cells, checkpoints, changed) = crate::seed::seed_demo(store.as_ref()).await?;
             if json {
-                print_json(&serde_json::json!({ "grid_cells": cells, "checkpoints": checkpoints, "rows_changed": changed }))?;
+                print_json(
+                    &serde_json::json!({ "grid_cells": cells, "checkpoints": checkpoints, "rows_changed": changed }),
+                )?;
             } else {
-                println!("demo city ready: {cells} grid cells (S1…S2 → S1-C1… → S1-C1-K1… → S1-C1-K1-B1…), {checkpoints} checkpoints (…-B1-P1, …-B1-P2); {changed} rows changed");
+                println!(
+                    "demo city ready: {cells} grid cells (S1…S2 → S1-C1… → S1-C1-K1… → S1-C1-K1-B1…), {checkpoints} checkpoints (…-B1-P1, …-B1-P2); {changed} rows changed"
+                );
             }
         }
-        AdminCommand::Enroll { user, role, grid, server, expires, json } => {
+        AdminCommand::Enroll {
+            user,
+            role,
+            grid,
+            server,
+            expires,
+            json,
+        } => {
             let pki = Pki::open_or_init(&config.data_dir, &config.server_names)?;
-            let issued = crate::enroll::issue(store.as_ref(), &pki, &config, &user, role, &grid, server.as_deref(), expires).await?;
+            let request = crate::enroll::IssueRequest {
+                user,
+                role,
+                cells: grid,
+                server,
+                ttl: expires,
+            };
+            let issued = crate::enroll::issue(store.as_ref(), &pki, &config, request).await?;
             if json {
                 print_json(&issued)?;
             } else {
@@ -231,7 +266,10 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             if json {
                 print_json(&s)?;
             } else {
-                println!("devices          {} ({} revoked)", s.devices, s.devices_revoked);
+                println!(
+                    "devices          {} ({} revoked)",
+                    s.devices, s.devices_revoked
+                );
                 println!("users            {}", s.users);
                 println!("grid cells       {}", s.grid_cells);
                 println!("checkpoints      {}", s.checkpoints);
@@ -240,7 +278,11 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 println!("open enrollment  {}", s.open_enrollment_codes);
             }
         }
-        AdminCommand::CheckIns { device, limit, json } => {
+        AdminCommand::CheckIns {
+            device,
+            limit,
+            json,
+        } => {
             let rows = store.check_ins(device, limit).await?;
             if json {
                 let v: Vec<_> = rows
@@ -261,7 +303,15 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             } else {
                 for r in rows {
                     let c = &r.check_in;
-                    println!("{}  {:<18} {:<10} {:<8} {}  {}", time_text(c.device_time_ms), c.checkpoint, c.outcome, c.method, r.user, c.note);
+                    println!(
+                        "{}  {:<18} {:<10} {:<8} {}  {}",
+                        time_text(c.device_time_ms),
+                        c.checkpoint,
+                        c.outcome,
+                        c.method,
+                        r.user,
+                        c.note
+                    );
                 }
             }
         }
@@ -273,7 +323,15 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 println!("no rejected ops");
             } else {
                 for r in rows {
-                    println!("{}  device {} seq {}  {} {}: {}", time_text(r.recorded_at_ms), r.device, r.device_seq, r.code, r.field, r.message);
+                    println!(
+                        "{}  device {} seq {}  {} {}: {}",
+                        time_text(r.recorded_at_ms),
+                        r.device,
+                        r.device_seq,
+                        r.code,
+                        r.field,
+                        r.message
+                    );
                 }
             }
         }

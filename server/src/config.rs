@@ -186,18 +186,23 @@ impl Config {
         }
         if l.max_ops_per_push == 0 || l.max_concurrent_streams == 0 {
             return Err(ConfigError::Invalid(
-                "limits.max_ops_per_push and limits.max_concurrent_streams must be at least 1".into(),
+                "limits.max_ops_per_push and limits.max_concurrent_streams must be at least 1"
+                    .into(),
             ));
         }
-        if let Some(url) = &self.database_url {
-            if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-                return Err(ConfigError::Invalid(format!(
-                    "database_url must start with sqlite: or postgres:, got {url:?}"
-                )));
-            }
+        if let Some(url) = &self.database_url
+            && !["sqlite:", "postgres:", "postgresql:"]
+                .iter()
+                .any(|p| url.starts_with(p))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database_url must start with sqlite: or postgres:, got {url:?}"
+            )));
         }
         if self.enrollment_ttl < Duration::from_secs(60) {
-            return Err(ConfigError::Invalid("enrollment_ttl must be at least 1m".into()));
+            return Err(ConfigError::Invalid(
+                "enrollment_ttl must be at least 1m".into(),
+            ));
         }
         Ok(())
     }
@@ -206,7 +211,10 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("patrolsync.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("patrolsync.db").display()
+            ),
         }
     }
 
@@ -229,7 +237,8 @@ mod duration_text {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
     }
 }
 
@@ -256,7 +265,10 @@ mod tests {
         assert_eq!(cfg.admin_listen, "127.0.0.1:9000".parse().expect("addr"));
         assert_eq!(cfg.enrollment_ttl, Duration::from_secs(7200));
         assert_eq!(cfg.limits.max_ops_per_push, 10);
-        assert_eq!(cfg.limits.max_frame_bytes, Limits::default().max_frame_bytes);
+        assert_eq!(
+            cfg.limits.max_frame_bytes,
+            Limits::default().max_frame_bytes
+        );
     }
 
     #[test]
@@ -264,8 +276,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "listn = \"127.0.0.1:5000\"\n").expect("write");
-        let err = Config::load(&Overrides { config_file: Some(path), ..Default::default() })
-            .expect_err("typo");
+        let err = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .expect_err("typo");
         assert!(err.to_string().contains("listn"), "{err}");
     }
 

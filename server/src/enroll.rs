@@ -16,13 +16,24 @@ const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// grouped in fours for reading aloud.
 pub fn new_code() -> String {
     let bytes = pki::random_bytes::<20>();
-    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(*b & 31) as usize] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[(*b & 31) as usize] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// The stored form of a code: SHA-256 of its normalised text (case and dashes ignored).
 pub fn hash_code(code: &str) -> [u8; 32] {
-    let normal: String = code.chars().filter(|c| *c != '-' && !c.is_whitespace()).collect::<String>().to_uppercase();
+    let normal: String = code
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
     pki::sha256(normal.as_bytes())
 }
 
@@ -43,22 +54,43 @@ pub struct Issued {
     pub expires_at: String,
 }
 
-/// Creates an enrollment code for `user` and returns the string to hand to the device.
+/// Who an enrollment code is for.
+#[derive(Clone, Debug)]
+pub struct IssueRequest {
+    /// User name (created if new).
+    pub user: String,
+    /// Their role.
+    pub role: Role,
+    /// Grid cell codes assigned to them.
+    pub cells: Vec<String>,
+    /// `host:port` devices dial; default from the configuration.
+    pub server: Option<String>,
+    /// Validity; default from the configuration (24 h).
+    pub ttl: Option<Duration>,
+}
+
+/// Creates an enrollment code and returns the string to hand to the device.
 pub async fn issue(
     store: &dyn Store,
     pki: &Pki,
     config: &Config,
-    user: &str,
-    role: Role,
-    cells: &[String],
-    server: Option<&str>,
-    ttl: Option<Duration>,
+    req: IssueRequest,
 ) -> Result<Issued, StoreError> {
+    let IssueRequest {
+        user,
+        role,
+        cells,
+        server,
+        ttl,
+    } = req;
+    let (user, cells) = (user.as_str(), cells.as_slice());
     if user.trim().is_empty() {
         return Err(StoreError::Invalid("user name is empty".into()));
     }
     if cells.is_empty() && role != Role::Admin {
-        return Err(StoreError::Invalid(format!("a {role} needs at least one grid cell (--grid)")));
+        return Err(StoreError::Invalid(format!(
+            "a {role} needs at least one grid cell (--grid)"
+        )));
     }
     let code = new_code();
     let now = crate::now_ms();
@@ -76,8 +108,12 @@ pub async fn issue(
             now,
         )
         .await?;
-    let server = server.map(str::to_owned).unwrap_or_else(|| config.public_address());
-    let enrollment = EnrollmentString { server: server.clone(), code, ca_sha256: pki.ca_fingerprint() };
+    let server = server.unwrap_or_else(|| config.public_address());
+    let enrollment = EnrollmentString {
+        server: server.clone(),
+        code,
+        ca_sha256: pki.ca_fingerprint(),
+    };
     Ok(Issued {
         enrollment: enrollment.to_string(),
         user: user.trim().to_owned(),

@@ -1,8 +1,8 @@
 //! Fault injection for tests: drop a push's answer after its commit, or make the store fail
 //! its next calls. The counters are inert unless a test arms them.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
 use patrolsync_proto::DeviceId;
@@ -39,7 +39,10 @@ pub struct FaultyStore {
 impl FaultyStore {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn Store>) -> Self {
-        FaultyStore { inner, fail_ingests: AtomicU32::new(0) }
+        FaultyStore {
+            inner,
+            fail_ingests: AtomicU32::new(0),
+        }
     }
 
     /// The next `n` ingest calls fail without touching the store.
@@ -53,7 +56,11 @@ impl Store for FaultyStore {
     fn backend(&self) -> Backend {
         self.inner.backend()
     }
-    async fn upsert_grid(&self, cells: &[NewCell], checkpoints: &[NewCheckpoint]) -> Result<u64, StoreError> {
+    async fn upsert_grid(
+        &self,
+        cells: &[NewCell],
+        checkpoints: &[NewCheckpoint],
+    ) -> Result<u64, StoreError> {
         self.inner.upsert_grid(cells, checkpoints).await
     }
     async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
@@ -62,7 +69,12 @@ impl Store for FaultyStore {
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
         self.inner.create_enrollment(e, now_ms).await
     }
-    async fn redeem_enrollment(&self, h: &[u8; 32], d: &NewDevice, now_ms: i64) -> Result<DeviceSession, RedeemError> {
+    async fn redeem_enrollment(
+        &self,
+        h: &[u8; 32],
+        d: &NewDevice,
+        now_ms: i64,
+    ) -> Result<DeviceSession, RedeemError> {
         self.inner.redeem_enrollment(h, d, now_ms).await
     }
     async fn device_by_cert(&self, h: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError> {
@@ -71,11 +83,24 @@ impl Store for FaultyStore {
     async fn device_session(&self, d: DeviceId) -> Result<Option<DeviceSession>, StoreError> {
         self.inner.device_session(d).await
     }
-    async fn record_hello(&self, d: DeviceId, r: &DeviceReport, now_ms: i64) -> Result<u64, StoreError> {
+    async fn record_hello(
+        &self,
+        d: DeviceId,
+        r: &DeviceReport,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         self.inner.record_hello(d, r, now_ms).await
     }
-    async fn ingest(&self, batches: &[IngestBatch], now_ms: i64) -> Result<Vec<BatchResult>, StoreError> {
-        if self.fail_ingests.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+    async fn ingest(
+        &self,
+        batches: &[IngestBatch],
+        now_ms: i64,
+    ) -> Result<Vec<BatchResult>, StoreError> {
+        if self
+            .fail_ingests
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
             return Err(StoreError::Injected("ingest".into()));
         }
         self.inner.ingest(batches, now_ms).await
@@ -83,7 +108,11 @@ impl Store for FaultyStore {
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
         self.inner.stats(now_ms).await
     }
-    async fn check_ins(&self, d: Option<DeviceId>, limit: u32) -> Result<Vec<StoredCheckIn>, StoreError> {
+    async fn check_ins(
+        &self,
+        d: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckIn>, StoreError> {
         self.inner.check_ins(d, limit).await
     }
     async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError> {

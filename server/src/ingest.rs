@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use patrolsync_proto::{wire, Message, Op, OpBody};
+use patrolsync_proto::{Message, Op, OpBody, wire};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
-    BatchResult, CheckInRow, DeviceSession, IngestBatch, OpAction, PreparedOp, RejectCode, Rejection, Store,
-    StoreError,
+    BatchResult, CheckInRow, DeviceSession, IngestBatch, OpAction, PreparedOp, RejectCode,
+    Rejection, Store, StoreError,
 };
 
 /// Most ops one group commit carries.
@@ -37,32 +37,60 @@ pub async fn prepare(
     let mut codes: Vec<String> = decoded
         .iter()
         .filter_map(|d| match &d.4 {
-            Ok(Op { body: OpBody::CheckIn(c), .. }) => Some(c.checkpoint.clone()),
+            Ok(Op {
+                body: OpBody::CheckIn(c),
+                ..
+            }) => Some(c.checkpoint.clone()),
             _ => None,
         })
         .collect();
     codes.sort();
     codes.dedup();
-    let checkpoints: HashMap<String, _> =
-        store.checkpoints(&codes).await?.into_iter().map(|c| (c.code.clone(), c)).collect();
+    let checkpoints: HashMap<String, _> = store
+        .checkpoints(&codes)
+        .await?
+        .into_iter()
+        .map(|c| (c.code.clone(), c))
+        .collect();
 
     let reject = |code, reason: &str, field: &str, message: String, payload: Vec<u8>| {
-        OpAction::Reject(Rejection { code, reason: reason.into(), field: field.into(), message, payload })
+        OpAction::Reject(Rejection {
+            code,
+            reason: reason.into(),
+            field: field.into(),
+            message,
+            payload,
+        })
     };
     let mut prepared = Vec::with_capacity(decoded.len());
     for (device_seq, op_id, hlc, payload, op) in decoded {
         // An op without a usable id still gets a result and a place in the rejection log.
         let op_id = op_id.unwrap_or(patrolsync_proto::OpId(uuid::Uuid::nil()));
         let action = match op {
-            Err(invalid) => reject(RejectCode::Invalid, invalid.reason, &invalid.field, invalid.message, payload),
-            Ok(Op { body: OpBody::Unsupported(kind), .. }) => reject(
+            Err(invalid) => reject(
+                RejectCode::Invalid,
+                invalid.reason,
+                &invalid.field,
+                invalid.message,
+                payload,
+            ),
+            Ok(Op {
+                body: OpBody::Unsupported(kind),
+                ..
+            }) => reject(
                 RejectCode::Unsupported,
                 "unsupported_op",
                 "body",
-                format!("{kind} ops are not accepted by this server version ({})", env!("CARGO_PKG_VERSION")),
+                format!(
+                    "{kind} ops are not accepted by this server version ({})",
+                    env!("CARGO_PKG_VERSION")
+                ),
                 payload,
             ),
-            Ok(Op { body: OpBody::CheckIn(c), .. }) => match checkpoints.get(&c.checkpoint) {
+            Ok(Op {
+                body: OpBody::CheckIn(c),
+                ..
+            }) => match checkpoints.get(&c.checkpoint) {
                 None => reject(
                     RejectCode::NotFound,
                     "unknown_checkpoint",
@@ -74,7 +102,10 @@ pub async fn prepare(
                     RejectCode::Invalid,
                     "retired_checkpoint",
                     "checkpoint",
-                    format!("checkpoint {} is retired and takes no new check-ins", c.checkpoint),
+                    format!(
+                        "checkpoint {} is retired and takes no new check-ins",
+                        c.checkpoint
+                    ),
                     payload,
                 ),
                 Some(cp) if !session.covers(&cp.cell_path) => reject(
@@ -84,22 +115,41 @@ pub async fn prepare(
                     format!(
                         "checkpoint {} is outside your grid cells (assigned: {})",
                         c.checkpoint,
-                        if session.cells.is_empty() { "none".into() } else { session.cell_codes().join(", ") }
+                        if session.cells.is_empty() {
+                            "none".into()
+                        } else {
+                            session.cell_codes().join(", ")
+                        }
                     ),
                     payload,
                 ),
                 Some(cp) => OpAction::InsertCheckIn(Box::new(CheckInRow {
                     checkpoint_id: cp.id,
                     cell_id: cp.cell_id,
-                    check_in: c,
+                    check_in: *c,
                 })),
             },
-            Ok(_) => reject(RejectCode::Unsupported, "unsupported_op", "body", "unknown op kind".into(), payload),
+            Ok(_) => reject(
+                RejectCode::Unsupported,
+                "unsupported_op",
+                "body",
+                "unknown op kind".into(),
+                payload,
+            ),
         };
-        prepared.push(PreparedOp { device_seq, op_id, hlc, action });
+        prepared.push(PreparedOp {
+            device_seq,
+            op_id,
+            hlc,
+            action,
+        });
     }
     prepared.sort_by_key(|p| p.device_seq);
-    Ok(IngestBatch { device: session.id, user_id: session.user_id, ops: prepared })
+    Ok(IngestBatch {
+        device: session.id,
+        user_id: session.user_id,
+        ops: prepared,
+    })
 }
 
 type Reply = oneshot::Sender<Result<BatchResult, Arc<StoreError>>>;
@@ -131,7 +181,10 @@ impl Ingestor {
                 tx
             })
             .collect();
-        Ingestor { writers: senders, stats }
+        Ingestor {
+            writers: senders,
+            stats,
+        }
     }
 
     /// Commits one device's push; resolves after the commit (or its failure).
@@ -139,7 +192,10 @@ impl Ingestor {
         let idx = (batch.device.0.as_u128() % self.writers.len() as u128) as usize;
         let (tx, rx) = oneshot::channel();
         let closed = || Arc::new(StoreError::Injected("ingest writer stopped".into()));
-        self.writers[idx].send((batch, tx)).await.map_err(|_| closed())?;
+        self.writers[idx]
+            .send((batch, tx))
+            .await
+            .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
 
@@ -149,7 +205,12 @@ impl Ingestor {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(IngestBatch, Reply)>, stats: Arc<IngestStats>, clock: fn() -> i64) {
+async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<(IngestBatch, Reply)>,
+    stats: Arc<IngestStats>,
+    clock: fn() -> i64,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     while let Some(first) = rx.recv().await {
         let mut ops = first.0.ops.len();
@@ -166,7 +227,13 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(IngestBatch, Repl
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let started = Instant::now();
         let result = store.ingest(&batches, clock()).await;
-        tracing::debug!(batches = batches.len(), ops, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "group commit");
+        tracing::debug!(
+            batches = batches.len(),
+            ops,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            ok = result.is_ok(),
+            "group commit"
+        );
         match result {
             Ok(results) => {
                 stats.commits.fetch_add(1, Relaxed);

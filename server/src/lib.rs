@@ -70,7 +70,10 @@ impl From<rustls::Error> for ServeError {
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            ServeError::Pki(pki::PkiError::Io { path: config.data_dir.clone(), source: e })
+            ServeError::Pki(pki::PkiError::Io {
+                path: config.data_dir.clone(),
+                source: e,
+            })
         })?;
     }
     Ok(Arc::new(SqlStore::connect(&config.database_url()).await?))
@@ -89,7 +92,10 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("local_addr", &self.local_addr).field("admin_addr", &self.admin_addr).finish()
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish()
     }
 }
 
@@ -101,17 +107,27 @@ impl Server {
     }
 
     /// Starts listening with an already opened store (e.g. a fault-injecting wrapper).
-    pub async fn bind_with_store(config: Config, store: Arc<dyn Store>) -> Result<Server, ServeError> {
+    pub async fn bind_with_store(
+        config: Config,
+        store: Arc<dyn Store>,
+    ) -> Result<Server, ServeError> {
         let pki = Pki::open_or_init(&config.data_dir, &server_names(&config))?;
         let endpoint = transport::bind_endpoint(&config, &pki)?;
-        let local_addr = endpoint.local_addr().map_err(|e| ServeError::Bind { addr: config.listen, source: e })?;
+        let local_addr = endpoint.local_addr().map_err(|e| ServeError::Bind {
+            addr: config.listen,
+            source: e,
+        })?;
 
         let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
             .await
-            .map_err(|e| ServeError::Bind { addr: config.admin_listen, source: e })?;
-        let admin_addr = admin_listener
-            .local_addr()
-            .map_err(|e| ServeError::Bind { addr: config.admin_listen, source: e })?;
+            .map_err(|e| ServeError::Bind {
+                addr: config.admin_listen,
+                source: e,
+            })?;
+        let admin_addr = admin_listener.local_addr().map_err(|e| ServeError::Bind {
+            addr: config.admin_listen,
+            source: e,
+        })?;
 
         let writers = match store.backend() {
             Backend::Sqlite => 1,
@@ -191,8 +207,14 @@ impl Server {
     /// Drains: readiness goes false, new connections are refused, in-flight requests finish
     /// (up to the configured drain timeout), then every connection is closed with going-away.
     pub async fn shutdown(mut self) {
-        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
-        transport::drain(&self.shared, &self.endpoint, self.shared.config.drain_timeout).await;
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        transport::drain(
+            &self.shared,
+            &self.endpoint,
+            self.shared.config.drain_timeout,
+        )
+        .await;
         if let Some(tx) = self.admin_shutdown.take() {
             let _ = tx.send(());
         }
@@ -206,7 +228,11 @@ fn server_names(config: &Config) -> Vec<String> {
     let mut names = config.server_names.clone();
     if let Some(public) = &config.public_address {
         let host = public.rsplit_once(':').map(|(h, _)| h).unwrap_or(public);
-        names.push(host.trim_start_matches('[').trim_end_matches(']').to_owned());
+        names.push(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        );
     }
     if !config.listen.ip().is_unspecified() {
         names.push(config.listen.ip().to_string());

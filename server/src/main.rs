@@ -6,7 +6,10 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env(patrolsync_server::config::ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = patrolsync_server::cli::Cli::parse();
     match patrolsync_server::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

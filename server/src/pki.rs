@@ -10,7 +10,9 @@ use rcgen::{
     DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{
+    CertificateDer, CertificateSigningRequestDer, PrivateKeyDer, PrivatePkcs8KeyDer,
+};
 
 /// File names inside the data dir.
 pub const CA_CERT: &str = "ca.crt";
@@ -21,6 +23,9 @@ const SERVER_CERT: &str = "server.crt";
 const SERVER_KEY: &str = "server.key";
 /// The admin API bearer token.
 pub const ADMIN_TOKEN: &str = "admin.token";
+/// This node's QUIC stateless-reset key: kept across restarts so a restarted server resets
+/// the connections of the process before it at once instead of leaving devices to time out.
+const RESET_KEY: &str = "quic-reset.key";
 
 /// Errors creating or loading keys.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +66,7 @@ pub struct Pki {
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivatePkcs8KeyDer<'static>,
     admin_token: String,
+    reset_key: Vec<u8>,
     dir: PathBuf,
 }
 
@@ -114,17 +120,27 @@ fn ca_params(common_name: &str) -> CertificateParams {
     dn.push(DnType::CommonName, common_name);
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p
 }
 
-fn load_or_create_ca(dir: &Path, cert_file: &str, key_file: &str, name: &str) -> Result<Ca, PkiError> {
+fn load_or_create_ca(
+    dir: &Path,
+    cert_file: &str,
+    key_file: &str,
+    name: &str,
+) -> Result<Ca, PkiError> {
     let cert_path = dir.join(cert_file);
     let key_path = dir.join(key_file);
     if cert_path.exists() && key_path.exists() {
         let cert_pem = std::fs::read_to_string(&cert_path).map_err(io_err(&cert_path))?;
         let key_pem = std::fs::read_to_string(&key_path).map_err(io_err(&key_path))?;
-        let key = KeyPair::from_pem(&key_pem).map_err(cert_err(format!("{}", key_path.display())))?;
+        let key =
+            KeyPair::from_pem(&key_pem).map_err(cert_err(format!("{}", key_path.display())))?;
         let params = CertificateParams::from_ca_cert_pem(&cert_pem)
             .map_err(cert_err(format!("{}", cert_path.display())))?;
         let der = pem_to_der(&cert_pem).ok_or_else(|| PkiError::Io {
@@ -168,7 +184,9 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     // The OS RNG failing is not something a server can continue past.
     #[allow(clippy::expect_used)]
-    ring::rand::SystemRandom::new().fill(&mut out).expect("OS random number generator failed");
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .expect("OS random number generator failed");
     out
 }
 
@@ -179,7 +197,8 @@ impl Pki {
     pub fn open_or_init(dir: &Path, names: &[String]) -> Result<Pki, PkiError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let server_ca = load_or_create_ca(dir, CA_CERT, CA_KEY, "patrolsync server CA")?;
-        let device_ca = load_or_create_ca(dir, DEVICE_CA_CERT, DEVICE_CA_KEY, "patrolsync device CA")?;
+        let device_ca =
+            load_or_create_ca(dir, DEVICE_CA_CERT, DEVICE_CA_KEY, "patrolsync device CA")?;
 
         let mut sans: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
         for n in names {
@@ -188,7 +207,9 @@ impl Pki {
             }
         }
         let mut params = CertificateParams::new(sans).map_err(cert_err("server names"))?;
-        params.distinguished_name.push(DnType::CommonName, "patrolsync server");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "patrolsync server");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().map_err(cert_err("generating the server key"))?;
         let leaf = params
@@ -207,7 +228,18 @@ impl Pki {
             }
         };
 
+        let reset_path = dir.join(RESET_KEY);
+        let reset_key = match std::fs::read(&reset_path) {
+            Ok(k) if k.len() == 64 => k,
+            _ => {
+                let k = random_bytes::<64>().to_vec();
+                write_private(&reset_path, &k)?;
+                k
+            }
+        };
+
         Ok(Pki {
+            reset_key,
             server_chain: vec![leaf.der().clone(), server_ca.der.clone()],
             server_key: PrivatePkcs8KeyDer::from(key.serialize_der()),
             server_ca,
@@ -227,6 +259,11 @@ impl Pki {
         &self.server_ca.der
     }
 
+    /// The QUIC stateless-reset key (HMAC-SHA256).
+    pub fn reset_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.reset_key)
+    }
+
     /// The admin API bearer token.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
@@ -234,15 +271,23 @@ impl Pki {
 
     /// Signs a device's certificate signing request. The subject and names come from the server
     /// (the device id), never from the request; the request proves possession of the key.
-    pub fn sign_device_csr(&self, csr_der: &[u8], device_id: &str) -> Result<CertificateDer<'static>, PkiError> {
+    pub fn sign_device_csr(
+        &self,
+        csr_der: &[u8],
+        device_id: &str,
+    ) -> Result<CertificateDer<'static>, PkiError> {
         let der = CertificateSigningRequestDer::from(csr_der.to_vec());
         let mut csr = CertificateSigningRequestParams::from_der(&der)
             .map_err(cert_err("the certificate signing request is invalid"))?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, device_id);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, device_id);
         let uri = format!("urn:patrolsync:device:{device_id}");
-        params.subject_alt_names = vec![SanType::URI(uri.try_into().map_err(cert_err("device URI"))?)];
+        params.subject_alt_names = vec![SanType::URI(
+            uri.try_into().map_err(cert_err("device URI"))?,
+        )];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         csr.params = params;
@@ -259,14 +304,20 @@ impl Pki {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.device_ca.der.clone())?;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(self.server_chain.clone(), PrivateKeyDer::Pkcs8(self.server_key.clone_key()))?;
+            .with_single_cert(
+                self.server_chain.clone(),
+                PrivateKeyDer::Pkcs8(self.server_key.clone_key()),
+            )?;
         tls.alpn_protocols = vec![patrolsync_proto::ALPN_V1.to_vec()];
         // 0-RTT stays off until every request that could ride in it is proven replay-safe.
         tls.max_early_data_size = 0;
@@ -286,9 +337,12 @@ mod tests {
         assert_eq!(a.ca_fingerprint(), b.ca_fingerprint());
         assert_eq!(a.admin_token(), b.admin_token());
         #[cfg(unix)]
-        for f in [CA_KEY, DEVICE_CA_KEY, SERVER_KEY, ADMIN_TOKEN] {
+        for f in [CA_KEY, DEVICE_CA_KEY, SERVER_KEY, ADMIN_TOKEN, RESET_KEY] {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(f)).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(f))
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
         b.rustls_server_config().expect("tls config");

@@ -9,7 +9,12 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
     let mut checkpoints = Vec::new();
     for s in 1..=2 {
         let street = format!("S{s}");
-        cells.push(NewCell { code: street.clone(), parent: None, level: 1, name: format!("Street {s}") });
+        cells.push(NewCell {
+            code: street.clone(),
+            parent: None,
+            level: 1,
+            name: format!("Street {s}"),
+        });
         for c in 1..=3 {
             let community = format!("{street}-C{c}");
             cells.push(NewCell {
@@ -41,7 +46,11 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                         checkpoints.push(NewCheckpoint {
                             code: format!("{building}-P{p}"),
                             cell: building.clone(),
-                            name: if p == 1 { "Entrance and fire lane".into() } else { "Stairwell extinguishers".into() },
+                            name: if p == 1 {
+                                "Entrance and fire lane".into()
+                            } else {
+                                "Stairwell extinguishers".into()
+                            },
                             tag_uid: Some(format!("TAG-{building}-P{p}")),
                             position: Some((lat, lon)),
                             radius_m: 50.0,

@@ -115,10 +115,14 @@ pub struct NewDevice {
 #[non_exhaustive]
 pub enum RedeemError {
     /// No such code.
-    #[error("enrollment code not recognised; check it was copied whole, or ask an admin for a new one")]
+    #[error(
+        "enrollment code not recognised; check it was copied whole, or ask an admin for a new one"
+    )]
     Unknown,
     /// Used before.
-    #[error("enrollment code was already used (by device {device}); each code enrolls one device, ask an admin for a new one")]
+    #[error(
+        "enrollment code was already used (by device {device}); each code enrolls one device, ask an admin for a new one"
+    )]
     AlreadyUsed {
         /// The device that used it.
         device: String,
@@ -156,7 +160,9 @@ pub struct DeviceSession {
 impl DeviceSession {
     /// Whether `cell_path` lies in one of the user's cells or their subtrees.
     pub fn covers(&self, cell_path: &str) -> bool {
-        self.cells.iter().any(|(_, p)| cell_path.starts_with(p.as_str()))
+        self.cells
+            .iter()
+            .any(|(_, p)| cell_path.starts_with(p.as_str()))
     }
 
     /// Assigned cell codes.
@@ -387,7 +393,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates or updates cells and checkpoints in one transaction (parents before children).
     /// Returns how many rows changed.
-    async fn upsert_grid(&self, cells: &[NewCell], checkpoints: &[NewCheckpoint]) -> Result<u64, StoreError>;
+    async fn upsert_grid(
+        &self,
+        cells: &[NewCell],
+        checkpoints: &[NewCheckpoint],
+    ) -> Result<u64, StoreError>;
 
     /// Looks up checkpoints by code; unknown codes are simply absent from the result.
     async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError>;
@@ -404,23 +414,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<DeviceSession, RedeemError>;
 
     /// The device holding the certificate with this SHA-256, with its user and cells.
-    async fn device_by_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError>;
+    async fn device_by_cert(
+        &self,
+        cert_sha256: &[u8; 32],
+    ) -> Result<Option<DeviceSession>, StoreError>;
 
     /// The device with this id, with its user and cells.
     async fn device_session(&self, device: DeviceId) -> Result<Option<DeviceSession>, StoreError>;
 
     /// Records a Hello; returns the device's acked_through.
-    async fn record_hello(&self, device: DeviceId, report: &DeviceReport, now_ms: i64) -> Result<u64, StoreError>;
+    async fn record_hello(
+        &self,
+        device: DeviceId,
+        report: &DeviceReport,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
 
     /// Applies the pushes of one or more devices in one transaction, exactly once per
     /// (device, device_seq). Returns one result per batch, in order.
-    async fn ingest(&self, batches: &[IngestBatch], now_ms: i64) -> Result<Vec<BatchResult>, StoreError>;
+    async fn ingest(
+        &self,
+        batches: &[IngestBatch],
+        now_ms: i64,
+    ) -> Result<Vec<BatchResult>, StoreError>;
 
     /// Counts for admins.
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError>;
 
     /// Check-ins, newest first, optionally for one device.
-    async fn check_ins(&self, device: Option<DeviceId>, limit: u32) -> Result<Vec<StoredCheckIn>, StoreError>;
+    async fn check_ins(
+        &self,
+        device: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckIn>, StoreError>;
 
     /// The rejection log, newest first.
     async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError>;

@@ -41,7 +41,9 @@ impl TestDatabase {
         if let (Some(admin), Some(name)) = (self.admin_url, self.name) {
             sqlx::any::install_default_drivers();
             if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
             }
         }
     }
@@ -66,7 +68,12 @@ fn with_database(url: &str, db: &str) -> String {
 /// The databases to run a suite on: SQLite always, plus a fresh PostgreSQL database when
 /// `PATROLSYNC_TEST_DATABASE_URL` is set. Prints the reason when PostgreSQL is skipped.
 pub async fn test_databases() -> Vec<TestDatabase> {
-    let mut out = vec![TestDatabase { backend: "sqlite", url: None, admin_url: None, name: None }];
+    let mut out = vec![TestDatabase {
+        backend: "sqlite",
+        url: None,
+        admin_url: None,
+        name: None,
+    }];
     match std::env::var(ENV_TEST_DATABASE_URL) {
         Ok(url) if !url.trim().is_empty() => out.push(fresh_postgres(&url).await),
         _ => eprintln!("skipping PostgreSQL: {ENV_TEST_DATABASE_URL} is not set"),
@@ -82,7 +89,10 @@ pub async fn fresh_postgres(url: &str) -> TestDatabase {
         Ok(c) => c,
         Err(e) => panic!("{ENV_TEST_DATABASE_URL}={url} is set but PostgreSQL is unreachable: {e}"),
     };
-    if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await {
+    if let Err(e) = sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+    {
         panic!("cannot create test database {name}: {e}");
     }
     TestDatabase {
@@ -97,8 +107,17 @@ pub async fn fresh_postgres(url: &str) -> TestDatabase {
 mod tests {
     #[test]
     fn database_name_is_replaced() {
-        assert_eq!(super::with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-        assert_eq!(super::with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-        assert_eq!(super::with_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            super::with_database("postgres://u@h:5432/test", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h/test?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::with_database("postgres://u@h", "x"),
+            "postgres://u@h/x"
+        );
     }
 }

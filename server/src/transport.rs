@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use patrolsync_proto::codes;
 use patrolsync_proto::frame::{self, FrameError};
-use patrolsync_proto::op::{check_batch, BatchError};
-use patrolsync_proto::{wire, DeviceId, Message};
+use patrolsync_proto::op::{BatchError, check_batch};
+use patrolsync_proto::{DeviceId, Message, wire};
 use quinn::{Connection, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
@@ -20,7 +20,9 @@ use crate::config::Config;
 use crate::faults::Faults;
 use crate::ingest::{self, Ingestor};
 use crate::pki::{self, Pki};
-use crate::store::{DeviceReport, DeviceSession, NewDevice, Outcome, RedeemError, RejectCode, Store};
+use crate::store::{
+    DeviceReport, DeviceSession, NewDevice, Outcome, RedeemError, RejectCode, Store,
+};
 
 /// State shared by every connection.
 pub(crate) struct Shared {
@@ -68,9 +70,11 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
     // quinn does not size kernel buffers; bursts of small pushes overflow the defaults.
     let _ = socket.set_recv_buffer_size(4 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
-    socket.bind(&addr.into()).map_err(|e| crate::ServeError::Bind { addr, source: e })?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| crate::ServeError::Bind { addr, source: e })?;
     Endpoint::new(
-        quinn::EndpointConfig::default(),
+        quinn::EndpointConfig::new(Arc::new(pki.reset_key())),
         Some(server),
         socket.into(),
         Arc::new(quinn::TokioRuntime),
@@ -110,24 +114,37 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
         Some(fp) => match shared.store.device_by_cert(&fp).await {
             Ok(Some(s)) if s.revoked_at_ms.is_some() => {
                 tracing::info!(device = %s.id, %remote, "refused revoked device");
-                conn.close(VarInt::from_u32(codes::CLOSE_REVOKED), b"device revoked; re-enroll");
+                conn.close(
+                    VarInt::from_u32(codes::CLOSE_REVOKED),
+                    b"device revoked; re-enroll",
+                );
                 return;
             }
             Ok(Some(s)) => Some(s),
             Ok(None) => {
-                conn.close(VarInt::from_u32(codes::CLOSE_UNAUTHENTICATED), b"unknown device certificate; enroll again");
+                conn.close(
+                    VarInt::from_u32(codes::CLOSE_UNAUTHENTICATED),
+                    b"unknown device certificate; enroll again",
+                );
                 return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "store unavailable during authentication");
-                conn.close(VarInt::from_u32(codes::CLOSE_GOING_AWAY), b"server unavailable; retry later");
+                conn.close(
+                    VarInt::from_u32(codes::CLOSE_GOING_AWAY),
+                    b"server unavailable; retry later",
+                );
                 return;
             }
         },
     };
     tracing::debug!(%remote, device = ?session.as_ref().map(|s| s.id), "connection");
     let id = conn.stable_id();
-    shared.connections.lock().unwrap_or_else(|e| e.into_inner()).insert(id, conn.clone());
+    shared
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, conn.clone());
     let session = Arc::new(Mutex::new(session.map(Arc::new)));
     loop {
         match conn.accept_bi().await {
@@ -148,7 +165,11 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
             }
         }
     }
-    shared.connections.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    shared
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
 }
 
 fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> wire::Response {
@@ -163,7 +184,10 @@ fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> 
 }
 
 /// Reads one frame; errors say whether the peer can be answered.
-pub(crate) async fn read_frame<M: Message + Default>(recv: &mut RecvStream, limit: u32) -> Result<M, FrameError> {
+pub(crate) async fn read_frame<M: Message + Default>(
+    recv: &mut RecvStream,
+    limit: u32,
+) -> Result<M, FrameError> {
     let mut header = [0u8; frame::HEADER_LEN];
     read_exact(recv, &mut header).await?;
     let len = frame::body_len(header, limit)?;
@@ -174,8 +198,14 @@ pub(crate) async fn read_frame<M: Message + Default>(recv: &mut RecvStream, limi
 
 async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), FrameError> {
     recv.read_exact(buf).await.map_err(|e| match e {
-        quinn::ReadExactError::FinishedEarly(got) => FrameError::Truncated { expected: buf.len() - got, got },
-        quinn::ReadExactError::ReadError(_) => FrameError::Truncated { expected: buf.len(), got: 0 },
+        quinn::ReadExactError::FinishedEarly(got) => FrameError::Truncated {
+            expected: buf.len() - got,
+            got,
+        },
+        quinn::ReadExactError::ReadError(_) => FrameError::Truncated {
+            expected: buf.len(),
+            got: 0,
+        },
     })
 }
 
@@ -200,14 +230,24 @@ async fn serve_stream(
                 _ => (wire::ErrorCode::BadRequest, false),
             };
             let _ = recv.stop(VarInt::from_u32(codes::RESET_PROTOCOL_ERROR));
-            let _ = send.write_all(&frame::encode(&error(code, format!("request rejected: {e}"), retryable))).await;
+            let _ = send
+                .write_all(&frame::encode(&error(
+                    code,
+                    format!("request rejected: {e}"),
+                    retryable,
+                )))
+                .await;
             let _ = send.finish();
             return;
         }
     };
     let current = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let answer = match request.kind {
-        None => Answer::Respond(error(wire::ErrorCode::BadRequest, "request has no RPC set", false)),
+        None => Answer::Respond(error(
+            wire::ErrorCode::BadRequest,
+            "request has no RPC set",
+            false,
+        )),
         Some(wire::request::Kind::Enroll(req)) => Answer::Respond(enroll(shared, req).await),
         Some(kind) => match current {
             None => Answer::Respond(error(
@@ -216,7 +256,9 @@ async fn serve_stream(
                 false,
             )),
             Some(device) => match kind {
-                wire::request::Kind::Hello(h) => Answer::Respond(hello(shared, session, &device, h).await),
+                wire::request::Kind::Hello(h) => {
+                    Answer::Respond(hello(shared, session, &device, h).await)
+                }
                 wire::request::Kind::Push(p) => push(shared, &device, p).await,
                 wire::request::Kind::Pull(_) => Answer::Respond(unsupported("Pull")),
                 wire::request::Kind::BlobStatus(_) => Answer::Respond(unsupported("BlobStatus")),
@@ -224,8 +266,12 @@ async fn serve_stream(
                     let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
                     Answer::Respond(unsupported("BlobUpload"))
                 }
-                wire::request::Kind::BlobDownload(_) => Answer::Respond(unsupported("BlobDownload")),
-                wire::request::Kind::Enroll(_) => Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false)),
+                wire::request::Kind::BlobDownload(_) => {
+                    Answer::Respond(unsupported("BlobDownload"))
+                }
+                wire::request::Kind::Enroll(_) => {
+                    Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false))
+                }
             },
         },
     };
@@ -245,7 +291,10 @@ async fn serve_stream(
 fn unsupported(rpc: &str) -> wire::Response {
     error(
         wire::ErrorCode::Unsupported,
-        format!("{rpc} is not served by this server version ({})", env!("CARGO_PKG_VERSION")),
+        format!(
+            "{rpc} is not served by this server version ({})",
+            env!("CARGO_PKG_VERSION")
+        ),
         false,
     )
 }
@@ -263,11 +312,21 @@ async fn hello(
         pending_photo_bytes: h.pending_photo_bytes,
         app_version: h.app_version.chars().take(64).collect(),
         sdk_version: h.sdk_version.chars().take(64).collect(),
-        clock_offset_ms: if h.device_time_ms == 0 { 0 } else { h.device_time_ms.saturating_sub(now) },
+        clock_offset_ms: if h.device_time_ms == 0 {
+            0
+        } else {
+            h.device_time_ms.saturating_sub(now)
+        },
     };
     let acked_through = match shared.store.record_hello(device.id, &report, now).await {
         Ok(a) => a,
-        Err(e) => return error(wire::ErrorCode::Unavailable, format!("could not record hello: {e}"), true),
+        Err(e) => {
+            return error(
+                wire::ErrorCode::Unavailable,
+                format!("could not record hello: {e}"),
+                true,
+            );
+        }
     };
     // Refresh the user's cells and role: assignments may have changed since the connection began.
     let mut fresh = device.clone();
@@ -302,19 +361,31 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
             BatchError::TooManyOps { .. } => wire::ErrorCode::LimitExceeded,
             _ => wire::ErrorCode::BadRequest,
         };
-        return Answer::Respond(error(code, format!("push refused, nothing stored: {e}"), false));
+        return Answer::Respond(error(
+            code,
+            format!("push refused, nothing stored: {e}"),
+            false,
+        ));
     }
     let now = crate::now_ms();
     let batch = match ingest::prepare(shared.store.as_ref(), device, p.ops, now).await {
         Ok(b) => b,
         Err(e) => {
-            return Answer::Respond(error(wire::ErrorCode::Unavailable, format!("nothing stored, retry: {e}"), true))
+            return Answer::Respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("nothing stored, retry: {e}"),
+                true,
+            ));
         }
     };
     let result = match shared.ingest.commit(batch).await {
         Ok(r) => r,
         Err(e) => {
-            return Answer::Respond(error(wire::ErrorCode::Unavailable, format!("nothing stored, retry: {e}"), true))
+            return Answer::Respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("nothing stored, retry: {e}"),
+                true,
+            ));
         }
     };
     if shared.faults.take_dropped_ack() {
@@ -326,22 +397,50 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
         .into_iter()
         .map(|r| {
             let (outcome, code, reason, field, message) = match (r.outcome, r.rejection) {
-                (Outcome::Rejected, Some((code, reason, field, message))) => {
-                    (wire::OpOutcome::Rejected, reject_code(code), reason, field, message)
-                }
-                (Outcome::Rejected, None) => {
-                    (wire::OpOutcome::Rejected, wire::ErrorCode::BadRequest, String::new(), String::new(), String::new())
-                }
-                (Outcome::Applied, _) => (wire::OpOutcome::Applied, wire::ErrorCode::Unspecified, String::new(), String::new(), String::new()),
-                (Outcome::Duplicate, _) => {
-                    (wire::OpOutcome::Duplicate, wire::ErrorCode::Unspecified, String::new(), String::new(), String::new())
-                }
+                (Outcome::Rejected, Some((code, reason, field, message))) => (
+                    wire::OpOutcome::Rejected,
+                    reject_code(code),
+                    reason,
+                    field,
+                    message,
+                ),
+                (Outcome::Rejected, None) => (
+                    wire::OpOutcome::Rejected,
+                    wire::ErrorCode::BadRequest,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
+                (Outcome::Applied, _) => (
+                    wire::OpOutcome::Applied,
+                    wire::ErrorCode::Unspecified,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
+                (Outcome::Duplicate, _) => (
+                    wire::OpOutcome::Duplicate,
+                    wire::ErrorCode::Unspecified,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
             };
-            wire::OpResult { device_seq: r.device_seq, outcome: outcome as i32, code: code as i32, message, reason, field }
+            wire::OpResult {
+                device_seq: r.device_seq,
+                outcome: outcome as i32,
+                code: code as i32,
+                message,
+                reason,
+                field,
+            }
         })
         .collect();
     Answer::Respond(wire::Response {
-        kind: Some(wire::response::Kind::Push(wire::PushResponse { acked_through: result.acked_through, results })),
+        kind: Some(wire::response::Kind::Push(wire::PushResponse {
+            acked_through: result.acked_through,
+            results,
+        })),
     })
 }
 
@@ -361,9 +460,18 @@ async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
         return refused("enrollment code is empty".into());
     }
     let device_id = DeviceId(uuid::Uuid::now_v7());
-    let cert = match shared.pki.sign_device_csr(&req.csr_der, &device_id.to_string()) {
+    let cert = match shared
+        .pki
+        .sign_device_csr(&req.csr_der, &device_id.to_string())
+    {
         Ok(c) => c,
-        Err(e) => return error(wire::ErrorCode::BadRequest, format!("enrollment refused: {e}"), false),
+        Err(e) => {
+            return error(
+                wire::ErrorCode::BadRequest,
+                format!("enrollment refused: {e}"),
+                false,
+            );
+        }
     };
     let device = NewDevice {
         id: device_id,
@@ -371,7 +479,11 @@ async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
         cert_sha256: pki::sha256(&cert),
         app_version: req.app_version.chars().take(64).collect(),
     };
-    match shared.store.redeem_enrollment(&crate::enroll::hash_code(code), &device, crate::now_ms()).await {
+    match shared
+        .store
+        .redeem_enrollment(&crate::enroll::hash_code(code), &device, crate::now_ms())
+        .await
+    {
         Ok(s) => {
             tracing::info!(device = %s.id, user = %s.user, "device enrolled");
             wire::Response {
@@ -385,7 +497,11 @@ async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
                 })),
             }
         }
-        Err(RedeemError::Store(e)) => error(wire::ErrorCode::Unavailable, format!("enrollment failed, retry: {e}"), true),
+        Err(RedeemError::Store(e)) => error(
+            wire::ErrorCode::Unavailable,
+            format!("enrollment failed, retry: {e}"),
+            true,
+        ),
         Err(e) => {
             tracing::info!(reason = %e, "enrollment refused");
             refused(e.to_string())
@@ -403,11 +519,16 @@ pub(crate) async fn drain(shared: &Shared, endpoint: &Endpoint, timeout: Duratio
             break;
         }
         if tokio::time::timeout_at(deadline, idle).await.is_err() {
-            tracing::warn!(in_flight = shared.in_flight.load(Ordering::SeqCst), "drain timed out");
+            tracing::warn!(
+                in_flight = shared.in_flight.load(Ordering::SeqCst),
+                "drain timed out"
+            );
             break;
         }
     }
-    endpoint.close(VarInt::from_u32(codes::CLOSE_GOING_AWAY), b"server shutting down");
+    endpoint.close(
+        VarInt::from_u32(codes::CLOSE_GOING_AWAY),
+        b"server shutting down",
+    );
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
 }
-

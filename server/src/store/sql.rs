@@ -44,7 +44,10 @@ fn placeholders(rows: usize, cols: usize) -> String {
 }
 
 fn list(n: usize, first: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(",")
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn seq(v: u64) -> i64 {
@@ -55,23 +58,29 @@ impl SqlStore {
     /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let options = match backend {
-            Backend::Sqlite => AnyPoolOptions::new().max_connections(4).after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers (admin commands, the dashboard) run beside the writer.
-                    // FULL costs nothing measurable at 10+ rows per transaction (limits.md).
-                    for pragma in [
-                        "PRAGMA busy_timeout = 10000",
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = FULL",
-                        "PRAGMA foreign_keys = ON",
-                    ] {
-                        sqlx::query(pragma).execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                })
-            }),
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers (admin commands, the dashboard) run beside the writer.
+                        // FULL costs nothing measurable at 10+ rows per transaction (limits.md).
+                        for pragma in [
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                }),
             Backend::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = options.connect(url).await?;
@@ -88,7 +97,11 @@ impl SqlStore {
         &self.pool
     }
 
-    async fn session(&self, tx: &mut Transaction<'_, Any>, device_id: &str) -> Result<Option<DeviceSession>, StoreError> {
+    async fn session(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        device_id: &str,
+    ) -> Result<Option<DeviceSession>, StoreError> {
         let row = sqlx::query(
             "SELECT d.id, d.name, d.user_id, u.name, u.role, d.revoked_at \
              FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
@@ -110,7 +123,9 @@ impl SqlStore {
         let id: String = row.try_get(0)?;
         let role: String = row.try_get(4)?;
         Ok(Some(DeviceSession {
-            id: id.parse().map_err(|_| StoreError::Invalid(format!("device id {id:?} in store is not a UUID")))?,
+            id: id.parse().map_err(|_| {
+                StoreError::Invalid(format!("device id {id:?} in store is not a UUID"))
+            })?,
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
             user: row.try_get(3)?,
@@ -129,17 +144,23 @@ impl SqlStore {
         let device = batch.device.to_string();
         // Writing first takes SQLite's write lock at once, so no other writer can invalidate
         // this transaction's snapshot half-way.
-        let acked: Option<i64> =
-            sqlx::query_scalar("UPDATE devices SET last_push_at = $1 WHERE id = $2 RETURNING acked_through")
-                .bind(now_ms)
-                .bind(&device)
-                .fetch_optional(&mut **tx)
-                .await?;
+        let acked: Option<i64> = sqlx::query_scalar(
+            "UPDATE devices SET last_push_at = $1 WHERE id = $2 RETURNING acked_through",
+        )
+        .bind(now_ms)
+        .bind(&device)
+        .fetch_optional(&mut **tx)
+        .await?;
         let Some(acked) = acked else {
-            return Err(StoreError::NotFound(format!("device {device} is not enrolled")));
+            return Err(StoreError::NotFound(format!(
+                "device {device} is not enrolled"
+            )));
         };
         if batch.ops.is_empty() {
-            return Ok(BatchResult { acked_through: acked.max(0) as u64, results: Vec::new() });
+            return Ok(BatchResult {
+                acked_through: acked.max(0) as u64,
+                results: Vec::new(),
+            });
         }
 
         // Replays: ops already recorded keep their original result.
@@ -169,12 +190,20 @@ impl SqlStore {
                         r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
                     )),
                 },
-                _ => OpResult { device_seq: s, outcome: Outcome::Duplicate, rejection: None },
+                _ => OpResult {
+                    device_seq: s,
+                    outcome: Outcome::Duplicate,
+                    rejection: None,
+                },
             };
             known.insert(s, result);
         }
 
-        let fresh: Vec<&PreparedOp> = batch.ops.iter().filter(|o| !known.contains_key(&o.device_seq)).collect();
+        let fresh: Vec<&PreparedOp> = batch
+            .ops
+            .iter()
+            .filter(|o| !known.contains_key(&o.device_seq))
+            .collect();
         let inserts: Vec<(&PreparedOp, &CheckInRow)> = fresh
             .iter()
             .filter_map(|o| match &o.action {
@@ -184,7 +213,10 @@ impl SqlStore {
             .collect();
         let mut inserted: HashSet<CheckInId> = HashSet::new();
         for chunk in inserts.chunks(CHECK_IN_ROWS_PER_STATEMENT) {
-            inserted.extend(self.insert_check_ins(tx, &device, batch.user_id, chunk, now_ms).await?);
+            inserted.extend(
+                self.insert_check_ins(tx, &device, batch.user_id, chunk, now_ms)
+                    .await?,
+            );
         }
 
         let mut results = Vec::with_capacity(batch.ops.len());
@@ -198,13 +230,22 @@ impl SqlStore {
                 OpAction::InsertCheckIn(row) => OpResult {
                     device_seq: op.device_seq,
                     // Same record id from another op (e.g. a reinstalled app resending): one entity.
-                    outcome: if inserted.remove(&row.check_in.id) { Outcome::Applied } else { Outcome::Duplicate },
+                    outcome: if inserted.remove(&row.check_in.id) {
+                        Outcome::Applied
+                    } else {
+                        Outcome::Duplicate
+                    },
                     rejection: None,
                 },
                 OpAction::Reject(rej) => OpResult {
                     device_seq: op.device_seq,
                     outcome: Outcome::Rejected,
-                    rejection: Some((rej.code, rej.reason.clone(), rej.field.clone(), rej.message.clone())),
+                    rejection: Some((
+                        rej.code,
+                        rej.reason.clone(),
+                        rej.field.clone(),
+                        rej.message.clone(),
+                    )),
                 },
             };
             new_results.push((op, r.clone()));
@@ -219,7 +260,12 @@ impl SqlStore {
             let mut q = sqlx::query(&sql);
             for (op, r) in chunk {
                 let (code, reason, field, message) = match &r.rejection {
-                    Some((c, r, f, m)) => (Some(c.as_str()), Some(r.clone()), Some(f.clone()), Some(m.clone())),
+                    Some((c, r, f, m)) => (
+                        Some(c.as_str()),
+                        Some(r.clone()),
+                        Some(f.clone()),
+                        Some(m.clone()),
+                    ),
                     None => (None, None, None, None),
                 };
                 q = q
@@ -290,7 +336,10 @@ impl SqlStore {
                     .await?;
             }
         }
-        Ok(BatchResult { acked_through, results })
+        Ok(BatchResult {
+            acked_through,
+            results,
+        })
     }
 
     async fn insert_check_ins(
@@ -340,8 +389,16 @@ impl SqlStore {
                 .bind(seq(op.hlc.wall_ms))
                 .bind(i64::from(op.hlc.logical));
         }
-        let ids: Vec<Vec<u8>> = q.fetch_all(&mut **tx).await?.into_iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-        Ok(ids.iter().filter_map(|b| CheckInId::from_slice(b)).collect())
+        let ids: Vec<Vec<u8>> = q
+            .fetch_all(&mut **tx)
+            .await?
+            .into_iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        Ok(ids
+            .iter()
+            .filter_map(|b| CheckInId::from_slice(b))
+            .collect())
     }
 }
 
@@ -382,19 +439,27 @@ fn answers_json(answers: &[Answer]) -> String {
 }
 
 fn parse_photos(v: &serde_json::Value) -> Vec<[u8; 32]> {
-    v.as_array().into_iter().flatten().filter_map(|p| p.as_str().and_then(unhex32)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().and_then(unhex32))
+        .collect()
 }
 
 fn parse_answers(text: &str) -> Result<Vec<Answer>, StoreError> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| StoreError::Invalid(format!("stored answers are not JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| StoreError::Invalid(format!("stored answers are not JSON: {e}")))?;
     v.as_array()
         .into_iter()
         .flatten()
         .map(|a| {
             Ok(Answer {
                 item_id: a["item"].as_str().unwrap_or_default().to_owned(),
-                value: a["value"].as_str().unwrap_or_default().parse::<AnswerValue>().map_err(StoreError::Invalid)?,
+                value: a["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse::<AnswerValue>()
+                    .map_err(StoreError::Invalid)?,
                 note: a["note"].as_str().unwrap_or_default().to_owned(),
                 photos: parse_photos(&a["photos"]),
             })
@@ -409,9 +474,15 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
     let fix = match latitude {
         Some(latitude) => Some(GeoFix {
             latitude,
-            longitude: r.try_get::<Option<f64>, _>("longitude")?.unwrap_or_default(),
-            accuracy_m: r.try_get::<Option<f64>, _>("accuracy_m")?.unwrap_or_default(),
-            fix_time_ms: r.try_get::<Option<i64>, _>("fix_time_ms")?.unwrap_or_default(),
+            longitude: r
+                .try_get::<Option<f64>, _>("longitude")?
+                .unwrap_or_default(),
+            accuracy_m: r
+                .try_get::<Option<f64>, _>("accuracy_m")?
+                .unwrap_or_default(),
+            fix_time_ms: r
+                .try_get::<Option<i64>, _>("fix_time_ms")?
+                .unwrap_or_default(),
             mock: r.try_get::<Option<i64>, _>("mock")?.unwrap_or_default() != 0,
         }),
         None => None,
@@ -420,15 +491,25 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
     let check_in = CheckIn {
         id: CheckInId::from_slice(&id).ok_or_else(|| bad("id"))?,
         checkpoint: r.try_get("checkpoint")?,
-        kind: r.try_get::<String, _>("kind")?.parse().map_err(StoreError::Invalid)?,
-        method: r.try_get::<String, _>("method")?.parse().map_err(StoreError::Invalid)?,
+        kind: r
+            .try_get::<String, _>("kind")?
+            .parse()
+            .map_err(StoreError::Invalid)?,
+        method: r
+            .try_get::<String, _>("method")?
+            .parse()
+            .map_err(StoreError::Invalid)?,
         tag_uid: r.try_get("tag_uid")?,
         device_time_ms: r.try_get("device_time_ms")?,
         monotonic_ms: r.try_get::<i64, _>("monotonic_ms")? as u64,
         fix,
-        outcome: r.try_get::<String, _>("outcome")?.parse().map_err(StoreError::Invalid)?,
+        outcome: r
+            .try_get::<String, _>("outcome")?
+            .parse()
+            .map_err(StoreError::Invalid)?,
         template_id: r.try_get("template_id")?,
-        template_version: u32::try_from(r.try_get::<i64, _>("template_version")?).map_err(|_| bad("template version"))?,
+        template_version: u32::try_from(r.try_get::<i64, _>("template_version")?)
+            .map_err(|_| bad("template version"))?,
         answers: parse_answers(&r.try_get::<String, _>("answers")?)?,
         photos: parse_photos(&serde_json::from_str(&photos).map_err(|_| bad("photo list"))?),
         note: r.try_get("note")?,
@@ -448,7 +529,11 @@ impl Store for SqlStore {
         self.backend
     }
 
-    async fn upsert_grid(&self, cells: &[NewCell], checkpoints: &[NewCheckpoint]) -> Result<u64, StoreError> {
+    async fn upsert_grid(
+        &self,
+        cells: &[NewCell],
+        checkpoints: &[NewCheckpoint],
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
         let mut ordered: Vec<&NewCell> = cells.iter().collect();
@@ -461,8 +546,16 @@ impl Store for SqlStore {
                         .bind(p)
                         .fetch_optional(&mut *tx)
                         .await?
-                        .ok_or_else(|| StoreError::NotFound(format!("cell {}: parent cell {p} does not exist", cell.code)))?;
-                    (Some(row.try_get::<i64, _>(0)?), row.try_get::<String, _>(1)?)
+                        .ok_or_else(|| {
+                            StoreError::NotFound(format!(
+                                "cell {}: parent cell {p} does not exist",
+                                cell.code
+                            ))
+                        })?;
+                    (
+                        Some(row.try_get::<i64, _>(0)?),
+                        row.try_get::<String, _>(1)?,
+                    )
                 }
             };
             let path = format!("{parent_path}{}/", cell.code);
@@ -487,7 +580,12 @@ impl Store for SqlStore {
                 .bind(&cp.cell)
                 .fetch_optional(&mut *tx)
                 .await?
-                .ok_or_else(|| StoreError::NotFound(format!("checkpoint {}: cell {} does not exist", cp.code, cp.cell)))?;
+                .ok_or_else(|| {
+                    StoreError::NotFound(format!(
+                        "checkpoint {}: cell {} does not exist",
+                        cp.code, cp.cell
+                    ))
+                })?;
             changed += sqlx::query(
                 "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
@@ -551,20 +649,24 @@ impl Store for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         for code in &e.cells {
-            let cell: Option<i64> = sqlx::query_scalar("SELECT id FROM grid_cells WHERE code = $1 AND retired_at IS NULL")
-                .bind(code)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let cell: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM grid_cells WHERE code = $1 AND retired_at IS NULL",
+            )
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
             let Some(cell) = cell else {
                 return Err(StoreError::NotFound(format!(
                     "grid cell {code} does not exist; run `patrolsync admin seed-demo` or import the grid first"
                 )));
             };
-            sqlx::query("INSERT INTO assignments (user_id, cell_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(user_id)
-                .bind(cell)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO assignments (user_id, cell_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(cell)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("INSERT INTO enrollment_codes (code_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(e.code_hash.to_vec())
@@ -597,22 +699,29 @@ impl Store for SqlStore {
         .await
         .map_err(StoreError::from)?;
         let Some(user_id) = user_id else {
-            let row = sqlx::query("SELECT expires_at, used_at, device_id FROM enrollment_codes WHERE code_hash = $1")
-                .bind(code_hash.to_vec())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+            let row = sqlx::query(
+                "SELECT expires_at, used_at, device_id FROM enrollment_codes WHERE code_hash = $1",
+            )
+            .bind(code_hash.to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
             return Err(match row {
                 None => RedeemError::Unknown,
                 Some(r) => {
                     let used: Option<i64> = r.try_get(1).map_err(StoreError::from)?;
                     if used.is_some() {
                         RedeemError::AlreadyUsed {
-                            device: r.try_get::<Option<String>, _>(2).map_err(StoreError::from)?.unwrap_or_default(),
+                            device: r
+                                .try_get::<Option<String>, _>(2)
+                                .map_err(StoreError::from)?
+                                .unwrap_or_default(),
                         }
                     } else {
                         let expires: i64 = r.try_get(0).map_err(StoreError::from)?;
-                        RedeemError::Expired { ago_s: (now_ms - expires) / 1000 }
+                        RedeemError::Expired {
+                            ago_s: (now_ms - expires) / 1000,
+                        }
                     }
                 }
             });
@@ -629,20 +738,23 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
-        let session = self
-            .session(&mut tx, &device_id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("device {device_id} vanished during enrollment")))?;
+        let session = self.session(&mut tx, &device_id).await?.ok_or_else(|| {
+            StoreError::NotFound(format!("device {device_id} vanished during enrollment"))
+        })?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(session)
     }
 
-    async fn device_by_cert(&self, cert_sha256: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError> {
+    async fn device_by_cert(
+        &self,
+        cert_sha256: &[u8; 32],
+    ) -> Result<Option<DeviceSession>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let id: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE cert_sha256 = $1")
-            .bind(cert_sha256.to_vec())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT id FROM devices WHERE cert_sha256 = $1")
+                .bind(cert_sha256.to_vec())
+                .fetch_optional(&mut *tx)
+                .await?;
         let session = match id {
             Some(id) => self.session(&mut tx, &id).await?,
             None => None,
@@ -658,7 +770,12 @@ impl Store for SqlStore {
         Ok(session)
     }
 
-    async fn record_hello(&self, device: DeviceId, report: &DeviceReport, now_ms: i64) -> Result<u64, StoreError> {
+    async fn record_hello(
+        &self,
+        device: DeviceId,
+        report: &DeviceReport,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
         let acked: Option<i64> = sqlx::query_scalar(
             "UPDATE devices SET last_seen_at = $1, outbox_depth = $2, oldest_pending_age_ms = $3, \
              pending_photo_bytes = $4, app_version = $5, sdk_version = $6, clock_offset_ms = $7 \
@@ -679,7 +796,11 @@ impl Store for SqlStore {
             .ok_or_else(|| StoreError::NotFound(format!("device {device} is not enrolled")))
     }
 
-    async fn ingest(&self, batches: &[IngestBatch], now_ms: i64) -> Result<Vec<BatchResult>, StoreError> {
+    async fn ingest(
+        &self,
+        batches: &[IngestBatch],
+        now_ms: i64,
+    ) -> Result<Vec<BatchResult>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
@@ -696,7 +817,8 @@ impl Store for SqlStore {
         };
         Ok(Stats {
             devices: count("SELECT COUNT(*) FROM devices").await?,
-            devices_revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL").await?,
+            devices_revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL")
+                .await?,
             users: count("SELECT COUNT(*) FROM users").await?,
             grid_cells: count("SELECT COUNT(*) FROM grid_cells").await?,
             checkpoints: count("SELECT COUNT(*) FROM checkpoints").await?,
@@ -711,7 +833,11 @@ impl Store for SqlStore {
         })
     }
 
-    async fn check_ins(&self, device: Option<DeviceId>, limit: u32) -> Result<Vec<StoredCheckIn>, StoreError> {
+    async fn check_ins(
+        &self,
+        device: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckIn>, StoreError> {
         let sql = format!(
             "SELECT ci.id, ci.device_id, ci.device_seq, u.name AS user_name, cp.code AS checkpoint, ci.kind, \
              ci.method, ci.tag_uid, ci.device_time_ms, ci.monotonic_ms, ci.received_at_ms, ci.latitude, \
@@ -719,14 +845,22 @@ impl Store for SqlStore {
              ci.outcome, ci.template_id, ci.template_version, ci.answers, ci.photos, ci.note \
              FROM check_ins ci JOIN users u ON u.id = ci.user_id JOIN checkpoints cp ON cp.id = ci.checkpoint_id \
              {} ORDER BY ci.received_at_ms DESC, ci.device_seq DESC LIMIT {}",
-            if device.is_some() { "WHERE ci.device_id = $1" } else { "" },
+            if device.is_some() {
+                "WHERE ci.device_id = $1"
+            } else {
+                ""
+            },
             limit
         );
         let mut q = sqlx::query(&sql);
         if let Some(d) = device {
             q = q.bind(d.to_string());
         }
-        q.fetch_all(&self.pool).await?.iter().map(stored_check_in).collect()
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(stored_check_in)
+            .collect()
     }
 
     async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError> {
@@ -752,4 +886,3 @@ impl Store for SqlStore {
             .collect()
     }
 }
-

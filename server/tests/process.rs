@@ -1,0 +1,200 @@
+//! The real `patrolsync` binary as an operator runs it: admin commands, `serve`, SIGKILL in
+//! the middle of a long push and a restart on the same data, and a clean Ctrl-C. Runs on SQLite
+//! and, when PATROLSYNC_TEST_DATABASE_URL is set, on PostgreSQL.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use patrolsync_proto::CheckInOutcome;
+use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
+use patrolsync_server::testkit::test_databases;
+
+const BIN: &str = env!("CARGO_BIN_EXE_patrolsync");
+
+fn admin(data: &Path, db: Option<&str>, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("admin").arg("--data-dir").arg(data);
+    if let Some(url) = db {
+        cmd.arg("--database-url").arg(url);
+    }
+    let out = cmd.args(args).arg("--json").output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `patrolsync serve` and waits for its "listening" line.
+fn serve(data: &Path, db: Option<&str>, port: u16) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--admin-listen")
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(url) = db {
+        cmd.arg("--database-url").arg(url);
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on udp") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .map_err(|_| anyhow::anyhow!("server did not report listening"))?;
+    Ok(child)
+}
+
+fn sdk_config() -> ClientConfig {
+    ClientConfig {
+        batch_size: 50,
+        max_in_flight: 2,
+        connect_timeout: Duration::from_secs(2),
+        // A killed server sends nothing more; don't sit out the default 30 s.
+        request_timeout: Duration::from_secs(3),
+        max_attempts: 1,
+        ..ClientConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let url = db.url.clone();
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let port = free_port();
+
+        let seeded = admin(&data, url.as_deref(), &["seed-demo"])?;
+        assert_eq!(seeded["checkpoints"], 240);
+        let issued = admin(
+            &data,
+            url.as_deref(),
+            &[
+                "enroll",
+                "--user",
+                "alice",
+                "--role",
+                "patroller",
+                "--grid",
+                "S1-C1",
+                "--server",
+                &format!("127.0.0.1:{port}"),
+            ],
+        )?;
+        let code = issued["enrollment"]
+            .as_str()
+            .expect("enrollment string")
+            .to_owned();
+
+        let mut server = serve(&data, url.as_deref(), port)?;
+        let device = Client::open(dir.path().join("phone"), sdk_config()).await?;
+        device.enroll(&code, None, "phone").await?;
+        const N: usize = 3000;
+        let mut ids = HashSet::new();
+        for i in 0..N {
+            let c = NewCheckIn::new(
+                format!("S1-C1-K{}-B{}-P1", i % 4 + 1, i % 5 + 1),
+                CheckInOutcome::Inspected,
+            );
+            ids.insert(device.record_checkin(c).await?.to_string());
+        }
+
+        let syncing = tokio::spawn({
+            let device = device.clone();
+            async move { device.sync().await }
+        });
+        // Kill the server as soon as the first batches are acknowledged.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while device.status().await?.pending_ops == N as u64 {
+            anyhow::ensure!(Instant::now() < deadline, "no batch was acknowledged");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        server.kill()?;
+        server.wait()?;
+        let interrupted = syncing.await?;
+        assert!(
+            interrupted.is_err(),
+            "{backend}: the sync must have been cut mid-push, got {interrupted:?}"
+        );
+        let pending = device.status().await?.pending_ops;
+        assert!(
+            pending > 0 && pending < N as u64,
+            "{backend}: part of the outbox was acknowledged ({pending} left)"
+        );
+
+        let server = serve(&data, url.as_deref(), port)?;
+        let summary = device.sync().await?;
+        assert_eq!(summary.remaining, 0, "{backend}: {summary:?}");
+        assert_eq!(device.status().await?.pending_ops, 0);
+
+        let stats = admin(&data, url.as_deref(), &["stats"])?;
+        assert_eq!(
+            stats["check_ins"], N,
+            "{backend}: no check-in lost or doubled"
+        );
+        let stored = admin(&data, url.as_deref(), &["check-ins", "--limit", "10000"])?;
+        let stored: HashSet<String> = stored
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            stored, ids,
+            "{backend}: exactly the recorded check-ins are stored"
+        );
+
+        // Ctrl-C drains and exits cleanly.
+        let pid = server.id().to_string();
+        let status = Command::new("kill").args(["-INT", &pid]).status()?;
+        assert!(status.success());
+        let out = server.wait_with_output()?;
+        assert!(
+            out.status.success(),
+            "{backend}: serve exited with {:?}",
+            out.status
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+        db.cleanup().await;
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_config_fails_before_binding_with_a_clear_message() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[limits]\nmax_ops_per_push = 0\n")?;
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("max_ops_per_push"), "{err}");
+    Ok(())
+}

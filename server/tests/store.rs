@@ -1,0 +1,315 @@
+//! The storage conformance suite: the same assertions on SQLite and (when
+//! PATROLSYNC_TEST_DATABASE_URL is set) PostgreSQL.
+
+use std::sync::Arc;
+
+use patrolsync_proto::{
+    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, Hlc, OpId, Role,
+};
+use patrolsync_server::store::sql::SqlStore;
+use patrolsync_server::store::*;
+use patrolsync_server::testkit::{TestDatabase, test_databases};
+
+const NOW: i64 = 1_790_000_000_000;
+
+async fn open(db: &TestDatabase, dir: &std::path::Path) -> anyhow::Result<Arc<dyn Store>> {
+    let url = db
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("t.db").display()));
+    let store = SqlStore::connect(&url).await?;
+    patrolsync_server::seed::seed_demo(&store).await?;
+    Ok(Arc::new(store))
+}
+
+async fn device(store: &dyn Store, user: &str, cells: &[&str]) -> anyhow::Result<DeviceSession> {
+    let code = patrolsync_server::enroll::new_code();
+    let hash = patrolsync_server::enroll::hash_code(&code);
+    store
+        .create_enrollment(
+            &NewEnrollment {
+                code_hash: hash,
+                user: user.into(),
+                role: Role::Patroller,
+                cells: cells.iter().map(|c| c.to_string()).collect(),
+                expires_at_ms: NOW + 60_000,
+            },
+            NOW,
+        )
+        .await?;
+    let id = DeviceId(uuid::Uuid::now_v7());
+    let d = NewDevice {
+        id,
+        name: "t".into(),
+        cert_sha256: *id.0.as_bytes().repeat(2).first_chunk().expect("32"),
+        app_version: "t".into(),
+    };
+    Ok(store.redeem_enrollment(&hash, &d, NOW).await?)
+}
+
+fn op(seq: u64, id: CheckInId, cp: &CheckpointRef) -> PreparedOp {
+    PreparedOp {
+        device_seq: seq,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc {
+            wall_ms: NOW as u64,
+            logical: seq as u32,
+        },
+        action: OpAction::InsertCheckIn(Box::new(CheckInRow {
+            check_in: CheckIn {
+                id,
+                checkpoint: cp.code.clone(),
+                kind: CheckInKind::Patrol,
+                method: CheckInMethod::Qr,
+                tag_uid: String::new(),
+                device_time_ms: NOW,
+                monotonic_ms: seq,
+                fix: None,
+                outcome: CheckInOutcome::Inspected,
+                template_id: String::new(),
+                template_version: 0,
+                answers: vec![],
+                photos: vec![[7u8; 32]],
+                note: format!("op {seq}"),
+            },
+            checkpoint_id: cp.id,
+            cell_id: cp.cell_id,
+        })),
+    }
+}
+
+fn new_id() -> CheckInId {
+    CheckInId(uuid::Uuid::now_v7())
+}
+
+async fn checkpoint(store: &dyn Store) -> anyhow::Result<CheckpointRef> {
+    Ok(store
+        .checkpoints(&["S1-C1-K1-B1-P1".into()])
+        .await?
+        .remove(0))
+}
+
+fn outcomes(r: &BatchResult) -> Vec<Outcome> {
+    r.results.iter().map(|r| r.outcome).collect()
+}
+
+#[tokio::test]
+async fn conformance() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let dir = tempfile::tempdir()?;
+        let store = open(&db, dir.path()).await?;
+        let backend = db.backend;
+        replayed_batch_changes_nothing(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        acked_through_waits_for_gaps(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        same_record_under_new_seq_is_one_entity(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        rejected_op_replays_as_rejected(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        failed_group_commit_stores_nothing(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        enrollment_codes_are_single_use_and_expire(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        grid_upsert_is_idempotent(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        db.cleanup().await;
+    }
+    Ok(())
+}
+
+async fn replayed_batch_changes_nothing(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "replay", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let ops: Vec<_> = (1..=10).map(|s| op(s, new_id(), &cp)).collect();
+    let batch = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops,
+    };
+    let first = store
+        .ingest(std::slice::from_ref(&batch), NOW)
+        .await?
+        .remove(0);
+    assert_eq!(first.acked_through, 10);
+    assert!(outcomes(&first).iter().all(|o| *o == Outcome::Applied));
+    let before = store.stats(NOW).await?.check_ins;
+    let again = store.ingest(&[batch], NOW).await?.remove(0);
+    assert!(outcomes(&again).iter().all(|o| *o == Outcome::Duplicate));
+    assert_eq!(store.stats(NOW).await?.check_ins, before);
+    let stored = store.check_ins(Some(d.id), 100).await?;
+    assert_eq!(stored.len(), 10);
+    assert_eq!(stored[0].check_in.photos, vec![[7u8; 32]]);
+    Ok(())
+}
+
+async fn acked_through_waits_for_gaps(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "gaps", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let batch = |seqs: &[u64]| IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: seqs.iter().map(|s| op(*s, new_id(), &cp)).collect(),
+    };
+    assert_eq!(
+        store.ingest(&[batch(&[1, 2, 5])], NOW).await?[0].acked_through,
+        2
+    );
+    assert_eq!(store.ingest(&[batch(&[3])], NOW).await?[0].acked_through, 3);
+    assert_eq!(store.ingest(&[batch(&[4])], NOW).await?[0].acked_through, 5);
+    Ok(())
+}
+
+async fn same_record_under_new_seq_is_one_entity(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "reinstall", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let id = new_id();
+    let r = store
+        .ingest(
+            &[IngestBatch {
+                device: d.id,
+                user_id: d.user_id,
+                ops: vec![op(1, id, &cp), op(2, id, &cp)],
+            }],
+            NOW,
+        )
+        .await?
+        .remove(0);
+    assert_eq!(outcomes(&r), vec![Outcome::Applied, Outcome::Duplicate]);
+    assert_eq!(store.check_ins(Some(d.id), 10).await?.len(), 1);
+    Ok(())
+}
+
+async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "rejected", &["S1"]).await?;
+    let reject = PreparedOp {
+        device_seq: 1,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc::default(),
+        action: OpAction::Reject(Rejection {
+            code: RejectCode::Invalid,
+            reason: "out_of_range".into(),
+            field: "fix.latitude".into(),
+            message: "latitude 123 is out of range".into(),
+            payload: vec![1, 2, 3],
+        }),
+    };
+    let batch = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: vec![reject],
+    };
+    let first = store
+        .ingest(std::slice::from_ref(&batch), NOW)
+        .await?
+        .remove(0);
+    let again = store.ingest(&[batch], NOW).await?.remove(0);
+    assert_eq!(first, again, "a replayed rejection answers the same");
+    assert_eq!(again.results[0].outcome, Outcome::Rejected);
+    assert_eq!(
+        again.acked_through, 1,
+        "a rejected op is recorded, so the device can drop it"
+    );
+    let log = store.rejections(100).await?;
+    assert!(
+        log.iter()
+            .any(|r| r.field == "fix.latitude" && r.device == d.id.to_string())
+    );
+    Ok(())
+}
+
+async fn failed_group_commit_stores_nothing(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "atomic", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let good = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: vec![op(1, new_id(), &cp)],
+    };
+    let ghost = IngestBatch {
+        device: DeviceId(uuid::Uuid::now_v7()),
+        user_id: d.user_id,
+        ops: vec![op(1, new_id(), &cp)],
+    };
+    let before = store.stats(NOW).await?.check_ins;
+    assert!(
+        store.ingest(&[good, ghost], NOW).await.is_err(),
+        "unknown device fails the group"
+    );
+    assert_eq!(
+        store.stats(NOW).await?.check_ins,
+        before,
+        "nothing of the group is visible"
+    );
+    assert!(store.check_ins(Some(d.id), 10).await?.is_empty());
+    Ok(())
+}
+
+async fn enrollment_codes_are_single_use_and_expire(store: &dyn Store) -> anyhow::Result<()> {
+    let hash = patrolsync_server::enroll::hash_code("EXPI-RED0");
+    store
+        .create_enrollment(
+            &NewEnrollment {
+                code_hash: hash,
+                user: "late".into(),
+                role: Role::Patroller,
+                cells: vec!["S2".into()],
+                expires_at_ms: NOW + 1000,
+            },
+            NOW,
+        )
+        .await?;
+    let dev = |b: u8| NewDevice {
+        id: DeviceId(uuid::Uuid::now_v7()),
+        name: "x".into(),
+        cert_sha256: [b; 32],
+        app_version: String::new(),
+    };
+    let err = store
+        .redeem_enrollment(&hash, &dev(1), NOW + 5000)
+        .await
+        .expect_err("expired");
+    assert!(matches!(err, RedeemError::Expired { .. }), "{err}");
+    let ok = store.redeem_enrollment(&hash, &dev(2), NOW).await?;
+    assert_eq!(ok.cell_codes(), vec!["S2".to_owned()]);
+    let err = store
+        .redeem_enrollment(&hash, &dev(3), NOW)
+        .await
+        .expect_err("used");
+    assert!(matches!(err, RedeemError::AlreadyUsed { .. }), "{err}");
+    let err = store
+        .redeem_enrollment(&[9; 32], &dev(4), NOW)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, RedeemError::Unknown), "{err}");
+    let bad_cell = store
+        .create_enrollment(
+            &NewEnrollment {
+                code_hash: [5; 32],
+                user: "x".into(),
+                role: Role::Patroller,
+                cells: vec!["NOPE".into()],
+                expires_at_ms: NOW,
+            },
+            NOW,
+        )
+        .await
+        .expect_err("unknown cell");
+    assert!(bad_cell.to_string().contains("NOPE"), "{bad_cell}");
+    Ok(())
+}
+
+async fn grid_upsert_is_idempotent(store: &dyn Store) -> anyhow::Result<()> {
+    let (_, _, changed) = patrolsync_server::seed::seed_demo(store).await?;
+    assert_eq!(changed, 0, "seeding again changes nothing");
+    let s = store.stats(NOW).await?;
+    assert_eq!((s.grid_cells, s.checkpoints), (152, 240));
+    Ok(())
+}
