@@ -285,6 +285,13 @@ mod tests {
     }
 
     #[test]
+    fn example_config_in_deploy_is_valid_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/patrolsync.example.toml");
+        let cfg = Config::from_file(&path).expect("example parses");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
     fn unspecified_listen_becomes_loopback_in_enrollment() {
         let cfg = Config::default();
         assert_eq!(cfg.public_address(), "127.0.0.1:4433");
