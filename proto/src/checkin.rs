@@ -193,7 +193,7 @@ impl CheckIn {
             )
         })?;
         plausible_time("device_time_ms", w.device_time_ms, now_ms)?;
-        let fix = w.fix.map(|f| validate_fix(f, now_ms)).transpose()?;
+        let fix = w.fix.map(|f| validate_fix("fix", f, now_ms)).transpose()?;
         if w.answers.len() > MAX_ANSWERS {
             return Err(Invalid::new(
                 "answers",
@@ -320,9 +320,15 @@ pub fn plausible_time(field: &str, t_ms: i64, now_ms: i64) -> Result<(), Invalid
     Ok(())
 }
 
-fn validate_fix(f: wire::GeoFix, now_ms: i64) -> Result<GeoFix, Invalid> {
-    coordinate("fix.latitude", "latitude", f.latitude, 90.0)?;
-    coordinate("fix.longitude", "longitude", f.longitude, 180.0)?;
+/// Validates a position fix; errors name `{prefix}.latitude` and so on.
+pub(crate) fn validate_fix(prefix: &str, f: wire::GeoFix, now_ms: i64) -> Result<GeoFix, Invalid> {
+    coordinate(&format!("{prefix}.latitude"), "latitude", f.latitude, 90.0)?;
+    coordinate(
+        &format!("{prefix}.longitude"),
+        "longitude",
+        f.longitude,
+        180.0,
+    )?;
     if !f.accuracy_m.is_finite() || !(0.0..=100_000.0).contains(&f.accuracy_m) {
         return Err(Invalid::new(
             "fix.accuracy_m",
@@ -334,7 +340,7 @@ fn validate_fix(f: wire::GeoFix, now_ms: i64) -> Result<GeoFix, Invalid> {
         ));
     }
     if f.fix_time_ms != 0 {
-        plausible_time("fix.fix_time_ms", f.fix_time_ms, now_ms)?;
+        plausible_time(&format!("{prefix}.fix_time_ms"), f.fix_time_ms, now_ms)?;
     }
     Ok(GeoFix {
         latitude: f.latitude,

@@ -75,13 +75,14 @@ fn short_type_name<M>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
-/// An incremental decoder for byte chunks as they arrive. It never holds more than one header
-/// plus at most `limit` body bytes.
+/// An incremental decoder for byte chunks as they arrive. The header lives in a fixed array;
+/// a body buffer is allocated only once its announced length has passed the limit check.
 #[derive(Debug)]
 pub struct FrameDecoder {
     limit: u32,
-    buf: Vec<u8>,
-    want: Option<usize>,
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    body: Option<(usize, Vec<u8>)>,
 }
 
 impl FrameDecoder {
@@ -89,8 +90,9 @@ impl FrameDecoder {
     pub fn new(limit: u32) -> Self {
         Self {
             limit,
-            buf: Vec::new(),
-            want: None,
+            header: [0; HEADER_LEN],
+            header_len: 0,
+            body: None,
         }
     }
 
@@ -98,31 +100,29 @@ impl FrameDecoder {
     /// frame stay buffered for the next call.
     pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
         let mut frames = Vec::new();
-        while !chunk.is_empty() {
-            let need = match self.want {
-                None => HEADER_LEN - self.buf.len(),
-                Some(len) => len - self.buf.len(),
-            };
-            let take = need.min(chunk.len());
-            self.buf.extend_from_slice(&chunk[..take]);
-            chunk = &chunk[take..];
-            if self.buf.len() < self.want.unwrap_or(HEADER_LEN) {
-                continue;
-            }
-            match self.want {
+        while !chunk.is_empty() || matches!(&self.body, Some((0, _))) {
+            match &mut self.body {
                 None => {
-                    let header = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
-                    let len = body_len(header, self.limit)?;
-                    self.buf = Vec::with_capacity(len);
-                    self.want = Some(len);
-                    if len == 0 {
-                        frames.push(std::mem::take(&mut self.buf));
-                        self.want = None;
+                    let take = (HEADER_LEN - self.header_len).min(chunk.len());
+                    self.header[self.header_len..self.header_len + take]
+                        .copy_from_slice(&chunk[..take]);
+                    self.header_len += take;
+                    chunk = &chunk[take..];
+                    if self.header_len == HEADER_LEN {
+                        let len = body_len(self.header, self.limit)?;
+                        self.header_len = 0;
+                        self.body = Some((len, Vec::with_capacity(len)));
                     }
                 }
-                Some(_) => {
-                    frames.push(std::mem::take(&mut self.buf));
-                    self.want = None;
+                Some((len, buf)) => {
+                    let take = (*len - buf.len()).min(chunk.len());
+                    buf.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                    if buf.len() == *len
+                        && let Some((_, done)) = self.body.take()
+                    {
+                        frames.push(done);
+                    }
                 }
             }
         }
@@ -131,22 +131,22 @@ impl FrameDecoder {
 
     /// Call at end of stream: an error if a frame was left incomplete.
     pub fn finish(&self) -> Result<(), FrameError> {
-        match (self.want, self.buf.len()) {
+        match (&self.body, self.header_len) {
             (None, 0) => Ok(()),
             (None, got) => Err(FrameError::Truncated {
                 expected: HEADER_LEN - got,
                 got,
             }),
-            (Some(len), got) => Err(FrameError::Truncated {
-                expected: len - got,
-                got,
+            (Some((len, buf)), _) => Err(FrameError::Truncated {
+                expected: len - buf.len(),
+                got: buf.len(),
             }),
         }
     }
 
-    /// Bytes currently allocated for buffering (for tests and memory accounting).
+    /// Bytes currently allocated for frame bodies (for tests and memory accounting).
     pub fn buffered_capacity(&self) -> usize {
-        self.buf.capacity()
+        self.body.as_ref().map_or(0, |(_, b)| b.capacity())
     }
 }
 
@@ -168,7 +168,7 @@ mod tests {
                 limit: 1024
             }
         );
-        assert!(dec.buffered_capacity() <= HEADER_LEN);
+        assert_eq!(dec.buffered_capacity(), 0);
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub mod checkin;
 pub mod codes;
 pub mod enrollment;
 pub mod frame;
+pub mod hazard;
 pub mod hlc;
 pub mod ids;
 pub mod op;
@@ -68,7 +69,7 @@ pub use checkin::{CheckIn, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, I
 pub use enrollment::EnrollmentString;
 pub use frame::FrameError;
 pub use hlc::Hlc;
-pub use ids::{CheckInId, DeviceId, OpId};
+pub use ids::{CheckInId, DeviceId, EventId, HazardId, OpId};
 pub use op::{Op, OpBody};
 pub use people::Role;
 

@@ -25,8 +25,24 @@ pub struct Op {
 pub enum OpBody {
     /// Record a check-in.
     CheckIn(Box<CheckIn>),
-    /// A well-formed op of a kind this build does not apply (named for the rejection).
-    Unsupported(&'static str),
+    /// Report a hazard.
+    HazardReport(Box<crate::hazard::Report>),
+    /// A transition of a hazard's closed loop.
+    HazardEvent(Box<crate::hazard::Event>),
+    /// A last-writer-wins edit of a hazard field.
+    HazardEdit(crate::hazard::Edit),
+}
+
+impl OpBody {
+    /// Stable name of the op kind, e.g. `check_in`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            OpBody::CheckIn(_) => "check_in",
+            OpBody::HazardReport(_) => "hazard_report",
+            OpBody::HazardEvent(_) => "hazard_event",
+            OpBody::HazardEdit(_) => "hazard_field_edit",
+        }
+    }
 }
 
 /// Why a whole push was refused before any op was looked at. Nothing is stored.
@@ -93,9 +109,15 @@ impl Op {
             Some(wire::op::Body::CheckIn(c)) => {
                 OpBody::CheckIn(Box::new(CheckIn::from_wire(c, now_ms)?))
             }
-            Some(wire::op::Body::HazardReport(_)) => OpBody::Unsupported("hazard_report"),
-            Some(wire::op::Body::HazardEvent(_)) => OpBody::Unsupported("hazard_event"),
-            Some(wire::op::Body::HazardFieldEdit(_)) => OpBody::Unsupported("hazard_field_edit"),
+            Some(wire::op::Body::HazardReport(r)) => {
+                OpBody::HazardReport(Box::new(crate::hazard::Report::from_wire(r, now_ms)?))
+            }
+            Some(wire::op::Body::HazardEvent(e)) => {
+                OpBody::HazardEvent(Box::new(crate::hazard::Event::from_wire(e, now_ms)?))
+            }
+            Some(wire::op::Body::HazardFieldEdit(e)) => {
+                OpBody::HazardEdit(crate::hazard::Edit::from_wire(e)?)
+            }
         };
         Ok(Op {
             op_id,
@@ -105,7 +127,7 @@ impl Op {
         })
     }
 
-    /// The wire form. Unsupported bodies cannot be built locally, so they never reach here.
+    /// The wire form.
     pub fn to_wire(&self) -> wire::Op {
         wire::Op {
             op_id: self.op_id.to_bytes(),
@@ -113,7 +135,9 @@ impl Op {
             hlc: Some(self.hlc.into()),
             body: match &self.body {
                 OpBody::CheckIn(c) => Some(wire::op::Body::CheckIn(c.to_wire())),
-                OpBody::Unsupported(_) => None,
+                OpBody::HazardReport(r) => Some(wire::op::Body::HazardReport(r.to_wire())),
+                OpBody::HazardEvent(e) => Some(wire::op::Body::HazardEvent(e.to_wire())),
+                OpBody::HazardEdit(e) => Some(wire::op::Body::HazardFieldEdit(e.to_wire())),
             },
         }
     }

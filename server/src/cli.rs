@@ -274,6 +274,8 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 println!("grid cells       {}", s.grid_cells);
                 println!("checkpoints      {}", s.checkpoints);
                 println!("check-ins        {}", s.check_ins);
+                println!("hazards          {}", s.hazards);
+                println!("photos           {}", s.blobs);
                 println!("rejected ops     {}", s.rejected_ops);
                 println!("open enrollment  {}", s.open_enrollment_codes);
             }

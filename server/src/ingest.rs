@@ -75,19 +75,6 @@ pub async fn prepare(
                 payload,
             ),
             Ok(Op {
-                body: OpBody::Unsupported(kind),
-                ..
-            }) => reject(
-                RejectCode::Unsupported,
-                "unsupported_op",
-                "body",
-                format!(
-                    "{kind} ops are not accepted by this server version ({})",
-                    env!("CARGO_PKG_VERSION")
-                ),
-                payload,
-            ),
-            Ok(Op {
                 body: OpBody::CheckIn(c),
                 ..
             }) => match checkpoints.get(&c.checkpoint) {
@@ -129,11 +116,15 @@ pub async fn prepare(
                     check_in: *c,
                 })),
             },
-            Ok(_) => reject(
+            Ok(other) => reject(
                 RejectCode::Unsupported,
                 "unsupported_op",
                 "body",
-                "unknown op kind".into(),
+                format!(
+                    "{} ops are not accepted by this server version ({})",
+                    other.body.kind_name(),
+                    env!("CARGO_PKG_VERSION")
+                ),
                 payload,
             ),
         };

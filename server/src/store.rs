@@ -345,6 +345,10 @@ pub struct Stats {
     pub checkpoints: i64,
     /// Check-ins stored.
     pub check_ins: i64,
+    /// Hazards stored.
+    pub hazards: i64,
+    /// Photos (blobs) stored.
+    pub blobs: i64,
     /// Ops refused (the rejection log).
     pub rejected_ops: i64,
     /// Enrollment codes neither used nor expired.

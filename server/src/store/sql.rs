@@ -823,6 +823,8 @@ impl Store for SqlStore {
             grid_cells: count("SELECT COUNT(*) FROM grid_cells").await?,
             checkpoints: count("SELECT COUNT(*) FROM checkpoints").await?,
             check_ins: count("SELECT COUNT(*) FROM check_ins").await?,
+            hazards: count("SELECT COUNT(*) FROM hazards").await?,
+            blobs: count("SELECT COUNT(*) FROM blobs").await?,
             rejected_ops: count("SELECT COUNT(*) FROM rejections").await?,
             open_enrollment_codes: sqlx::query_scalar(
                 "SELECT COUNT(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > $1",

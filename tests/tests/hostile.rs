@@ -1,0 +1,230 @@
+//! Hostile input from a raw QUIC client (not the SDK): unauthenticated pushes, garbage, a 4 GiB
+//! length prefix, truncated frames, malformed pushes and out-of-range values. Each gets a typed
+//! error or a per-op rejection naming the field, the server stays up, and nothing is stored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use patrolsync_proto::frame;
+use patrolsync_proto::{Message, wire};
+use patrolsync_server::testkit::test_databases;
+use patrolsync_tests::Harness;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// A raw client: trusts the server CA from the data dir, optionally presents a device's
+/// certificate from an SDK state dir.
+async fn raw_connect(
+    h: &Harness,
+    device_dir: Option<&std::path::Path>,
+) -> anyhow::Result<quinn::Connection> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(
+        h.config.data_dir.join("ca.crt"),
+    )?)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots);
+    let mut tls = match device_dir {
+        None => builder.with_no_client_auth(),
+        Some(dir) => builder.with_client_auth_cert(
+            vec![CertificateDer::from(std::fs::read(dir.join("device.crt"))?)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(
+                dir.join("device.key"),
+            )?)),
+        )?,
+    };
+    tls.alpn_protocols = vec![patrolsync_proto::ALPN_V1.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    Ok(endpoint.connect(h.addr(), "localhost")?.await?)
+}
+
+/// Sends raw bytes on a fresh stream and decodes the one response frame.
+async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> anyhow::Result<wire::Response> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(bytes).await?;
+    send.finish()?;
+    let body = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20)).await??;
+    let (header, rest) = body.split_at(frame::HEADER_LEN);
+    let len = frame::body_len(header.try_into()?, 1 << 20)?;
+    anyhow::ensure!(rest.len() == len, "response frame length mismatch");
+    Ok(frame::decode(rest)?)
+}
+
+fn error_of(r: &wire::Response) -> (wire::ErrorCode, String) {
+    match &r.kind {
+        Some(wire::response::Kind::Error(e)) => (
+            wire::ErrorCode::try_from(e.code).unwrap_or_default(),
+            e.message.clone(),
+        ),
+        other => panic!("expected an error response, got {other:?}"),
+    }
+}
+
+fn push(ops: Vec<wire::Op>) -> Vec<u8> {
+    frame::encode(&wire::Request {
+        kind: Some(wire::request::Kind::Push(wire::PushRequest { ops })),
+    })
+}
+
+fn check_in_op(seq: u64, f: impl FnOnce(&mut wire::CheckIn)) -> wire::Op {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut c = wire::CheckIn {
+        id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+        checkpoint: "S1-C1-K1-B1-P1".into(),
+        method: wire::CheckInMethod::Qr as i32,
+        outcome: wire::CheckInOutcome::Inspected as i32,
+        device_time_ms: now,
+        fix: Some(wire::GeoFix {
+            latitude: 45.75,
+            longitude: 126.65,
+            accuracy_m: 5.0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    f(&mut c);
+    wire::Op {
+        op_id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+        device_seq: seq,
+        hlc: Some(wire::Hlc {
+            wall_ms: now as u64,
+            logical: 0,
+        }),
+        body: Some(wire::op::Body::CheckIn(c)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let honest = h.device("honest", "carol", &["S1-C2"]).await?;
+        let _mallory = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let store = h.server().store();
+        let before = store.stats(0).await?;
+
+        // No device certificate: only Enroll is allowed.
+        let anon = raw_connect(&h, None).await?;
+        let (code, msg) = error_of(&exchange(&anon, &push(vec![check_in_op(1, |_| {})])).await?);
+        assert_eq!(code, wire::ErrorCode::Unauthenticated, "{backend}: {msg}");
+
+        let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+        // Garbage where a frame should be.
+        let mut garbage = 7u32.to_be_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff; 7]);
+        assert_eq!(
+            error_of(&exchange(&conn, &garbage).await?).0,
+            wire::ErrorCode::BadRequest,
+            "{backend}"
+        );
+        // A 4 GiB length prefix: refused before any buffering.
+        let (code, msg) = error_of(&exchange(&conn, &u32::MAX.to_be_bytes()).await?);
+        assert_eq!(code, wire::ErrorCode::LimitExceeded, "{backend}");
+        assert!(msg.contains("exceeds the limit"), "{msg}");
+        // Truncated frame: the stream ends inside the body.
+        let whole = push(vec![check_in_op(1, |_| {})]);
+        assert_eq!(
+            error_of(&exchange(&conn, &whole[..whole.len() / 2]).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+        // A valid frame with no RPC in it.
+        assert_eq!(
+            error_of(&exchange(&conn, &frame::encode(&wire::Request { kind: None })).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+        // Malformed pushes are refused whole.
+        assert_eq!(
+            error_of(&exchange(&conn, &push(vec![check_in_op(0, |_| {})])).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+        let twice = push(vec![check_in_op(1, |_| {}), check_in_op(1, |_| {})]);
+        assert_eq!(
+            error_of(&exchange(&conn, &twice).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+        let too_many = push((1..=1001).map(|s| check_in_op(s, |_| {})).collect());
+        assert_eq!(
+            error_of(&exchange(&conn, &too_many).await?).0,
+            wire::ErrorCode::LimitExceeded
+        );
+        assert_eq!(
+            store.stats(0).await?,
+            before,
+            "{backend}: nothing stored by refused requests"
+        );
+
+        // Per-op rejections name the field; nothing of them lands as a check-in.
+        let ops = vec![
+            check_in_op(1, |c| c.fix.as_mut().expect("fix").latitude = f64::NAN),
+            check_in_op(2, |c| c.fix.as_mut().expect("fix").longitude = 500.0),
+            check_in_op(3, |c| c.outcome = 77),
+            check_in_op(4, |c| c.device_time_ms = 253_402_300_799_000), // year 9999
+            check_in_op(5, |c| c.device_time_ms = 0),                   // 1970
+            check_in_op(6, |c| c.id = vec![1, 2, 3]),
+            check_in_op(7, |c| c.checkpoint = "S1-C2-K1-B1-P1".into()), // carol's cell, not mallory's
+            wire::Op {
+                op_id: vec![],
+                device_seq: 8,
+                hlc: None,
+                body: None,
+            },
+        ];
+        let response = exchange(&conn, &push(ops)).await?;
+        let Some(wire::response::Kind::Push(p)) = response.kind else {
+            panic!("{backend}: expected a push response")
+        };
+        let fields: Vec<(String, String)> = p
+            .results
+            .iter()
+            .map(|r| (r.field.clone(), r.reason.clone()))
+            .collect();
+        assert!(
+            p.results
+                .iter()
+                .all(|r| r.outcome == wire::OpOutcome::Rejected as i32),
+            "{backend}: {:?}",
+            p.results
+        );
+        assert_eq!(
+            fields,
+            vec![
+                ("fix.latitude".into(), "not_a_number".into()),
+                ("fix.longitude".into(), "out_of_range".into()),
+                ("outcome".into(), "unknown_value".into()),
+                ("device_time_ms".into(), "implausible_time".into()),
+                ("device_time_ms".into(), "implausible_time".into()),
+                ("id".into(), "invalid_id".into()),
+                ("checkpoint".into(), "outside_scope".into()),
+                ("op_id".into(), "invalid_id".into()),
+            ],
+            "{backend}"
+        );
+        assert_eq!(p.acked_through, 8, "{backend}: rejected ops are recorded");
+        let after = store.stats(0).await?;
+        assert_eq!(
+            (after.check_ins, after.rejected_ops),
+            (before.check_ins, before.rejected_ops + 8),
+            "{backend}"
+        );
+
+        // The server is still up and serving an honest device.
+        honest
+            .record_checkin(patrolsync_sdk::NewCheckIn::new(
+                "S1-C2-K1-B1-P1",
+                patrolsync_proto::CheckInOutcome::Inspected,
+            ))
+            .await?;
+        assert_eq!(honest.sync().await?.applied, 1, "{backend}");
+        let _ = wire::Request::default().encode_to_vec();
+        h.finish().await;
+    }
+    Ok(())
+}
