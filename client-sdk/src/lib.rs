@@ -19,8 +19,11 @@
 //! # Ok(()) }
 //! ```
 
+mod hazards;
 mod tls;
 mod transport;
+
+pub use hazards::{HazardView, NewHazard, PullSummary, Transition};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -263,6 +266,10 @@ pub struct SyncSummary {
     pub remaining: u64,
     /// Highest contiguous op the server has recorded for this device.
     pub acked_through: u64,
+    /// Changes received from the server (grid, hazards).
+    pub pulled: u64,
+    /// Change-log position the device has caught up to.
+    pub cursor: u64,
     /// Wall time the sync took, ms.
     pub elapsed_ms: u64,
 }
@@ -487,6 +494,15 @@ impl Client {
         })
     }
 
+    async fn role(&self) -> Result<patrolsync_proto::Role, sqlx::Error> {
+        let role: Option<String> = sqlx::query_scalar("SELECT role FROM identity WHERE id = 1")
+            .fetch_optional(&self.inner.db)
+            .await?;
+        Ok(role
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(patrolsync_proto::Role::Patroller))
+    }
+
     async fn device_id(&self) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
             .fetch_optional(&self.inner.db)
@@ -602,6 +618,17 @@ impl Client {
             hlc,
             body,
         };
+        if let Some(local) = hazards::local_op(&op, &self.role().await.map_err(storage)?) {
+            // Applied optimistically: the device's view folds it at once, and the copy that
+            // comes back through pull has the same stamp, so it is not counted twice.
+            let device: String = sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(storage)?;
+            hazards::insert_op(&mut tx, &local, &device)
+                .await
+                .map_err(storage)?;
+        }
         sqlx::query("INSERT INTO outbox (device_seq, op_id, kind, record_id, payload, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(seq)
             .bind(op.op_id.to_bytes())
@@ -740,7 +767,10 @@ impl Client {
             .connect(server, identity.config.clone(), cfg.connect_timeout)
             .await
             .map_err(|e| self.map_call(server, e))?;
-        let result = self.push_outbox(&conn, server, summary).await;
+        let result = match self.push_outbox(&conn, server, summary).await {
+            Ok(()) => self.pull_scope(&conn, server, summary).await,
+            Err(e) => Err(e),
+        };
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"sync done");
         result
     }

@@ -815,3 +815,83 @@ fn add_photos(all: &mut Vec<[u8; 32]>, new: &[[u8; 32]]) {
         }
     }
 }
+
+impl HazardOp {
+    /// Stable name of the entry kind in a hazard's log: `report`, `event` or `edit`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            HazardOp::Report(_) => "report",
+            HazardOp::Event(..) => "event",
+            HazardOp::Edit(_) => "edit",
+        }
+    }
+
+    /// The hazard this op belongs to.
+    pub fn hazard(&self) -> HazardId {
+        match self {
+            HazardOp::Report(r) => r.id,
+            HazardOp::Event(e, _) => e.hazard,
+            HazardOp::Edit(e) => e.hazard,
+        }
+    }
+
+    /// The record as protobuf bytes, for the log.
+    pub fn encode(&self) -> Vec<u8> {
+        use prost::Message;
+        match self {
+            HazardOp::Report(r) => r.to_wire().encode_to_vec(),
+            HazardOp::Event(e, _) => e.to_wire().encode_to_vec(),
+            HazardOp::Edit(e) => e.to_wire().encode_to_vec(),
+        }
+    }
+
+    /// Reads back an entry of the log written by [`HazardOp::encode`].
+    pub fn decode(kind: &str, bytes: &[u8], role: Role) -> Result<HazardOp, Invalid> {
+        use prost::Message;
+        // Entries were validated when they arrived; only the time's upper bound is relaxed here.
+        const LATER: i64 = i64::MAX / 4;
+        let bad = |e: prost::DecodeError| Invalid::new("payload", "corrupt", e.to_string());
+        match kind {
+            "report" => Ok(HazardOp::Report(Report::from_wire(
+                wire::HazardReport::decode(bytes).map_err(bad)?,
+                LATER,
+            )?)),
+            "event" => Ok(HazardOp::Event(
+                Event::from_wire(wire::HazardEvent::decode(bytes).map_err(bad)?, LATER)?,
+                role,
+            )),
+            "edit" => Ok(HazardOp::Edit(Edit::from_wire(
+                wire::HazardFieldEdit::decode(bytes).map_err(bad)?,
+            )?)),
+            other => Err(Invalid::new(
+                "kind",
+                "unknown_value",
+                format!("unknown hazard log entry kind {other:?}"),
+            )),
+        }
+    }
+}
+
+/// The hash of entry `position` of a hazard's append-only log, chained to the previous entry's
+/// hash (all zeros for the first). Anyone holding an export of the log can recompute the chain.
+pub fn chain_hash(
+    prev: &[u8; 32],
+    position: u64,
+    kind: &str,
+    stamp: Stamp,
+    role: Role,
+    payload: &[u8],
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(position.to_be_bytes());
+    h.update(kind.as_bytes());
+    h.update(stamp.hlc.wall_ms.to_be_bytes());
+    h.update(stamp.hlc.logical.to_be_bytes());
+    h.update(stamp.device.0.as_bytes());
+    h.update(role.as_str().as_bytes());
+    h.update((payload.len() as u64).to_be_bytes());
+    h.update(payload);
+    h.finalize().into()
+}

@@ -169,8 +169,11 @@ fn request() -> impl Strategy<Value = wire::Request> {
             }
         )),
         proptest::collection::vec(op(), 0..5).prop_map(|ops| Kind::Push(wire::PushRequest { ops })),
-        (any::<u64>(), any::<u32>())
-            .prop_map(|(cursor, limit)| Kind::Pull(wire::PullRequest { cursor, limit })),
+        (any::<u64>(), any::<u32>()).prop_map(|(cursor, limit)| Kind::Pull(wire::PullRequest {
+            cursor,
+            limit,
+            compact: limit % 2 == 0
+        })),
         (proptest::collection::vec(any::<u8>(), 32), any::<u64>())
             .prop_map(|(sha256, size)| Kind::BlobStatus(wire::BlobStatusRequest { sha256, size })),
         (
@@ -249,6 +252,12 @@ fn response() -> impl Strategy<Value = wire::Response> {
                         .into_iter()
                         .map(|(seq, code)| wire::Change {
                             seq,
+                            hlc: Some(wire::Hlc {
+                                wall_ms: seq,
+                                logical: 1
+                            }),
+                            device_id: code.clone(),
+                            role: 2,
                             entity: Some(wire::change::Entity::Cell(wire::GridCell {
                                 code,
                                 parent: String::new(),

@@ -105,6 +105,39 @@ impl Store for FaultyStore {
         }
         self.inner.ingest(batches, now_ms).await
     }
+    async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError> {
+        self.inner.cells(codes).await
+    }
+    async fn hazard_refs(
+        &self,
+        ids: &[patrolsync_proto::HazardId],
+    ) -> Result<Vec<HazardRef>, StoreError> {
+        self.inner.hazard_refs(ids).await
+    }
+    async fn pull(
+        &self,
+        scope: &PullScope,
+        cursor: u64,
+        limit: u32,
+        compact: bool,
+    ) -> Result<PullPage, StoreError> {
+        self.inner.pull(scope, cursor, limit, compact).await
+    }
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        self.inner.cursor().await
+    }
+    async fn hazard(
+        &self,
+        id: patrolsync_proto::HazardId,
+    ) -> Result<Option<HazardSummary>, StoreError> {
+        self.inner.hazard(id).await
+    }
+    async fn hazard_log(
+        &self,
+        id: patrolsync_proto::HazardId,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.inner.hazard_log(id).await
+    }
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
         self.inner.stats(now_ms).await
     }

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use patrolsync_proto::{Message, Op, OpBody, wire};
+use patrolsync_proto::hazard::{self, HazardOp};
+use patrolsync_proto::{HazardId, Message, Op, OpBody, Role, wire};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
-    BatchResult, CheckInRow, DeviceSession, IngestBatch, OpAction, PreparedOp, RejectCode,
-    Rejection, Store, StoreError,
+    BatchResult, CheckInRow, DeviceSession, HazardRef, HazardRow, IngestBatch, OpAction,
+    PreparedOp, RejectCode, Rejection, Store, StoreError,
 };
 
 /// Most ops one group commit carries.
@@ -52,6 +53,51 @@ pub async fn prepare(
         .into_iter()
         .map(|c| (c.code.clone(), c))
         .collect();
+    let mut cell_codes: Vec<String> = Vec::new();
+    let mut hazard_ids: Vec<HazardId> = Vec::new();
+    for d in &decoded {
+        match &d.4 {
+            Ok(Op {
+                body: OpBody::HazardReport(r),
+                ..
+            }) => cell_codes.push(r.grid_cell.clone()),
+            Ok(Op {
+                body: OpBody::HazardEvent(e),
+                ..
+            }) => {
+                hazard_ids.push(e.hazard);
+                hazard_ids.extend(e.merge_into);
+            }
+            Ok(Op {
+                body: OpBody::HazardEdit(e),
+                ..
+            }) => hazard_ids.push(e.hazard),
+            _ => {}
+        }
+    }
+    cell_codes.sort();
+    cell_codes.dedup();
+    hazard_ids.sort();
+    hazard_ids.dedup();
+    let cells: HashMap<String, _> = store
+        .cells(&cell_codes)
+        .await?
+        .into_iter()
+        .map(|c| (c.code.clone(), c))
+        .collect();
+    let mut hazards: HashMap<HazardId, _> = store
+        .hazard_refs(&hazard_ids)
+        .await?
+        .into_iter()
+        .map(|h| (h.id, h))
+        .collect();
+    let assigned = || {
+        if session.cells.is_empty() {
+            "none".to_owned()
+        } else {
+            session.cell_codes().join(", ")
+        }
+    };
 
     let reject = |code, reason: &str, field: &str, message: String, payload: Vec<u8>| {
         OpAction::Reject(Rejection {
@@ -116,6 +162,126 @@ pub async fn prepare(
                     check_in: *c,
                 })),
             },
+            Ok(Op {
+                op_id: real_op_id,
+                body: OpBody::HazardReport(r),
+                ..
+            }) => match cells.get(&r.grid_cell) {
+                None => reject(
+                    RejectCode::NotFound,
+                    "unknown_cell",
+                    "grid_cell",
+                    format!("grid cell {} does not exist", r.grid_cell),
+                    payload,
+                ),
+                Some(cell) if cell.retired => reject(
+                    RejectCode::Invalid,
+                    "retired_cell",
+                    "grid_cell",
+                    format!(
+                        "grid cell {} is retired and takes no new hazards",
+                        r.grid_cell
+                    ),
+                    payload,
+                ),
+                Some(cell) if !session.covers(&cell.path) => reject(
+                    RejectCode::Forbidden,
+                    "outside_scope",
+                    "grid_cell",
+                    format!(
+                        "grid cell {} is outside your grid cells (assigned: {})",
+                        r.grid_cell,
+                        assigned()
+                    ),
+                    payload,
+                ),
+                Some(_) if session.role == Role::Agency => reject(
+                    RejectCode::Forbidden,
+                    "role",
+                    "body",
+                    "an agency user may not report hazards; the grid reports them".into(),
+                    payload,
+                ),
+                Some(cell) => {
+                    let _ = real_op_id;
+                    // Visible at once to this connection's later ops in the same push.
+                    hazards.insert(
+                        r.id,
+                        HazardRef {
+                            id: r.id,
+                            cell_id: cell.id,
+                            cell_path: cell.path.clone(),
+                            status: "reported".into(),
+                        },
+                    );
+                    OpAction::Hazard(Box::new(HazardRow {
+                        entry_id: r.id.0,
+                        cell_id: cell.id,
+                        cell_path: cell.path.clone(),
+                        role: session.role,
+                        op: HazardOp::Report(*r),
+                    }))
+                }
+            },
+            Ok(Op {
+                body: OpBody::HazardEvent(e),
+                ..
+            }) => match hazard_scope(&hazards, session, e.hazard, &assigned) {
+                Err((code, reason, message)) => reject(code, reason, "hazard_id", message, payload),
+                Ok(h) => {
+                    let merge_target = e
+                        .merge_into
+                        .map(|m| hazard_scope(&hazards, session, m, &assigned));
+                    if let Err(refusal) =
+                        hazard::transition(hazard::Status::Reported, e.kind, session.role).or_else(
+                            |r| match r {
+                                hazard::Refusal::WrongState { .. } => Ok(hazard::Status::Reported),
+                                other => Err(other),
+                            },
+                        )
+                    {
+                        reject(
+                            RejectCode::Forbidden,
+                            "role",
+                            "kind",
+                            format!("{}: {refusal}", e.kind),
+                            payload,
+                        )
+                    } else if let Some(Err((code, reason, message))) = merge_target {
+                        reject(code, reason, "merge_into", message, payload)
+                    } else {
+                        OpAction::Hazard(Box::new(HazardRow {
+                            entry_id: e.id.0,
+                            cell_id: h.cell_id,
+                            cell_path: h.cell_path.clone(),
+                            role: session.role,
+                            op: HazardOp::Event(*e, session.role),
+                        }))
+                    }
+                }
+            },
+            Ok(Op {
+                op_id: real_op_id,
+                body: OpBody::HazardEdit(e),
+                ..
+            }) => match hazard_scope(&hazards, session, e.hazard, &assigned) {
+                Err((code, reason, message)) => reject(code, reason, "hazard_id", message, payload),
+                Ok(_) if session.role == Role::Agency => reject(
+                    RejectCode::Forbidden,
+                    "role",
+                    "field",
+                    "an agency user may not edit hazard fields".into(),
+                    payload,
+                ),
+                Ok(h) => OpAction::Hazard(Box::new(HazardRow {
+                    entry_id: real_op_id.0,
+                    cell_id: h.cell_id,
+                    cell_path: h.cell_path.clone(),
+                    role: session.role,
+                    op: HazardOp::Edit(e),
+                })),
+            },
+            #[allow(unreachable_patterns)]
             Ok(other) => reject(
                 RejectCode::Unsupported,
                 "unsupported_op",
@@ -141,6 +307,31 @@ pub async fn prepare(
         user_id: session.user_id,
         ops: prepared,
     })
+}
+
+/// The hazard, if it exists and lies in the session's cells; otherwise why not.
+fn hazard_scope<'a>(
+    hazards: &'a HashMap<HazardId, HazardRef>,
+    session: &DeviceSession,
+    id: HazardId,
+    assigned: &dyn Fn() -> String,
+) -> Result<&'a HazardRef, (RejectCode, &'static str, String)> {
+    match hazards.get(&id) {
+        None => Err((
+            RejectCode::NotFound,
+            "unknown_hazard",
+            format!("hazard {id} does not exist"),
+        )),
+        Some(h) if !session.covers(&h.cell_path) => Err((
+            RejectCode::Forbidden,
+            "outside_scope",
+            format!(
+                "hazard {id} is outside your grid cells (assigned: {})",
+                assigned()
+            ),
+        )),
+        Some(h) => Ok(h),
+    }
 }
 
 type Reply = oneshot::Sender<Result<BatchResult, Arc<StoreError>>>;

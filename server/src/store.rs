@@ -5,7 +5,8 @@
 pub mod sql;
 
 use async_trait::async_trait;
-use patrolsync_proto::{CheckIn, DeviceId, Hlc, OpId, Role};
+use patrolsync_proto::hazard::HazardOp;
+use patrolsync_proto::{CheckIn, DeviceId, HazardId, Hlc, OpId, Role};
 
 /// Which database a store runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +218,8 @@ pub struct PreparedOp {
 pub enum OpAction {
     /// Store the check-in.
     InsertCheckIn(Box<CheckInRow>),
+    /// Append to a hazard's log and refold it.
+    Hazard(Box<HazardRow>),
     /// Record the refusal in the rejection log.
     Reject(Rejection),
 }
@@ -230,6 +233,124 @@ pub struct CheckInRow {
     pub checkpoint_id: i64,
     /// Cell row id.
     pub cell_id: i64,
+}
+
+/// A validated hazard op with where its hazard lives.
+#[derive(Clone, Debug)]
+pub struct HazardRow {
+    /// The op (report, event with the actor's role, or field edit).
+    pub op: HazardOp,
+    /// The role of the user who made it.
+    pub role: Role,
+    /// The hazard's cell row id.
+    pub cell_id: i64,
+    /// The hazard's cell path (for scope and pull).
+    pub cell_path: String,
+    /// Identity of the entry: the hazard id for a report, the event id, or the op id for an edit.
+    pub entry_id: uuid::Uuid,
+}
+
+/// A cell as ingest needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellRef {
+    /// Code.
+    pub code: String,
+    /// Row id.
+    pub id: i64,
+    /// Path `/S1/S1-C2/`.
+    pub path: String,
+    /// Retired cells take no new records.
+    pub retired: bool,
+}
+
+/// A hazard as ingest needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HazardRef {
+    /// The hazard.
+    pub id: HazardId,
+    /// Its cell's row id.
+    pub cell_id: i64,
+    /// Its cell's path.
+    pub cell_path: String,
+    /// Its status.
+    pub status: String,
+}
+
+/// What a device may pull: its cells and their subtrees.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PullScope {
+    /// Cell paths (`/S1/S1-C1/`).
+    pub paths: Vec<String>,
+}
+
+/// One entry of the change log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeRow {
+    /// Log position.
+    pub seq: u64,
+    /// `cell`, `checkpoint`, `hazard_report`, `hazard_event` or `hazard_edit`.
+    pub kind: String,
+    /// The record, protobuf bytes.
+    pub payload: Vec<u8>,
+    /// Device that made it (empty for admin changes).
+    pub device: String,
+    /// Role of its author.
+    pub role: String,
+    /// Its HLC.
+    pub hlc: Hlc,
+}
+
+/// A page of changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PullPage {
+    /// Changes in order.
+    pub changes: Vec<ChangeRow>,
+    /// Where the next pull starts.
+    pub next_cursor: u64,
+    /// More changes wait after `next_cursor`.
+    pub has_more: bool,
+}
+
+/// A hazard's current state, as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct HazardSummary {
+    /// The hazard.
+    pub id: String,
+    /// Its cell.
+    pub cell: String,
+    /// Status.
+    pub status: String,
+    /// Category.
+    pub category: String,
+    /// Severity.
+    pub severity: String,
+    /// Handling.
+    pub handling: String,
+    /// Description.
+    pub description: String,
+    /// Deadline, ms.
+    pub deadline_ms: Option<i64>,
+    /// Events that did not apply.
+    pub conflicts: i64,
+    /// Entries in its log.
+    pub log_len: i64,
+}
+
+/// One entry of a hazard's log, with its chain hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    /// Position from 1.
+    pub position: u64,
+    /// `report`, `event` or `edit`.
+    pub kind: String,
+    /// The record's bytes.
+    pub payload: Vec<u8>,
+    /// Who made it.
+    pub stamp: patrolsync_proto::hazard::Stamp,
+    /// Their role.
+    pub role: Role,
+    /// Chain hash over the previous hash and this entry.
+    pub hash: [u8; 32],
 }
 
 /// Classes of refusal, mapped to wire error codes at the edge.
@@ -290,6 +411,8 @@ pub enum Outcome {
     Duplicate,
     /// Refused; in the rejection log.
     Rejected,
+    /// Recorded, but its precondition failed in the fold; visible in the hazard's history.
+    Conflict,
 }
 
 impl Outcome {
@@ -298,6 +421,7 @@ impl Outcome {
             Outcome::Applied => "applied",
             Outcome::Duplicate => "duplicate",
             Outcome::Rejected => "rejected",
+            Outcome::Conflict => "conflict",
         }
     }
 
@@ -305,6 +429,7 @@ impl Outcome {
         match s {
             "applied" => Outcome::Applied,
             "rejected" => Outcome::Rejected,
+            "conflict" => Outcome::Conflict,
             _ => Outcome::Duplicate,
         }
     }
@@ -319,6 +444,8 @@ pub struct OpResult {
     pub outcome: Outcome,
     /// For rejections: why.
     pub rejection: Option<(RejectCode, String, String, String)>,
+    /// For conflicts: why the transition did not apply.
+    pub conflict: Option<String>,
 }
 
 /// The result of one device's push.
@@ -328,6 +455,10 @@ pub struct BatchResult {
     pub acked_through: u64,
     /// One result per op, in the order given.
     pub results: Vec<OpResult>,
+    /// Cell paths whose data changed (to wake devices in scope).
+    pub changed_paths: Vec<String>,
+    /// Change-log position after the commit.
+    pub cursor: u64,
 }
 
 /// Counts for `admin stats`.
@@ -441,6 +572,31 @@ pub trait Store: Send + Sync + 'static {
         batches: &[IngestBatch],
         now_ms: i64,
     ) -> Result<Vec<BatchResult>, StoreError>;
+
+    /// Looks up cells by code; unknown codes are absent.
+    async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError>;
+
+    /// Looks up hazards by id; unknown ids are absent.
+    async fn hazard_refs(&self, ids: &[HazardId]) -> Result<Vec<HazardRef>, StoreError>;
+
+    /// Changes in `scope` after `cursor`, at most `limit`. A cursor never skips a change that
+    /// commits later: positions are handed out in commit order.
+    async fn pull(
+        &self,
+        scope: &PullScope,
+        cursor: u64,
+        limit: u32,
+        compact: bool,
+    ) -> Result<PullPage, StoreError>;
+
+    /// The latest change-log position.
+    async fn cursor(&self) -> Result<u64, StoreError>;
+
+    /// A hazard's current state.
+    async fn hazard(&self, id: HazardId) -> Result<Option<HazardSummary>, StoreError>;
+
+    /// A hazard's log, in append order, with its hash chain.
+    async fn hazard_log(&self, id: HazardId) -> Result<Vec<LogEntry>, StoreError>;
 
     /// Counts for admins.
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError>;

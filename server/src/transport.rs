@@ -32,10 +32,14 @@ pub(crate) struct Shared {
     pub config: Config,
     pub faults: Arc<Faults>,
     pub draining: AtomicBool,
-    pub connections: Mutex<HashMap<usize, Connection>>,
+    /// Live connections and their device sessions (for Notify and revocation).
+    pub connections: Mutex<HashMap<usize, (Connection, Arc<SessionSlot>)>>,
     pub in_flight: AtomicUsize,
     pub idle: Notify,
 }
+
+/// A connection's device session; refreshed at each Hello.
+pub(crate) type SessionSlot = Mutex<Option<Arc<DeviceSession>>>;
 
 /// Creates the QUIC endpoint with the transport settings from reference/quic.md §1.4.
 pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crate::ServeError> {
@@ -140,12 +144,12 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
     };
     tracing::debug!(%remote, device = ?session.as_ref().map(|s| s.id), "connection");
     let id = conn.stable_id();
+    let session: Arc<SessionSlot> = Arc::new(Mutex::new(session.map(Arc::new)));
     shared
         .connections
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(id, conn.clone());
-    let session = Arc::new(Mutex::new(session.map(Arc::new)));
+        .insert(id, (conn.clone(), session.clone()));
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -260,7 +264,7 @@ async fn serve_stream(
                     Answer::Respond(hello(shared, session, &device, h).await)
                 }
                 wire::request::Kind::Push(p) => push(shared, &device, p).await,
-                wire::request::Kind::Pull(_) => Answer::Respond(unsupported("Pull")),
+                wire::request::Kind::Pull(p) => Answer::Respond(pull(shared, &device, p).await),
                 wire::request::Kind::BlobStatus(_) => Answer::Respond(unsupported("BlobStatus")),
                 wire::request::Kind::BlobUpload(_) => {
                     let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
@@ -344,7 +348,7 @@ async fn hello(
                 max_blob_bytes: limits.max_blob_bytes,
             }),
             acked_through,
-            cursor: 0,
+            cursor: shared.store.cursor().await.unwrap_or(0),
             device_id: fresh.id.to_string(),
             user: fresh.user.clone(),
             role: fresh.role.wire(),
@@ -392,55 +396,137 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
         tracing::info!(device = %device.id, "fault injection: dropping a committed push's answer");
         return Answer::Drop;
     }
-    let results = result
-        .results
-        .into_iter()
-        .map(|r| {
-            let (outcome, code, reason, field, message) = match (r.outcome, r.rejection) {
-                (Outcome::Rejected, Some((code, reason, field, message))) => (
-                    wire::OpOutcome::Rejected,
-                    reject_code(code),
-                    reason,
-                    field,
-                    message,
-                ),
-                (Outcome::Rejected, None) => (
-                    wire::OpOutcome::Rejected,
-                    wire::ErrorCode::BadRequest,
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ),
-                (Outcome::Applied, _) => (
-                    wire::OpOutcome::Applied,
-                    wire::ErrorCode::Unspecified,
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ),
-                (Outcome::Duplicate, _) => (
-                    wire::OpOutcome::Duplicate,
-                    wire::ErrorCode::Unspecified,
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ),
-            };
-            wire::OpResult {
-                device_seq: r.device_seq,
-                outcome: outcome as i32,
-                code: code as i32,
-                message,
-                reason,
-                field,
-            }
-        })
-        .collect();
+    if !result.changed_paths.is_empty() {
+        notify_in_scope(shared, device.id, &result.changed_paths, result.cursor);
+    }
+    let results = result.results.into_iter().map(op_result).collect();
     Answer::Respond(wire::Response {
         kind: Some(wire::response::Kind::Push(wire::PushResponse {
             acked_through: result.acked_through,
             results,
         })),
+    })
+}
+
+fn op_result(r: crate::store::OpResult) -> wire::OpResult {
+    let mut out = wire::OpResult {
+        device_seq: r.device_seq,
+        ..Default::default()
+    };
+    out.outcome = match r.outcome {
+        Outcome::Applied => wire::OpOutcome::Applied,
+        Outcome::Duplicate => wire::OpOutcome::Duplicate,
+        Outcome::Rejected => wire::OpOutcome::Rejected,
+        Outcome::Conflict => wire::OpOutcome::Conflict,
+    } as i32;
+    if let Some((code, reason, field, message)) = r.rejection {
+        out.code = reject_code(code) as i32;
+        (out.reason, out.field, out.message) = (reason, field, message);
+    }
+    if let Some(why) = r.conflict {
+        out.reason = "conflict".into();
+        out.message = why;
+    }
+    out
+}
+
+/// Wakes connected devices (other than `origin`) whose cells cover a changed path: a
+/// `Notify{cursor}` on a fresh unidirectional stream. Best effort; pull is the source of truth.
+fn notify_in_scope(shared: &Shared, origin: DeviceId, paths: &[String], cursor: u64) {
+    let targets: Vec<Connection> = shared
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|(_, s)| {
+            let s = s.lock().unwrap_or_else(|e| e.into_inner());
+            s.as_ref()
+                .is_some_and(|s| s.id != origin && paths.iter().any(|p| s.covers(p)))
+        })
+        .map(|(c, _)| c.clone())
+        .collect();
+    for conn in targets {
+        tokio::spawn(async move {
+            let event = wire::ServerEvent {
+                kind: Some(wire::server_event::Kind::Notify(wire::Notify { cursor })),
+            };
+            if let Ok(mut send) = conn.open_uni().await {
+                let _ = send.write_all(&frame::encode(&event)).await;
+                let _ = send.finish();
+            }
+        });
+    }
+}
+
+const MAX_PULL: u32 = 1000;
+
+async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -> wire::Response {
+    let scope = crate::store::PullScope {
+        paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
+    };
+    let limit = if req.limit == 0 {
+        500
+    } else {
+        req.limit.min(MAX_PULL)
+    };
+    let page = match shared
+        .store
+        .pull(&scope, req.cursor, limit, req.compact)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                wire::ErrorCode::Unavailable,
+                format!("pull failed, retry: {e}"),
+                true,
+            );
+        }
+    };
+    let mut changes = Vec::with_capacity(page.changes.len());
+    for c in page.changes {
+        let entity = match decode_entity(&c.kind, &c.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(seq = c.seq, kind = %c.kind, error = %e, "unreadable change-log entry");
+                return error(
+                    wire::ErrorCode::Unavailable,
+                    format!("change {} is unreadable", c.seq),
+                    false,
+                );
+            }
+        };
+        changes.push(wire::Change {
+            seq: c.seq,
+            hlc: Some(c.hlc.into()),
+            device_id: c.device,
+            role: c
+                .role
+                .parse::<patrolsync_proto::Role>()
+                .map(|r| r.wire())
+                .unwrap_or(0),
+            entity: Some(entity),
+        });
+    }
+    wire::Response {
+        kind: Some(wire::response::Kind::Pull(wire::PullResponse {
+            changes,
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+        })),
+    }
+}
+
+fn decode_entity(kind: &str, bytes: &[u8]) -> Result<wire::change::Entity, String> {
+    use wire::change::Entity;
+    let e = |e: prost::DecodeError| e.to_string();
+    Ok(match kind {
+        "cell" => Entity::Cell(wire::GridCell::decode(bytes).map_err(e)?),
+        "checkpoint" => Entity::Checkpoint(wire::Checkpoint::decode(bytes).map_err(e)?),
+        "hazard_report" => Entity::HazardReport(wire::HazardReport::decode(bytes).map_err(e)?),
+        "hazard_event" => Entity::HazardEvent(wire::HazardEvent::decode(bytes).map_err(e)?),
+        "hazard_edit" => Entity::HazardFieldEdit(wire::HazardFieldEdit::decode(bytes).map_err(e)?),
+        other => return Err(format!("unknown change kind {other:?}")),
     })
 }
 

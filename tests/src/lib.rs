@@ -98,9 +98,20 @@ impl Harness {
         Ok(issued.enrollment)
     }
 
-    /// A client with its own state dir, enrolled as `user` with `cells`.
+    /// A patroller's client with its own state dir, enrolled as `user` with `cells`.
     pub async fn device(&self, name: &str, user: &str, cells: &[&str]) -> anyhow::Result<Client> {
-        let code = self.enrollment(user, Role::Patroller, cells).await?;
+        self.device_as(name, user, Role::Patroller, cells).await
+    }
+
+    /// A client enrolled as `user` with `role` and `cells`.
+    pub async fn device_as(
+        &self,
+        name: &str,
+        user: &str,
+        role: Role,
+        cells: &[&str],
+    ) -> anyhow::Result<Client> {
+        let code = self.enrollment(user, role, cells).await?;
         let client = Client::open(self.dir.path().join(name), fast_client()).await?;
         client.enroll(&code, None, name).await?;
         Ok(client)

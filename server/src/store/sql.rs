@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use patrolsync_proto::checkin::{Answer, AnswerValue};
-use patrolsync_proto::{CheckIn, CheckInId, DeviceId, GeoFix};
+use patrolsync_proto::grid::{CellRecord, CheckpointRecord};
+use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
+use patrolsync_proto::{CheckIn, CheckInId, DeviceId, GeoFix, HazardId, Hlc, Role};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -53,6 +55,22 @@ fn list(n: usize, first: usize) -> String {
 fn seq(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
+
+/// A change-log entry to append when the transaction ends.
+struct PendingChange {
+    cell_path: String,
+    kind: &'static str,
+    entity_key: String,
+    payload: Vec<u8>,
+    device: String,
+    role: String,
+    hlc: Hlc,
+    /// Older entries of the same entity are superseded (grid records; not hazard entries).
+    supersedes: bool,
+}
+
+/// Serialises change-log appends on PostgreSQL so positions are handed out in commit order.
+const CHANGE_LOG_LOCK: i64 = 0x7061_7472_6f6c;
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies migrations.
@@ -140,6 +158,7 @@ impl SqlStore {
         tx: &mut Transaction<'_, Any>,
         batch: &IngestBatch,
         now_ms: i64,
+        changes: &mut Vec<PendingChange>,
     ) -> Result<BatchResult, StoreError> {
         let device = batch.device.to_string();
         // Writing first takes SQLite's write lock at once, so no other writer can invalidate
@@ -160,6 +179,8 @@ impl SqlStore {
             return Ok(BatchResult {
                 acked_through: acked.max(0) as u64,
                 results: Vec::new(),
+                changed_paths: Vec::new(),
+                cursor: 0,
             });
         }
 
@@ -189,11 +210,19 @@ impl SqlStore {
                         r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
                         r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
                     )),
+                    conflict: None,
+                },
+                Outcome::Conflict => OpResult {
+                    device_seq: s,
+                    outcome,
+                    rejection: None,
+                    conflict: r.try_get::<Option<String>, _>(5)?,
                 },
                 _ => OpResult {
                     device_seq: s,
                     outcome: Outcome::Duplicate,
                     rejection: None,
+                    conflict: None,
                 },
             };
             known.insert(s, result);
@@ -208,7 +237,7 @@ impl SqlStore {
             .iter()
             .filter_map(|o| match &o.action {
                 OpAction::InsertCheckIn(row) => Some((*o, row.as_ref())),
-                OpAction::Reject(_) => None,
+                OpAction::Hazard(_) | OpAction::Reject(_) => None,
             })
             .collect();
         let mut inserted: HashSet<CheckInId> = HashSet::new();
@@ -236,7 +265,19 @@ impl SqlStore {
                         Outcome::Duplicate
                     },
                     rejection: None,
+                    conflict: None,
                 },
+                OpAction::Hazard(h) => {
+                    let (outcome, conflict) = self
+                        .apply_hazard(tx, &device, batch.user_id, op, h, now_ms, changes)
+                        .await?;
+                    OpResult {
+                        device_seq: op.device_seq,
+                        outcome,
+                        rejection: None,
+                        conflict,
+                    }
+                }
                 OpAction::Reject(rej) => OpResult {
                     device_seq: op.device_seq,
                     outcome: Outcome::Rejected,
@@ -246,6 +287,7 @@ impl SqlStore {
                         rej.field.clone(),
                         rej.message.clone(),
                     )),
+                    conflict: None,
                 },
             };
             new_results.push((op, r.clone()));
@@ -266,7 +308,7 @@ impl SqlStore {
                         Some(f.clone()),
                         Some(m.clone()),
                     ),
-                    None => (None, None, None, None),
+                    None => (None, None, None, r.conflict.clone()),
                 };
                 q = q
                     .bind(device.clone())
@@ -286,7 +328,7 @@ impl SqlStore {
             .iter()
             .filter_map(|o| match &o.action {
                 OpAction::Reject(r) => Some((*o, r)),
-                OpAction::InsertCheckIn(_) => None,
+                OpAction::InsertCheckIn(_) | OpAction::Hazard(_) => None,
             })
             .collect();
         for chunk in rejected.chunks(RESULT_ROWS_PER_STATEMENT) {
@@ -339,7 +381,257 @@ impl SqlStore {
         Ok(BatchResult {
             acked_through,
             results,
+            changed_paths: Vec::new(),
+            cursor: 0,
         })
+    }
+
+    /// Appends one hazard op to its hazard's hash-chained log, refolds the hazard, and queues
+    /// the change for pull. Returns the op's outcome (conflict when its transition did not
+    /// apply in the fold).
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_hazard(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        device: &str,
+        user_id: i64,
+        op: &PreparedOp,
+        h: &HazardRow,
+        now_ms: i64,
+        changes: &mut Vec<PendingChange>,
+    ) -> Result<(Outcome, Option<String>), StoreError> {
+        let hazard = h.op.hazard();
+        let kind = h.op.kind_name();
+        let entry = h.entry_id.as_bytes().to_vec();
+        let seen: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM hazard_log WHERE kind = $1 AND entry_id = $2")
+                .bind(kind)
+                .bind(entry.clone())
+                .fetch_optional(&mut **tx)
+                .await?;
+        if seen.is_some() {
+            // The same report or event carried by another op: one entity.
+            return Ok((Outcome::Duplicate, None));
+        }
+        if let HazardOp::Report(r) = &h.op {
+            sqlx::query(
+                "INSERT INTO hazards (id, cell_id, device_id, user_id, category, severity, status, \
+                 reported_at_ms, received_at_ms, description, handling, deadline_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'reported', $7, $8, $9, $10, $11)",
+            )
+            .bind(hazard.to_bytes())
+            .bind(h.cell_id)
+            .bind(device)
+            .bind(user_id)
+            .bind(r.category.as_str())
+            .bind(r.severity.as_str())
+            .bind(r.device_time_ms)
+            .bind(now_ms)
+            .bind(r.description.clone())
+            .bind(r.handling.as_str())
+            .bind(r.deadline_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        // Claiming the next position also locks the hazard's row against concurrent appends.
+        let claimed = sqlx::query(
+            "UPDATE hazards SET log_len = log_len + 1 WHERE id = $1 RETURNING log_len, chain_head",
+        )
+        .bind(hazard.to_bytes())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(claimed) = claimed else {
+            return Err(StoreError::NotFound(format!(
+                "hazard {hazard} does not exist"
+            )));
+        };
+        let position = claimed.try_get::<i64, _>(0)? as u64;
+        let prev: [u8; 32] = claimed
+            .try_get::<Option<Vec<u8>>, _>(1)?
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .unwrap_or([0; 32]);
+        let device_id: DeviceId = device
+            .parse()
+            .map_err(|_| StoreError::Invalid(format!("device id {device:?}")))?;
+        let stamp = Stamp {
+            hlc: op.hlc,
+            device: device_id,
+        };
+        let payload = h.op.encode();
+        let hash = chain_hash(&prev, position, kind, stamp, h.role, &payload);
+        sqlx::query(
+            "INSERT INTO hazard_log (hazard_id, position, kind, entry_id, device_id, user_id, role, hlc_wall_ms, \
+             hlc_logical, payload, received_at_ms, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(hazard.to_bytes())
+        .bind(seq(position))
+        .bind(kind)
+        .bind(entry)
+        .bind(device)
+        .bind(user_id)
+        .bind(h.role.as_str())
+        .bind(seq(op.hlc.wall_ms))
+        .bind(i64::from(op.hlc.logical))
+        .bind(payload.clone())
+        .bind(now_ms)
+        .bind(hash.to_vec())
+        .execute(&mut **tx)
+        .await?;
+
+        let log = self.read_log(tx, hazard).await?;
+        let ops: Vec<(Stamp, HazardOp)> = log
+            .iter()
+            .map(|e| {
+                Ok((
+                    e.stamp,
+                    HazardOp::decode(&e.kind, &e.payload, e.role)
+                        .map_err(|i| StoreError::Invalid(i.to_string()))?,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let state = fold(hazard, &ops);
+        sqlx::query(
+            "UPDATE hazards SET status = $1, description = $2, severity = $3, category = $4, deadline_ms = $5, \
+             handling = $6, duplicate_of = $7, conflicts = $8, updated_at_ms = $9, chain_head = $10 WHERE id = $11",
+        )
+        .bind(state.status.as_str())
+        .bind(state.description.value.clone())
+        .bind(state.severity.value.as_str())
+        .bind(state.category.value.as_str())
+        .bind(state.deadline_ms.value)
+        .bind(state.handling.value.as_str())
+        .bind(state.duplicate_of.map(HazardId::to_bytes))
+        .bind(state.conflicts().count() as i64)
+        .bind(now_ms)
+        .bind(hash.to_vec())
+        .bind(hazard.to_bytes())
+        .execute(&mut **tx)
+        .await?;
+
+        changes.push(PendingChange {
+            cell_path: h.cell_path.clone(),
+            kind: match h.op {
+                HazardOp::Report(_) => "hazard_report",
+                HazardOp::Event(..) => "hazard_event",
+                HazardOp::Edit(_) => "hazard_edit",
+            },
+            entity_key: format!("hazard:{hazard}"),
+            payload,
+            device: device.to_owned(),
+            role: h.role.as_str().to_owned(),
+            hlc: op.hlc,
+            supersedes: false,
+        });
+        let conflict = match &h.op {
+            HazardOp::Event(e, _) => state
+                .history
+                .iter()
+                .find(|x| x.event == e.id)
+                .and_then(|x| x.conflict.clone()),
+            _ => None,
+        };
+        Ok(match conflict {
+            Some(why) => (Outcome::Conflict, Some(why)),
+            None => (Outcome::Applied, None),
+        })
+    }
+
+    async fn read_log(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        hazard: HazardId,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT position, kind, payload, hlc_wall_ms, hlc_logical, device_id, role, hash FROM hazard_log \
+             WHERE hazard_id = $1 ORDER BY position",
+        )
+        .bind(hazard.to_bytes())
+        .fetch_all(&mut **tx)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let device: String = r.try_get(5)?;
+                let role: String = r.try_get(6)?;
+                let hash: Vec<u8> = r.try_get(7)?;
+                Ok(LogEntry {
+                    position: r.try_get::<i64, _>(0)? as u64,
+                    kind: r.try_get(1)?,
+                    payload: r.try_get(2)?,
+                    stamp: Stamp {
+                        hlc: Hlc {
+                            wall_ms: r.try_get::<i64, _>(3)? as u64,
+                            logical: r.try_get::<i64, _>(4)? as u32,
+                        },
+                        device: device
+                            .parse()
+                            .map_err(|_| StoreError::Invalid(format!("device id {device:?}")))?,
+                    },
+                    role: role.parse::<Role>().map_err(StoreError::Invalid)?,
+                    hash: <[u8; 32]>::try_from(hash.as_slice())
+                        .map_err(|_| StoreError::Invalid("hash".into()))?,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends changes to the log; returns the last position (0 if none). On PostgreSQL an
+    /// advisory lock held to commit makes positions follow commit order, so a reader that saw
+    /// position N has seen every position below N.
+    async fn append_changes(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        changes: &[PendingChange],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if changes.is_empty() {
+            return Ok(0);
+        }
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CHANGE_LOG_LOCK)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let mut last = 0u64;
+        for chunk in changes.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO changes (cell_path, kind, entity_key, payload, device_id, role, hlc_wall_ms, hlc_logical, \
+                 committed_at) VALUES {} RETURNING seq",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(c.cell_path.clone())
+                    .bind(c.kind)
+                    .bind(c.entity_key.clone())
+                    .bind(c.payload.clone())
+                    .bind(c.device.clone())
+                    .bind(c.role.clone())
+                    .bind(seq(c.hlc.wall_ms))
+                    .bind(i64::from(c.hlc.logical))
+                    .bind(now_ms);
+            }
+            let seqs: Vec<i64> = q
+                .fetch_all(&mut **tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            last = last.max(seqs.iter().copied().max().unwrap_or(0) as u64);
+            for (c, s) in chunk.iter().zip(&seqs) {
+                if c.supersedes {
+                    sqlx::query(
+                        "UPDATE changes SET superseded = TRUE WHERE entity_key = $1 AND seq < $2",
+                    )
+                    .bind(c.entity_key.clone())
+                    .bind(*s)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+        }
+        Ok(last)
     }
 
     async fn insert_check_ins(
@@ -536,6 +828,18 @@ impl Store for SqlStore {
     ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut changed = 0;
+        let mut changes = Vec::new();
+        let grid_change =
+            |path: &str, kind: &'static str, key: String, payload: Vec<u8>| PendingChange {
+                cell_path: path.to_owned(),
+                kind,
+                entity_key: key,
+                payload,
+                device: String::new(),
+                role: Role::Admin.as_str().to_owned(),
+                hlc: Hlc::default(),
+                supersedes: true,
+            };
         let mut ordered: Vec<&NewCell> = cells.iter().collect();
         ordered.sort_by_key(|c| c.level);
         for cell in ordered {
@@ -559,7 +863,7 @@ impl Store for SqlStore {
                 }
             };
             let path = format!("{parent_path}{}/", cell.code);
-            changed += sqlx::query(
+            let n = sqlx::query(
                 "INSERT INTO grid_cells (code, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (code) DO UPDATE SET parent_id = excluded.parent_id, level = excluded.level, \
                  name = excluded.name, path = excluded.path \
@@ -574,9 +878,25 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if n > 0 {
+                let record = CellRecord {
+                    code: cell.code.clone(),
+                    parent: cell.parent.clone().unwrap_or_default(),
+                    level: cell.level,
+                    name: cell.name.clone(),
+                    retired: false,
+                };
+                changes.push(grid_change(
+                    &path,
+                    "cell",
+                    format!("cell:{}", cell.code),
+                    record.encode(),
+                ));
+            }
+            changed += n;
         }
         for cp in checkpoints {
-            let cell_id: i64 = sqlx::query_scalar("SELECT id FROM grid_cells WHERE code = $1")
+            let cell = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
                 .bind(&cp.cell)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -586,7 +906,8 @@ impl Store for SqlStore {
                         cp.code, cp.cell
                     ))
                 })?;
-            changed += sqlx::query(
+            let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
+            let n = sqlx::query(
                 "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
                  name = excluded.name, tag_uid = excluded.tag_uid, latitude = excluded.latitude, \
@@ -607,7 +928,26 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            if n > 0 {
+                let record = CheckpointRecord {
+                    code: cp.code.clone(),
+                    grid_cell: cp.cell.clone(),
+                    name: cp.name.clone(),
+                    tag_uid: cp.tag_uid.clone().unwrap_or_default(),
+                    position: cp.position,
+                    radius_m: cp.radius_m,
+                };
+                changes.push(grid_change(
+                    &cell_path,
+                    "checkpoint",
+                    format!("checkpoint:{}", cp.code),
+                    record.encode(),
+                ));
+            }
+            changed += n;
         }
+        self.append_changes(&mut tx, &changes, crate::now_ms())
+            .await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -635,6 +975,158 @@ impl Store for SqlStore {
             }
         }
         Ok(out)
+    }
+
+    async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError> {
+        let mut out = Vec::with_capacity(codes.len());
+        for chunk in codes.chunks(500) {
+            let sql = format!(
+                "SELECT code, id, path, retired_at FROM grid_cells WHERE code IN ({})",
+                list(chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for code in chunk {
+                q = q.bind(code.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(CellRef {
+                    code: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    path: r.try_get(2)?,
+                    retired: r.try_get::<Option<i64>, _>(3)?.is_some(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn hazard_refs(&self, ids: &[HazardId]) -> Result<Vec<HazardRef>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT h.id, h.cell_id, c.path, h.status FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
+                 WHERE h.id IN ({})",
+                list(chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.to_bytes());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let id: Vec<u8> = r.try_get(0)?;
+                out.push(HazardRef {
+                    id: HazardId::from_slice(&id)
+                        .ok_or_else(|| StoreError::Invalid("hazard id".into()))?,
+                    cell_id: r.try_get(1)?,
+                    cell_path: r.try_get(2)?,
+                    status: r.try_get(3)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pull(
+        &self,
+        scope: &PullScope,
+        cursor: u64,
+        limit: u32,
+        compact: bool,
+    ) -> Result<PullPage, StoreError> {
+        // Read the head first: every position up to it is committed (positions follow commit
+        // order), so bounding the page by it can never skip a later commit.
+        let head = self.cursor().await?;
+        if scope.paths.is_empty() || head <= cursor {
+            return Ok(PullPage {
+                changes: Vec::new(),
+                next_cursor: cursor.max(head.min(cursor)),
+                has_more: false,
+            });
+        }
+        let conds: Vec<String> = (0..scope.paths.len())
+            .map(|i| format!("substr(cell_path, 1, length(${n})) = ${n}", n = i + 4))
+            .collect();
+        let sql = format!(
+            "SELECT seq, kind, payload, device_id, role, hlc_wall_ms, hlc_logical FROM changes \
+             WHERE seq > $1 AND seq <= $2 {} AND ({}) ORDER BY seq LIMIT $3",
+            if compact { "AND NOT superseded" } else { "" },
+            conds.join(" OR ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(seq(cursor))
+            .bind(seq(head))
+            .bind(i64::from(limit) + 1);
+        for p in &scope.paths {
+            q = q.bind(p.clone());
+        }
+        let mut rows = q.fetch_all(&self.pool).await?;
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let changes = rows
+            .iter()
+            .map(|r| {
+                Ok(ChangeRow {
+                    seq: r.try_get::<i64, _>(0)? as u64,
+                    kind: r.try_get(1)?,
+                    payload: r.try_get(2)?,
+                    device: r.try_get(3)?,
+                    role: r.try_get(4)?,
+                    hlc: Hlc {
+                        wall_ms: r.try_get::<i64, _>(5)? as u64,
+                        logical: r.try_get::<i64, _>(6)? as u32,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next_cursor = if has_more {
+            changes.last().map_or(cursor, |c| c.seq)
+        } else {
+            head
+        };
+        Ok(PullPage {
+            changes,
+            next_cursor,
+            has_more,
+        })
+    }
+
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(head.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn hazard(&self, id: HazardId) -> Result<Option<HazardSummary>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.code, h.status, h.category, h.severity, h.handling, h.description, h.deadline_ms, h.conflicts, \
+             h.log_len FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id = $1",
+        )
+        .bind(id.to_bytes())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(HazardSummary {
+                id: id.to_string(),
+                cell: r.try_get(0)?,
+                status: r.try_get(1)?,
+                category: r.try_get(2)?,
+                severity: r.try_get(3)?,
+                handling: r.try_get(4)?,
+                description: r.try_get(5)?,
+                deadline_ms: r.try_get(6)?,
+                conflicts: r.try_get(7)?,
+                log_len: r.try_get(8)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn hazard_log(&self, id: HazardId) -> Result<Vec<LogEntry>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let log = self.read_log(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(log)
     }
 
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
@@ -803,10 +1295,24 @@ impl Store for SqlStore {
     ) -> Result<Vec<BatchResult>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batches.len());
+        let mut changes = Vec::new();
         for batch in batches {
-            out.push(self.ingest_batch(&mut tx, batch, now_ms).await?);
+            let before = changes.len();
+            let mut result = self
+                .ingest_batch(&mut tx, batch, now_ms, &mut changes)
+                .await?;
+            result.changed_paths = changes[before..]
+                .iter()
+                .map(|c| c.cell_path.clone())
+                .collect();
+            result.changed_paths.dedup();
+            out.push(result);
         }
+        let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        for r in &mut out {
+            r.cursor = cursor;
+        }
         Ok(out)
     }
 

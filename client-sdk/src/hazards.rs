@@ -1,0 +1,404 @@
+//! Hazards on the device: report them, move them through the closed loop, edit their fields,
+//! all offline; see every hazard of the device's cells with its current state, folded by the
+//! same code the server runs. Pull keeps the local view in step with the server.
+
+use patrolsync_proto::hazard::{
+    Agency, EventKind, FieldValue, Handling, HazardCategory, HazardOp, HazardState, Severity,
+    Stamp, fold,
+};
+use patrolsync_proto::{DeviceId, EventId, GeoFix, HazardId, Hlc, Message, Op, OpBody, Role, wire};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::transport::{self, CallError};
+use crate::{Client, RecordError, SyncError, SyncSummary, local, now_ms};
+
+/// A hazard as the patroller reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewHazard {
+    /// The grid cell it is in.
+    pub grid_cell: String,
+    /// Checkpoint code, if at one.
+    pub checkpoint: Option<String>,
+    /// Where, if known.
+    pub position: Option<GeoFix>,
+    /// What kind.
+    pub category: HazardCategory,
+    /// How serious.
+    pub severity: Severity,
+    /// On the spot or by deadline.
+    pub handling: Handling,
+    /// Deadline (Unix ms), needed for by-deadline handling.
+    pub deadline_ms: Option<i64>,
+    /// What was seen.
+    pub description: String,
+    /// SHA-256 of before photos.
+    pub photos: Vec<[u8; 32]>,
+}
+
+/// The details of a transition; only what its kind needs is required.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Transition {
+    /// New deadline (notify).
+    pub deadline_ms: Option<i64>,
+    /// Target agency (transfer).
+    pub agency: Option<Agency>,
+    /// Surviving hazard (merge).
+    pub merge_into: Option<HazardId>,
+    /// Note or reason.
+    pub note: String,
+    /// SHA-256 of after photos or evidence.
+    pub photos: Vec<[u8; 32]>,
+}
+
+/// A hazard in the device's view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HazardView {
+    /// The folded state (status, fields, history with conflicts).
+    pub state: HazardState,
+    /// Ops of this device not yet acknowledged by the server are in it already.
+    pub has_local_changes: bool,
+}
+
+/// What one pull brought.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PullSummary {
+    /// Changes received.
+    pub changes: u64,
+    /// Position reached.
+    pub cursor: u64,
+}
+
+pub(crate) struct LocalOp {
+    hazard: HazardId,
+    kind: &'static str,
+    role: Role,
+    hlc: Hlc,
+    payload: Vec<u8>,
+}
+
+/// The local copy of a hazard op the device just made, if `op` is one.
+pub(crate) fn local_op(op: &Op, role: &Role) -> Option<LocalOp> {
+    let hop = match &op.body {
+        OpBody::HazardReport(r) => HazardOp::Report((**r).clone()),
+        OpBody::HazardEvent(e) => HazardOp::Event((**e).clone(), *role),
+        OpBody::HazardEdit(e) => HazardOp::Edit(e.clone()),
+        _ => return None,
+    };
+    Some(LocalOp {
+        hazard: hop.hazard(),
+        kind: hop.kind_name(),
+        role: *role,
+        hlc: op.hlc,
+        payload: hop.encode(),
+    })
+}
+
+pub(crate) async fn insert_op(
+    tx: &mut Transaction<'_, Sqlite>,
+    op: &LocalOp,
+    device: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO hazard_ops (hlc_wall_ms, hlc_logical, device_id, hazard_id, kind, role, payload) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(op.hlc.wall_ms as i64)
+    .bind(i64::from(op.hlc.logical))
+    .bind(device)
+    .bind(op.hazard.to_bytes())
+    .bind(op.kind)
+    .bind(op.role.as_str())
+    .bind(op.payload.clone())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Client {
+    /// Reports a hazard (offline; `sync` sends it). Returns its id.
+    pub async fn report_hazard(&self, h: NewHazard) -> Result<HazardId, RecordError> {
+        let now = now_ms();
+        let id = HazardId(uuid::Uuid::now_v7());
+        let report = patrolsync_proto::hazard::Report {
+            id,
+            grid_cell: h.grid_cell,
+            checkpoint: h.checkpoint.unwrap_or_default(),
+            position: h.position,
+            category: h.category,
+            severity: h.severity,
+            handling: h.handling,
+            deadline_ms: h.deadline_ms,
+            description: h.description,
+            photos: h.photos,
+            device_time_ms: now,
+        };
+        // Same validation as the server.
+        let report = patrolsync_proto::hazard::Report::from_wire(report.to_wire(), now)?;
+        self.require_enrolled().await?;
+        self.enqueue(
+            OpBody::HazardReport(Box::new(report)),
+            "hazard_report",
+            id.to_bytes(),
+            now,
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Moves a hazard through its closed loop (offline). If another device's transition wins
+    /// when everything is merged, this one shows as a conflict in the hazard's history.
+    pub async fn transition_hazard(
+        &self,
+        hazard: HazardId,
+        kind: EventKind,
+        t: Transition,
+    ) -> Result<EventId, RecordError> {
+        let now = now_ms();
+        let id = EventId(uuid::Uuid::now_v7());
+        let event = patrolsync_proto::hazard::Event {
+            id,
+            hazard,
+            kind,
+            deadline_ms: t.deadline_ms,
+            agency: t.agency,
+            merge_into: t.merge_into,
+            note: t.note,
+            photos: t.photos,
+            device_time_ms: now,
+        };
+        let event = patrolsync_proto::hazard::Event::from_wire(event.to_wire(), now)?;
+        self.require_enrolled().await?;
+        self.enqueue(
+            OpBody::HazardEvent(Box::new(event)),
+            "hazard_event",
+            hazard.to_bytes(),
+            now,
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Edits a hazard field (offline); the latest edit by HLC wins everywhere.
+    pub async fn edit_hazard(
+        &self,
+        hazard: HazardId,
+        value: FieldValue,
+    ) -> Result<(), RecordError> {
+        let now = now_ms();
+        let edit = patrolsync_proto::hazard::Edit { hazard, value };
+        let edit = patrolsync_proto::hazard::Edit::from_wire(edit.to_wire())?;
+        self.require_enrolled().await?;
+        self.enqueue(
+            OpBody::HazardEdit(edit),
+            "hazard_edit",
+            hazard.to_bytes(),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn require_enrolled(&self) -> Result<(), RecordError> {
+        match self.device_id().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(RecordError::NotEnrolled),
+            Err(e) => Err(RecordError::Storage(e.to_string())),
+        }
+    }
+
+    /// Every hazard in the device's view, folded, most recently changed first.
+    pub async fn hazards(&self) -> Result<Vec<HazardView>, SyncError> {
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT hazard_id FROM hazard_ops GROUP BY hazard_id ORDER BY MAX(hlc_wall_ms) DESC, MAX(hlc_logical) DESC",
+        )
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = self
+                .hazard(HazardId::from_slice(&id).ok_or_else(|| local("bad hazard id"))?)
+                .await?
+            {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One hazard, folded from every op the device holds.
+    pub async fn hazard(&self, id: HazardId) -> Result<Option<HazardView>, SyncError> {
+        let rows = sqlx::query(
+            "SELECT hlc_wall_ms, hlc_logical, device_id, kind, role, payload FROM hazard_ops WHERE hazard_id = ?",
+        )
+        .bind(id.to_bytes())
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut ops = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let device: String = r.get(2);
+            let role: Role = r.get::<String, _>(4).parse().map_err(local)?;
+            let stamp = Stamp {
+                hlc: Hlc {
+                    wall_ms: r.get::<i64, _>(0) as u64,
+                    logical: r.get::<i64, _>(1) as u32,
+                },
+                device: device.parse::<DeviceId>().map_err(local)?,
+            };
+            let op = HazardOp::decode(&r.get::<String, _>(3), &r.get::<Vec<u8>, _>(5), role)
+                .map_err(local)?;
+            ops.push((stamp, op));
+        }
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE record_id = ? AND kind != 'check_in'",
+        )
+        .bind(id.to_bytes())
+        .fetch_one(&self.inner.db)
+        .await
+        .map_err(local)?;
+        Ok(Some(HazardView {
+            state: fold(id, &ops),
+            has_local_changes: pending > 0,
+        }))
+    }
+
+    /// Pulls every change in scope after the stored cursor (bootstrapping first if new).
+    pub(crate) async fn pull_scope(
+        &self,
+        conn: &quinn::Connection,
+        server: &str,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
+        let cfg = &self.inner.config;
+        loop {
+            let state = sqlx::query("SELECT cursor, bootstrapped FROM pull_state WHERE id = 1")
+                .fetch_one(&self.inner.db)
+                .await
+                .map_err(local)?;
+            let cursor = state.get::<i64, _>(0) as u64;
+            let bootstrapped = state.get::<i64, _>(1) != 0;
+            let request = wire::Request {
+                kind: Some(wire::request::Kind::Pull(wire::PullRequest {
+                    cursor,
+                    limit: 500,
+                    compact: !bootstrapped,
+                })),
+            };
+            let response = transport::call(
+                conn,
+                &request,
+                patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES,
+                cfg.request_timeout,
+            )
+            .await
+            .map_err(|e: CallError| self.map_call(server, e))?;
+            let page = match response.kind {
+                Some(wire::response::Kind::Pull(p)) => p,
+                other => return Err(crate::unexpected(other)),
+            };
+            summary.pulled += page.changes.len() as u64;
+            self.apply_page(&page).await?;
+            summary.cursor = page.next_cursor;
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply_page(&self, page: &wire::PullResponse) -> Result<(), SyncError> {
+        use wire::change::Entity;
+        let mut tx = self.inner.db.begin().await.map_err(local)?;
+        for c in &page.changes {
+            let hlc = c.hlc.map(Hlc::from).unwrap_or_default();
+            let role = Role::from_wire_value(c.role).unwrap_or(Role::Patroller);
+            let hazard_op = |hazard: &[u8],
+                             kind: &'static str,
+                             payload: Vec<u8>|
+             -> Result<LocalOp, SyncError> {
+                Ok(LocalOp {
+                    hazard: HazardId::from_slice(hazard).ok_or_else(|| local("bad hazard id"))?,
+                    kind,
+                    role,
+                    hlc,
+                    payload,
+                })
+            };
+            match &c.entity {
+                Some(Entity::Cell(cell)) => {
+                    sqlx::query("INSERT OR REPLACE INTO cells (code, parent, level, name, retired) VALUES (?, ?, ?, ?, ?)")
+                        .bind(&cell.code)
+                        .bind(&cell.parent)
+                        .bind(i64::from(cell.level))
+                        .bind(&cell.name)
+                        .bind(cell.retired)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(local)?;
+                }
+                Some(Entity::Checkpoint(cp)) => {
+                    sqlx::query(
+                        "INSERT OR REPLACE INTO checkpoints (code, cell, name, tag_uid, latitude, longitude, radius_m) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(&cp.code)
+                    .bind(&cp.grid_cell)
+                    .bind(&cp.name)
+                    .bind(&cp.tag_uid)
+                    .bind(cp.latitude.is_finite().then_some(cp.latitude))
+                    .bind(cp.longitude.is_finite().then_some(cp.longitude))
+                    .bind(cp.radius_m)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
+                }
+                Some(Entity::HazardReport(r)) => insert_op(
+                    &mut tx,
+                    &hazard_op(&r.id, "report", r.encode_to_vec())?,
+                    &c.device_id,
+                )
+                .await
+                .map_err(local)?,
+                Some(Entity::HazardEvent(e)) => insert_op(
+                    &mut tx,
+                    &hazard_op(&e.hazard_id, "event", e.encode_to_vec())?,
+                    &c.device_id,
+                )
+                .await
+                .map_err(local)?,
+                Some(Entity::HazardFieldEdit(e)) => insert_op(
+                    &mut tx,
+                    &hazard_op(&e.hazard_id, "edit", e.encode_to_vec())?,
+                    &c.device_id,
+                )
+                .await
+                .map_err(local)?,
+                // Kinds this SDK does not keep locally.
+                Some(Entity::CheckIn(_)) | None => {}
+            }
+        }
+        sqlx::query("UPDATE pull_state SET cursor = ?, bootstrapped = CASE WHEN ? THEN bootstrapped ELSE 1 END WHERE id = 1")
+            .bind(page.next_cursor as i64)
+            .bind(page.has_more)
+            .execute(&mut *tx)
+            .await
+            .map_err(local)?;
+        tx.commit().await.map_err(local)?;
+        Ok(())
+    }
+
+    /// Checkpoints of the device's cells, as last pulled: `(code, cell, name)`.
+    pub async fn checkpoints(&self) -> Result<Vec<(String, String, String)>, SyncError> {
+        let rows = sqlx::query("SELECT code, cell, name FROM checkpoints ORDER BY code")
+            .fetch_all(&self.inner.db)
+            .await
+            .map_err(local)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+}

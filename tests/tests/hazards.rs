@@ -1,0 +1,220 @@
+//! Hazards end to end over QUIC: offline edits on three devices converge on every device and
+//! the server, the losing transition stays visible as a conflict, scope holds in both
+//! directions, and a new device bootstraps its scope. SQLite and (when configured) PostgreSQL.
+
+use patrolsync_proto::Role;
+use patrolsync_proto::hazard::{
+    Agency, EventKind, FieldValue, Handling, HazardCategory, Severity, Status,
+};
+use patrolsync_sdk::{Client, NewHazard, Transition};
+use patrolsync_server::testkit::test_databases;
+use patrolsync_tests::Harness;
+
+fn lane(cell: &str) -> NewHazard {
+    NewHazard {
+        grid_cell: cell.into(),
+        checkpoint: None,
+        position: None,
+        category: HazardCategory::BlockedFireLane,
+        severity: Severity::General,
+        handling: Handling::ByDeadline,
+        deadline_ms: Some(4_000_000_000_000),
+        description: "bikes block the fire lane".into(),
+        photos: vec![[1; 32]],
+    }
+}
+
+async fn sync_all(devices: &[&Client]) -> anyhow::Result<()> {
+    // Twice: pushes first everywhere, then everyone pulls what the others pushed.
+    for _ in 0..2 {
+        for d in devices {
+            d.sync().await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_edits_on_three_devices_converge_with_the_conflict_visible() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let patroller = h.device("p", "alice", &["S1-C1"]).await?;
+        let m1 = h.device_as("m1", "bob", Role::GridManager, &["S1"]).await?;
+        let m2 = h
+            .device_as("m2", "carol", Role::GridManager, &["S1"])
+            .await?;
+
+        let id = patroller.report_hazard(lane("S1-C1-K1")).await?;
+        assert_eq!(
+            patroller
+                .hazard(id)
+                .await?
+                .expect("local view")
+                .state
+                .status,
+            Status::Reported,
+            "optimistic"
+        );
+        sync_all(&[&patroller, &m1, &m2]).await?;
+        m1.transition_hazard(
+            id,
+            EventKind::Notify,
+            Transition {
+                deadline_ms: Some(4_100_000_000_000),
+                ..Default::default()
+            },
+        )
+        .await?;
+        sync_all(&[&m1, &patroller, &m2]).await?;
+        assert_eq!(
+            patroller.hazard(id).await?.expect("pulled").state.status,
+            Status::Rectifying,
+            "{backend}"
+        );
+
+        // Offline on all three: the patroller edits the description and adds a photo, one
+        // manager submits the fix, the other transfers the hazard to the fire brigade.
+        patroller
+            .edit_hazard(
+                id,
+                FieldValue::Description("bikes and a sofa in the lane".into()),
+            )
+            .await?;
+        m1.transition_hazard(
+            id,
+            EventKind::SubmitFix,
+            Transition {
+                photos: vec![[2; 32]],
+                ..Default::default()
+            },
+        )
+        .await?;
+        m2.transition_hazard(
+            id,
+            EventKind::Transfer,
+            Transition {
+                agency: Some(Agency::FireBrigade),
+                note: "owner refuses".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        sync_all(&[&patroller, &m1, &m2]).await?;
+
+        let server = h.server().store().hazard(id).await?.expect("stored");
+        let views = [
+            patroller.hazard(id).await?,
+            m1.hazard(id).await?,
+            m2.hazard(id).await?,
+        ];
+        let states: Vec<_> = views
+            .into_iter()
+            .map(|v| v.expect("every device has it").state)
+            .collect();
+        assert_eq!(states[0], states[1], "{backend}: devices converge");
+        assert_eq!(states[1], states[2], "{backend}: devices converge");
+        let s = &states[0];
+        assert_eq!(
+            s.status.as_str(),
+            server.status,
+            "{backend}: device and server agree"
+        );
+        assert_eq!(s.description.value, "bikes and a sofa in the lane");
+        assert_eq!(server.description, s.description.value);
+        assert_eq!(s.history.len(), 3, "{backend}: no event is missing");
+        let conflicts: Vec<_> = s.conflicts().collect();
+        assert_eq!(
+            conflicts.len(),
+            1,
+            "{backend}: exactly one transition lost: {:?}",
+            s.history
+        );
+        assert_eq!(server.conflicts, 1);
+        assert!(
+            matches!(s.status, Status::Rectified | Status::Transferred),
+            "{backend}: {}",
+            s.status
+        );
+        assert!(
+            s.photos.contains(&[2; 32]),
+            "the fix photo is kept whichever way it went"
+        );
+
+        // The server's log is append-only and hash-chained.
+        let log = h.server().store().hazard_log(id).await?;
+        assert_eq!(log.len(), 5);
+        let mut prev = [0u8; 32];
+        for e in &log {
+            let again = patrolsync_proto::hazard::chain_hash(
+                &prev, e.position, &e.kind, e.stamp, e.role, &e.payload,
+            );
+            assert_eq!(again, e.hash, "{backend}: chain verifies at {}", e.position);
+            prev = e.hash;
+        }
+        h.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let s1 = h.device("s1", "alice", &["S1-C1"]).await?;
+        let s2 = h.device("s2", "dave", &["S2"]).await?;
+        let elsewhere = s2.report_hazard(lane("S2-C1")).await?;
+        let mine = s1.report_hazard(lane("S1-C1-K2")).await?;
+        let outside = s1.report_hazard(lane("S2-C3")).await?;
+        s2.sync().await?;
+        let summary = s1.sync().await?;
+        assert_eq!(summary.rejected, 1, "{backend}: {summary:?}");
+        let rejected = s1.rejected().await?;
+        assert!(
+            rejected[0].message.contains("S2-C3")
+                && rejected[0].message.contains("outside your grid cells"),
+            "{:?}",
+            rejected
+        );
+
+        // Pull brought S1-C1's grid and nothing of S2.
+        let checkpoints = s1.checkpoints().await?;
+        assert_eq!(
+            checkpoints.len(),
+            4 * 5 * 2,
+            "{backend}: every checkpoint of S1-C1"
+        );
+        assert!(
+            checkpoints
+                .iter()
+                .all(|(code, _, _)| code.starts_with("S1-C1-")),
+            "{backend}"
+        );
+        assert!(
+            s1.hazard(elsewhere).await?.is_none(),
+            "{backend}: nothing from S2"
+        );
+        assert!(h.server().store().hazard(outside).await?.is_none());
+
+        // A new device of a manager of S1 bootstraps: grid and the open hazard.
+        let fresh = h
+            .device_as("fresh", "erin", Role::GridManager, &["S1"])
+            .await?;
+        let boot = fresh.sync().await?;
+        // S1: 1 street + 3 communities + 12 compounds + 60 buildings, 120 checkpoints, 1 hazard.
+        assert_eq!(boot.pulled, 76 + 120 + 1, "{backend}: {boot:?}");
+        assert_eq!(
+            fresh
+                .hazard(mine)
+                .await?
+                .expect("bootstrapped")
+                .state
+                .status,
+            Status::Reported
+        );
+        assert!(fresh.hazard(elsewhere).await?.is_none());
+        h.finish().await;
+    }
+    Ok(())
+}
