@@ -19,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+mod engine;
 mod hazards;
 mod tls;
 mod transport;
 
+pub use engine::{EngineOptions, SyncEngine, SyncEvent};
 pub use hazards::{HazardView, NewHazard, PullSummary, Transition};
 
 use std::path::{Path, PathBuf};
@@ -322,6 +324,8 @@ struct Inner {
     config: ClientConfig,
     endpoints: Endpoints,
     sync_lock: tokio::sync::Mutex<()>,
+    /// Wakes the sync engine (new local records, `sync_now`, Notify).
+    trigger: Arc<tokio::sync::Notify>,
 }
 
 /// The device's handle on its local store and the server. Cheap to clone.
@@ -402,6 +406,7 @@ impl Client {
                 config,
                 endpoints: Endpoints::default(),
                 sync_lock: tokio::sync::Mutex::new(()),
+                trigger: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -640,6 +645,7 @@ impl Client {
             .await
             .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
+        self.inner.trigger.notify_one();
         Ok(seq as u64)
     }
 

@@ -218,3 +218,64 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_brings_a_new_hazard_to_a_listening_device_within_a_second() -> anyhow::Result<()> {
+    use patrolsync_sdk::{EngineOptions, SyncEvent};
+    use std::time::{Duration, Instant};
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let reporter = h.device("reporter", "alice", &["S1-C1"]).await?;
+        let watcher = h
+            .device_as("watcher", "bob", Role::GridManager, &["S1"])
+            .await?;
+        // No polling: the timer is far longer than the test.
+        let engine = watcher.start_engine(EngineOptions {
+            interval: Duration::from_secs(3600),
+            ..EngineOptions::default()
+        });
+        let mut events = engine.subscribe();
+        // Bootstrap first.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+                SyncEvent::Finished(s) if s.cursor > 0 => break,
+                SyncEvent::Failed { error, .. } => {
+                    anyhow::bail!("{backend}: bootstrap failed: {error}")
+                }
+                _ => {}
+            }
+        }
+        // Let the listener connection register before the change happens.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let id = reporter.report_hazard(lane("S1-C1-K4")).await?;
+        let pushed = Instant::now();
+        reporter.sync().await?;
+        let deadline = pushed + Duration::from_secs(1);
+        let mut notified = false;
+        while watcher.hazard(id).await?.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            anyhow::ensure!(
+                !left.is_zero(),
+                "{backend}: the hazard did not arrive within 1 s (notified: {notified})"
+            );
+            if let Ok(Ok(SyncEvent::Notified { .. })) =
+                tokio::time::timeout(left, events.recv()).await
+            {
+                notified = true;
+            }
+        }
+        while let Ok(e) = events.try_recv() {
+            notified |= matches!(e, SyncEvent::Notified { .. });
+        }
+        assert!(notified, "{backend}: it came through Notify");
+        eprintln!(
+            "{backend}: hazard visible on the watcher {:?} after the push",
+            pushed.elapsed()
+        );
+        engine.stop().await;
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The background sync engine an app runs while in the foreground: it syncs (push, then pull)
+//! when the server sends Notify, when the app records something or calls
+//! [`SyncEngine::sync_now`], and otherwise on a slow timer; after a failure it backs off
+//! exponentially with jitter. A subscriber sees every start, finish and failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use patrolsync_proto::{frame, wire};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::{Client, SyncError, SyncSummary};
+
+/// How the engine paces itself.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Sync at least this often even without a trigger (a safety net; Notify does the work).
+    pub interval: Duration,
+    /// First delay after a failed sync; doubles per failure.
+    pub initial_backoff: Duration,
+    /// Longest delay between retries.
+    pub max_backoff: Duration,
+    /// Keep a connection open to receive Notify from the server.
+    pub listen: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            interval: Duration::from_secs(300),
+            initial_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+            listen: true,
+        }
+    }
+}
+
+/// What the engine is doing, for an app's status line.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SyncEvent {
+    /// A sync began.
+    Started,
+    /// A sync completed.
+    Finished(SyncSummary),
+    /// A sync failed; `retry_in` is when the engine tries again (None: it won't by itself).
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// When the engine retries.
+        retry_in: Option<Duration>,
+    },
+    /// The server said there is new data up to this position.
+    Notified {
+        /// The server's change-log position.
+        cursor: u64,
+    },
+    /// The engine stopped for good (device revoked or not recognised).
+    Stopped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A running engine. Dropping it leaves the tasks running until [`SyncEngine::stop`].
+#[derive(Debug)]
+pub struct SyncEngine {
+    trigger: Arc<Notify>,
+    events: broadcast::Sender<SyncEvent>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SyncEngine {
+    /// Sync as soon as possible.
+    pub fn sync_now(&self) {
+        self.trigger.notify_one();
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops the engine and waits for its tasks.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    // ±25 %, so a fleet that failed together does not retry together.
+    let f = 0.75 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) * 0.5;
+    d.mul_f64(f)
+}
+
+impl Client {
+    /// Starts the background engine. It syncs once at once.
+    pub fn start_engine(&self, options: EngineOptions) -> SyncEngine {
+        let trigger = self.inner.trigger.clone();
+        let (events, _) = broadcast::channel(256);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(run(
+            self.clone(),
+            options.clone(),
+            events.clone(),
+            stop_rx.clone(),
+        ))];
+        if options.listen {
+            tasks.push(tokio::spawn(listen(
+                self.clone(),
+                options,
+                events.clone(),
+                stop_rx,
+            )));
+        }
+        trigger.notify_one();
+        SyncEngine {
+            trigger,
+            events,
+            stop,
+            tasks,
+        }
+    }
+}
+
+async fn run(
+    client: Client,
+    options: EngineOptions,
+    events: broadcast::Sender<SyncEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let trigger = client.inner.trigger.clone();
+    let mut failures = 0u32;
+    let mut wait = options.interval;
+    loop {
+        tokio::select! {
+            _ = trigger.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        let _ = events.send(SyncEvent::Started);
+        match client.sync().await {
+            Ok(summary) => {
+                failures = 0;
+                wait = options.interval;
+                let _ = events.send(SyncEvent::Finished(summary));
+            }
+            Err(e @ (SyncError::Revoked | SyncError::NotRecognised(_))) => {
+                let _ = events.send(SyncEvent::Stopped {
+                    reason: e.to_string(),
+                });
+                return;
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let retry_in = e.is_retryable().then(|| {
+                    jitter(
+                        options
+                            .initial_backoff
+                            .saturating_mul(2u32.saturating_pow(failures - 1))
+                            .min(options.max_backoff),
+                    )
+                });
+                wait = retry_in.unwrap_or(options.interval);
+                let _ = events.send(SyncEvent::Failed {
+                    error: e.to_string(),
+                    retry_in,
+                });
+            }
+        }
+    }
+}
+
+/// Holds a connection open and turns the server's Notify into a sync.
+async fn listen(
+    client: Client,
+    options: EngineOptions,
+    events: broadcast::Sender<SyncEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = options.initial_backoff;
+    loop {
+        let conn = match client.identity().await {
+            Ok(id) => client
+                .inner
+                .endpoints
+                .connect(&id.server, id.config, client.inner.config.connect_timeout)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        if let Some(conn) = conn {
+            backoff = options.initial_backoff;
+            loop {
+                tokio::select! {
+                    uni = conn.accept_uni() => match uni {
+                        Ok(mut recv) => {
+                            let Ok(bytes) = recv.read_to_end(64 * 1024).await else { continue };
+                            let Some(body) = bytes.get(frame::HEADER_LEN..) else { continue };
+                            match frame::decode::<wire::ServerEvent>(body).map(|e| e.kind) {
+                                Ok(Some(wire::server_event::Kind::Notify(n))) => {
+                                    let _ = events.send(SyncEvent::Notified { cursor: n.cursor });
+                                    client.inner.trigger.notify_one();
+                                }
+                                Ok(Some(wire::server_event::Kind::GoAway(_))) => break,
+                                _ => {}
+                            }
+                        }
+                        Err(_) => break,
+                    },
+                    _ = stop.changed() => {
+                        conn.close(quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_DONE), b"engine stopped");
+                        return;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(jitter(backoff)) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(options.max_backoff);
+    }
+}
