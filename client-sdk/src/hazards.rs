@@ -168,6 +168,12 @@ impl Client {
         };
         let event = patrolsync_proto::hazard::Event::from_wire(event.to_wire(), now)?;
         self.require_enrolled().await?;
+        let role = self
+            .role()
+            .await
+            .map_err(|e| RecordError::Storage(e.to_string()))?;
+        patrolsync_proto::hazard::may_fire(kind, role)
+            .map_err(|r| RecordError::Forbidden(format!("{kind}: {r}")))?;
         self.enqueue(
             OpBody::HazardEvent(Box::new(event)),
             "hazard_event",

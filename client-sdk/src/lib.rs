@@ -111,15 +111,24 @@ pub enum OpenError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordError {
-    /// The check-in breaks a protocol rule; fix the input.
-    #[error("check-in refused: {0}")]
-    Invalid(#[from] Invalid),
+    /// The record breaks a protocol rule; fix the input.
+    #[error("refused: {0}")]
+    Invalid(Invalid),
+    /// The user's role may not do this.
+    #[error("refused: {0}")]
+    Forbidden(String),
     /// The device is not enrolled yet.
     #[error("this device is not enrolled; run enroll with the code from your admin first")]
     NotEnrolled,
     /// The local database failed.
     #[error("cannot write to the local database: {0}")]
     Storage(String),
+}
+
+impl From<Invalid> for RecordError {
+    fn from(i: Invalid) -> Self {
+        RecordError::Invalid(i)
+    }
 }
 
 /// Enrollment failed; nothing was stored.
@@ -891,6 +900,17 @@ impl Client {
                 }
                 Ok(wire::OpOutcome::Rejected) => {
                     summary.rejected += 1;
+                    // A refused hazard op leaves the local view too, so it matches the server's.
+                    let hlc = outbox_hlc(&mut tx, seq).await?;
+                    sqlx::query(
+                        "DELETE FROM hazard_ops WHERE device_id = (SELECT device_id FROM identity WHERE id = 1) \
+                         AND hlc_wall_ms = ? AND hlc_logical = ?",
+                    )
+                    .bind(hlc.wall_ms as i64)
+                    .bind(i64::from(hlc.logical))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
                     sqlx::query(
                         "INSERT OR REPLACE INTO rejected (device_seq, op_id, kind, record_id, payload, created_at_ms, code, reason, field, message, rejected_at) \
                          SELECT device_seq, op_id, kind, record_id, payload, created_at_ms, ?, ?, ?, ?, ? FROM outbox WHERE device_seq = ?",
@@ -918,6 +938,24 @@ impl Client {
         summary.acked_through = summary.acked_through.max(p.acked_through);
         Ok(())
     }
+}
+
+/// The HLC of an outbox op (the key of its optimistic copy in `hazard_ops`).
+async fn outbox_hlc(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    seq: i64,
+) -> Result<Hlc, SyncError> {
+    let payload: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE device_seq = ?")
+            .bind(seq)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(local)?;
+    Ok(payload
+        .and_then(|p| wire::Op::decode(p.as_slice()).ok())
+        .and_then(|op| op.hlc)
+        .map(Hlc::from)
+        .unwrap_or_default())
 }
 
 /// `forbidden` for `ERROR_CODE_FORBIDDEN`, and so on.

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use patrolsync_sdk::proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix};
-use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
+use patrolsync_sdk::proto::hazard::{
+    Agency, EventKind, Field, FieldValue, Handling, HazardCategory, Severity,
+};
+use patrolsync_sdk::proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, HazardId};
+use patrolsync_sdk::{Client, ClientConfig, NewCheckIn, NewHazard, SyncEvent, Transition};
 
 /// A patrol device on the command line.
 #[derive(Debug, Parser)]
@@ -66,8 +69,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Send everything pending to the server.
+    /// Send everything pending to the server, then receive what changed in your cells.
     Sync {
+        /// Keep running: sync whenever the server says there is news (Notify) or something is
+        /// recorded, and print each event, until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hazards: report, move through the closed loop, edit, list, show (work offline).
+    #[command(subcommand)]
+    Hazard(HazardCmd),
+    /// Checkpoints of your cells, as last received.
+    Checkpoints {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -84,6 +100,319 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum HazardCmd {
+    /// Report a hazard.
+    Report {
+        /// Grid cell it is in, e.g. S1-C1-K2.
+        #[arg(long)]
+        cell: String,
+        /// Checkpoint code, if at one.
+        #[arg(long)]
+        checkpoint: Option<String>,
+        /// blocked_fire_lane, damaged_facility, blocked_evacuation, electrical, gas, open_flame,
+        /// flammable_storage, rental_housing, renovation or other.
+        #[arg(long)]
+        category: HazardCategory,
+        /// general or major.
+        #[arg(long, default_value = "general")]
+        severity: Severity,
+        /// on_the_spot or by_deadline.
+        #[arg(long, default_value = "on_the_spot")]
+        handling: Handling,
+        /// Deadline: a duration from now (7d, 48h) or a date (2026-12-31).
+        #[arg(long, value_parser = parse_deadline)]
+        deadline: Option<i64>,
+        /// What you saw.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// SHA-256 (hex) of a photo; repeat for several.
+        #[arg(long = "photo-sha256", value_parser = parse_sha256)]
+        photos: Vec<[u8; 32]>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a hazard through the closed loop: notify, fix_on_spot, submit_fix, verify_pass,
+    /// verify_fail, transfer, agency_accept, agency_return, agency_fix, reopen, merge.
+    Transition {
+        /// Hazard id.
+        id: HazardId,
+        /// The transition.
+        kind: EventKind,
+        /// Note, or the reason (agency_return, reopen).
+        #[arg(long, default_value = "")]
+        note: String,
+        /// New deadline (notify): a duration from now or a date.
+        #[arg(long, value_parser = parse_deadline)]
+        deadline: Option<i64>,
+        /// police_station or fire_brigade (transfer).
+        #[arg(long)]
+        agency: Option<Agency>,
+        /// The hazard this one duplicates (merge).
+        #[arg(long)]
+        merge_into: Option<HazardId>,
+        /// SHA-256 (hex) of an after photo; repeat for several.
+        #[arg(long = "photo-sha256", value_parser = parse_sha256)]
+        photos: Vec<[u8; 32]>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Edit a field: description, severity, category, deadline or handling.
+    Edit {
+        /// Hazard id.
+        id: HazardId,
+        /// Which field.
+        field: Field,
+        /// The new value.
+        value: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hazards in your cells with their current status.
+    List {
+        /// Only open ones.
+        #[arg(long)]
+        open: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One hazard with its full history, conflicts included.
+    Show {
+        /// Hazard id.
+        id: HazardId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_deadline(s: &str) -> Result<i64, String> {
+    let now = std::time::SystemTime::now();
+    let at = match humantime::parse_duration(s) {
+        Ok(d) => now + d,
+        Err(_) => humantime::parse_rfc3339_weak(s)
+            .or_else(|_| humantime::parse_rfc3339_weak(&format!("{s} 00:00:00")))
+            .map_err(|_| {
+                format!("{s:?} is neither a duration (7d, 48h) nor a date (2026-12-31)")
+            })?,
+    };
+    Ok(at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
+}
+
+fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    bytes
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| format!("{s:?} is not 64 hex digits of SHA-256"))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn time_text(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+    .to_string()
+}
+
+fn hazard_json(v: &patrolsync_sdk::HazardView) -> serde_json::Value {
+    let s = &v.state;
+    serde_json::json!({
+        "id": s.id.to_string(),
+        "grid_cell": s.report.as_ref().map(|(r, _)| r.grid_cell.clone()),
+        "status": s.status.as_str(),
+        "category": s.category.value.as_str(),
+        "severity": s.severity.value.as_str(),
+        "handling": s.handling.value.as_str(),
+        "description": s.description.value,
+        "deadline": s.deadline_ms.value.map(time_text),
+        "agency": s.agency.map(|a| a.as_str()),
+        "duplicate_of": s.duplicate_of.map(|d| d.to_string()),
+        "photos": s.photos.iter().map(|p| hex(p)).collect::<Vec<_>>(),
+        "conflicts": s.conflicts().count(),
+        "unsynced_changes": v.has_local_changes,
+        "history": s.history.iter().map(|h| serde_json::json!({
+            "event": h.event.to_string(), "kind": h.kind.as_str(), "role": h.role.as_str(),
+            "device": h.stamp.device.to_string(), "at": time_text(h.stamp.hlc.wall_ms as i64),
+            "from": h.from.as_str(), "to": h.to.as_str(), "conflict": h.conflict,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
+    match cmd {
+        HazardCmd::Report {
+            cell,
+            checkpoint,
+            category,
+            severity,
+            handling,
+            deadline,
+            description,
+            photos,
+            json,
+        } => {
+            let id = client
+                .report_hazard(NewHazard {
+                    grid_cell: cell.clone(),
+                    checkpoint,
+                    position: None,
+                    category,
+                    severity,
+                    handling,
+                    deadline_ms: deadline,
+                    description,
+                    photos,
+                })
+                .await?;
+            if json {
+                print_json(&serde_json::json!({ "id": id.to_string(), "grid_cell": cell }))?;
+            } else {
+                println!("reported hazard {id} in {cell}; sync to send it");
+            }
+        }
+        HazardCmd::Transition {
+            id,
+            kind,
+            note,
+            deadline,
+            agency,
+            merge_into,
+            photos,
+            json,
+        } => {
+            let event = client
+                .transition_hazard(
+                    id,
+                    kind,
+                    Transition {
+                        deadline_ms: deadline,
+                        agency,
+                        merge_into,
+                        note,
+                        photos,
+                    },
+                )
+                .await?;
+            let view = client.hazard(id).await?;
+            if json {
+                print_json(
+                    &serde_json::json!({ "event": event.to_string(), "hazard": view.as_ref().map(hazard_json) }),
+                )?;
+            } else {
+                let status = view
+                    .map(|v| v.state.status.as_str())
+                    .unwrap_or("unknown here yet");
+                println!("recorded {kind} on {id} (now {status} on this device); sync to send it");
+            }
+        }
+        HazardCmd::Edit {
+            id,
+            field,
+            value,
+            json,
+        } => {
+            let value = match field {
+                Field::Description => FieldValue::Description(value),
+                Field::Severity => FieldValue::Severity(value.parse().map_err(anyhow::Error::msg)?),
+                Field::Category => FieldValue::Category(value.parse().map_err(anyhow::Error::msg)?),
+                Field::Handling => FieldValue::Handling(value.parse().map_err(anyhow::Error::msg)?),
+                Field::Deadline => {
+                    FieldValue::Deadline(Some(parse_deadline(&value).map_err(anyhow::Error::msg)?))
+                }
+            };
+            client.edit_hazard(id, value).await?;
+            if json {
+                print_json(&client.hazard(id).await?.as_ref().map(hazard_json))?;
+            } else {
+                println!("edited {field} of {id}; sync to send it");
+            }
+        }
+        HazardCmd::List { open, json } => {
+            let all: Vec<_> = client
+                .hazards()
+                .await?
+                .into_iter()
+                .filter(|h| !open || h.state.status.is_open())
+                .collect();
+            if json {
+                print_json(&all.iter().map(hazard_json).collect::<Vec<_>>())?;
+            } else if all.is_empty() {
+                println!("no hazards in your cells (sync to receive them)");
+            } else {
+                for h in &all {
+                    let s = &h.state;
+                    let cell = s
+                        .report
+                        .as_ref()
+                        .map(|(r, _)| r.grid_cell.as_str())
+                        .unwrap_or("?");
+                    let flag = if h.has_local_changes {
+                        " (unsynced)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{}  {:<10} {:<16} {:<18} {}{flag}",
+                        s.id, cell, s.status, s.category.value, s.description.value
+                    );
+                }
+            }
+        }
+        HazardCmd::Show { id, json } => {
+            let Some(v) = client.hazard(id).await? else {
+                anyhow::bail!(
+                    "hazard {id} is not on this device (not in your cells, or not synced yet)"
+                );
+            };
+            if json {
+                print_json(&hazard_json(&v))?;
+            } else {
+                let s = &v.state;
+                println!(
+                    "hazard {}: {} ({}, {}, {})",
+                    s.id, s.status, s.category.value, s.severity.value, s.handling.value
+                );
+                println!("  {}", s.description.value);
+                if let Some(d) = s.deadline_ms.value {
+                    println!("  deadline {}", time_text(d));
+                }
+                for h in &s.history {
+                    match &h.conflict {
+                        None => println!(
+                            "  {}  {} by {}: {} -> {}",
+                            time_text(h.stamp.hlc.wall_ms as i64),
+                            h.kind,
+                            h.role,
+                            h.from,
+                            h.to
+                        ),
+                        Some(why) => println!(
+                            "  {}  {} by {}: CONFLICT, not applied: {why}",
+                            time_text(h.stamp.hlc.wall_ms as i64),
+                            h.kind,
+                            h.role
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -168,14 +497,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("recorded check-in {id} at {checkpoint}; {pending} op(s) waiting to sync");
             }
         }
-        Command::Sync { json } => {
+        Command::Sync { watch: true, json } => {
+            let engine = client.start_engine(patrolsync_sdk::EngineOptions::default());
+            let mut events = engine.subscribe();
+            eprintln!("watching for changes; Ctrl-C to stop");
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    e = events.recv() => match e {
+                        Ok(SyncEvent::Finished(s)) if json => print_json(&s)?,
+                        Ok(SyncEvent::Finished(s)) => println!("synced: {} sent, {} received, cursor {}", s.pushed, s.pulled, s.cursor),
+                        Ok(SyncEvent::Failed { error, retry_in }) => println!("sync failed: {error}{}", retry_in.map(|d| format!(" (retrying in {})", humantime::format_duration(std::time::Duration::from_secs(d.as_secs())))).unwrap_or_default()),
+                        Ok(SyncEvent::Notified { cursor }) => println!("server has news (cursor {cursor})"),
+                        Ok(SyncEvent::Stopped { reason }) => { println!("stopped: {reason}"); break }
+                        Ok(_) => {}
+                        Err(_) => break,
+                    },
+                }
+            }
+            engine.stop().await;
+        }
+        Command::Hazard(cmd) => hazard_cmd(&client, cmd).await?,
+        Command::Checkpoints { json } => {
+            let cps = client.checkpoints().await?;
+            if json {
+                print_json(&cps.iter().map(|(code, cell, name)| serde_json::json!({"code": code, "cell": cell, "name": name})).collect::<Vec<_>>())?;
+            } else if cps.is_empty() {
+                println!("no checkpoints yet; run sync");
+            } else {
+                for (code, cell, name) in cps {
+                    println!("{code:<18} {cell:<14} {name}");
+                }
+            }
+        }
+        Command::Sync { watch: false, json } => {
             let s = client.sync().await?;
             if json {
                 print_json(&s)?;
             } else {
                 println!(
-                    "synced in {} ms: {} sent, {} applied, {} already on the server, {} rejected, {} pending",
-                    s.elapsed_ms, s.pushed, s.applied, s.duplicates, s.rejected, s.remaining
+                    "synced in {} ms: {} sent, {} applied, {} already on the server, {} rejected, {} pending; {} changes received",
+                    s.elapsed_ms,
+                    s.pushed,
+                    s.applied,
+                    s.duplicates,
+                    s.rejected,
+                    s.remaining,
+                    s.pulled
                 );
                 if s.rejected > 0 {
                     println!(

@@ -180,6 +180,14 @@ fn manager(role: Role) -> bool {
     matches!(role, Role::GridManager | Role::Admin)
 }
 
+/// Whether `role` may ever fire `kind` (whatever the hazard's state).
+pub fn may_fire(kind: EventKind, role: Role) -> Result<(), Refusal> {
+    match transition(Status::Reported, kind, role) {
+        Err(r @ Refusal::Role { .. }) => Err(r),
+        _ => Ok(()),
+    }
+}
+
 /// The state machine of reference/domain.md: where `kind` leads from `status`, if `role` may
 /// fire it.
 pub fn transition(status: Status, kind: EventKind, role: Role) -> Result<Status, Refusal> {

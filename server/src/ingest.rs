@@ -232,14 +232,7 @@ pub async fn prepare(
                     let merge_target = e
                         .merge_into
                         .map(|m| hazard_scope(&hazards, session, m, &assigned));
-                    if let Err(refusal) =
-                        hazard::transition(hazard::Status::Reported, e.kind, session.role).or_else(
-                            |r| match r {
-                                hazard::Refusal::WrongState { .. } => Ok(hazard::Status::Reported),
-                                other => Err(other),
-                            },
-                        )
-                    {
+                    if let Err(refusal) = hazard::may_fire(e.kind, session.role) {
                         reject(
                             RejectCode::Forbidden,
                             "role",

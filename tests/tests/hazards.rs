@@ -196,6 +196,7 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
             "{backend}: nothing from S2"
         );
         assert!(h.server().store().hazard(outside).await?.is_none());
+        assert!(s1.hazard(outside).await?.is_none(), "{backend}: the refused report left the device's view too");
 
         // A new device of a manager of S1 bootstraps: grid and the open hazard.
         let fresh = h
