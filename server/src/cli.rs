@@ -84,6 +84,9 @@ enum AdminCommand {
         /// Grid cell codes assigned to the user (comma-separated or repeated).
         #[arg(long = "grid", value_delimiter = ',')]
         grid: Vec<String>,
+        /// For --role agency: police_station or fire_brigade.
+        #[arg(long)]
+        agency: Option<patrolsync_proto::hazard::Agency>,
         /// HOST:PORT devices dial. Default: public_address, else the listen address.
         #[arg(long, env = ENV_PUBLIC_ADDRESS)]
         server: Option<String>,
@@ -234,6 +237,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             user,
             role,
             grid,
+            agency,
             server,
             expires,
             json,
@@ -245,6 +249,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 cells: grid,
                 server,
                 ttl: expires,
+                agency,
             };
             let issued = crate::enroll::issue(store.as_ref(), &pki, &config, request).await?;
             if json {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use patrolsync_proto::hazard::Agency;
 use patrolsync_proto::{EnrollmentString, Role};
 
 use crate::config::Config;
@@ -67,6 +68,8 @@ pub struct IssueRequest {
     pub server: Option<String>,
     /// Validity; default from the configuration (24 h).
     pub ttl: Option<Duration>,
+    /// For agency users: which agency.
+    pub agency: Option<Agency>,
 }
 
 /// Creates an enrollment code and returns the string to hand to the device.
@@ -82,7 +85,21 @@ pub async fn issue(
         cells,
         server,
         ttl,
+        agency,
     } = req;
+    match (role, agency) {
+        (Role::Agency, None) => {
+            return Err(StoreError::Invalid(
+                "an agency user needs --agency police_station or --agency fire_brigade".into(),
+            ));
+        }
+        (r, Some(_)) if r != Role::Agency => {
+            return Err(StoreError::Invalid(format!(
+                "--agency is only for agency users, not a {r}"
+            )));
+        }
+        _ => {}
+    }
     let (user, cells) = (user.as_str(), cells.as_slice());
     if user.trim().is_empty() {
         return Err(StoreError::Invalid("user name is empty".into()));
@@ -104,6 +121,7 @@ pub async fn issue(
                 role,
                 cells: cells.to_vec(),
                 expires_at_ms,
+                agency: agency.map(|a| a.as_str().to_owned()),
             },
             now,
         )

@@ -163,7 +163,6 @@ pub async fn prepare(
                 })),
             },
             Ok(Op {
-                op_id: real_op_id,
                 body: OpBody::HazardReport(r),
                 ..
             }) => match cells.get(&r.grid_cell) {
@@ -203,7 +202,6 @@ pub async fn prepare(
                     payload,
                 ),
                 Some(cell) => {
-                    let _ = real_op_id;
                     // Visible at once to this connection's later ops in the same push.
                     hazards.insert(
                         r.id,
@@ -212,6 +210,7 @@ pub async fn prepare(
                             cell_id: cell.id,
                             cell_path: cell.path.clone(),
                             status: "reported".into(),
+                            agency: None,
                         },
                     );
                     OpAction::Hazard(Box::new(HazardRow {
@@ -315,6 +314,19 @@ fn hazard_scope<'a>(
             "unknown_hazard",
             format!("hazard {id} does not exist"),
         )),
+        // An agency acts only on hazards its agency holds (and in its cells).
+        Some(h)
+            if session.role == Role::Agency && h.agency.as_deref() != session.agency.as_deref() =>
+        {
+            Err((
+                RejectCode::Forbidden,
+                "not_transferred",
+                format!(
+                    "hazard {id} is not held by your agency ({})",
+                    session.agency.as_deref().unwrap_or("none")
+                ),
+            ))
+        }
         Some(h) if !session.covers(&h.cell_path) => Err((
             RejectCode::Forbidden,
             "outside_scope",

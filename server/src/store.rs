@@ -96,6 +96,8 @@ pub struct NewEnrollment {
     pub cells: Vec<String>,
     /// When the code stops working.
     pub expires_at_ms: i64,
+    /// For agency users: `police_station` or `fire_brigade`.
+    pub agency: Option<String>,
 }
 
 /// A device being enrolled.
@@ -156,6 +158,8 @@ pub struct DeviceSession {
     pub cells: Vec<(String, String)>,
     /// When it was revoked, if it was.
     pub revoked_at_ms: Option<i64>,
+    /// For agency users: which agency.
+    pub agency: Option<String>,
 }
 
 impl DeviceSession {
@@ -274,6 +278,8 @@ pub struct HazardRef {
     pub cell_path: String,
     /// Its status.
     pub status: String,
+    /// The agency holding it, if transferred.
+    pub agency: Option<String>,
 }
 
 /// What a device may pull: its cells and their subtrees.
@@ -281,6 +287,8 @@ pub struct HazardRef {
 pub struct PullScope {
     /// Cell paths (`/S1/S1-C1/`).
     pub paths: Vec<String>,
+    /// For agency users: only hazards held by this agency (plus the grid).
+    pub agency: Option<String>,
 }
 
 /// One entry of the change log.
@@ -330,6 +338,8 @@ pub struct HazardSummary {
     pub description: String,
     /// Deadline, ms.
     pub deadline_ms: Option<i64>,
+    /// The agency holding it.
+    pub agency: Option<String>,
     /// Events that did not apply.
     pub conflicts: i64,
     /// Entries in its log.

@@ -463,6 +463,8 @@ const MAX_PULL: u32 = 1000;
 async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -> wire::Response {
     let scope = crate::store::PullScope {
         paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
+        agency: (device.role == patrolsync_proto::Role::Agency)
+            .then(|| device.agency.clone().unwrap_or_default()),
     };
     let limit = if req.limit == 0 {
         500

@@ -28,6 +28,7 @@ async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Resul
                 role: Role::Patroller,
                 cells: vec!["S1".into()],
                 expires_at_ms: NOW + 1,
+                agency: None,
             },
             NOW,
         )
@@ -105,6 +106,7 @@ async fn pull_never_skips_late_commit() -> anyhow::Result<()> {
         let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
         let scope = PullScope {
             paths: vec!["/S1/".into()],
+            agency: None,
         };
         let start = store.cursor().await?;
 

@@ -33,6 +33,7 @@ async fn device(store: &dyn Store, user: &str, cells: &[&str]) -> anyhow::Result
                 role: Role::Patroller,
                 cells: cells.iter().map(|c| c.to_string()).collect(),
                 expires_at_ms: NOW + 60_000,
+                agency: None,
             },
             NOW,
         )
@@ -262,6 +263,7 @@ async fn enrollment_codes_are_single_use_and_expire(store: &dyn Store) -> anyhow
                 role: Role::Patroller,
                 cells: vec!["S2".into()],
                 expires_at_ms: NOW + 1000,
+                agency: None,
             },
             NOW,
         )
@@ -297,6 +299,7 @@ async fn enrollment_codes_are_single_use_and_expire(store: &dyn Store) -> anyhow
                 role: Role::Patroller,
                 cells: vec!["NOPE".into()],
                 expires_at_ms: NOW,
+                agency: None,
             },
             NOW,
         )

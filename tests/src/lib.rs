@@ -79,6 +79,17 @@ impl Harness {
         role: Role,
         cells: &[&str],
     ) -> anyhow::Result<String> {
+        self.enrollment_with_agency(user, role, cells, None).await
+    }
+
+    /// An enrollment string for a user of `role`, with an agency for agency users.
+    pub async fn enrollment_with_agency(
+        &self,
+        user: &str,
+        role: Role,
+        cells: &[&str],
+        agency: Option<patrolsync_proto::hazard::Agency>,
+    ) -> anyhow::Result<String> {
         let pki = patrolsync_server::pki::Pki::open_or_init(&self.config.data_dir, &[])?;
         let cells: Vec<String> = cells.iter().map(|c| c.to_string()).collect();
         let request = patrolsync_server::enroll::IssueRequest {
@@ -87,6 +98,7 @@ impl Harness {
             cells,
             server: Some(self.addr().to_string()),
             ttl: None,
+            agency,
         };
         let issued = patrolsync_server::enroll::issue(
             self.server().store().as_ref(),
@@ -101,6 +113,22 @@ impl Harness {
     /// A patroller's client with its own state dir, enrolled as `user` with `cells`.
     pub async fn device(&self, name: &str, user: &str, cells: &[&str]) -> anyhow::Result<Client> {
         self.device_as(name, user, Role::Patroller, cells).await
+    }
+
+    /// An agency user's client (police station or fire brigade) with jurisdiction over `cells`.
+    pub async fn agency_device(
+        &self,
+        name: &str,
+        user: &str,
+        agency: patrolsync_proto::hazard::Agency,
+        cells: &[&str],
+    ) -> anyhow::Result<Client> {
+        let code = self
+            .enrollment_with_agency(user, Role::Agency, cells, Some(agency))
+            .await?;
+        let client = Client::open(self.dir.path().join(name), fast_client()).await?;
+        client.enroll(&code, None, name).await?;
+        Ok(client)
     }
 
     /// A client enrolled as `user` with `role` and `cells`.

@@ -196,7 +196,10 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
             "{backend}: nothing from S2"
         );
         assert!(h.server().store().hazard(outside).await?.is_none());
-        assert!(s1.hazard(outside).await?.is_none(), "{backend}: the refused report left the device's view too");
+        assert!(
+            s1.hazard(outside).await?.is_none(),
+            "{backend}: the refused report left the device's view too"
+        );
 
         // A new device of a manager of S1 bootstraps: grid and the open hazard.
         let fresh = h
@@ -276,6 +279,102 @@ async fn notify_brings_a_new_hazard_to_a_listening_device_within_a_second() -> a
             pushed.elapsed()
         );
         engine.stop().await;
+        h.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let patroller = h.device("p", "alice", &["S1-C1"]).await?;
+        let manager = h.device_as("m", "bob", Role::GridManager, &["S1"]).await?;
+        let brigade = h
+            .agency_device("fb", "brigade-s1", Agency::FireBrigade, &["S1"])
+            .await?;
+        let police = h
+            .agency_device("ps", "police-s1", Agency::PoliceStation, &["S1"])
+            .await?;
+
+        let id = patroller.report_hazard(lane("S1-C1-K1")).await?;
+        patroller.sync().await?;
+        manager.sync().await?;
+        manager
+            .transition_hazard(
+                id,
+                EventKind::Notify,
+                Transition {
+                    deadline_ms: Some(4_100_000_000_000),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        manager.sync().await?;
+        brigade.sync().await?;
+        assert!(
+            brigade.hazard(id).await?.is_none(),
+            "{backend}: not transferred yet, the brigade sees nothing"
+        );
+
+        // Acting on a hazard the agency does not hold is refused and leaves no trace locally.
+        brigade
+            .transition_hazard(id, EventKind::AgencyAccept, Transition::default())
+            .await?;
+        let s = brigade.sync().await?;
+        assert_eq!(s.rejected, 1, "{backend}: {s:?}");
+        assert!(
+            brigade.rejected().await?[0]
+                .message
+                .contains("not held by your agency")
+        );
+        assert!(brigade.hazard(id).await?.is_none());
+
+        manager
+            .transition_hazard(
+                id,
+                EventKind::Transfer,
+                Transition {
+                    agency: Some(Agency::FireBrigade),
+                    note: "needs enforcement".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        manager.sync().await?;
+        brigade.sync().await?;
+        police.sync().await?;
+        let seen = brigade
+            .hazard(id)
+            .await?
+            .expect("the brigade receives the whole hazard")
+            .state;
+        assert_eq!(seen.status, Status::Transferred, "{backend}");
+        assert!(
+            seen.report.is_some(),
+            "{backend}: the report from before the transfer came along"
+        );
+        assert_eq!(seen.history.len(), 2, "{backend}: notify and transfer");
+        assert!(
+            police.hazard(id).await?.is_none(),
+            "{backend}: the police station holds nothing"
+        );
+
+        brigade
+            .transition_hazard(id, EventKind::AgencyAccept, Transition::default())
+            .await?;
+        assert_eq!(brigade.sync().await?.applied, 1);
+        manager.sync().await?;
+        assert_eq!(
+            manager.hazard(id).await?.expect("manager").state.status,
+            Status::AgencyHandling,
+            "{backend}"
+        );
+        assert_eq!(
+            h.server().store().hazard(id).await?.expect("server").status,
+            "agency_handling"
+        );
         h.finish().await;
     }
     Ok(())

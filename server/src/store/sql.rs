@@ -67,6 +67,10 @@ struct PendingChange {
     hlc: Hlc,
     /// Older entries of the same entity are superseded (grid records; not hazard entries).
     supersedes: bool,
+    /// The agency holding the hazard after this entry (agency users pull these).
+    agency: Option<String>,
+    /// A copy of an earlier entry for the agency a hazard was just transferred to.
+    replay: bool,
 }
 
 /// Serialises change-log appends on PostgreSQL so positions are handed out in commit order.
@@ -121,7 +125,7 @@ impl SqlStore {
         device_id: &str,
     ) -> Result<Option<DeviceSession>, StoreError> {
         let row = sqlx::query(
-            "SELECT d.id, d.name, d.user_id, u.name, u.role, d.revoked_at \
+            "SELECT d.id, d.name, d.user_id, u.name, u.role, d.revoked_at, u.agency \
              FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
         )
         .bind(device_id)
@@ -150,6 +154,7 @@ impl SqlStore {
             role: role.parse().map_err(StoreError::Invalid)?,
             cells,
             revoked_at_ms: row.try_get(5)?,
+            agency: row.try_get(6)?,
         }))
     }
 
@@ -492,7 +497,8 @@ impl SqlStore {
         let state = fold(hazard, &ops);
         sqlx::query(
             "UPDATE hazards SET status = $1, description = $2, severity = $3, category = $4, deadline_ms = $5, \
-             handling = $6, duplicate_of = $7, conflicts = $8, updated_at_ms = $9, chain_head = $10 WHERE id = $11",
+             handling = $6, duplicate_of = $7, conflicts = $8, updated_at_ms = $9, chain_head = $10, agency = $12 \
+             WHERE id = $11",
         )
         .bind(state.status.as_str())
         .bind(state.description.value.clone())
@@ -505,9 +511,43 @@ impl SqlStore {
         .bind(now_ms)
         .bind(hash.to_vec())
         .bind(hazard.to_bytes())
+        .bind(state.agency.map(|a| a.as_str().to_owned()))
         .execute(&mut **tx)
         .await?;
 
+        let agency = state.agency.map(|a| a.as_str().to_owned());
+        let kind_of = |k: &str| match k {
+            "report" => "hazard_report",
+            "event" => "hazard_event",
+            _ => "hazard_edit",
+        };
+        // Just transferred: the agency's devices have never seen this hazard. Replay its
+        // earlier entries for them, in order, before this one.
+        let transferred_now = match &h.op {
+            HazardOp::Event(e, _) if e.kind == patrolsync_proto::hazard::EventKind::Transfer => {
+                state
+                    .history
+                    .iter()
+                    .any(|x| x.event == e.id && x.conflict.is_none())
+            }
+            _ => false,
+        };
+        if transferred_now {
+            for e in log.iter().filter(|e| e.position < position) {
+                changes.push(PendingChange {
+                    cell_path: h.cell_path.clone(),
+                    kind: kind_of(&e.kind),
+                    entity_key: format!("hazard:{hazard}"),
+                    payload: e.payload.clone(),
+                    device: e.stamp.device.to_string(),
+                    role: e.role.as_str().to_owned(),
+                    hlc: e.stamp.hlc,
+                    supersedes: false,
+                    agency: agency.clone(),
+                    replay: true,
+                });
+            }
+        }
         changes.push(PendingChange {
             cell_path: h.cell_path.clone(),
             kind: match h.op {
@@ -521,6 +561,8 @@ impl SqlStore {
             role: h.role.as_str().to_owned(),
             hlc: op.hlc,
             supersedes: false,
+            agency,
+            replay: false,
         });
         let conflict = match &h.op {
             HazardOp::Event(e, _) => state
@@ -596,8 +638,8 @@ impl SqlStore {
         for chunk in changes.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO changes (cell_path, kind, entity_key, payload, device_id, role, hlc_wall_ms, hlc_logical, \
-                 committed_at) VALUES {} RETURNING seq",
-                placeholders(chunk.len(), 9)
+                 committed_at, agency, replay) VALUES {} RETURNING seq",
+                placeholders(chunk.len(), 11)
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
@@ -610,7 +652,9 @@ impl SqlStore {
                     .bind(c.role.clone())
                     .bind(seq(c.hlc.wall_ms))
                     .bind(i64::from(c.hlc.logical))
-                    .bind(now_ms);
+                    .bind(now_ms)
+                    .bind(c.agency.clone())
+                    .bind(c.replay);
             }
             let seqs: Vec<i64> = q
                 .fetch_all(&mut **tx)
@@ -839,6 +883,8 @@ impl Store for SqlStore {
                 role: Role::Admin.as_str().to_owned(),
                 hlc: Hlc::default(),
                 supersedes: true,
+                agency: None,
+                replay: false,
             };
         let mut ordered: Vec<&NewCell> = cells.iter().collect();
         ordered.sort_by_key(|c| c.level);
@@ -1004,7 +1050,7 @@ impl Store for SqlStore {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT h.id, h.cell_id, c.path, h.status FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
+                "SELECT h.id, h.cell_id, c.path, h.status, h.agency FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
                  WHERE h.id IN ({})",
                 list(chunk.len(), 1)
             );
@@ -1020,6 +1066,7 @@ impl Store for SqlStore {
                     cell_id: r.try_get(1)?,
                     cell_path: r.try_get(2)?,
                     status: r.try_get(3)?,
+                    agency: r.try_get(4)?,
                 });
             }
         }
@@ -1043,19 +1090,26 @@ impl Store for SqlStore {
                 has_more: false,
             });
         }
+        // Agency users see the grid and the hazards their agency holds (with replays of what
+        // came before the transfer); everyone else sees their cells, without replays.
+        let audience = match &scope.agency {
+            Some(_) => "AND (kind IN ('cell', 'checkpoint') OR agency = $4)",
+            None => "AND NOT replay AND $4 = $4",
+        };
         let conds: Vec<String> = (0..scope.paths.len())
-            .map(|i| format!("substr(cell_path, 1, length(${n})) = ${n}", n = i + 4))
+            .map(|i| format!("substr(cell_path, 1, length(${n})) = ${n}", n = i + 5))
             .collect();
         let sql = format!(
             "SELECT seq, kind, payload, device_id, role, hlc_wall_ms, hlc_logical FROM changes \
-             WHERE seq > $1 AND seq <= $2 {} AND ({}) ORDER BY seq LIMIT $3",
+             WHERE seq > $1 AND seq <= $2 {} {audience} AND ({}) ORDER BY seq LIMIT $3",
             if compact { "AND NOT superseded" } else { "" },
             conds.join(" OR ")
         );
         let mut q = sqlx::query(&sql)
             .bind(seq(cursor))
             .bind(seq(head))
-            .bind(i64::from(limit) + 1);
+            .bind(i64::from(limit) + 1)
+            .bind(scope.agency.clone().unwrap_or_default());
         for p in &scope.paths {
             q = q.bind(p.clone());
         }
@@ -1100,7 +1154,7 @@ impl Store for SqlStore {
     async fn hazard(&self, id: HazardId) -> Result<Option<HazardSummary>, StoreError> {
         let row = sqlx::query(
             "SELECT c.code, h.status, h.category, h.severity, h.handling, h.description, h.deadline_ms, h.conflicts, \
-             h.log_len FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id = $1",
+             h.log_len, h.agency FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id = $1",
         )
         .bind(id.to_bytes())
         .fetch_optional(&self.pool)
@@ -1117,6 +1171,7 @@ impl Store for SqlStore {
                 deadline_ms: r.try_get(6)?,
                 conflicts: r.try_get(7)?,
                 log_len: r.try_get(8)?,
+                agency: r.try_get(9)?,
             })
         })
         .transpose()
@@ -1132,12 +1187,13 @@ impl Store for SqlStore {
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let user_id: i64 = sqlx::query_scalar(
-            "INSERT INTO users (name, role, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET role = excluded.role RETURNING id",
+            "INSERT INTO users (name, role, created_at, agency) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET role = excluded.role, agency = excluded.agency RETURNING id",
         )
         .bind(&e.user)
         .bind(e.role.as_str())
         .bind(now_ms)
+        .bind(e.agency.clone())
         .fetch_one(&mut *tx)
         .await?;
         for code in &e.cells {
