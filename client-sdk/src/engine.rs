@@ -56,6 +56,13 @@ pub enum SyncEvent {
         /// The server's change-log position.
         cursor: u64,
     },
+    /// A hazard in the device's view changed (pulled from the server).
+    HazardChanged {
+        /// The hazard.
+        id: String,
+    },
+    /// A transition lost against another device's and was kept as a conflict.
+    Conflict(crate::ConflictReport),
     /// The engine stopped for good (device revoked or not recognised).
     Stopped {
         /// Why.
@@ -151,6 +158,12 @@ async fn run(
             Ok(summary) => {
                 failures = 0;
                 wait = options.interval;
+                for id in &summary.hazards_changed {
+                    let _ = events.send(SyncEvent::HazardChanged { id: id.clone() });
+                }
+                for c in &summary.new_conflicts {
+                    let _ = events.send(SyncEvent::Conflict(c.clone()));
+                }
                 let _ = events.send(SyncEvent::Finished(summary));
             }
             Err(e @ (SyncError::Revoked | SyncError::NotRecognised(_))) => {

@@ -57,6 +57,8 @@ pub struct HazardView {
     pub state: HazardState,
     /// Ops of this device not yet acknowledged by the server are in it already.
     pub has_local_changes: bool,
+    /// Duplicates merged into this hazard, with their reports, photos and histories.
+    pub merged: Vec<HazardState>,
 }
 
 /// What one pull brought.
@@ -68,8 +70,27 @@ pub struct PullSummary {
     pub cursor: u64,
 }
 
+/// Hazards a page of changes touches.
+fn page_hazards(page: &wire::PullResponse) -> Vec<HazardId> {
+    use wire::change::Entity;
+    let mut ids: Vec<HazardId> = page
+        .changes
+        .iter()
+        .filter_map(|c| match &c.entity {
+            Some(Entity::HazardReport(r)) => HazardId::from_slice(&r.id),
+            Some(Entity::HazardEvent(e)) => HazardId::from_slice(&e.hazard_id),
+            Some(Entity::HazardFieldEdit(e)) => HazardId::from_slice(&e.hazard_id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 pub(crate) struct LocalOp {
     hazard: HazardId,
+    merge_into: Option<HazardId>,
     kind: &'static str,
     role: Role,
     hlc: Hlc,
@@ -84,8 +105,13 @@ pub(crate) fn local_op(op: &Op, role: &Role) -> Option<LocalOp> {
         OpBody::HazardEdit(e) => HazardOp::Edit(e.clone()),
         _ => return None,
     };
+    let merge_into = match &hop {
+        HazardOp::Event(e, _) => e.merge_into,
+        _ => None,
+    };
     Some(LocalOp {
         hazard: hop.hazard(),
+        merge_into,
         kind: hop.kind_name(),
         role: *role,
         hlc: op.hlc,
@@ -99,8 +125,8 @@ pub(crate) async fn insert_op(
     device: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT OR IGNORE INTO hazard_ops (hlc_wall_ms, hlc_logical, device_id, hazard_id, kind, role, payload) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO hazard_ops (hlc_wall_ms, hlc_logical, device_id, hazard_id, kind, role, payload, merge_into) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(op.hlc.wall_ms as i64)
     .bind(i64::from(op.hlc.logical))
@@ -109,6 +135,7 @@ pub(crate) async fn insert_op(
     .bind(op.kind)
     .bind(op.role.as_str())
     .bind(op.payload.clone())
+    .bind(op.merge_into.map(HazardId::to_bytes))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -234,6 +261,41 @@ impl Client {
 
     /// One hazard, folded from every op the device holds.
     pub async fn hazard(&self, id: HazardId) -> Result<Option<HazardView>, SyncError> {
+        let Some(state) = self.fold_local(id).await? else {
+            return Ok(None);
+        };
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE record_id = ? AND kind != 'check_in'",
+        )
+        .bind(id.to_bytes())
+        .fetch_one(&self.inner.db)
+        .await
+        .map_err(local)?;
+        let sources: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT DISTINCT hazard_id FROM hazard_ops WHERE merge_into = ?")
+                .bind(id.to_bytes())
+                .fetch_all(&self.inner.db)
+                .await
+                .map_err(local)?;
+        let mut merged = Vec::new();
+        for source in sources {
+            let Some(other) = HazardId::from_slice(&source) else {
+                continue;
+            };
+            if let Some(s) = self.fold_local(other).await?
+                && s.duplicate_of == Some(id)
+            {
+                merged.push(s);
+            }
+        }
+        Ok(Some(HazardView {
+            state,
+            has_local_changes: pending > 0,
+            merged,
+        }))
+    }
+
+    async fn fold_local(&self, id: HazardId) -> Result<Option<HazardState>, SyncError> {
         let rows = sqlx::query(
             "SELECT hlc_wall_ms, hlc_logical, device_id, kind, role, payload FROM hazard_ops WHERE hazard_id = ?",
         )
@@ -259,17 +321,7 @@ impl Client {
                 .map_err(local)?;
             ops.push((stamp, op));
         }
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE record_id = ? AND kind != 'check_in'",
-        )
-        .bind(id.to_bytes())
-        .fetch_one(&self.inner.db)
-        .await
-        .map_err(local)?;
-        Ok(Some(HazardView {
-            state: fold(id, &ops),
-            has_local_changes: pending > 0,
-        }))
+        Ok(Some(fold(id, &ops)))
     }
 
     /// Pulls every change in scope after the stored cursor (bootstrapping first if new).
@@ -307,12 +359,43 @@ impl Client {
                 other => return Err(crate::unexpected(other)),
             };
             summary.pulled += page.changes.len() as u64;
+            let touched = page_hazards(&page);
+            let before = self.conflict_ids(&touched).await?;
             self.apply_page(&page).await?;
+            for id in &touched {
+                let Some(view) = self.hazard(*id).await? else {
+                    continue;
+                };
+                for h in view.state.conflicts() {
+                    if !before.contains(&h.event) {
+                        summary.new_conflicts.push(crate::ConflictReport {
+                            hazard: id.to_string(),
+                            event: h.event.to_string(),
+                            kind: h.kind.as_str().into(),
+                            reason: h.conflict.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+                let id = id.to_string();
+                if !summary.hazards_changed.contains(&id) {
+                    summary.hazards_changed.push(id);
+                }
+            }
             summary.cursor = page.next_cursor;
             if !page.has_more {
                 return Ok(());
             }
         }
+    }
+
+    async fn conflict_ids(&self, hazards: &[HazardId]) -> Result<Vec<EventId>, SyncError> {
+        let mut out = Vec::new();
+        for id in hazards {
+            if let Some(v) = self.hazard(*id).await? {
+                out.extend(v.state.conflicts().map(|h| h.event));
+            }
+        }
+        Ok(out)
     }
 
     async fn apply_page(&self, page: &wire::PullResponse) -> Result<(), SyncError> {
@@ -327,6 +410,7 @@ impl Client {
              -> Result<LocalOp, SyncError> {
                 Ok(LocalOp {
                     hazard: HazardId::from_slice(hazard).ok_or_else(|| local("bad hazard id"))?,
+                    merge_into: None,
                     kind,
                     role,
                     hlc,
@@ -368,13 +452,11 @@ impl Client {
                 )
                 .await
                 .map_err(local)?,
-                Some(Entity::HazardEvent(e)) => insert_op(
-                    &mut tx,
-                    &hazard_op(&e.hazard_id, "event", e.encode_to_vec())?,
-                    &c.device_id,
-                )
-                .await
-                .map_err(local)?,
+                Some(Entity::HazardEvent(e)) => {
+                    let mut op = hazard_op(&e.hazard_id, "event", e.encode_to_vec())?;
+                    op.merge_into = HazardId::from_slice(&e.merge_into);
+                    insert_op(&mut tx, &op, &c.device_id).await.map_err(local)?
+                }
                 Some(Entity::HazardFieldEdit(e)) => insert_op(
                     &mut tx,
                     &hazard_op(&e.hazard_id, "edit", e.encode_to_vec())?,

@@ -281,8 +281,43 @@ pub struct SyncSummary {
     pub pulled: u64,
     /// Change-log position the device has caught up to.
     pub cursor: u64,
+    /// Hazards that changed in this device's view through this sync's pull.
+    pub hazards_changed: Vec<String>,
+    /// Transitions that turned out to lose against another device's (visible in the hazard's
+    /// history).
+    pub new_conflicts: Vec<ConflictReport>,
     /// Wall time the sync took, ms.
     pub elapsed_ms: u64,
+}
+
+/// A transition that did not apply because another device's came first.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConflictReport {
+    /// The hazard.
+    pub hazard: String,
+    /// The event that did not apply.
+    pub event: String,
+    /// Its kind.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One of this device's own check-ins and whether the server has it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LocalCheckIn {
+    /// The check-in.
+    pub id: String,
+    /// Checkpoint code.
+    pub checkpoint: String,
+    /// Outcome.
+    pub outcome: String,
+    /// When recorded (device clock, Unix ms).
+    pub device_time_ms: i64,
+    /// Note.
+    pub note: String,
+    /// `pending`, `synced` or `rejected`.
+    pub state: String,
 }
 
 /// What an app shows about sync. Read from local state only: it never waits on the network.
@@ -632,6 +667,20 @@ impl Client {
             hlc,
             body,
         };
+        if let OpBody::CheckIn(c) = &op.body {
+            sqlx::query(
+                "INSERT OR IGNORE INTO my_check_ins (id, checkpoint, outcome, device_time_ms, note, state) \
+                 VALUES (?, ?, ?, ?, ?, 'pending')",
+            )
+            .bind(c.id.to_bytes())
+            .bind(&c.checkpoint)
+            .bind(c.outcome.as_str())
+            .bind(c.device_time_ms)
+            .bind(&c.note)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
         if let Some(local) = hazards::local_op(&op, &self.role().await.map_err(storage)?) {
             // Applied optimistically: the device's view folds it at once, and the copy that
             // comes back through pull has the same stamp, so it is not counted twice.
@@ -689,6 +738,31 @@ impl Client {
             last_attempt_at_ms: state.get(0),
             last_error: state.get(2),
         })
+    }
+
+    /// This device's most recent check-ins, newest first, with their sync state.
+    pub async fn recent_check_ins(&self, limit: u32) -> Result<Vec<LocalCheckIn>, SyncError> {
+        let rows = sqlx::query(
+            "SELECT id, checkpoint, outcome, device_time_ms, note, state FROM my_check_ins \
+             ORDER BY device_time_ms DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
+        Ok(rows
+            .iter()
+            .map(|r| LocalCheckIn {
+                id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(0))
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                checkpoint: r.get(1),
+                outcome: r.get(2),
+                device_time_ms: r.get(3),
+                note: r.get(4),
+                state: r.get(5),
+            })
+            .collect())
     }
 
     /// Ops the server refused, newest first.
@@ -892,6 +966,7 @@ impl Client {
                     | wire::OpOutcome::Duplicate
                     | wire::OpOutcome::Conflict,
                 ) => {
+                    mark_check_in(&mut tx, seq, "synced").await?;
                     if r.outcome == wire::OpOutcome::Duplicate as i32 {
                         summary.duplicates += 1;
                     } else {
@@ -900,6 +975,7 @@ impl Client {
                 }
                 Ok(wire::OpOutcome::Rejected) => {
                     summary.rejected += 1;
+                    mark_check_in(&mut tx, seq, "rejected").await?;
                     // A refused hazard op leaves the local view too, so it matches the server's.
                     let hlc = outbox_hlc(&mut tx, seq).await?;
                     sqlx::query(
@@ -938,6 +1014,23 @@ impl Client {
         summary.acked_through = summary.acked_through.max(p.acked_through);
         Ok(())
     }
+}
+
+/// Records what became of one of the device's own check-ins.
+async fn mark_check_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    seq: i64,
+    state: &str,
+) -> Result<(), SyncError> {
+    sqlx::query(
+        "UPDATE my_check_ins SET state = ? WHERE id = (SELECT record_id FROM outbox WHERE device_seq = ? AND kind = 'check_in')",
+    )
+    .bind(state)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await
+    .map_err(local)?;
+    Ok(())
 }
 
 /// The HLC of an outbox op (the key of its optimistic copy in `hazard_ops`).

@@ -59,6 +59,7 @@ pub mod checkin;
 pub mod codes;
 pub mod enrollment;
 pub mod frame;
+pub mod geo;
 pub mod grid;
 pub mod hazard;
 pub mod hlc;

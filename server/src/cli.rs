@@ -278,7 +278,10 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 println!("users            {}", s.users);
                 println!("grid cells       {}", s.grid_cells);
                 println!("checkpoints      {}", s.checkpoints);
-                println!("check-ins        {}", s.check_ins);
+                println!(
+                    "check-ins        {} ({} double taps, counted once)",
+                    s.check_ins, s.double_taps
+                );
                 println!("hazards          {}", s.hazards);
                 println!("photos           {}", s.blobs);
                 println!("rejected ops     {}", s.rejected_ops);

@@ -51,6 +51,13 @@ pub struct Config {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "duration_text")]
     pub drain_timeout: Duration,
+    /// Check-ins by the same user at the same checkpoint within this window are double taps:
+    /// stored, marked `duplicate_of` the first, counted once.
+    #[serde(with = "duration_text")]
+    pub double_tap_window: Duration,
+    /// A new hazard of the same category within this many metres of an open one (or at the
+    /// same checkpoint) is linked to it as a possible duplicate.
+    pub hazard_duplicate_radius_m: f64,
     /// Limits on what a peer may send.
     pub limits: Limits,
 }
@@ -91,6 +98,8 @@ impl Default for Config {
             server_names: Vec::new(),
             enrollment_ttl: Duration::from_secs(24 * 3600),
             drain_timeout: Duration::from_secs(10),
+            double_tap_window: Duration::from_secs(120),
+            hazard_duplicate_radius_m: 50.0,
             limits: Limits::default(),
         }
     }
@@ -197,6 +206,12 @@ impl Config {
         {
             return Err(ConfigError::Invalid(format!(
                 "database_url must start with sqlite: or postgres:, got {url:?}"
+            )));
+        }
+        if !(0.0..=10_000.0).contains(&self.hazard_duplicate_radius_m) {
+            return Err(ConfigError::Invalid(format!(
+                "hazard_duplicate_radius_m = {} must be between 0 and 10000",
+                self.hazard_duplicate_radius_m
             )));
         }
         if self.enrollment_ttl < Duration::from_secs(60) {

@@ -76,7 +76,15 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
             })
         })?;
     }
-    Ok(Arc::new(SqlStore::connect(&config.database_url()).await?))
+    let rules = store::sql::DedupRules {
+        double_tap_ms: i64::try_from(config.double_tap_window.as_millis()).unwrap_or(i64::MAX),
+        hazard_radius_m: config.hazard_duplicate_radius_m,
+    };
+    Ok(Arc::new(
+        SqlStore::connect(&config.database_url())
+            .await?
+            .with_dedup(rules),
+    ))
 }
 
 /// A running server: QUIC on [`Server::local_addr`], admin HTTP on [`Server::admin_addr`].

@@ -344,6 +344,12 @@ pub struct HazardSummary {
     pub conflicts: i64,
     /// Entries in its log.
     pub log_len: i64,
+    /// An open hazard of the same category nearby, reported earlier (for a manager to merge).
+    pub possible_duplicate_of: Option<String>,
+    /// The hazard this one was merged into.
+    pub duplicate_of: Option<String>,
+    /// Hazards merged into this one; their reports, photos and logs stay intact.
+    pub merged_from: Vec<String>,
 }
 
 /// One entry of a hazard's log, with its chain hash.
@@ -484,8 +490,10 @@ pub struct Stats {
     pub grid_cells: i64,
     /// Checkpoints.
     pub checkpoints: i64,
-    /// Check-ins stored.
+    /// Check-ins stored (double taps included).
     pub check_ins: i64,
+    /// Check-ins that are double taps of an earlier one (counted once in ledgers).
+    pub double_taps: i64,
     /// Hazards stored.
     pub hazards: i64,
     /// Photos (blobs) stored.
@@ -509,6 +517,8 @@ pub struct StoredCheckIn {
     pub user: String,
     /// Server receive time, ms.
     pub received_at_ms: i64,
+    /// Set when this is a double tap of an earlier check-in.
+    pub duplicate_of: Option<patrolsync_proto::CheckInId>,
 }
 
 /// One entry of the rejection log.

@@ -219,3 +219,46 @@ async fn enrollment_code_works_once() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_tap_is_stored_marked_and_counted_once() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let device = h.device("phone", "alice", &["S1-C1"]).await?;
+        let first = device
+            .record_checkin(NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected))
+            .await?;
+        let tap = device
+            .record_checkin(NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected))
+            .await?;
+        let other = device
+            .record_checkin(NewCheckIn::new("S1-C1-K1-B1-P2", CheckInOutcome::Inspected))
+            .await?;
+        assert_eq!(
+            device.sync().await?.applied,
+            3,
+            "{backend}: a double tap is stored, not dropped"
+        );
+        let stored = h.server().store().check_ins(None, 10).await?;
+        let dup_of = |id: &patrolsync_proto::CheckInId| {
+            stored
+                .iter()
+                .find(|s| s.check_in.id == *id)
+                .map(|s| s.duplicate_of)
+                .expect("stored")
+        };
+        assert_eq!(dup_of(&first), None);
+        assert_eq!(dup_of(&tap), Some(first), "{backend}");
+        assert_eq!(dup_of(&other), None);
+        let stats = h.server().store().stats(0).await?;
+        assert_eq!((stats.check_ins, stats.double_taps), (3, 1), "{backend}");
+        let local = device.recent_check_ins(10).await?;
+        assert!(
+            local.len() == 3 && local.iter().all(|c| c.state == "synced"),
+            "{backend}: {local:?}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}

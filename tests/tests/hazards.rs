@@ -24,14 +24,15 @@ fn lane(cell: &str) -> NewHazard {
     }
 }
 
-async fn sync_all(devices: &[&Client]) -> anyhow::Result<()> {
+async fn sync_all(devices: &[&Client]) -> anyhow::Result<Vec<patrolsync_sdk::SyncSummary>> {
     // Twice: pushes first everywhere, then everyone pulls what the others pushed.
+    let mut summaries = Vec::new();
     for _ in 0..2 {
         for d in devices {
-            d.sync().await?;
+            summaries.push(d.sync().await?);
         }
     }
-    Ok(())
+    Ok(summaries)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +101,11 @@ async fn offline_edits_on_three_devices_converge_with_the_conflict_visible() -> 
             },
         )
         .await?;
-        sync_all(&[&patroller, &m1, &m2]).await?;
+        let summaries = sync_all(&[&patroller, &m1, &m2]).await?;
+        assert!(
+            summaries.iter().any(|s| s.new_conflicts.len() == 1),
+            "{backend}: a device is told its transition lost: {summaries:?}"
+        );
 
         let server = h.server().store().hazard(id).await?.expect("stored");
         let views = [
@@ -374,6 +379,103 @@ async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Res
         assert_eq!(
             h.server().store().hazard(id).await?.expect("server").status,
             "agency_handling"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nearby_reports_are_linked_and_a_merge_keeps_all_evidence() -> anyhow::Result<()> {
+    use patrolsync_proto::GeoFix;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let a = h.device("a", "alice", &["S1-C1"]).await?;
+        let b = h.device("b", "zoe", &["S1-C1"]).await?;
+        let manager = h.device_as("m", "bob", Role::GridManager, &["S1"]).await?;
+        let at = |lat: f64| {
+            Some(GeoFix {
+                latitude: lat,
+                longitude: 126.65,
+                accuracy_m: 5.0,
+                fix_time_ms: 0,
+                mock: false,
+            })
+        };
+        let first = a
+            .report_hazard(NewHazard {
+                position: at(45.7500),
+                photos: vec![[10; 32]],
+                ..lane("S1-C1-K1")
+            })
+            .await?;
+        a.sync().await?;
+        // ~22 m away, same category: a possible duplicate. Same spot, other category: not.
+        let near = b
+            .report_hazard(NewHazard {
+                position: at(45.7502),
+                photos: vec![[11; 32]],
+                ..lane("S1-C1-K1")
+            })
+            .await?;
+        let gas = b
+            .report_hazard(NewHazard {
+                position: at(45.7500),
+                category: HazardCategory::Gas,
+                ..lane("S1-C1-K1")
+            })
+            .await?;
+        let far = b
+            .report_hazard(NewHazard {
+                position: at(45.7600),
+                ..lane("S1-C1-K1")
+            })
+            .await?;
+        b.sync().await?;
+        let store = h.server().store();
+        let summary = |id| {
+            let store = store.clone();
+            async move { store.hazard(id).await.map(|s| s.expect("stored")) }
+        };
+        assert_eq!(
+            summary(near).await?.possible_duplicate_of,
+            Some(first.to_string()),
+            "{backend}"
+        );
+        assert_eq!(
+            summary(gas).await?.possible_duplicate_of,
+            None,
+            "{backend}: other category"
+        );
+        assert_eq!(
+            summary(far).await?.possible_duplicate_of,
+            None,
+            "{backend}: 1.1 km away"
+        );
+
+        manager.sync().await?;
+        manager
+            .transition_hazard(
+                near,
+                EventKind::Merge,
+                Transition {
+                    merge_into: Some(first),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        manager.sync().await?;
+        let survivor = summary(first).await?;
+        assert_eq!(survivor.merged_from, vec![near.to_string()], "{backend}");
+        assert_eq!(summary(near).await?.status, "merged");
+        let view = manager.hazard(first).await?.expect("manager sees it");
+        assert_eq!(view.merged.len(), 1, "{backend}");
+        let merged = &view.merged[0];
+        assert_eq!(merged.id, near);
+        assert!(
+            merged.photos.contains(&[11; 32]) && merged.report.is_some(),
+            "{backend}: evidence kept"
         );
         h.finish().await;
     }

@@ -19,11 +19,30 @@ use super::*;
 const CHECK_IN_ROWS_PER_STATEMENT: usize = 400;
 const RESULT_ROWS_PER_STATEMENT: usize = 1000;
 
+/// Rules for domain duplicates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DedupRules {
+    /// Same user, same checkpoint, within this many ms: a double tap.
+    pub double_tap_ms: i64,
+    /// Same category within this many metres of an open hazard: a possible duplicate.
+    pub hazard_radius_m: f64,
+}
+
+impl Default for DedupRules {
+    fn default() -> Self {
+        DedupRules {
+            double_tap_ms: 120_000,
+            hazard_radius_m: 50.0,
+        }
+    }
+}
+
 /// SQLite or PostgreSQL behind one pool.
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    dedup: DedupRules,
 }
 
 fn placeholders(rows: usize, cols: usize) -> String {
@@ -111,7 +130,17 @@ impl SqlStore {
             // sqlx takes a PostgreSQL advisory lock, so nodes starting together migrate once.
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
         }
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            pool,
+            backend,
+            dedup: DedupRules::default(),
+        })
+    }
+
+    /// Uses `rules` for double taps and possible duplicate hazards.
+    pub fn with_dedup(mut self, rules: DedupRules) -> Self {
+        self.dedup = rules;
+        self
     }
 
     /// The pool, for backend-specific work elsewhere in the server.
@@ -252,6 +281,7 @@ impl SqlStore {
                     .await?,
             );
         }
+        self.mark_double_taps(tx, &inserted).await?;
 
         let mut results = Vec::with_capacity(batch.ops.len());
         let mut new_results: Vec<(&PreparedOp, OpResult)> = Vec::with_capacity(fresh.len());
@@ -391,6 +421,87 @@ impl SqlStore {
         })
     }
 
+    /// Marks each new check-in that follows an earlier one by the same user at the same
+    /// checkpoint within the double-tap window as `duplicate_of` the earliest such one. One
+    /// statement per chunk, decided only by stored rows, so both backends agree.
+    async fn mark_double_taps(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        ids: &HashSet<CheckInId>,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<&CheckInId> = ids.iter().collect();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE check_ins SET duplicate_of = (SELECT p.id FROM check_ins p \
+                 WHERE p.user_id = check_ins.user_id AND p.checkpoint_id = check_ins.checkpoint_id \
+                 AND p.id <> check_ins.id AND p.device_time_ms >= check_ins.device_time_ms - $1 \
+                 AND (p.device_time_ms < check_ins.device_time_ms \
+                      OR (p.device_time_ms = check_ins.device_time_ms AND p.id < check_ins.id)) \
+                 ORDER BY p.device_time_ms, p.id LIMIT 1) WHERE id IN ({})",
+                list(chunk.len(), 2)
+            );
+            let mut q = sqlx::query(&sql).bind(self.dedup.double_tap_ms);
+            for id in chunk {
+                q = q.bind(id.to_bytes());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Links a new report to the nearest open hazard of the same category within the radius
+    /// (or at the same checkpoint) in the same top-level cell.
+    async fn link_possible_duplicate(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        r: &patrolsync_proto::hazard::Report,
+        cell_path: &str,
+    ) -> Result<(), StoreError> {
+        let top = cell_path
+            .split('/')
+            .nth(1)
+            .map(|t| format!("/{t}/"))
+            .unwrap_or_else(|| cell_path.to_owned());
+        let rows = sqlx::query(
+            "SELECT h.id, h.latitude, h.longitude, h.checkpoint FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
+             WHERE h.category = $1 AND h.id <> $2 AND h.status NOT IN ('closed', 'merged') \
+             AND substr(c.path, 1, length($3)) = $3",
+        )
+        .bind(r.category.as_str())
+        .bind(r.id.to_bytes())
+        .bind(top)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mine = r.position.as_ref().map(|p| (p.latitude, p.longitude));
+        let mut best: Option<(f64, Vec<u8>)> = None;
+        for row in rows {
+            let (lat, lon): (Option<f64>, Option<f64>) = (row.try_get(1)?, row.try_get(2)?);
+            let checkpoint: Option<String> = row.try_get(3)?;
+            let distance = match (mine, lat.zip(lon)) {
+                (Some(a), Some(b)) => Some(patrolsync_proto::geo::distance_m(a, b)),
+                _ if !r.checkpoint.is_empty()
+                    && checkpoint.as_deref() == Some(r.checkpoint.as_str()) =>
+                {
+                    Some(0.0)
+                }
+                _ => None,
+            };
+            if let Some(d) = distance.filter(|d| *d <= self.dedup.hazard_radius_m)
+                && best.as_ref().is_none_or(|(b, _)| d < *b)
+            {
+                best = Some((d, row.try_get(0)?));
+            }
+        }
+        if let Some((_, other)) = best {
+            sqlx::query("UPDATE hazards SET possible_duplicate_of = $1 WHERE id = $2")
+                .bind(other)
+                .bind(r.id.to_bytes())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Appends one hazard op to its hazard's hash-chained log, refolds the hazard, and queues
     /// the change for pull. Returns the op's outcome (conflict when its transition did not
     /// apply in the fold).
@@ -421,8 +532,8 @@ impl SqlStore {
         if let HazardOp::Report(r) = &h.op {
             sqlx::query(
                 "INSERT INTO hazards (id, cell_id, device_id, user_id, category, severity, status, \
-                 reported_at_ms, received_at_ms, description, handling, deadline_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'reported', $7, $8, $9, $10, $11)",
+                 reported_at_ms, received_at_ms, description, handling, deadline_ms, latitude, longitude, checkpoint) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'reported', $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(hazard.to_bytes())
             .bind(h.cell_id)
@@ -435,8 +546,12 @@ impl SqlStore {
             .bind(r.description.clone())
             .bind(r.handling.as_str())
             .bind(r.deadline_ms)
+            .bind(r.position.as_ref().map(|p| p.latitude))
+            .bind(r.position.as_ref().map(|p| p.longitude))
+            .bind((!r.checkpoint.is_empty()).then(|| r.checkpoint.clone()))
             .execute(&mut **tx)
             .await?;
+            self.link_possible_duplicate(tx, r, &h.cell_path).await?;
         }
         // Claiming the next position also locks the hazard's row against concurrent appends.
         let claimed = sqlx::query(
@@ -856,6 +971,9 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
         device_seq: r.try_get::<i64, _>("device_seq")? as u64,
         user: r.try_get("user_name")?,
         received_at_ms: r.try_get("received_at_ms")?,
+        duplicate_of: r
+            .try_get::<Option<Vec<u8>>, _>("duplicate_of")?
+            .and_then(|b| CheckInId::from_slice(&b)),
     })
 }
 
@@ -1154,13 +1272,30 @@ impl Store for SqlStore {
     async fn hazard(&self, id: HazardId) -> Result<Option<HazardSummary>, StoreError> {
         let row = sqlx::query(
             "SELECT c.code, h.status, h.category, h.severity, h.handling, h.description, h.deadline_ms, h.conflicts, \
-             h.log_len, h.agency FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id = $1",
+             h.log_len, h.agency, h.possible_duplicate_of, h.duplicate_of FROM hazards h \
+             JOIN grid_cells c ON c.id = h.cell_id WHERE h.id = $1",
         )
         .bind(id.to_bytes())
         .fetch_optional(&self.pool)
         .await?;
+        let merged_from: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT id FROM hazards WHERE duplicate_of = $1 ORDER BY id")
+                .bind(id.to_bytes())
+                .fetch_all(&self.pool)
+                .await?;
+        let text = |b: Option<Vec<u8>>| {
+            b.and_then(|b| HazardId::from_slice(&b))
+                .map(|h| h.to_string())
+        };
         row.map(|r| {
             Ok(HazardSummary {
+                possible_duplicate_of: text(r.try_get(10)?),
+                duplicate_of: text(r.try_get(11)?),
+                merged_from: merged_from
+                    .iter()
+                    .filter_map(|b| HazardId::from_slice(b))
+                    .map(|h| h.to_string())
+                    .collect(),
                 id: id.to_string(),
                 cell: r.try_get(0)?,
                 status: r.try_get(1)?,
@@ -1385,6 +1520,8 @@ impl Store for SqlStore {
             grid_cells: count("SELECT COUNT(*) FROM grid_cells").await?,
             checkpoints: count("SELECT COUNT(*) FROM checkpoints").await?,
             check_ins: count("SELECT COUNT(*) FROM check_ins").await?,
+            double_taps: count("SELECT COUNT(*) FROM check_ins WHERE duplicate_of IS NOT NULL")
+                .await?,
             hazards: count("SELECT COUNT(*) FROM hazards").await?,
             blobs: count("SELECT COUNT(*) FROM blobs").await?,
             rejected_ops: count("SELECT COUNT(*) FROM rejections").await?,
@@ -1406,7 +1543,7 @@ impl Store for SqlStore {
             "SELECT ci.id, ci.device_id, ci.device_seq, u.name AS user_name, cp.code AS checkpoint, ci.kind, \
              ci.method, ci.tag_uid, ci.device_time_ms, ci.monotonic_ms, ci.received_at_ms, ci.latitude, \
              ci.longitude, ci.accuracy_m, ci.fix_time_ms, CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT) AS mock, \
-             ci.outcome, ci.template_id, ci.template_version, ci.answers, ci.photos, ci.note \
+             ci.outcome, ci.template_id, ci.template_version, ci.answers, ci.photos, ci.note, ci.duplicate_of \
              FROM check_ins ci JOIN users u ON u.id = ci.user_id JOIN checkpoints cp ON cp.id = ci.checkpoint_id \
              {} ORDER BY ci.received_at_ms DESC, ci.device_seq DESC LIMIT {}",
             if device.is_some() {
