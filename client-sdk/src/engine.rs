@@ -227,6 +227,13 @@ async fn listen(
                                 _ => {}
                             }
                         }
+                        Err(quinn::ConnectionError::ApplicationClosed(c))
+                            if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_REVOKED) =>
+                        {
+                            let _ = events.send(SyncEvent::Stopped { reason: SyncError::Revoked.to_string() });
+                            client.note_revoked().await;
+                            return;
+                        }
                         Err(_) => break,
                     },
                     _ = stop.changed() => {

@@ -740,6 +740,17 @@ impl Client {
         })
     }
 
+    /// Records that the server revoked this device, so `status()` says so.
+    pub(crate) async fn note_revoked(&self) {
+        let _ = sqlx::query(
+            "UPDATE sync_state SET last_error = ?, last_attempt_at_ms = ? WHERE id = 1",
+        )
+        .bind(SyncError::Revoked.to_string())
+        .bind(now_ms())
+        .execute(&self.inner.db)
+        .await;
+    }
+
     /// This device's most recent check-ins, newest first, with their sync state.
     pub async fn recent_check_ins(&self, limit: u32) -> Result<Vec<LocalCheckIn>, SyncError> {
         let rows = sqlx::query(

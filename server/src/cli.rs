@@ -103,6 +103,21 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Enrolled devices and whether they are revoked.
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device (lost or stolen phone): its live connections close within a second,
+    /// it cannot connect again, and what it already sent stays.
+    Revoke {
+        /// Device id, or a unique prefix of at least 8 characters.
+        device: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recent check-ins.
     CheckIns {
         /// Only this device.
@@ -323,6 +338,39 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                         c.note
                     );
                 }
+            }
+        }
+        AdminCommand::Devices { json } => {
+            let devices = store.devices().await?;
+            if json {
+                print_json(&devices)?;
+            } else if devices.is_empty() {
+                println!("no devices enrolled yet; create a code with `patrolsync admin enroll`");
+            } else {
+                for d in devices {
+                    let state = match d.revoked_at_ms {
+                        Some(t) => format!("revoked {}", time_text(t)),
+                        None => d
+                            .last_seen_at_ms
+                            .map(|t| format!("seen {}", time_text(t)))
+                            .unwrap_or_else(|| "never seen".into()),
+                    };
+                    println!(
+                        "{}  {:<12} {:<13} {:<20} {}",
+                        d.id, d.user, d.role, d.name, state
+                    );
+                }
+            }
+        }
+        AdminCommand::Revoke { device, json } => {
+            let d = store.revoke_device(&device, crate::now_ms()).await?;
+            if json {
+                print_json(&d)?;
+            } else {
+                println!(
+                    "revoked device {} ({}, {}); a running server closes its connections within a second",
+                    d.id, d.user, d.name
+                );
             }
         }
         AdminCommand::Rejections { limit, json } => {

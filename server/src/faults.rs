@@ -138,6 +138,15 @@ impl Store for FaultyStore {
     ) -> Result<Vec<LogEntry>, StoreError> {
         self.inner.hazard_log(id).await
     }
+    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
+        self.inner.devices().await
+    }
+    async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
+        self.inner.revoke_device(id, now_ms).await
+    }
+    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError> {
+        self.inner.revoked_since(since_ms).await
+    }
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
         self.inner.stats(now_ms).await
     }

@@ -171,6 +171,10 @@ impl Server {
             }
         });
         let accept_task = tokio::spawn(transport::accept_loop(endpoint.clone(), shared.clone()));
+        let revocations = tokio::spawn(transport::watch_revocations(
+            shared.clone(),
+            std::time::Duration::from_millis(250),
+        ));
         Ok(Server {
             shared,
             endpoint,
@@ -178,7 +182,7 @@ impl Server {
             admin_addr,
             draining,
             admin_shutdown: Some(admin_tx),
-            tasks: vec![admin_task, accept_task],
+            tasks: vec![admin_task, accept_task, revocations],
         })
     }
 
@@ -227,6 +231,7 @@ impl Server {
             let _ = tx.send(());
         }
         for t in self.tasks.drain(..) {
+            t.abort();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
         }
     }

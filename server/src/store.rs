@@ -540,6 +540,27 @@ pub struct RejectionEntry {
     pub recorded_at_ms: i64,
 }
 
+/// A device as admins list it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DeviceEntry {
+    /// Device id.
+    pub id: String,
+    /// Name it gave at enrollment.
+    pub name: String,
+    /// Its user.
+    pub user: String,
+    /// The user's role.
+    pub role: String,
+    /// Enrolled at, ms.
+    pub enrolled_at_ms: i64,
+    /// Last Hello, ms.
+    pub last_seen_at_ms: Option<i64>,
+    /// Revoked at, ms.
+    pub revoked_at_ms: Option<i64>,
+    /// Highest contiguous op recorded.
+    pub acked_through: i64,
+}
+
 /// Everything the server stores, behind one interface.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -617,6 +638,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// A hazard's log, in append order, with its hash chain.
     async fn hazard_log(&self, id: HazardId) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Devices, oldest enrollment first.
+    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError>;
+
+    /// Revokes the device whose id is `id` or starts with it (unique). Idempotent: revoking
+    /// again keeps the first time. What the device pushed before stays.
+    async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError>;
+
+    /// Devices revoked at or after `since_ms`.
+    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError>;
 
     /// Counts for admins.
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError>;

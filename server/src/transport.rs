@@ -597,6 +597,46 @@ async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
     }
 }
 
+/// Closes every live connection of the devices revoked since `since_ms` with the revoked code.
+/// Runs on every node, so a revocation made anywhere (admin CLI, another node) takes effect
+/// within one poll.
+pub(crate) async fn watch_revocations(shared: Arc<Shared>, every: Duration) {
+    let mut since = crate::now_ms();
+    loop {
+        tokio::time::sleep(every).await;
+        let started = crate::now_ms();
+        match shared
+            .store
+            .revoked_since(since.saturating_sub(2_000))
+            .await
+        {
+            Ok(ids) if !ids.is_empty() => {
+                let conns: Vec<Connection> = shared
+                    .connections
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .filter(|(_, s)| {
+                        let s = s.lock().unwrap_or_else(|e| e.into_inner());
+                        s.as_ref().is_some_and(|s| ids.contains(&s.id))
+                    })
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                for c in conns {
+                    tracing::info!(remote = %c.remote_address(), "closing a revoked device's connection");
+                    c.close(
+                        VarInt::from_u32(codes::CLOSE_REVOKED),
+                        b"device revoked; re-enroll",
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "revocation check failed"),
+        }
+        since = started;
+    }
+}
+
 /// Tells every connected device to go away, then waits for in-flight requests (bounded).
 pub(crate) async fn drain(shared: &Shared, endpoint: &Endpoint, timeout: Duration) {
     shared.draining.store(true, Ordering::SeqCst);

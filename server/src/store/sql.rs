@@ -853,6 +853,19 @@ impl SqlStore {
     }
 }
 
+fn device_entry(r: &AnyRow) -> Result<DeviceEntry, StoreError> {
+    Ok(DeviceEntry {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        user: r.try_get(2)?,
+        role: r.try_get(3)?,
+        enrolled_at_ms: r.try_get(4)?,
+        last_seen_at_ms: r.try_get(5)?,
+        revoked_at_ms: r.try_get(6)?,
+        acked_through: r.try_get(7)?,
+    })
+}
+
 fn hex32(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -1505,6 +1518,69 @@ impl Store for SqlStore {
             r.cursor = cursor;
         }
         Ok(out)
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
+        sqlx::query(
+            "SELECT d.id, d.name, u.name, u.role, d.enrolled_at, d.last_seen_at, d.revoked_at, d.acked_through \
+             FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.enrolled_at, d.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(device_entry)
+        .collect()
+    }
+
+    async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 8 {
+            return Err(StoreError::Invalid(format!(
+                "device id {id:?} is too short; give at least 8 characters"
+            )));
+        }
+        let mut tx = self.pool.begin().await?;
+        let matches: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM devices WHERE substr(id, 1, length($1)) = $1")
+                .bind(&id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let full = match matches.as_slice() {
+            [one] => one.clone(),
+            [] => {
+                return Err(StoreError::NotFound(format!(
+                    "no device {id}; see `patrolsync admin devices`"
+                )));
+            }
+            many => {
+                return Err(StoreError::Invalid(format!(
+                    "{id} matches {} devices; give more of the id",
+                    many.len()
+                )));
+            }
+        };
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now_ms)
+            .bind(&full)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT d.id, d.name, u.name, u.role, d.enrolled_at, d.last_seen_at, d.revoked_at, d.acked_through \
+             FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+        )
+        .bind(&full)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        device_entry(&row)
+    }
+
+    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM devices WHERE revoked_at >= $1")
+            .bind(since_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
     }
 
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {

@@ -1,0 +1,92 @@
+//! Revocation: a lost or stolen phone is cut off at once, cannot come back, and what it sent
+//! before stays; other devices keep syncing. SQLite and (when configured) PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use patrolsync_proto::CheckInOutcome;
+use patrolsync_sdk::{EngineOptions, NewCheckIn, SyncError, SyncEvent};
+use patrolsync_server::testkit::test_databases;
+use patrolsync_tests::Harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_device_is_cut_off_within_a_second_and_others_keep_syncing() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let lost = h.device("lost", "alice", &["S1-C1"]).await?;
+        let other = h.device("other", "bob", &["S1-C2"]).await?;
+        for _ in 0..3 {
+            lost.record_checkin(NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected))
+                .await?;
+        }
+        assert_eq!(lost.sync().await?.applied, 3);
+
+        // The lost phone is online, holding a connection open for Notify.
+        let engine = lost.start_engine(EngineOptions {
+            interval: Duration::from_secs(3600),
+            ..EngineOptions::default()
+        });
+        let mut events = engine.subscribe();
+        loop {
+            if let SyncEvent::Finished(_) =
+                tokio::time::timeout(Duration::from_secs(10), events.recv()).await??
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let id = lost.status().await?.device_id.expect("enrolled");
+        let revoked_at = Instant::now();
+        h.server()
+            .store()
+            .revoke_device(&id, patrolsync_server::now_ms())
+            .await?;
+        let cut = loop {
+            let left = Duration::from_secs(1).saturating_sub(revoked_at.elapsed());
+            anyhow::ensure!(
+                !left.is_zero(),
+                "{backend}: the live connection was not closed within 1 s"
+            );
+            if let Ok(Ok(SyncEvent::Stopped { reason })) =
+                tokio::time::timeout(left, events.recv()).await
+            {
+                break reason;
+            }
+        };
+        assert!(cut.contains("revoked"), "{backend}: {cut}");
+        eprintln!(
+            "{backend}: live connection closed {:?} after revocation",
+            revoked_at.elapsed()
+        );
+        engine.stop().await;
+
+        // It cannot come back, and says why instead of retrying forever.
+        lost.record_checkin(NewCheckIn::new("S1-C1-K1-B1-P2", CheckInOutcome::Inspected))
+            .await?;
+        let err = lost.sync().await.expect_err("revoked");
+        assert!(matches!(err, SyncError::Revoked), "{backend}: {err:?}");
+        assert!(!err.is_retryable());
+        assert!(
+            lost.status()
+                .await?
+                .last_error
+                .unwrap_or_default()
+                .contains("revoked")
+        );
+
+        // Others are unaffected; what the lost phone sent before stays.
+        other
+            .record_checkin(NewCheckIn::new("S1-C2-K1-B1-P1", CheckInOutcome::Inspected))
+            .await?;
+        assert_eq!(other.sync().await?.applied, 1, "{backend}");
+        let stats = h.server().store().stats(0).await?;
+        assert_eq!(
+            (stats.check_ins, stats.devices_revoked),
+            (4, 1),
+            "{backend}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
