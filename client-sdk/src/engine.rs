@@ -63,6 +63,15 @@ pub enum SyncEvent {
     },
     /// A transition lost against another device's and was kept as a conflict.
     Conflict(crate::ConflictReport),
+    /// Photo upload progress.
+    PhotoProgress {
+        /// SHA-256, hex.
+        sha256: String,
+        /// Bytes the server has (or is receiving).
+        sent: u64,
+        /// Photo size.
+        total: u64,
+    },
     /// The engine stopped for good (device revoked or not recognised).
     Stopped {
         /// Why.
@@ -112,7 +121,7 @@ impl Client {
     /// Starts the background engine. It syncs once at once.
     pub fn start_engine(&self, options: EngineOptions) -> SyncEngine {
         let trigger = self.inner.trigger.clone();
-        let (events, _) = broadcast::channel(256);
+        let events = self.inner.events.clone();
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(run(
             self.clone(),

@@ -21,11 +21,13 @@
 
 mod engine;
 mod hazards;
+mod photos;
 mod tls;
 mod transport;
 
 pub use engine::{EngineOptions, SyncEngine, SyncEvent};
 pub use hazards::{HazardView, NewHazard, PullSummary, Transition};
+pub use photos::PhotoStatus;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +75,8 @@ pub struct ClientConfig {
     pub initial_backoff: Duration,
     /// Dial this `host:port` instead of the one stored at enrollment.
     pub server_override: Option<String>,
+    /// Upload photos only on unmetered networks (see [`Client::set_network_metered`]).
+    pub photos_only_unmetered: bool,
 }
 
 impl Default for ClientConfig {
@@ -86,6 +90,7 @@ impl Default for ClientConfig {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(250),
             server_override: None,
+            photos_only_unmetered: false,
         }
     }
 }
@@ -225,6 +230,8 @@ pub struct NewCheckIn {
     pub answers: Vec<Answer>,
     /// Free text.
     pub note: String,
+    /// SHA-256 of photos, from [`Client::add_photo`].
+    pub photos: Vec<[u8; 32]>,
     /// Device monotonic clock since boot, ms; read from the OS when `None`.
     pub monotonic_ms: Option<u64>,
 }
@@ -242,6 +249,7 @@ impl NewCheckIn {
             template: None,
             answers: Vec::new(),
             note: String::new(),
+            photos: Vec::new(),
             monotonic_ms: None,
         }
     }
@@ -283,6 +291,12 @@ pub struct SyncSummary {
     pub cursor: u64,
     /// Hazards that changed in this device's view through this sync's pull.
     pub hazards_changed: Vec<String>,
+    /// Photos the server now holds (uploaded by this sync, or already there).
+    pub photos_uploaded: u64,
+    /// Photo bytes sent by this sync.
+    pub photo_bytes_sent: u64,
+    /// Photos the server refused, and why (they stay on the device, marked failed).
+    pub photo_failures: Vec<String>,
     /// Transitions that turned out to lose against another device's (visible in the hazard's
     /// history).
     pub new_conflicts: Vec<ConflictReport>,
@@ -335,6 +349,10 @@ pub struct Status {
     pub oldest_pending_age_ms: Option<u64>,
     /// Ops the server refused (kept locally; see [`Client::rejected`]).
     pub rejected_ops: u64,
+    /// Photos waiting to upload.
+    pub pending_photos: u64,
+    /// Their bytes.
+    pub pending_photo_bytes: u64,
     /// When a sync last completed, Unix ms.
     pub last_sync_at_ms: Option<i64>,
     /// When a sync was last attempted, Unix ms.
@@ -370,6 +388,10 @@ struct Inner {
     sync_lock: tokio::sync::Mutex<()>,
     /// Wakes the sync engine (new local records, `sync_now`, Notify).
     trigger: Arc<tokio::sync::Notify>,
+    /// Sync events for the app (see [`Client::subscribe`]).
+    events: tokio::sync::broadcast::Sender<SyncEvent>,
+    /// The current network is metered (cellular).
+    metered: std::sync::atomic::AtomicBool,
 }
 
 /// The device's handle on its local store and the server. Cheap to clone.
@@ -451,6 +473,8 @@ impl Client {
                 endpoints: Endpoints::default(),
                 sync_lock: tokio::sync::Mutex::new(()),
                 trigger: Arc::new(tokio::sync::Notify::new()),
+                events: tokio::sync::broadcast::channel(1024).0,
+                metered: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -607,7 +631,7 @@ impl Client {
             template_id,
             template_version,
             answers: c.answers,
-            photos: Vec::new(),
+            photos: c.photos,
             note: c.note,
         };
         // The server runs the same rules; refusing here saves a round trip and a rejection.
@@ -727,6 +751,12 @@ impl Client {
             .await
             .map_err(local)?;
         let oldest: Option<i64> = outbox.get(1);
+        let photos = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM photos WHERE state = 'queued'",
+        )
+        .fetch_one(db)
+        .await
+        .map_err(local)?;
         Ok(Status {
             device_id: ident.as_ref().map(|r| r.get(0)),
             server: ident.as_ref().map(|r| r.get(1)),
@@ -734,10 +764,17 @@ impl Client {
             pending_ops: outbox.get::<i64, _>(0) as u64,
             oldest_pending_age_ms: oldest.map(|t| (now_ms() - t).max(0) as u64),
             rejected_ops: rejected as u64,
+            pending_photos: photos.get::<i64, _>(0) as u64,
+            pending_photo_bytes: photos.get::<i64, _>(1) as u64,
             last_sync_at_ms: state.get(1),
             last_attempt_at_ms: state.get(0),
             last_error: state.get(2),
         })
+    }
+
+    /// Sync events (started, finished, failed, photo progress, hazard changes, conflicts).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SyncEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Records that the server revoked this device, so `status()` says so.
@@ -867,27 +904,31 @@ impl Client {
             .connect(server, identity.config.clone(), cfg.connect_timeout)
             .await
             .map_err(|e| self.map_call(server, e))?;
-        let result = match self.push_outbox(&conn, server, summary).await {
-            Ok(()) => self.pull_scope(&conn, server, summary).await,
-            Err(e) => Err(e),
-        };
+        // Records first (push), then what others changed (pull), then photos.
+        let result = async {
+            let cap = self.push_outbox(&conn, server, summary).await?;
+            self.pull_scope(&conn, server, summary).await?;
+            self.upload_photos(&conn, server, cap, summary).await
+        }
+        .await;
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"sync done");
         result
     }
 
+    /// Pushes the outbox; returns the server's photo size cap (from Hello).
     async fn push_outbox(
         &self,
         conn: &quinn::Connection,
         server: &str,
         summary: &mut SyncSummary,
-    ) -> Result<(), SyncError> {
+    ) -> Result<u64, SyncError> {
         let cfg = &self.inner.config;
         let status = self.status().await?;
         let hello = wire::Request {
             kind: Some(wire::request::Kind::Hello(wire::Hello {
                 outbox_depth: status.pending_ops,
                 oldest_pending_age_ms: status.oldest_pending_age_ms.unwrap_or(0),
-                pending_photo_bytes: 0,
+                pending_photo_bytes: status.pending_photo_bytes,
                 app_version: cfg.app_version.clone(),
                 sdk_version: env!("CARGO_PKG_VERSION").into(),
                 device_time_ms: now_ms(),
@@ -903,6 +944,7 @@ impl Client {
             other => return Err(unexpected(other)),
         };
         summary.acked_through = hello.acked_through;
+        let cap = hello.limits.map(|l| l.max_blob_bytes).unwrap_or(u64::MAX);
         let server_max = hello
             .limits
             .map(|l| l.max_ops_per_push as usize)
@@ -936,7 +978,7 @@ impl Client {
                 });
             }
             let Some(joined) = in_flight.join_next().await else {
-                return Ok(());
+                return Ok(cap);
             };
             let (seqs, response) = joined
                 .map_err(local)?

@@ -65,10 +65,22 @@ enum Command {
         /// Free text.
         #[arg(long, default_value = "")]
         note: String,
+        /// A photo file to attach (copied into the device store; repeat for several).
+        #[arg(long = "photo")]
+        photos: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Photos waiting to upload, uploaded, or refused, with progress.
+    Photos {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch a photo referenced by a record in your cells.
+    #[command(subcommand)]
+    Photo(PhotoCmd),
     /// Send everything pending to the server, then receive what changed in your cells.
     Sync {
         /// Keep running: sync whenever the server says there is news (Notify) or something is
@@ -103,6 +115,19 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum PhotoCmd {
+    /// Download a photo by its SHA-256 (resumes a partial download, verifies the hash).
+    Get {
+        /// SHA-256, hex.
+        #[arg(value_parser = parse_sha256)]
+        sha256: [u8; 32],
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum HazardCmd {
     /// Report a hazard.
     Report {
@@ -128,9 +153,12 @@ enum HazardCmd {
         /// What you saw.
         #[arg(long, default_value = "")]
         description: String,
-        /// SHA-256 (hex) of a photo; repeat for several.
+        /// SHA-256 (hex) of a photo already added; repeat for several.
         #[arg(long = "photo-sha256", value_parser = parse_sha256)]
         photos: Vec<[u8; 32]>,
+        /// A photo file to attach (copied into the device store; repeat for several).
+        #[arg(long = "photo")]
+        photo_files: Vec<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -263,9 +291,13 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
             handling,
             deadline,
             description,
-            photos,
+            mut photos,
+            photo_files,
             json,
         } => {
+            for f in photo_files {
+                photos.push(client.add_photo(&f).await?);
+            }
             let id = client
                 .report_hazard(NewHazard {
                     grid_cell: cell.clone(),
@@ -472,12 +504,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             method,
             kind,
             note,
+            photos,
             json,
         } => {
             let mut c = NewCheckIn::new(checkpoint.clone(), outcome);
             c.method = method;
             c.kind = kind;
             c.note = note;
+            for f in photos {
+                c.photos.push(client.add_photo(&f).await?);
+            }
             if let (Some(latitude), Some(longitude)) = (lat, lon) {
                 c.fix = Some(GeoFix {
                     latitude,
@@ -518,6 +554,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             engine.stop().await;
         }
         Command::Hazard(cmd) => hazard_cmd(&client, cmd).await?,
+        Command::Photos { json } => {
+            let photos = client.photos().await?;
+            if json {
+                print_json(&photos)?;
+            } else if photos.is_empty() {
+                println!("no photos");
+            } else {
+                for p in photos {
+                    let pct = (p.bytes_sent.min(p.size) * 100)
+                        .checked_div(p.size)
+                        .unwrap_or(0);
+                    let detail = match (&p.error, p.state.as_str()) {
+                        (Some(e), _) => e.clone(),
+                        (None, "queued") => format!("{pct}% sent"),
+                        _ => String::new(),
+                    };
+                    println!("{}  {:>9} bytes  {:<8} {detail}", p.sha256, p.size, p.state);
+                }
+            }
+        }
+        Command::Photo(PhotoCmd::Get { sha256, out }) => {
+            let size = client.download_photo(sha256, &out).await?;
+            println!("saved {} ({size} bytes, SHA-256 verified)", out.display());
+        }
         Command::Checkpoints { json } => {
             let cps = client.checkpoints().await?;
             if json {
@@ -536,15 +596,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&s)?;
             } else {
                 println!(
-                    "synced in {} ms: {} sent, {} applied, {} already on the server, {} rejected, {} pending; {} changes received",
+                    "synced in {} ms: {} sent, {} applied, {} already on the server, {} rejected, {} pending; \
+                     {} changes received; {} photos uploaded ({} bytes)",
                     s.elapsed_ms,
                     s.pushed,
                     s.applied,
                     s.duplicates,
                     s.rejected,
                     s.remaining,
-                    s.pulled
+                    s.pulled,
+                    s.photos_uploaded,
+                    s.photo_bytes_sent
                 );
+                for f in &s.photo_failures {
+                    println!("photo refused: {f}");
+                }
                 if s.rejected > 0 {
                     println!(
                         "see why with: patrolsync-device --state-dir {} rejected",

@@ -51,6 +51,9 @@ pub struct Config {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "duration_text")]
     pub drain_timeout: Duration,
+    /// Partial photo uploads untouched for this long are deleted at start.
+    #[serde(with = "duration_text")]
+    pub staging_expiry: Duration,
     /// Check-ins by the same user at the same checkpoint within this window are double taps:
     /// stored, marked `duplicate_of` the first, counted once.
     #[serde(with = "duration_text")]
@@ -98,6 +101,7 @@ impl Default for Config {
             server_names: Vec::new(),
             enrollment_ttl: Duration::from_secs(24 * 3600),
             drain_timeout: Duration::from_secs(10),
+            staging_expiry: Duration::from_secs(7 * 24 * 3600),
             double_tap_window: Duration::from_secs(120),
             hazard_duplicate_radius_m: 50.0,
             limits: Limits::default(),

@@ -13,12 +13,26 @@ use crate::store::*;
 #[derive(Debug, Default)]
 pub struct Faults {
     drop_push_acks: AtomicU32,
+    cut_uploads_at: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
     /// The next `n` pushes are committed but their answers are never sent (the stream is reset).
     pub fn drop_push_acks_after_commit(&self, n: u32) {
         self.drop_push_acks.store(n, Ordering::SeqCst);
+    }
+
+    /// The next photo upload is cut (stream reset) once the server holds `bytes` of it.
+    pub fn cut_next_upload_at(&self, bytes: u64) {
+        self.cut_uploads_at.store(bytes, Ordering::SeqCst);
+    }
+
+    /// Where to cut the current upload, if armed (consumes the fault).
+    pub(crate) fn take_upload_cut(&self) -> Option<u64> {
+        match self.cut_uploads_at.swap(0, Ordering::SeqCst) {
+            0 => None,
+            n => Some(n),
+        }
     }
 
     /// Whether to drop this push's answer (consumes one armed fault).
@@ -137,6 +151,28 @@ impl Store for FaultyStore {
         id: patrolsync_proto::HazardId,
     ) -> Result<Vec<LogEntry>, StoreError> {
         self.inner.hazard_log(id).await
+    }
+    async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.inner.blob(sha256).await
+    }
+    async fn record_blob(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.record_blob(sha256, size, now_ms).await
+    }
+    async fn blob_visible(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError> {
+        self.inner.blob_visible(sha256, device, scope).await
+    }
+    async fn missing_photos(&self, limit: u32) -> Result<Vec<MissingPhoto>, StoreError> {
+        self.inner.missing_photos(limit).await
     }
     async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
         self.inner.devices().await

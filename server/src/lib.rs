@@ -7,6 +7,7 @@
 //! certificates), `admin` (HTTP), `seed` (demo data), `faults` (fault injection for tests).
 
 pub mod admin;
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod enroll;
@@ -148,7 +149,19 @@ impl Server {
             token_sha256: pki::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),
         };
+        let blobs = blobs::FsBlobs::open(&config.data_dir.join("blobs")).map_err(|e| {
+            ServeError::Pki(pki::PkiError::Io {
+                path: config.data_dir.join("blobs"),
+                source: e,
+            })
+        })?;
+        if let Ok(n) = blobs.expire_staging(config.staging_expiry).await
+            && n > 0
+        {
+            tracing::info!(expired = n, "removed abandoned photo uploads");
+        }
         let shared = Arc::new(transport::Shared {
+            blobs,
             store,
             ingest,
             pki,
@@ -209,6 +222,11 @@ impl Server {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// Photo storage.
+    pub fn blobs(&self) -> &blobs::FsBlobs {
+        &self.shared.blobs
     }
 
     /// Fault injection hooks (tests).

@@ -498,6 +498,8 @@ pub struct Stats {
     pub hazards: i64,
     /// Photos (blobs) stored.
     pub blobs: i64,
+    /// Photos referenced by records but not uploaded yet.
+    pub missing_photos: i64,
     /// Ops refused (the rejection log).
     pub rejected_ops: i64,
     /// Enrollment codes neither used nor expired.
@@ -559,6 +561,23 @@ pub struct DeviceEntry {
     pub revoked_at_ms: Option<i64>,
     /// Highest contiguous op recorded.
     pub acked_through: i64,
+}
+
+/// A photo some record references that the server does not have yet.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MissingPhoto {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// `check_in` or `hazard`.
+    pub record_kind: String,
+    /// The record's id.
+    pub record_id: String,
+    /// The device that owes it.
+    pub device: String,
+    /// Its user.
+    pub user: String,
+    /// Since when, ms.
+    pub since_ms: i64,
 }
 
 /// Everything the server stores, behind one interface.
@@ -638,6 +657,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// A hazard's log, in append order, with its hash chain.
     async fn hazard_log(&self, id: HazardId) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Size of a stored photo, if stored.
+    async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError>;
+
+    /// Records a verified photo (idempotent).
+    async fn record_blob(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Whether `device` may download the photo: it sent a record referencing it, or a record
+    /// referencing it lies in `scope`.
+    async fn blob_visible(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError>;
+
+    /// Photos referenced by records but not uploaded yet, oldest first.
+    async fn missing_photos(&self, limit: u32) -> Result<Vec<MissingPhoto>, StoreError>;
 
     /// Devices, oldest enrollment first.
     async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError>;

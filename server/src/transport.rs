@@ -27,6 +27,7 @@ use crate::store::{
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
+    pub blobs: crate::blobs::FsBlobs,
     pub ingest: Ingestor,
     pub pki: Pki,
     pub config: Config,
@@ -215,6 +216,8 @@ async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), FrameEr
 
 enum Answer {
     Respond(wire::Response),
+    /// A download: the response frame, then the file's bytes from the offset.
+    Download(wire::Response, tokio::fs::File, u64),
     /// Reset the stream without answering (fault injection).
     Drop,
 }
@@ -265,14 +268,9 @@ async fn serve_stream(
                 }
                 wire::request::Kind::Push(p) => push(shared, &device, p).await,
                 wire::request::Kind::Pull(p) => Answer::Respond(pull(shared, &device, p).await),
-                wire::request::Kind::BlobStatus(_) => Answer::Respond(unsupported("BlobStatus")),
-                wire::request::Kind::BlobUpload(_) => {
-                    let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-                    Answer::Respond(unsupported("BlobUpload"))
-                }
-                wire::request::Kind::BlobDownload(_) => {
-                    Answer::Respond(unsupported("BlobDownload"))
-                }
+                wire::request::Kind::BlobStatus(b) => Answer::Respond(blob_status(shared, b).await),
+                wire::request::Kind::BlobUpload(b) => blob_upload(shared, b, &mut recv).await,
+                wire::request::Kind::BlobDownload(b) => blob_download(shared, &device, b).await,
                 wire::request::Kind::Enroll(_) => {
                     Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false))
                 }
@@ -289,9 +287,343 @@ async fn serve_stream(
         Answer::Drop => {
             let _ = send.reset(VarInt::from_u32(codes::RESET_ANSWER_LOST));
         }
+        Answer::Download(response, mut file, offset) => {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            if send.write_all(&frame::encode(&response)).await.is_err() {
+                return;
+            }
+            if file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
+                let _ = send.reset(VarInt::from_u32(codes::RESET_RETRY_SAFE));
+                return;
+            }
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match file.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if send.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => {
+                        let _ = send.reset(VarInt::from_u32(codes::RESET_RETRY_SAFE));
+                        return;
+                    }
+                }
+            }
+            let _ = send.finish();
+        }
     }
 }
 
+fn blob_error(
+    code: wire::ErrorCode,
+    message: String,
+    retryable: bool,
+    held: u64,
+) -> wire::Response {
+    wire::Response {
+        kind: Some(wire::response::Kind::Error(wire::Error {
+            code: code as i32,
+            message,
+            retryable,
+            held_offset: held,
+        })),
+    }
+}
+
+/// The hash and size of a blob request, checked against the cap.
+// The error is the response to send, built once per refused request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+fn blob_target(shared: &Shared, sha: &[u8], size: Option<u64>) -> Result<[u8; 32], wire::Response> {
+    let sha: [u8; 32] = sha.try_into().map_err(|_| {
+        error(
+            wire::ErrorCode::BadRequest,
+            format!("sha256 must be 32 bytes, got {}", sha.len()),
+            false,
+        )
+    })?;
+    let cap = shared.config.limits.max_blob_bytes;
+    match size {
+        Some(0) => Err(error(
+            wire::ErrorCode::BadRequest,
+            format!(
+                "photo {}: size 0; a photo has at least one byte",
+                crate::blobs::hex(&sha)
+            ),
+            false,
+        )),
+        Some(n) if n > cap => Err(error(
+            wire::ErrorCode::LimitExceeded,
+            format!(
+                "photo {} is {n} bytes; this server accepts photos up to {cap} bytes",
+                crate::blobs::hex(&sha)
+            ),
+            false,
+        )),
+        _ => Ok(sha),
+    }
+}
+
+async fn blob_status(shared: &Shared, req: wire::BlobStatusRequest) -> wire::Response {
+    let sha = match blob_target(shared, &req.sha256, Some(req.size)) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let ok = |held, complete| wire::Response {
+        kind: Some(wire::response::Kind::BlobStatus(wire::BlobStatusResponse {
+            held,
+            complete,
+        })),
+    };
+    match shared.store.blob(&sha).await {
+        Ok(Some(size)) => return ok(size, true),
+        Ok(None) => {}
+        Err(e) => return error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true),
+    }
+    match shared.blobs.held(&sha).await {
+        // Stored but not recorded (a crash between the two): record it now.
+        Ok(h) if h.complete => match shared
+            .store
+            .record_blob(&sha, h.bytes, crate::now_ms())
+            .await
+        {
+            Ok(()) => ok(h.bytes, true),
+            Err(e) => error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true),
+        },
+        Ok(h) => ok(h.bytes, false),
+        Err(e) => error(
+            wire::ErrorCode::Unavailable,
+            format!("photo storage: {e}; retry"),
+            true,
+        ),
+    }
+}
+
+async fn blob_upload(
+    shared: &Shared,
+    req: wire::BlobUploadRequest,
+    recv: &mut RecvStream,
+) -> Answer {
+    use crate::blobs::BlobError;
+    let respond = Answer::Respond;
+    let sha = match blob_target(shared, &req.sha256, Some(req.size)) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+            return respond(e);
+        }
+    };
+    let hex = crate::blobs::hex(&sha);
+    let done = |size| {
+        respond(wire::Response {
+            kind: Some(wire::response::Kind::BlobUpload(wire::BlobUploadResponse {
+                held: size,
+                complete: true,
+            })),
+        })
+    };
+    if let Ok(Some(size)) = shared.store.blob(&sha).await {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        return done(size);
+    }
+    let guard = match shared.blobs.claim(&sha) {
+        Ok(g) => g,
+        Err(e) => return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true)),
+    };
+    let held = match shared.blobs.held(&sha).await {
+        Ok(h) => h,
+        Err(e) => {
+            return respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("photo storage: {e}"),
+                true,
+            ));
+        }
+    };
+    if held.complete {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        let _ = shared
+            .store
+            .record_blob(&sha, held.bytes, crate::now_ms())
+            .await;
+        return done(held.bytes);
+    }
+    if req.offset != held.bytes {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        return respond(blob_error(
+            wire::ErrorCode::BlobOffsetMismatch,
+            format!(
+                "photo {hex}: upload from {} but the server holds {} bytes; resume from there",
+                req.offset, held.bytes
+            ),
+            true,
+            held.bytes,
+        ));
+    }
+    let mut file = match shared.blobs.staging(&guard, &sha).await {
+        Ok(f) => f,
+        Err(e) => {
+            return respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("photo storage: {e}"),
+                true,
+            ));
+        }
+    };
+    let cut = shared.faults.take_upload_cut();
+    let (mut total, mut unsynced) = (held.bytes, 0u64);
+    loop {
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => {
+                let n = chunk.bytes.len() as u64;
+                if total + n > req.size {
+                    let _ = file.sync_data().await;
+                    let _ = recv.stop(VarInt::from_u32(codes::RESET_PROTOCOL_ERROR));
+                    return respond(blob_error(
+                        wire::ErrorCode::BadRequest,
+                        format!("photo {hex}: more bytes than the announced {}", req.size),
+                        false,
+                        total,
+                    ));
+                }
+                if let Err(e) = crate::blobs::append(&mut file, &chunk.bytes, &mut unsynced).await {
+                    return respond(error(
+                        wire::ErrorCode::Unavailable,
+                        format!("photo storage: {e}"),
+                        true,
+                    ));
+                }
+                total += n;
+                if cut.is_some_and(|c| total >= c) {
+                    let _ = file.sync_data().await;
+                    tracing::info!(photo = %hex, total, "fault injection: cutting an upload");
+                    let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+                    return Answer::Drop;
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                // The device went away: keep what arrived, durably, for the resume.
+                let _ = file.sync_data().await;
+                return Answer::Drop;
+            }
+        }
+    }
+    if let Err(e) = file.sync_data().await {
+        return respond(error(
+            wire::ErrorCode::Unavailable,
+            format!("photo storage: {e}"),
+            true,
+        ));
+    }
+    drop(file);
+    if total < req.size {
+        return respond(blob_error(
+            wire::ErrorCode::BadRequest,
+            format!(
+                "photo {hex}: the upload ended at {total} of {} bytes; resume from {total}",
+                req.size
+            ),
+            true,
+            total,
+        ));
+    }
+    match shared.blobs.finish(&guard, &sha).await {
+        Ok(size) => match shared.store.record_blob(&sha, size, crate::now_ms()).await {
+            Ok(()) => done(size),
+            Err(e) => respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("retry: {e}"),
+                true,
+            )),
+        },
+        Err(e @ BlobError::HashMismatch(_)) => respond(error(
+            wire::ErrorCode::BlobHashMismatch,
+            e.to_string(),
+            false,
+        )),
+        Err(e) => respond(error(wire::ErrorCode::Unavailable, e.to_string(), true)),
+    }
+}
+
+async fn blob_download(
+    shared: &Shared,
+    device: &DeviceSession,
+    req: wire::BlobDownloadRequest,
+) -> Answer {
+    let sha = match blob_target(shared, &req.sha256, None) {
+        Ok(s) => s,
+        Err(e) => return Answer::Respond(e),
+    };
+    let hex = crate::blobs::hex(&sha);
+    let scope = crate::store::PullScope {
+        paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
+        agency: None,
+    };
+    match shared.store.blob_visible(&sha, device.id, &scope).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Answer::Respond(error(
+                wire::ErrorCode::Forbidden,
+                format!("photo {hex} belongs to no record in your grid cells"),
+                false,
+            ));
+        }
+        Err(e) => {
+            return Answer::Respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("retry: {e}"),
+                true,
+            ));
+        }
+    }
+    let size = match shared.store.blob(&sha).await {
+        Ok(Some(size)) => size,
+        Ok(None) => {
+            return Answer::Respond(error(
+                wire::ErrorCode::NotFound,
+                format!("photo {hex} has not been uploaded yet"),
+                true,
+            ));
+        }
+        Err(e) => {
+            return Answer::Respond(error(
+                wire::ErrorCode::Unavailable,
+                format!("retry: {e}"),
+                true,
+            ));
+        }
+    };
+    if req.offset > size {
+        return Answer::Respond(error(
+            wire::ErrorCode::BadRequest,
+            format!(
+                "offset {} is past the end of photo {hex} ({size} bytes)",
+                req.offset
+            ),
+            false,
+        ));
+    }
+    match shared.blobs.read(&sha).await {
+        Ok(file) => Answer::Download(
+            wire::Response {
+                kind: Some(wire::response::Kind::BlobDownload(
+                    wire::BlobDownloadResponse { size },
+                )),
+            },
+            file,
+            req.offset,
+        ),
+        Err(e) => Answer::Respond(error(
+            wire::ErrorCode::Unavailable,
+            format!("photo storage: {e}"),
+            true,
+        )),
+    }
+}
+
+#[allow(dead_code)]
 fn unsupported(rpc: &str) -> wire::Response {
     error(
         wire::ErrorCode::Unsupported,

@@ -34,9 +34,18 @@ pub struct Harness {
 impl Harness {
     /// Starts a server on `db`, seeded with the demo city.
     pub async fn start(db: TestDatabase) -> anyhow::Result<Harness> {
+        Harness::start_with(db, |_| {}).await
+    }
+
+    /// Starts a server with a configuration adjusted by `adjust`.
+    pub async fn start_with(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Harness> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let mut config = loopback_config(&dir.path().join("server"), db.url.clone());
+        adjust(&mut config);
         let server = Server::bind(config.clone()).await?;
         config.listen = server.local_addr();
         patrolsync_server::seed::seed_demo(server.store().as_ref()).await?;
@@ -131,6 +140,20 @@ impl Harness {
         Ok(client)
     }
 
+    /// A patroller's client with custom settings.
+    pub async fn device_with(
+        &self,
+        name: &str,
+        user: &str,
+        cells: &[&str],
+        config: ClientConfig,
+    ) -> anyhow::Result<Client> {
+        let code = self.enrollment(user, Role::Patroller, cells).await?;
+        let client = Client::open(self.dir.path().join(name), config).await?;
+        client.enroll(&code, None, name).await?;
+        Ok(client)
+    }
+
     /// A client enrolled as `user` with `role` and `cells`.
     pub async fn device_as(
         &self,
@@ -162,4 +185,16 @@ pub fn fast_client() -> ClientConfig {
         initial_backoff: Duration::from_millis(50),
         ..ClientConfig::default()
     }
+}
+
+/// SHA-256 of `bytes` (computed independently of the code under test).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

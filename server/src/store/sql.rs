@@ -282,6 +282,18 @@ impl SqlStore {
             );
         }
         self.mark_double_taps(tx, &inserted).await?;
+        let refs: Vec<([u8; 32], &'static str, Vec<u8>, i64)> = inserts
+            .iter()
+            .filter(|(_, row)| inserted.contains(&row.check_in.id))
+            .flat_map(|(_, row)| {
+                let c = &row.check_in;
+                c.photos
+                    .iter()
+                    .chain(c.answers.iter().flat_map(|a| a.photos.iter()))
+                    .map(move |p| (*p, "check_in", c.id.to_bytes(), row.cell_id))
+            })
+            .collect();
+        self.add_blob_refs(tx, &refs, &device, now_ms).await?;
 
         let mut results = Vec::with_capacity(batch.ops.len());
         let mut new_results: Vec<(&PreparedOp, OpResult)> = Vec::with_capacity(fresh.len());
@@ -419,6 +431,35 @@ impl SqlStore {
             changed_paths: Vec::new(),
             cursor: 0,
         })
+    }
+
+    /// Notes which photos a record references (idempotent).
+    async fn add_blob_refs(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        refs: &[([u8; 32], &'static str, Vec<u8>, i64)],
+        device: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in refs.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO blob_refs (sha256, record_kind, record_id, cell_id, device_id, created_at) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for (sha, kind, record, cell) in chunk {
+                q = q
+                    .bind(sha.to_vec())
+                    .bind(*kind)
+                    .bind(record.clone())
+                    .bind(*cell)
+                    .bind(device.to_owned())
+                    .bind(now_ms);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Marks each new check-in that follows an earlier one by the same user at the same
@@ -597,6 +638,17 @@ impl SqlStore {
         .bind(hash.to_vec())
         .execute(&mut **tx)
         .await?;
+
+        let photos: &[[u8; 32]] = match &h.op {
+            HazardOp::Report(r) => &r.photos,
+            HazardOp::Event(e, _) => &e.photos,
+            HazardOp::Edit(_) => &[],
+        };
+        let refs: Vec<_> = photos
+            .iter()
+            .map(|p| (*p, "hazard", hazard.to_bytes(), h.cell_id))
+            .collect();
+        self.add_blob_refs(tx, &refs, device, now_ms).await?;
 
         let log = self.read_log(tx, hazard).await?;
         let ops: Vec<(Stamp, HazardOp)> = log
@@ -1520,6 +1572,84 @@ impl Store for SqlStore {
         Ok(out)
     }
 
+    async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE sha256 = $1")
+            .bind(sha256.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(size.map(|s| s.max(0) as u64))
+    }
+
+    async fn record_blob(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(sha256.to_vec())
+            .bind(seq(size))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn blob_visible(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError> {
+        let conds: Vec<String> = (0..scope.paths.len())
+            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 3))
+            .collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
+             WHERE r.sha256 = $1 AND (r.device_id = $2 {})",
+            conds
+                .iter()
+                .map(|c| format!("OR {c}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(sha256.to_vec())
+            .bind(device.to_string());
+        for p in &scope.paths {
+            q = q.bind(p.clone());
+        }
+        Ok(q.fetch_one(&self.pool).await? > 0)
+    }
+
+    async fn missing_photos(&self, limit: u32) -> Result<Vec<MissingPhoto>, StoreError> {
+        let sql = format!(
+            "SELECT r.sha256, r.record_kind, r.record_id, r.device_id, u.name, r.created_at FROM blob_refs r \
+             JOIN devices d ON d.id = r.device_id JOIN users u ON u.id = d.user_id \
+             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL \
+             ORDER BY r.created_at LIMIT {limit}"
+        );
+        sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let sha: Vec<u8> = r.try_get(0)?;
+                let record: Vec<u8> = r.try_get(2)?;
+                Ok(MissingPhoto {
+                    sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+                    record_kind: r.try_get(1)?,
+                    record_id: uuid::Uuid::from_slice(&record)
+                        .map(|u| u.to_string())
+                        .unwrap_or_default(),
+                    device: r.try_get(3)?,
+                    user: r.try_get(4)?,
+                    since_ms: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
     async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
         sqlx::query(
             "SELECT d.id, d.name, u.name, u.role, d.enrolled_at, d.last_seen_at, d.revoked_at, d.acked_through \
@@ -1600,6 +1730,11 @@ impl Store for SqlStore {
                 .await?,
             hazards: count("SELECT COUNT(*) FROM hazards").await?,
             blobs: count("SELECT COUNT(*) FROM blobs").await?,
+            missing_photos: count(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT r.sha256 FROM blob_refs r \
+                 LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL) m",
+            )
+            .await?,
             rejected_ops: count("SELECT COUNT(*) FROM rejections").await?,
             open_enrollment_codes: sqlx::query_scalar(
                 "SELECT COUNT(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > $1",

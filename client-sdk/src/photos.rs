@@ -1,0 +1,511 @@
+//! Photos on the device: kept in the state dir until the server has them, uploaded after the
+//! records that reference them, a few at a time, resumed from the server's offset after any
+//! interruption, with progress for the app. Downloads resume too and are verified.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use patrolsync_proto::{codes, frame, wire};
+use sqlx::Row;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::transport::{self, CallError};
+use crate::{Client, RecordError, SyncError, SyncEvent, SyncSummary, local, now_ms};
+
+/// Photos uploaded at once.
+const PARALLEL_UPLOADS: usize = 3;
+const CHUNK: usize = 64 * 1024;
+
+/// A photo the device holds or held.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PhotoStatus {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    /// `queued`, `uploaded` or `failed`.
+    pub state: String,
+    /// Bytes sent so far (this device's uploads).
+    pub bytes_sent: u64,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+fn hex(sha: &[u8]) -> String {
+    sha.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn hash_and_copy(src: &Path, dst: &Path) -> std::io::Result<([u8; 32], u64)> {
+    let mut input = tokio::fs::File::open(src).await?;
+    let mut out = tokio::fs::File::create(dst).await?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        out.write_all(&buf[..n]).await?;
+        size += n as u64;
+    }
+    out.sync_all().await?;
+    let mut sha = [0u8; 32];
+    sha.copy_from_slice(ctx.finish().as_ref());
+    Ok((sha, size))
+}
+
+enum UploadOutcome {
+    Uploaded { sent: u64 },
+    Refused(String),
+}
+
+impl Client {
+    fn photo_dir(&self) -> PathBuf {
+        self.inner.dir.join("photos")
+    }
+
+    fn photo_path(&self, sha: &[u8; 32]) -> PathBuf {
+        self.photo_dir().join(hex(sha))
+    }
+
+    /// Copies the photo at `path` into the device's store and queues it for upload; returns
+    /// its SHA-256, which the record that shows it (check-in, hazard report, fix) carries.
+    /// The app may delete its own copy afterwards.
+    pub async fn add_photo(&self, path: impl AsRef<Path>) -> Result<[u8; 32], RecordError> {
+        let io =
+            |e: std::io::Error| RecordError::Storage(format!("{}: {e}", path.as_ref().display()));
+        tokio::fs::create_dir_all(self.photo_dir())
+            .await
+            .map_err(io)?;
+        let tmp = self
+            .photo_dir()
+            .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
+        let (sha, size) = hash_and_copy(path.as_ref(), &tmp).await.map_err(io)?;
+        if size == 0 {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(RecordError::Storage(format!(
+                "{} is empty",
+                path.as_ref().display()
+            )));
+        }
+        tokio::fs::rename(&tmp, self.photo_path(&sha))
+            .await
+            .map_err(io)?;
+        sqlx::query(
+            "INSERT INTO photos (sha256, size, added_at_ms, state) VALUES (?, ?, ?, 'queued') \
+             ON CONFLICT (sha256) DO UPDATE SET state = CASE WHEN state = 'failed' THEN 'queued' ELSE state END, error = NULL",
+        )
+        .bind(sha.to_vec())
+        .bind(size as i64)
+        .bind(now_ms())
+        .execute(&self.inner.db)
+        .await
+        .map_err(|e| RecordError::Storage(e.to_string()))?;
+        self.inner.trigger.notify_one();
+        Ok(sha)
+    }
+
+    /// Every photo the device holds or held, newest first.
+    pub async fn photos(&self) -> Result<Vec<PhotoStatus>, SyncError> {
+        let rows = sqlx::query(
+            "SELECT sha256, size, state, bytes_sent, error FROM photos ORDER BY added_at_ms DESC",
+        )
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
+        Ok(rows
+            .iter()
+            .map(|r| PhotoStatus {
+                sha256: hex(&r.get::<Vec<u8>, _>(0)),
+                size: r.get::<i64, _>(1) as u64,
+                state: r.get(2),
+                bytes_sent: r.get::<i64, _>(3) as u64,
+                error: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Tells the SDK whether the current network is metered (cellular). With
+    /// `ClientConfig::photos_only_unmetered`, photos wait for an unmetered network.
+    pub fn set_network_metered(&self, metered: bool) {
+        self.inner.metered.store(metered, Ordering::SeqCst);
+    }
+
+    /// Uploads queued photos (after the records: called at the end of a sync).
+    pub(crate) async fn upload_photos(
+        &self,
+        conn: &quinn::Connection,
+        server: &str,
+        cap: u64,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
+        if self.inner.config.photos_only_unmetered && self.inner.metered.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let queued: Vec<(Vec<u8>, i64)> = sqlx::query(
+            "SELECT sha256, size FROM photos WHERE state = 'queued' ORDER BY added_at_ms",
+        )
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        let mut work = queued.into_iter();
+        let mut running = tokio::task::JoinSet::new();
+        let mut first_error = None;
+        loop {
+            while running.len() < PARALLEL_UPLOADS {
+                let Some((sha, size)) = work.next() else {
+                    break;
+                };
+                let Ok(sha) = <[u8; 32]>::try_from(sha.as_slice()) else {
+                    continue;
+                };
+                let size = size.max(0) as u64;
+                if size > cap {
+                    let why = format!(
+                        "photo {} is {size} bytes; the server accepts photos up to {cap} bytes",
+                        hex(&sha)
+                    );
+                    self.mark_photo(&sha, "failed", Some(&why)).await?;
+                    summary.photo_failures.push(why);
+                    continue;
+                }
+                let (client, conn) = (self.clone(), conn.clone());
+                running.spawn(async move { (sha, client.upload_one(&conn, sha, size).await) });
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let (sha, result) = joined.map_err(local)?;
+            match result {
+                Ok(UploadOutcome::Uploaded { sent }) => {
+                    summary.photos_uploaded += 1;
+                    summary.photo_bytes_sent += sent;
+                    self.mark_photo(&sha, "uploaded", None).await?;
+                    // The server verified the hash: the local copy has done its job.
+                    let _ = tokio::fs::remove_file(self.photo_path(&sha)).await;
+                }
+                Ok(UploadOutcome::Refused(why)) => {
+                    self.mark_photo(&sha, "failed", Some(&why)).await?;
+                    summary.photo_failures.push(why);
+                }
+                Err((sent, e)) => {
+                    summary.photo_bytes_sent += sent;
+                    first_error.get_or_insert(self.map_call(server, e));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn mark_photo(
+        &self,
+        sha: &[u8; 32],
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), SyncError> {
+        sqlx::query("UPDATE photos SET state = ?, error = ? WHERE sha256 = ?")
+            .bind(state)
+            .bind(error)
+            .bind(sha.to_vec())
+            .execute(&self.inner.db)
+            .await
+            .map_err(local)?;
+        Ok(())
+    }
+
+    async fn upload_one(
+        &self,
+        conn: &quinn::Connection,
+        sha: [u8; 32],
+        size: u64,
+    ) -> Result<UploadOutcome, (u64, CallError)> {
+        let cfg = &self.inner.config;
+        let limit = frame::DEFAULT_MAX_FRAME_BYTES;
+        let status = wire::Request {
+            kind: Some(wire::request::Kind::BlobStatus(wire::BlobStatusRequest {
+                sha256: sha.to_vec(),
+                size,
+            })),
+        };
+        let mut offset = match transport::call(conn, &status, limit, cfg.request_timeout)
+            .await
+            .map_err(|e| (0, e))?
+            .kind
+        {
+            Some(wire::response::Kind::BlobStatus(s)) if s.complete => {
+                return Ok(UploadOutcome::Uploaded { sent: 0 });
+            }
+            Some(wire::response::Kind::BlobStatus(s)) => s.held,
+            Some(wire::response::Kind::Error(e)) if !e.retryable => {
+                return Ok(UploadOutcome::Refused(e.message));
+            }
+            Some(wire::response::Kind::Error(e)) => return Err((0, CallError::Stream(e.message))),
+            _ => {
+                return Err((
+                    0,
+                    CallError::Stream("unexpected answer to BlobStatus".into()),
+                ));
+            }
+        };
+        let mut sent_total = 0;
+        // At most one retry after the server corrects our offset.
+        for _ in 0..2 {
+            let (sent, answer) = self
+                .send_from(conn, sha, size, offset)
+                .await
+                .map_err(|(s, e)| (sent_total + s, e))?;
+            sent_total += sent;
+            match answer.kind {
+                Some(wire::response::Kind::BlobUpload(u)) if u.complete => {
+                    return Ok(UploadOutcome::Uploaded { sent: sent_total });
+                }
+                Some(wire::response::Kind::Error(e))
+                    if e.code == wire::ErrorCode::BlobOffsetMismatch as i32
+                        || (e.retryable && e.held_offset > 0) =>
+                {
+                    offset = e.held_offset;
+                }
+                Some(wire::response::Kind::Error(e)) if !e.retryable => {
+                    return Ok(UploadOutcome::Refused(e.message));
+                }
+                Some(wire::response::Kind::Error(e)) => {
+                    return Err((sent_total, CallError::Stream(e.message)));
+                }
+                _ => {
+                    return Err((
+                        sent_total,
+                        CallError::Stream("unexpected answer to BlobUpload".into()),
+                    ));
+                }
+            }
+        }
+        Err((
+            sent_total,
+            CallError::Stream(format!(
+                "photo {}: the server kept moving the offset",
+                hex(&sha)
+            )),
+        ))
+    }
+
+    /// Sends the photo from `offset` to the end on one stream; returns bytes sent and the answer.
+    async fn send_from(
+        &self,
+        conn: &quinn::Connection,
+        sha: [u8; 32],
+        size: u64,
+        offset: u64,
+    ) -> Result<(u64, wire::Response), (u64, CallError)> {
+        let mut file = tokio::fs::File::open(self.photo_path(&sha))
+            .await
+            .map_err(|e| (0, CallError::Io(e)))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| (0, CallError::Io(e)))?;
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| (0, CallError::Connection(e)))?;
+        let request = wire::Request {
+            kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+                sha256: sha.to_vec(),
+                size,
+                offset,
+            })),
+        };
+        let stream = |e: quinn::WriteError| match e {
+            quinn::WriteError::ConnectionLost(c) => CallError::Connection(c),
+            other => CallError::Stream(other.to_string()),
+        };
+        send.write_all(&frame::encode(&request))
+            .await
+            .map_err(|e| (0, stream(e)))?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut sent = 0u64;
+        let hex = hex(&sha);
+        let mut last_progress = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| (sent, CallError::Io(e)))?;
+            if n == 0 {
+                break;
+            }
+            if let Err(e) = send.write_all(&buf[..n]).await {
+                self.add_sent(&sha, sent).await;
+                return Err((sent, stream(e)));
+            }
+            sent += n as u64;
+            if sent - last_progress >= 256 * 1024 {
+                last_progress = sent;
+                let _ = self.inner.events.send(SyncEvent::PhotoProgress {
+                    sha256: hex.clone(),
+                    sent: offset + sent,
+                    total: size,
+                });
+            }
+        }
+        let _ = send.finish();
+        self.add_sent(&sha, sent).await;
+        let _ = self.inner.events.send(SyncEvent::PhotoProgress {
+            sha256: hex,
+            sent: offset + sent,
+            total: size,
+        });
+        let mut header = [0u8; frame::HEADER_LEN];
+        let read = async {
+            recv.read_exact(&mut header)
+                .await
+                .map_err(|e| CallError::Stream(e.to_string()))?;
+            let len = frame::body_len(header, frame::DEFAULT_MAX_FRAME_BYTES)?;
+            let mut body = vec![0u8; len];
+            recv.read_exact(&mut body)
+                .await
+                .map_err(|e| CallError::Stream(e.to_string()))?;
+            Ok::<_, CallError>(frame::decode::<wire::Response>(&body)?)
+        };
+        match tokio::time::timeout(self.inner.config.request_timeout, read).await {
+            Ok(Ok(r)) => Ok((sent, r)),
+            Ok(Err(e)) => Err((sent, e)),
+            Err(_) => Err((
+                sent,
+                CallError::Timeout(self.inner.config.request_timeout.as_secs()),
+            )),
+        }
+    }
+
+    async fn add_sent(&self, sha: &[u8; 32], sent: u64) {
+        let _ = sqlx::query("UPDATE photos SET bytes_sent = bytes_sent + ? WHERE sha256 = ?")
+            .bind(sent as i64)
+            .bind(sha.to_vec())
+            .execute(&self.inner.db)
+            .await;
+    }
+
+    /// Downloads a photo referenced by a record in the device's cells to `out`, resuming a
+    /// partial download, and verifies its SHA-256 before moving it into place.
+    pub async fn download_photo(
+        &self,
+        sha: [u8; 32],
+        out: impl AsRef<Path>,
+    ) -> Result<u64, SyncError> {
+        let identity = self.identity().await?;
+        let server = identity.server.clone();
+        let conn = self
+            .inner
+            .endpoints
+            .connect(
+                &server,
+                identity.config.clone(),
+                self.inner.config.connect_timeout,
+            )
+            .await
+            .map_err(|e| self.map_call(&server, e))?;
+        let partial = out.as_ref().with_extension("part");
+        let offset = tokio::fs::metadata(&partial)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let result = self
+            .fetch(&conn, sha, &partial, offset)
+            .await
+            .map_err(|e| match e {
+                FetchError::Call(c) => self.map_call(&server, c),
+                FetchError::Server(e) => e,
+            });
+        conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"download done");
+        let size = result?;
+        let (got, _) = {
+            let copy = partial.with_extension("check");
+            let r = hash_and_copy(&partial, &copy).await.map_err(local)?;
+            let _ = tokio::fs::remove_file(&copy).await;
+            r
+        };
+        if got != sha {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(SyncError::Local(format!(
+                "downloaded photo {} does not match its hash; try again",
+                hex(&sha)
+            )));
+        }
+        tokio::fs::rename(&partial, out.as_ref())
+            .await
+            .map_err(local)?;
+        Ok(size)
+    }
+
+    async fn fetch(
+        &self,
+        conn: &quinn::Connection,
+        sha: [u8; 32],
+        partial: &Path,
+        offset: u64,
+    ) -> Result<u64, FetchError> {
+        let (mut send, mut recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| FetchError::Call(CallError::Connection(e)))?;
+        let request = wire::Request {
+            kind: Some(wire::request::Kind::BlobDownload(
+                wire::BlobDownloadRequest {
+                    sha256: sha.to_vec(),
+                    offset,
+                },
+            )),
+        };
+        send.write_all(&frame::encode(&request))
+            .await
+            .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?;
+        let _ = send.finish();
+        let mut header = [0u8; frame::HEADER_LEN];
+        recv.read_exact(&mut header)
+            .await
+            .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?;
+        let len = frame::body_len(header, frame::DEFAULT_MAX_FRAME_BYTES)
+            .map_err(|e| FetchError::Call(e.into()))?;
+        let mut body = vec![0u8; len];
+        recv.read_exact(&mut body)
+            .await
+            .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?;
+        let size = match frame::decode::<wire::Response>(&body)
+            .map_err(|e| FetchError::Call(e.into()))?
+            .kind
+        {
+            Some(wire::response::Kind::BlobDownload(d)) => d.size,
+            other => return Err(FetchError::Server(crate::unexpected(other))),
+        };
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(partial)
+            .await
+            .map_err(|e| FetchError::Server(local(e)))?;
+        while let Some(chunk) = recv
+            .read_chunk(CHUNK, true)
+            .await
+            .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?
+        {
+            file.write_all(&chunk.bytes)
+                .await
+                .map_err(|e| FetchError::Server(local(e)))?;
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| FetchError::Server(local(e)))?;
+        Ok(size)
+    }
+}
+
+enum FetchError {
+    Call(CallError),
+    Server(SyncError),
+}
