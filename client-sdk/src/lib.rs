@@ -77,6 +77,9 @@ pub struct ClientConfig {
     pub server_override: Option<String>,
     /// Upload photos only on unmetered networks (see [`Client::set_network_metered`]).
     pub photos_only_unmetered: bool,
+    /// Pace photo uploads to at most this many bytes per second (None: as fast as the link
+    /// allows), leaving room for records and other apps on a thin rural link.
+    pub photo_upload_rate: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -91,6 +94,7 @@ impl Default for ClientConfig {
             initial_backoff: Duration::from_millis(250),
             server_override: None,
             photos_only_unmetered: false,
+            photo_upload_rate: None,
         }
     }
 }

@@ -332,6 +332,7 @@ impl Client {
         let mut sent = 0u64;
         let hex = hex(&sha);
         let mut last_progress = 0u64;
+        let started = std::time::Instant::now();
         loop {
             let n = file
                 .read(&mut buf)
@@ -340,11 +341,27 @@ impl Client {
             if n == 0 {
                 break;
             }
-            if let Err(e) = send.write_all(&buf[..n]).await {
-                self.add_sent(&sha, sent).await;
-                return Err((sent, stream(e)));
+            // A write that makes no progress for a request timeout means the path is dead;
+            // don't wait for the connection's idle timeout.
+            let timeout = self.inner.config.request_timeout;
+            match tokio::time::timeout(timeout, send.write_all(&buf[..n])).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.add_sent(&sha, sent).await;
+                    return Err((sent, stream(e)));
+                }
+                Err(_) => {
+                    self.add_sent(&sha, sent).await;
+                    return Err((sent, CallError::Timeout(timeout.as_secs())));
+                }
             }
             sent += n as u64;
+            if let Some(rate) = self.inner.config.photo_upload_rate.filter(|r| *r > 0) {
+                let due = std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
             if sent - last_progress >= 256 * 1024 {
                 last_progress = sent;
                 let _ = self.inner.events.send(SyncEvent::PhotoProgress {

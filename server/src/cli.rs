@@ -118,6 +118,15 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Photos that records reference but that have not arrived, and the devices that owe them.
+    MissingPhotos {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Recent check-ins.
     CheckIns {
         /// Only this device.
@@ -298,7 +307,10 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     s.check_ins, s.double_taps
                 );
                 println!("hazards          {}", s.hazards);
-                println!("photos           {}", s.blobs);
+                println!(
+                    "photos           {} ({} referenced but missing)",
+                    s.blobs, s.missing_photos
+                );
                 println!("rejected ops     {}", s.rejected_ops);
                 println!("open enrollment  {}", s.open_enrollment_codes);
             }
@@ -336,6 +348,26 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                         c.method,
                         r.user,
                         c.note
+                    );
+                }
+            }
+        }
+        AdminCommand::MissingPhotos { limit, json } => {
+            let rows = store.missing_photos(limit).await?;
+            if json {
+                print_json(&rows)?;
+            } else if rows.is_empty() {
+                println!("no missing photos");
+            } else {
+                for m in rows {
+                    println!(
+                        "{}  {} {}  owed by device {} ({}) since {}",
+                        m.sha256,
+                        m.record_kind,
+                        m.record_id,
+                        m.device,
+                        m.user,
+                        time_text(m.since_ms)
                     );
                 }
             }

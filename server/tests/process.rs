@@ -183,6 +183,101 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let url = db.url.clone();
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let port = free_port();
+        admin(&data, url.as_deref(), &["seed-demo"])?;
+        let issued = admin(
+            &data,
+            url.as_deref(),
+            &[
+                "enroll",
+                "--user",
+                "alice",
+                "--role",
+                "patroller",
+                "--grid",
+                "S1-C1",
+                "--server",
+                &format!("127.0.0.1:{port}"),
+            ],
+        )?;
+        let code = issued["enrollment"]
+            .as_str()
+            .expect("enrollment string")
+            .to_owned();
+        let mut server = serve(&data, url.as_deref(), port)?;
+
+        // A slow rural link: 1 MB/s, so the upload takes a few seconds.
+        let config = ClientConfig {
+            photo_upload_rate: Some(1_000_000),
+            ..sdk_config()
+        };
+        let device = Client::open(dir.path().join("phone"), config).await?;
+        device.enroll(&code, None, "phone").await?;
+        const SIZE: usize = 4_000_000;
+        let photo: Vec<u8> = (0..SIZE).map(|i| (i * 7 % 251) as u8).collect();
+        let file = dir.path().join("p.jpg");
+        std::fs::write(&file, &photo)?;
+        let sha = device.add_photo(&file).await?;
+        let mut c = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        c.photos = vec![sha];
+        device.record_checkin(c).await?;
+
+        let staging = data
+            .join("blobs/staging")
+            .join(sha.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let syncing = tokio::spawn({
+            let device = device.clone();
+            async move { device.sync().await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&staging).map(|m| m.len()).unwrap_or(0) < 1_500_000 {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{backend}: the upload never got going"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.kill()?;
+        server.wait()?;
+        assert!(syncing.await?.is_err(), "{backend}: the sync was cut");
+        let held = std::fs::metadata(&staging)?.len();
+        assert!(
+            held >= 1_500_000 && (held as usize) < SIZE,
+            "{backend}: {held}"
+        );
+
+        let server = serve(&data, url.as_deref(), port)?;
+        let resumed = device.sync().await?;
+        assert_eq!(resumed.photos_uploaded, 1, "{backend}: {resumed:?}");
+        assert_eq!(
+            resumed.photo_bytes_sent,
+            SIZE as u64 - held,
+            "{backend}: resumed from the durable offset, not zero"
+        );
+        let stats = admin(&data, url.as_deref(), &["stats"])?;
+        assert_eq!(
+            (stats["blobs"].as_i64(), stats["missing_photos"].as_i64()),
+            (Some(1), Some(0)),
+            "{backend}"
+        );
+        let out = dir.path().join("back.jpg");
+        device.download_photo(sha, &out).await?;
+        assert_eq!(std::fs::read(&out)?, photo, "{backend}");
+        let mut server = server;
+        server.kill()?;
+        server.wait()?;
+        db.cleanup().await;
+    }
+    Ok(())
+}
+
 #[test]
 fn bad_config_fails_before_binding_with_a_clear_message() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
