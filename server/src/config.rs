@@ -77,6 +77,10 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Concurrent requests (bidirectional streams) per connection.
     pub max_concurrent_streams: u32,
+    /// A request (or a photo upload) that sends nothing for this long is cut off, so a peer
+    /// cannot hold streams open by trickling bytes (slowloris).
+    #[serde(with = "duration_text")]
+    pub idle_request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -86,6 +90,7 @@ impl Default for Limits {
             max_ops_per_push: 1000,
             max_blob_bytes: 16 << 20,
             max_concurrent_streams: 32,
+            idle_request_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -229,7 +229,27 @@ async fn serve_stream(
     mut recv: RecvStream,
 ) {
     let limit = shared.config.limits.max_frame_bytes;
-    let request: wire::Request = match read_frame(&mut recv, limit).await {
+    let idle = shared.config.limits.idle_request_timeout;
+    let read = match tokio::time::timeout(idle, read_frame(&mut recv, limit)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+            let message = format!(
+                "no complete request within {} s; stream closed",
+                idle.as_secs()
+            );
+            let _ = send
+                .write_all(&frame::encode(&error(
+                    wire::ErrorCode::LimitExceeded,
+                    message,
+                    true,
+                )))
+                .await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    let request: wire::Request = match read {
         Ok(r) => r,
         Err(e) => {
             let (code, retryable) = match e {
@@ -474,7 +494,29 @@ async fn blob_upload(
     let cut = shared.faults.take_upload_cut();
     let (mut total, mut unsynced) = (held.bytes, 0u64);
     loop {
-        match recv.read_chunk(64 * 1024, true).await {
+        let next = match tokio::time::timeout(
+            shared.config.limits.idle_request_timeout,
+            recv.read_chunk(64 * 1024, true),
+        )
+        .await
+        {
+            Ok(n) => n,
+            Err(_) => {
+                // Stalled: keep what arrived for the resume, free the stream.
+                let _ = file.sync_data().await;
+                let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+                return respond(blob_error(
+                    wire::ErrorCode::LimitExceeded,
+                    format!(
+                        "photo {hex}: no bytes for {} s; resume from {total}",
+                        shared.config.limits.idle_request_timeout.as_secs()
+                    ),
+                    true,
+                    total,
+                ));
+            }
+        };
+        match next {
             Ok(Some(chunk)) => {
                 let n = chunk.bytes.len() as u64;
                 if total + n > req.size {

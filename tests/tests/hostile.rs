@@ -228,3 +228,42 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_never_finishes_is_cut_off() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start_with(db, |c| {
+            c.limits.idle_request_timeout = Duration::from_secs(1)
+        })
+        .await?;
+        let _d = h.device("slow", "sam", &["S1-C1"]).await?;
+        let conn = raw_connect(&h, Some(&h.dir.path().join("slow"))).await?;
+        // Two bytes of a header, then nothing: a slowloris.
+        let (mut send, mut recv) = conn.open_bi().await?;
+        send.write_all(&[0, 0]).await?;
+        let started = std::time::Instant::now();
+        let body =
+            tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 16)).await??;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{backend}: cut off after the idle timeout"
+        );
+        let response: wire::Response = frame::decode(&body[frame::HEADER_LEN..])?;
+        let (code, msg) = error_of(&response);
+        assert_eq!(code, wire::ErrorCode::LimitExceeded, "{backend}: {msg}");
+        // The connection itself still works.
+        let hello = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Hello(wire::Hello::default())),
+        });
+        assert!(
+            matches!(
+                exchange(&conn, &hello).await?.kind,
+                Some(wire::response::Kind::Hello(_))
+            ),
+            "{backend}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
