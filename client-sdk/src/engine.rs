@@ -160,7 +160,8 @@ async fn run(
         tokio::select! {
             _ = trigger.notified() => {}
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+            // Only an explicit stop ends the engine; a dropped handle leaves it running.
+            Ok(()) = stop.changed() => return,
         }
         let _ = events.send(SyncEvent::Started);
         match client.sync().await {
@@ -220,7 +221,7 @@ async fn listen(
             Err(_) => None,
         };
         if let Some(conn) = conn {
-            backoff = options.initial_backoff;
+            let connected = std::time::Instant::now();
             loop {
                 tokio::select! {
                     uni = conn.accept_uni() => match uni {
@@ -229,6 +230,7 @@ async fn listen(
                             let Some(body) = bytes.get(frame::HEADER_LEN..) else { continue };
                             match frame::decode::<wire::ServerEvent>(body).map(|e| e.kind) {
                                 Ok(Some(wire::server_event::Kind::Notify(n))) => {
+                                    backoff = options.initial_backoff;
                                     let _ = events.send(SyncEvent::Notified { cursor: n.cursor });
                                     client.inner.trigger.notify_one();
                                 }
@@ -243,18 +245,29 @@ async fn listen(
                             client.note_revoked().await;
                             return;
                         }
+                        Err(quinn::ConnectionError::ApplicationClosed(c))
+                            if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_UNAUTHENTICATED) =>
+                        {
+                            let _ = events.send(SyncEvent::Stopped { reason: "the server does not recognise this device; re-enroll".into() });
+                            return;
+                        }
                         Err(_) => break,
                     },
-                    _ = stop.changed() => {
+                    Ok(()) = stop.changed() => {
                         conn.close(quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_DONE), b"engine stopped");
                         return;
                     }
                 }
             }
+            // A connection that held up for a while was a working session: start backing off
+            // afresh. One closed at once (refused, going away) keeps backing off.
+            if connected.elapsed() > std::time::Duration::from_secs(30) {
+                backoff = options.initial_backoff;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(jitter(backoff)) => {}
-            _ = stop.changed() => return,
+            Ok(()) = stop.changed() => return,
         }
         backoff = (backoff * 2).min(options.max_backoff);
     }

@@ -468,6 +468,42 @@ impl Client {
                 Some(Entity::CheckIn(_)) | None => {}
             }
         }
+        // Move this device's clock past everything it has now seen, so its next edits order
+        // after them even if its wall clock is behind.
+        if let Some(seen) = page
+            .changes
+            .iter()
+            .filter_map(|c| c.hlc)
+            .map(Hlc::from)
+            .max()
+        {
+            let rows = sqlx::query(
+                "SELECT key, value FROM counters WHERE key IN ('hlc_wall_ms', 'hlc_logical')",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(local)?;
+            let mut mine = Hlc::default();
+            for r in rows {
+                let v: i64 = r.get(1);
+                match r.get::<String, _>(0).as_str() {
+                    "hlc_wall_ms" => mine.wall_ms = v.max(0) as u64,
+                    _ => mine.logical = u32::try_from(v).unwrap_or(0),
+                }
+            }
+            if seen > mine {
+                let next = mine.observe(seen, now_ms().max(0) as u64);
+                sqlx::query(
+                    "UPDATE counters SET value = CASE key WHEN 'hlc_wall_ms' THEN ? ELSE ? END \
+                     WHERE key IN ('hlc_wall_ms', 'hlc_logical')",
+                )
+                .bind(next.wall_ms as i64)
+                .bind(i64::from(next.logical))
+                .execute(&mut *tx)
+                .await
+                .map_err(local)?;
+            }
+        }
         sqlx::query("UPDATE pull_state SET cursor = ?, bootstrapped = CASE WHEN ? THEN bootstrapped ELSE 1 END WHERE id = 1")
             .bind(page.next_cursor as i64)
             .bind(page.has_more)

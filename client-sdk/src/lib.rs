@@ -543,6 +543,13 @@ impl Client {
             }
             _ => return Err(EnrollError::Refused("unexpected response to Enroll".into())),
         };
+        // Trust from now on only the CA the enrollment string pinned, not whatever was sent.
+        if tls::hex(&tls::sha256(&e.server_ca_der)) != parsed.ca_sha256 {
+            return Err(EnrollError::Refused(
+                "the server sent a CA that does not match the fingerprint in the enrollment code"
+                    .into(),
+            ));
+        }
         let role = patrolsync_proto::Role::from_wire_value(e.role)
             .map(|r| r.to_string())
             .unwrap_or_default();
@@ -659,6 +666,9 @@ impl Client {
         now: i64,
     ) -> Result<u64, RecordError> {
         let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
+        // Read before the transaction: a pool connection must not wait on another while holding
+        // the write lock.
+        let role = self.role().await.map_err(storage)?;
         let mut tx = self.inner.db.begin().await.map_err(storage)?;
         // The first statement writes, so concurrent recorders serialise here instead of failing
         // to upgrade a read lock.
@@ -709,7 +719,7 @@ impl Client {
             .await
             .map_err(storage)?;
         }
-        if let Some(local) = hazards::local_op(&op, &self.role().await.map_err(storage)?) {
+        if let Some(local) = hazards::local_op(&op, &role) {
             // Applied optimistically: the device's view folds it at once, and the copy that
             // comes back through pull has the same stamp, so it is not counted twice.
             let device: String = sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
@@ -955,20 +965,47 @@ impl Client {
             .unwrap_or(cfg.batch_size);
         let batch = cfg.batch_size.min(server_max).max(1);
 
+        // Frames stay well under the server's limit whatever the ops weigh.
+        let max_bytes = hello
+            .limits
+            .map(|l| l.max_frame_bytes as usize)
+            .unwrap_or(limit as usize)
+            * 3
+            / 4;
         let mut in_flight: JoinSet<Result<(Vec<i64>, wire::Response), CallError>> = JoinSet::new();
         let mut last_sent: i64 = 0;
+        // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
+        // and the server must have committed the report first.
+        let mut barrier = false;
         loop {
-            while in_flight.len() < cfg.max_in_flight.max(1) {
-                let rows = sqlx::query("SELECT device_seq, payload FROM outbox WHERE device_seq > ? ORDER BY device_seq LIMIT ?")
-                    .bind(last_sent)
-                    .bind(batch as i64)
-                    .fetch_all(&self.inner.db)
-                    .await
-                    .map_err(local)?;
-                let Some(last) = rows.last() else { break };
-                last_sent = last.get(0);
-                let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-                let payloads: Vec<Vec<u8>> = rows.iter().map(|r| r.get(1)).collect();
+            while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
+                let rows = sqlx::query(
+                    "SELECT device_seq, payload, kind FROM outbox WHERE device_seq > ? ORDER BY device_seq LIMIT ?",
+                )
+                .bind(last_sent)
+                .bind(batch as i64)
+                .fetch_all(&self.inner.db)
+                .await
+                .map_err(local)?;
+                let (mut seqs, mut payloads, mut bytes, mut hazards) =
+                    (Vec::new(), Vec::new(), 0usize, false);
+                for r in &rows {
+                    let payload: Vec<u8> = r.get(1);
+                    if !seqs.is_empty() && bytes + payload.len() > max_bytes {
+                        break;
+                    }
+                    bytes += payload.len() + 8;
+                    hazards |= r.get::<String, _>(2) != "check_in";
+                    seqs.push(r.get::<i64, _>(0));
+                    payloads.push(payload);
+                }
+                let Some(last) = seqs.last() else { break };
+                if hazards && !in_flight.is_empty() {
+                    // Wait for what is in flight, then send this batch alone.
+                    break;
+                }
+                barrier = hazards;
+                last_sent = *last;
                 let request = transport::push_request(&payloads)
                     .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
                 summary.pushed += seqs.len() as u64;
@@ -987,6 +1024,7 @@ impl Client {
             let (seqs, response) = joined
                 .map_err(local)?
                 .map_err(|e| self.map_call(server, e))?;
+            barrier = false;
             match response.kind {
                 Some(wire::response::Kind::Push(p)) => {
                     self.apply_results(&seqs, p, summary).await?

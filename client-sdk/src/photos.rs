@@ -256,8 +256,10 @@ impl Client {
             }
         };
         let mut sent_total = 0;
-        // At most one retry after the server corrects our offset.
-        for _ in 0..2 {
+        let mut restarted = false;
+        // At most a couple of retries: after the server corrects our offset, or once from zero
+        // after a hash mismatch (someone else's bad partial upload of the same photo).
+        for _ in 0..3 {
             let (sent, answer) = self
                 .send_from(conn, sha, size, offset)
                 .await
@@ -272,6 +274,14 @@ impl Client {
                         || (e.retryable && e.held_offset > 0) =>
                 {
                     offset = e.held_offset;
+                }
+                Some(wire::response::Kind::Error(e))
+                    if e.code == wire::ErrorCode::BlobHashMismatch as i32
+                        && !restarted
+                        && offset > 0 =>
+                {
+                    restarted = true;
+                    offset = 0;
                 }
                 Some(wire::response::Kind::Error(e)) if !e.retryable => {
                     return Ok(UploadOutcome::Refused(e.message));
@@ -347,11 +357,11 @@ impl Client {
             match tokio::time::timeout(timeout, send.write_all(&buf[..n])).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    self.add_sent(&sha, sent).await;
+                    self.add_sent(&sha, offset + sent).await;
                     return Err((sent, stream(e)));
                 }
                 Err(_) => {
-                    self.add_sent(&sha, sent).await;
+                    self.add_sent(&sha, offset + sent).await;
                     return Err((sent, CallError::Timeout(timeout.as_secs())));
                 }
             }
@@ -372,7 +382,7 @@ impl Client {
             }
         }
         let _ = send.finish();
-        self.add_sent(&sha, sent).await;
+        self.add_sent(&sha, offset + sent).await;
         let _ = self.inner.events.send(SyncEvent::PhotoProgress {
             sha256: hex,
             sent: offset + sent,
@@ -400,9 +410,10 @@ impl Client {
         }
     }
 
-    async fn add_sent(&self, sha: &[u8; 32], sent: u64) {
-        let _ = sqlx::query("UPDATE photos SET bytes_sent = bytes_sent + ? WHERE sha256 = ?")
-            .bind(sent as i64)
+    /// Records how far the upload got (the position, so resends do not count twice).
+    async fn add_sent(&self, sha: &[u8; 32], position: u64) {
+        let _ = sqlx::query("UPDATE photos SET bytes_sent = ? WHERE sha256 = ?")
+            .bind(position as i64)
             .bind(sha.to_vec())
             .execute(&self.inner.db)
             .await;
@@ -441,6 +452,17 @@ impl Client {
             });
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"download done");
         let size = result?;
+        let have = tokio::fs::metadata(&partial)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if have < size {
+            // The stream ended early: keep the part for the next attempt.
+            return Err(SyncError::Network {
+                server,
+                reason: format!("download stopped at {have} of {size} bytes; retry to resume"),
+            });
+        }
         let (got, _) = {
             let copy = partial.with_extension("check");
             let r = hash_and_copy(&partial, &copy).await.map_err(local)?;

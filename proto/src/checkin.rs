@@ -287,7 +287,19 @@ impl CheckIn {
     }
 }
 
-fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid> {
+/// Refuses text longer than `max_chars` or containing control characters other than tab and
+/// newline (a NUL would also be refused by PostgreSQL later, failing other devices' commits).
+pub(crate) fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid> {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(Invalid::new(
+            field,
+            "control_character",
+            "text must not contain control characters",
+        ));
+    }
     let n = value.chars().count();
     if n > max_chars {
         return Err(Invalid::new(

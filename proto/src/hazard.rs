@@ -345,15 +345,7 @@ fn photos(field: &str, raw: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, Invalid> {
 }
 
 fn text(field: &str, v: &str) -> Result<(), Invalid> {
-    let n = v.chars().count();
-    if n > MAX_TEXT_CHARS {
-        return Err(Invalid::new(
-            field,
-            "too_long",
-            format!("{n} characters exceed the limit of {MAX_TEXT_CHARS}"),
-        ));
-    }
-    Ok(())
+    crate::checkin::text(field, v, MAX_TEXT_CHARS)
 }
 
 fn required<T>(field: &str, v: Option<T>, what: &str) -> Result<T, Invalid> {

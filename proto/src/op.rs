@@ -63,6 +63,12 @@ pub enum BatchError {
         /// Index of the op in the push.
         index: usize,
     },
+    /// A `device_seq` beyond what storage can hold (2^63 - 1).
+    #[error("device_seq {seq} is too large")]
+    SeqTooLarge {
+        /// The sequence number.
+        seq: u64,
+    },
     /// Two ops in one push share a `device_seq`.
     #[error("device_seq {seq} appears twice in one push")]
     RepeatedSeq {
@@ -84,6 +90,9 @@ pub fn check_batch(ops: &[wire::Op], max_ops: usize) -> Result<(), BatchError> {
         if op.device_seq == 0 {
             return Err(BatchError::ZeroSeq { index });
         }
+        if op.device_seq > i64::MAX as u64 {
+            return Err(BatchError::SeqTooLarge { seq: op.device_seq });
+        }
         seqs.push(op.device_seq);
     }
     seqs.sort_unstable();
@@ -104,6 +113,18 @@ impl Op {
             )
         })?;
         let hlc = w.hlc.map(Hlc::from).unwrap_or_default();
+        // An HLC far ahead of the server would win every last-writer-wins register for ever.
+        let ahead = now_ms.saturating_add(crate::checkin::MAX_FUTURE_SKEW_MS);
+        if hlc.wall_ms > ahead.max(0) as u64 {
+            return Err(Invalid::new(
+                "hlc",
+                "implausible_time",
+                format!(
+                    "op clock {} is more than a year after server time {now_ms}; the device clock is wrong",
+                    hlc.wall_ms
+                ),
+            ));
+        }
         let body = match w.body {
             None => return Err(Invalid::new("body", "missing", "op has no body")),
             Some(wire::op::Body::CheckIn(c)) => {

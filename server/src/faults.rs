@@ -109,7 +109,7 @@ impl Store for FaultyStore {
         &self,
         batches: &[IngestBatch],
         now_ms: i64,
-    ) -> Result<Vec<BatchResult>, StoreError> {
+    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
         if self
             .fail_ingests
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

@@ -16,6 +16,9 @@ use crate::store::{
     PreparedOp, RejectCode, Rejection, Store, StoreError,
 };
 
+/// Most entries one hazard's log takes: every op refolds the log, so it stays bounded.
+pub const MAX_HAZARD_LOG: i64 = 500;
+
 /// Most ops one group commit carries.
 const MAX_OPS_PER_COMMIT: usize = 5000;
 
@@ -202,17 +205,16 @@ pub async fn prepare(
                     payload,
                 ),
                 Some(cell) => {
-                    // Visible at once to this connection's later ops in the same push.
-                    hazards.insert(
-                        r.id,
-                        HazardRef {
-                            id: r.id,
-                            cell_id: cell.id,
-                            cell_path: cell.path.clone(),
-                            status: "reported".into(),
-                            agency: None,
-                        },
-                    );
+                    // Visible at once to this push's later ops; an existing hazard keeps its own
+                    // cell (a report cannot move a hazard into the sender's scope).
+                    hazards.entry(r.id).or_insert_with(|| HazardRef {
+                        id: r.id,
+                        cell_id: cell.id,
+                        cell_path: cell.path.clone(),
+                        status: "reported".into(),
+                        agency: None,
+                        log_len: 0,
+                    });
                     OpAction::Hazard(Box::new(HazardRow {
                         entry_id: r.id.0,
                         cell_id: cell.id,
@@ -327,6 +329,14 @@ fn hazard_scope<'a>(
                 ),
             ))
         }
+        Some(h) if h.log_len >= MAX_HAZARD_LOG => Err((
+            RejectCode::Invalid,
+            "log_full",
+            format!(
+                "hazard {id} already has {} entries, the most one hazard takes; report a new one",
+                h.log_len
+            ),
+        )),
         Some(h) if !session.covers(&h.cell_path) => Err((
             RejectCode::Forbidden,
             "outside_scope",
@@ -426,7 +436,7 @@ async fn writer(
                 stats.commits.fetch_add(1, Relaxed);
                 stats.batches.fetch_add(batches.len() as u64, Relaxed);
                 for (reply, r) in replies.into_iter().zip(results) {
-                    let _ = reply.send(Ok(r));
+                    let _ = reply.send(r.map_err(Arc::new));
                 }
             }
             Err(e) => {

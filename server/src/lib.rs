@@ -184,6 +184,25 @@ impl Server {
             }
         });
         let accept_task = tokio::spawn(transport::accept_loop(endpoint.clone(), shared.clone()));
+        let expiry = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    match shared
+                        .blobs
+                        .expire_staging(shared.config.staging_expiry)
+                        .await
+                    {
+                        Ok(n) if n > 0 => {
+                            tracing::info!(expired = n, "removed abandoned photo uploads")
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "photo staging expiry failed"),
+                    }
+                }
+            })
+        };
         let revocations = tokio::spawn(transport::watch_revocations(
             shared.clone(),
             std::time::Duration::from_millis(250),
@@ -195,7 +214,7 @@ impl Server {
             admin_addr,
             draining,
             admin_shutdown: Some(admin_tx),
-            tasks: vec![admin_task, accept_task, revocations],
+            tasks: vec![admin_task, accept_task, revocations, expiry],
         })
     }
 

@@ -280,6 +280,8 @@ pub struct HazardRef {
     pub status: String,
     /// The agency holding it, if transferred.
     pub agency: Option<String>,
+    /// Entries in its log.
+    pub log_len: i64,
 }
 
 /// What a device may pull: its cells and their subtrees.
@@ -627,11 +629,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies the pushes of one or more devices in one transaction, exactly once per
     /// (device, device_seq). Returns one result per batch, in order.
+    /// A batch that fails is rolled back alone (savepoint) and the others still commit; the
+    /// outer error means nothing was committed.
     async fn ingest(
         &self,
         batches: &[IngestBatch],
         now_ms: i64,
-    ) -> Result<Vec<BatchResult>, StoreError>;
+    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError>;
 
     /// Looks up cells by code; unknown codes are absent.
     async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError>;

@@ -228,7 +228,13 @@ async fn serve_stream(
     mut send: SendStream,
     mut recv: RecvStream,
 ) {
-    let limit = shared.config.limits.max_frame_bytes;
+    // Before a device is known only Enroll is possible, and an Enroll is small.
+    let authenticated = session.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    let limit = if authenticated {
+        shared.config.limits.max_frame_bytes
+    } else {
+        64 * 1024
+    };
     let idle = shared.config.limits.idle_request_timeout;
     let read = match tokio::time::timeout(idle, read_frame(&mut recv, limit)).await {
         Ok(r) => r,
@@ -288,8 +294,12 @@ async fn serve_stream(
                 }
                 wire::request::Kind::Push(p) => push(shared, &device, p).await,
                 wire::request::Kind::Pull(p) => Answer::Respond(pull(shared, &device, p).await),
-                wire::request::Kind::BlobStatus(b) => Answer::Respond(blob_status(shared, b).await),
-                wire::request::Kind::BlobUpload(b) => blob_upload(shared, b, &mut recv).await,
+                wire::request::Kind::BlobStatus(b) => {
+                    Answer::Respond(blob_status(shared, &device, b).await)
+                }
+                wire::request::Kind::BlobUpload(b) => {
+                    blob_upload(shared, &device, b, &mut recv).await
+                }
                 wire::request::Kind::BlobDownload(b) => blob_download(shared, &device, b).await,
                 wire::request::Kind::Enroll(_) => {
                     Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false))
@@ -385,11 +395,47 @@ fn blob_target(shared: &Shared, sha: &[u8], size: Option<u64>) -> Result<[u8; 32
     }
 }
 
-async fn blob_status(shared: &Shared, req: wire::BlobStatusRequest) -> wire::Response {
+/// Photos are accepted only for records the device has sent or can see: nobody fills the disk
+/// with, or probes for, photos unrelated to their cells.
+async fn blob_allowed(
+    shared: &Shared,
+    device: &DeviceSession,
+    sha: &[u8; 32],
+) -> Result<(), wire::Response> {
+    let scope = crate::store::PullScope {
+        paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
+        agency: None,
+    };
+    match shared.store.blob_visible(sha, device.id, &scope).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error(
+            wire::ErrorCode::Forbidden,
+            format!(
+                "photo {} belongs to no record of yours or of your grid cells; push the record first",
+                crate::blobs::hex(sha)
+            ),
+            false,
+        )),
+        Err(e) => Err(error(
+            wire::ErrorCode::Unavailable,
+            format!("retry: {e}"),
+            true,
+        )),
+    }
+}
+
+async fn blob_status(
+    shared: &Shared,
+    device: &DeviceSession,
+    req: wire::BlobStatusRequest,
+) -> wire::Response {
     let sha = match blob_target(shared, &req.sha256, Some(req.size)) {
         Ok(s) => s,
         Err(e) => return e,
     };
+    if let Err(e) = blob_allowed(shared, device, &sha).await {
+        return e;
+    }
     let ok = |held, complete| wire::Response {
         kind: Some(wire::response::Kind::BlobStatus(wire::BlobStatusResponse {
             held,
@@ -422,6 +468,7 @@ async fn blob_status(shared: &Shared, req: wire::BlobStatusRequest) -> wire::Res
 
 async fn blob_upload(
     shared: &Shared,
+    device: &DeviceSession,
     req: wire::BlobUploadRequest,
     recv: &mut RecvStream,
 ) -> Answer {
@@ -434,6 +481,10 @@ async fn blob_upload(
             return respond(e);
         }
     };
+    if let Err(e) = blob_allowed(shared, device, &sha).await {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        return respond(e);
+    }
     let hex = crate::blobs::hex(&sha);
     let done = |size| {
         respond(wire::Response {
@@ -824,10 +875,14 @@ fn notify_in_scope(shared: &Shared, origin: DeviceId, paths: &[String], cursor: 
             let event = wire::ServerEvent {
                 kind: Some(wire::server_event::Kind::Notify(wire::Notify { cursor })),
             };
-            if let Ok(mut send) = conn.open_uni().await {
-                let _ = send.write_all(&frame::encode(&event)).await;
-                let _ = send.finish();
-            }
+            // A device that grants no stream credit must not pile up tasks here.
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                if let Ok(mut send) = conn.open_uni().await {
+                    let _ = send.write_all(&frame::encode(&event)).await;
+                    let _ = send.finish();
+                }
+            })
+            .await;
         });
     }
 }
@@ -1005,7 +1060,11 @@ pub(crate) async fn watch_revocations(shared: Arc<Shared>, every: Duration) {
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "revocation check failed"),
+            Err(e) => {
+                // Keep the window open: check the same period again next time.
+                tracing::warn!(error = %e, "revocation check failed");
+                continue;
+            }
         }
         since = started;
     }

@@ -78,7 +78,7 @@ async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Resul
                 })),
             });
         }
-        store
+        for r in store
             .ingest(
                 &[IngestBatch {
                     device: session.id,
@@ -87,7 +87,10 @@ async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Resul
                 }],
                 NOW,
             )
-            .await?;
+            .await?
+        {
+            r?;
+        }
         tokio::task::yield_now().await;
     }
     Ok(ids)

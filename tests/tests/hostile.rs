@@ -215,6 +215,89 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
             "{backend}"
         );
 
+        // More hostile pushes: a sequence number storage cannot hold, control characters, a
+        // reused sequence number under a new op id.
+        assert_eq!(
+            error_of(&exchange(&conn, &push(vec![check_in_op(u64::MAX, |_| {})])).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+        let response = exchange(
+            &conn,
+            &push(vec![
+                check_in_op(9, |c| c.checkpoint = "S1-C1-K1-B1-P1\0".into()),
+                check_in_op(1, |_| {}),
+            ]),
+        )
+        .await?;
+        let Some(wire::response::Kind::Push(p)) = response.kind else {
+            panic!("{backend}: expected a push response")
+        };
+        let reasons: Vec<&str> = p.results.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            vec!["seq_reused", "control_character"],
+            "{backend}: {:?}",
+            p.results
+        );
+
+        // A report naming another cell's hazard cannot smuggle an edit into that cell.
+        let theirs = honest
+            .report_hazard(patrolsync_sdk::NewHazard {
+                grid_cell: "S1-C2-K1".into(),
+                checkpoint: None,
+                position: None,
+                category: patrolsync_proto::hazard::HazardCategory::Gas,
+                severity: patrolsync_proto::hazard::Severity::Major,
+                handling: patrolsync_proto::hazard::Handling::OnTheSpot,
+                deadline_ms: None,
+                description: "carol's".into(),
+                photos: vec![],
+            })
+            .await?;
+        honest.sync().await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        let op = |seq: u64, body| wire::Op {
+            op_id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+            device_seq: seq,
+            hlc: Some(wire::Hlc {
+                wall_ms: now as u64,
+                logical: seq as u32,
+            }),
+            body: Some(body),
+        };
+        let report = wire::op::Body::HazardReport(wire::HazardReport {
+            id: theirs.to_bytes(),
+            grid_cell: "S1-C1-K1".into(),
+            category: wire::HazardCategory::Gas as i32,
+            handling: wire::Handling::OnTheSpot as i32,
+            device_time_ms: now,
+            ..Default::default()
+        });
+        let edit = wire::op::Body::HazardFieldEdit(wire::HazardFieldEdit {
+            hazard_id: theirs.to_bytes(),
+            field: wire::HazardField::Description as i32,
+            value: "owned".into(),
+        });
+        let response = exchange(&conn, &push(vec![op(20, report), op(21, edit)])).await?;
+        let Some(wire::response::Kind::Push(p)) = response.kind else {
+            panic!("{backend}: expected a push response")
+        };
+        assert_eq!(
+            p.results[1].outcome,
+            wire::OpOutcome::Rejected as i32,
+            "{backend}: {:?}",
+            p.results
+        );
+        assert_eq!(p.results[1].reason, "outside_scope");
+        let stored = store.hazard(theirs).await?.expect("carol's hazard");
+        assert_eq!(
+            (stored.cell.as_str(), stored.description.as_str()),
+            ("S1-C2-K1", "carol's"),
+            "{backend}"
+        );
+
         // The server is still up and serving an honest device.
         honest
             .record_checkin(patrolsync_sdk::NewCheckIn::new(

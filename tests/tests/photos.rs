@@ -99,6 +99,9 @@ async fn corrupted_photo_is_refused_and_nothing_is_stored() -> anyhow::Result<()
         let device = h.device("phone", "alice", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "x.jpg", 300_000, 2)?;
         let sha = device.add_photo(&path).await?;
+        let mut c = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        c.photos = vec![sha];
+        device.record_checkin(c).await?;
         // One byte flips in the device's stored copy (bad flash, bad RAM).
         let stored = h
             .dir
@@ -135,8 +138,15 @@ async fn the_same_photo_from_two_devices_is_stored_once() -> anyhow::Result<()> 
         let b = h.device("b", "bob", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "same.jpg", 1_000_000, 3)?;
         let sha = a.add_photo(&path).await?;
+        let with_photo = |sha| {
+            let mut c = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+            c.photos = vec![sha];
+            c
+        };
+        a.record_checkin(with_photo(sha)).await?;
         assert_eq!(a.sync().await?.photo_bytes_sent, 1_000_000);
         assert_eq!(b.add_photo(&path).await?, sha);
+        b.record_checkin(with_photo(sha)).await?;
         let s = b.sync().await?;
         assert_eq!(
             (s.photos_uploaded, s.photo_bytes_sent),
@@ -213,6 +223,9 @@ async fn a_photo_over_the_cap_is_refused_before_any_byte_is_sent() -> anyhow::Re
         let device = h.device("phone", "alice", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "huge.raw", 50_000_000, 5)?;
         let sha = device.add_photo(&path).await?;
+        let mut c = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        c.photos = vec![sha];
+        device.record_checkin(c).await?;
         let s = device.sync().await?;
         assert_eq!(s.photo_bytes_sent, 0, "{backend}: refused before sending");
         assert!(
@@ -221,6 +234,31 @@ async fn a_photo_over_the_cap_is_refused_before_any_byte_is_sent() -> anyhow::Re
             s.photo_failures
         );
         assert_eq!(h.server().blobs().held(&sha).await?.bytes, 0);
+        h.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_no_record_references_is_refused() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let device = h.device("phone", "alice", &["S1-C1"]).await?;
+        let (path, _) = photo(h.dir.path(), "stray.jpg", 100_000, 6)?;
+        let sha = device.add_photo(&path).await?;
+        let s = device.sync().await?;
+        assert_eq!(s.photo_bytes_sent, 0, "{backend}");
+        assert!(
+            s.photo_failures[0].contains("belongs to no record"),
+            "{:?}",
+            s.photo_failures
+        );
+        assert_eq!(
+            h.server().blobs().held(&sha).await?.bytes,
+            0,
+            "{backend}: nothing stored"
+        );
         h.finish().await;
     }
     Ok(())

@@ -223,7 +223,7 @@ impl SqlStore {
         let hi = batch.ops.iter().map(|o| o.device_seq).max().unwrap_or(0);
         let mut known: HashMap<u64, OpResult> = HashMap::new();
         let rows = sqlx::query(
-            "SELECT device_seq, outcome, code, reason, field, message FROM op_results \
+            "SELECT device_seq, outcome, code, reason, field, message, op_id FROM op_results \
              WHERE device_id = $1 AND device_seq >= $2 AND device_seq <= $3",
         )
         .bind(&device)
@@ -258,6 +258,30 @@ impl SqlStore {
                     rejection: None,
                     conflict: None,
                 },
+            };
+            // The same seq with another op id is not a replay: the device reused a sequence
+            // number (a restored backup?). Refuse the newcomer instead of calling it a duplicate.
+            let stored_op: Vec<u8> = r.try_get(6)?;
+            let incoming = batch
+                .ops
+                .iter()
+                .find(|o| o.device_seq == s)
+                .map(|o| o.op_id.to_bytes());
+            let result = match incoming {
+                Some(op) if op != stored_op => OpResult {
+                    device_seq: s,
+                    outcome: Outcome::Rejected,
+                    rejection: Some((
+                        RejectCode::Invalid,
+                        "seq_reused".into(),
+                        "device_seq".into(),
+                        format!(
+                            "device_seq {s} was already used by another op; this op was not applied"
+                        ),
+                    )),
+                    conflict: None,
+                },
+                _ => result,
             };
             known.insert(s, result);
         }
@@ -1233,8 +1257,8 @@ impl Store for SqlStore {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT h.id, h.cell_id, c.path, h.status, h.agency FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
-                 WHERE h.id IN ({})",
+                "SELECT h.id, h.cell_id, c.path, h.status, h.agency, h.log_len FROM hazards h \
+                 JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
                 list(chunk.len(), 1)
             );
             let mut q = sqlx::query(&sql);
@@ -1250,6 +1274,7 @@ impl Store for SqlStore {
                     cell_path: r.try_get(2)?,
                     status: r.try_get(3)?,
                     agency: r.try_get(4)?,
+                    log_len: r.try_get(5)?,
                 });
             }
         }
@@ -1548,30 +1573,49 @@ impl Store for SqlStore {
         &self,
         batches: &[IngestBatch],
         now_ms: i64,
-    ) -> Result<Vec<BatchResult>, StoreError> {
+    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batches.len());
         let mut changes = Vec::new();
         for batch in batches {
+            // One device's bad batch must not fail the devices sharing its group commit.
+            sqlx::query("SAVEPOINT batch").execute(&mut *tx).await?;
             let before = changes.len();
-            let mut result = self
+            match self
                 .ingest_batch(&mut tx, batch, now_ms, &mut changes)
-                .await?;
-            result.changed_paths = changes[before..]
-                .iter()
-                .map(|c| c.cell_path.clone())
-                .collect();
-            result.changed_paths.dedup();
-            out.push(result);
+                .await
+            {
+                Ok(mut result) => {
+                    sqlx::query("RELEASE SAVEPOINT batch")
+                        .execute(&mut *tx)
+                        .await?;
+                    result.changed_paths = changes[before..]
+                        .iter()
+                        .map(|c| c.cell_path.clone())
+                        .collect();
+                    result.changed_paths.dedup();
+                    out.push(Ok(result));
+                }
+                Err(e) => {
+                    tracing::warn!(device = %batch.device, error = %e, "batch rolled back");
+                    sqlx::query("ROLLBACK TO SAVEPOINT batch")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT batch")
+                        .execute(&mut *tx)
+                        .await?;
+                    changes.truncate(before);
+                    out.push(Err(e));
+                }
+            }
         }
         let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
-        for r in &mut out {
+        for r in out.iter_mut().flatten() {
             r.cursor = cursor;
         }
         Ok(out)
     }
-
     async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE sha256 = $1")
             .bind(sha256.to_vec())
