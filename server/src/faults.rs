@@ -83,6 +83,9 @@ impl Store for FaultyStore {
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
         self.inner.create_enrollment(e, now_ms).await
     }
+    async fn check_enrollment(&self, h: &[u8; 32], now_ms: i64) -> Result<(), RedeemError> {
+        self.inner.check_enrollment(h, now_ms).await
+    }
     async fn redeem_enrollment(
         &self,
         h: &[u8; 32],

@@ -602,6 +602,10 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the user if needed, assigns the cells, and stores the code's hash.
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError>;
 
+    /// Whether an enrollment code could be redeemed now (read-only; checked before the server
+    /// spends CPU signing a certificate for an unauthenticated peer).
+    async fn check_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> Result<(), RedeemError>;
+
     /// Uses an enrollment code once, creating the device. A used or expired code changes nothing.
     async fn redeem_enrollment(
         &self,

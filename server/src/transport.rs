@@ -650,26 +650,8 @@ async fn blob_download(
         Err(e) => return Answer::Respond(e),
     };
     let hex = crate::blobs::hex(&sha);
-    let scope = crate::store::PullScope {
-        paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
-        agency: None,
-    };
-    match shared.store.blob_visible(&sha, device.id, &scope).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return Answer::Respond(error(
-                wire::ErrorCode::Forbidden,
-                format!("photo {hex} belongs to no record in your grid cells"),
-                false,
-            ));
-        }
-        Err(e) => {
-            return Answer::Respond(error(
-                wire::ErrorCode::Unavailable,
-                format!("retry: {e}"),
-                true,
-            ));
-        }
+    if let Err(e) = blob_allowed(shared, device, &sha).await {
+        return Answer::Respond(e);
     }
     let size = match shared.store.blob(&sha).await {
         Ok(Some(size)) => size,
@@ -739,8 +721,18 @@ async fn hello(
         outbox_depth: h.outbox_depth,
         oldest_pending_age_ms: h.oldest_pending_age_ms,
         pending_photo_bytes: h.pending_photo_bytes,
-        app_version: h.app_version.chars().take(64).collect(),
-        sdk_version: h.sdk_version.chars().take(64).collect(),
+        app_version: h
+            .app_version
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect(),
+        sdk_version: h
+            .sdk_version
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect(),
         clock_offset_ms: if h.device_time_ms == 0 {
             0
         } else {
@@ -976,6 +968,25 @@ async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
     if code.is_empty() {
         return refused("enrollment code is empty".into());
     }
+    // Check the code before signing anything: signing costs CPU and the peer is unauthenticated.
+    match shared
+        .store
+        .check_enrollment(&crate::enroll::hash_code(code), crate::now_ms())
+        .await
+    {
+        Ok(()) => {}
+        Err(RedeemError::Store(e)) => {
+            return error(
+                wire::ErrorCode::Unavailable,
+                format!("enrollment failed, retry: {e}"),
+                true,
+            );
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "enrollment refused");
+            return refused(e.to_string());
+        }
+    }
     let device_id = DeviceId(uuid::Uuid::now_v7());
     let cert = match shared
         .pki
@@ -992,9 +1003,19 @@ async fn enroll(shared: &Shared, req: wire::EnrollRequest) -> wire::Response {
     };
     let device = NewDevice {
         id: device_id,
-        name: req.device_name.chars().take(128).collect(),
+        name: req
+            .device_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(128)
+            .collect(),
         cert_sha256: pki::sha256(&cert),
-        app_version: req.app_version.chars().take(64).collect(),
+        app_version: req
+            .app_version
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect(),
     };
     match shared
         .store

@@ -1452,6 +1452,37 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn check_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> Result<(), RedeemError> {
+        let row = sqlx::query(
+            "SELECT expires_at, used_at, device_id FROM enrollment_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        let Some(r) = row else {
+            return Err(RedeemError::Unknown);
+        };
+        if r.try_get::<Option<i64>, _>(1)
+            .map_err(StoreError::from)?
+            .is_some()
+        {
+            return Err(RedeemError::AlreadyUsed {
+                device: r
+                    .try_get::<Option<String>, _>(2)
+                    .map_err(StoreError::from)?
+                    .unwrap_or_default(),
+            });
+        }
+        let expires: i64 = r.try_get(0).map_err(StoreError::from)?;
+        if expires <= now_ms {
+            return Err(RedeemError::Expired {
+                ago_s: (now_ms - expires) / 1000,
+            });
+        }
+        Ok(())
+    }
+
     async fn redeem_enrollment(
         &self,
         code_hash: &[u8; 32],
