@@ -977,6 +977,7 @@ impl Client {
         // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
         // and the server must have committed the report first.
         let mut barrier = false;
+        let mut throttled = 0u32;
         loop {
             while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
                 let rows = sqlx::query(
@@ -1028,6 +1029,31 @@ impl Client {
             match response.kind {
                 Some(wire::response::Kind::Push(p)) => {
                     self.apply_results(&seqs, p, summary).await?
+                }
+                Some(wire::response::Kind::Error(e))
+                    if e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable =>
+                {
+                    // The server's per-device push rate: let what is in flight land, pause,
+                    // then go on from the refused batch (its ops are still in the outbox).
+                    while let Some(joined) = in_flight.join_next().await {
+                        let (seqs, response) = joined
+                            .map_err(local)?
+                            .map_err(|e| self.map_call(server, e))?;
+                        if let Some(wire::response::Kind::Push(p)) = response.kind {
+                            self.apply_results(&seqs, p, summary).await?;
+                        }
+                    }
+                    barrier = false;
+                    last_sent = seqs.first().copied().unwrap_or(1) - 1;
+                    throttled += 1;
+                    if throttled > 600 {
+                        return Err(SyncError::Server {
+                            code: code_name(e.code),
+                            message: e.message,
+                            retryable: true,
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Some(wire::response::Kind::Error(e)) => {
                     return Err(SyncError::Server {

@@ -9,6 +9,8 @@ pub const CLOSE_REVOKED: u32 = 0x11;
 pub const CLOSE_VERSION_UNSUPPORTED: u32 = 0x12;
 /// Connection close: the server is going away (drain, restart).
 pub const CLOSE_GOING_AWAY: u32 = 0x13;
+/// Connection close: the device holds too many connections already.
+pub const CLOSE_TOO_MANY_CONNECTIONS: u32 = 0x14;
 /// Connection close by a client that is done.
 pub const CLOSE_DONE: u32 = 0x00;
 

@@ -69,6 +69,9 @@ pub enum BatchError {
         /// The sequence number.
         seq: u64,
     },
+    /// Two ops in one push share an op id.
+    #[error("two ops in one push share an op_id")]
+    RepeatedOpId,
     /// Two ops in one push share a `device_seq`.
     #[error("device_seq {seq} appears twice in one push")]
     RepeatedSeq {
@@ -94,6 +97,15 @@ pub fn check_batch(ops: &[wire::Op], max_ops: usize) -> Result<(), BatchError> {
             return Err(BatchError::SeqTooLarge { seq: op.device_seq });
         }
         seqs.push(op.device_seq);
+    }
+    let mut ids: Vec<&[u8]> = ops
+        .iter()
+        .map(|o| o.op_id.as_slice())
+        .filter(|i| !i.is_empty())
+        .collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(BatchError::RepeatedOpId);
     }
     seqs.sort_unstable();
     if let Some(w) = seqs.windows(2).find(|w| w[0] == w[1]) {

@@ -370,3 +370,35 @@ proptest! {
         prop_assert_eq!(dec.buffered_capacity(), 0);
     }
 }
+
+// Fuzzing on the stable toolchain: arbitrary bytes through the decoder and the validation
+// never panic; they are refused with a typed error or accepted.
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512), limit in 0u32..1024) {
+        let mut dec = FrameDecoder::new(limit);
+        if let Ok(frames) = dec.push(&bytes) {
+            for f in frames {
+                let _ = frame::decode::<wire::Request>(&f);
+                let _ = frame::decode::<wire::Response>(&f);
+            }
+        }
+        let _ = dec.finish();
+    }
+
+    #[test]
+    fn arbitrary_ops_never_panic_validation(bytes in proptest::collection::vec(any::<u8>(), 0..512), now in any::<i64>()) {
+        use patrolsync_proto::Message;
+        if let Ok(op) = wire::Op::decode(bytes.as_slice()) {
+            let _ = patrolsync_proto::op::check_batch(std::slice::from_ref(&op), 10);
+            let _ = patrolsync_proto::Op::from_wire(op, now);
+        }
+    }
+
+    #[test]
+    fn arbitrary_checkins_never_panic_validation(c in check_in(), now in any::<i64>()) {
+        let _ = patrolsync_proto::CheckIn::from_wire(c, now);
+    }
+}

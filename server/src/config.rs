@@ -77,6 +77,15 @@ pub struct Limits {
     pub max_blob_bytes: u64,
     /// Concurrent requests (bidirectional streams) per connection.
     pub max_concurrent_streams: u32,
+    /// Live connections one device may hold; more are closed with the limit code.
+    pub max_connections_per_device: u32,
+    /// Pushes per device per second (token bucket); beyond it the push is refused, retryable.
+    pub pushes_per_second: f64,
+    /// Burst allowance of the push token bucket.
+    pub push_burst: u32,
+    /// Above this many handshakes in progress, unvalidated clients must first answer a QUIC
+    /// Retry (one round trip) before the server spends CPU on them.
+    pub retry_above_handshakes: u32,
     /// A request (or a photo upload) that sends nothing for this long is cut off, so a peer
     /// cannot hold streams open by trickling bytes (slowloris).
     #[serde(with = "duration_text")]
@@ -90,6 +99,10 @@ impl Default for Limits {
             max_ops_per_push: 1000,
             max_blob_bytes: 16 << 20,
             max_concurrent_streams: 32,
+            max_connections_per_device: 4,
+            pushes_per_second: 20.0,
+            push_burst: 40,
+            retry_above_handshakes: 64,
             idle_request_timeout: Duration::from_secs(30),
         }
     }
@@ -201,6 +214,15 @@ impl Config {
                 "limits.max_frame_bytes = {} is too small (at least 1024)",
                 l.max_frame_bytes
             )));
+        }
+        if l.max_connections_per_device == 0
+            || l.pushes_per_second.is_nan()
+            || l.pushes_per_second <= 0.0
+            || l.push_burst == 0
+        {
+            return Err(ConfigError::Invalid(
+                "limits.max_connections_per_device, pushes_per_second and push_burst must be above 0".into(),
+            ));
         }
         if l.max_ops_per_push == 0 || l.max_concurrent_streams == 0 {
             return Err(ConfigError::Invalid(

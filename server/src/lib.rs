@@ -170,6 +170,8 @@ impl Server {
             draining: AtomicBool::new(false),
             connections: Mutex::new(Default::default()),
             in_flight: Default::default(),
+            handshaking: Default::default(),
+            push_buckets: Default::default(),
             idle: Default::default(),
         });
 

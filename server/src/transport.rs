@@ -34,10 +34,17 @@ pub(crate) struct Shared {
     pub faults: Arc<Faults>,
     pub draining: AtomicBool,
     /// Live connections and their device sessions (for Notify and revocation).
-    pub connections: Mutex<HashMap<usize, (Connection, Arc<SessionSlot>)>>,
+    pub connections: Mutex<HashMap<usize, LiveConnection>>,
     pub in_flight: AtomicUsize,
+    /// Handshakes in progress (for Retry under load).
+    pub handshaking: AtomicUsize,
+    /// Push token buckets per device: (tokens, last refill).
+    pub push_buckets: Mutex<HashMap<DeviceId, (f64, std::time::Instant)>>,
     pub idle: Notify,
 }
+
+/// A live connection, its device session, and when it began.
+pub(crate) type LiveConnection = (Connection, Arc<SessionSlot>, std::time::Instant);
 
 /// A connection's device session; refreshed at each Hello.
 pub(crate) type SessionSlot = Mutex<Option<Arc<DeviceSession>>>;
@@ -94,9 +101,20 @@ pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
             incoming.refuse();
             continue;
         }
+        // Under a reconnect storm, make unvalidated clients prove their address first: a Retry
+        // costs them one round trip and the server no handshake CPU.
+        let busy = shared.handshaking.load(Ordering::SeqCst)
+            >= shared.config.limits.retry_above_handshakes as usize;
+        if busy && !incoming.remote_address_validated() && incoming.may_retry() {
+            let _ = incoming.retry();
+            continue;
+        }
         let shared = shared.clone();
+        shared.handshaking.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            match incoming.await {
+            let result = incoming.await;
+            shared.handshaking.fetch_sub(1, Ordering::SeqCst);
+            match result {
                 Ok(conn) => serve_connection(shared, conn).await,
                 Err(e) => tracing::debug!(error = %e, "handshake failed"),
             }
@@ -144,13 +162,44 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
         },
     };
     tracing::debug!(%remote, device = ?session.as_ref().map(|s| s.id), "connection");
+    if let Some(s) = &session {
+        // Over the per-device limit the oldest connection goes: a phone that just switched
+        // networks wants its new connection, and its old ones may not have timed out yet.
+        let mut mine: Vec<(std::time::Instant, Connection)> = shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|(_, slot, _)| {
+                slot.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .is_some_and(|x| x.id == s.id)
+            })
+            .map(|(c, _, at)| (*at, c.clone()))
+            .collect();
+        let limit = shared.config.limits.max_connections_per_device as usize;
+        if mine.len() >= limit {
+            mine.sort_by_key(|(at, _)| *at);
+            for (_, old) in mine.iter().take(mine.len() + 1 - limit) {
+                tracing::info!(device = %s.id, "closing the device's oldest connection (per-device limit)");
+                old.close(
+                    VarInt::from_u32(codes::CLOSE_TOO_MANY_CONNECTIONS),
+                    b"too many connections for this device; a newer one replaced this",
+                );
+            }
+        }
+    }
     let id = conn.stable_id();
     let session: Arc<SessionSlot> = Arc::new(Mutex::new(session.map(Arc::new)));
     shared
         .connections
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .insert(id, (conn.clone(), session.clone()));
+        .insert(
+            id,
+            (conn.clone(), session.clone(), std::time::Instant::now()),
+        );
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -775,7 +824,39 @@ async fn hello(
     }
 }
 
+/// Takes one push token for `device`; false when its bucket is empty.
+fn take_push_token(shared: &Shared, device: DeviceId) -> bool {
+    let limits = &shared.config.limits;
+    let now = std::time::Instant::now();
+    let mut buckets = shared
+        .push_buckets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let (tokens, last) = buckets
+        .entry(device)
+        .or_insert((f64::from(limits.push_burst), now));
+    *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * limits.pushes_per_second)
+        .min(f64::from(limits.push_burst));
+    *last = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
 async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> Answer {
+    if !take_push_token(shared, device.id) {
+        return Answer::Respond(error(
+            wire::ErrorCode::LimitExceeded,
+            format!(
+                "more than {} pushes per second from this device; nothing stored, retry shortly",
+                shared.config.limits.pushes_per_second
+            ),
+            true,
+        ));
+    }
     let max = shared.config.limits.max_ops_per_push as usize;
     if let Err(e) = check_batch(&p.ops, max) {
         let code = match e {
@@ -855,12 +936,12 @@ fn notify_in_scope(shared: &Shared, origin: DeviceId, paths: &[String], cursor: 
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .values()
-        .filter(|(_, s)| {
+        .filter(|(_, s, _)| {
             let s = s.lock().unwrap_or_else(|e| e.into_inner());
             s.as_ref()
                 .is_some_and(|s| s.id != origin && paths.iter().any(|p| s.covers(p)))
         })
-        .map(|(c, _)| c.clone())
+        .map(|(c, _, _)| c.clone())
         .collect();
     for conn in targets {
         tokio::spawn(async move {
@@ -1066,11 +1147,11 @@ pub(crate) async fn watch_revocations(shared: Arc<Shared>, every: Duration) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .values()
-                    .filter(|(_, s)| {
+                    .filter(|(_, s, _)| {
                         let s = s.lock().unwrap_or_else(|e| e.into_inner());
                         s.as_ref().is_some_and(|s| ids.contains(&s.id))
                     })
-                    .map(|(c, _)| c.clone())
+                    .map(|(c, _, _)| c.clone())
                     .collect();
                 for c in conns {
                     tracing::info!(remote = %c.remote_address(), "closing a revoked device's connection");

@@ -350,3 +350,120 @@ async fn a_stream_that_never_finishes_is_cut_off() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_per_device_and_photos_stay_in_scope() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start_with(db, |c| {
+            c.limits.max_connections_per_device = 2;
+            c.limits.pushes_per_second = 1.0;
+            c.limits.push_burst = 2;
+            c.limits.max_blob_bytes = 1_000_000;
+        })
+        .await?;
+        let carol = h.device("carol", "carol", &["S1-C2"]).await?;
+        let _m = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let dir = h.dir.path().join("mallory");
+
+        // A third connection of one device replaces the oldest.
+        let first = raw_connect(&h, Some(&dir)).await?;
+        let _second = raw_connect(&h, Some(&dir)).await?;
+        let third = raw_connect(&h, Some(&dir)).await?;
+        let closed = tokio::time::timeout(Duration::from_secs(2), first.closed()).await?;
+        assert!(
+            matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_TOO_MANY_CONNECTIONS)),
+            "{backend}: {closed:?}"
+        );
+
+        // Pushes beyond the token bucket are refused, retryable, and store nothing.
+        let empty = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Push(wire::PushRequest { ops: vec![] })),
+        });
+        let mut limited = None;
+        for _ in 0..4 {
+            if let Some(wire::response::Kind::Error(e)) = exchange(&third, &empty).await?.kind {
+                limited = Some(e);
+            }
+        }
+        let limited = limited.expect("the bucket ran dry");
+        assert!(
+            limited.code == wire::ErrorCode::LimitExceeded as i32 && limited.retryable,
+            "{backend}: {limited:?}"
+        );
+
+        // A push repeating an op id is refused whole.
+        let mut twice = check_in_op(1, |_| {});
+        let mut again = check_in_op(2, |_| {});
+        again.op_id = twice.op_id.clone();
+        twice.device_seq = 1;
+        tokio::time::sleep(Duration::from_millis(1100)).await; // refill one token
+        assert_eq!(
+            error_of(&exchange(&third, &push(vec![twice, again])).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+
+        // Photos: zero bytes, over the cap, and someone else's cell.
+        let blob_status = |sha: Vec<u8>, size| {
+            frame::encode(&wire::Request {
+                kind: Some(wire::request::Kind::BlobStatus(wire::BlobStatusRequest {
+                    sha256: sha,
+                    size,
+                })),
+            })
+        };
+        assert_eq!(
+            error_of(&exchange(&third, &blob_status(vec![1; 32], 0)).await?).0,
+            wire::ErrorCode::BadRequest
+        );
+        assert_eq!(
+            error_of(&exchange(&third, &blob_status(vec![1; 32], 2_000_000)).await?).0,
+            wire::ErrorCode::LimitExceeded
+        );
+        let photo = h.dir.path().join("c.jpg");
+        std::fs::write(&photo, vec![7u8; 50_000])?;
+        let sha = carol.add_photo(&photo).await?;
+        let mut c = patrolsync_sdk::NewCheckIn::new(
+            "S1-C2-K1-B1-P1",
+            patrolsync_proto::CheckInOutcome::Inspected,
+        );
+        c.photos = vec![sha];
+        carol.record_checkin(c).await?;
+        assert_eq!(carol.sync().await?.photos_uploaded, 1);
+        assert_eq!(
+            error_of(&exchange(&third, &blob_status(sha.to_vec(), 50_000)).await?).0,
+            wire::ErrorCode::Forbidden
+        );
+        let download = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::BlobDownload(
+                wire::BlobDownloadRequest {
+                    sha256: sha.to_vec(),
+                    offset: 0,
+                },
+            )),
+        });
+        let (code, msg) = error_of(&exchange(&third, &download).await?);
+        assert_eq!(code, wire::ErrorCode::Forbidden, "{backend}: {msg}");
+        h.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_connect_through_quic_retry_under_load() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        // Every handshake counts as "under load": each client must answer a Retry first.
+        let h = Harness::start_with(db, |c| c.limits.retry_above_handshakes = 0).await?;
+        let device = h.device("phone", "alice", &["S1-C1"]).await?;
+        device
+            .record_checkin(patrolsync_sdk::NewCheckIn::new(
+                "S1-C1-K1-B1-P1",
+                patrolsync_proto::CheckInOutcome::Inspected,
+            ))
+            .await?;
+        assert_eq!(device.sync().await?.applied, 1, "{backend}");
+        h.finish().await;
+    }
+    Ok(())
+}
