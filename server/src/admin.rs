@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,6 +29,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/api/stats", get(stats))
+        .route("/api/devices", get(devices))
+        .route("/api/devices/{id}/revoke", axum::routing::post(revoke))
         .with_state(state)
 }
 
@@ -69,5 +71,135 @@ async fn stats(State(s): State<AdminState>, headers: HeaderMap) -> Response {
             Json(serde_json::json!({ "error": e.to_string() })),
         )
             .into_response(),
+    }
+}
+
+async fn devices(State(s): State<AdminState>, headers: HeaderMap) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    match s.store.devices().await {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// Revokes a device; every node closes its live connections within a poll.
+async fn revoke(
+    State(s): State<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&s, &headers) {
+        return unauthorized();
+    }
+    match s.store.revoke_device(&id, crate::now_ms()).await {
+        Ok(d) => Json(d).into_response(),
+        Err(e @ crate::store::StoreError::NotFound(_)) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Err(e @ crate::store::StoreError::Invalid(_)) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn state() -> (AdminState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+        let store = crate::store::sql::SqlStore::connect(&url)
+            .await
+            .expect("store");
+        let state = AdminState {
+            store: Arc::new(store),
+            token_sha256: crate::pki::sha256(b"secret"),
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+        (state, dir)
+    }
+
+    #[tokio::test]
+    async fn api_needs_the_token_and_probes_do_not() {
+        let (state, _dir) = state().await;
+        let app = router(state.clone());
+        let get = |uri: &str, token: Option<&str>| {
+            let mut r = Request::builder().uri(uri);
+            if let Some(t) = token {
+                r = r.header("authorization", format!("Bearer {t}"));
+            }
+            r.body(Body::empty()).expect("request")
+        };
+        assert_eq!(
+            app.clone()
+                .oneshot(get("/healthz", None))
+                .await
+                .expect("ok")
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.clone()
+                .oneshot(get("/api/stats", None))
+                .await
+                .expect("ok")
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.clone()
+                .oneshot(get("/api/stats", Some("wrong")))
+                .await
+                .expect("ok")
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            app.clone()
+                .oneshot(get("/api/stats", Some("secret")))
+                .await
+                .expect("ok")
+                .status(),
+            StatusCode::OK
+        );
+        let revoke = Request::builder()
+            .method("POST")
+            .uri("/api/devices/01234567-nope/revoke")
+            .header("authorization", "Bearer secret")
+            .body(Body::empty())
+            .expect("request");
+        assert_eq!(
+            app.clone().oneshot(revoke).await.expect("ok").status(),
+            StatusCode::NOT_FOUND
+        );
+        state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            app.oneshot(get("/readyz", None))
+                .await
+                .expect("ok")
+                .status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }

@@ -162,44 +162,42 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
         },
     };
     tracing::debug!(%remote, device = ?session.as_ref().map(|s| s.id), "connection");
-    if let Some(s) = &session {
-        // Over the per-device limit the oldest connection goes: a phone that just switched
-        // networks wants its new connection, and its old ones may not have timed out yet.
-        let mut mine: Vec<(std::time::Instant, Connection)> = shared
-            .connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|(_, slot, _)| {
-                slot.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_ref()
-                    .is_some_and(|x| x.id == s.id)
-            })
-            .map(|(c, _, at)| (*at, c.clone()))
-            .collect();
-        let limit = shared.config.limits.max_connections_per_device as usize;
-        if mine.len() >= limit {
-            mine.sort_by_key(|(at, _)| *at);
-            for (_, old) in mine.iter().take(mine.len() + 1 - limit) {
-                tracing::info!(device = %s.id, "closing the device's oldest connection (per-device limit)");
-                old.close(
-                    VarInt::from_u32(codes::CLOSE_TOO_MANY_CONNECTIONS),
-                    b"too many connections for this device; a newer one replaced this",
-                );
-            }
-        }
-    }
     let id = conn.stable_id();
+    let device = session.as_ref().map(|s| s.id);
     let session: Arc<SessionSlot> = Arc::new(Mutex::new(session.map(Arc::new)));
-    shared
-        .connections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
+    {
+        // Register and enforce the per-device limit under one lock, so connections arriving
+        // together cannot all slip under it. Over the limit the oldest go: a phone that just
+        // switched networks wants its new connection, and its old ones may not have timed out.
+        let mut live = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+        live.insert(
             id,
             (conn.clone(), session.clone(), std::time::Instant::now()),
         );
+        if let Some(device) = device {
+            let mut mine: Vec<(std::time::Instant, &Connection)> = live
+                .values()
+                .filter(|(_, slot, _)| {
+                    slot.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .as_ref()
+                        .is_some_and(|x| x.id == device)
+                })
+                .map(|(c, _, at)| (*at, c))
+                .collect();
+            let limit = shared.config.limits.max_connections_per_device as usize;
+            if mine.len() > limit {
+                mine.sort_by_key(|(at, _)| *at);
+                for (_, old) in &mine[..mine.len() - limit] {
+                    tracing::info!(%device, "closing the device's oldest connection (per-device limit)");
+                    old.close(
+                        VarInt::from_u32(codes::CLOSE_TOO_MANY_CONNECTIONS),
+                        b"too many connections for this device; a newer one replaced this",
+                    );
+                }
+            }
+        }
+    }
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -453,7 +451,8 @@ async fn blob_allowed(
 ) -> Result<(), wire::Response> {
     let scope = crate::store::PullScope {
         paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
-        agency: None,
+        agency: (device.role == patrolsync_proto::Role::Agency)
+            .then(|| device.agency.clone().unwrap_or_default()),
     };
     match shared.store.blob_visible(sha, device.id, &scope).await {
         Ok(true) => Ok(()),

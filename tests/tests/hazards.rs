@@ -303,8 +303,16 @@ async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Res
             .agency_device("ps", "police-s1", Agency::PoliceStation, &["S1"])
             .await?;
 
-        let id = patroller.report_hazard(lane("S1-C1-K1")).await?;
-        patroller.sync().await?;
+        let before = h.dir.path().join("before.jpg");
+        std::fs::write(&before, vec![42u8; 30_000])?;
+        let photo = patroller.add_photo(&before).await?;
+        let id = patroller
+            .report_hazard(NewHazard {
+                photos: vec![photo],
+                ..lane("S1-C1-K1")
+            })
+            .await?;
+        assert_eq!(patroller.sync().await?.photos_uploaded, 1);
         manager.sync().await?;
         manager
             .transition_hazard(
@@ -321,6 +329,11 @@ async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Res
         assert!(
             brigade.hazard(id).await?.is_none(),
             "{backend}: not transferred yet, the brigade sees nothing"
+        );
+        let out = h.dir.path().join("seen.jpg");
+        assert!(
+            brigade.download_photo(photo, &out).await.is_err(),
+            "{backend}: nor its photo"
         );
 
         // Acting on a hazard the agency does not hold is refused and leaves no trace locally.
@@ -364,6 +377,15 @@ async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Res
         assert!(
             police.hazard(id).await?.is_none(),
             "{backend}: the police station holds nothing"
+        );
+        assert_eq!(
+            brigade.download_photo(photo, &out).await?,
+            30_000,
+            "{backend}: the brigade gets the evidence"
+        );
+        assert!(
+            police.download_photo(photo, &out).await.is_err(),
+            "{backend}: the police station does not"
         );
 
         brigade

@@ -240,6 +240,24 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
             p.results
         );
 
+        // A sequence number that jumps by 10^9 is applied, leaves a gap, and moves nothing else:
+        // acked_through stays where the contiguous run ends.
+        let response = exchange(&conn, &push(vec![check_in_op(1_000_000_000, |_| {})])).await?;
+        let Some(wire::response::Kind::Push(p)) = response.kind else {
+            panic!("{backend}: expected a push response")
+        };
+        assert_eq!(
+            p.results[0].outcome,
+            wire::OpOutcome::Applied as i32,
+            "{backend}: {:?}",
+            p.results
+        );
+        assert!(
+            p.acked_through < 1_000_000_000,
+            "{backend}: {}",
+            p.acked_through
+        );
+
         // A report naming another cell's hazard cannot smuggle an edit into that cell.
         let theirs = honest
             .report_hazard(patrolsync_sdk::NewHazard {

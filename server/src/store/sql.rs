@@ -1677,20 +1677,30 @@ impl Store for SqlStore {
         scope: &PullScope,
     ) -> Result<bool, StoreError> {
         let conds: Vec<String> = (0..scope.paths.len())
-            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 3))
+            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 4))
             .collect();
+        // Agency users see photos of the hazards their agency holds; everyone else those of
+        // records in their cells. Anyone sees the photos of their own records.
+        let audience = match scope.agency {
+            Some(_) => {
+                "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
+                        WHERE h.id = r.record_id AND h.agency = $3)"
+            }
+            None => "AND $3 = $3",
+        };
         let sql = format!(
             "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
-             WHERE r.sha256 = $1 AND (r.device_id = $2 {})",
-            conds
-                .iter()
-                .map(|c| format!("OR {c}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+             WHERE r.sha256 = $1 AND (r.device_id = $2 OR (({}) {audience}))",
+            if conds.is_empty() {
+                "FALSE".to_owned()
+            } else {
+                conds.join(" OR ")
+            }
         );
         let mut q = sqlx::query_scalar::<_, i64>(&sql)
             .bind(sha256.to_vec())
-            .bind(device.to_string());
+            .bind(device.to_string())
+            .bind(scope.agency.clone().unwrap_or_default());
         for p in &scope.paths {
             q = q.bind(p.clone());
         }
