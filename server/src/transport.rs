@@ -111,11 +111,13 @@ pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
         }
         let shared = shared.clone();
         shared.handshaking.fetch_add(1, Ordering::SeqCst);
+        // Connection age counts from the first packet, the order devices connected in.
+        let accepted_at = std::time::Instant::now();
         tokio::spawn(async move {
             let result = incoming.await;
             shared.handshaking.fetch_sub(1, Ordering::SeqCst);
             match result {
-                Ok(conn) => serve_connection(shared, conn).await,
+                Ok(conn) => serve_connection(shared, conn, accepted_at).await,
                 Err(e) => tracing::debug!(error = %e, "handshake failed"),
             }
         });
@@ -128,7 +130,7 @@ fn leaf_sha256(conn: &Connection) -> Option<[u8; 32]> {
     chain.first().map(|leaf| pki::sha256(leaf))
 }
 
-async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
+async fn serve_connection(shared: Arc<Shared>, conn: Connection, accepted_at: std::time::Instant) {
     let remote = conn.remote_address();
     // Checked against the device row on every connection: resumption skips certificate
     // verification, and revocation must hold anyway.
@@ -170,10 +172,7 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection) {
         // together cannot all slip under it. Over the limit the oldest go: a phone that just
         // switched networks wants its new connection, and its old ones may not have timed out.
         let mut live = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
-        live.insert(
-            id,
-            (conn.clone(), session.clone(), std::time::Instant::now()),
-        );
+        live.insert(id, (conn.clone(), session.clone(), accepted_at));
         if let Some(device) = device {
             let mut mine: Vec<(std::time::Instant, &Connection)> = live
                 .values()

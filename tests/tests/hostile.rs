@@ -462,6 +462,34 @@ async fn limits_hold_per_device_and_photos_stay_in_scope() -> anyhow::Result<()>
         });
         let (code, msg) = error_of(&exchange(&third, &download).await?);
         assert_eq!(code, wire::ErrorCode::Forbidden, "{backend}: {msg}");
+        let mut upload = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+                sha256: sha.to_vec(),
+                size: 50_000,
+                offset: 0,
+            })),
+        });
+        upload.extend_from_slice(&[0u8; 1000]);
+        assert_eq!(
+            error_of(&exchange(&third, &upload).await?).0,
+            wire::ErrorCode::Forbidden,
+            "{backend}"
+        );
+
+        // A frame of the wrong message (a server Response sent as a request) is refused.
+        let wrong = frame::encode(&wire::Response {
+            kind: Some(wire::response::Kind::Error(wire::Error {
+                code: 1,
+                message: "x".into(),
+                retryable: false,
+                held_offset: 0,
+            })),
+        });
+        assert_eq!(
+            error_of(&exchange(&third, &wrong).await?).0,
+            wire::ErrorCode::BadRequest,
+            "{backend}"
+        );
         h.finish().await;
     }
     Ok(())
@@ -481,6 +509,77 @@ async fn devices_connect_through_quic_retry_under_load() -> anyhow::Result<()> {
             ))
             .await?;
         assert_eq!(device.sync().await?.applied, 1, "{backend}");
+        h.finish().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_connections_from_one_device_leave_others_syncing() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let honest = h.device("honest", "carol", &["S1-C2"]).await?;
+        let _m = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let dir = h.dir.path().join("mallory");
+        let before = h.server().store().stats(0).await?;
+
+        // Carol keeps syncing while mallory's device opens 500 connections.
+        let syncing = tokio::spawn({
+            let honest = honest.clone();
+            async move {
+                let mut applied = 0;
+                for _ in 0..10 {
+                    honest
+                        .record_checkin(patrolsync_sdk::NewCheckIn::new(
+                            "S1-C2-K1-B1-P1",
+                            patrolsync_proto::CheckInOutcome::Inspected,
+                        ))
+                        .await?;
+                    applied += honest.sync().await?.applied;
+                }
+                Ok::<_, anyhow::Error>(applied)
+            }
+        });
+        let mut kept = Vec::new();
+        for _ in 0..500 {
+            kept.push(raw_connect(&h, Some(&dir)).await?);
+            if kept.len() > 8 {
+                kept.remove(0);
+            }
+        }
+        assert_eq!(
+            syncing.await??,
+            10,
+            "{backend}: the honest device synced throughout"
+        );
+        // Only the newest connections of the flooding device survive.
+        let newest = kept.pop().expect("a connection");
+        let hello = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Hello(wire::Hello::default())),
+        });
+        assert!(
+            matches!(
+                exchange(&newest, &hello).await?.kind,
+                Some(wire::response::Kind::Hello(_))
+            ),
+            "{backend}"
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(2), kept[0].closed()).await?;
+        assert!(
+            matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
+            "{backend}: {closed:?}"
+        );
+        let after = h.server().store().stats(0).await?;
+        assert_eq!(
+            after.check_ins,
+            before.check_ins + 10,
+            "{backend}: nothing else changed"
+        );
+        assert_eq!(
+            (after.hazards, after.blobs, after.rejected_ops),
+            (before.hazards, before.blobs, before.rejected_ops)
+        );
         h.finish().await;
     }
     Ok(())
