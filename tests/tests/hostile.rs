@@ -476,6 +476,38 @@ async fn limits_hold_per_device_and_photos_stay_in_scope() -> anyhow::Result<()>
             "{backend}"
         );
 
+        // Bytes that do not hash to the announced SHA-256: refused, nothing stored under it.
+        let claimed = [9u8; 32];
+        let with_photo = check_in_op(30, |c| c.photo_sha256 = vec![claimed.to_vec()]);
+        tokio::time::sleep(Duration::from_millis(1100)).await; // a push token
+        let Some(wire::response::Kind::Push(p)) =
+            exchange(&third, &push(vec![with_photo])).await?.kind
+        else {
+            panic!("{backend}: expected a push response")
+        };
+        assert_eq!(
+            p.results[0].outcome,
+            wire::OpOutcome::Applied as i32,
+            "{backend}: {:?}",
+            p.results
+        );
+        let mut forged = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+                sha256: claimed.to_vec(),
+                size: 4096,
+                offset: 0,
+            })),
+        });
+        forged.extend_from_slice(&[0u8; 4096]);
+        let (code, msg) = error_of(&exchange(&third, &forged).await?);
+        assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}: {msg}");
+        assert_eq!(h.server().store().blob(&claimed).await?, None);
+        assert_eq!(
+            h.server().blobs().held(&claimed).await?.bytes,
+            0,
+            "{backend}: staging discarded"
+        );
+
         // A frame of the wrong message (a server Response sent as a request) is refused.
         let wrong = frame::encode(&wire::Response {
             kind: Some(wire::response::Kind::Error(wire::Error {
