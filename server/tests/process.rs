@@ -66,6 +66,30 @@ fn serve(data: &Path, db: Option<&str>, port: u16) -> anyhow::Result<Child> {
     Ok(child)
 }
 
+/// Seeds the demo grid with the admin CLI and returns a one-time code for alice (S1-C1) that
+/// dials `port`.
+fn seed_and_enroll(data: &Path, db: Option<&str>, port: u16) -> anyhow::Result<String> {
+    let seeded = admin(data, db, &["seed-demo"])?;
+    assert_eq!(seeded["checkpoints"], 240);
+    let server = format!("127.0.0.1:{port}");
+    let args = [
+        "enroll",
+        "--user",
+        "alice",
+        "--role",
+        "patroller",
+        "--grid",
+        "S1-C1",
+        "--server",
+        &server,
+    ];
+    let issued = admin(data, db, &args)?;
+    Ok(issued["enrollment"]
+        .as_str()
+        .expect("enrollment string")
+        .to_owned())
+}
+
 fn sdk_config() -> ClientConfig {
     ClientConfig {
         batch_size: 50,
@@ -87,27 +111,7 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
         let data = dir.path().join("data");
         let port = free_port();
 
-        let seeded = admin(&data, url.as_deref(), &["seed-demo"])?;
-        assert_eq!(seeded["checkpoints"], 240);
-        let issued = admin(
-            &data,
-            url.as_deref(),
-            &[
-                "enroll",
-                "--user",
-                "alice",
-                "--role",
-                "patroller",
-                "--grid",
-                "S1-C1",
-                "--server",
-                &format!("127.0.0.1:{port}"),
-            ],
-        )?;
-        let code = issued["enrollment"]
-            .as_str()
-            .expect("enrollment string")
-            .to_owned();
+        let code = seed_and_enroll(&data, url.as_deref(), port)?;
 
         let mut server = serve(&data, url.as_deref(), port)?;
         let device = Client::open(dir.path().join("phone"), sdk_config()).await?;
@@ -191,26 +195,7 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let port = free_port();
-        admin(&data, url.as_deref(), &["seed-demo"])?;
-        let issued = admin(
-            &data,
-            url.as_deref(),
-            &[
-                "enroll",
-                "--user",
-                "alice",
-                "--role",
-                "patroller",
-                "--grid",
-                "S1-C1",
-                "--server",
-                &format!("127.0.0.1:{port}"),
-            ],
-        )?;
-        let code = issued["enrollment"]
-            .as_str()
-            .expect("enrollment string")
-            .to_owned();
+        let code = seed_and_enroll(&data, url.as_deref(), port)?;
         let mut server = serve(&data, url.as_deref(), port)?;
 
         // A slow rural link: 1 MB/s, so the upload takes a few seconds.
