@@ -61,15 +61,6 @@ pub struct HazardView {
     pub merged: Vec<HazardState>,
 }
 
-/// What one pull brought.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct PullSummary {
-    /// Changes received.
-    pub changes: u64,
-    /// Position reached.
-    pub cursor: u64,
-}
-
 /// Hazards a page of changes touches.
 fn page_hazards(page: &wire::PullResponse) -> Vec<HazardId> {
     use wire::change::Entity;

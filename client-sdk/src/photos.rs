@@ -35,9 +35,13 @@ fn hex(sha: &[u8]) -> String {
     sha.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn hash_and_copy(src: &Path, dst: &Path) -> std::io::Result<([u8; 32], u64)> {
+/// SHA-256 and size of `src`, copying it to `dst` on the way when given (one read either way).
+async fn hash_and_copy(src: &Path, dst: Option<&Path>) -> std::io::Result<([u8; 32], u64)> {
     let mut input = tokio::fs::File::open(src).await?;
-    let mut out = tokio::fs::File::create(dst).await?;
+    let mut out = match dst {
+        Some(d) => Some(tokio::fs::File::create(d).await?),
+        None => None,
+    };
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
@@ -47,10 +51,14 @@ async fn hash_and_copy(src: &Path, dst: &Path) -> std::io::Result<([u8; 32], u64
             break;
         }
         ctx.update(&buf[..n]);
-        out.write_all(&buf[..n]).await?;
+        if let Some(out) = out.as_mut() {
+            out.write_all(&buf[..n]).await?;
+        }
         size += n as u64;
     }
-    out.sync_all().await?;
+    if let Some(out) = out {
+        out.sync_all().await?;
+    }
     let mut sha = [0u8; 32];
     sha.copy_from_slice(ctx.finish().as_ref());
     Ok((sha, size))
@@ -82,7 +90,7 @@ impl Client {
         let tmp = self
             .photo_dir()
             .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
-        let (sha, size) = hash_and_copy(path.as_ref(), &tmp).await.map_err(io)?;
+        let (sha, size) = hash_and_copy(path.as_ref(), Some(&tmp)).await.map_err(io)?;
         if size == 0 {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(RecordError::Storage(format!(
@@ -463,12 +471,7 @@ impl Client {
                 reason: format!("download stopped at {have} of {size} bytes; retry to resume"),
             });
         }
-        let (got, _) = {
-            let copy = partial.with_extension("check");
-            let r = hash_and_copy(&partial, &copy).await.map_err(local)?;
-            let _ = tokio::fs::remove_file(&copy).await;
-            r
-        };
+        let (got, _) = hash_and_copy(&partial, None).await.map_err(local)?;
         if got != sha {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(SyncError::Local(format!(

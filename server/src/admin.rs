@@ -51,6 +51,11 @@ fn authorized(s: &AdminState, headers: &HeaderMap) -> bool {
     given.is_some_and(|t| crate::pki::sha256(t.as_bytes()) == s.token_sha256)
 }
 
+/// A JSON `{"error": …}` body with `status`.
+fn json_error(status: StatusCode, e: impl std::fmt::Display) -> Response {
+    (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+}
+
 fn unauthorized() -> Response {
     let message = "missing or wrong admin token; send Authorization: Bearer <contents of admin.token in the data dir>";
     (
@@ -66,11 +71,7 @@ async fn stats(State(s): State<AdminState>, headers: HeaderMap) -> Response {
     }
     match s.store.stats(crate::now_ms()).await {
         Ok(stats) => Json(stats).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -80,11 +81,7 @@ async fn devices(State(s): State<AdminState>, headers: HeaderMap) -> Response {
     }
     match s.store.devices().await {
         Ok(d) => Json(d).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -99,21 +96,9 @@ async fn revoke(
     }
     match s.store.revoke_device(&id, crate::now_ms()).await {
         Ok(d) => Json(d).into_response(),
-        Err(e @ crate::store::StoreError::NotFound(_)) => (
-            StatusCode::NOT_FOUND,
-            Json(serde_json::json!({ "error": e.to_string() })),
-        )
-            .into_response(),
-        Err(e @ crate::store::StoreError::Invalid(_)) => (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({ "error": e.to_string() })),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": e.to_string() })),
-        )
-            .into_response(),
+        Err(e @ crate::store::StoreError::NotFound(_)) => json_error(StatusCode::NOT_FOUND, e),
+        Err(e @ crate::store::StoreError::Invalid(_)) => json_error(StatusCode::BAD_REQUEST, e),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 

@@ -745,18 +745,6 @@ async fn blob_download(
     }
 }
 
-#[allow(dead_code)]
-fn unsupported(rpc: &str) -> wire::Response {
-    error(
-        wire::ErrorCode::Unsupported,
-        format!(
-            "{rpc} is not served by this server version ({})",
-            env!("CARGO_PKG_VERSION")
-        ),
-        false,
-    )
-}
-
 async fn hello(
     shared: &Shared,
     session: &Mutex<Option<Arc<DeviceSession>>>,
