@@ -63,6 +63,42 @@ pub struct Config {
     pub hazard_duplicate_radius_m: f64,
     /// Limits on what a peer may send.
     pub limits: Limits,
+    /// Where photos are stored.
+    pub photos: Photos,
+}
+
+/// Photo storage backends.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PhotoBackend {
+    /// Files under `data_dir/blobs` (one node, or a shared filesystem).
+    #[default]
+    Fs,
+    /// An S3-compatible object store (several nodes share it).
+    S3,
+}
+
+/// Where photos are stored. For `s3`, credentials come from here or, when absent, from the usual
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_REGION` / `AWS_ENDPOINT` environment.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Photos {
+    /// `fs` (default) or `s3`.
+    pub backend: PhotoBackend,
+    /// S3 bucket (required for `s3`).
+    pub bucket: Option<String>,
+    /// S3 endpoint URL, for S3-compatible stores other than AWS (e.g. `http://127.0.0.1:9000`).
+    pub endpoint: Option<String>,
+    /// S3 region.
+    pub region: Option<String>,
+    /// Key prefix inside the bucket, so several deployments can share one bucket.
+    pub prefix: String,
+    /// Allow a plain `http://` endpoint (only for a store on a trusted network).
+    pub allow_http: bool,
+    /// S3 access key id (prefer the environment).
+    pub access_key_id: Option<String>,
+    /// S3 secret access key (prefer the environment).
+    pub secret_access_key: Option<String>,
 }
 
 /// Limits enforced on peers. Each has a sane default.
@@ -123,6 +159,7 @@ impl Default for Config {
             double_tap_window: Duration::from_secs(120),
             hazard_duplicate_radius_m: 50.0,
             limits: Limits::default(),
+            photos: Photos::default(),
         }
     }
 }
@@ -245,6 +282,13 @@ impl Config {
                 self.hazard_duplicate_radius_m
             )));
         }
+        if self.photos.backend == PhotoBackend::S3
+            && self.photos.bucket.as_deref().unwrap_or("").is_empty()
+        {
+            return Err(ConfigError::Invalid(
+                "photos.backend = \"s3\" needs photos.bucket".into(),
+            ));
+        }
         if self.enrollment_ttl < Duration::from_secs(60) {
             return Err(ConfigError::Invalid(
                 "enrollment_ttl must be at least 1m".into(),
@@ -335,6 +379,19 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/patrolsync.example.toml");
         let cfg = Config::from_file(&path).expect("example parses");
         assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn s3_photos_without_a_bucket_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[photos]\nbackend = \"s3\"\n").expect("write");
+        let err = Config::load(&Overrides {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .expect_err("no bucket");
+        assert!(err.to_string().contains("photos.bucket"), "{err}");
     }
 
     #[test]

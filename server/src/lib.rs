@@ -51,6 +51,9 @@ pub enum ServeError {
     /// TLS set-up failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// Photo storage could not be opened or reached.
+    #[error("cannot open photo storage: {0}")]
+    Photos(#[from] blobs::BlobError),
     /// A socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -149,16 +152,13 @@ impl Server {
             token_sha256: pki::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),
         };
-        let blobs = blobs::FsBlobs::open(&config.data_dir.join("blobs")).map_err(|e| {
-            ServeError::Pki(pki::PkiError::Io {
-                path: config.data_dir.join("blobs"),
-                source: e,
-            })
-        })?;
-        if let Ok(n) = blobs.expire_staging(config.staging_expiry).await
-            && n > 0
-        {
-            tracing::info!(expired = n, "removed abandoned photo uploads");
+        let blobs = blobs::Blobs::open(&config.photos, &config.data_dir)?;
+        blobs.check().await?;
+        tracing::info!(photos = %blobs.describe(), "photo storage");
+        match blobs.expire_staging(config.staging_expiry).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "removed abandoned photo uploads"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "photo staging expiry failed"),
         }
         let shared = Arc::new(transport::Shared {
             blobs,
@@ -246,7 +246,7 @@ impl Server {
     }
 
     /// Photo storage.
-    pub fn blobs(&self) -> &blobs::FsBlobs {
+    pub fn blobs(&self) -> &blobs::Blobs {
         &self.shared.blobs
     }
 

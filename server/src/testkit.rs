@@ -1,16 +1,80 @@
 //! Helpers for tests of this crate and of `patrolsync-tests`: a loopback configuration with
 //! ephemeral ports in a temp dir, and a fresh PostgreSQL database per test when
-//! `PATROLSYNC_TEST_DATABASE_URL` is set (tests print why they skip PostgreSQL otherwise).
+//! `PATROLSYNC_TEST_DATABASE_URL` is set (tests print why they skip PostgreSQL otherwise), and
+//! a fresh prefix in an S3-compatible bucket when `PATROLSYNC_TEST_S3` is set.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use sqlx::Connection;
 
-use crate::config::Config;
+use crate::config::{Config, PhotoBackend, Photos};
 
 /// Names the PostgreSQL server tests use; unset means PostgreSQL tests are skipped.
 pub const ENV_TEST_DATABASE_URL: &str = "PATROLSYNC_TEST_DATABASE_URL";
+
+/// Names the S3-compatible bucket photo tests also run against, as `http://HOST:PORT/BUCKET`;
+/// unset means S3 photo tests are skipped.
+pub const ENV_TEST_S3: &str = "PATROLSYNC_TEST_S3";
+
+/// The S3 bucket URL from `PATROLSYNC_TEST_S3`, or `None` with the reason printed.
+fn test_s3_url() -> Option<String> {
+    match std::env::var(ENV_TEST_S3) {
+        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        _ => {
+            eprintln!("skipping S3 photo storage: {ENV_TEST_S3} is not set");
+            None
+        }
+    }
+}
+
+fn s3_photos(url: &str) -> Photos {
+    let (endpoint, bucket) = match url.rsplit_once('/') {
+        Some((e, b)) if e.contains("://") && !b.is_empty() => (e, b),
+        _ => panic!("{ENV_TEST_S3}={url:?} must look like http://HOST:PORT/BUCKET"),
+    };
+    // S3 test servers accept any credentials; real ones come from the AWS_* environment.
+    let key = |var: &str| {
+        std::env::var(var)
+            .is_err()
+            .then(|| "patrolsync-test".to_owned())
+    };
+    Photos {
+        backend: PhotoBackend::S3,
+        bucket: Some(bucket.to_owned()),
+        endpoint: Some(endpoint.to_owned()),
+        region: Some("us-east-1".into()),
+        prefix: format!("t-{}", uuid::Uuid::now_v7().simple()),
+        allow_http: endpoint.starts_with("http://"),
+        access_key_id: key("AWS_ACCESS_KEY_ID"),
+        secret_access_key: key("AWS_SECRET_ACCESS_KEY"),
+    }
+}
+
+/// Every database (see [`test_databases`]) with photos on the filesystem, then again with
+/// photos under a fresh prefix of the S3-compatible bucket `PATROLSYNC_TEST_S3` names (skipped,
+/// with the reason printed, when it is unset).
+pub async fn test_databases_and_photo_stores() -> Vec<(TestDatabase, Photos)> {
+    let mut out = Vec::new();
+    for db in test_databases().await {
+        out.push((db, Photos::default()));
+    }
+    if let Some(url) = test_s3_url() {
+        for db in test_databases().await {
+            out.push((db, s3_photos(&url)));
+        }
+    }
+    out
+}
+
+/// A short name of a test set-up for assertion messages, e.g. `postgres+s3`.
+pub fn setup_name(db: &TestDatabase, photos: &Photos) -> String {
+    let store = match photos.backend {
+        PhotoBackend::Fs => "fs",
+        PhotoBackend::S3 => "s3",
+    };
+    format!("{}+{store}", db.backend)
+}
 
 /// A server configuration for tests: loopback, ephemeral ports, data in `data_dir`.
 pub fn loopback_config(data_dir: &Path, database_url: Option<String>) -> Config {

@@ -27,7 +27,7 @@ use crate::store::{
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
-    pub blobs: crate::blobs::FsBlobs,
+    pub blobs: crate::blobs::Blobs,
     pub ingest: Ingestor,
     pub pki: Pki,
     pub config: Config,
@@ -263,7 +263,7 @@ async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), FrameEr
 enum Answer {
     Respond(wire::Response),
     /// A download: the response frame, then the file's bytes from the offset.
-    Download(wire::Response, tokio::fs::File, u64),
+    Download(wire::Response, crate::blobs::BlobReader),
     /// Reset the stream without answering (fault injection).
     Drop,
 }
@@ -363,13 +363,9 @@ async fn serve_stream(
         Answer::Drop => {
             let _ = send.reset(VarInt::from_u32(codes::RESET_ANSWER_LOST));
         }
-        Answer::Download(response, mut file, offset) => {
-            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        Answer::Download(response, mut file) => {
+            use tokio::io::AsyncReadExt;
             if send.write_all(&frame::encode(&response)).await.is_err() {
-                return;
-            }
-            if file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-                let _ = send.reset(VarInt::from_u32(codes::RESET_RETRY_SAFE));
                 return;
             }
             let mut buf = vec![0u8; 64 * 1024];
@@ -505,11 +501,7 @@ async fn blob_status(
             Err(e) => error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true),
         },
         Ok(h) => ok(h.bytes, false),
-        Err(e) => error(
-            wire::ErrorCode::Unavailable,
-            format!("photo storage: {e}; retry"),
-            true,
-        ),
+        Err(e) => error(wire::ErrorCode::Unavailable, format!("{e}; retry"), true),
     }
 }
 
@@ -552,11 +544,7 @@ async fn blob_upload(
     let held = match shared.blobs.held(&sha).await {
         Ok(h) => h,
         Err(e) => {
-            return respond(error(
-                wire::ErrorCode::Unavailable,
-                format!("photo storage: {e}"),
-                true,
-            ));
+            return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
         }
     };
     if held.complete {
@@ -579,18 +567,14 @@ async fn blob_upload(
             held.bytes,
         ));
     }
-    let mut file = match shared.blobs.staging(&guard, &sha).await {
+    let mut file = match shared.blobs.staging(&guard, &sha, held.bytes).await {
         Ok(f) => f,
         Err(e) => {
-            return respond(error(
-                wire::ErrorCode::Unavailable,
-                format!("photo storage: {e}"),
-                true,
-            ));
+            return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
         }
     };
     let cut = shared.faults.take_upload_cut();
-    let (mut total, mut unsynced) = (held.bytes, 0u64);
+    let mut total = held.bytes;
     loop {
         let next = match tokio::time::timeout(
             shared.config.limits.idle_request_timeout,
@@ -601,7 +585,7 @@ async fn blob_upload(
             Ok(n) => n,
             Err(_) => {
                 // Stalled: keep what arrived for the resume, free the stream.
-                let _ = file.sync_data().await;
+                let _ = file.persist().await;
                 let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
                 return respond(blob_error(
                     wire::ErrorCode::LimitExceeded,
@@ -618,7 +602,7 @@ async fn blob_upload(
             Ok(Some(chunk)) => {
                 let n = chunk.bytes.len() as u64;
                 if total + n > req.size {
-                    let _ = file.sync_data().await;
+                    let _ = file.persist().await;
                     let _ = recv.stop(VarInt::from_u32(codes::RESET_PROTOCOL_ERROR));
                     return respond(blob_error(
                         wire::ErrorCode::BadRequest,
@@ -627,16 +611,12 @@ async fn blob_upload(
                         total,
                     ));
                 }
-                if let Err(e) = crate::blobs::append(&mut file, &chunk.bytes, &mut unsynced).await {
-                    return respond(error(
-                        wire::ErrorCode::Unavailable,
-                        format!("photo storage: {e}"),
-                        true,
-                    ));
+                if let Err(e) = file.write(&chunk.bytes).await {
+                    return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
                 }
                 total += n;
                 if cut.is_some_and(|c| total >= c) {
-                    let _ = file.sync_data().await;
+                    let _ = file.persist().await;
                     tracing::info!(photo = %hex, total, "fault injection: cutting an upload");
                     let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
                     return Answer::Drop;
@@ -645,17 +625,13 @@ async fn blob_upload(
             Ok(None) => break,
             Err(_) => {
                 // The device went away: keep what arrived, durably, for the resume.
-                let _ = file.sync_data().await;
+                let _ = file.persist().await;
                 return Answer::Drop;
             }
         }
     }
-    if let Err(e) = file.sync_data().await {
-        return respond(error(
-            wire::ErrorCode::Unavailable,
-            format!("photo storage: {e}"),
-            true,
-        ));
+    if let Err(e) = file.persist().await {
+        return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
     }
     drop(file);
     if total < req.size {
@@ -727,7 +703,7 @@ async fn blob_download(
             false,
         ));
     }
-    match shared.blobs.read(&sha).await {
+    match shared.blobs.read(&sha, req.offset).await {
         Ok(file) => Answer::Download(
             wire::Response {
                 kind: Some(wire::response::Kind::BlobDownload(
@@ -735,13 +711,8 @@ async fn blob_download(
                 )),
             },
             file,
-            req.offset,
         ),
-        Err(e) => Answer::Respond(error(
-            wire::ErrorCode::Unavailable,
-            format!("photo storage: {e}"),
-            true,
-        )),
+        Err(e) => Answer::Respond(error(wire::ErrorCode::Unavailable, e.to_string(), true)),
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use patrolsync_proto::CheckInOutcome;
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
-use patrolsync_server::testkit::test_databases;
+use patrolsync_server::blobs::Blobs;
+use patrolsync_server::config::{PhotoBackend, Photos};
+use patrolsync_server::testkit::{setup_name, test_databases, test_databases_and_photo_stores};
 
 const BIN: &str = env!("CARGO_BIN_EXE_patrolsync");
 
@@ -36,11 +38,54 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// Writes a configuration file holding just the photo storage settings.
+fn photo_config(dir: &Path, photos: &Photos) -> anyhow::Result<std::path::PathBuf> {
+    let quote = |v: &Option<String>| match v {
+        Some(v) => format!("{v:?}"),
+        None => "\"\"".into(),
+    };
+    let mut text = String::from("[photos]\n");
+    if photos.backend == PhotoBackend::S3 {
+        text += &format!(
+            "backend = \"s3\"\nbucket = {}\nendpoint = {}\nregion = {}\nprefix = {:?}\nallow_http = {}\n",
+            quote(&photos.bucket),
+            quote(&photos.endpoint),
+            quote(&photos.region),
+            photos.prefix,
+            photos.allow_http
+        );
+        for (key, v) in [
+            ("access_key_id", &photos.access_key_id),
+            ("secret_access_key", &photos.secret_access_key),
+        ] {
+            if v.is_some() {
+                text += &format!("{key} = {}\n", quote(v));
+            }
+        }
+    }
+    let path = dir.join("photos.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
 /// Starts `patrolsync serve` and waits for its "listening" line.
 fn serve(data: &Path, db: Option<&str>, port: u16) -> anyhow::Result<Child> {
+    serve_with(data, db, port, None)
+}
+
+/// [`serve`] with a configuration file.
+fn serve_with(
+    data: &Path,
+    db: Option<&str>,
+    port: u16,
+    config: Option<&Path>,
+) -> anyhow::Result<Child> {
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve")
-        .arg("--data-dir")
+    cmd.arg("serve");
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("--data-dir")
         .arg(data)
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
@@ -189,14 +234,17 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
         let url = db.url.clone();
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let port = free_port();
         let code = seed_and_enroll(&data, url.as_deref(), port)?;
-        let mut server = serve(&data, url.as_deref(), port)?;
+        let server_config = photo_config(dir.path(), &photos)?;
+        let mut server = serve_with(&data, url.as_deref(), port, Some(&server_config))?;
+        // What the server holds, read the way the server reads it (a file or S3 chunks).
+        let blobs = Blobs::open(&photos, &data)?;
 
         // A slow rural link: 1 MB/s, so the upload takes a few seconds.
         let config = ClientConfig {
@@ -214,15 +262,12 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
         c.photos = vec![sha];
         device.record_checkin(c).await?;
 
-        let staging = data
-            .join("blobs/staging")
-            .join(sha.iter().map(|b| format!("{b:02x}")).collect::<String>());
         let syncing = tokio::spawn({
             let device = device.clone();
             async move { device.sync().await }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::metadata(&staging).map(|m| m.len()).unwrap_or(0) < 1_500_000 {
+        while blobs.held(&sha).await?.bytes < 1_500_000 {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "{backend}: the upload never got going"
@@ -232,13 +277,13 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
         server.kill()?;
         server.wait()?;
         assert!(syncing.await?.is_err(), "{backend}: the sync was cut");
-        let held = std::fs::metadata(&staging)?.len();
+        let held = blobs.held(&sha).await?.bytes;
         assert!(
             held >= 1_500_000 && (held as usize) < SIZE,
             "{backend}: {held}"
         );
 
-        let server = serve(&data, url.as_deref(), port)?;
+        let server = serve_with(&data, url.as_deref(), port, Some(&server_config))?;
         let resumed = device.sync().await?;
         assert_eq!(resumed.photos_uploaded, 1, "{backend}: {resumed:?}");
         assert_eq!(

@@ -1,10 +1,11 @@
 //! Photos end to end over QUIC: resumable upload, hash verification, one copy for two devices,
-//! missing photos until they arrive, the size cap. SQLite and (when configured) PostgreSQL.
+//! missing photos until they arrive, the size cap. On SQLite and (when configured) PostgreSQL,
+//! each with photos on the filesystem and (when configured) in an S3-compatible store.
 
 use patrolsync_proto::CheckInOutcome;
 use patrolsync_proto::hazard::{Handling, HazardCategory, Severity};
 use patrolsync_sdk::{ClientConfig, NewCheckIn, NewHazard};
-use patrolsync_server::testkit::test_databases;
+use patrolsync_server::testkit::{setup_name, test_databases_and_photo_stores};
 use patrolsync_tests::{Harness, fast_client};
 
 /// A deterministic "photo" of `size` bytes, different per seed.
@@ -32,9 +33,9 @@ use patrolsync_tests::sha256;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_upload_resumes_with_only_the_remaining_bytes() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
-        let h = Harness::start(db).await?;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
+        let h = Harness::start_with(db, |c| c.photos = photos).await?;
         let device = h
             .device_with(
                 "phone",
@@ -93,9 +94,9 @@ async fn cut_upload_resumes_with_only_the_remaining_bytes() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_photo_is_refused_and_nothing_is_stored() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
-        let h = Harness::start(db).await?;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
+        let h = Harness::start_with(db, |c| c.photos = photos).await?;
         let device = h.device("phone", "alice", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "x.jpg", 300_000, 2)?;
         let sha = device.add_photo(&path).await?;
@@ -131,9 +132,9 @@ async fn corrupted_photo_is_refused_and_nothing_is_stored() -> anyhow::Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_photo_from_two_devices_is_stored_once() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
-        let h = Harness::start(db).await?;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
+        let h = Harness::start_with(db, |c| c.photos = photos).await?;
         let a = h.device("a", "alice", &["S1-C1"]).await?;
         let b = h.device("b", "bob", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "same.jpg", 1_000_000, 3)?;
@@ -161,9 +162,9 @@ async fn the_same_photo_from_two_devices_is_stored_once() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_before_its_photo_shows_a_missing_photo_until_it_arrives() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
-        let h = Harness::start(db).await?;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
+        let h = Harness::start_with(db, |c| c.photos = photos).await?;
         let device = h
             .device_with(
                 "phone",
@@ -217,9 +218,13 @@ async fn a_record_before_its_photo_shows_a_missing_photo_until_it_arrives() -> a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_over_the_cap_is_refused_before_any_byte_is_sent() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
-        let h = Harness::start_with(db, |c| c.limits.max_blob_bytes = 20_000_000).await?;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
+        let h = Harness::start_with(db, |c| {
+            c.limits.max_blob_bytes = 20_000_000;
+            c.photos = photos;
+        })
+        .await?;
         let device = h.device("phone", "alice", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "huge.raw", 50_000_000, 5)?;
         let sha = device.add_photo(&path).await?;
@@ -241,9 +246,9 @@ async fn a_photo_over_the_cap_is_refused_before_any_byte_is_sent() -> anyhow::Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_photo_no_record_references_is_refused() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let backend = db.backend;
-        let h = Harness::start(db).await?;
+    for (db, photos) in test_databases_and_photo_stores().await {
+        let backend = setup_name(&db, &photos);
+        let h = Harness::start_with(db, |c| c.photos = photos).await?;
         let device = h.device("phone", "alice", &["S1-C1"]).await?;
         let (path, _) = photo(h.dir.path(), "stray.jpg", 100_000, 6)?;
         let sha = device.add_photo(&path).await?;
