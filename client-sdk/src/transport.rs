@@ -60,6 +60,8 @@ impl CallError {
 pub(crate) struct Endpoints {
     v4: Mutex<Option<Endpoint>>,
     v6: Mutex<Option<Endpoint>>,
+    /// The address that answered last; tried first next time.
+    last_good: Mutex<Option<SocketAddr>>,
 }
 
 impl Endpoints {
@@ -78,28 +80,52 @@ impl Endpoints {
         Ok(ep)
     }
 
-    /// Connects to `server` (`host:port`).
+    /// Connects to `server`: `host:port`, or several separated by commas. Every address each
+    /// name resolves to is tried in turn (several server nodes behind one DNS name), the one
+    /// that answered last first, so a device whose node went away moves to another.
     pub(crate) async fn connect(
         &self,
         server: &str,
         config: quinn::ClientConfig,
         timeout: Duration,
     ) -> Result<Connection, CallError> {
-        let addr = tokio::net::lookup_host(server)
-            .await
-            .map_err(|_| CallError::Resolve(server.to_owned()))?
-            .next()
-            .ok_or_else(|| CallError::Resolve(server.to_owned()))?;
-        let host = server.rsplit_once(':').map(|(h, _)| h).unwrap_or(server);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let connecting = self.for_addr(addr)?.connect_with(config, addr, host)?;
-        match tokio::time::timeout(timeout, connecting).await {
-            Ok(r) => Ok(r?),
-            Err(_) => Err(CallError::ConnectTimeout {
-                server: server.to_owned(),
-                secs: timeout.as_secs(),
-            }),
+        let mut candidates: Vec<(SocketAddr, &str)> = Vec::new();
+        for entry in server.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let host = entry.rsplit_once(':').map(|(h, _)| h).unwrap_or(entry);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(addrs) = tokio::net::lookup_host(entry).await {
+                candidates.extend(addrs.map(|a| (a, host)));
+            }
         }
+        if candidates.is_empty() {
+            return Err(CallError::Resolve(server.to_owned()));
+        }
+        let last_good = *self.last_good.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = candidates.iter().position(|(a, _)| Some(*a) == last_good) {
+            candidates[..=i].rotate_right(1);
+        }
+        let mut last_err = None;
+        for (addr, host) in candidates {
+            let connecting = self
+                .for_addr(addr)?
+                .connect_with(config.clone(), addr, host)?;
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(Ok(conn)) => {
+                    *self.last_good.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                    return Ok(conn);
+                }
+                // The server itself refused us: another node would say the same.
+                Ok(Err(e)) if !CallError::from(e.clone()).is_transient() => return Err(e.into()),
+                Ok(Err(e)) => last_err = Some(e.into()),
+                Err(_) => {
+                    last_err = Some(CallError::ConnectTimeout {
+                        server: addr.to_string(),
+                        secs: timeout.as_secs(),
+                    })
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| CallError::Resolve(server.to_owned())))
     }
 }
 

@@ -171,11 +171,15 @@ struct Chunks {
 }
 
 impl Blobs {
-    /// Opens the configured storage; the filesystem backend lives under `data_dir/blobs`.
+    /// Opens the configured storage; the filesystem backend lives under `data_dir/blobs` unless
+    /// `photos.path` says otherwise.
     pub fn open(photos: &Photos, data_dir: &Path) -> Result<Blobs, BlobError> {
         let backend = match photos.backend {
             PhotoBackend::Fs => {
-                let root = data_dir.join("blobs");
+                let root = photos
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("blobs"));
                 std::fs::create_dir_all(root.join("staging"))?;
                 Backend::Fs(root)
             }

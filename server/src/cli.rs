@@ -266,7 +266,8 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             expires,
             json,
         } => {
-            let pki = Pki::open_or_init(&config.data_dir, &config.server_names)?;
+            let pki =
+                Pki::open_shared(&config.data_dir, &config.server_names, store.as_ref()).await?;
             let request = crate::enroll::IssueRequest {
                 user,
                 role,

@@ -85,6 +85,9 @@ pub enum PhotoBackend {
 pub struct Photos {
     /// `fs` (default) or `s3`.
     pub backend: PhotoBackend,
+    /// Directory of the `fs` backend; default `data_dir/blobs`. Nodes sharing one filesystem
+    /// (e.g. NFS) point at the same directory.
+    pub path: Option<PathBuf>,
     /// S3 bucket (required for `s3`).
     pub bucket: Option<String>,
     /// S3 endpoint URL, for S3-compatible stores other than AWS (e.g. `http://127.0.0.1:9000`).

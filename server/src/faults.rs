@@ -183,6 +183,14 @@ impl Store for FaultyStore {
     async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
         self.inner.revoke_device(id, now_ms).await
     }
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.inner.shared_secret(name, candidate, now_ms).await
+    }
     async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError> {
         self.inner.revoked_since(since_ms).await
     }

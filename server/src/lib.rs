@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod blobs;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod enroll;
 pub mod faults;
@@ -123,7 +124,8 @@ impl Server {
         config: Config,
         store: Arc<dyn Store>,
     ) -> Result<Server, ServeError> {
-        let pki = Pki::open_or_init(&config.data_dir, &server_names(&config))?;
+        let pki =
+            Pki::open_shared(&config.data_dir, &server_names(&config), store.as_ref()).await?;
         let endpoint = transport::bind_endpoint(&config, &pki)?;
         let local_addr = endpoint.local_addr().map_err(|e| ServeError::Bind {
             addr: config.listen,
@@ -160,7 +162,14 @@ impl Server {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "photo staging expiry failed"),
         }
+        let cluster = match store.backend() {
+            Backend::Postgres => Some(Arc::new(
+                cluster::Cluster::new(&config.database_url()).map_err(StoreError::from)?,
+            )),
+            Backend::Sqlite => None,
+        };
         let shared = Arc::new(transport::Shared {
+            cluster: cluster.clone(),
             blobs,
             store,
             ingest,
@@ -185,6 +194,7 @@ impl Server {
                 tracing::error!(error = %e, "admin HTTP stopped");
             }
         });
+        let mut tasks = Vec::new();
         let accept_task = tokio::spawn(transport::accept_loop(endpoint.clone(), shared.clone()));
         let expiry = {
             let shared = shared.clone();
@@ -205,6 +215,16 @@ impl Server {
                 }
             })
         };
+        if let Some(cluster) = cluster {
+            let weak = Arc::downgrade(&shared);
+            tasks.push(tokio::spawn(cluster.listen(
+                move |origin, paths, cursor| {
+                    if let Some(shared) = weak.upgrade() {
+                        transport::notify_in_scope(&shared, origin, paths, cursor);
+                    }
+                },
+            )));
+        }
         let revocations = tokio::spawn(transport::watch_revocations(
             shared.clone(),
             std::time::Duration::from_millis(250),
@@ -216,7 +236,10 @@ impl Server {
             admin_addr,
             draining,
             admin_shutdown: Some(admin_tx),
-            tasks: vec![admin_task, accept_task, revocations, expiry],
+            tasks: {
+                tasks.extend([admin_task, accept_task, revocations, expiry]);
+                tasks
+            },
         })
     }
 

@@ -26,6 +26,24 @@ pub const ADMIN_TOKEN: &str = "admin.token";
 /// This node's QUIC stateless-reset key: kept across restarts so a restarted server resets
 /// the connections of the process before it at once instead of leaving devices to time out.
 const RESET_KEY: &str = "quic-reset.key";
+/// This node's connection-id key: with the reset key, lets a restarted node recognise the
+/// connection ids it issued before and reset those connections. Per node, never shared (a shared
+/// one would make every node a stateless-reset oracle for the others, RFC 9000 §21.11).
+const CID_KEY: &str = "quic-cid.key";
+/// The address-validation (Retry and NEW_TOKEN) key; shared by a cluster's nodes.
+const TOKEN_KEY: &str = "quic-token.key";
+
+/// What every node of a cluster must hold the same: the CAs, the token key and the admin token.
+/// With PostgreSQL these are kept in the database (the first node to start writes them) and
+/// mirrored into each node's data dir.
+const SHARED: [&str; 6] = [
+    CA_CERT,
+    CA_KEY,
+    DEVICE_CA_CERT,
+    DEVICE_CA_KEY,
+    TOKEN_KEY,
+    ADMIN_TOKEN,
+];
 
 /// Errors creating or loading keys.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +85,8 @@ pub struct Pki {
     server_key: PrivatePkcs8KeyDer<'static>,
     admin_token: String,
     reset_key: Vec<u8>,
+    cid_key: u64,
+    token_key: Vec<u8>,
     dir: PathBuf,
 }
 
@@ -161,6 +181,18 @@ fn load_or_create_ca(
     })
 }
 
+/// Reads an `N`-byte key from `path`, or creates one.
+fn load_or_create_key<const N: usize>(path: &Path) -> Result<Vec<u8>, PkiError> {
+    match std::fs::read(path) {
+        Ok(k) if k.len() == N => Ok(k),
+        _ => {
+            let k = random_bytes::<N>().to_vec();
+            write_private(path, &k)?;
+            Ok(k)
+        }
+    }
+}
+
 fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
@@ -228,18 +260,14 @@ impl Pki {
             }
         };
 
-        let reset_path = dir.join(RESET_KEY);
-        let reset_key = match std::fs::read(&reset_path) {
-            Ok(k) if k.len() == 64 => k,
-            _ => {
-                let k = random_bytes::<64>().to_vec();
-                write_private(&reset_path, &k)?;
-                k
-            }
-        };
+        let reset_key = load_or_create_key::<64>(&dir.join(RESET_KEY))?;
+        let cid_key = load_or_create_key::<8>(&dir.join(CID_KEY))?;
+        let token_key = load_or_create_key::<32>(&dir.join(TOKEN_KEY))?;
 
         Ok(Pki {
             reset_key,
+            cid_key: u64::from_le_bytes(cid_key.try_into().unwrap_or([0; 8])),
+            token_key,
             server_chain: vec![leaf.der().clone(), server_ca.der.clone()],
             server_key: PrivatePkcs8KeyDer::from(key.serialize_der()),
             server_ca,
@@ -262,6 +290,53 @@ impl Pki {
     /// The QUIC stateless-reset key (HMAC-SHA256).
     pub fn reset_key(&self) -> ring::hmac::Key {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.reset_key)
+    }
+
+    /// This node's connection-id key (for `HashedConnectionIdGenerator::from_key`).
+    pub fn cid_key(&self) -> u64 {
+        self.cid_key
+    }
+
+    /// The cluster's address-validation token key.
+    pub fn token_key(&self) -> ring::hkdf::Prk {
+        ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&self.token_key)
+    }
+
+    /// Like [`Pki::open_or_init`], but when `store` is PostgreSQL (a cluster's shared database)
+    /// the material every node must share comes from it: the first node to start stores its
+    /// own, every other node adopts it, replacing what its data dir held (the old file is kept
+    /// beside it as `NAME.replaced`). Per-node keys (stateless reset, connection ids, the
+    /// server certificate) stay the node's own.
+    pub async fn open_shared(
+        dir: &Path,
+        names: &[String],
+        store: &dyn crate::store::Store,
+    ) -> Result<Pki, crate::ServeError> {
+        let pki = Pki::open_or_init(dir, names)?;
+        if store.backend() != crate::store::Backend::Postgres {
+            return Ok(pki);
+        }
+        let mut adopted = false;
+        for name in SHARED {
+            let path = dir.join(name);
+            let local = std::fs::read(&path).map_err(io_err(&path))?;
+            let cluster = store.shared_secret(name, &local, crate::now_ms()).await?;
+            if cluster != local {
+                let kept = dir.join(format!("{name}.replaced"));
+                std::fs::rename(&path, &kept).map_err(io_err(&path))?;
+                if name.ends_with(".crt") {
+                    write_public(&path, &cluster)?;
+                } else {
+                    write_private(&path, &cluster)?;
+                }
+                tracing::warn!(file = %path.display(), kept = %kept.display(), "adopted the cluster's key material");
+                adopted = true;
+            }
+        }
+        if adopted {
+            return Ok(Pki::open_or_init(dir, names)?);
+        }
+        Ok(pki)
     }
 
     /// The admin API bearer token.

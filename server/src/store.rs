@@ -696,6 +696,15 @@ pub trait Store: Send + Sync + 'static {
     /// again keeps the first time. What the device pushed before stays.
     async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError>;
 
+    /// The cluster-wide secret `name`: the stored value, or `candidate` if none was stored yet
+    /// (stored now). Nodes starting together all get the first writer's value.
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<u8>, StoreError>;
+
     /// Devices revoked at or after `since_ms`.
     async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError>;
 

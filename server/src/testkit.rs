@@ -17,10 +17,11 @@ pub const ENV_TEST_DATABASE_URL: &str = "PATROLSYNC_TEST_DATABASE_URL";
 /// unset means S3 photo tests are skipped.
 pub const ENV_TEST_S3: &str = "PATROLSYNC_TEST_S3";
 
-/// The S3 bucket URL from `PATROLSYNC_TEST_S3`, or `None` with the reason printed.
-fn test_s3_url() -> Option<String> {
+/// Photo storage under a fresh prefix of the bucket `PATROLSYNC_TEST_S3` names, or `None`
+/// with the reason printed.
+pub fn test_s3_photos() -> Option<Photos> {
     match std::env::var(ENV_TEST_S3) {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().to_owned()),
+        Ok(url) if !url.trim().is_empty() => Some(s3_photos(url.trim())),
         _ => {
             eprintln!("skipping S3 photo storage: {ENV_TEST_S3} is not set");
             None
@@ -41,6 +42,7 @@ fn s3_photos(url: &str) -> Photos {
     };
     Photos {
         backend: PhotoBackend::S3,
+        path: None,
         bucket: Some(bucket.to_owned()),
         endpoint: Some(endpoint.to_owned()),
         region: Some("us-east-1".into()),
@@ -59,9 +61,9 @@ pub async fn test_databases_and_photo_stores() -> Vec<(TestDatabase, Photos)> {
     for db in test_databases().await {
         out.push((db, Photos::default()));
     }
-    if let Some(url) = test_s3_url() {
+    if test_s3_photos().is_some() {
         for db in test_databases().await {
-            out.push((db, s3_photos(&url)));
+            out.push((db, test_s3_photos().expect("set")));
         }
     }
     out

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// Push token buckets per device: (tokens, last refill).
     pub push_buckets: Mutex<HashMap<DeviceId, (f64, std::time::Instant)>>,
     pub idle: Notify,
+    /// The link to the other nodes on the same PostgreSQL, if any.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// A live connection, its device session, and when it began.
@@ -64,7 +66,8 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
         .receive_window(VarInt::from_u32(4 << 20))
         .send_window(4 << 20)
         .datagram_receive_buffer_size(None);
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    // The token key is the cluster's, so a Retry token from one node is good at another.
+    let mut server = quinn::ServerConfig::new(Arc::new(crypto), Arc::new(pki.token_key()));
     server.transport_config(Arc::new(transport));
     server.migration(true);
 
@@ -85,8 +88,15 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
     socket
         .bind(&addr.into())
         .map_err(|e| crate::ServeError::Bind { addr, source: e })?;
+    // Reset and connection-id keys persist per node: after a restart the node recognises the
+    // ids it issued and resets those connections at once, instead of devices idling out.
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(pki.reset_key()));
+    let cid_key = pki.cid_key();
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
     Endpoint::new(
-        quinn::EndpointConfig::new(Arc::new(pki.reset_key())),
+        endpoint_config,
         Some(server),
         socket.into(),
         Arc::new(quinn::TokioRuntime),
@@ -852,7 +862,15 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
         return Answer::Drop;
     }
     if !result.changed_paths.is_empty() {
-        notify_in_scope(shared, device.id, &result.changed_paths, result.cursor);
+        notify_in_scope(
+            shared,
+            Some(device.id),
+            Some(&result.changed_paths),
+            result.cursor,
+        );
+        if let Some(cluster) = &shared.cluster {
+            cluster.publish(device.id, &result.changed_paths, result.cursor);
+        }
     }
     let results = result.results.into_iter().map(op_result).collect();
     Answer::Respond(wire::Response {
@@ -885,9 +903,15 @@ fn op_result(r: crate::store::OpResult) -> wire::OpResult {
     out
 }
 
-/// Wakes connected devices (other than `origin`) whose cells cover a changed path: a
-/// `Notify{cursor}` on a fresh unidirectional stream. Best effort; pull is the source of truth.
-fn notify_in_scope(shared: &Shared, origin: DeviceId, paths: &[String], cursor: u64) {
+/// Wakes connected devices (other than `origin`) whose cells cover a changed path (all of them
+/// when `paths` is `None`): a `Notify{cursor}` on a fresh unidirectional stream. Best effort;
+/// pull is the source of truth.
+pub(crate) fn notify_in_scope(
+    shared: &Shared,
+    origin: Option<DeviceId>,
+    paths: Option<&[String]>,
+    cursor: u64,
+) {
     let targets: Vec<Connection> = shared
         .connections
         .lock()
@@ -895,8 +919,9 @@ fn notify_in_scope(shared: &Shared, origin: DeviceId, paths: &[String], cursor: 
         .values()
         .filter(|(_, s, _)| {
             let s = s.lock().unwrap_or_else(|e| e.into_inner());
-            s.as_ref()
-                .is_some_and(|s| s.id != origin && paths.iter().any(|p| s.covers(p)))
+            s.as_ref().is_some_and(|s| {
+                Some(s.id) != origin && paths.is_none_or(|paths| paths.iter().any(|p| s.covers(p)))
+            })
         })
         .map(|(c, _, _)| c.clone())
         .collect();

@@ -1670,6 +1670,29 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        sqlx::query(
+            "INSERT INTO cluster_secrets (name, value, created_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate.to_vec())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let value: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM cluster_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(value)
+    }
+
     async fn blob_visible(
         &self,
         sha256: &[u8; 32],
