@@ -3,15 +3,13 @@
 //! and, when PATROLSYNC_TEST_DATABASE_URL is set, on PostgreSQL.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use patrolsync_proto::CheckInOutcome;
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
 use patrolsync_server::blobs::Blobs;
-use patrolsync_server::config::{PhotoBackend, Photos};
 use patrolsync_server::testkit::{setup_name, test_databases, test_databases_and_photo_stores};
 
 mod common;
