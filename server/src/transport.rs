@@ -330,6 +330,19 @@ async fn serve_stream(
             return;
         }
     };
+    if shared.draining.load(Ordering::SeqCst) {
+        // Requests already running finish; new ones go to another node (or here, restarted).
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        let _ = send
+            .write_all(&frame::encode(&error(
+                wire::ErrorCode::Unavailable,
+                "this server node is shutting down; reconnect and retry",
+                true,
+            )))
+            .await;
+        let _ = send.finish();
+        return;
+    }
     let current = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let answer = match request.kind {
         None => Answer::Respond(error(
@@ -1157,6 +1170,33 @@ pub(crate) async fn watch_revocations(shared: Arc<Shared>, every: Duration) {
 /// Tells every connected device to go away, then waits for in-flight requests (bounded).
 pub(crate) async fn drain(shared: &Shared, endpoint: &Endpoint, timeout: Duration) {
     shared.draining.store(true, Ordering::SeqCst);
+    // GoAway: devices finish what is running and take new work elsewhere.
+    let conns: Vec<Connection> = shared
+        .connections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .map(|(c, _, _)| c.clone())
+        .collect();
+    let event = frame::encode(&wire::ServerEvent {
+        kind: Some(wire::server_event::Kind::GoAway(wire::GoAway {
+            reason: "server node shutting down".into(),
+            reconnect_after_ms: 0,
+        })),
+    });
+    let sends = conns.into_iter().map(|conn| {
+        let event = event.clone();
+        async move {
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                if let Ok(mut send) = conn.open_uni().await {
+                    let _ = send.write_all(&event).await;
+                    let _ = send.finish();
+                }
+            })
+            .await;
+        }
+    });
+    futures_util::future::join_all(sends).await;
     let deadline = tokio::time::Instant::now() + timeout;
     while shared.in_flight.load(Ordering::SeqCst) > 0 {
         let idle = shared.idle.notified();
