@@ -69,6 +69,10 @@ struct AdminArgs {
 enum AdminCommand {
     /// Create the demo city: 2 streets × 3 communities × 4 compounds × 5 buildings, 2 checkpoints each.
     SeedDemo {
+        /// `small` (2 streets, 240 checkpoints; what the walkthrough and tests use) or `city`
+        /// (Harbin's scale: 115 streets, 15,799 cells, 40,000 checkpoints).
+        #[arg(long, default_value = "small", value_parser = ["small", "city"])]
+        size: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -245,12 +249,22 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the database at {}", redact(&config.database_url())))?;
     match args.command {
-        AdminCommand::SeedDemo { json } => {
-            let (cells, checkpoints, changed) = crate::seed::seed_demo(store.as_ref()).await?;
+        AdminCommand::SeedDemo { size, json } => {
+            let started = std::time::Instant::now();
+            let (cells, checkpoints, changed) = if size == "city" {
+                crate::seed::seed_city(store.as_ref()).await?
+            } else {
+                crate::seed::seed_demo(store.as_ref()).await?
+            };
             if json {
                 print_json(
-                    &serde_json::json!({ "grid_cells": cells, "checkpoints": checkpoints, "rows_changed": changed }),
+                    &serde_json::json!({ "grid_cells": cells, "checkpoints": checkpoints, "rows_changed": changed, "seconds": started.elapsed().as_secs_f64() }),
                 )?;
+            } else if size == "city" {
+                println!(
+                    "synthetic city ready: {cells} grid cells (S001…S115 → …-C1 → …-K1 → …-B1), {checkpoints} checkpoints; {changed} rows changed in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
             } else {
                 println!(
                     "demo city ready: {cells} grid cells (S1…S2 → S1-C1… → S1-C1-K1… → S1-C1-K1-B1…), {checkpoints} checkpoints (…-B1-P1, …-B1-P2); {changed} rows changed"

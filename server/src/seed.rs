@@ -1,5 +1,6 @@
 //! The demo city: 2 streets × 3 communities × 4 compounds × 5 buildings, each building with two
 //! checkpoints, laid out on a grid of positions around Harbin. Seeding twice changes nothing.
+//! `--size city` builds a synthetic city at Harbin's scale instead (see [`city_grid`]).
 
 use crate::store::{NewCell, NewCheckpoint, Store, StoreError};
 
@@ -68,4 +69,101 @@ pub async fn seed_demo(store: &dyn Store) -> Result<(usize, usize, u64), StoreEr
     let (cells, checkpoints) = demo_grid();
     let changed = store.upsert_grid(&cells, &checkpoints).await?;
     Ok((cells.len(), checkpoints.len(), changed))
+}
+
+/// Cells per level of the synthetic city (streets, communities, compounds, buildings) and its
+/// checkpoints: Harbin's scale.
+pub const CITY: [usize; 5] = [115, 684, 3_765, 11_235, 40_000];
+
+/// Splits `n` children over `parents` as evenly as possible: how many parent `i` gets.
+fn share(n: usize, parents: usize, i: usize) -> usize {
+    n * (i + 1) / parents - n * i / parents
+}
+
+/// A synthetic city of [`CITY`]'s size: streets `S001`…`S115`, then `-C1`…, `-K1`…, `-B1`…,
+/// and checkpoints `-P1`… spread as evenly as the counts allow, positioned around Harbin.
+pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
+    let [streets, communities, compounds, buildings, points] = CITY;
+    let mut cells = Vec::with_capacity(streets + communities + compounds + buildings);
+    let mut checkpoints = Vec::with_capacity(points);
+    let (mut ci, mut ki, mut bi) = (0, 0, 0);
+    for s in 0..streets {
+        let street = format!("S{:03}", s + 1);
+        cells.push(NewCell {
+            code: street.clone(),
+            parent: None,
+            level: 1,
+            name: format!("Street {}", s + 1),
+        });
+        for c in 0..share(communities, streets, s) {
+            let community = format!("{street}-C{}", c + 1);
+            cells.push(NewCell {
+                code: community.clone(),
+                parent: Some(street.clone()),
+                level: 2,
+                name: format!("Community {}", ci + 1),
+            });
+            for k in 0..share(compounds, communities, ci) {
+                let compound = format!("{community}-K{}", k + 1);
+                cells.push(NewCell {
+                    code: compound.clone(),
+                    parent: Some(community.clone()),
+                    level: 3,
+                    name: format!("Compound {}", ki + 1),
+                });
+                for b in 0..share(buildings, compounds, ki) {
+                    let building = format!("{compound}-B{}", b + 1);
+                    cells.push(NewCell {
+                        code: building.clone(),
+                        parent: Some(compound.clone()),
+                        level: 4,
+                        name: format!("Building {}", bi + 1),
+                    });
+                    for p in 0..share(points, buildings, bi) {
+                        // Buildings on a ~30 m lattice over the city, checkpoints beside them.
+                        let lat = 45.60 + (bi / 120) as f64 * 0.0003 + p as f64 * 0.00005;
+                        let lon = 126.50 + (bi % 120) as f64 * 0.0004;
+                        checkpoints.push(NewCheckpoint {
+                            code: format!("{building}-P{}", p + 1),
+                            cell: building.clone(),
+                            name: format!("Checkpoint {}", p + 1),
+                            tag_uid: Some(format!("TAG-{building}-P{}", p + 1)),
+                            position: Some((lat, lon)),
+                            radius_m: 50.0,
+                        });
+                    }
+                    bi += 1;
+                }
+                ki += 1;
+            }
+            ci += 1;
+        }
+    }
+    (cells, checkpoints)
+}
+
+/// Seeds the synthetic city; returns (cells, checkpoints, rows changed).
+pub async fn seed_city(store: &dyn Store) -> Result<(usize, usize, u64), StoreError> {
+    let (cells, checkpoints) = city_grid();
+    let changed = store.upsert_grid(&cells, &checkpoints).await?;
+    Ok((cells.len(), checkpoints.len(), changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_city_has_harbins_counts_per_level() {
+        let (cells, checkpoints) = city_grid();
+        let per_level: Vec<usize> = (1..=4)
+            .map(|l| cells.iter().filter(|c| c.level == l).count())
+            .collect();
+        assert_eq!(per_level, CITY[..4].to_vec());
+        assert_eq!(checkpoints.len(), CITY[4]);
+        let mut codes: Vec<&str> = checkpoints.iter().map(|c| c.code.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), CITY[4], "checkpoint codes are unique");
+    }
 }
