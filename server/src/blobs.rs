@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncSeekExt};
 
 use crate::config::{PhotoBackend, Photos};
 
@@ -108,9 +108,14 @@ pub struct Staging {
     unsynced: u64,
 }
 
-#[derive(Debug)]
 enum StagingTarget {
-    File(tokio::fs::File),
+    /// Bytes are hashed as they arrive and written a MiB at a time (one write and one fsync in
+    /// the blocking pool), so finishing needs no second pass over the file.
+    File {
+        file: Option<std::fs::File>,
+        buf: Vec<u8>,
+        ctx: ring::digest::Context,
+    },
     Object {
         store: Arc<dyn ObjectStore>,
         dir: ObjectPath,
@@ -119,11 +124,23 @@ enum StagingTarget {
     },
 }
 
+impl std::fmt::Debug for StagingTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StagingTarget::File { buf, .. } => write!(f, "File({} bytes buffered)", buf.len()),
+            StagingTarget::Object { dir, offset, .. } => write!(f, "Object({dir} @ {offset})"),
+        }
+    }
+}
+
 impl Staging {
     /// Appends `chunk`, making progress durable whenever another [`SYNC_EVERY`] bytes arrived.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         match &mut self.target {
-            StagingTarget::File(f) => f.write_all(chunk).await?,
+            StagingTarget::File { buf, ctx, .. } => {
+                ctx.update(chunk);
+                buf.extend_from_slice(chunk);
+            }
             StagingTarget::Object { buf, .. } => buf.extend_from_slice(chunk),
         }
         self.unsynced += chunk.len() as u64;
@@ -136,7 +153,23 @@ impl Staging {
     /// Makes everything written so far durable.
     pub async fn persist(&mut self) -> Result<(), BlobError> {
         match &mut self.target {
-            StagingTarget::File(f) => f.sync_data().await?,
+            StagingTarget::File { file, buf, .. } => {
+                let mut f = file.take().ok_or_else(|| {
+                    std::io::Error::other("staging file lost by an earlier error")
+                })?;
+                let bytes = std::mem::take(buf);
+                let (f, mut bytes) = tokio::task::spawn_blocking(move || {
+                    use std::io::Write;
+                    f.write_all(&bytes)?;
+                    f.sync_data()?;
+                    std::io::Result::Ok((f, bytes))
+                })
+                .await
+                .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+                bytes.clear();
+                *file = Some(f);
+                *buf = bytes;
+            }
             StagingTarget::Object {
                 store,
                 dir,
@@ -351,13 +384,43 @@ impl Blobs {
         held: u64,
     ) -> Result<Staging, BlobError> {
         let target = match &self.backend {
-            Backend::Fs(root) => StagingTarget::File(
-                tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(Self::staging_path(root, sha))
-                    .await?,
-            ),
+            Backend::Fs(root) => {
+                let path = Self::staging_path(root, sha);
+                // A resumed upload: hash what is already held, so the digest covers it all.
+                let ((file, on_disk), ctx) = tokio::task::spawn_blocking(move || {
+                    use std::io::Read;
+                    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .read(true)
+                        .append(true)
+                        .open(&path)?;
+                    let mut n_held = 0u64;
+                    let mut chunk = vec![0u8; 256 * 1024];
+                    loop {
+                        let n = file.read(&mut chunk)?;
+                        if n == 0 {
+                            break;
+                        }
+                        ctx.update(&chunk[..n]);
+                        n_held += n as u64;
+                    }
+                    std::io::Result::Ok(((file, n_held), ctx))
+                })
+                .await
+                .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+                if on_disk != held {
+                    return Err(BlobError::Io(std::io::Error::other(format!(
+                        "staging for {} changed size under us ({on_disk}, expected {held})",
+                        hex(sha)
+                    ))));
+                }
+                StagingTarget::File {
+                    file: Some(file),
+                    buf: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
+                    ctx,
+                }
+            }
             Backend::Object { store, prefix } => {
                 let dir = Self::staging_dir(prefix, sha);
                 for path in Self::chunks(store.as_ref(), &dir).await?.stale {
@@ -377,33 +440,28 @@ impl Blobs {
         })
     }
 
-    /// Verifies the staged bytes and moves them into place; on a mismatch discards them.
-    pub async fn finish(&self, _guard: &UploadGuard<'_>, sha: &[u8; 32]) -> Result<u64, BlobError> {
-        match &self.backend {
-            Backend::Fs(root) => Self::finish_file(root, sha).await,
-            Backend::Object { store, prefix } => Self::finish_object(store, prefix, sha).await,
+    /// Makes the staging durable, verifies the bytes and moves them into place; on a mismatch
+    /// discards them.
+    pub async fn finish(
+        &self,
+        _guard: &UploadGuard<'_>,
+        sha: &[u8; 32],
+        mut staging: Staging,
+    ) -> Result<u64, BlobError> {
+        staging.persist().await?;
+        match (&self.backend, staging.target) {
+            (Backend::Fs(root), StagingTarget::File { ctx, .. }) => {
+                Self::finish_file(root, sha, digest_bytes(ctx)).await
+            }
+            (Backend::Object { store, prefix }, _) => Self::finish_object(store, prefix, sha).await,
+            (Backend::Fs(_), StagingTarget::Object { .. }) => {
+                Err(BlobError::Config("staging from another backend".into()))
+            }
         }
     }
 
-    async fn finish_file(root: &Path, sha: &[u8; 32]) -> Result<u64, BlobError> {
+    async fn finish_file(root: &Path, sha: &[u8; 32], digest: [u8; 32]) -> Result<u64, BlobError> {
         let staging = Self::staging_path(root, sha);
-        let path = staging.clone();
-        let digest = tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 32]> {
-            use std::io::Read;
-            let mut f = std::fs::File::open(&path)?;
-            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = f.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                ctx.update(&buf[..n]);
-            }
-            Ok(digest_bytes(ctx))
-        })
-        .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
         if &digest != sha {
             let _ = tokio::fs::remove_file(&staging).await;
             return Err(BlobError::HashMismatch(hex(sha)));
@@ -626,7 +684,7 @@ mod tests {
         s.write(&photo[held.bytes as usize..]).await.expect("write");
         s.persist().await.expect("persist");
         assert_eq!(
-            other.finish(&guard, &id).await.expect("finish"),
+            other.finish(&guard, &id, s).await.expect("finish"),
             photo.len() as u64
         );
         assert_eq!(
@@ -660,7 +718,7 @@ mod tests {
         let mut s = blobs.staging(&guard, &id, 0).await.expect("staging");
         s.write(&wrong).await.expect("write");
         s.persist().await.expect("persist");
-        let err = blobs.finish(&guard, &id).await.expect_err("mismatch");
+        let err = blobs.finish(&guard, &id, s).await.expect_err("mismatch");
         assert!(matches!(err, BlobError::HashMismatch(_)), "{err}");
         assert!(keys(store.as_ref()).await.is_empty(), "nothing stored");
         assert_eq!(

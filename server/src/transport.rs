@@ -656,7 +656,6 @@ async fn blob_upload(
     if let Err(e) = file.persist().await {
         return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
     }
-    drop(file);
     if total < req.size {
         return respond(blob_error(
             wire::ErrorCode::BadRequest,
@@ -668,7 +667,7 @@ async fn blob_upload(
             total,
         ));
     }
-    match shared.blobs.finish(&guard, &sha).await {
+    match shared.blobs.finish(&guard, &sha, file).await {
         Ok(size) => match shared.store.record_blob(&sha, size, crate::now_ms()).await {
             Ok(()) => done(size),
             Err(e) => respond(error(

@@ -86,7 +86,6 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         server.kill()?;
-        server.wait()?;
         let interrupted = syncing.await?;
         assert!(
             interrupted.is_err(),
@@ -124,7 +123,7 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
         let pid = server.id().to_string();
         let status = Command::new("kill").args(["-INT", &pid]).status()?;
         assert!(status.success());
-        let out = server.wait_with_output()?;
+        let out = server.into_child().wait_with_output()?;
         assert!(
             out.status.success(),
             "{backend}: serve exited with {:?}",
@@ -179,7 +178,6 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         server.kill()?;
-        server.wait()?;
         assert!(syncing.await?.is_err(), "{backend}: the sync was cut");
         let held = blobs.held(&sha).await?.bytes;
         assert!(
@@ -206,7 +204,6 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
         assert_eq!(std::fs::read(&out)?, photo, "{backend}");
         let mut server = server;
         server.kill()?;
-        server.wait()?;
         db.cleanup().await;
     }
     Ok(())

@@ -500,6 +500,7 @@ impl SqlStore {
                 "UPDATE check_ins SET duplicate_of = (SELECT p.id FROM check_ins p \
                  WHERE p.user_id = check_ins.user_id AND p.checkpoint_id = check_ins.checkpoint_id \
                  AND p.id <> check_ins.id AND p.device_time_ms >= check_ins.device_time_ms - $1 \
+                 AND p.device_time_ms <= check_ins.device_time_ms \
                  AND (p.device_time_ms < check_ins.device_time_ms \
                       OR (p.device_time_ms = check_ins.device_time_ms AND p.id < check_ins.id)) \
                  ORDER BY p.device_time_ms, p.id LIMIT 1) WHERE id IN ({})",

@@ -67,7 +67,7 @@ pub fn photo_config(dir: &Path, photos: &Photos) -> anyhow::Result<std::path::Pa
 }
 
 /// Starts `patrolsync serve` and waits for its "listening" line.
-pub fn serve(data: &Path, db: Option<&str>, port: u16) -> anyhow::Result<Child> {
+pub fn serve(data: &Path, db: Option<&str>, port: u16) -> anyhow::Result<Node> {
     serve_with(data, db, port, None)
 }
 
@@ -77,7 +77,7 @@ pub fn serve_with(
     db: Option<&str>,
     port: u16,
     config: Option<&Path>,
-) -> anyhow::Result<Child> {
+) -> anyhow::Result<Node> {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve");
     if let Some(c) = config {
@@ -104,7 +104,42 @@ pub fn serve_with(
             }
         }
     });
+    let node = Node(Some(child));
     rx.recv_timeout(Duration::from_secs(30))
         .map_err(|_| anyhow::anyhow!("server did not report listening"))?;
-    Ok(child)
+    Ok(node)
+}
+
+/// A `patrolsync serve` process, killed when dropped so a failing test leaves none behind.
+pub struct Node(Option<Child>);
+
+impl Node {
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        if let Some(c) = &mut self.0 {
+            c.kill()?;
+            c.wait()?;
+        }
+        self.0 = None;
+        Ok(())
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The process, no longer killed on drop.
+    pub fn into_child(mut self) -> Child {
+        self.0.take().expect("a running node")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

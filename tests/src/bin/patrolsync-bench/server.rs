@@ -1,0 +1,198 @@
+//! The server under test: the real `patrolsync` binary as a child process (so its CPU time and
+//! memory are its own), plus the admin side the benchmark needs (seeding, one-time codes), done
+//! through the server's library on the same database as `patrolsync admin` would.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use patrolsync_proto::Role;
+use patrolsync_server::Config;
+use patrolsync_server::pki::Pki;
+use patrolsync_server::store::Store;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// A running `patrolsync serve`.
+pub struct ServerProc {
+    child: Child,
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pki: Pki,
+}
+
+impl ServerProc {
+    /// Starts the binary next to this one on `data` (and `database_url`, else SQLite there).
+    pub async fn start(data: &Path, database_url: Option<String>) -> anyhow::Result<ServerProc> {
+        let bin = std::env::current_exe()?
+            .parent()
+            .context("bench binary has no directory")?
+            .join("patrolsync");
+        anyhow::ensure!(
+            bin.exists(),
+            "{} not found: build it first (cargo build --release --bins)",
+            bin.display()
+        );
+        std::fs::create_dir_all(data)?;
+        // Simulated devices record thousands of check-ins in seconds: no double-tap folding.
+        let cfg_file = data.join("bench.toml");
+        std::fs::write(&cfg_file, "double_tap_window = \"0s\"\n")?;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let mut cmd = Command::new(&bin);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&cfg_file)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
+            .env("PATROLSYNC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(url) = &database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("piped")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening on udp") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .map_err(|_| anyhow::anyhow!("the server did not start"))?;
+        let mut config = patrolsync_server::config::Config::from_file(&cfg_file)?;
+        config.data_dir = data.to_owned();
+        config.database_url = database_url;
+        config.listen = addr;
+        let store = patrolsync_server::open_store(&config).await?;
+        let pki = Pki::open_or_init(data, &[])?;
+        Ok(ServerProc {
+            child,
+            addr,
+            config,
+            store,
+            pki,
+        })
+    }
+
+    /// The server CA devices trust.
+    pub fn ca(&self) -> anyhow::Result<CertificateDer<'static>> {
+        Ok(CertificateDer::from_pem_file(
+            self.config.data_dir.join("ca.crt"),
+        )?)
+    }
+
+    /// One-time enrollment codes for users `{prefix}-{i}` with `role` and `cells`.
+    pub async fn codes(
+        &self,
+        prefix: &str,
+        n: usize,
+        role: Role,
+        cells: &[String],
+    ) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let issued = patrolsync_server::enroll::issue(
+                self.store.as_ref(),
+                &self.pki,
+                &self.config,
+                patrolsync_server::enroll::IssueRequest {
+                    user: format!("{prefix}-{i}"),
+                    role,
+                    cells: cells.to_vec(),
+                    server: Some(self.addr.to_string()),
+                    ttl: None,
+                    agency: None,
+                },
+            )
+            .await?;
+            out.push(issued.enrollment);
+        }
+        Ok(out)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (user + system CPU time in ms) of the server process so far.
+    pub fn cpu_ms(&self) -> u64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        ticks * 1000 / clock_ticks()
+    }
+
+    /// (resident KiB now, peak resident KiB) of the server process.
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Stops the server (SIGTERM, so it drains as in production).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill()?;
+        Ok(())
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        // An error part way must not leave a server running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> u64 {
+    // sysconf(_SC_CLK_TCK) is 100 on Linux in practice; `getconf` confirms it without libc.
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}

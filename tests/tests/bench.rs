@@ -1,0 +1,70 @@
+//! `patrolsync-bench --quick` runs end to end against the real server binary on SQLite and (when
+//! configured) PostgreSQL and writes a complete report. It checks the benchmark works; it asserts
+//! no timing (performance is read from the full run's report, not from tests).
+
+use std::process::Command;
+
+use patrolsync_server::testkit::ENV_TEST_DATABASE_URL;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_patrolsync-bench");
+
+fn quick(backend: &str) -> anyhow::Result<serde_json::Value> {
+    let out = tempfile::tempdir()?;
+    let server = std::path::Path::new(BENCH).with_file_name("patrolsync");
+    anyhow::ensure!(
+        server.exists(),
+        "{} is missing: run the workspace's tests (cargo test --workspace) so it is built",
+        server.display()
+    );
+    let run = Command::new(BENCH)
+        .args(["--quick", "--backend", backend, "--out"])
+        .arg(out.path())
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "patrolsync-bench --quick --backend {backend} failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        out.path().join(format!("{backend}-quick.json")),
+    )?)?;
+    let summary = std::fs::read_to_string(out.path().join(format!("{backend}-quick.txt")))?;
+    assert!(summary.contains("1 ingest") && summary.contains("6 fan-out"));
+    Ok(report)
+}
+
+fn check(report: &serde_json::Value, backend: &str) {
+    assert_eq!(report["backend"], backend);
+    let w = &report["workloads"];
+    // Every workload ran and measured something, with its baseline beside it.
+    assert_eq!(w["ingest"]["check_ins"], 20 * 2 * 50);
+    for ratio in [&w["ingest"]["ratio"], &w["photos"]["ratio"]] {
+        assert!(ratio.as_f64().is_some_and(|r| r > 0.0), "{ratio}");
+    }
+    assert_eq!(w["wire_cost"]["batches"].as_array().map(Vec::len), Some(3));
+    assert!(w["backlog"]["records_seconds"].as_f64().is_some());
+    assert!(w["bootstrap"]["changes"].as_u64().is_some_and(|c| c > 0));
+    assert_eq!(w["idle"]["connections"], 100);
+    assert_eq!(w["fan_out"]["devices"], 20);
+    assert!(
+        report["server"]["peak_rss_kib"]
+            .as_u64()
+            .is_some_and(|k| k > 0)
+    );
+}
+
+#[test]
+fn quick_bench_runs_on_sqlite() -> anyhow::Result<()> {
+    check(&quick("sqlite")?, "sqlite");
+    Ok(())
+}
+
+#[test]
+fn quick_bench_runs_on_postgres() -> anyhow::Result<()> {
+    if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
+        eprintln!("skipping the PostgreSQL bench: {ENV_TEST_DATABASE_URL} is not set");
+        return Ok(());
+    }
+    check(&quick("postgres")?, "postgres");
+    Ok(())
+}
