@@ -109,12 +109,15 @@ pub struct Staging {
 }
 
 enum StagingTarget {
-    /// Bytes are hashed as they arrive and written a MiB at a time (one write and one fsync in
-    /// the blocking pool), so finishing needs no second pass over the file.
+    /// Bytes are hashed as they arrive and written a MiB at a time, each MiB written and
+    /// fsynced in the blocking pool while the next one arrives (two buffers), so the disk never
+    /// stalls the stream and finishing needs no second pass over the file.
     File {
         file: Option<std::fs::File>,
         buf: Vec<u8>,
+        spare: Vec<u8>,
         ctx: ring::digest::Context,
+        pending: Option<tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>>,
     },
     Object {
         store: Arc<dyn ObjectStore>,
@@ -133,8 +136,44 @@ impl std::fmt::Debug for StagingTarget {
     }
 }
 
+type Written = std::io::Result<(std::fs::File, Vec<u8>)>;
+
+/// Appends `bytes` to `f` and fsyncs, in the blocking pool.
+fn write_durably(mut f: std::fs::File, bytes: Vec<u8>) -> tokio::task::JoinHandle<Written> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        f.write_all(&bytes)?;
+        f.sync_data()?;
+        Ok((f, bytes))
+    })
+}
+
+/// Waits for the write in flight, if any, and takes back the file and its buffer.
+async fn settle(
+    pending: &mut Option<tokio::task::JoinHandle<Written>>,
+    file: &mut Option<std::fs::File>,
+    spare: &mut Vec<u8>,
+) -> Result<(), BlobError> {
+    if let Some(h) = pending.take() {
+        let (f, mut b) = h
+            .await
+            .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+        b.clear();
+        *file = Some(f);
+        *spare = b;
+    }
+    Ok(())
+}
+
+fn lost() -> BlobError {
+    BlobError::Io(std::io::Error::other(
+        "staging file lost by an earlier error",
+    ))
+}
+
 impl Staging {
-    /// Appends `chunk`, making progress durable whenever another [`SYNC_EVERY`] bytes arrived.
+    /// Appends `chunk`; every [`SYNC_EVERY`] bytes, that MiB starts on its way to disk (and the
+    /// one before it is waited for, so at most two MiB are ever not yet durable).
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         match &mut self.target {
             StagingTarget::File { buf, ctx, .. } => {
@@ -145,7 +184,22 @@ impl Staging {
         }
         self.unsynced += chunk.len() as u64;
         if self.unsynced >= SYNC_EVERY {
-            self.persist().await?;
+            match &mut self.target {
+                StagingTarget::File {
+                    file,
+                    buf,
+                    spare,
+                    pending,
+                    ..
+                } => {
+                    settle(pending, file, spare).await?;
+                    let f = file.take().ok_or_else(lost)?;
+                    let bytes = std::mem::replace(buf, std::mem::take(spare));
+                    *pending = Some(write_durably(f, bytes));
+                    self.unsynced = 0;
+                }
+                StagingTarget::Object { .. } => self.persist().await?,
+            }
         }
         Ok(())
     }
@@ -153,22 +207,20 @@ impl Staging {
     /// Makes everything written so far durable.
     pub async fn persist(&mut self) -> Result<(), BlobError> {
         match &mut self.target {
-            StagingTarget::File { file, buf, .. } => {
-                let mut f = file.take().ok_or_else(|| {
-                    std::io::Error::other("staging file lost by an earlier error")
-                })?;
-                let bytes = std::mem::take(buf);
-                let (f, mut bytes) = tokio::task::spawn_blocking(move || {
-                    use std::io::Write;
-                    f.write_all(&bytes)?;
-                    f.sync_data()?;
-                    std::io::Result::Ok((f, bytes))
-                })
-                .await
-                .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
-                bytes.clear();
-                *file = Some(f);
-                *buf = bytes;
+            StagingTarget::File {
+                file,
+                buf,
+                spare,
+                pending,
+                ..
+            } => {
+                settle(pending, file, spare).await?;
+                if !buf.is_empty() {
+                    let f = file.take().ok_or_else(lost)?;
+                    let bytes = std::mem::take(buf);
+                    *pending = Some(write_durably(f, bytes));
+                    settle(pending, file, buf).await?;
+                }
             }
             StagingTarget::Object {
                 store,
@@ -418,7 +470,9 @@ impl Blobs {
                 StagingTarget::File {
                     file: Some(file),
                     buf: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
+                    spare: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
                     ctx,
+                    pending: None,
                 }
             }
             Backend::Object { store, prefix } => {

@@ -45,7 +45,11 @@ pub struct SqlStore {
     dedup: DedupRules,
 }
 
-fn placeholders(rows: usize, cols: usize) -> String {
+/// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
+/// anonymous `?`: with `$N` names, SQLite and sqlx look each parameter up by walking the list of
+/// names, so a 10,000-parameter insert cost ~10^8 steps (the benchmark's profile: 63% of server
+/// CPU in `sqlite3_bind_parameter_name`). PostgreSQL needs `$N`.
+fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -56,17 +60,28 @@ fn placeholders(rows: usize, cols: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
         }
         s.push(')');
     }
     s
 }
 
-fn list(n: usize, first: usize) -> String {
+/// `$first,…` for an `IN (…)` list; for SQLite anonymous `?` (see [`placeholders`]), which
+/// number on from the highest parameter before them in the text: callers put exactly
+/// `$1…$first-1` before the list.
+fn list(backend: Backend, n: usize, first: usize) -> String {
     (first..first + n)
-        .map(|i| format!("${i}"))
+        .map(|i| match backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${i}"),
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -368,7 +383,7 @@ impl SqlStore {
         for chunk in new_results.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, recorded_at) VALUES {}",
-                placeholders(chunk.len(), 9)
+                placeholders(self.backend, chunk.len(), 9)
             );
             let mut q = sqlx::query(&sql);
             for (op, r) in chunk {
@@ -405,7 +420,7 @@ impl SqlStore {
         for chunk in rejected.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO rejections (device_id, device_seq, op_id, code, reason, field, message, payload, recorded_at) VALUES {}",
-                placeholders(chunk.len(), 9)
+                placeholders(self.backend, chunk.len(), 9)
             );
             let mut q = sqlx::query(&sql);
             for (op, r) in chunk {
@@ -469,7 +484,7 @@ impl SqlStore {
             let sql = format!(
                 "INSERT INTO blob_refs (sha256, record_kind, record_id, cell_id, device_id, created_at) VALUES {} \
                  ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 6)
+                placeholders(self.backend, chunk.len(), 6)
             );
             let mut q = sqlx::query(&sql);
             for (sha, kind, record, cell) in chunk {
@@ -504,7 +519,7 @@ impl SqlStore {
                  AND (p.device_time_ms < check_ins.device_time_ms \
                       OR (p.device_time_ms = check_ins.device_time_ms AND p.id < check_ins.id)) \
                  ORDER BY p.device_time_ms, p.id LIMIT 1) WHERE id IN ({})",
-                list(chunk.len(), 2)
+                list(self.backend, chunk.len(), 2)
             );
             let mut q = sqlx::query(&sql).bind(self.dedup.double_tap_ms);
             for id in chunk {
@@ -831,7 +846,7 @@ impl SqlStore {
             let sql = format!(
                 "INSERT INTO changes (cell_path, kind, entity_key, payload, device_id, role, hlc_wall_ms, hlc_logical, \
                  committed_at, agency, replay) VALUES {} RETURNING seq",
-                placeholders(chunk.len(), 11)
+                placeholders(self.backend, chunk.len(), 11)
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
@@ -884,7 +899,7 @@ impl SqlStore {
              tag_uid, device_time_ms, monotonic_ms, received_at_ms, latitude, longitude, accuracy_m, \
              fix_time_ms, mock, outcome, template_id, template_version, answers, photos, note, \
              hlc_wall_ms, hlc_logical) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
-            placeholders(rows.len(), COLS)
+            placeholders(self.backend, rows.len(), COLS)
         );
         let mut q = sqlx::query(&sql);
         for (op, row) in rows {
@@ -1212,7 +1227,7 @@ impl Store for SqlStore {
             let sql = format!(
                 "SELECT cp.code, cp.id, cp.cell_id, c.path, cp.retired_at FROM checkpoints cp \
                  JOIN grid_cells c ON c.id = cp.cell_id WHERE cp.code IN ({})",
-                list(chunk.len(), 1)
+                list(self.backend, chunk.len(), 1)
             );
             let mut q = sqlx::query(&sql);
             for code in chunk {
@@ -1236,7 +1251,7 @@ impl Store for SqlStore {
         for chunk in codes.chunks(500) {
             let sql = format!(
                 "SELECT code, id, path, retired_at FROM grid_cells WHERE code IN ({})",
-                list(chunk.len(), 1)
+                list(self.backend, chunk.len(), 1)
             );
             let mut q = sqlx::query(&sql);
             for code in chunk {
@@ -1260,7 +1275,7 @@ impl Store for SqlStore {
             let sql = format!(
                 "SELECT h.id, h.cell_id, c.path, h.status, h.agency, h.log_len FROM hazards h \
                  JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
-                list(chunk.len(), 1)
+                list(self.backend, chunk.len(), 1)
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

@@ -21,7 +21,6 @@ pub struct Fleet {
 
 /// An enrolled, connected device.
 pub struct Device {
-    pub id: String,
     pub conn: quinn::Connection,
     /// The last `device_seq` used.
     pub seq: u64,
@@ -140,7 +139,6 @@ impl Fleet {
             anyhow::bail!("device {i}: Hello refused: {hello:?}");
         };
         Ok(Device {
-            id: h.device_id,
             conn,
             seq: h.acked_through,
         })
