@@ -116,8 +116,8 @@ enum StagingTarget {
         file: Option<std::fs::File>,
         buf: Vec<u8>,
         spare: Vec<u8>,
-        ctx: ring::digest::Context,
-        pending: Option<tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>>,
+        ctx: Box<ring::digest::Context>,
+        pending: Option<tokio::task::JoinHandle<Written>>,
     },
     Object {
         store: Arc<dyn ObjectStore>,
@@ -471,7 +471,7 @@ impl Blobs {
                     file: Some(file),
                     buf: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
                     spare: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
-                    ctx,
+                    ctx: Box::new(ctx),
                     pending: None,
                 }
             }
@@ -505,7 +505,7 @@ impl Blobs {
         staging.persist().await?;
         match (&self.backend, staging.target) {
             (Backend::Fs(root), StagingTarget::File { ctx, .. }) => {
-                Self::finish_file(root, sha, digest_bytes(ctx)).await
+                Self::finish_file(root, sha, digest_bytes(*ctx)).await
             }
             (Backend::Object { store, prefix }, _) => Self::finish_object(store, prefix, sha).await,
             (Backend::Fs(_), StagingTarget::Object { .. }) => {
