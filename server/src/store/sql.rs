@@ -73,9 +73,18 @@ fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     s
 }
 
-/// `$first,…` for an `IN (…)` list; for SQLite anonymous `?` (see [`placeholders`]), which
-/// number on from the highest parameter before them in the text: callers put exactly
-/// `$1…$first-1` before the list.
+/// `$first,…` for an `IN (…)` list; for SQLite anonymous `?` (see [`placeholders`]). sqlx
+/// binds anonymous parameters in text order, counting only anonymous ones, so on SQLite every
+/// parameter of such a statement must be anonymous and bound in text order: parameters before
+/// the list come from [`first_param`], not a literal `$1`.
+fn first_param(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "?",
+        Backend::Postgres => "$1",
+    }
+}
+
+/// See [`first_param`].
 fn list(backend: Backend, n: usize, first: usize) -> String {
     (first..first + n)
         .map(|i| match backend {
@@ -514,12 +523,13 @@ impl SqlStore {
             let sql = format!(
                 "UPDATE check_ins SET duplicate_of = (SELECT p.id FROM check_ins p \
                  WHERE p.user_id = check_ins.user_id AND p.checkpoint_id = check_ins.checkpoint_id \
-                 AND p.id <> check_ins.id AND p.device_time_ms >= check_ins.device_time_ms - $1 \
+                 AND p.id <> check_ins.id AND p.device_time_ms >= check_ins.device_time_ms - {window} \
                  AND p.device_time_ms <= check_ins.device_time_ms \
                  AND (p.device_time_ms < check_ins.device_time_ms \
                       OR (p.device_time_ms = check_ins.device_time_ms AND p.id < check_ins.id)) \
-                 ORDER BY p.device_time_ms, p.id LIMIT 1) WHERE id IN ({})",
-                list(self.backend, chunk.len(), 2)
+                 ORDER BY p.device_time_ms, p.id LIMIT 1) WHERE id IN ({ids})",
+                window = first_param(self.backend),
+                ids = list(self.backend, chunk.len(), 2)
             );
             let mut q = sqlx::query(&sql).bind(self.dedup.double_tap_ms);
             for id in chunk {

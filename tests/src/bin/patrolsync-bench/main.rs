@@ -25,7 +25,8 @@ struct Args {
     /// Small sizes (under a minute): checks the benchmark works; asserts no timing.
     #[arg(long)]
     quick: bool,
-    /// Store backend of the server under test.
+    /// Store backend of the server under test (and of the ingest baseline); with --server, name
+    /// the backend that server runs on.
     #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
     backend: String,
     /// PostgreSQL to create the benchmark database next to (for --backend postgres).
@@ -44,6 +45,21 @@ struct Args {
     /// Where the JSON report and summary go.
     #[arg(long, default_value = "tests/bench/results")]
     out: PathBuf,
+    /// Target a running server at HOST:PORT instead of starting one. The benchmark then does
+    /// the admin side (enrollment codes, seeding) on that server's --data-dir and
+    /// --database-url, as `patrolsync admin` would; it seeds the demo city (and, in a full run,
+    /// the synthetic city) into it, so use a server of its own.
+    #[arg(long, requires = "data_dir")]
+    server: Option<std::net::SocketAddr>,
+    /// The --server's data dir.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The --server's database URL (default: SQLite in its data dir).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The --server's process id, to report its CPU time and memory (same machine only).
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 /// Sizes of one run.
@@ -885,13 +901,19 @@ async fn main() -> anyhow::Result<()> {
         sizes.idle = n;
     }
     let dir = tempfile::tempdir()?;
-    let pg = if args.backend == "postgres" {
+    // A started server gets a fresh database; an attached one (--server) has its own.
+    let pg = if args.backend == "postgres" && args.server.is_none() {
         Some(patrolsync_server::testkit::fresh_postgres(&args.postgres_url).await)
     } else {
         None
     };
     let url = pg.as_ref().and_then(|d| d.url.clone());
-    let mut srv = ServerProc::start(&dir.path().join("server"), url).await?;
+    let mut srv = match (args.server, &args.data_dir) {
+        (Some(addr), Some(data)) => {
+            ServerProc::attach(addr, data, args.database_url.clone(), args.server_pid).await?
+        }
+        _ => ServerProc::start(&dir.path().join("server"), url).await?,
+    };
     patrolsync_server::seed::seed_demo(srv.store.as_ref()).await?;
     let fleet = Fleet::new(srv.addr, srv.ca()?, 16)?;
     eprintln!(
@@ -977,7 +999,7 @@ async fn main() -> anyhow::Result<()> {
             "idle": idle_r,
             "fan_out": fan_r,
         },
-        "server": { "peak_rss_kib": peak },
+        "server": { "peak_rss_kib": peak, "process_measured": srv.measured(), "started_by_bench": args.server.is_none() },
     });
     let text = summary(&report);
     println!("{text}");

@@ -17,9 +17,12 @@ use patrolsync_server::store::Store;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-/// A running `patrolsync serve`.
+/// A running `patrolsync serve`: started here, or attached to with `--server`.
 pub struct ServerProc {
-    child: Child,
+    /// The process when this benchmark started it.
+    child: Option<Child>,
+    /// The process to read CPU time and memory from, when known.
+    pid: Option<u32>,
     pub addr: SocketAddr,
     pub config: Config,
     pub store: Arc<dyn Store>,
@@ -83,7 +86,8 @@ impl ServerProc {
         let store = patrolsync_server::open_store(&config).await?;
         let pki = Pki::open_or_init(data, &[])?;
         Ok(ServerProc {
-            child,
+            pid: Some(child.id()),
+            child: Some(child),
             addr,
             config,
             store,
@@ -127,14 +131,42 @@ impl ServerProc {
         Ok(out)
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
+    /// Attaches to a server already running at `addr`, doing the admin side (codes, seeding)
+    /// on its data dir and database as `patrolsync admin` does. Its CPU time and memory are read
+    /// only when its `pid` is given (and it runs on this machine).
+    pub async fn attach(
+        addr: SocketAddr,
+        data: &Path,
+        database_url: Option<String>,
+        pid: Option<u32>,
+    ) -> anyhow::Result<ServerProc> {
+        let config = Config {
+            data_dir: data.to_owned(),
+            database_url,
+            listen: addr,
+            ..Config::default()
+        };
+        let store = patrolsync_server::open_store(&config).await?;
+        let pki = Pki::open_shared(data, &[], store.as_ref()).await?;
+        Ok(ServerProc {
+            child: None,
+            pid,
+            addr,
+            config,
+            store,
+            pki,
+        })
     }
 
-    /// (user + system CPU time in ms) of the server process so far.
+    /// Whether this benchmark can read the server's CPU time and memory.
+    pub fn measured(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// (user + system CPU time in ms) of the server process so far (0 when unknown).
     pub fn cpu_ms(&self) -> u64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let Some(pid) = self.pid else { return 0 };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // Fields after the command name (which may hold spaces) in parentheses.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<u64> = rest
@@ -145,10 +177,10 @@ impl ServerProc {
         ticks * 1000 / clock_ticks()
     }
 
-    /// (resident KiB now, peak resident KiB) of the server process.
+    /// (resident KiB now, peak resident KiB) of the server process ((0, 0) when unknown).
     pub fn rss_kib(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let Some(pid) = self.pid else { return (0, 0) };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -160,29 +192,34 @@ impl ServerProc {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
-    /// Stops the server (SIGTERM, so it drains as in production).
+    /// Stops the server if this benchmark started it (SIGTERM, so it drains as in production).
     pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(child) = &mut self.child else {
+            return Ok(());
+        };
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(self.pid().to_string())
+            .arg(child.id().to_string())
             .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
+            if child.try_wait()?.is_some() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.child.kill()?;
+        child.kill()?;
         Ok(())
     }
 }
 
 impl Drop for ServerProc {
     fn drop(&mut self) {
-        // An error part way must not leave a server running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // An error part way must not leave a server this benchmark started running.
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
