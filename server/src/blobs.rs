@@ -248,7 +248,7 @@ fn chunk_path(dir: &ObjectPath, offset: u64) -> ObjectPath {
 /// A photo's staged chunks in the object store.
 struct Chunks {
     /// In order, contiguous from offset 0.
-    run: Vec<(u64, ObjectPath)>,
+    run: Vec<ObjectPath>,
     /// Bytes the contiguous run covers.
     bytes: u64,
     /// Chunks past a gap (left by an overlapping upload on another node); never used.
@@ -362,7 +362,7 @@ impl Blobs {
         for (offset, size, path) in all {
             if offset == out.bytes && size > 0 && out.stale.is_empty() {
                 out.bytes += size;
-                out.run.push((offset, path));
+                out.run.push(path);
             } else {
                 out.stale.push(path);
             }
@@ -547,7 +547,7 @@ impl Blobs {
         let mut upload =
             WriteMultipart::new_with_chunk_size(store.put_multipart(&dest).await?, PART_BYTES);
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for (_, path) in &chunks.run {
+        for path in &chunks.run {
             let bytes = match store.get(path).await {
                 Ok(r) => r.bytes().await,
                 Err(e) => Err(e),
@@ -567,7 +567,7 @@ impl Blobs {
             upload.put(bytes);
         }
         let discard = async {
-            for path in chunks.run.iter().map(|(_, p)| p).chain(&chunks.stale) {
+            for path in chunks.run.iter().chain(&chunks.stale) {
                 let _ = store.delete(path).await;
             }
         };

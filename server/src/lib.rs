@@ -157,11 +157,7 @@ impl Server {
         let blobs = blobs::Blobs::open(&config.photos, &config.data_dir)?;
         blobs.check().await?;
         tracing::info!(photos = %blobs.describe(), "photo storage");
-        match blobs.expire_staging(config.staging_expiry).await {
-            Ok(n) if n > 0 => tracing::info!(expired = n, "removed abandoned photo uploads"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "photo staging expiry failed"),
-        }
+        expire_staging(&blobs, config.staging_expiry).await;
         let cluster = match store.backend() {
             Backend::Postgres => Some(Arc::new(
                 cluster::Cluster::new(&config.database_url()).map_err(StoreError::from)?,
@@ -194,27 +190,21 @@ impl Server {
                 tracing::error!(error = %e, "admin HTTP stopped");
             }
         });
-        let mut tasks = Vec::new();
         let accept_task = tokio::spawn(transport::accept_loop(endpoint.clone(), shared.clone()));
         let expiry = {
             let shared = shared.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                    match shared
-                        .blobs
-                        .expire_staging(shared.config.staging_expiry)
-                        .await
-                    {
-                        Ok(n) if n > 0 => {
-                            tracing::info!(expired = n, "removed abandoned photo uploads")
-                        }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "photo staging expiry failed"),
-                    }
+                    expire_staging(&shared.blobs, shared.config.staging_expiry).await;
                 }
             })
         };
+        let revocations = tokio::spawn(transport::watch_revocations(
+            shared.clone(),
+            std::time::Duration::from_millis(250),
+        ));
+        let mut tasks = vec![admin_task, accept_task, revocations, expiry];
         if let Some(cluster) = cluster {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(cluster.listen(
@@ -225,10 +215,6 @@ impl Server {
                 },
             )));
         }
-        let revocations = tokio::spawn(transport::watch_revocations(
-            shared.clone(),
-            std::time::Duration::from_millis(250),
-        ));
         Ok(Server {
             shared,
             endpoint,
@@ -236,10 +222,7 @@ impl Server {
             admin_addr,
             draining,
             admin_shutdown: Some(admin_tx),
-            tasks: {
-                tasks.extend([admin_task, accept_task, revocations, expiry]);
-                tasks
-            },
+            tasks,
         })
     }
 
@@ -296,6 +279,15 @@ impl Server {
             t.abort();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
         }
+    }
+}
+
+/// Deletes abandoned partial uploads, logging what it did.
+async fn expire_staging(blobs: &blobs::Blobs, max_age: std::time::Duration) {
+    match blobs.expire_staging(max_age).await {
+        Ok(n) if n > 0 => tracing::info!(expired = n, "removed abandoned photo uploads"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "photo staging expiry failed"),
     }
 }
 

@@ -198,3 +198,19 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A hazard report: bikes blocking the fire lane in `cell`, fix by a deadline, no photos.
+pub fn blocked_lane(cell: &str) -> patrolsync_sdk::NewHazard {
+    use patrolsync_proto::hazard::{Handling, HazardCategory, Severity};
+    patrolsync_sdk::NewHazard {
+        grid_cell: cell.into(),
+        checkpoint: None,
+        position: None,
+        category: HazardCategory::BlockedFireLane,
+        severity: Severity::General,
+        handling: Handling::ByDeadline,
+        deadline_ms: Some(4_000_000_000_000),
+        description: "bikes block the fire lane".into(),
+        photos: Vec::new(),
+    }
+}

@@ -3,24 +3,15 @@
 //! directions, and a new device bootstraps its scope. SQLite and (when configured) PostgreSQL.
 
 use patrolsync_proto::Role;
-use patrolsync_proto::hazard::{
-    Agency, EventKind, FieldValue, Handling, HazardCategory, Severity, Status,
-};
+use patrolsync_proto::hazard::{Agency, EventKind, FieldValue, HazardCategory, Status};
 use patrolsync_sdk::{Client, NewHazard, Transition};
 use patrolsync_server::testkit::test_databases;
 use patrolsync_tests::Harness;
 
 fn lane(cell: &str) -> NewHazard {
     NewHazard {
-        grid_cell: cell.into(),
-        checkpoint: None,
-        position: None,
-        category: HazardCategory::BlockedFireLane,
-        severity: Severity::General,
-        handling: Handling::ByDeadline,
-        deadline_ms: Some(4_000_000_000_000),
-        description: "bikes block the fire lane".into(),
         photos: vec![[1; 32]],
+        ..patrolsync_tests::blocked_lane(cell)
     }
 }
 

@@ -697,34 +697,23 @@ async fn idle(
 }
 
 /// Workload 6: connected devices in one cell; one hazard pushed; time until each pulled it.
-async fn fan_out(
-    devices: &mut [Device],
-    reporter: &patrolsync_sdk::Client,
-) -> anyhow::Result<Value> {
-    use patrolsync_proto::hazard::{Handling, HazardCategory, Severity};
+async fn fan_out(devices: &[Device], reporter: &patrolsync_sdk::Client) -> anyhow::Result<Value> {
     // Everyone catches up first, so the hazard is the only news.
-    for d in devices.iter_mut() {
-        let (_, cursor) = fleet::pull_all(&d.conn, 0, true, |_| {}).await?;
-        d.seq = cursor; // reuse the field as the device's pull cursor from here on
+    let mut cursors = Vec::with_capacity(devices.len());
+    for d in devices {
+        cursors.push(fleet::pull_all(&d.conn, 0, true, |_| {}).await?.1);
     }
     let id = reporter
         .report_hazard(patrolsync_sdk::NewHazard {
-            grid_cell: "S1-C1-K1".into(),
-            checkpoint: None,
-            position: None,
-            category: HazardCategory::BlockedFireLane,
-            severity: Severity::General,
-            handling: Handling::ByDeadline,
-            deadline_ms: Some(4_000_000_000_000),
             description: "benchmark fan-out".into(),
-            photos: Vec::new(),
+            ..patrolsync_tests::blocked_lane("S1-C1-K1")
         })
         .await?;
     let want = id.0.as_bytes().to_vec();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for d in devices.iter() {
-        let (conn, cursor, want) = (d.conn.clone(), d.seq, want.clone());
+    for (d, cursor) in devices.iter().zip(cursors) {
+        let (conn, want) = (d.conn.clone(), want.clone());
         tasks.spawn(async move {
             let mut cursor = cursor;
             loop {
@@ -973,7 +962,7 @@ async fn main() -> anyhow::Result<()> {
     let bootstrap_r = bootstrap(&srv, &fleet, next, sizes.city).await?;
     next += 1;
     eprintln!("4 bootstrap done");
-    let fan_r = fan_out(&mut devices, &reporter).await?;
+    let fan_r = fan_out(&devices, &reporter).await?;
     eprintln!("6 fan-out done");
     for d in devices.drain(..) {
         d.conn.close(0u32.into(), b"done");
