@@ -33,6 +33,9 @@ const CID_KEY: &str = "quic-cid.key";
 /// The address-validation (Retry and NEW_TOKEN) key; shared by a cluster's nodes.
 const TOKEN_KEY: &str = "quic-token.key";
 
+/// The `cluster_secrets` row holding [`SHARED`], as one JSON object of hex strings.
+const CLUSTER_KEYS: &str = "key-material-v1";
+
 /// What every node of a cluster must hold the same: the CAs, the token key and the admin token.
 /// With PostgreSQL these are kept in the database (the first node to start writes them) and
 /// mirrored into each node's data dir.
@@ -197,6 +200,17 @@ fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
+/// The bytes of lower-case or upper-case hex, if it is hex.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -316,18 +330,39 @@ impl Pki {
         if store.backend() != crate::store::Backend::Postgres {
             return Ok(pki);
         }
+        // One row for the whole set: a CA certificate from one node with another node's key
+        // (two nodes starting together) would be a CA that cannot sign for itself.
+        let mut local = serde_json::Map::new();
+        for name in SHARED {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            local.insert(name.to_owned(), hex(&bytes).into());
+        }
+        let local = serde_json::Value::Object(local).to_string();
+        let cluster = store
+            .shared_secret(CLUSTER_KEYS, local.as_bytes(), crate::now_ms())
+            .await?;
+        let cluster: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&cluster)
+            .map_err(|e| {
+                crate::ServeError::Tls(format!("the cluster's key material is unreadable: {e}"))
+            })?;
         let mut adopted = false;
         for name in SHARED {
             let path = dir.join(name);
-            let local = std::fs::read(&path).map_err(io_err(&path))?;
-            let cluster = store.shared_secret(name, &local, crate::now_ms()).await?;
-            if cluster != local {
+            let wanted = cluster
+                .get(name)
+                .and_then(|v| v.as_str())
+                .and_then(unhex)
+                .ok_or_else(|| {
+                    crate::ServeError::Tls(format!("the cluster's key material lacks {name}"))
+                })?;
+            if std::fs::read(&path).map_err(io_err(&path))? != wanted {
                 let kept = dir.join(format!("{name}.replaced"));
                 std::fs::rename(&path, &kept).map_err(io_err(&path))?;
                 if name.ends_with(".crt") {
-                    write_public(&path, &cluster)?;
+                    write_public(&path, &wanted)?;
                 } else {
-                    write_private(&path, &cluster)?;
+                    write_private(&path, &wanted)?;
                 }
                 tracing::warn!(file = %path.display(), kept = %kept.display(), "adopted the cluster's key material");
                 adopted = true;
