@@ -16,6 +16,10 @@ use crate::pki::Pki;
 #[derive(Debug, Parser)]
 #[command(name = "patrolsync", version, about, long_about = None)]
 pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per line, with the span's
+    /// device id and RPC) for log collectors. The filter is PATROLSYNC_LOG (default `info`).
+    #[arg(long, env = "PATROLSYNC_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -107,8 +111,24 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Enrolled devices and whether they are revoked.
+    /// Devices and their sync health: healthy, lagging, silent, erroring or revoked, and why
+    /// (thresholds in the `[health]` config section). Worst first.
     Devices {
+        /// Only devices in this state.
+        #[arg(long)]
+        state: Option<crate::health::HealthState>,
+        /// Order: state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled.
+        #[arg(long, default_value = "state")]
+        sort: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One device in detail: health, recent Hello reports, missing photos, rejected ops and
+    /// conflicts.
+    Device {
+        /// Device id, or a unique prefix of at least 8 characters.
+        device: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -145,6 +165,21 @@ enum AdminCommand {
     },
     /// The rejection log: ops the server refused, and why.
     Rejections {
+        /// Only this device's.
+        #[arg(long)]
+        device: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ops recorded as conflicts (their hazard transition was no longer possible), newest first.
+    Conflicts {
+        /// Only this device's.
+        #[arg(long)]
+        device: Option<String>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -236,7 +271,20 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn time_text(ms: i64) -> String {
+/// "3 min ago" style text for an age in ms.
+fn ago_text(ms: i64) -> String {
+    let secs = (ms.max(0) / 1000) as u64;
+    format!(
+        "{} ago",
+        humantime::format_duration(Duration::from_secs(if secs > 3600 {
+            secs / 60 * 60
+        } else {
+            secs
+        }))
+    )
+}
+
+pub(crate) fn time_text(ms: i64) -> String {
     humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
     )
@@ -368,7 +416,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::MissingPhotos { limit, json } => {
-            let rows = store.missing_photos(limit).await?;
+            let rows = store.missing_photos(None, limit).await?;
             if json {
                 print_json(&rows)?;
             } else if rows.is_empty() {
@@ -387,24 +435,152 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        AdminCommand::Devices { json } => {
-            let devices = store.devices().await?;
+        AdminCommand::Devices { state, sort, json } => {
+            let now = crate::now_ms();
+            let (all, counts) =
+                crate::health::fleet(store.device_statuses().await?, &config.health, now);
+            let devices = crate::admin::select_devices(all, state, None, &sort, None)
+                .map_err(anyhow::Error::msg)?;
             if json {
                 print_json(&devices)?;
-            } else if devices.is_empty() {
+            } else if devices.is_empty() && state.is_none() {
                 println!("no devices enrolled yet; create a code with `patrolsync admin enroll`");
             } else {
+                let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                println!("{}", summary.join(", "));
+                println!(
+                    "{:<36}  {:<8}  {:<12}  {:<10}  {:>6}  {:>7}  WHY",
+                    "DEVICE", "STATE", "USER", "LAST SEEN", "OUTBOX", "PHOTOS"
+                );
                 for d in devices {
-                    let state = match d.revoked_at_ms {
-                        Some(t) => format!("revoked {}", time_text(t)),
-                        None => d
-                            .last_seen_at_ms
-                            .map(|t| format!("seen {}", time_text(t)))
-                            .unwrap_or_else(|| "never seen".into()),
-                    };
                     println!(
-                        "{}  {:<12} {:<13} {:<20} {}",
-                        d.id, d.user, d.role, d.name, state
+                        "{:<36}  {:<8}  {:<12}  {:<10}  {:>6}  {:>7}  {}",
+                        d.status.id,
+                        d.state,
+                        d.status.user,
+                        d.status
+                            .last_seen_at_ms
+                            .map(|t| ago_text(now - t))
+                            .unwrap_or_else(|| "never".into()),
+                        d.status.outbox_depth.unwrap_or(0),
+                        d.status.missing_photos,
+                        d.reasons.join("; ")
+                    );
+                }
+            }
+        }
+        AdminCommand::Device { device, json } => {
+            let now = crate::now_ms();
+            let (all, _) =
+                crate::health::fleet(store.device_statuses().await?, &config.health, now);
+            let prefix = device.trim().to_ascii_lowercase();
+            let mut found: Vec<_> = all
+                .into_iter()
+                .filter(|d| d.status.id.starts_with(&prefix))
+                .collect();
+            if prefix.len() < 8 || found.len() != 1 {
+                anyhow::bail!(
+                    "{} devices match {prefix:?}; give the device id or a unique prefix of at least 8 characters (see `patrolsync admin devices`)",
+                    if prefix.len() < 8 { 0 } else { found.len() }
+                );
+            }
+            let d = found.remove(0);
+            let id: patrolsync_proto::DeviceId = d.status.id.parse().map_err(anyhow::Error::msg)?;
+            let history = store.device_history(id, 10).await?;
+            let rejections = store.rejections(Some(&d.status.id), 10).await?;
+            let conflicts = store.conflicts(Some(&d.status.id), 10).await?;
+            let missing = store.missing_photos(Some(&d.status.id), 10).await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "device": d, "history": history, "rejections": rejections,
+                    "conflicts": conflicts, "missing_photos": missing,
+                }))?;
+            } else {
+                let s = &d.status;
+                let opt = |t: Option<i64>| t.map(time_text).unwrap_or_else(|| "never".into());
+                println!("device        {} ({})", s.id, s.name);
+                println!("user          {} ({})", s.user, s.role);
+                println!(
+                    "state         {}{}",
+                    d.state,
+                    if d.reasons.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", d.reasons.join("; "))
+                    }
+                );
+                println!("enrolled      {}", time_text(s.enrolled_at_ms));
+                if let Some(t) = s.revoked_at_ms {
+                    println!("revoked       {}", time_text(t));
+                }
+                println!("last seen     {}", opt(s.last_seen_at_ms));
+                println!("last push     {}", opt(s.last_push_at_ms));
+                println!("last pull     {}", opt(s.last_pull_at_ms));
+                println!(
+                    "outbox        {} ops, oldest {} ms; acknowledged through op {}",
+                    s.outbox_depth.unwrap_or(0),
+                    s.oldest_pending_age_ms.unwrap_or(0),
+                    s.acked_through
+                );
+                println!(
+                    "photos        {} missing, {} bytes pending",
+                    s.missing_photos,
+                    s.pending_photo_bytes.unwrap_or(0)
+                );
+                println!(
+                    "rejected      {} ops, {} conflicts",
+                    s.rejected_ops, s.conflicts
+                );
+                if let (Some(at), Some(e)) = (s.last_error_at_ms, &s.last_error) {
+                    println!("last error    {} at {}", e, time_text(at));
+                }
+                println!(
+                    "link          RTT {} ms, {} bytes in, {} bytes out; clock offset {} ms",
+                    s.rtt_ms.unwrap_or(0),
+                    s.bytes_in,
+                    s.bytes_out,
+                    s.clock_offset_ms.unwrap_or(0)
+                );
+                println!(
+                    "versions      app {}, SDK {}",
+                    s.app_version.as_deref().unwrap_or("?"),
+                    s.sdk_version.as_deref().unwrap_or("?")
+                );
+                for h in &history {
+                    println!(
+                        "  hello {}  outbox {} (oldest {} ms)  photos {} B  RTT {} ms",
+                        time_text(h.at_ms),
+                        h.outbox_depth,
+                        h.oldest_pending_age_ms,
+                        h.pending_photo_bytes,
+                        h.rtt_ms.unwrap_or(0)
+                    );
+                }
+                for m in &missing {
+                    println!(
+                        "  missing photo {} ({} {}) since {}",
+                        m.sha256,
+                        m.record_kind,
+                        m.record_id,
+                        time_text(m.since_ms)
+                    );
+                }
+                for r in &rejections {
+                    println!(
+                        "  rejected op {} at {}: {} {}: {}",
+                        r.device_seq,
+                        time_text(r.recorded_at_ms),
+                        r.code,
+                        r.field,
+                        r.message
+                    );
+                }
+                for c in &conflicts {
+                    println!(
+                        "  conflict op {} at {}: {}",
+                        c.device_seq,
+                        time_text(c.recorded_at_ms),
+                        c.message
                     );
                 }
             }
@@ -420,8 +596,12 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        AdminCommand::Rejections { limit, json } => {
-            let rows = store.rejections(limit).await?;
+        AdminCommand::Rejections {
+            device,
+            limit,
+            json,
+        } => {
+            let rows = store.rejections(device.as_deref(), limit).await?;
             if json {
                 print_json(&rows)?;
             } else if rows.is_empty() {
@@ -436,6 +616,28 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                         r.code,
                         r.field,
                         r.message
+                    );
+                }
+            }
+        }
+        AdminCommand::Conflicts {
+            device,
+            limit,
+            json,
+        } => {
+            let rows = store.conflicts(device.as_deref(), limit).await?;
+            if json {
+                print_json(&rows)?;
+            } else if rows.is_empty() {
+                println!("no conflicts");
+            } else {
+                for c in rows {
+                    println!(
+                        "{}  device {} seq {}  {}",
+                        time_text(c.recorded_at_ms),
+                        c.device,
+                        c.device_seq,
+                        c.message
                     );
                 }
             }

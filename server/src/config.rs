@@ -65,6 +65,41 @@ pub struct Config {
     pub limits: Limits,
     /// Where photos are stored.
     pub photos: Photos,
+    /// When a device counts as lagging, silent or erroring.
+    pub health: Health,
+}
+
+/// Thresholds of the sync-health states admins see. A device is, in this order of precedence:
+/// `revoked`; `silent` when it has not said Hello for `silent_after`; `erroring` when a request
+/// of its failed or an op of its was refused within `error_window` and it has not pushed
+/// successfully since; `lagging` when its oldest unsent op, or a photo it owes, is older than
+/// `lagging_after`; else `healthy`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Health {
+    /// How old the oldest unsent op or an owed photo may get before the device is lagging.
+    #[serde(with = "duration_text")]
+    pub lagging_after: Duration,
+    /// How long without a Hello before the device is silent.
+    #[serde(with = "duration_text")]
+    pub silent_after: Duration,
+    /// How recent a failure must be to make the device erroring.
+    #[serde(with = "duration_text")]
+    pub error_window: Duration,
+    /// How often the fleet's ingest and backlog are sampled for the dashboard's chart.
+    #[serde(with = "duration_text")]
+    pub sample_every: Duration,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            lagging_after: Duration::from_secs(30 * 60),
+            silent_after: Duration::from_secs(24 * 3600),
+            error_window: Duration::from_secs(3600),
+            sample_every: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Photo storage backends.
@@ -163,6 +198,7 @@ impl Default for Config {
             hazard_duplicate_radius_m: 50.0,
             limits: Limits::default(),
             photos: Photos::default(),
+            health: Health::default(),
         }
     }
 }
@@ -284,6 +320,18 @@ impl Config {
                 "hazard_duplicate_radius_m = {} must be between 0 and 10000",
                 self.hazard_duplicate_radius_m
             )));
+        }
+        let h = &self.health;
+        if h.sample_every < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(format!(
+                "health.sample_every = {} is too short (at least 1s)",
+                humantime::format_duration(h.sample_every)
+            )));
+        }
+        if h.silent_after.is_zero() || h.lagging_after.is_zero() {
+            return Err(ConfigError::Invalid(
+                "health.silent_after and health.lagging_after must be more than 0s".into(),
+            ));
         }
         if self.photos.backend == PhotoBackend::S3
             && self.photos.bucket.as_deref().unwrap_or("").is_empty()

@@ -174,8 +174,12 @@ impl Store for FaultyStore {
     ) -> Result<bool, StoreError> {
         self.inner.blob_visible(sha256, device, scope).await
     }
-    async fn missing_photos(&self, limit: u32) -> Result<Vec<MissingPhoto>, StoreError> {
-        self.inner.missing_photos(limit).await
+    async fn missing_photos(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MissingPhoto>, StoreError> {
+        self.inner.missing_photos(device, limit).await
     }
     async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
         self.inner.devices().await
@@ -204,7 +208,39 @@ impl Store for FaultyStore {
     ) -> Result<Vec<StoredCheckIn>, StoreError> {
         self.inner.check_ins(d, limit).await
     }
-    async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError> {
-        self.inner.rejections(limit).await
+    async fn rejections(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RejectionEntry>, StoreError> {
+        self.inner.rejections(device, limit).await
+    }
+    async fn conflicts(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ConflictEntry>, StoreError> {
+        self.inner.conflicts(device, limit).await
+    }
+    async fn record_activity(
+        &self,
+        device: DeviceId,
+        activity: &Activity,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.record_activity(device, activity, now_ms).await
+    }
+    async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        self.inner.device_statuses().await
+    }
+    async fn device_history(
+        &self,
+        device: DeviceId,
+        limit: u32,
+    ) -> Result<Vec<ReportSample>, StoreError> {
+        self.inner.device_history(device, limit).await
+    }
+    async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError> {
+        self.inner.hazard_counts(now_ms).await
     }
 }

@@ -13,7 +13,9 @@ pub mod cluster;
 pub mod config;
 pub mod enroll;
 pub mod faults;
+pub mod health;
 pub mod ingest;
+pub mod metrics;
 pub mod pki;
 pub mod seed;
 pub mod store;
@@ -100,6 +102,7 @@ pub struct Server {
     admin_addr: SocketAddr,
     draining: Arc<AtomicBool>,
     admin_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    admin_state: admin::AdminState,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -149,10 +152,13 @@ impl Server {
         };
         let ingest = ingest::Ingestor::start(store.clone(), writers, now_ms);
         let draining = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(metrics::Metrics::new());
         let admin_state = admin::AdminState {
             store: store.clone(),
             token_sha256: pki::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),
+            metrics: metrics.clone(),
+            health: config.health.clone(),
         };
         let blobs = blobs::Blobs::open(&config.photos, &config.data_dir)?;
         blobs.check().await?;
@@ -178,11 +184,14 @@ impl Server {
             handshaking: Default::default(),
             push_buckets: Default::default(),
             idle: Default::default(),
+            metrics,
+            pulls_recorded: Default::default(),
         });
 
         let (admin_tx, admin_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin_http = admin_state.clone();
         let admin_task = tokio::spawn(async move {
-            let serve = axum::serve(admin_listener, admin::router(admin_state))
+            let serve = axum::serve(admin_listener, admin::router(admin_http))
                 .with_graceful_shutdown(async move {
                     let _ = admin_rx.await;
                 });
@@ -204,7 +213,8 @@ impl Server {
             shared.clone(),
             std::time::Duration::from_millis(250),
         ));
-        let mut tasks = vec![admin_task, accept_task, revocations, expiry];
+        let sampler = tokio::spawn(sample_fleet(shared.clone()));
+        let mut tasks = vec![admin_task, accept_task, revocations, expiry, sampler];
         if let Some(cluster) = cluster {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(cluster.listen(
@@ -222,6 +232,7 @@ impl Server {
             admin_addr,
             draining,
             admin_shutdown: Some(admin_tx),
+            admin_state,
             tasks,
         })
     }
@@ -256,6 +267,16 @@ impl Server {
         &self.shared.blobs
     }
 
+    /// The admin HTTP router of this server, to call without a socket (tests).
+    pub fn admin_router(&self) -> axum::Router {
+        admin::router(self.admin_state.clone())
+    }
+
+    /// This node's metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.shared.metrics
+    }
+
     /// Fault injection hooks (tests).
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
@@ -279,6 +300,28 @@ impl Server {
             t.abort();
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
         }
+    }
+}
+
+/// Samples the fleet for the dashboard's chart every `health.sample_every`.
+async fn sample_fleet(shared: Arc<transport::Shared>) {
+    let every = shared.config.health.sample_every;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let read = async {
+            let statuses = shared.store.device_statuses().await?;
+            let stats = shared.store.stats(now).await?;
+            Ok::<_, StoreError>((health::fleet(statuses, &shared.config.health, now).0, stats))
+        }
+        .await;
+        match read {
+            Ok((devices, stats)) => shared.metrics.set_fleet(&devices, &stats),
+            Err(e) => tracing::warn!(error = %e, "fleet sample: could not read the store"),
+        }
+        shared.metrics.sample(now, every);
     }
 }
 

@@ -4,13 +4,22 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = patrolsync_server::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env(patrolsync_server::config::ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = patrolsync_server::cli::Cli::parse();
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        // One JSON object per line, with the enclosing spans (connection: device and remote
+        // address; rpc: kind) so a collector can follow one device.
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
     match patrolsync_server::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

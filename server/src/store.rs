@@ -191,6 +191,128 @@ pub struct DeviceReport {
     pub sdk_version: String,
     /// Device clock minus server clock, ms (estimate).
     pub clock_offset_ms: i64,
+    /// Round-trip time of its connection as QUIC measures it, ms.
+    pub rtt_ms: Option<u32>,
+    /// UDP bytes received from it since the last report on this connection.
+    pub bytes_in: u64,
+    /// UDP bytes sent to it since the last report on this connection.
+    pub bytes_out: u64,
+}
+
+/// Something a device did that its sync health records (besides Hello and push).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activity {
+    /// A pull succeeded.
+    Pulled,
+    /// A request failed; the message is what the device was told.
+    Failed(String),
+    /// Traffic on a connection since its last report (sent when the connection ends).
+    Traffic {
+        /// UDP bytes received from the device.
+        bytes_in: u64,
+        /// UDP bytes sent to it.
+        bytes_out: u64,
+    },
+}
+
+/// Everything the server knows about a device's sync, for the health view. Times are Unix ms.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct DeviceStatus {
+    /// Device id.
+    pub id: String,
+    /// Name it gave at enrollment.
+    pub name: String,
+    /// Its user.
+    pub user: String,
+    /// The user's role.
+    pub role: String,
+    /// Enrolled at.
+    pub enrolled_at_ms: i64,
+    /// Revoked at.
+    pub revoked_at_ms: Option<i64>,
+    /// Last Hello.
+    pub last_seen_at_ms: Option<i64>,
+    /// Last push the server committed.
+    pub last_push_at_ms: Option<i64>,
+    /// Last pull the server answered.
+    pub last_pull_at_ms: Option<i64>,
+    /// Highest contiguous op recorded.
+    pub acked_through: i64,
+    /// App version it reported.
+    pub app_version: Option<String>,
+    /// SDK version it reported.
+    pub sdk_version: Option<String>,
+    /// Ops in its outbox at its last Hello.
+    pub outbox_depth: Option<i64>,
+    /// Age of its oldest unsent op at its last Hello, ms.
+    pub oldest_pending_age_ms: Option<i64>,
+    /// Photo bytes waiting to upload at its last Hello.
+    pub pending_photo_bytes: Option<i64>,
+    /// Its clock minus the server's at its last Hello, ms.
+    pub clock_offset_ms: Option<i64>,
+    /// Round-trip time at its last Hello, ms.
+    pub rtt_ms: Option<i64>,
+    /// UDP bytes received from it, all connections.
+    pub bytes_in: i64,
+    /// UDP bytes sent to it.
+    pub bytes_out: i64,
+    /// Ops of its the server refused.
+    pub rejected_ops: i64,
+    /// Ops of its recorded as conflicts.
+    pub conflicts: i64,
+    /// Last time an op of its was refused or conflicted.
+    pub last_problem_at_ms: Option<i64>,
+    /// Last failed request.
+    pub last_error_at_ms: Option<i64>,
+    /// What it was told then.
+    pub last_error: Option<String>,
+    /// Photos its records reference that have not arrived.
+    pub missing_photos: i64,
+    /// Since when the oldest of those has been owed.
+    pub missing_photos_since_ms: Option<i64>,
+}
+
+/// One Hello report kept in a device's history.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ReportSample {
+    /// When the server received it, ms.
+    pub at_ms: i64,
+    /// Ops in the outbox.
+    pub outbox_depth: i64,
+    /// Age of the oldest unsent op, ms.
+    pub oldest_pending_age_ms: i64,
+    /// Photo bytes waiting.
+    pub pending_photo_bytes: i64,
+    /// Device clock minus server clock, ms.
+    pub clock_offset_ms: i64,
+    /// Round-trip time, ms.
+    pub rtt_ms: Option<i64>,
+}
+
+/// An op recorded as a conflict: its hazard transition was not possible when it arrived.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConflictEntry {
+    /// Device that sent it.
+    pub device: String,
+    /// Its op sequence number.
+    pub device_seq: u64,
+    /// Why it conflicted.
+    pub message: String,
+    /// When it was recorded, ms.
+    pub recorded_at_ms: i64,
+}
+
+/// Hazards in one cell with one status.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct HazardCount {
+    /// The cell's path (`/S1/S1-C2/`).
+    pub cell_path: String,
+    /// Hazard status.
+    pub status: String,
+    /// How many.
+    pub count: i64,
+    /// How many of them are open past their deadline.
+    pub overdue: i64,
 }
 
 /// The pushes of one device to commit, already validated.
@@ -686,8 +808,13 @@ pub trait Store: Send + Sync + 'static {
         scope: &PullScope,
     ) -> Result<bool, StoreError>;
 
-    /// Photos referenced by records but not uploaded yet, oldest first.
-    async fn missing_photos(&self, limit: u32) -> Result<Vec<MissingPhoto>, StoreError>;
+    /// Photos referenced by records but not uploaded yet, oldest first; only those `device`
+    /// owes when given.
+    async fn missing_photos(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MissingPhoto>, StoreError>;
 
     /// Devices, oldest enrollment first.
     async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError>;
@@ -718,6 +845,38 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredCheckIn>, StoreError>;
 
-    /// The rejection log, newest first.
-    async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError>;
+    /// The rejection log, newest first; only `device`'s when given.
+    async fn rejections(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RejectionEntry>, StoreError>;
+
+    /// Ops recorded as conflicts, newest first; only `device`'s when given.
+    async fn conflicts(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ConflictEntry>, StoreError>;
+
+    /// Records what a device did outside Hello and push.
+    async fn record_activity(
+        &self,
+        device: DeviceId,
+        activity: &Activity,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Every device's sync status, oldest enrollment first.
+    async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError>;
+
+    /// A device's latest Hello reports, newest first.
+    async fn device_history(
+        &self,
+        device: DeviceId,
+        limit: u32,
+    ) -> Result<Vec<ReportSample>, StoreError>;
+
+    /// Hazard counts by cell and status.
+    async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError>;
 }

@@ -102,6 +102,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// SQLite in the data dir, for tests whose subject does not depend on the backend.
+    pub fn sqlite() -> TestDatabase {
+        TestDatabase {
+            backend: "sqlite",
+            url: None,
+            admin_url: None,
+            name: None,
+        }
+    }
+
     /// Drops the PostgreSQL database (SQLite files go with the temp dir).
     pub async fn cleanup(self) {
         if let (Some(admin), Some(name)) = (self.admin_url, self.name) {
@@ -134,12 +144,7 @@ fn with_database(url: &str, db: &str) -> String {
 /// The databases to run a suite on: SQLite always, plus a fresh PostgreSQL database when
 /// `PATROLSYNC_TEST_DATABASE_URL` is set. Prints the reason when PostgreSQL is skipped.
 pub async fn test_databases() -> Vec<TestDatabase> {
-    let mut out = vec![TestDatabase {
-        backend: "sqlite",
-        url: None,
-        admin_url: None,
-        name: None,
-    }];
+    let mut out = vec![TestDatabase::sqlite()];
     match std::env::var(ENV_TEST_DATABASE_URL) {
         Ok(url) if !url.trim().is_empty() => out.push(fresh_postgres(&url).await),
         _ => eprintln!("skipping PostgreSQL: {ENV_TEST_DATABASE_URL} is not set"),
@@ -186,4 +191,185 @@ mod tests {
             "postgres://u@h/x"
         );
     }
+}
+
+/// A fleet seeded straight into a store (no network), one device per sync-health state, for
+/// the admin API, dashboard and metrics tests. Needs the demo grid (`seed::seed_demo`).
+#[derive(Clone, Debug)]
+pub struct SeededFleet {
+    /// Said Hello just now with an empty outbox.
+    pub healthy: crate::store::DeviceSession,
+    /// Sent a check-in two hours ago whose photo never arrived; still says Hello.
+    pub stuck_photo: crate::store::DeviceSession,
+    /// The photo it owes, hex.
+    pub stuck_sha256: String,
+    /// Last said Hello two days ago.
+    pub silent: crate::store::DeviceSession,
+    /// Had an op refused just now.
+    pub erroring: crate::store::DeviceSession,
+    /// Revoked.
+    pub revoked: crate::store::DeviceSession,
+}
+
+/// Seeds [`SeededFleet`] at `now_ms`.
+pub async fn seed_fleet(
+    store: &dyn crate::store::Store,
+    now_ms: i64,
+) -> Result<SeededFleet, crate::store::StoreError> {
+    use crate::store::*;
+    use patrolsync_proto::*;
+
+    const HOUR: i64 = 3_600_000;
+    async fn enroll(
+        store: &dyn Store,
+        user: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<DeviceSession, StoreError> {
+        let code = crate::enroll::new_code();
+        let hash = crate::enroll::hash_code(&code);
+        store
+            .create_enrollment(
+                &NewEnrollment {
+                    code_hash: hash,
+                    user: user.into(),
+                    role: Role::Patroller,
+                    cells: vec!["S1-C1".into()],
+                    expires_at_ms: now_ms + HOUR,
+                    agency: None,
+                },
+                now_ms - 3 * 24 * HOUR,
+            )
+            .await?;
+        let id = DeviceId(uuid::Uuid::now_v7());
+        let device = NewDevice {
+            id,
+            name: name.into(),
+            cert_sha256: crate::pki::sha256(id.0.as_bytes()),
+            app_version: "patrol-app 2.4.1".into(),
+        };
+        store
+            .redeem_enrollment(&hash, &device, now_ms - 3 * 24 * HOUR)
+            .await
+            .map_err(|e| StoreError::Invalid(e.to_string()))
+    }
+    async fn hello(
+        store: &dyn Store,
+        d: &DeviceSession,
+        report: DeviceReport,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let report = DeviceReport {
+            app_version: "patrol-app 2.4.1".into(),
+            sdk_version: "0.1.0".into(),
+            rtt_ms: Some(42),
+            bytes_in: 4_000,
+            bytes_out: 9_000,
+            ..report
+        };
+        store.record_hello(d.id, &report, at_ms).await.map(|_| ())
+    }
+    let checkpoint = store
+        .checkpoints(&["S1-C1-K1-B1-P1".into()])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound("demo checkpoint S1-C1-K1-B1-P1".into()))?;
+    let check_in = |seq: u64, photos: Vec<[u8; 32]>, at_ms: i64| PreparedOp {
+        device_seq: seq,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc {
+            wall_ms: at_ms as u64,
+            logical: 0,
+        },
+        action: OpAction::InsertCheckIn(Box::new(CheckInRow {
+            check_in: CheckIn {
+                id: CheckInId(uuid::Uuid::now_v7()),
+                checkpoint: checkpoint.code.clone(),
+                kind: CheckInKind::Patrol,
+                method: CheckInMethod::Qr,
+                tag_uid: String::new(),
+                device_time_ms: at_ms,
+                monotonic_ms: seq,
+                fix: None,
+                outcome: CheckInOutcome::Inspected,
+                template_id: String::new(),
+                template_version: 0,
+                answers: vec![],
+                photos,
+                note: String::new(),
+            },
+            checkpoint_id: checkpoint.id,
+            cell_id: checkpoint.cell_id,
+        })),
+    };
+    let ingest = |d: &DeviceSession, ops: Vec<PreparedOp>, at_ms: i64| {
+        let batch = IngestBatch {
+            device: d.id,
+            user_id: d.user_id,
+            ops,
+        };
+        async move { store.ingest(&[batch], at_ms).await?.remove(0).map(|_| ()) }
+    };
+
+    let healthy = enroll(store, "wang.fang", "Wang's phone", now_ms).await?;
+    ingest(
+        &healthy,
+        vec![check_in(1, vec![], now_ms - 60_000)],
+        now_ms - 60_000,
+    )
+    .await?;
+    hello(store, &healthy, DeviceReport::default(), now_ms).await?;
+
+    let stuck_photo = enroll(store, "li.wei", "Li's phone", now_ms).await?;
+    let sha = crate::pki::sha256(b"a hazard photo that never arrived");
+    ingest(
+        &stuck_photo,
+        vec![check_in(1, vec![sha], now_ms - 2 * HOUR)],
+        now_ms - 2 * HOUR,
+    )
+    .await?;
+    let report = DeviceReport {
+        pending_photo_bytes: 2_400_000,
+        ..DeviceReport::default()
+    };
+    hello(store, &stuck_photo, report, now_ms - 60_000).await?;
+
+    let silent = enroll(store, "zhao.min", "Zhao's phone", now_ms).await?;
+    let report = DeviceReport {
+        outbox_depth: 7,
+        oldest_pending_age_ms: 3_600_000,
+        ..DeviceReport::default()
+    };
+    hello(store, &silent, report, now_ms - 2 * 24 * HOUR).await?;
+
+    let erroring = enroll(store, "sun.jie", "Sun's phone", now_ms).await?;
+    hello(store, &erroring, DeviceReport::default(), now_ms - 30_000).await?;
+    let refused = PreparedOp {
+        device_seq: 1,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc::default(),
+        action: OpAction::Reject(Rejection {
+            code: RejectCode::Forbidden,
+            reason: "outside_scope".into(),
+            field: "checkpoint".into(),
+            message: "checkpoint S2-C3-K1-B1-P1 is outside the user's cells (S1-C1)".into(),
+            payload: vec![],
+        }),
+    };
+    ingest(&erroring, vec![refused], now_ms - 20_000).await?;
+
+    let revoked = enroll(store, "chen.hao", "Chen's lost phone", now_ms).await?;
+    hello(store, &revoked, DeviceReport::default(), now_ms - HOUR).await?;
+    store
+        .revoke_device(&revoked.id.to_string(), now_ms - 1_000)
+        .await?;
+
+    Ok(SeededFleet {
+        healthy,
+        stuck_photo,
+        stuck_sha256: crate::blobs::hex(&sha),
+        silent,
+        erroring,
+        revoked,
+    })
 }

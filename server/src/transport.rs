@@ -15,6 +15,7 @@ use patrolsync_proto::{DeviceId, Message, wire};
 use quinn::{Connection, Endpoint, IdleTimeout, RecvStream, SendStream, TransportConfig, VarInt};
 use rustls_pki_types::CertificateDer;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::faults::Faults;
@@ -43,6 +44,66 @@ pub(crate) struct Shared {
     pub idle: Notify,
     /// The link to the other nodes on the same PostgreSQL, if any.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// When each device's last pull was written to the store (written at most every few
+    /// seconds per device, so a device paging through a backlog does not write per page).
+    pub pulls_recorded: Mutex<HashMap<DeviceId, std::time::Instant>>,
+}
+
+/// UDP bytes of a connection already reported to the store.
+#[derive(Debug, Default)]
+struct Traffic {
+    rx: std::sync::atomic::AtomicU64,
+    tx: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    /// Bytes in and out since the last call.
+    fn delta(&self, conn: &Connection) -> (u64, u64) {
+        let stats = conn.stats();
+        let rx = stats.udp_rx.bytes;
+        let tx = stats.udp_tx.bytes;
+        let before_rx = self.rx.swap(rx, Ordering::SeqCst);
+        let before_tx = self.tx.swap(tx, Ordering::SeqCst);
+        (rx.saturating_sub(before_rx), tx.saturating_sub(before_tx))
+    }
+}
+
+/// The name of an RPC for metrics and logs.
+fn rpc_kind(kind: &Option<wire::request::Kind>) -> &'static str {
+    use wire::request::Kind;
+    match kind {
+        None => "none",
+        Some(Kind::Enroll(_)) => "enroll",
+        Some(Kind::Hello(_)) => "hello",
+        Some(Kind::Push(_)) => "push",
+        Some(Kind::Pull(_)) => "pull",
+        Some(Kind::BlobStatus(_)) => "blob_status",
+        Some(Kind::BlobUpload(_)) => "blob_upload",
+        Some(Kind::BlobDownload(_)) => "blob_download",
+    }
+}
+
+/// `ok`, or the error code a response carries (metrics label).
+fn result_label(response: &wire::Response) -> &'static str {
+    use wire::ErrorCode as E;
+    let Some(wire::response::Kind::Error(e)) = &response.kind else {
+        return "ok";
+    };
+    match E::try_from(e.code).unwrap_or(E::Unspecified) {
+        E::Unspecified => "unspecified",
+        E::BadRequest => "bad_request",
+        E::Unauthenticated => "unauthenticated",
+        E::Forbidden => "forbidden",
+        E::Unsupported => "unsupported",
+        E::LimitExceeded => "limit_exceeded",
+        E::Unavailable => "unavailable",
+        E::EnrollmentRefused => "enrollment_refused",
+        E::BlobOffsetMismatch => "blob_offset_mismatch",
+        E::BlobHashMismatch => "blob_hash_mismatch",
+        E::NotFound => "not_found",
+        E::Revoked => "revoked",
+    }
 }
 
 /// A live connection, its device session, and when it began.
@@ -173,7 +234,26 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection, accepted_at: st
             }
         },
     };
-    tracing::debug!(%remote, device = ?session.as_ref().map(|s| s.id), "connection");
+    let device = session.as_ref().map(|s| s.id);
+    let span = match device {
+        Some(d) => tracing::info_span!("conn", device = %d, %remote),
+        None => tracing::info_span!("conn", device = "unenrolled", %remote),
+    };
+    serve_session(shared, conn, accepted_at, session)
+        .instrument(span)
+        .await;
+}
+
+async fn serve_session(
+    shared: Arc<Shared>,
+    conn: Connection,
+    accepted_at: std::time::Instant,
+    session: Option<DeviceSession>,
+) {
+    tracing::debug!("connection");
+    shared.metrics.connections.inc();
+    shared.metrics.connections_open.inc();
+    let remote = conn.remote_address();
     let id = conn.stable_id();
     let device = session.as_ref().map(|s| s.id);
     let session: Arc<SessionSlot> = Arc::new(Mutex::new(session.map(Arc::new)));
@@ -207,18 +287,26 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection, accepted_at: st
             }
         }
     }
+    let traffic = Arc::new(Traffic::default());
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
                 let shared = shared.clone();
                 let session = session.clone();
+                let link = Link {
+                    conn: conn.clone(),
+                    traffic: traffic.clone(),
+                };
                 shared.in_flight.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    serve_stream(&shared, &session, send, recv).await;
-                    if shared.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-                        shared.idle.notify_waiters();
+                tokio::spawn(
+                    async move {
+                        serve_stream(&shared, &session, &link, send, recv).await;
+                        if shared.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+                            shared.idle.notify_waiters();
+                        }
                     }
-                });
+                    .in_current_span(),
+                );
             }
             Err(e) => {
                 tracing::debug!(%remote, reason = %e, "connection ended");
@@ -231,6 +319,73 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection, accepted_at: st
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&id);
+    shared.metrics.connections_open.dec();
+    // What Hello did not report yet: the rest of this connection's traffic.
+    let device = session
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|s| s.id);
+    if let Some(device) = device {
+        let (bytes_in, bytes_out) = traffic.delta(&conn);
+        if bytes_in + bytes_out > 0 {
+            let activity = crate::store::Activity::Traffic {
+                bytes_in,
+                bytes_out,
+            };
+            if let Err(e) = shared
+                .store
+                .record_activity(device, &activity, crate::now_ms())
+                .await
+            {
+                tracing::debug!(error = %e, "could not record the connection's traffic");
+            }
+        }
+    }
+}
+
+/// Keeps a device's sync health current: failures it was told of, and its last pull.
+async fn record_outcome(shared: &Shared, device: DeviceId, kind: &'static str, r: &wire::Response) {
+    let activity = match &r.kind {
+        // Pacing (the push token bucket) is the device being told to slow down, not a failure.
+        Some(wire::response::Kind::Error(e))
+            if e.code != wire::ErrorCode::LimitExceeded as i32 || !e.retryable =>
+        {
+            crate::store::Activity::Failed(format!("{kind}: {}", e.message))
+        }
+        Some(wire::response::Kind::Pull(_)) => {
+            let now = std::time::Instant::now();
+            let mut recorded = shared
+                .pulls_recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match recorded.get(&device) {
+                Some(at) if now.duration_since(*at) < Duration::from_secs(5) => return,
+                _ => {
+                    recorded.insert(device, now);
+                }
+            }
+            crate::store::Activity::Pulled
+        }
+        _ => return,
+    };
+    let started = std::time::Instant::now();
+    if let Err(e) = shared
+        .store
+        .record_activity(device, &activity, crate::now_ms())
+        .await
+    {
+        tracing::debug!(error = %e, "could not record device activity");
+    }
+    shared
+        .metrics
+        .store_call("record_activity", started.elapsed());
+}
+
+/// The connection a stream belongs to, for RTT and traffic figures.
+struct Link {
+    conn: Connection,
+    traffic: Arc<Traffic>,
 }
 
 fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> wire::Response {
@@ -281,6 +436,7 @@ enum Answer {
 async fn serve_stream(
     shared: &Shared,
     session: &Mutex<Option<Arc<DeviceSession>>>,
+    link: &Link,
     mut send: SendStream,
     mut recv: RecvStream,
 ) {
@@ -344,38 +500,55 @@ async fn serve_stream(
         return;
     }
     let current = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let answer = match request.kind {
-        None => Answer::Respond(error(
-            wire::ErrorCode::BadRequest,
-            "request has no RPC set",
-            false,
-        )),
-        Some(wire::request::Kind::Enroll(req)) => Answer::Respond(enroll(shared, req).await),
-        Some(kind) => match current {
+    let kind = rpc_kind(&request.kind);
+    let started = std::time::Instant::now();
+    let answer = async {
+        match request.kind {
             None => Answer::Respond(error(
-                wire::ErrorCode::Unauthenticated,
-                "this connection has no device certificate; enroll the device first",
+                wire::ErrorCode::BadRequest,
+                "request has no RPC set",
                 false,
             )),
-            Some(device) => match kind {
-                wire::request::Kind::Hello(h) => {
-                    Answer::Respond(hello(shared, session, &device, h).await)
-                }
-                wire::request::Kind::Push(p) => push(shared, &device, p).await,
-                wire::request::Kind::Pull(p) => Answer::Respond(pull(shared, &device, p).await),
-                wire::request::Kind::BlobStatus(b) => {
-                    Answer::Respond(blob_status(shared, &device, b).await)
-                }
-                wire::request::Kind::BlobUpload(b) => {
-                    blob_upload(shared, &device, b, &mut recv).await
-                }
-                wire::request::Kind::BlobDownload(b) => blob_download(shared, &device, b).await,
-                wire::request::Kind::Enroll(_) => {
-                    Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false))
-                }
+            Some(wire::request::Kind::Enroll(req)) => Answer::Respond(enroll(shared, req).await),
+            Some(kind) => match current.clone() {
+                None => Answer::Respond(error(
+                    wire::ErrorCode::Unauthenticated,
+                    "this connection has no device certificate; enroll the device first",
+                    false,
+                )),
+                Some(device) => match kind {
+                    wire::request::Kind::Hello(h) => {
+                        Answer::Respond(hello(shared, session, link, &device, h).await)
+                    }
+                    wire::request::Kind::Push(p) => push(shared, &device, p).await,
+                    wire::request::Kind::Pull(p) => Answer::Respond(pull(shared, &device, p).await),
+                    wire::request::Kind::BlobStatus(b) => {
+                        Answer::Respond(blob_status(shared, &device, b).await)
+                    }
+                    wire::request::Kind::BlobUpload(b) => {
+                        blob_upload(shared, &device, b, &mut recv).await
+                    }
+                    wire::request::Kind::BlobDownload(b) => blob_download(shared, &device, b).await,
+                    wire::request::Kind::Enroll(_) => {
+                        Answer::Respond(error(wire::ErrorCode::BadRequest, "unreachable", false))
+                    }
+                },
             },
-        },
+        }
+    }
+    .instrument(tracing::debug_span!("rpc", kind))
+    .await;
+    let result = match &answer {
+        Answer::Respond(r) | Answer::Download(r, _) => result_label(r),
+        Answer::Drop => "dropped",
     };
+    shared.metrics.rpc(kind, result);
+    if kind == "push" && result == "ok" {
+        shared.metrics.ack(started.elapsed());
+    }
+    if let (Some(device), Answer::Respond(r) | Answer::Download(r, _)) = (&current, &answer) {
+        record_outcome(shared, device.id, kind, r).await;
+    }
     match answer {
         Answer::Respond(response) => {
             if let Err(e) = send.write_all(&frame::encode(&response)).await {
@@ -637,6 +810,7 @@ async fn blob_upload(
                 if let Err(e) = file.write(&chunk.bytes).await {
                     return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
                 }
+                shared.metrics.photo_bytes.inc_by(n);
                 total += n;
                 if cut.is_some_and(|c| total >= c) {
                     let _ = file.persist().await;
@@ -669,7 +843,10 @@ async fn blob_upload(
     }
     match shared.blobs.finish(&guard, &sha, file).await {
         Ok(size) => match shared.store.record_blob(&sha, size, crate::now_ms()).await {
-            Ok(()) => done(size),
+            Ok(()) => {
+                shared.metrics.photos_stored.inc();
+                done(size)
+            }
             Err(e) => respond(error(
                 wire::ErrorCode::Unavailable,
                 format!("retry: {e}"),
@@ -741,10 +918,13 @@ async fn blob_download(
 async fn hello(
     shared: &Shared,
     session: &Mutex<Option<Arc<DeviceSession>>>,
+    link: &Link,
     device: &DeviceSession,
     h: wire::Hello,
 ) -> wire::Response {
     let now = crate::now_ms();
+    let (bytes_in, bytes_out) = link.traffic.delta(&link.conn);
+    let rtt_ms = u32::try_from(link.conn.rtt().as_millis()).unwrap_or(u32::MAX);
     let report = DeviceReport {
         outbox_depth: h.outbox_depth,
         oldest_pending_age_ms: h.oldest_pending_age_ms,
@@ -766,8 +946,14 @@ async fn hello(
         } else {
             h.device_time_ms.saturating_sub(now)
         },
+        rtt_ms: Some(rtt_ms),
+        bytes_in,
+        bytes_out,
     };
-    let acked_through = match shared.store.record_hello(device.id, &report, now).await {
+    let started = std::time::Instant::now();
+    let recorded = shared.store.record_hello(device.id, &report, now).await;
+    shared.metrics.store_call("record_hello", started.elapsed());
+    let acked_through = match recorded {
         Ok(a) => a,
         Err(e) => {
             return error(
@@ -859,7 +1045,10 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
             ));
         }
     };
-    let result = match shared.ingest.commit(batch).await {
+    let started = std::time::Instant::now();
+    let committed = shared.ingest.commit(batch).await;
+    shared.metrics.store_call("ingest", started.elapsed());
+    let result = match committed {
         Ok(r) => r,
         Err(e) => {
             return Answer::Respond(error(
@@ -869,6 +1058,25 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
             ));
         }
     };
+    // Counted as committed, whether or not the answer reaches the device.
+    for r in &result.results {
+        match (r.outcome, &r.rejection) {
+            (Outcome::Applied | Outcome::Conflict, _) => {
+                shared.metrics.ops_ingested.inc();
+            }
+            (Outcome::Duplicate, _) => {
+                shared.metrics.ops_duplicate.inc();
+            }
+            (Outcome::Rejected, rejection) => {
+                let code = rejection.as_ref().map_or("invalid", |(c, ..)| c.as_str());
+                shared
+                    .metrics
+                    .ops_rejected
+                    .get_or_create(&crate::metrics::CodeLabel { code })
+                    .inc();
+            }
+        }
+    }
     if shared.faults.take_dropped_ack() {
         tracing::info!(device = %device.id, "fault injection: dropping a committed push's answer");
         return Answer::Drop;
@@ -967,11 +1175,13 @@ async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -
     } else {
         req.limit.min(MAX_PULL)
     };
-    let page = match shared
+    let started = std::time::Instant::now();
+    let page = shared
         .store
         .pull(&scope, req.cursor, limit, req.compact)
-        .await
-    {
+        .await;
+    shared.metrics.store_call("pull", started.elapsed());
+    let page = match page {
         Ok(p) => p,
         Err(e) => {
             return error(

@@ -236,7 +236,7 @@ async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()
         again.acked_through, 1,
         "a rejected op is recorded, so the device can drop it"
     );
-    let log = store.rejections(100).await?;
+    let log = store.rejections(None, 100).await?;
     assert!(
         log.iter()
             .any(|r| r.field == "fix.latitude" && r.device == d.id.to_string())

@@ -214,3 +214,25 @@ pub fn blocked_lane(cell: &str) -> patrolsync_sdk::NewHazard {
         photos: Vec::new(),
     }
 }
+
+/// Calls the server's admin HTTP router in process (no socket) with the right token; returns
+/// the status and the body.
+pub async fn admin_get(server: &Server, uri: &str) -> anyhow::Result<(u16, String)> {
+    use tower::ServiceExt;
+    let token = std::fs::read_to_string(server.config().data_dir.join("admin.token"))?;
+    let request = axum::http::Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {}", token.trim()))
+        .body(axum::body::Body::empty())?;
+    let response = server.admin_router().oneshot(request).await?;
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 26).await?;
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// [`admin_get`] for a JSON answer that must be 200.
+pub async fn admin_json(server: &Server, uri: &str) -> anyhow::Result<serde_json::Value> {
+    let (status, body) = admin_get(server, uri).await?;
+    anyhow::ensure!(status == 200, "GET {uri}: {status} {body}");
+    Ok(serde_json::from_str(&body)?)
+}

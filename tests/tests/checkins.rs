@@ -186,7 +186,7 @@ async fn bad_checkins_are_rejected_by_field_and_the_rest_apply() -> anyhow::Resu
             .expect("unknown checkpoint");
         assert!(missing.message.contains("S9-NOPE"), "{}", missing.message);
 
-        let log = h.server().store().rejections(10).await?;
+        let log = h.server().store().rejections(None, 10).await?;
         assert_eq!(log.len(), 2, "{backend}: the rejection log keeps both");
         assert_eq!(h.server().store().stats(0).await?.check_ins, 2);
         h.finish().await;

@@ -198,7 +198,7 @@ async fn a_record_before_its_photo_shows_a_missing_photo_until_it_arrives() -> a
             (1, 0),
             "{backend}: on cellular the photo waits"
         );
-        let missing = h.server().store().missing_photos(10).await?;
+        let missing = h.server().store().missing_photos(None, 10).await?;
         assert_eq!(missing.len(), 1, "{backend}");
         assert_eq!(missing[0].sha256, patrolsync_tests::hex(&sha));
         assert_eq!(missing[0].record_id, hazard.to_string());
@@ -208,7 +208,11 @@ async fn a_record_before_its_photo_shows_a_missing_photo_until_it_arrives() -> a
         device.set_network_metered(false);
         assert_eq!(device.sync().await?.photos_uploaded, 1);
         assert!(
-            h.server().store().missing_photos(10).await?.is_empty(),
+            h.server()
+                .store()
+                .missing_photos(None, 10)
+                .await?
+                .is_empty(),
             "{backend}: linked once it arrived"
         );
         h.finish().await;

@@ -95,6 +95,9 @@ fn list(backend: Backend, n: usize, first: usize) -> String {
         .join(",")
 }
 
+/// Hello reports kept per device.
+pub const HISTORY_KEPT: u32 = 48;
+
 fn seq(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -445,6 +448,28 @@ impl SqlStore {
                     .bind(now_ms);
             }
             q.execute(&mut **tx).await?;
+        }
+
+        // Sync health: how many of this device's ops were refused or lost a transition.
+        let rejected_now = new_results
+            .iter()
+            .filter(|(_, r)| r.outcome == Outcome::Rejected)
+            .count();
+        let conflicts_now = new_results
+            .iter()
+            .filter(|(_, r)| r.outcome == Outcome::Conflict)
+            .count();
+        if rejected_now + conflicts_now > 0 {
+            sqlx::query(
+                "UPDATE devices SET rejected_ops = rejected_ops + $1, conflicts = conflicts + $2, \
+                 last_problem_at = $3 WHERE id = $4",
+            )
+            .bind(rejected_now as i64)
+            .bind(conflicts_now as i64)
+            .bind(now_ms)
+            .bind(&device)
+            .execute(&mut **tx)
+            .await?;
         }
 
         // Advance acked_through over every contiguous recorded seq (ops may arrive out of order
@@ -1606,10 +1631,13 @@ impl Store for SqlStore {
         report: &DeviceReport,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
+        let id = device.to_string();
+        let mut tx = self.pool.begin().await?;
         let acked: Option<i64> = sqlx::query_scalar(
             "UPDATE devices SET last_seen_at = $1, outbox_depth = $2, oldest_pending_age_ms = $3, \
-             pending_photo_bytes = $4, app_version = $5, sdk_version = $6, clock_offset_ms = $7 \
-             WHERE id = $8 RETURNING acked_through",
+             pending_photo_bytes = $4, app_version = $5, sdk_version = $6, clock_offset_ms = $7, \
+             rtt_ms = $8, bytes_in = bytes_in + $9, bytes_out = bytes_out + $10 \
+             WHERE id = $11 RETURNING acked_through",
         )
         .bind(now_ms)
         .bind(seq(report.outbox_depth))
@@ -1618,12 +1646,43 @@ impl Store for SqlStore {
         .bind(&report.app_version)
         .bind(&report.sdk_version)
         .bind(report.clock_offset_ms)
-        .bind(device.to_string())
-        .fetch_optional(&self.pool)
+        .bind(report.rtt_ms.map(i64::from))
+        .bind(seq(report.bytes_in))
+        .bind(seq(report.bytes_out))
+        .bind(&id)
+        .fetch_optional(&mut *tx)
         .await?;
-        acked
-            .map(|a| a.max(0) as u64)
-            .ok_or_else(|| StoreError::NotFound(format!("device {device} is not enrolled")))
+        let Some(acked) = acked else {
+            return Err(StoreError::NotFound(format!(
+                "device {device} is not enrolled"
+            )));
+        };
+        sqlx::query(
+            "INSERT INTO device_reports (device_id, at_ms, outbox_depth, oldest_pending_age_ms, \
+             pending_photo_bytes, clock_offset_ms, rtt_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (device_id, at_ms) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(now_ms)
+        .bind(seq(report.outbox_depth))
+        .bind(seq(report.oldest_pending_age_ms))
+        .bind(seq(report.pending_photo_bytes))
+        .bind(report.clock_offset_ms)
+        .bind(report.rtt_ms.map(i64::from))
+        .execute(&mut *tx)
+        .await?;
+        // Keep the newest few: the history is for "since when", not an archive.
+        sqlx::query(&format!(
+            "DELETE FROM device_reports WHERE device_id = $1 AND at_ms < \
+             (SELECT at_ms FROM device_reports WHERE device_id = $1 ORDER BY at_ms DESC \
+              LIMIT 1 OFFSET {})",
+            HISTORY_KEPT - 1
+        ))
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(acked.max(0) as u64)
     }
 
     async fn ingest(
@@ -1756,15 +1815,27 @@ impl Store for SqlStore {
         Ok(q.fetch_one(&self.pool).await? > 0)
     }
 
-    async fn missing_photos(&self, limit: u32) -> Result<Vec<MissingPhoto>, StoreError> {
+    async fn missing_photos(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MissingPhoto>, StoreError> {
+        let filter = if device.is_some() {
+            "AND r.device_id = $1"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT r.sha256, r.record_kind, r.record_id, r.device_id, u.name, r.created_at FROM blob_refs r \
              JOIN devices d ON d.id = r.device_id JOIN users u ON u.id = d.user_id \
-             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL \
+             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL {filter} \
              ORDER BY r.created_at LIMIT {limit}"
         );
-        sqlx::query(&sql)
-            .fetch_all(&self.pool)
+        let mut q = sqlx::query(&sql);
+        if let Some(d) = device {
+            q = q.bind(d.to_owned());
+        }
+        q.fetch_all(&self.pool)
             .await?
             .iter()
             .map(|r| {
@@ -1909,13 +1980,25 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn rejections(&self, limit: u32) -> Result<Vec<RejectionEntry>, StoreError> {
+    async fn rejections(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RejectionEntry>, StoreError> {
+        let filter = if device.is_some() {
+            "WHERE device_id = $1"
+        } else {
+            ""
+        };
         let sql = format!(
             "SELECT device_id, device_seq, code, reason, field, message, recorded_at FROM rejections \
-             ORDER BY recorded_at DESC, device_seq DESC LIMIT {limit}"
+             {filter} ORDER BY recorded_at DESC, device_seq DESC LIMIT {limit}"
         );
-        sqlx::query(&sql)
-            .fetch_all(&self.pool)
+        let mut q = sqlx::query(&sql);
+        if let Some(d) = device {
+            q = q.bind(d.to_owned());
+        }
+        q.fetch_all(&self.pool)
             .await?
             .into_iter()
             .map(|r| {
@@ -1930,5 +2013,174 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn conflicts(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ConflictEntry>, StoreError> {
+        let filter = if device.is_some() {
+            "AND device_id = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT device_id, device_seq, message, recorded_at FROM op_results \
+             WHERE outcome = 'conflict' {filter} ORDER BY recorded_at DESC, device_seq DESC LIMIT {limit}"
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(d) = device {
+            q = q.bind(d.to_owned());
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(ConflictEntry {
+                    device: r.try_get(0)?,
+                    device_seq: r.try_get::<i64, _>(1)? as u64,
+                    message: r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                    recorded_at_ms: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_activity(
+        &self,
+        device: DeviceId,
+        activity: &Activity,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let id = device.to_string();
+        let q = match activity {
+            Activity::Pulled => sqlx::query("UPDATE devices SET last_pull_at = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(id),
+            Activity::Failed(message) => sqlx::query(
+                "UPDATE devices SET last_error_at = $1, last_error = $2 WHERE id = $3",
+            )
+            .bind(now_ms)
+            .bind(message.chars().take(500).collect::<String>())
+            .bind(id),
+            Activity::Traffic { bytes_in, bytes_out } => sqlx::query(
+                "UPDATE devices SET bytes_in = bytes_in + $1, bytes_out = bytes_out + $2 WHERE id = $3",
+            )
+            .bind(seq(*bytes_in))
+            .bind(seq(*bytes_out))
+            .bind(id),
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        let mut owed: HashMap<String, (i64, i64)> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT r.device_id, COUNT(*), MIN(r.created_at) FROM blob_refs r \
+             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL GROUP BY r.device_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            owed.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
+        }
+        sqlx::query(
+            "SELECT d.id, d.name, u.name, u.role, d.enrolled_at, d.revoked_at, d.last_seen_at, \
+             d.last_push_at, d.last_pull_at, d.acked_through, d.app_version, d.sdk_version, \
+             d.outbox_depth, d.oldest_pending_age_ms, d.pending_photo_bytes, d.clock_offset_ms, \
+             d.rtt_ms, d.bytes_in, d.bytes_out, d.rejected_ops, d.conflicts, d.last_problem_at, \
+             d.last_error_at, d.last_error \
+             FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.enrolled_at, d.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let id: String = r.try_get(0)?;
+            let (missing, since) = owed
+                .get(&id)
+                .map(|(n, at)| (*n, Some(*at)))
+                .unwrap_or((0, None));
+            Ok(DeviceStatus {
+                id,
+                name: r.try_get(1)?,
+                user: r.try_get(2)?,
+                role: r.try_get(3)?,
+                enrolled_at_ms: r.try_get(4)?,
+                revoked_at_ms: r.try_get(5)?,
+                last_seen_at_ms: r.try_get(6)?,
+                last_push_at_ms: r.try_get(7)?,
+                last_pull_at_ms: r.try_get(8)?,
+                acked_through: r.try_get(9)?,
+                app_version: r.try_get(10)?,
+                sdk_version: r.try_get(11)?,
+                outbox_depth: r.try_get(12)?,
+                oldest_pending_age_ms: r.try_get(13)?,
+                pending_photo_bytes: r.try_get(14)?,
+                clock_offset_ms: r.try_get(15)?,
+                rtt_ms: r.try_get(16)?,
+                bytes_in: r.try_get(17)?,
+                bytes_out: r.try_get(18)?,
+                rejected_ops: r.try_get(19)?,
+                conflicts: r.try_get(20)?,
+                last_problem_at_ms: r.try_get(21)?,
+                last_error_at_ms: r.try_get(22)?,
+                last_error: r.try_get(23)?,
+                missing_photos: missing,
+                missing_photos_since_ms: since,
+            })
+        })
+        .collect()
+    }
+
+    async fn device_history(
+        &self,
+        device: DeviceId,
+        limit: u32,
+    ) -> Result<Vec<ReportSample>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT at_ms, outbox_depth, oldest_pending_age_ms, pending_photo_bytes, clock_offset_ms, rtt_ms \
+             FROM device_reports WHERE device_id = $1 ORDER BY at_ms DESC LIMIT {limit}"
+        ))
+        .bind(device.to_string())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReportSample {
+                at_ms: r.try_get(0)?,
+                outbox_depth: r.try_get(1)?,
+                oldest_pending_age_ms: r.try_get(2)?,
+                pending_photo_bytes: r.try_get(3)?,
+                clock_offset_ms: r.try_get(4)?,
+                rtt_ms: r.try_get(5)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError> {
+        sqlx::query(
+            "SELECT c.path, h.status, COUNT(*), \
+             SUM(CASE WHEN h.deadline_ms IS NOT NULL AND h.deadline_ms < $1 \
+                 AND h.status NOT IN ('closed', 'merged') THEN 1 ELSE 0 END) \
+             FROM hazards h JOIN grid_cells c ON c.id = h.cell_id GROUP BY c.path, h.status \
+             ORDER BY c.path, h.status",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(HazardCount {
+                cell_path: r.try_get(0)?,
+                status: r.try_get(1)?,
+                count: r.try_get(2)?,
+                overdue: r.try_get(3)?,
+            })
+        })
+        .collect()
     }
 }

@@ -1,0 +1,286 @@
+//! Sync health: which state each device is in and why, from what the store knows and the
+//! thresholds in `[health]`. Computed when asked, from stored times, so a device that stops
+//! syncing turns silent without doing anything.
+
+use std::collections::BTreeMap;
+
+use crate::config::Health;
+use crate::store::DeviceStatus;
+
+/// What admins see a device as. Ordered by precedence: the first that applies wins.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    /// Syncing on time.
+    Healthy,
+    /// Connected recently, but something it recorded has waited too long to reach the server.
+    Lagging,
+    /// Has not said Hello for the configured time.
+    Silent,
+    /// Its requests fail or its ops are refused, and it has not pushed successfully since.
+    Erroring,
+    /// Revoked; it cannot connect.
+    Revoked,
+}
+
+impl HealthState {
+    /// Every state, in the order the dashboard lists them.
+    pub const ALL: [HealthState; 5] = [
+        HealthState::Healthy,
+        HealthState::Lagging,
+        HealthState::Silent,
+        HealthState::Erroring,
+        HealthState::Revoked,
+    ];
+
+    /// The lowercase name used in the API, the CLI and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Lagging => "lagging",
+            HealthState::Silent => "silent",
+            HealthState::Erroring => "erroring",
+            HealthState::Revoked => "revoked",
+        }
+    }
+}
+
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HealthState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HealthState::ALL
+            .into_iter()
+            .find(|h| h.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown state {s:?}; one of healthy, lagging, silent, erroring, revoked")
+            })
+    }
+}
+
+/// A device's status with its state and the reasons for it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DeviceHealth {
+    /// What the store knows.
+    #[serde(flatten)]
+    pub status: DeviceStatus,
+    /// The state.
+    pub state: HealthState,
+    /// Since when the state's cause holds, ms (e.g. the last Hello for a silent device).
+    pub since_ms: Option<i64>,
+    /// Why, in words an admin can act on; empty when healthy.
+    pub reasons: Vec<String>,
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn human(ms: i64) -> String {
+    let secs = (ms.max(0) / 1000) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+/// Classifies one device at `now_ms`.
+pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
+    let mut reasons = Vec::new();
+    let (state, since_ms) = if let Some(at) = status.revoked_at_ms {
+        reasons.push("revoked: it must be enrolled again".to_owned());
+        (HealthState::Revoked, Some(at))
+    } else if status
+        .last_seen_at_ms
+        .is_none_or(|seen| now_ms - seen > ms(t.silent_after))
+    {
+        let since = status.last_seen_at_ms.unwrap_or(status.enrolled_at_ms);
+        reasons.push(match status.last_seen_at_ms {
+            Some(_) => format!("no Hello for {}", human(now_ms - since)),
+            None => format!("enrolled {} ago and never synced", human(now_ms - since)),
+        });
+        (HealthState::Silent, Some(since))
+    } else if let Some(at) = erroring_since(&status, t, now_ms) {
+        if status.last_error_at_ms == Some(at) {
+            reasons.push(format!(
+                "last request failed: {}",
+                status.last_error.as_deref().unwrap_or("(no message)")
+            ));
+        } else {
+            reasons.push(format!(
+                "{} ops refused, {} conflicts; last at {}",
+                status.rejected_ops,
+                status.conflicts,
+                crate::cli::time_text(at)
+            ));
+        }
+        (HealthState::Erroring, Some(at))
+    } else {
+        let lag = ms(t.lagging_after);
+        let mut since = None;
+        let oldest = status.oldest_pending_age_ms.unwrap_or(0);
+        if oldest > lag && status.outbox_depth.unwrap_or(0) > 0 {
+            reasons.push(format!(
+                "{} ops unsent, the oldest for {}",
+                status.outbox_depth.unwrap_or(0),
+                human(oldest)
+            ));
+            since = status.last_seen_at_ms.map(|seen| seen - oldest);
+        }
+        if let Some(owed) = status.missing_photos_since_ms
+            && now_ms - owed > lag
+        {
+            reasons.push(format!(
+                "{} photo(s) referenced but not uploaded, the oldest for {}",
+                status.missing_photos,
+                human(now_ms - owed)
+            ));
+            since = Some(since.map_or(owed, |s: i64| s.min(owed)));
+        }
+        if reasons.is_empty() {
+            (HealthState::Healthy, status.last_seen_at_ms)
+        } else {
+            (HealthState::Lagging, since)
+        }
+    };
+    DeviceHealth {
+        status,
+        state,
+        since_ms,
+        reasons,
+    }
+}
+
+/// When the failure making the device erroring happened, if it is: the latest failure within
+/// the window that no successful push followed.
+fn erroring_since(s: &DeviceStatus, t: &Health, now_ms: i64) -> Option<i64> {
+    let latest = s.last_error_at_ms.max(s.last_problem_at_ms)?;
+    let recent = now_ms - latest <= ms(t.error_window);
+    // A push's refused ops are recorded with the push's own time, so only a later push clears
+    // them; likewise a failed request.
+    let recovered = s.last_push_at_ms.is_some_and(|push| push > latest);
+    (recent && !recovered).then_some(latest)
+}
+
+/// Every device classified, and counts by state (each state present, zero or not).
+pub fn fleet(
+    statuses: Vec<DeviceStatus>,
+    t: &Health,
+    now_ms: i64,
+) -> (Vec<DeviceHealth>, BTreeMap<HealthState, usize>) {
+    let devices: Vec<DeviceHealth> = statuses
+        .into_iter()
+        .map(|s| classify(s, t, now_ms))
+        .collect();
+    let mut counts: BTreeMap<HealthState, usize> =
+        HealthState::ALL.into_iter().map(|s| (s, 0)).collect();
+    for d in &devices {
+        *counts.entry(d.state).or_default() += 1;
+    }
+    (devices, counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+
+    fn seen(at: i64) -> DeviceStatus {
+        DeviceStatus {
+            id: "d".into(),
+            enrolled_at_ms: 0,
+            last_seen_at_ms: Some(at),
+            outbox_depth: Some(0),
+            oldest_pending_age_ms: Some(0),
+            ..DeviceStatus::default()
+        }
+    }
+
+    #[test]
+    fn a_device_turns_silent_by_the_clock_alone() {
+        let t = Health::default();
+        let now = 100 * HOUR;
+        let d = seen(now - HOUR);
+        assert_eq!(classify(d.clone(), &t, now).state, HealthState::Healthy);
+        // Nothing about the device changes; only time passes.
+        let later = now - HOUR + ms(t.silent_after) + 1;
+        let h = classify(d, &t, later);
+        assert_eq!(h.state, HealthState::Silent);
+        assert_eq!(h.since_ms, Some(now - HOUR));
+        assert!(
+            h.reasons[0].starts_with("no Hello for 1day"),
+            "{:?}",
+            h.reasons
+        );
+    }
+
+    #[test]
+    fn never_synced_is_silent_and_revoked_wins_over_everything() {
+        let t = Health::default();
+        let mut d = DeviceStatus {
+            enrolled_at_ms: 0,
+            ..DeviceStatus::default()
+        };
+        assert_eq!(
+            classify(d.clone(), &t, 25 * HOUR).state,
+            HealthState::Silent
+        );
+        d.revoked_at_ms = Some(HOUR);
+        assert_eq!(classify(d, &t, 25 * HOUR).state, HealthState::Revoked);
+    }
+
+    #[test]
+    fn an_old_outbox_or_an_owed_photo_is_lagging() {
+        let t = Health::default();
+        let now = 10 * HOUR;
+        let mut d = seen(now - MIN);
+        d.outbox_depth = Some(12);
+        d.oldest_pending_age_ms = Some(2 * HOUR);
+        let h = classify(d, &t, now);
+        assert_eq!(h.state, HealthState::Lagging);
+        assert_eq!(h.since_ms, Some(now - MIN - 2 * HOUR));
+
+        let mut d = seen(now - MIN);
+        d.missing_photos = 1;
+        d.missing_photos_since_ms = Some(now - 3 * HOUR);
+        let h = classify(d.clone(), &t, now);
+        assert_eq!(h.state, HealthState::Lagging);
+        assert!(h.reasons[0].contains("photo"), "{:?}", h.reasons);
+        // Owed for less than the threshold: still healthy.
+        d.missing_photos_since_ms = Some(now - MIN);
+        assert_eq!(classify(d, &t, now).state, HealthState::Healthy);
+    }
+
+    #[test]
+    fn a_failure_is_erroring_until_a_push_succeeds_or_the_window_passes() {
+        let t = Health::default();
+        let now = 10 * HOUR;
+        let mut d = seen(now - MIN);
+        d.last_push_at_ms = Some(now - 10 * MIN);
+        d.last_error_at_ms = Some(now - 5 * MIN);
+        d.last_error = Some("store unavailable".into());
+        let h = classify(d.clone(), &t, now);
+        assert_eq!(h.state, HealthState::Erroring);
+        assert!(h.reasons[0].contains("store unavailable"));
+        d.last_push_at_ms = Some(now - 2 * MIN);
+        assert_eq!(classify(d.clone(), &t, now).state, HealthState::Healthy);
+
+        // A refused op, recorded by the push that carried it: erroring until a later push.
+        d.last_problem_at_ms = Some(now - 2 * MIN);
+        d.rejected_ops = 1;
+        assert_eq!(classify(d.clone(), &t, now).state, HealthState::Erroring);
+        // The window passes: no longer erroring.
+        let later = now - 2 * MIN + ms(t.error_window) + 1;
+        assert_eq!(classify(d.clone(), &t, later).state, HealthState::Healthy);
+        // A later push succeeded: no longer erroring either.
+        d.last_push_at_ms = Some(now - MIN);
+        assert_eq!(classify(d, &t, now).state, HealthState::Healthy);
+    }
+}

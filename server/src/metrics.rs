@@ -1,0 +1,322 @@
+//! Prometheus metrics and the short in-memory time series the dashboard charts.
+//!
+//! Counters and histograms are updated where things happen (transport, ingest); gauges that
+//! describe the store (devices by health state, backlog, missing photos) are read from it at
+//! scrape time, so they agree with the store on every node of a cluster. The time series is
+//! per node and kept for an hour.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::health::{DeviceHealth, HealthState};
+use crate::store::Stats;
+
+/// Labels of an RPC counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// `hello`, `push`, `pull`, `blob_status`, `blob_upload`, `blob_download`, `enroll`.
+    pub kind: &'static str,
+    /// `ok`, or the error code sent (`unavailable`, `limit_exceeded`, …).
+    pub result: &'static str,
+}
+
+/// One label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// Rejection code.
+    pub code: &'static str,
+}
+
+/// One label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// Health state.
+    pub state: &'static str,
+}
+
+/// One label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    /// Store operation.
+    pub op: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms … ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+/// A point of the dashboard's chart.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Sample {
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// Ops ingested per second over the interval (this node).
+    pub ops_per_s: f64,
+    /// Pushes acknowledged in the interval (this node).
+    pub acks: u64,
+    /// Mean ack latency in the interval, ms.
+    pub ack_mean_ms: f64,
+    /// Slowest ack in the interval, ms.
+    pub ack_max_ms: f64,
+    /// Ops waiting in device outboxes, as devices last reported (fleet).
+    pub backlog_ops: i64,
+    /// Photo bytes waiting on devices, as last reported (fleet).
+    pub pending_photo_bytes: i64,
+    /// Photos referenced but not uploaded (fleet).
+    pub missing_photos: i64,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    acks: u64,
+    sum_ms: f64,
+    max_ms: f64,
+    ops_at_start: u64,
+}
+
+/// Samples kept: an hour at the default interval.
+const SERIES_LEN: usize = 360;
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Connections open now.
+    pub connections_open: Gauge,
+    /// Connections accepted (handshake done).
+    pub connections: Counter,
+    /// RPCs by kind and result.
+    pub rpcs: Family<RpcLabels, Counter>,
+    /// Time from a push's arrival to its acknowledgement (group commit included).
+    pub ack_latency: Histogram,
+    /// Ops stored (applied or recorded as conflicts).
+    pub ops_ingested: Counter,
+    /// Ops received again and answered `duplicate`.
+    pub ops_duplicate: Counter,
+    /// Ops refused, by code.
+    pub ops_rejected: Family<CodeLabel, Counter>,
+    /// Photo bytes received.
+    pub photo_bytes: Counter,
+    /// Photos verified and stored.
+    pub photos_stored: Counter,
+    /// Store calls on the request path, by operation.
+    pub store_seconds: Family<OpLabel, Histogram>,
+    devices: Family<StateLabel, Gauge>,
+    missing_photos: Gauge,
+    pending_photo_bytes: Gauge,
+    outbox_ops: Gauge,
+    check_ins: Gauge,
+    hazards: Gauge,
+    window: Mutex<Window>,
+    series: Mutex<VecDeque<Sample>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("patrolsync");
+        let m = Metrics {
+            registry: Registry::default(),
+            connections_open: Gauge::default(),
+            connections: Counter::default(),
+            rpcs: Family::default(),
+            ack_latency: latency_histogram(),
+            ops_ingested: Counter::default(),
+            ops_duplicate: Counter::default(),
+            ops_rejected: Family::default(),
+            photo_bytes: Counter::default(),
+            photos_stored: Counter::default(),
+            store_seconds: Family::new_with_constructor(latency_histogram),
+            devices: Family::default(),
+            missing_photos: Gauge::default(),
+            pending_photo_bytes: Gauge::default(),
+            outbox_ops: Gauge::default(),
+            check_ins: Gauge::default(),
+            hazards: Gauge::default(),
+            window: Mutex::default(),
+            series: Mutex::default(),
+        };
+        registry.register(
+            "connections_open",
+            "QUIC connections open now",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "connections",
+            "QUIC connections accepted",
+            m.connections.clone(),
+        );
+        registry.register("rpcs", "RPCs answered, by kind and result", m.rpcs.clone());
+        registry.register_with_unit(
+            "ack_latency",
+            "Time from a push's arrival to its acknowledgement",
+            Unit::Seconds,
+            m.ack_latency.clone(),
+        );
+        registry.register(
+            "ops_ingested",
+            "Ops stored (applied, or recorded as a conflict)",
+            m.ops_ingested.clone(),
+        );
+        registry.register(
+            "ops_duplicate",
+            "Ops received again and answered duplicate",
+            m.ops_duplicate.clone(),
+        );
+        registry.register(
+            "ops_rejected",
+            "Ops refused, by rejection code",
+            m.ops_rejected.clone(),
+        );
+        registry.register_with_unit(
+            "photo_received",
+            "Photo bytes received",
+            Unit::Bytes,
+            m.photo_bytes.clone(),
+        );
+        registry.register(
+            "photos_stored",
+            "Photos verified and stored",
+            m.photos_stored.clone(),
+        );
+        registry.register_with_unit(
+            "store",
+            "Store calls on the request path, by operation",
+            Unit::Seconds,
+            m.store_seconds.clone(),
+        );
+        registry.register(
+            "devices",
+            "Enrolled devices by sync-health state",
+            m.devices.clone(),
+        );
+        registry.register(
+            "photos_missing",
+            "Photos referenced by records but not uploaded",
+            m.missing_photos.clone(),
+        );
+        registry.register_with_unit(
+            "photo_backlog",
+            "Photo bytes waiting on devices, as they last reported",
+            Unit::Bytes,
+            m.pending_photo_bytes.clone(),
+        );
+        registry.register(
+            "outbox_ops",
+            "Ops waiting in device outboxes, as they last reported",
+            m.outbox_ops.clone(),
+        );
+        registry.register("check_ins", "Check-ins stored", m.check_ins.clone());
+        registry.register("hazards", "Hazards stored", m.hazards.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Counts one answered RPC.
+    pub fn rpc(&self, kind: &'static str, result: &'static str) {
+        self.rpcs.get_or_create(&RpcLabels { kind, result }).inc();
+    }
+
+    /// Records a push's acknowledgement latency.
+    pub fn ack(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        self.ack_latency.observe(secs);
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        w.acks += 1;
+        w.sum_ms += secs * 1000.0;
+        w.max_ms = w.max_ms.max(secs * 1000.0);
+    }
+
+    /// Times one store call.
+    pub fn store_call(&self, op: &'static str, took: Duration) {
+        self.store_seconds
+            .get_or_create(&OpLabel { op })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets the gauges read from the store.
+    pub fn set_fleet(&self, devices: &[DeviceHealth], stats: &Stats) {
+        for state in HealthState::ALL {
+            let n = devices.iter().filter(|d| d.state == state).count();
+            self.devices
+                .get_or_create(&StateLabel {
+                    state: state.as_str(),
+                })
+                .set(n as i64);
+        }
+        let live = devices.iter().filter(|d| d.state != HealthState::Revoked);
+        let (mut outbox, mut photo_bytes) = (0i64, 0i64);
+        for d in live {
+            outbox += d.status.outbox_depth.unwrap_or(0);
+            photo_bytes += d.status.pending_photo_bytes.unwrap_or(0);
+        }
+        self.outbox_ops.set(outbox);
+        self.pending_photo_bytes.set(photo_bytes);
+        self.missing_photos.set(stats.missing_photos);
+        self.check_ins.set(stats.check_ins);
+        self.hazards.set(stats.hazards);
+    }
+
+    /// The text exposition (OpenMetrics, which Prometheus reads).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Closes the current interval into a sample (after [`Metrics::set_fleet`]).
+    pub fn sample(&self, now_ms: i64, interval: Duration) {
+        let ops = self.ops_ingested.get();
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let sample = Sample {
+            at_ms: now_ms,
+            ops_per_s: ops.saturating_sub(w.ops_at_start) as f64
+                / interval.as_secs_f64().max(0.001),
+            acks: w.acks,
+            ack_mean_ms: if w.acks == 0 {
+                0.0
+            } else {
+                w.sum_ms / w.acks as f64
+            },
+            ack_max_ms: w.max_ms,
+            backlog_ops: self.outbox_ops.get(),
+            pending_photo_bytes: self.pending_photo_bytes.get(),
+            missing_photos: self.missing_photos.get(),
+        };
+        *w = Window {
+            ops_at_start: ops,
+            ..Window::default()
+        };
+        drop(w);
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if series.len() == SERIES_LEN {
+            series.pop_front();
+        }
+        series.push_back(sample);
+    }
+
+    /// The samples kept, oldest first.
+    pub fn series(&self) -> Vec<Sample> {
+        self.series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
