@@ -70,10 +70,10 @@ pub struct Config {
 }
 
 /// Thresholds of the sync-health states admins see. A device is, in this order of precedence:
-/// `revoked`; `silent` when it has not said Hello for `silent_after`; `erroring` when a request
-/// of its failed or an op of its was refused within `error_window` and it has not pushed
-/// successfully since; `lagging` when its oldest unsent op, or a photo it owes, is older than
-/// `lagging_after`; else `healthy`.
+/// `revoked`; `silent` when it has not said Hello for `silent_after`; `erroring` when, within
+/// `error_window`, a request of its failed and no push or pull succeeded since, or an op of its
+/// was refused and no later push succeeded; `lagging` when its oldest unsent op (aged from its
+/// last Hello), or a photo it owes, is older than `lagging_after`; else `healthy`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Health {

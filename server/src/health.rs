@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use crate::config::Health;
 use crate::store::DeviceStatus;
 
-/// What admins see a device as. Ordered by precedence: the first that applies wins.
+/// What admins see a device as. When several apply, the first of revoked, silent, erroring,
+/// lagging wins; healthy when none does.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -123,14 +124,20 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
     } else {
         let lag = ms(t.lagging_after);
         let mut since = None;
-        let oldest = status.oldest_pending_age_ms.unwrap_or(0);
-        if oldest > lag && status.outbox_depth.unwrap_or(0) > 0 {
+        // The oldest unsent op was that old at the last Hello; it has aged since.
+        let oldest_at = status
+            .last_seen_at_ms
+            .map(|seen| seen - status.oldest_pending_age_ms.unwrap_or(0));
+        if let Some(at) = oldest_at
+            && status.outbox_depth.unwrap_or(0) > 0
+            && now_ms - at > lag
+        {
             reasons.push(format!(
-                "{} ops unsent, the oldest for {}",
+                "{} ops unsent at its last Hello, the oldest for {}",
                 status.outbox_depth.unwrap_or(0),
-                human(oldest)
+                human(now_ms - at)
             ));
-            since = status.last_seen_at_ms.map(|seen| seen - oldest);
+            since = Some(at);
         }
         if let Some(owed) = status.missing_photos_since_ms
             && now_ms - owed > lag
@@ -156,15 +163,20 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
     }
 }
 
-/// When the failure making the device erroring happened, if it is: the latest failure within
-/// the window that no successful push followed.
+/// When the failure making the device erroring happened, if it is: a failed request that no
+/// successful push or pull followed, or a refused op that no later push followed, within the
+/// window.
 fn erroring_since(s: &DeviceStatus, t: &Health, now_ms: i64) -> Option<i64> {
-    let latest = s.last_error_at_ms.max(s.last_problem_at_ms)?;
-    let recent = now_ms - latest <= ms(t.error_window);
-    // A push's refused ops are recorded with the push's own time, so only a later push clears
-    // them; likewise a failed request.
-    let recovered = s.last_push_at_ms.is_some_and(|push| push > latest);
-    (recent && !recovered).then_some(latest)
+    let recent = |at: i64| now_ms - at <= ms(t.error_window);
+    let after = |ok: Option<i64>, at: i64| ok.is_some_and(|ok| ok > at);
+    let failed = s
+        .last_error_at_ms
+        .filter(|&at| recent(at) && !after(s.last_push_at_ms, at) && !after(s.last_pull_at_ms, at));
+    // Refused ops are recorded with their push's own time, so only a later push clears them.
+    let refused = s
+        .last_problem_at_ms
+        .filter(|&at| recent(at) && !after(s.last_push_at_ms, at));
+    failed.max(refused)
 }
 
 /// Every device classified, and counts by state (each state present, zero or not).
@@ -247,6 +259,16 @@ mod tests {
         assert_eq!(h.state, HealthState::Lagging);
         assert_eq!(h.since_ms, Some(now - MIN - 2 * HOUR));
 
+        // Young at its last Hello, but that Hello was long ago: the op kept ageing.
+        let mut d = seen(now - 40 * MIN);
+        d.outbox_depth = Some(3);
+        d.oldest_pending_age_ms = Some(10 * MIN);
+        assert_eq!(
+            classify(d.clone(), &t, now - 35 * MIN).state,
+            HealthState::Healthy
+        );
+        assert_eq!(classify(d, &t, now).state, HealthState::Lagging);
+
         let mut d = seen(now - MIN);
         d.missing_photos = 1;
         d.missing_photos_since_ms = Some(now - 3 * HOUR);
@@ -269,6 +291,10 @@ mod tests {
         let h = classify(d.clone(), &t, now);
         assert_eq!(h.state, HealthState::Erroring);
         assert!(h.reasons[0].contains("store unavailable"));
+        // A pull that succeeded after the failure clears it too (a device with nothing to push).
+        d.last_pull_at_ms = Some(now - 4 * MIN);
+        assert_eq!(classify(d.clone(), &t, now).state, HealthState::Healthy);
+        d.last_pull_at_ms = None;
         d.last_push_at_ms = Some(now - 2 * MIN);
         assert_eq!(classify(d.clone(), &t, now).state, HealthState::Healthy);
 

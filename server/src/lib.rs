@@ -185,7 +185,7 @@ impl Server {
             push_buckets: Default::default(),
             idle: Default::default(),
             metrics,
-            pulls_recorded: Default::default(),
+            activity_recorded: Default::default(),
         });
 
         let (admin_tx, admin_rx) = tokio::sync::oneshot::channel::<()>();

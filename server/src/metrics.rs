@@ -81,6 +81,7 @@ struct Window {
     sum_ms: f64,
     max_ms: f64,
     ops_at_start: u64,
+    started_ms: Option<i64>,
 }
 
 /// Samples kept: an hour at the default interval.
@@ -279,14 +280,18 @@ impl Metrics {
         out
     }
 
-    /// Closes the current interval into a sample (after [`Metrics::set_fleet`]).
+    /// Closes the current interval into a sample (after [`Metrics::set_fleet`]); `interval`
+    /// is the expected length, used for the first one.
     pub fn sample(&self, now_ms: i64, interval: Duration) {
         let ops = self.ops_ingested.get();
         let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed_s = match w.started_ms {
+            Some(start) => (now_ms - start) as f64 / 1000.0,
+            None => interval.as_secs_f64(),
+        };
         let sample = Sample {
             at_ms: now_ms,
-            ops_per_s: ops.saturating_sub(w.ops_at_start) as f64
-                / interval.as_secs_f64().max(0.001),
+            ops_per_s: ops.saturating_sub(w.ops_at_start) as f64 / elapsed_s.max(0.001),
             acks: w.acks,
             ack_mean_ms: if w.acks == 0 {
                 0.0
@@ -300,6 +305,7 @@ impl Metrics {
         };
         *w = Window {
             ops_at_start: ops,
+            started_ms: Some(now_ms),
             ..Window::default()
         };
         drop(w);

@@ -599,6 +599,19 @@ pub struct BatchResult {
     pub changed_paths: Vec<String>,
     /// Change-log position after the commit.
     pub cursor: u64,
+    /// What this call newly recorded (replays excluded), for metrics.
+    pub fresh: FreshCounts,
+}
+
+/// Ops a push newly recorded, by outcome (replays of ops recorded before are not counted).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FreshCounts {
+    /// Stored: applied, or recorded as a conflict.
+    pub stored: u64,
+    /// Same record as one stored before (a reinstalled app resending, say).
+    pub duplicates: u64,
+    /// Refused, one entry per op, by code.
+    pub rejected: Vec<RejectCode>,
 }
 
 /// Counts for `admin stats`.

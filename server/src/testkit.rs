@@ -342,7 +342,14 @@ pub async fn seed_fleet(
     };
     hello(store, &silent, report, now_ms - 2 * 24 * HOUR).await?;
 
-    let erroring = enroll(store, "sun.jie", "Sun's phone", now_ms).await?;
+    // Named with markup, as a device may name itself: pages must show it as text.
+    let erroring = enroll(
+        store,
+        "sun.jie",
+        "Sun's phone <img src=x onerror=alert(1)>",
+        now_ms,
+    )
+    .await?;
     hello(store, &erroring, DeviceReport::default(), now_ms - 30_000).await?;
     let refused = PreparedOp {
         device_seq: 1,

@@ -45,9 +45,8 @@ pub(crate) struct Shared {
     /// The link to the other nodes on the same PostgreSQL, if any.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub metrics: Arc<crate::metrics::Metrics>,
-    /// When each device's last pull was written to the store (written at most every few
-    /// seconds per device, so a device paging through a backlog does not write per page).
-    pub pulls_recorded: Mutex<HashMap<DeviceId, std::time::Instant>>,
+    /// When each device's last pull (false) or failure (true) was written to the store.
+    pub activity_recorded: Mutex<HashMap<(DeviceId, bool), std::time::Instant>>,
 }
 
 /// UDP bytes of a connection already reported to the store.
@@ -344,42 +343,54 @@ async fn serve_session(
     }
 }
 
-/// Keeps a device's sync health current: failures it was told of, and its last pull.
-async fn record_outcome(shared: &Shared, device: DeviceId, kind: &'static str, r: &wire::Response) {
-    let activity = match &r.kind {
-        // Pacing (the push token bucket) is the device being told to slow down, not a failure.
-        Some(wire::response::Kind::Error(e))
-            if e.code != wire::ErrorCode::LimitExceeded as i32 || !e.retryable =>
-        {
-            crate::store::Activity::Failed(format!("{kind}: {}", e.message))
-        }
+/// Errors that are the protocol working, not a device in trouble: pacing (the push token
+/// bucket says "slow down"), an upload told where to resume, a download of a photo its sender
+/// has not uploaded yet.
+fn routine(kind: &str, e: &wire::Error) -> bool {
+    use wire::ErrorCode as E;
+    let code = E::try_from(e.code).unwrap_or(E::Unspecified);
+    (code == E::LimitExceeded && e.retryable)
+        || code == E::BlobOffsetMismatch
+        || (code == E::NotFound && kind == "blob_download")
+}
+
+/// What a device's sync health should record of an answer: a failure it was told of, or a
+/// pull. Written at most every few seconds per device and kind, so neither a device paging
+/// through a backlog nor one repeating a bad request writes per request.
+fn outcome_activity(
+    shared: &Shared,
+    device: DeviceId,
+    kind: &'static str,
+    r: &wire::Response,
+) -> Option<crate::store::Activity> {
+    let (activity, every) = match &r.kind {
+        Some(wire::response::Kind::Error(e)) if !routine(kind, e) => (
+            crate::store::Activity::Failed(format!("{kind}: {}", e.message)),
+            Duration::from_secs(1),
+        ),
         Some(wire::response::Kind::Pull(_)) => {
-            let now = std::time::Instant::now();
-            let mut recorded = shared
-                .pulls_recorded
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match recorded.get(&device) {
-                Some(at) if now.duration_since(*at) < Duration::from_secs(5) => return,
-                _ => {
-                    recorded.insert(device, now);
-                }
-            }
-            crate::store::Activity::Pulled
+            (crate::store::Activity::Pulled, Duration::from_secs(5))
         }
-        _ => return,
+        _ => return None,
     };
-    let started = std::time::Instant::now();
-    if let Err(e) = shared
-        .store
-        .record_activity(device, &activity, crate::now_ms())
-        .await
+    let failed = matches!(activity, crate::store::Activity::Failed(_));
+    let now = std::time::Instant::now();
+    let mut recorded = shared
+        .activity_recorded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if recorded
+        .get(&(device, failed))
+        .is_some_and(|at| now.duration_since(*at) < every)
     {
-        tracing::debug!(error = %e, "could not record device activity");
+        return None;
     }
-    shared
-        .metrics
-        .store_call("record_activity", started.elapsed());
+    recorded.insert((device, failed), now);
+    if failed {
+        // The next successful pull is written at once, so it clears this failure at once.
+        recorded.remove(&(device, false));
+    }
+    Some(activity)
 }
 
 /// The connection a stream belongs to, for RTT and traffic figures.
@@ -536,7 +547,7 @@ async fn serve_stream(
             },
         }
     }
-    .instrument(tracing::debug_span!("rpc", kind))
+    .instrument(tracing::info_span!("rpc", kind))
     .await;
     let result = match &answer {
         Answer::Respond(r) | Answer::Download(r, _) => result_label(r),
@@ -546,9 +557,30 @@ async fn serve_stream(
     if kind == "push" && result == "ok" {
         shared.metrics.ack(started.elapsed());
     }
-    if let (Some(device), Answer::Respond(r) | Answer::Download(r, _)) = (&current, &answer) {
-        record_outcome(shared, device.id, kind, r).await;
+    let activity = match (&current, &answer) {
+        (Some(device), Answer::Respond(r) | Answer::Download(r, _)) => {
+            outcome_activity(shared, device.id, kind, r).map(|a| (device.id, a))
+        }
+        _ => None,
+    };
+    send_answer(answer, &mut send).await;
+    // After the answer: the device does not wait on this write (or on a store that is down).
+    if let Some((device, activity)) = activity {
+        let started = std::time::Instant::now();
+        if let Err(e) = shared
+            .store
+            .record_activity(device, &activity, crate::now_ms())
+            .await
+        {
+            tracing::debug!(error = %e, "could not record device activity");
+        }
+        shared
+            .metrics
+            .store_call("record_activity", started.elapsed());
     }
+}
+
+async fn send_answer(answer: Answer, send: &mut SendStream) {
     match answer {
         Answer::Respond(response) => {
             if let Err(e) = send.write_all(&frame::encode(&response)).await {
@@ -1059,23 +1091,21 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
         }
     };
     // Counted as committed, whether or not the answer reaches the device.
-    for r in &result.results {
-        match (r.outcome, &r.rejection) {
-            (Outcome::Applied | Outcome::Conflict, _) => {
-                shared.metrics.ops_ingested.inc();
-            }
-            (Outcome::Duplicate, _) => {
-                shared.metrics.ops_duplicate.inc();
-            }
-            (Outcome::Rejected, rejection) => {
-                let code = rejection.as_ref().map_or("invalid", |(c, ..)| c.as_str());
-                shared
-                    .metrics
-                    .ops_rejected
-                    .get_or_create(&crate::metrics::CodeLabel { code })
-                    .inc();
-            }
-        }
+    let m = &shared.metrics;
+    m.ops_ingested.inc_by(result.fresh.stored);
+    // Every op answered `duplicate`: replays of stored ops and new ops repeating a record.
+    let duplicates = result
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Duplicate)
+        .count();
+    m.ops_duplicate.inc_by(duplicates as u64);
+    for code in &result.fresh.rejected {
+        m.ops_rejected
+            .get_or_create(&crate::metrics::CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
     }
     if shared.faults.take_dropped_ack() {
         tracing::info!(device = %device.id, "fault injection: dropping a committed push's answer");

@@ -121,6 +121,9 @@ async fn conformance() -> anyhow::Result<()> {
         grid_upsert_is_idempotent(store.as_ref())
             .await
             .map_err(|e| e.context(backend))?;
+        double_taps_across_pushes_and_statement_chunks(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
         db.cleanup().await;
     }
     Ok(())
@@ -230,7 +233,17 @@ async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()
         .await?
         .remove(0)?;
     let again = store.ingest(&[batch], NOW).await?.remove(0)?;
-    assert_eq!(first, again, "a replayed rejection answers the same");
+    assert_eq!(
+        (&first.results, first.acked_through),
+        (&again.results, again.acked_through),
+        "a replayed rejection answers the same"
+    );
+    assert_eq!(first.fresh.rejected, vec![RejectCode::Invalid]);
+    assert!(
+        again.fresh.rejected.is_empty(),
+        "a replay records nothing new: {:?}",
+        again.fresh
+    );
     assert_eq!(again.results[0].outcome, Outcome::Rejected);
     assert_eq!(
         again.acked_through, 1,
@@ -329,5 +342,45 @@ async fn grid_upsert_is_idempotent(store: &dyn Store) -> anyhow::Result<()> {
     assert_eq!(changed, 0, "seeding again changes nothing");
     let s = store.stats(NOW).await?;
     assert_eq!((s.grid_cells, s.checkpoints), (152, 240));
+    Ok(())
+}
+
+/// Taps at the same checkpoint within the window are marked as taps of the first, whether
+/// they arrive in its push or a later one, across the lookup's 300-row statements, with equal
+/// device times broken by id; another user's tap is not one.
+async fn double_taps_across_pushes_and_statement_chunks(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "tapper", &["S1"]).await?;
+    let other = device(store, "someone-else", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let before = store.stats(NOW).await?.double_taps;
+    let first = new_id();
+    let push = |user: &DeviceSession, ops: Vec<PreparedOp>| IngestBatch {
+        device: user.id,
+        user_id: user.user_id,
+        ops,
+    };
+    store
+        .ingest(&[push(&d, vec![op(1, first, &cp)])], NOW)
+        .await?
+        .remove(0)?;
+    // 350 more at the same device time, ids after the first's: all taps of it.
+    let later: Vec<PreparedOp> = (2..352).map(|s| op(s, new_id(), &cp)).collect();
+    store.ingest(&[push(&d, later)], NOW).await?.remove(0)?;
+    store
+        .ingest(&[push(&other, vec![op(1, new_id(), &cp)])], NOW)
+        .await?
+        .remove(0)?;
+    assert_eq!(store.stats(NOW).await?.double_taps - before, 350);
+    let mine = store.check_ins(Some(d.id), 1000).await?;
+    assert_eq!(mine.len(), 351);
+    for c in &mine {
+        let expected = (c.check_in.id != first).then_some(first);
+        assert_eq!(c.duplicate_of, expected, "{:?}", c.check_in.id);
+    }
+    let theirs = store.check_ins(Some(other.id), 10).await?;
+    assert_eq!(
+        theirs[0].duplicate_of, None,
+        "another user's tap stands alone"
+    );
     Ok(())
 }

@@ -116,6 +116,11 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
         !dom.contains(token.trim()),
         "the token must not end up in the page"
     );
+    assert!(
+        dom.contains("Sun's phone &lt;img src=x onerror=alert(1)&gt;")
+            && !dom.contains("<img src=x"),
+        "a device's name must be shown as text, never as markup"
+    );
 
     // The stuck device's own page shows the photo's full hash.
     let device_url = format!(

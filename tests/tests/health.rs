@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use patrolsync_proto::CheckInOutcome;
 use patrolsync_sdk::NewCheckIn;
 use patrolsync_server::testkit::test_databases;
-use patrolsync_tests::{Harness, admin_get, admin_json};
+use patrolsync_tests::{Harness, admin_get, admin_json, blocked_lane};
 
 /// Every sample of the scrape, as `(name, labels, value)`.
 fn scrape(text: &str) -> anyhow::Result<prometheus_parse::Scrape> {
@@ -58,10 +58,11 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
         let mut with_photo = NewCheckIn::new("S1-C1-K1-B1-P2", CheckInOutcome::Inspected);
         with_photo.photos = vec![sha];
         device.record_checkin(with_photo).await?;
+        device.report_hazard(blocked_lane("S1-C1-K2")).await?;
         let first = device.sync().await?;
         assert_eq!(
             (first.applied, first.rejected, first.photos_uploaded),
-            (21, 1, 1),
+            (22, 1, 1),
             "{backend}: {first:?}"
         );
 
@@ -83,11 +84,13 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
         assert_eq!(status, 200);
         let m = scrape(&text)?;
         assert_eq!(stats.check_ins, 26, "{backend}");
+        assert_eq!(stats.hazards, 1, "{backend}");
         assert_eq!(
             value(&m, "patrolsync_ops_ingested_total", &[]),
-            stats.check_ins as f64,
-            "{backend}"
+            (stats.check_ins + stats.hazards) as f64,
+            "{backend}: one op per check-in and one for the hazard report"
         );
+        assert_eq!(value(&m, "patrolsync_hazards", &[]), 1.0);
         assert_eq!(
             value(&m, "patrolsync_check_ins", &[]),
             stats.check_ins as f64,
@@ -155,7 +158,7 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
         let d = admin_json(h.server(), &format!("/api/devices/{id}")).await?;
         let s = &d["device"];
         assert_eq!(s["user"], "alice");
-        assert_eq!(s["acked_through"], 27, "{backend}: {s}");
+        assert_eq!(s["acked_through"], 28, "{backend}: {s}");
         assert_eq!(s["rejected_ops"], 1);
         assert!(
             s["sdk_version"].as_str().is_some_and(|v| !v.is_empty()),
@@ -173,6 +176,17 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
         );
         assert!(!d["history"].as_array().expect("history").is_empty());
         assert_eq!(d["rejections"][0]["reason"], "outside_scope");
+
+        // Hazards by cell and status: per street, then inside one.
+        let streets = admin_json(h.server(), "/api/hazards").await?;
+        assert_eq!(streets["total"], 1, "{streets}");
+        assert_eq!(streets["overdue"], 0, "{streets}");
+        assert_eq!(streets["cells"][0]["cell"], "S1");
+        assert_eq!(streets["cells"][0]["by_status"]["reported"], 1);
+        let s1 = admin_json(h.server(), "/api/hazards?cell=S1").await?;
+        assert_eq!(s1["cells"][0]["cell"], "S1-C1", "{s1}");
+        let elsewhere = admin_json(h.server(), "/api/hazards?cell=S2").await?;
+        assert_eq!(elsewhere["total"], 0);
         h.finish().await;
     }
     Ok(())

@@ -75,16 +75,8 @@ fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
 
 /// `$first,…` for an `IN (…)` list; for SQLite anonymous `?` (see [`placeholders`]). sqlx
 /// binds anonymous parameters in text order, counting only anonymous ones, so on SQLite every
-/// parameter of such a statement must be anonymous and bound in text order: parameters before
-/// the list come from [`first_param`], not a literal `$1`.
-fn first_param(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "?",
-        Backend::Postgres => "$1",
-    }
-}
-
-/// See [`first_param`].
+/// parameter of such a statement must be anonymous and bound in text order (a literal `$1`
+/// beside them shifts the others).
 fn list(backend: Backend, n: usize, first: usize) -> String {
     (first..first + n)
         .map(|i| match backend {
@@ -242,6 +234,7 @@ impl SqlStore {
                 results: Vec::new(),
                 changed_paths: Vec::new(),
                 cursor: 0,
+                fresh: FreshCounts::default(),
             });
         }
 
@@ -332,7 +325,21 @@ impl SqlStore {
                     .await?,
             );
         }
-        self.mark_double_taps(tx, &inserted).await?;
+        // The stored version of each new check-in: the first with its id (the insert skips
+        // later ones), so a push carrying one id twice cannot mark from the copy not stored.
+        let mut seen = HashSet::new();
+        let taps: Vec<(CheckInId, i64, i64)> = inserts
+            .iter()
+            .filter(|(_, row)| inserted.contains(&row.check_in.id) && seen.insert(row.check_in.id))
+            .map(|(_, row)| {
+                (
+                    row.check_in.id,
+                    row.checkpoint_id,
+                    row.check_in.device_time_ms,
+                )
+            })
+            .collect();
+        self.mark_double_taps(tx, batch.user_id, &taps).await?;
         let refs: Vec<([u8; 32], &'static str, Vec<u8>, i64)> = inserts
             .iter()
             .filter(|(_, row)| inserted.contains(&row.check_in.id))
@@ -450,11 +457,19 @@ impl SqlStore {
             q.execute(&mut **tx).await?;
         }
 
-        // Sync health: how many of this device's ops were refused or lost a transition.
-        let rejected_now = new_results
-            .iter()
-            .filter(|(_, r)| r.outcome == Outcome::Rejected)
-            .count();
+        // Sync health: how many of this device's ops were refused or lost a transition. A
+        // conflict is a normal race between editors; only a refusal marks a problem.
+        let mut fresh_counts = FreshCounts::default();
+        for (_, r) in &new_results {
+            match (r.outcome, &r.rejection) {
+                (Outcome::Applied | Outcome::Conflict, _) => fresh_counts.stored += 1,
+                (Outcome::Duplicate, _) => fresh_counts.duplicates += 1,
+                (Outcome::Rejected, rejection) => fresh_counts
+                    .rejected
+                    .push(rejection.as_ref().map_or(RejectCode::Invalid, |(c, ..)| *c)),
+            }
+        }
+        let rejected_now = fresh_counts.rejected.len();
         let conflicts_now = new_results
             .iter()
             .filter(|(_, r)| r.outcome == Outcome::Conflict)
@@ -462,10 +477,11 @@ impl SqlStore {
         if rejected_now + conflicts_now > 0 {
             sqlx::query(
                 "UPDATE devices SET rejected_ops = rejected_ops + $1, conflicts = conflicts + $2, \
-                 last_problem_at = $3 WHERE id = $4",
+                 last_problem_at = CASE WHEN $3 > 0 THEN $4 ELSE last_problem_at END WHERE id = $5",
             )
             .bind(rejected_now as i64)
             .bind(conflicts_now as i64)
+            .bind(rejected_now as i64)
             .bind(now_ms)
             .bind(&device)
             .execute(&mut **tx)
@@ -503,6 +519,7 @@ impl SqlStore {
             results,
             changed_paths: Vec::new(),
             cursor: 0,
+            fresh: fresh_counts,
         })
     }
 
@@ -541,26 +558,46 @@ impl SqlStore {
     async fn mark_double_taps(
         &self,
         tx: &mut Transaction<'_, Any>,
-        ids: &HashSet<CheckInId>,
+        user_id: i64,
+        new: &[(CheckInId, i64, i64)],
     ) -> Result<(), StoreError> {
-        let ids: Vec<&CheckInId> = ids.iter().collect();
-        for chunk in ids.chunks(500) {
+        // Find each new check-in's first earlier tap with one indexed lookup per row (the
+        // index leads with user, checkpoint, device time), then mark only the taps found.
+        // An `UPDATE … WHERE id IN (…)` let PostgreSQL, before it had statistics for the
+        // table, estimate most rows as matching and scan the whole table per push (the
+        // benchmark's bimodal PostgreSQL ingest). Parameters are all anonymous on SQLite, so
+        // they are bound in text order: the rows, then user and window.
+        let mut taps: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for chunk in new.chunks(300) {
+            let n = chunk.len() * 3;
             let sql = format!(
-                "UPDATE check_ins SET duplicate_of = (SELECT p.id FROM check_ins p \
-                 WHERE p.user_id = check_ins.user_id AND p.checkpoint_id = check_ins.checkpoint_id \
-                 AND p.id <> check_ins.id AND p.device_time_ms >= check_ins.device_time_ms - {window} \
-                 AND p.device_time_ms <= check_ins.device_time_ms \
-                 AND (p.device_time_ms < check_ins.device_time_ms \
-                      OR (p.device_time_ms = check_ins.device_time_ms AND p.id < check_ins.id)) \
-                 ORDER BY p.device_time_ms, p.id LIMIT 1) WHERE id IN ({ids})",
-                window = first_param(self.backend),
-                ids = list(self.backend, chunk.len(), 2)
+                "WITH n(id, cp, t) AS (VALUES {rows}) \
+                 SELECT n.id, (SELECT d.id FROM check_ins d \
+                 WHERE d.user_id = {user} AND d.checkpoint_id = n.cp \
+                 AND d.device_time_ms >= n.t - {window} AND d.device_time_ms <= n.t AND d.id <> n.id \
+                 AND (d.device_time_ms < n.t OR d.id < n.id) \
+                 ORDER BY d.device_time_ms, d.id LIMIT 1) FROM n",
+                rows = placeholders(self.backend, chunk.len(), 3),
+                user = list(self.backend, 1, n + 1),
+                window = list(self.backend, 1, n + 2),
             );
-            let mut q = sqlx::query(&sql).bind(self.dedup.double_tap_ms);
-            for id in chunk {
-                q = q.bind(id.to_bytes());
+            let mut q = sqlx::query(&sql);
+            for (id, checkpoint, time) in chunk {
+                q = q.bind(id.to_bytes()).bind(*checkpoint).bind(*time);
             }
-            q.execute(&mut **tx).await?;
+            q = q.bind(user_id).bind(self.dedup.double_tap_ms);
+            for row in q.fetch_all(&mut **tx).await? {
+                if let Some(first) = row.try_get::<Option<Vec<u8>>, _>(1)? {
+                    taps.push((row.try_get(0)?, first));
+                }
+            }
+        }
+        for (id, first) in taps {
+            sqlx::query("UPDATE check_ins SET duplicate_of = $1 WHERE id = $2")
+                .bind(first)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
