@@ -109,14 +109,15 @@ pub struct Staging {
 }
 
 enum StagingTarget {
-    /// Bytes are hashed as they arrive and written a MiB at a time, each MiB written and
-    /// fsynced in the blocking pool while the next one arrives (two buffers), so the disk never
-    /// stalls the stream and finishing needs no second pass over the file.
+    /// Bytes are gathered a MiB at a time; each MiB is hashed, written and fsynced in the
+    /// blocking pool while the next one arrives (two buffers), so neither the disk nor SHA-256
+    /// stalls the stream, and finishing needs no second pass over the file. The file and the
+    /// hash state travel with the write in flight and come back when it is done.
     File {
         file: Option<std::fs::File>,
         buf: Vec<u8>,
         spare: Vec<u8>,
-        ctx: Box<ring::digest::Context>,
+        ctx: Option<Box<ring::digest::Context>>,
         pending: Option<tokio::task::JoinHandle<Written>>,
     },
     Object {
@@ -136,31 +137,38 @@ impl std::fmt::Debug for StagingTarget {
     }
 }
 
-type Written = std::io::Result<(std::fs::File, Vec<u8>)>;
+type Written = std::io::Result<(std::fs::File, Vec<u8>, Box<ring::digest::Context>)>;
 
-/// Appends `bytes` to `f` and fsyncs, in the blocking pool.
-fn write_durably(mut f: std::fs::File, bytes: Vec<u8>) -> tokio::task::JoinHandle<Written> {
+/// Hashes `bytes` into `ctx`, appends them to `f` and fsyncs, in the blocking pool.
+fn write_durably(
+    mut f: std::fs::File,
+    bytes: Vec<u8>,
+    mut ctx: Box<ring::digest::Context>,
+) -> tokio::task::JoinHandle<Written> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
+        ctx.update(&bytes);
         f.write_all(&bytes)?;
         f.sync_data()?;
-        Ok((f, bytes))
+        Ok((f, bytes, ctx))
     })
 }
 
-/// Waits for the write in flight, if any, and takes back the file and its buffer.
+/// Waits for the write in flight, if any, and takes back the file, its buffer and the hash.
 async fn settle(
     pending: &mut Option<tokio::task::JoinHandle<Written>>,
     file: &mut Option<std::fs::File>,
     spare: &mut Vec<u8>,
+    ctx: &mut Option<Box<ring::digest::Context>>,
 ) -> Result<(), BlobError> {
     if let Some(h) = pending.take() {
-        let (f, mut b) = h
+        let (f, mut b, c) = h
             .await
             .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
         b.clear();
         *file = Some(f);
         *spare = b;
+        *ctx = Some(c);
     }
     Ok(())
 }
@@ -176,10 +184,7 @@ impl Staging {
     /// one before it is waited for, so at most two MiB are ever not yet durable).
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         match &mut self.target {
-            StagingTarget::File { buf, ctx, .. } => {
-                ctx.update(chunk);
-                buf.extend_from_slice(chunk);
-            }
+            StagingTarget::File { buf, .. } => buf.extend_from_slice(chunk),
             StagingTarget::Object { buf, .. } => buf.extend_from_slice(chunk),
         }
         self.unsynced += chunk.len() as u64;
@@ -190,12 +195,13 @@ impl Staging {
                     buf,
                     spare,
                     pending,
-                    ..
+                    ctx,
                 } => {
-                    settle(pending, file, spare).await?;
+                    settle(pending, file, spare, ctx).await?;
                     let f = file.take().ok_or_else(lost)?;
+                    let c = ctx.take().ok_or_else(lost)?;
                     let bytes = std::mem::replace(buf, std::mem::take(spare));
-                    *pending = Some(write_durably(f, bytes));
+                    *pending = Some(write_durably(f, bytes, c));
                     self.unsynced = 0;
                 }
                 StagingTarget::Object { .. } => self.persist().await?,
@@ -212,14 +218,15 @@ impl Staging {
                 buf,
                 spare,
                 pending,
-                ..
+                ctx,
             } => {
-                settle(pending, file, spare).await?;
+                settle(pending, file, spare, ctx).await?;
                 if !buf.is_empty() {
                     let f = file.take().ok_or_else(lost)?;
+                    let c = ctx.take().ok_or_else(lost)?;
                     let bytes = std::mem::take(buf);
-                    *pending = Some(write_durably(f, bytes));
-                    settle(pending, file, buf).await?;
+                    *pending = Some(write_durably(f, bytes, c));
+                    settle(pending, file, buf, ctx).await?;
                 }
             }
             StagingTarget::Object {
@@ -471,7 +478,7 @@ impl Blobs {
                     file: Some(file),
                     buf: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
                     spare: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
-                    ctx: Box::new(ctx),
+                    ctx: Some(Box::new(ctx)),
                     pending: None,
                 }
             }
@@ -505,6 +512,7 @@ impl Blobs {
         staging.persist().await?;
         match (&self.backend, staging.target) {
             (Backend::Fs(root), StagingTarget::File { ctx, .. }) => {
+                let ctx = ctx.ok_or_else(lost)?;
                 Self::finish_file(root, sha, digest_bytes(*ctx)).await
             }
             (Backend::Object { store, prefix }, _) => Self::finish_object(store, prefix, sha).await,

@@ -803,10 +803,12 @@ async fn blob_upload(
     };
     let cut = shared.faults.take_upload_cut();
     let mut total = held.bytes;
+    // Up to 32 received segments per wake-up: one timer and one await per batch, not per packet.
+    let mut segments = vec![bytes::Bytes::new(); 32];
     loop {
         let next = match tokio::time::timeout(
             shared.config.limits.idle_request_timeout,
-            recv.read_chunk(64 * 1024, true),
+            recv.read_chunks(&mut segments),
         )
         .await
         {
@@ -826,35 +828,36 @@ async fn blob_upload(
                 ));
             }
         };
-        match next {
-            Ok(Some(chunk)) => {
-                let n = chunk.bytes.len() as u64;
-                if total + n > req.size {
-                    let _ = file.persist().await;
-                    let _ = recv.stop(VarInt::from_u32(codes::RESET_PROTOCOL_ERROR));
-                    return respond(blob_error(
-                        wire::ErrorCode::BadRequest,
-                        format!("photo {hex}: more bytes than the announced {}", req.size),
-                        false,
-                        total,
-                    ));
-                }
-                if let Err(e) = file.write(&chunk.bytes).await {
-                    return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
-                }
-                shared.metrics.photo_bytes.inc_by(n);
-                total += n;
-                if cut.is_some_and(|c| total >= c) {
-                    let _ = file.persist().await;
-                    tracing::info!(photo = %hex, total, "fault injection: cutting an upload");
-                    let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-                    return Answer::Drop;
-                }
-            }
+        let count = match next {
+            Ok(Some(count)) => count,
             Ok(None) => break,
             Err(_) => {
                 // The device went away: keep what arrived, durably, for the resume.
                 let _ = file.persist().await;
+                return Answer::Drop;
+            }
+        };
+        for chunk in &segments[..count] {
+            let n = chunk.len() as u64;
+            if total + n > req.size {
+                let _ = file.persist().await;
+                let _ = recv.stop(VarInt::from_u32(codes::RESET_PROTOCOL_ERROR));
+                return respond(blob_error(
+                    wire::ErrorCode::BadRequest,
+                    format!("photo {hex}: more bytes than the announced {}", req.size),
+                    false,
+                    total,
+                ));
+            }
+            if let Err(e) = file.write(chunk).await {
+                return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
+            }
+            shared.metrics.photo_bytes.inc_by(n);
+            total += n;
+            if cut.is_some_and(|c| total >= c) {
+                let _ = file.persist().await;
+                tracing::info!(photo = %hex, total, "fault injection: cutting an upload");
+                let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
                 return Answer::Drop;
             }
         }
