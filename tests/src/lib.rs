@@ -2,6 +2,8 @@
 //! PostgreSQL database), real SDK clients over real QUIC, and helpers to stop and restart the
 //! server on the same address and data.
 
+pub mod relay;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

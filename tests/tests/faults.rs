@@ -1,0 +1,83 @@
+//! Faults between device and server, through the fault-injecting relay (`patrolsync_tests::
+//! relay`). Each runs on SQLite and, when PATROLSYNC_TEST_DATABASE_URL is set, on PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use patrolsync_proto::{CheckInOutcome, Role};
+use patrolsync_sdk::{Client, NewCheckIn};
+use patrolsync_server::testkit::test_databases;
+use patrolsync_tests::relay::{Faults, Relay};
+use patrolsync_tests::{Harness, fast_client, sha256};
+
+/// A phone moves from Wi-Fi to cellular in the middle of a photo upload: its packets now come
+/// from another address and port. QUIC migrates the connection, so the upload goes on where it
+/// was: one connection, every byte sent once, the stored photo's hash right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_switch_mid_upload_migrates_without_restarting_the_photo() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        // 2 MB/s each way, so a 4 MB photo takes about two seconds to cross.
+        let relay = Relay::start(
+            h.addr(),
+            Faults {
+                bandwidth: Some(2_000_000),
+                ..Faults::default()
+            },
+        )
+        .await?;
+        let code = h.enrollment("walker", Role::Patroller, &["S1-C1"]).await?;
+        let device = Client::open(h.dir.path().join("walker"), fast_client()).await?;
+        device
+            .enroll(&code, Some(&relay.addr().to_string()), "walker")
+            .await?;
+
+        let photo: Vec<u8> = (0..4_000_000u32).map(|i| (i % 253) as u8).collect();
+        let path = h.dir.path().join("extinguisher.jpg");
+        std::fs::write(&path, &photo)?;
+        let sha = device.add_photo(&path).await?;
+        assert_eq!(sha, sha256(&photo));
+        let mut check_in = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        check_in.photos = vec![sha];
+        device.record_checkin(check_in).await?;
+
+        let connections_before = h.server().metrics().connections.get();
+        let switch = async {
+            // Wait (bounded) until a quarter of the photo has gone through, then switch.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while relay.stats().bytes_to_server < 1_000_000 {
+                anyhow::ensure!(Instant::now() < deadline, "upload never started");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            relay.switch_network().await?;
+            anyhow::Ok(relay.stats().bytes_to_server)
+        };
+        let (summary, switched_at) = tokio::join!(device.sync(), switch);
+        let summary = summary?;
+        let switched_at = switched_at?;
+        assert!(
+            switched_at < photo.len() as u64,
+            "{backend}: switched after the upload"
+        );
+        assert_eq!(summary.photos_uploaded, 1, "{backend}: {summary:?}");
+        assert_eq!(
+            summary.photo_bytes_sent,
+            photo.len() as u64,
+            "{backend}: the photo was not restarted"
+        );
+        assert_eq!(
+            h.server().metrics().connections.get() - connections_before,
+            1,
+            "{backend}: the same connection carried on after the switch"
+        );
+        assert_eq!(relay.stats().switches, 1);
+        assert_eq!(
+            h.server().store().blob(&sha).await?,
+            Some(photo.len() as u64),
+            "{backend}: stored under its verified hash"
+        );
+        assert_eq!(h.server().store().stats(0).await?.check_ins, 1);
+        h.finish().await;
+    }
+    Ok(())
+}
