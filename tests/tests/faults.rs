@@ -81,3 +81,101 @@ async fn network_switch_mid_upload_migrates_without_restarting_the_photo() -> an
     }
     Ok(())
 }
+
+/// The same walk, but the phone loses the network long enough that its request times out and
+/// the connection is given up: the next sync reconnects, asks the server what it holds, and
+/// sends only the rest — the server receives the photo about once, not once and a half.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackhole_mid_upload_reconnects_and_resumes_from_the_servers_offset() -> anyhow::Result<()>
+{
+    const SIZE: u32 = 12_000_000;
+    for db in test_databases().await {
+        let backend = db.backend;
+        // The server gives up on a silent upload stream after 2 s (keeping what arrived).
+        let h = Harness::start_with(db, |c| {
+            c.limits.idle_request_timeout = Duration::from_secs(2);
+        })
+        .await?;
+        let relay = Relay::start(
+            h.addr(),
+            Faults {
+                bandwidth: Some(4_000_000),
+                ..Faults::default()
+            },
+        )
+        .await?;
+        let code = h.enrollment("walker", Role::Patroller, &["S1-C1"]).await?;
+        let config = patrolsync_sdk::ClientConfig {
+            request_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            ..fast_client()
+        };
+        let device = Client::open(h.dir.path().join("walker"), config).await?;
+        device
+            .enroll(&code, Some(&relay.addr().to_string()), "walker")
+            .await?;
+        let photo: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+        let path = h.dir.path().join("panel.jpg");
+        std::fs::write(&path, &photo)?;
+        let sha = device.add_photo(&path).await?;
+        let mut check_in = NewCheckIn::new("S1-C1-K1-B1-P2", CheckInOutcome::Inspected);
+        check_in.photos = vec![sha];
+        device.record_checkin(check_in).await?;
+
+        let connections_before = h.server().metrics().connections.get();
+        let cut = async {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while relay.stats().bytes_to_server < u64::from(SIZE) / 2 {
+                anyhow::ensure!(Instant::now() < deadline, "upload never got half way");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            relay.blackhole(Duration::from_secs(5));
+            anyhow::Ok(())
+        };
+        let (first, cut) = tokio::join!(device.sync(), cut);
+        cut?;
+        if let Err(e) = &first {
+            assert!(e.is_retryable(), "{backend}: {e}");
+        }
+        // Sync until the photo is in (each attempt bounded; the blackhole ends on its own).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while device.status().await?.pending_photos > 0 {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{backend}: the photo never arrived"
+            );
+            if device.sync().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        assert_eq!(
+            h.server().store().blob(&sha).await?,
+            Some(u64::from(SIZE)),
+            "{backend}: stored under its verified hash"
+        );
+        assert!(
+            h.server().metrics().connections.get() - connections_before >= 2,
+            "{backend}: the device had to reconnect"
+        );
+        // Restarting the photo would have carried 1.5 × SIZE to the server; resuming carries
+        // about SIZE plus what was in flight when the network went dark.
+        let carried = relay.stats().bytes_to_server;
+        println!(
+            "{backend}: {carried} bytes reached the server for a {SIZE}-byte photo; first sync: {}",
+            match &first {
+                Ok(_) => "completed".to_owned(),
+                Err(e) => e.to_string(),
+            }
+        );
+        assert!(
+            carried < u64::from(SIZE) * 5 / 4,
+            "{backend}: {carried} bytes reached the server for a {SIZE}-byte photo"
+        );
+        assert!(
+            relay.stats().dropped > 0,
+            "{backend}: the blackhole dropped packets"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
