@@ -224,3 +224,97 @@ fn bad_config_fails_before_binding_with_a_clear_message() -> anyhow::Result<()> 
     assert!(err.contains("max_ops_per_push"), "{err}");
     Ok(())
 }
+
+/// A raw QUIC connection presenting the device certificate in `device_dir`, trusting the CA in
+/// `data`.
+async fn raw_device_connection(
+    data: &Path,
+    device_dir: &Path,
+    port: u16,
+) -> anyhow::Result<(quinn::Endpoint, quinn::Connection)> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(data.join("ca.crt"))?)?;
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![CertificateDer::from(std::fs::read(
+                device_dir.join("device.crt"),
+            )?)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(
+                device_dir.join("device.key"),
+            )?)),
+        )?;
+    tls.alpn_protocols = vec![patrolsync_proto::ALPN_V1.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let conn = endpoint
+        .connect(format!("127.0.0.1:{port}").parse()?, "localhost")?
+        .await?;
+    Ok((endpoint, conn))
+}
+
+/// One Hello on `conn`.
+async fn raw_hello(conn: &quinn::Connection) -> anyhow::Result<()> {
+    use patrolsync_proto::{frame, wire};
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let request = wire::Request {
+        kind: Some(wire::request::Kind::Hello(wire::Hello::default())),
+    };
+    send.write_all(&frame::encode(&request)).await?;
+    send.finish()?;
+    let body = recv.read_to_end(1 << 20).await?;
+    let response: wire::Response = frame::decode(&body[frame::HEADER_LEN..])?;
+    anyhow::ensure!(
+        matches!(response.kind, Some(wire::response::Kind::Hello(_))),
+        "{response:?}"
+    );
+    Ok(())
+}
+
+/// The server is SIGKILLed and a new process starts on the same data dir and port. A device
+/// that was connected to the old process learns at its next packet that the connection is
+/// gone — a stateless reset it recognizes, because the reset key is persisted in the data dir —
+/// instead of waiting out the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_resets_the_old_processs_connections_at_once() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let url = db.url.clone();
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let port = free_port();
+        let code = seed_and_enroll(&data, url.as_deref(), port)?;
+        let mut node = serve(&data, url.as_deref(), port)?;
+        let device_dir = dir.path().join("phone");
+        let device = Client::open(&device_dir, sdk_config()).await?;
+        device.enroll(&code, None, "phone").await?;
+        let (_endpoint, conn) = raw_device_connection(&data, &device_dir, port).await?;
+        raw_hello(&conn).await?;
+
+        node.kill()?;
+        let _node = serve(&data, url.as_deref(), port)?;
+        let started = Instant::now();
+        // quinn's idle timeout is 30 s: an unrecognized reset would end in a timeout instead.
+        let outcome = tokio::time::timeout(Duration::from_secs(25), raw_hello(&conn)).await;
+        assert!(
+            matches!(outcome, Ok(Err(_))),
+            "{backend}: the old connection should fail fast, got {outcome:?}"
+        );
+        let reason = conn.close_reason();
+        assert!(
+            matches!(reason, Some(quinn::ConnectionError::Reset)),
+            "{backend}: expected a stateless reset, got {reason:?}"
+        );
+        println!(
+            "{backend}: old connection reset {} ms after the new process was up",
+            started.elapsed().as_millis()
+        );
+        db.cleanup().await;
+    }
+    Ok(())
+}
