@@ -126,6 +126,42 @@ struct State {
     upstream: Arc<UdpSocket>,
 }
 
+impl State {
+    /// When the copies of a `len`-byte datagram leave in one direction (none: dropped).
+    fn plan(&mut self, to_server: bool, len: usize, now: Instant) -> Vec<Instant> {
+        let faults = self.faults.clone();
+        let lane = if to_server {
+            &mut self.to_server
+        } else {
+            &mut self.to_client
+        };
+        // Draw even when dark, so a blackhole does not shift the decisions after it.
+        let at = lane.schedule(&faults, len, now);
+        if self.blackhole_until.is_some_and(|until| now < until) {
+            Vec::new()
+        } else {
+            at
+        }
+    }
+}
+
+impl Counters {
+    /// Counts a datagram's fate; false when it was dropped.
+    fn fate(&self, copies: usize) -> bool {
+        match copies {
+            0 => {
+                self.dropped.fetch_add(1, Ordering::SeqCst);
+                return false;
+            }
+            2 => {
+                self.duplicated.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
 /// A running relay; stops when dropped.
 #[derive(Debug)]
 pub struct Relay {
@@ -288,20 +324,10 @@ async fn client_to_server(
         let (upstream, at) = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             s.client = Some(from);
-            let faults = s.faults.clone();
-            let at = s.to_server.schedule(&faults, n, now);
-            let dark = s.blackhole_until.is_some_and(|until| now < until);
-            (s.upstream.clone(), if dark { Vec::new() } else { at })
+            (s.upstream.clone(), s.plan(true, n, now))
         };
-        match at.len() {
-            0 => {
-                counters.dropped.fetch_add(1, Ordering::SeqCst);
-                continue;
-            }
-            2 => {
-                counters.duplicated.fetch_add(1, Ordering::SeqCst);
-            }
-            _ => {}
+        if !counters.fate(at.len()) {
+            continue;
         }
         counters
             .bytes_to_server
@@ -325,21 +351,11 @@ async fn server_to_client(
         let now = Instant::now();
         let (client, at) = {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            let faults = s.faults.clone();
-            let at = s.to_client.schedule(&faults, n, now);
-            let dark = s.blackhole_until.is_some_and(|until| now < until);
-            (s.client, if dark { Vec::new() } else { at })
+            (s.client, s.plan(false, n, now))
         };
         let Some(client) = client else { continue };
-        match at.len() {
-            0 => {
-                counters.dropped.fetch_add(1, Ordering::SeqCst);
-                continue;
-            }
-            2 => {
-                counters.duplicated.fetch_add(1, Ordering::SeqCst);
-            }
-            _ => {}
+        if !counters.fate(at.len()) {
+            continue;
         }
         send_later(front.clone(), client, buf[..n].to_vec(), at).await;
     }
