@@ -175,13 +175,7 @@ async fn summary(State(s): State<AdminState>, _: Admin) -> Response {
     let r = async {
         let (devices, states) = fleet(&s).await?;
         let stats = s.store.stats(now).await?;
-        let live = devices.iter().filter(|d| d.state != HealthState::Revoked);
-        let (mut outbox, mut photo_bytes, mut oldest) = (0i64, 0i64, 0i64);
-        for d in live {
-            outbox += d.status.outbox_depth.unwrap_or(0);
-            photo_bytes += d.status.pending_photo_bytes.unwrap_or(0);
-            oldest = oldest.max(d.status.oldest_pending_age_ms.unwrap_or(0));
-        }
+        let backlog = health::backlog(&devices);
         Ok(serde_json::json!({
             "now_ms": now,
             "states": states.iter().map(|(k, v)| (k.as_str(), *v)).collect::<BTreeMap<_, _>>(),
@@ -191,9 +185,9 @@ async fn summary(State(s): State<AdminState>, _: Admin) -> Response {
                 "error_window_ms": s.health.error_window.as_millis() as u64,
             },
             "backlog": {
-                "outbox_ops": outbox,
-                "oldest_pending_age_ms": oldest,
-                "pending_photo_bytes": photo_bytes,
+                "outbox_ops": backlog.outbox_ops,
+                "oldest_pending_age_ms": backlog.oldest_pending_age_ms,
+                "pending_photo_bytes": backlog.pending_photo_bytes,
                 "missing_photos": stats.missing_photos,
             },
             "stats": stats,
@@ -342,58 +336,8 @@ async fn devices(
     .into_response()
 }
 
-/// The one device whose id is `id` or starts with it.
-fn find_device(devices: Vec<DeviceHealth>, id: &str) -> Result<DeviceHealth, (StatusCode, String)> {
-    let id = id.trim().to_ascii_lowercase();
-    if id.len() < 8 {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            "give the device id or a prefix of at least 8 characters".into(),
-        ));
-    }
-    let mut found: Vec<DeviceHealth> = devices
-        .into_iter()
-        .filter(|d| d.status.id.starts_with(&id))
-        .collect();
-    match found.len() {
-        0 => Err((StatusCode::NOT_FOUND, format!("no device {id}"))),
-        1 => Ok(found.remove(0)),
-        n => Err((
-            StatusCode::BAD_REQUEST,
-            format!("{n} devices start with {id}; give more of the id"),
-        )),
-    }
-}
-
 async fn device(State(s): State<AdminState>, _: Admin, Path(id): Path<String>) -> Response {
-    let (all, _) = match fleet(&s).await {
-        Ok(f) => f,
-        Err(e) => return store_error(e),
-    };
-    let d = match find_device(all, &id) {
-        Ok(d) => d,
-        Err((status, message)) => return json_error(status, message),
-    };
-    let r = async {
-        let device_id = d
-            .status
-            .id
-            .parse::<patrolsync_proto::DeviceId>()
-            .map_err(|e| StoreError::Invalid(format!("stored device id: {e}")))?;
-        let history = s.store.device_history(device_id, 48).await?;
-        let rejections = s.store.rejections(Some(&d.status.id), 50).await?;
-        let conflicts = s.store.conflicts(Some(&d.status.id), 50).await?;
-        let missing = s.store.missing_photos(Some(&d.status.id), 50).await?;
-        Ok(serde_json::json!({
-            "device": d,
-            "history": history,
-            "rejections": rejections,
-            "conflicts": conflicts,
-            "missing_photos": missing,
-        }))
-    }
-    .await;
-    json(r)
+    json(health::device_detail(s.store.as_ref(), &s.health, &id, 50, crate::now_ms()).await)
 }
 
 /// Revokes a device; every node closes its live connections within a poll.

@@ -470,31 +470,24 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             }
         }
         AdminCommand::Device { device, json } => {
-            let now = crate::now_ms();
-            let (all, _) =
-                crate::health::fleet(store.device_statuses().await?, &config.health, now);
-            let prefix = device.trim().to_ascii_lowercase();
-            let mut found: Vec<_> = all
-                .into_iter()
-                .filter(|d| d.status.id.starts_with(&prefix))
-                .collect();
-            if prefix.len() < 8 || found.len() != 1 {
-                anyhow::bail!(
-                    "{} devices match {prefix:?}; give the device id or a unique prefix of at least 8 characters (see `patrolsync admin devices`)",
-                    if prefix.len() < 8 { 0 } else { found.len() }
-                );
-            }
-            let d = found.remove(0);
-            let id: patrolsync_proto::DeviceId = d.status.id.parse().map_err(anyhow::Error::msg)?;
-            let history = store.device_history(id, 10).await?;
-            let rejections = store.rejections(Some(&d.status.id), 10).await?;
-            let conflicts = store.conflicts(Some(&d.status.id), 10).await?;
-            let missing = store.missing_photos(Some(&d.status.id), 10).await?;
+            let detail = crate::health::device_detail(
+                store.as_ref(),
+                &config.health,
+                &device,
+                10,
+                crate::now_ms(),
+            )
+            .await
+            .context("see `patrolsync admin devices` for ids")?;
+            let crate::health::DeviceDetail {
+                device: d,
+                history,
+                rejections,
+                conflicts,
+                missing_photos: missing,
+            } = &detail;
             if json {
-                print_json(&serde_json::json!({
-                    "device": d, "history": history, "rejections": rejections,
-                    "conflicts": conflicts, "missing_photos": missing,
-                }))?;
+                print_json(&detail)?;
             } else {
                 let s = &d.status;
                 let opt = |t: Option<i64>| t.map(time_text).unwrap_or_else(|| "never".into());
@@ -546,7 +539,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     s.app_version.as_deref().unwrap_or("?"),
                     s.sdk_version.as_deref().unwrap_or("?")
                 );
-                for h in &history {
+                for h in history.iter() {
                     println!(
                         "  hello {}  outbox {} (oldest {} ms)  photos {} B  RTT {} ms",
                         time_text(h.at_ms),
@@ -556,7 +549,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                         h.rtt_ms.unwrap_or(0)
                     );
                 }
-                for m in &missing {
+                for m in missing.iter() {
                     println!(
                         "  missing photo {} ({} {}) since {}",
                         m.sha256,
@@ -565,7 +558,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                         time_text(m.since_ms)
                     );
                 }
-                for r in &rejections {
+                for r in rejections.iter() {
                     println!(
                         "  rejected op {} at {}: {} {}: {}",
                         r.device_seq,
@@ -575,7 +568,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                         r.message
                     );
                 }
-                for c in &conflicts {
+                for c in conflicts.iter() {
                     println!(
                         "  conflict op {} at {}: {}",
                         c.device_seq,

@@ -4,8 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use patrolsync_proto::DeviceId;
+
 use crate::config::Health;
-use crate::store::DeviceStatus;
+use crate::store::sql::HISTORY_KEPT;
+use crate::store::{
+    ConflictEntry, DeviceStatus, MissingPhoto, RejectionEntry, ReportSample, Store, StoreError,
+};
 
 /// What admins see a device as. When several apply, the first of revoked, silent, erroring,
 /// lagging wins; healthy when none does.
@@ -195,6 +200,96 @@ pub fn fleet(
         *counts.entry(d.state).or_default() += 1;
     }
     (devices, counts)
+}
+
+/// What live (unrevoked) devices said is waiting on them at their last Hello.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// Ops in outboxes.
+    pub outbox_ops: i64,
+    /// The oldest of them, ms, as reported.
+    pub oldest_pending_age_ms: i64,
+    /// Photo bytes waiting to upload.
+    pub pending_photo_bytes: i64,
+}
+
+/// The fleet's [`Backlog`].
+pub fn backlog(devices: &[DeviceHealth]) -> Backlog {
+    devices
+        .iter()
+        .filter(|d| d.state != HealthState::Revoked)
+        .fold(Backlog::default(), |b, d| Backlog {
+            outbox_ops: b.outbox_ops + d.status.outbox_depth.unwrap_or(0),
+            oldest_pending_age_ms: b
+                .oldest_pending_age_ms
+                .max(d.status.oldest_pending_age_ms.unwrap_or(0)),
+            pending_photo_bytes: b.pending_photo_bytes + d.status.pending_photo_bytes.unwrap_or(0),
+        })
+}
+
+/// One device in detail, as `/api/devices/{id}` and `admin device` show it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeviceDetail {
+    /// Its health.
+    pub device: DeviceHealth,
+    /// Its latest Hello reports, newest first.
+    pub history: Vec<ReportSample>,
+    /// Its refused ops, newest first.
+    pub rejections: Vec<RejectionEntry>,
+    /// Its ops recorded as conflicts, newest first.
+    pub conflicts: Vec<ConflictEntry>,
+    /// Photos it owes, oldest first.
+    pub missing_photos: Vec<MissingPhoto>,
+}
+
+/// The device whose id is `id` or starts with it (8 characters at least), with up to `limit`
+/// entries of each log. `NotFound` when none matches, `Invalid` when the prefix is short or
+/// matches several.
+pub async fn device_detail(
+    store: &dyn Store,
+    t: &Health,
+    id: &str,
+    limit: u32,
+    now_ms: i64,
+) -> Result<DeviceDetail, StoreError> {
+    let prefix = id.trim().to_ascii_lowercase();
+    if prefix.len() < 8 {
+        return Err(StoreError::Invalid(
+            "give the device id or a prefix of at least 8 characters".into(),
+        ));
+    }
+    let mut found: Vec<DeviceStatus> = store
+        .device_statuses()
+        .await?
+        .into_iter()
+        .filter(|d| d.id.starts_with(&prefix))
+        .collect();
+    let status = match found.len() {
+        0 => return Err(StoreError::NotFound(format!("no device {prefix}"))),
+        1 => found.remove(0),
+        n => {
+            return Err(StoreError::Invalid(format!(
+                "{n} devices start with {prefix}; give more of the id"
+            )));
+        }
+    };
+    let device_id: DeviceId = status
+        .id
+        .parse()
+        .map_err(|e| StoreError::Invalid(format!("stored device id {}: {e}", status.id)))?;
+    let history = store
+        .device_history(device_id, limit.min(HISTORY_KEPT))
+        .await?;
+    let rejections = store.rejections(Some(&status.id), limit).await?;
+    let conflicts = store.conflicts(Some(&status.id), limit).await?;
+    let missing_photos = store.missing_photos(Some(&status.id), limit).await?;
+    Ok(DeviceDetail {
+        device: classify(status, t, now_ms),
+        history,
+        rejections,
+        conflicts,
+        missing_photos,
+    })
 }
 
 #[cfg(test)]

@@ -259,14 +259,9 @@ impl Metrics {
                 })
                 .set(n as i64);
         }
-        let live = devices.iter().filter(|d| d.state != HealthState::Revoked);
-        let (mut outbox, mut photo_bytes) = (0i64, 0i64);
-        for d in live {
-            outbox += d.status.outbox_depth.unwrap_or(0);
-            photo_bytes += d.status.pending_photo_bytes.unwrap_or(0);
-        }
-        self.outbox_ops.set(outbox);
-        self.pending_photo_bytes.set(photo_bytes);
+        let backlog = crate::health::backlog(devices);
+        self.outbox_ops.set(backlog.outbox_ops);
+        self.pending_photo_bytes.set(backlog.pending_photo_bytes);
         self.missing_photos.set(stats.missing_photos);
         self.check_ins.set(stats.check_ins);
         self.hazards.set(stats.hazards);

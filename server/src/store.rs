@@ -608,8 +608,8 @@ pub struct BatchResult {
 pub struct FreshCounts {
     /// Stored: applied, or recorded as a conflict.
     pub stored: u64,
-    /// Same record as one stored before (a reinstalled app resending, say).
-    pub duplicates: u64,
+    /// Of those, recorded as conflicts.
+    pub conflicts: u64,
     /// Refused, one entry per op, by code.
     pub rejected: Vec<RejectCode>,
 }

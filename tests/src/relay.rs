@@ -167,7 +167,6 @@ impl Counters {
 pub struct Relay {
     addr: SocketAddr,
     front: Arc<UdpSocket>,
-    server: SocketAddr,
     state: Arc<Mutex<State>>,
     counters: Arc<Counters>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -198,7 +197,6 @@ impl Relay {
         let relay = Relay {
             addr: front.local_addr()?,
             front: front.clone(),
-            server,
             state: state.clone(),
             counters: Arc::default(),
             tasks: Mutex::new(Vec::new()),
@@ -269,11 +267,6 @@ impl Relay {
             bytes_to_server: c.bytes_to_server.load(Ordering::SeqCst),
             switches: c.switches.load(Ordering::SeqCst),
         }
-    }
-
-    /// The server the relay forwards to.
-    pub fn server(&self) -> SocketAddr {
-        self.server
     }
 
     fn spawn_downstream(

@@ -462,18 +462,19 @@ impl SqlStore {
         let mut fresh_counts = FreshCounts::default();
         for (_, r) in &new_results {
             match (r.outcome, &r.rejection) {
-                (Outcome::Applied | Outcome::Conflict, _) => fresh_counts.stored += 1,
-                (Outcome::Duplicate, _) => fresh_counts.duplicates += 1,
+                (Outcome::Applied, _) => fresh_counts.stored += 1,
+                (Outcome::Conflict, _) => {
+                    fresh_counts.stored += 1;
+                    fresh_counts.conflicts += 1;
+                }
+                (Outcome::Duplicate, _) => {}
                 (Outcome::Rejected, rejection) => fresh_counts
                     .rejected
                     .push(rejection.as_ref().map_or(RejectCode::Invalid, |(c, ..)| *c)),
             }
         }
         let rejected_now = fresh_counts.rejected.len();
-        let conflicts_now = new_results
-            .iter()
-            .filter(|(_, r)| r.outcome == Outcome::Conflict)
-            .count();
+        let conflicts_now = fresh_counts.conflicts as usize;
         if rejected_now + conflicts_now > 0 {
             sqlx::query(
                 "UPDATE devices SET rejected_ops = rejected_ops + $1, conflicts = conflicts + $2, \
