@@ -1,8 +1,9 @@
-//! Fault injection for tests: drop a push's answer after its commit, or make the store fail
-//! its next calls. The counters are inert unless a test arms them.
+//! Fault injection for tests: drop a push's answer after its commit, make the store fail its
+//! N-th call, or make a named point inside the store fail or stall (so a test can SIGKILL the
+//! process mid-commit). Everything here is inert unless a test arms it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use patrolsync_proto::DeviceId;
@@ -43,11 +44,121 @@ impl Faults {
     }
 }
 
-/// A store wrapper whose `ingest` fails while armed, to test the paths that handle store
-/// failure.
+/// Named points inside [`crate::store::sql::SqlStore`] where a test can step in.
+pub mod points {
+    /// In `ingest`, after every row of the group commit is written, before `COMMIT`.
+    pub const INGEST_BEFORE_COMMIT: &str = "ingest.before_commit";
+    /// In `ingest`, after `COMMIT`, before the results go back to the devices.
+    pub const INGEST_AFTER_COMMIT: &str = "ingest.after_commit";
+    /// In `pull`, after a page is read, before it is returned.
+    pub const PULL_PAGE: &str = "pull.page";
+    /// Every point, for command lines that name one.
+    pub const ALL: [&str; 3] = [INGEST_BEFORE_COMMIT, INGEST_AFTER_COMMIT, PULL_PAGE];
+}
+
+/// What an armed point does when reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Return [`StoreError::Injected`] (inside a transaction: the transaction rolls back).
+    Fail,
+    /// Wait, holding whatever the caller holds (a transaction, its locks), until
+    /// [`FaultPoints::release`] — or until the process is killed, which is the point.
+    Stall,
+}
+
+#[derive(Debug)]
+struct Armed {
+    point: &'static str,
+    skip: u32,
+    action: FaultAction,
+}
+
+/// Fault points of one store. A point costs one uncontended lock when nothing is armed.
+#[derive(Debug)]
+pub struct FaultPoints {
+    armed: Mutex<Vec<Armed>>,
+    stalled: tokio::sync::watch::Sender<Vec<&'static str>>,
+    release: tokio::sync::Notify,
+}
+
+impl Default for FaultPoints {
+    fn default() -> Self {
+        FaultPoints {
+            armed: Mutex::new(Vec::new()),
+            stalled: tokio::sync::watch::channel(Vec::new()).0,
+            release: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl FaultPoints {
+    /// Arms `point`: the first `skip` passes go through, the next one does `action` (once).
+    pub fn arm(&self, point: &'static str, skip: u32, action: FaultAction) {
+        self.lock().push(Armed {
+            point,
+            skip,
+            action,
+        });
+    }
+
+    /// Waits until a caller is stalled at `point`.
+    pub async fn stalled_at(&self, point: &str) {
+        let mut rx = self.stalled.subscribe();
+        // The sender lives as long as `self`, so this cannot end with an error.
+        let _ = rx.wait_for(|v| v.contains(&point)).await;
+    }
+
+    /// Every point a caller has stalled at so far, oldest first.
+    pub fn stalls(&self) -> Vec<&'static str> {
+        self.stalled.borrow().clone()
+    }
+
+    /// Lets every stalled caller go on.
+    pub fn release(&self) {
+        self.release.notify_waiters();
+    }
+
+    /// Called by the store at `point`.
+    pub(crate) async fn hit(&self, point: &'static str) -> Result<(), StoreError> {
+        let action = {
+            let mut armed = self.lock();
+            let Some(i) = armed.iter().position(|a| a.point == point) else {
+                return Ok(());
+            };
+            if armed[i].skip > 0 {
+                armed[i].skip -= 1;
+                return Ok(());
+            }
+            armed.remove(i).action
+        };
+        match action {
+            FaultAction::Fail => Err(StoreError::Injected(point.into())),
+            FaultAction::Stall => {
+                tracing::warn!(point, "fault point: stalled");
+                let released = self.release.notified();
+                tokio::pin!(released);
+                released.as_mut().enable();
+                self.stalled.send_modify(|v| v.push(point));
+                released.await;
+                Ok(())
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
+        // A panic while holding this lock leaves a plain Vec; keep using it.
+        self.armed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A store wrapper that fails its N-th call (of any method), and logs the calls made, so a test
+/// can fail each call of a sync in turn.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
-    fail_ingests: AtomicU32,
+    /// Calls left until the failing one; 0 when disarmed.
+    countdown: AtomicU32,
+    calls: Mutex<Vec<&'static str>>,
+    ignored: Mutex<Vec<&'static str>>,
 }
 
 impl FaultyStore {
@@ -55,13 +166,65 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         FaultyStore {
             inner,
-            fail_ingests: AtomicU32::new(0),
+            countdown: AtomicU32::new(0),
+            calls: Mutex::new(Vec::new()),
+            ignored: Mutex::new(Vec::new()),
         }
     }
 
-    /// The next `n` ingest calls fail without touching the store.
-    pub fn fail_next_ingests(&self, n: u32) {
-        self.fail_ingests.store(n, Ordering::SeqCst);
+    /// Calls of `methods` are passed through uncounted (background tasks that run on their
+    /// own clock would make "the N-th call" a race).
+    pub fn ignore(&self, methods: &[&'static str]) {
+        self.ignored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(methods);
+    }
+
+    /// The `n`-th call from now (1 = the next) fails without reaching the store. Clears the
+    /// call log.
+    pub fn fail_nth_call(&self, n: u32) {
+        self.calls_lock().clear();
+        self.countdown.store(n, Ordering::SeqCst);
+    }
+
+    /// The wrapped store (calls to it are neither counted nor failed).
+    pub fn inner(&self) -> Arc<dyn Store> {
+        self.inner.clone()
+    }
+
+    /// Whether the armed failure is still to come.
+    pub fn armed(&self) -> bool {
+        self.countdown.load(Ordering::SeqCst) > 0
+    }
+
+    /// The methods called since the last [`FaultyStore::fail_nth_call`] or
+    /// [`FaultyStore::take_calls`], in order.
+    pub fn take_calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls_lock())
+    }
+
+    fn gate(&self, method: &'static str) -> Result<(), StoreError> {
+        if self
+            .ignored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&method)
+        {
+            return Ok(());
+        }
+        self.calls_lock().push(method);
+        let before = self
+            .countdown
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        match before {
+            Ok(1) => Err(StoreError::Injected(method.into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn calls_lock(&self) -> std::sync::MutexGuard<'_, Vec<&'static str>> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -75,15 +238,19 @@ impl Store for FaultyStore {
         cells: &[NewCell],
         checkpoints: &[NewCheckpoint],
     ) -> Result<u64, StoreError> {
+        self.gate("upsert_grid")?;
         self.inner.upsert_grid(cells, checkpoints).await
     }
     async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
+        self.gate("checkpoints")?;
         self.inner.checkpoints(codes).await
     }
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
+        self.gate("create_enrollment")?;
         self.inner.create_enrollment(e, now_ms).await
     }
     async fn check_enrollment(&self, h: &[u8; 32], now_ms: i64) -> Result<(), RedeemError> {
+        self.gate("check_enrollment")?;
         self.inner.check_enrollment(h, now_ms).await
     }
     async fn redeem_enrollment(
@@ -92,12 +259,15 @@ impl Store for FaultyStore {
         d: &NewDevice,
         now_ms: i64,
     ) -> Result<DeviceSession, RedeemError> {
+        self.gate("redeem_enrollment")?;
         self.inner.redeem_enrollment(h, d, now_ms).await
     }
     async fn device_by_cert(&self, h: &[u8; 32]) -> Result<Option<DeviceSession>, StoreError> {
+        self.gate("device_by_cert")?;
         self.inner.device_by_cert(h).await
     }
     async fn device_session(&self, d: DeviceId) -> Result<Option<DeviceSession>, StoreError> {
+        self.gate("device_session")?;
         self.inner.device_session(d).await
     }
     async fn record_hello(
@@ -106,6 +276,7 @@ impl Store for FaultyStore {
         r: &DeviceReport,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
+        self.gate("record_hello")?;
         self.inner.record_hello(d, r, now_ms).await
     }
     async fn ingest(
@@ -113,22 +284,18 @@ impl Store for FaultyStore {
         batches: &[IngestBatch],
         now_ms: i64,
     ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
-        if self
-            .fail_ingests
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError::Injected("ingest".into()));
-        }
+        self.gate("ingest")?;
         self.inner.ingest(batches, now_ms).await
     }
     async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError> {
+        self.gate("cells")?;
         self.inner.cells(codes).await
     }
     async fn hazard_refs(
         &self,
         ids: &[patrolsync_proto::HazardId],
     ) -> Result<Vec<HazardRef>, StoreError> {
+        self.gate("hazard_refs")?;
         self.inner.hazard_refs(ids).await
     }
     async fn pull(
@@ -138,24 +305,29 @@ impl Store for FaultyStore {
         limit: u32,
         compact: bool,
     ) -> Result<PullPage, StoreError> {
+        self.gate("pull")?;
         self.inner.pull(scope, cursor, limit, compact).await
     }
     async fn cursor(&self) -> Result<u64, StoreError> {
+        self.gate("cursor")?;
         self.inner.cursor().await
     }
     async fn hazard(
         &self,
         id: patrolsync_proto::HazardId,
     ) -> Result<Option<HazardSummary>, StoreError> {
+        self.gate("hazard")?;
         self.inner.hazard(id).await
     }
     async fn hazard_log(
         &self,
         id: patrolsync_proto::HazardId,
     ) -> Result<Vec<LogEntry>, StoreError> {
+        self.gate("hazard_log")?;
         self.inner.hazard_log(id).await
     }
     async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.gate("blob")?;
         self.inner.blob(sha256).await
     }
     async fn record_blob(
@@ -164,6 +336,7 @@ impl Store for FaultyStore {
         size: u64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        self.gate("record_blob")?;
         self.inner.record_blob(sha256, size, now_ms).await
     }
     async fn blob_visible(
@@ -172,6 +345,7 @@ impl Store for FaultyStore {
         device: DeviceId,
         scope: &PullScope,
     ) -> Result<bool, StoreError> {
+        self.gate("blob_visible")?;
         self.inner.blob_visible(sha256, device, scope).await
     }
     async fn missing_photos(
@@ -179,12 +353,15 @@ impl Store for FaultyStore {
         device: Option<&str>,
         limit: u32,
     ) -> Result<Vec<MissingPhoto>, StoreError> {
+        self.gate("missing_photos")?;
         self.inner.missing_photos(device, limit).await
     }
     async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
+        self.gate("devices")?;
         self.inner.devices().await
     }
     async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
+        self.gate("revoke_device")?;
         self.inner.revoke_device(id, now_ms).await
     }
     async fn shared_secret(
@@ -193,12 +370,15 @@ impl Store for FaultyStore {
         candidate: &[u8],
         now_ms: i64,
     ) -> Result<Vec<u8>, StoreError> {
+        self.gate("shared_secret")?;
         self.inner.shared_secret(name, candidate, now_ms).await
     }
     async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError> {
+        self.gate("revoked_since")?;
         self.inner.revoked_since(since_ms).await
     }
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
+        self.gate("stats")?;
         self.inner.stats(now_ms).await
     }
     async fn check_ins(
@@ -206,6 +386,7 @@ impl Store for FaultyStore {
         d: Option<DeviceId>,
         limit: u32,
     ) -> Result<Vec<StoredCheckIn>, StoreError> {
+        self.gate("check_ins")?;
         self.inner.check_ins(d, limit).await
     }
     async fn rejections(
@@ -213,6 +394,7 @@ impl Store for FaultyStore {
         device: Option<&str>,
         limit: u32,
     ) -> Result<Vec<RejectionEntry>, StoreError> {
+        self.gate("rejections")?;
         self.inner.rejections(device, limit).await
     }
     async fn conflicts(
@@ -220,6 +402,7 @@ impl Store for FaultyStore {
         device: Option<&str>,
         limit: u32,
     ) -> Result<Vec<ConflictEntry>, StoreError> {
+        self.gate("conflicts")?;
         self.inner.conflicts(device, limit).await
     }
     async fn record_activity(
@@ -228,9 +411,11 @@ impl Store for FaultyStore {
         activity: &Activity,
         now_ms: i64,
     ) -> Result<(), StoreError> {
+        self.gate("record_activity")?;
         self.inner.record_activity(device, activity, now_ms).await
     }
     async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        self.gate("device_statuses")?;
         self.inner.device_statuses().await
     }
     async fn device_history(
@@ -238,9 +423,11 @@ impl Store for FaultyStore {
         device: DeviceId,
         limit: u32,
     ) -> Result<Vec<ReportSample>, StoreError> {
+        self.gate("device_history")?;
         self.inner.device_history(device, limit).await
     }
     async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError> {
+        self.gate("hazard_counts")?;
         self.inner.hazard_counts(now_ms).await
     }
 }

@@ -75,6 +75,11 @@ impl From<rustls::Error> for ServeError {
 
 /// Opens the store the configuration names (creating the data dir for SQLite).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(Arc::new(open_sql_store(config).await?))
+}
+
+/// [`open_store`], as the concrete SQL store (to arm its fault points in tests).
+pub async fn open_sql_store(config: &Config) -> Result<SqlStore, ServeError> {
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServeError::Pki(pki::PkiError::Io {
@@ -87,11 +92,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
         double_tap_ms: i64::try_from(config.double_tap_window.as_millis()).unwrap_or(i64::MAX),
         hazard_radius_m: config.hazard_duplicate_radius_m,
     };
-    Ok(Arc::new(
-        SqlStore::connect(&config.database_url())
-            .await?
-            .with_dedup(rules),
-    ))
+    Ok(SqlStore::connect(&config.database_url())
+        .await?
+        .with_dedup(rules))
 }
 
 /// A running server: QUIC on [`Server::local_addr`], admin HTTP on [`Server::admin_addr`].

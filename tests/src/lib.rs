@@ -5,10 +5,13 @@
 pub mod relay;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use patrolsync_proto::Role;
 use patrolsync_sdk::{Client, ClientConfig};
+use patrolsync_server::store::Store;
+use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::testkit::{TestDatabase, loopback_config};
 use patrolsync_server::{Config, Server};
 
@@ -44,11 +47,23 @@ impl Harness {
         db: TestDatabase,
         adjust: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Harness> {
+        Harness::start_with_store(db, adjust, |store| Arc::new(store)).await
+    }
+
+    /// Starts a server on the store `wrap` makes of the configured one (to arm its fault
+    /// points, or put a [`patrolsync_server::faults::FaultyStore`] around it). A
+    /// [`Harness::restart`] opens the plain store again.
+    pub async fn start_with_store(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        wrap: impl FnOnce(SqlStore) -> Arc<dyn Store>,
+    ) -> anyhow::Result<Harness> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let mut config = loopback_config(&dir.path().join("server"), db.url.clone());
         adjust(&mut config);
-        let server = Server::bind(config.clone()).await?;
+        let store = wrap(patrolsync_server::open_sql_store(&config).await?);
+        let server = Server::bind_with_store(config.clone(), store).await?;
         config.listen = server.local_addr();
         patrolsync_server::seed::seed_demo(server.store().as_ref()).await?;
         Ok(Harness {

@@ -323,3 +323,173 @@ async fn lossy_fleet(
     }
     Ok(())
 }
+
+/// The store fails on its N-th call, for each N a sync reaches (Hello, the push's lookups and
+/// commit, the photo's checks and record, the pull, the activity record), and then once more
+/// inside the commit after every row is written. Each time the device is told to retry (or
+/// the failed call was one it does not wait on), the store shows each push whole or not at
+/// all, a photo stored whole or not at all, and the next sync stores everything exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_succeeds()
+-> anyhow::Result<()> {
+    use patrolsync_server::faults::{FaultAction, FaultPoints, FaultyStore, points};
+    use std::sync::Arc;
+
+    for db in test_databases().await {
+        let backend = db.backend;
+        let fault_points = Arc::new(FaultPoints::default());
+        let mut wrapper = None;
+        let h = Harness::start_with_store(
+            db,
+            |_| {},
+            |sql| {
+                let faulty = Arc::new(FaultyStore::new(Arc::new(
+                    sql.with_faults(fault_points.clone()),
+                )));
+                // Background readers (revocation watch, fleet sampler) call on their own clock.
+                faulty.ignore(&["revoked_since", "stats", "device_statuses"]);
+                wrapper = Some(faulty.clone());
+                faulty
+            },
+        )
+        .await?;
+        let faulty = wrapper.expect("the store was wrapped");
+        // The test reads past the wrapper, so its reads are not the calls it fails.
+        let store = faulty.inner();
+        // One attempt per sync, so each failure reaches the app rather than a quiet retry.
+        let config = patrolsync_sdk::ClientConfig {
+            max_attempts: 1,
+            ..fast_client()
+        };
+        let device = h
+            .device_with("walker", "walker", &["S1-C1"], config)
+            .await?;
+
+        // One round: 20 check-ins and a hazard with a photo, all in one push.
+        let mut round_no = 0u32;
+        let mut record_round = || {
+            round_no += 1;
+            let (device, dir) = (device.clone(), h.dir.path().to_owned());
+            let round = round_no;
+            async move {
+                let mut ids = Vec::new();
+                for i in 0..20 {
+                    let mut c = NewCheckIn::new(
+                        format!("S1-C1-K{}-B{}-P1", i % 4 + 1, i % 5 + 1),
+                        CheckInOutcome::Inspected,
+                    );
+                    c.note = format!("round {round}");
+                    ids.push(device.record_checkin(c).await?.to_string());
+                }
+                let photo: Vec<u8> = (0..100_000u32)
+                    .map(|i| (i.wrapping_mul(13) ^ round) as u8)
+                    .collect();
+                let path = dir.join(format!("round-{round}.jpg"));
+                std::fs::write(&path, &photo)?;
+                let sha = device.add_photo(&path).await?;
+                let mut hazard = patrolsync_tests::blocked_lane("S1-C1-K1");
+                hazard.photos = vec![sha];
+                let hazard = device.report_hazard(hazard).await?;
+                anyhow::Ok((ids, hazard, sha))
+            }
+        };
+        // Whole or nothing: the round's check-ins and hazard (one push) and its photo.
+        let visible = |ids: Vec<String>, hazard, sha| {
+            let store = store.clone();
+            async move {
+                let stored: Vec<String> = store
+                    .check_ins(None, 100_000)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.check_in.id.to_string())
+                    .filter(|id| ids.contains(id))
+                    .collect();
+                let hazard = store.hazard(hazard).await?;
+                anyhow::ensure!(
+                    stored.is_empty() == hazard.is_none()
+                        && (stored.is_empty() || stored.len() == ids.len()),
+                    "part of a push is visible: {} of {} check-ins, hazard {:?}",
+                    stored.len(),
+                    ids.len(),
+                    hazard.as_ref().map(|h| &h.status)
+                );
+                if let Some(hazard) = &hazard {
+                    anyhow::ensure!(hazard.status == "reported" && hazard.log_len == 1);
+                }
+                let photo = store.blob(&sha).await?;
+                anyhow::ensure!(photo.is_none() || photo == Some(100_000), "{photo:?}");
+                anyhow::Ok((stored.len(), hazard.is_some(), photo.is_some()))
+            }
+        };
+
+        // A clean round lists the calls a sync makes.
+        let (ids, hazard, sha) = record_round().await?;
+        faulty.take_calls();
+        device.sync().await?;
+        let calls = faulty.take_calls();
+        assert_eq!(visible(ids, hazard, sha).await?, (20, true, true));
+        assert!(
+            calls.contains(&"ingest") && calls.contains(&"pull"),
+            "{calls:?}"
+        );
+
+        let mut failed = Vec::new();
+        for n in 1..=calls.len() as u32 {
+            let (ids, hazard, sha) = record_round().await?;
+            faulty.fail_nth_call(n);
+            let first = device.sync().await;
+            let made = faulty.take_calls();
+            if let Err(e) = &first {
+                assert!(e.is_retryable(), "{backend}: call {n}: {e}");
+            }
+            let seen = visible(ids.clone(), hazard, sha).await;
+            assert!(seen.is_ok(), "{backend}: call {n} ({made:?}): {seen:?}");
+            if !faulty.armed() {
+                failed.push(made.get(n as usize - 1).copied().unwrap_or("?"));
+            }
+            faulty.fail_nth_call(0);
+            let second = device.sync().await?;
+            assert_eq!(second.remaining, 0, "{backend}: call {n}: {second:?}");
+            let status = device.status().await?;
+            assert_eq!(
+                (status.pending_ops, status.pending_photos),
+                (0, 0),
+                "{backend}: call {n}"
+            );
+            assert_eq!(
+                visible(ids, hazard, sha).await?,
+                (20, true, true),
+                "{backend}: call {n}: everything once the store is well"
+            );
+        }
+        assert!(
+            failed.contains(&"ingest") && failed.contains(&"pull"),
+            "{backend}: the sweep failed the commit and the pull: {failed:?}"
+        );
+
+        // Inside the commit: every row is written, then the transaction fails.
+        let (ids, hazard, sha) = record_round().await?;
+        fault_points.arm(points::INGEST_BEFORE_COMMIT, 0, FaultAction::Fail);
+        let first = device.sync().await;
+        let e = first.expect_err("the push failed at commit");
+        assert!(e.is_retryable(), "{backend}: {e}");
+        let (check_ins, hazard_seen, _) = visible(ids.clone(), hazard, sha).await?;
+        assert_eq!(
+            (check_ins, hazard_seen),
+            (0, false),
+            "{backend}: rolled back"
+        );
+        device.sync().await?;
+        assert_eq!(visible(ids, hazard, sha).await?, (20, true, true));
+
+        let rounds = calls.len() + 2;
+        assert_eq!(
+            store.stats(0).await?.check_ins as usize,
+            20 * rounds,
+            "{backend}: nothing doubled"
+        );
+        println!("{backend}: failed in turn: {failed:?}");
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@
 //! class of machine whatever the transaction size (reference/limits.md).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use patrolsync_proto::checkin::{Answer, AnswerValue};
@@ -14,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::*;
+use crate::faults::{FaultPoints, points};
 
 /// Rows per multi-row INSERT: 25 columns × 400 stays under SQLite's 32,766 parameters.
 const CHECK_IN_ROWS_PER_STATEMENT: usize = 400;
@@ -43,6 +45,7 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     dedup: DedupRules,
+    faults: Arc<FaultPoints>,
 }
 
 /// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
@@ -153,12 +156,19 @@ impl SqlStore {
             pool,
             backend,
             dedup: DedupRules::default(),
+            faults: Arc::default(),
         })
     }
 
     /// Uses `rules` for double taps and possible duplicate hazards.
     pub fn with_dedup(mut self, rules: DedupRules) -> Self {
         self.dedup = rules;
+        self
+    }
+
+    /// Uses `faults` for its fault points (tests; see [`crate::faults::points`]).
+    pub fn with_faults(mut self, faults: Arc<FaultPoints>) -> Self {
+        self.faults = faults;
         self
     }
 
@@ -1429,6 +1439,7 @@ impl Store for SqlStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        self.faults.hit(points::PULL_PAGE).await?;
         let next_cursor = if has_more {
             changes.last().map_or(cursor, |c| c.seq)
         } else {
@@ -1764,7 +1775,9 @@ impl Store for SqlStore {
             }
         }
         let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
+        self.faults.hit(points::INGEST_BEFORE_COMMIT).await?;
         tx.commit().await?;
+        self.faults.hit(points::INGEST_AFTER_COMMIT).await?;
         for r in out.iter_mut().flatten() {
             r.cursor = cursor;
         }
