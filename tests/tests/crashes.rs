@@ -1,0 +1,476 @@
+//! Crashes: the server SIGKILLed in the middle of a group commit (before and after COMMIT) and
+//! of a pull page, and a device process SIGKILLed while recording and while syncing. The kill
+//! lands at a fault point the process reports reaching (`patrolsync-fault`), not after a
+//! guessed delay. Each runs on SQLite and, when PATROLSYNC_TEST_DATABASE_URL is set, on
+//! PostgreSQL; each ends by checking the rows in the store.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use patrolsync_proto::{CheckInOutcome, DeviceId, Role};
+use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
+use patrolsync_server::faults::{FaultAction, FaultPoints, points};
+use patrolsync_server::store::Store;
+use patrolsync_server::testkit::{TestDatabase, loopback_config, test_databases};
+use patrolsync_tests::{Harness, blocked_lane, fast_client};
+use tokio::sync::mpsc;
+
+const FAULT_BIN: &str = env!("CARGO_BIN_EXE_patrolsync-fault");
+
+/// A child process whose stdout lines arrive on a channel; SIGKILLed when dropped.
+struct Proc {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> anyhow::Result<Proc> {
+        let mut child = Command::new(FAULT_BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Proc { child, lines })
+    }
+
+    /// The next line starting with `prefix` (earlier lines are skipped), within `timeout`.
+    async fn wait_for(&mut self, prefix: &str, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) if line.starts_with(prefix) => return Ok(line),
+                Ok(Some(_)) => {}
+                Ok(None) => anyhow::bail!("the process ended before printing {prefix:?}"),
+                Err(_) => anyhow::bail!("no {prefix:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// SIGKILL, reap, and return every line printed that was not read yet.
+    async fn kill(mut self) -> anyhow::Result<Vec<String>> {
+        self.child.kill()?;
+        self.child.wait()?;
+        let mut rest = Vec::new();
+        while let Some(line) = self.lines.recv().await {
+            rest.push(line);
+        }
+        Ok(rest)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A data dir (and database) seeded with the demo grid, for servers on `addr`.
+struct Site {
+    dir: tempfile::TempDir,
+    db: TestDatabase,
+    config: patrolsync_server::Config,
+}
+
+impl Site {
+    async fn new(db: TestDatabase) -> anyhow::Result<Site> {
+        patrolsync_tests::init_tracing();
+        let dir = tempfile::tempdir()?;
+        let mut config = loopback_config(&dir.path().join("server"), db.url.clone());
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let store = self::open(&config).await?;
+        patrolsync_server::seed::seed_demo(store.as_ref()).await?;
+        Ok(Site { dir, db, config })
+    }
+
+    /// Starts `patrolsync-fault server`, stalling at `stall` after `skip` passes.
+    async fn serve(&self, stall: Option<(&str, u32)>) -> anyhow::Result<Proc> {
+        let data = self.config.data_dir.display().to_string();
+        let listen = self.config.listen.to_string();
+        let mut args = vec!["server", "--data-dir", &data, "--listen", &listen];
+        if let Some(url) = &self.db.url {
+            args.extend(["--database-url", url]);
+        }
+        let skip;
+        if let Some((point, n)) = stall {
+            skip = n.to_string();
+            args.extend(["--stall", point, "--skip", &skip]);
+        }
+        let mut server = Proc::spawn(&args)?;
+        server
+            .wait_for("listening on udp", Duration::from_secs(30))
+            .await?;
+        Ok(server)
+    }
+
+    /// A device enrolled as a patroller of `cells`.
+    async fn device(&self, name: &str, cells: &[&str]) -> anyhow::Result<Client> {
+        let store = self::open(&self.config).await?;
+        let pki = patrolsync_server::pki::Pki::open_or_init(&self.config.data_dir, &[])?;
+        let request = patrolsync_server::enroll::IssueRequest {
+            user: name.to_owned(),
+            role: Role::Patroller,
+            cells: cells.iter().map(|c| c.to_string()).collect(),
+            server: Some(self.config.listen.to_string()),
+            ttl: None,
+            agency: None,
+        };
+        let issued =
+            patrolsync_server::enroll::issue(store.as_ref(), &pki, &self.config, request).await?;
+        let config = ClientConfig {
+            batch_size: 50,
+            max_attempts: 1,
+            connect_timeout: Duration::from_secs(2),
+            // A killed server says nothing more; don't wait out the default.
+            request_timeout: Duration::from_secs(3),
+            ..fast_client()
+        };
+        let device = Client::open(self.dir.path().join(name), config).await?;
+        device.enroll(&issued.enrollment, None, name).await?;
+        Ok(device)
+    }
+
+    /// The store, opened beside the server (or after it died).
+    async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        self::open(&self.config).await
+    }
+}
+
+async fn open(config: &patrolsync_server::Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(patrolsync_server::open_store(config).await?)
+}
+
+fn device_id(status: &patrolsync_sdk::Status) -> anyhow::Result<DeviceId> {
+    status
+        .device_id
+        .as_deref()
+        .unwrap_or_default()
+        .parse()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Syncs `device` until its outbox and photo queue are empty (bounded).
+async fn sync_until_done(device: &Client) -> anyhow::Result<patrolsync_sdk::SyncSummary> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut total = patrolsync_sdk::SyncSummary::default();
+    loop {
+        match device.sync().await {
+            Ok(s) => {
+                total.duplicates += s.duplicates;
+                total.applied += s.applied;
+                let status = device.status().await?;
+                if status.pending_ops == 0 && status.pending_photos == 0 {
+                    return Ok(total);
+                }
+            }
+            Err(e) => anyhow::ensure!(e.is_retryable(), "{e}"),
+        }
+        anyhow::ensure!(Instant::now() < deadline, "still pending after 120 s");
+    }
+}
+
+/// Three devices push 200 check-ins and a hazard each; the group commit that carries the first
+/// of them is held at the fault point and the server is SIGKILLed there — before COMMIT (the
+/// rows were written, not committed) and after it (committed, never answered). A new process
+/// on the same data: every device converges, every check-in is stored once, and each device
+/// sees all three hazards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_group_commit_then_restart_converges() -> anyhow::Result<()> {
+    for point in [points::INGEST_BEFORE_COMMIT, points::INGEST_AFTER_COMMIT] {
+        for db in test_databases().await {
+            let backend = db.backend;
+            let site = Site::new(db).await?;
+            let mut server = site.serve(Some((point, 0))).await?;
+            let mut fleet = Vec::new();
+            for (i, name) in ["anna", "bo", "chen"].into_iter().enumerate() {
+                let device = site.device(name, &["S1-C1"]).await?;
+                let mut ids = Vec::new();
+                for k in 0..200 {
+                    let c = NewCheckIn::new(
+                        format!("S1-C1-K{}-B{}-P1", k % 4 + 1, k % 5 + 1),
+                        CheckInOutcome::Inspected,
+                    );
+                    ids.push(device.record_checkin(c).await?.to_string());
+                }
+                let hazard = device
+                    .report_hazard(blocked_lane(&format!("S1-C1-K{}", i + 1)))
+                    .await?;
+                fleet.push((device, ids, hazard));
+            }
+
+            let syncs: Vec<_> = fleet
+                .iter()
+                .map(|(d, _, _)| {
+                    tokio::spawn({
+                        let d = d.clone();
+                        async move { d.sync().await }
+                    })
+                })
+                .collect();
+            server
+                .wait_for("stalled at", Duration::from_secs(30))
+                .await?;
+            server.kill().await?;
+            let mut cut = 0;
+            for s in syncs {
+                cut += usize::from(s.await?.is_err());
+            }
+            assert!(cut > 0, "{backend}/{point}: the kill cut a sync");
+
+            let _server = site.serve(None).await?;
+            let mut duplicates = 0;
+            for (device, _, _) in &fleet {
+                duplicates += sync_until_done(device).await?.duplicates;
+            }
+            // Once more each, so every device pulls what the others pushed.
+            for (device, _, _) in &fleet {
+                sync_until_done(device).await?;
+            }
+
+            let store = site.store().await?;
+            let mut all = 0;
+            let hazards: BTreeSet<String> = fleet.iter().map(|(_, _, h)| h.to_string()).collect();
+            for (device, ids, hazard) in &fleet {
+                let id = device_id(&device.status().await?)?;
+                let stored: BTreeSet<String> = store
+                    .check_ins(Some(id), 10_000)
+                    .await?
+                    .into_iter()
+                    .map(|c| c.check_in.id.to_string())
+                    .collect();
+                let recorded: BTreeSet<String> = ids.iter().cloned().collect();
+                assert_eq!(
+                    stored, recorded,
+                    "{backend}/{point}: exactly what was recorded"
+                );
+                all += ids.len();
+                let summary = store.hazard(*hazard).await?.expect("hazard stored");
+                assert_eq!(
+                    (summary.status.as_str(), summary.log_len),
+                    ("reported", 1),
+                    "{backend}/{point}"
+                );
+                let seen: BTreeSet<String> = device
+                    .hazards()
+                    .await?
+                    .iter()
+                    .map(|h| h.state.id.to_string())
+                    .collect();
+                assert_eq!(seen, hazards, "{backend}/{point}: converged");
+            }
+            assert_eq!(
+                store.stats(0).await?.check_ins as usize,
+                all,
+                "{backend}/{point}: nothing doubled"
+            );
+            if point == points::INGEST_AFTER_COMMIT {
+                assert!(
+                    duplicates > 0,
+                    "{backend}/{point}: the committed, unanswered push was sent again and known"
+                );
+            }
+            println!("{backend}/{point}: {cut} syncs cut, {duplicates} resent ops known");
+            drop(store);
+            site.db.cleanup().await;
+        }
+    }
+    Ok(())
+}
+
+/// A device on its first sync pulls a backlog of 700 hazard reports in pages; the server is
+/// SIGKILLed holding the second page. After the restart the device resumes from the page it
+/// had, and its view equals the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_pull_page_then_restart_converges() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let site = Site::new(db).await?;
+        let server = site.serve(None).await?;
+        let reporter = site.device("reporter", &["S1-C1"]).await?;
+        let mut reported = BTreeSet::new();
+        for i in 0..700 {
+            let hazard = blocked_lane(&format!("S1-C1-K{}", i % 4 + 1));
+            reported.insert(reporter.report_hazard(hazard).await?.to_string());
+        }
+        sync_until_done(&reporter).await?;
+        server.kill().await?;
+
+        let mut server = site.serve(Some((points::PULL_PAGE, 1))).await?;
+        let reader = site.device("reader", &["S1-C1"]).await?;
+        let syncing = tokio::spawn({
+            let reader = reader.clone();
+            async move { reader.sync().await }
+        });
+        server
+            .wait_for("stalled at", Duration::from_secs(60))
+            .await?;
+        server.kill().await?;
+        assert!(syncing.await?.is_err(), "{backend}: the pull was cut");
+        let partial = reader.hazards().await?.len();
+        assert!(
+            partial > 0 && partial < reported.len(),
+            "{backend}: the first page was kept ({partial})"
+        );
+
+        let _server = site.serve(None).await?;
+        sync_until_done(&reader).await?;
+        let seen: BTreeSet<String> = reader
+            .hazards()
+            .await?
+            .iter()
+            .map(|h| h.state.id.to_string())
+            .collect();
+        assert_eq!(
+            seen, reported,
+            "{backend}: the reader's view is the server's"
+        );
+        let store = site.store().await?;
+        for id in reported.iter().take(20) {
+            let id = id.parse().map_err(anyhow::Error::msg)?;
+            let server_side = store.hazard(id).await?.expect("stored");
+            let local = reader.hazard(id).await?.expect("pulled");
+            assert_eq!(
+                server_side.status,
+                local.state.status.to_string(),
+                "{backend}"
+            );
+        }
+        println!(
+            "{backend}: the reader held {partial} of {} hazards when the server was killed",
+            reported.len()
+        );
+        drop(store);
+        site.db.cleanup().await;
+    }
+    Ok(())
+}
+
+/// A patrol app's process is SIGKILLed while it records (between its local writes and its
+/// sync), and then while it syncs — after the server committed its push and before the answer
+/// arrived. Each time the next process finds its outbox whole: every check-in it reported
+/// recorded is there, none twice, none acknowledged; and the server ends with each exactly
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothing()
+-> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let fault_points = Arc::new(FaultPoints::default());
+        let h = Harness::start_with_store(
+            db,
+            |_| {},
+            |sql| Arc::new(sql.with_faults(fault_points.clone())),
+        )
+        .await?;
+        let code = h.enrollment("walker", Role::Patroller, &["S1-C1"]).await?;
+        let state = h.dir.path().join("phone");
+        Client::open(&state, fast_client())
+            .await?
+            .enroll(&code, None, "phone")
+            .await?;
+        let state_arg = state.display().to_string();
+
+        // Killed while recording: 300 records reported, then SIGKILL.
+        let mut app = Proc::spawn(&["device", "--state-dir", &state_arg, "--record", "100000"])?;
+        let mut printed = HashSet::new();
+        while printed.len() < 300 {
+            let line = app.wait_for("recorded ", Duration::from_secs(60)).await?;
+            printed.insert(line["recorded ".len()..].to_owned());
+        }
+        for line in app.kill().await? {
+            if let Some(id) = line.strip_prefix("recorded ") {
+                printed.insert(id.to_owned());
+            }
+        }
+        let device = Client::open(&state, fast_client()).await?;
+        let local: Vec<String> = device
+            .recent_check_ins(1_000_000)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let unique: HashSet<String> = local.iter().cloned().collect();
+        assert_eq!(unique.len(), local.len(), "{backend}: no record twice");
+        assert!(
+            printed.is_subset(&unique),
+            "{backend}: every reported record survived"
+        );
+        assert!(
+            local.len() <= printed.len() + 1,
+            "{backend}: at most the one record in flight was not reported ({} vs {})",
+            local.len(),
+            printed.len()
+        );
+        assert_eq!(device.status().await?.pending_ops, local.len() as u64);
+        let id = device_id(&device.status().await?)?;
+        drop(device);
+
+        // Killed while syncing: the first push is committed, its answer held, the app killed.
+        fault_points.arm(points::INGEST_AFTER_COMMIT, 0, FaultAction::Stall);
+        let app = Proc::spawn(&[
+            "device",
+            "--state-dir",
+            &state_arg,
+            "--sync",
+            "--batch-size",
+            "100",
+        ])?;
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            fault_points.stalled_at(points::INGEST_AFTER_COMMIT),
+        )
+        .await?;
+        let store = h.server().store();
+        let committed = store.check_ins(Some(id), 1_000_000).await?.len();
+        assert!(committed > 0, "{backend}: a push was committed");
+        app.kill().await?;
+        fault_points.release();
+
+        let device = Client::open(&state, fast_client()).await?;
+        assert_eq!(
+            device.status().await?.pending_ops,
+            local.len() as u64,
+            "{backend}: the outbox is whole (no answer arrived)"
+        );
+        let summary = sync_until_done(&device).await?;
+        assert!(
+            summary.duplicates >= committed as u64,
+            "{backend}: the committed ops were sent again and known ({summary:?})"
+        );
+        let stored: HashSet<String> = store
+            .check_ins(Some(id), 1_000_000)
+            .await?
+            .into_iter()
+            .map(|c| c.check_in.id.to_string())
+            .collect();
+        assert_eq!(stored, unique, "{backend}: exactly the outbox");
+        assert_eq!(
+            store.stats(0).await?.check_ins as usize,
+            local.len(),
+            "{backend}: nothing doubled"
+        );
+        println!(
+            "{backend}: {} recorded before the kill ({} reported), {committed} committed unanswered",
+            local.len(),
+            printed.len()
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
