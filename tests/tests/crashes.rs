@@ -474,3 +474,133 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
     }
     Ok(())
 }
+
+/// A device offline for a week: 20,000 check-ins, 100 hazard reports and 50 photos (300 KB
+/// each) wait in its outbox. The patrol app's process then syncs once: everything arrives
+/// exactly once, every record is committed before the first photo is asked about, and the
+/// process's peak resident memory is reported (and must stay under 64 MiB: the outbox is
+/// streamed in pushes, not loaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow::Result<()> {
+    use patrolsync_server::faults::FaultyStore;
+    const CHECK_INS: usize = 20_000;
+    const HAZARDS: usize = 100;
+    const PHOTOS: usize = 50;
+    const PHOTO_BYTES: u32 = 300_000;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let mut wrapper = None;
+        let h = Harness::start_with_store(
+            db,
+            |_| {},
+            |sql| {
+                let recorder = Arc::new(FaultyStore::new(Arc::new(sql)));
+                recorder.ignore(&["revoked_since", "stats", "device_statuses"]);
+                wrapper = Some(recorder.clone());
+                recorder
+            },
+        )
+        .await?;
+        let recorder = wrapper.expect("wrapped");
+        let store = recorder.inner();
+        let device = h.device("walker", "walker", &["S1-C1"]).await?;
+        let started = Instant::now();
+        let mut ids = BTreeSet::new();
+        let mut hazards = BTreeSet::new();
+        let mut shas = Vec::new();
+        for i in 0..CHECK_INS {
+            let mut c = NewCheckIn::new(
+                format!("S1-C1-K{}-B{}-P{}", i % 4 + 1, i % 5 + 1, i % 2 + 1),
+                CheckInOutcome::Inspected,
+            );
+            if i % (CHECK_INS / PHOTOS) == 0 {
+                // Distinct photos: the check-in number leads each.
+                let mut bytes: Vec<u8> = (0..PHOTO_BYTES)
+                    .map(|b| (b.wrapping_mul(2_654_435_761) >> 24) as u8)
+                    .collect();
+                bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                let path = h.dir.path().join(format!("photo-{i}.jpg"));
+                std::fs::write(&path, &bytes)?;
+                let sha = device.add_photo(&path).await?;
+                c.photos = vec![sha];
+                shas.push(sha);
+            }
+            ids.insert(device.record_checkin(c).await?.to_string());
+            if i % (CHECK_INS / HAZARDS) == 0 {
+                let hazard = blocked_lane(&format!("S1-C1-K{}", i % 4 + 1));
+                hazards.insert(device.report_hazard(hazard).await?);
+            }
+        }
+        let recorded_in = started.elapsed();
+        let status = device.status().await?;
+        assert_eq!(
+            (status.pending_ops, status.pending_photos),
+            ((CHECK_INS + HAZARDS) as u64, PHOTOS as u64),
+            "{backend}"
+        );
+        let id = device_id(&status)?;
+        drop(device);
+
+        recorder.take_calls();
+        let state_arg = h.dir.path().join("walker").display().to_string();
+        let mut app = Proc::spawn(&[
+            "device",
+            "--state-dir",
+            &state_arg,
+            "--sync",
+            "--batch-size",
+            "200",
+            "--report-rss",
+        ])?;
+        let synced = app.wait_for("synced ", Duration::from_secs(600)).await?;
+        let rss = app.wait_for("rss ", Duration::from_secs(10)).await?;
+        let summary: serde_json::Value = serde_json::from_str(&synced["synced ".len()..])?;
+        assert_eq!(summary["remaining"], 0, "{backend}: {summary}");
+        assert_eq!(summary["photos_uploaded"], PHOTOS, "{backend}: {summary}");
+
+        let calls = recorder.take_calls();
+        let last_ingest = calls.iter().rposition(|c| *c == "ingest");
+        let first_photo = calls
+            .iter()
+            .position(|c| matches!(*c, "blob" | "blob_visible" | "record_blob"));
+        assert!(
+            matches!((last_ingest, first_photo), (Some(i), Some(p)) if i < p),
+            "{backend}: records before photos: last ingest {last_ingest:?}, first photo call {first_photo:?}"
+        );
+
+        let stored: BTreeSet<String> = store
+            .check_ins(Some(id), 100_000)
+            .await?
+            .into_iter()
+            .map(|c| c.check_in.id.to_string())
+            .collect();
+        assert_eq!(stored, ids, "{backend}: every check-in, once");
+        for hazard in &hazards {
+            assert!(store.hazard(*hazard).await?.is_some(), "{backend}");
+        }
+        for sha in &shas {
+            assert_eq!(store.blob(sha).await?, Some(u64::from(PHOTO_BYTES)));
+        }
+        assert_eq!(store.stats(0).await?.check_ins as usize, CHECK_INS);
+
+        let kib = |key: &str| -> anyhow::Result<u64> {
+            rss.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("no {key} in {rss:?}"))
+        };
+        let (opened, peak) = (kib("opened_kib")?, kib("peak_kib")?);
+        println!(
+            "{backend}: a week offline ({CHECK_INS} check-ins, {HAZARDS} hazards, {PHOTOS} × \
+             {PHOTO_BYTES} B photos; recorded in {:.1} s) synced in {} ms; device process \
+             RSS {:.1} MiB after opening, peak {:.1} MiB",
+            recorded_in.as_secs_f64(),
+            summary["elapsed_ms"],
+            opened as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+        assert!(peak < 64 * 1024, "{backend}: peak RSS {peak} KiB");
+        h.finish().await;
+    }
+    Ok(())
+}

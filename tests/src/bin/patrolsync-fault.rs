@@ -68,6 +68,10 @@ enum Command {
         /// Ops per push.
         #[arg(long, default_value_t = 50)]
         batch_size: usize,
+        /// Print this process's resident memory after opening the store and at its peak
+        /// (Linux: VmRSS and VmHWM from /proc/self/status).
+        #[arg(long)]
+        report_rss: bool,
     },
 }
 
@@ -117,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             cell,
             sync,
             batch_size,
+            report_rss,
         } => {
             let config = ClientConfig {
                 batch_size,
@@ -126,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
                 ..ClientConfig::default()
             };
             let device = Client::open(&state_dir, config).await?;
+            let opened_kib = rss_kib("VmRSS")?;
             for i in 0..record {
                 let c = NewCheckIn::new(
                     format!("{cell}-K{}-B{}-P1", i % 4 + 1, i % 5 + 1),
@@ -139,7 +145,23 @@ async fn main() -> anyhow::Result<()> {
                 let summary = device.sync().await?;
                 say(&format!("synced {}", serde_json::to_string(&summary)?))?;
             }
+            if report_rss {
+                say(&format!(
+                    "rss opened_kib={opened_kib} peak_kib={}",
+                    rss_kib("VmHWM")?
+                ))?;
+            }
             Ok(())
         }
     }
+}
+
+/// A `kB` line of /proc/self/status.
+fn rss_kib(field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/self/status"))
 }
