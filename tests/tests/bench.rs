@@ -68,3 +68,52 @@ fn quick_bench_runs_on_postgres() -> anyhow::Result<()> {
     check(&quick("postgres")?, "postgres");
     Ok(())
 }
+
+/// `patrolsync-bench soak` for 15 s with the server killed every 5 s: the run must end
+/// converged (the binary exits non-zero otherwise) with every kind of fault having happened.
+fn short_soak(backend: &str) -> anyhow::Result<()> {
+    let out = tempfile::tempdir()?;
+    let run = Command::new(BENCH)
+        .args(["--backend", backend, "--out"])
+        .arg(out.path())
+        .args([
+            "soak",
+            "--duration",
+            "15s",
+            "--kill-every",
+            "5s",
+            "--seed",
+            "7",
+        ])
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "patrolsync-bench soak --backend {backend} failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        out.path().join(format!("soak-{backend}.json")),
+    )?)?;
+    assert_eq!(report["converged"], true, "{report}");
+    assert!(report["server_kills"].as_u64() >= Some(2), "{report}");
+    assert!(report["packets_dropped"].as_u64() > Some(0), "{report}");
+    assert!(report["check_ins"].as_u64() > Some(0), "{report}");
+    assert!(report["hazards"].as_u64() > Some(0), "{report}");
+    println!("{}", String::from_utf8_lossy(&run.stdout));
+    Ok(())
+}
+
+#[test]
+fn short_soak_converges_on_sqlite() -> anyhow::Result<()> {
+    short_soak("sqlite")
+}
+
+#[test]
+fn short_soak_converges_on_postgres() -> anyhow::Result<()> {
+    if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
+        eprintln!("skipping the PostgreSQL soak: {ENV_TEST_DATABASE_URL} is not set");
+        return Ok(());
+    }
+    short_soak("postgres")
+}

@@ -4,6 +4,7 @@
 
 mod fleet;
 mod server;
+mod soak;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +61,16 @@ struct Args {
     /// The --server's process id, to report its CPU time and memory (same machine only).
     #[arg(long)]
     server_pid: Option<u32>,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Mode {
+    /// Mixed load from real SDK devices on faulty links, with network switches, blackholes and
+    /// server SIGKILLs, for --duration; then a convergence check (exit status 1 if it fails).
+    /// Writes soak-BACKEND.json and .txt to --out.
+    Soak(soak::SoakArgs),
 }
 
 /// Sizes of one run.
@@ -749,6 +760,57 @@ async fn fan_out(devices: &[Device], reporter: &patrolsync_sdk::Client) -> anyho
     }))
 }
 
+async fn run_soak(args: &Args, soak_args: &soak::SoakArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.server.is_none(),
+        "soak starts (and kills) its own server; --server is not for soak"
+    );
+    let dir = tempfile::tempdir()?;
+    let pg = if args.backend == "postgres" {
+        Some(patrolsync_server::testkit::fresh_postgres(&args.postgres_url).await)
+    } else {
+        None
+    };
+    let result = soak::run(
+        soak_args,
+        dir.path(),
+        pg.as_ref().and_then(|d| d.url.clone()),
+    )
+    .await;
+    if let Some(db) = pg {
+        db.cleanup().await;
+    }
+    let mut report = result?;
+    report["date"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    report["commit"] = json!(git_commit());
+    report["backend"] = json!(args.backend);
+    report["profile"] = json!(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    });
+    let text = soak::summary(&report);
+    println!("{text}");
+    std::fs::create_dir_all(&args.out)?;
+    let stem = format!("soak-{}", args.backend);
+    std::fs::write(
+        args.out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    std::fs::write(args.out.join(format!("{stem}.txt")), &text)?;
+    eprintln!(
+        "report: {}",
+        args.out.join(format!("{stem}.json")).display()
+    );
+    anyhow::ensure!(
+        report["converged"] == json!(true),
+        "the fleet did not converge: {}",
+        report["problem"]
+    );
+    Ok(())
+}
+
 fn git_commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
@@ -860,6 +922,9 @@ fn summary(r: &Value) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Mode::Soak(soak_args)) = &args.mode {
+        return run_soak(&args, soak_args).await;
+    }
     let mut sizes = if args.quick {
         Sizes {
             devices: 20,

@@ -32,15 +32,6 @@ pub struct ServerProc {
 impl ServerProc {
     /// Starts the binary next to this one on `data` (and `database_url`, else SQLite there).
     pub async fn start(data: &Path, database_url: Option<String>) -> anyhow::Result<ServerProc> {
-        let bin = std::env::current_exe()?
-            .parent()
-            .context("bench binary has no directory")?
-            .join("patrolsync");
-        anyhow::ensure!(
-            bin.exists(),
-            "{} not found: build it first (cargo build --release --bins)",
-            bin.display()
-        );
         std::fs::create_dir_all(data)?;
         // Simulated devices record thousands of check-ins in seconds: no double-tap folding.
         let cfg_file = data.join("bench.toml");
@@ -49,40 +40,11 @@ impl ServerProc {
             .local_addr()?
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&cfg_file)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--admin-listen")
-            .arg("127.0.0.1:0")
-            .env("PATROLSYNC_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(url) = &database_url {
-            cmd.arg("--database-url").arg(url);
-        }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stdout = child.stdout.take().context("piped")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("listening on udp") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .map_err(|_| anyhow::anyhow!("the server did not start"))?;
         let mut config = patrolsync_server::config::Config::from_file(&cfg_file)?;
         config.data_dir = data.to_owned();
         config.database_url = database_url;
         config.listen = addr;
+        let child = spawn(&config, &cfg_file)?;
         let store = patrolsync_server::open_store(&config).await?;
         let pki = Pki::open_or_init(data, &[])?;
         Ok(ServerProc {
@@ -93,6 +55,21 @@ impl ServerProc {
             store,
             pki,
         })
+    }
+
+    /// SIGKILLs the server this benchmark started and starts a new process on the same data
+    /// and address (the soak's crash).
+    pub fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        let child = self
+            .child
+            .as_mut()
+            .context("not started by the benchmark")?;
+        child.kill()?;
+        child.wait()?;
+        let child = spawn(&self.config, &self.config.data_dir.join("bench.toml"))?;
+        self.pid = Some(child.id());
+        self.child = Some(child);
+        Ok(())
     }
 
     /// The server CA devices trust.
@@ -221,6 +198,54 @@ impl Drop for ServerProc {
             let _ = child.wait();
         }
     }
+}
+
+/// Starts `patrolsync serve` (the binary next to this one) for `config` and waits until it
+/// listens.
+fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<Child> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .context("bench binary has no directory")?
+        .join("patrolsync");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --release --bins)",
+        bin.display()
+    );
+    let mut cmd = Command::new(&bin);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(cfg_file)
+        .arg("--data-dir")
+        .arg(&config.data_dir)
+        .arg("--listen")
+        .arg(config.listen.to_string())
+        .arg("--admin-listen")
+        .arg("127.0.0.1:0")
+        .env("PATROLSYNC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(url) = &config.database_url {
+        cmd.arg("--database-url").arg(url);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().context("piped")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on udp") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("the server did not start");
+    }
+    Ok(child)
 }
 
 fn clock_ticks() -> u64 {
