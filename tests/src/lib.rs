@@ -192,6 +192,35 @@ impl Harness {
     }
 }
 
+/// Syncs `device` until its outbox and photo queue are empty, syncing again after each
+/// retryable failure (a failure no retry can mend is returned), for at most `limit`. Returns
+/// what the syncs applied and recognised as resent, summed.
+pub async fn sync_until_done(
+    device: &Client,
+    limit: Duration,
+) -> anyhow::Result<patrolsync_sdk::SyncSummary> {
+    let deadline = std::time::Instant::now() + limit;
+    let mut total = patrolsync_sdk::SyncSummary::default();
+    loop {
+        match device.sync().await {
+            Ok(s) => {
+                total.applied += s.applied;
+                total.duplicates += s.duplicates;
+                let status = device.status().await?;
+                if status.pending_ops == 0 && status.pending_photos == 0 {
+                    return Ok(total);
+                }
+            }
+            Err(e) => anyhow::ensure!(e.is_retryable(), "{e}"),
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "still pending after {limit:?}: {:?}",
+            device.status().await?
+        );
+    }
+}
+
 /// Client settings for loopback tests: short timeouts so "server down" is quick to see.
 pub fn fast_client() -> ClientConfig {
     ClientConfig {

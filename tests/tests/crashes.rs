@@ -165,24 +165,9 @@ fn device_id(status: &patrolsync_sdk::Status) -> anyhow::Result<DeviceId> {
         .map_err(anyhow::Error::msg)
 }
 
-/// Syncs `device` until its outbox and photo queue are empty (bounded).
+/// Syncs `device` until nothing is pending (at most two minutes).
 async fn sync_until_done(device: &Client) -> anyhow::Result<patrolsync_sdk::SyncSummary> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut total = patrolsync_sdk::SyncSummary::default();
-    loop {
-        match device.sync().await {
-            Ok(s) => {
-                total.duplicates += s.duplicates;
-                total.applied += s.applied;
-                let status = device.status().await?;
-                if status.pending_ops == 0 && status.pending_photos == 0 {
-                    return Ok(total);
-                }
-            }
-            Err(e) => anyhow::ensure!(e.is_retryable(), "{e}"),
-        }
-        anyhow::ensure!(Instant::now() < deadline, "still pending after 120 s");
-    }
+    patrolsync_tests::sync_until_done(device, Duration::from_secs(120)).await
 }
 
 /// Three devices push 200 check-ins and a hazard each; the group commit that carries the first

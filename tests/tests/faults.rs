@@ -263,18 +263,8 @@ async fn lossy_fleet(
             }
             fleet.push((device, relay, ids, shas));
         }
-        let syncs = fleet.iter().map(|(device, _, _, _)| async move {
-            let deadline = Instant::now() + Duration::from_secs(300);
-            loop {
-                let s = device.status().await?;
-                if s.pending_ops == 0 && s.pending_photos == 0 {
-                    return anyhow::Ok(());
-                }
-                anyhow::ensure!(Instant::now() < deadline, "still pending: {s:?}");
-                if device.sync().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+        let syncs = fleet.iter().map(|(device, _, _, _)| {
+            patrolsync_tests::sync_until_done(device, Duration::from_secs(300))
         });
         for r in futures_util::future::join_all(syncs).await {
             r?;

@@ -174,11 +174,10 @@ pub async fn run(
         relay.set(Faults::default());
     }
     let converging = Instant::now();
-    for (device, _, _) in &fleet {
-        drain(device).await?;
-    }
-    for (device, _, _) in &fleet {
-        drain(device).await?;
+    for _ in 0..2 {
+        for (device, _, _) in &fleet {
+            patrolsync_tests::sync_until_done(device, Duration::from_secs(300)).await?;
+        }
     }
     let converge_s = converging.elapsed().as_secs_f64();
 
@@ -297,22 +296,6 @@ async fn walk(
         tokio::time::sleep(Duration::from_millis(rng.gen_range(0..400))).await;
     }
     Ok(w)
-}
-
-/// Syncs until the outbox and photo queue are empty (bounded: 5 minutes).
-async fn drain(device: &Client) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let ok = device.sync().await.is_ok();
-        let s = device.status().await?;
-        if ok && s.pending_ops == 0 && s.pending_photos == 0 {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "a device did not drain in 5 minutes: {s:?}"
-        );
-    }
 }
 
 /// The convergence check.
