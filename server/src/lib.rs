@@ -137,6 +137,11 @@ impl Server {
             addr: config.listen,
             source: e,
         })?;
+        // Bound to port 0: what devices dial (and enrollment codes carry) is the port we got.
+        let mut config = config;
+        if config.listen.port() == 0 {
+            config.listen.set_port(local_addr.port());
+        }
 
         let admin_listener = tokio::net::TcpListener::bind(config.admin_listen)
             .await
@@ -351,4 +356,23 @@ fn server_names(config: &Config) -> Vec<String> {
         names.push(config.listen.ip().to_string());
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bound_to_port_zero_devices_are_told_the_port_it_got() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let server = Server::bind(testkit::loopback_config(dir.path(), None)).await?;
+        let port = server.local_addr().port();
+        assert_ne!(port, 0);
+        assert_eq!(
+            server.config().public_address(),
+            format!("127.0.0.1:{port}")
+        );
+        server.shutdown().await;
+        Ok(())
+    }
 }
