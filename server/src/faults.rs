@@ -59,7 +59,8 @@ pub mod points {
 /// What an armed point does when reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultAction {
-    /// Return [`StoreError::Injected`] (inside a transaction: the transaction rolls back).
+    /// Return [`StoreError::Injected`]. Before `COMMIT` the transaction rolls back; after it
+    /// (and on a read) what the call did stays, and only its answer is lost.
     Fail,
     /// Wait, holding whatever the caller holds (a transaction, its locks), until
     /// [`FaultPoints::release`] — or until the process is killed, which is the point.
@@ -101,20 +102,22 @@ impl FaultPoints {
         });
     }
 
-    /// Waits until a caller is stalled at `point`.
+    /// Waits until a caller is held at `point` (returns at once if one is held there now).
     pub async fn stalled_at(&self, point: &str) {
         let mut rx = self.stalled.subscribe();
         // The sender lives as long as `self`, so this cannot end with an error.
         let _ = rx.wait_for(|v| v.contains(&point)).await;
     }
 
-    /// Every point a caller has stalled at so far, oldest first.
+    /// The points callers are held at now.
     pub fn stalls(&self) -> Vec<&'static str> {
         self.stalled.borrow().clone()
     }
 
-    /// Lets every stalled caller go on.
+    /// Lets every caller held now go on. A caller that reaches its stall later is not
+    /// released by this call: wait for [`FaultPoints::stalled_at`] first.
     pub fn release(&self) {
+        self.stalled.send_modify(Vec::clear);
         self.release.notify_waiters();
     }
 

@@ -388,7 +388,11 @@ impl Ingestor {
     pub async fn commit(&self, batch: IngestBatch) -> Result<BatchResult, Arc<StoreError>> {
         let idx = (batch.device.0.as_u128() % self.writers.len() as u128) as usize;
         let (tx, rx) = oneshot::channel();
-        let closed = || Arc::new(StoreError::Injected("ingest writer stopped".into()));
+        let closed = || {
+            Arc::new(StoreError::Stopping(
+                "the ingest writer has stopped (server shutting down)".into(),
+            ))
+        };
         self.writers[idx]
             .send((batch, tx))
             .await

@@ -17,7 +17,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// A storage failure. Nothing of the failed call was committed.
+/// A storage failure. Nothing of the failed call was committed (except where a test's fault
+/// point fails a call after its `COMMIT`: see [`crate::faults::FaultAction::Fail`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -36,6 +37,9 @@ pub enum StoreError {
     /// Injected by a fault plan (tests).
     #[error("injected store failure: {0}")]
     Injected(String),
+    /// The server is stopping and takes no more writes.
+    #[error("{0}")]
+    Stopping(String),
 }
 
 /// A grid cell to create or update.

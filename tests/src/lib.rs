@@ -211,7 +211,11 @@ pub async fn sync_until_done(
                     return Ok(total);
                 }
             }
-            Err(e) => anyhow::ensure!(e.is_retryable(), "{e}"),
+            Err(e) => {
+                anyhow::ensure!(e.is_retryable(), "{e}");
+                // Back off a little: a server that is down answers fast.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         anyhow::ensure!(
             std::time::Instant::now() < deadline,

@@ -217,6 +217,13 @@ async fn sigkill_during_a_group_commit_then_restart_converges() -> anyhow::Resul
                 cut += usize::from(s.await?.is_err());
             }
             assert!(cut > 0, "{backend}/{point}: the kill cut a sync");
+            // The held group commit: not there when killed before COMMIT, there after it.
+            let held = site.store().await?.stats(0).await?.check_ins;
+            assert_eq!(
+                held > 0,
+                point == points::INGEST_AFTER_COMMIT,
+                "{backend}/{point}: {held} check-ins stored when the server died"
+            );
 
             let _server = site.serve(None).await?;
             let mut duplicates = 0;
@@ -433,10 +440,12 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
             local.len() as u64,
             "{backend}: the outbox is whole (no answer arrived)"
         );
-        let summary = sync_until_done(&device).await?;
+        let known_before = h.server().metrics().ops_duplicate.get();
+        sync_until_done(&device).await?;
+        let known = h.server().metrics().ops_duplicate.get() - known_before;
         assert!(
-            summary.duplicates >= committed as u64,
-            "{backend}: the committed ops were sent again and known ({summary:?})"
+            known >= committed as u64,
+            "{backend}: the {committed} committed ops were sent again and known ({known})"
         );
         let stored: HashSet<String> = store
             .check_ins(Some(id), 1_000_000)
@@ -463,8 +472,9 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
 /// A device offline for a week: 20,000 check-ins, 100 hazard reports and 50 photos (300 KB
 /// each) wait in its outbox. The patrol app's process then syncs once: everything arrives
 /// exactly once, every record is committed before the first photo is asked about, and the
-/// process's peak resident memory is reported (and must stay under 64 MiB: the outbox is
-/// streamed in pushes, not loaded).
+/// process's peak resident memory is reported; the sync may add at most 16 MiB to what the
+/// process held after opening its store (the outbox is streamed in pushes and the photos in
+/// chunks, not loaded whole: the 50 photos alone are 15 MB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow::Result<()> {
     use patrolsync_server::faults::FaultyStore;
@@ -584,7 +594,11 @@ async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow:
             opened as f64 / 1024.0,
             peak as f64 / 1024.0
         );
-        assert!(peak < 64 * 1024, "{backend}: peak RSS {peak} KiB");
+        assert!(
+            peak.saturating_sub(opened) < 16 * 1024,
+            "{backend}: the sync took {} KiB more than the opened store",
+            peak.saturating_sub(opened)
+        );
         h.finish().await;
     }
     Ok(())

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use patrolsync_proto::hazard::EventKind;
+use patrolsync_proto::hazard::{EventKind, HazardState};
 use patrolsync_proto::{CheckInOutcome, HazardId, Role};
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn, Transition};
 use patrolsync_tests::relay::{Faults, Relay};
@@ -50,8 +50,10 @@ pub struct SoakArgs {
 struct Walked {
     check_ins: BTreeSet<String>,
     hazards: BTreeSet<String>,
-    photos: BTreeSet<[u8; 32]>,
-    transitions: u64,
+    /// Photo hash → size.
+    photos: BTreeMap<[u8; 32], u64>,
+    /// Transitions recorded: (hazard, event id).
+    transitions: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -160,7 +162,7 @@ pub async fn run(
         if !args.kill_every.is_zero() && Instant::now() >= next_kill {
             srv.kill_and_restart()?;
             counts.kills.fetch_add(1, Ordering::Relaxed);
-            next_kill = Instant::now() + args.kill_every;
+            next_kill += args.kill_every;
         }
     }
     let mut walked = Vec::new();
@@ -172,6 +174,7 @@ pub async fn run(
     // The links heal; everyone syncs until nothing is pending, then once more to pull.
     for (_, relay, _) in &fleet {
         relay.set(Faults::default());
+        relay.blackhole(Duration::ZERO);
     }
     let converging = Instant::now();
     for _ in 0..2 {
@@ -193,7 +196,7 @@ pub async fn run(
         "check_ins": recorded,
         "hazards": walked.iter().map(|w| w.hazards.len()).sum::<usize>(),
         "photos": walked.iter().map(|w| w.photos.len()).sum::<usize>(),
-        "transitions": walked.iter().map(|w| w.transitions).sum::<u64>(),
+        "transitions": walked.iter().map(|w| w.transitions.len()).sum::<usize>(),
         "syncs_ok": counts.syncs_ok.load(Ordering::Relaxed),
         "syncs_failed": counts.syncs_failed.load(Ordering::Relaxed),
         "network_switches": counts.switches.load(Ordering::Relaxed),
@@ -221,13 +224,13 @@ async fn walk(
     std::fs::create_dir_all(&photo_dir)?;
     let mut w = Walked::default();
     let mut photo_no = 0u64;
-    let mut photo = |rng: &mut ChaCha8Rng| -> anyhow::Result<std::path::PathBuf> {
+    let mut photo = |rng: &mut ChaCha8Rng| -> anyhow::Result<(std::path::PathBuf, u64)> {
         photo_no += 1;
         let mut bytes = vec![0u8; rng.gen_range(20_000..200_000)];
         rng.fill(&mut bytes[..]);
         let path = photo_dir.join(format!("{photo_no}.jpg"));
         std::fs::write(&path, &bytes)?;
-        Ok(path)
+        Ok((path, bytes.len() as u64))
     };
     while Instant::now() < deadline {
         if role == Role::Patroller {
@@ -242,8 +245,9 @@ async fn walk(
                     CheckInOutcome::Inspected,
                 );
                 if rng.gen_bool(0.03) {
-                    let sha = device.add_photo(photo(&mut rng)?).await?;
-                    w.photos.insert(sha);
+                    let (path, size) = photo(&mut rng)?;
+                    let sha = device.add_photo(path).await?;
+                    w.photos.insert(sha, size);
                     c.photos = vec![sha];
                 }
                 w.check_ins
@@ -253,8 +257,9 @@ async fn walk(
                 let mut h =
                     patrolsync_tests::blocked_lane(&format!("S1-C1-K{}", rng.gen_range(1..=4)));
                 if rng.gen_bool(0.5) {
-                    let sha = device.add_photo(photo(&mut rng)?).await?;
-                    w.photos.insert(sha);
+                    let (path, size) = photo(&mut rng)?;
+                    let sha = device.add_photo(path).await?;
+                    w.photos.insert(sha, size);
                     h.photos = vec![sha];
                 }
                 w.hazards.insert(device.report_hazard(h).await?.to_string());
@@ -281,12 +286,14 @@ async fn walk(
                 };
                 if kind == EventKind::FixOnSpot {
                     // A fix is shown with an after photo.
-                    let sha = device.add_photo(photo(&mut rng)?).await?;
-                    w.photos.insert(sha);
+                    let (path, size) = photo(&mut rng)?;
+                    let sha = device.add_photo(path).await?;
+                    w.photos.insert(sha, size);
                     t.photos = vec![sha];
                 }
-                device.transition_hazard(view.state.id, kind, t).await?;
-                w.transitions += 1;
+                let event = device.transition_hazard(view.state.id, kind, t).await?;
+                w.transitions
+                    .push((view.state.id.to_string(), event.to_string()));
             }
         }
         match device.sync().await {
@@ -321,34 +328,68 @@ async fn check(
         recorded.len(),
         recorded.difference(&unique).count()
     );
-    for sha in walked.iter().flat_map(|w| &w.photos) {
+    for (sha, size) in walked.iter().flat_map(|w| &w.photos) {
         anyhow::ensure!(
-            store.blob(sha).await?.is_some(),
-            "photo {} is not stored",
+            store.blob(sha).await? == Some(*size),
+            "photo {} is not stored whole",
             patrolsync_tests::hex(sha)
         );
     }
-    let mut server_view = BTreeMap::new();
-    for id in walked.iter().flat_map(|w| &w.hazards) {
+    let missing = store.missing_photos(None, 10).await?;
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the server lacks photos records refer to: {missing:?}"
+    );
+    // Every device folded the same state for every hazard, and it is the server's.
+    let views: Vec<BTreeMap<String, HazardState>> = {
+        let mut v = Vec::new();
+        for (device, _, _) in fleet {
+            v.push(
+                device
+                    .hazards()
+                    .await?
+                    .into_iter()
+                    .map(|h| (h.state.id.to_string(), h.state))
+                    .collect(),
+            );
+        }
+        v
+    };
+    let reported: BTreeSet<String> = walked.iter().flat_map(|w| w.hazards.clone()).collect();
+    for (i, view) in views.iter().enumerate() {
+        anyhow::ensure!(
+            view.keys().cloned().collect::<BTreeSet<_>>() == reported,
+            "device {i} sees {} hazards, {} were reported",
+            view.len(),
+            reported.len()
+        );
+        anyhow::ensure!(
+            view == &views[0],
+            "device {i}'s hazards differ from device 0's"
+        );
+    }
+    for (id, state) in &views[0] {
         let hazard: HazardId = id.parse().map_err(anyhow::Error::msg)?;
         let summary = store
             .hazard(hazard)
             .await?
             .ok_or_else(|| anyhow::anyhow!("hazard {id} is not stored"))?;
-        server_view.insert(id.clone(), summary.status);
-    }
-    for (i, (device, _, _)) in fleet.iter().enumerate() {
-        let view: BTreeMap<String, String> = device
-            .hazards()
-            .await?
-            .into_iter()
-            .map(|h| (h.state.id.to_string(), h.state.status.to_string()))
-            .collect();
         anyhow::ensure!(
-            view == server_view,
-            "device {i}'s hazards differ from the server's ({} vs {})",
-            view.len(),
-            server_view.len()
+            summary.status == state.status.to_string()
+                && summary.conflicts == state.conflicts().count() as i64,
+            "hazard {id}: server {} with {} conflicts, devices {} with {}",
+            summary.status,
+            summary.conflicts,
+            state.status,
+            state.conflicts().count()
+        );
+    }
+    // Every step a device took is in its hazard's history, applied or as a conflict.
+    for (hazard, event) in walked.iter().flat_map(|w| &w.transitions) {
+        let state = &views[0][hazard];
+        anyhow::ensure!(
+            state.history.iter().any(|h| h.event.to_string() == *event),
+            "event {event} of hazard {hazard} is in no history"
         );
     }
     Ok(())
