@@ -790,24 +790,33 @@ async fn run_soak(args: &Args, soak_args: &soak::SoakArgs) -> anyhow::Result<()>
     } else {
         "release"
     });
-    let text = soak::summary(&report);
-    println!("{text}");
-    std::fs::create_dir_all(&args.out)?;
-    let stem = format!("soak-{}", args.backend);
-    std::fs::write(
-        args.out.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(&report)?,
+    write_report(
+        &args.out,
+        &format!("soak-{}", args.backend),
+        &report,
+        &soak::summary(&report),
     )?;
-    std::fs::write(args.out.join(format!("{stem}.txt")), &text)?;
-    eprintln!(
-        "report: {}",
-        args.out.join(format!("{stem}.json")).display()
-    );
     anyhow::ensure!(
         report["converged"] == json!(true),
         "the fleet did not converge: {}",
         report["problem"]
     );
+    Ok(())
+}
+
+/// Prints the summary and writes `STEM.json` and `STEM.txt` into `out`.
+fn write_report(
+    out: &std::path::Path,
+    stem: &str,
+    report: &Value,
+    text: &str,
+) -> anyhow::Result<()> {
+    println!("{text}");
+    std::fs::create_dir_all(out)?;
+    let json_path = out.join(format!("{stem}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(report)?)?;
+    std::fs::write(out.join(format!("{stem}.txt")), text)?;
+    eprintln!("report: {}", json_path.display());
     Ok(())
 }
 
@@ -1055,19 +1064,8 @@ async fn main() -> anyhow::Result<()> {
         },
         "server": { "peak_rss_kib": peak, "process_measured": srv.measured(), "started_by_bench": args.server.is_none() },
     });
-    let text = summary(&report);
-    println!("{text}");
-    std::fs::create_dir_all(&args.out)?;
     let stem = format!("{}{}", args.backend, if args.quick { "-quick" } else { "" });
-    std::fs::write(
-        args.out.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    std::fs::write(args.out.join(format!("{stem}.txt")), &text)?;
-    eprintln!(
-        "report: {}",
-        args.out.join(format!("{stem}.json")).display()
-    );
+    write_report(&args.out, &stem, &report, &summary(&report))?;
     srv.stop()?;
     if let Some(db) = pg {
         db.cleanup().await;
