@@ -999,11 +999,23 @@ async fn hello(
         }
     };
     // Refresh the user's cells and role: assignments may have changed since the connection began.
+    // On a store failure the connection's session stands: the Hello is still answered.
     let mut fresh = device.clone();
-    if let Ok(Some(s)) = shared.store.device_session(device.id).await {
-        fresh = s;
-        *session.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(fresh.clone()));
+    match shared.store.device_session(device.id).await {
+        Ok(Some(s)) => {
+            fresh = s;
+            *session.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(fresh.clone()));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "hello: could not refresh the device's cells; keeping the connection's")
+        }
     }
+    // The cursor is a hint (the device pulls either way); 0 when the store cannot say.
+    let cursor = shared.store.cursor().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "hello: could not read the change-log head");
+        0
+    });
     let limits = &shared.config.limits;
     wire::Response {
         kind: Some(wire::response::Kind::Hello(wire::HelloResponse {
@@ -1014,7 +1026,7 @@ async fn hello(
                 max_blob_bytes: limits.max_blob_bytes,
             }),
             acked_through,
-            cursor: shared.store.cursor().await.unwrap_or(0),
+            cursor,
             device_id: fresh.id.to_string(),
             user: fresh.user.clone(),
             role: fresh.role.wire(),

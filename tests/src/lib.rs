@@ -192,6 +192,33 @@ impl Harness {
     }
 }
 
+/// The server-assigned id of an enrolled `device`.
+pub async fn device_id(device: &Client) -> anyhow::Result<patrolsync_proto::DeviceId> {
+    device
+        .status()
+        .await?
+        .device_id
+        .ok_or_else(|| anyhow::anyhow!("the device is not enrolled"))?
+        .parse()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Ids of the check-ins the store holds (of `device`, or of everyone), sorted, with any
+/// stored twice listed twice.
+pub async fn stored_check_in_ids(
+    store: &dyn Store,
+    device: Option<patrolsync_proto::DeviceId>,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = store
+        .check_ins(device, u32::MAX)
+        .await?
+        .into_iter()
+        .map(|c| c.check_in.id.to_string())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
 /// Syncs `device` until its outbox and photo queue are empty, syncing again after each
 /// retryable failure (a failure no retry can mend is returned), for at most `limit`. Returns
 /// what the syncs applied and recognised as resent, summed.

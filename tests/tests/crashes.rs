@@ -11,12 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use patrolsync_proto::{CheckInOutcome, DeviceId, Role};
+use patrolsync_proto::{CheckInOutcome, Role};
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
 use patrolsync_server::faults::{FaultAction, FaultPoints, points};
 use patrolsync_server::store::Store;
 use patrolsync_server::testkit::{TestDatabase, loopback_config, test_databases};
-use patrolsync_tests::{Harness, blocked_lane, fast_client};
+use patrolsync_tests::{Harness, blocked_lane, device_id, fast_client, stored_check_in_ids};
 use tokio::sync::mpsc;
 
 const FAULT_BIN: &str = env!("CARGO_BIN_EXE_patrolsync-fault");
@@ -83,6 +83,8 @@ struct Site {
     dir: tempfile::TempDir,
     db: TestDatabase,
     config: patrolsync_server::Config,
+    /// The store, opened beside the servers (and kept across their deaths).
+    store: Arc<dyn Store>,
 }
 
 impl Site {
@@ -94,9 +96,14 @@ impl Site {
             .local_addr()?
             .port();
         config.listen = SocketAddr::from(([127, 0, 0, 1], port));
-        let store = self::open(&config).await?;
+        let store = patrolsync_server::open_store(&config).await?;
         patrolsync_server::seed::seed_demo(store.as_ref()).await?;
-        Ok(Site { dir, db, config })
+        Ok(Site {
+            dir,
+            db,
+            config,
+            store,
+        })
     }
 
     /// Starts `patrolsync-fault server`, stalling at `stall` after `skip` passes.
@@ -121,7 +128,6 @@ impl Site {
 
     /// A device enrolled as a patroller of `cells`.
     async fn device(&self, name: &str, cells: &[&str]) -> anyhow::Result<Client> {
-        let store = self::open(&self.config).await?;
         let pki = patrolsync_server::pki::Pki::open_or_init(&self.config.data_dir, &[])?;
         let request = patrolsync_server::enroll::IssueRequest {
             user: name.to_owned(),
@@ -132,7 +138,8 @@ impl Site {
             agency: None,
         };
         let issued =
-            patrolsync_server::enroll::issue(store.as_ref(), &pki, &self.config, request).await?;
+            patrolsync_server::enroll::issue(self.store.as_ref(), &pki, &self.config, request)
+                .await?;
         let config = ClientConfig {
             batch_size: 50,
             max_attempts: 1,
@@ -145,24 +152,6 @@ impl Site {
         device.enroll(&issued.enrollment, None, name).await?;
         Ok(device)
     }
-
-    /// The store, opened beside the server (or after it died).
-    async fn store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        self::open(&self.config).await
-    }
-}
-
-async fn open(config: &patrolsync_server::Config) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(patrolsync_server::open_store(config).await?)
-}
-
-fn device_id(status: &patrolsync_sdk::Status) -> anyhow::Result<DeviceId> {
-    status
-        .device_id
-        .as_deref()
-        .unwrap_or_default()
-        .parse()
-        .map_err(anyhow::Error::msg)
 }
 
 /// Syncs `device` until nothing is pending (at most two minutes).
@@ -218,7 +207,7 @@ async fn sigkill_during_a_group_commit_then_restart_converges() -> anyhow::Resul
             }
             assert!(cut > 0, "{backend}/{point}: the kill cut a sync");
             // The held group commit: not there when killed before COMMIT, there after it.
-            let held = site.store().await?.stats(0).await?.check_ins;
+            let held = site.store.stats(0).await?.check_ins;
             assert_eq!(
                 held > 0,
                 point == points::INGEST_AFTER_COMMIT,
@@ -235,18 +224,14 @@ async fn sigkill_during_a_group_commit_then_restart_converges() -> anyhow::Resul
                 sync_until_done(device).await?;
             }
 
-            let store = site.store().await?;
+            let store = &site.store;
             let mut all = 0;
             let hazards: BTreeSet<String> = fleet.iter().map(|(_, _, h)| h.to_string()).collect();
             for (device, ids, hazard) in &fleet {
-                let id = device_id(&device.status().await?)?;
-                let stored: BTreeSet<String> = store
-                    .check_ins(Some(id), 10_000)
-                    .await?
-                    .into_iter()
-                    .map(|c| c.check_in.id.to_string())
-                    .collect();
-                let recorded: BTreeSet<String> = ids.iter().cloned().collect();
+                let id = device_id(device).await?;
+                let stored = stored_check_in_ids(store.as_ref(), Some(id)).await?;
+                let mut recorded = ids.clone();
+                recorded.sort();
                 assert_eq!(
                     stored, recorded,
                     "{backend}/{point}: exactly what was recorded"
@@ -278,7 +263,6 @@ async fn sigkill_during_a_group_commit_then_restart_converges() -> anyhow::Resul
                 );
             }
             println!("{backend}/{point}: {cut} syncs cut, {duplicates} resent ops known");
-            drop(store);
             site.db.cleanup().await;
         }
     }
@@ -332,7 +316,7 @@ async fn sigkill_during_a_pull_page_then_restart_converges() -> anyhow::Result<(
             seen, reported,
             "{backend}: the reader's view is the server's"
         );
-        let store = site.store().await?;
+        let store = &site.store;
         for id in reported.iter().take(20) {
             let id = id.parse().map_err(anyhow::Error::msg)?;
             let server_side = store.hazard(id).await?.expect("stored");
@@ -347,7 +331,6 @@ async fn sigkill_during_a_pull_page_then_restart_converges() -> anyhow::Result<(
             "{backend}: the reader held {partial} of {} hazards when the server was killed",
             reported.len()
         );
-        drop(store);
         site.db.cleanup().await;
     }
     Ok(())
@@ -410,7 +393,7 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
             printed.len()
         );
         assert_eq!(device.status().await?.pending_ops, local.len() as u64);
-        let id = device_id(&device.status().await?)?;
+        let id = device_id(&device).await?;
         drop(device);
 
         // Killed while syncing: the first push is committed, its answer held, the app killed.
@@ -429,7 +412,7 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
         )
         .await?;
         let store = h.server().store();
-        let committed = store.check_ins(Some(id), 1_000_000).await?.len();
+        let committed = stored_check_in_ids(store.as_ref(), Some(id)).await?.len();
         assert!(committed > 0, "{backend}: a push was committed");
         app.kill().await?;
         fault_points.release();
@@ -447,13 +430,13 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
             known >= committed as u64,
             "{backend}: the {committed} committed ops were sent again and known ({known})"
         );
-        let stored: HashSet<String> = store
-            .check_ins(Some(id), 1_000_000)
-            .await?
-            .into_iter()
-            .map(|c| c.check_in.id.to_string())
-            .collect();
-        assert_eq!(stored, unique, "{backend}: exactly the outbox");
+        let mut outbox = local.clone();
+        outbox.sort();
+        assert_eq!(
+            stored_check_in_ids(store.as_ref(), Some(id)).await?,
+            outbox,
+            "{backend}: exactly the outbox, each once"
+        );
         assert_eq!(
             store.stats(0).await?.check_ins as usize,
             local.len(),
@@ -533,7 +516,7 @@ async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow:
             ((CHECK_INS + HAZARDS) as u64, PHOTOS as u64),
             "{backend}"
         );
-        let id = device_id(&status)?;
+        let id = device_id(&device).await?;
         drop(device);
 
         recorder.take_calls();
@@ -563,13 +546,11 @@ async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow:
             "{backend}: records before photos: last ingest {last_ingest:?}, first photo call {first_photo:?}"
         );
 
-        let stored: BTreeSet<String> = store
-            .check_ins(Some(id), 100_000)
-            .await?
-            .into_iter()
-            .map(|c| c.check_in.id.to_string())
-            .collect();
-        assert_eq!(stored, ids, "{backend}: every check-in, once");
+        assert_eq!(
+            stored_check_in_ids(store.as_ref(), Some(id)).await?,
+            ids.into_iter().collect::<Vec<_>>(),
+            "{backend}: every check-in, once"
+        );
         for hazard in &hazards {
             assert!(store.hazard(*hazard).await?.is_some(), "{backend}");
         }

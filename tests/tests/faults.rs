@@ -274,21 +274,9 @@ async fn lossy_fleet(
         let total = DEVICES * (ops + photos);
         assert_eq!(store.stats(0).await?.check_ins as usize, total, "{backend}");
         for (device, relay, ids, shas) in &fleet {
-            let id: patrolsync_proto::DeviceId = device
-                .status()
-                .await?
-                .device_id
-                .expect("enrolled")
-                .parse()
-                .map_err(anyhow::Error::msg)?;
-            let mut stored: Vec<_> = store
-                .check_ins(Some(id), 10_000)
-                .await?
-                .into_iter()
-                .map(|c| c.check_in.id)
-                .collect();
-            stored.sort();
-            let mut recorded = ids.clone();
+            let id = patrolsync_tests::device_id(device).await?;
+            let stored = patrolsync_tests::stored_check_in_ids(store.as_ref(), Some(id)).await?;
+            let mut recorded: Vec<String> = ids.iter().map(|c| c.to_string()).collect();
             recorded.sort();
             assert_eq!(
                 stored, recorded,
@@ -387,13 +375,12 @@ async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_suc
         let visible = |ids: Vec<String>, hazard, sha| {
             let store = store.clone();
             async move {
-                let stored: Vec<String> = store
-                    .check_ins(None, 100_000)
-                    .await?
-                    .into_iter()
-                    .map(|c| c.check_in.id.to_string())
-                    .filter(|id| ids.contains(id))
-                    .collect();
+                let stored: Vec<String> =
+                    patrolsync_tests::stored_check_in_ids(store.as_ref(), None)
+                        .await?
+                        .into_iter()
+                        .filter(|id| ids.contains(id))
+                        .collect();
                 let hazard = store.hazard(hazard).await?;
                 anyhow::ensure!(
                     stored.is_empty() == hazard.is_none()
@@ -431,13 +418,24 @@ async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_suc
             faulty.fail_nth_call(n);
             let first = device.sync().await;
             let made = settle(&faulty).await?;
-            if let Err(e) = &first {
-                assert!(e.is_retryable(), "{backend}: call {n}: {e}");
-            }
+            let failed_call = (!faulty.armed()).then(|| made.get(n as usize - 1).copied());
             let seen = visible(ids.clone(), hazard, sha).await;
-            assert!(seen.is_ok(), "{backend}: call {n} ({made:?}): {seen:?}");
-            if !faulty.armed() {
-                failed.push(made.get(n as usize - 1).copied().unwrap_or("?"));
+            match &first {
+                Err(e) => {
+                    assert!(e.is_retryable(), "{backend}: call {n}: {e}");
+                    assert!(seen.is_ok(), "{backend}: call {n} ({made:?}): {seen:?}");
+                }
+                // A sync that says it succeeded despite the failure (a best-effort call: the
+                // activity record, the Hello's refresh, the upload's "already held?") must
+                // have stored everything.
+                Ok(summary) => assert_eq!(
+                    seen.ok(),
+                    Some((20, true, true)),
+                    "{backend}: call {n} ({failed_call:?}) failed and the sync said ok: {summary:?}"
+                ),
+            }
+            if let Some(call) = failed_call.flatten() {
+                failed.push(call);
             }
             faulty.fail_nth_call(0);
             let second = device.sync().await?;

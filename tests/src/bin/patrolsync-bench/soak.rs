@@ -312,12 +312,7 @@ async fn check(
     walked: &[Walked],
 ) -> anyhow::Result<()> {
     let store = &srv.store;
-    let stored: Vec<String> = store
-        .check_ins(None, u32::MAX)
-        .await?
-        .into_iter()
-        .map(|c| c.check_in.id.to_string())
-        .collect();
+    let stored = patrolsync_tests::stored_check_in_ids(store.as_ref(), None).await?;
     let unique: BTreeSet<String> = stored.iter().cloned().collect();
     anyhow::ensure!(unique.len() == stored.len(), "a check-in is stored twice");
     let recorded: BTreeSet<String> = walked.iter().flat_map(|w| w.check_ins.clone()).collect();
