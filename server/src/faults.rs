@@ -63,7 +63,10 @@ pub enum FaultAction {
     /// (and on a read) what the call did stays, and only its answer is lost.
     Fail,
     /// Wait, holding whatever the caller holds (a transaction, its locks), until
-    /// [`FaultPoints::release`] — or until the process is killed, which is the point.
+    /// [`FaultPoints::release`] — or until the process is killed, which is the point. Every
+    /// later caller at the point is held too (PostgreSQL runs several ingest writers, and a
+    /// second commit must not slip past while the test kills the process), until `release`
+    /// disarms it.
     Stall,
 }
 
@@ -93,7 +96,8 @@ impl Default for FaultPoints {
 }
 
 impl FaultPoints {
-    /// Arms `point`: the first `skip` passes go through, the next one does `action` (once).
+    /// Arms `point`: the first `skip` passes go through, the next one does `action` (a `Fail`
+    /// once; a `Stall` to every caller from then on, until [`FaultPoints::release`]).
     pub fn arm(&self, point: &'static str, skip: u32, action: FaultAction) {
         self.lock().push(Armed {
             point,
@@ -114,16 +118,18 @@ impl FaultPoints {
         self.stalled.borrow().clone()
     }
 
-    /// Lets every caller held now go on. A caller that reaches its stall later is not
-    /// released by this call: wait for [`FaultPoints::stalled_at`] first.
+    /// Disarms every stalling point and lets every caller held now go on.
     pub fn release(&self) {
+        self.lock().retain(|a| a.action != FaultAction::Stall);
         self.stalled.send_modify(Vec::clear);
         self.release.notify_waiters();
     }
 
     /// Called by the store at `point`.
     pub(crate) async fn hit(&self, point: &'static str) -> Result<(), StoreError> {
-        let action = {
+        let released = self.release.notified();
+        tokio::pin!(released);
+        {
             let mut armed = self.lock();
             let Some(i) = armed.iter().position(|a| a.point == point) else {
                 return Ok(());
@@ -132,20 +138,18 @@ impl FaultPoints {
                 armed[i].skip -= 1;
                 return Ok(());
             }
-            armed.remove(i).action
-        };
-        match action {
-            FaultAction::Fail => Err(StoreError::Injected(point.into())),
-            FaultAction::Stall => {
-                tracing::warn!(point, "fault point: stalled");
-                let released = self.release.notified();
-                tokio::pin!(released);
-                released.as_mut().enable();
-                self.stalled.send_modify(|v| v.push(point));
-                released.await;
-                Ok(())
+            if armed[i].action == FaultAction::Fail {
+                armed.remove(i);
+                return Err(StoreError::Injected(point.into()));
             }
+            // A stall stays armed: every later caller is held too, until `release`, which
+            // takes this lock first, so the wake-up cannot slip between here and the wait.
+            released.as_mut().enable();
+            self.stalled.send_modify(|v| v.push(point));
         }
+        tracing::warn!(point, "fault point: stalled");
+        released.await;
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
@@ -432,5 +436,44 @@ impl Store for FaultyStore {
     async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError> {
         self.gate("hazard_counts")?;
         self.inner.hazard_counts(now_ms).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stall_holds_every_caller_until_release_then_disarms() {
+        let faults = Arc::new(FaultPoints::default());
+        faults.arm(points::INGEST_BEFORE_COMMIT, 1, FaultAction::Stall);
+        // The skipped pass goes through.
+        faults.hit(points::INGEST_BEFORE_COMMIT).await.unwrap();
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let faults = faults.clone();
+                tokio::spawn(async move { faults.hit(points::INGEST_BEFORE_COMMIT).await })
+            })
+            .collect();
+        let both_held = async {
+            let mut rx = faults.stalled.subscribe();
+            let _ = rx.wait_for(|v| v.len() == 2).await;
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), both_held)
+            .await
+            .expect("the second caller is held as well as the first");
+        assert!(held.iter().all(|h| !h.is_finished()));
+        faults.release();
+        for h in held {
+            h.await.unwrap().unwrap();
+        }
+        assert!(faults.stalls().is_empty());
+        // Disarmed: the next caller passes.
+        faults.hit(points::INGEST_BEFORE_COMMIT).await.unwrap();
+        // Other points are untouched by a stall elsewhere.
+        faults.arm(points::PULL_PAGE, 0, FaultAction::Fail);
+        faults.release();
+        assert!(faults.hit(points::PULL_PAGE).await.is_err());
+        faults.hit(points::PULL_PAGE).await.unwrap();
     }
 }
