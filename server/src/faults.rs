@@ -448,7 +448,10 @@ mod tests {
         let faults = Arc::new(FaultPoints::default());
         faults.arm(points::INGEST_BEFORE_COMMIT, 1, FaultAction::Stall);
         // The skipped pass goes through.
-        faults.hit(points::INGEST_BEFORE_COMMIT).await.unwrap();
+        faults
+            .hit(points::INGEST_BEFORE_COMMIT)
+            .await
+            .expect("the skipped pass");
         let held: Vec<_> = (0..2)
             .map(|_| {
                 let faults = faults.clone();
@@ -465,15 +468,18 @@ mod tests {
         assert!(held.iter().all(|h| !h.is_finished()));
         faults.release();
         for h in held {
-            h.await.unwrap().unwrap();
+            h.await.expect("joined").expect("released");
         }
         assert!(faults.stalls().is_empty());
         // Disarmed: the next caller passes.
-        faults.hit(points::INGEST_BEFORE_COMMIT).await.unwrap();
+        faults
+            .hit(points::INGEST_BEFORE_COMMIT)
+            .await
+            .expect("disarmed");
         // Other points are untouched by a stall elsewhere.
         faults.arm(points::PULL_PAGE, 0, FaultAction::Fail);
         faults.release();
         assert!(faults.hit(points::PULL_PAGE).await.is_err());
-        faults.hit(points::PULL_PAGE).await.unwrap();
+        faults.hit(points::PULL_PAGE).await.expect("a Fail is once");
     }
 }
