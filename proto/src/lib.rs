@@ -55,6 +55,7 @@ macro_rules! wire_enum {
     };
 }
 
+pub mod anomaly;
 pub mod checkin;
 pub mod codes;
 pub mod enrollment;

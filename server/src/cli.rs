@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use patrolsync_proto::Role;
 
 use crate::config::*;
 use crate::pki::Pki;
+use crate::store::Store;
 
 /// patrolsync: the sync server for fire-safety grid patrols.
 #[derive(Debug, Parser)]
@@ -187,6 +189,54 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Reports over the grid: `compliance` (cadence compliance per cell, rolled up the tree).
+    Report {
+        /// Which report.
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
+    /// Export a ledger (台账) of a cell subtree over a period, as CSV or XLSX. Hazard ledgers
+    /// carry each hazard's hash-chain head and a digest over them, to verify against the log.
+    Export {
+        /// `inspections`, `patrols`, `hazard-disposal` or `hazard-transfer`.
+        ledger: crate::report::Ledger,
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// `csv` or `xlsx`.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
+        format: String,
+        /// Output file (required for xlsx; CSV goes to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Reports.
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Cadence compliance: per cell and its subtree, the checkpoint slots due in the period,
+    /// inspected, could not inspect (by reason), flagged (anomalies; not counted as inspected),
+    /// missed, still open, and the rate inspected / due.
+    Compliance {
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// `table`, `csv`, `xlsx` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
+        format: String,
+        /// Output file (required for xlsx; others go to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn overrides(c: &Common) -> Overrides {
@@ -293,10 +343,82 @@ pub(crate) fn time_text(ms: i64) -> String {
 
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let config = Config::load(&overrides(&args.common))?;
-    let store = crate::open_store(&config)
+    let sql = crate::open_sql_store(&config)
         .await
         .with_context(|| format!("opening the database at {}", redact(&config.database_url())))?;
+    let store: Arc<dyn Store> = Arc::new(sql.clone());
     match args.command {
+        AdminCommand::Report {
+            report:
+                ReportCommand::Compliance {
+                    period,
+                    cell,
+                    format,
+                    output,
+                },
+        } => {
+            let cal = crate::report::Calendar::from_config(&config.reports)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let rules = config.reports.anomaly_rules();
+            let report = crate::report::compliance(
+                &sql,
+                &cal,
+                &rules,
+                &period,
+                cell.as_deref(),
+                crate::now_ms(),
+            )
+            .await?;
+            let text = match format.as_str() {
+                "table" => Some(report.text()),
+                "json" => Some(serde_json::to_string_pretty(&report)? + "\n"),
+                _ => None,
+            };
+            match (text, output) {
+                (Some(t), None) => print!("{t}"),
+                (Some(t), Some(p)) => {
+                    std::fs::write(&p, t).with_context(|| format!("write {}", p.display()))?
+                }
+                (None, out) => crate::report::write(&report.table(), &format, out.as_deref())?,
+            }
+        }
+        AdminCommand::Export {
+            ledger,
+            period,
+            cell,
+            format,
+            output,
+        } => {
+            let cal = crate::report::Calendar::from_config(&config.reports)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let rules = config.reports.anomaly_rules();
+            let table = crate::report::ledger(
+                &sql,
+                &cal,
+                &rules,
+                ledger,
+                &period,
+                cell.as_deref(),
+                crate::now_ms(),
+            )
+            .await?;
+            crate::report::write(&table, &format, output.as_deref())?;
+            let about: Vec<String> = table
+                .about
+                .iter()
+                .filter(|(k, _)| k != "how to verify")
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            eprintln!(
+                "{} rows{}; {}",
+                table.rows.len(),
+                output
+                    .as_ref()
+                    .map(|p| format!(" written to {}", p.display()))
+                    .unwrap_or_default(),
+                about.join(", ")
+            );
+        }
         AdminCommand::SeedDemo { size, json } => {
             let started = std::time::Instant::now();
             let (cells, checkpoints, changed) = if size == "city" {

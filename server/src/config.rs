@@ -67,6 +67,51 @@ pub struct Config {
     pub photos: Photos,
     /// When a device counts as lagging, silent or erroring.
     pub health: Health,
+    /// Compliance reports and ledgers: time zone, week start, cadence, anomaly thresholds.
+    pub reports: Reports,
+}
+
+/// How compliance reports and ledgers count time and flag check-ins.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Reports {
+    /// IANA time zone that days, weeks, months and quarters are in.
+    pub time_zone: String,
+    /// The day weeks start on (`monday` … `sunday`).
+    pub week_start: String,
+    /// Cadence of each grid level, big first: `daily`, `weekly`, `monthly` or `quarterly`.
+    /// Levels past the list take its last entry; a checkpoint may set its own.
+    pub cadence: Vec<String>,
+    /// A device clock further than this from the server's flags its check-ins `clock_skew`.
+    #[serde(with = "duration_text")]
+    pub clock_skew: Duration,
+    /// Faster than this between a user's consecutive check-ins flags `impossible_speed`, km/h.
+    pub max_speed_kmh: f64,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            time_zone: "Asia/Shanghai".into(),
+            week_start: "monday".into(),
+            cadence: ["quarterly", "monthly", "weekly", "daily"]
+                .map(String::from)
+                .to_vec(),
+            clock_skew: Duration::from_secs(5 * 60),
+            max_speed_kmh: 120.0,
+        }
+    }
+}
+
+impl Reports {
+    /// The anomaly thresholds.
+    pub fn anomaly_rules(&self) -> patrolsync_proto::anomaly::AnomalyRules {
+        patrolsync_proto::anomaly::AnomalyRules {
+            clock_skew_ms: self.clock_skew.as_millis() as i64,
+            max_speed_mps: self.max_speed_kmh / 3.6,
+            ..Default::default()
+        }
+    }
 }
 
 /// Thresholds of the sync-health states admins see. A device is, in this order of precedence:
@@ -199,6 +244,7 @@ impl Default for Config {
             limits: Limits::default(),
             photos: Photos::default(),
             health: Health::default(),
+            reports: Reports::default(),
         }
     }
 }
@@ -319,6 +365,13 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "hazard_duplicate_radius_m = {} must be between 0 and 10000",
                 self.hazard_duplicate_radius_m
+            )));
+        }
+        crate::report::Calendar::from_config(&self.reports).map_err(ConfigError::Invalid)?;
+        if self.reports.max_speed_kmh.is_nan() || self.reports.max_speed_kmh <= 0.0 {
+            return Err(ConfigError::Invalid(format!(
+                "reports.max_speed_kmh = {} must be above 0",
+                self.reports.max_speed_kmh
             )));
         }
         let h = &self.health;

@@ -17,6 +17,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod pki;
+pub mod report;
 pub mod seed;
 pub mod store;
 pub mod testkit;

@@ -211,6 +211,46 @@ pub struct SeededFleet {
     pub revoked: crate::store::DeviceSession,
 }
 
+/// Enrolls a device for `user` (created with `role` and `cells` if new), as if its code was
+/// issued three days before `now_ms`.
+pub async fn enroll_device(
+    store: &dyn crate::store::Store,
+    user: &str,
+    name: &str,
+    role: patrolsync_proto::Role,
+    cells: &[&str],
+    now_ms: i64,
+) -> Result<crate::store::DeviceSession, crate::store::StoreError> {
+    use crate::store::*;
+    const HOUR: i64 = 3_600_000;
+    let code = crate::enroll::new_code();
+    let hash = crate::enroll::hash_code(&code);
+    store
+        .create_enrollment(
+            &NewEnrollment {
+                code_hash: hash,
+                user: user.into(),
+                role,
+                cells: cells.iter().map(|c| c.to_string()).collect(),
+                expires_at_ms: now_ms + HOUR,
+                agency: None,
+            },
+            now_ms - 3 * 24 * HOUR,
+        )
+        .await?;
+    let id = patrolsync_proto::DeviceId(uuid::Uuid::now_v7());
+    let device = NewDevice {
+        id,
+        name: name.into(),
+        cert_sha256: crate::pki::sha256(id.0.as_bytes()),
+        app_version: "patrol-app 2.4.1".into(),
+    };
+    store
+        .redeem_enrollment(&hash, &device, now_ms - 3 * 24 * HOUR)
+        .await
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 /// Seeds [`SeededFleet`] at `now_ms`.
 pub async fn seed_fleet(
     store: &dyn crate::store::Store,
@@ -220,39 +260,6 @@ pub async fn seed_fleet(
     use patrolsync_proto::*;
 
     const HOUR: i64 = 3_600_000;
-    async fn enroll(
-        store: &dyn Store,
-        user: &str,
-        name: &str,
-        now_ms: i64,
-    ) -> Result<DeviceSession, StoreError> {
-        let code = crate::enroll::new_code();
-        let hash = crate::enroll::hash_code(&code);
-        store
-            .create_enrollment(
-                &NewEnrollment {
-                    code_hash: hash,
-                    user: user.into(),
-                    role: Role::Patroller,
-                    cells: vec!["S1-C1".into()],
-                    expires_at_ms: now_ms + HOUR,
-                    agency: None,
-                },
-                now_ms - 3 * 24 * HOUR,
-            )
-            .await?;
-        let id = DeviceId(uuid::Uuid::now_v7());
-        let device = NewDevice {
-            id,
-            name: name.into(),
-            cert_sha256: crate::pki::sha256(id.0.as_bytes()),
-            app_version: "patrol-app 2.4.1".into(),
-        };
-        store
-            .redeem_enrollment(&hash, &device, now_ms - 3 * 24 * HOUR)
-            .await
-            .map_err(|e| StoreError::Invalid(e.to_string()))
-    }
     async fn hello(
         store: &dyn Store,
         d: &DeviceSession,
@@ -311,7 +318,15 @@ pub async fn seed_fleet(
         async move { store.ingest(&[batch], at_ms).await?.remove(0).map(|_| ()) }
     };
 
-    let healthy = enroll(store, "wang.fang", "Wang's phone", now_ms).await?;
+    let healthy = enroll_device(
+        store,
+        "wang.fang",
+        "Wang's phone",
+        Role::Patroller,
+        &["S1-C1"],
+        now_ms,
+    )
+    .await?;
     ingest(
         &healthy,
         vec![check_in(1, vec![], now_ms - 60_000)],
@@ -320,7 +335,15 @@ pub async fn seed_fleet(
     .await?;
     hello(store, &healthy, DeviceReport::default(), now_ms).await?;
 
-    let stuck_photo = enroll(store, "li.wei", "Li's phone", now_ms).await?;
+    let stuck_photo = enroll_device(
+        store,
+        "li.wei",
+        "Li's phone",
+        Role::Patroller,
+        &["S1-C1"],
+        now_ms,
+    )
+    .await?;
     let sha = crate::pki::sha256(b"a hazard photo that never arrived");
     ingest(
         &stuck_photo,
@@ -334,7 +357,15 @@ pub async fn seed_fleet(
     };
     hello(store, &stuck_photo, report, now_ms - 60_000).await?;
 
-    let silent = enroll(store, "zhao.min", "Zhao's phone", now_ms).await?;
+    let silent = enroll_device(
+        store,
+        "zhao.min",
+        "Zhao's phone",
+        Role::Patroller,
+        &["S1-C1"],
+        now_ms,
+    )
+    .await?;
     let report = DeviceReport {
         outbox_depth: 7,
         oldest_pending_age_ms: 3_600_000,
@@ -343,10 +374,12 @@ pub async fn seed_fleet(
     hello(store, &silent, report, now_ms - 2 * 24 * HOUR).await?;
 
     // Named with markup, as a device may name itself: pages must show it as text.
-    let erroring = enroll(
+    let erroring = enroll_device(
         store,
         "sun.jie",
         "Sun's phone <img src=x onerror=alert(1)>",
+        Role::Patroller,
+        &["S1-C1"],
         now_ms,
     )
     .await?;
@@ -365,7 +398,15 @@ pub async fn seed_fleet(
     };
     ingest(&erroring, vec![refused], now_ms - 20_000).await?;
 
-    let revoked = enroll(store, "chen.hao", "Chen's lost phone", now_ms).await?;
+    let revoked = enroll_device(
+        store,
+        "chen.hao",
+        "Chen's lost phone",
+        Role::Patroller,
+        &["S1-C1"],
+        now_ms,
+    )
+    .await?;
     hello(store, &revoked, DeviceReport::default(), now_ms - HOUR).await?;
     store
         .revoke_device(&revoked.id.to_string(), now_ms - 1_000)

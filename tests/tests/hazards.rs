@@ -393,8 +393,128 @@ async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Res
             h.server().store().hazard(id).await?.expect("server").status,
             "agency_handling"
         );
+
+        // The brigade fixes it, the manager verifies: both hazard ledgers show the loop.
+        brigade
+            .transition_hazard(
+                id,
+                EventKind::AgencyFix,
+                Transition {
+                    photos: vec![[2; 32]],
+                    ..Default::default()
+                },
+            )
+            .await?;
+        brigade.sync().await?;
+        manager.sync().await?;
+        manager
+            .transition_hazard(id, EventKind::VerifyPass, Transition::default())
+            .await?;
+        manager.sync().await?;
+        ledgers_show_the_closed_loop(&h, id, backend).await?;
         h.finish().await;
     }
+    Ok(())
+}
+
+/// The hazard-disposal and hazard-transfer ledgers of a hazard notified, transferred to the
+/// fire brigade, accepted, fixed and verified: one row each, and a chain head an inspector can
+/// recompute from the log.
+async fn ledgers_show_the_closed_loop(
+    h: &Harness,
+    id: patrolsync_proto::HazardId,
+    backend: &str,
+) -> anyhow::Result<()> {
+    use patrolsync_server::report::{self, Calendar, Ledger};
+    let store = patrolsync_server::open_sql_store(&h.config).await?;
+    let cal = Calendar::from_config(&h.config.reports).map_err(anyhow::Error::msg)?;
+    let rules = h.config.reports.anomaly_rules();
+    let now = patrolsync_server::now_ms();
+    let today = cal.date(now);
+    let period = format!(
+        "{}..{}",
+        today.pred_opt().expect("day"),
+        today.succ_opt().expect("day")
+    )
+    .parse()
+    .map_err(anyhow::Error::msg)?;
+    let cell = |t: &report::Table, row: usize, col: &str| {
+        let i = t.columns.iter().position(|c| *c == col).expect(col);
+        t.rows[row][i].to_string()
+    };
+
+    // Recompute the chain as an inspector would, from the log.
+    let log = h.server().store().hazard_log(id).await?;
+    let mut head = [0u8; 32];
+    for e in &log {
+        head = patrolsync_proto::hazard::chain_hash(
+            &head, e.position, &e.kind, e.stamp, e.role, &e.payload,
+        );
+        assert_eq!(head, e.hash, "{backend}: entry {} chains", e.position);
+    }
+
+    let t = report::ledger(
+        &store,
+        &cal,
+        &rules,
+        Ledger::HazardDisposal,
+        &period,
+        Some("S1"),
+        now,
+    )
+    .await?;
+    assert_eq!(t.rows.len(), 1, "{backend}");
+    assert_eq!(cell(&t, 0, "hazard_id"), id.to_string());
+    assert_eq!(cell(&t, 0, "status"), "closed", "{backend}");
+    assert_eq!(cell(&t, 0, "on_time"), "yes", "{backend}");
+    assert_eq!(cell(&t, 0, "transferred_to"), "fire_brigade", "{backend}");
+    assert_eq!(cell(&t, 0, "closed_by"), "bob", "{backend}");
+    assert_eq!(
+        cell(&t, 0, "log_length"),
+        log.len().to_string(),
+        "{backend}"
+    );
+    assert_eq!(
+        cell(&t, 0, "chain_head"),
+        patrolsync_tests::hex(&head),
+        "{backend}"
+    );
+    let mut digest = Vec::new();
+    digest.extend_from_slice(&id.to_bytes());
+    digest.extend_from_slice(&(log.len() as u64).to_be_bytes());
+    digest.extend_from_slice(&head);
+    assert!(
+        t.about.contains(&(
+            "chain digest".into(),
+            patrolsync_tests::hex(&patrolsync_tests::sha256(&digest))
+        )),
+        "{backend}: {:?}",
+        t.about
+    );
+
+    let t = report::ledger(
+        &store,
+        &cal,
+        &rules,
+        Ledger::HazardTransfer,
+        &period,
+        Some("S1"),
+        now,
+    )
+    .await?;
+    assert_eq!(t.rows.len(), 1, "{backend}");
+    assert_eq!(cell(&t, 0, "agency"), "fire_brigade", "{backend}");
+    assert_eq!(cell(&t, 0, "transferred_by"), "bob", "{backend}");
+    assert_eq!(cell(&t, 0, "note"), "needs enforcement", "{backend}");
+    assert!(!cell(&t, 0, "accepted_at").is_empty(), "{backend}");
+    assert!(!cell(&t, 0, "fixed_at").is_empty(), "{backend}");
+    assert!(cell(&t, 0, "returned_at").is_empty(), "{backend}");
+    assert_eq!(cell(&t, 0, "status"), "closed", "{backend}");
+    assert_eq!(
+        cell(&t, 0, "chain_head"),
+        patrolsync_tests::hex(&head),
+        "{backend}"
+    );
     Ok(())
 }
 

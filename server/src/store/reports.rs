@@ -1,0 +1,328 @@
+//! What compliance reports and ledgers read: a subtree's cells and checkpoints, its check-ins
+//! in a time range, its hazards and their logs. Read-only and outside the device path, so these
+//! are plain methods of [`SqlStore`] rather than part of the [`Store`] trait.
+
+use patrolsync_proto::hazard::{HazardOp, Stamp};
+use patrolsync_proto::{DeviceId, HazardId, Hlc, Role};
+use sqlx::Row;
+
+use super::StoreError;
+use super::sql::SqlStore;
+
+/// A grid cell, for roll-ups.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportCell {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Level, 1 (big) to 4 (micro).
+    pub level: u8,
+    /// `/S1/S1-C2/`: its ancestors' codes and its own.
+    pub path: String,
+    /// When it was retired, if it was.
+    pub retired_at_ms: Option<i64>,
+}
+
+/// A checkpoint, for compliance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportCheckpoint {
+    /// Code.
+    pub code: String,
+    /// Its cell's code.
+    pub cell: String,
+    /// Its cell's path.
+    pub path: String,
+    /// Its cell's level.
+    pub level: u8,
+    /// Position and radius, if it has a position.
+    pub place: Option<(f64, f64, f64)>,
+    /// Cadence override (`daily`, `weekly`, `monthly`, `quarterly`), else the level's.
+    pub cadence: Option<String>,
+    /// When it was retired, if it was.
+    pub retired_at_ms: Option<i64>,
+}
+
+/// A check-in as ledgers and anomaly rules read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerCheckIn {
+    /// Client id (hex of the UUID bytes as stored).
+    pub id: String,
+    /// Device id.
+    pub device: String,
+    /// The user's row id (anomaly rules compare a user's consecutive check-ins).
+    pub user_id: i64,
+    /// User name.
+    pub user: String,
+    /// Checkpoint code.
+    pub checkpoint: String,
+    /// Checkpoint name.
+    pub checkpoint_name: String,
+    /// The checkpoint's position and radius, if it has a position.
+    pub place: Option<(f64, f64, f64)>,
+    /// Cell code.
+    pub cell: String,
+    /// `patrol`, `inspection` or `visit`.
+    pub kind: String,
+    /// `nfc`, `qr`, `gps` or `manual`.
+    pub method: String,
+    /// `inspected` or a could-not-inspect reason.
+    pub outcome: String,
+    /// Device time, ms.
+    pub device_time_ms: i64,
+    /// Server receive time, ms.
+    pub received_at_ms: i64,
+    /// Latitude, longitude, accuracy, if there was a fix.
+    pub fix: Option<(f64, f64, f64)>,
+    /// The fix was mocked.
+    pub mock: bool,
+    /// The device's clock offset at its last Hello, ms.
+    pub clock_offset_ms: Option<i64>,
+    /// Checklist template and version.
+    pub template: (String, i64),
+    /// Answers as stored (JSON array).
+    pub answers: String,
+    /// Photo hashes as stored (JSON array).
+    pub photos: String,
+    /// Note.
+    pub note: String,
+    /// Marked as a double tap of an earlier check-in.
+    pub double_tap: bool,
+}
+
+/// A hazard with its whole log, for the hazard ledgers.
+#[derive(Clone, Debug)]
+pub struct LedgerHazard {
+    /// Id.
+    pub id: HazardId,
+    /// Cell code.
+    pub cell: String,
+    /// Reporter's name.
+    pub reporter: String,
+    /// Report time (device), ms.
+    pub reported_at_ms: i64,
+    /// The log, in position order: stamp, op, the actor's name, and the entry's chain hash.
+    pub log: Vec<LedgerLogEntry>,
+}
+
+/// One entry of a hazard's log.
+#[derive(Clone, Debug)]
+pub struct LedgerLogEntry {
+    /// Stamp.
+    pub stamp: Stamp,
+    /// The op.
+    pub op: HazardOp,
+    /// Who made it.
+    pub actor: String,
+    /// Chain hash over the previous hash and this entry.
+    pub hash: [u8; 32],
+}
+
+impl SqlStore {
+    /// `LIKE` pattern for the subtree under `cell` (every cell when `None`).
+    async fn subtree(&self, cell: Option<&str>) -> Result<String, StoreError> {
+        let Some(code) = cell else {
+            return Ok("/%".into());
+        };
+        let path: Option<String> =
+            sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
+                .bind(code)
+                .fetch_optional(self.pool())
+                .await?;
+        path.map(|p| format!("{p}%"))
+            .ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))
+    }
+
+    /// The cells under `cell` (itself included), in path order.
+    pub async fn report_cells(&self, cell: Option<&str>) -> Result<Vec<ReportCell>, StoreError> {
+        let like = self.subtree(cell).await?;
+        sqlx::query(
+            "SELECT code, name, level, path, retired_at FROM grid_cells WHERE path LIKE $1 ORDER BY path",
+        )
+        .bind(like)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReportCell {
+                code: r.try_get(0)?,
+                name: r.try_get(1)?,
+                level: r.try_get::<i64, _>(2)?.clamp(0, 255) as u8,
+                path: r.try_get(3)?,
+                retired_at_ms: r.try_get(4)?,
+            })
+        })
+        .collect()
+    }
+
+    /// The checkpoints under `cell`, retired ones included (a report decides what was due).
+    pub async fn report_checkpoints(
+        &self,
+        cell: Option<&str>,
+    ) -> Result<Vec<ReportCheckpoint>, StoreError> {
+        let like = self.subtree(cell).await?;
+        sqlx::query(
+            "SELECT cp.code, gc.code, gc.path, gc.level, cp.latitude, cp.longitude, cp.radius_m, \
+             cp.cadence, cp.retired_at FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
+             WHERE gc.path LIKE $1 ORDER BY cp.code",
+        )
+        .bind(like)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ReportCheckpoint {
+                code: r.try_get(0)?,
+                cell: r.try_get(1)?,
+                path: r.try_get(2)?,
+                level: r.try_get::<i64, _>(3)?.clamp(0, 255) as u8,
+                place: place(r.try_get(4)?, r.try_get(5)?, r.try_get(6)?),
+                cadence: r.try_get(7)?,
+                retired_at_ms: r.try_get(8)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Check-ins under `cell` with device time in `[from_ms, to_ms)`, ordered by user, then
+    /// device time (the order anomaly rules walk them in).
+    pub async fn report_check_ins(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LedgerCheckIn>, StoreError> {
+        let like = self.subtree(cell).await?;
+        let rows = sqlx::query(
+            "SELECT ci.id, ci.device_id, ci.user_id, u.name, cp.code, cp.name, cp.latitude, \
+             cp.longitude, cp.radius_m, gc.code, ci.kind, ci.method, ci.outcome, ci.device_time_ms, \
+             ci.received_at_ms, ci.latitude, ci.longitude, ci.accuracy_m, \
+             CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT), d.clock_offset_ms, ci.template_id, \
+             ci.template_version, ci.answers, ci.photos, ci.note, \
+             CAST(CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 1 END AS BIGINT) \
+             FROM grid_cells gc JOIN check_ins ci ON ci.cell_id = gc.id \
+             JOIN checkpoints cp ON cp.id = ci.checkpoint_id JOIN users u ON u.id = ci.user_id \
+             LEFT JOIN devices d ON d.id = ci.device_id \
+             WHERE gc.path LIKE $1 AND ci.device_time_ms >= $2 AND ci.device_time_ms < $3 \
+             ORDER BY ci.user_id, ci.device_time_ms, ci.id",
+        )
+        .bind(like)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: Vec<u8> = r.try_get(0)?;
+                let latitude: Option<f64> = r.try_get(15)?;
+                let fix = match latitude {
+                    Some(lat) => Some((
+                        lat,
+                        r.try_get::<Option<f64>, _>(16)?.unwrap_or_default(),
+                        r.try_get::<Option<f64>, _>(17)?.unwrap_or_default(),
+                    )),
+                    None => None,
+                };
+                Ok(LedgerCheckIn {
+                    id: uuid::Uuid::from_slice(&id)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| hex(&id)),
+                    device: r.try_get(1)?,
+                    user_id: r.try_get(2)?,
+                    user: r.try_get(3)?,
+                    checkpoint: r.try_get(4)?,
+                    checkpoint_name: r.try_get(5)?,
+                    place: place(r.try_get(6)?, r.try_get(7)?, r.try_get(8)?),
+                    cell: r.try_get(9)?,
+                    kind: r.try_get(10)?,
+                    method: r.try_get(11)?,
+                    outcome: r.try_get(12)?,
+                    device_time_ms: r.try_get(13)?,
+                    received_at_ms: r.try_get(14)?,
+                    fix,
+                    mock: r.try_get::<i64, _>(18)? != 0,
+                    clock_offset_ms: r.try_get(19)?,
+                    template: (r.try_get(20)?, r.try_get(21)?),
+                    answers: r.try_get(22)?,
+                    photos: r.try_get(23)?,
+                    note: r.try_get(24)?,
+                    double_tap: r.try_get::<i64, _>(25)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Hazards under `cell` reported (device time) before `to_ms` that were open at `from_ms`
+    /// or changed since, with their whole logs, oldest report first.
+    pub async fn report_hazards(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<LedgerHazard>, StoreError> {
+        let like = self.subtree(cell).await?;
+        let rows = sqlx::query(
+            "SELECT h.id, gc.code, u.name, h.reported_at_ms, l.kind, l.payload, l.hlc_wall_ms, \
+             l.hlc_logical, l.device_id, l.role, l.hash, lu.name \
+             FROM grid_cells gc JOIN hazards h ON h.cell_id = gc.id JOIN users u ON u.id = h.user_id \
+             JOIN hazard_log l ON l.hazard_id = h.id JOIN users lu ON lu.id = l.user_id \
+             WHERE gc.path LIKE $1 AND h.reported_at_ms < $3 \
+             AND (h.status NOT IN ('closed', 'merged') \
+                  OR h.id IN (SELECT hazard_id FROM hazard_log WHERE hlc_wall_ms >= $2)) \
+             ORDER BY h.reported_at_ms, h.id, l.position",
+        )
+        .bind(like)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<LedgerHazard> = Vec::new();
+        for r in &rows {
+            let id: Vec<u8> = r.try_get(0)?;
+            let id = HazardId::from_slice(&id)
+                .ok_or_else(|| StoreError::Invalid("stored hazard id".into()))?;
+            let role: String = r.try_get(9)?;
+            let role = role.parse::<Role>().map_err(StoreError::Invalid)?;
+            let kind: String = r.try_get(4)?;
+            let payload: Vec<u8> = r.try_get(5)?;
+            let op = HazardOp::decode(&kind, &payload, role)
+                .map_err(|e| StoreError::Invalid(format!("stored hazard log entry: {e}")))?;
+            let device: String = r.try_get(8)?;
+            let hash: Vec<u8> = r.try_get(10)?;
+            let entry = LedgerLogEntry {
+                stamp: Stamp {
+                    hlc: Hlc {
+                        wall_ms: r.try_get::<i64, _>(6)? as u64,
+                        logical: r.try_get::<i64, _>(7)? as u32,
+                    },
+                    device: device
+                        .parse::<DeviceId>()
+                        .map_err(|_| StoreError::Invalid(format!("device id {device:?}")))?,
+                },
+                op,
+                actor: r.try_get(11)?,
+                hash: <[u8; 32]>::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::Invalid("stored chain hash".into()))?,
+            };
+            match out.last_mut() {
+                Some(h) if h.id == id => h.log.push(entry),
+                _ => out.push(LedgerHazard {
+                    id,
+                    cell: r.try_get(1)?,
+                    reporter: r.try_get(2)?,
+                    reported_at_ms: r.try_get(3)?,
+                    log: vec![entry],
+                }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn place(lat: Option<f64>, lon: Option<f64>, radius: f64) -> Option<(f64, f64, f64)> {
+    Some((lat?, lon?, radius))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,509 @@
+//! Cadence compliance and the check-in ledgers on a hand-built fixture: a few cells, check-ins
+//! across a week boundary and a month boundary (in Asia/Shanghai, where a check-in at 00:30 on
+//! 1 November is still 31 October in UTC), some could-not-inspect, some flagged. The numbers
+//! are computed by hand in the comments; the real binary's JSON and XLSX must say the same.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use calamine::{Data, Reader, Xlsx, open_workbook};
+use chrono::{NaiveDate, TimeZone};
+use common::BIN;
+use patrolsync_proto::checkin::{CheckInKind, CheckInMethod, CheckInOutcome};
+use patrolsync_proto::{CheckIn, CheckInId, GeoFix, Hlc, OpId, Role};
+use patrolsync_server::config::Reports;
+use patrolsync_server::report::{self, Calendar, Counts, Period};
+use patrolsync_server::store::sql::SqlStore;
+use patrolsync_server::store::*;
+use patrolsync_server::testkit::{enroll_device, test_databases};
+
+/// Unix ms of a local time in Asia/Shanghai.
+fn local(y: i32, m: u32, d: u32, h: u32, mi: u32) -> i64 {
+    chrono_tz::Asia::Shanghai
+        .from_local_datetime(
+            &NaiveDate::from_ymd_opt(y, m, d)
+                .and_then(|d| d.and_hms_opt(h, mi, 0))
+                .expect("valid"),
+        )
+        .single()
+        .expect("unambiguous")
+        .timestamp_millis()
+}
+
+const AT: (f64, f64) = (45.75, 126.65);
+
+struct Visit {
+    checkpoint: &'static str,
+    at_ms: i64,
+    kind: CheckInKind,
+    outcome: CheckInOutcome,
+    /// `None`: no fix at all; else metres north of the checkpoint.
+    north_m: Option<f64>,
+    mock: bool,
+}
+
+fn visit(checkpoint: &'static str, at_ms: i64, outcome: CheckInOutcome) -> Visit {
+    Visit {
+        checkpoint,
+        at_ms,
+        kind: CheckInKind::Inspection,
+        outcome,
+        north_m: Some(0.0),
+        mock: false,
+    }
+}
+
+struct Fixture {
+    store: SqlStore,
+    /// Every check-in id stored, with its kind and device time.
+    stored: Vec<(String, CheckInKind, i64)>,
+}
+
+async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
+    let cell = |code: &str, parent: Option<&str>, level| NewCell {
+        code: code.into(),
+        parent: parent.map(Into::into),
+        level,
+        name: format!("cell {code}"),
+    };
+    let cp = |code: &str, cell: &str| NewCheckpoint {
+        code: code.into(),
+        cell: cell.into(),
+        name: format!("checkpoint {code}"),
+        tag_uid: None,
+        position: Some(AT),
+        radius_m: 30.0,
+    };
+    store
+        .upsert_grid(
+            &[
+                cell("S9", None, 1),
+                cell("S9-C1", Some("S9"), 2),
+                cell("S9-C1-K1", Some("S9-C1"), 3),
+                cell("S9-C1-K1-B1", Some("S9-C1-K1"), 4),
+            ],
+            &[
+                cp("M", "S9-C1"),        // monthly (level 2)
+                cp("W", "S9-C1-K1"),     // weekly (level 3)
+                cp("D1", "S9-C1-K1-B1"), // daily (level 4)
+                cp("D2", "S9-C1-K1-B1"), // daily
+                cp("X", "S9-C1-K1-B1"),  // level 4, but its own cadence: weekly
+            ],
+        )
+        .await?;
+    sqlx::query("UPDATE checkpoints SET cadence = 'weekly' WHERE code = 'X'")
+        .execute(store.pool())
+        .await?;
+
+    let now = local(2026, 11, 20, 12, 0);
+    let anna = enroll_device(
+        &store,
+        "anna",
+        "anna's phone",
+        Role::Patroller,
+        &["S9"],
+        now,
+    )
+    .await?;
+    let bo = enroll_device(&store, "bo", "bo's phone", Role::Patroller, &["S9"], now).await?;
+    use CheckInOutcome::*;
+    let anna_visits = vec![
+        // D1 (daily): 30 Oct inspected; 31 Oct nothing; 1 Nov 00:30 local (31 Oct in UTC)
+        // inspected; 2 Nov inspected with a mocked fix (flagged).
+        visit("D1", local(2026, 10, 30, 9, 0), Inspected),
+        visit("D1", local(2026, 11, 1, 0, 30), Inspected),
+        Visit {
+            mock: true,
+            ..visit("D1", local(2026, 11, 2, 9, 0), Inspected)
+        },
+        // D2 (daily): 30 Oct locked; 31 Oct first out of radius (1 km off: flagged), then a
+        // clean inspection (the slot counts inspected); 2 Nov vacant.
+        visit("D2", local(2026, 10, 30, 9, 30), Locked),
+        Visit {
+            north_m: Some(1_000.0),
+            ..visit("D2", local(2026, 10, 31, 9, 0), Inspected)
+        },
+        visit("D2", local(2026, 10, 31, 15, 0), Inspected),
+        visit("D2", local(2026, 11, 2, 10, 0), Vacant),
+        // W (weekly from Monday): Sunday 1 Nov answers the week 26 Oct–1 Nov; Thursday 5 Nov,
+        // after the report period, answers the week 2–8 Nov that overlaps it.
+        visit("W", local(2026, 11, 1, 10, 0), Inspected),
+        visit("W", local(2026, 11, 5, 10, 0), Inspected),
+        // X (weekly by its own cadence): no fix on 27 Oct (flagged); nothing 2–8 Nov.
+        Visit {
+            north_m: None,
+            ..visit("X", local(2026, 10, 27, 10, 0), Inspected)
+        },
+        // A patrol pass (patrol ledger, not the inspection ledger).
+        Visit {
+            kind: CheckInKind::Patrol,
+            ..visit("D1", local(2026, 10, 30, 21, 0), Inspected)
+        },
+    ];
+    let bo_visits = vec![
+        // M (monthly): October answered on 5 Oct; November still running at `now` (open).
+        visit("M", local(2026, 10, 5, 10, 0), Inspected),
+        // D2 on 1 Nov: inspected, then a double tap a minute later (flagged, but the slot
+        // already has a clean inspection).
+        visit("D2", local(2026, 11, 1, 10, 0), Inspected),
+        visit("D2", local(2026, 11, 1, 10, 1), Inspected),
+    ];
+    let mut stored = Vec::new();
+    for (device, visits) in [(&anna, anna_visits), (&bo, bo_visits)] {
+        let mut ops = Vec::new();
+        for (seq, v) in visits.into_iter().enumerate() {
+            let cp = store
+                .checkpoints(&[v.checkpoint.to_owned()])
+                .await?
+                .pop()
+                .expect("fixture checkpoint");
+            let id = CheckInId(uuid::Uuid::now_v7());
+            stored.push((id.0.to_string(), v.kind, v.at_ms));
+            ops.push(PreparedOp {
+                device_seq: seq as u64 + 1,
+                op_id: OpId(uuid::Uuid::now_v7()),
+                hlc: Hlc {
+                    wall_ms: v.at_ms as u64,
+                    logical: 0,
+                },
+                action: OpAction::InsertCheckIn(Box::new(CheckInRow {
+                    check_in: CheckIn {
+                        id,
+                        checkpoint: v.checkpoint.into(),
+                        kind: v.kind,
+                        method: CheckInMethod::Nfc,
+                        tag_uid: String::new(),
+                        device_time_ms: v.at_ms,
+                        monotonic_ms: seq as u64,
+                        fix: v.north_m.map(|n| GeoFix {
+                            latitude: AT.0 + n / 111_195.0,
+                            longitude: AT.1,
+                            accuracy_m: 8.0,
+                            fix_time_ms: v.at_ms,
+                            mock: v.mock,
+                        }),
+                        outcome: v.outcome,
+                        template_id: "daily-fire".into(),
+                        template_version: 3,
+                        answers: vec![],
+                        photos: vec![],
+                        note: String::new(),
+                    },
+                    checkpoint_id: cp.id,
+                    cell_id: cp.cell_id,
+                })),
+            });
+        }
+        let batch = IngestBatch {
+            device: device.id,
+            user_id: device.user_id,
+            ops,
+        };
+        // Received the day after the last visit: offline, not skewed.
+        store
+            .ingest(&[batch], local(2026, 11, 9, 8, 0))
+            .await?
+            .remove(0)?;
+    }
+    Ok(Fixture { store, stored })
+}
+
+fn counts(
+    due: u64,
+    inspected: u64,
+    cni: &[(&str, u64)],
+    flagged: u64,
+    missed: u64,
+    open: u64,
+) -> Counts {
+    Counts {
+        due,
+        inspected,
+        could_not_inspect: cni.iter().map(|(_, n)| n).sum(),
+        could_not_inspect_by_outcome: cni.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+        flagged,
+        missed,
+        open,
+    }
+}
+
+#[tokio::test]
+async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let dir = tempfile::tempdir()?;
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("patrolsync.db").display()
+            )
+        });
+        let f = fixture(SqlStore::connect(&url).await?).await?;
+        let cal = Calendar::from_config(&Reports::default()).map_err(anyhow::Error::msg)?;
+        let rules = Reports::default().anomaly_rules();
+        let now = local(2026, 11, 20, 12, 0);
+
+        // 30 Oct – 2 Nov (Fri–Mon): D1, D2 four daily slots each; W and X two weekly slots
+        // (26 Oct–1 Nov, 2–8 Nov); M two monthly slots (October; November, still open).
+        let period: Period = "2026-10-30..2026-11-02"
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        let r = report::compliance(&f.store, &cal, &rules, &period, None, now).await?;
+        let got: Vec<_> = r
+            .rows
+            .iter()
+            .map(|r| (r.cell.as_str(), r.depth, r.checkpoints, r.counts.clone()))
+            .collect();
+        // B1: D1 2 inspected, 1 flagged (mock), 1 missed; D2 2 inspected (31 Oct, 1 Nov),
+        // locked, vacant; X 1 flagged (no fix), 1 missed.
+        let b1 = counts(10, 4, &[("locked", 1), ("vacant", 1)], 2, 2, 0);
+        // K1 adds W: 2 inspected.
+        let k1 = counts(12, 6, &[("locked", 1), ("vacant", 1)], 2, 2, 0);
+        // C1 adds M: October inspected, November open (not yet due).
+        let c1 = counts(13, 7, &[("locked", 1), ("vacant", 1)], 2, 2, 1);
+        assert_eq!(
+            got,
+            vec![
+                ("S9", 0, 5, c1.clone()),
+                ("S9-C1", 1, 5, c1),
+                ("S9-C1-K1", 2, 4, k1),
+                ("S9-C1-K1-B1", 3, 3, b1),
+            ],
+            "{}",
+            db.backend
+        );
+        assert_eq!(r.rows[2].rate, Some(0.5));
+
+        // October for the compound: the week 26 Oct–1 Nov straddles the month and is answered
+        // by W's visit on 1 Nov. W: 5 weeks, 1 inspected. X: 5 weeks, 1 flagged. D1: 31 days,
+        // 1 inspected (30 Oct). D2: 31 days, 1 inspected (31 Oct), 1 locked.
+        let october: Period = "2026-10".parse().map_err(anyhow::Error::msg)?;
+        let r = report::compliance(&f.store, &cal, &rules, &october, Some("S9-C1-K1"), now).await?;
+        assert_eq!(r.rows.len(), 2);
+        assert_eq!(
+            (r.rows[0].cell.as_str(), r.rows[0].depth, &r.rows[0].counts),
+            ("S9-C1-K1", 0, &counts(72, 3, &[("locked", 1)], 1, 67, 0)),
+            "{}",
+            db.backend
+        );
+
+        // The inspection ledger over the short period: every inspection check-in there (the
+        // flagged ones and the double tap included), and not the patrol pass.
+        let t = report::ledger(
+            &f.store,
+            &cal,
+            &rules,
+            report::Ledger::Inspections,
+            &period,
+            Some("S9"),
+            now,
+        )
+        .await?;
+        let expected: BTreeSet<&str> = f
+            .stored
+            .iter()
+            .filter(|(_, kind, at)| {
+                *kind == CheckInKind::Inspection
+                    && (local(2026, 10, 30, 0, 0)..local(2026, 11, 3, 0, 0)).contains(at)
+            })
+            .map(|(id, _, _)| id.as_str())
+            .collect();
+        let id_col = t
+            .columns
+            .iter()
+            .position(|c| *c == "check_in_id")
+            .expect("id column");
+        let ids: BTreeSet<String> = t.rows.iter().map(|r| r[id_col].to_string()).collect();
+        assert_eq!(ids.len(), t.rows.len(), "no row twice");
+        assert_eq!(
+            ids.iter().map(String::as_str).collect::<BTreeSet<_>>(),
+            expected
+        );
+        db.cleanup().await;
+    }
+    Ok(())
+}
+
+/// The real binary: `admin report compliance --format json` and `admin export inspections
+/// --format xlsx`, read back with calamine; the ledger's rows equal the store's check-ins.
+#[tokio::test]
+async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
+        });
+        let f = fixture(SqlStore::connect(&url).await?).await?;
+        let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+            let mut cmd = std::process::Command::new(BIN);
+            cmd.arg("admin").arg("--data-dir").arg(&data);
+            if let Some(u) = &db.url {
+                cmd.arg("--database-url").arg(u);
+            }
+            Ok(cmd.args(args).output()?)
+        };
+
+        let out = run(&[
+            "report",
+            "compliance",
+            "--period",
+            "2026-10",
+            "--cell",
+            "S9-C1-K1",
+            "--format",
+            "json",
+        ])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let root = &json["rows"][0];
+        assert_eq!(json["time_zone"], "Asia/Shanghai");
+        assert_eq!(
+            (
+                &root["cell"],
+                &root["due"],
+                &root["inspected"],
+                &root["could_not_inspect"],
+                &root["flagged"],
+                &root["missed"]
+            ),
+            (
+                &"S9-C1-K1".into(),
+                &72.into(),
+                &3.into(),
+                &1.into(),
+                &1.into(),
+                &67.into()
+            ),
+            "{}: {json}",
+            db.backend
+        );
+        let table = run(&[
+            "report",
+            "compliance",
+            "--period",
+            "2026-10",
+            "--cell",
+            "S9-C1-K1",
+        ])?;
+        let text = String::from_utf8(table.stdout)?;
+        assert!(
+            text.contains("S9-C1-K1-B1") && text.contains("4.2%"),
+            "{text}"
+        );
+
+        let xlsx = dir.path().join("inspections.xlsx");
+        let xlsx_arg = xlsx.to_str().expect("utf-8 temp path");
+        let out = run(&[
+            "export",
+            "inspections",
+            "--cell",
+            "S9",
+            "--period",
+            "2026-10-30..2026-11-02",
+            "--format",
+            "xlsx",
+            "-o",
+            xlsx_arg,
+        ])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut book: Xlsx<_> = open_workbook(&xlsx)?;
+        let sheet = book.worksheet_range("inspections")?;
+        let mut rows = sheet.rows();
+        let header: Vec<String> = rows
+            .next()
+            .expect("header")
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+        let (id, anomalies, outcome) = (col("check_in_id"), col("anomalies"), col("outcome"));
+        let read: Vec<(String, String, String)> = rows
+            .map(|r| {
+                (
+                    r[id].to_string(),
+                    r[outcome].to_string(),
+                    r[anomalies].to_string(),
+                )
+            })
+            .collect();
+
+        // What the store holds for that subtree and period, straight from SQL.
+        let (from, to) = (local(2026, 10, 30, 0, 0), local(2026, 11, 3, 0, 0));
+        let mut stored: Vec<(String, String, String)> = sqlx::query_as::<_, (Vec<u8>, String)>(
+            "SELECT id, outcome FROM check_ins WHERE kind = 'inspection' AND device_time_ms >= $1 AND device_time_ms < $2 ORDER BY device_time_ms",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(f.store.pool())
+        .await?
+        .into_iter()
+        .map(|(id, outcome)| (uuid::Uuid::from_slice(&id).expect("uuid").to_string(), outcome, String::new()))
+        .collect();
+        assert_eq!(
+            read.len(),
+            stored.len(),
+            "{}: one row per check-in",
+            db.backend
+        );
+        // The flags each carries, by hand: the mock fix, the 1 km miss, the double tap.
+        let flagged: Vec<&str> = read
+            .iter()
+            .map(|r| r.2.as_str())
+            .filter(|a| !a.is_empty())
+            .collect();
+        assert_eq!(
+            flagged,
+            ["out_of_radius", "double_tap", "mock_location"],
+            "{}",
+            db.backend
+        );
+        for (s, r) in stored.iter_mut().zip(&read) {
+            s.2 = r.2.clone();
+        }
+        assert_eq!(read, stored, "{}", db.backend);
+
+        let about = book.worksheet_range("about")?;
+        let meta: Vec<(String, String)> = about
+            .rows()
+            .map(|r| {
+                (
+                    r[0].to_string(),
+                    r.get(1).map(Data::to_string).unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert!(
+            meta.contains(&("period".into(), "2026-10-30..2026-11-02".into())),
+            "{meta:?}"
+        );
+        assert!(
+            meta.contains(&("time zone".into(), "Asia/Shanghai".into())),
+            "{meta:?}"
+        );
+
+        // A bad period is refused naming what is accepted, and writes nothing.
+        let bad = dir.path().join("bad.xlsx");
+        let bad_arg = bad.to_str().expect("utf-8 temp path");
+        let out = run(&[
+            "export", "patrols", "--period", "2026-13", "--format", "xlsx", "-o", bad_arg,
+        ])?;
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("2026-Q4 (quarter)"));
+        assert!(!bad.exists());
+        let out = run(&["export", "patrols", "--cell", "S404", "--period", "2026-10"])?;
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("S404 does not exist"));
+        db.cleanup().await;
+    }
+    Ok(())
+}
