@@ -194,7 +194,18 @@ impl FromStr for Period {
                  2026-11-23..2026-11-29 (days, both included)"
             )
         };
-        let day = |t: &str| NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad());
+        // Years are bounded before any arithmetic, so no date near chrono's limits can
+        // overflow a slot (9999-12-31 plus a quarter is still a date).
+        let in_range = |y: i32| (1970..=9999).contains(&y);
+        let years = || format!("period {s:?}: years from 1970 to 9999");
+        let day = |t: &str| {
+            let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad())?;
+            if in_range(d.year()) {
+                Ok(d)
+            } else {
+                Err(years())
+            }
+        };
         let (start, end) = if let Some((a, b)) = s.split_once("..") {
             let (a, b) = (day(a)?, day(b)?);
             if b < a {
@@ -203,6 +214,9 @@ impl FromStr for Period {
             (a, b + Duration::days(1))
         } else if let Some((y, q)) = s.split_once("-Q") {
             let y: i32 = y.parse().map_err(|_| bad())?;
+            if !in_range(y) {
+                return Err(years());
+            }
             let q: u32 = q.parse().map_err(|_| bad())?;
             if !(1..=4).contains(&q) {
                 return Err(bad());
@@ -309,7 +323,9 @@ pub fn flag_all(rules: &AnomalyRules, rows: &[LedgerCheckIn]) -> Vec<Vec<Anomaly
         mock: c.mock,
         device_time_ms: c.device_time_ms,
         received_at_ms: c.received_at_ms,
-        clock_offset_ms: c.clock_offset_ms,
+        // The device's offset at the time is not kept per record, and its latest Hello's would
+        // rewrite past reports whenever its clock drifts: judge the record by its own times.
+        clock_offset_ms: None,
         double_tap: c.double_tap,
     };
     let mut out = Vec::with_capacity(rows.len());
@@ -376,14 +392,20 @@ pub async fn compliance(
         .await?;
     let flags = flag_all(rules, &rows);
 
-    // Best answer per (checkpoint, slot start); the outcome of the first could-not-inspect.
+    // Best answer per (checkpoint, slot start); among equals, the earliest (its outcome is the
+    // reason a could-not-inspect slot is counted under).
+    for c in &checkpoints {
+        if let Some(Err(e)) = c.cadence.as_deref().map(str::parse::<Cadence>) {
+            tracing::warn!(checkpoint = %c.code, "{e}; using its level's cadence");
+        }
+    }
     let cadence_of: HashMap<&str, Cadence> = checkpoints
         .iter()
         .map(|c| (c.code.as_str(), cal.cadence(c.level, c.cadence.as_deref())))
         .collect();
-    let mut answers: HashMap<(&str, NaiveDate), (Answer, &str)> = HashMap::new();
+    let mut answers: HashMap<(&str, NaiveDate), (Answer, i64, &str)> = HashMap::new();
     for (c, f) in rows.iter().zip(&flags) {
-        if c.device_time_ms < from_ms {
+        if c.device_time_ms < from_ms || !c.in_scope {
             continue;
         }
         let Some(&cadence) = cadence_of.get(c.checkpoint.as_str()) else {
@@ -397,11 +419,10 @@ pub async fn compliance(
             Answer::CouldNotInspect
         };
         let slot = cal.slot(cadence, cal.date(c.device_time_ms)).0;
-        let e = answers
-            .entry((c.checkpoint.as_str(), slot))
-            .or_insert((answer, c.outcome.as_str()));
-        if answer > e.0 {
-            *e = (answer, c.outcome.as_str());
+        let this = (answer, c.device_time_ms, c.outcome.as_str());
+        let e = answers.entry((c.checkpoint.as_str(), slot)).or_insert(this);
+        if answer > e.0 || (answer == e.0 && c.device_time_ms < e.1) {
+            *e = this;
         }
     }
 
@@ -419,17 +440,20 @@ pub async fn compliance(
                 continue;
             }
             match answers.get(&(cp.code.as_str(), start)) {
-                Some((Answer::Inspected, _)) => counts.inspected += 1,
-                Some((Answer::CouldNotInspect, outcome)) => {
+                Some((Answer::Inspected, ..)) => counts.inspected += 1,
+                Some((Answer::CouldNotInspect, _, outcome)) => {
                     counts.could_not_inspect += 1;
                     *counts
                         .could_not_inspect_by_outcome
                         .entry((*outcome).to_owned())
                         .or_default() += 1;
                 }
-                Some((Answer::Flagged, _)) => counts.flagged += 1,
-                None if end_ms > now_ms => {
-                    counts.open += 1;
+                Some((Answer::Flagged, ..)) => counts.flagged += 1,
+                // Still running, or retired before it ended: nothing was owed yet.
+                None if end_ms > now_ms || cp.retired_at_ms.is_some_and(|r| r < end_ms) => {
+                    if cp.retired_at_ms.is_none_or(|r| r >= end_ms) {
+                        counts.open += 1;
+                    }
                     continue;
                 }
                 None => counts.missed += 1,
@@ -627,7 +651,14 @@ impl Table {
         let mut out = csv::Writer::from_writer(w);
         out.write_record(&self.columns)?;
         for row in &self.rows {
-            out.write_record(row.iter().map(|v| v.to_string()))?;
+            out.write_record(row.iter().map(|v| match v {
+                // A spreadsheet would run text starting like a formula (a note "=HYPERLINK(…)");
+                // a leading apostrophe keeps it text.
+                Value::Text(t) if t.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+                    format!("'{t}")
+                }
+                v => v.to_string(),
+            }))?;
         }
         out.flush()?;
         Ok(())
@@ -719,7 +750,8 @@ pub async fn ledger(
                 .iter()
                 .zip(&flags)
                 .filter(|(c, _)| {
-                    c.device_time_ms >= from_ms
+                    c.in_scope
+                        && c.device_time_ms >= from_ms
                         && (c.kind == "inspection") == (ledger == Ledger::Inspections)
                 })
                 .collect();
@@ -729,7 +761,7 @@ pub async fn ledger(
             about.push(("check-ins".into(), picked.len().to_string()));
             about.push(("flagged".into(), flagged.to_string()));
             about.push((
-                "hazard events covered".into(),
+                "hazard log entries covered".into(),
                 "none (check-in ledger)".into(),
             ));
             (
@@ -749,7 +781,7 @@ pub async fn ledger(
             };
             about.push(("hazards".into(), covered.len().to_string()));
             about.push((
-                "hazard events covered".into(),
+                "hazard log entries covered".into(),
                 covered
                     .iter()
                     .map(|h| h.log.len())
@@ -919,8 +951,9 @@ fn disposal<'a>(
                 .find(|e| e.kind == k)
                 .map(|e| e.stamp.hlc.wall_ms as i64)
         };
+        // The latest round: after a failed verification, the fix that was finally verified.
         let rectified = applied()
-            .find(|e| e.to == Status::Rectified)
+            .rfind(|e| e.to == Status::Rectified)
             .map(|e| e.stamp.hlc.wall_ms as i64);
         let closing = applied().rfind(|e| e.to == Status::Closed);
         let closed_at = (state.status == Status::Closed)
@@ -940,14 +973,27 @@ fn disposal<'a>(
             (None, _) if state.status == Status::Merged => "merged",
             (None, _) => "open",
         };
-        // Reported in the period, or still carried from before it.
-        if report.device_time_ms < from_ms
-            && !state.status.is_open()
-            && closed_at.is_none_or(|c| c < from_ms)
-        {
+        // Reported in the period, still open in it, or acted on in it.
+        let last_change = state
+            .history
+            .last()
+            .map_or(report.device_time_ms, |e| e.stamp.hlc.wall_ms as i64);
+        if report.device_time_ms < from_ms && !state.status.is_open() && last_change < from_ms {
             continue;
         }
-        let transferred = applied().filter(|e| e.kind == EventKind::Transfer).count();
+        // The agency of the last transfer (the fold forgets it once the agency returns it).
+        let transferred_to = applied()
+            .rfind(|e| e.kind == EventKind::Transfer)
+            .map(|t| {
+                h.log
+                    .iter()
+                    .find_map(|e| match &e.op {
+                        HazardOp::Event(ev, _) if ev.id == t.event => ev.agency,
+                        _ => None,
+                    })
+                    .map_or_else(|| "yes".to_owned(), |a| a.as_str().to_owned())
+            })
+            .unwrap_or_default();
         rows.push(vec![
             Value::Text(h.id.to_string()),
             Value::Text(h.cell.clone()),
@@ -969,14 +1015,7 @@ fn disposal<'a>(
                     .unwrap_or_default(),
             ),
             Value::Text(on_time.into()),
-            Value::Text(if transferred > 0 {
-                state
-                    .agency
-                    .map(|a| a.as_str().to_owned())
-                    .unwrap_or_else(|| "yes".into())
-            } else {
-                String::new()
-            }),
+            Value::Text(transferred_to),
             Value::Int(state.history.len() as i64),
             Value::Int(state.conflicts().count() as i64),
             Value::Int(h.log.len() as i64),
@@ -1133,7 +1172,17 @@ mod tests {
         assert_eq!((p.start, p.end), (d("2026-11-23"), d("2026-11-30")));
         let p: Period = "2026-02-28".parse().expect("day");
         assert_eq!(p.end, d("2026-03-01"));
-        for bad in ["2026-13", "2026-Q5", "November", "2026-11-30..2026-11-01"] {
+        for bad in [
+            "2026-13",
+            "2026-Q5",
+            "November",
+            "2026-11-30..2026-11-01",
+            "+262142-12-31",
+            "+262142-12",
+            "-262143-01-01",
+            "262142-Q4",
+            "1969-12",
+        ] {
             let e = bad.parse::<Period>().expect_err(bad);
             assert!(e.contains(bad), "{e}");
         }

@@ -76,8 +76,6 @@ pub struct LedgerCheckIn {
     pub fix: Option<(f64, f64, f64)>,
     /// The fix was mocked.
     pub mock: bool,
-    /// The device's clock offset at its last Hello, ms.
-    pub clock_offset_ms: Option<i64>,
     /// Checklist template and version.
     pub template: (String, i64),
     /// Answers as stored (JSON array).
@@ -88,6 +86,9 @@ pub struct LedgerCheckIn {
     pub note: String,
     /// Marked as a double tap of an earlier check-in.
     pub double_tap: bool,
+    /// In the subtree asked for. The rest are the same users' check-ins elsewhere, read so each
+    /// in-scope check-in is compared with its user's true previous one.
+    pub in_scope: bool,
 }
 
 /// A hazard with its whole log, for the hazard ledgers.
@@ -119,27 +120,29 @@ pub struct LedgerLogEntry {
 }
 
 impl SqlStore {
-    /// `LIKE` pattern for the subtree under `cell` (every cell when `None`).
+    /// The path prefix of the subtree under `cell` (every cell when `None`). Compared with
+    /// `substr`, not `LIKE`: `_` and `%` in codes stay literal, and case matters on both backends.
     async fn subtree(&self, cell: Option<&str>) -> Result<String, StoreError> {
         let Some(code) = cell else {
-            return Ok("/%".into());
+            return Ok("/".into());
         };
         let path: Option<String> =
             sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
                 .bind(code)
                 .fetch_optional(self.pool())
                 .await?;
-        path.map(|p| format!("{p}%"))
-            .ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))
+        path.ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))
     }
 
-    /// The cells under `cell` (itself included), in path order.
+    /// The cells under `cell` (itself included), in path order (by bytes, whatever the
+    /// database's collation).
     pub async fn report_cells(&self, cell: Option<&str>) -> Result<Vec<ReportCell>, StoreError> {
-        let like = self.subtree(cell).await?;
-        sqlx::query(
-            "SELECT code, name, level, path, retired_at FROM grid_cells WHERE path LIKE $1 ORDER BY path",
+        let prefix = self.subtree(cell).await?;
+        let mut cells = sqlx::query(
+            "SELECT code, name, level, path, retired_at FROM grid_cells \
+             WHERE substr(path, 1, length($1)) = $1",
         )
-        .bind(like)
+        .bind(prefix)
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -152,7 +155,9 @@ impl SqlStore {
                 retired_at_ms: r.try_get(4)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        cells.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(cells)
     }
 
     /// The checkpoints under `cell`, retired ones included (a report decides what was due).
@@ -160,13 +165,13 @@ impl SqlStore {
         &self,
         cell: Option<&str>,
     ) -> Result<Vec<ReportCheckpoint>, StoreError> {
-        let like = self.subtree(cell).await?;
+        let prefix = self.subtree(cell).await?;
         sqlx::query(
             "SELECT cp.code, gc.code, gc.path, gc.level, cp.latitude, cp.longitude, cp.radius_m, \
              cp.cadence, cp.retired_at FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
-             WHERE gc.path LIKE $1 ORDER BY cp.code",
+             WHERE substr(gc.path, 1, length($1)) = $1 ORDER BY cp.code",
         )
-        .bind(like)
+        .bind(prefix)
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -184,29 +189,33 @@ impl SqlStore {
         .collect()
     }
 
-    /// Check-ins under `cell` with device time in `[from_ms, to_ms)`, ordered by user, then
-    /// device time (the order anomaly rules walk them in).
+    /// Check-ins with device time in `[from_ms, to_ms)` of every user who made one under
+    /// `cell` then (those elsewhere marked not [`LedgerCheckIn::in_scope`]), ordered by user,
+    /// then device time: the order anomaly rules walk them in.
     pub async fn report_check_ins(
         &self,
         cell: Option<&str>,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<LedgerCheckIn>, StoreError> {
-        let like = self.subtree(cell).await?;
+        let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
             "SELECT ci.id, ci.device_id, ci.user_id, u.name, cp.code, cp.name, cp.latitude, \
              cp.longitude, cp.radius_m, gc.code, ci.kind, ci.method, ci.outcome, ci.device_time_ms, \
              ci.received_at_ms, ci.latitude, ci.longitude, ci.accuracy_m, \
-             CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT), d.clock_offset_ms, ci.template_id, \
+             CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT), 0, ci.template_id, \
              ci.template_version, ci.answers, ci.photos, ci.note, \
-             CAST(CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 1 END AS BIGINT) \
-             FROM grid_cells gc JOIN check_ins ci ON ci.cell_id = gc.id \
+             CAST(CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+             CAST(CASE WHEN substr(gc.path, 1, length($1)) = $1 THEN 1 ELSE 0 END AS BIGINT) \
+             FROM check_ins ci JOIN grid_cells gc ON gc.id = ci.cell_id \
              JOIN checkpoints cp ON cp.id = ci.checkpoint_id JOIN users u ON u.id = ci.user_id \
-             LEFT JOIN devices d ON d.id = ci.device_id \
-             WHERE gc.path LIKE $1 AND ci.device_time_ms >= $2 AND ci.device_time_ms < $3 \
+             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 AND ci.user_id IN ( \
+                 SELECT c2.user_id FROM grid_cells g2 JOIN check_ins c2 ON c2.cell_id = g2.id \
+                 WHERE substr(g2.path, 1, length($1)) = $1 \
+                 AND c2.device_time_ms >= $2 AND c2.device_time_ms < $3) \
              ORDER BY ci.user_id, ci.device_time_ms, ci.id",
         )
-        .bind(like)
+        .bind(prefix)
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(self.pool())
@@ -241,12 +250,12 @@ impl SqlStore {
                     received_at_ms: r.try_get(14)?,
                     fix,
                     mock: r.try_get::<i64, _>(18)? != 0,
-                    clock_offset_ms: r.try_get(19)?,
                     template: (r.try_get(20)?, r.try_get(21)?),
                     answers: r.try_get(22)?,
                     photos: r.try_get(23)?,
                     note: r.try_get(24)?,
                     double_tap: r.try_get::<i64, _>(25)? != 0,
+                    in_scope: r.try_get::<i64, _>(26)? != 0,
                 })
             })
             .collect()
@@ -260,18 +269,18 @@ impl SqlStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<LedgerHazard>, StoreError> {
-        let like = self.subtree(cell).await?;
+        let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
             "SELECT h.id, gc.code, u.name, h.reported_at_ms, l.kind, l.payload, l.hlc_wall_ms, \
              l.hlc_logical, l.device_id, l.role, l.hash, lu.name \
              FROM grid_cells gc JOIN hazards h ON h.cell_id = gc.id JOIN users u ON u.id = h.user_id \
              JOIN hazard_log l ON l.hazard_id = h.id JOIN users lu ON lu.id = l.user_id \
-             WHERE gc.path LIKE $1 AND h.reported_at_ms < $3 \
+             WHERE substr(gc.path, 1, length($1)) = $1 AND h.reported_at_ms < $3 \
              AND (h.status NOT IN ('closed', 'merged') \
                   OR h.id IN (SELECT hazard_id FROM hazard_log WHERE hlc_wall_ms >= $2)) \
              ORDER BY h.reported_at_ms, h.id, l.position",
         )
-        .bind(like)
+        .bind(prefix)
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(self.pool())
