@@ -189,6 +189,40 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The grid: `import FILE` (cells from CSV or GeoJSON), `retire CODE`.
+    Grid {
+        /// What to do.
+        #[command(subcommand)]
+        command: GridCommand,
+    },
+    /// Checkpoints: `import FILE` (CSV or GeoJSON points).
+    Checkpoints {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// People: `import FILE` (CSV: name,role,agency,cells), with their assignments.
+    People {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Assign cells to a person (or with --remove take them away). Their devices' scope
+    /// follows at the next Hello.
+    Assign {
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// Cell codes (comma-separated or repeated).
+        #[arg(long = "cell", alias = "cells", value_delimiter = ',', required = true)]
+        cells: Vec<String>,
+        /// Remove these cells instead of adding them.
+        #[arg(long)]
+        remove: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reports over the grid: `compliance` (cadence compliance per cell, rolled up the tree).
     Report {
         /// Which report.
@@ -213,6 +247,54 @@ enum AdminCommand {
         /// Output file (required for xlsx; CSV goes to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+}
+
+/// Grid tasks.
+#[derive(Debug, Subcommand)]
+enum GridCommand {
+    /// Import cells from CSV (`code,parent,level,name[,boundary]`, boundary as WKT or GeoJSON
+    /// geometry) or a GeoJSON FeatureCollection (properties code, parent, level, name; polygon
+    /// geometry). Checked whole first: a bad row is reported by line and column and nothing is
+    /// applied. Importing the same file again changes nothing.
+    Import {
+        /// The file (.csv or .geojson).
+        file: PathBuf,
+        /// Check the file and report problems; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a cell with its subtree and checkpoints: history stays, new records are refused,
+    /// devices learn it through pull.
+    Retire {
+        /// Cell code.
+        code: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Importing a file.
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// Import from a file. Checkpoints: CSV `code,cell,name[,tag_uid,latitude,longitude,
+    /// radius_m,cadence]` or GeoJSON points with those properties. People: CSV
+    /// `name,role[,agency,cells]` (cells separated by `;`; they replace the person's
+    /// assignments). Checked whole first: a bad row is reported by line and column and
+    /// nothing is applied. Importing the same file again changes nothing.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Check the file and report problems; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -321,6 +403,40 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_imported(
+    what: &str,
+    file: &std::path::Path,
+    check: bool,
+    json: bool,
+    done: &crate::grid_import::Imported,
+) -> anyhow::Result<()> {
+    if json {
+        print_json(
+            &serde_json::json!({ "file": file, "what": what, "rows": done.rows, "changed": done.changed, "checked_only": check }),
+        )
+    } else if check {
+        println!(
+            "{}: {} {what} rows are fine; nothing written (--check)",
+            file.display(),
+            done.rows
+        );
+        Ok(())
+    } else {
+        println!(
+            "{}: {} {what} rows read, {} changed{}",
+            file.display(),
+            done.rows,
+            done.changed,
+            if done.changed == 0 {
+                " (already up to date)"
+            } else {
+                ""
+            }
+        );
+        Ok(())
+    }
+}
+
 /// "3 min ago" style text for an age in ms.
 fn ago_text(ms: i64) -> String {
     let secs = (ms.max(0) / 1000) as u64;
@@ -348,6 +464,57 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening the database at {}", redact(&config.database_url())))?;
     let store: Arc<dyn Store> = Arc::new(sql.clone());
     match args.command {
+        AdminCommand::Grid {
+            command: GridCommand::Import { file, check, json },
+        } => {
+            let done = crate::grid_import::import_cells(&sql, &file, check).await?;
+            print_imported("cells", &file, check, json, &done)?;
+        }
+        AdminCommand::Checkpoints {
+            command: ImportCommand::Import { file, check, json },
+        } => {
+            let done = crate::grid_import::import_checkpoints(&sql, &file, check).await?;
+            print_imported("checkpoints", &file, check, json, &done)?;
+        }
+        AdminCommand::People {
+            command: ImportCommand::Import { file, check, json },
+        } => {
+            let done =
+                crate::grid_import::import_people(&sql, &file, check, crate::now_ms()).await?;
+            print_imported("people", &file, check, json, &done)?;
+        }
+        AdminCommand::Grid {
+            command: GridCommand::Retire { code, json },
+        } => {
+            let (cells, checkpoints) = sql.retire_cell(&code, crate::now_ms()).await?;
+            if json {
+                print_json(
+                    &serde_json::json!({ "cell": code, "cells_retired": cells, "checkpoints_retired": checkpoints }),
+                )?;
+            } else if cells == 0 {
+                println!("{code} was already retired; nothing changed");
+            } else {
+                println!(
+                    "retired {code}: {cells} cell(s) and {checkpoints} checkpoint(s); their history stays, new records there are refused"
+                );
+            }
+        }
+        AdminCommand::Assign {
+            user,
+            cells,
+            remove,
+            json,
+        } => {
+            let changed = sql.assign(&user, &cells, remove).await?;
+            if json {
+                print_json(&serde_json::json!({ "user": user, "changed": changed }))?;
+            } else {
+                println!(
+                    "{user}: {changed} assignment(s) {}",
+                    if remove { "removed" } else { "added" }
+                );
+            }
+        }
         AdminCommand::Report {
             report:
                 ReportCommand::Compliance {

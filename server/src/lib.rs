@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod enroll;
 pub mod faults;
+pub mod grid_import;
 pub mod health;
 pub mod ingest;
 pub mod metrics;

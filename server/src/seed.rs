@@ -11,6 +11,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
     for s in 1..=2 {
         let street = format!("S{s}");
         cells.push(NewCell {
+            boundary: None,
             code: street.clone(),
             parent: None,
             level: 1,
@@ -19,6 +20,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
         for c in 1..=3 {
             let community = format!("{street}-C{c}");
             cells.push(NewCell {
+                boundary: None,
                 code: community.clone(),
                 parent: Some(street.clone()),
                 level: 2,
@@ -27,6 +29,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
             for k in 1..=4 {
                 let compound = format!("{community}-K{k}");
                 cells.push(NewCell {
+                    boundary: None,
                     code: compound.clone(),
                     parent: Some(community.clone()),
                     level: 3,
@@ -35,6 +38,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                 for b in 1..=5 {
                     let building = format!("{compound}-B{b}");
                     cells.push(NewCell {
+                        boundary: None,
                         code: building.clone(),
                         parent: Some(compound.clone()),
                         level: 4,
@@ -45,6 +49,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                         let lat = 45.75 + f64::from(s * 12 + c * 4 + k) * 0.001;
                         let lon = 126.65 + f64::from(b * 2 + p) * 0.0013;
                         checkpoints.push(NewCheckpoint {
+                            cadence: None,
                             code: format!("{building}-P{p}"),
                             cell: building.clone(),
                             name: if p == 1 {
@@ -90,6 +95,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
     for s in 0..streets {
         let street = format!("S{:03}", s + 1);
         cells.push(NewCell {
+            boundary: None,
             code: street.clone(),
             parent: None,
             level: 1,
@@ -98,6 +104,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
         for c in 0..share(communities, streets, s) {
             let community = format!("{street}-C{}", c + 1);
             cells.push(NewCell {
+                boundary: None,
                 code: community.clone(),
                 parent: Some(street.clone()),
                 level: 2,
@@ -106,6 +113,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
             for k in 0..share(compounds, communities, ci) {
                 let compound = format!("{community}-K{}", k + 1);
                 cells.push(NewCell {
+                    boundary: None,
                     code: compound.clone(),
                     parent: Some(community.clone()),
                     level: 3,
@@ -114,6 +122,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                 for b in 0..share(buildings, compounds, ki) {
                     let building = format!("{compound}-B{}", b + 1);
                     cells.push(NewCell {
+                        boundary: None,
                         code: building.clone(),
                         parent: Some(compound.clone()),
                         level: 4,
@@ -124,6 +133,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                         let lat = 45.60 + (bi / 120) as f64 * 0.0003 + p as f64 * 0.00005;
                         let lon = 126.50 + (bi % 120) as f64 * 0.0004;
                         checkpoints.push(NewCheckpoint {
+                            cadence: None,
                             code: format!("{building}-P{}", p + 1),
                             cell: building.clone(),
                             name: format!("Checkpoint {}", p + 1),

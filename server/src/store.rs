@@ -54,6 +54,8 @@ pub struct NewCell {
     pub level: u32,
     /// Display name.
     pub name: String,
+    /// Boundary as GeoJSON geometry text (Polygon or MultiPolygon), if known.
+    pub boundary: Option<String>,
 }
 
 /// A checkpoint to create or update.
@@ -71,6 +73,21 @@ pub struct NewCheckpoint {
     pub position: Option<(f64, f64)>,
     /// Radius within which a check-in counts as on site, metres.
     pub radius_m: f64,
+    /// Its own cadence (`daily`, `weekly`, `monthly`, `quarterly`) instead of its level's.
+    pub cadence: Option<String>,
+}
+
+/// A person to create or update, with the cells they are assigned to (replacing others).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewPerson {
+    /// Unique user name.
+    pub name: String,
+    /// Role.
+    pub role: patrolsync_proto::Role,
+    /// For agency users: `police_station` or `fire_brigade`.
+    pub agency: Option<String>,
+    /// Cell codes.
+    pub cells: Vec<String>,
 }
 
 /// A checkpoint as ingest needs it: where it is in the tree.

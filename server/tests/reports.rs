@@ -69,6 +69,7 @@ async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
         parent: parent.map(Into::into),
         level,
         name: format!("cell {code}"),
+        boundary: None,
     };
     let cp = |code: &str, cell: &str| NewCheckpoint {
         code: code.into(),
@@ -77,6 +78,7 @@ async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
         tag_uid: None,
         position: Some(AT),
         radius_m: 30.0,
+        cadence: None,
     };
     store
         .upsert_grid(

@@ -1,4 +1,6 @@
 -- Reports and ledgers: a checkpoint may override the cadence its grid level implies, and
--- ledgers read a subtree's check-ins by cell and device time.
+-- ledgers read a subtree's check-ins by cell and device time. Imported cells keep their
+-- boundary (GeoJSON geometry text).
 ALTER TABLE checkpoints ADD COLUMN cadence TEXT;
+ALTER TABLE grid_cells ADD COLUMN boundary TEXT;
 CREATE INDEX check_ins_cell_time ON check_ins(cell_id, device_time_ms);

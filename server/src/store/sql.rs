@@ -172,6 +172,183 @@ impl SqlStore {
         self
     }
 
+    /// Retires the cell `code`, its subtree and their checkpoints at `now_ms`: they keep their
+    /// history but take no new records, and devices learn it through pull. Returns how many
+    /// cells and checkpoints were newly retired (0 and 0 when they already were).
+    pub async fn retire_cell(&self, code: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let path: Option<String> =
+            sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let path =
+            path.ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))?;
+        let cells = sqlx::query(
+            "UPDATE grid_cells SET retired_at = $2 \
+             WHERE substr(path, 1, length($1)) = $1 AND retired_at IS NULL \
+             RETURNING code, path, level, name, parent_id",
+        )
+        .bind(&path)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let checkpoints = sqlx::query(
+            "UPDATE checkpoints SET retired_at = $2 WHERE retired_at IS NULL AND cell_id IN \
+             (SELECT id FROM grid_cells WHERE substr(path, 1, length($1)) = $1)",
+        )
+        .bind(&path)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let mut changes = Vec::with_capacity(cells.len());
+        for r in &cells {
+            let code: String = r.try_get(0)?;
+            let cell_path: String = r.try_get(1)?;
+            // The parent's code is the path's second-to-last segment.
+            let parent = cell_path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let record = CellRecord {
+                code: code.clone(),
+                parent,
+                level: r.try_get::<i64, _>(2)?.clamp(0, u32::MAX.into()) as u32,
+                name: r.try_get(3)?,
+                retired: true,
+            };
+            changes.push(PendingChange {
+                cell_path,
+                kind: "cell",
+                entity_key: format!("cell:{code}"),
+                payload: record.encode(),
+                device: String::new(),
+                role: Role::Admin.as_str().to_owned(),
+                hlc: Hlc::default(),
+                supersedes: true,
+                agency: None,
+                replay: false,
+            });
+        }
+        self.append_changes(&mut tx, &changes, now_ms).await?;
+        tx.commit().await?;
+        Ok((cells.len() as u64, checkpoints))
+    }
+
+    /// Creates or updates people and sets their assignments to exactly the cells given, in one
+    /// transaction. Returns how many users and assignments changed.
+    pub async fn import_people(
+        &self,
+        people: &[NewPerson],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = 0;
+        for p in people {
+            changed += sqlx::query(
+                "INSERT INTO users (name, role, created_at, agency) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET role = excluded.role, agency = excluded.agency \
+                 WHERE users.role <> excluded.role OR users.agency IS DISTINCT FROM excluded.agency",
+            )
+            .bind(&p.name)
+            .bind(p.role.as_str())
+            .bind(now_ms)
+            .bind(p.agency.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let user: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+                .bind(&p.name)
+                .fetch_one(&mut *tx)
+                .await?;
+            changed += self.set_assignments(&mut tx, user, &p.cells).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Adds (or with `remove`, takes away) cells from `user`'s assignments.
+    pub async fn assign(
+        &self,
+        user: &str,
+        cells: &[String],
+        remove: bool,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+            .bind(user)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = id.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "user {user} does not exist; import people or enroll them first"
+            ))
+        })?;
+        let mut current: Vec<String> = sqlx::query_scalar(
+            "SELECT c.code FROM assignments a JOIN grid_cells c ON c.id = a.cell_id WHERE a.user_id = $1",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        if remove {
+            current.retain(|c| !cells.contains(c));
+        } else {
+            current.extend(cells.iter().cloned());
+        }
+        let changed = self.set_assignments(&mut tx, id, &current).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Makes `user`'s assignments exactly `cells` (each must exist and not be retired).
+    async fn set_assignments(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        user: i64,
+        cells: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut ids = Vec::with_capacity(cells.len());
+        for code in cells {
+            let id: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM grid_cells WHERE code = $1 AND retired_at IS NULL",
+            )
+            .bind(code)
+            .fetch_optional(&mut **tx)
+            .await?;
+            ids.push(id.ok_or_else(|| {
+                StoreError::NotFound(format!("grid cell {code} does not exist or is retired"))
+            })?);
+        }
+        let held: Vec<i64> =
+            sqlx::query_scalar("SELECT cell_id FROM assignments WHERE user_id = $1")
+                .bind(user)
+                .fetch_all(&mut **tx)
+                .await?;
+        let mut changed = 0;
+        for old in held.iter().filter(|c| !ids.contains(c)) {
+            changed += sqlx::query("DELETE FROM assignments WHERE user_id = $1 AND cell_id = $2")
+                .bind(user)
+                .bind(*old)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+        }
+        for new in ids.iter().filter(|c| !held.contains(c)) {
+            changed += sqlx::query(
+                "INSERT INTO assignments (user_id, cell_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(user)
+            .bind(*new)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+        Ok(changed)
+    }
+
     /// The pool, for backend-specific work elsewhere in the server.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -1216,17 +1393,19 @@ impl Store for SqlStore {
             };
             let path = format!("{parent_path}{}/", cell.code);
             let n = sqlx::query(
-                "INSERT INTO grid_cells (code, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO grid_cells (code, parent_id, level, name, path, boundary) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (code) DO UPDATE SET parent_id = excluded.parent_id, level = excluded.level, \
-                 name = excluded.name, path = excluded.path \
+                 name = excluded.name, path = excluded.path, boundary = excluded.boundary \
                  WHERE grid_cells.parent_id IS DISTINCT FROM excluded.parent_id OR grid_cells.level <> excluded.level \
-                 OR grid_cells.name <> excluded.name OR grid_cells.path <> excluded.path",
+                 OR grid_cells.name <> excluded.name OR grid_cells.path <> excluded.path \
+                 OR grid_cells.boundary IS DISTINCT FROM excluded.boundary",
             )
             .bind(&cell.code)
             .bind(parent_id)
             .bind(i64::from(cell.level))
             .bind(&cell.name)
             .bind(&path)
+            .bind(cell.boundary.clone())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1260,15 +1439,16 @@ impl Store for SqlStore {
                 })?;
             let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
             let n = sqlx::query(
-                "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
+                "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m, cadence) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
                  name = excluded.name, tag_uid = excluded.tag_uid, latitude = excluded.latitude, \
-                 longitude = excluded.longitude, radius_m = excluded.radius_m \
+                 longitude = excluded.longitude, radius_m = excluded.radius_m, cadence = excluded.cadence \
                  WHERE checkpoints.cell_id <> excluded.cell_id OR checkpoints.name <> excluded.name \
                  OR checkpoints.tag_uid IS DISTINCT FROM excluded.tag_uid \
                  OR checkpoints.latitude IS DISTINCT FROM excluded.latitude \
                  OR checkpoints.longitude IS DISTINCT FROM excluded.longitude \
-                 OR checkpoints.radius_m <> excluded.radius_m",
+                 OR checkpoints.radius_m <> excluded.radius_m \
+                 OR checkpoints.cadence IS DISTINCT FROM excluded.cadence",
             )
             .bind(&cp.code)
             .bind(cell_id)
@@ -1277,6 +1457,7 @@ impl Store for SqlStore {
             .bind(cp.position.map(|p| p.0))
             .bind(cp.position.map(|p| p.1))
             .bind(cp.radius_m)
+            .bind(cp.cadence.clone())
             .execute(&mut *tx)
             .await?
             .rows_affected();

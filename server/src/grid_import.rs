@@ -1,0 +1,685 @@
+//! Importing the grid, checkpoints and people from files (`patrolsync admin grid import`,
+//! `admin checkpoints import`, `admin people import`).
+//!
+//! A file is read and checked whole — against itself and against what the store holds — before
+//! anything is written, and then written in one transaction: a bad row is reported by its line
+//! and column (for GeoJSON, by feature number and property) and nothing from that file is
+//! applied. Writing is an upsert that changes only what differs, so importing the same file
+//! again changes nothing and puts nothing in the change log devices pull.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use patrolsync_proto::Role;
+use patrolsync_proto::hazard::Agency;
+
+use crate::report::Cadence;
+use crate::store::sql::SqlStore;
+use crate::store::{NewCell, NewCheckpoint, NewPerson, Store, StoreError};
+
+/// Where in the file, and what is wrong there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowError {
+    /// `line 7` (CSV) or `feature 3` (GeoJSON, from 1).
+    pub at: String,
+    /// The column or property.
+    pub column: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "{}: {}", self.at, self.message)
+        } else {
+            write!(f, "{}, column {}: {}", self.at, self.column, self.message)
+        }
+    }
+}
+
+/// Why an import applied nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read or parsed at all.
+    #[error("{0}")]
+    File(String),
+    /// Rows are wrong; nothing was applied.
+    #[error("{}", rows_text(.0))]
+    Rows(Vec<RowError>),
+    /// The store failed; nothing was applied.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn rows_text(rows: &[RowError]) -> String {
+    const SHOWN: usize = 20;
+    let mut out = format!(
+        "{} bad row{}; nothing was imported:",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    );
+    for r in rows.iter().take(SHOWN) {
+        out.push_str("\n  ");
+        out.push_str(&r.to_string());
+    }
+    if rows.len() > SHOWN {
+        out.push_str(&format!("\n  … and {} more", rows.len() - SHOWN));
+    }
+    out
+}
+
+/// What an import did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Imported {
+    /// Rows (or features) read.
+    pub rows: usize,
+    /// Rows written because something differed (0 on a repeat import).
+    pub changed: u64,
+}
+
+/// One record of a file, as column → text, with where it is.
+struct Record {
+    at: String,
+    fields: HashMap<String, String>,
+}
+
+impl Record {
+    fn get(&self, column: &str) -> &str {
+        self.fields.get(column).map(String::as_str).unwrap_or("")
+    }
+
+    fn error(&self, column: &str, message: impl Into<String>) -> RowError {
+        RowError {
+            at: self.at.clone(),
+            column: column.into(),
+            message: message.into(),
+        }
+    }
+}
+
+enum Format {
+    Csv,
+    GeoJson,
+}
+
+fn format_of(path: &Path) -> Result<Format, ImportError> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") => Ok(Format::Csv),
+        Some("geojson" | "json") => Ok(Format::GeoJson),
+        _ => Err(ImportError::File(format!(
+            "{}: name the file .csv or .geojson so its format is known",
+            path.display()
+        ))),
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ImportError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ImportError::File(format!("cannot read {}: {e}", path.display())))
+}
+
+/// CSV rows with a header; `required` columns must be in it.
+fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Record>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| ImportError::File(format!("line 1: {e}")))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let mut problems = Vec::new();
+    for r in required {
+        if !header.iter().any(|h| h == r) {
+            problems.push(RowError {
+                at: "line 1".into(),
+                column: (*r).into(),
+                message: format!("the header has no `{r}` column"),
+            });
+        }
+    }
+    for h in &header {
+        if !known.contains(&h.as_str()) {
+            problems.push(RowError {
+                at: "line 1".into(),
+                column: h.clone(),
+                message: format!("unknown column (known: {})", known.join(", ")),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            ImportError::Rows(vec![RowError {
+                at: format!("line {line}"),
+                column: String::new(),
+                message: e.to_string(),
+            }])
+        })?;
+        let line = row.position().map_or(0, |p| p.line());
+        if row.iter().all(str::is_empty) {
+            continue;
+        }
+        out.push(Record {
+            at: format!("line {line}"),
+            fields: header
+                .iter()
+                .cloned()
+                .zip(row.iter().map(str::to_owned))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// GeoJSON features: properties as text, and the geometry.
+fn geojson_records(text: &str) -> Result<Vec<(Record, Option<geojson::Geometry>)>, ImportError> {
+    let parsed: geojson::GeoJson = text
+        .parse()
+        .map_err(|e| ImportError::File(format!("not GeoJSON: {e}")))?;
+    let geojson::GeoJson::FeatureCollection(fc) = parsed else {
+        return Err(ImportError::File(
+            "expected a GeoJSON FeatureCollection".into(),
+        ));
+    };
+    Ok(fc
+        .features
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let fields = f
+                .properties
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s.trim().to_owned(),
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::Array(items) => items
+                            .iter()
+                            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                            .collect::<Vec<_>>()
+                            .join(";"),
+                        other => other.to_string(),
+                    };
+                    (k, text)
+                })
+                .collect();
+            (
+                Record {
+                    at: format!("feature {}", i + 1),
+                    fields,
+                },
+                f.geometry,
+            )
+        })
+        .collect())
+}
+
+fn check_code(r: &Record, column: &str, problems: &mut Vec<RowError>) -> String {
+    let code = r.get(column).to_owned();
+    if code.is_empty() {
+        problems.push(r.error(column, "is empty"));
+    } else if code.len() > 64
+        || !code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        problems.push(r.error(
+            column,
+            format!("{code:?}: use letters, digits, '-', '_' or '.', at most 64"),
+        ));
+    }
+    code
+}
+
+/// A boundary as GeoJSON geometry text: from WKT, or from GeoJSON geometry text.
+fn boundary_text(text: &str) -> Result<String, String> {
+    let geometry = if text.trim_start().starts_with('{') {
+        text.parse::<geojson::Geometry>()
+            .map_err(|e| format!("not a GeoJSON geometry: {e}"))?
+    } else {
+        let g = geo_types_from_wkt(text)?;
+        geojson::Geometry::new(geojson::Value::from(&g))
+    };
+    polygonal(&geometry)?;
+    Ok(geometry.to_string())
+}
+
+fn geo_types_from_wkt(text: &str) -> Result<geo_types::Geometry<f64>, String> {
+    use wkt::TryFromWkt;
+    geo_types::Geometry::<f64>::try_from_wkt_str(text).map_err(|e| format!("not WKT: {e}"))
+}
+
+fn polygonal(g: &geojson::Geometry) -> Result<(), String> {
+    match g.value {
+        geojson::Value::Polygon(_) | geojson::Value::MultiPolygon(_) => Ok(()),
+        _ => Err("a boundary must be a Polygon or MultiPolygon".into()),
+    }
+}
+
+/// Reads and checks a cells file, then writes it. See the module docs.
+pub async fn import_cells(
+    store: &SqlStore,
+    path: &Path,
+    check_only: bool,
+) -> Result<Imported, ImportError> {
+    let text = read_text(path)?;
+    let records: Vec<(Record, Option<String>)> = match format_of(path)? {
+        Format::Csv => csv_records(
+            &text,
+            &["code", "level", "name"],
+            &["code", "parent", "level", "name", "boundary"],
+        )?
+        .into_iter()
+        .map(|r| {
+            let b = r.get("boundary").to_owned();
+            (r, Some(b).filter(|b| !b.is_empty()))
+        })
+        .collect(),
+        Format::GeoJson => geojson_records(&text)?
+            .into_iter()
+            .map(|(r, g)| (r, g.map(|g| g.to_string())))
+            .collect(),
+    };
+    let existing: HashMap<String, (u8, String, bool)> = store
+        .report_cells(None)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let parent = c
+                .path
+                .trim_end_matches('/')
+                .rsplit('/')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            (c.code, (c.level, parent, c.retired_at_ms.is_some()))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let mut cells = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (r, boundary) in &records {
+        let code = check_code(r, "code", &mut problems);
+        let parent = r.get("parent").to_owned();
+        let level = match r.get("level").parse::<u32>() {
+            Ok(l) if (1..=4).contains(&l) => l,
+            _ => {
+                problems.push(r.error(
+                    "level",
+                    format!(
+                        "{:?}: a level from 1 (street) to 4 (building)",
+                        r.get("level")
+                    ),
+                ));
+                0
+            }
+        };
+        if r.get("name").is_empty() {
+            problems.push(r.error("name", "is empty"));
+        }
+        if let Some(first) = seen.insert(code.clone(), r.at.clone()) {
+            problems.push(r.error("code", format!("{code} is already on {first}")));
+        }
+        let boundary = match boundary.as_deref().map(boundary_text) {
+            Some(Err(e)) => {
+                problems.push(r.error("boundary", e));
+                None
+            }
+            Some(Ok(b)) => Some(b),
+            None => None,
+        };
+        if let Some((_, old_parent, _)) = existing.get(&code)
+            && *old_parent != parent
+        {
+            problems.push(r.error(
+                "parent",
+                format!(
+                    "{code} is under {:?} now; moving a cell is not supported (retire it and \
+                     import it under a new code)",
+                    old_parent
+                ),
+            ));
+        }
+        cells.push((
+            r,
+            NewCell {
+                code,
+                parent: Some(parent).filter(|p| !p.is_empty()),
+                level,
+                name: r.get("name").to_owned(),
+                boundary,
+            },
+        ));
+    }
+    // Parents: in the file or the store, one level up, not retired.
+    let levels: HashMap<&str, u32> = cells
+        .iter()
+        .map(|(_, c)| (c.code.as_str(), c.level))
+        .collect();
+    for (r, c) in &cells {
+        match &c.parent {
+            None if c.level != 1 && c.level != 0 => {
+                problems.push(r.error("parent", format!("a level-{} cell needs a parent", c.level)))
+            }
+            None => {}
+            Some(p) => {
+                let parent_level = match (levels.get(p.as_str()), existing.get(p)) {
+                    (Some(l), _) => Some(*l),
+                    (None, Some((_, _, true))) => {
+                        problems.push(r.error("parent", format!("{p} is retired")));
+                        continue;
+                    }
+                    (None, Some((l, _, false))) => Some(u32::from(*l)),
+                    (None, None) => None,
+                };
+                match parent_level {
+                    None => problems.push(r.error(
+                        "parent",
+                        format!("{p} is neither in this file nor in the grid"),
+                    )),
+                    Some(l) if c.level != 0 && l + 1 != c.level => problems.push(r.error(
+                        "level",
+                        format!(
+                            "{} under {p}, a level-{l} cell: expected {}",
+                            c.level,
+                            l + 1
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    let rows = cells.len();
+    let cells: Vec<NewCell> = cells.into_iter().map(|(_, c)| c).collect();
+    let changed = if check_only {
+        0
+    } else {
+        store.upsert_grid(&cells, &[]).await?
+    };
+    Ok(Imported { rows, changed })
+}
+
+/// Reads and checks a checkpoints file, then writes it. See the module docs.
+pub async fn import_checkpoints(
+    store: &SqlStore,
+    path: &Path,
+    check_only: bool,
+) -> Result<Imported, ImportError> {
+    let text = read_text(path)?;
+    let known = [
+        "code",
+        "cell",
+        "name",
+        "tag_uid",
+        "latitude",
+        "longitude",
+        "radius_m",
+        "cadence",
+    ];
+    let records: Vec<(Record, Option<(f64, f64)>)> = match format_of(path)? {
+        Format::Csv => csv_records(&text, &["code", "cell", "name"], &known)?
+            .into_iter()
+            .map(|r| (r, None))
+            .collect(),
+        Format::GeoJson => {
+            let mut out = Vec::new();
+            for (r, g) in geojson_records(&text)? {
+                let at = match g.map(|g| g.value) {
+                    Some(geojson::Value::Point(p)) if p.len() >= 2 => Some((p[1], p[0])),
+                    Some(_) => {
+                        return Err(ImportError::Rows(vec![
+                            r.error("geometry", "a checkpoint's geometry must be a Point"),
+                        ]));
+                    }
+                    None => None,
+                };
+                out.push((r, at));
+            }
+            out
+        }
+    };
+    let cells: HashMap<String, bool> = store
+        .report_cells(None)
+        .await?
+        .into_iter()
+        .map(|c| (c.code, c.retired_at_ms.is_some()))
+        .collect();
+    let mut problems = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut checkpoints = Vec::new();
+    for (r, point) in &records {
+        let code = check_code(r, "code", &mut problems);
+        if let Some(first) = seen.insert(code.clone(), r.at.clone()) {
+            problems.push(r.error("code", format!("{code} is already on {first}")));
+        }
+        let cell = r.get("cell").to_owned();
+        match cells.get(&cell) {
+            None => problems.push(r.error("cell", format!("{cell:?} is not in the grid"))),
+            Some(true) => problems.push(r.error("cell", format!("{cell} is retired"))),
+            Some(false) => {}
+        }
+        if r.get("name").is_empty() {
+            problems.push(r.error("name", "is empty"));
+        }
+        let number =
+            |column: &str, range: std::ops::RangeInclusive<f64>, problems: &mut Vec<RowError>| {
+                let t = r.get(column);
+                if t.is_empty() {
+                    return None;
+                }
+                match t.parse::<f64>() {
+                    Ok(v) if range.contains(&v) => Some(v),
+                    _ => {
+                        problems.push(r.error(
+                            column,
+                            format!("{t:?}: a number from {} to {}", range.start(), range.end()),
+                        ));
+                        None
+                    }
+                }
+            };
+        let position = match point {
+            Some((lat, lon)) if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => {
+                Some((*lat, *lon))
+            }
+            Some(_) => {
+                problems.push(r.error("geometry", "coordinates out of range"));
+                None
+            }
+            None => {
+                let lat = number("latitude", -90.0..=90.0, &mut problems);
+                let lon = number("longitude", -180.0..=180.0, &mut problems);
+                match (lat, lon) {
+                    (Some(a), Some(b)) => Some((a, b)),
+                    (None, None) => None,
+                    _ if r.get("latitude").is_empty() != r.get("longitude").is_empty() => {
+                        problems.push(
+                            r.error("longitude", "give both latitude and longitude, or neither"),
+                        );
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let radius_m = number("radius_m", 1.0..=10_000.0, &mut problems).unwrap_or(30.0);
+        let cadence = Some(r.get("cadence").to_owned()).filter(|c| !c.is_empty());
+        if let Some(Err(e)) = cadence.as_deref().map(str::parse::<Cadence>) {
+            problems.push(r.error("cadence", e));
+        }
+        checkpoints.push(NewCheckpoint {
+            code,
+            cell,
+            name: r.get("name").to_owned(),
+            tag_uid: Some(r.get("tag_uid").to_owned()).filter(|t| !t.is_empty()),
+            position,
+            radius_m,
+            cadence,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    let rows = checkpoints.len();
+    let changed = if check_only {
+        0
+    } else {
+        store.upsert_grid(&[], &checkpoints).await?
+    };
+    Ok(Imported { rows, changed })
+}
+
+/// Reads and checks a people file (`name,role,agency,cells`; cells separated by `;`), then
+/// writes it: each person's assignments become exactly the cells listed.
+pub async fn import_people(
+    store: &SqlStore,
+    path: &Path,
+    check_only: bool,
+    now_ms: i64,
+) -> Result<Imported, ImportError> {
+    let text = read_text(path)?;
+    let records = match format_of(path)? {
+        Format::Csv => csv_records(
+            &text,
+            &["name", "role"],
+            &["name", "role", "agency", "cells"],
+        )?,
+        Format::GeoJson => {
+            return Err(ImportError::File(
+                "people are imported from CSV (name,role,agency,cells)".into(),
+            ));
+        }
+    };
+    let all: Vec<String> = records
+        .iter()
+        .flat_map(|r| split_cells(r.get("cells")))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let live: HashSet<String> = store
+        .cells(&all)
+        .await?
+        .into_iter()
+        .filter(|c| !c.retired)
+        .map(|c| c.code)
+        .collect();
+    let mut problems = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut people = Vec::new();
+    for r in &records {
+        let name = r.get("name").to_owned();
+        if name.is_empty() || name.len() > 128 {
+            problems.push(r.error("name", "1 to 128 characters"));
+        }
+        if let Some(first) = seen.insert(name.clone(), r.at.clone()) {
+            problems.push(r.error("name", format!("{name} is already on {first}")));
+        }
+        let role = r.get("role").parse::<Role>().unwrap_or_else(|e| {
+            problems.push(r.error("role", e));
+            Role::Patroller
+        });
+        let agency = Some(r.get("agency").to_owned()).filter(|a| !a.is_empty());
+        match (&agency, role) {
+            (Some(a), Role::Agency) => {
+                if let Err(e) = a.parse::<Agency>() {
+                    problems.push(r.error("agency", e));
+                }
+            }
+            (None, Role::Agency) => problems.push(r.error(
+                "agency",
+                "an agency user needs police_station or fire_brigade",
+            )),
+            (Some(_), _) => problems.push(r.error("agency", "only for role agency")),
+            (None, _) => {}
+        }
+        let cells = split_cells(r.get("cells"));
+        for c in &cells {
+            if !live.contains(c) {
+                problems.push(r.error("cells", format!("{c} is not a live cell of the grid")));
+            }
+        }
+        people.push(NewPerson {
+            name,
+            role,
+            agency,
+            cells,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    let rows = people.len();
+    let changed = if check_only {
+        0
+    } else {
+        store.import_people(&people, now_ms).await?
+    };
+    Ok(Imported { rows, changed })
+}
+
+/// `S1-C1; S1-C2` or `S1-C1 S1-C2` → codes.
+pub fn split_cells(text: &str) -> Vec<String> {
+    text.split(|c: char| c == ';' || c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_from_wkt_and_geojson_and_only_polygons() {
+        let wkt = boundary_text("POLYGON((126.6 45.7, 126.7 45.7, 126.7 45.8, 126.6 45.7))")
+            .expect("wkt polygon");
+        assert!(wkt.contains("\"Polygon\""), "{wkt}");
+        let json = boundary_text(&wkt).expect("geojson polygon");
+        assert_eq!(json, wkt);
+        assert!(
+            boundary_text("POINT(1 2)")
+                .expect_err("point")
+                .contains("Polygon")
+        );
+        assert!(
+            boundary_text("POLYGON((oops")
+                .expect_err("bad")
+                .contains("not WKT")
+        );
+    }
+
+    #[test]
+    fn csv_header_problems_name_the_column() {
+        let Err(ImportError::Rows(rows)) =
+            csv_records("code,nmae\nA,B\n", &["code", "name"], &["code", "name"])
+        else {
+            panic!("expected row errors");
+        };
+        let text: Vec<String> = rows.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "line 1, column name: the header has no `name` column",
+                "line 1, column nmae: unknown column (known: code, name)"
+            ]
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! `patrolsync admin grid import | checkpoints import | people import | assign | grid retire`,
+//! the real binary on both backends: a file applies whole or not at all, a bad row is named by
+//! line and column, a repeat import changes nothing (not even the change log devices pull), and
+//! a retired cell keeps its history.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::BIN;
+use patrolsync_server::store::Store;
+use patrolsync_server::store::sql::SqlStore;
+use patrolsync_server::testkit::test_databases;
+
+struct Admin<'a> {
+    data: &'a Path,
+    url: Option<&'a str>,
+}
+
+impl Admin<'_> {
+    fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("admin").arg("--data-dir").arg(self.data);
+        if let Some(u) = self.url {
+            cmd.arg("--database-url").arg(u);
+        }
+        Ok(cmd.args(args).output()?)
+    }
+
+    /// Runs with `--json`; the command must succeed.
+    fn json(&self, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+const CELLS: &str = "code,parent,level,name,boundary
+H1,,1,Daoli street,\"POLYGON((126.60 45.76, 126.64 45.76, 126.64 45.79, 126.60 45.79, 126.60 45.76))\"
+H1-C1,H1,2,Anguo community,
+H1-C1-K1,H1-C1,3,Compound 1,
+H1-C1-K1-B1,H1-C1-K1,4,Building 1,
+H1-C1-K1-B2,H1-C1-K1,4,Building 2,
+";
+
+const CHECKPOINTS: &str = r#"{"type": "FeatureCollection", "features": [
+  {"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.62, 45.77]},
+   "properties": {"code": "H1-B1-EXIT", "cell": "H1-C1-K1-B1", "name": "Exit, building 1", "tag_uid": "04A1B2", "radius_m": 25}},
+  {"type": "Feature", "geometry": {"type": "Point", "coordinates": [126.621, 45.771]},
+   "properties": {"code": "H1-K1-LANE", "cell": "H1-C1-K1", "name": "Fire lane", "cadence": "daily"}}
+]}"#;
+
+const PEOPLE: &str = "name,role,agency,cells
+liu.yang,patroller,,H1-C1-K1
+zhao.min,grid_manager,,H1-C1;H1
+daoli-brigade,agency,fire_brigade,H1
+";
+
+#[tokio::test]
+async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -> anyhow::Result<()>
+{
+    for db in test_databases().await {
+        let backend = db.backend;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
+        });
+        let store = SqlStore::connect(&url).await?;
+        let admin = Admin {
+            data: &data,
+            url: db.url.as_deref(),
+        };
+        let write = |name: &str, text: &str| -> anyhow::Result<String> {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text)?;
+            Ok(p.to_str().expect("utf-8").to_owned())
+        };
+        let cells = write("cells.csv", CELLS)?;
+        let checkpoints = write("checkpoints.geojson", CHECKPOINTS)?;
+        let people = write("people.csv", PEOPLE)?;
+
+        // --check writes nothing.
+        let checked = admin.json(&["grid", "import", &cells, "--check"])?;
+        assert_eq!(
+            (checked["rows"].as_u64(), checked["changed"].as_u64()),
+            (Some(5), Some(0))
+        );
+        assert_eq!(store.stats(0).await?.grid_cells, 0, "{backend}");
+
+        let cursor = store.cursor().await?;
+        let first = admin.json(&["grid", "import", &cells])?;
+        assert_eq!(first["changed"], 5, "{backend}: {first}");
+        let log = store.cursor().await?;
+        assert!(
+            log > cursor,
+            "{backend}: the new cells are in the change log devices pull"
+        );
+        let boundary: Option<String> =
+            sqlx::query_scalar("SELECT boundary FROM grid_cells WHERE code = 'H1'")
+                .fetch_one(store.pool())
+                .await?;
+        assert!(
+            boundary
+                .as_deref()
+                .is_some_and(|b| b.contains("\"Polygon\"") && b.contains("126.64")),
+            "{backend}: the WKT boundary is kept as GeoJSON: {boundary:?}"
+        );
+        assert_eq!(
+            admin.json(&["checkpoints", "import", &checkpoints])?["changed"],
+            2
+        );
+        assert_eq!(admin.json(&["people", "import", &people])?["rows"], 3);
+        let (lat, radius, cadence, tag): (f64, f64, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT latitude, radius_m, cadence, tag_uid FROM checkpoints WHERE code = 'H1-B1-EXIT'",
+        )
+        .fetch_one(store.pool())
+        .await?;
+        assert_eq!(
+            (lat, radius, cadence, tag.as_deref()),
+            (45.77, 25.0, None, Some("04A1B2"))
+        );
+
+        // Again, every file: nothing changes, nothing new for devices to pull.
+        let log = store.cursor().await?;
+        for (what, file) in [
+            ("grid", &cells),
+            ("checkpoints", &checkpoints),
+            ("people", &people),
+        ] {
+            let again = admin.json(&[what, "import", file])?;
+            assert_eq!(again["changed"], 0, "{backend}: {what} again: {again}");
+        }
+        assert_eq!(
+            store.cursor().await?,
+            log,
+            "{backend}: the change log is untouched"
+        );
+
+        // One bad row among good ones: nothing from the file applies, and each bad row is named.
+        let bad = write(
+            "bad.csv",
+            "code,parent,level,name\nH1-C2,H1,2,Hongxing community\nH1-C2-K1,H1-C2,3,Compound 1\nH1-C2-K2,H1-C2,five,Compound 2\nH1-C9-K1,H1-C9,3,Orphan\n",
+        )?;
+        let out = admin.run(&["grid", "import", &bad])?;
+        assert!(!out.status.success(), "{backend}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("2 bad rows; nothing was imported"), "{err}");
+        assert!(err.contains("line 4, column level: \"five\""), "{err}");
+        assert!(
+            err.contains("line 5, column parent: H1-C9 is neither in this file nor in the grid"),
+            "{err}"
+        );
+        assert_eq!(
+            store.stats(0).await?.grid_cells,
+            5,
+            "{backend}: H1-C2 was not applied"
+        );
+
+        // A cell cannot move under another parent by import.
+        let moved = write(
+            "moved.csv",
+            "code,parent,level,name\nH1-C1-K1,H1,2,Compound 1\n",
+        )?;
+        let out = admin.run(&["grid", "import", &moved])?;
+        assert!(String::from_utf8_lossy(&out.stderr).contains("moving a cell is not supported"));
+
+        // Assignments by hand.
+        assert_eq!(
+            admin.json(&["assign", "--user", "liu.yang", "--cell", "H1-C1-K1-B1"])?["changed"],
+            1
+        );
+        assert_eq!(
+            admin.json(&[
+                "assign",
+                "--user",
+                "liu.yang",
+                "--cell",
+                "H1-C1-K1-B1",
+                "--remove"
+            ])?["changed"],
+            1
+        );
+        let out = admin.run(&["assign", "--user", "nobody", "--cell", "H1"])?;
+        assert!(String::from_utf8_lossy(&out.stderr).contains("user nobody does not exist"));
+
+        // Retire a compound: its subtree and checkpoints, once; devices get the retired cells.
+        let log = store.cursor().await?;
+        let retired = admin.json(&["grid", "retire", "H1-C1-K1"])?;
+        assert_eq!(
+            (
+                retired["cells_retired"].as_u64(),
+                retired["checkpoints_retired"].as_u64()
+            ),
+            (Some(3), Some(2)),
+            "{backend}"
+        );
+        assert_eq!(
+            store.cursor().await?,
+            log + 3,
+            "{backend}: three retired cells to pull"
+        );
+        assert_eq!(
+            admin.json(&["grid", "retire", "H1-C1-K1"])?["cells_retired"],
+            0
+        );
+        let out = admin.run(&["people", "import", &people])?;
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("line 2, column cells: H1-C1-K1 is not a live cell of the grid"),
+            "{backend}"
+        );
+        // History stays: the rows are there, marked.
+        let live: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM grid_cells WHERE retired_at IS NULL")
+                .fetch_one(store.pool())
+                .await?;
+        assert_eq!(
+            (store.stats(0).await?.grid_cells, live),
+            (5, 2),
+            "{backend}"
+        );
+        db.cleanup().await;
+    }
+    Ok(())
+}
