@@ -59,6 +59,21 @@ pub struct HazardView {
     pub has_local_changes: bool,
     /// Duplicates merged into this hazard, with their reports, photos and histories.
     pub merged: Vec<HazardState>,
+    /// Escalations to this user's cells because it is past its deadline, oldest first.
+    pub escalations: Vec<Escalation>,
+}
+
+/// An overdue hazard escalated by the server to the managers of an ancestor cell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Escalation {
+    /// 1 for the hazard's parent cell, 2 for the one above, …
+    pub level: u32,
+    /// The cell escalated to.
+    pub to_cell: String,
+    /// The deadline it is overdue against, ms.
+    pub deadline_ms: i64,
+    /// When the server escalated it, ms.
+    pub escalated_at_ms: i64,
 }
 
 /// Hazards a page of changes touches.
@@ -71,6 +86,7 @@ fn page_hazards(page: &wire::PullResponse) -> Vec<HazardId> {
             Some(Entity::HazardReport(r)) => HazardId::from_slice(&r.id),
             Some(Entity::HazardEvent(e)) => HazardId::from_slice(&e.hazard_id),
             Some(Entity::HazardFieldEdit(e)) => HazardId::from_slice(&e.hazard_id),
+            Some(Entity::HazardEscalation(e)) => HazardId::from_slice(&e.hazard_id),
             _ => None,
         })
         .collect();
@@ -279,10 +295,29 @@ impl Client {
                 merged.push(s);
             }
         }
+        let escalations = sqlx::query_as::<_, (i64, String, i64, i64)>(
+            "SELECT level, to_cell, deadline_ms, escalated_at_ms FROM escalations \
+             WHERE hazard_id = ? ORDER BY escalated_at_ms, level",
+        )
+        .bind(id.to_bytes())
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?
+        .into_iter()
+        .map(
+            |(level, to_cell, deadline_ms, escalated_at_ms)| Escalation {
+                level: level.clamp(0, i64::from(u32::MAX)) as u32,
+                to_cell,
+                deadline_ms,
+                escalated_at_ms,
+            },
+        )
+        .collect();
         Ok(Some(HazardView {
             state,
             has_local_changes: pending > 0,
             merged,
+            escalations,
         }))
     }
 
@@ -455,6 +490,20 @@ impl Client {
                 )
                 .await
                 .map_err(local)?,
+                Some(Entity::HazardEscalation(e)) => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO escalations (hazard_id, deadline_ms, level, to_cell, escalated_at_ms) \
+                         VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(&e.hazard_id)
+                    .bind(e.deadline_ms)
+                    .bind(i64::from(e.level))
+                    .bind(&e.to_cell)
+                    .bind(e.escalated_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
+                }
                 // Kinds this SDK does not keep locally.
                 Some(Entity::CheckIn(_)) | None => {}
             }

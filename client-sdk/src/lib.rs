@@ -26,7 +26,7 @@ mod tls;
 mod transport;
 
 pub use engine::{EngineOptions, SyncEngine, SyncEvent};
-pub use hazards::{HazardView, NewHazard, Transition};
+pub use hazards::{Escalation, HazardView, NewHazard, Transition};
 pub use photos::PhotoStatus;
 
 use std::path::{Path, PathBuf};

@@ -273,6 +273,10 @@ fn hazard_json(v: &patrolsync_sdk::HazardView) -> serde_json::Value {
         "photos": s.photos.iter().map(|p| hex(p)).collect::<Vec<_>>(),
         "conflicts": s.conflicts().count(),
         "unsynced_changes": v.has_local_changes,
+        "escalations": v.escalations.iter().map(|e| serde_json::json!({
+            "level": e.level, "to_cell": e.to_cell, "deadline": time_text(e.deadline_ms),
+            "at": time_text(e.escalated_at_ms),
+        })).collect::<Vec<_>>(),
         "history": s.history.iter().map(|h| serde_json::json!({
             "event": h.event.to_string(), "kind": h.kind.as_str(), "role": h.role.as_str(),
             "device": h.stamp.device.to_string(), "at": time_text(h.stamp.hlc.wall_ms as i64),
@@ -422,6 +426,14 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                 println!("  {}", s.description.value);
                 if let Some(d) = s.deadline_ms.value {
                     println!("  deadline {}", time_text(d));
+                }
+                for e in &v.escalations {
+                    println!(
+                        "  {}  OVERDUE: escalated to {} (level {})",
+                        time_text(e.escalated_at_ms),
+                        e.to_cell,
+                        e.level
+                    );
                 }
                 for h in &s.history {
                     match &h.conflict {

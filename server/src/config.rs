@@ -69,6 +69,31 @@ pub struct Config {
     pub health: Health,
     /// Compliance reports and ledgers: time zone, week start, cadence, anomaly thresholds.
     pub reports: Reports,
+    /// Escalation of hazards past their deadline.
+    pub escalation: Escalation,
+}
+
+/// Escalation of open hazards past their deadline: level 1 (the parent cell's managers) once
+/// overdue, one level up per `interval`, capped at the top cell; not while a fix awaits
+/// verification. The devices covering the cell escalated to are notified.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Escalation {
+    /// Time between levels.
+    #[serde(with = "duration_text")]
+    pub interval: Duration,
+    /// How often the server looks for overdue hazards.
+    #[serde(with = "duration_text")]
+    pub check_every: Duration,
+}
+
+impl Default for Escalation {
+    fn default() -> Self {
+        Escalation {
+            interval: Duration::from_secs(24 * 3600),
+            check_every: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How compliance reports and ledgers count time and flag check-ins.
@@ -245,6 +270,7 @@ impl Default for Config {
             photos: Photos::default(),
             health: Health::default(),
             reports: Reports::default(),
+            escalation: Escalation::default(),
         }
     }
 }
@@ -373,6 +399,14 @@ impl Config {
                 "reports.max_speed_kmh = {} must be above 0",
                 self.reports.max_speed_kmh
             )));
+        }
+        if self.escalation.interval < Duration::from_secs(1)
+            || self.escalation.check_every < Duration::from_millis(100)
+        {
+            return Err(ConfigError::Invalid(
+                "escalation.interval must be at least 1s and escalation.check_every at least 100ms"
+                    .into(),
+            ));
         }
         let h = &self.health;
         if h.sample_every < Duration::from_secs(1) {

@@ -437,6 +437,14 @@ impl Store for FaultyStore {
         self.gate("hazard_counts")?;
         self.inner.hazard_counts(now_ms).await
     }
+    async fn escalate_overdue(
+        &self,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> Result<Escalated, StoreError> {
+        self.gate("escalate_overdue")?;
+        self.inner.escalate_overdue(now_ms, interval_ms).await
+    }
 }
 
 #[cfg(test)]

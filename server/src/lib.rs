@@ -224,7 +224,15 @@ impl Server {
             std::time::Duration::from_millis(250),
         ));
         let sampler = tokio::spawn(sample_fleet(shared.clone()));
-        let mut tasks = vec![admin_task, accept_task, revocations, expiry, sampler];
+        let escalator = tokio::spawn(escalate_overdue(shared.clone()));
+        let mut tasks = vec![
+            admin_task,
+            accept_task,
+            revocations,
+            expiry,
+            sampler,
+            escalator,
+        ];
         if let Some(cluster) = cluster {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(cluster.listen(
@@ -314,6 +322,39 @@ impl Server {
 }
 
 /// Samples the fleet for the dashboard's chart every `health.sample_every`.
+/// Escalates overdue hazards every `escalation.check_every` (first after one period, so a
+/// starting node does no store work before it serves), and wakes the devices it escalates to,
+/// on this node and, through the cluster, on the others.
+async fn escalate_overdue(shared: Arc<transport::Shared>) {
+    let every = shared.config.escalation.check_every;
+    let interval_ms =
+        i64::try_from(shared.config.escalation.interval.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match shared.store.escalate_overdue(now_ms(), interval_ms).await {
+            Ok(done) if !done.escalations.is_empty() => {
+                for e in &done.escalations {
+                    tracing::info!(hazard = %e.hazard, level = e.level, to_cell = %e.to_cell, "hazard overdue: escalated");
+                }
+                transport::notify_in_scope(&shared, None, Some(&done.paths), done.cursor);
+                if let Some(cluster) = &shared.cluster {
+                    cluster.publish(
+                        patrolsync_proto::DeviceId(uuid::Uuid::nil()),
+                        &done.paths,
+                        done.cursor,
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "escalating overdue hazards failed; trying again next period")
+            }
+        }
+    }
+}
+
 async fn sample_fleet(shared: Arc<transport::Shared>) {
     let every = shared.config.health.sample_every;
     let mut tick = tokio::time::interval(every);

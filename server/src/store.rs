@@ -914,4 +914,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hazard counts by cell and status.
     async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError>;
+
+    /// Escalates open hazards past their deadline at `now_ms`: each gets level 1 (the parent
+    /// cell) once overdue and one more level per `interval_ms`, capped at the top cell, each
+    /// level exactly once per deadline (whichever node gets there first). A hazard whose fix
+    /// awaits verification (`rectified`) is not escalated. The new escalations go into the
+    /// change log for the devices covering the cell escalated to.
+    async fn escalate_overdue(
+        &self,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> Result<Escalated, StoreError>;
+}
+
+/// What one escalation run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Escalated {
+    /// The new escalations.
+    pub escalations: Vec<Escalation>,
+    /// Paths of the cells escalated to (for Notify).
+    pub paths: Vec<String>,
+    /// The change-log position after them (0 when none).
+    pub cursor: u64,
+}
+
+/// One level of an overdue hazard's escalation.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Escalation {
+    /// The hazard.
+    pub hazard: String,
+    /// 1 for the parent cell, 2 for the one above, …
+    pub level: u32,
+    /// The cell escalated to.
+    pub to_cell: String,
+    /// The deadline it is overdue against, ms.
+    pub deadline_ms: i64,
+    /// When, ms.
+    pub escalated_at_ms: i64,
 }

@@ -325,7 +325,12 @@ async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_suc
                     sql.with_faults(fault_points.clone()),
                 )));
                 // Background readers (revocation watch, fleet sampler) call on their own clock.
-                faulty.ignore(&["revoked_since", "stats", "device_statuses"]);
+                faulty.ignore(&[
+                    "revoked_since",
+                    "stats",
+                    "device_statuses",
+                    "escalate_overdue",
+                ]);
                 wrapper = Some(faulty.clone());
                 faulty
             },

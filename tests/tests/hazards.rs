@@ -614,3 +614,108 @@ async fn nearby_reports_are_linked_and_a_merge_keeps_all_evidence() -> anyhow::R
     }
     Ok(())
 }
+
+/// An overdue hazard escalates up the tree by itself, and the managers it escalates to learn it
+/// through Notify alone (their engines never poll): the compound's manager sees the levels
+/// within the compound's community, the street's manager every level up to the top, and the
+/// patroller in the building none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_hazards_escalate_to_the_managers_above_through_notify() -> anyhow::Result<()> {
+    use patrolsync_sdk::{EngineOptions, SyncEvent};
+    use std::time::{Duration, Instant};
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start_with(db, |c| {
+            c.escalation.interval = Duration::from_secs(1);
+            c.escalation.check_every = Duration::from_millis(100);
+        })
+        .await?;
+        let patroller = h.device("p", "alice", &["S1-C1-K1-B1"]).await?;
+        let community = h
+            .device_as("mc", "chen", Role::GridManager, &["S1-C1"])
+            .await?;
+        let street = h.device_as("ms", "bob", Role::GridManager, &["S1"]).await?;
+        let mut engines = Vec::new();
+        for d in [&community, &street] {
+            let engine = d.start_engine(EngineOptions {
+                interval: Duration::from_secs(3600),
+                ..EngineOptions::default()
+            });
+            let mut events = engine.subscribe();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+                    SyncEvent::Finished(_) => break,
+                    SyncEvent::Failed { error, .. } => anyhow::bail!("{backend}: {error}"),
+                    _ => {}
+                }
+            }
+            engines.push((engine, events));
+        }
+
+        // Already past its deadline when reported in building S1-C1-K1-B1.
+        let id = patroller
+            .report_hazard(NewHazard {
+                deadline_ms: Some(patrolsync_server::now_ms() - 10),
+                ..lane("S1-C1-K1-B1")
+            })
+            .await?;
+        patroller.sync().await?;
+
+        let levels = |d: &Client| {
+            let d = d.clone();
+            async move {
+                Ok::<_, anyhow::Error>(
+                    d.hazard(id)
+                        .await?
+                        .map(|v| {
+                            v.escalations
+                                .iter()
+                                .map(|e| (e.level, e.to_cell.clone()))
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default(),
+                )
+            }
+        };
+        let want_street: Vec<(u32, String)> = [(1, "S1-C1-K1"), (2, "S1-C1"), (3, "S1")]
+            .map(|(l, c)| (l, c.to_owned()))
+            .to_vec();
+        for ((_, events), (device, want)) in engines
+            .iter_mut()
+            .zip([(&community, &want_street[..2]), (&street, &want_street[..])])
+        {
+            let until = Instant::now() + Duration::from_secs(15);
+            let mut notified = false;
+            while levels(device).await? != want {
+                let left = until.saturating_duration_since(Instant::now());
+                anyhow::ensure!(
+                    !left.is_zero(),
+                    "{backend}: escalations seen {:?}, want {want:?} (notified: {notified})",
+                    levels(device).await?
+                );
+                if let Ok(Ok(SyncEvent::Notified { .. })) =
+                    tokio::time::timeout(left, events.recv()).await
+                {
+                    notified = true;
+                }
+            }
+            while let Ok(e) = events.try_recv() {
+                notified |= matches!(e, SyncEvent::Notified { .. });
+            }
+            assert!(notified, "{backend}: it came through Notify");
+        }
+        // Stopped at the top: three levels in the store, each once; nothing for the building.
+        let store = patrolsync_server::open_sql_store(&h.config).await?;
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hazard_escalations")
+            .fetch_one(store.pool())
+            .await?;
+        assert_eq!(rows, 3, "{backend}");
+        patroller.sync().await?;
+        assert!(levels(&patroller).await?.is_empty(), "{backend}");
+        for (engine, _) in engines {
+            engine.stop().await;
+        }
+        h.finish().await;
+    }
+    Ok(())
+}

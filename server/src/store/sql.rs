@@ -2415,4 +2415,90 @@ impl Store for SqlStore {
         })
         .collect()
     }
+
+    async fn escalate_overdue(
+        &self,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> Result<Escalated, StoreError> {
+        let interval_ms = interval_ms.max(1);
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT h.id, h.deadline_ms, gc.path, \
+             (SELECT MAX(e.level) FROM hazard_escalations e \
+              WHERE e.hazard_id = h.id AND e.deadline_ms = h.deadline_ms) \
+             FROM hazards h JOIN grid_cells gc ON gc.id = h.cell_id \
+             WHERE h.deadline_ms IS NOT NULL AND h.deadline_ms < $1 \
+             AND h.status IN ('reported', 'rectifying', 'transferred', 'agency_handling')",
+        )
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Escalated::default();
+        let mut changes = Vec::new();
+        for r in &rows {
+            let id: Vec<u8> = r.try_get(0)?;
+            let deadline: i64 = r.try_get(1)?;
+            let path: String = r.try_get(2)?;
+            let have = r.try_get::<Option<i64>, _>(3)?.unwrap_or(0).max(0) as usize;
+            // Ancestors, nearest first, with their paths: /S1/S1-C1/S1-C1-K1/ → S1-C1, S1.
+            let codes: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+            let ancestors: Vec<(&str, String)> = (1..codes.len())
+                .rev()
+                .map(|n| (codes[n - 1], format!("/{}/", codes[..n].join("/"))))
+                .collect();
+            let due = (1 + (now_ms - deadline) / interval_ms).clamp(0, ancestors.len() as i64);
+            for level in have + 1..=due as usize {
+                let (to_cell, to_path) = &ancestors[level - 1];
+                let inserted = sqlx::query(
+                    "INSERT INTO hazard_escalations (hazard_id, deadline_ms, level, to_cell, escalated_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(id.clone())
+                .bind(deadline)
+                .bind(level as i64)
+                .bind(*to_cell)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    continue;
+                }
+                let record = patrolsync_proto::wire::HazardEscalation {
+                    hazard_id: id.clone(),
+                    level: level as u32,
+                    to_cell: (*to_cell).to_owned(),
+                    deadline_ms: deadline,
+                    escalated_at_ms: now_ms,
+                };
+                let hazard = HazardId::from_slice(&id)
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                changes.push(PendingChange {
+                    cell_path: to_path.clone(),
+                    kind: "hazard_escalation",
+                    entity_key: format!("escalation:{hazard}:{deadline}:{level}"),
+                    payload: prost::Message::encode_to_vec(&record),
+                    device: String::new(),
+                    role: Role::Admin.as_str().to_owned(),
+                    hlc: Hlc::default(),
+                    supersedes: false,
+                    agency: None,
+                    replay: false,
+                });
+                out.paths.push(to_path.clone());
+                out.escalations.push(Escalation {
+                    hazard,
+                    level: level as u32,
+                    to_cell: (*to_cell).to_owned(),
+                    deadline_ms: deadline,
+                    escalated_at_ms: now_ms,
+                });
+            }
+        }
+        out.cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 }
