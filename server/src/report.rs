@@ -435,8 +435,12 @@ pub async fn compliance(
             let (start, end) = cal.slot(cadence, day);
             day = end;
             let (start_ms, end_ms) = (cal.start_ms(start), cal.start_ms(end));
-            // Not begun, or the checkpoint was retired before the slot began.
-            if start_ms > now_ms || cp.retired_at_ms.is_some_and(|r| r <= start_ms) {
+            // Not begun, the checkpoint was retired before the slot began, or it was created
+            // after the slot ended.
+            if start_ms > now_ms
+                || cp.retired_at_ms.is_some_and(|r| r <= start_ms)
+                || cp.created_at_ms.is_some_and(|c| c >= end_ms)
+            {
                 continue;
             }
             match answers.get(&(cp.code.as_str(), start)) {

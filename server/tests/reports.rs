@@ -100,6 +100,11 @@ async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
     sqlx::query("UPDATE checkpoints SET cadence = 'weekly' WHERE code = 'X'")
         .execute(store.pool())
         .await?;
+    // The grid was there long before the period.
+    sqlx::query("UPDATE checkpoints SET created_at = $1")
+        .bind(local(2026, 9, 1, 0, 0))
+        .execute(store.pool())
+        .await?;
 
     let now = local(2026, 11, 20, 12, 0);
     let anna = enroll_device(
@@ -294,6 +299,33 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
         assert_eq!(
             (r.rows[0].cell.as_str(), r.rows[0].depth, &r.rows[0].counts),
             ("S9-C1-K1", 0, &counts(72, 3, &[("locked", 1)], 1, 67, 0)),
+            "{}",
+            db.backend
+        );
+
+        // A daily checkpoint added at 10:00 on 29 October owes 29, 30 and 31 October only.
+        f.store
+            .upsert_grid(
+                &[],
+                &[NewCheckpoint {
+                    code: "N".into(),
+                    cell: "S9-C1-K1-B1".into(),
+                    name: "new extinguisher station".into(),
+                    tag_uid: None,
+                    position: Some(AT),
+                    radius_m: 30.0,
+                    cadence: None,
+                }],
+            )
+            .await?;
+        sqlx::query("UPDATE checkpoints SET created_at = $1 WHERE code = 'N'")
+            .bind(local(2026, 10, 29, 10, 0))
+            .execute(f.store.pool())
+            .await?;
+        let r = report::compliance(&f.store, &cal, &rules, &october, Some("S9-C1-K1"), now).await?;
+        assert_eq!(
+            &r.rows[0].counts,
+            &counts(75, 3, &[("locked", 1)], 1, 70, 0),
             "{}",
             db.backend
         );

@@ -3,4 +3,7 @@
 -- boundary (GeoJSON geometry text).
 ALTER TABLE checkpoints ADD COLUMN cadence TEXT;
 ALTER TABLE grid_cells ADD COLUMN boundary TEXT;
+-- When a checkpoint was first created (NULL: before this column existed): compliance does not
+-- count slots that ended before it.
+ALTER TABLE checkpoints ADD COLUMN created_at INTEGER;
 CREATE INDEX check_ins_cell_time ON check_ins(cell_id, device_time_ms);

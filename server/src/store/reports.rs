@@ -41,6 +41,8 @@ pub struct ReportCheckpoint {
     pub cadence: Option<String>,
     /// When it was retired, if it was.
     pub retired_at_ms: Option<i64>,
+    /// When it was created, if known.
+    pub created_at_ms: Option<i64>,
 }
 
 /// A check-in as ledgers and anomaly rules read it.
@@ -168,7 +170,7 @@ impl SqlStore {
         let prefix = self.subtree(cell).await?;
         sqlx::query(
             "SELECT cp.code, gc.code, gc.path, gc.level, cp.latitude, cp.longitude, cp.radius_m, \
-             cp.cadence, cp.retired_at FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
+             cp.cadence, cp.retired_at, cp.created_at FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
              WHERE substr(gc.path, 1, length($1)) = $1 ORDER BY cp.code",
         )
         .bind(prefix)
@@ -184,6 +186,7 @@ impl SqlStore {
                 place: place(r.try_get(4)?, r.try_get(5)?, r.try_get(6)?),
                 cadence: r.try_get(7)?,
                 retired_at_ms: r.try_get(8)?,
+                created_at_ms: r.try_get(9)?,
             })
         })
         .collect()

@@ -1439,8 +1439,8 @@ impl Store for SqlStore {
                 })?;
             let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
             let n = sqlx::query(
-                "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m, cadence) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
+                "INSERT INTO checkpoints (code, cell_id, name, tag_uid, latitude, longitude, radius_m, cadence, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (code) DO UPDATE SET cell_id = excluded.cell_id, \
                  name = excluded.name, tag_uid = excluded.tag_uid, latitude = excluded.latitude, \
                  longitude = excluded.longitude, radius_m = excluded.radius_m, cadence = excluded.cadence \
                  WHERE checkpoints.cell_id <> excluded.cell_id OR checkpoints.name <> excluded.name \
@@ -1458,6 +1458,7 @@ impl Store for SqlStore {
             .bind(cp.position.map(|p| p.1))
             .bind(cp.radius_m)
             .bind(cp.cadence.clone())
+            .bind(crate::now_ms())
             .execute(&mut *tx)
             .await?
             .rows_affected();
