@@ -301,6 +301,27 @@ enum ImportCommand {
 /// Reports.
 #[derive(Debug, Subcommand)]
 enum ReportCommand {
+    /// Performance evaluation (考评): per cell (its subtree) or per person (`--by person`):
+    /// compliance, check-ins and flagged ones, hazards found, closed on time, closed late,
+    /// overdue, transferred.
+    Evaluation {
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// `cell` or `person`.
+        #[arg(long, default_value = "cell", value_parser = ["cell", "person"])]
+        by: String,
+        /// `table`, `csv`, `xlsx` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
+        format: String,
+        /// Output file (required for xlsx; others go to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Cadence compliance: per cell and its subtree, the checkpoint slots due in the period,
     /// inspected, could not inspect (by reason), flagged (anomalies; not counted as inspected),
     /// missed, still open, and the rate inspected / due.
@@ -400,6 +421,41 @@ async fn shutdown_signal() {
 
 fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// The report calendar and anomaly rules of `config`.
+fn calendar(
+    config: &Config,
+) -> anyhow::Result<(
+    crate::report::Calendar,
+    patrolsync_proto::anomaly::AnomalyRules,
+)> {
+    let cal = crate::report::Calendar::from_config(&config.reports).map_err(anyhow::Error::msg)?;
+    Ok((cal, config.reports.anomaly_rules()))
+}
+
+/// Writes a report as `format`: `table` (the text), `json`, or `csv`/`xlsx` of `table`; to
+/// `output` or stdout.
+fn emit_report(
+    text: &str,
+    json: &impl serde::Serialize,
+    table: &crate::report::Table,
+    format: &str,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let text = match format {
+        "table" => Some(text.to_owned()),
+        "json" => Some(serde_json::to_string_pretty(json)? + "\n"),
+        _ => None,
+    };
+    match (text, output) {
+        (Some(t), None) => print!("{t}"),
+        (Some(t), Some(p)) => {
+            std::fs::write(&p, t).with_context(|| format!("write {}", p.display()))?
+        }
+        (None, out) => crate::report::write(table, format, out.as_deref())?,
+    }
     Ok(())
 }
 
@@ -524,9 +580,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     output,
                 },
         } => {
-            let cal = crate::report::Calendar::from_config(&config.reports)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            let rules = config.reports.anomaly_rules();
+            let (cal, rules) = calendar(&config)?;
             let report = crate::report::compliance(
                 &sql,
                 &cal,
@@ -536,18 +590,39 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 crate::now_ms(),
             )
             .await?;
-            let text = match format.as_str() {
-                "table" => Some(report.text()),
-                "json" => Some(serde_json::to_string_pretty(&report)? + "\n"),
-                _ => None,
-            };
-            match (text, output) {
-                (Some(t), None) => print!("{t}"),
-                (Some(t), Some(p)) => {
-                    std::fs::write(&p, t).with_context(|| format!("write {}", p.display()))?
-                }
-                (None, out) => crate::report::write(&report.table(), &format, out.as_deref())?,
-            }
+            emit_report(&report.text(), &report, &report.table(), &format, output)?;
+        }
+        AdminCommand::Report {
+            report:
+                ReportCommand::Evaluation {
+                    period,
+                    cell,
+                    by,
+                    format,
+                    output,
+                },
+        } => {
+            let (cal, rules) = calendar(&config)?;
+            let report = crate::report::evaluation(
+                &sql,
+                &cal,
+                &rules,
+                &period,
+                cell.as_deref(),
+                by == "person",
+                crate::now_ms(),
+            )
+            .await?;
+            let table = report.table();
+            let text = format!(
+                "evaluation by {} {} ({}), generated {}\n{}",
+                report.by,
+                report.period.label,
+                report.time_zone,
+                report.generated_at,
+                table.text()
+            );
+            emit_report(&text, &report, &table, &format, output)?;
         }
         AdminCommand::Export {
             ledger,
@@ -556,9 +631,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             format,
             output,
         } => {
-            let cal = crate::report::Calendar::from_config(&config.reports)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            let rules = config.reports.anomaly_rules();
+            let (cal, rules) = calendar(&config)?;
             let table = crate::report::ledger(
                 &sql,
                 &cal,

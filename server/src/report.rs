@@ -650,6 +650,60 @@ pub struct Table {
 }
 
 impl Table {
+    /// As aligned text for a terminal: text left, numbers right.
+    pub fn text(&self) -> String {
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| match v {
+                        Value::Num(x) => format!("{:.1}%", x * 100.0),
+                        Value::Empty => "-".into(),
+                        v => v.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                    .chain([self.columns[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |values: &mut dyn Iterator<Item = (usize, &str, bool)>| {
+            let mut out = String::new();
+            for (i, v, left) in values {
+                let pad = widths[i].saturating_sub(v.chars().count());
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                if left {
+                    out.push_str(v);
+                    out.push_str(&" ".repeat(pad));
+                } else {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(v);
+                }
+            }
+            out.trim_end().to_owned() + "\n"
+        };
+        let mut out = line(&mut self.columns.iter().enumerate().map(|(i, c)| (i, *c, true)));
+        for (row, text) in self.rows.iter().zip(&cells) {
+            out += &line(
+                &mut text
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (i, t.as_str(), matches!(row.get(i), Some(Value::Text(_))))),
+            );
+        }
+        out
+    }
+
     /// Writes the header and rows as CSV.
     pub fn write_csv(&self, w: impl std::io::Write) -> Result<(), csv::Error> {
         let mut out = csv::Writer::from_writer(w);
@@ -698,6 +752,325 @@ impl Table {
             about.write_string(r as u32, 1, v)?;
         }
         book.save(path)
+    }
+}
+
+/// What a cell or a person is judged by (考评) over a period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Tally {
+    /// Compliance slots due (for a person: in the cells they are assigned).
+    pub due: u64,
+    /// Of which inspected without a flag.
+    pub inspected: u64,
+    /// inspected / due.
+    pub compliance: Option<f64>,
+    /// Check-ins made in the period.
+    pub check_ins: u64,
+    /// Of which flagged.
+    pub flagged_check_ins: u64,
+    /// Hazards reported in the period.
+    pub hazards_found: u64,
+    /// Hazards closed in the period by their deadline (or with none).
+    pub closed_on_time: u64,
+    /// Hazards closed in the period after their deadline.
+    pub closed_late: u64,
+    /// Hazards open now whose deadline passed before the period's end.
+    pub overdue: u64,
+    /// Transfers to an agency in the period.
+    pub transferred: u64,
+}
+
+/// One row of the evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvaluationRow {
+    /// Cell code or user name.
+    pub subject: String,
+    /// Cell name, or the person's role.
+    pub name: String,
+    /// Depth below the report's root (cells; 0 for people).
+    pub depth: usize,
+    /// The figures.
+    #[serde(flatten)]
+    pub tally: Tally,
+}
+
+/// The performance evaluation: per cell (its subtree) or per person.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    /// The period.
+    pub period: Period,
+    /// `cell` or `person`.
+    pub by: String,
+    /// The time zone.
+    pub time_zone: String,
+    /// The root cell, if one was asked for.
+    pub cell: Option<String>,
+    /// When it was computed (local time).
+    pub generated_at: String,
+    /// Rows: cells in path order, or people by name.
+    pub rows: Vec<EvaluationRow>,
+}
+
+/// Evaluates the cells under `cell` (`by_person` false: each row its subtree) or the people
+/// assigned there (`by_person` true: compliance of their cells, their own check-ins, hazards
+/// they reported, closed, transferred, and overdue ones in their cells).
+pub async fn evaluation(
+    store: &SqlStore,
+    cal: &Calendar,
+    rules: &AnomalyRules,
+    period: &Period,
+    cell: Option<&str>,
+    by_person: bool,
+    now_ms: i64,
+) -> Result<Evaluation, StoreError> {
+    let compliance = compliance(store, cal, rules, period, cell, now_ms).await?;
+    let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
+    let check_ins = store
+        .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms)
+        .await?;
+    let flags = flag_all(rules, &check_ins);
+    let hazards = store.report_hazards(cell, from_ms, to_ms).await?;
+    let people = if by_person {
+        store.report_people(cell).await?
+    } else {
+        Vec::new()
+    };
+    // Whose tally a fact goes to: the cells on a path (by cell), or a person's name and the
+    // people whose cells cover a path (by person).
+    let cells_of = |path: &str| -> Vec<String> {
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let covering = |path: &str| -> Vec<String> {
+        people
+            .iter()
+            .filter(|p| p.cells.iter().any(|(_, cp)| path.starts_with(cp.as_str())))
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    let mut tallies: HashMap<String, Tally> = HashMap::new();
+    let mut add = |keys: Vec<String>, f: &dyn Fn(&mut Tally)| {
+        for k in keys {
+            f(tallies.entry(k).or_default());
+        }
+    };
+    for (c, f) in check_ins.iter().zip(&flags) {
+        if !c.in_scope || c.device_time_ms < from_ms {
+            continue;
+        }
+        let flagged = !f.is_empty();
+        // By cell, on its own cell for now; rolled up the tree below.
+        let keys = if by_person {
+            vec![c.user.clone()]
+        } else {
+            vec![c.cell.clone()]
+        };
+        add(keys, &|t| {
+            t.check_ins += 1;
+            t.flagged_check_ins += u64::from(flagged);
+        });
+    }
+    for h in &hazards {
+        let state = fold(h.id, &ops(h));
+        let Some((report, _)) = &state.report else {
+            continue;
+        };
+        let applied: Vec<_> = state
+            .history
+            .iter()
+            .filter(|e| e.conflict.is_none())
+            .collect();
+        let deadline = state.deadline_ms.value;
+        let at = |e: &&patrolsync_proto::hazard::HistoryEntry| e.stamp.hlc.wall_ms as i64;
+        let in_period = |t: i64| (from_ms..to_ms).contains(&t);
+        let closing = (state.status == Status::Closed)
+            .then(|| applied.iter().rev().find(|e| e.to == Status::Closed))
+            .flatten()
+            .filter(|e| in_period(at(e)));
+        let overdue = state.status.is_open() && deadline.is_some_and(|d| d < now_ms.min(to_ms));
+        let here = if by_person {
+            covering(&h.path)
+        } else {
+            cells_of(&h.path)
+        };
+        let found = in_period(report.device_time_ms);
+        let reporter = if by_person {
+            vec![h.reporter.clone()]
+        } else {
+            here.clone()
+        };
+        if found {
+            add(reporter, &|t| t.hazards_found += 1);
+        }
+        if overdue {
+            add(here.clone(), &|t| t.overdue += 1);
+        }
+        if let Some(e) = closing {
+            let on_time = deadline.is_none_or(|d| at(e) <= d);
+            let who = if by_person {
+                vec![actor_of(h, e.event)]
+            } else {
+                here.clone()
+            };
+            add(who, &|t| {
+                if on_time {
+                    t.closed_on_time += 1;
+                } else {
+                    t.closed_late += 1;
+                }
+            });
+        }
+        for t in applied
+            .iter()
+            .filter(|e| e.kind == EventKind::Transfer && in_period(at(e)))
+        {
+            let who = if by_person {
+                vec![actor_of(h, t.event)]
+            } else {
+                here.clone()
+            };
+            add(who, &|t| t.transferred += 1);
+        }
+    }
+
+    let rows = if by_person {
+        people
+            .iter()
+            .map(|p| {
+                let mut t = tallies.remove(&p.name).unwrap_or_default();
+                // Compliance over the top-most of their cells (a cell under another of theirs
+                // is already in its subtree).
+                for (code, path) in &p.cells {
+                    let nested = p
+                        .cells
+                        .iter()
+                        .any(|(_, other)| other != path && path.starts_with(other.as_str()));
+                    if nested {
+                        continue;
+                    }
+                    if let Some(r) = compliance.rows.iter().find(|r| &r.cell == code) {
+                        t.due += r.counts.due;
+                        t.inspected += r.counts.inspected;
+                    }
+                }
+                t.compliance = (t.due > 0).then(|| t.inspected as f64 / t.due as f64);
+                EvaluationRow {
+                    subject: p.name.clone(),
+                    name: p.role.clone(),
+                    depth: 0,
+                    tally: t,
+                }
+            })
+            .collect()
+    } else {
+        // Check-ins were tallied on their own cell: roll them up the tree like the rest.
+        let own: HashMap<String, (u64, u64)> = tallies
+            .iter()
+            .map(|(k, t)| (k.clone(), (t.check_ins, t.flagged_check_ins)))
+            .collect();
+        let mut rolled: HashMap<&str, (u64, u64)> = HashMap::new();
+        let paths = store.report_cells(cell).await?;
+        for c in &paths {
+            if let Some((n, f)) = own.get(&c.code) {
+                for code in c.path.split('/').filter(|s| !s.is_empty()) {
+                    let e = rolled.entry(code).or_default();
+                    e.0 += n;
+                    e.1 += f;
+                }
+            }
+        }
+        compliance
+            .rows
+            .iter()
+            .map(|r| {
+                let mut t = tallies.get(&r.cell).cloned().unwrap_or_default();
+                (t.check_ins, t.flagged_check_ins) =
+                    rolled.get(r.cell.as_str()).copied().unwrap_or_default();
+                t.due = r.counts.due;
+                t.inspected = r.counts.inspected;
+                t.compliance = r.rate;
+                EvaluationRow {
+                    subject: r.cell.clone(),
+                    name: r.name.clone(),
+                    depth: r.depth,
+                    tally: t,
+                }
+            })
+            .collect()
+    };
+    Ok(Evaluation {
+        period: period.clone(),
+        by: if by_person { "person" } else { "cell" }.into(),
+        time_zone: cal.zone().to_owned(),
+        cell: cell.map(str::to_owned),
+        generated_at: cal.local(now_ms),
+        rows,
+    })
+}
+
+impl Evaluation {
+    /// As a table for CSV, XLSX and the terminal.
+    pub fn table(&self) -> Table {
+        let columns = vec![
+            if self.by == "person" {
+                "person"
+            } else {
+                "cell"
+            },
+            if self.by == "person" { "role" } else { "name" },
+            "due",
+            "inspected",
+            "compliance",
+            "check_ins",
+            "flagged_check_ins",
+            "hazards_found",
+            "closed_on_time",
+            "closed_late",
+            "overdue",
+            "transferred",
+        ];
+        let int = |v: u64| Value::Int(v as i64);
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                let t = &r.tally;
+                vec![
+                    Value::Text(format!("{}{}", "  ".repeat(r.depth), r.subject)),
+                    Value::Text(r.name.clone()),
+                    int(t.due),
+                    int(t.inspected),
+                    t.compliance.map_or(Value::Empty, Value::Num),
+                    int(t.check_ins),
+                    int(t.flagged_check_ins),
+                    int(t.hazards_found),
+                    int(t.closed_on_time),
+                    int(t.closed_late),
+                    int(t.overdue),
+                    int(t.transferred),
+                ]
+            })
+            .collect();
+        Table {
+            title: "evaluation".into(),
+            columns,
+            rows,
+            about: vec![
+                (
+                    "report".into(),
+                    format!("performance evaluation by {}", self.by),
+                ),
+                ("period".into(), self.period.label.clone()),
+                (
+                    "cell".into(),
+                    self.cell.clone().unwrap_or_else(|| "(all)".into()),
+                ),
+                ("time zone".into(), self.time_zone.clone()),
+                ("generated at".into(), self.generated_at.clone()),
+            ],
+        }
     }
 }
 

@@ -290,6 +290,57 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
         );
         assert_eq!(r.rows[2].rate, Some(0.5));
 
+        // The evaluation over the same days. By person: anna's 9 check-ins there (the mock fix
+        // and the 1 km miss flagged), bo's 2 (the double tap flagged); both are assigned S9, so
+        // both answer for its compliance.
+        let e = report::evaluation(&f.store, &cal, &rules, &period, None, true, now).await?;
+        let people: Vec<_> = e
+            .rows
+            .iter()
+            .map(|r| {
+                let t = &r.tally;
+                (
+                    r.subject.as_str(),
+                    t.check_ins,
+                    t.flagged_check_ins,
+                    t.due,
+                    t.inspected,
+                )
+            })
+            .collect();
+        assert_eq!(
+            people,
+            [("anna", 9, 2, 13, 7), ("bo", 2, 1, 13, 7)],
+            "{}",
+            db.backend
+        );
+        // By cell: the same check-ins rolled up the tree (W's is in the compound, not the
+        // building), with each cell's compliance.
+        let e = report::evaluation(&f.store, &cal, &rules, &period, None, false, now).await?;
+        let cells: Vec<_> = e
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.subject.as_str(),
+                    r.tally.check_ins,
+                    r.tally.flagged_check_ins,
+                    r.tally.compliance,
+                )
+            })
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                ("S9", 11, 3, Some(7.0 / 13.0)),
+                ("S9-C1", 11, 3, Some(7.0 / 13.0)),
+                ("S9-C1-K1", 11, 3, Some(0.5)),
+                ("S9-C1-K1-B1", 10, 3, Some(0.4)),
+            ],
+            "{}",
+            db.backend
+        );
+
         // October for the compound: the week 26 Oct–1 Nov straddles the month and is answered
         // by W's visit on 1 Nov. W: 5 weeks, 1 inspected. X: 5 weeks, 1 flagged. D1: 31 days,
         // 1 inspected (30 Oct). D2: 31 days, 1 inspected (31 Oct), 1 locked.
@@ -442,6 +493,43 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         let text = String::from_utf8(table.stdout)?;
         assert!(
             text.contains("S9-C1-K1-B1") && text.contains("4.2%"),
+            "{text}"
+        );
+
+        let out = run(&[
+            "report",
+            "evaluation",
+            "--period",
+            "2026-10-30..2026-11-02",
+            "--by",
+            "person",
+        ])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout)?;
+        let anna = text
+            .lines()
+            .find(|l| l.starts_with("anna"))
+            .unwrap_or_default();
+        assert_eq!(
+            anna.split_whitespace().collect::<Vec<_>>(),
+            [
+                "anna",
+                "patroller",
+                "13",
+                "7",
+                "53.8%",
+                "9",
+                "2",
+                "0",
+                "0",
+                "0",
+                "0",
+                "0"
+            ],
             "{text}"
         );
 

@@ -515,6 +515,36 @@ async fn ledgers_show_the_closed_loop(
         patrolsync_tests::hex(&head),
         "{backend}"
     );
+
+    // The evaluation: the street found one, closed it on time, transferred it once; by person,
+    // alice found it and bob transferred and closed it.
+    let e = report::evaluation(&store, &cal, &rules, &period, Some("S1"), false, now).await?;
+    let s1 = &e.rows[0].tally;
+    assert_eq!(e.rows[0].subject, "S1");
+    assert_eq!(
+        (
+            s1.hazards_found,
+            s1.closed_on_time,
+            s1.closed_late,
+            s1.overdue,
+            s1.transferred
+        ),
+        (1, 1, 0, 0, 1),
+        "{backend}"
+    );
+    let e = report::evaluation(&store, &cal, &rules, &period, Some("S1"), true, now).await?;
+    let person = |name: &str| {
+        e.rows
+            .iter()
+            .find(|r| r.subject == name)
+            .map(|r| {
+                let t = &r.tally;
+                (t.hazards_found, t.closed_on_time, t.transferred)
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(person("alice"), (1, 0, 0), "{backend}");
+    assert_eq!(person("bob"), (0, 1, 1), "{backend}");
     Ok(())
 }
 

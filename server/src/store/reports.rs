@@ -100,6 +100,8 @@ pub struct LedgerHazard {
     pub id: HazardId,
     /// Cell code.
     pub cell: String,
+    /// The cell's path.
+    pub path: String,
     /// Reporter's name.
     pub reporter: String,
     /// Report time (device), ms.
@@ -275,7 +277,7 @@ impl SqlStore {
         let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
             "SELECT h.id, gc.code, u.name, h.reported_at_ms, l.kind, l.payload, l.hlc_wall_ms, \
-             l.hlc_logical, l.device_id, l.role, l.hash, lu.name \
+             l.hlc_logical, l.device_id, l.role, l.hash, lu.name, gc.path \
              FROM grid_cells gc JOIN hazards h ON h.cell_id = gc.id JOIN users u ON u.id = h.user_id \
              JOIN hazard_log l ON l.hazard_id = h.id JOIN users lu ON lu.id = l.user_id \
              WHERE substr(gc.path, 1, length($1)) = $1 AND h.reported_at_ms < $3 \
@@ -321,9 +323,50 @@ impl SqlStore {
                 _ => out.push(LedgerHazard {
                     id,
                     cell: r.try_get(1)?,
+                    path: r.try_get(12)?,
                     reporter: r.try_get(2)?,
                     reported_at_ms: r.try_get(3)?,
                     log: vec![entry],
+                }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A person with cells under the report's root, for the evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportPerson {
+    /// User name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Assigned cells under the root: code and path.
+    pub cells: Vec<(String, String)>,
+}
+
+impl SqlStore {
+    /// People assigned to cells under `cell`, by name.
+    pub async fn report_people(&self, cell: Option<&str>) -> Result<Vec<ReportPerson>, StoreError> {
+        let prefix = self.subtree(cell).await?;
+        let rows = sqlx::query(
+            "SELECT u.name, u.role, c.code, c.path FROM users u \
+             JOIN assignments a ON a.user_id = u.id JOIN grid_cells c ON c.id = a.cell_id \
+             WHERE substr(c.path, 1, length($1)) = $1 ORDER BY u.name, c.path",
+        )
+        .bind(prefix)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: Vec<ReportPerson> = Vec::new();
+        for r in &rows {
+            let name: String = r.try_get(0)?;
+            let cell = (r.try_get(2)?, r.try_get(3)?);
+            match out.last_mut() {
+                Some(p) if p.name == name => p.cells.push(cell),
+                _ => out.push(ReportPerson {
+                    name,
+                    role: r.try_get(1)?,
+                    cells: vec![cell],
                 }),
             }
         }
