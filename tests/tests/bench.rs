@@ -117,3 +117,59 @@ fn short_soak_converges_on_postgres() -> anyhow::Result<()> {
     }
     short_soak("postgres")
 }
+
+/// `patrolsync-bench reports --size small`: the month is loaded, every figure of the report
+/// adds up against the load, and every timing has its baseline. (The city-sized run is the
+/// benchmark's; see README.)
+fn small_reports(backend: &str) -> anyhow::Result<()> {
+    let out = tempfile::tempdir()?;
+    let run = Command::new(BENCH)
+        .args(["--backend", backend, "--out"])
+        .arg(out.path())
+        .args(["reports", "--size", "small", "--coverage", "0.5"])
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "patrolsync-bench reports --backend {backend} failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        out.path().join(format!("reports-{backend}-small.json")),
+    )?)?;
+    let loaded = r["load"]["check_ins"].as_u64().expect("loaded");
+    assert!(loaded > 0);
+    assert_eq!(r["month_check_ins"].as_u64(), Some(loaded), "{r}");
+    assert_eq!(r["baseline"]["rows_read"].as_u64(), Some(loaded), "{r}");
+    let c = &r["compliance"];
+    // 240 daily checkpoints over October's 31 days, all ended.
+    assert_eq!(c["slots_due"], 240 * 31, "{r}");
+    let sum = ["inspected", "could_not_inspect", "flagged", "missed"]
+        .iter()
+        .map(|k| c[k].as_u64().expect(k))
+        .sum::<u64>();
+    assert_eq!(sum, 240 * 31, "{r}");
+    // Each checkpoint-day is one visit at most: everything visited was answered.
+    assert_eq!(sum - c["missed"].as_u64().expect("missed"), loaded, "{r}");
+    for ratio in [
+        &c["ratio_to_reading_rows"],
+        &r["evaluation"]["ratio_to_reading_rows"],
+    ] {
+        assert!(ratio.as_f64().is_some_and(|x| x > 0.0), "{ratio}");
+    }
+    assert!(r["ledger"]["rows"].as_u64() > Some(0), "{r}");
+    Ok(())
+}
+
+#[test]
+fn small_reports_bench_adds_up_on_sqlite() -> anyhow::Result<()> {
+    small_reports("sqlite")
+}
+
+#[test]
+fn small_reports_bench_adds_up_on_postgres() -> anyhow::Result<()> {
+    if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
+        eprintln!("skipping the PostgreSQL reports bench: {ENV_TEST_DATABASE_URL} is not set");
+        return Ok(());
+    }
+    small_reports("postgres")
+}

@@ -3,6 +3,7 @@
 //! latest results.
 
 mod fleet;
+mod reports;
 mod server;
 mod soak;
 
@@ -71,6 +72,10 @@ enum Mode {
     /// server SIGKILLs, for --duration; then a convergence check (exit status 1 if it fails).
     /// Writes soak-BACKEND.json and .txt to --out.
     Soak(soak::SoakArgs),
+    /// The synthetic city and a month of check-ins in a fresh database, then the compliance
+    /// report, the evaluation and a ledger over the month, timed beside reading the month's
+    /// rows. Writes reports-BACKEND.json and .txt to --out.
+    Reports(reports::ReportsArgs),
 }
 
 /// Sizes of one run.
@@ -760,6 +765,41 @@ async fn fan_out(devices: &[Device], reporter: &patrolsync_sdk::Client) -> anyho
     }))
 }
 
+async fn run_reports(args: &Args, r: &reports::ReportsArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pg = if args.backend == "postgres" {
+        Some(patrolsync_server::testkit::fresh_postgres(&args.postgres_url).await)
+    } else {
+        None
+    };
+    let url = pg.as_ref().and_then(|d| d.url.clone()).unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("patrolsync.db").display()
+        )
+    });
+    let result = reports::run(r, &url).await;
+    if let Some(db) = pg {
+        db.cleanup().await;
+    }
+    let mut report = result?;
+    report["date"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    report["commit"] = json!(git_commit());
+    report["backend"] = json!(args.backend);
+    report["profile"] = json!(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    });
+    let stem = format!(
+        "reports-{}{}",
+        args.backend,
+        if r.size == "city" { "" } else { "-small" }
+    );
+    write_report(&args.out, &stem, &report, &reports::summary(&report))
+}
+
 async fn run_soak(args: &Args, soak_args: &soak::SoakArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.server.is_none(),
@@ -931,8 +971,10 @@ fn summary(r: &Value) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(Mode::Soak(soak_args)) = &args.mode {
-        return run_soak(&args, soak_args).await;
+    match &args.mode {
+        Some(Mode::Soak(soak_args)) => return run_soak(&args, soak_args).await,
+        Some(Mode::Reports(r)) => return run_reports(&args, r).await,
+        None => {}
     }
     let mut sizes = if args.quick {
         Sizes {
