@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::config::Reports;
 use crate::store::StoreError;
-use crate::store::reports::{LedgerCheckIn, LedgerHazard};
+use crate::store::reports::{LedgerCheckIn, LedgerHazard, OUTCOMES, Visit};
 use crate::store::sql::SqlStore;
 
 /// How often a checkpoint must be inspected.
@@ -314,31 +314,81 @@ pub struct Compliance {
     pub rows: Vec<ComplianceRow>,
 }
 
-/// Anomaly flags of check-ins ordered by user then device time (as
-/// [`SqlStore::report_check_ins`] returns them); each is compared with the same user's
-/// previous one.
-pub fn flag_all(rules: &AnomalyRules, rows: &[LedgerCheckIn]) -> Vec<Vec<Anomaly>> {
-    let observed = |c: &LedgerCheckIn| Observed {
-        fix: c.fix,
-        mock: c.mock,
-        device_time_ms: c.device_time_ms,
-        received_at_ms: c.received_at_ms,
+/// What the anomaly rules read of a check-in.
+pub trait Flaggable {
+    /// The user's row id.
+    fn user_id(&self) -> i64;
+    /// The check-in's own facts.
+    fn observed(&self) -> Observed;
+}
+
+fn observed(
+    fix: Option<(f64, f64, f64)>,
+    mock: bool,
+    device_time_ms: i64,
+    received_at_ms: i64,
+    double_tap: bool,
+) -> Observed {
+    Observed {
+        fix,
+        mock,
+        device_time_ms,
+        received_at_ms,
         // The device's offset at the time is not kept per record, and its latest Hello's would
         // rewrite past reports whenever its clock drifts: judge the record by its own times.
         clock_offset_ms: None,
-        double_tap: c.double_tap,
-    };
+        double_tap,
+    }
+}
+
+impl Flaggable for LedgerCheckIn {
+    fn user_id(&self) -> i64 {
+        self.user_id
+    }
+    fn observed(&self) -> Observed {
+        observed(
+            self.fix,
+            self.mock,
+            self.device_time_ms,
+            self.received_at_ms,
+            self.double_tap,
+        )
+    }
+}
+
+impl Flaggable for Visit {
+    fn user_id(&self) -> i64 {
+        self.user_id
+    }
+    fn observed(&self) -> Observed {
+        observed(
+            self.fix,
+            self.mock,
+            self.device_time_ms,
+            self.received_at_ms,
+            self.double_tap,
+        )
+    }
+}
+
+/// Anomaly flags of check-ins ordered by user then device time (as the store returns them),
+/// each compared with the same user's previous one; `place` is where its checkpoint is.
+pub fn flag_all<T: Flaggable>(
+    rules: &AnomalyRules,
+    rows: &[T],
+    place: impl Fn(&T) -> Option<anomaly::Place>,
+) -> Vec<Vec<Anomaly>> {
     let mut out = Vec::with_capacity(rows.len());
     for (i, c) in rows.iter().enumerate() {
         let previous = i
             .checked_sub(1)
             .map(|p| &rows[p])
-            .filter(|p| p.user_id == c.user_id)
-            .map(observed);
+            .filter(|p| p.user_id() == c.user_id())
+            .map(Flaggable::observed);
         out.push(anomaly::flags(
             rules,
-            &observed(c),
-            c.place,
+            &c.observed(),
+            place(c),
             previous.as_ref(),
         ));
     }
@@ -365,156 +415,241 @@ pub async fn compliance(
     cell: Option<&str>,
     now_ms: i64,
 ) -> Result<Compliance, StoreError> {
-    let cells = store.report_cells(cell).await?;
-    let checkpoints = store.report_checkpoints(cell).await?;
-    // Read every check-in that can answer a slot overlapping the period: weeks and quarters
-    // reach past its ends.
-    let cadences = [
-        Cadence::Daily,
-        Cadence::Weekly,
-        Cadence::Monthly,
-        Cadence::Quarterly,
-    ];
-    let last = period.end - Duration::days(1);
-    let from = cadences
-        .iter()
-        .map(|c| cal.slot(*c, period.start).0)
-        .min()
-        .unwrap_or(period.start);
-    let to = cadences
-        .iter()
-        .map(|c| cal.slot(*c, last).1)
-        .max()
-        .unwrap_or(period.end);
-    let (from_ms, to_ms) = (cal.start_ms(from), cal.start_ms(to));
-    let rows = store
-        .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms)
-        .await?;
-    let flags = flag_all(rules, &rows);
+    let loaded = Loaded::read(store, cal, rules, period, cell).await?;
+    Ok(loaded.compliance(cal, period, cell, now_ms))
+}
 
-    // Best answer per (checkpoint, slot start); among equals, the earliest (its outcome is the
-    // reason a could-not-inspect slot is counted under).
-    for c in &checkpoints {
-        if let Some(Err(e)) = c.cadence.as_deref().map(str::parse::<Cadence>) {
-            tracing::warn!(checkpoint = %c.code, "{e}; using its level's cadence");
-        }
-    }
-    let cadence_of: HashMap<&str, Cadence> = checkpoints
-        .iter()
-        .map(|c| (c.code.as_str(), cal.cadence(c.level, c.cadence.as_deref())))
-        .collect();
-    let mut answers: HashMap<(&str, NaiveDate), (Answer, i64, &str)> = HashMap::new();
-    for (c, f) in rows.iter().zip(&flags) {
-        if c.device_time_ms < from_ms || !c.in_scope {
-            continue;
-        }
-        let Some(&cadence) = cadence_of.get(c.checkpoint.as_str()) else {
-            continue;
-        };
-        let answer = if !f.is_empty() {
-            Answer::Flagged
-        } else if c.outcome == "inspected" {
-            Answer::Inspected
-        } else {
-            Answer::CouldNotInspect
-        };
-        let slot = cal.slot(cadence, cal.date(c.device_time_ms)).0;
-        let this = (answer, c.device_time_ms, c.outcome.as_str());
-        let e = answers.entry((c.checkpoint.as_str(), slot)).or_insert(this);
-        if answer > e.0 || (answer == e.0 && c.device_time_ms < e.1) {
-            *e = this;
+/// What compliance and the evaluation read: the subtree's cells and checkpoints, and every
+/// check-in that can answer a slot overlapping the period, with its flags.
+struct Loaded {
+    cells: Vec<crate::store::reports::ReportCell>,
+    checkpoints: Vec<crate::store::reports::ReportCheckpoint>,
+    visits: Vec<Visit>,
+    flags: Vec<Vec<Anomaly>>,
+    /// Where the slots' reach begins (earlier visits only serve the speed rule).
+    from_ms: i64,
+    /// The local midnights of the slots' reach.
+    days: Days,
+}
+
+/// The local midnights of a run of days: dates to times and times to dates without a time-zone
+/// lookup each (a city's month is a million check-ins and a million slots).
+struct Days {
+    first: NaiveDate,
+    /// `starts[i]` is the Unix ms of `first + i` days; one more than the days, for the end.
+    starts: Vec<i64>,
+}
+
+impl Days {
+    fn new(cal: &Calendar, from: NaiveDate, to: NaiveDate) -> Days {
+        let n = (to - from).num_days().max(0);
+        Days {
+            first: from,
+            starts: (0..=n)
+                .map(|i| cal.start_ms(from + Duration::days(i)))
+                .collect(),
         }
     }
 
-    let mut by_cell: HashMap<&str, (Counts, u64)> = HashMap::new();
-    for cp in &checkpoints {
-        let cadence = cadence_of[cp.code.as_str()];
-        let mut counts = Counts::default();
-        let mut day = cal.slot(cadence, period.start).0;
-        while day < period.end {
-            let (start, end) = cal.slot(cadence, day);
-            day = end;
-            let (start_ms, end_ms) = (cal.start_ms(start), cal.start_ms(end));
-            // Not begun, the checkpoint was retired before the slot began, or it was created
-            // after the slot ended.
-            if start_ms > now_ms
-                || cp.retired_at_ms.is_some_and(|r| r <= start_ms)
-                || cp.created_at_ms.is_some_and(|c| c >= end_ms)
-            {
+    fn start_ms(&self, cal: &Calendar, d: NaiveDate) -> i64 {
+        usize::try_from((d - self.first).num_days())
+            .ok()
+            .and_then(|i| self.starts.get(i).copied())
+            .unwrap_or_else(|| cal.start_ms(d))
+    }
+
+    fn date(&self, cal: &Calendar, ms: i64) -> NaiveDate {
+        match (self.starts.first(), self.starts.last()) {
+            (Some(&lo), Some(&hi)) if (lo..hi).contains(&ms) => {
+                let i = self.starts.partition_point(|&s| s <= ms) - 1;
+                self.first + Duration::days(i as i64)
+            }
+            _ => cal.date(ms),
+        }
+    }
+}
+
+impl Loaded {
+    async fn read(
+        store: &SqlStore,
+        cal: &Calendar,
+        rules: &AnomalyRules,
+        period: &Period,
+        cell: Option<&str>,
+    ) -> Result<Loaded, StoreError> {
+        let cells = store.report_cells(cell).await?;
+        let checkpoints = store.report_checkpoints(cell).await?;
+        // Read every check-in that can answer a slot overlapping the period: weeks and quarters
+        // reach past its ends.
+        let cadences = [
+            Cadence::Daily,
+            Cadence::Weekly,
+            Cadence::Monthly,
+            Cadence::Quarterly,
+        ];
+        let last = period.end - Duration::days(1);
+        let from = cadences
+            .iter()
+            .map(|c| cal.slot(*c, period.start).0)
+            .min()
+            .unwrap_or(period.start);
+        let to = cadences
+            .iter()
+            .map(|c| cal.slot(*c, last).1)
+            .max()
+            .unwrap_or(period.end);
+        let (from_ms, to_ms) = (cal.start_ms(from), cal.start_ms(to));
+        let rows = store
+            .report_visits(cell, from_ms - LOOKBACK_MS, to_ms)
+            .await?;
+        let places: HashMap<i64, Option<anomaly::Place>> =
+            checkpoints.iter().map(|c| (c.id, c.place)).collect();
+        let flags = flag_all(rules, &rows, |v| {
+            places.get(&v.checkpoint_id).copied().flatten()
+        });
+        Ok(Loaded {
+            cells,
+            checkpoints,
+            visits: rows,
+            flags,
+            from_ms,
+            days: Days::new(cal, from, to),
+        })
+    }
+
+    fn compliance(
+        &self,
+        cal: &Calendar,
+        period: &Period,
+        cell: Option<&str>,
+        now_ms: i64,
+    ) -> Compliance {
+        let (cells, checkpoints, rows, flags, from_ms) = (
+            &*self.cells,
+            &*self.checkpoints,
+            &*self.visits,
+            &*self.flags,
+            self.from_ms,
+        );
+
+        // Best answer per (checkpoint, slot start); among equals, the earliest (its outcome is the
+        // reason a could-not-inspect slot is counted under).
+        for c in checkpoints {
+            if let Some(Err(e)) = c.cadence.as_deref().map(str::parse::<Cadence>) {
+                tracing::warn!(checkpoint = %c.code, "{e}; using its level's cadence");
+            }
+        }
+        let cadence_of: HashMap<i64, Cadence> = checkpoints
+            .iter()
+            .map(|c| (c.id, cal.cadence(c.level, c.cadence.as_deref())))
+            .collect();
+        let mut answers: HashMap<(i64, NaiveDate), (Answer, i64, &str)> = HashMap::new();
+        for (c, f) in rows.iter().zip(flags) {
+            if c.device_time_ms < from_ms || !c.in_scope {
                 continue;
             }
-            match answers.get(&(cp.code.as_str(), start)) {
-                Some((Answer::Inspected, ..)) => counts.inspected += 1,
-                Some((Answer::CouldNotInspect, _, outcome)) => {
-                    counts.could_not_inspect += 1;
-                    *counts
-                        .could_not_inspect_by_outcome
-                        .entry((*outcome).to_owned())
-                        .or_default() += 1;
-                }
-                Some((Answer::Flagged, ..)) => counts.flagged += 1,
-                // Still running, or retired before it ended: nothing was owed yet.
-                None if end_ms > now_ms || cp.retired_at_ms.is_some_and(|r| r < end_ms) => {
-                    if cp.retired_at_ms.is_none_or(|r| r >= end_ms) {
-                        counts.open += 1;
-                    }
+            let Some(&cadence) = cadence_of.get(&c.checkpoint_id) else {
+                continue;
+            };
+            let answer = if !f.is_empty() {
+                Answer::Flagged
+            } else if c.outcome == "inspected" {
+                Answer::Inspected
+            } else {
+                Answer::CouldNotInspect
+            };
+            let slot = cal.slot(cadence, self.days.date(cal, c.device_time_ms)).0;
+            let this = (answer, c.device_time_ms, c.outcome);
+            let e = answers.entry((c.checkpoint_id, slot)).or_insert(this);
+            if answer > e.0 || (answer == e.0 && c.device_time_ms < e.1) {
+                *e = this;
+            }
+        }
+
+        let mut by_cell: HashMap<&str, (Counts, u64)> = HashMap::new();
+        for cp in checkpoints {
+            let cadence = cadence_of[&cp.id];
+            let mut counts = Counts::default();
+            let mut day = cal.slot(cadence, period.start).0;
+            while day < period.end {
+                let (start, end) = cal.slot(cadence, day);
+                day = end;
+                let (start_ms, end_ms) =
+                    (self.days.start_ms(cal, start), self.days.start_ms(cal, end));
+                // Not begun, the checkpoint was retired before the slot began, or it was created
+                // after the slot ended.
+                if start_ms > now_ms
+                    || cp.retired_at_ms.is_some_and(|r| r <= start_ms)
+                    || cp.created_at_ms.is_some_and(|c| c >= end_ms)
+                {
                     continue;
                 }
-                None => counts.missed += 1,
+                match answers.get(&(cp.id, start)) {
+                    Some((Answer::Inspected, ..)) => counts.inspected += 1,
+                    Some((Answer::CouldNotInspect, _, outcome)) => {
+                        counts.could_not_inspect += 1;
+                        *counts
+                            .could_not_inspect_by_outcome
+                            .entry((*outcome).to_owned())
+                            .or_default() += 1;
+                    }
+                    Some((Answer::Flagged, ..)) => counts.flagged += 1,
+                    // Still running, or retired before it ended: nothing was owed yet.
+                    None if end_ms > now_ms || cp.retired_at_ms.is_some_and(|r| r < end_ms) => {
+                        if cp.retired_at_ms.is_none_or(|r| r >= end_ms) {
+                            counts.open += 1;
+                        }
+                        continue;
+                    }
+                    None => counts.missed += 1,
+                }
+                counts.due += 1;
             }
-            counts.due += 1;
+            let was_due = u64::from(counts.due + counts.open > 0);
+            // Into its cell and every ancestor within the report.
+            for code in cp.path.split('/').filter(|s| !s.is_empty()) {
+                let e = by_cell.entry(code).or_default();
+                e.0.add(&counts);
+                e.1 += was_due;
+            }
         }
-        let was_due = u64::from(counts.due + counts.open > 0);
-        // Into its cell and every ancestor within the report.
-        for code in cp.path.split('/').filter(|s| !s.is_empty()) {
-            let e = by_cell.entry(code).or_default();
-            e.0.add(&counts);
-            e.1 += was_due;
+
+        let root_depth = cells
+            .first()
+            .map(|c| c.path.matches('/').count())
+            .unwrap_or(0);
+        let period_start_ms = cal.start_ms(period.start);
+        let rows = cells
+            .iter()
+            .filter_map(|c| {
+                let (counts, checkpoints) = by_cell.remove(c.code.as_str()).unwrap_or_default();
+                // Retired before the period and nothing due in it: history, not this report.
+                if c.retired_at_ms.is_some_and(|r| r <= period_start_ms) && checkpoints == 0 {
+                    return None;
+                }
+                Some(ComplianceRow {
+                    cell: c.code.clone(),
+                    name: c.name.clone(),
+                    level: c.level,
+                    depth: c.path.matches('/').count().saturating_sub(root_depth),
+                    checkpoints,
+                    rate: counts.rate(),
+                    counts,
+                })
+            })
+            .collect();
+        Compliance {
+            period: period.clone(),
+            time_zone: cal.zone().to_owned(),
+            cell: cell.map(str::to_owned),
+            generated_at: cal.local(now_ms),
+            rows,
         }
     }
-
-    let root_depth = cells
-        .first()
-        .map(|c| c.path.matches('/').count())
-        .unwrap_or(0);
-    let period_start_ms = cal.start_ms(period.start);
-    let rows = cells
-        .iter()
-        .filter_map(|c| {
-            let (counts, checkpoints) = by_cell.remove(c.code.as_str()).unwrap_or_default();
-            // Retired before the period and nothing due in it: history, not this report.
-            if c.retired_at_ms.is_some_and(|r| r <= period_start_ms) && checkpoints == 0 {
-                return None;
-            }
-            Some(ComplianceRow {
-                cell: c.code.clone(),
-                name: c.name.clone(),
-                level: c.level,
-                depth: c.path.matches('/').count().saturating_sub(root_depth),
-                checkpoints,
-                rate: counts.rate(),
-                counts,
-            })
-        })
-        .collect();
-    Ok(Compliance {
-        period: period.clone(),
-        time_zone: cal.zone().to_owned(),
-        cell: cell.map(str::to_owned),
-        generated_at: cal.local(now_ms),
-        rows,
-    })
 }
 
 /// The could-not-inspect reasons, in the order reports list them.
-const REASONS: [&str; 6] = [
-    "locked",
-    "not_found",
-    "moved",
-    "closed",
-    "renovation",
-    "vacant",
-];
+const REASONS: &[&str] = OUTCOMES.split_at(1).1;
 
 impl Compliance {
     /// As a table for CSV and XLSX.
@@ -532,7 +667,7 @@ impl Compliance {
             "open",
             "rate",
         ];
-        columns.extend(REASONS);
+        columns.extend_from_slice(REASONS);
         let rows = self
             .rows
             .iter()
@@ -823,12 +958,9 @@ pub async fn evaluation(
     by_person: bool,
     now_ms: i64,
 ) -> Result<Evaluation, StoreError> {
-    let compliance = compliance(store, cal, rules, period, cell, now_ms).await?;
+    let loaded = Loaded::read(store, cal, rules, period, cell).await?;
+    let compliance = loaded.compliance(cal, period, cell, now_ms);
     let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
-    let check_ins = store
-        .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms)
-        .await?;
-    let flags = flag_all(rules, &check_ins);
     let hazards = store.report_hazards(cell, from_ms, to_ms).await?;
     let people = if by_person {
         store.report_people(cell).await?
@@ -856,17 +988,24 @@ pub async fn evaluation(
             f(tallies.entry(k).or_default());
         }
     };
-    for (c, f) in check_ins.iter().zip(&flags) {
-        if !c.in_scope || c.device_time_ms < from_ms {
+    let names: HashMap<i64, &str> = people.iter().map(|p| (p.id, p.name.as_str())).collect();
+    let cell_of: HashMap<i64, &str> = loaded
+        .checkpoints
+        .iter()
+        .map(|c| (c.id, c.cell.as_str()))
+        .collect();
+    for (c, f) in loaded.visits.iter().zip(&loaded.flags) {
+        if !c.in_scope || !(from_ms..to_ms).contains(&c.device_time_ms) {
             continue;
         }
         let flagged = !f.is_empty();
         // By cell, on its own cell for now; rolled up the tree below.
-        let keys = if by_person {
-            vec![c.user.clone()]
+        let key = if by_person {
+            names.get(&c.user_id)
         } else {
-            vec![c.cell.clone()]
+            cell_of.get(&c.checkpoint_id)
         };
+        let keys = key.map(|k| vec![(*k).to_owned()]).unwrap_or_default();
         add(keys, &|t| {
             t.check_ins += 1;
             t.flagged_check_ins += u64::from(flagged);
@@ -971,8 +1110,7 @@ pub async fn evaluation(
             .map(|(k, t)| (k.clone(), (t.check_ins, t.flagged_check_ins)))
             .collect();
         let mut rolled: HashMap<&str, (u64, u64)> = HashMap::new();
-        let paths = store.report_cells(cell).await?;
-        for c in &paths {
+        for c in &loaded.cells {
             if let Some((n, f)) = own.get(&c.code) {
                 for code in c.path.split('/').filter(|s| !s.is_empty()) {
                     let e = rolled.entry(code).or_default();
@@ -1122,7 +1260,7 @@ pub async fn ledger(
             let all = store
                 .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms)
                 .await?;
-            let flags = flag_all(rules, &all);
+            let flags = flag_all(rules, &all, |c| c.place);
             let mut picked: Vec<(&LedgerCheckIn, &Vec<Anomaly>)> = all
                 .iter()
                 .zip(&flags)
@@ -1606,6 +1744,26 @@ mod tests {
         assert_eq!(c.date(1_795_968_000_000), d("2026-11-30"));
         assert_eq!(c.date(1_795_968_000_000 - 1), d("2026-11-29"));
         assert_eq!(c.local(1_795_968_000_000), "2026-11-30 00:00:00");
+    }
+
+    #[test]
+    fn the_day_index_agrees_with_the_calendar() {
+        let c = cal();
+        let days = Days::new(&c, d("2026-09-28"), d("2027-01-01"));
+        for ms in [
+            c.start_ms(d("2026-09-28")),
+            c.start_ms(d("2026-10-31")) - 1,
+            c.start_ms(d("2026-11-01")),
+            c.start_ms(d("2026-12-31")) + 3_600_000,
+            // Outside the index: falls back to the calendar.
+            c.start_ms(d("2027-03-01")) + 5,
+            c.start_ms(d("2026-01-01")),
+        ] {
+            assert_eq!(days.date(&c, ms), c.date(ms), "{ms}");
+        }
+        for day in ["2026-09-28", "2026-11-15", "2027-01-01", "2027-02-02"] {
+            assert_eq!(days.start_ms(&c, d(day)), c.start_ms(d(day)), "{day}");
+        }
     }
 
     #[test]

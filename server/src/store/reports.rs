@@ -27,6 +27,8 @@ pub struct ReportCell {
 /// A checkpoint, for compliance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportCheckpoint {
+    /// Row id.
+    pub id: i64,
     /// Code.
     pub code: String,
     /// Its cell's code.
@@ -91,6 +93,76 @@ pub struct LedgerCheckIn {
     /// In the subtree asked for. The rest are the same users' check-ins elsewhere, read so each
     /// in-scope check-in is compared with its user's true previous one.
     pub in_scope: bool,
+}
+
+fn visit(r: &sqlx::any::AnyRow) -> Result<Visit, StoreError> {
+    let latitude: Option<f64> = r.try_get(4)?;
+    let fix = match latitude {
+        Some(lat) => Some((
+            lat,
+            r.try_get::<Option<f64>, _>(5)?.unwrap_or_default(),
+            r.try_get::<Option<f64>, _>(6)?.unwrap_or_default(),
+        )),
+        None => None,
+    };
+    let bits = r.try_get::<i64, _>(7)?;
+    let outcome = usize::try_from(bits >> 3).unwrap_or(usize::MAX);
+    Ok(Visit {
+        checkpoint_id: r.try_get(0)?,
+        user_id: r.try_get(1)?,
+        device_time_ms: r.try_get(2)?,
+        received_at_ms: r.try_get(3)?,
+        fix,
+        mock: bits & 1 != 0,
+        double_tap: bits & 2 != 0,
+        in_scope: bits & 4 != 0,
+        outcome: OUTCOMES.get(outcome).copied().unwrap_or("unknown"),
+    })
+}
+
+/// Check-in outcomes as stored.
+pub const OUTCOMES: [&str; 7] = [
+    "inspected",
+    "locked",
+    "not_found",
+    "moved",
+    "closed",
+    "renovation",
+    "vacant",
+];
+
+/// A check-in as compliance reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Visit {
+    /// The checkpoint's row id.
+    pub checkpoint_id: i64,
+    /// The user's row id.
+    pub user_id: i64,
+    /// Device time, ms.
+    pub device_time_ms: i64,
+    /// Server receive time, ms.
+    pub received_at_ms: i64,
+    /// Latitude, longitude, accuracy, if there was a fix.
+    pub fix: Option<(f64, f64, f64)>,
+    /// The fix was mocked.
+    pub mock: bool,
+    /// Marked as a double tap.
+    pub double_tap: bool,
+    /// Under the subtree asked for (else another cell's, read for the user's previous one).
+    pub in_scope: bool,
+    /// The outcome (one of [`OUTCOMES`]).
+    pub outcome: &'static str,
+}
+
+/// With a subtree: only users who made a check-in under it in the whole range (`$1` the
+/// prefix, `$4`..`$5` the range; bind them only then). Without one, everybody.
+fn users_filter(subtree: bool) -> &'static str {
+    if subtree {
+        "AND ci.user_id IN (SELECT c2.user_id FROM grid_cells g2 JOIN check_ins c2 ON c2.cell_id = g2.id \
+         WHERE substr(g2.path, 1, length($1)) = $1 AND c2.device_time_ms >= $4 AND c2.device_time_ms < $5)"
+    } else {
+        ""
+    }
 }
 
 /// A hazard with its whole log, for the hazard ledgers.
@@ -172,7 +244,7 @@ impl SqlStore {
         let prefix = self.subtree(cell).await?;
         sqlx::query(
             "SELECT cp.code, gc.code, gc.path, gc.level, cp.latitude, cp.longitude, cp.radius_m, \
-             cp.cadence, cp.retired_at, cp.created_at FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
+             cp.cadence, cp.retired_at, cp.created_at, cp.id FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
              WHERE substr(gc.path, 1, length($1)) = $1 ORDER BY cp.code",
         )
         .bind(prefix)
@@ -181,6 +253,7 @@ impl SqlStore {
         .iter()
         .map(|r| {
             Ok(ReportCheckpoint {
+                id: r.try_get(10)?,
                 code: r.try_get(0)?,
                 cell: r.try_get(1)?,
                 path: r.try_get(2)?,
@@ -204,7 +277,7 @@ impl SqlStore {
         to_ms: i64,
     ) -> Result<Vec<LedgerCheckIn>, StoreError> {
         let prefix = self.subtree(cell).await?;
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT ci.id, ci.device_id, ci.user_id, u.name, cp.code, cp.name, cp.latitude, \
              cp.longitude, cp.radius_m, gc.code, ci.kind, ci.method, ci.outcome, ci.device_time_ms, \
              ci.received_at_ms, ci.latitude, ci.longitude, ci.accuracy_m, \
@@ -214,17 +287,14 @@ impl SqlStore {
              CAST(CASE WHEN substr(gc.path, 1, length($1)) = $1 THEN 1 ELSE 0 END AS BIGINT) \
              FROM check_ins ci JOIN grid_cells gc ON gc.id = ci.cell_id \
              JOIN checkpoints cp ON cp.id = ci.checkpoint_id JOIN users u ON u.id = ci.user_id \
-             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 AND ci.user_id IN ( \
-                 SELECT c2.user_id FROM grid_cells g2 JOIN check_ins c2 ON c2.cell_id = g2.id \
-                 WHERE substr(g2.path, 1, length($1)) = $1 \
-                 AND c2.device_time_ms >= $2 AND c2.device_time_ms < $3) \
-             ORDER BY ci.user_id, ci.device_time_ms, ci.id",
-        )
-        .bind(prefix)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(self.pool())
-        .await?;
+             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 {}",
+            users_filter(cell.is_some())
+        );
+        let mut q = sqlx::query(&sql).bind(prefix).bind(from_ms).bind(to_ms);
+        if cell.is_some() {
+            q = q.bind(from_ms).bind(to_ms);
+        }
+        let rows = q.fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 let id: Vec<u8> = r.try_get(0)?;
@@ -263,7 +333,90 @@ impl SqlStore {
                     in_scope: r.try_get::<i64, _>(26)? != 0,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(|mut v| {
+                // In Rust rather than ORDER BY: the database need not sort a month of rows.
+                v.sort_unstable_by(|a, b| {
+                    (a.user_id, a.device_time_ms, &a.id).cmp(&(b.user_id, b.device_time_ms, &b.id))
+                });
+                v
+            })
+    }
+
+    /// What compliance and anomaly rules need of each check-in with device time in
+    /// `[from_ms, to_ms)` by a user who made one under `cell` then, ordered by user, device
+    /// time and id: no names, notes or answers (a city's month is a million rows).
+    pub async fn report_visits(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Visit>, StoreError> {
+        let prefix = self.subtree(cell).await?;
+        // Numbers only: each row crosses the driver as a handful of integers and floats. The
+        // outcome comes as its index in OUTCOMES; the id as its first 8 bytes' order (a
+        // tie-break); the grid is joined only to cut a subtree.
+        let outcome = OUTCOMES
+            .iter()
+            .enumerate()
+            .map(|(i, o)| format!("WHEN '{o}' THEN {i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (scope, join) = if cell.is_some() {
+            (
+                "(CASE WHEN substr(gc.path, 1, length($1)) = $1 THEN 1 ELSE 0 END)",
+                "JOIN grid_cells gc ON gc.id = ci.cell_id",
+            )
+        } else {
+            // Everything is in scope; $1 is still named so both backends see every parameter.
+            ("(CASE WHEN length($1) > 0 THEN 1 ELSE 1 END)", "")
+        };
+        // Flags and the outcome packed in one integer: 1 mock, 2 double tap, 4 in scope, and
+        // the outcome's index from 8 up.
+        let sql = format!(
+            "SELECT ci.checkpoint_id, ci.user_id, ci.device_time_ms, ci.received_at_ms, \
+             ci.latitude, ci.longitude, ci.accuracy_m, \
+             CAST((CASE WHEN ci.mock THEN 1 ELSE 0 END) \
+             + (CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 2 END) + 4 * {scope} \
+             + 8 * (CASE ci.outcome {outcome} ELSE {} END) AS BIGINT) \
+             FROM check_ins ci {join} \
+             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 {}",
+            OUTCOMES.len(),
+            users_filter(cell.is_some())
+        );
+        // Read in time slices on parallel connections: a month of a city is a million rows,
+        // and decoding them through the driver, not the query, is what takes the time.
+        const SLICES: i64 = 4;
+        let step = ((to_ms - from_ms) / SLICES).max(1);
+        let slices = (0..SLICES).map(|i| {
+            let lo = from_ms + i * step;
+            let hi = if i == SLICES - 1 { to_ms } else { lo + step };
+            let (sql, prefix) = (&sql, &prefix);
+            async move {
+                let mut q = sqlx::query(sql).bind(prefix).bind(lo).bind(hi);
+                if cell.is_some() {
+                    q = q.bind(from_ms).bind(to_ms);
+                }
+                let rows = q.fetch_all(self.pool()).await?;
+                rows.iter()
+                    .map(visit)
+                    .collect::<Result<Vec<_>, StoreError>>()
+            }
+        });
+        let mut out = Vec::new();
+        for part in futures_util::future::try_join_all(slices).await? {
+            out.extend(part);
+        }
+        // A user's check-ins at the same device time: the order of their checkpoints decides.
+        out.sort_unstable_by_key(|v| {
+            (
+                v.user_id,
+                v.device_time_ms,
+                v.checkpoint_id,
+                v.received_at_ms,
+            )
+        });
+        Ok(out)
     }
 
     /// Hazards under `cell` reported (device time) before `to_ms` that were open at `from_ms`
@@ -337,6 +490,8 @@ impl SqlStore {
 /// A person with cells under the report's root, for the evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportPerson {
+    /// Row id.
+    pub id: i64,
     /// User name.
     pub name: String,
     /// Role.
@@ -350,7 +505,7 @@ impl SqlStore {
     pub async fn report_people(&self, cell: Option<&str>) -> Result<Vec<ReportPerson>, StoreError> {
         let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
-            "SELECT u.name, u.role, c.code, c.path FROM users u \
+            "SELECT u.name, u.role, c.code, c.path, u.id FROM users u \
              JOIN assignments a ON a.user_id = u.id JOIN grid_cells c ON c.id = a.cell_id \
              WHERE substr(c.path, 1, length($1)) = $1 ORDER BY u.name, c.path",
         )
@@ -364,6 +519,7 @@ impl SqlStore {
             match out.last_mut() {
                 Some(p) if p.name == name => p.cells.push(cell),
                 _ => out.push(ReportPerson {
+                    id: r.try_get(4)?,
                     name,
                     role: r.try_get(1)?,
                     cells: vec![cell],
