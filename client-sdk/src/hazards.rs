@@ -504,6 +504,17 @@ impl Client {
                     .await
                     .map_err(local)?;
                 }
+                Some(Entity::Template(t)) => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO templates (id, version, payload) VALUES (?, ?, ?)",
+                    )
+                    .bind(&t.id)
+                    .bind(i64::from(t.version))
+                    .bind(t.encode_to_vec())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
+                }
                 // Kinds this SDK does not keep locally.
                 Some(Entity::CheckIn(_)) | None => {}
             }

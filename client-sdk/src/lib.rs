@@ -22,12 +22,14 @@
 mod engine;
 mod hazards;
 mod photos;
+mod templates;
 mod tls;
 mod transport;
 
 pub use engine::{EngineOptions, SyncEngine, SyncEvent};
 pub use hazards::{Escalation, HazardView, NewHazard, Transition};
 pub use photos::PhotoStatus;
+pub use templates::RecordedCheckIn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -619,6 +621,11 @@ impl Client {
     /// Validates the check-in and writes it to the outbox. Returns once it is durable on the
     /// device; needs no network.
     pub async fn record_checkin(&self, c: NewCheckIn) -> Result<CheckInId, RecordError> {
+        Ok(self.record_checklist(c).await?.check_in)
+    }
+
+    /// The check-in `c` describes, checked by the protocol's rules (not yet queued).
+    async fn new_check_in(&self, c: NewCheckIn) -> Result<CheckIn, RecordError> {
         if self
             .device_id()
             .await
@@ -646,16 +653,7 @@ impl Client {
             note: c.note,
         };
         // The server runs the same rules; refusing here saves a round trip and a rejection.
-        let check_in = CheckIn::from_wire(check_in.to_wire(), now)?;
-        let id = check_in.id;
-        self.enqueue(
-            OpBody::CheckIn(Box::new(check_in)),
-            "check_in",
-            id.0.as_bytes().to_vec(),
-            now,
-        )
-        .await?;
-        Ok(id)
+        Ok(CheckIn::from_wire(check_in.to_wire(), now)?)
     }
 
     async fn enqueue(
@@ -665,48 +663,60 @@ impl Client {
         record_id: Vec<u8>,
         now: i64,
     ) -> Result<u64, RecordError> {
+        let seqs = self.enqueue_all(vec![(body, kind, record_id)], now).await?;
+        Ok(seqs.first().copied().unwrap_or(0))
+    }
+
+    /// Queues `ops` in one local transaction: all of them are durable, or none.
+    async fn enqueue_all(
+        &self,
+        ops: Vec<(OpBody, &str, Vec<u8>)>,
+        now: i64,
+    ) -> Result<Vec<u64>, RecordError> {
         let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
         // Read before the transaction: a pool connection must not wait on another while holding
         // the write lock.
         let role = self.role().await.map_err(storage)?;
         let mut tx = self.inner.db.begin().await.map_err(storage)?;
-        // The first statement writes, so concurrent recorders serialise here instead of failing
-        // to upgrade a read lock.
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE counters SET value = value + 1 WHERE key = 'last_seq' RETURNING value",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let rows = sqlx::query(
-            "SELECT key, value FROM counters WHERE key IN ('hlc_wall_ms', 'hlc_logical')",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(storage)?;
-        let mut last = Hlc::default();
-        for r in rows {
-            let v: i64 = r.get(1);
-            match r.get::<String, _>(0).as_str() {
-                "hlc_wall_ms" => last.wall_ms = v.max(0) as u64,
-                _ => last.logical = u32::try_from(v).unwrap_or(0),
+        let mut seqs = Vec::with_capacity(ops.len());
+        for (body, kind, record_id) in ops {
+            // The first statement writes, so concurrent recorders serialise here instead of failing
+            // to upgrade a read lock.
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE counters SET value = value + 1 WHERE key = 'last_seq' RETURNING value",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let rows = sqlx::query(
+                "SELECT key, value FROM counters WHERE key IN ('hlc_wall_ms', 'hlc_logical')",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let mut last = Hlc::default();
+            for r in rows {
+                let v: i64 = r.get(1);
+                match r.get::<String, _>(0).as_str() {
+                    "hlc_wall_ms" => last.wall_ms = v.max(0) as u64,
+                    _ => last.logical = u32::try_from(v).unwrap_or(0),
+                }
             }
-        }
-        let hlc = last.tick(now.max(0) as u64);
-        sqlx::query("UPDATE counters SET value = CASE key WHEN 'hlc_wall_ms' THEN ? ELSE ? END WHERE key IN ('hlc_wall_ms', 'hlc_logical')")
+            let hlc = last.tick(now.max(0) as u64);
+            sqlx::query("UPDATE counters SET value = CASE key WHEN 'hlc_wall_ms' THEN ? ELSE ? END WHERE key IN ('hlc_wall_ms', 'hlc_logical')")
             .bind(hlc.wall_ms as i64)
             .bind(i64::from(hlc.logical))
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        let op = Op {
-            op_id: OpId(uuid::Uuid::now_v7()),
-            device_seq: seq as u64,
-            hlc,
-            body,
-        };
-        if let OpBody::CheckIn(c) = &op.body {
-            sqlx::query(
+            let op = Op {
+                op_id: OpId(uuid::Uuid::now_v7()),
+                device_seq: seq as u64,
+                hlc,
+                body,
+            };
+            if let OpBody::CheckIn(c) = &op.body {
+                sqlx::query(
                 "INSERT OR IGNORE INTO my_check_ins (id, checkpoint, outcome, device_time_ms, note, state) \
                  VALUES (?, ?, ?, ?, ?, 'pending')",
             )
@@ -718,19 +728,20 @@ impl Client {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
-        }
-        if let Some(local) = hazards::local_op(&op, &role) {
-            // Applied optimistically: the device's view folds it at once, and the copy that
-            // comes back through pull has the same stamp, so it is not counted twice.
-            let device: String = sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
-            hazards::insert_op(&mut tx, &local, &device)
-                .await
-                .map_err(storage)?;
-        }
-        sqlx::query("INSERT INTO outbox (device_seq, op_id, kind, record_id, payload, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            }
+            if let Some(local) = hazards::local_op(&op, &role) {
+                // Applied optimistically: the device's view folds it at once, and the copy that
+                // comes back through pull has the same stamp, so it is not counted twice.
+                let device: String =
+                    sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(storage)?;
+                hazards::insert_op(&mut tx, &local, &device)
+                    .await
+                    .map_err(storage)?;
+            }
+            sqlx::query("INSERT INTO outbox (device_seq, op_id, kind, record_id, payload, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(seq)
             .bind(op.op_id.to_bytes())
             .bind(kind)
@@ -740,9 +751,11 @@ impl Client {
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
+            seqs.push(seq as u64);
+        }
         tx.commit().await.map_err(storage)?;
         self.inner.trigger.notify_one();
-        Ok(seq as u64)
+        Ok(seqs)
     }
 
     /// Local sync status. Never touches the network.

@@ -207,6 +207,12 @@ enum AdminCommand {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// Checklist templates: `publish FILE` (TOML or JSON; the next version), `list`, `show ID`.
+    Template {
+        /// What to do.
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// Assign cells to a person (or with --remove take them away). Their devices' scope
     /// follows at the next Hello.
     Assign {
@@ -272,6 +278,42 @@ enum GridCommand {
     Retire {
         /// Cell code.
         code: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Checklist template tasks.
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// Publish a template file (TOML or JSON: id, name, items with id, label, answer
+    /// check|number|text, mandatory, photo_on_fail, hazard_category) as its next version, unless
+    /// it equals the latest. Devices receive it through pull; answers recorded against older
+    /// versions keep them.
+    Publish {
+        /// The file (.toml or .json).
+        file: PathBuf,
+        /// Check the file; publish nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every template's versions.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One template: its latest version, or --version N.
+    Show {
+        /// Template id.
+        id: String,
+        /// Version (default: the latest).
+        #[arg(long)]
+        version: Option<u32>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -553,6 +595,96 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 println!(
                     "retired {code}: {cells} cell(s) and {checkpoints} checkpoint(s); their history stays, new records there are refused"
                 );
+            }
+        }
+        AdminCommand::Template {
+            command: TemplateCommand::Publish { file, check, json },
+        } => {
+            let t = crate::templates::read(&file)?;
+            if check {
+                if json {
+                    print_json(&crate::templates::json(&t))?;
+                } else {
+                    println!(
+                        "{}: template {} with {} items is fine; nothing published (--check)",
+                        file.display(),
+                        t.id,
+                        t.items.len()
+                    );
+                }
+            } else {
+                let (version, new) = sql.publish_template(&t, crate::now_ms()).await?;
+                if json {
+                    print_json(&serde_json::json!({ "id": t.id, "version": version, "new": new }))?;
+                } else if new {
+                    println!(
+                        "published {} version {version} ({} items); devices get it at their next pull",
+                        t.id,
+                        t.items.len()
+                    );
+                } else {
+                    println!(
+                        "{} version {version} already has this content; nothing published",
+                        t.id
+                    );
+                }
+            }
+        }
+        AdminCommand::Template {
+            command: TemplateCommand::List { json },
+        } => {
+            let all = sql.templates(None).await?;
+            if json {
+                print_json(&all.iter().map(crate::templates::json).collect::<Vec<_>>())?;
+            } else if all.is_empty() {
+                println!("no templates published; see `patrolsync admin template publish --help`");
+            } else {
+                for t in &all {
+                    println!(
+                        "{:<24} v{:<4} {:>3} items  {}",
+                        t.id,
+                        t.version,
+                        t.items.len(),
+                        t.name
+                    );
+                }
+            }
+        }
+        AdminCommand::Template {
+            command: TemplateCommand::Show { id, version, json },
+        } => {
+            let mut all = sql.templates(Some(&id)).await?;
+            let t = match version {
+                Some(v) => all.into_iter().find(|t| t.version == v),
+                None => all.pop(),
+            }
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "template {id}{} is not published",
+                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                )
+            })?;
+            if json {
+                print_json(&crate::templates::json(&t))?;
+            } else {
+                println!("{} v{}: {}", t.id, t.version, t.name);
+                for i in &t.items {
+                    println!(
+                        "  {:<16} {:<6} {}{}{}  {}",
+                        i.id,
+                        i.answer.as_str(),
+                        if i.mandatory { "mandatory " } else { "" },
+                        if i.photo_on_fail {
+                            "photo-on-fail "
+                        } else {
+                            ""
+                        },
+                        i.hazard_category
+                            .map(|c| format!("hazard:{c} "))
+                            .unwrap_or_default(),
+                        i.label
+                    );
+                }
             }
         }
         AdminCommand::Assign {

@@ -445,6 +445,14 @@ impl Store for FaultyStore {
         self.gate("escalate_overdue")?;
         self.inner.escalate_overdue(now_ms, interval_ms).await
     }
+    async fn template(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<patrolsync_proto::template::Template>, StoreError> {
+        self.gate("template")?;
+        self.inner.template(id, version).await
+    }
 }
 
 #[cfg(test)]

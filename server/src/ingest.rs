@@ -56,6 +56,26 @@ pub async fn prepare(
         .into_iter()
         .map(|c| (c.code.clone(), c))
         .collect();
+    // The checklist versions this push answers (one lookup each); a version this server never
+    // published is stored as it is.
+    let mut answered: Vec<(String, u32)> = decoded
+        .iter()
+        .filter_map(|d| match &d.4 {
+            Ok(Op {
+                body: OpBody::CheckIn(c),
+                ..
+            }) if !c.template_id.is_empty() => Some((c.template_id.clone(), c.template_version)),
+            _ => None,
+        })
+        .collect();
+    answered.sort();
+    answered.dedup();
+    let mut templates = HashMap::new();
+    for (id, version) in answered {
+        if let Some(t) = store.template(&id, version).await? {
+            templates.insert((id, version), t);
+        }
+    }
     let mut cell_codes: Vec<String> = Vec::new();
     let mut hazard_ids: Vec<HazardId> = Vec::new();
     for d in &decoded {
@@ -115,6 +135,15 @@ pub async fn prepare(
     for (device_seq, op_id, hlc, payload, op) in decoded {
         // An op without a usable id still gets a result and a place in the rejection log.
         let op_id = op_id.unwrap_or(patrolsync_proto::OpId(uuid::Uuid::nil()));
+        let checklist = match &op {
+            Ok(Op {
+                body: OpBody::CheckIn(c),
+                ..
+            }) => templates
+                .get(&(c.template_id.clone(), c.template_version))
+                .and_then(|t| t.check_answers(c.outcome, &c.answers).err()),
+            _ => None,
+        };
         let action = match op {
             Err(invalid) => reject(
                 RejectCode::Invalid,
@@ -159,6 +188,18 @@ pub async fn prepare(
                     ),
                     payload,
                 ),
+                Some(_) if checklist.is_some() => {
+                    let invalid = checklist.clone().unwrap_or_else(|| {
+                        patrolsync_proto::checkin::Invalid::new("answers", "invalid", "")
+                    });
+                    reject(
+                        RejectCode::Invalid,
+                        invalid.reason,
+                        &invalid.field,
+                        invalid.message,
+                        payload,
+                    )
+                }
                 Some(cp) => OpAction::InsertCheckIn(Box::new(CheckInRow {
                     checkpoint_id: cp.id,
                     cell_id: cp.cell_id,

@@ -21,6 +21,7 @@ pub mod pki;
 pub mod report;
 pub mod seed;
 pub mod store;
+pub mod templates;
 pub mod testkit;
 mod transport;
 

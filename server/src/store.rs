@@ -925,6 +925,13 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
         interval_ms: i64,
     ) -> Result<Escalated, StoreError>;
+
+    /// Checklist template `id` at `version`, if published.
+    async fn template(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<patrolsync_proto::template::Template>, StoreError>;
 }
 
 /// What one escalation run did.

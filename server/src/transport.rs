@@ -1279,6 +1279,7 @@ fn decode_entity(kind: &str, bytes: &[u8]) -> Result<wire::change::Entity, Strin
         "hazard_report" => Entity::HazardReport(wire::HazardReport::decode(bytes).map_err(e)?),
         "hazard_event" => Entity::HazardEvent(wire::HazardEvent::decode(bytes).map_err(e)?),
         "hazard_edit" => Entity::HazardFieldEdit(wire::HazardFieldEdit::decode(bytes).map_err(e)?),
+        "template" => Entity::Template(wire::ChecklistTemplate::decode(bytes).map_err(e)?),
         "hazard_escalation" => {
             Entity::HazardEscalation(wire::HazardEscalation::decode(bytes).map_err(e)?)
         }

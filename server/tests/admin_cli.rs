@@ -94,3 +94,65 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
     assert!(!unknown.status.success());
     Ok(())
 }
+
+/// `admin template publish | list | show` as the real binary: versions, a repeat that changes
+/// nothing, and a bad file named by item and field.
+#[tokio::test]
+async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let file = dir.path().join("daily.toml");
+    let v1 = "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits clear\"\nmandatory = true\n";
+    std::fs::write(&file, v1)?;
+    let path = file.to_str().expect("utf-8");
+    assert_eq!(
+        admin(&data, None, &["template", "publish", path])?["version"],
+        1
+    );
+    let again = admin(&data, None, &["template", "publish", path])?;
+    assert_eq!(
+        (&again["version"], &again["new"]),
+        (&1.into(), &false.into())
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "{v1}[[items]]\nid = \"wiring\"\nlabel = \"Wiring\"\nhazard_category = \"electrical\"\n"
+        ),
+    )?;
+    assert_eq!(
+        admin(&data, None, &["template", "publish", path])?["version"],
+        2
+    );
+    let list = admin(&data, None, &["template", "list"])?;
+    assert_eq!(list.as_array().map(Vec::len), Some(2));
+    let shown = admin(
+        &data,
+        None,
+        &["template", "show", "daily-fire", "--version", "1"],
+    )?;
+    assert_eq!(shown["items"].as_array().map(Vec::len), Some(1));
+    let latest = admin(&data, None, &["template", "show", "daily-fire"])?;
+    assert_eq!(latest["items"][1]["hazard_category"], "electrical");
+
+    std::fs::write(
+        &file,
+        "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\nhazard_category = \"fire\"\n",
+    )?;
+    let out = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&data)
+        .args(["template", "publish", path])
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("item 1 (exits), hazard_category"), "{err}");
+    assert_eq!(
+        admin(&data, None, &["template", "list"])?
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+    Ok(())
+}

@@ -97,6 +97,13 @@ fn seq(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+fn decode_template(bytes: &[u8]) -> Result<patrolsync_proto::template::Template, StoreError> {
+    let wire = <patrolsync_proto::wire::ChecklistTemplate as prost::Message>::decode(bytes)
+        .map_err(|e| StoreError::Invalid(format!("stored template: {e}")))?;
+    patrolsync_proto::template::Template::from_wire(wire)
+        .map_err(|e| StoreError::Invalid(format!("stored template: {}", e.message)))
+}
+
 /// A change-log entry to append when the transaction ends.
 struct PendingChange {
     cell_path: String,
@@ -170,6 +177,85 @@ impl SqlStore {
     pub fn with_faults(mut self, faults: Arc<FaultPoints>) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// Publishes `t` as the next version of its template, unless it equals the latest (then
+    /// nothing changes). Returns the version that now holds this content and whether it is
+    /// new. A new version goes into the change log for every device.
+    pub async fn publish_template(
+        &self,
+        t: &patrolsync_proto::template::Template,
+        now_ms: i64,
+    ) -> Result<(u32, bool), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let latest = sqlx::query(
+            "SELECT version, payload FROM templates WHERE id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(&t.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (last, same) = match latest {
+            Some(r) => {
+                let version = r.try_get::<i64, _>(0)?.clamp(0, i64::from(u32::MAX)) as u32;
+                let payload: Vec<u8> = r.try_get(1)?;
+                let mut as_new = t.clone();
+                as_new.version = version;
+                (
+                    version,
+                    payload == prost::Message::encode_to_vec(&as_new.to_wire()),
+                )
+            }
+            None => (0, false),
+        };
+        if same {
+            tx.commit().await?;
+            return Ok((last, false));
+        }
+        let mut published = t.clone();
+        published.version = last + 1;
+        let payload = prost::Message::encode_to_vec(&published.to_wire());
+        sqlx::query(
+            "INSERT INTO templates (id, version, name, payload, published_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&published.id)
+        .bind(i64::from(published.version))
+        .bind(&published.name)
+        .bind(payload.clone())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let change = PendingChange {
+            // For everyone: pull serves `/` to every scope.
+            cell_path: "/".into(),
+            kind: "template",
+            entity_key: format!("template:{}:{}", published.id, published.version),
+            payload,
+            device: String::new(),
+            role: Role::Admin.as_str().to_owned(),
+            hlc: Hlc::default(),
+            supersedes: false,
+            agency: None,
+            replay: false,
+        };
+        self.append_changes(&mut tx, &[change], now_ms).await?;
+        tx.commit().await?;
+        Ok((published.version, true))
+    }
+
+    /// Every published version of every template (or of `id`), by id then version.
+    pub async fn templates(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Vec<patrolsync_proto::template::Template>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT payload FROM templates WHERE ($1 = '' OR id = $1) ORDER BY id, version",
+        )
+        .bind(id.unwrap_or_default())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| decode_template(&r.try_get::<Vec<u8>, _>(0)?))
+            .collect()
     }
 
     /// Retires the cell `code`, its subtree and their checkpoints at `now_ms`: they keep their
@@ -1582,7 +1668,7 @@ impl Store for SqlStore {
         // Agency users see the grid and the hazards their agency holds (with replays of what
         // came before the transfer); everyone else sees their cells, without replays.
         let audience = match &scope.agency {
-            Some(_) => "AND (kind IN ('cell', 'checkpoint') OR agency = $4)",
+            Some(_) => "AND (kind IN ('cell', 'checkpoint', 'template') OR agency = $4)",
             None => "AND NOT replay AND $4 = $4",
         };
         let conds: Vec<String> = (0..scope.paths.len())
@@ -1592,7 +1678,8 @@ impl Store for SqlStore {
             "SELECT seq, kind, payload, device_id, role, hlc_wall_ms, hlc_logical FROM changes \
              WHERE seq > $1 AND seq <= $2 {} {audience} AND ({}) ORDER BY seq LIMIT $3",
             if compact { "AND NOT superseded" } else { "" },
-            conds.join(" OR ")
+            // Changes for everyone (checklist templates) are filed under `/`.
+            conds.join(" OR ") + " OR cell_path = '/'"
         );
         let mut q = sqlx::query(&sql)
             .bind(seq(cursor))
@@ -2415,6 +2502,20 @@ impl Store for SqlStore {
             })
         })
         .collect()
+    }
+
+    async fn template(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> Result<Option<patrolsync_proto::template::Template>, StoreError> {
+        let payload: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT payload FROM templates WHERE id = $1 AND version = $2")
+                .bind(id)
+                .bind(i64::from(version))
+                .fetch_optional(&self.pool)
+                .await?;
+        payload.as_deref().map(decode_template).transpose()
     }
 
     async fn escalate_overdue(
