@@ -872,6 +872,35 @@ impl HazardOp {
     }
 }
 
+/// An overdue hazard escalated by the server to the managers of an ancestor cell (level 1: the
+/// parent cell), as devices receive it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EscalationRecord {
+    /// The hazard.
+    pub hazard: HazardId,
+    /// 1 for the parent cell, one more per cell up.
+    pub level: u32,
+    /// The cell escalated to.
+    pub to_cell: String,
+    /// The deadline it is overdue against, ms.
+    pub deadline_ms: i64,
+    /// When, ms.
+    pub escalated_at_ms: i64,
+}
+
+impl EscalationRecord {
+    /// Protobuf bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&wire::HazardEscalation {
+            hazard_id: self.hazard.to_bytes(),
+            level: self.level,
+            to_cell: self.to_cell.clone(),
+            deadline_ms: self.deadline_ms,
+            escalated_at_ms: self.escalated_at_ms,
+        })
+    }
+}
+
 /// The hash of entry `position` of a hazard's append-only log, chained to the previous entry's
 /// hash (all zeros for the first). Anyone holding an export of the log can recompute the chain.
 pub fn chain_hash(

@@ -224,6 +224,18 @@ impl Template {
             .collect()
     }
 
+    /// Protobuf bytes (what the change log carries).
+    pub fn encode(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&self.to_wire())
+    }
+
+    /// From protobuf bytes, checked.
+    pub fn decode(bytes: &[u8]) -> Result<Template, Invalid> {
+        let w = <wire::ChecklistTemplate as prost::Message>::decode(bytes)
+            .map_err(|e| bad("template", "corrupt", e.to_string()))?;
+        Template::from_wire(w)
+    }
+
     /// The wire form.
     pub fn to_wire(&self) -> wire::ChecklistTemplate {
         wire::ChecklistTemplate {

@@ -327,6 +327,7 @@ fn observed(
     mock: bool,
     device_time_ms: i64,
     received_at_ms: i64,
+    clock_offset_ms: Option<i64>,
     double_tap: bool,
 ) -> Observed {
     Observed {
@@ -334,9 +335,9 @@ fn observed(
         mock,
         device_time_ms,
         received_at_ms,
-        // The device's offset at the time is not kept per record, and its latest Hello's would
-        // rewrite past reports whenever its clock drifts: judge the record by its own times.
-        clock_offset_ms: None,
+        // As measured when the check-in arrived (kept with it), so past reports do not change
+        // when the device's clock drifts later.
+        clock_offset_ms,
         double_tap,
     }
 }
@@ -351,6 +352,7 @@ impl Flaggable for LedgerCheckIn {
             self.mock,
             self.device_time_ms,
             self.received_at_ms,
+            self.clock_offset_ms,
             self.double_tap,
         )
     }
@@ -366,6 +368,7 @@ impl Flaggable for Visit {
             self.mock,
             self.device_time_ms,
             self.received_at_ms,
+            self.clock_offset_ms,
             self.double_tap,
         )
     }

@@ -167,62 +167,74 @@ async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
     ];
     let mut stored = Vec::new();
     for (device, visits) in [(&anna, anna_visits), (&bo, bo_visits)] {
-        let mut ops = Vec::new();
-        for (seq, v) in visits.into_iter().enumerate() {
-            let cp = store
-                .checkpoints(&[v.checkpoint.to_owned()])
-                .await?
-                .pop()
-                .expect("fixture checkpoint");
-            let id = CheckInId(uuid::Uuid::now_v7());
-            stored.push((id.0.to_string(), v.kind, v.at_ms, v.flags));
-            ops.push(PreparedOp {
-                device_seq: seq as u64 + 1,
-                op_id: OpId(uuid::Uuid::now_v7()),
-                hlc: Hlc {
-                    wall_ms: v.at_ms as u64,
-                    logical: 0,
-                },
-                action: OpAction::InsertCheckIn(Box::new(CheckInRow {
-                    check_in: CheckIn {
-                        id,
-                        checkpoint: v.checkpoint.into(),
-                        kind: v.kind,
-                        method: CheckInMethod::Nfc,
-                        tag_uid: String::new(),
-                        device_time_ms: v.at_ms,
-                        monotonic_ms: seq as u64,
-                        fix: v.north_m.map(|n| GeoFix {
-                            latitude: AT.0 + n / 111_195.0,
-                            longitude: AT.1,
-                            accuracy_m: 8.0,
-                            fix_time_ms: v.at_ms,
-                            mock: v.mock,
-                        }),
-                        outcome: v.outcome,
-                        template_id: "daily-fire".into(),
-                        template_version: 3,
-                        answers: vec![],
-                        photos: vec![],
-                        note: String::new(),
-                    },
-                    checkpoint_id: cp.id,
-                    cell_id: cp.cell_id,
-                })),
-            });
-        }
-        let batch = IngestBatch {
-            device: device.id,
-            user_id: device.user_id,
-            ops,
-        };
         // Received on 9 November, after the last visit: offline for days, not skewed.
-        store
-            .ingest(&[batch], local(2026, 11, 9, 8, 0))
-            .await?
-            .remove(0)?;
+        stored.extend(push(&store, device, 1, visits, local(2026, 11, 9, 8, 0)).await?);
     }
     Ok(Fixture { store, stored })
+}
+
+/// Pushes `visits` as `device`'s ops from `first_seq`, received at `at_ms`; returns what was
+/// stored: id, kind, device time, expected flags.
+async fn push(
+    store: &SqlStore,
+    device: &DeviceSession,
+    first_seq: u64,
+    visits: Vec<Visit>,
+    at_ms: i64,
+) -> anyhow::Result<Vec<(String, CheckInKind, i64, &'static str)>> {
+    let mut stored = Vec::new();
+    let mut ops = Vec::new();
+    for (i, v) in visits.into_iter().enumerate() {
+        let seq = first_seq + i as u64;
+        let cp = store
+            .checkpoints(&[v.checkpoint.to_owned()])
+            .await?
+            .pop()
+            .expect("fixture checkpoint");
+        let id = CheckInId(uuid::Uuid::now_v7());
+        stored.push((id.0.to_string(), v.kind, v.at_ms, v.flags));
+        ops.push(PreparedOp {
+            device_seq: seq,
+            op_id: OpId(uuid::Uuid::now_v7()),
+            hlc: Hlc {
+                wall_ms: v.at_ms as u64,
+                logical: 0,
+            },
+            action: OpAction::InsertCheckIn(Box::new(CheckInRow {
+                check_in: CheckIn {
+                    id,
+                    checkpoint: v.checkpoint.into(),
+                    kind: v.kind,
+                    method: CheckInMethod::Nfc,
+                    tag_uid: String::new(),
+                    device_time_ms: v.at_ms,
+                    monotonic_ms: seq,
+                    fix: v.north_m.map(|n| GeoFix {
+                        latitude: AT.0 + n / 111_195.0,
+                        longitude: AT.1,
+                        accuracy_m: 8.0,
+                        fix_time_ms: v.at_ms,
+                        mock: v.mock,
+                    }),
+                    outcome: v.outcome,
+                    template_id: "daily-fire".into(),
+                    template_version: 3,
+                    answers: vec![],
+                    photos: vec![],
+                    note: String::new(),
+                },
+                checkpoint_id: cp.id,
+                cell_id: cp.cell_id,
+            })),
+        });
+    }
+    let batch = IngestBatch {
+        device: device.id,
+        user_id: device.user_id,
+        ops,
+    };
+    store.ingest(&[batch], at_ms).await?.remove(0)?;
+    Ok(stored)
 }
 
 fn counts(
@@ -380,6 +392,66 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
             "{}",
             db.backend
         );
+
+        // The devices' clocks drift after the fact: the reports of the past do not change.
+        let before = report::compliance(&f.store, &cal, &rules, &period, None, now).await?;
+        sqlx::query("UPDATE devices SET clock_offset_ms = -3600000")
+            .execute(f.store.pool())
+            .await?;
+        let after = report::compliance(&f.store, &cal, &rules, &period, None, now).await?;
+        assert_eq!(before.rows, after.rows, "{}", db.backend);
+        // A check-in that arrives while the device's clock is an hour slow is flagged.
+        let bo = enroll_device(
+            &f.store,
+            "bo",
+            "bo's new phone",
+            Role::Patroller,
+            &["S9"],
+            now,
+        )
+        .await?;
+        sqlx::query("UPDATE devices SET clock_offset_ms = -3600000 WHERE id = $1")
+            .bind(bo.id.to_string())
+            .execute(f.store.pool())
+            .await?;
+        let late = push(
+            &f.store,
+            &bo,
+            100,
+            vec![Visit {
+                kind: CheckInKind::Patrol,
+                flags: "clock_skew",
+                ..visit("W", local(2026, 11, 2, 12, 0), CheckInOutcome::Inspected)
+            }],
+            local(2026, 11, 9, 9, 0),
+        )
+        .await?;
+        let t = report::ledger(
+            &f.store,
+            &cal,
+            &rules,
+            report::Ledger::Patrols,
+            &period,
+            None,
+            now,
+        )
+        .await?;
+        let (id_col, flags_col) = (
+            t.columns
+                .iter()
+                .position(|c| *c == "check_in_id")
+                .expect("id"),
+            t.columns
+                .iter()
+                .position(|c| *c == "anomalies")
+                .expect("anomalies"),
+        );
+        let row = t
+            .rows
+            .iter()
+            .find(|r| r[id_col].to_string() == late[0].0)
+            .expect("in the patrol ledger");
+        assert_eq!(row[flags_col].to_string(), "clock_skew", "{}", db.backend);
 
         // The inspection ledger over the short period: every inspection check-in there (the
         // flagged ones and the double tap included), and not the patrol pass.

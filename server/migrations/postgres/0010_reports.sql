@@ -7,3 +7,6 @@ ALTER TABLE grid_cells ADD COLUMN boundary TEXT;
 -- count slots that ended before it.
 ALTER TABLE checkpoints ADD COLUMN created_at BIGINT;
 CREATE INDEX check_ins_cell_time ON check_ins(cell_id, device_time_ms);
+-- The device's clock offset (device − server, ms) as its last Hello measured it when the
+-- check-in arrived: what the clock-skew flag judges, fixed once stored.
+ALTER TABLE check_ins ADD COLUMN clock_offset_ms BIGINT;

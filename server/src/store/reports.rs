@@ -80,6 +80,8 @@ pub struct LedgerCheckIn {
     pub fix: Option<(f64, f64, f64)>,
     /// The fix was mocked.
     pub mock: bool,
+    /// The device's clock offset when the check-in arrived, ms.
+    pub clock_offset_ms: Option<i64>,
     /// Checklist template and version.
     pub template: (String, i64),
     /// Answers as stored (JSON array).
@@ -115,6 +117,7 @@ fn visit(r: &sqlx::any::AnyRow) -> Result<Visit, StoreError> {
         fix,
         mock: bits & 1 != 0,
         double_tap: bits & 2 != 0,
+        clock_offset_ms: r.try_get(8)?,
         in_scope: bits & 4 != 0,
         outcome: OUTCOMES.get(outcome).copied().unwrap_or("unknown"),
     })
@@ -148,6 +151,8 @@ pub struct Visit {
     pub mock: bool,
     /// Marked as a double tap.
     pub double_tap: bool,
+    /// The device's clock offset when the check-in arrived, ms.
+    pub clock_offset_ms: Option<i64>,
     /// Under the subtree asked for (else another cell's, read for the user's previous one).
     pub in_scope: bool,
     /// The outcome (one of [`OUTCOMES`]).
@@ -281,7 +286,7 @@ impl SqlStore {
             "SELECT ci.id, ci.device_id, ci.user_id, u.name, cp.code, cp.name, cp.latitude, \
              cp.longitude, cp.radius_m, gc.code, ci.kind, ci.method, ci.outcome, ci.device_time_ms, \
              ci.received_at_ms, ci.latitude, ci.longitude, ci.accuracy_m, \
-             CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT), 0, ci.template_id, \
+             CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT), ci.clock_offset_ms, ci.template_id, \
              ci.template_version, ci.answers, ci.photos, ci.note, \
              CAST(CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 1 END AS BIGINT), \
              CAST(CASE WHEN substr(gc.path, 1, length($1)) = $1 THEN 1 ELSE 0 END AS BIGINT) \
@@ -325,6 +330,7 @@ impl SqlStore {
                     received_at_ms: r.try_get(14)?,
                     fix,
                     mock: r.try_get::<i64, _>(18)? != 0,
+                    clock_offset_ms: r.try_get(19)?,
                     template: (r.try_get(20)?, r.try_get(21)?),
                     answers: r.try_get(22)?,
                     photos: r.try_get(23)?,
@@ -378,7 +384,7 @@ impl SqlStore {
              ci.latitude, ci.longitude, ci.accuracy_m, \
              CAST((CASE WHEN ci.mock THEN 1 ELSE 0 END) \
              + (CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 2 END) + 4 * {scope} \
-             + 8 * (CASE ci.outcome {outcome} ELSE {} END) AS BIGINT) \
+             + 8 * (CASE ci.outcome {outcome} ELSE {} END) AS BIGINT), ci.clock_offset_ms \
              FROM check_ins ci {join} \
              WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 {}",
             OUTCOMES.len(),

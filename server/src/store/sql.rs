@@ -17,7 +17,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use super::*;
 use crate::faults::{FaultPoints, points};
 
-/// Rows per multi-row INSERT: 25 columns × 400 stays under SQLite's 32,766 parameters.
+/// Rows per multi-row INSERT: 26 columns × 400 stays under SQLite's 32,766 parameters.
 const CHECK_IN_ROWS_PER_STATEMENT: usize = 400;
 const RESULT_ROWS_PER_STATEMENT: usize = 1000;
 
@@ -98,9 +98,7 @@ fn seq(v: u64) -> i64 {
 }
 
 fn decode_template(bytes: &[u8]) -> Result<patrolsync_proto::template::Template, StoreError> {
-    let wire = <patrolsync_proto::wire::ChecklistTemplate as prost::Message>::decode(bytes)
-        .map_err(|e| StoreError::Invalid(format!("stored template: {e}")))?;
-    patrolsync_proto::template::Template::from_wire(wire)
+    patrolsync_proto::template::Template::decode(bytes)
         .map_err(|e| StoreError::Invalid(format!("stored template: {}", e.message)))
 }
 
@@ -200,10 +198,7 @@ impl SqlStore {
                 let payload: Vec<u8> = r.try_get(1)?;
                 let mut as_new = t.clone();
                 as_new.version = version;
-                (
-                    version,
-                    payload == prost::Message::encode_to_vec(&as_new.to_wire()),
-                )
+                (version, payload == as_new.encode())
             }
             None => (0, false),
         };
@@ -213,7 +208,7 @@ impl SqlStore {
         }
         let mut published = t.clone();
         published.version = last + 1;
-        let payload = prost::Message::encode_to_vec(&published.to_wire());
+        let payload = published.encode();
         sqlx::query(
             "INSERT INTO templates (id, version, name, payload, published_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -592,9 +587,20 @@ impl SqlStore {
             })
             .collect();
         let mut inserted: HashSet<CheckInId> = HashSet::new();
+        // The device's clock offset as its last Hello measured it, kept with each check-in: the
+        // clock-skew flag must not change when the device's clock drifts later.
+        let clock_offset: Option<i64> = if inserts.is_empty() {
+            None
+        } else {
+            sqlx::query_scalar("SELECT clock_offset_ms FROM devices WHERE id = $1")
+                .bind(&device)
+                .fetch_optional(&mut **tx)
+                .await?
+                .flatten()
+        };
         for chunk in inserts.chunks(CHECK_IN_ROWS_PER_STATEMENT) {
             inserted.extend(
-                self.insert_check_ins(tx, &device, batch.user_id, chunk, now_ms)
+                self.insert_check_ins(tx, &device, batch.user_id, clock_offset, chunk, now_ms)
                     .await?,
             );
         }
@@ -1236,15 +1242,16 @@ impl SqlStore {
         tx: &mut Transaction<'_, Any>,
         device: &str,
         user_id: i64,
+        clock_offset_ms: Option<i64>,
         rows: &[(&PreparedOp, &CheckInRow)],
         now_ms: i64,
     ) -> Result<Vec<CheckInId>, StoreError> {
-        const COLS: usize = 25;
+        const COLS: usize = 26;
         let sql = format!(
             "INSERT INTO check_ins (id, device_id, device_seq, user_id, checkpoint_id, cell_id, kind, method, \
              tag_uid, device_time_ms, monotonic_ms, received_at_ms, latitude, longitude, accuracy_m, \
              fix_time_ms, mock, outcome, template_id, template_version, answers, photos, note, \
-             hlc_wall_ms, hlc_logical) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+             hlc_wall_ms, hlc_logical, clock_offset_ms) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             placeholders(self.backend, rows.len(), COLS)
         );
         let mut q = sqlx::query(&sql);
@@ -1276,7 +1283,8 @@ impl SqlStore {
                 .bind(photos_json(&c.photos))
                 .bind(c.note.clone())
                 .bind(seq(op.hlc.wall_ms))
-                .bind(i64::from(op.hlc.logical));
+                .bind(i64::from(op.hlc.logical))
+                .bind(clock_offset_ms);
         }
         let ids: Vec<Vec<u8>> = q
             .fetch_all(&mut **tx)
@@ -2567,21 +2575,22 @@ impl Store for SqlStore {
                 if inserted == 0 {
                     continue;
                 }
-                let record = patrolsync_proto::wire::HazardEscalation {
-                    hazard_id: id.clone(),
+                let Some(hazard_id) = HazardId::from_slice(&id) else {
+                    continue;
+                };
+                let record = patrolsync_proto::hazard::EscalationRecord {
+                    hazard: hazard_id,
                     level: level as u32,
                     to_cell: (*to_cell).to_owned(),
                     deadline_ms: deadline,
                     escalated_at_ms: now_ms,
                 };
-                let hazard = HazardId::from_slice(&id)
-                    .map(|h| h.to_string())
-                    .unwrap_or_default();
+                let hazard = hazard_id.to_string();
                 changes.push(PendingChange {
                     cell_path: to_path.clone(),
                     kind: "hazard_escalation",
                     entity_key: format!("escalation:{hazard}:{deadline}:{level}"),
-                    payload: prost::Message::encode_to_vec(&record),
+                    payload: record.encode(),
                     device: String::new(),
                     role: Role::Admin.as_str().to_owned(),
                     hlc: Hlc::default(),
