@@ -783,15 +783,7 @@ async fn run_reports(args: &Args, r: &reports::ReportsArgs) -> anyhow::Result<()
         db.cleanup().await;
     }
     let mut report = result?;
-    report["date"] =
-        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-    report["commit"] = json!(git_commit());
-    report["backend"] = json!(args.backend);
-    report["profile"] = json!(if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    });
+    stamp(&mut report, &args.backend);
     let stem = format!(
         "reports-{}{}",
         args.backend,
@@ -821,15 +813,7 @@ async fn run_soak(args: &Args, soak_args: &soak::SoakArgs) -> anyhow::Result<()>
         db.cleanup().await;
     }
     let mut report = result?;
-    report["date"] =
-        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-    report["commit"] = json!(git_commit());
-    report["backend"] = json!(args.backend);
-    report["profile"] = json!(if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    });
+    stamp(&mut report, &args.backend);
     write_report(
         &args.out,
         &format!("soak-{}", args.backend),
@@ -858,6 +842,19 @@ fn write_report(
     std::fs::write(out.join(format!("{stem}.txt")), text)?;
     eprintln!("report: {}", json_path.display());
     Ok(())
+}
+
+/// Marks a mode's report with when, which commit, which backend and which build made it.
+fn stamp(report: &mut Value, backend: &str) {
+    report["date"] =
+        json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+    report["commit"] = json!(git_commit());
+    report["backend"] = json!(backend);
+    report["profile"] = json!(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    });
 }
 
 fn git_commit() -> String {
