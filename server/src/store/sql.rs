@@ -185,7 +185,7 @@ impl SqlStore {
         t: &patrolsync_proto::template::Template,
         now_ms: i64,
     ) -> Result<(u32, bool), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let latest = sqlx::query(
             "SELECT version, payload FROM templates WHERE id = $1 ORDER BY version DESC LIMIT 1",
         )
@@ -257,7 +257,7 @@ impl SqlStore {
     /// history but take no new records, and devices learn it through pull. Returns how many
     /// cells and checkpoints were newly retired (0 and 0 when they already were).
     pub async fn retire_cell(&self, code: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let path: Option<String> =
             sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
                 .bind(code)
@@ -326,7 +326,7 @@ impl SqlStore {
         people: &[NewPerson],
         now_ms: i64,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut changed = 0;
         for p in people {
             changed += sqlx::query(
@@ -358,7 +358,7 @@ impl SqlStore {
         cells: &[String],
         remove: bool,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(user)
             .fetch_optional(&mut *tx)
@@ -428,6 +428,16 @@ impl SqlStore {
             .rows_affected();
         }
         Ok(changed)
+    }
+
+    /// A transaction that reads, then writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that read first cannot upgrade once another
+    /// writer committed, and fails with "database is locked" instead of waiting its turn.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// The pool, for backend-specific work elsewhere in the server.
@@ -1447,7 +1457,7 @@ impl Store for SqlStore {
         cells: &[NewCell],
         checkpoints: &[NewCheckpoint],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut changed = 0;
         let mut changes = Vec::new();
         let grid_change =
@@ -2532,7 +2542,18 @@ impl Store for SqlStore {
         interval_ms: i64,
     ) -> Result<Escalated, StoreError> {
         let interval_ms = interval_ms.max(1);
-        let mut tx = self.pool.begin().await?;
+        // Most periods nothing is overdue: look before taking the write lock.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM hazards WHERE deadline_ms IS NOT NULL AND deadline_ms < $1 \
+             AND status IN ('reported', 'rectifying', 'transferred', 'agency_handling') LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        if any.is_none() {
+            return Ok(Escalated::default());
+        }
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT h.id, h.deadline_ms, gc.path, \
              (SELECT MAX(e.level) FROM hazard_escalations e \
