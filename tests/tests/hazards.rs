@@ -26,6 +26,55 @@ async fn sync_all(devices: &[&Client]) -> anyhow::Result<Vec<patrolsync_sdk::Syn
     Ok(summaries)
 }
 
+/// Waits (10 s at most) for an engine's first sync with something pulled.
+async fn bootstrapped(
+    events: &mut tokio::sync::broadcast::Receiver<patrolsync_sdk::SyncEvent>,
+    backend: &str,
+) -> anyhow::Result<()> {
+    use patrolsync_sdk::SyncEvent;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), events.recv()).await?? {
+            SyncEvent::Finished(s) if s.cursor > 0 => return Ok(()),
+            SyncEvent::Failed { error, .. } => {
+                anyhow::bail!("{backend}: bootstrap failed: {error}")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waits until `done()` holds or `until` passes, reading the engine's events meanwhile.
+/// Returns whether it holds, and whether a Notify came (those still queued included).
+async fn until_notified<F, Fut>(
+    events: &mut tokio::sync::broadcast::Receiver<patrolsync_sdk::SyncEvent>,
+    until: std::time::Instant,
+    mut done: F,
+) -> anyhow::Result<(bool, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    use patrolsync_sdk::SyncEvent;
+    let mut notified = false;
+    let reached = loop {
+        if done().await? {
+            break true;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        if let Ok(Ok(SyncEvent::Notified { .. })) = tokio::time::timeout(left, events.recv()).await
+        {
+            notified = true;
+        }
+    };
+    while let Ok(e) = events.try_recv() {
+        notified |= matches!(e, SyncEvent::Notified { .. });
+    }
+    Ok((reached, notified))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_edits_on_three_devices_converge_with_the_conflict_visible() -> anyhow::Result<()> {
     for db in test_databases().await {
@@ -221,7 +270,7 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_brings_a_new_hazard_to_a_listening_device_within_a_second() -> anyhow::Result<()> {
-    use patrolsync_sdk::{EngineOptions, SyncEvent};
+    use patrolsync_sdk::EngineOptions;
     use std::time::{Duration, Instant};
     for db in test_databases().await {
         let backend = db.backend;
@@ -236,39 +285,23 @@ async fn notify_brings_a_new_hazard_to_a_listening_device_within_a_second() -> a
             ..EngineOptions::default()
         });
         let mut events = engine.subscribe();
-        // Bootstrap first.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
-                SyncEvent::Finished(s) if s.cursor > 0 => break,
-                SyncEvent::Failed { error, .. } => {
-                    anyhow::bail!("{backend}: bootstrap failed: {error}")
-                }
-                _ => {}
-            }
-        }
+        bootstrapped(&mut events, backend).await?;
         // Let the listener connection register before the change happens.
         tokio::time::sleep(Duration::from_millis(200)).await;
 
         let id = reporter.report_hazard(lane("S1-C1-K4")).await?;
         let pushed = Instant::now();
         reporter.sync().await?;
-        let deadline = pushed + Duration::from_secs(1);
-        let mut notified = false;
-        while watcher.hazard(id).await?.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            anyhow::ensure!(
-                !left.is_zero(),
-                "{backend}: the hazard did not arrive within 1 s (notified: {notified})"
-            );
-            if let Ok(Ok(SyncEvent::Notified { .. })) =
-                tokio::time::timeout(left, events.recv()).await
-            {
-                notified = true;
-            }
-        }
-        while let Ok(e) = events.try_recv() {
-            notified |= matches!(e, SyncEvent::Notified { .. });
-        }
+        let (arrived, notified) =
+            until_notified(&mut events, pushed + Duration::from_secs(1), || {
+                let watcher = watcher.clone();
+                async move { Ok(watcher.hazard(id).await?.is_some()) }
+            })
+            .await?;
+        anyhow::ensure!(
+            arrived,
+            "{backend}: the hazard did not arrive within 1 s (notified: {notified})"
+        );
         assert!(notified, "{backend}: it came through Notify");
         eprintln!(
             "{backend}: hazard visible on the watcher {:?} after the push",
@@ -651,7 +684,7 @@ async fn nearby_reports_are_linked_and_a_merge_keeps_all_evidence() -> anyhow::R
 /// patroller in the building none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overdue_hazards_escalate_to_the_managers_above_through_notify() -> anyhow::Result<()> {
-    use patrolsync_sdk::{EngineOptions, SyncEvent};
+    use patrolsync_sdk::EngineOptions;
     use std::time::{Duration, Instant};
     for db in test_databases().await {
         let backend = db.backend;
@@ -672,13 +705,7 @@ async fn overdue_hazards_escalate_to_the_managers_above_through_notify() -> anyh
                 ..EngineOptions::default()
             });
             let mut events = engine.subscribe();
-            loop {
-                match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
-                    SyncEvent::Finished(_) => break,
-                    SyncEvent::Failed { error, .. } => anyhow::bail!("{backend}: {error}"),
-                    _ => {}
-                }
-            }
+            bootstrapped(&mut events, backend).await?;
             engines.push((engine, events));
         }
 
@@ -714,24 +741,16 @@ async fn overdue_hazards_escalate_to_the_managers_above_through_notify() -> anyh
             .iter_mut()
             .zip([(&community, &want_street[..2]), (&street, &want_street[..])])
         {
-            let until = Instant::now() + Duration::from_secs(15);
-            let mut notified = false;
-            while levels(device).await? != want {
-                let left = until.saturating_duration_since(Instant::now());
-                anyhow::ensure!(
-                    !left.is_zero(),
-                    "{backend}: escalations seen {:?}, want {want:?} (notified: {notified})",
-                    levels(device).await?
-                );
-                if let Ok(Ok(SyncEvent::Notified { .. })) =
-                    tokio::time::timeout(left, events.recv()).await
-                {
-                    notified = true;
-                }
-            }
-            while let Ok(e) = events.try_recv() {
-                notified |= matches!(e, SyncEvent::Notified { .. });
-            }
+            let (reached, notified) =
+                until_notified(events, Instant::now() + Duration::from_secs(15), || async {
+                    Ok(levels(device).await? == want)
+                })
+                .await?;
+            anyhow::ensure!(
+                reached,
+                "{backend}: escalations seen {:?}, want {want:?} (notified: {notified})",
+                levels(device).await?
+            );
             assert!(notified, "{backend}: it came through Notify");
         }
         // Stopped at the top: three levels in the store, each once; nothing for the building.

@@ -119,6 +119,36 @@ struct PendingChange {
     replay: bool,
 }
 
+impl PendingChange {
+    /// An entry the server or an admin makes (grid, escalation, template): no device, the admin
+    /// role, no HLC of its own.
+    fn admin(
+        cell_path: String,
+        kind: &'static str,
+        entity_key: String,
+        payload: Vec<u8>,
+        supersedes: bool,
+    ) -> PendingChange {
+        PendingChange {
+            cell_path,
+            kind,
+            entity_key,
+            payload,
+            device: String::new(),
+            role: Role::Admin.as_str().to_owned(),
+            hlc: Hlc::default(),
+            supersedes,
+            agency: None,
+            replay: false,
+        }
+    }
+}
+
+/// Open hazards past their deadline (`$1` is now): what escalation looks at. A hazard whose
+/// fix awaits verification (`rectified`) is not among them.
+const OVERDUE: &str = "deadline_ms IS NOT NULL AND deadline_ms < $1 \
+     AND status IN ('reported', 'rectifying', 'transferred', 'agency_handling')";
+
 /// Serialises change-log appends on PostgreSQL so positions are handed out in commit order.
 const CHANGE_LOG_LOCK: i64 = 0x7061_7472_6f6c;
 
@@ -219,19 +249,14 @@ impl SqlStore {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
-        let change = PendingChange {
-            // For everyone: pull serves `/` to every scope.
-            cell_path: "/".into(),
-            kind: "template",
-            entity_key: format!("template:{}:{}", published.id, published.version),
+        // For everyone: pull serves `/` to every scope.
+        let change = PendingChange::admin(
+            "/".into(),
+            "template",
+            format!("template:{}:{}", published.id, published.version),
             payload,
-            device: String::new(),
-            role: Role::Admin.as_str().to_owned(),
-            hlc: Hlc::default(),
-            supersedes: false,
-            agency: None,
-            replay: false,
-        };
+            false,
+        );
         self.append_changes(&mut tx, &[change], now_ms).await?;
         tx.commit().await?;
         Ok((published.version, true))
@@ -301,18 +326,13 @@ impl SqlStore {
                 name: r.try_get(3)?,
                 retired: true,
             };
-            changes.push(PendingChange {
+            changes.push(PendingChange::admin(
                 cell_path,
-                kind: "cell",
-                entity_key: format!("cell:{code}"),
-                payload: record.encode(),
-                device: String::new(),
-                role: Role::Admin.as_str().to_owned(),
-                hlc: Hlc::default(),
-                supersedes: true,
-                agency: None,
-                replay: false,
-            });
+                "cell",
+                format!("cell:{code}"),
+                record.encode(),
+                true,
+            ));
         }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
@@ -1460,19 +1480,9 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let mut changed = 0;
         let mut changes = Vec::new();
-        let grid_change =
-            |path: &str, kind: &'static str, key: String, payload: Vec<u8>| PendingChange {
-                cell_path: path.to_owned(),
-                kind,
-                entity_key: key,
-                payload,
-                device: String::new(),
-                role: Role::Admin.as_str().to_owned(),
-                hlc: Hlc::default(),
-                supersedes: true,
-                agency: None,
-                replay: false,
-            };
+        let grid_change = |path: &str, kind: &'static str, key: String, payload: Vec<u8>| {
+            PendingChange::admin(path.to_owned(), kind, key, payload, true)
+        };
         let mut ordered: Vec<&NewCell> = cells.iter().collect();
         ordered.sort_by_key(|c| c.level);
         for cell in ordered {
@@ -2543,25 +2553,22 @@ impl Store for SqlStore {
     ) -> Result<Escalated, StoreError> {
         let interval_ms = interval_ms.max(1);
         // Most periods nothing is overdue: look before taking the write lock.
-        let any: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM hazards WHERE deadline_ms IS NOT NULL AND deadline_ms < $1 \
-             AND status IN ('reported', 'rectifying', 'transferred', 'agency_handling') LIMIT 1",
-        )
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
+        let any: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT 1 FROM hazards WHERE {OVERDUE} LIMIT 1"))
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?;
         if any.is_none() {
             return Ok(Escalated::default());
         }
         let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
+        // `deadline_ms` and `status` in OVERDUE are the hazard's (the grid has neither).
+        let rows = sqlx::query(&format!(
             "SELECT h.id, h.deadline_ms, gc.path, \
              (SELECT MAX(e.level) FROM hazard_escalations e \
               WHERE e.hazard_id = h.id AND e.deadline_ms = h.deadline_ms) \
-             FROM hazards h JOIN grid_cells gc ON gc.id = h.cell_id \
-             WHERE h.deadline_ms IS NOT NULL AND h.deadline_ms < $1 \
-             AND h.status IN ('reported', 'rectifying', 'transferred', 'agency_handling')",
-        )
+             FROM hazards h JOIN grid_cells gc ON gc.id = h.cell_id WHERE {OVERDUE}"
+        ))
         .bind(now_ms)
         .fetch_all(&mut *tx)
         .await?;
@@ -2607,18 +2614,13 @@ impl Store for SqlStore {
                     escalated_at_ms: now_ms,
                 };
                 let hazard = hazard_id.to_string();
-                changes.push(PendingChange {
-                    cell_path: to_path.clone(),
-                    kind: "hazard_escalation",
-                    entity_key: format!("escalation:{hazard}:{deadline}:{level}"),
-                    payload: record.encode(),
-                    device: String::new(),
-                    role: Role::Admin.as_str().to_owned(),
-                    hlc: Hlc::default(),
-                    supersedes: false,
-                    agency: None,
-                    replay: false,
-                });
+                changes.push(PendingChange::admin(
+                    to_path.clone(),
+                    "hazard_escalation",
+                    format!("escalation:{hazard}:{deadline}:{level}"),
+                    record.encode(),
+                    false,
+                ));
                 out.paths.push(to_path.clone());
                 out.escalations.push(Escalation {
                     hazard,
