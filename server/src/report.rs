@@ -322,57 +322,31 @@ pub trait Flaggable {
     fn observed(&self) -> Observed;
 }
 
-fn observed(
-    fix: Option<(f64, f64, f64)>,
-    mock: bool,
-    device_time_ms: i64,
-    received_at_ms: i64,
-    clock_offset_ms: Option<i64>,
-    double_tap: bool,
-) -> Observed {
-    Observed {
-        fix,
-        mock,
-        device_time_ms,
-        received_at_ms,
-        // As measured when the check-in arrived (kept with it), so past reports do not change
-        // when the device's clock drifts later.
-        clock_offset_ms,
-        double_tap,
-    }
+/// Both kinds of stored check-in carry the same fields the rules read.
+macro_rules! flaggable {
+    ($t:ty) => {
+        impl Flaggable for $t {
+            fn user_id(&self) -> i64 {
+                self.user_id
+            }
+            fn observed(&self) -> Observed {
+                Observed {
+                    fix: self.fix,
+                    mock: self.mock,
+                    device_time_ms: self.device_time_ms,
+                    received_at_ms: self.received_at_ms,
+                    // As measured when the check-in arrived (kept with it), so past reports do
+                    // not change when the device's clock drifts later.
+                    clock_offset_ms: self.clock_offset_ms,
+                    double_tap: self.double_tap,
+                }
+            }
+        }
+    };
 }
 
-impl Flaggable for LedgerCheckIn {
-    fn user_id(&self) -> i64 {
-        self.user_id
-    }
-    fn observed(&self) -> Observed {
-        observed(
-            self.fix,
-            self.mock,
-            self.device_time_ms,
-            self.received_at_ms,
-            self.clock_offset_ms,
-            self.double_tap,
-        )
-    }
-}
-
-impl Flaggable for Visit {
-    fn user_id(&self) -> i64 {
-        self.user_id
-    }
-    fn observed(&self) -> Observed {
-        observed(
-            self.fix,
-            self.mock,
-            self.device_time_ms,
-            self.received_at_ms,
-            self.clock_offset_ms,
-            self.double_tap,
-        )
-    }
-}
+flaggable!(LedgerCheckIn);
+flaggable!(Visit);
 
 /// Anomaly flags of check-ins ordered by user then device time (as the store returns them),
 /// each compared with the same user's previous one; `place` is where its checkpoint is.

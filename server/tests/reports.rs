@@ -511,7 +511,17 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             Ok(cmd.args(args).output()?)
         };
 
-        let out = run(&[
+        // Runs a command that must succeed; its stdout.
+        let ok = |args: &[&str]| -> anyhow::Result<String> {
+            let out = run(args)?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(String::from_utf8(out.stdout)?)
+        };
+        let json: serde_json::Value = serde_json::from_str(&ok(&[
             "report",
             "compliance",
             "--period",
@@ -520,13 +530,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "S9-C1-K1",
             "--format",
             "json",
-        ])?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        ])?)?;
         let root = &json["rows"][0];
         assert_eq!(json["time_zone"], "Asia/Shanghai");
         assert_eq!(
@@ -549,7 +553,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "{}: {json}",
             db.backend
         );
-        let table = run(&[
+        let text = ok(&[
             "report",
             "compliance",
             "--period",
@@ -558,17 +562,11 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "S9-C1-K1",
         ])?;
         assert!(
-            table.status.success(),
-            "{}",
-            String::from_utf8_lossy(&table.stderr)
-        );
-        let text = String::from_utf8(table.stdout)?;
-        assert!(
             text.contains("S9-C1-K1-B1") && text.contains("4.2%"),
             "{text}"
         );
 
-        let out = run(&[
+        let text = ok(&[
             "report",
             "evaluation",
             "--period",
@@ -576,12 +574,6 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "--by",
             "person",
         ])?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout)?;
         let anna = text
             .lines()
             .find(|l| l.starts_with("anna"))
@@ -607,7 +599,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
 
         let xlsx = dir.path().join("inspections.xlsx");
         let xlsx_arg = xlsx.to_str().expect("utf-8 temp path");
-        let out = run(&[
+        ok(&[
             "export",
             "inspections",
             "--cell",
@@ -619,11 +611,6 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "-o",
             xlsx_arg,
         ])?;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let mut book: Xlsx<_> = open_workbook(&xlsx)?;
         let sheet = book.worksheet_range("inspections")?;
         let mut rows = sheet.rows();
