@@ -514,14 +514,16 @@ impl SqlStore {
         let device = batch.device.to_string();
         // Writing first takes SQLite's write lock at once, so no other writer can invalidate
         // this transaction's snapshot half-way.
-        let acked: Option<i64> = sqlx::query_scalar(
-            "UPDATE devices SET last_push_at = $1 WHERE id = $2 RETURNING acked_through",
+        // The same statement reads the device's clock offset as its last Hello measured it,
+        // kept with each check-in: the clock-skew flag must not change when the clock drifts.
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "UPDATE devices SET last_push_at = $1 WHERE id = $2 RETURNING acked_through, clock_offset_ms",
         )
         .bind(now_ms)
         .bind(&device)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(acked) = acked else {
+        let Some((acked, clock_offset)) = row else {
             return Err(StoreError::NotFound(format!(
                 "device {device} is not enrolled"
             )));
@@ -617,17 +619,6 @@ impl SqlStore {
             })
             .collect();
         let mut inserted: HashSet<CheckInId> = HashSet::new();
-        // The device's clock offset as its last Hello measured it, kept with each check-in: the
-        // clock-skew flag must not change when the device's clock drifts later.
-        let clock_offset: Option<i64> = if inserts.is_empty() {
-            None
-        } else {
-            sqlx::query_scalar("SELECT clock_offset_ms FROM devices WHERE id = $1")
-                .bind(&device)
-                .fetch_optional(&mut **tx)
-                .await?
-                .flatten()
-        };
         for chunk in inserts.chunks(CHECK_IN_ROWS_PER_STATEMENT) {
             inserted.extend(
                 self.insert_check_ins(tx, &device, batch.user_id, clock_offset, chunk, now_ms)
