@@ -247,6 +247,11 @@ enum AdminCommand {
         /// Root of the subtree (a cell code). Default: the whole grid.
         #[arg(long)]
         cell: Option<String>,
+        /// The moment the report stands at: only what the server had received by then counts,
+        /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
+        /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
         /// `csv` or `xlsx`.
         #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
         format: String,
@@ -354,6 +359,11 @@ enum ReportCommand {
         /// Root of the subtree (a cell code). Default: the whole grid.
         #[arg(long)]
         cell: Option<String>,
+        /// The moment the report stands at: only what the server had received by then counts,
+        /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
+        /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
         /// `cell` or `person`.
         #[arg(long, default_value = "cell", value_parser = ["cell", "person"])]
         by: String,
@@ -375,6 +385,11 @@ enum ReportCommand {
         /// Root of the subtree (a cell code). Default: the whole grid.
         #[arg(long)]
         cell: Option<String>,
+        /// The moment the report stands at: only what the server had received by then counts,
+        /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
+        /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
         /// `table`, `csv`, `xlsx` or `json`.
         #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
         format: String,
@@ -477,6 +492,24 @@ fn calendar(
     Ok((cal, config.reports.anomaly_rules()))
 }
 
+/// The moment a report stands at: `--as-of` parsed in the report's zone, else now. A moment
+/// still to come is refused: nothing is known of it yet.
+fn moment(cal: &crate::report::Calendar, as_of: Option<&str>) -> anyhow::Result<i64> {
+    let now = crate::now_ms();
+    let Some(s) = as_of else {
+        return Ok(now);
+    };
+    let ms = cal.moment(s).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        ms <= now,
+        "--as-of {s:?} ({}) is in the future (now {}): a report can only stand at a moment \
+         that has passed",
+        cal.local(ms),
+        cal.local(now)
+    );
+    Ok(ms)
+}
+
 /// Writes a report as `format`: `table` (the text), `json`, or `csv`/`xlsx` of `table`; to
 /// `output` or stdout.
 fn emit_report(
@@ -565,13 +598,15 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Grid {
             command: GridCommand::Import { file, check, json },
         } => {
-            let done = crate::grid_import::import_cells(&sql, &file, check).await?;
+            let done =
+                crate::grid_import::import_cells(&sql, &file, check, crate::now_ms()).await?;
             print_imported("cells", &file, check, json, &done)?;
         }
         AdminCommand::Checkpoints {
             command: ImportCommand::Import { file, check, json },
         } => {
-            let done = crate::grid_import::import_checkpoints(&sql, &file, check).await?;
+            let done =
+                crate::grid_import::import_checkpoints(&sql, &file, check, crate::now_ms()).await?;
             print_imported("checkpoints", &file, check, json, &done)?;
         }
         AdminCommand::People {
@@ -708,20 +743,16 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 ReportCommand::Compliance {
                     period,
                     cell,
+                    as_of,
                     format,
                     output,
                 },
         } => {
             let (cal, rules) = calendar(&config)?;
-            let report = crate::report::compliance(
-                &sql,
-                &cal,
-                &rules,
-                &period,
-                cell.as_deref(),
-                crate::now_ms(),
-            )
-            .await?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let report =
+                crate::report::compliance(&sql, &cal, &rules, &period, cell.as_deref(), as_of)
+                    .await?;
             emit_report(&report.text(), &report, &report.table(), &format, output)?;
         }
         AdminCommand::Report {
@@ -729,12 +760,14 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 ReportCommand::Evaluation {
                     period,
                     cell,
+                    as_of,
                     by,
                     format,
                     output,
                 },
         } => {
             let (cal, rules) = calendar(&config)?;
+            let as_of = moment(&cal, as_of.as_deref())?;
             let report = crate::report::evaluation(
                 &sql,
                 &cal,
@@ -742,16 +775,16 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                 &period,
                 cell.as_deref(),
                 by == "person",
-                crate::now_ms(),
+                as_of,
             )
             .await?;
             let table = report.table();
             let text = format!(
-                "evaluation by {} {} ({}), generated {}\n{}",
+                "evaluation by {} {} ({}), as of {}\n{}",
                 report.by,
                 report.period.label,
                 report.time_zone,
-                report.generated_at,
+                report.as_of.local,
                 table.text()
             );
             emit_report(&text, &report, &table, &format, output)?;
@@ -760,20 +793,15 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             ledger,
             period,
             cell,
+            as_of,
             format,
             output,
         } => {
             let (cal, rules) = calendar(&config)?;
-            let table = crate::report::ledger(
-                &sql,
-                &cal,
-                &rules,
-                ledger,
-                &period,
-                cell.as_deref(),
-                crate::now_ms(),
-            )
-            .await?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let table =
+                crate::report::ledger(&sql, &cal, &rules, ledger, &period, cell.as_deref(), as_of)
+                    .await?;
             crate::report::write(&table, &format, output.as_deref())?;
             let about: Vec<String> = table
                 .about

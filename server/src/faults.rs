@@ -244,9 +244,10 @@ impl Store for FaultyStore {
         &self,
         cells: &[NewCell],
         checkpoints: &[NewCheckpoint],
+        now_ms: i64,
     ) -> Result<u64, StoreError> {
         self.gate("upsert_grid")?;
-        self.inner.upsert_grid(cells, checkpoints).await
+        self.inner.upsert_grid(cells, checkpoints, now_ms).await
     }
     async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
         self.gate("checkpoints")?;

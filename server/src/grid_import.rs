@@ -270,11 +270,13 @@ fn polygonal(g: &geojson::Geometry) -> Result<(), String> {
     }
 }
 
-/// Reads and checks a cells file, then writes it. See the module docs.
+/// Reads and checks a cells file, then writes it (new cells created at `now_ms`). See the
+/// module docs.
 pub async fn import_cells(
     store: &SqlStore,
     path: &Path,
     check_only: bool,
+    now_ms: i64,
 ) -> Result<Imported, ImportError> {
     let text = read_text(path)?;
     let records: Vec<(Record, Option<String>)> = match format_of(path)? {
@@ -295,7 +297,7 @@ pub async fn import_cells(
             .collect(),
     };
     let existing: HashMap<String, (u8, String, bool)> = store
-        .report_cells(None)
+        .report_cells(None, i64::MAX)
         .await?
         .into_iter()
         .map(|c| {
@@ -412,16 +414,18 @@ pub async fn import_cells(
     let changed = if check_only {
         0
     } else {
-        store.upsert_grid(&cells, &[]).await?
+        store.upsert_grid(&cells, &[], now_ms).await?
     };
     Ok(Imported { rows, changed })
 }
 
-/// Reads and checks a checkpoints file, then writes it. See the module docs.
+/// Reads and checks a checkpoints file, then writes it (new checkpoints created at `now_ms`).
+/// See the module docs.
 pub async fn import_checkpoints(
     store: &SqlStore,
     path: &Path,
     check_only: bool,
+    now_ms: i64,
 ) -> Result<Imported, ImportError> {
     let text = read_text(path)?;
     let known = [
@@ -457,7 +461,7 @@ pub async fn import_checkpoints(
         }
     };
     let cells: HashMap<String, bool> = store
-        .report_cells(None)
+        .report_cells(None, i64::MAX)
         .await?
         .into_iter()
         .map(|c| (c.code, c.retired_at_ms.is_some()))
@@ -542,7 +546,7 @@ pub async fn import_checkpoints(
     let changed = if check_only {
         0
     } else {
-        store.upsert_grid(&[], &checkpoints).await?
+        store.upsert_grid(&[], &checkpoints, now_ms).await?
     };
     Ok(Imported { rows, changed })
 }

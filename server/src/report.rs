@@ -116,6 +116,53 @@ impl Calendar {
             .unwrap_or_default()
     }
 
+    /// Unix ms of a moment given as RFC 3339 (`2026-11-03T09:00:00+08:00`), a local date and
+    /// time in this zone (`2026-11-03 09:00` or `2026-11-03T09:00:00`), or a local date
+    /// (`2026-11-03`: the end of that day, so everything received on it counts).
+    pub fn moment(&self, s: &str) -> Result<i64, String> {
+        let bad = || {
+            format!(
+                "time {s:?}: use 2026-11-03 (the end of that day), 2026-11-03 09:00 (local, in {}) \
+                 or 2026-11-03T09:00:00+08:00 (RFC 3339)",
+                self.zone()
+            )
+        };
+        let t = s.trim();
+        let ms = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(t) {
+            t.timestamp_millis()
+        } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            bounded_year(d.year()).ok_or_else(|| format!("time {s:?}: years from 1970 to 9999"))?;
+            self.start_ms(d + Duration::days(1))
+        } else {
+            let local = [
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%dT%H:%M",
+            ]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
+            .ok_or_else(bad)?;
+            bounded_year(local.year())
+                .ok_or_else(|| format!("time {s:?}: years from 1970 to 9999"))?;
+            // A local time skipped by a DST jump does not exist; one repeated is the first.
+            self.tz
+                .from_local_datetime(&local)
+                .earliest()
+                .ok_or_else(|| {
+                    format!(
+                        "time {s:?} does not exist in {} (a clock change)",
+                        self.zone()
+                    )
+                })?
+                .timestamp_millis()
+        };
+        match self.tz.timestamp_millis_opt(ms).single() {
+            Some(t) if bounded_year(t.year()).is_some() => Ok(ms),
+            _ => Err(format!("time {s:?}: years from 1970 to 9999")),
+        }
+    }
+
     /// Unix ms of local midnight starting `date` (the first such instant on a DST change).
     pub fn start_ms(&self, date: NaiveDate) -> i64 {
         let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -168,6 +215,12 @@ impl Calendar {
     }
 }
 
+/// Years reports accept: bounded before any date arithmetic, so nothing near chrono's limits can
+/// overflow a slot (9999-12-31 plus a quarter is still a date).
+fn bounded_year(y: i32) -> Option<i32> {
+    (1970..=9999).contains(&y).then_some(y)
+}
+
 fn add_months(d: NaiveDate, n: u32) -> NaiveDate {
     d.checked_add_months(chrono::Months::new(n)).unwrap_or(d)
 }
@@ -194,9 +247,7 @@ impl FromStr for Period {
                  2026-11-23..2026-11-29 (days, both included)"
             )
         };
-        // Years are bounded before any arithmetic, so no date near chrono's limits can
-        // overflow a slot (9999-12-31 plus a quarter is still a date).
-        let in_range = |y: i32| (1970..=9999).contains(&y);
+        let in_range = |y: i32| bounded_year(y).is_some();
         let years = || format!("period {s:?}: years from 1970 to 9999");
         let day = |t: &str| {
             let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad())?;
@@ -308,10 +359,30 @@ pub struct Compliance {
     pub time_zone: String,
     /// The root cell, if one was asked for.
     pub cell: Option<String>,
-    /// When it was computed (local time).
-    pub generated_at: String,
+    /// The moment it stands at: what the server had received by then, slots as they stood.
+    pub as_of: Moment,
     /// Cells in path order, each with its subtree's counts.
     pub rows: Vec<ComplianceRow>,
+}
+
+/// The moment a report or ledger stands at: it counts only what the server had received by
+/// then, and judges slots and deadlines as they stood then (`--as-of`, default now).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Moment {
+    /// Unix ms.
+    pub ms: i64,
+    /// `YYYY-MM-DD HH:MM:SS` in the report's time zone.
+    pub local: String,
+}
+
+impl Moment {
+    /// `ms` in `cal`'s zone.
+    pub fn new(cal: &Calendar, ms: i64) -> Moment {
+        Moment {
+            ms,
+            local: cal.local(ms),
+        }
+    }
 }
 
 /// What the anomaly rules read of a check-in.
@@ -383,17 +454,17 @@ enum Answer {
     Inspected,
 }
 
-/// Computes compliance for `period` over the subtree of `cell` at time `now_ms`.
+/// Computes compliance for `period` over the subtree of `cell` as it stood at `as_of_ms`.
 pub async fn compliance(
     store: &SqlStore,
     cal: &Calendar,
     rules: &AnomalyRules,
     period: &Period,
     cell: Option<&str>,
-    now_ms: i64,
+    as_of_ms: i64,
 ) -> Result<Compliance, StoreError> {
-    let loaded = Loaded::read(store, cal, rules, period, cell).await?;
-    Ok(loaded.compliance(cal, period, cell, now_ms))
+    let loaded = Loaded::read(store, cal, rules, period, cell, as_of_ms).await?;
+    Ok(loaded.compliance(cal, period, cell, as_of_ms))
 }
 
 /// What compliance and the evaluation read: the subtree's cells and checkpoints, and every
@@ -453,9 +524,10 @@ impl Loaded {
         rules: &AnomalyRules,
         period: &Period,
         cell: Option<&str>,
+        as_of_ms: i64,
     ) -> Result<Loaded, StoreError> {
-        let cells = store.report_cells(cell).await?;
-        let checkpoints = store.report_checkpoints(cell).await?;
+        let cells = store.report_cells(cell, as_of_ms).await?;
+        let checkpoints = store.report_checkpoints(cell, as_of_ms).await?;
         // Read every check-in that can answer a slot overlapping the period: weeks and quarters
         // reach past its ends.
         let cadences = [
@@ -477,7 +549,7 @@ impl Loaded {
             .unwrap_or(period.end);
         let (from_ms, to_ms) = (cal.start_ms(from), cal.start_ms(to));
         let rows = store
-            .report_visits(cell, from_ms - LOOKBACK_MS, to_ms)
+            .report_visits(cell, from_ms - LOOKBACK_MS, to_ms, as_of_ms)
             .await?;
         let places: HashMap<i64, Option<anomaly::Place>> =
             checkpoints.iter().map(|c| (c.id, c.place)).collect();
@@ -499,7 +571,7 @@ impl Loaded {
         cal: &Calendar,
         period: &Period,
         cell: Option<&str>,
-        now_ms: i64,
+        as_of_ms: i64,
     ) -> Compliance {
         let (cells, checkpoints, rows, flags, from_ms) = (
             &*self.cells,
@@ -555,7 +627,7 @@ impl Loaded {
                     (self.days.start_ms(cal, start), self.days.start_ms(cal, end));
                 // Not begun, the checkpoint was retired before the slot began, or it was created
                 // after the slot ended.
-                if start_ms > now_ms
+                if start_ms > as_of_ms
                     || cp.retired_at_ms.is_some_and(|r| r <= start_ms)
                     || cp.created_at_ms.is_some_and(|c| c >= end_ms)
                 {
@@ -572,7 +644,7 @@ impl Loaded {
                     }
                     Some((Answer::Flagged, ..)) => counts.flagged += 1,
                     // Still running, or retired before it ended: nothing was owed yet.
-                    None if end_ms > now_ms || cp.retired_at_ms.is_some_and(|r| r < end_ms) => {
+                    None if end_ms > as_of_ms || cp.retired_at_ms.is_some_and(|r| r < end_ms) => {
                         if cp.retired_at_ms.is_none_or(|r| r >= end_ms) {
                             counts.open += 1;
                         }
@@ -619,7 +691,7 @@ impl Loaded {
             period: period.clone(),
             time_zone: cal.zone().to_owned(),
             cell: cell.map(str::to_owned),
-            generated_at: cal.local(now_ms),
+            as_of: Moment::new(cal, as_of_ms),
             rows,
         }
     }
@@ -681,7 +753,7 @@ impl Compliance {
                     self.cell.clone().unwrap_or_else(|| "(all)".into()),
                 ),
                 ("time zone".into(), self.time_zone.clone()),
-                ("generated at".into(), self.generated_at.clone()),
+                ("as of".into(), self.as_of.local.clone()),
                 (
                     "rate".into(),
                     "inspected / due; flagged check-ins are counted apart, not as inspected".into(),
@@ -693,8 +765,8 @@ impl Compliance {
     /// As an aligned text table, the subtree indented.
     pub fn text(&self) -> String {
         let mut out = format!(
-            "compliance {} ({}), generated {}\n",
-            self.period.label, self.time_zone, self.generated_at
+            "compliance {} ({}), as of {}\n",
+            self.period.label, self.time_zone, self.as_of.local
         );
         let _ = writeln!(
             out,
@@ -917,8 +989,8 @@ pub struct Evaluation {
     pub time_zone: String,
     /// The root cell, if one was asked for.
     pub cell: Option<String>,
-    /// When it was computed (local time).
-    pub generated_at: String,
+    /// The moment it stands at: what the server had received by then.
+    pub as_of: Moment,
     /// Rows: cells in path order, or people by name.
     pub rows: Vec<EvaluationRow>,
 }
@@ -933,12 +1005,12 @@ pub async fn evaluation(
     period: &Period,
     cell: Option<&str>,
     by_person: bool,
-    now_ms: i64,
+    as_of_ms: i64,
 ) -> Result<Evaluation, StoreError> {
-    let loaded = Loaded::read(store, cal, rules, period, cell).await?;
-    let compliance = loaded.compliance(cal, period, cell, now_ms);
+    let loaded = Loaded::read(store, cal, rules, period, cell, as_of_ms).await?;
+    let compliance = loaded.compliance(cal, period, cell, as_of_ms);
     let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
-    let hazards = store.report_hazards(cell, from_ms, to_ms).await?;
+    let hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;
     let people = if by_person {
         store.report_people(cell).await?
     } else {
@@ -1005,7 +1077,7 @@ pub async fn evaluation(
             .then(|| applied.iter().rev().find(|e| e.to == Status::Closed))
             .flatten()
             .filter(|e| in_period(at(e)));
-        let overdue = state.status.is_open() && deadline.is_some_and(|d| d < now_ms.min(to_ms));
+        let overdue = state.status.is_open() && deadline.is_some_and(|d| d < as_of_ms.min(to_ms));
         let here = if by_person {
             covering(&h.path)
         } else {
@@ -1120,7 +1192,7 @@ pub async fn evaluation(
         by: if by_person { "person" } else { "cell" }.into(),
         time_zone: cal.zone().to_owned(),
         cell: cell.map(str::to_owned),
-        generated_at: cal.local(now_ms),
+        as_of: Moment::new(cal, as_of_ms),
         rows,
     })
 }
@@ -1183,7 +1255,7 @@ impl Evaluation {
                     self.cell.clone().unwrap_or_else(|| "(all)".into()),
                 ),
                 ("time zone".into(), self.time_zone.clone()),
-                ("generated at".into(), self.generated_at.clone()),
+                ("as of".into(), self.as_of.local.clone()),
             ],
         }
     }
@@ -1222,7 +1294,7 @@ pub async fn ledger(
     ledger: Ledger,
     period: &Period,
     cell: Option<&str>,
-    now_ms: i64,
+    as_of_ms: i64,
 ) -> Result<Table, StoreError> {
     let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
     let mut about = vec![
@@ -1230,12 +1302,12 @@ pub async fn ledger(
         ("period".into(), period.label.clone()),
         ("cell".into(), cell.unwrap_or("(all)").into()),
         ("time zone".into(), cal.zone().into()),
-        ("generated at".into(), cal.local(now_ms)),
+        ("as of".into(), cal.local(as_of_ms)),
     ];
     let (columns, rows) = match ledger {
         Ledger::Inspections | Ledger::Patrols => {
             let all = store
-                .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms)
+                .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms, as_of_ms)
                 .await?;
             let flags = flag_all(rules, &all, |c| c.place);
             let mut picked: Vec<(&LedgerCheckIn, &Vec<Anomaly>)> = all
@@ -1265,9 +1337,9 @@ pub async fn ledger(
             )
         }
         Ledger::HazardDisposal | Ledger::HazardTransfer => {
-            let hazards = store.report_hazards(cell, from_ms, to_ms).await?;
+            let hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;
             let (columns, rows, covered) = if ledger == Ledger::HazardDisposal {
-                disposal(cal, &hazards, from_ms, now_ms)
+                disposal(cal, &hazards, from_ms, as_of_ms)
             } else {
                 transfers(cal, &hazards, from_ms, to_ms)
             };
@@ -1406,7 +1478,7 @@ fn disposal<'a>(
     cal: &Calendar,
     hazards: &'a [LedgerHazard],
     from_ms: i64,
-    now_ms: i64,
+    as_of_ms: i64,
 ) -> Built<'a> {
     let columns = vec![
         "hazard_id",
@@ -1461,7 +1533,7 @@ fn disposal<'a>(
                 }
             }
             (Some(_), None) => "yes",
-            (None, Some(d)) if state.status.is_open() && now_ms > d => "overdue",
+            (None, Some(d)) if state.status.is_open() && as_of_ms > d => "overdue",
             (None, _) if state.status == Status::Merged => "merged",
             (None, _) => "open",
         };

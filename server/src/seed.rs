@@ -72,7 +72,9 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
 /// Seeds the demo city; returns (cells, checkpoints, rows changed).
 pub async fn seed_demo(store: &dyn Store) -> Result<(usize, usize, u64), StoreError> {
     let (cells, checkpoints) = demo_grid();
-    let changed = store.upsert_grid(&cells, &checkpoints).await?;
+    let changed = store
+        .upsert_grid(&cells, &checkpoints, crate::now_ms())
+        .await?;
     Ok((cells.len(), checkpoints.len(), changed))
 }
 
@@ -155,7 +157,9 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
 /// Seeds the synthetic city; returns (cells, checkpoints, rows changed).
 pub async fn seed_city(store: &dyn Store) -> Result<(usize, usize, u64), StoreError> {
     let (cells, checkpoints) = city_grid();
-    let changed = store.upsert_grid(&cells, &checkpoints).await?;
+    let changed = store
+        .upsert_grid(&cells, &checkpoints, crate::now_ms())
+        .await?;
     Ok((cells.len(), checkpoints.len(), changed))
 }
 

@@ -751,6 +751,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         cells: &[NewCell],
         checkpoints: &[NewCheckpoint],
+        now_ms: i64,
     ) -> Result<u64, StoreError>;
 
     /// Looks up checkpoints by code; unknown codes are simply absent from the result.

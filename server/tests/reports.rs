@@ -95,14 +95,11 @@ async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
                 cp("D2", "S9-C1-K1-B1"), // daily
                 cp("X", "S9-C1-K1-B1"),  // level 4, but its own cadence: weekly
             ],
+            // The grid was there long before the period.
+            local(2026, 9, 1, 0, 0),
         )
         .await?;
     sqlx::query("UPDATE checkpoints SET cadence = 'weekly' WHERE code = 'X'")
-        .execute(store.pool())
-        .await?;
-    // The grid was there long before the period.
-    sqlx::query("UPDATE checkpoints SET created_at = $1")
-        .bind(local(2026, 9, 1, 0, 0))
         .execute(store.pool())
         .await?;
 
@@ -379,11 +376,8 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
                     radius_m: 30.0,
                     cadence: None,
                 }],
+                local(2026, 10, 29, 10, 0),
             )
-            .await?;
-        sqlx::query("UPDATE checkpoints SET created_at = $1 WHERE code = 'N'")
-            .bind(local(2026, 10, 29, 10, 0))
-            .execute(f.store.pool())
             .await?;
         let r = report::compliance(&f.store, &cal, &rules, &october, Some("S9-C1-K1"), now).await?;
         assert_eq!(
@@ -490,6 +484,10 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
     Ok(())
 }
 
+/// The moment the binary's reports stand at: the fixture's `now`, long after its check-ins
+/// arrived (9 November) and before November's monthly slot ended.
+const AS_OF: &str = "2026-11-20 12:00";
+
 /// The real binary: `admin report compliance --format json` and `admin export inspections
 /// --format xlsx`, read back with calamine; the ledger's rows equal the store's check-ins.
 #[tokio::test]
@@ -521,6 +519,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             );
             Ok(String::from_utf8(out.stdout)?)
         };
+        // Every report stands at the fixture's moment, not at the day the test runs.
         let json: serde_json::Value = serde_json::from_str(&ok(&[
             "report",
             "compliance",
@@ -528,11 +527,21 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "2026-10",
             "--cell",
             "S9-C1-K1",
+            "--as-of",
+            AS_OF,
             "--format",
             "json",
         ])?)?;
         let root = &json["rows"][0];
         assert_eq!(json["time_zone"], "Asia/Shanghai");
+        assert_eq!(
+            (&json["as_of"]["local"], &json["as_of"]["ms"]),
+            (
+                &"2026-11-20 12:00:00".into(),
+                &local(2026, 11, 20, 12, 0).into()
+            ),
+            "the JSON says which moment it stands at"
+        );
         assert_eq!(
             (
                 &root["cell"],
@@ -560,9 +569,13 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "2026-10",
             "--cell",
             "S9-C1-K1",
+            "--as-of",
+            AS_OF,
         ])?;
         assert!(
-            text.contains("S9-C1-K1-B1") && text.contains("4.2%"),
+            text.contains("S9-C1-K1-B1")
+                && text.contains("4.2%")
+                && text.contains("as of 2026-11-20 12:00:00"),
             "{text}"
         );
 
@@ -573,6 +586,8 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "2026-10-30..2026-11-02",
             "--by",
             "person",
+            "--as-of",
+            AS_OF,
         ])?;
         let anna = text
             .lines()
@@ -606,6 +621,8 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "S9",
             "--period",
             "2026-10-30..2026-11-02",
+            "--as-of",
+            AS_OF,
             "--format",
             "xlsx",
             "-o",
@@ -685,6 +702,10 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             meta.contains(&("time zone".into(), "Asia/Shanghai".into())),
             "{meta:?}"
         );
+        assert!(
+            meta.contains(&("as of".into(), "2026-11-20 12:00:00".into())),
+            "the XLSX says which moment it stands at: {meta:?}"
+        );
 
         // A bad period is refused naming what is accepted, and writes nothing.
         let bad = dir.path().join("bad.xlsx");
@@ -697,6 +718,131 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         let out = run(&["export", "patrols", "--cell", "S404", "--period", "2026-10"])?;
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains("S404 does not exist"));
+        db.cleanup().await;
+    }
+    Ok(())
+}
+
+/// `--as-of`: a report counts only what the server had received by that moment. The fixture's
+/// check-ins all arrived on 9 November at 08:00; October's report as it stood a minute before
+/// has every slot missed, as it stood that evening (and today) has them answered.
+#[tokio::test]
+async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
+        });
+        let _f = fixture(SqlStore::connect(&url).await?).await?;
+        let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+            let mut cmd = std::process::Command::new(BIN);
+            cmd.arg("admin").arg("--data-dir").arg(&data);
+            if let Some(u) = &db.url {
+                cmd.arg("--database-url").arg(u);
+            }
+            Ok(cmd.args(args).output()?)
+        };
+        // October's compliance of the compound as JSON: (due, inspected, cni, flagged, missed).
+        let october = |as_of: Option<&str>| -> anyhow::Result<(serde_json::Value, [u64; 5])> {
+            let mut args = vec![
+                "report",
+                "compliance",
+                "--period",
+                "2026-10",
+                "--cell",
+                "S9-C1-K1",
+                "--format",
+                "json",
+            ];
+            args.extend(as_of.map(|a| ["--as-of", a]).into_iter().flatten());
+            let out = run(&args)?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let root = &json["rows"][0];
+            let n = |k: &str| root[k].as_u64().unwrap_or(u64::MAX);
+            let counts = [
+                n("due"),
+                n("inspected"),
+                n("could_not_inspect"),
+                n("flagged"),
+                n("missed"),
+            ];
+            Ok((json["as_of"].clone(), counts))
+        };
+
+        let (before_at, before) = october(Some("2026-11-09 07:59"))?;
+        assert_eq!(
+            before,
+            [72, 0, 0, 0, 72],
+            "{}: nothing had arrived a minute before",
+            db.backend
+        );
+        assert_eq!(before_at["ms"], local(2026, 11, 9, 7, 59));
+        let (after_at, after) = october(Some("2026-11-09"))?;
+        assert_eq!(
+            after,
+            [72, 3, 1, 1, 67],
+            "{}: a date is the end of that day",
+            db.backend
+        );
+        assert_eq!(after_at["ms"], local(2026, 11, 10, 0, 0));
+        let rfc = october(Some("2026-11-09T00:01:00Z"))?.1;
+        assert_eq!(rfc, after, "{}: 08:01 in Shanghai", db.backend);
+        // Without --as-of the report stands now: October ended and everything arrived long
+        // before, so it equals the report as of that evening whatever day the test runs.
+        assert_eq!(october(None)?.1, after, "{}", db.backend);
+
+        // The ledger as of the same minute has no rows; as of that evening, every inspection.
+        let ledger = |as_of: &str| -> anyhow::Result<usize> {
+            let out = run(&[
+                "export",
+                "inspections",
+                "--cell",
+                "S9",
+                "--period",
+                "2026-10-30..2026-11-02",
+                "--as-of",
+                as_of,
+            ])?;
+            anyhow::ensure!(out.status.success(), "{:?}", out);
+            let mut csv = csv::Reader::from_reader(out.stdout.as_slice());
+            Ok(csv.records().count())
+        };
+        assert_eq!(ledger("2026-11-09 07:59")?, 0, "{}", db.backend);
+        assert_eq!(ledger("2026-11-09 08:00")?, 10, "{}", db.backend);
+
+        // A moment to come, or one that is not a time, is refused and says what is accepted.
+        let out = run(&[
+            "report",
+            "compliance",
+            "--period",
+            "2026-10",
+            "--as-of",
+            "9999-12-30",
+        ])?;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is in the future"), "{err}");
+        let out = run(&[
+            "report",
+            "evaluation",
+            "--period",
+            "2026-10",
+            "--as-of",
+            "last tuesday",
+        ])?;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("2026-11-03T09:00:00+08:00 (RFC 3339)"),
+            "{err}"
+        );
         db.cleanup().await;
     }
     Ok(())

@@ -549,6 +549,42 @@ async fn ledgers_show_the_closed_loop(
         "{backend}"
     );
 
+    // As of a moment before the verification arrived, the ledger shows the hazard as it stood
+    // then: rectified by the brigade, not closed, its chain one entry shorter.
+    let received: Vec<i64> = sqlx::query_scalar(
+        "SELECT received_at_ms FROM hazard_log WHERE hazard_id = $1 ORDER BY position",
+    )
+    .bind(id.to_bytes().to_vec())
+    .fetch_all(store.pool())
+    .await?;
+    let last = *received.last().expect("a log");
+    assert!(
+        received[received.len() - 2] < last,
+        "{backend}: the verification arrived in a later sync than the fix: {received:?}"
+    );
+    let t = report::ledger(
+        &store,
+        &cal,
+        &rules,
+        Ledger::HazardDisposal,
+        &period,
+        Some("S1"),
+        last - 1,
+    )
+    .await?;
+    assert_eq!(cell(&t, 0, "status"), "rectified", "{backend}");
+    assert_eq!(cell(&t, 0, "closed_at"), "", "{backend}");
+    assert_eq!(
+        cell(&t, 0, "log_length"),
+        (log.len() - 1).to_string(),
+        "{backend}"
+    );
+    assert_eq!(
+        cell(&t, 0, "chain_head"),
+        patrolsync_tests::hex(&log[log.len() - 2].hash),
+        "{backend}"
+    );
+
     // The evaluation: the street found one, closed it on time, transferred it once; by person,
     // alice found it and bob transferred and closed it.
     let e = report::evaluation(&store, &cal, &rules, &period, Some("S1"), false, now).await?;

@@ -160,11 +160,11 @@ pub struct Visit {
 }
 
 /// With a subtree: only users who made a check-in under it in the whole range (`$1` the
-/// prefix, `$4`..`$5` the range; bind them only then). Without one, everybody.
+/// prefix, `$5`..`$6` the range; bind them only then). Without one, everybody.
 fn users_filter(subtree: bool) -> &'static str {
     if subtree {
         "AND ci.user_id IN (SELECT c2.user_id FROM grid_cells g2 JOIN check_ins c2 ON c2.cell_id = g2.id \
-         WHERE substr(g2.path, 1, length($1)) = $1 AND c2.device_time_ms >= $4 AND c2.device_time_ms < $5)"
+         WHERE substr(g2.path, 1, length($1)) = $1 AND c2.device_time_ms >= $5 AND c2.device_time_ms < $6)"
     } else {
         ""
     }
@@ -215,15 +215,21 @@ impl SqlStore {
         path.ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))
     }
 
-    /// The cells under `cell` (itself included), in path order (by bytes, whatever the
-    /// database's collation).
-    pub async fn report_cells(&self, cell: Option<&str>) -> Result<Vec<ReportCell>, StoreError> {
+    /// The cells under `cell` (itself included) that existed at `as_of_ms`, in path order (by
+    /// bytes, whatever the database's collation); a retirement after `as_of_ms` is not yet one.
+    pub async fn report_cells(
+        &self,
+        cell: Option<&str>,
+        as_of_ms: i64,
+    ) -> Result<Vec<ReportCell>, StoreError> {
         let prefix = self.subtree(cell).await?;
         let mut cells = sqlx::query(
-            "SELECT code, name, level, path, retired_at FROM grid_cells \
-             WHERE substr(path, 1, length($1)) = $1",
+            "SELECT code, name, level, path, CASE WHEN retired_at <= $2 THEN retired_at END \
+             FROM grid_cells WHERE substr(path, 1, length($1)) = $1 \
+             AND (created_at IS NULL OR created_at <= $2)",
         )
         .bind(prefix)
+        .bind(as_of_ms)
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -241,18 +247,23 @@ impl SqlStore {
         Ok(cells)
     }
 
-    /// The checkpoints under `cell`, retired ones included (a report decides what was due).
+    /// The checkpoints under `cell` that existed at `as_of_ms`, retired ones included (a report
+    /// decides what was due); a retirement after `as_of_ms` is not yet one.
     pub async fn report_checkpoints(
         &self,
         cell: Option<&str>,
+        as_of_ms: i64,
     ) -> Result<Vec<ReportCheckpoint>, StoreError> {
         let prefix = self.subtree(cell).await?;
         sqlx::query(
             "SELECT cp.code, gc.code, gc.path, gc.level, cp.latitude, cp.longitude, cp.radius_m, \
-             cp.cadence, cp.retired_at, cp.created_at, cp.id FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
-             WHERE substr(gc.path, 1, length($1)) = $1 ORDER BY cp.code",
+             cp.cadence, CASE WHEN cp.retired_at <= $2 THEN cp.retired_at END, cp.created_at, cp.id \
+             FROM checkpoints cp JOIN grid_cells gc ON gc.id = cp.cell_id \
+             WHERE substr(gc.path, 1, length($1)) = $1 \
+             AND (cp.created_at IS NULL OR cp.created_at <= $2) ORDER BY cp.code",
         )
         .bind(prefix)
+        .bind(as_of_ms)
         .fetch_all(self.pool())
         .await?
         .iter()
@@ -272,14 +283,15 @@ impl SqlStore {
         .collect()
     }
 
-    /// Check-ins with device time in `[from_ms, to_ms)` of every user who made one under
-    /// `cell` then (those elsewhere marked not [`LedgerCheckIn::in_scope`]), ordered by user,
-    /// then device time: the order anomaly rules walk them in.
+    /// Check-ins with device time in `[from_ms, to_ms)`, received by `as_of_ms`, of every user
+    /// who made one under `cell` then (those elsewhere marked not [`LedgerCheckIn::in_scope`]),
+    /// ordered by user, then device time: the order anomaly rules walk them in.
     pub async fn report_check_ins(
         &self,
         cell: Option<&str>,
         from_ms: i64,
         to_ms: i64,
+        as_of_ms: i64,
     ) -> Result<Vec<LedgerCheckIn>, StoreError> {
         let prefix = self.subtree(cell).await?;
         let sql = format!(
@@ -292,10 +304,14 @@ impl SqlStore {
              CAST(CASE WHEN substr(gc.path, 1, length($1)) = $1 THEN 1 ELSE 0 END AS BIGINT) \
              FROM check_ins ci JOIN grid_cells gc ON gc.id = ci.cell_id \
              JOIN checkpoints cp ON cp.id = ci.checkpoint_id JOIN users u ON u.id = ci.user_id \
-             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 {}",
+             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 AND ci.received_at_ms <= $4 {}",
             users_filter(cell.is_some())
         );
-        let mut q = sqlx::query(&sql).bind(prefix).bind(from_ms).bind(to_ms);
+        let mut q = sqlx::query(&sql)
+            .bind(prefix)
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(as_of_ms);
         if cell.is_some() {
             q = q.bind(from_ms).bind(to_ms);
         }
@@ -350,13 +366,15 @@ impl SqlStore {
     }
 
     /// What compliance and anomaly rules need of each check-in with device time in
-    /// `[from_ms, to_ms)` by a user who made one under `cell` then, ordered by user, device
-    /// time and id: no names, notes or answers (a city's month is a million rows).
+    /// `[from_ms, to_ms)`, received by `as_of_ms`, by a user who made one under `cell` then,
+    /// ordered by user, device time and id: no names, notes or answers (a city's month is a
+    /// million rows).
     pub async fn report_visits(
         &self,
         cell: Option<&str>,
         from_ms: i64,
         to_ms: i64,
+        as_of_ms: i64,
     ) -> Result<Vec<Visit>, StoreError> {
         let prefix = self.subtree(cell).await?;
         // Numbers only: each row crosses the driver as a handful of integers and floats. The
@@ -386,7 +404,7 @@ impl SqlStore {
              + (CASE WHEN ci.duplicate_of IS NULL THEN 0 ELSE 2 END) + 4 * {scope} \
              + 8 * (CASE ci.outcome {outcome} ELSE {} END) AS BIGINT), ci.clock_offset_ms \
              FROM check_ins ci {join} \
-             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 {}",
+             WHERE ci.device_time_ms >= $2 AND ci.device_time_ms < $3 AND ci.received_at_ms <= $4 {}",
             OUTCOMES.len(),
             users_filter(cell.is_some())
         );
@@ -399,7 +417,11 @@ impl SqlStore {
             let hi = if i == SLICES - 1 { to_ms } else { lo + step };
             let (sql, prefix) = (&sql, &prefix);
             async move {
-                let mut q = sqlx::query(sql).bind(prefix).bind(lo).bind(hi);
+                let mut q = sqlx::query(sql)
+                    .bind(prefix)
+                    .bind(lo)
+                    .bind(hi)
+                    .bind(as_of_ms);
                 if cell.is_some() {
                     q = q.bind(from_ms).bind(to_ms);
                 }
@@ -426,12 +448,15 @@ impl SqlStore {
     }
 
     /// Hazards under `cell` reported (device time) before `to_ms` that were open at `from_ms`
-    /// or changed since, with their whole logs, oldest report first.
+    /// or changed since, with their logs as the server held them at `as_of_ms` (entries
+    /// received later left out; a hazard whose report arrived later not at all), oldest report
+    /// first.
     pub async fn report_hazards(
         &self,
         cell: Option<&str>,
         from_ms: i64,
         to_ms: i64,
+        as_of_ms: i64,
     ) -> Result<Vec<LedgerHazard>, StoreError> {
         let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
@@ -440,13 +465,16 @@ impl SqlStore {
              FROM grid_cells gc JOIN hazards h ON h.cell_id = gc.id JOIN users u ON u.id = h.user_id \
              JOIN hazard_log l ON l.hazard_id = h.id JOIN users lu ON lu.id = l.user_id \
              WHERE substr(gc.path, 1, length($1)) = $1 AND h.reported_at_ms < $3 \
+             AND l.received_at_ms <= $4 \
              AND (h.status NOT IN ('closed', 'merged') \
-                  OR h.id IN (SELECT hazard_id FROM hazard_log WHERE hlc_wall_ms >= $2)) \
+                  OR h.id IN (SELECT hazard_id FROM hazard_log \
+                              WHERE hlc_wall_ms >= $2 OR received_at_ms > $4)) \
              ORDER BY h.reported_at_ms, h.id, l.position",
         )
         .bind(prefix)
         .bind(from_ms)
         .bind(to_ms)
+        .bind(as_of_ms)
         .fetch_all(self.pool())
         .await?;
         let mut out: Vec<LedgerHazard> = Vec::new();
@@ -507,7 +535,8 @@ pub struct ReportPerson {
 }
 
 impl SqlStore {
-    /// People assigned to cells under `cell`, by name.
+    /// People assigned to cells under `cell`, by name. Assignments keep no history, so a report
+    /// as of an earlier moment still lists today's people and their cells.
     pub async fn report_people(&self, cell: Option<&str>) -> Result<Vec<ReportPerson>, StoreError> {
         let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(

@@ -1467,6 +1467,7 @@ impl Store for SqlStore {
         &self,
         cells: &[NewCell],
         checkpoints: &[NewCheckpoint],
+        now_ms: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut changed = 0;
@@ -1498,7 +1499,7 @@ impl Store for SqlStore {
             };
             let path = format!("{parent_path}{}/", cell.code);
             let n = sqlx::query(
-                "INSERT INTO grid_cells (code, parent_id, level, name, path, boundary) VALUES ($1, $2, $3, $4, $5, $6) \
+                "INSERT INTO grid_cells (code, parent_id, level, name, path, boundary, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (code) DO UPDATE SET parent_id = excluded.parent_id, level = excluded.level, \
                  name = excluded.name, path = excluded.path, boundary = excluded.boundary \
                  WHERE grid_cells.parent_id IS DISTINCT FROM excluded.parent_id OR grid_cells.level <> excluded.level \
@@ -1511,6 +1512,7 @@ impl Store for SqlStore {
             .bind(&cell.name)
             .bind(&path)
             .bind(cell.boundary.clone())
+            .bind(now_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1563,7 +1565,7 @@ impl Store for SqlStore {
             .bind(cp.position.map(|p| p.1))
             .bind(cp.radius_m)
             .bind(cp.cadence.clone())
-            .bind(crate::now_ms())
+            .bind(now_ms)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -1585,8 +1587,7 @@ impl Store for SqlStore {
             }
             changed += n;
         }
-        self.append_changes(&mut tx, &changes, crate::now_ms())
-            .await?;
+        self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok(changed)
     }

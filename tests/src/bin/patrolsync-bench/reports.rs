@@ -87,7 +87,7 @@ pub async fn run(args: &ReportsArgs, url: &str) -> anyhow::Result<Value> {
     let mut evaluation = None;
     for _ in 0..3 {
         let t = Instant::now();
-        rows = store.report_visits(None, from_ms, to_ms).await?.len();
+        rows = store.report_visits(None, from_ms, to_ms, now).await?.len();
         reads.push(secs(t));
         let t = Instant::now();
         let c = report::compliance(&store, &cal, &rules, &period, None, now).await?;
@@ -198,7 +198,7 @@ async fn fill(
 ) -> anyhow::Result<Value> {
     let now = patrolsync_server::now_ms();
     let streets: Vec<String> = store
-        .report_cells(None)
+        .report_cells(None, now)
         .await?
         .into_iter()
         .filter(|c| c.level == 1)
@@ -218,14 +218,14 @@ async fn fill(
         sessions.insert(s.clone(), (d, 0u64));
     }
     let codes: Vec<String> = store
-        .report_checkpoints(None)
+        .report_checkpoints(None, now)
         .await?
         .into_iter()
         .map(|c| c.code)
         .collect();
     let refs = store.checkpoints(&codes).await?;
     let places: std::collections::HashMap<String, Option<(f64, f64, f64)>> = store
-        .report_checkpoints(None)
+        .report_checkpoints(None, now)
         .await?
         .into_iter()
         .map(|c| (c.code, c.place))
