@@ -149,6 +149,9 @@ fn write_durably(
         use std::io::Write;
         ctx.update(&bytes);
         f.write_all(&bytes)?;
+        // Stamped with this process's clock, which `expire_staging` reads it against: a
+        // filesystem's own stamp may come from another clock (an NFS server's).
+        f.set_modified(std::time::SystemTime::now())?;
         f.sync_data()?;
         Ok((f, bytes, ctx))
     })
