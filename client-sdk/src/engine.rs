@@ -63,6 +63,8 @@ pub enum SyncEvent {
     },
     /// A transition lost against another device's and was kept as a conflict.
     Conflict(crate::ConflictReport),
+    /// Something entered the device's scope, or left it and was dropped from the views.
+    ScopeChanged(crate::ScopeNotice),
     /// Photo upload progress.
     PhotoProgress {
         /// SHA-256, hex.
@@ -173,6 +175,9 @@ async fn run(
                 }
                 for c in &summary.new_conflicts {
                     let _ = events.send(SyncEvent::Conflict(c.clone()));
+                }
+                for n in &summary.scope_changes {
+                    let _ = events.send(SyncEvent::ScopeChanged(n.clone()));
                 }
                 let _ = events.send(SyncEvent::Finished(summary));
             }

@@ -329,7 +329,9 @@ impl Client {
         .fetch_all(&self.inner.db)
         .await
         .map_err(local)?;
-        if rows.is_empty() {
+        // A hazard is folded only once its report is here (a grant brings it before anything
+        // else of the hazard; until then an edit alone is not a hazard).
+        if !rows.iter().any(|r| r.get::<String, _>(3) == "report") {
             return Ok(None);
         }
         let mut ops = Vec::with_capacity(rows.len());
@@ -359,17 +361,21 @@ impl Client {
     ) -> Result<(), SyncError> {
         let cfg = &self.inner.config;
         loop {
-            let state = sqlx::query("SELECT cursor, bootstrapped FROM pull_state WHERE id = 1")
-                .fetch_one(&self.inner.db)
-                .await
-                .map_err(local)?;
+            let state = sqlx::query(
+                "SELECT cursor, bootstrapped, backfill_after FROM pull_state WHERE id = 1",
+            )
+            .fetch_one(&self.inner.db)
+            .await
+            .map_err(local)?;
             let cursor = state.get::<i64, _>(0) as u64;
             let bootstrapped = state.get::<i64, _>(1) != 0;
+            let backfill_after = state.get::<i64, _>(2).max(0) as u64;
             let request = wire::Request {
                 kind: Some(wire::request::Kind::Pull(wire::PullRequest {
                     cursor,
                     limit: 500,
                     compact: !bootstrapped,
+                    backfill_after,
                 })),
             };
             let response = transport::call(
@@ -387,7 +393,7 @@ impl Client {
             summary.pulled += page.changes.len() as u64;
             let touched = page_hazards(&page);
             let before = self.conflict_ids(&touched).await?;
-            self.apply_page(&page).await?;
+            summary.scope_changes.extend(self.apply_page(&page).await?);
             for id in &touched {
                 let Some(view) = self.hazard(*id).await? else {
                     continue;
@@ -424,9 +430,14 @@ impl Client {
         Ok(out)
     }
 
-    async fn apply_page(&self, page: &wire::PullResponse) -> Result<(), SyncError> {
+    /// Applies a page in one transaction; returns what entered or left the scope.
+    async fn apply_page(
+        &self,
+        page: &wire::PullResponse,
+    ) -> Result<Vec<crate::ScopeNotice>, SyncError> {
         use wire::change::Entity;
         let mut tx = self.inner.db.begin().await.map_err(local)?;
+        let mut notices = Vec::new();
         for c in &page.changes {
             let hlc = c.hlc.map(Hlc::from).unwrap_or_default();
             let role = Role::from_wire_value(c.role).unwrap_or(Role::Patroller);
@@ -515,6 +526,9 @@ impl Client {
                     .await
                     .map_err(local)?;
                 }
+                Some(Entity::Scope(change)) => {
+                    notices.push(crate::scope::apply(&mut tx, change).await?);
+                }
                 // Kinds this SDK does not keep locally.
                 Some(Entity::CheckIn(_)) | None => {}
             }
@@ -555,14 +569,18 @@ impl Client {
                 .map_err(local)?;
             }
         }
-        sqlx::query("UPDATE pull_state SET cursor = ?, bootstrapped = CASE WHEN ? THEN bootstrapped ELSE 1 END WHERE id = 1")
-            .bind(page.next_cursor as i64)
-            .bind(page.has_more)
-            .execute(&mut *tx)
-            .await
-            .map_err(local)?;
+        sqlx::query(
+            "UPDATE pull_state SET cursor = ?, backfill_after = ?, \
+             bootstrapped = CASE WHEN ? THEN bootstrapped ELSE 1 END WHERE id = 1",
+        )
+        .bind(page.next_cursor as i64)
+        .bind(i64::try_from(page.backfill_after).unwrap_or(i64::MAX))
+        .bind(page.has_more)
+        .execute(&mut *tx)
+        .await
+        .map_err(local)?;
         tx.commit().await.map_err(local)?;
-        Ok(())
+        Ok(notices)
     }
 
     /// Checkpoints of the device's cells, as last pulled: `(code, cell, name)`.

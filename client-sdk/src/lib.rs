@@ -22,6 +22,7 @@
 mod engine;
 mod hazards;
 mod photos;
+mod scope;
 mod templates;
 mod tls;
 mod transport;
@@ -29,6 +30,7 @@ mod transport;
 pub use engine::{EngineOptions, SyncEngine, SyncEvent};
 pub use hazards::{Escalation, HazardView, NewHazard, Transition};
 pub use photos::PhotoStatus;
+pub use scope::{CellView, ScopeNotice};
 pub use templates::RecordedCheckIn;
 
 use std::path::{Path, PathBuf};
@@ -306,6 +308,8 @@ pub struct SyncSummary {
     /// Transitions that turned out to lose against another device's (visible in the hazard's
     /// history).
     pub new_conflicts: Vec<ConflictReport>,
+    /// What entered or left the device's scope through this sync's pull, in order.
+    pub scope_changes: Vec<ScopeNotice>,
     /// Wall time the sync took, ms.
     pub elapsed_ms: u64,
 }

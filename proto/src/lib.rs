@@ -67,6 +67,7 @@ pub mod hlc;
 pub mod ids;
 pub mod op;
 pub mod people;
+pub mod scope;
 pub mod template;
 
 pub use checkin::{CheckIn, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Invalid};

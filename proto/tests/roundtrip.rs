@@ -172,7 +172,8 @@ fn request() -> impl Strategy<Value = wire::Request> {
         (any::<u64>(), any::<u32>()).prop_map(|(cursor, limit)| Kind::Pull(wire::PullRequest {
             cursor,
             limit,
-            compact: limit % 2 == 0
+            compact: limit % 2 == 0,
+            backfill_after: cursor / 2,
         })),
         (proptest::collection::vec(any::<u8>(), 32), any::<u64>())
             .prop_map(|(sha256, size)| Kind::BlobStatus(wire::BlobStatusRequest { sha256, size })),
@@ -258,17 +259,29 @@ fn response() -> impl Strategy<Value = wire::Response> {
                             }),
                             device_id: code.clone(),
                             role: 2,
-                            entity: Some(wire::change::Entity::Cell(wire::GridCell {
-                                code,
-                                parent: String::new(),
-                                level: 1,
-                                name: "street".into(),
-                                retired: has_more,
-                            })),
+                            entity: Some(if seq % 3 == 0 {
+                                wire::change::Entity::Scope(wire::ScopeChange {
+                                    kind: (seq % 2 + 1) as i32,
+                                    path: format!("/{code}/"),
+                                    keep: vec![code.clone()],
+                                    cell: code,
+                                    hazard_id: Vec::new(),
+                                    reason: (seq % 7 + 1) as i32,
+                                })
+                            } else {
+                                wire::change::Entity::Cell(wire::GridCell {
+                                    code,
+                                    parent: String::new(),
+                                    level: 1,
+                                    name: "street".into(),
+                                    retired: has_more,
+                                })
+                            }),
                         })
                         .collect(),
                     next_cursor,
                     has_more,
+                    backfill_after: next_cursor / 3,
                 })
             ),
         (any::<u64>(), any::<bool>()).prop_map(|(held, complete)| Kind::BlobStatus(

@@ -10,6 +10,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use patrolsync_proto::Role;
 
+mod inspect;
+
 use crate::config::*;
 use crate::pki::Pki;
 use crate::store::Store;
@@ -229,6 +231,23 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A hazard as the server holds it: `show ID` folds its log into its state and history
+    /// (conflicts included) and checks its hash chain, to compare with what a phone shows.
+    Hazard {
+        /// What to do.
+        #[command(subcommand)]
+        hazard: HazardCommand,
+    },
+    /// What a device should hold now: the cells (and, for agencies, the hazards) its scope
+    /// feed holds and since when, and the cells, checkpoints and hazards they cover.
+    Scope {
+        /// Device id, or a unique prefix of at least 8 characters.
+        #[arg(long)]
+        device: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reports over the grid: `compliance` (cadence compliance per cell, rolled up the tree).
     Report {
         /// Which report.
@@ -339,6 +358,20 @@ enum ImportCommand {
         /// Check the file and report problems; write nothing.
         #[arg(long)]
         check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Hazards.
+#[derive(Debug, Subcommand)]
+enum HazardCommand {
+    /// The hazard folded from the server's log: status, fields, agency, history with
+    /// conflicts, and whether its hash chain verifies.
+    Show {
+        /// Hazard id (a UUID).
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -728,7 +761,7 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
             remove,
             json,
         } => {
-            let changed = sql.assign(&user, &cells, remove).await?;
+            let changed = sql.assign(&user, &cells, remove, crate::now_ms()).await?;
             if json {
                 print_json(&serde_json::json!({ "user": user, "changed": changed }))?;
             } else {
@@ -736,6 +769,24 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     "{user}: {changed} assignment(s) {}",
                     if remove { "removed" } else { "added" }
                 );
+            }
+        }
+        AdminCommand::Hazard {
+            hazard: HazardCommand::Show { id, json },
+        } => {
+            let detail = inspect::hazard_detail(store.as_ref(), &id).await?;
+            if json {
+                print_json(&detail)?;
+            } else {
+                inspect::print_hazard(&detail);
+            }
+        }
+        AdminCommand::Scope { device, json } => {
+            let view = inspect::scope_of(&sql, &device).await?;
+            if json {
+                print_json(&view)?;
+            } else {
+                inspect::print_scope(&view);
             }
         }
         AdminCommand::Report {

@@ -1,5 +1,5 @@
 //! Several nodes on one PostgreSQL: a change committed through one node wakes the devices
-//! connected to every other node. Each node publishes `{node, origin, cursor, paths}` on the
+//! connected to every other node. Each node publishes `{node, origin, cursor, paths, audiences}` on the
 //! `patrolsync_changes` channel (PostgreSQL NOTIFY) after a commit and LISTENs for the others'.
 //! Best effort, as Notify is: a wake-up lost while a listener reconnects is caught by the
 //! device's own timer, and pull is the source of truth.
@@ -29,6 +29,9 @@ struct Change {
     cursor: u64,
     /// The grid paths that changed; `None` means "too many to list, wake everyone".
     paths: Option<Vec<String>>,
+    /// Scope feeds (`user:ID`, `agency:NAME`) granted or revoked something.
+    #[serde(default)]
+    audiences: Vec<String>,
 }
 
 /// This node's link to the others.
@@ -54,16 +57,18 @@ impl Cluster {
     }
 
     /// Tells the other nodes about a commit; returns at once.
-    pub fn publish(&self, origin: DeviceId, paths: &[String], cursor: u64) {
+    pub fn publish(&self, origin: DeviceId, paths: &[String], audiences: &[String], cursor: u64) {
         let mut change = Change {
             node: self.node.clone(),
             origin: origin.to_string(),
             cursor,
             paths: Some(paths.to_vec()),
+            audiences: audiences.to_vec(),
         };
         let mut payload = serde_json::to_string(&change).unwrap_or_default();
         if payload.len() > MAX_PAYLOAD {
             change.paths = None;
+            change.audiences = Vec::new();
             payload = serde_json::to_string(&change).unwrap_or_default();
         }
         let pool = self.pool.clone();
@@ -79,11 +84,12 @@ impl Cluster {
         });
     }
 
-    /// Listens for the other nodes' changes and calls `wake(origin, paths, cursor)` for each
-    /// (`paths` is `None` for "everyone"). Runs until aborted; reconnects after failures.
+    /// Listens for the other nodes' changes and calls `wake(origin, paths, audiences, cursor)`
+    /// for each (`paths` is `None` for "everyone"). Runs until aborted; reconnects after
+    /// failures.
     pub async fn listen<F>(self: Arc<Self>, wake: F)
     where
-        F: Fn(Option<DeviceId>, Option<&[String]>, u64) + Send + Sync,
+        F: Fn(Option<DeviceId>, Option<&[String]>, &[String], u64) + Send + Sync,
     {
         loop {
             let mut listener = match sqlx::postgres::PgListener::connect(&self.url).await {
@@ -103,9 +109,12 @@ impl Cluster {
             loop {
                 match listener.recv().await {
                     Ok(n) => match serde_json::from_str::<Change>(n.payload()) {
-                        Ok(c) if c.node != self.node => {
-                            wake(c.origin.parse().ok(), c.paths.as_deref(), c.cursor)
-                        }
+                        Ok(c) if c.node != self.node => wake(
+                            c.origin.parse().ok(),
+                            c.paths.as_deref(),
+                            &c.audiences,
+                            c.cursor,
+                        ),
                         Ok(_) => {}
                         Err(e) => tracing::warn!(error = %e, "ignoring a malformed change"),
                     },

@@ -310,11 +310,14 @@ impl Store for FaultyStore {
         &self,
         scope: &PullScope,
         cursor: u64,
+        backfill_after: u64,
         limit: u32,
         compact: bool,
     ) -> Result<PullPage, StoreError> {
         self.gate("pull")?;
-        self.inner.pull(scope, cursor, limit, compact).await
+        self.inner
+            .pull(scope, cursor, backfill_after, limit, compact)
+            .await
     }
     async fn cursor(&self) -> Result<u64, StoreError> {
         self.gate("cursor")?;

@@ -237,9 +237,9 @@ impl Server {
         if let Some(cluster) = cluster {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(cluster.listen(
-                move |origin, paths, cursor| {
+                move |origin, paths, audiences, cursor| {
                     if let Some(shared) = weak.upgrade() {
-                        transport::notify_in_scope(&shared, origin, paths, cursor);
+                        transport::notify_in_scope(&shared, origin, paths, audiences, cursor);
                     }
                 },
             )));
@@ -339,11 +339,12 @@ async fn escalate_overdue(shared: Arc<transport::Shared>) {
                 for e in &done.escalations {
                     tracing::info!(hazard = %e.hazard, level = e.level, to_cell = %e.to_cell, "hazard overdue: escalated");
                 }
-                transport::notify_in_scope(&shared, None, Some(&done.paths), done.cursor);
+                transport::notify_in_scope(&shared, None, Some(&done.paths), &[], done.cursor);
                 if let Some(cluster) = &shared.cluster {
                     cluster.publish(
                         patrolsync_proto::DeviceId(uuid::Uuid::nil()),
                         &done.paths,
+                        &[],
                         done.cursor,
                     );
                 }

@@ -3,7 +3,10 @@
 //! conformance suite on both; `faults::FaultyStore` wraps any store to fail on demand.
 
 pub mod reports;
+pub mod scope;
 pub mod sql;
+
+pub use scope::{ScopeGrant, ScopeView};
 
 use async_trait::async_trait;
 use patrolsync_proto::hazard::HazardOp;
@@ -185,6 +188,22 @@ pub struct DeviceSession {
 }
 
 impl DeviceSession {
+    /// What the device may pull and fetch photos of.
+    pub fn pull_scope(&self) -> PullScope {
+        let agency = (self.role == Role::Agency).then(|| self.agency.clone().unwrap_or_default());
+        PullScope {
+            paths: self.cells.iter().map(|(_, p)| p.clone()).collect(),
+            audience: PullScope::audience_of(self.user_id, agency.as_deref()),
+            agency,
+        }
+    }
+
+    /// The scope feed the device reads (`user:ID`, or `agency:NAME`).
+    pub fn audience(&self) -> String {
+        let agency = (self.role == Role::Agency).then(|| self.agency.clone().unwrap_or_default());
+        PullScope::audience_of(self.user_id, agency.as_deref())
+    }
+
     /// Whether `cell_path` lies in one of the user's cells or their subtrees.
     pub fn covers(&self, cell_path: &str) -> bool {
         self.cells
@@ -428,13 +447,26 @@ pub struct HazardRef {
     pub log_len: i64,
 }
 
-/// What a device may pull: its cells and their subtrees.
+/// Whose scope a pull reads, and what a device may fetch photos of.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PullScope {
-    /// Cell paths (`/S1/S1-C1/`).
+    /// The cells the user is assigned now (`/S1/S1-C1/`), for photo access.
     pub paths: Vec<String>,
-    /// For agency users: only hazards held by this agency (plus the grid).
+    /// For agency users: their agency (they see the grid and the hazards it holds).
     pub agency: Option<String>,
+    /// Whose scope feed the pull reads: `user:ID`, or `agency:NAME` for agency users. What is
+    /// visible, and since when, comes from the grants the store keeps for it.
+    pub audience: String,
+}
+
+impl PullScope {
+    /// The scope feed of user `user_id`, or of their agency for agency users.
+    pub fn audience_of(user_id: i64, agency: Option<&str>) -> String {
+        match agency {
+            Some(a) => format!("agency:{a}"),
+            None => format!("user:{user_id}"),
+        }
+    }
 }
 
 /// One entry of the change log.
@@ -463,6 +495,9 @@ pub struct PullPage {
     pub next_cursor: u64,
     /// More changes wait after `next_cursor`.
     pub has_more: bool,
+    /// Non-zero when the page ends inside the backfill of the grant after `next_cursor`: the
+    /// position the backfill goes on after.
+    pub backfill_after: u64,
 }
 
 /// A hazard's current state, as stored.
@@ -619,6 +654,8 @@ pub struct BatchResult {
     pub results: Vec<OpResult>,
     /// Cell paths whose data changed (to wake devices in scope).
     pub changed_paths: Vec<String>,
+    /// Scope feeds (`user:ID`, `agency:NAME`) that were granted or revoked something.
+    pub changed_audiences: Vec<String>,
     /// Change-log position after the commit.
     pub cursor: u64,
     /// What this call newly recorded (replays excluded), for metrics.
@@ -806,11 +843,15 @@ pub trait Store: Send + Sync + 'static {
     async fn hazard_refs(&self, ids: &[HazardId]) -> Result<Vec<HazardRef>, StoreError>;
 
     /// Changes in `scope` after `cursor`, at most `limit`. A cursor never skips a change that
-    /// commits later: positions are handed out in commit order.
+    /// commits later: positions are handed out in commit order. Reaching a grant of the scope,
+    /// the page first carries everything before it that entered the scope (its backfill), then
+    /// the grant; a page that ends inside a backfill says where it goes on from
+    /// ([`PullPage::backfill_after`], echoed back as `backfill_after`).
     async fn pull(
         &self,
         scope: &PullScope,
         cursor: u64,
+        backfill_after: u64,
         limit: u32,
         compact: bool,
     ) -> Result<PullPage, StoreError>;

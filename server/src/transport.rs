@@ -672,11 +672,7 @@ async fn blob_allowed(
     device: &DeviceSession,
     sha: &[u8; 32],
 ) -> Result<(), wire::Response> {
-    let scope = crate::store::PullScope {
-        paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
-        agency: (device.role == patrolsync_proto::Role::Agency)
-            .then(|| device.agency.clone().unwrap_or_default()),
-    };
+    let scope = device.pull_scope();
     match shared.store.blob_visible(sha, device.id, &scope).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(error(
@@ -1126,15 +1122,21 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
         tracing::info!(device = %device.id, "fault injection: dropping a committed push's answer");
         return Answer::Drop;
     }
-    if !result.changed_paths.is_empty() {
+    if !result.changed_paths.is_empty() || !result.changed_audiences.is_empty() {
         notify_in_scope(
             shared,
             Some(device.id),
             Some(&result.changed_paths),
+            &result.changed_audiences,
             result.cursor,
         );
         if let Some(cluster) = &shared.cluster {
-            cluster.publish(device.id, &result.changed_paths, result.cursor);
+            cluster.publish(
+                device.id,
+                &result.changed_paths,
+                &result.changed_audiences,
+                result.cursor,
+            );
         }
     }
     let results = result.results.into_iter().map(op_result).collect();
@@ -1169,12 +1171,13 @@ fn op_result(r: crate::store::OpResult) -> wire::OpResult {
 }
 
 /// Wakes connected devices (other than `origin`) whose cells cover a changed path (all of them
-/// when `paths` is `None`): a `Notify{cursor}` on a fresh unidirectional stream. Best effort;
-/// pull is the source of truth.
+/// when `paths` is `None`) or whose scope feed is in `audiences`: a `Notify{cursor}` on a fresh
+/// unidirectional stream. Best effort; pull is the source of truth.
 pub(crate) fn notify_in_scope(
     shared: &Shared,
     origin: Option<DeviceId>,
     paths: Option<&[String]>,
+    audiences: &[String],
     cursor: u64,
 ) {
     let targets: Vec<Connection> = shared
@@ -1185,7 +1188,9 @@ pub(crate) fn notify_in_scope(
         .filter(|(_, s, _)| {
             let s = s.lock().unwrap_or_else(|e| e.into_inner());
             s.as_ref().is_some_and(|s| {
-                Some(s.id) != origin && paths.is_none_or(|paths| paths.iter().any(|p| s.covers(p)))
+                Some(s.id) != origin
+                    && (paths.is_none_or(|paths| paths.iter().any(|p| s.covers(p)))
+                        || audiences.contains(&s.audience()))
             })
         })
         .map(|(c, _, _)| c.clone())
@@ -1210,11 +1215,7 @@ pub(crate) fn notify_in_scope(
 const MAX_PULL: u32 = 1000;
 
 async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -> wire::Response {
-    let scope = crate::store::PullScope {
-        paths: device.cells.iter().map(|(_, p)| p.clone()).collect(),
-        agency: (device.role == patrolsync_proto::Role::Agency)
-            .then(|| device.agency.clone().unwrap_or_default()),
-    };
+    let scope = device.pull_scope();
     let limit = if req.limit == 0 {
         500
     } else {
@@ -1223,7 +1224,7 @@ async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -
     let started = std::time::Instant::now();
     let page = shared
         .store
-        .pull(&scope, req.cursor, limit, req.compact)
+        .pull(&scope, req.cursor, req.backfill_after, limit, req.compact)
         .await;
     shared.metrics.store_call("pull", started.elapsed());
     let page = match page {
@@ -1266,6 +1267,7 @@ async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -
             changes,
             next_cursor: page.next_cursor,
             has_more: page.has_more,
+            backfill_after: page.backfill_after,
         })),
     }
 }
@@ -1283,6 +1285,7 @@ fn decode_entity(kind: &str, bytes: &[u8]) -> Result<wire::change::Entity, Strin
         "hazard_escalation" => {
             Entity::HazardEscalation(wire::HazardEscalation::decode(bytes).map_err(e)?)
         }
+        "scope" => Entity::Scope(wire::ScopeChange::decode(bytes).map_err(e)?),
         other => return Err(format!("unknown change kind {other:?}")),
     })
 }

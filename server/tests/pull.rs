@@ -104,12 +104,28 @@ async fn pull_never_skips_late_commit() -> anyhow::Result<()> {
             .url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()));
-        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await?);
-        patrolsync_server::seed::seed_demo(store.as_ref()).await?;
+        let sql = SqlStore::connect(&url).await?;
+        patrolsync_server::seed::seed_demo(&sql).await?;
+        // The reader: a manager of the street, whose scope feed holds it from here on.
+        sql.import_people(
+            &[NewPerson {
+                name: "reader".into(),
+                role: Role::GridManager,
+                agency: None,
+                cells: vec!["S1".into()],
+            }],
+            NOW,
+        )
+        .await?;
+        let reader_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'reader'")
+            .fetch_one(sql.pool())
+            .await?;
+        let store: Arc<dyn Store> = Arc::new(sql);
         let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
         let scope = PullScope {
             paths: vec!["/S1/".into()],
             agency: None,
+            audience: PullScope::audience_of(reader_id, None),
         };
         let start = store.cursor().await?;
 
@@ -122,7 +138,7 @@ async fn pull_never_skips_late_commit() -> anyhow::Result<()> {
                 let mut reports: Vec<Vec<u8>> = Vec::new();
                 loop {
                     let finished = done.load(Ordering::SeqCst);
-                    let page = store.pull(&scope, cursor, 50, false).await?;
+                    let page = store.pull(&scope, cursor, 0, 50, false).await?;
                     for c in &page.changes {
                         seen.push(c.seq);
                         reports.push(c.payload.clone());

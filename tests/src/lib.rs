@@ -313,3 +313,103 @@ pub async fn admin_json(server: &Server, uri: &str) -> anyhow::Result<serde_json
     anyhow::ensure!(status == 200, "GET {uri}: {status} {body}");
     Ok(serde_json::from_str(&body)?)
 }
+
+/// What a device shows, reduced to what the server can say too: cell, checkpoint and hazard
+/// ids, and each hazard's folded state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    /// Cell codes.
+    pub cells: Vec<String>,
+    /// Checkpoint codes.
+    pub checkpoints: Vec<String>,
+    /// Hazards by id: status, agency, category, severity, description, deadline, conflicts.
+    pub hazards: std::collections::BTreeMap<String, HazardFacts>,
+}
+
+/// A hazard's folded state, as both sides report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HazardFacts {
+    /// Status.
+    pub status: String,
+    /// Agency holding it.
+    pub agency: Option<String>,
+    /// Category.
+    pub category: String,
+    /// Severity.
+    pub severity: String,
+    /// Description.
+    pub description: String,
+    /// Deadline.
+    pub deadline_ms: Option<i64>,
+    /// Events that did not apply.
+    pub conflicts: i64,
+}
+
+/// The device's view.
+pub async fn device_view(device: &Client) -> anyhow::Result<View> {
+    let mut v = View {
+        cells: device.cells().await?.into_iter().map(|c| c.code).collect(),
+        checkpoints: device
+            .checkpoints()
+            .await?
+            .into_iter()
+            .map(|c| c.0)
+            .collect(),
+        ..View::default()
+    };
+    for h in device.hazards().await? {
+        let s = &h.state;
+        v.hazards.insert(
+            s.id.to_string(),
+            HazardFacts {
+                status: s.status.as_str().into(),
+                agency: s.agency.map(|a| a.as_str().to_owned()),
+                category: s.category.value.as_str().into(),
+                severity: s.severity.value.as_str().into(),
+                description: s.description.value.clone(),
+                deadline_ms: s.deadline_ms.value,
+                conflicts: s.conflicts().count() as i64,
+            },
+        );
+    }
+    v.cells.sort();
+    v.checkpoints.sort();
+    Ok(v)
+}
+
+/// What the server says `device` should hold (`admin scope`), with each hazard as the server
+/// folded it.
+pub async fn server_view(server: &Server, device: &Client) -> anyhow::Result<View> {
+    let id = device_id(device).await?;
+    let store = server.store();
+    let session = store
+        .device_session(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("device {id} is not enrolled"))?;
+    let sql = patrolsync_server::open_sql_store(server.config()).await?;
+    let scope = sql.scope_view(&session).await?;
+    let mut v = View {
+        cells: scope.cells,
+        checkpoints: scope.checkpoints,
+        ..View::default()
+    };
+    for id in scope.hazards {
+        let h = store
+            .hazard(id.parse().map_err(anyhow::Error::msg)?)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("hazard {id} in scope but not stored"))?;
+        v.hazards.insert(
+            id,
+            HazardFacts {
+                status: h.status,
+                agency: h.agency,
+                category: h.category,
+                severity: h.severity,
+                description: h.description,
+                deadline_ms: h.deadline_ms,
+                conflicts: h.conflicts,
+            },
+        );
+    }
+    Ok(v)
+}

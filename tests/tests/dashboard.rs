@@ -47,6 +47,9 @@ async fn headless(
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(args)
     .arg(url)
+    // The browser is not what is under test: a clock faked for the suite (libfaketime,
+    // preloaded) hangs Chromium, and what the page asserts comes from the server's clock.
+    .env_remove("LD_PRELOAD")
     .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
         .await

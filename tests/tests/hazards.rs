@@ -251,8 +251,17 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
             .device_as("fresh", "erin", Role::GridManager, &["S1"])
             .await?;
         let boot = fresh.sync().await?;
-        // S1: 1 street + 3 communities + 12 compounds + 60 buildings, 120 checkpoints, 1 hazard.
-        assert_eq!(boot.pulled, 76 + 120 + 1, "{backend}: {boot:?}");
+        // S1: 1 street + 3 communities + 12 compounds + 60 buildings, 120 checkpoints, 1 hazard,
+        // then the grant of S1 they came before.
+        assert_eq!(boot.pulled, 76 + 120 + 1 + 1, "{backend}: {boot:?}");
+        assert_eq!(
+            boot.scope_changes
+                .iter()
+                .map(|n| (n.granted, n.id.as_str(), n.reason.as_str()))
+                .collect::<Vec<_>>(),
+            [(true, "S1", "assigned")],
+            "{backend}"
+        );
         assert_eq!(
             fresh
                 .hazard(mine)

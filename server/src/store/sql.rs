@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use patrolsync_proto::checkin::{Answer, AnswerValue};
 use patrolsync_proto::grid::{CellRecord, CheckpointRecord};
 use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
+use patrolsync_proto::scope::ScopeReason;
 use patrolsync_proto::{CheckIn, CheckInId, DeviceId, GeoFix, HazardId, Hlc, Role};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -93,7 +94,7 @@ fn list(backend: Backend, n: usize, first: usize) -> String {
 /// Hello reports kept per device.
 pub const HISTORY_KEPT: u32 = 48;
 
-fn seq(v: u64) -> i64 {
+pub(super) fn seq(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -103,20 +104,19 @@ fn decode_template(bytes: &[u8]) -> Result<patrolsync_proto::template::Template,
 }
 
 /// A change-log entry to append when the transaction ends.
-struct PendingChange {
-    cell_path: String,
-    kind: &'static str,
-    entity_key: String,
-    payload: Vec<u8>,
-    device: String,
-    role: String,
-    hlc: Hlc,
+pub(super) struct PendingChange {
+    pub(super) cell_path: String,
+    pub(super) kind: &'static str,
+    pub(super) entity_key: String,
+    pub(super) payload: Vec<u8>,
+    pub(super) device: String,
+    pub(super) role: String,
+    pub(super) hlc: Hlc,
     /// Older entries of the same entity are superseded (grid records; not hazard entries).
-    supersedes: bool,
-    /// The agency holding the hazard after this entry (agency users pull these).
-    agency: Option<String>,
-    /// A copy of an earlier entry for the agency a hazard was just transferred to.
-    replay: bool,
+    pub(super) supersedes: bool,
+    /// A scope grant or revoke: the one audience it is for, and the grant row it opens or
+    /// closes at its position.
+    pub(super) scope: Option<super::scope::ScopeRow>,
 }
 
 impl PendingChange {
@@ -138,8 +138,7 @@ impl PendingChange {
             role: Role::Admin.as_str().to_owned(),
             hlc: Hlc::default(),
             supersedes,
-            agency: None,
-            replay: false,
+            scope: None,
         }
     }
 }
@@ -334,6 +333,21 @@ impl SqlStore {
                 true,
             ));
         }
+        // Whoever was assigned a cell in the subtree loses it (those assigned above keep it,
+        // marked retired).
+        let users: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT a.user_id FROM assignments a JOIN grid_cells c ON c.id = a.cell_id \
+             WHERE substr(c.path, 1, length($1)) = $1",
+        )
+        .bind(&path)
+        .fetch_all(&mut *tx)
+        .await?;
+        for user in users {
+            changes.extend(
+                self.rescope_user(&mut tx, user, ScopeReason::Retired)
+                    .await?,
+            );
+        }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok((cells.len() as u64, checkpoints))
@@ -348,6 +362,7 @@ impl SqlStore {
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut changed = 0;
+        let mut changes = Vec::new();
         for p in people {
             changed += sqlx::query(
                 "INSERT INTO users (name, role, created_at, agency) VALUES ($1, $2, $3, $4) \
@@ -366,17 +381,24 @@ impl SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
             changed += self.set_assignments(&mut tx, user, &p.cells).await?;
+            changes.extend(
+                self.rescope_user(&mut tx, user, ScopeReason::Unassigned)
+                    .await?,
+            );
         }
+        self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok(changed)
     }
 
-    /// Adds (or with `remove`, takes away) cells from `user`'s assignments.
+    /// Adds (or with `remove`, takes away) cells from `user`'s assignments at `now_ms`; their
+    /// devices are granted (or revoked) the cells at their next pull.
     pub async fn assign(
         &self,
         user: &str,
         cells: &[String],
         remove: bool,
+        now_ms: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
@@ -400,6 +422,10 @@ impl SqlStore {
             current.extend(cells.iter().cloned());
         }
         let changed = self.set_assignments(&mut tx, id, &current).await?;
+        let changes = self
+            .rescope_user(&mut tx, id, ScopeReason::Unassigned)
+            .await?;
+        self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok(changed)
     }
@@ -463,6 +489,11 @@ impl SqlStore {
     /// The pool, for backend-specific work elsewhere in the server.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The fault points armed on this store (tests).
+    pub(super) fn faults(&self) -> &FaultPoints {
+        &self.faults
     }
 
     async fn session(
@@ -533,6 +564,7 @@ impl SqlStore {
                 acked_through: acked.max(0) as u64,
                 results: Vec::new(),
                 changed_paths: Vec::new(),
+                changed_audiences: Vec::new(),
                 cursor: 0,
                 fresh: FreshCounts::default(),
             });
@@ -819,6 +851,7 @@ impl SqlStore {
             acked_through,
             results,
             changed_paths: Vec::new(),
+            changed_audiences: Vec::new(),
             cursor: 0,
             fresh: fresh_counts,
         })
@@ -1009,7 +1042,7 @@ impl SqlStore {
         }
         // Claiming the next position also locks the hazard's row against concurrent appends.
         let claimed = sqlx::query(
-            "UPDATE hazards SET log_len = log_len + 1 WHERE id = $1 RETURNING log_len, chain_head",
+            "UPDATE hazards SET log_len = log_len + 1 WHERE id = $1 RETURNING log_len, chain_head, agency",
         )
         .bind(hazard.to_bytes())
         .fetch_optional(&mut **tx)
@@ -1020,6 +1053,8 @@ impl SqlStore {
             )));
         };
         let position = claimed.try_get::<i64, _>(0)? as u64;
+        // The agency holding it before this entry (read under the row lock just taken).
+        let held_by: Option<String> = claimed.try_get(2)?;
         let prev: [u8; 32] = claimed
             .try_get::<Option<Vec<u8>>, _>(1)?
             .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
@@ -1096,38 +1131,6 @@ impl SqlStore {
         .await?;
 
         let agency = state.agency.map(|a| a.as_str().to_owned());
-        let kind_of = |k: &str| match k {
-            "report" => "hazard_report",
-            "event" => "hazard_event",
-            _ => "hazard_edit",
-        };
-        // Just transferred: the agency's devices have never seen this hazard. Replay its
-        // earlier entries for them, in order, before this one.
-        let transferred_now = match &h.op {
-            HazardOp::Event(e, _) if e.kind == patrolsync_proto::hazard::EventKind::Transfer => {
-                state
-                    .history
-                    .iter()
-                    .any(|x| x.event == e.id && x.conflict.is_none())
-            }
-            _ => false,
-        };
-        if transferred_now {
-            for e in log.iter().filter(|e| e.position < position) {
-                changes.push(PendingChange {
-                    cell_path: h.cell_path.clone(),
-                    kind: kind_of(&e.kind),
-                    entity_key: format!("hazard:{hazard}"),
-                    payload: e.payload.clone(),
-                    device: e.stamp.device.to_string(),
-                    role: e.role.as_str().to_owned(),
-                    hlc: e.stamp.hlc,
-                    supersedes: false,
-                    agency: agency.clone(),
-                    replay: true,
-                });
-            }
-        }
         changes.push(PendingChange {
             cell_path: h.cell_path.clone(),
             kind: match h.op {
@@ -1141,9 +1144,20 @@ impl SqlStore {
             role: h.role.as_str().to_owned(),
             hlc: op.hlc,
             supersedes: false,
-            agency,
-            replay: false,
+            scope: None,
         });
+        // Which agency holds it follows the fold, not the op that happened to arrive: a
+        // transfer that loses to an earlier change leaves the agency's scope, one that wins late
+        // enters it whole.
+        if held_by != agency {
+            changes.extend(super::scope::agency_moves(
+                hazard,
+                &h.cell_path,
+                held_by.as_deref(),
+                agency.as_deref(),
+                &state,
+            ));
+        }
         let conflict = match &h.op {
             HazardOp::Event(e, _) => state
                 .history
@@ -1218,8 +1232,8 @@ impl SqlStore {
         for chunk in changes.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO changes (cell_path, kind, entity_key, payload, device_id, role, hlc_wall_ms, hlc_logical, \
-                 committed_at, agency, replay) VALUES {} RETURNING seq",
-                placeholders(self.backend, chunk.len(), 11)
+                 committed_at, audience) VALUES {} RETURNING seq",
+                placeholders(self.backend, chunk.len(), 10)
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
@@ -1233,17 +1247,22 @@ impl SqlStore {
                     .bind(seq(c.hlc.wall_ms))
                     .bind(i64::from(c.hlc.logical))
                     .bind(now_ms)
-                    .bind(c.agency.clone())
-                    .bind(c.replay);
+                    .bind(c.scope.as_ref().map(|s| s.audience.clone()));
             }
-            let seqs: Vec<i64> = q
+            let mut seqs: Vec<i64> = q
                 .fetch_all(&mut **tx)
                 .await?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
+            // Positions are handed out in the order of the VALUES list, but neither backend
+            // promises to return them in that order.
+            seqs.sort_unstable();
             last = last.max(seqs.iter().copied().max().unwrap_or(0) as u64);
             for (c, s) in chunk.iter().zip(&seqs) {
+                if let Some(row) = &c.scope {
+                    row.record(tx, *s).await?;
+                }
                 if c.supersedes {
                     sqlx::query(
                         "UPDATE changes SET superseded = TRUE WHERE entity_key = $1 AND seq < $2",
@@ -1672,73 +1691,12 @@ impl Store for SqlStore {
         &self,
         scope: &PullScope,
         cursor: u64,
+        backfill_after: u64,
         limit: u32,
         compact: bool,
     ) -> Result<PullPage, StoreError> {
-        // Read the head first: every position up to it is committed (positions follow commit
-        // order), so bounding the page by it can never skip a later commit.
-        let head = self.cursor().await?;
-        if scope.paths.is_empty() || head <= cursor {
-            return Ok(PullPage {
-                changes: Vec::new(),
-                next_cursor: cursor.max(head.min(cursor)),
-                has_more: false,
-            });
-        }
-        // Agency users see the grid and the hazards their agency holds (with replays of what
-        // came before the transfer); everyone else sees their cells, without replays.
-        let audience = match &scope.agency {
-            Some(_) => "AND (kind IN ('cell', 'checkpoint', 'template') OR agency = $4)",
-            None => "AND NOT replay AND $4 = $4",
-        };
-        let conds: Vec<String> = (0..scope.paths.len())
-            .map(|i| format!("substr(cell_path, 1, length(${n})) = ${n}", n = i + 5))
-            .collect();
-        let sql = format!(
-            "SELECT seq, kind, payload, device_id, role, hlc_wall_ms, hlc_logical FROM changes \
-             WHERE seq > $1 AND seq <= $2 {} {audience} AND ({}) ORDER BY seq LIMIT $3",
-            if compact { "AND NOT superseded" } else { "" },
-            // Changes for everyone (checklist templates) are filed under `/`.
-            conds.join(" OR ") + " OR cell_path = '/'"
-        );
-        let mut q = sqlx::query(&sql)
-            .bind(seq(cursor))
-            .bind(seq(head))
-            .bind(i64::from(limit) + 1)
-            .bind(scope.agency.clone().unwrap_or_default());
-        for p in &scope.paths {
-            q = q.bind(p.clone());
-        }
-        let mut rows = q.fetch_all(&self.pool).await?;
-        let has_more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let changes = rows
-            .iter()
-            .map(|r| {
-                Ok(ChangeRow {
-                    seq: r.try_get::<i64, _>(0)? as u64,
-                    kind: r.try_get(1)?,
-                    payload: r.try_get(2)?,
-                    device: r.try_get(3)?,
-                    role: r.try_get(4)?,
-                    hlc: Hlc {
-                        wall_ms: r.try_get::<i64, _>(5)? as u64,
-                        logical: r.try_get::<i64, _>(6)? as u32,
-                    },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.faults.hit(points::PULL_PAGE).await?;
-        let next_cursor = if has_more {
-            changes.last().map_or(cursor, |c| c.seq)
-        } else {
-            head
-        };
-        Ok(PullPage {
-            changes,
-            next_cursor,
-            has_more,
-        })
+        self.pull_feed(scope, cursor, backfill_after, limit, compact)
+            .await
     }
 
     async fn cursor(&self) -> Result<u64, StoreError> {
@@ -1830,6 +1788,10 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        let changes = self
+            .rescope_user(&mut tx, user_id, ScopeReason::Unassigned)
+            .await?;
+        self.append_changes(&mut tx, &changes, now_ms).await?;
         sqlx::query("INSERT INTO enrollment_codes (code_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(e.code_hash.to_vec())
             .bind(user_id)
@@ -2045,9 +2007,14 @@ impl Store for SqlStore {
                         .await?;
                     result.changed_paths = changes[before..]
                         .iter()
+                        .filter(|c| c.scope.is_none())
                         .map(|c| c.cell_path.clone())
                         .collect();
                     result.changed_paths.dedup();
+                    result.changed_audiences = changes[before..]
+                        .iter()
+                        .filter_map(|c| c.scope.as_ref().map(|s| s.audience.clone()))
+                        .collect();
                     out.push(Ok(result));
                 }
                 Err(e) => {

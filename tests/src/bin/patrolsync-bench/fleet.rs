@@ -285,7 +285,7 @@ pub async fn pull_all(
     compact: bool,
     mut each: impl FnMut(&wire::Change),
 ) -> anyhow::Result<(usize, u64)> {
-    let mut n = 0;
+    let (mut n, mut backfill_after) = (0, 0);
     loop {
         let resp = call(
             conn,
@@ -293,6 +293,7 @@ pub async fn pull_all(
                 cursor,
                 limit: 1000,
                 compact,
+                backfill_after,
             }),
         )
         .await?;
@@ -302,6 +303,7 @@ pub async fn pull_all(
         n += p.changes.len();
         p.changes.iter().for_each(&mut each);
         cursor = p.next_cursor;
+        backfill_after = p.backfill_after;
         if !p.has_more {
             return Ok((n, cursor));
         }

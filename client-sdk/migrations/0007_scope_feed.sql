@@ -1,0 +1,3 @@
+-- Where a pull that stopped inside a backfill (what entered the device's scope at a grant,
+-- sent whole before it) goes on from; 0 when the last page did not stop inside one.
+ALTER TABLE pull_state ADD COLUMN backfill_after INTEGER NOT NULL DEFAULT 0;

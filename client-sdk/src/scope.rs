@@ -1,0 +1,179 @@
+//! The device's scope as the server moves it. A grant arrives after everything that entered
+//! the scope (the cells, checkpoints and every hazard entry before it, in order), so there is
+//! nothing to do but tell the app; a revoke drops what left from the local views. Ops the device
+//! still has queued for what left are sent anyway, and come back rejected with the reason.
+
+use std::collections::{HashMap, HashSet};
+
+use patrolsync_proto::scope::{ScopeChange, ScopeTarget};
+use patrolsync_proto::{HazardId, Message, wire};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{SyncError, local};
+
+/// Something entered or left the device's scope.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ScopeNotice {
+    /// `true`: it entered the scope; `false`: it left, and was dropped from the local views.
+    pub granted: bool,
+    /// `cell` (the cell and its subtree) or `hazard`.
+    pub kind: String,
+    /// The cell's code or the hazard's id.
+    pub id: String,
+    /// Why: `assigned`, `unassigned`, `retired`, `transferred`, `returned`, `transfer_lost` or
+    /// `transferred_elsewhere`.
+    pub reason: String,
+    /// Revokes: cells, checkpoints and hazards dropped from the device.
+    pub dropped: u64,
+}
+
+/// A grid cell the device holds.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CellView {
+    /// Code, e.g. `S1-C1`.
+    pub code: String,
+    /// Its parent's code; empty at the top.
+    pub parent: String,
+    /// Level, 1 (street) to 4 (building).
+    pub level: u32,
+    /// Name.
+    pub name: String,
+    /// Retired: its history stays, it takes no new records.
+    pub retired: bool,
+}
+
+impl crate::Client {
+    /// The grid cells in the device's scope, as last pulled, by code.
+    pub async fn cells(&self) -> Result<Vec<CellView>, SyncError> {
+        let rows =
+            sqlx::query("SELECT code, parent, level, name, retired FROM cells ORDER BY code")
+                .fetch_all(&self.inner.db)
+                .await
+                .map_err(local)?;
+        Ok(rows
+            .iter()
+            .map(|r| CellView {
+                code: r.get(0),
+                parent: r.get(1),
+                level: u32::try_from(r.get::<i64, _>(2)).unwrap_or(0),
+                name: r.get(3),
+                retired: r.get::<i64, _>(4) != 0,
+            })
+            .collect())
+    }
+}
+
+/// Applies one scope entry inside the page's transaction.
+pub(crate) async fn apply(
+    tx: &mut Transaction<'_, Sqlite>,
+    w: &wire::ScopeChange,
+) -> Result<ScopeNotice, SyncError> {
+    let change = ScopeChange::from_wire(w.clone()).map_err(|e| local(e.message))?;
+    let (kind, id) = match &change.target {
+        ScopeTarget::Cell { code, .. } => ("cell", code.clone()),
+        ScopeTarget::Hazard(h) => ("hazard", h.to_string()),
+    };
+    let dropped = if change.grant {
+        0
+    } else {
+        match &change.target {
+            ScopeTarget::Cell { code, path } => drop_cell(tx, code, path, &change.keep).await?,
+            ScopeTarget::Hazard(h) => drop_hazards(tx, &[*h]).await?,
+        }
+    };
+    Ok(ScopeNotice {
+        granted: change.grant,
+        kind: kind.into(),
+        id,
+        reason: change.reason.as_str().into(),
+        dropped,
+    })
+}
+
+/// Drops the subtree of `code` but what lies under a cell in `keep` (nothing when `keep` holds
+/// the cell or one above it): its cells, their checkpoints and their hazards.
+async fn drop_cell(
+    tx: &mut Transaction<'_, Sqlite>,
+    code: &str,
+    path: &str,
+    keep: &[String],
+) -> Result<u64, SyncError> {
+    let above: HashSet<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if keep.iter().any(|k| above.contains(k.as_str())) {
+        return Ok(0);
+    }
+    let mut children: HashMap<String, Vec<String>> = HashMap::new();
+    for r in sqlx::query("SELECT code, parent FROM cells")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(local)?
+    {
+        children
+            .entry(r.get::<String, _>(1))
+            .or_default()
+            .push(r.get(0));
+    }
+    let mut gone: HashSet<String> = HashSet::new();
+    let mut next = vec![code.to_owned()];
+    while let Some(c) = next.pop() {
+        if keep.contains(&c) || !gone.insert(c.clone()) {
+            continue;
+        }
+        next.extend(children.remove(&c).unwrap_or_default());
+    }
+    let mut dropped = 0;
+    let mut hazards = Vec::new();
+    for r in sqlx::query("SELECT hazard_id, payload FROM hazard_ops WHERE kind = 'report'")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(local)?
+    {
+        let report =
+            wire::HazardReport::decode(r.get::<Vec<u8>, _>(1).as_slice()).map_err(local)?;
+        if gone.contains(&report.grid_cell)
+            && let Some(h) = HazardId::from_slice(&r.get::<Vec<u8>, _>(0))
+        {
+            hazards.push(h);
+        }
+    }
+    dropped += drop_hazards(tx, &hazards).await?;
+    for c in &gone {
+        dropped += sqlx::query("DELETE FROM checkpoints WHERE cell = ?")
+            .bind(c)
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?
+            .rows_affected();
+        dropped += sqlx::query("DELETE FROM cells WHERE code = ?")
+            .bind(c)
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?
+            .rows_affected();
+    }
+    Ok(dropped)
+}
+
+/// Drops hazards with every op and escalation the device holds of them; returns how many it
+/// held.
+async fn drop_hazards(
+    tx: &mut Transaction<'_, Sqlite>,
+    hazards: &[HazardId],
+) -> Result<u64, SyncError> {
+    let mut n = 0;
+    for h in hazards {
+        let ops = sqlx::query("DELETE FROM hazard_ops WHERE hazard_id = ?")
+            .bind(h.to_bytes())
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?
+            .rows_affected();
+        sqlx::query("DELETE FROM escalations WHERE hazard_id = ?")
+            .bind(h.to_bytes())
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?;
+        n += u64::from(ops > 0);
+    }
+    Ok(n)
+}

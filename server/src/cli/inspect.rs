@@ -1,0 +1,233 @@
+//! The server's side of what a phone shows, to check one against the other:
+//! `admin hazard show ID` (the hazard folded from the server's log, its history with conflicts,
+//! and whether its hash chain verifies) and `admin scope --device ID` (what the device should
+//! hold).
+
+use patrolsync_proto::HazardId;
+use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
+use serde::Serialize;
+
+use crate::store::Store;
+use crate::store::sql::SqlStore;
+
+/// A hazard as the server folds it from its log.
+#[derive(Debug, Serialize)]
+pub struct HazardDetail {
+    /// Id.
+    pub id: String,
+    /// Its cell.
+    pub cell: String,
+    /// Status in the closed loop.
+    pub status: String,
+    /// Category, severity, handling, description, deadline (registers, last writer wins).
+    pub category: String,
+    /// `general` or `major`.
+    pub severity: String,
+    /// `on_the_spot` or `by_deadline`.
+    pub handling: String,
+    /// What was seen.
+    pub description: String,
+    /// Deadline, Unix ms.
+    pub deadline_ms: Option<i64>,
+    /// The agency holding it.
+    pub agency: Option<String>,
+    /// Merged into this hazard.
+    pub duplicate_of: Option<String>,
+    /// Entries in its log.
+    pub log_len: usize,
+    /// Hash of the last entry, hex.
+    pub chain_head: String,
+    /// Every entry's hash recomputed from the one before matches the stored one.
+    pub chain_verified: bool,
+    /// Every event in fold order, applied or not.
+    pub history: Vec<HistoryLine>,
+}
+
+/// One event of a hazard's history.
+#[derive(Debug, Serialize)]
+pub struct HistoryLine {
+    /// HLC wall time of the event (device clock, corrected by HLC), Unix ms.
+    pub at_ms: u64,
+    /// The device that made it.
+    pub device: String,
+    /// The transition.
+    pub kind: String,
+    /// The actor's role.
+    pub role: String,
+    /// Status before and after.
+    pub from: String,
+    /// Equal to `from` for a conflict.
+    pub to: String,
+    /// Why it did not apply.
+    pub conflict: Option<String>,
+}
+
+/// The hazard `id` folded from the server's log.
+pub async fn hazard_detail(store: &dyn Store, id: &str) -> anyhow::Result<HazardDetail> {
+    let hazard: HazardId = id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{id:?} is not a hazard id (a UUID, as devices show it)"))?;
+    let summary = store
+        .hazard(hazard)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("hazard {hazard} does not exist on this server"))?;
+    let log = store.hazard_log(hazard).await?;
+    let mut head = [0u8; 32];
+    let mut verified = true;
+    let mut ops: Vec<(Stamp, HazardOp)> = Vec::with_capacity(log.len());
+    for e in &log {
+        head = chain_hash(&head, e.position, &e.kind, e.stamp, e.role, &e.payload);
+        verified &= head == e.hash;
+        ops.push((
+            e.stamp,
+            HazardOp::decode(&e.kind, &e.payload, e.role)
+                .map_err(|i| anyhow::anyhow!("log entry {}: {}", e.position, i.message))?,
+        ));
+    }
+    let state = fold(hazard, &ops);
+    Ok(HazardDetail {
+        id: hazard.to_string(),
+        cell: summary.cell,
+        status: state.status.as_str().into(),
+        category: state.category.value.as_str().into(),
+        severity: state.severity.value.as_str().into(),
+        handling: state.handling.value.as_str().into(),
+        description: state.description.value.clone(),
+        deadline_ms: state.deadline_ms.value,
+        agency: state.agency.map(|a| a.as_str().to_owned()),
+        duplicate_of: state.duplicate_of.map(|h| h.to_string()),
+        log_len: log.len(),
+        chain_head: log
+            .last()
+            .map(|e| crate::blobs::hex(&e.hash))
+            .unwrap_or_default(),
+        chain_verified: verified,
+        history: state
+            .history
+            .iter()
+            .map(|h| HistoryLine {
+                at_ms: h.stamp.hlc.wall_ms,
+                device: h.stamp.device.to_string(),
+                kind: h.kind.as_str().into(),
+                role: h.role.as_str().into(),
+                from: h.from.as_str().into(),
+                to: h.to.as_str().into(),
+                conflict: h.conflict.clone(),
+            })
+            .collect(),
+    })
+}
+
+/// Prints `d` for a terminal.
+pub fn print_hazard(d: &HazardDetail) {
+    println!("hazard        {} in {}", d.id, d.cell);
+    println!(
+        "status        {}{}",
+        d.status,
+        d.agency
+            .as_deref()
+            .map(|a| format!(" (held by {a})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "fields        {} / {} / {}{}",
+        d.category,
+        d.severity,
+        d.handling,
+        d.deadline_ms
+            .map(|t| format!(", deadline {}", super::time_text(t)))
+            .unwrap_or_default()
+    );
+    println!("description   {}", d.description);
+    if let Some(x) = &d.duplicate_of {
+        println!("merged into   {x}");
+    }
+    println!(
+        "log           {} entries, chain head {} ({})",
+        d.log_len,
+        d.chain_head,
+        if d.chain_verified {
+            "verifies"
+        } else {
+            "DOES NOT VERIFY"
+        }
+    );
+    for h in &d.history {
+        println!(
+            "  {}  {:<14} {:<13} {} -> {}{}",
+            super::time_text(h.at_ms as i64),
+            h.kind,
+            h.role,
+            h.from,
+            h.to,
+            h.conflict
+                .as_deref()
+                .map(|c| format!("  CONFLICT: {c}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// What the device `device` (its id, or a unique prefix of 8 characters or more) should hold.
+pub async fn scope_of(sql: &SqlStore, device: &str) -> anyhow::Result<crate::store::ScopeView> {
+    anyhow::ensure!(
+        device.len() >= 8,
+        "device {device:?}: give the id or at least its first 8 characters"
+    );
+    let matches: Vec<_> = sql
+        .devices()
+        .await?
+        .into_iter()
+        .filter(|d| d.id.starts_with(device))
+        .collect();
+    let entry = match matches.as_slice() {
+        [one] => one,
+        [] => anyhow::bail!("no device {device}; see `patrolsync admin devices`"),
+        _ => anyhow::bail!(
+            "{} devices start with {device}; give more of the id",
+            matches.len()
+        ),
+    };
+    let id = entry
+        .id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("stored device id {:?}", entry.id))?;
+    let session = sql
+        .device_session(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("device {} is not enrolled", entry.id))?;
+    Ok(sql.scope_view(&session).await?)
+}
+
+/// Prints `v` for a terminal.
+pub fn print_scope(v: &crate::store::ScopeView) {
+    println!("device        {} ({}, {})", v.device, v.user, v.role);
+    println!("feed          {}", v.audience);
+    for g in &v.grants {
+        println!("holds         {} {} since change {}", g.kind, g.id, g.since);
+    }
+    println!(
+        "cells         {} {}",
+        v.cells.len(),
+        v.cells
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "checkpoints   {} {}",
+        v.checkpoints.len(),
+        v.checkpoints
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!("hazards       {}", v.hazards.len());
+    for h in &v.hazards {
+        println!("  {h}");
+    }
+}
