@@ -557,6 +557,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         Ok(SyncEvent::Finished(s)) => println!("synced: {} sent, {} received, cursor {}", s.pushed, s.pulled, s.cursor),
                         Ok(SyncEvent::Failed { error, retry_in }) => println!("sync failed: {error}{}", retry_in.map(|d| format!(" (retrying in {})", humantime::format_duration(std::time::Duration::from_secs(d.as_secs())))).unwrap_or_default()),
                         Ok(SyncEvent::Notified { cursor }) => println!("server has news (cursor {cursor})"),
+                        Ok(SyncEvent::ScopeChanged(n)) if !json => println!("{} your scope: {} {} ({})", if n.granted { "now in" } else { "no longer in" }, n.kind, n.id, n.reason),
                         Ok(SyncEvent::Stopped { reason }) => { println!("stopped: {reason}"); break }
                         Ok(_) => {}
                         Err(_) => break,
@@ -622,6 +623,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 for f in &s.photo_failures {
                     println!("photo refused: {f}");
+                }
+                for n in &s.scope_changes {
+                    if n.granted {
+                        println!("now in your scope: {} {} ({})", n.kind, n.id, n.reason);
+                    } else {
+                        println!(
+                            "no longer in your scope: {} {} ({}); {} dropped from this device",
+                            n.kind, n.id, n.reason, n.dropped
+                        );
+                    }
                 }
                 if s.rejected > 0 {
                     println!(

@@ -156,3 +156,134 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
     );
     Ok(())
 }
+
+/// `admin scope --device` says what a device should hold and follows an assignment;
+/// `admin hazard show` folds a hazard from the log and verifies its chain; bad ids are
+/// refused naming what is expected.
+#[tokio::test]
+async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Result<()> {
+    use patrolsync_proto::hazard::{
+        Event, EventKind, Handling, HazardCategory, HazardOp, Report, Severity,
+    };
+    use patrolsync_proto::{EventId, HazardId, Hlc, OpId, Role};
+    use patrolsync_server::store::*;
+    const NOW: i64 = 1_790_000_000_000;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let url = format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display());
+    let store = SqlStore::connect(&url).await?;
+    patrolsync_server::seed::seed_demo(&store).await?;
+    let pat = patrolsync_server::testkit::enroll_device(
+        &store,
+        "pat",
+        "pat's phone",
+        Role::Patroller,
+        &["S1-C1-K1"],
+        NOW,
+    )
+    .await?;
+    // A hazard in K1, reported and fixed on the spot.
+    let cell = store.cells(&["S1-C1-K1".into()]).await?.remove(0);
+    let hazard = HazardId(uuid::Uuid::now_v7());
+    let report = Report {
+        id: hazard,
+        grid_cell: cell.code.clone(),
+        checkpoint: String::new(),
+        position: None,
+        category: HazardCategory::Electrical,
+        severity: Severity::Major,
+        handling: Handling::OnTheSpot,
+        deadline_ms: None,
+        description: "loose wiring".into(),
+        photos: vec![],
+        device_time_ms: NOW,
+    };
+    let fix = Event {
+        id: EventId(uuid::Uuid::now_v7()),
+        hazard,
+        kind: EventKind::FixOnSpot,
+        deadline_ms: None,
+        agency: None,
+        merge_into: None,
+        note: String::new(),
+        photos: vec![[9; 32]],
+        device_time_ms: NOW + 1,
+    };
+    let op = |seq: u64, op: HazardOp, entry: uuid::Uuid| PreparedOp {
+        device_seq: seq,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc {
+            wall_ms: NOW as u64 + seq,
+            logical: 0,
+        },
+        action: OpAction::Hazard(Box::new(HazardRow {
+            op,
+            role: Role::Patroller,
+            cell_id: cell.id,
+            cell_path: cell.path.clone(),
+            entry_id: entry,
+        })),
+    };
+    let batch = IngestBatch {
+        device: pat.id,
+        user_id: pat.user_id,
+        ops: vec![
+            op(1, HazardOp::Report(report), hazard.0),
+            op(2, HazardOp::Event(fix.clone(), Role::Patroller), fix.id.0),
+        ],
+    };
+    store.ingest(&[batch], NOW + 10).await?.remove(0)?;
+    drop(store);
+
+    let id = pat.id.to_string();
+    let scope = admin(&data, None, &["scope", "--device", &id[..12]])?;
+    assert_eq!(scope["user"], "pat");
+    assert_eq!(scope["grants"][0]["kind"], "cell");
+    assert_eq!(scope["grants"][0]["id"], "S1-C1-K1");
+    // The compound and its 5 buildings, 2 checkpoints each, and the hazard.
+    assert_eq!(scope["cells"].as_array().map(Vec::len), Some(6));
+    assert_eq!(scope["checkpoints"].as_array().map(Vec::len), Some(10));
+    assert_eq!(scope["hazards"], serde_json::json!([hazard.to_string()]));
+
+    admin(&data, None, &["assign", "--user", "pat", "--cell", "S1-C1-K2"])?;
+    let scope = admin(&data, None, &["scope", "--device", &id])?;
+    assert_eq!(scope["cells"].as_array().map(Vec::len), Some(12));
+    assert_eq!(scope["grants"][1]["id"], "S1-C1-K2");
+    assert!(scope["grants"][1]["since"].as_u64() > scope["grants"][0]["since"].as_u64());
+
+    let shown = admin(&data, None, &["hazard", "show", &hazard.to_string()])?;
+    assert_eq!(shown["status"], "rectified");
+    assert_eq!(shown["category"], "electrical");
+    assert_eq!(shown["log_len"], 2);
+    assert_eq!(shown["chain_verified"], true);
+    assert_eq!(shown["history"][0]["kind"], "fix_on_spot");
+    assert_eq!(shown["history"][0]["to"], "rectified");
+    let text = Command::new(BIN)
+        .args(["admin", "--data-dir"])
+        .arg(&data)
+        .args(["hazard", "show", &hazard.to_string()])
+        .output()?;
+    let text = String::from_utf8(text.stdout)?;
+    assert!(
+        text.contains("rectified") && text.contains("verifies"),
+        "{text}"
+    );
+
+    // Bad ids say what is expected.
+    let refused = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(BIN)
+            .args(["admin", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()?;
+        assert!(!out.status.success(), "{args:?} succeeded");
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert!(refused(&["hazard", "show", "bikes"])?.contains("is not a hazard id"));
+    let unknown = HazardId(uuid::Uuid::nil()).to_string();
+    assert!(refused(&["hazard", "show", &unknown])?.contains("does not exist on this server"));
+    assert!(refused(&["scope", "--device", "abc"])?.contains("at least its first 8 characters"));
+    assert!(refused(&["scope", "--device", "ffffffff-0000"])?.contains("no device ffffffff-0000"));
+    Ok(())
+}

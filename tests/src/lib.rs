@@ -2,6 +2,7 @@
 //! PostgreSQL database), real SDK clients over real QUIC, and helpers to stop and restart the
 //! server on the same address and data.
 
+pub mod converge;
 pub mod relay;
 
 use std::net::SocketAddr;

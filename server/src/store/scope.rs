@@ -246,12 +246,19 @@ impl SqlStore {
         Ok(out)
     }
 
-    async fn grants_of(&self, audience: &str) -> Result<Vec<Grant>, StoreError> {
+    /// The feed's cell grants, and its hazard grants after `after` (all of them for `None`): an
+    /// agency's grow with every transfer, and a pull from `after` on only needs those to come.
+    async fn grants_of(
+        &self,
+        audience: &str,
+        after: Option<u64>,
+    ) -> Result<Vec<Grant>, StoreError> {
         let rows = sqlx::query(
             "SELECT target_kind, target, granted_seq, revoked_seq FROM scope_grants \
-             WHERE audience = $1",
+             WHERE audience = $1 AND (target_kind = 'path' OR granted_seq > $2)",
         )
         .bind(audience)
+        .bind(after.map_or(-1, seq))
         .fetch_all(self.pool())
         .await?;
         rows.iter()
@@ -287,7 +294,7 @@ impl SqlStore {
                 backfill_after: 0,
             });
         }
-        let grants = self.grants_of(&scope.audience).await?;
+        let grants = self.grants_of(&scope.audience, Some(cursor)).await?;
         let limit = limit.max(1) as usize;
         let mut page: Vec<ChangeRow> = Vec::new();
         let (mut at, mut backfill) = (cursor, backfill_after);
@@ -416,7 +423,7 @@ impl SqlStore {
 
     /// What entered the feed at `grant`: the entries before it, after `after`, under its cell
     /// (leaving out what the feed's other grants held then, which its devices have) or of its
-    /// hazard; newest versions of grid records only. At most `limit`.
+    /// hazard; of grid records only the newest version before the grant. At most `limit`.
     async fn backfill_rows(
         &self,
         grants: &[Grant],
@@ -439,9 +446,15 @@ impl SqlStore {
         let exclude: String = (0..held.len())
             .map(|i| format!(" AND substr(cell_path, 1, length(${n})) <> ${n}", n = i + 5))
             .collect();
+        // The newest version of each grid record *as of the grant*: one superseded only by a
+        // later version is still the one to send (the later one may never reach this feed,
+        // if it comes after a revoke).
         let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 AND seq < $2 AND NOT replay \
-             AND NOT superseded AND audience IS NULL AND {target}{exclude} ORDER BY seq LIMIT $3"
+             AND (NOT superseded OR NOT EXISTS (SELECT 1 FROM changes later \
+                  WHERE later.entity_key = changes.entity_key AND later.seq > changes.seq \
+                  AND later.seq < $2)) \
+             AND audience IS NULL AND {target}{exclude} ORDER BY seq LIMIT $3"
         );
         let mut q = sqlx::query(&sql)
             .bind(seq(after))
@@ -459,8 +472,9 @@ impl SqlStore {
     }
 }
 
-/// What a device should hold, as the server sees it: the feed's grants now, and the cells,
-/// checkpoints and hazards they cover (`patrolsync admin scope`).
+/// What a device should hold, as the server sees it (`patrolsync admin scope`): the cells,
+/// checkpoints and hazards its user's assignments (or its agency's hazards) cover now, and the
+/// grants its feed holds, which should say the same.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ScopeView {
     /// The device.
@@ -494,12 +508,13 @@ pub struct ScopeGrant {
 }
 
 impl SqlStore {
-    /// What `device` should hold now: its feed's grants and what they cover. Agency users hold
-    /// the whole grid and their agency's hazards.
+    /// What `device` should hold now: what its user's assignments to cells not retired cover,
+    /// or for agency users the whole grid and the hazards their agency holds by the fold; and
+    /// the grants of its feed.
     pub async fn scope_view(&self, device: &super::DeviceSession) -> Result<ScopeView, StoreError> {
         let scope = device.pull_scope();
         let mut grants: Vec<Grant> = self
-            .grants_of(&scope.audience)
+            .grants_of(&scope.audience, None)
             .await?
             .into_iter()
             .filter(|g| g.revoked.is_none())
@@ -512,25 +527,38 @@ impl SqlStore {
             v
         };
         let (mut cells, mut checkpoints, mut hazards) = (Vec::new(), Vec::new(), Vec::new());
-        if scope.agency.is_some() {
+        // Derived from the domain, not from the grants: what the assignments and the hazards'
+        // folded agencies say now (the grants are how the feed got there).
+        if let Some(agency) = &scope.agency {
             cells = sqlx::query_scalar("SELECT code FROM grid_cells")
                 .fetch_all(self.pool())
                 .await?;
             checkpoints = sqlx::query_scalar("SELECT code FROM checkpoints")
                 .fetch_all(self.pool())
                 .await?;
-            hazards = grants
+            let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id FROM hazards WHERE agency = $1")
+                .bind(agency)
+                .fetch_all(self.pool())
+                .await?;
+            hazards = ids
                 .iter()
-                .filter(|g| !g.path)
-                .filter_map(|g| g.target.strip_prefix("hazard:").map(str::to_owned))
+                .filter_map(|b| HazardId::from_slice(b))
+                .map(|h| h.to_string())
                 .collect();
         } else {
-            for g in grants.iter().filter(|g| g.path) {
+            let assigned: Vec<String> = sqlx::query_scalar(
+                "SELECT c.path FROM assignments a JOIN grid_cells c ON c.id = a.cell_id \
+                 WHERE a.user_id = $1 AND c.retired_at IS NULL",
+            )
+            .bind(device.user_id)
+            .fetch_all(self.pool())
+            .await?;
+            for path in &assigned {
                 cells.extend(
                     sqlx::query_scalar::<_, String>(
                         "SELECT code FROM grid_cells WHERE substr(path, 1, length($1)) = $1",
                     )
-                    .bind(&g.target)
+                    .bind(path)
                     .fetch_all(self.pool())
                     .await?,
                 );
@@ -539,7 +567,7 @@ impl SqlStore {
                         "SELECT cp.code FROM checkpoints cp JOIN grid_cells c ON c.id = cp.cell_id \
                          WHERE substr(c.path, 1, length($1)) = $1",
                     )
-                    .bind(&g.target)
+                    .bind(path)
                     .fetch_all(self.pool())
                     .await?,
                 );
@@ -547,7 +575,7 @@ impl SqlStore {
                     "SELECT h.id FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
                      WHERE substr(c.path, 1, length($1)) = $1",
                 )
-                .bind(&g.target)
+                .bind(path)
                 .fetch_all(self.pool())
                 .await?;
                 hazards.extend(

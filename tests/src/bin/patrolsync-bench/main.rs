@@ -2,6 +2,7 @@
 //! a baseline measured in the same run. See README.md ("Benchmark") for how to run it and the
 //! latest results.
 
+mod converge;
 mod fleet;
 mod reports;
 mod server;
@@ -76,6 +77,10 @@ enum Mode {
     /// report, the evaluation and a ledger over the month, timed beside reading the month's
     /// rows. Writes reports-BACKEND.json and .txt to --out.
     Reports(reports::ReportsArgs),
+    /// The randomized convergence check over many seeds (scopes that change under devices,
+    /// restarts, every transition); each failure shrunk and reported with its seed. Writes
+    /// converge-BACKEND.json and .txt to --out; exit status 1 if a seed did not converge.
+    Converge(converge::ConvergeArgs),
 }
 
 /// Sizes of one run.
@@ -792,6 +797,22 @@ async fn run_reports(args: &Args, r: &reports::ReportsArgs) -> anyhow::Result<()
     write_report(&args.out, &stem, &report, &reports::summary(&report))
 }
 
+async fn run_converge(args: &Args, c: &converge::ConvergeArgs) -> anyhow::Result<()> {
+    let mut report = converge::run_seeds(c, &args.backend, &args.postgres_url).await?;
+    stamp(&mut report, &args.backend);
+    write_report(
+        &args.out,
+        &format!("converge-{}", args.backend),
+        &report,
+        &converge::summary(&report),
+    )?;
+    anyhow::ensure!(
+        report["failures"].as_array().is_some_and(Vec::is_empty),
+        "some seeds did not converge"
+    );
+    Ok(())
+}
+
 async fn run_soak(args: &Args, soak_args: &soak::SoakArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.server.is_none(),
@@ -971,6 +992,7 @@ async fn main() -> anyhow::Result<()> {
     match &args.mode {
         Some(Mode::Soak(soak_args)) => return run_soak(&args, soak_args).await,
         Some(Mode::Reports(r)) => return run_reports(&args, r).await,
+        Some(Mode::Converge(c)) => return run_converge(&args, c).await,
         None => {}
     }
     let mut sizes = if args.quick {
