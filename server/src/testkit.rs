@@ -17,13 +17,26 @@ pub const ENV_TEST_DATABASE_URL: &str = "PATROLSYNC_TEST_DATABASE_URL";
 /// unset means S3 photo tests are skipped.
 pub const ENV_TEST_S3: &str = "PATROLSYNC_TEST_S3";
 
+/// Set (to anything) where nothing may be skipped, as `.ci/run` does: a test that would skip
+/// for want of PostgreSQL, S3, Chromium or systemd-analyze fails instead.
+pub const ENV_TEST_REQUIRE_ALL: &str = "PATROLSYNC_TEST_REQUIRE_ALL";
+
+/// Skips what needs an outside program that is not here, saying why; fails instead when
+/// [`ENV_TEST_REQUIRE_ALL`] is set, so CI cannot pass by skipping.
+pub fn skip(what: &str, why: &str) {
+    if std::env::var_os(ENV_TEST_REQUIRE_ALL).is_some() {
+        panic!("{what} would be skipped ({why}), but {ENV_TEST_REQUIRE_ALL} is set");
+    }
+    eprintln!("skipping {what}: {why}");
+}
+
 /// Photo storage under a fresh prefix of the bucket `PATROLSYNC_TEST_S3` names, or `None`
 /// with the reason printed.
 pub fn test_s3_photos() -> Option<Photos> {
     match std::env::var(ENV_TEST_S3) {
         Ok(url) if !url.trim().is_empty() => Some(s3_photos(url.trim())),
         _ => {
-            eprintln!("skipping S3 photo storage: {ENV_TEST_S3} is not set");
+            skip("S3 photo storage", &format!("{ENV_TEST_S3} is not set"));
             None
         }
     }
@@ -147,7 +160,7 @@ pub async fn test_databases() -> Vec<TestDatabase> {
     let mut out = vec![TestDatabase::sqlite()];
     match std::env::var(ENV_TEST_DATABASE_URL) {
         Ok(url) if !url.trim().is_empty() => out.push(fresh_postgres(&url).await),
-        _ => eprintln!("skipping PostgreSQL: {ENV_TEST_DATABASE_URL} is not set"),
+        _ => skip("PostgreSQL", &format!("{ENV_TEST_DATABASE_URL} is not set")),
     }
     out
 }

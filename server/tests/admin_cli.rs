@@ -246,7 +246,11 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     assert_eq!(scope["checkpoints"].as_array().map(Vec::len), Some(10));
     assert_eq!(scope["hazards"], serde_json::json!([hazard.to_string()]));
 
-    admin(&data, None, &["assign", "--user", "pat", "--cell", "S1-C1-K2"])?;
+    admin(
+        &data,
+        None,
+        &["assign", "--user", "pat", "--cell", "S1-C1-K2"],
+    )?;
     let scope = admin(&data, None, &["scope", "--device", &id])?;
     assert_eq!(scope["cells"].as_array().map(Vec::len), Some(12));
     assert_eq!(scope["grants"][1]["id"], "S1-C1-K2");

@@ -51,7 +51,10 @@ fn enrollment(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_changes_keys_and_photo_uploads() -> anyhow::Result<()> {
     let Ok(url) = std::env::var(ENV_TEST_DATABASE_URL) else {
-        eprintln!("skipping the two-node test: {ENV_TEST_DATABASE_URL} is not set");
+        patrolsync_server::testkit::skip(
+            "the two-node test",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
         return Ok(());
     };
     let db = fresh_postgres(&url).await;

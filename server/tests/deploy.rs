@@ -24,7 +24,10 @@ fn systemd_unit_verifies_cleanly() -> anyhow::Result<()> {
         .output()
         .is_err()
     {
-        eprintln!("skipping the systemd unit check: systemd-analyze is not installed");
+        patrolsync_server::testkit::skip(
+            "the systemd unit check",
+            "systemd-analyze is not installed",
+        );
         return Ok(());
     }
     // verify insists that ExecStart exists: point it at the binary under test.

@@ -502,7 +502,12 @@ fn difference(mine: &crate::View, theirs: &crate::View) -> String {
         }
     };
     diff("cells", &mine.cells, &theirs.cells, &mut out);
-    diff("checkpoints", &mine.checkpoints, &theirs.checkpoints, &mut out);
+    diff(
+        "checkpoints",
+        &mine.checkpoints,
+        &theirs.checkpoints,
+        &mut out,
+    );
     for (id, facts) in &mine.hazards {
         match theirs.hazards.get(id) {
             None => out.push_str(&format!("  hazard {id}: holds it, out of scope\n")),
@@ -512,7 +517,11 @@ fn difference(mine: &crate::View, theirs: &crate::View) -> String {
             Some(_) => {}
         }
     }
-    for id in theirs.hazards.keys().filter(|k| !mine.hazards.contains_key(*k)) {
+    for id in theirs
+        .hazards
+        .keys()
+        .filter(|k| !mine.hazards.contains_key(*k))
+    {
         out.push_str(&format!("  hazard {id}: in scope, not held\n"));
     }
     out

@@ -62,7 +62,10 @@ fn quick_bench_runs_on_sqlite() -> anyhow::Result<()> {
 #[test]
 fn quick_bench_runs_on_postgres() -> anyhow::Result<()> {
     if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
-        eprintln!("skipping the PostgreSQL bench: {ENV_TEST_DATABASE_URL} is not set");
+        patrolsync_server::testkit::skip(
+            "the PostgreSQL bench",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
         return Ok(());
     }
     check(&quick("postgres")?, "postgres");
@@ -112,7 +115,10 @@ fn short_soak_converges_on_sqlite() -> anyhow::Result<()> {
 #[test]
 fn short_soak_converges_on_postgres() -> anyhow::Result<()> {
     if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
-        eprintln!("skipping the PostgreSQL soak: {ENV_TEST_DATABASE_URL} is not set");
+        patrolsync_server::testkit::skip(
+            "the PostgreSQL soak",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
         return Ok(());
     }
     short_soak("postgres")
@@ -168,7 +174,10 @@ fn small_reports_bench_adds_up_on_sqlite() -> anyhow::Result<()> {
 #[test]
 fn small_reports_bench_adds_up_on_postgres() -> anyhow::Result<()> {
     if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
-        eprintln!("skipping the PostgreSQL reports bench: {ENV_TEST_DATABASE_URL} is not set");
+        patrolsync_server::testkit::skip(
+            "the PostgreSQL reports bench",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
         return Ok(());
     }
     small_reports("postgres")

@@ -82,7 +82,10 @@ async fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
 async fn rolling_restart_under_continuous_pushes_loses_and_doubles_nothing() -> anyhow::Result<()> {
     patrolsync_tests::init_tracing();
     let Ok(url) = std::env::var(ENV_TEST_DATABASE_URL) else {
-        eprintln!("skipping the rolling-restart test: {ENV_TEST_DATABASE_URL} is not set");
+        patrolsync_server::testkit::skip(
+            "the rolling-restart test",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
         return Ok(());
     };
     let db = fresh_postgres(&url).await;

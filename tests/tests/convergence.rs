@@ -54,13 +54,8 @@ async fn check(backend: &str) -> anyhow::Result<()> {
         }
         if let Err(failure) = result {
             eprintln!("seed {seed} failed on {backend}: {failure}; shrinking");
-            let (short, why) = shrink(
-                async || database(backend).await,
-                actions,
-                failure,
-                80,
-            )
-            .await?;
+            let (short, why) =
+                shrink(async || database(backend).await, actions, failure, 80).await?;
             let steps: Vec<String> = short.iter().map(Action::to_string).collect();
             panic!(
                 "seed {seed} did not converge on {backend}: {why}\n\
@@ -83,7 +78,10 @@ async fn random_schedules_converge_on_sqlite() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_schedules_converge_on_postgres() -> anyhow::Result<()> {
     if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
-        eprintln!("skipping PostgreSQL: {ENV_TEST_DATABASE_URL} is not set");
+        patrolsync_server::testkit::skip(
+            "PostgreSQL",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
         return Ok(());
     }
     check("postgres").await

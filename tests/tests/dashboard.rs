@@ -65,7 +65,10 @@ async fn headless(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Result<()> {
     let Some(browser) = chromium() else {
-        println!("skipping the browser test: no chromium on PATH (apt-get install chromium)");
+        patrolsync_server::testkit::skip(
+            "the browser test",
+            "no chromium on PATH (apt-get install chromium)",
+        );
         return Ok(());
     };
     let h = Harness::start(TestDatabase::sqlite()).await?;

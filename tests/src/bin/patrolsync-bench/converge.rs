@@ -22,7 +22,11 @@ pub struct ConvergeArgs {
 }
 
 /// Runs the seeds on `backend` (PostgreSQL next to `postgres_url`).
-pub async fn run_seeds(a: &ConvergeArgs, backend: &str, postgres_url: &str) -> anyhow::Result<Value> {
+pub async fn run_seeds(
+    a: &ConvergeArgs,
+    backend: &str,
+    postgres_url: &str,
+) -> anyhow::Result<Value> {
     let database = async || -> anyhow::Result<TestDatabase> {
         Ok(if backend == "postgres" {
             fresh_postgres(postgres_url).await
