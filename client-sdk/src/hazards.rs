@@ -362,7 +362,7 @@ impl Client {
         let cfg = &self.inner.config;
         loop {
             let state = sqlx::query(
-                "SELECT cursor, bootstrapped, backfill_after FROM pull_state WHERE id = 1",
+                "SELECT cursor, bootstrapped, backfill_after, feed FROM pull_state WHERE id = 1",
             )
             .fetch_one(&self.inner.db)
             .await
@@ -376,6 +376,8 @@ impl Client {
                     limit: 500,
                     compact: !bootstrapped,
                     backfill_after,
+                    protocol: patrolsync_proto::scope::PULL_PROTOCOL,
+                    feed: state.get(3),
                 })),
             };
             let response = transport::call(
@@ -390,6 +392,12 @@ impl Client {
                 Some(wire::response::Kind::Pull(p)) => p,
                 other => return Err(crate::unexpected(other)),
             };
+            if page.reset {
+                summary
+                    .scope_changes
+                    .push(crate::scope::reset(&self.inner.db, &page.feed).await?);
+                continue;
+            }
             summary.pulled += page.changes.len() as u64;
             let touched = page_hazards(&page);
             let before = self.conflict_ids(&touched).await?;
@@ -570,11 +578,12 @@ impl Client {
             }
         }
         sqlx::query(
-            "UPDATE pull_state SET cursor = ?, backfill_after = ?, \
+            "UPDATE pull_state SET cursor = ?, backfill_after = ?, feed = ?, \
              bootstrapped = CASE WHEN ? THEN bootstrapped ELSE 1 END WHERE id = 1",
         )
         .bind(page.next_cursor as i64)
         .bind(i64::try_from(page.backfill_after).unwrap_or(i64::MAX))
+        .bind(&page.feed)
         .bind(page.has_more)
         .execute(&mut *tx)
         .await

@@ -16,12 +16,13 @@ use crate::{SyncError, local};
 pub struct ScopeNotice {
     /// `true`: it entered the scope; `false`: it left, and was dropped from the local views.
     pub granted: bool,
-    /// `cell` (the cell and its subtree) or `hazard`.
+    /// `cell` (the cell and its subtree), `hazard`, or `feed` (a reset: everything was
+    /// dropped and is pulled again).
     pub kind: String,
     /// The cell's code or the hazard's id.
     pub id: String,
-    /// Why: `assigned`, `unassigned`, `retired`, `transferred`, `returned`, `transfer_lost` or
-    /// `transferred_elsewhere`.
+    /// Why: `assigned`, `unassigned`, `retired`, `transferred`, `returned`, `transfer_lost`,
+    /// `transferred_elsewhere`, `reset` (kind `feed`), or `unknown` (a newer server's reason).
     pub reason: String,
     /// Revokes: cells, checkpoints and hazards dropped from the device.
     pub dropped: u64,
@@ -63,6 +64,42 @@ impl crate::Client {
     }
 }
 
+/// The server says the device's cursor belongs to another feed than its user's now (a new role
+/// or agency) or to none (a device from before feeds): drop every cell, checkpoint, hazard and
+/// escalation, and pull `feed` from the start. Ops still queued stay queued.
+pub(crate) async fn reset(db: &sqlx::SqlitePool, feed: &str) -> Result<ScopeNotice, SyncError> {
+    let mut tx = db.begin().await.map_err(local)?;
+    let mut dropped = 0;
+    for table in ["cells", "checkpoints", "hazard_ops", "escalations"] {
+        dropped += sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await
+            .map_err(local)?
+            .rows_affected();
+    }
+    sqlx::query(
+        "UPDATE pull_state SET cursor = 0, bootstrapped = 0, backfill_after = 0, feed = ? \
+         WHERE id = 1",
+    )
+    .bind(feed)
+    .execute(&mut *tx)
+    .await
+    .map_err(local)?;
+    tx.commit().await.map_err(local)?;
+    tracing::info!(
+        feed,
+        dropped,
+        "the server reset this device's scope; pulling it again"
+    );
+    Ok(ScopeNotice {
+        granted: false,
+        kind: "feed".into(),
+        id: feed.to_owned(),
+        reason: "reset".into(),
+        dropped,
+    })
+}
+
 /// Applies one scope entry inside the page's transaction.
 pub(crate) async fn apply(
     tx: &mut Transaction<'_, Sqlite>,
@@ -85,7 +122,7 @@ pub(crate) async fn apply(
         granted: change.grant,
         kind: kind.into(),
         id,
-        reason: change.reason.as_str().into(),
+        reason: change.reason.map_or("unknown", |r| r.as_str()).into(),
         dropped,
     })
 }
@@ -138,6 +175,12 @@ async fn drop_cell(
     }
     dropped += drop_hazards(tx, &hazards).await?;
     for c in &gone {
+        // Escalations to a cell that left (of hazards that stay, in a kept cell below it).
+        sqlx::query("DELETE FROM escalations WHERE to_cell = ?")
+            .bind(c)
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?;
         dropped += sqlx::query("DELETE FROM checkpoints WHERE cell = ?")
             .bind(c)
             .execute(&mut **tx)

@@ -31,6 +31,10 @@ wire_enum!(
     TransferredElsewhere = "transferred_elsewhere",
 });
 
+/// The pull protocol of this version (`PullRequest.protocol`): scope feeds, backfill paged
+/// with `backfill_after`, and reset when a cursor's feed is not the user's any more.
+pub const PULL_PROTOCOL: u32 = 2;
+
 /// What entered or left the scope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScopeTarget {
@@ -53,8 +57,8 @@ pub struct ScopeChange {
     pub grant: bool,
     /// What.
     pub target: ScopeTarget,
-    /// Why.
-    pub reason: ScopeReason,
+    /// Why; `None` for a reason this version does not know (a newer server's).
+    pub reason: Option<ScopeReason>,
     /// Revokes of a cell: cells still in scope under (or above) it; what lies under one of them
     /// stays.
     pub keep: Vec<String>,
@@ -81,7 +85,7 @@ impl ScopeChange {
             cell,
             path,
             hazard_id,
-            reason: self.reason.to_wire(),
+            reason: self.reason.map_or(0, ScopeReason::to_wire),
             keep: self.keep.clone(),
         }
     }
@@ -115,9 +119,8 @@ impl ScopeChange {
                 "a scope change names a cell and its path, or a hazard",
             ));
         };
-        let reason = ScopeReason::from_wire(w.reason)?.ok_or_else(|| {
-            Invalid::new("scope.reason", "missing", "a scope change has a reason")
-        })?;
+        // A reason this version does not know still moves the scope.
+        let reason = ScopeReason::from_wire(w.reason).ok().flatten();
         Ok(ScopeChange {
             grant,
             target,
@@ -239,17 +242,26 @@ mod tests {
                 code: "S1-C1".into(),
                 path: "/S1/S1-C1/".into(),
             },
-            reason: ScopeReason::Unassigned,
+            reason: Some(ScopeReason::Unassigned),
             keep: vec!["S1-C1-K1".into()],
         };
         assert_eq!(ScopeChange::decode(&cell.encode()), Ok(cell));
         let hazard = ScopeChange {
             grant: true,
             target: ScopeTarget::Hazard(HazardId(uuid::Uuid::from_u128(7))),
-            reason: ScopeReason::Transferred,
+            reason: Some(ScopeReason::Transferred),
             keep: vec![],
         };
-        assert_eq!(ScopeChange::decode(&hazard.encode()), Ok(hazard));
+        assert_eq!(ScopeChange::decode(&hazard.encode()), Ok(hazard.clone()));
+        // A reason from a newer server: still a revoke, its reason unknown.
+        let newer = wire::ScopeChange {
+            reason: 99,
+            ..hazard.to_wire()
+        };
+        assert_eq!(
+            ScopeChange::from_wire(newer).map(|c| (c.grant, c.reason)),
+            Ok((true, None))
+        );
         let mut w = wire::ScopeChange {
             kind: wire::ScopeChangeKind::Grant as i32,
             cell: "S1-C1".into(),

@@ -174,6 +174,8 @@ fn request() -> impl Strategy<Value = wire::Request> {
             limit,
             compact: limit % 2 == 0,
             backfill_after: cursor / 2,
+            protocol: limit % 3,
+            feed: format!("user:{limit}"),
         })),
         (proptest::collection::vec(any::<u8>(), 32), any::<u64>())
             .prop_map(|(sha256, size)| Kind::BlobStatus(wire::BlobStatusRequest { sha256, size })),
@@ -282,6 +284,8 @@ fn response() -> impl Strategy<Value = wire::Response> {
                     next_cursor,
                     has_more,
                     backfill_after: next_cursor / 3,
+                    feed: "agency:fire_brigade".into(),
+                    reset: !has_more,
                 })
             ),
         (any::<u64>(), any::<bool>()).prop_map(|(held, complete)| Kind::BlobStatus(

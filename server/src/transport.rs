@@ -1215,7 +1215,34 @@ pub(crate) fn notify_in_scope(
 const MAX_PULL: u32 = 1000;
 
 async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -> wire::Response {
+    use patrolsync_proto::scope::PULL_PROTOCOL;
+    if req.protocol < PULL_PROTOCOL {
+        return error(
+            wire::ErrorCode::Unsupported,
+            format!(
+                "this server sends scope feeds (pull protocol {PULL_PROTOCOL}) and the app speaks \
+                 pull protocol {}: update the app. What it records is still accepted and stored.",
+                req.protocol
+            ),
+            false,
+        );
+    }
     let scope = device.pull_scope();
+    // A cursor is a position in one feed. If the user's feed changed (a new role or agency),
+    // or the device kept no feed (it last pulled before feeds), it starts over from nothing.
+    if req.cursor > 0 && req.feed != scope.audience {
+        tracing::info!(device = %device.id, from = %req.feed, to = %scope.audience, "scope feed changed; the device starts over");
+        return wire::Response {
+            kind: Some(wire::response::Kind::Pull(wire::PullResponse {
+                changes: Vec::new(),
+                next_cursor: 0,
+                has_more: true,
+                backfill_after: 0,
+                feed: scope.audience,
+                reset: true,
+            })),
+        };
+    }
     let limit = if req.limit == 0 {
         500
     } else {
@@ -1268,6 +1295,8 @@ async fn pull(shared: &Shared, device: &DeviceSession, req: wire::PullRequest) -
             next_cursor: page.next_cursor,
             has_more: page.has_more,
             backfill_after: page.backfill_after,
+            feed: scope.audience,
+            reset: false,
         })),
     }
 }

@@ -22,21 +22,47 @@ use rand::{Rng, SeedableRng};
 
 use crate::{Harness, device_view, server_view};
 
-/// The devices: (name, user, role, agency, cells at enrollment).
-const DEVICES: [(&str, &str, Role, Option<Agency>, &[&str]); 7] = [
-    ("p1", "pat1", Role::Patroller, None, &["S1-C1-K1"]),
-    ("p2", "pat2", Role::Patroller, None, &["S1-C1-K2"]),
-    ("p3", "pat3", Role::Patroller, None, &["S1-C2-K1"]),
-    ("m1", "mgr1", Role::GridManager, None, &["S1-C1"]),
-    ("m2", "mgr2", Role::GridManager, None, &["S1"]),
-    (
+/// A device of the schedule.
+struct DeviceSpec {
+    name: &'static str,
+    user: &'static str,
+    role: Role,
+    agency: Option<Agency>,
+    /// Its user's cells at enrollment.
+    cells: &'static [&'static str],
+}
+
+const fn spec(
+    name: &'static str,
+    user: &'static str,
+    role: Role,
+    agency: Option<Agency>,
+    cells: &'static [&'static str],
+) -> DeviceSpec {
+    DeviceSpec {
+        name,
+        user,
+        role,
+        agency,
+        cells,
+    }
+}
+
+/// The devices.
+const DEVICES: [DeviceSpec; 7] = [
+    spec("p1", "pat1", Role::Patroller, None, &["S1-C1-K1"]),
+    spec("p2", "pat2", Role::Patroller, None, &["S1-C1-K2"]),
+    spec("p3", "pat3", Role::Patroller, None, &["S1-C2-K1"]),
+    spec("m1", "mgr1", Role::GridManager, None, &["S1-C1"]),
+    spec("m2", "mgr2", Role::GridManager, None, &["S1"]),
+    spec(
         "fb",
         "brigade",
         Role::Agency,
         Some(Agency::FireBrigade),
         &["S1", "S2"],
     ),
-    (
+    spec(
         "ps",
         "police",
         Role::Agency,
@@ -92,7 +118,7 @@ fn kind(device: usize, i: usize) -> EventKind {
     match i.checked_sub(ANY_KIND) {
         Some(j) => EventKind::ALL[j % EventKind::ALL.len()],
         None => {
-            let kinds = kinds_of(DEVICES[device % DEVICES.len()].2);
+            let kinds = kinds_of(DEVICES[device % DEVICES.len()].role);
             kinds[i % kinds.len()]
         }
     }
@@ -164,7 +190,7 @@ pub enum Action {
 
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = |i: usize| DEVICES[i % DEVICES.len()].0;
+        let d = |i: usize| DEVICES[i % DEVICES.len()].name;
         match *self {
             Action::CheckIn { device, checkpoint } => write!(
                 f,
@@ -201,7 +227,7 @@ impl fmt::Display for Action {
                 if remove { "takes" } else { "assigns" },
                 ASSIGN_CELLS[cell % ASSIGN_CELLS.len()],
                 if remove { "from" } else { "to" },
-                DEVICES[user % ASSIGNABLE].1
+                DEVICES[user % ASSIGNABLE].user
             ),
             Action::Retire { cell } => write!(
                 f,
@@ -293,10 +319,10 @@ pub async fn run(db: TestDatabase, actions: &[Action]) -> anyhow::Result<Result<
 async fn run_on(h: &mut Harness, actions: &[Action]) -> anyhow::Result<Result<Outcome, Failure>> {
     let sql = patrolsync_server::open_sql_store(&h.config).await?;
     let mut devices: Vec<Client> = Vec::with_capacity(DEVICES.len());
-    for (name, user, role, agency, cells) in DEVICES {
-        devices.push(match agency {
-            Some(a) => h.agency_device(name, user, a, cells).await?,
-            None => h.device_as(name, user, role, cells).await?,
+    for d in &DEVICES {
+        devices.push(match d.agency {
+            Some(a) => h.agency_device(d.name, d.user, a, d.cells).await?,
+            None => h.device_as(d.name, d.user, d.role, d.cells).await?,
         });
     }
     let mut hazards: Vec<HazardId> = Vec::new();
@@ -396,7 +422,7 @@ async fn run_on(h: &mut Harness, actions: &[Action]) -> anyhow::Result<Result<Ou
                 let cell = ASSIGN_CELLS[cell % ASSIGN_CELLS.len()];
                 if sql
                     .assign(
-                        DEVICES[user % ASSIGNABLE].1,
+                        DEVICES[user % ASSIGNABLE].user,
                         &[cell.to_owned()],
                         remove,
                         patrolsync_server::now_ms(),
@@ -446,8 +472,8 @@ async fn run_on(h: &mut Harness, actions: &[Action]) -> anyhow::Result<Result<Ou
         if mine != theirs {
             return Ok(Err(Failure(format!(
                 "{} ({}) does not hold what the server says it should:\n{}",
-                DEVICES[i].0,
-                DEVICES[i].1,
+                DEVICES[i].name,
+                DEVICES[i].user,
                 difference(&mine, &theirs)
             ))));
         }
@@ -475,7 +501,7 @@ async fn run_on(h: &mut Harness, actions: &[Action]) -> anyhow::Result<Result<Ou
             if is_stored == is_refused {
                 return Ok(Err(Failure(format!(
                     "{}'s check-in {id}: stored {is_stored}, refused {is_refused}",
-                    DEVICES[i].0
+                    DEVICES[i].name
                 ))));
             }
         }

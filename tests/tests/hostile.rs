@@ -613,3 +613,83 @@ async fn five_hundred_connections_from_one_device_leave_others_syncing() -> anyh
     }
     Ok(())
 }
+
+/// A client of the pull protocol before scope feeds is refused at pull, saying to update the
+/// app, while what it pushes still lands; a cursor from another feed (or none) is answered
+/// with a reset and nothing else; a backfill position cannot read outside the scope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_pull_is_refused_and_a_foreign_cursor_is_reset() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let _k2 = h.device("k2", "kim", &["S1-C1-K2"]).await?;
+        let conn = raw_connect(&h, Some(&h.dir.path().join("k2"))).await?;
+        let pull = |cursor, protocol, feed: &str, backfill_after| {
+            frame::encode(&wire::Request {
+                kind: Some(wire::request::Kind::Pull(wire::PullRequest {
+                    cursor,
+                    limit: 1000,
+                    compact: true,
+                    backfill_after,
+                    protocol,
+                    feed: feed.into(),
+                })),
+            })
+        };
+        let (code, message) = error_of(&exchange(&conn, &pull(0, 0, "", 0)).await?);
+        assert_eq!(code, wire::ErrorCode::Unsupported, "{backend}");
+        assert!(message.contains("update the app"), "{backend}: {message}");
+        let r = exchange(
+            &conn,
+            &push(vec![check_in_op(1, |c| {
+                c.checkpoint = "S1-C1-K2-B1-P1".into();
+            })]),
+        )
+        .await?;
+        assert!(
+            matches!(&r.kind, Some(wire::response::Kind::Push(p)) if p.acked_through == 1),
+            "{backend}: pushes still land: {r:?}"
+        );
+
+        // A first pull names the feed; everything in it is under S1-C1-K2 (or for everyone).
+        let Some(wire::response::Kind::Pull(first)) =
+            exchange(&conn, &pull(0, 2, "", 0)).await?.kind
+        else {
+            panic!("{backend}: a pull page")
+        };
+        assert!(first.feed.starts_with("user:"), "{backend}: {}", first.feed);
+        let in_scope = |c: &wire::Change| match &c.entity {
+            Some(wire::change::Entity::Cell(x)) => x.code.starts_with("S1-C1-K2"),
+            Some(wire::change::Entity::Checkpoint(x)) => x.code.starts_with("S1-C1-K2"),
+            Some(wire::change::Entity::Scope(x)) => x.cell == "S1-C1-K2",
+            Some(wire::change::Entity::Template(_)) => true,
+            _ => false,
+        };
+        assert!(first.changes.iter().all(in_scope), "{backend}");
+        // Inside the backfill, any position: still nothing outside the scope.
+        for after in [1, first.next_cursor / 2, u64::MAX] {
+            let Some(wire::response::Kind::Pull(p)) =
+                exchange(&conn, &pull(0, 2, &first.feed, after)).await?.kind
+            else {
+                panic!("{backend}: a pull page")
+            };
+            assert!(p.changes.iter().all(in_scope), "{backend}: after {after}");
+        }
+        // A cursor of another feed, or of none: a reset, nothing else.
+        for feed in ["", "agency:fire_brigade", "user:999"] {
+            let Some(wire::response::Kind::Pull(p)) =
+                exchange(&conn, &pull(first.next_cursor, 2, feed, 0))
+                    .await?
+                    .kind
+            else {
+                panic!("{backend}: a pull page")
+            };
+            assert!(
+                p.reset && p.changes.is_empty() && p.next_cursor == 0 && p.feed == first.feed,
+                "{backend}: {feed:?}: {p:?}"
+            );
+        }
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -312,3 +312,67 @@ async fn an_agency_given_a_transfer_late_receives_the_hazard_whole() -> anyhow::
     }
     Ok(())
 }
+
+/// A user whose role changes (a patroller who joins the police station) reads another feed:
+/// the device is told to start over, drops everything it held, and pulls the new feed whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_role_starts_the_device_over_on_its_new_feed() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let sql = patrolsync_server::open_sql_store(&h.config).await?;
+        let pat = h.device("p", "pat", &["S1-C1-K1"]).await?;
+        let manager = h.device_as("m", "mgr", Role::GridManager, &["S1"]).await?;
+        let mine = pat.report_hazard(blocked_lane("S1-C1-K1")).await?;
+        let theirs = manager.report_hazard(blocked_lane("S1-C2-K1")).await?;
+        pat.sync().await?;
+        manager.sync().await?;
+        manager
+            .transition_hazard(
+                theirs,
+                EventKind::Transfer,
+                Transition {
+                    agency: Some(Agency::PoliceStation),
+                    ..Transition::default()
+                },
+            )
+            .await?;
+        manager.sync().await?;
+        assert!(pat.hazard(mine).await?.is_some(), "{backend}");
+
+        // pat joins the police station.
+        sql.import_people(
+            &[patrolsync_server::store::NewPerson {
+                name: "pat".into(),
+                role: Role::Agency,
+                agency: Some("police_station".into()),
+                cells: vec!["S1".into()],
+            }],
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+        let s = pat.sync().await?;
+        assert!(
+            s.scope_changes.iter().any(|n| n.kind == "feed"
+                && n.reason == "reset"
+                && n.id == "agency:police_station"),
+            "{backend}: {s:?}"
+        );
+        assert!(
+            pat.hazard(mine).await?.is_none(),
+            "{backend}: not the police's"
+        );
+        assert_eq!(
+            pat.hazard(theirs)
+                .await?
+                .expect("the police's")
+                .state
+                .status,
+            patrolsync_proto::hazard::Status::Transferred,
+            "{backend}"
+        );
+        converged(&h, &[("pat", &pat), ("manager", &manager)], backend).await?;
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -22,7 +22,7 @@ ALTER TABLE changes ADD COLUMN audience TEXT;
 INSERT INTO scope_grants (audience, target_kind, target, granted_seq)
 SELECT 'user:' || a.user_id, 'path', c.path, 0
 FROM assignments a JOIN grid_cells c ON c.id = a.cell_id JOIN users u ON u.id = a.user_id
-WHERE u.role <> 'agency';
+WHERE u.role <> 'agency' AND c.retired_at IS NULL;
 INSERT INTO scope_grants (audience, target_kind, target, granted_seq)
 SELECT 'agency:' || agency, 'hazard', 'hazard:' || lower(substr(hex(id), 1, 8) || '-' || substr(hex(id), 9, 4) || '-' || substr(hex(id), 13, 4) || '-' || substr(hex(id), 17, 4) || '-' || substr(hex(id), 21, 12)), 0
 FROM hazards WHERE agency IS NOT NULL;

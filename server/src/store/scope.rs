@@ -80,7 +80,7 @@ fn scope_entry(
         target_kind,
         target: target.clone(),
         grant: change.grant,
-        reason: change.reason,
+        reason: change.reason.unwrap_or(ScopeReason::Unassigned),
     };
     PendingChange {
         cell_path: cell_path.to_owned(),
@@ -123,7 +123,7 @@ pub(super) fn agency_moves(
         let change = ScopeChange {
             grant: false,
             target: ScopeTarget::Hazard(hazard),
-            reason,
+            reason: Some(reason),
             keep: Vec::new(),
         };
         out.push(scope_entry(
@@ -138,7 +138,7 @@ pub(super) fn agency_moves(
         let change = ScopeChange {
             grant: true,
             target: ScopeTarget::Hazard(hazard),
-            reason: ScopeReason::Transferred,
+            reason: Some(ScopeReason::Transferred),
             keep: Vec::new(),
         };
         out.push(scope_entry(
@@ -229,7 +229,7 @@ impl SqlStore {
             let change = ScopeChange {
                 grant: true,
                 target: cell(&path),
-                reason: ScopeReason::Assigned,
+                reason: Some(ScopeReason::Assigned),
                 keep: Vec::new(),
             };
             out.push(scope_entry(&audience, &path, change, "path", path.clone()));
@@ -238,7 +238,7 @@ impl SqlStore {
             let change = ScopeChange {
                 grant: false,
                 target: cell(&path),
-                reason: revoke_reason,
+                reason: Some(revoke_reason),
                 keep,
             };
             out.push(scope_entry(&audience, &path, change, "path", path.clone()));

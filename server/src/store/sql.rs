@@ -282,6 +282,7 @@ impl SqlStore {
     /// cells and checkpoints were newly retired (0 and 0 when they already were).
     pub async fn retire_cell(&self, code: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
         let mut tx = self.begin_write().await?;
+        self.lock_scope(&mut tx).await?;
         let path: Option<String> =
             sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
                 .bind(code)
@@ -361,6 +362,7 @@ impl SqlStore {
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
+        self.lock_scope(&mut tx).await?;
         let mut changed = 0;
         let mut changes = Vec::new();
         for p in people {
@@ -401,6 +403,7 @@ impl SqlStore {
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
+        self.lock_scope(&mut tx).await?;
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
             .bind(user)
             .fetch_optional(&mut *tx)
@@ -430,30 +433,42 @@ impl SqlStore {
         Ok(changed)
     }
 
-    /// Makes `user`'s assignments exactly `cells` (each must exist and not be retired).
+    /// Makes `user`'s assignments exactly `cells`. Each must exist; a retired one only if the
+    /// user holds it already (an assignment to a cell retired since stays for the record, and
+    /// does not stand in the way of changing the others).
     async fn set_assignments(
         &self,
         tx: &mut Transaction<'_, Any>,
         user: i64,
         cells: &[String],
     ) -> Result<u64, StoreError> {
-        let mut ids = Vec::with_capacity(cells.len());
-        for code in cells {
-            let id: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM grid_cells WHERE code = $1 AND retired_at IS NULL",
-            )
-            .bind(code)
-            .fetch_optional(&mut **tx)
-            .await?;
-            ids.push(id.ok_or_else(|| {
-                StoreError::NotFound(format!("grid cell {code} does not exist or is retired"))
-            })?);
-        }
         let held: Vec<i64> =
             sqlx::query_scalar("SELECT cell_id FROM assignments WHERE user_id = $1")
                 .bind(user)
                 .fetch_all(&mut **tx)
                 .await?;
+        let mut ids = Vec::with_capacity(cells.len());
+        for code in cells {
+            let row: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT id, retired_at FROM grid_cells WHERE code = $1")
+                    .bind(code)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+            match row {
+                Some((id, None)) => ids.push(id),
+                Some((id, Some(_))) if held.contains(&id) => ids.push(id),
+                Some(_) => {
+                    return Err(StoreError::Invalid(format!(
+                        "grid cell {code} is retired; assign a cell in use"
+                    )));
+                }
+                None => {
+                    return Err(StoreError::NotFound(format!(
+                        "grid cell {code} does not exist"
+                    )));
+                }
+            }
+        }
         let mut changed = 0;
         for old in held.iter().filter(|c| !ids.contains(c)) {
             changed += sqlx::query("DELETE FROM assignments WHERE user_id = $1 AND cell_id = $2")
@@ -484,6 +499,20 @@ impl SqlStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// Serialises a transaction that moves scope (assignments, retirements) with every other
+    /// writer of the change log, from its first read: on PostgreSQL two such transactions
+    /// reading assignments and grants under READ COMMITTED could each grant or revoke from a
+    /// view the other just changed. (SQLite's writers are serialised by `BEGIN IMMEDIATE`.)
+    async fn lock_scope(&self, tx: &mut Transaction<'_, Any>) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CHANGE_LOG_LOCK)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The pool, for backend-specific work elsewhere in the server.
@@ -1517,6 +1546,20 @@ impl Store for SqlStore {
                 }
             };
             let path = format!("{parent_path}{}/", cell.code);
+            // A cell keeps its place: its path is in the scope grants of everyone assigned it
+            // or a cell above it, and in the change log its records are filed under.
+            let held: Option<String> =
+                sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
+                    .bind(&cell.code)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(old) = held.filter(|old| *old != path) {
+                return Err(StoreError::Invalid(format!(
+                    "cell {} is at {old}; it cannot move to {path} (retire it and add the new \
+                     place under a new code)",
+                    cell.code
+                )));
+            }
             let n = sqlx::query(
                 "INSERT INTO grid_cells (code, parent_id, level, name, path, boundary, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (code) DO UPDATE SET parent_id = excluded.parent_id, level = excluded.level, \
@@ -1758,6 +1801,7 @@ impl Store for SqlStore {
 
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        self.lock_scope(&mut tx).await?;
         let user_id: i64 = sqlx::query_scalar(
             "INSERT INTO users (name, role, created_at, agency) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (name) DO UPDATE SET role = excluded.role, agency = excluded.agency RETURNING id",

@@ -57,7 +57,7 @@ pub async fn run_seeds(
             }
         }
         let done = seed - a.seed + 1;
-        if done % 20 == 0 {
+        if done.is_multiple_of(20) {
             eprintln!(
                 "{done}/{} seeds, {} failed, {:.0} s",
                 a.seeds,

@@ -278,22 +278,34 @@ fn applied(resp: wire::response::Kind) -> anyhow::Result<usize> {
     }
 }
 
-/// Pulls from `cursor` until caught up (bootstrap compacts); returns (changes, new cursor).
+/// Where a raw device is in its scope feed.
+#[derive(Clone, Debug, Default)]
+pub struct Position {
+    /// The change-log cursor.
+    pub cursor: u64,
+    /// The feed the cursor belongs to (empty before the first pull).
+    pub feed: String,
+}
+
+/// Pulls from `pos` until caught up (bootstrap compacts), moving `pos`; returns how many
+/// changes came.
 pub async fn pull_all(
     conn: &quinn::Connection,
-    mut cursor: u64,
+    pos: &mut Position,
     compact: bool,
     mut each: impl FnMut(&wire::Change),
-) -> anyhow::Result<(usize, u64)> {
+) -> anyhow::Result<usize> {
     let (mut n, mut backfill_after) = (0, 0);
     loop {
         let resp = call(
             conn,
             wire::request::Kind::Pull(wire::PullRequest {
-                cursor,
+                cursor: pos.cursor,
                 limit: 1000,
                 compact,
                 backfill_after,
+                protocol: patrolsync_proto::scope::PULL_PROTOCOL,
+                feed: pos.feed.clone(),
             }),
         )
         .await?;
@@ -302,10 +314,11 @@ pub async fn pull_all(
         };
         n += p.changes.len();
         p.changes.iter().for_each(&mut each);
-        cursor = p.next_cursor;
+        pos.cursor = p.next_cursor;
+        pos.feed = p.feed;
         backfill_after = p.backfill_after;
         if !p.has_more {
-            return Ok((n, cursor));
+            return Ok(n);
         }
     }
 }

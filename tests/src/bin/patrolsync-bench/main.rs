@@ -654,7 +654,7 @@ async fn bootstrap(
     let d = d.remove(0);
     let s0 = d.conn.stats();
     let t = Instant::now();
-    let (changes, _) = fleet::pull_all(&d.conn, 0, true, |_| {}).await?;
+    let changes = fleet::pull_all(&d.conn, &mut fleet::Position::default(), true, |_| {}).await?;
     let secs = t.elapsed().as_secs_f64();
     let s1 = d.conn.stats();
     d.conn.close(0u32.into(), b"done");
@@ -722,7 +722,9 @@ async fn fan_out(devices: &[Device], reporter: &patrolsync_sdk::Client) -> anyho
     // Everyone catches up first, so the hazard is the only news.
     let mut cursors = Vec::with_capacity(devices.len());
     for d in devices {
-        cursors.push(fleet::pull_all(&d.conn, 0, true, |_| {}).await?.1);
+        let mut pos = fleet::Position::default();
+        fleet::pull_all(&d.conn, &mut pos, true, |_| {}).await?;
+        cursors.push(pos);
     }
     let id = reporter
         .report_hazard(patrolsync_sdk::NewHazard {
@@ -736,18 +738,17 @@ async fn fan_out(devices: &[Device], reporter: &patrolsync_sdk::Client) -> anyho
     for (d, cursor) in devices.iter().zip(cursors) {
         let (conn, want) = (d.conn.clone(), want.clone());
         tasks.spawn(async move {
-            let mut cursor = cursor;
+            let mut pos = cursor;
             loop {
                 let mut recv = conn.accept_uni().await?;
                 let _ = recv.read_to_end(64 * 1024).await?;
                 let mut seen = false;
-                let (_, next) = fleet::pull_all(&conn, cursor, false, |c| {
+                fleet::pull_all(&conn, &mut pos, false, |c| {
                     if let Some(wire::change::Entity::HazardReport(r)) = &c.entity {
                         seen |= r.id == want;
                     }
                 })
                 .await?;
-                cursor = next;
                 if seen {
                     return anyhow::Ok(started.elapsed().as_secs_f64() * 1000.0);
                 }
