@@ -192,7 +192,8 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         let out = admin.run(&["assign", "--user", "nobody", "--cell", "H1"])?;
         assert!(String::from_utf8_lossy(&out.stderr).contains("user nobody does not exist"));
 
-        // Retire a compound: its subtree and checkpoints, once; devices get the retired cells.
+        // Retire a compound: its subtree and checkpoints, once; devices get the retired cells,
+        // and the person assigned the compound loses it from their scope.
         let log = store.cursor().await?;
         let retired = admin.json(&["grid", "retire", "H1-C1-K1"])?;
         assert_eq!(
@@ -205,9 +206,16 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         );
         assert_eq!(
             store.cursor().await?,
-            log + 3,
-            "{backend}: three retired cells to pull"
+            log + 3 + 1,
+            "{backend}: three retired cells to pull, and a revoke"
         );
+        let revoke: (String, String) = sqlx::query_as(
+            "SELECT kind, audience FROM changes WHERE seq = (SELECT MAX(seq) FROM changes)",
+        )
+        .fetch_one(store.pool())
+        .await?;
+        assert_eq!(revoke.0, "scope", "{backend}");
+        assert!(revoke.1.starts_with("user:"), "{backend}: {revoke:?}");
         assert_eq!(
             admin.json(&["grid", "retire", "H1-C1-K1"])?["cells_retired"],
             0
