@@ -232,8 +232,9 @@ async fn listen(
                     uni = conn.accept_uni() => match uni {
                         Ok(mut recv) => {
                             let Ok(bytes) = recv.read_to_end(64 * 1024).await else { continue };
-                            let Some(body) = bytes.get(frame::HEADER_LEN..) else { continue };
-                            match frame::decode::<wire::ServerEvent>(body).map(|e| e.kind) {
+                            let mut decoder = frame::FrameDecoder::new(64 * 1024);
+                            let Some(body) = decoder.push(&bytes).ok().and_then(|mut f| f.pop()) else { continue };
+                            match frame::decode::<wire::ServerEvent>(&body).map(|e| e.kind) {
                                 Ok(Some(wire::server_event::Kind::Notify(n))) => {
                                     backoff = options.initial_backoff;
                                     let _ = events.send(SyncEvent::Notified { cursor: n.cursor });

@@ -396,18 +396,7 @@ impl Client {
             sent: offset + sent,
             total: size,
         });
-        let mut header = [0u8; frame::HEADER_LEN];
-        let read = async {
-            recv.read_exact(&mut header)
-                .await
-                .map_err(|e| CallError::Stream(e.to_string()))?;
-            let len = frame::body_len(header, frame::DEFAULT_MAX_FRAME_BYTES)?;
-            let mut body = vec![0u8; len];
-            recv.read_exact(&mut body)
-                .await
-                .map_err(|e| CallError::Stream(e.to_string()))?;
-            Ok::<_, CallError>(frame::decode::<wire::Response>(&body)?)
-        };
+        let read = crate::transport::read_response(&mut recv, frame::DEFAULT_MAX_FRAME_BYTES);
         match tokio::time::timeout(self.inner.config.request_timeout, read).await {
             Ok(Ok(r)) => Ok((sent, r)),
             Ok(Err(e)) => Err((sent, e)),
@@ -508,18 +497,9 @@ impl Client {
             .await
             .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?;
         let _ = send.finish();
-        let mut header = [0u8; frame::HEADER_LEN];
-        recv.read_exact(&mut header)
+        let size = match crate::transport::read_response(&mut recv, frame::DEFAULT_MAX_FRAME_BYTES)
             .await
-            .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?;
-        let len = frame::body_len(header, frame::DEFAULT_MAX_FRAME_BYTES)
-            .map_err(|e| FetchError::Call(e.into()))?;
-        let mut body = vec![0u8; len];
-        recv.read_exact(&mut body)
-            .await
-            .map_err(|e| FetchError::Call(CallError::Stream(e.to_string())))?;
-        let size = match frame::decode::<wire::Response>(&body)
-            .map_err(|e| FetchError::Call(e.into()))?
+            .map_err(FetchError::Call)?
             .kind
         {
             Some(wire::response::Kind::BlobDownload(d)) => d.size,

@@ -145,29 +145,39 @@ pub(crate) async fn call(
                 other => CallError::Stream(other.to_string()),
             })?;
         let _ = send.finish();
-        let mut header = [0u8; frame::HEADER_LEN];
-        read_exact(&mut recv, &mut header).await?;
-        let len = frame::body_len(header, limit)?;
-        let mut body = vec![0u8; len];
-        read_exact(&mut recv, &mut body).await?;
-        Ok::<_, CallError>(frame::decode::<wire::Response>(&body)?)
+        read_response(&mut recv, limit).await
     };
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| CallError::Timeout(timeout.as_secs()))?
 }
 
-async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), CallError> {
-    recv.read_exact(buf).await.map_err(|e| match e {
-        quinn::ReadExactError::FinishedEarly(got) => CallError::Frame(FrameError::Truncated {
-            expected: buf.len() - got,
-            got,
-        }),
-        quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => {
-            CallError::Connection(c)
+/// Reads the one response frame of a stream with the protocol's decoder: memory grows with the
+/// bytes that arrive, and nothing past the frame is read (a download's bytes follow it).
+pub(crate) async fn read_response(
+    recv: &mut quinn::RecvStream,
+    limit: u32,
+) -> Result<wire::Response, CallError> {
+    let mut decoder = frame::FrameDecoder::new(limit);
+    loop {
+        let wants = decoder.wants();
+        match recv.read_chunk(wants, true).await {
+            Ok(Some(chunk)) => {
+                if let Some(body) = decoder.feed(&chunk.bytes)? {
+                    return Ok(frame::decode::<wire::Response>(&body)?);
+                }
+            }
+            Ok(None) => {
+                decoder.finish()?;
+                return Err(CallError::Frame(FrameError::Truncated {
+                    expected: wants,
+                    got: 0,
+                }));
+            }
+            Err(quinn::ReadError::ConnectionLost(c)) => return Err(CallError::Connection(c)),
+            Err(e) => return Err(CallError::Stream(e.to_string())),
         }
-        quinn::ReadExactError::ReadError(e) => CallError::Stream(e.to_string()),
-    })
+    }
 }
 
 /// Encodes a push from the outbox's stored op payloads (each an encoded `wire::Op`).

@@ -75,13 +75,17 @@ fn short_type_name<M>() -> &'static str {
     full.rsplit("::").next().unwrap_or(full)
 }
 
-/// An incremental decoder for byte chunks as they arrive. The header lives in a fixed array;
-/// a body buffer is allocated only once its announced length has passed the limit check.
+/// The one frame decoder of the server and the SDK: bytes go in as they arrive, frames come out.
+/// The header lives in a fixed array; the body buffer grows with the bytes that actually
+/// arrived, never ahead of them, so a peer that announces a large frame and sends nothing holds
+/// no memory for it. A driver that must not read past one frame (a request stream whose frame is
+/// followed by raw photo bytes) reads at most [`FrameDecoder::wants`] bytes at a time.
 #[derive(Debug)]
 pub struct FrameDecoder {
     limit: u32,
     header: [u8; HEADER_LEN],
     header_len: usize,
+    /// The body in progress: its announced length and the bytes so far.
     body: Option<(usize, Vec<u8>)>,
 }
 
@@ -96,37 +100,71 @@ impl FrameDecoder {
         }
     }
 
-    /// Feeds bytes; returns the complete frame bodies they finish. Bytes after the last complete
-    /// frame stay buffered for the next call.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
-        let mut frames = Vec::new();
-        while !chunk.is_empty() || matches!(&self.body, Some((0, _))) {
+    /// How many more bytes the frame in progress needs: what is left of the header, or of the
+    /// body once the header passed the limit check.
+    pub fn wants(&self) -> usize {
+        match &self.body {
+            None => HEADER_LEN - self.header_len,
+            Some((len, buf)) => len - buf.len(),
+        }
+    }
+
+    /// Feeds bytes of one frame, at most [`FrameDecoder::wants`] of them (more is an error of
+    /// the driver, reported as truncation of nothing); returns the body once it is complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        let mut rest = bytes;
+        let done = self.step(&mut rest)?;
+        if !rest.is_empty() {
+            return Err(FrameError::Truncated {
+                expected: 0,
+                got: rest.len(),
+            });
+        }
+        Ok(done)
+    }
+
+    /// Takes what the frame in progress needs from the front of `chunk`; the body when it
+    /// completes. A header over the limit is refused before any body byte is buffered.
+    fn step(&mut self, chunk: &mut &[u8]) -> Result<Option<Vec<u8>>, FrameError> {
+        loop {
             match &mut self.body {
                 None => {
                     let take = (HEADER_LEN - self.header_len).min(chunk.len());
                     self.header[self.header_len..self.header_len + take]
                         .copy_from_slice(&chunk[..take]);
                     self.header_len += take;
-                    chunk = &chunk[take..];
-                    if self.header_len == HEADER_LEN {
-                        let len = body_len(self.header, self.limit)?;
-                        self.header_len = 0;
-                        self.body = Some((len, Vec::with_capacity(len)));
+                    *chunk = &chunk[take..];
+                    if self.header_len < HEADER_LEN {
+                        return Ok(None);
                     }
+                    let len = body_len(self.header, self.limit)?;
+                    self.header_len = 0;
+                    self.body = Some((len, Vec::new()));
                 }
                 Some((len, buf)) => {
                     let take = (*len - buf.len()).min(chunk.len());
                     buf.extend_from_slice(&chunk[..take]);
-                    chunk = &chunk[take..];
-                    if buf.len() == *len
-                        && let Some((_, done)) = self.body.take()
-                    {
-                        frames.push(done);
+                    *chunk = &chunk[take..];
+                    if buf.len() < *len {
+                        return Ok(None);
                     }
+                    return Ok(self.body.take().map(|(_, done)| done));
                 }
             }
         }
-        Ok(frames)
+    }
+
+    /// Feeds bytes of any number of frames; returns the complete frame bodies they finish.
+    /// Bytes after the last complete frame stay buffered for the next call.
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut frames = Vec::new();
+        loop {
+            if let Some(done) = self.step(&mut chunk)? {
+                frames.push(done);
+            } else if chunk.is_empty() {
+                return Ok(frames);
+            }
+        }
     }
 
     /// Call at end of stream: an error if a frame was left incomplete.
@@ -169,6 +207,47 @@ mod tests {
             }
         );
         assert_eq!(dec.buffered_capacity(), 0);
+    }
+
+    #[test]
+    fn an_announced_body_takes_no_memory_before_its_bytes_arrive() {
+        let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_BYTES);
+        assert_eq!(dec.wants(), HEADER_LEN);
+        assert_eq!(dec.feed(&DEFAULT_MAX_FRAME_BYTES.to_be_bytes()), Ok(None));
+        assert_eq!(dec.wants(), DEFAULT_MAX_FRAME_BYTES as usize);
+        assert_eq!(dec.buffered_capacity(), 0, "4 MiB announced, nothing sent");
+        assert_eq!(dec.feed(&[7; 100]), Ok(None));
+        assert!(
+            dec.buffered_capacity() < 4096,
+            "{}",
+            dec.buffered_capacity()
+        );
+        assert_eq!(dec.wants(), DEFAULT_MAX_FRAME_BYTES as usize - 100);
+    }
+
+    #[test]
+    fn feeding_what_a_frame_wants_stops_at_its_end() {
+        let frame = encode(&wire::Notify { cursor: 42 });
+        let mut dec = FrameDecoder::new(1024);
+        let mut got = None;
+        let mut at = 0;
+        while got.is_none() {
+            let n = dec.wants().min(3);
+            got = dec.feed(&frame[at..at + n]).expect("feed");
+            at += n;
+        }
+        assert_eq!(at, frame.len(), "nothing read past the frame");
+        assert_eq!(
+            decode::<wire::Notify>(&got.expect("frame")).map(|n| n.cursor),
+            Ok(42)
+        );
+        assert!(matches!(
+            dec.feed(&[0; 5]),
+            Err(FrameError::Truncated {
+                expected: 0,
+                got: 1
+            })
+        ));
     }
 
     #[test]

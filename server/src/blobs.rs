@@ -4,9 +4,13 @@
 //! moved into place atomically, or discarded if the hash does not match. The same photo from two
 //! devices is stored once.
 //!
-//! In the object store, staging is a run of chunk objects `staging/<hex>/<offset>` (each up to
-//! one MiB, written as they fill), so what one node staged is visible to every node: a device
-//! that reconnects to another node resumes from the same offset. The finished photo is
+//! Staging is each uploader's own (`<hex>.<device>`): one device's bytes can never spoil
+//! another's upload of the same photo. An upload that finishes when the photo is already stored
+//! is verified the same way and then discarded: the device proved it holds the photo.
+//!
+//! In the object store, staging is a run of chunk objects `staging/<hex>/<device>/<offset>`
+//! (each up to one MiB, written as they fill), so what one node staged is visible to every node:
+//! a device that reconnects to another node resumes from the same offset. The finished photo is
 //! `blobs/<hex>`, assembled by a multipart upload that is completed only if the hash matches.
 
 use std::collections::HashSet;
@@ -72,7 +76,7 @@ pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 #[derive(Debug)]
 pub struct Blobs {
     backend: Backend,
-    uploading: Mutex<HashSet<[u8; 32]>>,
+    uploading: Mutex<HashSet<([u8; 32], String)>>,
 }
 
 #[derive(Debug)]
@@ -84,11 +88,12 @@ enum Backend {
     },
 }
 
-/// Marks one photo as being uploaded through this node; released on drop.
+/// Marks one device's upload of one photo as running through this node; released on drop.
 #[derive(Debug)]
 pub struct UploadGuard<'a> {
     blobs: &'a Blobs,
     sha: [u8; 32],
+    owner: String,
 }
 
 impl Drop for UploadGuard<'_> {
@@ -97,7 +102,7 @@ impl Drop for UploadGuard<'_> {
             .uploading
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.sha);
+            .remove(&(self.sha, std::mem::take(&mut self.owner)));
     }
 }
 
@@ -342,16 +347,17 @@ impl Blobs {
         root.join(&h[..2]).join(h)
     }
 
-    fn staging_path(root: &Path, sha: &[u8; 32]) -> PathBuf {
-        root.join("staging").join(hex(sha))
+    /// `owner` is a device id (UUID text), so it cannot leave the staging directory.
+    fn staging_path(root: &Path, sha: &[u8; 32], owner: &str) -> PathBuf {
+        root.join("staging").join(format!("{}.{owner}", hex(sha)))
     }
 
     fn object_path(prefix: &ObjectPath, sha: &[u8; 32]) -> ObjectPath {
         prefix.clone().join("blobs").join(hex(sha))
     }
 
-    fn staging_dir(prefix: &ObjectPath, sha: &[u8; 32]) -> ObjectPath {
-        prefix.clone().join("staging").join(hex(sha))
+    fn staging_dir(prefix: &ObjectPath, sha: &[u8; 32], owner: &str) -> ObjectPath {
+        prefix.clone().join("staging").join(hex(sha)).join(owner)
     }
 
     async fn chunks(store: &dyn ObjectStore, dir: &ObjectPath) -> Result<Chunks, BlobError> {
@@ -380,74 +386,80 @@ impl Blobs {
         Ok(out)
     }
 
-    /// What is held of `sha`.
-    pub async fn held(&self, sha: &[u8; 32]) -> Result<Held, BlobError> {
+    /// The stored photo's size, if it is stored.
+    pub async fn stored(&self, sha: &[u8; 32]) -> Result<Option<u64>, BlobError> {
         match &self.backend {
-            Backend::Fs(root) => {
-                if let Ok(m) = tokio::fs::metadata(Self::final_path(root, sha)).await {
-                    return Ok(Held {
-                        bytes: m.len(),
-                        complete: true,
-                    });
-                }
-                match tokio::fs::metadata(Self::staging_path(root, sha)).await {
-                    Ok(m) => Ok(Held {
-                        bytes: m.len(),
-                        complete: false,
-                    }),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Held {
-                        bytes: 0,
-                        complete: false,
-                    }),
-                    Err(e) => Err(e.into()),
-                }
-            }
+            Backend::Fs(root) => match tokio::fs::metadata(Self::final_path(root, sha)).await {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
             Backend::Object { store, prefix } => {
                 match store.head(&Self::object_path(prefix, sha)).await {
-                    Ok(meta) => {
-                        return Ok(Held {
-                            bytes: meta.size,
-                            complete: true,
-                        });
-                    }
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
+                    Ok(meta) => Ok(Some(meta.size)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
                 }
-                let chunks = Self::chunks(store.as_ref(), &Self::staging_dir(prefix, sha)).await?;
-                Ok(Held {
-                    bytes: chunks.bytes,
-                    complete: false,
-                })
             }
         }
     }
 
-    /// Claims the photo for one upload at a time on this node.
-    pub fn claim(&self, sha: &[u8; 32]) -> Result<UploadGuard<'_>, BlobError> {
+    /// What `owner` has staged of `sha` (its own upload in progress).
+    pub async fn staged(&self, sha: &[u8; 32], owner: &str) -> Result<u64, BlobError> {
+        match &self.backend {
+            Backend::Fs(root) => {
+                match tokio::fs::metadata(Self::staging_path(root, sha, owner)).await {
+                    Ok(m) => Ok(m.len()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Backend::Object { store, prefix } => Ok(Self::chunks(
+                store.as_ref(),
+                &Self::staging_dir(prefix, sha, owner),
+            )
+            .await?
+            .bytes),
+        }
+    }
+
+    /// What is held of `sha`: the stored photo, else what `owner` has staged of it.
+    pub async fn held(&self, sha: &[u8; 32], owner: &str) -> Result<Held, BlobError> {
+        Ok(match self.stored(sha).await? {
+            Some(bytes) => Held {
+                bytes,
+                complete: true,
+            },
+            None => Held {
+                bytes: self.staged(sha, owner).await?,
+                complete: false,
+            },
+        })
+    }
+
+    /// Claims `owner`'s upload of the photo, one at a time on this node.
+    pub fn claim(&self, sha: &[u8; 32], owner: &str) -> Result<UploadGuard<'_>, BlobError> {
         if !self
             .uploading
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(*sha)
+            .insert((*sha, owner.to_owned()))
         {
             return Err(BlobError::Busy(hex(sha)));
         }
         Ok(UploadGuard {
             blobs: self,
             sha: *sha,
+            owner: owner.to_owned(),
         })
     }
 
-    /// Staging for the upload of `sha`, appending at `held` (what [`Blobs::held`] answered).
-    pub async fn staging(
-        &self,
-        _guard: &UploadGuard<'_>,
-        sha: &[u8; 32],
-        held: u64,
-    ) -> Result<Staging, BlobError> {
+    /// Staging for the claimed upload, appending at `held` (what [`Blobs::held`] answered).
+    pub async fn staging(&self, guard: &UploadGuard<'_>, held: u64) -> Result<Staging, BlobError> {
+        let (sha, owner) = (&guard.sha, guard.owner.as_str());
         let target = match &self.backend {
             Backend::Fs(root) => {
-                let path = Self::staging_path(root, sha);
+                let path = Self::staging_path(root, sha, owner);
                 // A resumed upload: hash what is already held, so the digest covers it all.
                 let ((file, on_disk), ctx) = tokio::task::spawn_blocking(move || {
                     use std::io::Read;
@@ -486,7 +498,7 @@ impl Blobs {
                 }
             }
             Backend::Object { store, prefix } => {
-                let dir = Self::staging_dir(prefix, sha);
+                let dir = Self::staging_dir(prefix, sha, owner);
                 for path in Self::chunks(store.as_ref(), &dir).await?.stale {
                     store.delete(&path).await?;
                 }
@@ -505,33 +517,45 @@ impl Blobs {
     }
 
     /// Makes the staging durable, verifies the bytes and moves them into place; on a mismatch
-    /// discards them.
+    /// discards them. If the photo is stored already (another device finished first) the
+    /// verified bytes are discarded: the upload only proved that its device holds the photo.
     pub async fn finish(
         &self,
-        _guard: &UploadGuard<'_>,
-        sha: &[u8; 32],
+        guard: &UploadGuard<'_>,
         mut staging: Staging,
     ) -> Result<u64, BlobError> {
+        let (sha, owner) = (&guard.sha, guard.owner.as_str());
         staging.persist().await?;
         match (&self.backend, staging.target) {
             (Backend::Fs(root), StagingTarget::File { ctx, .. }) => {
                 let ctx = ctx.ok_or_else(lost)?;
-                Self::finish_file(root, sha, digest_bytes(*ctx)).await
+                Self::finish_file(root, sha, owner, digest_bytes(*ctx)).await
             }
-            (Backend::Object { store, prefix }, _) => Self::finish_object(store, prefix, sha).await,
+            (Backend::Object { store, prefix }, _) => {
+                Self::finish_object(store, prefix, sha, owner).await
+            }
             (Backend::Fs(_), StagingTarget::Object { .. }) => {
                 Err(BlobError::Config("staging from another backend".into()))
             }
         }
     }
 
-    async fn finish_file(root: &Path, sha: &[u8; 32], digest: [u8; 32]) -> Result<u64, BlobError> {
-        let staging = Self::staging_path(root, sha);
+    async fn finish_file(
+        root: &Path,
+        sha: &[u8; 32],
+        owner: &str,
+        digest: [u8; 32],
+    ) -> Result<u64, BlobError> {
+        let staging = Self::staging_path(root, sha, owner);
         if &digest != sha {
             let _ = tokio::fs::remove_file(&staging).await;
             return Err(BlobError::HashMismatch(hex(sha)));
         }
         let dest = Self::final_path(root, sha);
+        if let Ok(m) = tokio::fs::metadata(&dest).await {
+            tokio::fs::remove_file(&staging).await?;
+            return Ok(m.len());
+        }
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -551,10 +575,29 @@ impl Blobs {
         store: &Arc<dyn ObjectStore>,
         prefix: &ObjectPath,
         sha: &[u8; 32],
+        owner: &str,
     ) -> Result<u64, BlobError> {
-        let dir = Self::staging_dir(prefix, sha);
+        let dir = Self::staging_dir(prefix, sha, owner);
         let chunks = Self::chunks(store.as_ref(), &dir).await?;
         let dest = Self::object_path(prefix, sha);
+        let discard = async || {
+            for path in chunks.run.iter().chain(&chunks.stale) {
+                let _ = store.delete(path).await;
+            }
+        };
+        if let Ok(stored) = store.head(&dest).await {
+            // Stored already: verify these bytes all the same, then let them go.
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            for path in &chunks.run {
+                ctx.update(&store.get(path).await?.bytes().await?);
+            }
+            discard().await;
+            return if &digest_bytes(ctx) == sha {
+                Ok(stored.size)
+            } else {
+                Err(BlobError::HashMismatch(hex(sha)))
+            };
+        }
         let mut upload =
             WriteMultipart::new_with_chunk_size(store.put_multipart(&dest).await?, PART_BYTES);
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
@@ -577,18 +620,13 @@ impl Blobs {
             }
             upload.put(bytes);
         }
-        let discard = async {
-            for path in chunks.run.iter().chain(&chunks.stale) {
-                let _ = store.delete(path).await;
-            }
-        };
         if &digest_bytes(ctx) != sha {
             let _ = upload.abort().await;
-            discard.await;
+            discard().await;
             return Err(BlobError::HashMismatch(hex(sha)));
         }
         upload.finish().await?;
-        discard.await;
+        discard().await;
         Ok(chunks.bytes)
     }
 
@@ -645,11 +683,18 @@ impl Blobs {
                 let mut list = store.list(Some(&prefix.clone().join("staging")));
                 while let Some(meta) = list.next().await {
                     let meta = meta?;
+                    // An upload is the chunks' directory: `staging/<hex>/<device>`.
                     let parts: Vec<_> = meta.location.parts().collect();
-                    let Some(upload) = parts.len().checked_sub(2).map(|i| parts[i].as_ref()) else {
+                    let Some(upload) = parts.len().checked_sub(1).map(|i| {
+                        parts[..i]
+                            .iter()
+                            .map(|p| p.as_ref())
+                            .collect::<Vec<_>>()
+                            .join("/")
+                    }) else {
                         continue;
                     };
-                    let e = uploads.entry(upload.to_owned()).or_default();
+                    let e = uploads.entry(upload).or_default();
                     e.0 = e.0.max(meta.last_modified.timestamp_millis());
                     e.1.push(meta.location);
                 }
@@ -677,6 +722,9 @@ fn digest_bytes(ctx: ring::digest::Context) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The uploading device.
+    const OWNER: &str = "0196f3c0-0000-7000-8000-000000000001";
 
     /// A node's photo storage on `store`, under prefix `p`.
     fn node(store: &Arc<dyn ObjectStore>) -> Blobs {
@@ -719,9 +767,9 @@ mod tests {
             .collect();
         let id = sha(&photo);
         {
-            let guard = blobs.claim(&id).expect("claim");
-            assert!(blobs.claim(&id).is_err(), "one upload at a time");
-            let mut s = blobs.staging(&guard, &id, 0).await.expect("staging");
+            let guard = blobs.claim(&id, OWNER).expect("claim");
+            assert!(blobs.claim(&id, OWNER).is_err(), "one upload at a time");
+            let mut s = blobs.staging(&guard, 0).await.expect("staging");
             // Two MiB and a bit arrive, then the connection drops; what arrived is kept.
             let cut = 2 * SYNC_EVERY as usize + 10;
             for piece in photo[..cut].chunks(64 * 1024) {
@@ -730,26 +778,28 @@ mod tests {
             s.persist().await.expect("persist");
         }
         // A chunk past a gap (another node's overlapping upload) is not counted.
-        let dir = Blobs::staging_dir(&ObjectPath::from("p"), &id);
+        let dir = Blobs::staging_dir(&ObjectPath::from("p"), &id, OWNER);
         store
             .put(&chunk_path(&dir, 3 * SYNC_EVERY), vec![1u8; 10].into())
             .await
             .expect("put");
         // Another node (another instance on the same store) sees the same offset.
         let other = node(&store);
-        let held = other.held(&id).await.expect("held");
+        let held = other.held(&id, OWNER).await.expect("held");
         assert_eq!(held.bytes, 2 * SYNC_EVERY + 10);
         assert!(!held.complete);
+        assert_eq!(
+            other.held(&id, "another-device").await.expect("held").bytes,
+            0,
+            "staging is the uploader's own"
+        );
 
-        let guard = other.claim(&id).expect("claim");
-        let mut s = other
-            .staging(&guard, &id, held.bytes)
-            .await
-            .expect("staging");
+        let guard = other.claim(&id, OWNER).expect("claim");
+        let mut s = other.staging(&guard, held.bytes).await.expect("staging");
         s.write(&photo[held.bytes as usize..]).await.expect("write");
         s.persist().await.expect("persist");
         assert_eq!(
-            other.finish(&guard, &id, s).await.expect("finish"),
+            other.finish(&guard, s).await.expect("finish"),
             photo.len() as u64
         );
         assert_eq!(
@@ -779,15 +829,15 @@ mod tests {
         let mut wrong = photo.clone();
         wrong[3] ^= 1;
         let id = sha(&photo);
-        let guard = blobs.claim(&id).expect("claim");
-        let mut s = blobs.staging(&guard, &id, 0).await.expect("staging");
+        let guard = blobs.claim(&id, OWNER).expect("claim");
+        let mut s = blobs.staging(&guard, 0).await.expect("staging");
         s.write(&wrong).await.expect("write");
         s.persist().await.expect("persist");
-        let err = blobs.finish(&guard, &id, s).await.expect_err("mismatch");
+        let err = blobs.finish(&guard, s).await.expect_err("mismatch");
         assert!(matches!(err, BlobError::HashMismatch(_)), "{err}");
         assert!(keys(store.as_ref()).await.is_empty(), "nothing stored");
         assert_eq!(
-            blobs.held(&id).await.expect("held"),
+            blobs.held(&id, OWNER).await.expect("held"),
             Held {
                 bytes: 0,
                 complete: false

@@ -234,6 +234,24 @@ pub struct Limits {
     /// cannot hold streams open by trickling bytes (slowloris).
     #[serde(with = "duration_text")]
     pub idle_request_timeout: Duration,
+    /// Other requests (Hello, Pull, photo status and downloads) per device per second; beyond
+    /// it the request is refused, retryable.
+    pub requests_per_second: f64,
+    /// Burst allowance of the request budget (a bootstrap pages through the log).
+    pub request_burst: u32,
+    /// Enrollment attempts per source address per minute (codes are 100 bits; this keeps an
+    /// address from spending the server's signing work).
+    pub enrolls_per_minute_per_address: f64,
+    /// Connections without a device certificate (they may only enroll) the node holds at once.
+    pub unenrolled_connections: u32,
+    /// Of those, from one source address.
+    pub unenrolled_connections_per_address: u32,
+    /// Photo bytes one device may send per day (uploads beyond it are refused, retryable when
+    /// the budget has refilled).
+    pub photo_bytes_per_day: u64,
+    /// Bytes of one device's refused ops the refusal log keeps per day; beyond it refusals are
+    /// still answered and recorded, without the op's payload.
+    pub refused_bytes_per_day: u64,
 }
 
 impl Default for Limits {
@@ -248,6 +266,13 @@ impl Default for Limits {
             push_burst: 40,
             retry_above_handshakes: 64,
             idle_request_timeout: Duration::from_secs(30),
+            requests_per_second: 50.0,
+            request_burst: 200,
+            enrolls_per_minute_per_address: 10.0,
+            unenrolled_connections: 512,
+            unenrolled_connections_per_address: 16,
+            photo_bytes_per_day: 1 << 30,
+            refused_bytes_per_day: 16 << 20,
         }
     }
 }

@@ -359,6 +359,24 @@ impl Store for FaultyStore {
         self.gate("blob_visible")?;
         self.inner.blob_visible(sha256, device, scope).await
     }
+    async fn blob_readable(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError> {
+        self.gate("blob_readable")?;
+        self.inner.blob_readable(sha256, device, scope).await
+    }
+    async fn record_possession(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.gate("record_possession")?;
+        self.inner.record_possession(sha256, device, now_ms).await
+    }
     async fn missing_photos(
         &self,
         device: Option<&str>,

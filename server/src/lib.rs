@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod blobs;
+mod budget;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -181,6 +182,7 @@ impl Server {
             )),
             Backend::Sqlite => None,
         };
+        let budgets = Arc::new(budget::Budgets::new(&config.limits));
         let shared = Arc::new(transport::Shared {
             cluster: cluster.clone(),
             blobs,
@@ -193,7 +195,7 @@ impl Server {
             connections: Mutex::new(Default::default()),
             in_flight: Default::default(),
             handshaking: Default::default(),
-            push_buckets: Default::default(),
+            budgets,
             idle: Default::default(),
             metrics,
             activity_recorded: Default::default(),
@@ -214,9 +216,15 @@ impl Server {
         let expiry = {
             let shared = shared.clone();
             tokio::spawn(async move {
+                let mut minutes = 0u32;
                 loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                    expire_staging(&shared.blobs, shared.config.staging_expiry).await;
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    // Budgets of keys quiet for a while go (a flood of addresses is forgotten).
+                    shared.budgets.forget_idle();
+                    minutes += 1;
+                    if minutes.is_multiple_of(60) {
+                        expire_staging(&shared.blobs, shared.config.staging_expiry).await;
+                    }
                 }
             })
         };

@@ -876,7 +876,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Whether `device` may download the photo: it sent a record referencing it, or a record
+    /// Whether `device` may send the photo: it sent a record referencing it, or a record
     /// referencing it lies in `scope`.
     async fn blob_visible(
         &self,
@@ -884,6 +884,24 @@ pub trait Store: Send + Sync + 'static {
         device: DeviceId,
         scope: &PullScope,
     ) -> Result<bool, StoreError>;
+
+    /// Whether `device` may read the photo (download it, and learn that the server holds it):
+    /// a record in `scope` that another device made references it, or `device` proved it
+    /// holds the photo by uploading it. Referencing a hash in one's own record proves nothing.
+    async fn blob_readable(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError>;
+
+    /// Records that `device` uploaded every byte of the photo and they hashed right.
+    async fn record_possession(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 
     /// Photos referenced by records but not uploaded yet, oldest first; only those `device`
     /// owes when given.

@@ -39,8 +39,8 @@ pub(crate) struct Shared {
     pub in_flight: AtomicUsize,
     /// Handshakes in progress (for Retry under load).
     pub handshaking: AtomicUsize,
-    /// Push token buckets per device: (tokens, last refill).
-    pub push_buckets: Mutex<HashMap<DeviceId, (f64, std::time::Instant)>>,
+    /// Request rates, daily byte budgets and unenrolled connections.
+    pub budgets: Arc<crate::budget::Budgets>,
     pub idle: Notify,
     /// The link to the other nodes on the same PostgreSQL, if any.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
@@ -234,6 +234,36 @@ async fn serve_connection(shared: Arc<Shared>, conn: Connection, accepted_at: st
         },
     };
     let device = session.as_ref().map(|s| s.id);
+    // A connection without a certificate may only enroll: it gets a place of the few an
+    // address (and the node) may hold, and two streams; a device gets its full stream credit.
+    let _slot = match device {
+        Some(_) => {
+            conn.set_max_concurrent_bi_streams(VarInt::from_u32(
+                shared.config.limits.max_concurrent_streams,
+            ));
+            None
+        }
+        None => match shared.budgets.admit_unenrolled(remote.ip()) {
+            Ok(slot) => Some(slot),
+            Err(crowded) => {
+                let why = match crowded {
+                    crate::budget::Crowded::Address(n) => format!(
+                        "{n} connections without a device certificate from your address already; \
+                         enroll on one of them, then connect with the certificate"
+                    ),
+                    crate::budget::Crowded::Node(n) => format!(
+                        "{n} connections without a device certificate on this server already; retry later"
+                    ),
+                };
+                tracing::info!(%remote, "refused an unenrolled connection: {why}");
+                conn.close(
+                    VarInt::from_u32(codes::CLOSE_TOO_MANY_CONNECTIONS),
+                    why.as_bytes(),
+                );
+                return;
+            }
+        },
+    };
     let span = match device {
         Some(d) => tracing::info_span!("conn", device = %d, %remote),
         None => tracing::info_span!("conn", device = "unenrolled", %remote),
@@ -410,30 +440,31 @@ fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> 
     }
 }
 
-/// Reads one frame; errors say whether the peer can be answered.
+/// Reads one frame with the protocol's decoder, never past its end (an upload's raw bytes
+/// follow it on the same stream). Memory grows with the bytes that arrive, not with the length
+/// a header announces: quinn hands over the chunks it already holds.
 pub(crate) async fn read_frame<M: Message + Default>(
     recv: &mut RecvStream,
     limit: u32,
 ) -> Result<M, FrameError> {
-    let mut header = [0u8; frame::HEADER_LEN];
-    read_exact(recv, &mut header).await?;
-    let len = frame::body_len(header, limit)?;
-    let mut body = vec![0u8; len];
-    read_exact(recv, &mut body).await?;
-    frame::decode(&body)
-}
-
-async fn read_exact(recv: &mut RecvStream, buf: &mut [u8]) -> Result<(), FrameError> {
-    recv.read_exact(buf).await.map_err(|e| match e {
-        quinn::ReadExactError::FinishedEarly(got) => FrameError::Truncated {
-            expected: buf.len() - got,
-            got,
-        },
-        quinn::ReadExactError::ReadError(_) => FrameError::Truncated {
-            expected: buf.len(),
-            got: 0,
-        },
-    })
+    let mut decoder = frame::FrameDecoder::new(limit);
+    loop {
+        let got = decoder.wants();
+        match recv.read_chunk(got, true).await {
+            Ok(Some(chunk)) => {
+                if let Some(body) = decoder.feed(&chunk.bytes)? {
+                    return frame::decode(&body);
+                }
+            }
+            Ok(None) | Err(_) => {
+                decoder.finish()?;
+                return Err(FrameError::Truncated {
+                    expected: got,
+                    got: 0,
+                });
+            }
+        }
+    }
 }
 
 enum Answer {
@@ -512,6 +543,20 @@ async fn serve_stream(
     }
     let current = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let kind = rpc_kind(&request.kind);
+    // Every request but pushes and uploads (each with a budget of its own) spends the device's
+    // request budget.
+    let over_budget = match (&current, &request.kind) {
+        (
+            Some(d),
+            Some(
+                wire::request::Kind::Hello(_)
+                | wire::request::Kind::Pull(_)
+                | wire::request::Kind::BlobStatus(_)
+                | wire::request::Kind::BlobDownload(_),
+            ),
+        ) => shared.budgets.request(d.id).err(),
+        _ => None,
+    };
     let started = std::time::Instant::now();
     let answer = async {
         match request.kind {
@@ -520,12 +565,30 @@ async fn serve_stream(
                 "request has no RPC set",
                 false,
             )),
-            Some(wire::request::Kind::Enroll(req)) => Answer::Respond(enroll(shared, req).await),
+            Some(wire::request::Kind::Enroll(req)) => {
+                match shared.budgets.enroll(link.conn.remote_address().ip()) {
+                    Ok(()) => Answer::Respond(enroll(shared, req).await),
+                    Err(r) => Answer::Respond(refused(
+                        r,
+                        format!(
+                            "more than {} enrollment attempts a minute from your address",
+                            shared.config.limits.enrolls_per_minute_per_address
+                        ),
+                    )),
+                }
+            }
             Some(kind) => match current.clone() {
                 None => Answer::Respond(error(
                     wire::ErrorCode::Unauthenticated,
                     "this connection has no device certificate; enroll the device first",
                     false,
+                )),
+                Some(_) if over_budget.is_some() => Answer::Respond(refused(
+                    over_budget.unwrap_or(crate::budget::Refused { retry_in: None }),
+                    format!(
+                        "more than {} requests a second from this device",
+                        shared.config.limits.requests_per_second
+                    ),
                 )),
                 Some(device) => match kind {
                     wire::request::Kind::Hello(h) => {
@@ -665,6 +728,21 @@ fn blob_target(shared: &Shared, sha: &[u8], size: Option<u64>) -> Result<[u8; 32
     }
 }
 
+/// Whether `device` may read the photo; the error is the answer to send.
+// The error is the response to send, built once per refused request: boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+async fn blob_readable(
+    shared: &Shared,
+    device: &DeviceSession,
+    sha: &[u8; 32],
+) -> Result<bool, wire::Response> {
+    shared
+        .store
+        .blob_readable(sha, device.id, &device.pull_scope())
+        .await
+        .map_err(|e| error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true))
+}
+
 /// Photos are accepted only for records the device has sent or can see: nobody fills the disk
 /// with, or probes for, photos unrelated to their cells.
 async fn blob_allowed(
@@ -709,23 +787,34 @@ async fn blob_status(
             complete,
         })),
     };
-    match shared.store.blob(&sha).await {
-        Ok(Some(size)) => return ok(size, true),
-        Ok(None) => {}
-        Err(e) => return error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true),
-    }
-    match shared.blobs.held(&sha).await {
+    let unavailable = |e: String| error(wire::ErrorCode::Unavailable, format!("{e}; retry"), true);
+    // Only a device that may read the photo learns that the server has it; to anyone else the
+    // answer is what it staged itself, so naming a hash in one's own record is no oracle.
+    let readable = match blob_readable(shared, device, &sha).await {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if readable {
+        match shared.store.blob(&sha).await {
+            Ok(Some(size)) => return ok(size, true),
+            Ok(None) => {}
+            Err(e) => return unavailable(e.to_string()),
+        }
         // Stored but not recorded (a crash between the two): record it now.
-        Ok(h) if h.complete => match shared
-            .store
-            .record_blob(&sha, h.bytes, crate::now_ms())
-            .await
-        {
-            Ok(()) => ok(h.bytes, true),
-            Err(e) => error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true),
-        },
-        Ok(h) => ok(h.bytes, false),
-        Err(e) => error(wire::ErrorCode::Unavailable, format!("{e}; retry"), true),
+        match shared.blobs.stored(&sha).await {
+            Ok(Some(size)) => {
+                return match shared.store.record_blob(&sha, size, crate::now_ms()).await {
+                    Ok(()) => ok(size, true),
+                    Err(e) => unavailable(e.to_string()),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return unavailable(e.to_string()),
+        }
+    }
+    match shared.blobs.staged(&sha, &device.id.to_string()).await {
+        Ok(n) => ok(n, false),
+        Err(e) => unavailable(e.to_string()),
     }
 }
 
@@ -757,21 +846,33 @@ async fn blob_upload(
             })),
         })
     };
-    if let Ok(Some(size)) = shared.store.blob(&sha).await {
+    // A device that may read the photo sends no bytes once it is stored; anyone else proves it
+    // holds the photo by sending them all (into staging of its own: nobody else's upload can be
+    // spoiled), and only then learns that it was stored already.
+    let readable = match blob_readable(shared, device, &sha).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+            return respond(e);
+        }
+    };
+    if readable && let Ok(Some(size)) = shared.store.blob(&sha).await {
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         return done(size);
     }
-    let guard = match shared.blobs.claim(&sha) {
+    let owner = device.id.to_string();
+    let guard = match shared.blobs.claim(&sha, &owner) {
         Ok(g) => g,
         Err(e) => return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true)),
     };
-    let held = match shared.blobs.held(&sha).await {
+    let held = match shared.blobs.held(&sha, &owner).await {
         Ok(h) => h,
         Err(e) => {
             return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
         }
     };
-    if held.complete {
+    if held.complete && readable {
+        // Stored but not recorded (a crash between the two): record it now.
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         let _ = shared
             .store
@@ -779,26 +880,46 @@ async fn blob_upload(
             .await;
         return done(held.bytes);
     }
-    if req.offset != held.bytes {
+    let held = match held.complete {
+        true => match shared.blobs.staged(&sha, &owner).await {
+            Ok(n) => n,
+            Err(e) => return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true)),
+        },
+        false => held.bytes,
+    };
+    if req.offset != held {
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         return respond(blob_error(
             wire::ErrorCode::BlobOffsetMismatch,
             format!(
-                "photo {hex}: upload from {} but the server holds {} bytes; resume from there",
-                req.offset, held.bytes
+                "photo {hex}: upload from {} but the server holds {held} bytes; resume from there",
+                req.offset
             ),
             true,
-            held.bytes,
+            held,
         ));
     }
-    let mut file = match shared.blobs.staging(&guard, &sha, held.bytes).await {
+    if let Err(r) = shared
+        .budgets
+        .photo_bytes(device.id, req.size.saturating_sub(held))
+    {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        return respond(refused(
+            r,
+            format!(
+                "this device has sent {} MiB of photos today, its budget",
+                shared.config.limits.photo_bytes_per_day >> 20
+            ),
+        ));
+    }
+    let mut file = match shared.blobs.staging(&guard, held).await {
         Ok(f) => f,
         Err(e) => {
             return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
         }
     };
     let cut = shared.faults.take_upload_cut();
-    let mut total = held.bytes;
+    let mut total = held;
     // Up to 32 received segments per wake-up: one timer and one await per batch, not per packet.
     let mut segments = vec![bytes::Bytes::new(); 32];
     loop {
@@ -872,8 +993,8 @@ async fn blob_upload(
             total,
         ));
     }
-    match shared.blobs.finish(&guard, &sha, file).await {
-        Ok(size) => match shared.store.record_blob(&sha, size, crate::now_ms()).await {
+    match shared.blobs.finish(&guard, file).await {
+        Ok(size) => match record_upload(shared, device, &sha, size).await {
             Ok(()) => {
                 shared.metrics.photos_stored.inc();
                 done(size)
@@ -893,6 +1014,18 @@ async fn blob_upload(
     }
 }
 
+/// A verified upload: the photo is stored (again: idempotent) and its device holds it.
+async fn record_upload(
+    shared: &Shared,
+    device: &DeviceSession,
+    sha: &[u8; 32],
+    size: u64,
+) -> Result<(), crate::store::StoreError> {
+    let now = crate::now_ms();
+    shared.store.record_blob(sha, size, now).await?;
+    shared.store.record_possession(sha, device.id, now).await
+}
+
 async fn blob_download(
     shared: &Shared,
     device: &DeviceSession,
@@ -903,8 +1036,20 @@ async fn blob_download(
         Err(e) => return Answer::Respond(e),
     };
     let hex = crate::blobs::hex(&sha);
-    if let Err(e) = blob_allowed(shared, device, &sha).await {
-        return Answer::Respond(e);
+    // The same answer whether or not the photo is stored: no oracle.
+    match blob_readable(shared, device, &sha).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Answer::Respond(error(
+                wire::ErrorCode::Forbidden,
+                format!(
+                    "photo {hex} is in no record of your grid cells made by another device, and \
+                     this device has not uploaded it"
+                ),
+                false,
+            ));
+        }
+        Err(e) => return Answer::Respond(e),
     }
     let size = match shared.store.blob(&sha).await {
         Ok(Some(size)) => size,
@@ -1032,37 +1177,34 @@ async fn hello(
     }
 }
 
-/// Takes one push token for `device`; false when its bucket is empty.
-fn take_push_token(shared: &Shared, device: DeviceId) -> bool {
-    let limits = &shared.config.limits;
-    let now = std::time::Instant::now();
-    let mut buckets = shared
-        .push_buckets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let (tokens, last) = buckets
-        .entry(device)
-        .or_insert((f64::from(limits.push_burst), now));
-    *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * limits.pushes_per_second)
-        .min(f64::from(limits.push_burst));
-    *last = now;
-    if *tokens >= 1.0 {
-        *tokens -= 1.0;
-        true
-    } else {
-        false
+/// A refusal for a spent budget: `LimitExceeded`, retryable when the budget refills (said in
+/// the message), not when the request alone is larger than the whole budget.
+fn refused(r: crate::budget::Refused, what: String) -> wire::Response {
+    match r.retry_in {
+        Some(wait) => error(
+            wire::ErrorCode::LimitExceeded,
+            format!(
+                "{what}; nothing was done, retry in {}",
+                humantime::format_duration(Duration::from_secs(wait.as_secs().max(1)))
+            ),
+            true,
+        ),
+        None => error(
+            wire::ErrorCode::LimitExceeded,
+            format!("{what}; this request alone is over the budget"),
+            false,
+        ),
     }
 }
 
 async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> Answer {
-    if !take_push_token(shared, device.id) {
-        return Answer::Respond(error(
-            wire::ErrorCode::LimitExceeded,
+    if let Err(r) = shared.budgets.push(device.id) {
+        return Answer::Respond(refused(
+            r,
             format!(
-                "more than {} pushes per second from this device; nothing stored, retry shortly",
+                "more than {} pushes a second from this device; nothing stored",
                 shared.config.limits.pushes_per_second
             ),
-            true,
         ));
     }
     let max = shared.config.limits.max_ops_per_push as usize;
@@ -1078,7 +1220,7 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
         ));
     }
     let now = crate::now_ms();
-    let batch = match ingest::prepare(shared.store.as_ref(), device, p.ops, now).await {
+    let mut batch = match ingest::prepare(shared.store.as_ref(), device, p.ops, now).await {
         Ok(b) => b,
         Err(e) => {
             return Answer::Respond(error(
@@ -1088,6 +1230,21 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
             ));
         }
     };
+    // Refusals are answered and logged whatever they cost, but one device's refused payloads
+    // may fill the refusal log only so far a day.
+    for op in &mut batch.ops {
+        if let crate::store::OpAction::Reject(r) = &mut op.action
+            && !r.payload.is_empty()
+            && !shared
+                .budgets
+                .keep_refused(device.id, r.payload.len() as u64)
+        {
+            r.payload = Vec::new();
+            r.message.push_str(
+                " (its payload was not kept: this device's refused ops are over today's budget)",
+            );
+        }
+    }
     let started = std::time::Instant::now();
     let committed = shared.ingest.commit(batch).await;
     shared.metrics.store_call("ingest", started.elapsed());

@@ -190,18 +190,19 @@ async fn two_nodes_share_changes_keys_and_photo_uploads() -> anyhow::Result<()> 
     c.photos = vec![sha];
     x.record_checkin(c).await?;
     let blobs = Blobs::open(&photos, &data_a)?;
+    let owner = x.status().await?.device_id.expect("enrolled device");
     let syncing = tokio::spawn({
         let x = x.clone();
         async move { x.sync().await }
     });
     let until = Instant::now() + Duration::from_secs(30);
-    while blobs.held(&sha).await?.bytes < 1_500_000 {
+    while blobs.held(&sha, &owner).await?.bytes < 1_500_000 {
         anyhow::ensure!(Instant::now() < until, "the upload never got going");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     node_a.kill()?;
     assert!(syncing.await?.is_err(), "the sync through node A was cut");
-    let held = blobs.held(&sha).await?.bytes;
+    let held = blobs.held(&sha, &owner).await?.bytes;
     assert!(held >= 1_500_000 && (held as usize) < SIZE, "{held}");
 
     // Node A is gone: X moves to node B and sends only what the cluster does not hold.

@@ -165,12 +165,13 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
         c.photos = vec![sha];
         device.record_checkin(c).await?;
 
+        let owner = device.status().await?.device_id.expect("enrolled");
         let syncing = tokio::spawn({
             let device = device.clone();
             async move { device.sync().await }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        while blobs.held(&sha).await?.bytes < 1_500_000 {
+        while blobs.held(&sha, &owner).await?.bytes < 1_500_000 {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "{backend}: the upload never got going"
@@ -179,7 +180,7 @@ async fn sigkill_mid_upload_resumes_from_the_durable_offset() -> anyhow::Result<
         }
         server.kill()?;
         assert!(syncing.await?.is_err(), "{backend}: the sync was cut");
-        let held = blobs.held(&sha).await?.bytes;
+        let held = blobs.held(&sha, &owner).await?.bytes;
         assert!(
             held >= 1_500_000 && (held as usize) < SIZE,
             "{backend}: {held}"

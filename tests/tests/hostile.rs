@@ -107,7 +107,8 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
         let backend = db.backend;
         let h = Harness::start(db).await?;
         let honest = h.device("honest", "carol", &["S1-C2"]).await?;
-        let _mallory = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let mallory = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let mallory_id = patrolsync_tests::device_id(&mallory).await?.to_string();
         let store = h.server().store();
         let before = store.stats(0).await?;
 
@@ -294,7 +295,7 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
         assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}: {msg}");
         assert_eq!(h.server().store().blob(&claimed).await?, None);
         assert_eq!(
-            h.server().blobs().held(&claimed).await?.bytes,
+            h.server().blobs().held(&claimed, &mallory_id).await?.bytes,
             0,
             "{backend}: staging discarded"
         );

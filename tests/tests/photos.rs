@@ -59,7 +59,8 @@ async fn cut_upload_resumes_with_only_the_remaining_bytes() -> anyhow::Result<()
         h.server().faults().cut_next_upload_at(2_500_000);
         let cut = device.sync().await.expect_err("the upload was cut");
         assert!(cut.is_retryable(), "{cut}");
-        let held = h.server().blobs().held(&sha).await?;
+        let owner = device.status().await?.device_id.expect("enrolled");
+        let held = h.server().blobs().held(&sha, &owner).await?;
         assert!(
             !held.complete && held.bytes >= 2_500_000,
             "{backend}: {held:?}"
@@ -77,7 +78,14 @@ async fn cut_upload_resumes_with_only_the_remaining_bytes() -> anyhow::Result<()
             5_000_000 - held.bytes,
             "{backend}: only the rest was sent"
         );
-        let stored = h.server().blobs().held(&sha).await?;
+        let stored = h
+            .server()
+            .blobs()
+            .held(
+                &sha,
+                &patrolsync_tests::device_id(&device).await?.to_string(),
+            )
+            .await?;
         assert!(stored.complete && stored.bytes == 5_000_000);
         let out = h.dir.path().join("fetched.jpg");
         device.download_photo(sha, &out).await?;
@@ -123,7 +131,16 @@ async fn corrupted_photo_is_refused_and_nothing_is_stored() -> anyhow::Result<()
             None,
             "{backend}: nothing stored under its hash"
         );
-        assert!(!h.server().blobs().held(&sha).await?.complete);
+        assert!(
+            !h.server()
+                .blobs()
+                .held(
+                    &sha,
+                    &patrolsync_tests::device_id(&device).await?.to_string()
+                )
+                .await?
+                .complete
+        );
         assert_eq!(device.photos().await?[0].state, "failed");
         h.finish().await;
     }
@@ -242,7 +259,17 @@ async fn a_photo_over_the_cap_is_refused_before_any_byte_is_sent() -> anyhow::Re
             "{:?}",
             s.photo_failures
         );
-        assert_eq!(h.server().blobs().held(&sha).await?.bytes, 0);
+        assert_eq!(
+            h.server()
+                .blobs()
+                .held(
+                    &sha,
+                    &patrolsync_tests::device_id(&device).await?.to_string()
+                )
+                .await?
+                .bytes,
+            0
+        );
         h.finish().await;
     }
     Ok(())
@@ -264,7 +291,14 @@ async fn a_photo_no_record_references_is_refused() -> anyhow::Result<()> {
             s.photo_failures
         );
         assert_eq!(
-            h.server().blobs().held(&sha).await?.bytes,
+            h.server()
+                .blobs()
+                .held(
+                    &sha,
+                    &patrolsync_tests::device_id(&device).await?.to_string()
+                )
+                .await?
+                .bytes,
             0,
             "{backend}: nothing stored"
         );

@@ -2135,35 +2135,44 @@ impl Store for SqlStore {
         device: DeviceId,
         scope: &PullScope,
     ) -> Result<bool, StoreError> {
-        let conds: Vec<String> = (0..scope.paths.len())
-            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 4))
-            .collect();
-        // Agency users see photos of the hazards their agency holds; everyone else those of
-        // records in their cells. Anyone sees the photos of their own records.
-        let audience = match scope.agency {
-            Some(_) => {
-                "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
-                        WHERE h.id = r.record_id AND h.agency = $3)"
-            }
-            None => "AND $3 = $3",
-        };
-        let sql = format!(
-            "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
-             WHERE r.sha256 = $1 AND (r.device_id = $2 OR (({}) {audience}))",
-            if conds.is_empty() {
-                "FALSE".to_owned()
-            } else {
-                conds.join(" OR ")
-            }
-        );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql)
-            .bind(sha256.to_vec())
-            .bind(device.to_string())
-            .bind(scope.agency.clone().unwrap_or_default());
-        for p in &scope.paths {
-            q = q.bind(p.clone());
+        self.blob_refs_in_scope(sha256, device, scope, true).await
+    }
+
+    async fn blob_readable(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blob_holders WHERE sha256 = $1 AND device_id = $2",
+        )
+        .bind(sha256.to_vec())
+        .bind(device.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        if held > 0 {
+            return Ok(true);
         }
-        Ok(q.fetch_one(&self.pool).await? > 0)
+        self.blob_refs_in_scope(sha256, device, scope, false).await
+    }
+
+    async fn record_possession(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256.to_vec())
+        .bind(device.to_string())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn missing_photos(
@@ -2637,5 +2646,52 @@ impl Store for SqlStore {
         out.cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok(out)
+    }
+}
+
+impl SqlStore {
+    /// Whether a record referencing the photo lies in `scope`, made by another device (or, if
+    /// `own`, by `device` anywhere).
+    async fn blob_refs_in_scope(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+        own: bool,
+    ) -> Result<bool, StoreError> {
+        let conds: Vec<String> = (0..scope.paths.len())
+            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 4))
+            .collect();
+        // Agency users see photos of the hazards their agency holds; everyone else those of
+        // records in their cells. A device's own records count only when `own` says so.
+        let audience = match scope.agency {
+            Some(_) => {
+                "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
+                        WHERE h.id = r.record_id AND h.agency = $3)"
+            }
+            None => "AND $3 = $3",
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
+             WHERE r.sha256 = $1 AND ({} (({}) {audience}))",
+            if own {
+                "r.device_id = $2 OR"
+            } else {
+                "r.device_id <> $2 AND"
+            },
+            if conds.is_empty() {
+                "FALSE".to_owned()
+            } else {
+                conds.join(" OR ")
+            }
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(sha256.to_vec())
+            .bind(device.to_string())
+            .bind(scope.agency.clone().unwrap_or_default());
+        for p in &scope.paths {
+            q = q.bind(p.clone());
+        }
+        Ok(q.fetch_one(&self.pool).await? > 0)
     }
 }
