@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use patrolsync_proto::DeviceId;
+use patrolsync_proto::{DeviceId, HazardId, Role};
 
 use crate::store::*;
 
@@ -301,10 +301,12 @@ impl Store for FaultyStore {
     }
     async fn hazard_refs(
         &self,
-        ids: &[patrolsync_proto::HazardId],
+        ids: &[HazardId],
+        role: Role,
+        device: DeviceId,
     ) -> Result<Vec<HazardRef>, StoreError> {
         self.gate("hazard_refs")?;
-        self.inner.hazard_refs(ids).await
+        self.inner.hazard_refs(ids, role, device).await
     }
     async fn pull(
         &self,

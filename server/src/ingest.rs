@@ -19,6 +19,10 @@ use crate::store::{
 /// Most entries one hazard's log takes: every op refolds the log, so it stays bounded.
 pub const MAX_HAZARD_LOG: i64 = 500;
 
+/// Most entries one device adds to one hazard's log: below [`MAX_HAZARD_LOG`], so a device
+/// fills at most part of its role's share.
+pub const MAX_HAZARD_ENTRIES_PER_DEVICE: i64 = 200;
+
 /// Most ops one group commit carries.
 const MAX_OPS_PER_COMMIT: usize = 5000;
 
@@ -109,7 +113,7 @@ pub async fn prepare(
         .map(|c| (c.code.clone(), c))
         .collect();
     let mut hazards: HashMap<HazardId, _> = store
-        .hazard_refs(&hazard_ids)
+        .hazard_refs(&hazard_ids, session.role, session.id)
         .await?
         .into_iter()
         .map(|h| (h.id, h))
@@ -255,6 +259,8 @@ pub async fn prepare(
                         status: "reported".into(),
                         agency: None,
                         log_len: 0,
+                        role_entries: 0,
+                        device_entries: 0,
                     });
                     OpAction::Hazard(Box::new(HazardRow {
                         entry_id: r.id.0,
@@ -285,13 +291,16 @@ pub async fn prepare(
                     } else if let Some(Err((code, reason, message))) = merge_target {
                         reject(code, reason, "merge_into", message, payload)
                     } else {
-                        OpAction::Hazard(Box::new(HazardRow {
+                        let hazard = e.hazard;
+                        let row = OpAction::Hazard(Box::new(HazardRow {
                             entry_id: e.id.0,
                             cell_id: h.cell_id,
                             cell_path: h.cell_path.clone(),
                             role: session.role,
                             op: HazardOp::Event(*e, session.role),
-                        }))
+                        }));
+                        count_entry(&mut hazards, hazard);
+                        row
                     }
                 }
             },
@@ -308,13 +317,17 @@ pub async fn prepare(
                     "an agency user may not edit hazard fields".into(),
                     payload,
                 ),
-                Ok(h) => OpAction::Hazard(Box::new(HazardRow {
-                    entry_id: real_op_id.0,
-                    cell_id: h.cell_id,
-                    cell_path: h.cell_path.clone(),
-                    role: session.role,
-                    op: HazardOp::Edit(e),
-                })),
+                Ok(h) => {
+                    let row = OpAction::Hazard(Box::new(HazardRow {
+                        entry_id: real_op_id.0,
+                        cell_id: h.cell_id,
+                        cell_path: h.cell_path.clone(),
+                        role: session.role,
+                        op: HazardOp::Edit(e.clone()),
+                    }));
+                    count_entry(&mut hazards, e.hazard);
+                    row
+                }
             },
             #[allow(unreachable_patterns)]
             Ok(other) => reject(
@@ -344,7 +357,9 @@ pub async fn prepare(
     })
 }
 
-/// The hazard, if it exists and lies in the session's cells; otherwise why not.
+/// The hazard, if it exists, lies in the session's scope, and the session's role and device
+/// still have room in its log; otherwise why not. Scope comes first: a device learns nothing
+/// of a hazard outside it, its log length included.
 fn hazard_scope<'a>(
     hazards: &'a HashMap<HazardId, HazardRef>,
     session: &DeviceSession,
@@ -370,14 +385,6 @@ fn hazard_scope<'a>(
                 ),
             ))
         }
-        Some(h) if h.log_len >= MAX_HAZARD_LOG => Err((
-            RejectCode::Invalid,
-            "log_full",
-            format!(
-                "hazard {id} already has {} entries, the most one hazard takes; report a new one",
-                h.log_len
-            ),
-        )),
         Some(h) if !session.covers(&h.cell_path) => Err((
             RejectCode::Forbidden,
             "outside_scope",
@@ -386,7 +393,37 @@ fn hazard_scope<'a>(
                 assigned()
             ),
         )),
+        // Each role has its own share of the log, so no device fills another role's; and one
+        // device fills at most part of its own role's.
+        Some(h) if h.role_entries >= MAX_HAZARD_LOG => Err((
+            RejectCode::Invalid,
+            "log_full",
+            format!(
+                "hazard {id} already has {} entries from {} users, the most one role adds to a \
+                 hazard; report a new one",
+                h.role_entries, session.role
+            ),
+        )),
+        Some(h) if h.device_entries >= MAX_HAZARD_ENTRIES_PER_DEVICE => Err((
+            RejectCode::Invalid,
+            "log_full",
+            format!(
+                "hazard {id} already has {} entries from this device, the most one device adds \
+                 to a hazard",
+                h.device_entries
+            ),
+        )),
         Some(h) => Ok(h),
+    }
+}
+
+/// One more entry of the session's role and device in a hazard's log, for the ops after it in
+/// the same push.
+fn count_entry(hazards: &mut HashMap<HazardId, HazardRef>, id: HazardId) {
+    if let Some(h) = hazards.get_mut(&id) {
+        h.log_len += 1;
+        h.role_entries += 1;
+        h.device_entries += 1;
     }
 }
 

@@ -445,6 +445,10 @@ pub struct HazardRef {
     pub agency: Option<String>,
     /// Entries in its log.
     pub log_len: i64,
+    /// Of those, made by users of the asking session's role.
+    pub role_entries: i64,
+    /// Of those, made by the asking device.
+    pub device_entries: i64,
 }
 
 /// Whose scope a pull reads, and what a device may fetch photos of.
@@ -839,8 +843,14 @@ pub trait Store: Send + Sync + 'static {
     /// Looks up cells by code; unknown codes are absent.
     async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError>;
 
-    /// Looks up hazards by id; unknown ids are absent.
-    async fn hazard_refs(&self, ids: &[HazardId]) -> Result<Vec<HazardRef>, StoreError>;
+    /// Looks up hazards by id, with how many entries of each `role` and `device` made; unknown
+    /// ids are absent.
+    async fn hazard_refs(
+        &self,
+        ids: &[HazardId],
+        role: Role,
+        device: DeviceId,
+    ) -> Result<Vec<HazardRef>, StoreError>;
 
     /// Changes in `scope` after `cursor`, at most `limit`. A cursor never skips a change that
     /// commits later: positions are handed out in commit order. Reaching a grant of the scope,

@@ -694,3 +694,434 @@ async fn an_older_pull_is_refused_and_a_foreign_cursor_is_reset() -> anyhow::Res
     }
     Ok(())
 }
+
+fn blob_status_req(sha: &[u8; 32], size: u64) -> Vec<u8> {
+    frame::encode(&wire::Request {
+        kind: Some(wire::request::Kind::BlobStatus(wire::BlobStatusRequest {
+            sha256: sha.to_vec(),
+            size,
+        })),
+    })
+}
+
+fn blob_upload_req(sha: &[u8; 32], size: u64, offset: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut out = frame::encode(&wire::Request {
+        kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+            sha256: sha.to_vec(),
+            size,
+            offset,
+        })),
+    });
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn blob_download_req(sha: &[u8; 32]) -> Vec<u8> {
+    frame::encode(&wire::Request {
+        kind: Some(wire::request::Kind::BlobDownload(
+            wire::BlobDownloadRequest {
+                sha256: sha.to_vec(),
+                offset: 0,
+            },
+        )),
+    })
+}
+
+/// Sends a request and reads the answer frame and the raw bytes after it (a download).
+async fn exchange_all(
+    conn: &quinn::Connection,
+    bytes: &[u8],
+) -> anyhow::Result<(wire::Response, Vec<u8>)> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(bytes).await?;
+    send.finish()?;
+    let body = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(8 << 20)).await??;
+    let (header, rest) = body.split_at(frame::HEADER_LEN);
+    let len = frame::body_len(header.try_into()?, 1 << 20)?;
+    Ok((frame::decode(&rest[..len])?, rest[len..].to_vec()))
+}
+
+/// Naming a photo's hash in one's own record neither reveals that the server holds it nor lets
+/// one download it; uploading garbage against it spoils nobody's upload; uploading its true
+/// bytes proves possession; a manager whose cells hold the record reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_is_read_through_scope_or_possession_and_staging_is_ones_own() -> anyhow::Result<()>
+{
+    use patrolsync_proto::checkin::CheckInOutcome;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let carol = h
+            .device_with(
+                "carol",
+                "carol",
+                &["S1-C2"],
+                patrolsync_sdk::ClientConfig {
+                    max_attempts: 1,
+                    ..patrolsync_tests::fast_client()
+                },
+            )
+            .await?;
+        let manager = h
+            .device_as("boss", "boss", patrolsync_proto::Role::GridManager, &["S1"])
+            .await?;
+        let _m = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+
+        // Carol's photo, in S1-C2; its upload is cut at half.
+        let photo: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let path = h.dir.path().join("carol.jpg");
+        std::fs::write(&path, &photo)?;
+        let sha = carol.add_photo(&path).await?;
+        let size = photo.len() as u64;
+        let mut c = patrolsync_sdk::NewCheckIn::new("S1-C2-K1-B1-P1", CheckInOutcome::Inspected);
+        c.photos = vec![sha];
+        carol.record_checkin(c).await?;
+        h.server().faults().cut_next_upload_at(150_000);
+        assert!(carol.sync().await.is_err(), "{backend}: the upload was cut");
+
+        // Mallory names the same hash, and one nobody has, in check-ins of her own.
+        let nobody = [0x5a; 32];
+        let named = check_in_op(40, |c| {
+            c.photo_sha256 = vec![sha.to_vec(), nobody.to_vec()];
+        });
+        let r = exchange(&conn, &push(vec![named])).await?;
+        assert!(
+            matches!(&r.kind, Some(wire::response::Kind::Push(p)) if p.results[0].outcome == wire::OpOutcome::Applied as i32),
+            "{backend}: {r:?}"
+        );
+        // Her status of Carol's photo is her own (nothing), not Carol's half.
+        let status = |r: wire::Response| match r.kind {
+            Some(wire::response::Kind::BlobStatus(s)) => (s.held, s.complete),
+            other => panic!("expected a status, got {other:?}"),
+        };
+        assert_eq!(
+            status(exchange(&conn, &blob_status_req(&sha, size)).await?),
+            (0, false)
+        );
+        // Garbage at Carol's offset is not appended to Carol's staging…
+        let (code, _) = error_of(
+            &exchange(
+                &conn,
+                &blob_upload_req(&sha, size, 150_000, &vec![0u8; 150_000]),
+            )
+            .await?,
+        );
+        assert_eq!(code, wire::ErrorCode::BlobOffsetMismatch, "{backend}");
+        // …and garbage from zero fails its own hash and is discarded.
+        let (code, _) =
+            error_of(&exchange(&conn, &blob_upload_req(&sha, size, 0, &vec![1u8; 300_000])).await?);
+        assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}");
+        // Carol resumes and completes: her bytes were never touched.
+        let s = carol.sync().await?;
+        assert_eq!(s.photos_uploaded, 1, "{backend}: {s:?}");
+        assert!(s.photo_bytes_sent < size, "{backend}: resumed, {s:?}");
+        assert_eq!(
+            h.server().store().blob(&sha).await?,
+            Some(size),
+            "{backend}"
+        );
+
+        // Stored now, yet Mallory learns nothing of it: the same answers as for a hash nobody has.
+        assert_eq!(
+            status(exchange(&conn, &blob_status_req(&sha, size)).await?),
+            (0, false)
+        );
+        assert_eq!(
+            status(exchange(&conn, &blob_status_req(&nobody, size)).await?),
+            (0, false)
+        );
+        let (code, message) = error_of(&exchange(&conn, &blob_download_req(&sha)).await?);
+        let (code2, message2) = error_of(&exchange(&conn, &blob_download_req(&nobody)).await?);
+        assert_eq!(
+            (code, code2),
+            (wire::ErrorCode::Forbidden, wire::ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            message.replace(&patrolsync_tests::hex(&sha), "H"),
+            message2.replace(&patrolsync_tests::hex(&nobody), "H"),
+            "{backend}: no oracle"
+        );
+
+        // A manager whose cells hold Carol's record reads it.
+        let got = h.dir.path().join("boss.jpg");
+        manager.sync().await?;
+        manager.download_photo(sha, &got).await?;
+        assert_eq!(std::fs::read(&got)?, photo, "{backend}");
+
+        // Mallory holding the true bytes proves it by sending them all; then she may read it.
+        let (r, _) = exchange_all(&conn, &blob_upload_req(&sha, size, 0, &photo)).await?;
+        assert!(
+            matches!(&r.kind, Some(wire::response::Kind::BlobUpload(u)) if u.complete && u.held == size),
+            "{backend}: {r:?}"
+        );
+        assert_eq!(
+            status(exchange(&conn, &blob_status_req(&sha, size)).await?),
+            (size, true)
+        );
+        let (r, bytes) = exchange_all(&conn, &blob_download_req(&sha)).await?;
+        assert!(
+            matches!(r.kind, Some(wire::response::Kind::BlobDownload(_))),
+            "{backend}"
+        );
+        assert_eq!(bytes, photo, "{backend}");
+        h.finish().await;
+    }
+    Ok(())
+}
+
+/// Every budget refuses with a typed error that says when to retry (or that the request alone
+/// is over the budget): requests per device, enrollment attempts and unenrolled connections per
+/// address, photo bytes per device per day; refused payloads over the day's budget are answered
+/// and logged without the payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start_with(db, |c| {
+            c.limits.requests_per_second = 0.01;
+            c.limits.request_burst = 3;
+            // Mallory's own enrollment spends one.
+            c.limits.enrolls_per_minute_per_address = 3.0;
+            c.limits.unenrolled_connections_per_address = 2;
+            c.limits.photo_bytes_per_day = 200 * 1024;
+            c.limits.refused_bytes_per_day = 4 * 1024;
+        })
+        .await?;
+        let _m = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+
+        // Requests: the burst, then refused and retryable, saying when.
+        let pull = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Pull(wire::PullRequest {
+                limit: 1,
+                protocol: patrolsync_proto::scope::PULL_PROTOCOL,
+                ..Default::default()
+            })),
+        });
+        for _ in 0..3 {
+            let r = exchange(&conn, &pull).await?;
+            assert!(
+                matches!(r.kind, Some(wire::response::Kind::Pull(_))),
+                "{backend}: {r:?}"
+            );
+        }
+        let Some(wire::response::Kind::Error(e)) = exchange(&conn, &pull).await?.kind else {
+            panic!("{backend}: the fourth pull is refused")
+        };
+        assert!(
+            e.code == wire::ErrorCode::LimitExceeded as i32
+                && e.retryable
+                && e.message.contains("retry in"),
+            "{backend}: {e:?}"
+        );
+
+        // Photos: one larger than the day's budget is refused for good; within it, the day's
+        // budget spent, refused until it refills.
+        let big = [0x61; 32];
+        let small = [0x62; 32];
+        let again = [0x63; 32];
+        let named = check_in_op(50, |c| {
+            c.photo_sha256 = vec![big.to_vec(), small.to_vec(), again.to_vec()];
+        });
+        exchange(&conn, &push(vec![named])).await?;
+        let upload = |sha: &[u8; 32], size: u64| {
+            let mut out = frame::encode(&wire::Request {
+                kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+                    sha256: sha.to_vec(),
+                    size,
+                    offset: 0,
+                })),
+            });
+            out.extend(std::iter::repeat_n(7u8, size as usize));
+            out
+        };
+        let Some(wire::response::Kind::Error(e)) =
+            exchange(&conn, &upload(&big, 300 * 1024)).await?.kind
+        else {
+            panic!("{backend}: over the whole budget")
+        };
+        assert!(
+            e.code == wire::ErrorCode::LimitExceeded as i32 && !e.retryable,
+            "{backend}: {e:?}"
+        );
+        // 150 KiB of wrong bytes: they spend the budget all the same (and fail their hash).
+        let (code, _) = error_of(&exchange(&conn, &upload(&small, 150 * 1024)).await?);
+        assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}");
+        let Some(wire::response::Kind::Error(e)) =
+            exchange(&conn, &upload(&again, 150 * 1024)).await?.kind
+        else {
+            panic!("{backend}: over today's budget")
+        };
+        assert!(
+            e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable,
+            "{backend}: {e:?}"
+        );
+
+        // Refused ops: answered and logged, their payloads only up to the day's budget.
+        let outside: Vec<wire::Op> = (0..8)
+            .map(|i| {
+                check_in_op(60 + i, |c| {
+                    c.checkpoint = "S2-C1-K1-B1-P1".into();
+                    c.note = "x".repeat(1000);
+                })
+            })
+            .collect();
+        let Some(wire::response::Kind::Push(p)) = exchange(&conn, &push(outside)).await?.kind
+        else {
+            panic!("{backend}: a push answer")
+        };
+        assert!(
+            p.results
+                .iter()
+                .all(|r| r.outcome == wire::OpOutcome::Rejected as i32),
+            "{backend}"
+        );
+        let store = patrolsync_server::open_sql_store(&h.config).await?;
+        let kept: Vec<i64> = sqlx::query_scalar(
+            "SELECT length(payload) FROM rejections WHERE device_seq >= 60 ORDER BY device_seq",
+        )
+        .fetch_all(store.pool())
+        .await?;
+        assert_eq!(kept.len(), 8, "{backend}: every refusal is logged");
+        assert!(kept[0] > 1000 && kept[7] == 0, "{backend}: {kept:?}");
+
+        // Enrollment: three attempts a minute from an address (one enrolled Mallory), then
+        // refused, retryable.
+        let anon = raw_connect(&h, None).await?;
+        let enroll = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Enroll(wire::EnrollRequest {
+                code: "not-a-code".into(),
+                ..Default::default()
+            })),
+        });
+        for _ in 0..2 {
+            let (code, _) = error_of(&exchange(&anon, &enroll).await?);
+            assert_eq!(code, wire::ErrorCode::EnrollmentRefused, "{backend}");
+        }
+        let Some(wire::response::Kind::Error(e)) = exchange(&anon, &enroll).await?.kind else {
+            panic!("{backend}: a third attempt is refused")
+        };
+        assert!(
+            e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable,
+            "{backend}: {e:?}"
+        );
+
+        // Unenrolled connections: two from an address; the third is closed, saying why.
+        let _second = raw_connect(&h, None).await?;
+        let third = raw_connect(&h, None).await?;
+        let closed = tokio::time::timeout(Duration::from_secs(2), third.closed()).await?;
+        assert!(
+            matches!(&closed, quinn::ConnectionError::ApplicationClosed(c)
+                if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_TOO_MANY_CONNECTIONS)
+                && String::from_utf8_lossy(&c.reason).contains("without a device certificate")),
+            "{backend}: {closed:?}"
+        );
+        // An enrolled device is not counted among them.
+        let r = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), r.closed())
+                .await
+                .is_err(),
+            "{backend}: a device's connection stays"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
+
+/// A device cannot freeze a hazard: floods of edits fill only its own share of the log, and a
+/// manager's transition still lands; a device outside the cell learns nothing of the log, not
+/// even that it is long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_cannot_freeze_a_hazard() -> anyhow::Result<()> {
+    use patrolsync_proto::hazard::{EventKind, FieldValue};
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let honest = h.device("honest", "honest", &["S1-C1"]).await?;
+        let manager = h
+            .device_as("boss", "boss", patrolsync_proto::Role::GridManager, &["S1"])
+            .await?;
+        let _m = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let _o = h.device("outsider", "olga", &["S2-C1"]).await?;
+        let hazard = honest
+            .report_hazard(patrolsync_tests::blocked_lane("S1-C1-K1"))
+            .await?;
+        honest.sync().await?;
+
+        // 600 edits from one device, in one push: 200 land, the rest are refused.
+        let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+        let edit = |seq: u64| {
+            let mut op = check_in_op(seq, |_| {});
+            op.body = Some(wire::op::Body::HazardFieldEdit(
+                patrolsync_proto::hazard::Edit {
+                    hazard,
+                    value: FieldValue::Description(format!("spam {seq}")),
+                }
+                .to_wire(),
+            ));
+            op
+        };
+        let Some(wire::response::Kind::Push(p)) =
+            exchange(&conn, &push((1..=600).map(edit).collect()))
+                .await?
+                .kind
+        else {
+            panic!("{backend}: a push answer")
+        };
+        let applied = p
+            .results
+            .iter()
+            .filter(|r| r.outcome == wire::OpOutcome::Applied as i32)
+            .count();
+        assert_eq!(applied, 200, "{backend}");
+        assert!(
+            p.results
+                .iter()
+                .filter(|r| r.outcome == wire::OpOutcome::Rejected as i32)
+                .all(|r| r.reason == "log_full" && r.message.contains("from this device")),
+            "{backend}"
+        );
+
+        // The manager's transition still lands.
+        manager.sync().await?;
+        manager
+            .transition_hazard(
+                hazard,
+                EventKind::Notify,
+                patrolsync_sdk::Transition {
+                    deadline_ms: Some(4_000_000_000_000),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let s = manager.sync().await?;
+        assert_eq!((s.applied, s.rejected), (1, 0), "{backend}: {s:?}");
+        assert_eq!(
+            h.server()
+                .store()
+                .hazard(hazard)
+                .await?
+                .expect("stored")
+                .status,
+            "rectifying",
+            "{backend}"
+        );
+
+        // Someone outside the cell is told it is outside, not that the log is long.
+        let outsider = raw_connect(&h, Some(&h.dir.path().join("outsider"))).await?;
+        let Some(wire::response::Kind::Push(p)) =
+            exchange(&outsider, &push(vec![edit(1)])).await?.kind
+        else {
+            panic!("{backend}: a push answer")
+        };
+        assert_eq!(
+            p.results[0].reason, "outside_scope",
+            "{backend}: {:?}",
+            p.results
+        );
+        h.finish().await;
+    }
+    Ok(())
+}

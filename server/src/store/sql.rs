@@ -1702,15 +1702,29 @@ impl Store for SqlStore {
         Ok(out)
     }
 
-    async fn hazard_refs(&self, ids: &[HazardId]) -> Result<Vec<HazardRef>, StoreError> {
+    async fn hazard_refs(
+        &self,
+        ids: &[HazardId],
+        role: Role,
+        device: DeviceId,
+    ) -> Result<Vec<HazardRef>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
+        // Anonymous on SQLite, in text order (see `list`): role, device, then the ids.
+        let (r, d) = match self.backend {
+            Backend::Sqlite => ("?", "?"),
+            Backend::Postgres => ("$1", "$2"),
+        };
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT h.id, h.cell_id, c.path, h.status, h.agency, h.log_len FROM hazards h \
-                 JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
-                list(self.backend, chunk.len(), 1)
+                "SELECT h.id, h.cell_id, c.path, h.status, h.agency, h.log_len, \
+                 (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.role = {r}), \
+                 (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.device_id = {d}) \
+                 FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
+                list(self.backend, chunk.len(), 3)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql)
+                .bind(role.as_str())
+                .bind(device.to_string());
             for id in chunk {
                 q = q.bind(id.to_bytes());
             }
@@ -1724,6 +1738,8 @@ impl Store for SqlStore {
                     status: r.try_get(3)?,
                     agency: r.try_get(4)?,
                     log_len: r.try_get(5)?,
+                    role_entries: r.try_get(6)?,
+                    device_entries: r.try_get(7)?,
                 });
             }
         }
