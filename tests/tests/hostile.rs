@@ -1125,3 +1125,133 @@ async fn one_device_cannot_freeze_a_hazard() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What the protocol's comments say is what the server does: an unknown enum value is refused
+/// naming the field; a device_seq reused by another op is refused (`seq_reused`) while the
+/// same op again is a duplicate; a conflict carries no error code, its reason `conflict`;
+/// Hello's cursor is the log's head; an upload that ends early says where to resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_does_what_the_protocol_says() -> anyhow::Result<()> {
+    use patrolsync_proto::hazard::{Event, EventKind};
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let reporter = h.device("rep", "rep", &["S1-C1"]).await?;
+        let _m = h
+            .device_as("boss", "boss", patrolsync_proto::Role::GridManager, &["S1"])
+            .await?;
+        let _p = h.device("mallory", "mallory", &["S1-C1"]).await?;
+        let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+        let results = |r: wire::Response| match r.kind {
+            Some(wire::response::Kind::Push(p)) => p.results,
+            other => panic!("expected a push answer, got {other:?}"),
+        };
+
+        // An enum value this server does not know.
+        let odd = check_in_op(1, |c| c.method = 99);
+        let r = &results(exchange(&conn, &push(vec![odd])).await?)[0];
+        assert_eq!(
+            (r.outcome, r.reason.as_str(), r.field.as_str()),
+            (wire::OpOutcome::Rejected as i32, "unknown_value", "method"),
+            "{backend}: {r:?}"
+        );
+        assert!(
+            r.message.contains("qr"),
+            "{backend}: names the known values: {}",
+            r.message
+        );
+
+        // The same op again: a duplicate. Its seq under another op id: refused.
+        let first = check_in_op(2, |_| {});
+        assert_eq!(
+            results(exchange(&conn, &push(vec![first.clone()])).await?)[0].outcome,
+            wire::OpOutcome::Applied as i32
+        );
+        assert_eq!(
+            results(exchange(&conn, &push(vec![first])).await?)[0].outcome,
+            wire::OpOutcome::Duplicate as i32,
+            "{backend}"
+        );
+        let reused = &results(exchange(&conn, &push(vec![check_in_op(2, |_| {})])).await?)[0];
+        assert_eq!(
+            (reused.outcome, reused.reason.as_str()),
+            (wire::OpOutcome::Rejected as i32, "seq_reused"),
+            "{backend}"
+        );
+
+        // A conflict: the second of two notifications finds the hazard notified already.
+        let hazard = reporter
+            .report_hazard(patrolsync_tests::blocked_lane("S1-C1-K1"))
+            .await?;
+        reporter.sync().await?;
+        let boss = raw_connect(&h, Some(&h.dir.path().join("boss"))).await?;
+        let notify = |seq: u64| {
+            let mut op = check_in_op(seq, |_| {});
+            let now = op.hlc.as_ref().map_or(0, |h| h.wall_ms as i64);
+            op.body = Some(wire::op::Body::HazardEvent(
+                Event {
+                    id: patrolsync_proto::EventId(uuid::Uuid::now_v7()),
+                    hazard,
+                    kind: EventKind::Notify,
+                    deadline_ms: Some(4_000_000_000_000),
+                    agency: None,
+                    merge_into: None,
+                    note: String::new(),
+                    photos: vec![],
+                    device_time_ms: now,
+                }
+                .to_wire(),
+            ));
+            op
+        };
+        let r = results(exchange(&boss, &push(vec![notify(1), notify(2)])).await?);
+        assert_eq!(
+            r[0].outcome,
+            wire::OpOutcome::Applied as i32,
+            "{backend}: {r:?}"
+        );
+        assert_eq!(
+            (r[1].outcome, r[1].code, r[1].reason.as_str()),
+            (wire::OpOutcome::Conflict as i32, 0, "conflict"),
+            "{backend}: {r:?}"
+        );
+        assert!(!r[1].message.is_empty(), "{backend}");
+
+        // Hello's cursor is the head of the whole log.
+        let hello = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Hello(wire::Hello::default())),
+        });
+        let Some(wire::response::Kind::Hello(hi)) = exchange(&conn, &hello).await?.kind else {
+            panic!("{backend}: a hello answer")
+        };
+        assert_eq!(hi.cursor, h.server().store().cursor().await?, "{backend}");
+
+        // An upload that ends before its announced size: where to resume.
+        let sha = [0x71; 32];
+        exchange(
+            &conn,
+            &push(vec![check_in_op(3, |c| {
+                c.photo_sha256 = vec![sha.to_vec()]
+            })]),
+        )
+        .await?;
+        let mut short = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+                sha256: sha.to_vec(),
+                size: 1000,
+                offset: 0,
+            })),
+        });
+        short.extend_from_slice(&[3u8; 400]);
+        let Some(wire::response::Kind::Error(e)) = exchange(&conn, &short).await?.kind else {
+            panic!("{backend}: an error")
+        };
+        assert_eq!(
+            (e.held_offset, e.retryable),
+            (400, true),
+            "{backend}: {e:?}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -1,12 +1,13 @@
 //! Revocation: a lost or stolen phone is cut off at once, cannot come back, and what it sent
-//! before stays; other devices keep syncing. SQLite and (when configured) PostgreSQL.
+//! before stays; other devices keep syncing. Enrollment trusts only the pinned CA. SQLite and
+//! (when configured) PostgreSQL.
 
 use std::time::{Duration, Instant};
 
-use patrolsync_proto::CheckInOutcome;
-use patrolsync_sdk::{EngineOptions, NewCheckIn, SyncError, SyncEvent};
+use patrolsync_proto::{CheckInOutcome, Role};
+use patrolsync_sdk::{Client, EngineOptions, NewCheckIn, SyncError, SyncEvent};
 use patrolsync_server::testkit::test_databases;
-use patrolsync_tests::Harness;
+use patrolsync_tests::{Harness, fast_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_device_is_cut_off_within_a_second_and_others_keep_syncing() -> anyhow::Result<()> {
@@ -86,6 +87,39 @@ async fn revoked_device_is_cut_off_within_a_second_and_others_keep_syncing() -> 
             (4, 1),
             "{backend}"
         );
+        h.finish().await;
+    }
+    Ok(())
+}
+
+/// An enrollment string pinning another CA than the server's (a typo, or someone else's
+/// server in the middle) fails in the TLS handshake, before the code is ever sent: the code
+/// still enrolls a device with the right string afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_pinned_to_another_ca_is_refused_before_the_code_is_sent() -> anyhow::Result<()>
+{
+    use patrolsync_proto::EnrollmentString;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let code = h.enrollment("eve", Role::Patroller, &["S1-C1"]).await?;
+        let mut wrong: EnrollmentString = code.parse()?;
+        wrong.ca_sha256 = "ab".repeat(32);
+        let phone = Client::open(h.dir.path().join("eve"), fast_client()).await?;
+        let err = phone
+            .enroll(&wrong.to_string(), None, "eve's phone")
+            .await
+            .expect_err("another CA");
+        assert!(
+            matches!(&err, patrolsync_sdk::EnrollError::Unreachable { reason, .. }
+                if reason.contains("does not match the fingerprint")),
+            "{backend}: {err}"
+        );
+        assert!(phone.status().await?.device_id.is_none(), "{backend}");
+        // The code never left the phone: it is still unused.
+        let other = Client::open(h.dir.path().join("eve2"), fast_client()).await?;
+        other.enroll(&code, None, "eve's phone").await?;
+        assert!(other.status().await?.device_id.is_some(), "{backend}");
         h.finish().await;
     }
     Ok(())
