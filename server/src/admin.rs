@@ -1,29 +1,43 @@
 //! Admin HTTP: health and readiness probes, Prometheus `/metrics`, the sync-health dashboard
-//! at `/`, and a token-protected JSON API under `/api/`. Built as a plain `axum::Router` so
-//! every route can be tested with `oneshot` and no socket.
+//! at `/`, and a JSON API under `/api/` that needs an admin token (the data dir's admin.token
+//! is the bootstrap owner; `patrolsync admin admins add` makes named ones, each a `viewer`,
+//! `operator` or `owner`, optionally limited to a subtree of the grid). Built as a plain
+//! `axum::Router` so every route can be tested with `oneshot` and no socket.
 //!
-//! | Route | What |
-//! |---|---|
-//! | `GET /` | the dashboard (one embedded page; it asks for the token) |
-//! | `GET /healthz`, `GET /readyz` | liveness; readiness (503 while draining) |
-//! | `GET /metrics` | Prometheus text exposition |
-//! | `GET /api/summary` | devices by state, thresholds, counts, backlog |
-//! | `GET /api/devices?state=&q=&sort=&order=&limit=&offset=` | devices with their health |
-//! | `GET /api/devices/{id}` | one device (id or unique prefix): health, history, rejections, conflicts, missing photos |
-//! | `POST /api/devices/{id}/revoke` | revoke a device |
-//! | `GET /api/rejections?device=&limit=` | the rejection log |
-//! | `GET /api/conflicts?device=&limit=` | ops recorded as conflicts |
-//! | `GET /api/missing-photos?device=&limit=` | photos referenced but not uploaded |
-//! | `GET /api/hazards?cell=` | hazards by status, per child cell of `cell` (or per street) |
-//! | `GET /api/series` | ingest rate, ack latency and backlog over the last hour (this node) |
-//! | `GET /api/stats` | store counts |
+//! | Route | Role | What |
+//! |---|---|---|
+//! | `GET /` | — | the dashboard (one embedded page; it asks for the token) |
+//! | `GET /healthz`, `GET /readyz` | — | liveness; readiness (503 while draining) |
+//! | `GET /metrics` | — | Prometheus text exposition |
+//! | `GET /api/summary` | viewer | devices by state, thresholds, counts, backlog |
+//! | `GET /api/devices?state=&q=&sort=&order=&limit=&offset=` | viewer | devices with their health |
+//! | `GET /api/devices/{id}` | viewer | one device (id or unique prefix): health, history, rejections, conflicts, missing photos |
+//! | `POST /api/devices/{id}/revoke` | operator | revoke a device |
+//! | `GET /api/rejections?device=&limit=` | viewer | the rejection log |
+//! | `GET /api/conflicts?device=&limit=` | viewer | ops recorded as conflicts |
+//! | `GET /api/missing-photos?device=&limit=` | viewer | photos referenced but not uploaded |
+//! | `GET /api/hazards?cell=` | viewer | hazards by status, per child cell of `cell` (or per street) |
+//! | `GET /api/reports/compliance?period=&cell=&as_of=` | viewer | cadence compliance (JSON) |
+//! | `GET /api/reports/evaluation?period=&cell=&by=&as_of=` | viewer | performance evaluation (JSON) |
+//! | `GET /api/exports/{ledger}?period=&cell=&as_of=&format=` | viewer | a ledger as CSV or XLSX |
+//! | `GET /api/series` | viewer, whole grid | ingest rate, ack latency and backlog over the last hour (this node) |
+//! | `GET /api/stats` | viewer, whole grid | store counts |
+//! | `GET /api/audit?since=&actor=&limit=` | owner, whole grid | the audit log, and whether its chain verifies |
+//! | `GET /api/admins` | owner, whole grid | admin accounts |
+//!
+//! An admin limited to a subtree sees only the devices of users assigned there, the logs of
+//! those devices, and reports, ledgers and hazards of cells there.
+
+mod auth;
+mod reports;
+
+pub use auth::{Admin, BOOTSTRAP, Subtree};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +54,10 @@ use crate::store::{Store, StoreError};
 pub struct AdminState {
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The same database for admins, the audit log and reports.
+    pub sql: crate::store::sql::SqlStore,
+    /// Report periods, cadences and anomaly rules.
+    pub reports: crate::config::Reports,
     /// SHA-256 of the admin token (compared digest to digest, so timing reveals nothing).
     pub token_sha256: [u8; 32],
     /// Set when the server starts draining; `/readyz` turns false first.
@@ -67,6 +85,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/missing-photos", get(missing_photos))
         .route("/api/hazards", get(hazards))
         .route("/api/series", get(series))
+        .route("/api/reports/compliance", get(reports::compliance))
+        .route("/api/reports/evaluation", get(reports::evaluation))
+        .route("/api/exports/{ledger}", get(reports::export))
+        .route("/api/audit", get(reports::audit))
+        .route("/api/admins", get(reports::admins))
         .with_state(state)
 }
 
@@ -94,34 +117,12 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     }
 }
 
-/// A request that carried the admin token. Extracting it refuses the request otherwise.
-struct Admin;
-
-impl FromRequestParts<AdminState> for Admin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AdminState) -> Result<Self, Response> {
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if given.is_some_and(|t| crate::pki::sha256(t.as_bytes()) == s.token_sha256) {
-            Ok(Admin)
-        } else {
-            let message = "missing or wrong admin token; send Authorization: Bearer <contents of admin.token in the data dir>";
-            Err(json_error(StatusCode::UNAUTHORIZED, message))
-        }
-    }
-}
-
 /// A JSON `{"error": …}` body with `status`.
-fn json_error(status: StatusCode, e: impl std::fmt::Display) -> Response {
+pub(crate) fn json_error(status: StatusCode, e: impl std::fmt::Display) -> Response {
     (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
 }
 
-fn store_error(e: StoreError) -> Response {
+pub(crate) fn store_error(e: StoreError) -> Response {
     match e {
         StoreError::NotFound(_) => json_error(StatusCode::NOT_FOUND, e),
         StoreError::Invalid(_) => json_error(StatusCode::BAD_REQUEST, e),
@@ -141,6 +142,19 @@ async fn fleet(
     s: &AdminState,
 ) -> Result<(Vec<DeviceHealth>, BTreeMap<HealthState, usize>), StoreError> {
     let statuses = s.store.device_statuses().await?;
+    Ok(health::fleet(statuses, &s.health, crate::now_ms()))
+}
+
+/// The fleet an admin may see: the whole of it, or the devices of its subtree (with the counts
+/// by state recomputed over them).
+async fn fleet_of(
+    s: &AdminState,
+    admin: &Admin,
+) -> Result<(Vec<DeviceHealth>, BTreeMap<HealthState, usize>), Response> {
+    let mut statuses = s.store.device_statuses().await.map_err(store_error)?;
+    if let Some(mine) = admin.devices(s).await? {
+        statuses.retain(|d| mine.contains(&d.id));
+    }
     Ok(health::fleet(statuses, &s.health, crate::now_ms()))
 }
 
@@ -166,14 +180,20 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn stats(State(s): State<AdminState>, _: Admin) -> Response {
+async fn stats(State(s): State<AdminState>, admin: Admin) -> Response {
+    if let Err(r) = admin.require_whole_grid("the store's counts") {
+        return r;
+    }
     json(s.store.stats(crate::now_ms()).await)
 }
 
-async fn summary(State(s): State<AdminState>, _: Admin) -> Response {
+async fn summary(State(s): State<AdminState>, admin: Admin) -> Response {
     let now = crate::now_ms();
+    let (devices, states) = match fleet_of(&s, &admin).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let r = async {
-        let (devices, states) = fleet(&s).await?;
         let stats = s.store.stats(now).await?;
         let backlog = health::backlog(&devices);
         Ok(serde_json::json!({
@@ -291,7 +311,7 @@ pub fn select_devices(
 
 async fn devices(
     State(s): State<AdminState>,
-    _: Admin,
+    admin: Admin,
     query: Result<Query<DeviceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Query(query) = match query {
@@ -314,9 +334,9 @@ async fn devices(
             );
         }
     };
-    let (all, states) = match fleet(&s).await {
+    let (all, states) = match fleet_of(&s, &admin).await {
         Ok(f) => f,
-        Err(e) => return store_error(e),
+        Err(r) => return r,
     };
     let sort = query.sort.as_deref().unwrap_or("state");
     let selected = match select_devices(all, state, query.q.as_deref(), sort, descending) {
@@ -336,13 +356,75 @@ async fn devices(
     .into_response()
 }
 
-async fn device(State(s): State<AdminState>, _: Admin, Path(id): Path<String>) -> Response {
-    json(health::device_detail(s.store.as_ref(), &s.health, &id, 50, crate::now_ms()).await)
+async fn device(State(s): State<AdminState>, admin: Admin, Path(id): Path<String>) -> Response {
+    let detail =
+        match health::device_detail(s.store.as_ref(), &s.health, &id, 50, crate::now_ms()).await {
+            Ok(d) => d,
+            Err(e) => return store_error(e),
+        };
+    match admin.devices(&s).await {
+        Ok(Some(mine)) if !mine.contains(&detail.device.status.id) => not_yours(&admin, &id),
+        Ok(_) => Json(detail).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// What a district admin is told of a device elsewhere: the same as of one that does not exist.
+fn not_yours(admin: &Admin, id: &str) -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no device {id} among those of {}",
+            admin
+                .subtree
+                .as_ref()
+                .map_or("the grid", |t| t.cell.as_str())
+        ),
+    )
 }
 
 /// Revokes a device; every node closes its live connections within a poll.
-async fn revoke(State(s): State<AdminState>, _: Admin, Path(id): Path<String>) -> Response {
-    json(s.store.revoke_device(&id, crate::now_ms()).await)
+async fn revoke(State(s): State<AdminState>, admin: Admin, Path(id): Path<String>) -> Response {
+    if let Err(r) = admin.require(
+        crate::store::admins::AdminRole::Operator,
+        "revoking a device",
+    ) {
+        admin
+            .audit(&s, "revoke", format!("device {id}"), "refused: role")
+            .await;
+        return r;
+    }
+    if let Some(mine) = match admin.devices(&s).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    } {
+        let known = s.store.devices().await.unwrap_or_default();
+        let target = known
+            .iter()
+            .filter(|d| d.id.starts_with(&id))
+            .map(|d| d.id.clone())
+            .collect::<Vec<_>>();
+        if target.len() != 1 || !mine.contains(&target[0]) {
+            admin
+                .audit(
+                    &s,
+                    "revoke",
+                    format!("device {id}"),
+                    "refused: outside the subtree",
+                )
+                .await;
+            return not_yours(&admin, &id);
+        }
+    }
+    let r = s.store.revoke_device(&id, crate::now_ms()).await;
+    let outcome = match &r {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    admin
+        .audit(&s, "revoke", format!("device {id}"), &outcome)
+        .await;
+    json(r)
 }
 
 /// `?device=&limit=` of the logs.
@@ -362,34 +444,73 @@ fn log_query(
 
 async fn rejections(
     State(s): State<AdminState>,
-    _: Admin,
+    admin: Admin,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match log_query(q) {
-        Ok((device, limit)) => json(s.store.rejections(device.as_deref(), limit).await),
-        Err((status, message)) => json_error(status, message),
+    let (device, limit) = match log_query(q) {
+        Ok(q) => q,
+        Err((status, message)) => return json_error(status, message),
+    };
+    let mine = match admin.devices(&s).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match s.store.rejections(device.as_deref(), limit).await {
+        Ok(mut rows) => {
+            if let Some(mine) = mine {
+                rows.retain(|r| mine.contains(&r.device));
+            }
+            Json(rows).into_response()
+        }
+        Err(e) => store_error(e),
     }
 }
 
 async fn conflicts(
     State(s): State<AdminState>,
-    _: Admin,
+    admin: Admin,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match log_query(q) {
-        Ok((device, limit)) => json(s.store.conflicts(device.as_deref(), limit).await),
-        Err((status, message)) => json_error(status, message),
+    let (device, limit) = match log_query(q) {
+        Ok(q) => q,
+        Err((status, message)) => return json_error(status, message),
+    };
+    let mine = match admin.devices(&s).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match s.store.conflicts(device.as_deref(), limit).await {
+        Ok(mut rows) => {
+            if let Some(mine) = mine {
+                rows.retain(|r| mine.contains(&r.device));
+            }
+            Json(rows).into_response()
+        }
+        Err(e) => store_error(e),
     }
 }
 
 async fn missing_photos(
     State(s): State<AdminState>,
-    _: Admin,
+    admin: Admin,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match log_query(q) {
-        Ok((device, limit)) => json(s.store.missing_photos(device.as_deref(), limit).await),
-        Err((status, message)) => json_error(status, message),
+    let (device, limit) = match log_query(q) {
+        Ok(q) => q,
+        Err((status, message)) => return json_error(status, message),
+    };
+    let mine = match admin.devices(&s).await {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    match s.store.missing_photos(device.as_deref(), limit).await {
+        Ok(mut rows) => {
+            if let Some(mine) = mine {
+                rows.retain(|r| mine.contains(&r.device));
+            }
+            Json(rows).into_response()
+        }
+        Err(e) => store_error(e),
     }
 }
 
@@ -403,12 +524,22 @@ struct HazardQuery {
 /// Hazard counts per child cell of `cell` (or per top-level cell), by status.
 async fn hazards(
     State(s): State<AdminState>,
-    _: Admin,
+    admin: Admin,
     q: Result<Query<HazardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match q {
+    let Query(mut q) = match q {
         Ok(q) => q,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    q.cell = match admin
+        .cell(
+            &s,
+            q.cell.as_deref().map(str::trim).filter(|c| !c.is_empty()),
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(r) => return r,
     };
     let counts = match s.store.hazard_counts(crate::now_ms()).await {
         Ok(c) => c,
@@ -454,7 +585,10 @@ async fn hazards(
     .into_response()
 }
 
-async fn series(State(s): State<AdminState>, _: Admin) -> Response {
+async fn series(State(s): State<AdminState>, admin: Admin) -> Response {
+    if let Err(r) = admin.require_whole_grid("this node's series") {
+        return r;
+    }
     Json(serde_json::json!({
         "interval_ms": s.health.sample_every.as_millis() as u64,
         "samples": s.metrics.series(),
@@ -470,7 +604,12 @@ mod tests {
     use serde_json::Value;
     use tower::ServiceExt;
 
-    const API: [&str; 10] = [
+    const API: [&str; 15] = [
+        "/api/reports/compliance?period=2026-11",
+        "/api/reports/evaluation?period=2026-11",
+        "/api/exports/inspections?period=2026-11",
+        "/api/audit",
+        "/api/admins",
         "/api/summary",
         "/api/stats",
         "/api/devices",
@@ -494,6 +633,8 @@ mod tests {
             .await
             .expect("fleet");
         let state = AdminState {
+            sql: store.clone(),
+            reports: crate::config::Reports::default(),
             store: Arc::new(store),
             token_sha256: crate::pki::sha256(b"secret"),
             draining: Arc::new(AtomicBool::new(false)),

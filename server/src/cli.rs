@@ -10,11 +10,13 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use patrolsync_proto::Role;
 
+mod accounts;
 mod inspect;
 
 use crate::config::*;
 use crate::pki::Pki;
 use crate::store::Store;
+use crate::store::sql::SqlStore;
 
 /// patrolsync: the sync server for fire-safety grid patrols.
 #[derive(Debug, Parser)]
@@ -215,8 +217,8 @@ enum AdminCommand {
         #[command(subcommand)]
         command: TemplateCommand,
     },
-    /// Assign cells to a person (or with --remove take them away). Their devices' scope
-    /// follows at the next Hello.
+    /// Assign cells to a person (or with --remove take them away). Their devices receive the
+    /// cells whole (or drop them, told why) at their next pull.
     Assign {
         /// User name.
         #[arg(long)]
@@ -227,6 +229,27 @@ enum AdminCommand {
         /// Remove these cells instead of adding them.
         #[arg(long)]
         remove: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Named admin accounts with a role (viewer, operator, owner) and optionally a subtree,
+    /// each with its own token: `add NAME --role R [--cell C] [--expires 90d]`, `list`,
+    /// `revoke NAME`. The data dir's admin.token is the bootstrap owner.
+    Admins {
+        /// What to do.
+        #[command(subcommand)]
+        command: accounts::AdminsCommand,
+    },
+    /// The audit log: every admin action with who, when, from where, what and how it ended,
+    /// hash-chained; says whether the chain verifies (exit status 1 if it does not).
+    Audit {
+        /// Entries from this moment on: `2026-11-03`, `2026-11-03 09:00` (local) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// One actor's entries (an admin's name, `local:USER`, `bootstrap`).
+        #[arg(long)]
+        actor: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -621,13 +644,101 @@ pub(crate) fn time_text(ms: i64) -> String {
     .to_string()
 }
 
+/// What an admin command changes, for the audit log: its action and target (`None`: it only
+/// reads).
+fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
+    let path = |p: &PathBuf| p.display().to_string();
+    Some(match command {
+        AdminCommand::SeedDemo { size, .. } => ("seed_demo", size.clone()),
+        AdminCommand::Enroll {
+            user, role, grid, ..
+        } => (
+            "enroll",
+            format!("user {user} ({role}) cells {}", grid.join(",")),
+        ),
+        AdminCommand::Revoke { device, .. } => ("revoke", format!("device {device}")),
+        AdminCommand::Grid {
+            command: GridCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_grid", path(file)),
+        AdminCommand::Grid {
+            command: GridCommand::Retire { code, .. },
+        } => ("retire", code.clone()),
+        AdminCommand::Checkpoints {
+            command: ImportCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_checkpoints", path(file)),
+        AdminCommand::People {
+            command: ImportCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_people", path(file)),
+        AdminCommand::Template {
+            command: TemplateCommand::Publish {
+                file, check: false, ..
+            },
+        } => ("template_publish", path(file)),
+        AdminCommand::Assign {
+            user,
+            cells,
+            remove,
+            ..
+        } => (
+            if *remove { "unassign" } else { "assign" },
+            format!("user {user} cells {}", cells.join(",")),
+        ),
+        AdminCommand::Export {
+            ledger,
+            period,
+            cell,
+            ..
+        } => (
+            "export",
+            format!(
+                "ledger {} {} of {}",
+                ledger.name(),
+                period.label,
+                cell.as_deref().unwrap_or("(all)")
+            ),
+        ),
+        AdminCommand::Admins { command } => return accounts::audited(command),
+        _ => return None,
+    })
+}
+
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let config = Config::load(&overrides(&args.common))?;
     let sql = crate::open_sql_store(&config)
         .await
         .with_context(|| format!("opening the database at {}", redact(&config.database_url())))?;
+    let audit = audited(&args.command);
+    let result = run_admin(&config, &sql, args.command).await;
+    if let Some((action, target)) = audit {
+        let outcome = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error: {e:#}"),
+        };
+        accounts::audit(&sql, action, target, outcome).await;
+    }
+    result
+}
+
+async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> anyhow::Result<()> {
+    let (config, sql) = (config.clone(), sql.clone());
     let store: Arc<dyn Store> = Arc::new(sql.clone());
-    match args.command {
+    match command {
+        AdminCommand::Admins { command } => accounts::admins(&sql, command).await?,
+        AdminCommand::Audit { since, actor, json } => {
+            let (cal, _) = calendar(&config)?;
+            let since = since
+                .as_deref()
+                .map(|t| cal.moment(t))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            accounts::audit_log(&sql, since, actor.as_deref(), json).await?;
+        }
         AdminCommand::Grid {
             command: GridCommand::Import { file, check, json },
         } => {

@@ -167,6 +167,8 @@ impl Server {
         let metrics = Arc::new(metrics::Metrics::new());
         let admin_state = admin::AdminState {
             store: store.clone(),
+            sql: open_sql_store(&config).await?,
+            reports: config.reports.clone(),
             token_sha256: pki::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),
             metrics: metrics.clone(),
@@ -204,10 +206,14 @@ impl Server {
         let (admin_tx, admin_rx) = tokio::sync::oneshot::channel::<()>();
         let admin_http = admin_state.clone();
         let admin_task = tokio::spawn(async move {
-            let serve = axum::serve(admin_listener, admin::router(admin_http))
-                .with_graceful_shutdown(async move {
-                    let _ = admin_rx.await;
-                });
+            let serve = axum::serve(
+                admin_listener,
+                admin::router(admin_http)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = admin_rx.await;
+            });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "admin HTTP stopped");
             }

@@ -211,6 +211,11 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A new secret token: 256 random bits as lower-case hex.
+pub fn new_token() -> String {
+    hex(&random_bytes::<32>())
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

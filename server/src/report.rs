@@ -908,6 +908,15 @@ impl Table {
 
     /// Writes an XLSX workbook: the rows on the first sheet, `about` on a second.
     pub fn write_xlsx(&self, path: &Path) -> Result<(), rust_xlsxwriter::XlsxError> {
+        self.workbook()?.save(path)
+    }
+
+    /// The XLSX workbook's bytes (for a download).
+    pub fn xlsx_bytes(&self) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+        self.workbook()?.save_to_buffer()
+    }
+
+    fn workbook(&self) -> Result<rust_xlsxwriter::Workbook, rust_xlsxwriter::XlsxError> {
         use rust_xlsxwriter::{Format, Workbook};
         let mut book = Workbook::new();
         let bold = Format::new().set_bold();
@@ -935,7 +944,7 @@ impl Table {
             about.write_string_with_format(r as u32, 0, k, &bold)?;
             about.write_string(r as u32, 1, v)?;
         }
-        book.save(path)
+        Ok(book)
     }
 }
 

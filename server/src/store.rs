@@ -2,6 +2,7 @@
 //! (`store::sql`) serves SQLite and PostgreSQL with the same statements and passes one
 //! conformance suite on both; `faults::FaultyStore` wraps any store to fail on demand.
 
+pub mod admins;
 pub mod reports;
 pub mod scope;
 pub mod sql;

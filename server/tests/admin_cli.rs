@@ -291,3 +291,176 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     assert!(refused(&["scope", "--device", "ffffffff-0000"])?.contains("no device ffffffff-0000"));
     Ok(())
 }
+
+/// Every admin action on the data dir is audited as the local operator, with its outcome, a
+/// failed one too; `admin admins` issues, lists and revokes named tokens; `admin audit` shows
+/// the log and fails when the chain has been tampered with.
+#[tokio::test]
+async fn every_admin_action_is_audited_and_the_chain_verifies() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let file = |name: &str, text: &str| -> anyhow::Result<String> {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text)?;
+        Ok(p.to_str().expect("utf-8").to_owned())
+    };
+    let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+        Ok(Command::new(BIN)
+            .args(["admin", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .env("USER", "liu")
+            .output()?)
+    };
+    let ok = |args: &[&str]| -> anyhow::Result<()> {
+        let out = run(args)?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    let cells = file(
+        "cells.csv",
+        "code,parent,level,name\nA1,,1,Street A\nA1-C1,A1,2,Community A1\nA1-C1-K1,A1-C1,3,Compound\n",
+    )?;
+    let points = file(
+        "points.csv",
+        "code,cell,name,latitude,longitude\nA1-P1,A1-C1-K1,Gate,45.75,126.65\n",
+    )?;
+    let people = file(
+        "people.csv",
+        "name,role,agency,cells\nqian,patroller,,A1-C1\n",
+    )?;
+    let template = file(
+        "t.toml",
+        "id = \"daily\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\n",
+    )?;
+    ok(&["grid", "import", &cells])?;
+    ok(&["checkpoints", "import", &points])?;
+    ok(&["people", "import", &people])?;
+    ok(&["assign", "--user", "qian", "--cell", "A1-C1-K1"])?;
+    ok(&["template", "publish", &template])?;
+    ok(&[
+        "enroll",
+        "--user",
+        "qian",
+        "--role",
+        "patroller",
+        "--grid",
+        "A1-C1",
+        "--server",
+        "127.0.0.1:4433",
+    ])?;
+    ok(&[
+        "export",
+        "inspections",
+        "--period",
+        "2026-11",
+        "--cell",
+        "A1",
+    ])?;
+    ok(&["grid", "retire", "A1-C1-K1"])?;
+    assert!(!run(&["revoke", "ffffffff-nobody"])?.status.success());
+    // Named admins: a token printed once, listed, revoked.
+    let out = run(&[
+        "admins",
+        "add",
+        "wang",
+        "--role",
+        "viewer",
+        "--cell",
+        "A1",
+        "--expires",
+        "90d",
+    ])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout)?.trim().to_owned();
+    assert_eq!(token.len(), 64, "{token}");
+    let listed = admin(&data, None, &["admins", "list"])?;
+    assert_eq!(
+        (&listed[0]["name"], &listed[0]["role"], &listed[0]["cell"]),
+        (&"wang".into(), &"viewer".into(), &"A1".into())
+    );
+    assert!(listed[0]["expires_at_ms"].as_i64().is_some());
+    let dup = run(&["admins", "add", "wang", "--role", "owner"])?;
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("exists already"));
+    ok(&["admins", "revoke", "wang"])?;
+
+    let log = admin(&data, None, &["audit"])?;
+    assert_eq!(log["chain_verified"], true, "{log}");
+    let entries: Vec<(String, String, String)> = log["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["actor"], "local:liu", "{e}");
+            assert_eq!(e["source"], "cli", "{e}");
+            (
+                e["action"].as_str().unwrap_or_default().to_owned(),
+                e["target"].as_str().unwrap_or_default().to_owned(),
+                e["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "import_grid",
+            "import_checkpoints",
+            "import_people",
+            "assign",
+            "template_publish",
+            "enroll",
+            "export",
+            "retire",
+            "revoke",
+            "admin_add",
+            "admin_add",
+            "admin_revoke",
+        ],
+        "{entries:?}"
+    );
+    assert!(
+        entries[8].2.starts_with("error:"),
+        "a failed revoke: {:?}",
+        entries[8]
+    );
+    assert!(
+        entries[10].2.contains("exists already"),
+        "{:?}",
+        entries[10]
+    );
+    assert_eq!(entries[3].1, "user qian cells A1-C1-K1");
+    assert!(
+        !log.to_string().contains(&token),
+        "the token is never logged"
+    );
+    let only = admin(&data, None, &["audit", "--actor", "someone-else"])?;
+    assert_eq!(only["entries"].as_array().map(Vec::len), Some(0));
+
+    // Tampered with afterwards: the chain breaks there and the command says so, failing.
+    let store = SqlStore::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        data.join("patrolsync.db").display()
+    ))
+    .await?;
+    sqlx::query("UPDATE audit_log SET outcome = 'ok' WHERE seq = 9")
+        .execute(store.pool())
+        .await?;
+    let out = run(&["audit"])?;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("BREAKS AT ENTRY 9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}

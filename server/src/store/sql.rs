@@ -515,6 +515,22 @@ impl SqlStore {
         Ok(())
     }
 
+    /// A write transaction that holds `lock` (PostgreSQL: an advisory lock to its end;
+    /// SQLite: the write lock, which serialises every writer anyway).
+    pub(super) async fn begin_locked(
+        &self,
+        lock: i64,
+    ) -> Result<Transaction<'static, Any>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// The pool, for backend-specific work elsewhere in the server.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

@@ -1,0 +1,215 @@
+//! `patrolsync admin admins …` (named admin accounts and their tokens) and
+//! `patrolsync admin audit` (the hash-chained log of admin actions). Commands run on the data
+//! dir act as the local operator, `local:USER`, and are audited as such.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+
+use crate::store::admins::{AdminAccount, AdminRole, AuditRecord};
+use crate::store::sql::SqlStore;
+
+/// Admin accounts.
+#[derive(Debug, Subcommand)]
+pub enum AdminsCommand {
+    /// Create an admin and print its token once (only its SHA-256 is kept).
+    Add {
+        /// Name, unique.
+        name: String,
+        /// `viewer` (read), `operator` (and enroll, revoke, assign, import) or `owner` (and
+        /// admins and settings).
+        #[arg(long, value_parser = ["viewer", "operator", "owner"])]
+        role: String,
+        /// Limit it to the subtree of this cell (a district's admin).
+        #[arg(long)]
+        cell: Option<String>,
+        /// How long the token works (e.g. 90d). Default: until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every admin: role, subtree, when created and by whom, expiry, revocation.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an admin's token at once.
+    Revoke {
+        /// Name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Who the CLI acts as: the local operator, by login name.
+pub fn local_operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".into());
+    format!("local:{user}")
+}
+
+/// Appends a CLI action to the audit log.
+pub async fn audit(sql: &SqlStore, action: &str, target: String, outcome: String) {
+    let record = AuditRecord {
+        actor: local_operator(),
+        source: "cli".into(),
+        action: action.into(),
+        target,
+        outcome,
+    };
+    if let Err(e) = sql.audit(&record, crate::now_ms()).await {
+        eprintln!("warning: could not write the audit log: {e}");
+    }
+}
+
+/// Runs an admins command.
+pub async fn admins(sql: &SqlStore, command: AdminsCommand) -> anyhow::Result<()> {
+    match command {
+        AdminsCommand::Add {
+            name,
+            role,
+            cell,
+            expires,
+            json,
+        } => {
+            let role: AdminRole = role.parse().map_err(anyhow::Error::msg)?;
+            let now = crate::now_ms();
+            let token = crate::pki::new_token();
+            let account = AdminAccount {
+                name: name.clone(),
+                role,
+                cell,
+                created_at_ms: now,
+                created_by: local_operator(),
+                expires_at_ms: expires.map(|d| now + d.as_millis() as i64),
+                revoked_at_ms: None,
+            };
+            sql.add_admin(&account, &crate::pki::sha256(token.as_bytes()))
+                .await?;
+            if json {
+                super::print_json(&serde_json::json!({ "admin": account, "token": token }))?;
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "admin {name} ({}{}); the token above is shown once: send it as \
+                     Authorization: Bearer <token>",
+                    role.as_str(),
+                    account
+                        .cell
+                        .as_deref()
+                        .map(|c| format!(", subtree {c}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        AdminsCommand::List { json } => {
+            let all = sql.admins().await?;
+            if json {
+                super::print_json(&all)?;
+            } else if all.is_empty() {
+                println!("no named admins; the data dir's admin.token is the bootstrap owner");
+            } else {
+                println!(
+                    "{:<20} {:<9} {:<14} {:<22} {:<22} revoked",
+                    "name", "role", "subtree", "created", "expires"
+                );
+                for a in all {
+                    println!(
+                        "{:<20} {:<9} {:<14} {:<22} {:<22} {}",
+                        a.name,
+                        a.role.as_str(),
+                        a.cell.as_deref().unwrap_or("(all)"),
+                        super::time_text(a.created_at_ms),
+                        a.expires_at_ms
+                            .map(super::time_text)
+                            .unwrap_or_else(|| "never".into()),
+                        a.revoked_at_ms
+                            .map(super::time_text)
+                            .unwrap_or_else(|| "no".into())
+                    );
+                }
+            }
+        }
+        AdminsCommand::Revoke { name, json } => {
+            let a = sql.revoke_admin(&name, crate::now_ms()).await?;
+            if json {
+                super::print_json(&a)?;
+            } else {
+                println!(
+                    "admin {name} revoked at {}; its token no longer works",
+                    a.revoked_at_ms.map(super::time_text).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `admins` does, for the audit log.
+pub fn audited(command: &AdminsCommand) -> Option<(&'static str, String)> {
+    match command {
+        AdminsCommand::Add {
+            name, role, cell, ..
+        } => Some((
+            "admin_add",
+            format!(
+                "{name} ({role}{})",
+                cell.as_deref()
+                    .map(|c| format!(", subtree {c}"))
+                    .unwrap_or_default()
+            ),
+        )),
+        AdminsCommand::Revoke { name, .. } => Some(("admin_revoke", name.clone())),
+        AdminsCommand::List { .. } => None,
+    }
+}
+
+/// `admin audit`: the entries, then whether the whole chain verifies.
+pub async fn audit_log(
+    sql: &SqlStore,
+    since: Option<i64>,
+    actor: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let entries = sql.audit_log(since, actor, u32::MAX).await?;
+    let (count, broken) = sql.verify_audit().await?;
+    if json {
+        super::print_json(&serde_json::json!({
+            "entries": entries,
+            "count": count,
+            "chain_verified": broken.is_none(),
+            "broken_at": broken,
+        }))?;
+    } else {
+        for e in &entries {
+            println!(
+                "{:>5}  {}  {:<18} {:<22} {:<18} {}  [{}]",
+                e.seq,
+                super::time_text(e.at_ms),
+                e.actor,
+                e.source,
+                e.action,
+                e.target,
+                e.outcome
+            );
+        }
+        match broken {
+            None => eprintln!("{count} entries; the hash chain verifies"),
+            Some(at) => eprintln!(
+                "{count} entries; THE HASH CHAIN BREAKS AT ENTRY {at}: it was changed after it was written"
+            ),
+        }
+    }
+    anyhow::ensure!(
+        broken.is_none(),
+        "the audit log's hash chain breaks at entry {}",
+        broken.unwrap_or_default()
+    );
+    Ok(())
+}
