@@ -434,3 +434,117 @@ pub async fn seed_fleet(
         revoked,
     })
 }
+
+/// What hostile tests compare before and after each case: a digest of every table's rows
+/// (each table hashed on its own, so a difference names the table) and of the photo store's
+/// files. Devices are hashed on what identifies them, not their sync-health bookkeeping
+/// (last seen, last error, traffic), which a refused request is meant to update; tables in
+/// `skip` (what a case is meant to change, e.g. the rejection log) are left out.
+pub async fn store_digest(
+    store: &crate::store::sql::SqlStore,
+    photos: Option<&Path>,
+    skip: &[&str],
+) -> Result<std::collections::BTreeMap<String, String>, crate::store::StoreError> {
+    use sqlx::Row;
+    let postgres = crate::store::Store::backend(store) == crate::store::Backend::Postgres;
+    let tables: Vec<String> = if postgres {
+        sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+        .fetch_all(store.pool())
+        .await?
+    } else {
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(store.pool())
+            .await?
+    };
+    const IDENTITY: &[&str] = &[
+        "id",
+        "user_id",
+        "name",
+        "cert_sha256",
+        "enrolled_at",
+        "revoked_at",
+        "acked_through",
+    ];
+    let mut out = std::collections::BTreeMap::new();
+    for table in tables {
+        if table.starts_with("_sqlx")
+            || table.starts_with("sqlite_")
+            || skip.contains(&table.as_str())
+        {
+            continue;
+        }
+        let mut columns: Vec<String> = if postgres {
+            sqlx::query_scalar(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            )
+            .bind(&table)
+            .fetch_all(store.pool())
+            .await?
+        } else {
+            sqlx::query(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                .fetch_all(store.pool())
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?
+        };
+        if table == "devices" {
+            columns.retain(|c| IDENTITY.contains(&c.as_str()));
+        }
+        let text = |c: &str| {
+            if postgres {
+                format!("coalesce(\"{c}\"::text, 'NULL')")
+            } else {
+                format!("quote(\"{c}\")")
+            }
+        };
+        let select = columns
+            .iter()
+            .map(|c| text(c))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let mut rows: Vec<String> = sqlx::query(&format!("SELECT {select} FROM \"{table}\""))
+            .fetch_all(store.pool())
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        rows.sort();
+        out.insert(
+            table,
+            crate::pki::hex(&crate::pki::sha256(rows.join("\n").as_bytes())),
+        );
+    }
+    if let Some(root) = photos {
+        let mut files = Vec::new();
+        let mut dirs = vec![root.to_owned()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let bytes = std::fs::read(&path).unwrap_or_default();
+                    files.push(format!(
+                        "{} {}",
+                        path.strip_prefix(root).unwrap_or(&path).display(),
+                        crate::pki::hex(&crate::pki::sha256(&bytes))
+                    ));
+                }
+            }
+        }
+        files.sort();
+        out.insert(
+            "(photos)".into(),
+            crate::pki::hex(&crate::pki::sha256(files.join("\n").as_bytes())),
+        );
+    }
+    Ok(out)
+}

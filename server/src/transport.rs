@@ -111,6 +111,9 @@ pub(crate) type LiveConnection = (Connection, Arc<SessionSlot>, std::time::Insta
 /// A connection's device session; refreshed at each Hello.
 pub(crate) type SessionSlot = Mutex<Option<Arc<DeviceSession>>>;
 
+/// Concurrent streams of a connection without a device certificate.
+const UNENROLLED_STREAMS: u32 = 2;
+
 /// Creates the QUIC endpoint with the transport settings from reference/quic.md §1.4.
 pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crate::ServeError> {
     let tls = pki.rustls_server_config()?;
@@ -120,7 +123,9 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
     transport
         .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(60_000))))
         .keep_alive_interval(None)
-        .max_concurrent_bidi_streams(VarInt::from_u32(config.limits.max_concurrent_streams))
+        // Every connection starts with the credit of an unenrolled one (it may only enroll);
+        // a device's is raised to `max_concurrent_streams` once its certificate is checked.
+        .max_concurrent_bidi_streams(VarInt::from_u32(UNENROLLED_STREAMS))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .stream_receive_window(VarInt::from_u32(1 << 20))
         .receive_window(VarInt::from_u32(4 << 20))

@@ -1,6 +1,8 @@
 //! Hostile input from a raw QUIC client (not the SDK): unauthenticated pushes, garbage, a 4 GiB
 //! length prefix, truncated frames, malformed pushes and out-of-range values. Each gets a typed
-//! error or a per-op rejection naming the field, the server stays up, and nothing is stored.
+//! error or a per-op rejection naming the field, the server stays up, and nothing is stored:
+//! after each case a digest of the whole store (every table, the photo files) is compared with
+//! the one before it, leaving out only what the case is meant to change (the rejection log).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,63 @@ async fn raw_connect(
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     Ok(endpoint.connect(h.addr(), "localhost")?.await?)
+}
+
+/// The whole store's digest, table by table, leaving out `skip`.
+async fn digest(
+    h: &Harness,
+    skip: &[&str],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let sql = patrolsync_server::open_sql_store(&h.config).await?;
+    Ok(
+        patrolsync_server::testkit::store_digest(
+            &sql,
+            Some(&h.config.data_dir.join("blobs")),
+            skip,
+        )
+        .await?,
+    )
+}
+
+/// What refusals of ops legitimately write: the refusal and its answer.
+const REFUSALS: &[&str] = &["rejections", "op_results", "devices"];
+
+/// Runs one hostile case and fails naming every table it changed but `skip`.
+async fn unchanged(
+    h: &Harness,
+    case: &str,
+    skip: &[&str],
+    run: impl AsyncFnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let before = digest(h, skip).await?;
+    run().await?;
+    let after = digest(h, skip).await?;
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|(t, d)| after.get(*t) != Some(*d))
+        .map(|(t, _)| t)
+        .collect();
+    anyhow::ensure!(changed.is_empty(), "{case}: changed {changed:?}");
+    Ok(())
+}
+
+/// Sends `bytes` and checks the refusal's code, and that nothing stored changed.
+async fn refused_unchanged(
+    h: &Harness,
+    conn: &quinn::Connection,
+    case: &str,
+    bytes: &[u8],
+    code: wire::ErrorCode,
+) -> anyhow::Result<String> {
+    let mut message = String::new();
+    unchanged(h, case, &[], async || {
+        let (got, m) = error_of(&exchange(conn, bytes).await?);
+        anyhow::ensure!(got == code, "{case}: {got:?}, expected {code:?}: {m}");
+        message = m;
+        Ok(())
+    })
+    .await?;
+    Ok(message)
 }
 
 /// Sends raw bytes on a fresh stream and decodes the one response frame.
@@ -112,50 +171,93 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
         let store = h.server().store();
         let before = store.stats(0).await?;
 
+        // The digest sees a change (here one made on purpose), and names where.
+        let sql = patrolsync_server::open_sql_store(&h.config).await?;
+        let caught = unchanged(&h, "a change made on purpose", &[], async || {
+            sqlx::query("UPDATE users SET name = 'mallory2' WHERE name = 'mallory'")
+                .execute(sql.pool())
+                .await?;
+            Ok(())
+        })
+        .await
+        .expect_err("the digest sees it");
+        assert!(caught.to_string().contains("\"users\""), "{caught}");
+        sqlx::query("UPDATE users SET name = 'mallory' WHERE name = 'mallory2'")
+            .execute(sql.pool())
+            .await?;
+
         // No device certificate: only Enroll is allowed.
         let anon = raw_connect(&h, None).await?;
-        let (code, msg) = error_of(&exchange(&anon, &push(vec![check_in_op(1, |_| {})])).await?);
-        assert_eq!(code, wire::ErrorCode::Unauthenticated, "{backend}: {msg}");
+        refused_unchanged(
+            &h,
+            &anon,
+            "a push without a certificate",
+            &push(vec![check_in_op(1, |_| {})]),
+            wire::ErrorCode::Unauthenticated,
+        )
+        .await?;
 
         let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
         // Garbage where a frame should be.
         let mut garbage = 7u32.to_be_bytes().to_vec();
         garbage.extend_from_slice(&[0xff; 7]);
-        assert_eq!(
-            error_of(&exchange(&conn, &garbage).await?).0,
-            wire::ErrorCode::BadRequest,
-            "{backend}"
-        );
+        refused_unchanged(&h, &conn, "garbage", &garbage, wire::ErrorCode::BadRequest).await?;
         // A 4 GiB length prefix: refused before any buffering.
-        let (code, msg) = error_of(&exchange(&conn, &u32::MAX.to_be_bytes()).await?);
-        assert_eq!(code, wire::ErrorCode::LimitExceeded, "{backend}");
+        let msg = refused_unchanged(
+            &h,
+            &conn,
+            "a 4 GiB frame",
+            &u32::MAX.to_be_bytes(),
+            wire::ErrorCode::LimitExceeded,
+        )
+        .await?;
         assert!(msg.contains("exceeds the limit"), "{msg}");
         // Truncated frame: the stream ends inside the body.
         let whole = push(vec![check_in_op(1, |_| {})]);
-        assert_eq!(
-            error_of(&exchange(&conn, &whole[..whole.len() / 2]).await?).0,
-            wire::ErrorCode::BadRequest
-        );
+        refused_unchanged(
+            &h,
+            &conn,
+            "a truncated frame",
+            &whole[..whole.len() / 2],
+            wire::ErrorCode::BadRequest,
+        )
+        .await?;
         // A valid frame with no RPC in it.
-        assert_eq!(
-            error_of(&exchange(&conn, &frame::encode(&wire::Request { kind: None })).await?).0,
-            wire::ErrorCode::BadRequest
-        );
+        refused_unchanged(
+            &h,
+            &conn,
+            "a request with no RPC",
+            &frame::encode(&wire::Request { kind: None }),
+            wire::ErrorCode::BadRequest,
+        )
+        .await?;
         // Malformed pushes are refused whole.
-        assert_eq!(
-            error_of(&exchange(&conn, &push(vec![check_in_op(0, |_| {})])).await?).0,
-            wire::ErrorCode::BadRequest
-        );
+        refused_unchanged(
+            &h,
+            &conn,
+            "device_seq 0",
+            &push(vec![check_in_op(0, |_| {})]),
+            wire::ErrorCode::BadRequest,
+        )
+        .await?;
         let twice = push(vec![check_in_op(1, |_| {}), check_in_op(1, |_| {})]);
-        assert_eq!(
-            error_of(&exchange(&conn, &twice).await?).0,
-            wire::ErrorCode::BadRequest
-        );
+        refused_unchanged(
+            &h,
+            &conn,
+            "a seq twice in a push",
+            &twice,
+            wire::ErrorCode::BadRequest,
+        )
+        .await?;
         let too_many = push((1..=1001).map(|s| check_in_op(s, |_| {})).collect());
-        assert_eq!(
-            error_of(&exchange(&conn, &too_many).await?).0,
-            wire::ErrorCode::LimitExceeded
-        );
+        refused_unchanged(
+            &h,
+            &conn,
+            "1001 ops",
+            &too_many,
+            wire::ErrorCode::LimitExceeded,
+        )
+        .await?;
         assert_eq!(
             store.stats(0).await?,
             before,
@@ -178,8 +280,13 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
                 body: None,
             },
         ];
-        let response = exchange(&conn, &push(ops)).await?;
-        let Some(wire::response::Kind::Push(p)) = response.kind else {
+        let mut response = None;
+        unchanged(&h, "ops refused one by one", REFUSALS, async || {
+            response = Some(exchange(&conn, &push(ops)).await?);
+            Ok(())
+        })
+        .await?;
+        let Some(wire::response::Kind::Push(p)) = response.and_then(|r| r.kind) else {
             panic!("{backend}: expected a push response")
         };
         let fields: Vec<(String, String)> = p
@@ -264,10 +371,14 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
         let mut again = check_in_op(2, |_| {});
         again.op_id = twice.op_id.clone();
         twice.device_seq = 1;
-        assert_eq!(
-            error_of(&exchange(&conn, &push(vec![twice, again])).await?).0,
-            wire::ErrorCode::BadRequest
-        );
+        refused_unchanged(
+            &h,
+            &conn,
+            "an op id twice",
+            &push(vec![twice, again]),
+            wire::ErrorCode::BadRequest,
+        )
+        .await?;
 
         // Bytes that do not hash to the announced SHA-256: refused, nothing stored under it.
         let claimed = [9u8; 32];
@@ -291,8 +402,14 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
             })),
         });
         forged.extend_from_slice(&[0u8; 4096]);
-        let (code, msg) = error_of(&exchange(&conn, &forged).await?);
-        assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}: {msg}");
+        refused_unchanged(
+            &h,
+            &conn,
+            "bytes that do not hash to their SHA-256",
+            &forged,
+            wire::ErrorCode::BlobHashMismatch,
+        )
+        .await?;
         assert_eq!(h.server().store().blob(&claimed).await?, None);
         assert_eq!(
             h.server().blobs().held(&claimed, &mallory_id).await?.bytes,
@@ -800,18 +917,23 @@ async fn a_photo_is_read_through_scope_or_possession_and_staging_is_ones_own() -
             (0, false)
         );
         // Garbage at Carol's offset is not appended to Carol's staging…
-        let (code, _) = error_of(
-            &exchange(
-                &conn,
-                &blob_upload_req(&sha, size, 150_000, &vec![0u8; 150_000]),
-            )
-            .await?,
-        );
-        assert_eq!(code, wire::ErrorCode::BlobOffsetMismatch, "{backend}");
+        refused_unchanged(
+            &h,
+            &conn,
+            "garbage at another device's offset",
+            &blob_upload_req(&sha, size, 150_000, &vec![0u8; 150_000]),
+            wire::ErrorCode::BlobOffsetMismatch,
+        )
+        .await?;
         // …and garbage from zero fails its own hash and is discarded.
-        let (code, _) =
-            error_of(&exchange(&conn, &blob_upload_req(&sha, size, 0, &vec![1u8; 300_000])).await?);
-        assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}");
+        refused_unchanged(
+            &h,
+            &conn,
+            "garbage for another device's photo",
+            &blob_upload_req(&sha, size, 0, &vec![1u8; 300_000]),
+            wire::ErrorCode::BlobHashMismatch,
+        )
+        .await?;
         // Carol resumes and completes: her bytes were never touched.
         let s = carol.sync().await?;
         assert_eq!(s.photos_uploaded, 1, "{backend}: {s:?}");
@@ -831,12 +953,22 @@ async fn a_photo_is_read_through_scope_or_possession_and_staging_is_ones_own() -
             status(exchange(&conn, &blob_status_req(&nobody, size)).await?),
             (0, false)
         );
-        let (code, message) = error_of(&exchange(&conn, &blob_download_req(&sha)).await?);
-        let (code2, message2) = error_of(&exchange(&conn, &blob_download_req(&nobody)).await?);
-        assert_eq!(
-            (code, code2),
-            (wire::ErrorCode::Forbidden, wire::ErrorCode::Forbidden)
-        );
+        let message = refused_unchanged(
+            &h,
+            &conn,
+            "a download by naming the hash",
+            &blob_download_req(&sha),
+            wire::ErrorCode::Forbidden,
+        )
+        .await?;
+        let message2 = refused_unchanged(
+            &h,
+            &conn,
+            "a download of a hash nobody has",
+            &blob_download_req(&nobody),
+            wire::ErrorCode::Forbidden,
+        )
+        .await?;
         assert_eq!(
             message.replace(&patrolsync_tests::hex(&sha), "H"),
             message2.replace(&patrolsync_tests::hex(&nobody), "H"),
