@@ -144,6 +144,37 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
     );
     assert!(page.contains(&fleet.stuck_sha256), "{page}");
 
+    // The audit page shows the log, newest first, and that its chain verifies.
+    let sql = patrolsync_server::open_sql_store(&h.config).await?;
+    for (action, target) in [("revoke", "device 0196"), ("export", "ledger <b>x</b>")] {
+        sql.audit(
+            &patrolsync_server::store::admins::AuditRecord {
+                actor: "li".into(),
+                source: "127.0.0.1:5555".into(),
+                action: action.into(),
+                target: target.into(),
+                outcome: "ok".into(),
+            },
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+    }
+    let audit_url = format!("{base}#token={}&/audit", token.trim());
+    let page = headless(&browser, &profile, &["--dump-dom".into()], &audit_url).await?;
+    assert!(
+        page.contains("id=\"audit\" data-verified=\"true\""),
+        "{page}"
+    );
+    let (export, revoke) = (
+        page.find("data-action=\"export\"").expect("export shown"),
+        page.find("data-action=\"revoke\"").expect("revoke shown"),
+    );
+    assert!(export < revoke, "newest first");
+    assert!(
+        page.contains("ledger &lt;b&gt;x&lt;/b&gt;"),
+        "shown as text"
+    );
+
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&out)?;
     for (name, size) in [
