@@ -99,7 +99,20 @@ pub fn loopback_config(data_dir: &Path, database_url: Option<String>) -> Config 
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         drain_timeout: std::time::Duration::from_secs(2),
+        limits: fleet_on_one_address(),
         ..Config::default()
+    }
+}
+
+/// The limits of a test fleet whose devices all enroll from one address (as hundreds of phones
+/// behind one carrier NAT would): the per-address enrollment and unenrolled-connection limits
+/// lifted, the rest at their defaults. Tests of those limits set them themselves.
+pub fn fleet_on_one_address() -> crate::config::Limits {
+    crate::config::Limits {
+        enrolls_per_minute_per_address: 100_000.0,
+        unenrolled_connections_per_address: 10_000,
+        unenrolled_connections: 10_000,
+        ..crate::config::Limits::default()
     }
 }
 

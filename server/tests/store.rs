@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use patrolsync_proto::{
-    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, Hlc, OpId, Role,
+    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, GeoFix, Hlc, OpId,
+    Role,
 };
 use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
@@ -122,6 +123,9 @@ async fn conformance() -> anyhow::Result<()> {
             .await
             .map_err(|e| e.context(backend))?;
         double_taps_across_pushes_and_statement_chunks(store.as_ref())
+            .await
+            .map_err(|e| e.context(backend))?;
+        positions_come_and_go(store.as_ref())
             .await
             .map_err(|e| e.context(backend))?;
         db.cleanup().await;
@@ -382,5 +386,76 @@ async fn double_taps_across_pushes_and_statement_chunks(store: &dyn Store) -> an
         theirs[0].duplicate_of, None,
         "another user's tap stands alone"
     );
+    Ok(())
+}
+
+/// A record with a position after records without one is stored with it, on every connection
+/// of the pool: each statement is typed by its own values, not by the first it was prepared
+/// with (sqlx sends a missing `f64` as a missing `float4`; PostgreSQL refused the next real
+/// position with "incorrect binary data format"). The same for checkpoints in one import.
+async fn positions_come_and_go(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "wanderer", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let fix = GeoFix {
+        latitude: 45.75,
+        longitude: 126.625,
+        accuracy_m: 7.5,
+        fix_time_ms: NOW,
+        mock: false,
+    };
+    // Separate pushes, so every idle connection first prepares the insert without a position.
+    for seq in 1..=24u64 {
+        let mut o = op(seq, new_id(), &cp);
+        if seq > 12 {
+            let OpAction::InsertCheckIn(row) = &mut o.action else {
+                unreachable!("op builds a check-in")
+            };
+            row.check_in.fix = Some(fix.clone());
+        }
+        let batch = IngestBatch {
+            device: d.id,
+            user_id: d.user_id,
+            ops: vec![o],
+        };
+        let r = store.ingest(&[batch], NOW).await?.remove(0)?;
+        assert_eq!(outcomes(&r), vec![Outcome::Applied], "push {seq}");
+    }
+    let stored = store.check_ins(Some(d.id), 100).await?;
+    assert_eq!(stored.len(), 24);
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|c| c.check_in.fix.as_ref() == Some(&fix))
+            .count(),
+        12,
+        "every position is stored as sent"
+    );
+
+    let cell = |code: &str, parent: &str| NewCell {
+        code: code.into(),
+        parent: Some(parent.into()),
+        level: 3,
+        name: code.into(),
+        boundary: None,
+    };
+    let point = |code: &str, position: Option<(f64, f64)>| NewCheckpoint {
+        code: code.into(),
+        cell: "S1-C1-W1".into(),
+        name: code.into(),
+        tag_uid: None,
+        position,
+        radius_m: 30.0,
+        cadence: None,
+    };
+    let points = [
+        point("S1-C1-W1-P1", None),
+        point("S1-C1-W1-P2", Some((45.5, 126.5))),
+        point("S1-C1-W1-P3", None),
+        point("S1-C1-W1-P4", Some((45.25, 126.25))),
+    ];
+    let changed = store
+        .upsert_grid(&[cell("S1-C1-W1", "S1-C1")], &points, NOW)
+        .await?;
+    assert_eq!(changed, 5, "one cell and four checkpoints");
     Ok(())
 }

@@ -53,6 +53,13 @@ pub struct SqlStore {
 /// anonymous `?`: with `$N` names, SQLite and sqlx look each parameter up by walking the list of
 /// names, so a 10,000-parameter insert cost ~10^8 steps (the benchmark's profile: 63% of server
 /// CPU in `sqlite3_bind_parameter_name`). PostgreSQL needs `$N`.
+/// Whether a statement that binds an optional `f64` may be kept prepared. It may not: sqlx 0.8's
+/// `Any` driver sends a NULL `f64` as a NULL `float4`, and PostgreSQL keeps the parameter types
+/// a connection first prepared the statement with, so a position after a record without one was
+/// refused ("incorrect binary data format"). Unnamed statements are typed by each execution's
+/// own values. Shown by the conformance case `positions_come_and_go`.
+const UNCACHED_NULLABLE_FLOATS: bool = false;
+
 fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
@@ -1067,6 +1074,7 @@ impl SqlStore {
                  reported_at_ms, received_at_ms, description, handling, deadline_ms, latitude, longitude, checkpoint) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'reported', $7, $8, $9, $10, $11, $12, $13, $14)",
             )
+            .persistent(UNCACHED_NULLABLE_FLOATS)
             .bind(hazard.to_bytes())
             .bind(h.cell_id)
             .bind(device)
@@ -1339,7 +1347,7 @@ impl SqlStore {
              hlc_wall_ms, hlc_logical, clock_offset_ms) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
             placeholders(self.backend, rows.len(), COLS)
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(&sql).persistent(UNCACHED_NULLABLE_FLOATS);
         for (op, row) in rows {
             let c = &row.check_in;
             let fix = c.fix.as_ref();
@@ -1635,6 +1643,7 @@ impl Store for SqlStore {
                  OR checkpoints.radius_m <> excluded.radius_m \
                  OR checkpoints.cadence IS DISTINCT FROM excluded.cadence",
             )
+            .persistent(UNCACHED_NULLABLE_FLOATS)
             .bind(&cp.code)
             .bind(cell_id)
             .bind(&cp.name)

@@ -34,8 +34,13 @@ impl ServerProc {
     pub async fn start(data: &Path, database_url: Option<String>) -> anyhow::Result<ServerProc> {
         std::fs::create_dir_all(data)?;
         // Simulated devices record thousands of check-ins in seconds: no double-tap folding.
+        // They all enroll from this one address, as phones behind one NAT would.
         let cfg_file = data.join("bench.toml");
-        std::fs::write(&cfg_file, "double_tap_window = \"0s\"\n")?;
+        std::fs::write(
+            &cfg_file,
+            "double_tap_window = \"0s\"\n\n[limits]\nenrolls_per_minute_per_address = 1000000.0\n\
+             unenrolled_connections = 100000\nunenrolled_connections_per_address = 100000\n",
+        )?;
         let port = std::net::UdpSocket::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
