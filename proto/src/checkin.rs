@@ -173,7 +173,7 @@ impl CheckIn {
                 "checkpoint code is required",
             ));
         }
-        text("checkpoint", &checkpoint, 128)?;
+        text("checkpoint", &checkpoint, crate::hazard::MAX_CODE_CHARS)?;
         text("tag_uid", &w.tag_uid, 256)?;
         text("note", &w.note, MAX_TEXT_CHARS)?;
         text("template_id", &w.template_id, 128)?;

@@ -230,8 +230,10 @@ pub struct Limits {
     /// Above this many handshakes in progress, unvalidated clients must first answer a QUIC
     /// Retry (one round trip) before the server spends CPU on them.
     pub retry_above_handshakes: u32,
-    /// A request (or a photo upload) that sends nothing for this long is cut off, so a peer
-    /// cannot hold streams open by trickling bytes (slowloris).
+    /// A device's request (or photo upload) that sends nothing for this long is cut off, so a
+    /// stalled phone frees its stream; a slow link may take as long as it needs while bytes keep
+    /// coming. A peer without a certificate must send its whole request within this time, so a
+    /// stranger cannot hold streams open by trickling bytes (slowloris).
     #[serde(with = "duration_text")]
     pub idle_request_timeout: Duration,
     /// Other requests (Hello, Pull, photo status and downloads) per device per second; beyond

@@ -505,6 +505,13 @@ pub struct PullPage {
     pub backfill_after: u64,
 }
 
+/// Payload bytes a pull page carries at most (the first change always goes, whatever its
+/// size). Each change adds under a hundred bytes of framing, so even a page of a thousand stays
+/// far below the 4 MiB response frame a device reads; without it, a page of hazards with long
+/// Chinese notes (up to 4,096 characters, 12 KiB each) outgrew the frame and that device could
+/// never pull again.
+pub const PULL_PAGE_BYTES: usize = 1 << 20;
+
 /// A hazard's current state, as stored.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct HazardSummary {
@@ -853,7 +860,9 @@ pub trait Store: Send + Sync + 'static {
         device: DeviceId,
     ) -> Result<Vec<HazardRef>, StoreError>;
 
-    /// Changes in `scope` after `cursor`, at most `limit`. A cursor never skips a change that
+    /// Changes in `scope` after `cursor`, at most `limit` and, past the first, at most
+    /// [`PULL_PAGE_BYTES`] of payload, so every page fits a device's response frame however long
+    /// its entries' texts are. A cursor never skips a change that
     /// commits later: positions are handed out in commit order. Reaching a grant of the scope,
     /// the page first carries everything before it that entered the scope (its backfill), then
     /// the grant; a page that ends inside a backfill says where it goes on from

@@ -448,25 +448,40 @@ fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> 
 /// Reads one frame with the protocol's decoder, never past its end (an upload's raw bytes
 /// follow it on the same stream). Memory grows with the bytes that arrive, not with the length
 /// a header announces: quinn hands over the chunks it already holds.
-pub(crate) async fn read_frame<M: Message + Default>(
+/// Why a request frame was not read.
+enum ReadFailure {
+    /// Nothing arrived for the idle timeout (or a stranger's frame took longer than it).
+    Stalled,
+    /// The frame itself was refused.
+    Frame(FrameError),
+}
+
+/// Reads one request frame. The timeout is one of inactivity: a device on a slow link may take
+/// as long as it needs while bytes keep coming, a peer that stops sending is cut off. The memory
+/// held grows only with the bytes that actually arrived (the decoder never trusts the header).
+async fn read_frame<M: Message + Default>(
     recv: &mut RecvStream,
     limit: u32,
-) -> Result<M, FrameError> {
+    idle: std::time::Duration,
+) -> Result<M, ReadFailure> {
     let mut decoder = frame::FrameDecoder::new(limit);
     loop {
         let got = decoder.wants();
-        match recv.read_chunk(got, true).await {
+        let chunk = tokio::time::timeout(idle, recv.read_chunk(got, true))
+            .await
+            .map_err(|_| ReadFailure::Stalled)?;
+        match chunk {
             Ok(Some(chunk)) => {
-                if let Some(body) = decoder.feed(&chunk.bytes)? {
-                    return frame::decode(&body);
+                if let Some(body) = decoder.feed(&chunk.bytes).map_err(ReadFailure::Frame)? {
+                    return frame::decode(&body).map_err(ReadFailure::Frame);
                 }
             }
             Ok(None) | Err(_) => {
-                decoder.finish()?;
-                return Err(FrameError::Truncated {
+                decoder.finish().map_err(ReadFailure::Frame)?;
+                return Err(ReadFailure::Frame(FrameError::Truncated {
                     expected: got,
                     got: 0,
-                });
+                }));
             }
         }
     }
@@ -495,14 +510,27 @@ async fn serve_stream(
         64 * 1024
     };
     let idle = shared.config.limits.idle_request_timeout;
-    let read = match tokio::time::timeout(idle, read_frame(&mut recv, limit)).await {
+    // A device's request may take as long as its link needs, so long as bytes keep coming; a
+    // stranger's (an Enroll, a few hundred bytes) must arrive whole within the idle timeout.
+    let read = if authenticated {
+        read_frame(&mut recv, limit, idle).await
+    } else {
+        tokio::time::timeout(idle, read_frame(&mut recv, limit, idle))
+            .await
+            .unwrap_or(Err(ReadFailure::Stalled))
+    };
+    let request: wire::Request = match read {
         Ok(r) => r,
-        Err(_) => {
+        Err(ReadFailure::Stalled) => {
             let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            let message = format!(
-                "no complete request within {} s; stream closed",
-                idle.as_secs()
-            );
+            let message = if authenticated {
+                format!("nothing received for {} s; stream closed", idle.as_secs())
+            } else {
+                format!(
+                    "no complete request within {} s; stream closed",
+                    idle.as_secs()
+                )
+            };
             let _ = send
                 .write_all(&frame::encode(&error(
                     wire::ErrorCode::LimitExceeded,
@@ -513,10 +541,7 @@ async fn serve_stream(
             let _ = send.finish();
             return;
         }
-    };
-    let request: wire::Request = match read {
-        Ok(r) => r,
-        Err(e) => {
+        Err(ReadFailure::Frame(e)) => {
             let (code, retryable) = match e {
                 FrameError::TooLarge { .. } => (wire::ErrorCode::LimitExceeded, false),
                 _ => (wire::ErrorCode::BadRequest, false),

@@ -475,6 +475,50 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
             "{backend}"
         );
 
+        // Codes with control characters or without end are refused by field, as for a
+        // check-in's checkpoint, before anything looks them up (a NUL once failed the whole
+        // push on PostgreSQL, retryably, on every attempt).
+        let codes = |cell: &str, checkpoint: &str| {
+            wire::op::Body::HazardReport(wire::HazardReport {
+                id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+                grid_cell: cell.into(),
+                checkpoint: checkpoint.into(),
+                category: wire::HazardCategory::Gas as i32,
+                handling: wire::Handling::OnTheSpot as i32,
+                device_time_ms: now,
+                ..Default::default()
+            })
+        };
+        let long = "S1-C1-K1".repeat(20);
+        let hazards_before = store.stats(0).await?.hazards;
+        let response = exchange(
+            &conn,
+            &push(vec![
+                op(22, codes("S1-C1-K1\0", "")),
+                op(23, codes("S1-C1-K1", "S1-C1-K1-B1-P1\0")),
+                op(24, codes(&long, "")),
+            ]),
+        )
+        .await?;
+        let Some(wire::response::Kind::Push(p)) = response.kind else {
+            panic!("{backend}: expected a push response, got {response:?}")
+        };
+        let refused: Vec<(&str, &str)> = p
+            .results
+            .iter()
+            .map(|r| (r.field.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            vec![
+                ("grid_cell", "control_character"),
+                ("checkpoint", "control_character"),
+                ("grid_cell", "too_long"),
+            ],
+            "{backend}"
+        );
+        assert_eq!(store.stats(0).await?.hazards, hazards_before, "{backend}");
+
         // The server is still up and serving an honest device.
         honest
             .record_checkin(patrolsync_sdk::NewCheckIn::new(
@@ -489,7 +533,7 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_that_never_finishes_is_cut_off() -> anyhow::Result<()> {
+async fn a_stream_that_stops_is_cut_off_and_a_slow_one_is_not() -> anyhow::Result<()> {
     for db in test_databases().await {
         let backend = db.backend;
         let h = Harness::start_with(db, |c| {
@@ -521,6 +565,60 @@ async fn a_stream_that_never_finishes_is_cut_off() -> anyhow::Result<()> {
                 Some(wire::response::Kind::Hello(_))
             ),
             "{backend}"
+        );
+
+        // A slow link is not a slowloris: a push whose bytes keep coming, slower in all than
+        // the idle timeout, is applied.
+        let slow = push((1..=20).map(|seq| check_in_op(seq, |_| {})).collect());
+        let (mut send, mut recv) = conn.open_bi().await?;
+        for piece in slow.chunks(slow.len().div_ceil(8)) {
+            send.write_all(piece).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        send.finish()?;
+        let body =
+            tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20)).await??;
+        let response: wire::Response = frame::decode(&body[frame::HEADER_LEN..])?;
+        match response.kind {
+            Some(wire::response::Kind::Push(p)) => {
+                assert_eq!(p.acked_through, 20, "{backend}");
+                assert!(
+                    p.results
+                        .iter()
+                        .all(|r| r.outcome == wire::OpOutcome::Applied as i32),
+                    "{backend}: {p:?}"
+                );
+            }
+            other => panic!("{backend}: expected the push applied, got {other:?}"),
+        }
+
+        // A stranger trickling the same way is cut off: its request must arrive whole in time.
+        let stranger = raw_connect(&h, None).await?;
+        let (mut send, mut recv) = stranger.open_bi().await?;
+        let reader = tokio::spawn(async move { recv.read_to_end(1 << 16).await });
+        let enroll = frame::encode(&wire::Request {
+            kind: Some(wire::request::Kind::Enroll(wire::EnrollRequest {
+                code: "trickle".into(),
+                csr_der: vec![0x30; 400],
+                ..Default::default()
+            })),
+        });
+        for byte in enroll.chunks(1) {
+            if send.write_all(byte).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if reader.is_finished() {
+                break;
+            }
+        }
+        let body = tokio::time::timeout(Duration::from_secs(10), reader).await???;
+        let response: wire::Response = frame::decode(&body[frame::HEADER_LEN..])?;
+        let (code, msg) = error_of(&response);
+        assert_eq!(code, wire::ErrorCode::LimitExceeded, "{backend}: {msg}");
+        assert!(
+            msg.contains("no complete request within 1 s"),
+            "{backend}: {msg}"
         );
         h.finish().await;
     }

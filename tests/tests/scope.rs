@@ -376,3 +376,47 @@ async fn a_new_role_starts_the_device_over_on_its_new_feed() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// A cell full of hazards with the longest notes allowed (4,096 Chinese characters, 12 KiB
+/// each; 400 of them make 4.9 MiB, more than the 4 MiB response frame a device reads) reaches a
+/// manager who already holds the cell and a patroller assigned it later, in pages that fit:
+/// the ordinary feed and a backfill are both cut by bytes, not only by count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hazards_with_the_longest_notes_arrive_in_pages_that_fit() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let sql = patrolsync_server::open_sql_store(&h.config).await?;
+        let reporter = h.device("k1", "pat1", &["S1-C1-K1"]).await?;
+        let boss = h
+            .device_as("boss", "boss", Role::GridManager, &["S1-C1"])
+            .await?;
+        let later = h.device("k2", "pat2", &["S1-C1-K2"]).await?;
+        let note: String = "消防通道被电动车和杂物堵塞，"
+            .chars()
+            .cycle()
+            .take(4096)
+            .collect();
+        for i in 0..400 {
+            let mut hazard = blocked_lane("S1-C1-K1");
+            hazard.description = format!("{i:03}{}", &note[..note.len() - 9]);
+            reporter.report_hazard(hazard).await?;
+        }
+        patrolsync_tests::sync_until_done(&reporter, Duration::from_secs(300)).await?;
+
+        let s = boss.sync().await?;
+        assert_eq!(boss.hazards().await?.len(), 400, "{backend}: {s:?}");
+        sql.assign(
+            "pat2",
+            &["S1-C1-K1".into()],
+            false,
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+        let s = later.sync().await?;
+        assert_eq!(later.hazards().await?.len(), 400, "{backend}: {s:?}");
+        converged(&h, &[("boss", &boss), ("pat2", &later)], backend).await?;
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -297,6 +297,7 @@ impl SqlStore {
         let grants = self.grants_of(&scope.audience, Some(cursor)).await?;
         let limit = limit.max(1) as usize;
         let mut page: Vec<ChangeRow> = Vec::new();
+        let mut bytes = 0usize;
         let (mut at, mut backfill) = (cursor, backfill_after);
         let (next_cursor, has_more, backfill_after) = loop {
             // The next grant of this feed: ordinary entries stop right before it.
@@ -314,9 +315,13 @@ impl SqlStore {
                     // Ordinary entries first: this page does not go on from inside a backfill.
                     backfill = 0;
                 }
-                if rows.len() > room {
-                    page.extend(rows.into_iter().take(room));
-                    break (page.last().map_or(at, |c| c.seq), true, 0);
+                let fit = fitting(&rows, page.is_empty(), &mut bytes);
+                if rows.len() > room || fit < rows.len() {
+                    let take = room.min(fit);
+                    page.extend(rows.into_iter().take(take));
+                    // Nothing taken: the page is full (of earlier entries) right here.
+                    let last = if take == 0 { None } else { page.last() };
+                    break (last.map_or(at, |c| c.seq), true, 0);
                 }
                 page.extend(rows);
                 at = upto;
@@ -332,8 +337,13 @@ impl SqlStore {
             let rows = self
                 .backfill_rows(&grants, grant, backfill, room + 1)
                 .await?;
-            if rows.len() >= room {
-                let served = rows.len().min(room);
+            let fit = fitting(&rows, page.is_empty(), &mut bytes);
+            if rows.len() >= room || fit < rows.len() {
+                let served = rows.len().min(room).min(fit);
+                if served == 0 {
+                    // Full before the backfill's next entry: it goes on from where it was.
+                    break (at, true, backfill);
+                }
                 page.extend(rows.into_iter().take(served));
                 let after = page.last().map_or(backfill, |c| c.seq.max(backfill));
                 break (at, true, after);
@@ -607,4 +617,20 @@ impl SqlStore {
             hazards: strings(hazards),
         })
     }
+}
+
+/// How many of `rows`, in order, fit the page's payload budget ([`super::PULL_PAGE_BYTES`]) on
+/// top of the `used` bytes already in it; adds theirs to `used`. The first row of an empty page
+/// always fits, so a page is never empty while changes wait.
+fn fitting(rows: &[ChangeRow], page_empty: bool, used: &mut usize) -> usize {
+    let mut n = 0;
+    for row in rows {
+        let after = *used + row.payload.len();
+        if after > super::PULL_PAGE_BYTES && !(page_empty && n == 0) {
+            break;
+        }
+        *used = after;
+        n += 1;
+    }
+    n
 }
