@@ -13,6 +13,8 @@ pub const MAX_FUTURE_SKEW_MS: i64 = 366 * 24 * 3600 * 1000;
 pub const MAX_TEXT_CHARS: usize = 4096;
 /// At most this many photos per check-in or answer.
 pub const MAX_PHOTOS: usize = 20;
+/// Characters a grid cell or checkpoint code may have.
+pub const MAX_CODE_CHARS: usize = 128;
 /// At most this many checklist answers per check-in.
 pub const MAX_ANSWERS: usize = 500;
 
@@ -173,7 +175,7 @@ impl CheckIn {
                 "checkpoint code is required",
             ));
         }
-        text("checkpoint", &checkpoint, crate::hazard::MAX_CODE_CHARS)?;
+        text("checkpoint", &checkpoint, MAX_CODE_CHARS)?;
         text("tag_uid", &w.tag_uid, 256)?;
         text("note", &w.note, MAX_TEXT_CHARS)?;
         text("template_id", &w.template_id, 128)?;

@@ -344,9 +344,6 @@ fn photos(field: &str, raw: &[Vec<u8>]) -> Result<Vec<[u8; 32]>, Invalid> {
         .collect()
 }
 
-/// Characters a grid cell or checkpoint code may have.
-pub const MAX_CODE_CHARS: usize = 128;
-
 fn text(field: &str, v: &str) -> Result<(), Invalid> {
     crate::checkin::text(field, v, MAX_TEXT_CHARS)
 }
@@ -377,8 +374,16 @@ impl Report {
             ));
         }
         // Codes are looked up, stored and shown: the same rule as a check-in's checkpoint.
-        crate::checkin::text("grid_cell", w.grid_cell.trim(), MAX_CODE_CHARS)?;
-        crate::checkin::text("checkpoint", w.checkpoint.trim(), MAX_CODE_CHARS)?;
+        crate::checkin::text(
+            "grid_cell",
+            w.grid_cell.trim(),
+            crate::checkin::MAX_CODE_CHARS,
+        )?;
+        crate::checkin::text(
+            "checkpoint",
+            w.checkpoint.trim(),
+            crate::checkin::MAX_CODE_CHARS,
+        )?;
         text("description", &w.description)?;
         let category = required(
             "category",
