@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod enroll;
+#[cfg(feature = "test-util")]
 pub mod faults;
 pub mod grid_import;
 pub mod health;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod seed;
 pub mod store;
 pub mod templates;
+#[cfg(any(test, feature = "test-util"))]
 pub mod testkit;
 mod transport;
 
@@ -32,7 +34,6 @@ use std::sync::{Arc, Mutex};
 
 pub use config::Config;
 
-use crate::faults::Faults;
 use crate::pki::Pki;
 use crate::store::sql::SqlStore;
 use crate::store::{Backend, Store, StoreError};
@@ -192,7 +193,8 @@ impl Server {
             ingest,
             pki,
             config,
-            faults: Arc::new(Faults::default()),
+            #[cfg(feature = "test-util")]
+            faults: Arc::new(faults::Faults::default()),
             draining: AtomicBool::new(false),
             connections: Mutex::new(Default::default()),
             in_flight: Default::default(),
@@ -311,7 +313,8 @@ impl Server {
     }
 
     /// Fault injection hooks (tests).
-    pub fn faults(&self) -> &Faults {
+    #[cfg(feature = "test-util")]
+    pub fn faults(&self) -> &faults::Faults {
         &self.shared.faults
     }
 

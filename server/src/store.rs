@@ -1,6 +1,7 @@
 //! Storage: the one trait the server logic sees, and the types that cross it. The SQL backend
 //! (`store::sql`) serves SQLite and PostgreSQL with the same statements and passes one
-//! conformance suite on both; `faults::FaultyStore` wraps any store to fail on demand.
+//! conformance suite on both; `faults::FaultyStore` (feature `test-util`) wraps any store to fail
+//! on demand.
 
 pub mod admins;
 pub mod reports;
@@ -23,7 +24,8 @@ pub enum Backend {
 }
 
 /// A storage failure. Nothing of the failed call was committed (except where a test's fault
-/// point fails a call after its `COMMIT`: see [`crate::faults::FaultAction::Fail`]).
+/// point fails a call after its `COMMIT`: see `faults::FaultAction::Fail`, under the
+/// `test-util` feature).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -40,6 +42,7 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     /// Injected by a fault plan (tests).
+    #[cfg(feature = "test-util")]
     #[error("injected store failure: {0}")]
     Injected(String),
     /// The server is stopping and takes no more writes.

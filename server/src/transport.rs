@@ -18,7 +18,6 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::faults::Faults;
 use crate::ingest::{self, Ingestor};
 use crate::pki::{self, Pki};
 use crate::store::{
@@ -32,7 +31,8 @@ pub(crate) struct Shared {
     pub ingest: Ingestor,
     pub pki: Pki,
     pub config: Config,
-    pub faults: Arc<Faults>,
+    #[cfg(feature = "test-util")]
+    pub faults: Arc<crate::faults::Faults>,
     pub draining: AtomicBool,
     /// Live connections and their device sessions (for Notify and revocation).
     pub connections: Mutex<HashMap<usize, LiveConnection>>,
@@ -948,7 +948,10 @@ async fn blob_upload(
             return respond(error(wire::ErrorCode::Unavailable, e.to_string(), true));
         }
     };
+    #[cfg(feature = "test-util")]
     let cut = shared.faults.take_upload_cut();
+    #[cfg(not(feature = "test-util"))]
+    let cut: Option<u64> = None;
     let mut total = held;
     // Up to 32 received segments per wake-up: one timer and one await per batch, not per packet.
     let mut segments = vec![bytes::Bytes::new(); 32];
@@ -1305,6 +1308,7 @@ async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> 
             })
             .inc();
     }
+    #[cfg(feature = "test-util")]
     if shared.faults.take_dropped_ack() {
         tracing::info!(device = %device.id, "fault injection: dropping a committed push's answer");
         return Answer::Drop;

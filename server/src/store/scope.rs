@@ -17,6 +17,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::sql::{PendingChange, SqlStore, seq};
 use super::{ChangeRow, PullPage, PullScope, Store, StoreError};
+#[cfg(feature = "test-util")]
 use crate::faults::points;
 
 /// The grant row a scope entry opens (a grant) or closes (a revoke) at its position.
@@ -361,6 +362,7 @@ impl SqlStore {
             at = grant.granted;
             backfill = 0;
         };
+        #[cfg(feature = "test-util")]
         self.faults().hit(points::PULL_PAGE).await?;
         Ok(PullPage {
             changes: page,

@@ -4,7 +4,6 @@
 //! class of machine whatever the transaction size (reference/limits.md).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use patrolsync_proto::checkin::{Answer, AnswerValue};
@@ -16,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::*;
+#[cfg(feature = "test-util")]
 use crate::faults::{FaultPoints, points};
 
 /// Rows per multi-row INSERT: 26 columns × 400 stays under SQLite's 32,766 parameters.
@@ -46,7 +46,8 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     dedup: DedupRules,
-    faults: Arc<FaultPoints>,
+    #[cfg(feature = "test-util")]
+    faults: std::sync::Arc<FaultPoints>,
 }
 
 /// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
@@ -197,7 +198,8 @@ impl SqlStore {
             pool,
             backend,
             dedup: DedupRules::default(),
-            faults: Arc::default(),
+            #[cfg(feature = "test-util")]
+            faults: std::sync::Arc::default(),
         })
     }
 
@@ -208,7 +210,8 @@ impl SqlStore {
     }
 
     /// Uses `faults` for its fault points (tests; see [`crate::faults::points`]).
-    pub fn with_faults(mut self, faults: Arc<FaultPoints>) -> Self {
+    #[cfg(feature = "test-util")]
+    pub fn with_faults(mut self, faults: std::sync::Arc<FaultPoints>) -> Self {
         self.faults = faults;
         self
     }
@@ -544,6 +547,7 @@ impl SqlStore {
     }
 
     /// The fault points armed on this store (tests).
+    #[cfg(feature = "test-util")]
     pub(super) fn faults(&self) -> &FaultPoints {
         &self.faults
     }
@@ -2116,8 +2120,10 @@ impl Store for SqlStore {
             }
         }
         let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
+        #[cfg(feature = "test-util")]
         self.faults.hit(points::INGEST_BEFORE_COMMIT).await?;
         tx.commit().await?;
+        #[cfg(feature = "test-util")]
         self.faults.hit(points::INGEST_AFTER_COMMIT).await?;
         for r in out.iter_mut().flatten() {
             r.cursor = cursor;
