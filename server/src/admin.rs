@@ -54,8 +54,8 @@ use crate::store::{Store, StoreError};
 pub struct AdminState {
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The same database for admins, the audit log and reports.
-    pub sql: crate::store::sql::SqlStore,
+    /// The same database, for admins, the audit log and reports.
+    pub db: Arc<dyn crate::store::AdminStore>,
     /// Report periods, cadences and anomaly rules.
     pub reports: crate::config::Reports,
     /// SHA-256 of the admin token (compared digest to digest, so timing reveals nothing).
@@ -633,7 +633,7 @@ mod tests {
             .await
             .expect("fleet");
         let state = AdminState {
-            sql: store.clone(),
+            db: Arc::new(store.clone()),
             reports: crate::config::Reports::default(),
             store: Arc::new(store),
             token_sha256: crate::pki::sha256(b"secret"),

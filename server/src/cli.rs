@@ -16,7 +16,6 @@ mod inspect;
 use crate::config::*;
 use crate::pki::Pki;
 use crate::store::Store;
-use crate::store::sql::SqlStore;
 
 /// patrolsync: the sync server for fire-safety grid patrols.
 #[derive(Debug, Parser)]
@@ -710,26 +709,31 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
 
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let config = Config::load(&overrides(&args.common))?;
-    let sql = crate::open_sql_store(&config)
-        .await
-        .with_context(|| format!("opening the database at {}", redact(&config.database_url())))?;
+    let sql: Arc<dyn crate::store::AdminStore> =
+        Arc::new(crate::open_sql_store(&config).await.with_context(|| {
+            format!("opening the database at {}", redact(&config.database_url()))
+        })?);
     let audit = audited(&args.command);
-    let result = run_admin(&config, &sql, args.command).await;
+    let result = run_admin(&config, sql.clone(), args.command).await;
     if let Some((action, target)) = audit {
         let outcome = match &result {
             Ok(()) => "ok".to_owned(),
             Err(e) => format!("error: {e:#}"),
         };
-        accounts::audit(&sql, action, target, outcome).await;
+        accounts::audit(sql.as_ref(), action, target, outcome).await;
     }
     result
 }
 
-async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> anyhow::Result<()> {
-    let (config, sql) = (config.clone(), sql.clone());
-    let store: Arc<dyn Store> = Arc::new(sql.clone());
+async fn run_admin(
+    config: &Config,
+    sql: Arc<dyn crate::store::AdminStore>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let config = config.clone();
+    let store: Arc<dyn Store> = sql.clone();
     match command {
-        AdminCommand::Admins { command } => accounts::admins(&sql, command).await?,
+        AdminCommand::Admins { command } => accounts::admins(sql.as_ref(), command).await?,
         AdminCommand::Audit { since, actor, json } => {
             let (cal, _) = calendar(&config)?;
             let since = since
@@ -737,27 +741,30 @@ async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> an
                 .map(|t| cal.moment(t))
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
-            accounts::audit_log(&sql, since, actor.as_deref(), json).await?;
+            accounts::audit_log(sql.as_ref(), since, actor.as_deref(), json).await?;
         }
         AdminCommand::Grid {
             command: GridCommand::Import { file, check, json },
         } => {
             let done =
-                crate::grid_import::import_cells(&sql, &file, check, crate::now_ms()).await?;
+                crate::grid_import::import_cells(sql.as_ref(), &file, check, crate::now_ms())
+                    .await?;
             print_imported("cells", &file, check, json, &done)?;
         }
         AdminCommand::Checkpoints {
             command: ImportCommand::Import { file, check, json },
         } => {
             let done =
-                crate::grid_import::import_checkpoints(&sql, &file, check, crate::now_ms()).await?;
+                crate::grid_import::import_checkpoints(sql.as_ref(), &file, check, crate::now_ms())
+                    .await?;
             print_imported("checkpoints", &file, check, json, &done)?;
         }
         AdminCommand::People {
             command: ImportCommand::Import { file, check, json },
         } => {
             let done =
-                crate::grid_import::import_people(&sql, &file, check, crate::now_ms()).await?;
+                crate::grid_import::import_people(sql.as_ref(), &file, check, crate::now_ms())
+                    .await?;
             print_imported("people", &file, check, json, &done)?;
         }
         AdminCommand::Grid {
@@ -893,7 +900,7 @@ async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> an
             }
         }
         AdminCommand::Scope { device, json } => {
-            let view = inspect::scope_of(&sql, &device).await?;
+            let view = inspect::scope_of(sql.as_ref(), &device).await?;
             if json {
                 print_json(&view)?;
             } else {
@@ -912,9 +919,15 @@ async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> an
         } => {
             let (cal, rules) = calendar(&config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
-            let report =
-                crate::report::compliance(&sql, &cal, &rules, &period, cell.as_deref(), as_of)
-                    .await?;
+            let report = crate::report::compliance(
+                sql.as_ref(),
+                &cal,
+                &rules,
+                &period,
+                cell.as_deref(),
+                as_of,
+            )
+            .await?;
             emit_report(&report.text(), &report, &report.table(), &format, output)?;
         }
         AdminCommand::Report {
@@ -931,7 +944,7 @@ async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> an
             let (cal, rules) = calendar(&config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
             let report = crate::report::evaluation(
-                &sql,
+                sql.as_ref(),
                 &cal,
                 &rules,
                 &period,
@@ -961,9 +974,16 @@ async fn run_admin(config: &Config, sql: &SqlStore, command: AdminCommand) -> an
         } => {
             let (cal, rules) = calendar(&config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
-            let table =
-                crate::report::ledger(&sql, &cal, &rules, ledger, &period, cell.as_deref(), as_of)
-                    .await?;
+            let table = crate::report::ledger(
+                sql.as_ref(),
+                &cal,
+                &rules,
+                ledger,
+                &period,
+                cell.as_deref(),
+                as_of,
+            )
+            .await?;
             crate::report::write(&table, &format, output.as_deref())?;
             let about: Vec<String> = table
                 .about

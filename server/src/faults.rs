@@ -240,6 +240,23 @@ impl Store for FaultyStore {
     fn backend(&self) -> Backend {
         self.inner.backend()
     }
+    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
+        self.gate("stats")?;
+        self.inner.stats(now_ms).await
+    }
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.gate("shared_secret")?;
+        self.inner.shared_secret(name, candidate, now_ms).await
+    }
+}
+
+#[async_trait]
+impl GridStore for FaultyStore {
     async fn upsert_grid(
         &self,
         cells: &[NewCell],
@@ -253,6 +270,32 @@ impl Store for FaultyStore {
         self.gate("checkpoints")?;
         self.inner.checkpoints(codes).await
     }
+    async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError> {
+        self.gate("cells")?;
+        self.inner.cells(codes).await
+    }
+    async fn retire_cell(&self, code: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
+        self.gate("retire_cell")?;
+        self.inner.retire_cell(code, now_ms).await
+    }
+    async fn import_people(&self, people: &[NewPerson], now_ms: i64) -> Result<u64, StoreError> {
+        self.gate("import_people")?;
+        self.inner.import_people(people, now_ms).await
+    }
+    async fn assign(
+        &self,
+        user: &str,
+        cells: &[String],
+        remove: bool,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        self.gate("assign")?;
+        self.inner.assign(user, cells, remove, now_ms).await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for FaultyStore {
     async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError> {
         self.gate("create_enrollment")?;
         self.inner.create_enrollment(e, now_ms).await
@@ -287,6 +330,43 @@ impl Store for FaultyStore {
         self.gate("record_hello")?;
         self.inner.record_hello(d, r, now_ms).await
     }
+    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
+        self.gate("devices")?;
+        self.inner.devices().await
+    }
+    async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
+        self.gate("revoke_device")?;
+        self.inner.revoke_device(id, now_ms).await
+    }
+    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError> {
+        self.gate("revoked_since")?;
+        self.inner.revoked_since(since_ms).await
+    }
+    async fn record_activity(
+        &self,
+        device: DeviceId,
+        activity: &Activity,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.gate("record_activity")?;
+        self.inner.record_activity(device, activity, now_ms).await
+    }
+    async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        self.gate("device_statuses")?;
+        self.inner.device_statuses().await
+    }
+    async fn device_history(
+        &self,
+        device: DeviceId,
+        limit: u32,
+    ) -> Result<Vec<ReportSample>, StoreError> {
+        self.gate("device_history")?;
+        self.inner.device_history(device, limit).await
+    }
+}
+
+#[async_trait]
+impl IngestStore for FaultyStore {
     async fn ingest(
         &self,
         batches: &[IngestBatch],
@@ -295,10 +375,34 @@ impl Store for FaultyStore {
         self.gate("ingest")?;
         self.inner.ingest(batches, now_ms).await
     }
-    async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError> {
-        self.gate("cells")?;
-        self.inner.cells(codes).await
+    async fn check_ins(
+        &self,
+        d: Option<DeviceId>,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckIn>, StoreError> {
+        self.gate("check_ins")?;
+        self.inner.check_ins(d, limit).await
     }
+    async fn rejections(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RejectionEntry>, StoreError> {
+        self.gate("rejections")?;
+        self.inner.rejections(device, limit).await
+    }
+    async fn conflicts(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ConflictEntry>, StoreError> {
+        self.gate("conflicts")?;
+        self.inner.conflicts(device, limit).await
+    }
+}
+
+#[async_trait]
+impl HazardStore for FaultyStore {
     async fn hazard_refs(
         &self,
         ids: &[HazardId],
@@ -308,6 +412,36 @@ impl Store for FaultyStore {
         self.gate("hazard_refs")?;
         self.inner.hazard_refs(ids, role, device).await
     }
+    async fn hazard(
+        &self,
+        id: patrolsync_proto::HazardId,
+    ) -> Result<Option<HazardSummary>, StoreError> {
+        self.gate("hazard")?;
+        self.inner.hazard(id).await
+    }
+    async fn hazard_log(
+        &self,
+        id: patrolsync_proto::HazardId,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.gate("hazard_log")?;
+        self.inner.hazard_log(id).await
+    }
+    async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError> {
+        self.gate("hazard_counts")?;
+        self.inner.hazard_counts(now_ms).await
+    }
+    async fn escalate_overdue(
+        &self,
+        now_ms: i64,
+        interval_ms: i64,
+    ) -> Result<Escalated, StoreError> {
+        self.gate("escalate_overdue")?;
+        self.inner.escalate_overdue(now_ms, interval_ms).await
+    }
+}
+
+#[async_trait]
+impl PullStore for FaultyStore {
     async fn pull(
         &self,
         scope: &PullScope,
@@ -325,20 +459,14 @@ impl Store for FaultyStore {
         self.gate("cursor")?;
         self.inner.cursor().await
     }
-    async fn hazard(
-        &self,
-        id: patrolsync_proto::HazardId,
-    ) -> Result<Option<HazardSummary>, StoreError> {
-        self.gate("hazard")?;
-        self.inner.hazard(id).await
+    async fn scope_view(&self, device: &DeviceSession) -> Result<ScopeView, StoreError> {
+        self.gate("scope_view")?;
+        self.inner.scope_view(device).await
     }
-    async fn hazard_log(
-        &self,
-        id: patrolsync_proto::HazardId,
-    ) -> Result<Vec<LogEntry>, StoreError> {
-        self.gate("hazard_log")?;
-        self.inner.hazard_log(id).await
-    }
+}
+
+#[async_trait]
+impl PhotoStore for FaultyStore {
     async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError> {
         self.gate("blob")?;
         self.inner.blob(sha256).await
@@ -387,88 +515,10 @@ impl Store for FaultyStore {
         self.gate("missing_photos")?;
         self.inner.missing_photos(device, limit).await
     }
-    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError> {
-        self.gate("devices")?;
-        self.inner.devices().await
-    }
-    async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
-        self.gate("revoke_device")?;
-        self.inner.revoke_device(id, now_ms).await
-    }
-    async fn shared_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-        now_ms: i64,
-    ) -> Result<Vec<u8>, StoreError> {
-        self.gate("shared_secret")?;
-        self.inner.shared_secret(name, candidate, now_ms).await
-    }
-    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError> {
-        self.gate("revoked_since")?;
-        self.inner.revoked_since(since_ms).await
-    }
-    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
-        self.gate("stats")?;
-        self.inner.stats(now_ms).await
-    }
-    async fn check_ins(
-        &self,
-        d: Option<DeviceId>,
-        limit: u32,
-    ) -> Result<Vec<StoredCheckIn>, StoreError> {
-        self.gate("check_ins")?;
-        self.inner.check_ins(d, limit).await
-    }
-    async fn rejections(
-        &self,
-        device: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RejectionEntry>, StoreError> {
-        self.gate("rejections")?;
-        self.inner.rejections(device, limit).await
-    }
-    async fn conflicts(
-        &self,
-        device: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<ConflictEntry>, StoreError> {
-        self.gate("conflicts")?;
-        self.inner.conflicts(device, limit).await
-    }
-    async fn record_activity(
-        &self,
-        device: DeviceId,
-        activity: &Activity,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.gate("record_activity")?;
-        self.inner.record_activity(device, activity, now_ms).await
-    }
-    async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError> {
-        self.gate("device_statuses")?;
-        self.inner.device_statuses().await
-    }
-    async fn device_history(
-        &self,
-        device: DeviceId,
-        limit: u32,
-    ) -> Result<Vec<ReportSample>, StoreError> {
-        self.gate("device_history")?;
-        self.inner.device_history(device, limit).await
-    }
-    async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError> {
-        self.gate("hazard_counts")?;
-        self.inner.hazard_counts(now_ms).await
-    }
-    async fn escalate_overdue(
-        &self,
-        now_ms: i64,
-        interval_ms: i64,
-    ) -> Result<Escalated, StoreError> {
-        self.gate("escalate_overdue")?;
-        self.inner.escalate_overdue(now_ms, interval_ms).await
-    }
+}
+
+#[async_trait]
+impl TemplateStore for FaultyStore {
     async fn template(
         &self,
         id: &str,
@@ -476,6 +526,21 @@ impl Store for FaultyStore {
     ) -> Result<Option<patrolsync_proto::template::Template>, StoreError> {
         self.gate("template")?;
         self.inner.template(id, version).await
+    }
+    async fn publish_template(
+        &self,
+        t: &patrolsync_proto::template::Template,
+        now_ms: i64,
+    ) -> Result<(u32, bool), StoreError> {
+        self.gate("publish_template")?;
+        self.inner.publish_template(t, now_ms).await
+    }
+    async fn templates(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Vec<patrolsync_proto::template::Template>, StoreError> {
+        self.gate("templates")?;
+        self.inner.templates(id).await
     }
 }
 

@@ -15,8 +15,8 @@ use patrolsync_proto::Role;
 use patrolsync_proto::hazard::Agency;
 
 use crate::report::Cadence;
-use crate::store::sql::SqlStore;
-use crate::store::{NewCell, NewCheckpoint, NewPerson, Store, StoreError};
+use crate::store::AdminStore;
+use crate::store::{NewCell, NewCheckpoint, NewPerson, StoreError};
 
 /// Where in the file, and what is wrong there.
 #[derive(Clone, Debug, PartialEq)]
@@ -273,7 +273,7 @@ fn polygonal(g: &geojson::Geometry) -> Result<(), String> {
 /// Reads and checks a cells file, then writes it (new cells created at `now_ms`). See the
 /// module docs.
 pub async fn import_cells(
-    store: &SqlStore,
+    store: &dyn AdminStore,
     path: &Path,
     check_only: bool,
     now_ms: i64,
@@ -422,7 +422,7 @@ pub async fn import_cells(
 /// Reads and checks a checkpoints file, then writes it (new checkpoints created at `now_ms`).
 /// See the module docs.
 pub async fn import_checkpoints(
-    store: &SqlStore,
+    store: &dyn AdminStore,
     path: &Path,
     check_only: bool,
     now_ms: i64,
@@ -554,7 +554,7 @@ pub async fn import_checkpoints(
 /// Reads and checks a people file (`name,role,agency,cells`; cells separated by `;`), then
 /// writes it: each person's assignments become exactly the cells listed.
 pub async fn import_people(
-    store: &SqlStore,
+    store: &dyn AdminStore,
     path: &Path,
     check_only: bool,
     now_ms: i64,

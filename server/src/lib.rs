@@ -168,7 +168,7 @@ impl Server {
         let metrics = Arc::new(metrics::Metrics::new());
         let admin_state = admin::AdminState {
             store: store.clone(),
-            sql: open_sql_store(&config).await?,
+            db: Arc::new(open_sql_store(&config).await?),
             reports: config.reports.clone(),
             token_sha256: pki::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),

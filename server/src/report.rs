@@ -22,9 +22,9 @@ use patrolsync_proto::hazard::{EventKind, HazardOp, Status, fold};
 use serde::Serialize;
 
 use crate::config::Reports;
+use crate::store::ReportStore;
 use crate::store::StoreError;
 use crate::store::reports::{LedgerCheckIn, LedgerHazard, OUTCOMES, Visit};
-use crate::store::sql::SqlStore;
 
 /// How often a checkpoint must be inspected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -456,7 +456,7 @@ enum Answer {
 
 /// Computes compliance for `period` over the subtree of `cell` as it stood at `as_of_ms`.
 pub async fn compliance(
-    store: &SqlStore,
+    store: &dyn ReportStore,
     cal: &Calendar,
     rules: &AnomalyRules,
     period: &Period,
@@ -519,7 +519,7 @@ impl Days {
 
 impl Loaded {
     async fn read(
-        store: &SqlStore,
+        store: &dyn ReportStore,
         cal: &Calendar,
         rules: &AnomalyRules,
         period: &Period,
@@ -1008,7 +1008,7 @@ pub struct Evaluation {
 /// assigned there (`by_person` true: compliance of their cells, their own check-ins, hazards
 /// they reported, closed, transferred, and overdue ones in their cells).
 pub async fn evaluation(
-    store: &SqlStore,
+    store: &dyn ReportStore,
     cal: &Calendar,
     rules: &AnomalyRules,
     period: &Period,
@@ -1297,7 +1297,7 @@ impl Ledger {
 
 /// Builds `ledger` for the subtree of `cell` over `period`.
 pub async fn ledger(
-    store: &SqlStore,
+    store: &dyn ReportStore,
     cal: &Calendar,
     rules: &AnomalyRules,
     ledger: Ledger,

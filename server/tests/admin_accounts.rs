@@ -3,6 +3,7 @@
 //! token is refused; every action lands in the audit log with its actor, and the chain
 //! verifies. The router is called in process, no socket.
 
+use patrolsync_server::store::AccountStore;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -11,7 +12,7 @@ use axum::http::{Request, StatusCode};
 use patrolsync_server::admin::{AdminState, router};
 use patrolsync_server::config::{Health, Reports};
 use patrolsync_server::metrics::Metrics;
-use patrolsync_server::store::Store;
+use patrolsync_server::store::DeviceStore;
 use patrolsync_server::store::admins::{AdminAccount, AdminRole};
 use patrolsync_server::store::sql::SqlStore;
 use serde_json::Value;
@@ -69,7 +70,7 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
     let fleet = patrolsync_server::testkit::seed_fleet(&sql, patrolsync_server::now_ms()).await?;
     let app = router(AdminState {
         store: Arc::new(sql.clone()),
-        sql: sql.clone(),
+        db: Arc::new(sql.clone()),
         reports: Reports::default(),
         token_sha256: patrolsync_server::pki::sha256(b"bootstrap-secret"),
         draining: Arc::new(AtomicBool::new(false)),

@@ -5,6 +5,7 @@
 
 mod common;
 
+use patrolsync_server::store::PullStore;
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -9,6 +9,7 @@
 //! A schedule is a pure function of its seed, and the failure of one is shrunk by taking out
 //! the actions it fails without, so a failure prints its seed and a short schedule to replay.
 
+use patrolsync_server::store::GridStore;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 pub mod converge;
 pub mod relay;
 
+use patrolsync_server::store::PullStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

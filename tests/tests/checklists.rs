@@ -7,6 +7,7 @@
 use patrolsync_proto::checkin::{Answer, AnswerValue, CheckInKind, CheckInOutcome};
 use patrolsync_proto::hazard::HazardCategory;
 use patrolsync_sdk::{NewCheckIn, RecordError};
+use patrolsync_server::store::TemplateStore;
 use patrolsync_server::testkit::test_databases;
 use patrolsync_tests::Harness;
 

@@ -6,6 +6,7 @@
 //! Needs Chromium (`apt-get install chromium`; `.ci/run` installs it). Without it the test
 //! prints why and passes. `PATROLSYNC_CHROMIUM` names another binary.
 
+use patrolsync_server::store::AccountStore;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! whose transfer wins late receives the hazard whole. Each ends with every device's view equal
 //! to what the server says it should hold, on both backends.
 
+use patrolsync_server::store::GridStore;
 use std::time::Duration;
 
 use patrolsync_proto::Role;

@@ -72,18 +72,17 @@ impl FromRequestParts<AdminState> for Admin {
                 source,
             });
         }
-        let account = s
-            .sql
-            .admin_by_token(&digest)
-            .await
-            .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e))?
-            .ok_or_else(|| {
-                json_error(
-                    StatusCode::UNAUTHORIZED,
-                    "unknown admin token; send Authorization: Bearer <token> (the data dir's \
+        let account =
+            s.db.admin_by_token(&digest)
+                .await
+                .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e))?
+                .ok_or_else(|| {
+                    json_error(
+                        StatusCode::UNAUTHORIZED,
+                        "unknown admin token; send Authorization: Bearer <token> (the data dir's \
                      admin.token, or one `patrolsync admin admins add` printed)",
-                )
-            })?;
+                    )
+                })?;
         let now = crate::now_ms();
         if let Some(at) = account.revoked_at_ms {
             return Err(json_error(
@@ -110,7 +109,7 @@ impl FromRequestParts<AdminState> for Admin {
             Some(cell) => Some(Subtree {
                 cell: cell.clone(),
                 path: s
-                    .sql
+                    .db
                     .cell_path(cell)
                     .await
                     .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e))?,
@@ -161,12 +160,12 @@ impl Admin {
     pub async fn devices(&self, s: &AdminState) -> Result<Option<HashSet<String>>, Response> {
         match &self.subtree {
             None => Ok(None),
-            Some(t) => s
-                .sql
-                .devices_under(&t.path)
-                .await
-                .map(|d| Some(d.into_iter().collect()))
-                .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e)),
+            Some(t) => {
+                s.db.devices_under(&t.path)
+                    .await
+                    .map(|d| Some(d.into_iter().collect()))
+                    .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e))
+            }
         }
     }
 
@@ -183,11 +182,10 @@ impl Admin {
         let Some(asked) = asked else {
             return Ok(Some(t.cell.clone()));
         };
-        let path = s
-            .sql
-            .cell_path(asked)
-            .await
-            .map_err(|e| json_error(StatusCode::NOT_FOUND, e))?;
+        let path =
+            s.db.cell_path(asked)
+                .await
+                .map_err(|e| json_error(StatusCode::NOT_FOUND, e))?;
         if path.starts_with(&t.path) {
             Ok(Some(asked.to_owned()))
         } else {
@@ -208,7 +206,7 @@ impl Admin {
             target,
             outcome: outcome.into(),
         };
-        if let Err(e) = s.sql.audit(&record, crate::now_ms()).await {
+        if let Err(e) = s.db.audit(&record, crate::now_ms()).await {
             tracing::error!(error = %e, action, "could not write the audit log");
         }
     }

@@ -86,7 +86,7 @@ pub async fn compliance(
     };
     let rules = s.reports.anomaly_rules();
     match report::compliance(
-        &s.sql,
+        s.db.as_ref(),
         &a.cal,
         &rules,
         &a.period,
@@ -126,7 +126,7 @@ pub async fn evaluation(
     };
     let rules = s.reports.anomaly_rules();
     match report::evaluation(
-        &s.sql,
+        s.db.as_ref(),
         &a.cal,
         &rules,
         &a.period,
@@ -189,7 +189,7 @@ pub async fn export(
     };
     let rules = s.reports.anomaly_rules();
     let table = match report::ledger(
-        &s.sql,
+        s.db.as_ref(),
         &a.cal,
         &rules,
         which,
@@ -279,14 +279,14 @@ pub async fn audit(
         },
     };
     let entries = match s
-        .sql
+        .db
         .audit_log(since, q.actor.as_deref(), q.limit.unwrap_or(500).min(5000))
         .await
     {
         Ok(e) => e,
         Err(e) => return store_error(e),
     };
-    let (count, broken_at) = match s.sql.verify_audit().await {
+    let (count, broken_at) = match s.db.verify_audit().await {
         Ok(v) => v,
         Err(e) => return store_error(e),
     };
@@ -307,7 +307,7 @@ pub async fn admins(State(s): State<AdminState>, admin: Admin) -> Response {
     {
         return r;
     }
-    match s.sql.admins().await {
+    match s.db.admins().await {
         Ok(a) => Json(a).into_response(),
         Err(e) => store_error(e),
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use crate::store::AccountStore;
 use crate::store::admins::{AdminAccount, AdminRole, AuditRecord};
-use crate::store::sql::SqlStore;
 
 /// Admin accounts.
 #[derive(Debug, Subcommand)]
@@ -55,7 +55,7 @@ pub fn local_operator() -> String {
 }
 
 /// Appends a CLI action to the audit log.
-pub async fn audit(sql: &SqlStore, action: &str, target: String, outcome: String) {
+pub async fn audit(sql: &dyn AccountStore, action: &str, target: String, outcome: String) {
     let record = AuditRecord {
         actor: local_operator(),
         source: "cli".into(),
@@ -69,7 +69,7 @@ pub async fn audit(sql: &SqlStore, action: &str, target: String, outcome: String
 }
 
 /// Runs an admins command.
-pub async fn admins(sql: &SqlStore, command: AdminsCommand) -> anyhow::Result<()> {
+pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::Result<()> {
     match command {
         AdminsCommand::Add {
             name,
@@ -172,7 +172,7 @@ pub fn audited(command: &AdminsCommand) -> Option<(&'static str, String)> {
 
 /// `admin audit`: the entries, then whether the whole chain verifies.
 pub async fn audit_log(
-    sql: &SqlStore,
+    sql: &dyn AccountStore,
     since: Option<i64>,
     actor: Option<&str>,
     json: bool,

@@ -7,8 +7,8 @@ use patrolsync_proto::HazardId;
 use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
 use serde::Serialize;
 
+use crate::store::AdminStore;
 use crate::store::Store;
-use crate::store::sql::SqlStore;
 
 /// A hazard as the server folds it from its log.
 #[derive(Debug, Serialize)]
@@ -169,7 +169,10 @@ pub fn print_hazard(d: &HazardDetail) {
 }
 
 /// What the device `device` (its id, or a unique prefix of 8 characters or more) should hold.
-pub async fn scope_of(sql: &SqlStore, device: &str) -> anyhow::Result<crate::store::ScopeView> {
+pub async fn scope_of(
+    sql: &dyn AdminStore,
+    device: &str,
+) -> anyhow::Result<crate::store::ScopeView> {
     anyhow::ensure!(
         device.len() >= 8,
         "device {device:?}: give the id or at least its first 8 characters"

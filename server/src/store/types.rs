@@ -1,54 +1,9 @@
-//! Storage: the one trait the server logic sees, and the types that cross it. The SQL backend
-//! (`store::sql`) serves SQLite and PostgreSQL with the same statements and passes one
-//! conformance suite on both; `faults::FaultyStore` (feature `test-util`) wraps any store to fail
-//! on demand.
+//! The types that cross the storage traits.
 
-pub mod admins;
-pub mod reports;
-pub mod scope;
-pub mod sql;
-
-pub use scope::{ScopeGrant, ScopeView};
-
-use async_trait::async_trait;
 use patrolsync_proto::hazard::HazardOp;
+
+use super::StoreError;
 use patrolsync_proto::{CheckIn, DeviceId, HazardId, Hlc, OpId, Role};
-
-/// Which database a store runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// Embedded SQLite (WAL), the zero-config default.
-    Sqlite,
-    /// PostgreSQL, to scale out.
-    Postgres,
-}
-
-/// A storage failure. Nothing of the failed call was committed (except where a test's fault
-/// point fails a call after its `COMMIT`: see `faults::FaultAction::Fail`, under the
-/// `test-util` feature).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database reported an error (connection, constraint, I/O).
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// Migrations could not be applied.
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The request refers to something that does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request is inconsistent with what is stored.
-    #[error("{0}")]
-    Invalid(String),
-    /// Injected by a fault plan (tests).
-    #[cfg(feature = "test-util")]
-    #[error("injected store failure: {0}")]
-    Injected(String),
-    /// The server is stopping and takes no more writes.
-    #[error("{0}")]
-    Stopping(String),
-}
 
 /// A grid cell to create or update.
 #[derive(Clone, Debug, PartialEq)]
@@ -589,7 +544,7 @@ impl RejectCode {
         }
     }
 
-    fn parse(s: &str) -> RejectCode {
+    pub(crate) fn parse(s: &str) -> RejectCode {
         match s {
             "forbidden" => RejectCode::Forbidden,
             "not_found" => RejectCode::NotFound,
@@ -628,7 +583,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Duplicate => "duplicate",
@@ -637,7 +592,7 @@ impl Outcome {
         }
     }
 
-    fn parse(s: &str) -> Outcome {
+    pub(crate) fn parse(s: &str) -> Outcome {
         match s {
             "applied" => Outcome::Applied,
             "rejected" => Outcome::Rejected,
@@ -789,232 +744,6 @@ pub struct MissingPhoto {
     pub user: String,
     /// Since when, ms.
     pub since_ms: i64,
-}
-
-/// Everything the server stores, behind one interface.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Which database this is.
-    fn backend(&self) -> Backend;
-
-    /// Creates or updates cells and checkpoints in one transaction (parents before children).
-    /// Returns how many rows changed.
-    async fn upsert_grid(
-        &self,
-        cells: &[NewCell],
-        checkpoints: &[NewCheckpoint],
-        now_ms: i64,
-    ) -> Result<u64, StoreError>;
-
-    /// Looks up checkpoints by code; unknown codes are simply absent from the result.
-    async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError>;
-
-    /// Creates the user if needed, assigns the cells, and stores the code's hash.
-    async fn create_enrollment(&self, e: &NewEnrollment, now_ms: i64) -> Result<(), StoreError>;
-
-    /// Whether an enrollment code could be redeemed now (read-only; checked before the server
-    /// spends CPU signing a certificate for an unauthenticated peer).
-    async fn check_enrollment(&self, code_hash: &[u8; 32], now_ms: i64) -> Result<(), RedeemError>;
-
-    /// Uses an enrollment code once, creating the device. A used or expired code changes nothing.
-    async fn redeem_enrollment(
-        &self,
-        code_hash: &[u8; 32],
-        device: &NewDevice,
-        now_ms: i64,
-    ) -> Result<DeviceSession, RedeemError>;
-
-    /// The device holding the certificate with this SHA-256, with its user and cells.
-    async fn device_by_cert(
-        &self,
-        cert_sha256: &[u8; 32],
-    ) -> Result<Option<DeviceSession>, StoreError>;
-
-    /// The device with this id, with its user and cells.
-    async fn device_session(&self, device: DeviceId) -> Result<Option<DeviceSession>, StoreError>;
-
-    /// Records a Hello; returns the device's acked_through.
-    async fn record_hello(
-        &self,
-        device: DeviceId,
-        report: &DeviceReport,
-        now_ms: i64,
-    ) -> Result<u64, StoreError>;
-
-    /// Applies the pushes of one or more devices in one transaction, exactly once per
-    /// (device, device_seq). Returns one result per batch, in order.
-    /// A batch that fails is rolled back alone (savepoint) and the others still commit; the
-    /// outer error means nothing was committed.
-    async fn ingest(
-        &self,
-        batches: &[IngestBatch],
-        now_ms: i64,
-    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError>;
-
-    /// Looks up cells by code; unknown codes are absent.
-    async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError>;
-
-    /// Looks up hazards by id, with how many entries of each `role` and `device` made; unknown
-    /// ids are absent.
-    async fn hazard_refs(
-        &self,
-        ids: &[HazardId],
-        role: Role,
-        device: DeviceId,
-    ) -> Result<Vec<HazardRef>, StoreError>;
-
-    /// Changes in `scope` after `cursor`, at most `limit` and, past the first, at most
-    /// [`PULL_PAGE_BYTES`] of payload, so every page fits a device's response frame however long
-    /// its entries' texts are. A cursor never skips a change that
-    /// commits later: positions are handed out in commit order. Reaching a grant of the scope,
-    /// the page first carries everything before it that entered the scope (its backfill), then
-    /// the grant; a page that ends inside a backfill says where it goes on from
-    /// ([`PullPage::backfill_after`], echoed back as `backfill_after`).
-    async fn pull(
-        &self,
-        scope: &PullScope,
-        cursor: u64,
-        backfill_after: u64,
-        limit: u32,
-        compact: bool,
-    ) -> Result<PullPage, StoreError>;
-
-    /// The latest change-log position.
-    async fn cursor(&self) -> Result<u64, StoreError>;
-
-    /// A hazard's current state.
-    async fn hazard(&self, id: HazardId) -> Result<Option<HazardSummary>, StoreError>;
-
-    /// A hazard's log, in append order, with its hash chain.
-    async fn hazard_log(&self, id: HazardId) -> Result<Vec<LogEntry>, StoreError>;
-
-    /// Size of a stored photo, if stored.
-    async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError>;
-
-    /// Records a verified photo (idempotent).
-    async fn record_blob(
-        &self,
-        sha256: &[u8; 32],
-        size: u64,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Whether `device` may send the photo: it sent a record referencing it, or a record
-    /// referencing it lies in `scope`.
-    async fn blob_visible(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        scope: &PullScope,
-    ) -> Result<bool, StoreError>;
-
-    /// Whether `device` may read the photo (download it, and learn that the server holds it):
-    /// a record in `scope` that another device made references it, or `device` proved it
-    /// holds the photo by uploading it. Referencing a hash in one's own record proves nothing.
-    async fn blob_readable(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        scope: &PullScope,
-    ) -> Result<bool, StoreError>;
-
-    /// Records that `device` uploaded every byte of the photo and they hashed right.
-    async fn record_possession(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Photos referenced by records but not uploaded yet, oldest first; only those `device`
-    /// owes when given.
-    async fn missing_photos(
-        &self,
-        device: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<MissingPhoto>, StoreError>;
-
-    /// Devices, oldest enrollment first.
-    async fn devices(&self) -> Result<Vec<DeviceEntry>, StoreError>;
-
-    /// Revokes the device whose id is `id` or starts with it (unique). Idempotent: revoking
-    /// again keeps the first time. What the device pushed before stays.
-    async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError>;
-
-    /// The cluster-wide secret `name`: the stored value, or `candidate` if none was stored yet
-    /// (stored now). Nodes starting together all get the first writer's value.
-    async fn shared_secret(
-        &self,
-        name: &str,
-        candidate: &[u8],
-        now_ms: i64,
-    ) -> Result<Vec<u8>, StoreError>;
-
-    /// Devices revoked at or after `since_ms`.
-    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<DeviceId>, StoreError>;
-
-    /// Counts for admins.
-    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError>;
-
-    /// Check-ins, newest first, optionally for one device.
-    async fn check_ins(
-        &self,
-        device: Option<DeviceId>,
-        limit: u32,
-    ) -> Result<Vec<StoredCheckIn>, StoreError>;
-
-    /// The rejection log, newest first; only `device`'s when given.
-    async fn rejections(
-        &self,
-        device: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RejectionEntry>, StoreError>;
-
-    /// Ops recorded as conflicts, newest first; only `device`'s when given.
-    async fn conflicts(
-        &self,
-        device: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<ConflictEntry>, StoreError>;
-
-    /// Records what a device did outside Hello and push.
-    async fn record_activity(
-        &self,
-        device: DeviceId,
-        activity: &Activity,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
-
-    /// Every device's sync status, oldest enrollment first.
-    async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError>;
-
-    /// A device's latest Hello reports, newest first.
-    async fn device_history(
-        &self,
-        device: DeviceId,
-        limit: u32,
-    ) -> Result<Vec<ReportSample>, StoreError>;
-
-    /// Hazard counts by cell and status.
-    async fn hazard_counts(&self, now_ms: i64) -> Result<Vec<HazardCount>, StoreError>;
-
-    /// Escalates open hazards past their deadline at `now_ms`: each gets level 1 (the parent
-    /// cell) once overdue and one more level per `interval_ms`, capped at the top cell, each
-    /// level exactly once per deadline (whichever node gets there first). A hazard whose fix
-    /// awaits verification (`rectified`) is not escalated. The new escalations go into the
-    /// change log for the devices covering the cell escalated to.
-    async fn escalate_overdue(
-        &self,
-        now_ms: i64,
-        interval_ms: i64,
-    ) -> Result<Escalated, StoreError>;
-
-    /// Checklist template `id` at `version`, if published.
-    async fn template(
-        &self,
-        id: &str,
-        version: u32,
-    ) -> Result<Option<patrolsync_proto::template::Template>, StoreError>;
 }
 
 /// What one escalation run did.

@@ -1,0 +1,283 @@
+//! The SQL store: one set of statements for SQLite and PostgreSQL through sqlx's `Any` driver,
+//! with `$N` placeholders (which both accept). Migrations are per backend and embedded in the
+//! binary. Ingest writes many rows per statement: per-row INSERTs cap out near 8k rows/s on a
+//! 2-core machine whatever the transaction size.
+//!
+//! One file per area, each implementing that area's trait: `grid`, `devices`, `ingest`,
+//! `hazards` (with escalation), `changes` (the change log), `scope` (feeds, grants, pull),
+//! `photos`, `templates`, `reports`, `admins`. This file holds the pool and the helpers they
+//! share.
+
+mod admins;
+mod changes;
+mod devices;
+mod grid;
+mod hazards;
+mod ingest;
+mod photos;
+mod reports;
+mod scope;
+mod templates;
+
+pub(crate) use changes::PendingChange;
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use patrolsync_proto::checkin::{Answer, AnswerValue};
+use patrolsync_proto::grid::{CellRecord, CheckpointRecord};
+use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
+use patrolsync_proto::scope::ScopeReason;
+use patrolsync_proto::{CheckIn, CheckInId, DeviceId, GeoFix, HazardId, Hlc, Role};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use super::*;
+#[cfg(feature = "test-util")]
+use crate::faults::{FaultPoints, points};
+use crate::store::admins::*;
+use crate::store::reports::*;
+
+/// Rows per multi-row INSERT: 26 columns × 400 stays under SQLite's 32,766 parameters.
+const CHECK_IN_ROWS_PER_STATEMENT: usize = 400;
+const RESULT_ROWS_PER_STATEMENT: usize = 1000;
+
+/// Rules for domain duplicates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DedupRules {
+    /// Same user, same checkpoint, within this many ms: a double tap.
+    pub double_tap_ms: i64,
+    /// Same category within this many metres of an open hazard: a possible duplicate.
+    pub hazard_radius_m: f64,
+}
+
+impl Default for DedupRules {
+    fn default() -> Self {
+        DedupRules {
+            double_tap_ms: 120_000,
+            hazard_radius_m: 50.0,
+        }
+    }
+}
+
+/// SQLite or PostgreSQL behind one pool.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    dedup: DedupRules,
+    #[cfg(feature = "test-util")]
+    faults: std::sync::Arc<FaultPoints>,
+}
+
+/// Whether a statement that binds an optional `f64` may be kept prepared. It may not: sqlx 0.8's
+/// `Any` driver sends a NULL `f64` as a NULL `float4`, and PostgreSQL keeps the parameter types
+/// a connection first prepared the statement with, so a position after a record without one was
+/// refused ("incorrect binary data format"). Unnamed statements are typed by each execution's
+/// own values. Shown by the conformance case `positions_come_and_go`.
+const UNCACHED_NULLABLE_FLOATS: bool = false;
+
+/// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
+/// anonymous `?`: with `$N` names, SQLite and sqlx look each parameter up by walking the list of
+/// names, so a 10,000-parameter insert cost ~10^8 steps (the benchmark's profile: 63% of server
+/// CPU in `sqlite3_bind_parameter_name`). PostgreSQL needs `$N`.
+fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// `$first,…` for an `IN (…)` list; for SQLite anonymous `?` (see [`placeholders`]). sqlx
+/// binds anonymous parameters in text order, counting only anonymous ones, so on SQLite every
+/// parameter of such a statement must be anonymous and bound in text order (a literal `$1`
+/// beside them shifts the others).
+fn list(backend: Backend, n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| match backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${i}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Hello reports kept per device.
+pub const HISTORY_KEPT: u32 = 48;
+
+pub(super) fn seq(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let options = match backend {
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers (admin commands, the dashboard) run beside the writer.
+                        // FULL costs nothing measurable at 10+ rows per transaction (limits.md).
+                        for pragma in [
+                            "PRAGMA busy_timeout = 10000",
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = options.connect(url).await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&pool).await?,
+            // sqlx takes a PostgreSQL advisory lock, so nodes starting together migrate once.
+            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&pool).await?,
+        }
+        Ok(SqlStore {
+            pool,
+            backend,
+            dedup: DedupRules::default(),
+            #[cfg(feature = "test-util")]
+            faults: std::sync::Arc::default(),
+        })
+    }
+
+    /// Uses `rules` for double taps and possible duplicate hazards.
+    pub fn with_dedup(mut self, rules: DedupRules) -> Self {
+        self.dedup = rules;
+        self
+    }
+
+    /// Uses `faults` for its fault points (tests; see [`crate::faults::points`]).
+    #[cfg(feature = "test-util")]
+    pub fn with_faults(mut self, faults: std::sync::Arc<FaultPoints>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// A transaction that reads, then writes. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that read first cannot upgrade once another
+    /// writer committed, and fails with "database is locked" instead of waiting its turn.
+    pub(super) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// The pool, for backend-specific work elsewhere in the server.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The fault points armed on this store (tests).
+    #[cfg(feature = "test-util")]
+    pub(super) fn faults(&self) -> &FaultPoints {
+        &self.faults
+    }
+}
+
+fn hex32(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
+        let count = |sql: &'static str| {
+            let pool = self.pool.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
+        };
+        Ok(Stats {
+            devices: count("SELECT COUNT(*) FROM devices").await?,
+            devices_revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL")
+                .await?,
+            users: count("SELECT COUNT(*) FROM users").await?,
+            grid_cells: count("SELECT COUNT(*) FROM grid_cells").await?,
+            checkpoints: count("SELECT COUNT(*) FROM checkpoints").await?,
+            check_ins: count("SELECT COUNT(*) FROM check_ins").await?,
+            double_taps: count("SELECT COUNT(*) FROM check_ins WHERE duplicate_of IS NOT NULL")
+                .await?,
+            hazards: count("SELECT COUNT(*) FROM hazards").await?,
+            blobs: count("SELECT COUNT(*) FROM blobs").await?,
+            missing_photos: count(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT r.sha256 FROM blob_refs r \
+                 LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL) m",
+            )
+            .await?,
+            rejected_ops: count("SELECT COUNT(*) FROM rejections").await?,
+            open_enrollment_codes: sqlx::query_scalar(
+                "SELECT COUNT(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > $1",
+            )
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await?,
+        })
+    }
+
+    async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &[u8],
+        now_ms: i64,
+    ) -> Result<Vec<u8>, StoreError> {
+        sqlx::query(
+            "INSERT INTO cluster_secrets (name, value, created_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(candidate.to_vec())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        let value: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM cluster_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(value)
+    }
+}

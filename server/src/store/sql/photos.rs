@@ -1,0 +1,162 @@
+//! Photos: which are stored, who may send and read them, which are still owed.
+
+use super::*;
+
+impl SqlStore {
+    /// Whether a record referencing the photo lies in `scope`, made by another device (or, if
+    /// `own`, by `device` anywhere).
+    async fn blob_refs_in_scope(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+        own: bool,
+    ) -> Result<bool, StoreError> {
+        let conds: Vec<String> = (0..scope.paths.len())
+            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 4))
+            .collect();
+        // Agency users see photos of the hazards their agency holds; everyone else those of
+        // records in their cells. A device's own records count only when `own` says so.
+        let audience = match scope.agency {
+            Some(_) => {
+                "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
+                        WHERE h.id = r.record_id AND h.agency = $3)"
+            }
+            None => "AND $3 = $3",
+        };
+        let sql = format!(
+            "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
+             WHERE r.sha256 = $1 AND ({} (({}) {audience}))",
+            if own {
+                "r.device_id = $2 OR"
+            } else {
+                "r.device_id <> $2 AND"
+            },
+            if conds.is_empty() {
+                "FALSE".to_owned()
+            } else {
+                conds.join(" OR ")
+            }
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(sha256.to_vec())
+            .bind(device.to_string())
+            .bind(scope.agency.clone().unwrap_or_default());
+        for p in &scope.paths {
+            q = q.bind(p.clone());
+        }
+        Ok(q.fetch_one(&self.pool).await? > 0)
+    }
+}
+
+#[async_trait]
+impl PhotoStore for SqlStore {
+    async fn blob(&self, sha256: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        let size: Option<i64> = sqlx::query_scalar("SELECT size FROM blobs WHERE sha256 = $1")
+            .bind(sha256.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(size.map(|s| s.max(0) as u64))
+    }
+
+    async fn record_blob(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(sha256.to_vec())
+            .bind(seq(size))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn blob_visible(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError> {
+        self.blob_refs_in_scope(sha256, device, scope, true).await
+    }
+
+    async fn blob_readable(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        scope: &PullScope,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blob_holders WHERE sha256 = $1 AND device_id = $2",
+        )
+        .bind(sha256.to_vec())
+        .bind(device.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        if held > 0 {
+            return Ok(true);
+        }
+        self.blob_refs_in_scope(sha256, device, scope, false).await
+    }
+
+    async fn record_possession(
+        &self,
+        sha256: &[u8; 32],
+        device: DeviceId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256.to_vec())
+        .bind(device.to_string())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn missing_photos(
+        &self,
+        device: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<MissingPhoto>, StoreError> {
+        let filter = if device.is_some() {
+            "AND r.device_id = $1"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT r.sha256, r.record_kind, r.record_id, r.device_id, u.name, r.created_at FROM blob_refs r \
+             JOIN devices d ON d.id = r.device_id JOIN users u ON u.id = d.user_id \
+             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL {filter} \
+             ORDER BY r.created_at LIMIT {limit}"
+        );
+        let mut q = sqlx::query(&sql);
+        if let Some(d) = device {
+            q = q.bind(d.to_owned());
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let sha: Vec<u8> = r.try_get(0)?;
+                let record: Vec<u8> = r.try_get(2)?;
+                Ok(MissingPhoto {
+                    sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+                    record_kind: r.try_get(1)?,
+                    record_id: uuid::Uuid::from_slice(&record)
+                        .map(|u| u.to_string())
+                        .unwrap_or_default(),
+                    device: r.try_get(3)?,
+                    user: r.try_get(4)?,
+                    since_ms: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+}
