@@ -13,6 +13,7 @@ use patrolsync_proto::Role;
 mod accounts;
 mod inspect;
 
+use crate::calendar::time_text;
 use crate::config::*;
 use crate::pki::Pki;
 use crate::store::Store;
@@ -543,7 +544,7 @@ fn calendar(
     crate::report::Calendar,
     patrolsync_proto::anomaly::AnomalyRules,
 )> {
-    let cal = crate::report::Calendar::from_config(&config.reports).map_err(anyhow::Error::msg)?;
+    let cal = config.reports.calendar().map_err(anyhow::Error::msg)?;
     Ok((cal, config.reports.anomaly_rules()))
 }
 
@@ -634,13 +635,6 @@ fn ago_text(ms: i64) -> String {
             secs
         }))
     )
-}
-
-pub(crate) fn time_text(ms: i64) -> String {
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
-    )
-    .to_string()
 }
 
 /// What an admin command changes, for the audit log: its action and target (`None`: it only
@@ -1143,7 +1137,7 @@ async fn run_admin(
             let now = crate::now_ms();
             let (all, counts) =
                 crate::health::fleet(store.device_statuses().await?, &config.health, now);
-            let devices = crate::admin::select_devices(all, state, None, &sort, None)
+            let devices = crate::health::select_devices(all, state, None, &sort, None)
                 .map_err(anyhow::Error::msg)?;
             if json {
                 print_json(&devices)?;

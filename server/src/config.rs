@@ -129,6 +129,11 @@ impl Default for Reports {
 }
 
 impl Reports {
+    /// The calendar these settings describe; the error names the bad key.
+    pub fn calendar(&self) -> Result<crate::calendar::Calendar, String> {
+        crate::calendar::Calendar::new(&self.time_zone, &self.week_start, &self.cadence)
+    }
+
     /// The anomaly thresholds.
     pub fn anomaly_rules(&self) -> patrolsync_proto::anomaly::AnomalyRules {
         patrolsync_proto::anomaly::AnomalyRules {
@@ -420,7 +425,7 @@ impl Config {
                 self.hazard_duplicate_radius_m
             )));
         }
-        crate::report::Calendar::from_config(&self.reports).map_err(ConfigError::Invalid)?;
+        self.reports.calendar().map_err(ConfigError::Invalid)?;
         if self.reports.max_speed_kmh.is_nan() || self.reports.max_speed_kmh <= 0.0 {
             return Err(ConfigError::Invalid(format!(
                 "reports.max_speed_kmh = {} must be above 0",
@@ -500,6 +505,33 @@ mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_report_settings_name_the_key() {
+        let r = Reports {
+            time_zone: "Mars/Olympus".into(),
+            ..Reports::default()
+        };
+        assert!(
+            r.calendar()
+                .expect_err("zone")
+                .contains("reports.time_zone")
+        );
+        let r = Reports {
+            week_start: "someday".into(),
+            ..Reports::default()
+        };
+        assert!(
+            r.calendar()
+                .expect_err("day")
+                .contains("reports.week_start")
+        );
+        let r = Reports {
+            cadence: vec!["hourly".into()],
+            ..Reports::default()
+        };
+        assert!(r.calendar().expect_err("cadence").contains("hourly"));
+    }
 
     #[test]
     fn file_then_overrides() {

@@ -122,7 +122,7 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
                 "{} ops refused, {} conflicts; last at {}",
                 status.rejected_ops,
                 status.conflicts,
-                crate::cli::time_text(at)
+                crate::calendar::time_text(at)
             ));
         }
         (HealthState::Erroring, Some(at))
@@ -290,6 +290,81 @@ pub async fn device_detail(
         conflicts,
         missing_photos,
     })
+}
+
+/// How bad a state is, for "worst first".
+fn severity(s: HealthState) -> u8 {
+    match s {
+        HealthState::Erroring => 0,
+        HealthState::Silent => 1,
+        HealthState::Lagging => 2,
+        HealthState::Healthy => 3,
+        HealthState::Revoked => 4,
+    }
+}
+
+/// Filters and sorts devices as `/api/devices` and `admin devices` do.
+pub fn select_devices(
+    mut devices: Vec<DeviceHealth>,
+    state: Option<HealthState>,
+    q: Option<&str>,
+    sort: &str,
+    descending: Option<bool>,
+) -> Result<Vec<DeviceHealth>, String> {
+    if let Some(state) = state {
+        devices.retain(|d| d.state == state);
+    }
+    if let Some(q) = q.map(str::to_lowercase).filter(|q| !q.is_empty()) {
+        devices.retain(|d| {
+            d.status.id.contains(&q)
+                || d.status.name.to_lowercase().contains(&q)
+                || d.status.user.to_lowercase().contains(&q)
+        });
+    }
+    // Each key has a natural direction: worst or most recent first.
+    let natural_desc = match sort {
+        "state" => {
+            devices.sort_by_key(|d| (severity(d.state), d.since_ms.unwrap_or(i64::MAX)));
+            false
+        }
+        "last_seen" => {
+            devices.sort_by_key(|d| d.status.last_seen_at_ms.unwrap_or(i64::MIN));
+            true
+        }
+        "outbox" => {
+            devices.sort_by_key(|d| d.status.outbox_depth.unwrap_or(0));
+            true
+        }
+        "oldest_pending" => {
+            devices.sort_by_key(|d| d.status.oldest_pending_age_ms.unwrap_or(0));
+            true
+        }
+        "missing_photos" => {
+            devices.sort_by_key(|d| d.status.missing_photos);
+            true
+        }
+        "rejected" => {
+            devices.sort_by_key(|d| d.status.rejected_ops + d.status.conflicts);
+            true
+        }
+        "user" => {
+            devices.sort_by(|a, b| a.status.user.cmp(&b.status.user));
+            false
+        }
+        "enrolled" => {
+            devices.sort_by_key(|d| d.status.enrolled_at_ms);
+            true
+        }
+        other => {
+            return Err(format!(
+                "unknown sort {other:?}; one of state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled"
+            ));
+        }
+    };
+    if descending.unwrap_or(natural_desc) {
+        devices.reverse();
+    }
+    Ok(devices)
 }
 
 #[cfg(test)]

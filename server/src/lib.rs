@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod blobs;
 mod budget;
+pub mod calendar;
 pub mod cli;
 pub mod cluster;
 pub mod config;

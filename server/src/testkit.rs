@@ -465,11 +465,11 @@ pub async fn store_digest(
             "SELECT table_name::text FROM information_schema.tables \
              WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
         )
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await?
     } else {
         sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-            .fetch_all(store.pool())
+            .fetch_all(store.raw_pool())
             .await?
     };
     const IDENTITY: &[&str] = &[
@@ -495,11 +495,11 @@ pub async fn store_digest(
                  WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
             )
             .bind(&table)
-            .fetch_all(store.pool())
+            .fetch_all(store.raw_pool())
             .await?
         } else {
             sqlx::query(&format!("SELECT name FROM pragma_table_info('{table}')"))
-                .fetch_all(store.pool())
+                .fetch_all(store.raw_pool())
                 .await?
                 .iter()
                 .map(|r| r.try_get::<String, _>(0))
@@ -521,7 +521,7 @@ pub async fn store_digest(
             .collect::<Vec<_>>()
             .join(" || '|' || ");
         let mut rows: Vec<String> = sqlx::query(&format!("SELECT {select} FROM \"{table}\""))
-            .fetch_all(store.pool())
+            .fetch_all(store.raw_pool())
             .await?
             .iter()
             .map(|r| r.try_get::<String, _>(0))

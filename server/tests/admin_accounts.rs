@@ -210,7 +210,7 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
     }
     // Changing an entry afterwards breaks the chain, and the log says where.
     sqlx::query("UPDATE audit_log SET target = 'device nobody' WHERE seq = 2")
-        .execute(sql.pool())
+        .execute(sql.raw_pool())
         .await?;
     let (_, body) = call(&app, "GET", "/api/audit", "bootstrap-secret").await;
     let v: Value = serde_json::from_str(&body)?;

@@ -453,7 +453,7 @@ async fn every_admin_action_is_audited_and_the_chain_verifies() -> anyhow::Resul
     ))
     .await?;
     sqlx::query("UPDATE audit_log SET outcome = 'ok' WHERE seq = 9")
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await?;
     let out = run(&["audit"])?;
     assert!(!out.status.success());

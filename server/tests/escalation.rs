@@ -97,7 +97,7 @@ async fn an_overdue_hazard_escalates_once_per_level_and_stops_at_the_top() -> an
         // A submitted fix awaiting verification is not escalated.
         sqlx::query("UPDATE hazards SET status = 'rectified' WHERE id = $1")
             .bind(awaiting.to_bytes())
-            .execute(store.pool())
+            .execute(store.raw_pool())
             .await?;
         let l = late.to_string();
 
@@ -135,7 +135,7 @@ async fn an_overdue_hazard_escalates_once_per_level_and_stops_at_the_top() -> an
             "{backend}"
         );
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hazard_escalations")
-            .fetch_one(store.pool())
+            .fetch_one(store.raw_pool())
             .await?;
         assert_eq!(
             rows, 2,
@@ -147,7 +147,7 @@ async fn an_overdue_hazard_escalates_once_per_level_and_stops_at_the_top() -> an
         sqlx::query("UPDATE hazards SET deadline_ms = $1 WHERE id = $2")
             .bind(DEADLINE + 40 * DAY)
             .bind(late.to_bytes())
-            .execute(store.pool())
+            .execute(store.raw_pool())
             .await?;
         let again = store.escalate_overdue(DEADLINE + 41 * DAY + 1, DAY).await?;
         let mut got = levels(&again);

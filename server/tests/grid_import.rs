@@ -107,7 +107,7 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         );
         let boundary: Option<String> =
             sqlx::query_scalar("SELECT boundary FROM grid_cells WHERE code = 'H1'")
-                .fetch_one(store.pool())
+                .fetch_one(store.raw_pool())
                 .await?;
         assert!(
             boundary
@@ -123,7 +123,7 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         let (lat, radius, cadence, tag): (f64, f64, Option<String>, Option<String>) = sqlx::query_as(
             "SELECT latitude, radius_m, cadence, tag_uid FROM checkpoints WHERE code = 'H1-B1-EXIT'",
         )
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await?;
         assert_eq!(
             (lat, radius, cadence, tag.as_deref()),
@@ -213,7 +213,7 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         let revoke: (String, String) = sqlx::query_as(
             "SELECT kind, audience FROM changes WHERE seq = (SELECT MAX(seq) FROM changes)",
         )
-        .fetch_one(store.pool())
+        .fetch_one(store.raw_pool())
         .await?;
         assert_eq!(revoke.0, "scope", "{backend}");
         assert!(revoke.1.starts_with("user:"), "{backend}: {revoke:?}");
@@ -230,7 +230,7 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         // History stays: the rows are there, marked.
         let live: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM grid_cells WHERE retired_at IS NULL")
-                .fetch_one(store.pool())
+                .fetch_one(store.raw_pool())
                 .await?;
         assert_eq!(
             (store.stats(0).await?.grid_cells, live),

@@ -118,7 +118,7 @@ async fn pull_never_skips_late_commit() -> anyhow::Result<()> {
         )
         .await?;
         let reader_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'reader'")
-            .fetch_one(sql.pool())
+            .fetch_one(sql.raw_pool())
             .await?;
         let store: Arc<dyn Store> = Arc::new(sql);
         let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);

@@ -13,7 +13,7 @@ use common::BIN;
 use patrolsync_proto::checkin::{CheckInKind, CheckInMethod, CheckInOutcome};
 use patrolsync_proto::{CheckIn, CheckInId, GeoFix, Hlc, OpId, Role};
 use patrolsync_server::config::Reports;
-use patrolsync_server::report::{self, Calendar, Counts, Period};
+use patrolsync_server::report::{self, Counts, Period};
 use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
 use patrolsync_server::testkit::{enroll_device, test_databases};
@@ -100,7 +100,7 @@ async fn fixture(store: SqlStore) -> anyhow::Result<Fixture> {
         )
         .await?;
     sqlx::query("UPDATE checkpoints SET cadence = 'weekly' WHERE code = 'X'")
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await?;
 
     let now = local(2026, 11, 20, 12, 0);
@@ -264,7 +264,7 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
             )
         });
         let f = fixture(SqlStore::connect(&url).await?).await?;
-        let cal = Calendar::from_config(&Reports::default()).map_err(anyhow::Error::msg)?;
+        let cal = Reports::default().calendar().map_err(anyhow::Error::msg)?;
         let rules = Reports::default().anomaly_rules();
         let now = local(2026, 11, 20, 12, 0);
 
@@ -390,7 +390,7 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
         // The devices' clocks drift after the fact: the reports of the past do not change.
         let before = report::compliance(&f.store, &cal, &rules, &period, None, now).await?;
         sqlx::query("UPDATE devices SET clock_offset_ms = -3600000")
-            .execute(f.store.pool())
+            .execute(f.store.raw_pool())
             .await?;
         let after = report::compliance(&f.store, &cal, &rules, &period, None, now).await?;
         assert_eq!(before.rows, after.rows, "{}", db.backend);
@@ -406,7 +406,7 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
         .await?;
         sqlx::query("UPDATE devices SET clock_offset_ms = -3600000 WHERE id = $1")
             .bind(bo.id.to_string())
-            .execute(f.store.pool())
+            .execute(f.store.raw_pool())
             .await?;
         let late = push(
             &f.store,
@@ -663,7 +663,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         )
         .bind(from)
         .bind(to)
-        .fetch_all(f.store.pool())
+        .fetch_all(f.store.raw_pool())
         .await?
         .into_iter()
         .map(|(id, outcome)| {

@@ -467,9 +467,9 @@ async fn ledgers_show_the_closed_loop(
     id: patrolsync_proto::HazardId,
     backend: &str,
 ) -> anyhow::Result<()> {
-    use patrolsync_server::report::{self, Calendar, Ledger};
+    use patrolsync_server::report::{self, Ledger};
     let store = patrolsync_server::open_sql_store(&h.config).await?;
-    let cal = Calendar::from_config(&h.config.reports).map_err(anyhow::Error::msg)?;
+    let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
     let rules = h.config.reports.anomaly_rules();
     let now = patrolsync_server::now_ms();
     let today = cal.date(now);
@@ -564,7 +564,7 @@ async fn ledgers_show_the_closed_loop(
         "SELECT received_at_ms FROM hazard_log WHERE hazard_id = $1 ORDER BY position",
     )
     .bind(id.to_bytes().to_vec())
-    .fetch_all(store.pool())
+    .fetch_all(store.raw_pool())
     .await?;
     let last = *received.last().expect("a log");
     assert!(
@@ -801,7 +801,7 @@ async fn overdue_hazards_escalate_to_the_managers_above_through_notify() -> anyh
         // Stopped at the top: three levels in the store, each once; nothing for the building.
         let store = patrolsync_server::open_sql_store(&h.config).await?;
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hazard_escalations")
-            .fetch_one(store.pool())
+            .fetch_one(store.raw_pool())
             .await?;
         assert_eq!(rows, 3, "{backend}");
         patroller.sync().await?;

@@ -175,7 +175,7 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
         let sql = patrolsync_server::open_sql_store(&h.config).await?;
         let caught = unchanged(&h, "a change made on purpose", &[], async || {
             sqlx::query("UPDATE users SET name = 'mallory2' WHERE name = 'mallory'")
-                .execute(sql.pool())
+                .execute(sql.raw_pool())
                 .await?;
             Ok(())
         })
@@ -183,7 +183,7 @@ async fn hostile_frames_get_typed_errors_and_change_nothing() -> anyhow::Result<
         .expect_err("the digest sees it");
         assert!(caught.to_string().contains("\"users\""), "{caught}");
         sqlx::query("UPDATE users SET name = 'mallory' WHERE name = 'mallory2'")
-            .execute(sql.pool())
+            .execute(sql.raw_pool())
             .await?;
 
         // No device certificate: only Enroll is allowed.
@@ -1211,7 +1211,7 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
         let kept: Vec<i64> = sqlx::query_scalar(
             "SELECT length(payload) FROM rejections WHERE device_seq >= 60 ORDER BY device_seq",
         )
-        .fetch_all(store.pool())
+        .fetch_all(store.raw_pool())
         .await?;
         assert_eq!(kept.len(), 8, "{backend}: every refusal is logged");
         assert!(kept[0] > 1000 && kept[7] == 0, "{backend}: {kept:?}");

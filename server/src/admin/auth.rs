@@ -90,7 +90,7 @@ impl FromRequestParts<AdminState> for Admin {
                 format!(
                     "admin {}'s token was revoked at {}",
                     account.name,
-                    crate::cli::time_text(at)
+                    crate::calendar::time_text(at)
                 ),
             ));
         }
@@ -100,7 +100,7 @@ impl FromRequestParts<AdminState> for Admin {
                 format!(
                     "admin {}'s token expired at {}; an owner can issue a new one",
                     account.name,
-                    crate::cli::time_text(at)
+                    crate::calendar::time_text(at)
                 ),
             ));
         }

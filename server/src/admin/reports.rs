@@ -42,7 +42,9 @@ struct Asked {
 
 async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, Response> {
     let bad = |m: String| json_error(StatusCode::BAD_REQUEST, m);
-    let cal = Calendar::from_config(&s.reports)
+    let cal = s
+        .reports
+        .calendar()
         .map_err(|m| json_error(StatusCode::INTERNAL_SERVER_ERROR, m))?;
     let period: Period = q
         .period
@@ -273,7 +275,7 @@ pub async fn audit(
     };
     let since = match q.since.as_deref() {
         None => None,
-        Some(t) => match Calendar::from_config(&s.reports).and_then(|c| c.moment(t)) {
+        Some(t) => match s.reports.calendar().and_then(|c| c.moment(t)) {
             Ok(ms) => Some(ms),
             Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
         },

@@ -125,12 +125,12 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
                         a.name,
                         a.role.as_str(),
                         a.cell.as_deref().unwrap_or("(all)"),
-                        super::time_text(a.created_at_ms),
+                        crate::calendar::time_text(a.created_at_ms),
                         a.expires_at_ms
-                            .map(super::time_text)
+                            .map(crate::calendar::time_text)
                             .unwrap_or_else(|| "never".into()),
                         a.revoked_at_ms
-                            .map(super::time_text)
+                            .map(crate::calendar::time_text)
                             .unwrap_or_else(|| "no".into())
                     );
                 }
@@ -143,7 +143,9 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
             } else {
                 println!(
                     "admin {name} revoked at {}; its token no longer works",
-                    a.revoked_at_ms.map(super::time_text).unwrap_or_default()
+                    a.revoked_at_ms
+                        .map(crate::calendar::time_text)
+                        .unwrap_or_default()
                 );
             }
         }
@@ -191,7 +193,7 @@ pub async fn audit_log(
             println!(
                 "{:>5}  {}  {:<18} {:<22} {:<18} {}  [{}]",
                 e.seq,
-                super::time_text(e.at_ms),
+                crate::calendar::time_text(e.at_ms),
                 e.actor,
                 e.source,
                 e.action,

@@ -135,7 +135,7 @@ pub fn print_hazard(d: &HazardDetail) {
         d.severity,
         d.handling,
         d.deadline_ms
-            .map(|t| format!(", deadline {}", super::time_text(t)))
+            .map(|t| format!(", deadline {}", crate::calendar::time_text(t)))
             .unwrap_or_default()
     );
     println!("description   {}", d.description);
@@ -155,7 +155,7 @@ pub fn print_hazard(d: &HazardDetail) {
     for h in &d.history {
         println!(
             "  {}  {:<14} {:<13} {} -> {}{}",
-            super::time_text(h.at_ms as i64),
+            crate::calendar::time_text(h.at_ms as i64),
             h.kind,
             h.role,
             h.from,

@@ -193,8 +193,14 @@ impl SqlStore {
         })
     }
 
-    /// The pool, for backend-specific work elsewhere in the server.
-    pub fn pool(&self) -> &AnyPool {
+    /// The pool, for the area files.
+    pub(super) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The pool, for tests that set up or inspect rows no trait reaches.
+    #[cfg(feature = "test-util")]
+    pub fn raw_pool(&self) -> &AnyPool {
         &self.pool
     }
 

@@ -51,20 +51,20 @@ pub async fn run(args: &ReportsArgs, url: &str) -> anyhow::Result<Value> {
         args.size
     );
 
-    let cal = Calendar::from_config(&Reports::default()).map_err(anyhow::Error::msg)?;
+    let cal = Reports::default().calendar().map_err(anyhow::Error::msg)?;
     let rules = Reports::default().anomaly_rules();
     let period: Period = args.period.parse().map_err(anyhow::Error::msg)?;
     // The grid was there before the month (checkpoints owe nothing before they exist).
     sqlx::query("UPDATE checkpoints SET created_at = $1")
         .bind(cal.start_ms(period.start) - 86_400_000)
-        .execute(store.pool())
+        .execute(store.raw_pool())
         .await?;
     let loaded = fill(&store, &cal, &period, args).await?;
     if url.starts_with("sqlite:") {
         // Fold the load's write-ahead log into the database, as SQLite does by itself once the
         // writes pause: reports then read the database, not a log of a million fresh rows.
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(store.pool())
+            .execute(store.raw_pool())
             .await?;
     }
 
@@ -76,7 +76,7 @@ pub async fn run(args: &ReportsArgs, url: &str) -> anyhow::Result<Value> {
     )
     .bind(from_ms)
     .bind(to_ms)
-    .fetch_one(store.pool())
+    .fetch_one(store.raw_pool())
     .await?;
     let count_s = secs(t);
     // Each timing three times, alternating, and the median reported (the machine is shared).

@@ -1,0 +1,231 @@
+//! Admin HTTP: health and readiness probes, Prometheus `/metrics`, the sync-health dashboard
+//! at `/`, and a JSON API under `/api/` that needs an admin token (the data dir's admin.token
+//! is the bootstrap owner; `patrolsync admin admins add` makes named ones, each a `viewer`,
+//! `operator` or `owner`, optionally limited to a subtree of the grid). Built as a plain
+//! `axum::Router` so every route can be tested with `oneshot` and no socket.
+//!
+//! | Route | Role | What |
+//! |---|---|---|
+//! | `GET /` | — | the dashboard (one embedded page; it asks for the token) |
+//! | `GET /healthz`, `GET /readyz` | — | liveness; readiness (503 while draining) |
+//! | `GET /metrics` | — | Prometheus text exposition |
+//! | `GET /api/summary` | viewer | devices by state, thresholds, counts, backlog |
+//! | `GET /api/devices?state=&q=&sort=&order=&limit=&offset=` | viewer | devices with their health |
+//! | `GET /api/devices/{id}` | viewer | one device (id or unique prefix): health, history, rejections, conflicts, missing photos |
+//! | `POST /api/devices/{id}/revoke` | operator | revoke a device |
+//! | `GET /api/rejections?device=&limit=` | viewer | the rejection log |
+//! | `GET /api/conflicts?device=&limit=` | viewer | ops recorded as conflicts |
+//! | `GET /api/missing-photos?device=&limit=` | viewer | photos referenced but not uploaded |
+//! | `GET /api/hazards?cell=` | viewer | hazards by status, per child cell of `cell` (or per street) |
+//! | `GET /api/reports/compliance?period=&cell=&as_of=` | viewer | cadence compliance (JSON) |
+//! | `GET /api/reports/evaluation?period=&cell=&by=&as_of=` | viewer | performance evaluation (JSON) |
+//! | `GET /api/exports/{ledger}?period=&cell=&as_of=&format=` | viewer | a ledger as CSV or XLSX |
+//! | `GET /api/series` | viewer, whole grid | ingest rate, ack latency and backlog over the last hour (this node) |
+//! | `GET /api/stats` | viewer, whole grid | store counts |
+//! | `GET /api/audit?since=&actor=&limit=` | owner, whole grid | the audit log, and whether its chain verifies |
+//! | `GET /api/admins` | owner, whole grid | admin accounts |
+//!
+//! An admin limited to a subtree sees only the devices of users assigned there, the logs of
+//! those devices, and reports, ledgers and hazards of cells there.
+
+mod auth;
+mod devices;
+mod logs;
+mod reports;
+#[cfg(test)]
+mod tests;
+
+use crate::config::Health;
+use crate::health::{self, DeviceHealth, HealthState};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+pub use auth::{Admin, BOOTSTRAP, Subtree};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use devices::*;
+use logs::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the admin routes need.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The same database, for admins, the audit log and reports.
+    pub db: Arc<dyn crate::store::AdminStore>,
+    /// Report periods, cadences and anomaly rules.
+    pub reports: crate::config::Reports,
+    /// SHA-256 of the admin token (compared digest to digest, so timing reveals nothing).
+    pub token_sha256: [u8; 32],
+    /// Set when the server starts draining; `/readyz` turns false first.
+    pub draining: Arc<AtomicBool>,
+    /// Metrics of this node.
+    pub metrics: Arc<Metrics>,
+    /// Health thresholds.
+    pub health: Health,
+}
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/summary", get(summary))
+        .route("/api/stats", get(stats))
+        .route("/api/devices", get(devices))
+        .route("/api/devices/{id}", get(device))
+        .route("/api/devices/{id}/revoke", post(revoke))
+        .route("/api/rejections", get(rejections))
+        .route("/api/conflicts", get(conflicts))
+        .route("/api/missing-photos", get(missing_photos))
+        .route("/api/hazards", get(hazards))
+        .route("/api/series", get(series))
+        .route("/api/reports/compliance", get(reports::compliance))
+        .route("/api/reports/evaluation", get(reports::evaluation))
+        .route("/api/exports/{ledger}", get(reports::export))
+        .route("/api/audit", get(reports::audit))
+        .route("/api/admins", get(reports::admins))
+        .with_state(state)
+}
+
+pub(super) const DASHBOARD: &str = include_str!("dashboard.html");
+
+pub(super) async fn dashboard() -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+            ),
+        ],
+        Html(DASHBOARD),
+    )
+        .into_response()
+}
+
+pub(super) async fn readyz(State(s): State<AdminState>) -> Response {
+    if s.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+/// A JSON `{"error": …}` body with `status`.
+pub(crate) fn json_error(status: StatusCode, e: impl std::fmt::Display) -> Response {
+    (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
+}
+
+pub(crate) fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::NotFound(_) => json_error(StatusCode::NOT_FOUND, e),
+        StoreError::Invalid(_) => json_error(StatusCode::BAD_REQUEST, e),
+        e => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+pub(super) fn json<T: serde::Serialize>(r: Result<T, StoreError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// The fleet classified now.
+pub(super) async fn fleet(
+    s: &AdminState,
+) -> Result<(Vec<DeviceHealth>, BTreeMap<HealthState, usize>), StoreError> {
+    let statuses = s.store.device_statuses().await?;
+    Ok(health::fleet(statuses, &s.health, crate::now_ms()))
+}
+
+/// The fleet an admin may see: the whole of it, or the devices of its subtree (with the counts
+/// by state recomputed over them).
+pub(super) async fn fleet_of(
+    s: &AdminState,
+    admin: &Admin,
+) -> Result<(Vec<DeviceHealth>, BTreeMap<HealthState, usize>), Response> {
+    let mut statuses = s.store.device_statuses().await.map_err(store_error)?;
+    if let Some(mine) = admin.devices(s).await? {
+        statuses.retain(|d| mine.contains(&d.id));
+    }
+    Ok(health::fleet(statuses, &s.health, crate::now_ms()))
+}
+
+pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
+    let refreshed = async {
+        let (devices, _) = fleet(&s).await?;
+        let stats = s.store.stats(crate::now_ms()).await?;
+        s.metrics.set_fleet(&devices, &stats);
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(e) = refreshed {
+        // Counters are still worth scraping; the store gauges keep their last values.
+        tracing::warn!(error = %e, "metrics: could not read the store");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+pub(super) async fn stats(State(s): State<AdminState>, admin: Admin) -> Response {
+    if let Err(r) = admin.require_whole_grid("the store's counts") {
+        return r;
+    }
+    json(s.store.stats(crate::now_ms()).await)
+}
+
+pub(super) async fn summary(State(s): State<AdminState>, admin: Admin) -> Response {
+    let now = crate::now_ms();
+    let (devices, states) = match fleet_of(&s, &admin).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let r = async {
+        let stats = s.store.stats(now).await?;
+        let backlog = health::backlog(&devices);
+        Ok(serde_json::json!({
+            "now_ms": now,
+            "states": states.iter().map(|(k, v)| (k.as_str(), *v)).collect::<BTreeMap<_, _>>(),
+            "thresholds": {
+                "lagging_after_ms": s.health.lagging_after.as_millis() as u64,
+                "silent_after_ms": s.health.silent_after.as_millis() as u64,
+                "error_window_ms": s.health.error_window.as_millis() as u64,
+            },
+            "backlog": {
+                "outbox_ops": backlog.outbox_ops,
+                "oldest_pending_age_ms": backlog.oldest_pending_age_ms,
+                "pending_photo_bytes": backlog.pending_photo_bytes,
+                "missing_photos": stats.missing_photos,
+            },
+            "stats": stats,
+        }))
+    }
+    .await;
+    json(r)
+}
+
+pub(super) async fn series(State(s): State<AdminState>, admin: Admin) -> Response {
+    if let Err(r) = admin.require_whole_grid("this node's series") {
+        return r;
+    }
+    Json(serde_json::json!({
+        "interval_ms": s.health.sample_every.as_millis() as u64,
+        "samples": s.metrics.series(),
+    }))
+    .into_response()
+}

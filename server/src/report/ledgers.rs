@@ -1,0 +1,422 @@
+//! The ledgers (台账): patrol, hazard, closed-loop disposal and transfer, as exports.
+
+use crate::store::ReportStore;
+use crate::store::StoreError;
+use crate::store::reports::{LedgerCheckIn, LedgerHazard};
+use patrolsync_proto::anomaly::{Anomaly, AnomalyRules};
+use patrolsync_proto::hazard::{EventKind, HazardOp, Status, fold};
+use std::collections::HashMap;
+
+use super::*;
+
+/// The ledgers `admin export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ledger {
+    /// Inspection ledger (日常消防检查记录): one row per inspection check-in.
+    Inspections,
+    /// Patrol ledger (巡防巡查记录): one row per patrol or household visit.
+    Patrols,
+    /// Hazard disposal ledger (隐患处置记录): one row per hazard.
+    HazardDisposal,
+    /// Hazard transfer ledger (隐患移交记录): one row per transfer to an agency.
+    HazardTransfer,
+}
+
+impl Ledger {
+    /// The name on the command line and the sheet.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ledger::Inspections => "inspections",
+            Ledger::Patrols => "patrols",
+            Ledger::HazardDisposal => "hazard-disposal",
+            Ledger::HazardTransfer => "hazard-transfer",
+        }
+    }
+}
+
+/// Builds `ledger` for the subtree of `cell` over `period`.
+pub async fn ledger(
+    store: &dyn ReportStore,
+    cal: &Calendar,
+    rules: &AnomalyRules,
+    ledger: Ledger,
+    period: &Period,
+    cell: Option<&str>,
+    as_of_ms: i64,
+) -> Result<Table, StoreError> {
+    let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
+    let mut about = vec![
+        ("ledger".into(), ledger.name().into()),
+        ("period".into(), period.label.clone()),
+        ("cell".into(), cell.unwrap_or("(all)").into()),
+        ("time zone".into(), cal.zone().into()),
+        ("as of".into(), cal.local(as_of_ms)),
+    ];
+    let (columns, rows) = match ledger {
+        Ledger::Inspections | Ledger::Patrols => {
+            let all = store
+                .report_check_ins(cell, from_ms - LOOKBACK_MS, to_ms, as_of_ms)
+                .await?;
+            let flags = flag_all(rules, &all, |c| c.place);
+            let mut picked: Vec<(&LedgerCheckIn, &Vec<Anomaly>)> = all
+                .iter()
+                .zip(&flags)
+                .filter(|(c, _)| {
+                    c.in_scope
+                        && c.device_time_ms >= from_ms
+                        && (c.kind == "inspection") == (ledger == Ledger::Inspections)
+                })
+                .collect();
+            picked
+                .sort_by(|a, b| (a.0.device_time_ms, &a.0.id).cmp(&(b.0.device_time_ms, &b.0.id)));
+            let flagged = picked.iter().filter(|(_, f)| !f.is_empty()).count();
+            about.push(("check-ins".into(), picked.len().to_string()));
+            about.push(("flagged".into(), flagged.to_string()));
+            about.push((
+                "hazard log entries covered".into(),
+                "none (check-in ledger)".into(),
+            ));
+            (
+                CHECK_IN_COLUMNS.to_vec(),
+                picked
+                    .into_iter()
+                    .map(|(c, f)| check_in_row(cal, c, f))
+                    .collect(),
+            )
+        }
+        Ledger::HazardDisposal | Ledger::HazardTransfer => {
+            let hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;
+            let (columns, rows, covered) = if ledger == Ledger::HazardDisposal {
+                disposal(cal, &hazards, from_ms, as_of_ms)
+            } else {
+                transfers(cal, &hazards, from_ms, to_ms)
+            };
+            about.push(("hazards".into(), covered.len().to_string()));
+            about.push((
+                "hazard log entries covered".into(),
+                covered
+                    .iter()
+                    .map(|h| h.log.len())
+                    .sum::<usize>()
+                    .to_string(),
+            ));
+            about.push(("chain digest".into(), chain_digest(&covered)));
+            about.push((
+                "how to verify".into(),
+                "each row's chain_head is the hash of the last entry of that hazard's \
+                 append-only log (patrolsync_proto::hazard::chain_hash over the previous hash and \
+                 the entry); the digest is SHA-256 over each covered hazard's id, log length and \
+                 chain head, in row order"
+                    .into(),
+            ));
+            (columns, rows)
+        }
+    };
+    Ok(Table {
+        title: ledger.name().into(),
+        columns,
+        rows,
+        about,
+    })
+}
+
+pub(super) const CHECK_IN_COLUMNS: [&str; 22] = [
+    "time",
+    "cell",
+    "checkpoint",
+    "checkpoint_name",
+    "user",
+    "device",
+    "kind",
+    "method",
+    "outcome",
+    "anomalies",
+    "latitude",
+    "longitude",
+    "accuracy_m",
+    "template",
+    "template_version",
+    "answers",
+    "issues",
+    "photos",
+    "note",
+    "check_in_id",
+    "received_at",
+    "device_time_ms",
+];
+
+pub(super) fn check_in_row(cal: &Calendar, c: &LedgerCheckIn, flags: &[Anomaly]) -> Vec<Value> {
+    let answers: Vec<serde_json::Value> = serde_json::from_str(&c.answers).unwrap_or_default();
+    let issues = answers.iter().filter(|a| a["value"] == "issue").count();
+    let answers_text = answers
+        .iter()
+        .map(|a| {
+            let item = a["item"].as_str().unwrap_or_default();
+            let value = a["value"].as_str().unwrap_or_default();
+            match a["note"].as_str().filter(|n| !n.is_empty()) {
+                Some(note) => format!("{item}={value} ({note})"),
+                None => format!("{item}={value}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let photos = serde_json::from_str::<Vec<serde_json::Value>>(&c.photos)
+        .map(|p| p.len())
+        .unwrap_or(0);
+    let fix =
+        |f: fn(&(f64, f64, f64)) -> f64| c.fix.as_ref().map_or(Value::Empty, |x| Value::Num(f(x)));
+    vec![
+        Value::Text(cal.local(c.device_time_ms)),
+        Value::Text(c.cell.clone()),
+        Value::Text(c.checkpoint.clone()),
+        Value::Text(c.checkpoint_name.clone()),
+        Value::Text(c.user.clone()),
+        Value::Text(c.device.clone()),
+        Value::Text(c.kind.clone()),
+        Value::Text(c.method.clone()),
+        Value::Text(c.outcome.clone()),
+        Value::Text(
+            flags
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
+        ),
+        fix(|x| x.0),
+        fix(|x| x.1),
+        fix(|x| x.2),
+        Value::Text(c.template.0.clone()),
+        Value::Int(c.template.1),
+        Value::Text(answers_text),
+        Value::Int(issues as i64),
+        Value::Int(photos as i64),
+        Value::Text(c.note.clone()),
+        Value::Text(c.id.clone()),
+        Value::Text(cal.local(c.received_at_ms)),
+        Value::Int(c.device_time_ms),
+    ]
+}
+
+pub(super) type Built<'a> = (Vec<&'static str>, Vec<Vec<Value>>, Vec<&'a LedgerHazard>);
+
+pub(super) fn disposal<'a>(
+    cal: &Calendar,
+    hazards: &'a [LedgerHazard],
+    from_ms: i64,
+    as_of_ms: i64,
+) -> Built<'a> {
+    let columns = vec![
+        "hazard_id",
+        "cell",
+        "checkpoint",
+        "category",
+        "severity",
+        "handling",
+        "reported_at",
+        "reporter",
+        "deadline",
+        "status",
+        "notified_at",
+        "rectified_at",
+        "closed_at",
+        "closed_by",
+        "on_time",
+        "transferred_to",
+        "events",
+        "conflicts",
+        "log_length",
+        "chain_head",
+    ];
+    let mut rows = Vec::new();
+    let mut covered = Vec::new();
+    for h in hazards {
+        let state = fold(h.id, &ops(h));
+        let Some((report, _)) = &state.report else {
+            continue;
+        };
+        let applied = || state.history.iter().filter(|e| e.conflict.is_none());
+        let first = |k: EventKind| {
+            applied()
+                .find(|e| e.kind == k)
+                .map(|e| e.stamp.hlc.wall_ms as i64)
+        };
+        // The latest round: after a failed verification, the fix that was finally verified.
+        let rectified = applied()
+            .rfind(|e| e.to == Status::Rectified)
+            .map(|e| e.stamp.hlc.wall_ms as i64);
+        let closing = applied().rfind(|e| e.to == Status::Closed);
+        let closed_at = (state.status == Status::Closed)
+            .then(|| closing.map(|e| e.stamp.hlc.wall_ms as i64))
+            .flatten();
+        let deadline = state.deadline_ms.value;
+        let on_time = match (closed_at, deadline) {
+            (Some(c), Some(d)) => {
+                if c <= d {
+                    "yes"
+                } else {
+                    "late"
+                }
+            }
+            (Some(_), None) => "yes",
+            (None, Some(d)) if state.status.is_open() && as_of_ms > d => "overdue",
+            (None, _) if state.status == Status::Merged => "merged",
+            (None, _) => "open",
+        };
+        // Reported in the period, still open in it, or acted on in it.
+        let last_change = state
+            .history
+            .last()
+            .map_or(report.device_time_ms, |e| e.stamp.hlc.wall_ms as i64);
+        if report.device_time_ms < from_ms && !state.status.is_open() && last_change < from_ms {
+            continue;
+        }
+        // The agency of the last transfer (the fold forgets it once the agency returns it).
+        let transferred_to = applied()
+            .rfind(|e| e.kind == EventKind::Transfer)
+            .map(|t| {
+                h.log
+                    .iter()
+                    .find_map(|e| match &e.op {
+                        HazardOp::Event(ev, _) if ev.id == t.event => ev.agency,
+                        _ => None,
+                    })
+                    .map_or_else(|| "yes".to_owned(), |a| a.as_str().to_owned())
+            })
+            .unwrap_or_default();
+        rows.push(vec![
+            Value::Text(h.id.to_string()),
+            Value::Text(h.cell.clone()),
+            Value::Text(report.checkpoint.clone()),
+            Value::Text(state.category.value.as_str().into()),
+            Value::Text(state.severity.value.as_str().into()),
+            Value::Text(state.handling.value.as_str().into()),
+            Value::Text(cal.local(report.device_time_ms)),
+            Value::Text(h.reporter.clone()),
+            when(cal, deadline),
+            Value::Text(state.status.as_str().into()),
+            when(cal, first(EventKind::Notify)),
+            when(cal, rectified),
+            when(cal, closed_at),
+            Value::Text(
+                closing
+                    .filter(|_| closed_at.is_some())
+                    .map(|e| actor_of(h, e.event))
+                    .unwrap_or_default(),
+            ),
+            Value::Text(on_time.into()),
+            Value::Text(transferred_to),
+            Value::Int(state.history.len() as i64),
+            Value::Int(state.conflicts().count() as i64),
+            Value::Int(h.log.len() as i64),
+            Value::Text(h.log.last().map(|e| hex(&e.hash)).unwrap_or_default()),
+        ]);
+        covered.push(h);
+    }
+    (columns, rows, covered)
+}
+
+pub(super) fn transfers<'a>(
+    cal: &Calendar,
+    hazards: &'a [LedgerHazard],
+    from_ms: i64,
+    to_ms: i64,
+) -> Built<'a> {
+    let columns = vec![
+        "hazard_id",
+        "cell",
+        "category",
+        "severity",
+        "transferred_at",
+        "transferred_by",
+        "agency",
+        "agency_deadline",
+        "note",
+        "accepted_at",
+        "returned_at",
+        "return_reason",
+        "fixed_at",
+        "status",
+        "log_length",
+        "chain_head",
+    ];
+    let mut rows = Vec::new();
+    let mut covered = Vec::new();
+    for h in hazards {
+        let state = fold(h.id, &ops(h));
+        let events: HashMap<_, _> = h
+            .log
+            .iter()
+            .filter_map(|e| match &e.op {
+                HazardOp::Event(ev, _) => Some((ev.id, ev)),
+                _ => None,
+            })
+            .collect();
+        let applied: Vec<_> = state
+            .history
+            .iter()
+            .filter(|e| e.conflict.is_none())
+            .collect();
+        let mut any = false;
+        for (i, t) in applied.iter().enumerate() {
+            let at = t.stamp.hlc.wall_ms as i64;
+            if t.kind != EventKind::Transfer || at < from_ms || at >= to_ms {
+                continue;
+            }
+            let Some(ev) = events.get(&t.event) else {
+                continue;
+            };
+            // What the agency did with it, up to the next transfer.
+            let after: Vec<_> = applied[i + 1..]
+                .iter()
+                .take_while(|e| e.kind != EventKind::Transfer)
+                .collect();
+            let at_kind = |k: EventKind| {
+                after
+                    .iter()
+                    .find(|e| e.kind == k)
+                    .map(|e| e.stamp.hlc.wall_ms as i64)
+            };
+            let returned = after.iter().find(|e| e.kind == EventKind::AgencyReturn);
+            rows.push(vec![
+                Value::Text(h.id.to_string()),
+                Value::Text(h.cell.clone()),
+                Value::Text(state.category.value.as_str().into()),
+                Value::Text(state.severity.value.as_str().into()),
+                Value::Text(cal.local(at)),
+                Value::Text(actor_of(h, t.event)),
+                Value::Text(ev.agency.map(|a| a.as_str().to_owned()).unwrap_or_default()),
+                when(cal, ev.deadline_ms),
+                Value::Text(ev.note.clone()),
+                when(cal, at_kind(EventKind::AgencyAccept)),
+                when(cal, returned.map(|e| e.stamp.hlc.wall_ms as i64)),
+                Value::Text(
+                    returned
+                        .and_then(|e| events.get(&e.event))
+                        .map(|e| e.note.clone())
+                        .unwrap_or_default(),
+                ),
+                when(cal, at_kind(EventKind::AgencyFix)),
+                Value::Text(state.status.as_str().into()),
+                Value::Int(h.log.len() as i64),
+                Value::Text(h.log.last().map(|e| hex(&e.hash)).unwrap_or_default()),
+            ]);
+            any = true;
+        }
+        if any {
+            covered.push(h);
+        }
+    }
+    (columns, rows, covered)
+}
+
+/// SHA-256 over each covered hazard's id, log length and chain head, in order.
+pub(super) fn chain_digest(covered: &[&LedgerHazard]) -> String {
+    use ring::digest::{Context, SHA256};
+    let mut d = Context::new(&SHA256);
+    for h in covered {
+        d.update(&h.id.to_bytes());
+        d.update(&(h.log.len() as u64).to_be_bytes());
+        d.update(&h.log.last().map(|e| e.hash).unwrap_or_default());
+    }
+    hex(d.finish().as_ref())
+}

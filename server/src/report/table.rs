@@ -1,0 +1,173 @@
+//! One table, rendered as a text table, CSV, XLSX or JSON.
+
+use std::path::Path;
+
+/// A value in a rendered table.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Text.
+    Text(String),
+    /// An integer.
+    Int(i64),
+    /// A number.
+    Num(f64),
+    /// Nothing.
+    Empty,
+}
+
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Text(s) => f.write_str(s),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Num(x) => write!(f, "{x:.4}"),
+            Value::Empty => Ok(()),
+        }
+    }
+}
+
+/// A rendered report or ledger: a header, rows, and what it is (written as a second XLSX sheet).
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// Sheet name.
+    pub title: String,
+    /// Column names.
+    pub columns: Vec<&'static str>,
+    /// Rows.
+    pub rows: Vec<Vec<Value>>,
+    /// Key-value lines describing the export.
+    pub about: Vec<(String, String)>,
+}
+
+impl Table {
+    /// As aligned text for a terminal: text left, numbers right.
+    pub fn text(&self) -> String {
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|v| match v {
+                        Value::Num(x) => format!("{:.1}%", x * 100.0),
+                        Value::Empty => "-".into(),
+                        v => v.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let widths: Vec<usize> = (0..self.columns.len())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                    .chain([self.columns[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |values: &mut dyn Iterator<Item = (usize, &str, bool)>| {
+            let mut out = String::new();
+            for (i, v, left) in values {
+                let pad = widths[i].saturating_sub(v.chars().count());
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                if left {
+                    out.push_str(v);
+                    out.push_str(&" ".repeat(pad));
+                } else {
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(v);
+                }
+            }
+            out.trim_end().to_owned() + "\n"
+        };
+        let mut out = line(&mut self.columns.iter().enumerate().map(|(i, c)| (i, *c, true)));
+        for (row, text) in self.rows.iter().zip(&cells) {
+            out += &line(
+                &mut text
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (i, t.as_str(), matches!(row.get(i), Some(Value::Text(_))))),
+            );
+        }
+        out
+    }
+
+    /// Writes the header and rows as CSV.
+    pub fn write_csv(&self, w: impl std::io::Write) -> Result<(), csv::Error> {
+        let mut out = csv::Writer::from_writer(w);
+        out.write_record(&self.columns)?;
+        for row in &self.rows {
+            out.write_record(row.iter().map(|v| match v {
+                // A spreadsheet would run text starting like a formula (a note "=HYPERLINK(…)");
+                // a leading apostrophe keeps it text.
+                Value::Text(t) if t.starts_with(['=', '+', '-', '@', '\t', '\r']) => {
+                    format!("'{t}")
+                }
+                v => v.to_string(),
+            }))?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Writes an XLSX workbook: the rows on the first sheet, `about` on a second.
+    pub fn write_xlsx(&self, path: &Path) -> Result<(), rust_xlsxwriter::XlsxError> {
+        self.workbook()?.save(path)
+    }
+
+    /// The XLSX workbook's bytes (for a download).
+    pub fn xlsx_bytes(&self) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+        self.workbook()?.save_to_buffer()
+    }
+
+    fn workbook(&self) -> Result<rust_xlsxwriter::Workbook, rust_xlsxwriter::XlsxError> {
+        use rust_xlsxwriter::{Format, Workbook};
+        let mut book = Workbook::new();
+        let bold = Format::new().set_bold();
+        let sheet = book.add_worksheet();
+        sheet.set_name(&self.title)?;
+        for (c, name) in self.columns.iter().enumerate() {
+            sheet.write_string_with_format(0, c as u16, *name, &bold)?;
+        }
+        for (r, row) in self.rows.iter().enumerate() {
+            let r = r as u32 + 1;
+            for (c, v) in row.iter().enumerate() {
+                let c = c as u16;
+                match v {
+                    Value::Text(s) => sheet.write_string(r, c, s)?,
+                    Value::Int(i) => sheet.write_number(r, c, *i as f64)?,
+                    Value::Num(x) => sheet.write_number(r, c, *x)?,
+                    Value::Empty => sheet,
+                };
+            }
+        }
+        sheet.set_freeze_panes(1, 0)?;
+        let about = book.add_worksheet();
+        about.set_name("about")?;
+        for (r, (k, v)) in self.about.iter().enumerate() {
+            about.write_string_with_format(r as u32, 0, k, &bold)?;
+            about.write_string(r as u32, 1, v)?;
+        }
+        Ok(book)
+    }
+}
+
+/// Writes `table` as `format` (`csv` or `xlsx`) to `out`, or CSV to stdout when `out` is `None`.
+pub fn write(table: &Table, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    match (format, out) {
+        ("csv", None) => table.write_csv(std::io::stdout().lock())?,
+        ("csv", Some(p)) => {
+            let f = std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?;
+            table.write_csv(std::io::BufWriter::new(f))?;
+        }
+        ("xlsx", Some(p)) => table
+            .write_xlsx(p)
+            .with_context(|| format!("write {}", p.display()))?,
+        ("xlsx", None) => anyhow::bail!("--format xlsx needs -o FILE"),
+        (f, _) => anyhow::bail!("unknown format {f:?}"),
+    }
+    Ok(())
+}
