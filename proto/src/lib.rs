@@ -84,6 +84,21 @@ pub mod wire {
     include!(concat!(env!("OUT_DIR"), "/patrolsync.v1.rs"));
 }
 
+impl wire::Response {
+    /// A response that refuses the whole request: its code, a message for a person (not
+    /// stable), and whether the same request may succeed later.
+    pub fn error(code: wire::ErrorCode, message: impl Into<String>, retryable: bool) -> Self {
+        wire::Response {
+            kind: Some(wire::response::Kind::Error(wire::Error {
+                code: code as i32,
+                message: message.into(),
+                retryable,
+                held_offset: 0,
+            })),
+        }
+    }
+}
+
 /// The ALPN identifier of protocol v1. A wire-incompatible change gets a new one.
 pub const ALPN_V1: &[u8] = b"patrolsync/1";
 

@@ -2,10 +2,11 @@
 //! monthly, quarterly), the slot of a date under each, report periods (`2026-11`, `2026-Q4`,
 //! `2026-W48`, …) and moments (`--as-of`). Depends on nothing else of the server.
 
+use std::str::FromStr;
+
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Tz;
 use serde::Serialize;
-use std::str::FromStr;
 
 /// How often a checkpoint must be inspected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

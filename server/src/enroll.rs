@@ -8,7 +8,9 @@ use patrolsync_proto::{EnrollmentString, Role};
 
 use crate::config::Config;
 use crate::pki::{self, Pki};
-use crate::store::{NewEnrollment, Store, StoreError};
+use patrolsync_proto::{DeviceId, wire};
+
+use crate::store::{NewDevice, NewEnrollment, RedeemError, Store, StoreError};
 
 // Crockford base32: no I, L, O or U.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -143,6 +145,92 @@ pub async fn issue(
         )
         .to_string(),
     })
+}
+
+/// The Enroll RPC: checks the code before signing anything (the peer is unauthenticated), signs
+/// the device's CSR, then spends the code and records the device in one transaction.
+pub(crate) async fn enroll_rpc(
+    store: &dyn Store,
+    pki: &Pki,
+    req: wire::EnrollRequest,
+) -> wire::Response {
+    let refused = |m: String| wire::Response::error(wire::ErrorCode::EnrollmentRefused, m, false);
+    let code = req.code.trim();
+    if code.is_empty() {
+        return refused("enrollment code is empty".into());
+    }
+    // Check the code before signing anything: signing costs CPU and the peer is unauthenticated.
+    match store
+        .check_enrollment(&hash_code(code), crate::now_ms())
+        .await
+    {
+        Ok(()) => {}
+        Err(RedeemError::Store(e)) => {
+            return wire::Response::error(
+                wire::ErrorCode::Unavailable,
+                format!("enrollment failed, retry: {e}"),
+                true,
+            );
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "enrollment refused");
+            return refused(e.to_string());
+        }
+    }
+    let device_id = DeviceId(uuid::Uuid::now_v7());
+    let cert = match pki.sign_device_csr(&req.csr_der, &device_id.to_string()) {
+        Ok(c) => c,
+        Err(e) => {
+            return wire::Response::error(
+                wire::ErrorCode::BadRequest,
+                format!("enrollment refused: {e}"),
+                false,
+            );
+        }
+    };
+    let device = NewDevice {
+        id: device_id,
+        name: req
+            .device_name
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(128)
+            .collect(),
+        cert_sha256: pki::sha256(&cert),
+        app_version: req
+            .app_version
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect(),
+    };
+    match store
+        .redeem_enrollment(&hash_code(code), &device, crate::now_ms())
+        .await
+    {
+        Ok(s) => {
+            tracing::info!(device = %s.id, user = %s.user, "device enrolled");
+            wire::Response {
+                kind: Some(wire::response::Kind::Enroll(wire::EnrollResponse {
+                    device_id: s.id.to_string(),
+                    certificate_der: cert.to_vec(),
+                    server_ca_der: pki.server_ca_der().to_vec(),
+                    user: s.user.clone(),
+                    role: s.role.wire(),
+                    grid_cells: s.cell_codes(),
+                })),
+            }
+        }
+        Err(RedeemError::Store(e)) => wire::Response::error(
+            wire::ErrorCode::Unavailable,
+            format!("enrollment failed, retry: {e}"),
+            true,
+        ),
+        Err(e) => {
+            tracing::info!(reason = %e, "enrollment refused");
+            refused(e.to_string())
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod pki;
+mod pull;
 pub mod report;
 pub mod seed;
 pub mod store;

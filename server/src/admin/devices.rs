@@ -1,15 +1,17 @@
 //! Devices: the fleet with its health, one device in detail, revocation.
 
-use crate::health::{self, DeviceHealth, HealthState};
 pub use auth::Admin;
+
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 use super::*;
+use crate::health::{self, DeviceHealth, HealthState};
 
 /// `/api/devices` query.
 #[derive(Debug, Default, Deserialize)]

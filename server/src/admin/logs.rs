@@ -1,12 +1,14 @@
 //! Logs: rejections, conflicts, missing photos, and hazards by cell.
 
 pub use auth::Admin;
+
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 use super::*;
 

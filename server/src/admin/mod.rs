@@ -35,21 +35,24 @@ mod reports;
 #[cfg(test)]
 mod tests;
 
-use crate::config::Health;
-use crate::health::{self, DeviceHealth, HealthState};
-use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
-pub use auth::{Admin, BOOTSTRAP, Subtree};
+use auth::Admin;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+
+use crate::config::Health;
+use crate::health::{self, DeviceHealth, HealthState};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
 use devices::*;
 use logs::*;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What the admin routes need.
 #[derive(Clone)]

@@ -1,14 +1,15 @@
 //! Cadence compliance per checkpoint, rolled up per cell and user.
 
-use crate::store::ReportStore;
-use crate::store::StoreError;
-use crate::store::reports::OUTCOMES;
-use patrolsync_proto::anomaly::AnomalyRules;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use patrolsync_proto::anomaly::AnomalyRules;
+use serde::Serialize;
+
 use super::*;
+use crate::store::ReportStore;
+use crate::store::StoreError;
+use crate::store::reports::OUTCOMES;
 
 /// Slot counts of one cell's subtree.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -1,13 +1,14 @@
 //! The evaluation ledger: per user and cell, what was due, done, found and fixed.
 
-use crate::store::ReportStore;
-use crate::store::StoreError;
+use std::collections::HashMap;
+
 use patrolsync_proto::anomaly::AnomalyRules;
 use patrolsync_proto::hazard::{EventKind, Status, fold};
 use serde::Serialize;
-use std::collections::HashMap;
 
 use super::*;
+use crate::store::ReportStore;
+use crate::store::StoreError;
 
 /// What a cell or a person is judged by (考评) over a period.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

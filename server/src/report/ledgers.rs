@@ -1,13 +1,14 @@
 //! The ledgers (台账): patrol, hazard, closed-loop disposal and transfer, as exports.
 
+use std::collections::HashMap;
+
+use patrolsync_proto::anomaly::{Anomaly, AnomalyRules};
+use patrolsync_proto::hazard::{EventKind, HazardOp, Status, fold};
+
+use super::*;
 use crate::store::ReportStore;
 use crate::store::StoreError;
 use crate::store::reports::{LedgerCheckIn, LedgerHazard};
-use patrolsync_proto::anomaly::{Anomaly, AnomalyRules};
-use patrolsync_proto::hazard::{EventKind, HazardOp, Status, fold};
-use std::collections::HashMap;
-
-use super::*;
 
 /// The ledgers `admin export` writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

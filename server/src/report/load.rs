@@ -1,14 +1,15 @@
 //! What compliance and evaluation read: the subtree, its slots and check-ins, flagged.
 
-use crate::store::ReportStore;
-use crate::store::StoreError;
-use crate::store::reports::Visit;
+use std::collections::HashMap;
+
 use chrono::{Duration, NaiveDate};
 use patrolsync_proto::anomaly::{self, Anomaly, AnomalyRules};
-use std::collections::HashMap;
 
 use super::*;
 use crate::calendar::Days;
+use crate::store::ReportStore;
+use crate::store::StoreError;
+use crate::store::reports::Visit;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Answer {

@@ -24,12 +24,13 @@ pub use crate::calendar::{Cadence, Calendar, Moment, Period};
 pub use compliance::*;
 pub use evaluation::*;
 pub use ledgers::*;
-use load::*;
 pub use table::*;
 
-use crate::store::reports::{LedgerCheckIn, LedgerHazard, Visit};
 use patrolsync_proto::anomaly::{self, Anomaly, AnomalyRules, Observed};
 use patrolsync_proto::hazard::HazardOp;
+
+use crate::store::reports::{LedgerCheckIn, LedgerHazard, Visit};
+use load::*;
 
 /// What the anomaly rules read of a check-in.
 pub trait Flaggable {

@@ -10,9 +10,10 @@
 //! position; what came before a grant is sent as the grant's *backfill*, right before the grant,
 //! so bootstrap and a later assignment are one path and a device never holds half an entity.
 
-use super::*;
 use patrolsync_proto::hazard::{EventKind, HazardState};
 use patrolsync_proto::scope::{ScopeChange, ScopeTarget, code_of, diff};
+
+use super::*;
 
 /// The grant row a scope entry opens (a grant) or closes (a revoke) at its position.
 #[derive(Clone, Debug)]

@@ -1,0 +1,118 @@
+//! The Pull RPC: a page of the device's feed (see `store::sql::scope` for feeds, grants and
+//! backfills), its entries decoded into wire changes.
+
+use patrolsync_proto::{Message, wire};
+
+use crate::metrics::Metrics;
+use crate::store::{DeviceSession, Store};
+
+pub(crate) const MAX_PULL: u32 = 1000;
+
+pub(crate) async fn pull(
+    store: &dyn Store,
+    metrics: &Metrics,
+    device: &DeviceSession,
+    req: wire::PullRequest,
+) -> wire::Response {
+    use patrolsync_proto::scope::PULL_PROTOCOL;
+    if req.protocol < PULL_PROTOCOL {
+        return wire::Response::error(
+            wire::ErrorCode::Unsupported,
+            format!(
+                "this server sends scope feeds (pull protocol {PULL_PROTOCOL}) and the app speaks \
+                 pull protocol {}: update the app. What it records is still accepted and stored.",
+                req.protocol
+            ),
+            false,
+        );
+    }
+    let scope = device.pull_scope();
+    // A cursor is a position in one feed. If the user's feed changed (a new role or agency),
+    // or the device kept no feed (it last pulled before feeds), it starts over from nothing.
+    if req.cursor > 0 && req.feed != scope.audience {
+        tracing::info!(device = %device.id, from = %req.feed, to = %scope.audience, "scope feed changed; the device starts over");
+        return wire::Response {
+            kind: Some(wire::response::Kind::Pull(wire::PullResponse {
+                changes: Vec::new(),
+                next_cursor: 0,
+                has_more: true,
+                backfill_after: 0,
+                feed: scope.audience,
+                reset: true,
+            })),
+        };
+    }
+    let limit = if req.limit == 0 {
+        500
+    } else {
+        req.limit.min(MAX_PULL)
+    };
+    let started = std::time::Instant::now();
+    let page = store
+        .pull(&scope, req.cursor, req.backfill_after, limit, req.compact)
+        .await;
+    metrics.store_call("pull", started.elapsed());
+    let page = match page {
+        Ok(p) => p,
+        Err(e) => {
+            return wire::Response::error(
+                wire::ErrorCode::Unavailable,
+                format!("pull failed, retry: {e}"),
+                true,
+            );
+        }
+    };
+    let mut changes = Vec::with_capacity(page.changes.len());
+    for c in page.changes {
+        let entity = match decode_entity(&c.kind, &c.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(seq = c.seq, kind = %c.kind, error = %e, "unreadable change-log entry");
+                return wire::Response::error(
+                    wire::ErrorCode::Unavailable,
+                    format!("change {} is unreadable", c.seq),
+                    false,
+                );
+            }
+        };
+        changes.push(wire::Change {
+            seq: c.seq,
+            hlc: Some(c.hlc.into()),
+            device_id: c.device,
+            role: c
+                .role
+                .parse::<patrolsync_proto::Role>()
+                .map(|r| r.wire())
+                .unwrap_or(0),
+            entity: Some(entity),
+        });
+    }
+    wire::Response {
+        kind: Some(wire::response::Kind::Pull(wire::PullResponse {
+            changes,
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+            backfill_after: page.backfill_after,
+            feed: scope.audience,
+            reset: false,
+        })),
+    }
+}
+
+pub(crate) fn decode_entity(kind: &str, bytes: &[u8]) -> Result<wire::change::Entity, String> {
+    use wire::change::Entity;
+    let e = |e: prost::DecodeError| e.to_string();
+    Ok(match kind {
+        "cell" => Entity::Cell(wire::GridCell::decode(bytes).map_err(e)?),
+        "checkpoint" => Entity::Checkpoint(wire::Checkpoint::decode(bytes).map_err(e)?),
+        "hazard_report" => Entity::HazardReport(wire::HazardReport::decode(bytes).map_err(e)?),
+        "hazard_event" => Entity::HazardEvent(wire::HazardEvent::decode(bytes).map_err(e)?),
+        "hazard_edit" => Entity::HazardFieldEdit(wire::HazardFieldEdit::decode(bytes).map_err(e)?),
+        "template" => Entity::Template(wire::ChecklistTemplate::decode(bytes).map_err(e)?),
+        "hazard_escalation" => {
+            Entity::HazardEscalation(wire::HazardEscalation::decode(bytes).map_err(e)?)
+        }
+        "scope" => Entity::Scope(wire::ScopeChange::decode(bytes).map_err(e)?),
+        other => return Err(format!("unknown change kind {other:?}")),
+    })
+}
