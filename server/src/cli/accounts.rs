@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+use super::*;
 use crate::store::AccountStore;
 use crate::store::admins::{AdminAccount, AdminRole, AuditRecord};
 
@@ -213,5 +214,27 @@ pub async fn audit_log(
         "the audit log's hash chain breaks at entry {}",
         broken.unwrap_or_default()
     );
+    Ok(())
+}
+
+pub(super) async fn run(
+    config: &Config,
+    sql: &Arc<dyn AdminStore>,
+    _store: &Arc<dyn Store>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Admins { command } => admins(sql.as_ref(), command).await?,
+        AdminCommand::Audit { since, actor, json } => {
+            let (cal, _) = calendar(config)?;
+            let since = since
+                .as_deref()
+                .map(|t| cal.moment(t))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            audit_log(sql.as_ref(), since, actor.as_deref(), json).await?;
+        }
+        other => unreachable!("run_admin sends {other:?} elsewhere"),
+    }
     Ok(())
 }

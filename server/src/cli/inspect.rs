@@ -7,6 +7,7 @@ use patrolsync_proto::HazardId;
 use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
 use serde::Serialize;
 
+use super::*;
 use crate::store::AdminStore;
 use crate::store::Store;
 
@@ -233,4 +234,34 @@ pub fn print_scope(v: &crate::store::ScopeView) {
     for h in &v.hazards {
         println!("  {h}");
     }
+}
+
+pub(super) async fn run(
+    _config: &Config,
+    sql: &Arc<dyn AdminStore>,
+    store: &Arc<dyn Store>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Hazard {
+            hazard: HazardCommand::Show { id, json },
+        } => {
+            let detail = hazard_detail(store.as_ref(), &id).await?;
+            if json {
+                print_json(&detail)?;
+            } else {
+                print_hazard(&detail);
+            }
+        }
+        AdminCommand::Scope { device, json } => {
+            let view = scope_of(sql.as_ref(), &device).await?;
+            if json {
+                print_json(&view)?;
+            } else {
+                print_scope(&view);
+            }
+        }
+        other => unreachable!("run_admin sends {other:?} elsewhere"),
+    }
+    Ok(())
 }

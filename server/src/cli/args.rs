@@ -1,0 +1,448 @@
+//! The command line: every command, subcommand and flag (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use patrolsync_proto::Role;
+
+use super::*;
+use crate::config::*;
+
+/// patrolsync: the sync server for fire-safety grid patrols.
+#[derive(Debug, Parser)]
+#[command(name = "patrolsync", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr: `text` for people, `json` (one object per line, with the span's
+    /// device id and RPC) for log collectors. The filter is PATROLSYNC_LOG (default `info`).
+    #[arg(long, env = "PATROLSYNC_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub(super) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum Command {
+    /// Run the server: QUIC for devices, HTTP for admins. Zero configuration needed.
+    Serve(ServeArgs),
+    /// Admin tasks against a data dir or database (work while the server runs).
+    Admin(AdminArgs),
+}
+
+/// Where the configuration, data and database are.
+#[derive(Debug, Args)]
+pub(super) struct Common {
+    /// TOML configuration file.
+    #[arg(long, env = ENV_CONFIG, global = true)]
+    pub(super) config: Option<PathBuf>,
+    /// Data directory (database, keys, admin.token). Default ./patrolsync-data.
+    #[arg(long, env = ENV_DATA_DIR, global = true)]
+    pub(super) data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default SQLite in the data dir.
+    #[arg(long, env = ENV_DATABASE_URL, global = true)]
+    pub(super) database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    #[command(flatten)]
+    pub(super) common: Common,
+    /// UDP address for QUIC. Default [::]:4433.
+    #[arg(long, env = ENV_LISTEN)]
+    pub(super) listen: Option<SocketAddr>,
+    /// TCP address for admin HTTP. Default 127.0.0.1:4480.
+    #[arg(long, env = ENV_ADMIN_LISTEN)]
+    pub(super) admin_listen: Option<SocketAddr>,
+    /// HOST:PORT devices dial, written into enrollment codes.
+    #[arg(long, env = ENV_PUBLIC_ADDRESS)]
+    pub(super) public_address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AdminArgs {
+    #[command(flatten)]
+    pub(super) common: Common,
+    #[command(subcommand)]
+    pub(super) command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum AdminCommand {
+    /// Create the demo city: 2 streets × 3 communities × 4 compounds × 5 buildings, 2 checkpoints each.
+    SeedDemo {
+        /// `small` (2 streets, 240 checkpoints; what the walkthrough and tests use) or `city`
+        /// (Harbin's scale: 115 streets, 15,799 cells, 40,000 checkpoints).
+        #[arg(long, default_value = "small", value_parser = ["small", "city"])]
+        size: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a one-time enrollment code for a user's device.
+    Enroll {
+        /// User name (created if new).
+        #[arg(long)]
+        user: String,
+        /// Role: patroller, grid_manager, agency or admin.
+        #[arg(long)]
+        role: Role,
+        /// Grid cell codes assigned to the user (comma-separated or repeated).
+        #[arg(long = "grid", value_delimiter = ',')]
+        grid: Vec<String>,
+        /// For --role agency: police_station or fire_brigade.
+        #[arg(long)]
+        agency: Option<patrolsync_proto::hazard::Agency>,
+        /// HOST:PORT devices dial. Default: public_address, else the listen address.
+        #[arg(long, env = ENV_PUBLIC_ADDRESS)]
+        server: Option<String>,
+        /// How long the code stays valid (e.g. 24h, 30m). Default from config (24h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Counts: devices, check-ins, rejected ops and more.
+    Stats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Devices and their sync health: healthy, lagging, silent, erroring or revoked, and why
+    /// (thresholds in the `[health]` config section). Worst first.
+    Devices {
+        /// Only devices in this state.
+        #[arg(long)]
+        state: Option<crate::health::HealthState>,
+        /// Order: state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled.
+        #[arg(long, default_value = "state")]
+        sort: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One device in detail: health, recent Hello reports, missing photos, rejected ops and
+    /// conflicts.
+    Device {
+        /// Device id, or a unique prefix of at least 8 characters.
+        device: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device (lost or stolen phone): its live connections close within a second,
+    /// it cannot connect again, and what it already sent stays.
+    Revoke {
+        /// Device id, or a unique prefix of at least 8 characters.
+        device: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Photos that records reference but that have not arrived, and the devices that owe them.
+    MissingPhotos {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent check-ins.
+    CheckIns {
+        /// Only this device.
+        #[arg(long)]
+        device: Option<patrolsync_proto::DeviceId>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The rejection log: ops the server refused, and why.
+    Rejections {
+        /// Only this device's.
+        #[arg(long)]
+        device: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ops recorded as conflicts (their hazard transition was no longer possible), newest first.
+    Conflicts {
+        /// Only this device's.
+        #[arg(long)]
+        device: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The grid: `import FILE` (cells from CSV or GeoJSON), `retire CODE`.
+    Grid {
+        /// What to do.
+        #[command(subcommand)]
+        command: GridCommand,
+    },
+    /// Checkpoints: `import FILE` (CSV or GeoJSON points).
+    Checkpoints {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// People: `import FILE` (CSV: name,role,agency,cells), with their assignments.
+    People {
+        /// What to do.
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Checklist templates: `publish FILE` (TOML or JSON; the next version), `list`, `show ID`.
+    Template {
+        /// What to do.
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+    /// Assign cells to a person (or with --remove take them away). Their devices receive the
+    /// cells whole (or drop them, told why) at their next pull.
+    Assign {
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// Cell codes (comma-separated or repeated).
+        #[arg(long = "cell", alias = "cells", value_delimiter = ',', required = true)]
+        cells: Vec<String>,
+        /// Remove these cells instead of adding them.
+        #[arg(long)]
+        remove: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Named admin accounts with a role (viewer, operator, owner) and optionally a subtree,
+    /// each with its own token: `add NAME --role R [--cell C] [--expires 90d]`, `list`,
+    /// `revoke NAME`. The data dir's admin.token is the bootstrap owner.
+    Admins {
+        /// What to do.
+        #[command(subcommand)]
+        command: accounts::AdminsCommand,
+    },
+    /// The audit log: every admin action with who, when, from where, what and how it ended,
+    /// hash-chained; says whether the chain verifies (exit status 1 if it does not).
+    Audit {
+        /// Entries from this moment on: `2026-11-03`, `2026-11-03 09:00` (local) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// One actor's entries (an admin's name, `local:USER`, `bootstrap`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A hazard as the server holds it: `show ID` folds its log into its state and history
+    /// (conflicts included) and checks its hash chain, to compare with what a phone shows.
+    Hazard {
+        /// What to do.
+        #[command(subcommand)]
+        hazard: HazardCommand,
+    },
+    /// What a device should hold now: the cells (and, for agencies, the hazards) its scope
+    /// feed holds and since when, and the cells, checkpoints and hazards they cover.
+    Scope {
+        /// Device id, or a unique prefix of at least 8 characters.
+        #[arg(long)]
+        device: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reports over the grid: `compliance` (cadence compliance per cell, rolled up the tree).
+    Report {
+        /// Which report.
+        #[command(subcommand)]
+        report: ReportCommand,
+    },
+    /// Export a ledger (台账) of a cell subtree over a period, as CSV or XLSX. Hazard ledgers
+    /// carry each hazard's hash-chain head and a digest over them, to verify against the log.
+    Export {
+        /// `inspections`, `patrols`, `hazard-disposal` or `hazard-transfer`.
+        ledger: crate::report::Ledger,
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// The moment the report stands at: only what the server had received by then counts,
+        /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
+        /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// `csv` or `xlsx`.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "xlsx"])]
+        format: String,
+        /// Output file (required for xlsx; CSV goes to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Grid tasks.
+#[derive(Debug, Subcommand)]
+pub(super) enum GridCommand {
+    /// Import cells from CSV (`code,parent,level,name[,boundary]`, boundary as WKT or GeoJSON
+    /// geometry) or a GeoJSON FeatureCollection (properties code, parent, level, name; polygon
+    /// geometry). Checked whole first: a bad row is reported by line and column and nothing is
+    /// applied. Importing the same file again changes nothing.
+    Import {
+        /// The file (.csv or .geojson).
+        file: PathBuf,
+        /// Check the file and report problems; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a cell with its subtree and checkpoints: history stays, new records are refused,
+    /// devices learn it through pull.
+    Retire {
+        /// Cell code.
+        code: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Checklist template tasks.
+#[derive(Debug, Subcommand)]
+pub(super) enum TemplateCommand {
+    /// Publish a template file (TOML or JSON: id, name, items with id, label, answer
+    /// check|number|text, mandatory, photo_on_fail, hazard_category) as its next version, unless
+    /// it equals the latest. Devices receive it through pull; answers recorded against older
+    /// versions keep them.
+    Publish {
+        /// The file (.toml or .json).
+        file: PathBuf,
+        /// Check the file; publish nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every template's versions.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One template: its latest version, or --version N.
+    Show {
+        /// Template id.
+        id: String,
+        /// Version (default: the latest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Importing a file.
+#[derive(Debug, Subcommand)]
+pub(super) enum ImportCommand {
+    /// Import from a file. Checkpoints: CSV `code,cell,name[,tag_uid,latitude,longitude,
+    /// radius_m,cadence]` or GeoJSON points with those properties. People: CSV
+    /// `name,role[,agency,cells]` (cells separated by `;`; they replace the person's
+    /// assignments). Checked whole first: a bad row is reported by line and column and
+    /// nothing is applied. Importing the same file again changes nothing.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// Check the file and report problems; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Hazards.
+#[derive(Debug, Subcommand)]
+pub(super) enum HazardCommand {
+    /// The hazard folded from the server's log: status, fields, agency, history with
+    /// conflicts, and whether its hash chain verifies.
+    Show {
+        /// Hazard id (a UUID).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reports.
+#[derive(Debug, Subcommand)]
+pub(super) enum ReportCommand {
+    /// Performance evaluation (考评): per cell (its subtree) or per person (`--by person`):
+    /// compliance, check-ins and flagged ones, hazards found, closed on time, closed late,
+    /// overdue, transferred.
+    Evaluation {
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// The moment the report stands at: only what the server had received by then counts,
+        /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
+        /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// `cell` or `person`.
+        #[arg(long, default_value = "cell", value_parser = ["cell", "person"])]
+        by: String,
+        /// `table`, `csv`, `xlsx` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
+        format: String,
+        /// Output file (required for xlsx; others go to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Cadence compliance: per cell and its subtree, the checkpoint slots due in the period,
+    /// inspected, could not inspect (by reason), flagged (anomalies; not counted as inspected),
+    /// missed, still open, and the rate inspected / due.
+    Compliance {
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// The moment the report stands at: only what the server had received by then counts,
+        /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
+        /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// `table`, `csv`, `xlsx` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
+        format: String,
+        /// Output file (required for xlsx; others go to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}

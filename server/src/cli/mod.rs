@@ -1,0 +1,176 @@
+//! The `patrolsync` command line: `serve` and `admin …`. Parsing and printing only; the work is
+//! done by the library.
+
+mod accounts;
+mod args;
+mod devices;
+mod grid;
+mod inspect;
+mod reports;
+mod serve;
+
+pub use args::Cli;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::*;
+use crate::store::{AdminStore, Store};
+use args::*;
+use reports::calendar;
+
+fn overrides(c: &Common) -> Overrides {
+    Overrides {
+        config_file: c.config.clone(),
+        data_dir: c.data_dir.clone(),
+        database_url: c.database_url.clone(),
+        ..Overrides::default()
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Admin(args) => admin(args).await,
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// What an admin command changes, for the audit log: its action and target (`None`: it only
+/// reads).
+fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
+    let path = |p: &PathBuf| p.display().to_string();
+    Some(match command {
+        AdminCommand::SeedDemo { size, .. } => ("seed_demo", size.clone()),
+        AdminCommand::Enroll {
+            user, role, grid, ..
+        } => (
+            "enroll",
+            format!("user {user} ({role}) cells {}", grid.join(",")),
+        ),
+        AdminCommand::Revoke { device, .. } => ("revoke", format!("device {device}")),
+        AdminCommand::Grid {
+            command: GridCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_grid", path(file)),
+        AdminCommand::Grid {
+            command: GridCommand::Retire { code, .. },
+        } => ("retire", code.clone()),
+        AdminCommand::Checkpoints {
+            command: ImportCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_checkpoints", path(file)),
+        AdminCommand::People {
+            command: ImportCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_people", path(file)),
+        AdminCommand::Template {
+            command: TemplateCommand::Publish {
+                file, check: false, ..
+            },
+        } => ("template_publish", path(file)),
+        AdminCommand::Assign {
+            user,
+            cells,
+            remove,
+            ..
+        } => (
+            if *remove { "unassign" } else { "assign" },
+            format!("user {user} cells {}", cells.join(",")),
+        ),
+        AdminCommand::Export {
+            ledger,
+            period,
+            cell,
+            ..
+        } => (
+            "export",
+            format!(
+                "ledger {} {} of {}",
+                ledger.name(),
+                period.label,
+                cell.as_deref().unwrap_or("(all)")
+            ),
+        ),
+        AdminCommand::Admins { command } => return accounts::audited(command),
+        _ => return None,
+    })
+}
+
+async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let config = Config::load(&overrides(&args.common))?;
+    let sql: Arc<dyn crate::store::AdminStore> =
+        Arc::new(crate::open_sql_store(&config).await.with_context(|| {
+            format!("opening the database at {}", redact(&config.database_url()))
+        })?);
+    let audit = audited(&args.command);
+    let result = run_admin(&config, sql.clone(), args.command).await;
+    if let Some((action, target)) = audit {
+        let outcome = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("error: {e:#}"),
+        };
+        accounts::audit(sql.as_ref(), action, target, outcome).await;
+    }
+    result
+}
+
+async fn run_admin(
+    config: &Config,
+    sql: Arc<dyn AdminStore>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let config = config.clone();
+    let store: Arc<dyn Store> = sql.clone();
+    // Each area's handler takes exactly the commands listed for it here.
+    match command {
+        c @ (AdminCommand::Admins { .. } | AdminCommand::Audit { .. }) => {
+            accounts::run(&config, &sql, &store, c).await
+        }
+        c @ (AdminCommand::Grid { .. }
+        | AdminCommand::Checkpoints { .. }
+        | AdminCommand::People { .. }
+        | AdminCommand::Template { .. }
+        | AdminCommand::Assign { .. }
+        | AdminCommand::SeedDemo { .. }) => grid::run(&config, &sql, &store, c).await,
+        c @ (AdminCommand::Hazard { .. } | AdminCommand::Scope { .. }) => {
+            inspect::run(&config, &sql, &store, c).await
+        }
+        c @ (AdminCommand::Report { .. } | AdminCommand::Export { .. }) => {
+            reports::run(&config, &sql, &store, c).await
+        }
+        c @ (AdminCommand::Enroll { .. }
+        | AdminCommand::Stats { .. }
+        | AdminCommand::CheckIns { .. }
+        | AdminCommand::MissingPhotos { .. }
+        | AdminCommand::Devices { .. }
+        | AdminCommand::Device { .. }
+        | AdminCommand::Revoke { .. }
+        | AdminCommand::Rejections { .. }
+        | AdminCommand::Conflicts { .. }) => devices::run(&config, &sql, &store, c).await,
+    }
+}
+
+/// Hides a password in a database URL for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,169 @@
+//! Reports and ledgers: compliance, evaluation, exports, each `--as-of` a moment.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use super::*;
+use crate::config::*;
+use crate::store::Store;
+
+pub(super) async fn run(
+    config: &Config,
+    sql: &Arc<dyn AdminStore>,
+    _store: &Arc<dyn Store>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Report {
+            report:
+                ReportCommand::Compliance {
+                    period,
+                    cell,
+                    as_of,
+                    format,
+                    output,
+                },
+        } => {
+            let (cal, rules) = calendar(config)?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let report = crate::report::compliance(
+                sql.as_ref(),
+                &cal,
+                &rules,
+                &period,
+                cell.as_deref(),
+                as_of,
+            )
+            .await?;
+            emit_report(&report.text(), &report, &report.table(), &format, output)?;
+        }
+        AdminCommand::Report {
+            report:
+                ReportCommand::Evaluation {
+                    period,
+                    cell,
+                    as_of,
+                    by,
+                    format,
+                    output,
+                },
+        } => {
+            let (cal, rules) = calendar(config)?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let report = crate::report::evaluation(
+                sql.as_ref(),
+                &cal,
+                &rules,
+                &period,
+                cell.as_deref(),
+                by == "person",
+                as_of,
+            )
+            .await?;
+            let table = report.table();
+            let text = format!(
+                "evaluation by {} {} ({}), as of {}\n{}",
+                report.by,
+                report.period.label,
+                report.time_zone,
+                report.as_of.local,
+                table.text()
+            );
+            emit_report(&text, &report, &table, &format, output)?;
+        }
+        AdminCommand::Export {
+            ledger,
+            period,
+            cell,
+            as_of,
+            format,
+            output,
+        } => {
+            let (cal, rules) = calendar(config)?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let table = crate::report::ledger(
+                sql.as_ref(),
+                &cal,
+                &rules,
+                ledger,
+                &period,
+                cell.as_deref(),
+                as_of,
+            )
+            .await?;
+            crate::report::write(&table, &format, output.as_deref())?;
+            let about: Vec<String> = table
+                .about
+                .iter()
+                .filter(|(k, _)| k != "how to verify")
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            eprintln!(
+                "{} rows{}; {}",
+                table.rows.len(),
+                output
+                    .as_ref()
+                    .map(|p| format!(" written to {}", p.display()))
+                    .unwrap_or_default(),
+                about.join(", ")
+            );
+        }
+        other => unreachable!("run_admin sends {other:?} elsewhere"),
+    }
+    Ok(())
+}
+
+/// The report calendar and anomaly rules of `config`.
+pub(super) fn calendar(
+    config: &Config,
+) -> anyhow::Result<(
+    crate::report::Calendar,
+    patrolsync_proto::anomaly::AnomalyRules,
+)> {
+    let cal = config.reports.calendar().map_err(anyhow::Error::msg)?;
+    Ok((cal, config.reports.anomaly_rules()))
+}
+
+/// The moment a report stands at: `--as-of` parsed in the report's zone, else now. A moment
+/// still to come is refused: nothing is known of it yet.
+pub(super) fn moment(cal: &crate::report::Calendar, as_of: Option<&str>) -> anyhow::Result<i64> {
+    let now = crate::now_ms();
+    let Some(s) = as_of else {
+        return Ok(now);
+    };
+    let ms = cal.moment(s).map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        ms <= now,
+        "--as-of {s:?} ({}) is in the future (now {}): a report can only stand at a moment \
+         that has passed",
+        cal.local(ms),
+        cal.local(now)
+    );
+    Ok(ms)
+}
+
+/// Writes a report as `format`: `table` (the text), `json`, or `csv`/`xlsx` of `table`; to
+/// `output` or stdout.
+pub(super) fn emit_report(
+    text: &str,
+    json: &impl serde::Serialize,
+    table: &crate::report::Table,
+    format: &str,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let text = match format {
+        "table" => Some(text.to_owned()),
+        "json" => Some(serde_json::to_string_pretty(json)? + "\n"),
+        _ => None,
+    };
+    match (text, output) {
+        (Some(t), None) => print!("{t}"),
+        (Some(t), Some(p)) => {
+            std::fs::write(&p, t).with_context(|| format!("write {}", p.display()))?
+        }
+        (None, out) => crate::report::write(table, format, out.as_deref())?,
+    }
+    Ok(())
+}
