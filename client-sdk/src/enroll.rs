@@ -1,0 +1,162 @@
+//! Enrollment: a key pair made here, a CSR signed by the server, the certificate and the
+//! server's CA kept beside the outbox.
+
+use std::path::Path;
+
+use patrolsync_proto::{EnrollmentString, codes, wire};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::*;
+
+/// What the device learned at enrollment.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Enrollment {
+    /// Server-assigned device id.
+    pub device_id: String,
+    /// Server `host:port`.
+    pub server: String,
+    /// The user this device belongs to.
+    pub user: String,
+    /// The user's role.
+    pub role: String,
+    /// Assigned grid cells.
+    pub grid_cells: Vec<String>,
+}
+
+pub(crate) struct Identity {
+    pub(crate) server: String,
+    pub(crate) config: quinn::ClientConfig,
+}
+
+impl Client {
+    /// Enrolls this device with a one-time enrollment string from an admin. The device makes
+    /// its own key, which never leaves it; the server signs a certificate for it. `server`
+    /// overrides the address in the string.
+    pub async fn enroll(
+        &self,
+        enrollment: &str,
+        server: Option<&str>,
+        device_name: &str,
+    ) -> Result<Enrollment, EnrollError> {
+        if let Some(id) = self
+            .device_id()
+            .await
+            .map_err(|e| EnrollError::Local(e.to_string()))?
+        {
+            return Err(EnrollError::AlreadyEnrolled(id));
+        }
+        let parsed: EnrollmentString = enrollment.parse()?;
+        let server = server
+            .map(str::to_owned)
+            .unwrap_or_else(|| parsed.server.clone());
+        let key = rcgen::KeyPair::generate().map_err(|e| EnrollError::Local(e.to_string()))?;
+        let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+            .and_then(|p| p.serialize_request(&key))
+            .map_err(|e| EnrollError::Local(e.to_string()))?;
+        let unreachable = |reason: String| EnrollError::Unreachable {
+            server: server.clone(),
+            reason,
+        };
+        let tls = tls::enrollment_config(&parsed.ca_sha256)
+            .map_err(|e| EnrollError::Local(e.to_string()))?;
+        let conn = self
+            .inner
+            .endpoints
+            .connect(&server, tls, self.inner.config.connect_timeout)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let request = wire::Request {
+            kind: Some(wire::request::Kind::Enroll(wire::EnrollRequest {
+                code: parsed.code.clone(),
+                csr_der: csr.der().to_vec(),
+                device_name: device_name.to_owned(),
+                app_version: self.inner.config.app_version.clone(),
+            })),
+        };
+        let response = transport::call(
+            &conn,
+            &request,
+            patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES,
+            self.inner.config.request_timeout,
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()));
+        conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"enrolled");
+        let e = match response?.kind {
+            Some(wire::response::Kind::Enroll(e)) => e,
+            Some(wire::response::Kind::Error(err)) => {
+                return Err(EnrollError::Refused(err.message));
+            }
+            _ => return Err(EnrollError::Refused("unexpected response to Enroll".into())),
+        };
+        // Trust from now on only the CA the enrollment string pinned, not whatever was sent.
+        if tls::hex(&tls::sha256(&e.server_ca_der)) != parsed.ca_sha256 {
+            return Err(EnrollError::Refused(
+                "the server sent a CA that does not match the fingerprint in the enrollment code"
+                    .into(),
+            ));
+        }
+        let role = patrolsync_proto::Role::from_wire_value(e.role)
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        let write = |name: &str, bytes: &[u8]| write_file(&self.inner.dir.join(name), bytes);
+        write(KEY_FILE, &key.serialize_der()).map_err(|e| EnrollError::Local(e.to_string()))?;
+        write(CERT_FILE, &e.certificate_der).map_err(|e| EnrollError::Local(e.to_string()))?;
+        write(SERVER_CA_FILE, &e.server_ca_der).map_err(|e| EnrollError::Local(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.device_id)
+        .bind(&server)
+        .bind(&e.user)
+        .bind(&role)
+        .bind(e.grid_cells.join(","))
+        .bind(now_ms())
+        .execute(&self.inner.db)
+        .await
+        .map_err(|e| EnrollError::Local(e.to_string()))?;
+        Ok(Enrollment {
+            device_id: e.device_id,
+            server,
+            user: e.user,
+            role,
+            grid_cells: e.grid_cells,
+        })
+    }
+
+    pub(crate) async fn identity(&self) -> Result<Identity, SyncError> {
+        let server: Option<String> = sqlx::query_scalar("SELECT server FROM identity WHERE id = 1")
+            .fetch_optional(&self.inner.db)
+            .await
+            .map_err(local)?;
+        let server = server.ok_or(SyncError::NotEnrolled)?;
+        let read = |name: &str| {
+            std::fs::read(self.inner.dir.join(name))
+                .map_err(|e| SyncError::Local(format!("{name}: {e}")))
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(KEY_FILE)?));
+        let config = tls::device_config(
+            CertificateDer::from(read(SERVER_CA_FILE)?),
+            CertificateDer::from(read(CERT_FILE)?),
+            key,
+        )
+        .map_err(local)?;
+        Ok(Identity {
+            server: self.inner.config.server_override.clone().unwrap_or(server),
+            config,
+        })
+    }
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,319 @@
+//! The outbox: check-ins (and hazard ops) recorded locally first, with their device sequence
+//! number and HLC, until the server has answered for them.
+
+use patrolsync_proto::checkin::Answer;
+use patrolsync_proto::{
+    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Hlc, Message, Op,
+    OpBody, OpId, wire,
+};
+use sqlx::Row;
+
+use crate::*;
+
+/// A check-in as the app records it. The SDK fills in the id, times and sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewCheckIn {
+    /// Checkpoint code.
+    pub checkpoint: String,
+    /// Patrol, inspection or visit.
+    pub kind: CheckInKind,
+    /// How presence was proven.
+    pub method: CheckInMethod,
+    /// NFC/QR tag UID, if read.
+    pub tag_uid: String,
+    /// Position fix, if any.
+    pub fix: Option<GeoFix>,
+    /// Inspected, or why not.
+    pub outcome: CheckInOutcome,
+    /// Checklist template id and version the answers were recorded against.
+    pub template: Option<(String, u32)>,
+    /// Checklist answers.
+    pub answers: Vec<Answer>,
+    /// Free text.
+    pub note: String,
+    /// SHA-256 of photos, from [`Client::add_photo`].
+    pub photos: Vec<[u8; 32]>,
+    /// Device monotonic clock since boot, ms; read from the OS when `None`.
+    pub monotonic_ms: Option<u64>,
+}
+
+impl NewCheckIn {
+    /// A manual check-in at `checkpoint` with `outcome`; set the other fields as needed.
+    pub fn new(checkpoint: impl Into<String>, outcome: CheckInOutcome) -> Self {
+        NewCheckIn {
+            checkpoint: checkpoint.into(),
+            kind: CheckInKind::Patrol,
+            method: CheckInMethod::Manual,
+            tag_uid: String::new(),
+            fix: None,
+            outcome,
+            template: None,
+            answers: Vec::new(),
+            note: String::new(),
+            photos: Vec::new(),
+            monotonic_ms: None,
+        }
+    }
+}
+
+/// One of this device's own check-ins and whether the server has it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LocalCheckIn {
+    /// The check-in.
+    pub id: String,
+    /// Checkpoint code.
+    pub checkpoint: String,
+    /// Outcome.
+    pub outcome: String,
+    /// When recorded (device clock, Unix ms).
+    pub device_time_ms: i64,
+    /// Note.
+    pub note: String,
+    /// `pending`, `synced` or `rejected`.
+    pub state: String,
+}
+
+/// An op the server refused, with its reason.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RejectedOp {
+    /// The op's sequence number.
+    pub device_seq: u64,
+    /// Kind of op (`check_in`).
+    pub kind: String,
+    /// The record's id.
+    pub record_id: String,
+    /// Error code name.
+    pub code: String,
+    /// Machine-readable reason.
+    pub reason: String,
+    /// The field concerned.
+    pub field: String,
+    /// The server's explanation.
+    pub message: String,
+}
+
+impl Client {
+    /// Validates the check-in and writes it to the outbox. Returns once it is durable on the
+    /// device; needs no network.
+    pub async fn record_checkin(&self, c: NewCheckIn) -> Result<CheckInId, RecordError> {
+        Ok(self.record_checklist(c).await?.check_in)
+    }
+
+    /// The check-in `c` describes, checked by the protocol's rules (not yet queued).
+    pub(crate) async fn new_check_in(&self, c: NewCheckIn) -> Result<CheckIn, RecordError> {
+        if self
+            .device_id()
+            .await
+            .map_err(|e| RecordError::Storage(e.to_string()))?
+            .is_none()
+        {
+            return Err(RecordError::NotEnrolled);
+        }
+        let now = now_ms();
+        let (template_id, template_version) = c.template.unwrap_or_default();
+        let check_in = CheckIn {
+            id: CheckInId(uuid::Uuid::now_v7()),
+            checkpoint: c.checkpoint,
+            kind: c.kind,
+            method: c.method,
+            tag_uid: c.tag_uid,
+            device_time_ms: now,
+            monotonic_ms: c.monotonic_ms.unwrap_or_else(uptime_ms),
+            fix: c.fix,
+            outcome: c.outcome,
+            template_id,
+            template_version,
+            answers: c.answers,
+            photos: c.photos,
+            note: c.note,
+        };
+        // The server runs the same rules; refusing here saves a round trip and a rejection.
+        Ok(CheckIn::from_wire(check_in.to_wire(), now)?)
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        body: OpBody,
+        kind: &str,
+        record_id: Vec<u8>,
+        now: i64,
+    ) -> Result<u64, RecordError> {
+        let seqs = self.enqueue_all(vec![(body, kind, record_id)], now).await?;
+        Ok(seqs.first().copied().unwrap_or(0))
+    }
+
+    /// Queues `ops` in one local transaction: all of them are durable, or none.
+    pub(crate) async fn enqueue_all(
+        &self,
+        ops: Vec<(OpBody, &str, Vec<u8>)>,
+        now: i64,
+    ) -> Result<Vec<u64>, RecordError> {
+        let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
+        // Read before the transaction: a pool connection must not wait on another while holding
+        // the write lock.
+        let role = self.role().await.map_err(storage)?;
+        let mut tx = self.inner.db.begin().await.map_err(storage)?;
+        let mut seqs = Vec::with_capacity(ops.len());
+        for (body, kind, record_id) in ops {
+            // The first statement writes, so concurrent recorders serialise here instead of failing
+            // to upgrade a read lock.
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE counters SET value = value + 1 WHERE key = 'last_seq' RETURNING value",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let rows = sqlx::query(
+                "SELECT key, value FROM counters WHERE key IN ('hlc_wall_ms', 'hlc_logical')",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let mut last = Hlc::default();
+            for r in rows {
+                let v: i64 = r.get(1);
+                match r.get::<String, _>(0).as_str() {
+                    "hlc_wall_ms" => last.wall_ms = v.max(0) as u64,
+                    _ => last.logical = u32::try_from(v).unwrap_or(0),
+                }
+            }
+            let hlc = last.tick(now.max(0) as u64);
+            sqlx::query("UPDATE counters SET value = CASE key WHEN 'hlc_wall_ms' THEN ? ELSE ? END WHERE key IN ('hlc_wall_ms', 'hlc_logical')")
+            .bind(hlc.wall_ms as i64)
+            .bind(i64::from(hlc.logical))
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let op = Op {
+                op_id: OpId(uuid::Uuid::now_v7()),
+                device_seq: seq as u64,
+                hlc,
+                body,
+            };
+            if let OpBody::CheckIn(c) = &op.body {
+                sqlx::query(
+                "INSERT OR IGNORE INTO my_check_ins (id, checkpoint, outcome, device_time_ms, note, state) \
+                 VALUES (?, ?, ?, ?, ?, 'pending')",
+            )
+            .bind(c.id.to_bytes())
+            .bind(&c.checkpoint)
+            .bind(c.outcome.as_str())
+            .bind(c.device_time_ms)
+            .bind(&c.note)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            }
+            if let Some(local) = hazards::local_op(&op, &role) {
+                // Applied optimistically: the device's view folds it at once, and the copy that
+                // comes back through pull has the same stamp, so it is not counted twice.
+                let device: String =
+                    sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(storage)?;
+                hazards::insert_op(&mut tx, &local, &device)
+                    .await
+                    .map_err(storage)?;
+            }
+            sqlx::query("INSERT INTO outbox (device_seq, op_id, kind, record_id, payload, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)")
+            .bind(seq)
+            .bind(op.op_id.to_bytes())
+            .bind(kind)
+            .bind(record_id)
+            .bind(op.to_wire().encode_to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+            seqs.push(seq as u64);
+        }
+        tx.commit().await.map_err(storage)?;
+        self.inner.trigger.notify_one();
+        Ok(seqs)
+    }
+
+    /// This device's most recent check-ins, newest first, with their sync state.
+    pub async fn recent_check_ins(&self, limit: u32) -> Result<Vec<LocalCheckIn>, SyncError> {
+        let rows = sqlx::query(
+            "SELECT id, checkpoint, outcome, device_time_ms, note, state FROM my_check_ins \
+             ORDER BY device_time_ms DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
+        Ok(rows
+            .iter()
+            .map(|r| LocalCheckIn {
+                id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(0))
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                checkpoint: r.get(1),
+                outcome: r.get(2),
+                device_time_ms: r.get(3),
+                note: r.get(4),
+                state: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Ops the server refused, newest first.
+    pub async fn rejected(&self) -> Result<Vec<RejectedOp>, SyncError> {
+        let rows = sqlx::query(
+            "SELECT device_seq, kind, record_id, code, reason, field, message FROM rejected ORDER BY device_seq DESC",
+        )
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RejectedOp {
+                device_seq: r.get::<i64, _>(0) as u64,
+                kind: r.get(1),
+                record_id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(2))
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                code: r.get(3),
+                reason: r.get(4),
+                field: r.get(5),
+                message: r.get(6),
+            })
+            .collect())
+    }
+}
+
+/// Records what became of one of the device's own check-ins.
+pub(crate) async fn mark_check_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    seq: i64,
+    state: &str,
+) -> Result<(), SyncError> {
+    sqlx::query(
+        "UPDATE my_check_ins SET state = ? WHERE id = (SELECT record_id FROM outbox WHERE device_seq = ? AND kind = 'check_in')",
+    )
+    .bind(state)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await
+    .map_err(local)?;
+    Ok(())
+}
+
+/// The HLC of an outbox op (the key of its optimistic copy in `hazard_ops`).
+pub(crate) async fn outbox_hlc(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    seq: i64,
+) -> Result<Hlc, SyncError> {
+    let payload: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT payload FROM outbox WHERE device_seq = ?")
+            .bind(seq)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(local)?;
+    Ok(payload
+        .and_then(|p| wire::Op::decode(p.as_slice()).ok())
+        .and_then(|op| op.hlc)
+        .map(Hlc::from)
+        .unwrap_or_default())
+}

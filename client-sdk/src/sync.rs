@@ -1,0 +1,357 @@
+//! One sync: Hello, the outbox pushed in pipelined batches, pull pages applied, photos moved.
+
+use std::time::Duration;
+
+use patrolsync_proto::{codes, wire};
+use sqlx::Row;
+use tokio::task::JoinSet;
+
+use crate::transport::CallError;
+use crate::*;
+
+/// The outcome of one sync.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SyncSummary {
+    /// Ops sent (including resends).
+    pub pushed: u64,
+    /// Stored for the first time.
+    pub applied: u64,
+    /// Already stored earlier (a resend after a lost answer); nothing changed.
+    pub duplicates: u64,
+    /// Refused by the server; see [`Client::rejected`].
+    pub rejected: u64,
+    /// Ops still in the outbox.
+    pub remaining: u64,
+    /// Highest contiguous op the server has recorded for this device.
+    pub acked_through: u64,
+    /// Changes received from the server (grid, hazards).
+    pub pulled: u64,
+    /// Change-log position the device has caught up to.
+    pub cursor: u64,
+    /// Hazards that changed in this device's view through this sync's pull.
+    pub hazards_changed: Vec<String>,
+    /// Photos the server now holds (uploaded by this sync, or already there).
+    pub photos_uploaded: u64,
+    /// Photo bytes sent by this sync.
+    pub photo_bytes_sent: u64,
+    /// Photos the server refused, and why (they stay on the device, marked failed).
+    pub photo_failures: Vec<String>,
+    /// Transitions that turned out to lose against another device's (visible in the hazard's
+    /// history).
+    pub new_conflicts: Vec<ConflictReport>,
+    /// What entered or left the device's scope through this sync's pull, in order.
+    pub scope_changes: Vec<ScopeNotice>,
+    /// Wall time the sync took, ms.
+    pub elapsed_ms: u64,
+}
+
+/// A transition that did not apply because another device's came first.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ConflictReport {
+    /// The hazard.
+    pub hazard: String,
+    /// The event that did not apply.
+    pub event: String,
+    /// Its kind.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Client {
+    /// Pushes the outbox until it is empty, retrying network failures with back-off up to
+    /// `max_attempts` times. Ops recorded while the sync runs are sent too.
+    pub async fn sync(&self) -> Result<SyncSummary, SyncError> {
+        let _one_at_a_time = self.inner.sync_lock.lock().await;
+        let started = std::time::Instant::now();
+        let identity = self.identity().await?;
+        let mut summary = SyncSummary::default();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match self.sync_once(&identity, &mut summary).await {
+                Ok(()) => break Ok(()),
+                Err(e) if e.is_retryable() && attempt < self.inner.config.max_attempts => {
+                    let delay =
+                        self.inner.config.initial_backoff * 2u32.saturating_pow(attempt - 1);
+                    tracing::debug!(attempt, error = %e, ?delay, "sync attempt failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let now = now_ms();
+        let error_text = result.as_ref().err().map(|e| e.to_string());
+        let _ = sqlx::query(
+            "UPDATE sync_state SET last_attempt_at_ms = ?, last_error = ?, \
+             last_success_at_ms = CASE WHEN ? IS NULL THEN ? ELSE last_success_at_ms END WHERE id = 1",
+        )
+        .bind(now)
+        .bind(&error_text)
+        .bind(&error_text)
+        .bind(now)
+        .execute(&self.inner.db)
+        .await;
+        result?;
+        summary.remaining = self.status().await?.pending_ops;
+        summary.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(summary)
+    }
+
+    pub(crate) fn map_call(&self, server: &str, e: CallError) -> SyncError {
+        match e.close_code() {
+            Some(codes::CLOSE_REVOKED) => SyncError::Revoked,
+            Some(codes::CLOSE_UNAUTHENTICATED) => SyncError::NotRecognised(e.to_string()),
+            _ if e.is_tls_refusal() => SyncError::NotRecognised(e.to_string()),
+            _ => {
+                debug_assert!(e.is_transient());
+                SyncError::Network {
+                    server: server.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn sync_once(
+        &self,
+        identity: &Identity,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
+        let cfg = &self.inner.config;
+        let server = identity.server.as_str();
+        let conn = self
+            .inner
+            .endpoints
+            .connect(server, identity.config.clone(), cfg.connect_timeout)
+            .await
+            .map_err(|e| self.map_call(server, e))?;
+        // Records first (push), then what others changed (pull), then photos.
+        let result = async {
+            let cap = self.push_outbox(&conn, server, summary).await?;
+            self.pull_scope(&conn, server, summary).await?;
+            self.upload_photos(&conn, server, cap, summary).await
+        }
+        .await;
+        conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"sync done");
+        result
+    }
+
+    /// Pushes the outbox; returns the server's photo size cap (from Hello).
+    pub(crate) async fn push_outbox(
+        &self,
+        conn: &quinn::Connection,
+        server: &str,
+        summary: &mut SyncSummary,
+    ) -> Result<u64, SyncError> {
+        let cfg = &self.inner.config;
+        let status = self.status().await?;
+        let hello = wire::Request {
+            kind: Some(wire::request::Kind::Hello(wire::Hello {
+                outbox_depth: status.pending_ops,
+                oldest_pending_age_ms: status.oldest_pending_age_ms.unwrap_or(0),
+                pending_photo_bytes: status.pending_photo_bytes,
+                app_version: cfg.app_version.clone(),
+                sdk_version: env!("CARGO_PKG_VERSION").into(),
+                device_time_ms: now_ms(),
+            })),
+        };
+        let limit = patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES;
+        let hello = match transport::call(conn, &hello, limit, cfg.request_timeout)
+            .await
+            .map_err(|e| self.map_call(server, e))?
+            .kind
+        {
+            Some(wire::response::Kind::Hello(h)) => h,
+            other => return Err(unexpected(other)),
+        };
+        summary.acked_through = hello.acked_through;
+        let cap = hello.limits.map(|l| l.max_blob_bytes).unwrap_or(u64::MAX);
+        let server_max = hello
+            .limits
+            .map(|l| l.max_ops_per_push as usize)
+            .unwrap_or(cfg.batch_size);
+        let batch = cfg.batch_size.min(server_max).max(1);
+
+        // Frames stay well under the server's limit whatever the ops weigh.
+        let max_bytes = hello
+            .limits
+            .map(|l| l.max_frame_bytes as usize)
+            .unwrap_or(limit as usize)
+            * 3
+            / 4;
+        let mut in_flight: JoinSet<Result<(Vec<i64>, wire::Response), CallError>> = JoinSet::new();
+        let mut last_sent: i64 = 0;
+        // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
+        // and the server must have committed the report first.
+        let mut barrier = false;
+        let mut throttled = 0u32;
+        loop {
+            while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
+                let rows = sqlx::query(
+                    "SELECT device_seq, payload, kind FROM outbox WHERE device_seq > ? ORDER BY device_seq LIMIT ?",
+                )
+                .bind(last_sent)
+                .bind(batch as i64)
+                .fetch_all(&self.inner.db)
+                .await
+                .map_err(local)?;
+                let (mut seqs, mut payloads, mut bytes, mut hazards) =
+                    (Vec::new(), Vec::new(), 0usize, false);
+                for r in &rows {
+                    let payload: Vec<u8> = r.get(1);
+                    if !seqs.is_empty() && bytes + payload.len() > max_bytes {
+                        break;
+                    }
+                    bytes += payload.len() + 8;
+                    hazards |= r.get::<String, _>(2) != "check_in";
+                    seqs.push(r.get::<i64, _>(0));
+                    payloads.push(payload);
+                }
+                let Some(last) = seqs.last() else { break };
+                if hazards && !in_flight.is_empty() {
+                    // Wait for what is in flight, then send this batch alone.
+                    break;
+                }
+                barrier = hazards;
+                last_sent = *last;
+                let request = transport::push_request(&payloads)
+                    .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
+                summary.pushed += seqs.len() as u64;
+                let conn = conn.clone();
+                let timeout = cfg.request_timeout;
+                in_flight.spawn(async move {
+                    Ok((
+                        seqs,
+                        transport::call(&conn, &request, limit, timeout).await?,
+                    ))
+                });
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                return Ok(cap);
+            };
+            let (seqs, response) = joined
+                .map_err(local)?
+                .map_err(|e| self.map_call(server, e))?;
+            barrier = false;
+            match response.kind {
+                Some(wire::response::Kind::Push(p)) => {
+                    self.apply_results(&seqs, p, summary).await?
+                }
+                Some(wire::response::Kind::Error(e))
+                    if e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable =>
+                {
+                    // The server's per-device push rate: let what is in flight land, pause,
+                    // then go on from the refused batch (its ops are still in the outbox).
+                    while let Some(joined) = in_flight.join_next().await {
+                        let (seqs, response) = joined
+                            .map_err(local)?
+                            .map_err(|e| self.map_call(server, e))?;
+                        if let Some(wire::response::Kind::Push(p)) = response.kind {
+                            self.apply_results(&seqs, p, summary).await?;
+                        }
+                    }
+                    barrier = false;
+                    last_sent = seqs.first().copied().unwrap_or(1) - 1;
+                    throttled += 1;
+                    if throttled > 600 {
+                        return Err(SyncError::Server {
+                            code: code_name(e.code),
+                            message: e.message,
+                            retryable: true,
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Some(wire::response::Kind::Error(e)) => {
+                    return Err(SyncError::Server {
+                        code: code_name(e.code),
+                        message: e.message,
+                        retryable: e.retryable,
+                    });
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+
+    pub(crate) async fn apply_results(
+        &self,
+        seqs: &[i64],
+        p: wire::PushResponse,
+        summary: &mut SyncSummary,
+    ) -> Result<(), SyncError> {
+        let sent: std::collections::HashSet<i64> = seqs.iter().copied().collect();
+        let mut tx = self.inner.db.begin().await.map_err(local)?;
+        let now = now_ms();
+        for r in p.results {
+            let seq = r.device_seq as i64;
+            if !sent.contains(&seq) {
+                continue;
+            }
+            match wire::OpOutcome::try_from(r.outcome) {
+                Ok(
+                    wire::OpOutcome::Applied
+                    | wire::OpOutcome::Duplicate
+                    | wire::OpOutcome::Conflict,
+                ) => {
+                    mark_check_in(&mut tx, seq, "synced").await?;
+                    if r.outcome == wire::OpOutcome::Duplicate as i32 {
+                        summary.duplicates += 1;
+                    } else {
+                        summary.applied += 1;
+                    }
+                }
+                Ok(wire::OpOutcome::Rejected) => {
+                    summary.rejected += 1;
+                    mark_check_in(&mut tx, seq, "rejected").await?;
+                    // A refused hazard op leaves the local view too, so it matches the server's.
+                    let hlc = outbox_hlc(&mut tx, seq).await?;
+                    sqlx::query(
+                        "DELETE FROM hazard_ops WHERE device_id = (SELECT device_id FROM identity WHERE id = 1) \
+                         AND hlc_wall_ms = ? AND hlc_logical = ?",
+                    )
+                    .bind(hlc.wall_ms as i64)
+                    .bind(i64::from(hlc.logical))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
+                    sqlx::query(
+                        "INSERT OR REPLACE INTO rejected (device_seq, op_id, kind, record_id, payload, created_at_ms, code, reason, field, message, rejected_at) \
+                         SELECT device_seq, op_id, kind, record_id, payload, created_at_ms, ?, ?, ?, ?, ? FROM outbox WHERE device_seq = ?",
+                    )
+                    .bind(code_name(r.code))
+                    .bind(&r.reason)
+                    .bind(&r.field)
+                    .bind(&r.message)
+                    .bind(now)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
+                }
+                // An outcome this SDK does not know: keep the op and send it again later.
+                _ => continue,
+            }
+            sqlx::query("DELETE FROM outbox WHERE device_seq = ?")
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .map_err(local)?;
+        }
+        tx.commit().await.map_err(local)?;
+        summary.acked_through = summary.acked_through.max(p.acked_through);
+        Ok(())
+    }
+
+    /// Records that the server revoked this device, so `status()` says so.
+    pub(crate) async fn note_revoked(&self) {
+        let _ = sqlx::query(
+            "UPDATE sync_state SET last_error = ?, last_attempt_at_ms = ? WHERE id = 1",
+        )
+        .bind(SyncError::Revoked.to_string())
+        .bind(now_ms())
+        .execute(&self.inner.db)
+        .await;
+    }
+}
