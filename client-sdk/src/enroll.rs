@@ -90,7 +90,7 @@ impl Client {
             _ => return Err(EnrollError::Refused("unexpected response to Enroll".into())),
         };
         // Trust from now on only the CA the enrollment string pinned, not whatever was sent.
-        if tls::hex(&tls::sha256(&e.server_ca_der)) != parsed.ca_sha256 {
+        if hex::encode(patrolsync_proto::digest::sha256(&e.server_ca_der)) != parsed.ca_sha256 {
             return Err(EnrollError::Refused(
                 "the server sent a CA that does not match the fingerprint in the enrollment code"
                     .into(),

@@ -169,13 +169,8 @@ impl Client {
         // Same validation as the server.
         let report = patrolsync_proto::hazard::Report::from_wire(report.to_wire(), now)?;
         self.require_enrolled().await?;
-        self.enqueue(
-            OpBody::HazardReport(Box::new(report)),
-            "hazard_report",
-            id.to_bytes(),
-            now,
-        )
-        .await?;
+        self.enqueue(OpBody::HazardReport(Box::new(report)), id.to_bytes(), now)
+            .await?;
         Ok(id)
     }
 
@@ -208,13 +203,8 @@ impl Client {
             .map_err(|e| RecordError::Storage(e.to_string()))?;
         patrolsync_proto::hazard::may_fire(kind, role)
             .map_err(|r| RecordError::Forbidden(format!("{kind}: {r}")))?;
-        self.enqueue(
-            OpBody::HazardEvent(Box::new(event)),
-            "hazard_event",
-            hazard.to_bytes(),
-            now,
-        )
-        .await?;
+        self.enqueue(OpBody::HazardEvent(Box::new(event)), hazard.to_bytes(), now)
+            .await?;
         Ok(id)
     }
 
@@ -228,13 +218,8 @@ impl Client {
         let edit = patrolsync_proto::hazard::Edit { hazard, value };
         let edit = patrolsync_proto::hazard::Edit::from_wire(edit.to_wire())?;
         self.require_enrolled().await?;
-        self.enqueue(
-            OpBody::HazardEdit(edit),
-            "hazard_edit",
-            hazard.to_bytes(),
-            now,
-        )
-        .await?;
+        self.enqueue(OpBody::HazardEdit(edit), hazard.to_bytes(), now)
+            .await?;
         Ok(())
     }
 

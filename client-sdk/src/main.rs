@@ -237,17 +237,9 @@ fn parse_deadline(s: &str) -> Result<i64, String> {
 }
 
 fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    bytes
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| format!("{s:?} is not 64 hex digits of SHA-256"))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    s.parse::<patrolsync_proto::Sha256>()
+        .map(|d| d.0)
+        .map_err(|e| e.to_string())
 }
 
 fn time_text(ms: i64) -> String {
@@ -270,7 +262,7 @@ fn hazard_json(v: &patrolsync_sdk::HazardView) -> serde_json::Value {
         "deadline": s.deadline_ms.value.map(time_text),
         "agency": s.agency.map(|a| a.as_str()),
         "duplicate_of": s.duplicate_of.map(|d| d.to_string()),
-        "photos": s.photos.iter().map(|p| hex(p)).collect::<Vec<_>>(),
+        "photos": s.photos.iter().map(hex::encode).collect::<Vec<_>>(),
         "conflicts": s.conflicts().count(),
         "unsynced_changes": v.has_local_changes,
         "escalations": v.escalations.iter().map(|e| serde_json::json!({

@@ -134,18 +134,17 @@ impl Client {
     pub(crate) async fn enqueue(
         &self,
         body: OpBody,
-        kind: &str,
         record_id: Vec<u8>,
         now: i64,
     ) -> Result<u64, RecordError> {
-        let seqs = self.enqueue_all(vec![(body, kind, record_id)], now).await?;
+        let seqs = self.enqueue_all(vec![(body, record_id)], now).await?;
         Ok(seqs.first().copied().unwrap_or(0))
     }
 
     /// Queues `ops` in one local transaction: all of them are durable, or none.
     pub(crate) async fn enqueue_all(
         &self,
-        ops: Vec<(OpBody, &str, Vec<u8>)>,
+        ops: Vec<(OpBody, Vec<u8>)>,
         now: i64,
     ) -> Result<Vec<u64>, RecordError> {
         let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
@@ -154,7 +153,8 @@ impl Client {
         let role = self.role().await.map_err(storage)?;
         let mut tx = self.inner.db.begin().await.map_err(storage)?;
         let mut seqs = Vec::with_capacity(ops.len());
-        for (body, kind, record_id) in ops {
+        for (body, record_id) in ops {
+            let kind = body.kind_name();
             // The first statement writes, so concurrent recorders serialise here instead of failing
             // to upgrade a read lock.
             let seq: i64 = sqlx::query_scalar(

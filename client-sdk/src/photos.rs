@@ -31,10 +31,6 @@ pub struct PhotoStatus {
     pub error: Option<String>,
 }
 
-fn hex(sha: &[u8]) -> String {
-    sha.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// SHA-256 and size of `src`, copying it to `dst` on the way when given (one read either way).
 async fn hash_and_copy(src: &Path, dst: Option<&Path>) -> std::io::Result<([u8; 32], u64)> {
     let mut input = tokio::fs::File::open(src).await?;
@@ -75,7 +71,7 @@ impl Client {
     }
 
     fn photo_path(&self, sha: &[u8; 32]) -> PathBuf {
-        self.photo_dir().join(hex(sha))
+        self.photo_dir().join(hex::encode(sha))
     }
 
     /// Copies the photo at `path` into the device's store and queues it for upload; returns
@@ -126,7 +122,7 @@ impl Client {
         Ok(rows
             .iter()
             .map(|r| PhotoStatus {
-                sha256: hex(&r.get::<Vec<u8>, _>(0)),
+                sha256: hex::encode(r.get::<Vec<u8>, _>(0)),
                 size: r.get::<i64, _>(1) as u64,
                 state: r.get(2),
                 bytes_sent: r.get::<i64, _>(3) as u64,
@@ -176,7 +172,7 @@ impl Client {
                 if size > cap {
                     let why = format!(
                         "photo {} is {size} bytes; the server accepts photos up to {cap} bytes",
-                        hex(&sha)
+                        hex::encode(sha)
                     );
                     self.mark_photo(&sha, "failed", Some(&why)).await?;
                     summary.photo_failures.push(why);
@@ -309,7 +305,7 @@ impl Client {
             sent_total,
             CallError::Stream(format!(
                 "photo {}: the server kept moving the offset",
-                hex(&sha)
+                hex::encode(sha)
             )),
         ))
     }
@@ -348,7 +344,7 @@ impl Client {
             .map_err(|e| (0, stream(e)))?;
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
-        let hex = hex(&sha);
+        let hex = hex::encode(sha);
         let mut last_progress = 0u64;
         let started = std::time::Instant::now();
         loop {
@@ -465,7 +461,7 @@ impl Client {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(SyncError::Local(format!(
                 "downloaded photo {} does not match its hash; try again",
-                hex(&sha)
+                hex::encode(sha)
             )));
         }
         tokio::fs::rename(&partial, out.as_ref())

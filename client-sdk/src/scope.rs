@@ -135,8 +135,8 @@ async fn drop_cell(
     path: &str,
     keep: &[String],
 ) -> Result<u64, SyncError> {
-    let above: HashSet<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if keep.iter().any(|k| above.contains(k.as_str())) {
+    let path = patrolsync_proto::CellPath::from(path);
+    if keep.iter().any(|k| path.passes(k)) {
         return Ok(0);
     }
     let mut children: HashMap<String, Vec<String>> = HashMap::new();

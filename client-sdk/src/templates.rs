@@ -113,11 +113,7 @@ impl Client {
                         device_time_ms: now,
                     };
                     let report = Report::from_wire(report.to_wire(), now)?;
-                    ops.push((
-                        OpBody::HazardReport(Box::new(report)),
-                        "hazard_report",
-                        id.to_bytes(),
-                    ));
+                    ops.push((OpBody::HazardReport(Box::new(report)), id.to_bytes()));
                     hazards.push(id);
                 }
             }
@@ -127,7 +123,6 @@ impl Client {
             0,
             (
                 OpBody::CheckIn(Box::new(check_in)),
-                "check_in",
                 id.0.as_bytes().to_vec(),
             ),
         );

@@ -5,6 +5,109 @@ use prost::Message;
 use crate::checkin::Invalid;
 use crate::wire;
 
+/// Where a cell sits in the grid: the codes from its top cell down to it, written
+/// `/S1/S1-C1/S1-C1-K1/`. A path covers every path that starts with it (the cell and its
+/// subtree); `/` (the root) covers everything and names no cell.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellPath(String);
+
+impl CellPath {
+    /// The root: above every top cell.
+    pub fn root() -> CellPath {
+        CellPath("/".to_owned())
+    }
+
+    /// A path as sent by a peer: `/`, then one or more codes each followed by `/`; codes are
+    /// non-empty and have no control characters.
+    pub fn parse(text: &str) -> Result<CellPath, Invalid> {
+        let bad = |why: &str| Invalid::new("path", "invalid", format!("cell path {text:?}: {why}"));
+        if !text.starts_with('/') || !text.ends_with('/') {
+            return Err(bad("starts and ends with /"));
+        }
+        if text.len() > 1 && text[1..text.len() - 1].split('/').any(str::is_empty) {
+            return Err(bad("has an empty code"));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(bad("has a control character"));
+        }
+        Ok(CellPath(text.to_owned()))
+    }
+
+    /// The path of `code` below this one.
+    pub fn child(&self, code: &str) -> CellPath {
+        CellPath(format!("{}{code}/", self.0))
+    }
+
+    /// As written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The codes on the path, top cell first.
+    pub fn codes(&self) -> impl DoubleEndedIterator<Item = &str> {
+        self.0.split('/').filter(|c| !c.is_empty())
+    }
+
+    /// The cell's own code (`""` for the root).
+    pub fn code(&self) -> &str {
+        self.codes().next_back().unwrap_or_default()
+    }
+
+    /// The parent cell's code (`""` for a top cell and the root).
+    pub fn parent_code(&self) -> &str {
+        self.codes().rev().nth(1).unwrap_or_default()
+    }
+
+    /// The path of the top cell this one lies in (the root for the root).
+    pub fn top(&self) -> CellPath {
+        match self.codes().next() {
+            Some(top) => CellPath::root().child(top),
+            None => CellPath::root(),
+        }
+    }
+
+    /// The cells above this one with their paths, nearest first (the parent, …, the top cell).
+    pub fn ancestors(&self) -> Vec<(&str, CellPath)> {
+        let codes: Vec<&str> = self.codes().collect();
+        (1..codes.len())
+            .rev()
+            .map(|n| {
+                let path = codes[..n].iter().fold(CellPath::root(), |p, c| p.child(c));
+                (codes[n - 1], path)
+            })
+            .collect()
+    }
+
+    /// Whether `path` is this cell or lies below it.
+    pub fn covers(&self, path: &str) -> bool {
+        path.starts_with(self.0.as_str())
+    }
+
+    /// Whether the cell `code` is on this path (this cell or one above it).
+    pub fn passes(&self, code: &str) -> bool {
+        self.codes().any(|c| c == code)
+    }
+}
+
+impl From<String> for CellPath {
+    /// A path the server made (stored or from its own grid); peers' go through [`CellPath::parse`].
+    fn from(text: String) -> Self {
+        CellPath(text)
+    }
+}
+
+impl From<&str> for CellPath {
+    fn from(text: &str) -> Self {
+        CellPath(text.to_owned())
+    }
+}
+
+impl std::fmt::Display for CellPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A grid cell.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CellRecord {
@@ -95,5 +198,49 @@ impl CheckpointRecord {
             position,
             radius_m: w.radius_m,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_names_its_codes_parent_top_and_ancestors() {
+        let p = CellPath::root()
+            .child("S1")
+            .child("S1-C1")
+            .child("S1-C1-K1");
+        assert_eq!(p.as_str(), "/S1/S1-C1/S1-C1-K1/");
+        assert_eq!(p.codes().collect::<Vec<_>>(), ["S1", "S1-C1", "S1-C1-K1"]);
+        assert_eq!((p.code(), p.parent_code()), ("S1-C1-K1", "S1-C1"));
+        assert_eq!(p.top().as_str(), "/S1/");
+        assert_eq!(
+            p.ancestors()
+                .iter()
+                .map(|(c, a)| (*c, a.as_str()))
+                .collect::<Vec<_>>(),
+            [("S1-C1", "/S1/S1-C1/"), ("S1", "/S1/")]
+        );
+        assert!(p.passes("S1-C1") && !p.passes("S1-C"));
+        assert!(CellPath::from("/S1/").covers(p.as_str()));
+        assert!(!CellPath::from("/S1/S1-C2/").covers(p.as_str()));
+        assert!(!CellPath::from("/S1/S1-C1/").covers("/S1/S1-C10/"));
+        let root = CellPath::root();
+        assert_eq!((root.code(), root.parent_code()), ("", ""));
+        assert!(root.ancestors().is_empty() && root.covers("/S2/"));
+    }
+
+    #[test]
+    fn a_peers_path_is_checked() {
+        assert_eq!(
+            CellPath::parse("/S1/S1-C1/").map(|p| p.code().to_owned()),
+            Ok("S1-C1".into())
+        );
+        assert!(CellPath::parse("/").is_ok());
+        for bad in ["S1/", "/S1", "/S1//S1-C1/", "/S1/\0/", ""] {
+            let e = CellPath::parse(bad).expect_err(bad);
+            assert_eq!((e.field.as_str(), e.reason), ("path", "invalid"), "{bad}");
+        }
     }
 }

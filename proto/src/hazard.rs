@@ -828,6 +828,16 @@ fn add_photos(all: &mut Vec<[u8; 32]>, new: &[[u8; 32]]) {
 }
 
 impl HazardOp {
+    /// The change-log kind of this entry.
+    pub fn change_kind(&self) -> crate::change::ChangeKind {
+        use crate::change::ChangeKind;
+        match self {
+            HazardOp::Report(_) => ChangeKind::HazardReport,
+            HazardOp::Event(..) => ChangeKind::HazardEvent,
+            HazardOp::Edit(_) => ChangeKind::HazardEdit,
+        }
+    }
+
     /// Stable name of the entry kind in a hazard's log: `report`, `event` or `edit`.
     pub fn kind_name(&self) -> &'static str {
         match self {

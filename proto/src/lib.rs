@@ -56,8 +56,10 @@ macro_rules! wire_enum {
 }
 
 pub mod anomaly;
+pub mod change;
 pub mod checkin;
 pub mod codes;
+pub mod digest;
 pub mod enrollment;
 pub mod frame;
 pub mod geo;
@@ -70,9 +72,12 @@ pub mod people;
 pub mod scope;
 pub mod template;
 
+pub use change::ChangeKind;
 pub use checkin::{CheckIn, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Invalid};
+pub use digest::Sha256;
 pub use enrollment::EnrollmentString;
 pub use frame::FrameError;
+pub use grid::CellPath;
 pub use hlc::Hlc;
 pub use ids::{CheckInId, DeviceId, EventId, HazardId, OpId};
 pub use op::{Op, OpBody};

@@ -34,13 +34,15 @@ pub enum OpBody {
 }
 
 impl OpBody {
-    /// Stable name of the op kind, e.g. `check_in`.
+    /// Stable name of the op kind: `check_in`, or the change kind of a hazard op (a hazard's
+    /// entries are change-log entries; check-ins are not).
     pub fn kind_name(&self) -> &'static str {
+        use crate::change::ChangeKind;
         match self {
             OpBody::CheckIn(_) => "check_in",
-            OpBody::HazardReport(_) => "hazard_report",
-            OpBody::HazardEvent(_) => "hazard_event",
-            OpBody::HazardEdit(_) => "hazard_field_edit",
+            OpBody::HazardReport(_) => ChangeKind::HazardReport.as_str(),
+            OpBody::HazardEvent(_) => ChangeKind::HazardEvent.as_str(),
+            OpBody::HazardEdit(_) => ChangeKind::HazardEdit.as_str(),
         }
     }
 }

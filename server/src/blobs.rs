@@ -32,11 +32,6 @@ pub const SYNC_EVERY: u64 = 1 << 20;
 /// Part size of the multipart upload that assembles a photo in the object store (S3's minimum).
 const PART_BYTES: usize = 5 << 20;
 
-/// Lower-case hex of a hash.
-pub fn hex(sha: &[u8; 32]) -> String {
-    crate::pki::hex(sha)
-}
-
 /// What the server holds of a blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Held {
@@ -343,21 +338,26 @@ impl Blobs {
     }
 
     fn final_path(root: &Path, sha: &[u8; 32]) -> PathBuf {
-        let h = hex(sha);
+        let h = hex::encode(sha);
         root.join(&h[..2]).join(h)
     }
 
     /// `owner` is a device id (UUID text), so it cannot leave the staging directory.
     fn staging_path(root: &Path, sha: &[u8; 32], owner: &str) -> PathBuf {
-        root.join("staging").join(format!("{}.{owner}", hex(sha)))
+        root.join("staging")
+            .join(format!("{}.{owner}", hex::encode(sha)))
     }
 
     fn object_path(prefix: &ObjectPath, sha: &[u8; 32]) -> ObjectPath {
-        prefix.clone().join("blobs").join(hex(sha))
+        prefix.clone().join("blobs").join(hex::encode(sha))
     }
 
     fn staging_dir(prefix: &ObjectPath, sha: &[u8; 32], owner: &str) -> ObjectPath {
-        prefix.clone().join("staging").join(hex(sha)).join(owner)
+        prefix
+            .clone()
+            .join("staging")
+            .join(hex::encode(sha))
+            .join(owner)
     }
 
     async fn chunks(store: &dyn ObjectStore, dir: &ObjectPath) -> Result<Chunks, BlobError> {
@@ -445,7 +445,7 @@ impl Blobs {
             .unwrap_or_else(|e| e.into_inner())
             .insert((*sha, owner.to_owned()))
         {
-            return Err(BlobError::Busy(hex(sha)));
+            return Err(BlobError::Busy(hex::encode(sha)));
         }
         Ok(UploadGuard {
             blobs: self,
@@ -486,7 +486,7 @@ impl Blobs {
                 if on_disk != held {
                     return Err(BlobError::Io(std::io::Error::other(format!(
                         "staging for {} changed size under us ({on_disk}, expected {held})",
-                        hex(sha)
+                        hex::encode(sha)
                     ))));
                 }
                 StagingTarget::File {
@@ -549,7 +549,7 @@ impl Blobs {
         let staging = Self::staging_path(root, sha, owner);
         if &digest != sha {
             let _ = tokio::fs::remove_file(&staging).await;
-            return Err(BlobError::HashMismatch(hex(sha)));
+            return Err(BlobError::HashMismatch(hex::encode(sha)));
         }
         let dest = Self::final_path(root, sha);
         if let Ok(m) = tokio::fs::metadata(&dest).await {
@@ -595,7 +595,7 @@ impl Blobs {
             return if &digest_bytes(ctx) == sha {
                 Ok(stored.size)
             } else {
-                Err(BlobError::HashMismatch(hex(sha)))
+                Err(BlobError::HashMismatch(hex::encode(sha)))
             };
         }
         let mut upload =
@@ -623,7 +623,7 @@ impl Blobs {
         if &digest_bytes(ctx) != sha {
             let _ = upload.abort().await;
             discard().await;
-            return Err(BlobError::HashMismatch(hex(sha)));
+            return Err(BlobError::HashMismatch(hex::encode(sha)));
         }
         upload.finish().await?;
         discard().await;
@@ -804,7 +804,7 @@ mod tests {
         );
         assert_eq!(
             keys(store.as_ref()).await,
-            vec![format!("p/blobs/{}", hex(&id))],
+            vec![format!("p/blobs/{}", hex::encode(id))],
             "staging chunks, the stale one too, are gone"
         );
         let mut back = Vec::new();

@@ -37,7 +37,7 @@ pub fn hash_code(code: &str) -> [u8; 32] {
         .filter(|c| *c != '-' && !c.is_whitespace())
         .collect::<String>()
         .to_uppercase();
-    pki::sha256(normal.as_bytes())
+    patrolsync_proto::digest::sha256(normal.as_bytes())
 }
 
 /// What `admin enroll` prints.
@@ -196,7 +196,7 @@ pub(crate) async fn enroll_rpc(
             .filter(|c| !c.is_control())
             .take(128)
             .collect(),
-        cert_sha256: pki::sha256(&cert),
+        cert_sha256: patrolsync_proto::digest::sha256(&cert),
         app_version: req
             .app_version
             .chars()

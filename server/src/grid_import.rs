@@ -301,13 +301,7 @@ pub async fn import_cells(
         .await?
         .into_iter()
         .map(|c| {
-            let parent = c
-                .path
-                .trim_end_matches('/')
-                .rsplit('/')
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
+            let parent = c.path.parent_code().to_owned();
             (c.code, (c.level, parent, c.retired_at_ms.is_some()))
         })
         .collect();

@@ -26,6 +26,17 @@ pub const MAX_HAZARD_ENTRIES_PER_DEVICE: i64 = 200;
 /// Most ops one group commit carries.
 const MAX_OPS_PER_COMMIT: usize = 5000;
 
+/// One pushed op as received: its identity, its encoded form (kept if it is refused), and the
+/// record it carries or why that record is invalid.
+struct Received {
+    device_seq: u64,
+    /// `None` when the op's id is not 16 bytes.
+    op_id: Option<patrolsync_proto::OpId>,
+    hlc: patrolsync_proto::Hlc,
+    payload: Vec<u8>,
+    op: Result<Op, patrolsync_proto::Invalid>,
+}
+
 /// Validates a push's ops for `session` at server time `now_ms`, looking up checkpoints.
 /// Each op gets either a row to insert or a rejection naming the field and the reason.
 pub async fn prepare(
@@ -40,11 +51,17 @@ pub async fn prepare(
         let op_id = patrolsync_proto::OpId::from_slice(&w.op_id);
         let hlc = w.hlc.map(patrolsync_proto::Hlc::from).unwrap_or_default();
         let payload = w.encode_to_vec();
-        decoded.push((device_seq, op_id, hlc, payload, Op::from_wire(w, now_ms)));
+        decoded.push(Received {
+            device_seq,
+            op_id,
+            hlc,
+            payload,
+            op: Op::from_wire(w, now_ms),
+        });
     }
     let mut codes: Vec<String> = decoded
         .iter()
-        .filter_map(|d| match &d.4 {
+        .filter_map(|d| match &d.op {
             Ok(Op {
                 body: OpBody::CheckIn(c),
                 ..
@@ -64,7 +81,7 @@ pub async fn prepare(
     // published is stored as it is.
     let mut answered: Vec<(String, u32)> = decoded
         .iter()
-        .filter_map(|d| match &d.4 {
+        .filter_map(|d| match &d.op {
             Ok(Op {
                 body: OpBody::CheckIn(c),
                 ..
@@ -83,7 +100,7 @@ pub async fn prepare(
     let mut cell_codes: Vec<String> = Vec::new();
     let mut hazard_ids: Vec<HazardId> = Vec::new();
     for d in &decoded {
-        match &d.4 {
+        match &d.op {
             Ok(Op {
                 body: OpBody::HazardReport(r),
                 ..
@@ -136,7 +153,14 @@ pub async fn prepare(
         })
     };
     let mut prepared = Vec::with_capacity(decoded.len());
-    for (device_seq, op_id, hlc, payload, op) in decoded {
+    for Received {
+        device_seq,
+        op_id,
+        hlc,
+        payload,
+        op,
+    } in decoded
+    {
         // An op without a usable id still gets a result and a place in the rejection log.
         let op_id = op_id.unwrap_or(patrolsync_proto::OpId(uuid::Uuid::nil()));
         let checklist = match &op {
@@ -329,7 +353,7 @@ pub async fn prepare(
                     row
                 }
             },
-            #[allow(unreachable_patterns)]
+            // `OpBody` may grow: an op this server version cannot apply is refused by name.
             Ok(other) => reject(
                 RejectCode::Unsupported,
                 "unsupported_op",

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod enroll;
+pub mod escalation;
 #[cfg(feature = "test-util")]
 pub mod faults;
 pub mod grid_import;
@@ -172,7 +173,7 @@ impl Server {
             store: store.clone(),
             db: Arc::new(open_sql_store(&config).await?),
             reports: config.reports.clone(),
-            token_sha256: pki::sha256(pki.admin_token().as_bytes()),
+            token_sha256: patrolsync_proto::digest::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),
             metrics: metrics.clone(),
             health: config.health.clone(),

@@ -200,33 +200,9 @@ fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
-/// The bytes of lower-case or upper-case hex, if it is hex.
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// A new secret token: 256 random bits as lower-case hex.
 pub fn new_token() -> String {
-    hex(&random_bytes::<32>())
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of `bytes`.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    hex::encode(random_bytes::<32>())
 }
 
 /// `n` random bytes from the OS.
@@ -273,7 +249,7 @@ impl Pki {
         let admin_token = match std::fs::read_to_string(&token_path) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
             _ => {
-                let t = hex(&random_bytes::<32>());
+                let t = hex::encode(random_bytes::<32>());
                 write_private(&token_path, format!("{t}\n").as_bytes())?;
                 t
             }
@@ -298,7 +274,7 @@ impl Pki {
 
     /// SHA-256 of the server CA certificate, hex: what devices pin.
     pub fn ca_fingerprint(&self) -> String {
-        hex(&sha256(&self.server_ca.der))
+        hex::encode(patrolsync_proto::digest::sha256(&self.server_ca.der))
     }
 
     /// The server CA certificate (DER), handed to devices at enrollment.
@@ -341,7 +317,7 @@ impl Pki {
         for name in SHARED {
             let path = dir.join(name);
             let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-            local.insert(name.to_owned(), hex(&bytes).into());
+            local.insert(name.to_owned(), hex::encode(&bytes).into());
         }
         let local = serde_json::Value::Object(local).to_string();
         let cluster = store
@@ -357,7 +333,7 @@ impl Pki {
             let wanted = cluster
                 .get(name)
                 .and_then(|v| v.as_str())
-                .and_then(unhex)
+                .and_then(|h| hex::decode(h).ok())
                 .ok_or_else(|| {
                     crate::ServeError::Tls(format!("the cluster's key material lacks {name}"))
                 })?;

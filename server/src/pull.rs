@@ -1,7 +1,8 @@
 //! The Pull RPC: a page of the device's feed (see `store::sql::scope` for feeds, grants and
 //! backfills), its entries decoded into wire changes.
 
-use patrolsync_proto::{Message, wire};
+use patrolsync_proto::ChangeKind;
+use patrolsync_proto::wire;
 
 use crate::metrics::Metrics;
 use crate::store::{DeviceSession, Store};
@@ -64,7 +65,10 @@ pub(crate) async fn pull(
     };
     let mut changes = Vec::with_capacity(page.changes.len());
     for c in page.changes {
-        let entity = match decode_entity(&c.kind, &c.payload) {
+        let entity = match ChangeKind::parse(&c.kind)
+            .ok_or_else(|| format!("unknown change kind {:?}", c.kind))
+            .and_then(|k| k.decode(&c.payload).map_err(|e| e.to_string()))
+        {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(seq = c.seq, kind = %c.kind, error = %e, "unreadable change-log entry");
@@ -97,22 +101,4 @@ pub(crate) async fn pull(
             reset: false,
         })),
     }
-}
-
-pub(crate) fn decode_entity(kind: &str, bytes: &[u8]) -> Result<wire::change::Entity, String> {
-    use wire::change::Entity;
-    let e = |e: prost::DecodeError| e.to_string();
-    Ok(match kind {
-        "cell" => Entity::Cell(wire::GridCell::decode(bytes).map_err(e)?),
-        "checkpoint" => Entity::Checkpoint(wire::Checkpoint::decode(bytes).map_err(e)?),
-        "hazard_report" => Entity::HazardReport(wire::HazardReport::decode(bytes).map_err(e)?),
-        "hazard_event" => Entity::HazardEvent(wire::HazardEvent::decode(bytes).map_err(e)?),
-        "hazard_edit" => Entity::HazardFieldEdit(wire::HazardFieldEdit::decode(bytes).map_err(e)?),
-        "template" => Entity::Template(wire::ChecklistTemplate::decode(bytes).map_err(e)?),
-        "hazard_escalation" => {
-            Entity::HazardEscalation(wire::HazardEscalation::decode(bytes).map_err(e)?)
-        }
-        "scope" => Entity::Scope(wire::ScopeChange::decode(bytes).map_err(e)?),
-        other => return Err(format!("unknown change kind {other:?}")),
-    })
 }

@@ -268,7 +268,7 @@ pub async fn enroll_device(
     let device = NewDevice {
         id,
         name: name.into(),
-        cert_sha256: crate::pki::sha256(id.0.as_bytes()),
+        cert_sha256: patrolsync_proto::digest::sha256(id.0.as_bytes()),
         app_version: "patrol-app 2.4.1".into(),
     };
     store
@@ -370,7 +370,7 @@ pub async fn seed_fleet(
         now_ms,
     )
     .await?;
-    let sha = crate::pki::sha256(b"a hazard photo that never arrived");
+    let sha = patrolsync_proto::digest::sha256(b"a hazard photo that never arrived");
     ingest(
         &stuck_photo,
         vec![check_in(1, vec![sha], now_ms - 2 * HOUR)],
@@ -441,7 +441,7 @@ pub async fn seed_fleet(
     Ok(SeededFleet {
         healthy,
         stuck_photo,
-        stuck_sha256: crate::blobs::hex(&sha),
+        stuck_sha256: hex::encode(sha),
         silent,
         erroring,
         revoked,
@@ -529,7 +529,7 @@ pub async fn store_digest(
         rows.sort();
         out.insert(
             table,
-            crate::pki::hex(&crate::pki::sha256(rows.join("\n").as_bytes())),
+            hex::encode(patrolsync_proto::digest::sha256(rows.join("\n").as_bytes())),
         );
     }
     if let Some(root) = photos {
@@ -548,7 +548,7 @@ pub async fn store_digest(
                     files.push(format!(
                         "{} {}",
                         path.strip_prefix(root).unwrap_or(&path).display(),
-                        crate::pki::hex(&crate::pki::sha256(&bytes))
+                        hex::encode(patrolsync_proto::digest::sha256(&bytes))
                     ));
                 }
             }
@@ -556,7 +556,9 @@ pub async fn store_digest(
         files.sort();
         out.insert(
             "(photos)".into(),
-            crate::pki::hex(&crate::pki::sha256(files.join("\n").as_bytes())),
+            hex::encode(patrolsync_proto::digest::sha256(
+                files.join("\n").as_bytes(),
+            )),
         );
     }
     Ok(out)

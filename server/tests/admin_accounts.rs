@@ -53,7 +53,7 @@ async fn add(
             expires_at_ms,
             revoked_at_ms: None,
         },
-        &patrolsync_server::pki::sha256(token.as_bytes()),
+        &patrolsync_proto::digest::sha256(token.as_bytes()),
     )
     .await
     .expect("admin");
@@ -72,7 +72,7 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
         store: Arc::new(sql.clone()),
         db: Arc::new(sql.clone()),
         reports: Reports::default(),
-        token_sha256: patrolsync_server::pki::sha256(b"bootstrap-secret"),
+        token_sha256: patrolsync_proto::digest::sha256(b"bootstrap-secret"),
         draining: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new()),
         health: Health::default(),

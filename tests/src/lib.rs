@@ -266,16 +266,12 @@ pub fn fast_client() -> ClientConfig {
     }
 }
 
-/// SHA-256 of `bytes` (computed independently of the code under test).
+/// SHA-256 of `bytes`, computed with another implementation (ring) than the code under test
+/// (the protocol crate's `sha2`), so a test's expected hash does not share its bugs.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
     out
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A hazard report: bikes blocking the fire lane in `cell`, fix by a deadline, no photos.

@@ -516,11 +516,7 @@ async fn ledgers_show_the_closed_loop(
         log.len().to_string(),
         "{backend}"
     );
-    assert_eq!(
-        cell(&t, 0, "chain_head"),
-        patrolsync_tests::hex(&head),
-        "{backend}"
-    );
+    assert_eq!(cell(&t, 0, "chain_head"), hex::encode(head), "{backend}");
     let mut digest = Vec::new();
     digest.extend_from_slice(&id.to_bytes());
     digest.extend_from_slice(&(log.len() as u64).to_be_bytes());
@@ -528,7 +524,7 @@ async fn ledgers_show_the_closed_loop(
     assert!(
         t.about.contains(&(
             "chain digest".into(),
-            patrolsync_tests::hex(&patrolsync_tests::sha256(&digest))
+            hex::encode(patrolsync_proto::digest::sha256(&digest))
         )),
         "{backend}: {:?}",
         t.about
@@ -552,11 +548,7 @@ async fn ledgers_show_the_closed_loop(
     assert!(!cell(&t, 0, "fixed_at").is_empty(), "{backend}");
     assert!(cell(&t, 0, "returned_at").is_empty(), "{backend}");
     assert_eq!(cell(&t, 0, "status"), "closed", "{backend}");
-    assert_eq!(
-        cell(&t, 0, "chain_head"),
-        patrolsync_tests::hex(&head),
-        "{backend}"
-    );
+    assert_eq!(cell(&t, 0, "chain_head"), hex::encode(head), "{backend}");
 
     // As of a moment before the verification arrived, the ledger shows the hazard as it stood
     // then: rectified by the brigade, not closed, its chain one entry shorter.
@@ -590,7 +582,7 @@ async fn ledgers_show_the_closed_loop(
     );
     assert_eq!(
         cell(&t, 0, "chain_head"),
-        patrolsync_tests::hex(&log[log.len() - 2].hash),
+        hex::encode(log[log.len() - 2].hash),
         "{backend}"
     );
 

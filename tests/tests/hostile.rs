@@ -1068,8 +1068,8 @@ async fn a_photo_is_read_through_scope_or_possession_and_staging_is_ones_own() -
         )
         .await?;
         assert_eq!(
-            message.replace(&patrolsync_tests::hex(&sha), "H"),
-            message2.replace(&patrolsync_tests::hex(&nobody), "H"),
+            message.replace(&hex::encode(sha), "H"),
+            message2.replace(&hex::encode(nobody), "H"),
             "{backend}: no oracle"
         );
 

@@ -112,18 +112,14 @@ async fn corrupted_photo_is_refused_and_nothing_is_stored() -> anyhow::Result<()
         c.photos = vec![sha];
         device.record_checkin(c).await?;
         // One byte flips in the device's stored copy (bad flash, bad RAM).
-        let stored = h
-            .dir
-            .path()
-            .join("phone/photos")
-            .join(patrolsync_tests::hex(&sha));
+        let stored = h.dir.path().join("phone/photos").join(hex::encode(sha));
         let mut bytes = std::fs::read(&stored)?;
         bytes[1234] ^= 0x40;
         std::fs::write(&stored, bytes)?;
         let s = device.sync().await?;
         assert_eq!(s.photo_failures.len(), 1, "{backend}: {s:?}");
         assert!(
-            s.photo_failures[0].contains(&patrolsync_tests::hex(&sha))
+            s.photo_failures[0].contains(&hex::encode(sha))
                 && s.photo_failures[0].contains("do not match")
         );
         assert_eq!(
@@ -217,7 +213,7 @@ async fn a_record_before_its_photo_shows_a_missing_photo_until_it_arrives() -> a
         );
         let missing = h.server().store().missing_photos(None, 10).await?;
         assert_eq!(missing.len(), 1, "{backend}");
-        assert_eq!(missing[0].sha256, patrolsync_tests::hex(&sha));
+        assert_eq!(missing[0].sha256, hex::encode(sha));
         assert_eq!(missing[0].record_id, hazard.to_string());
         assert_eq!(missing[0].user, "alice");
         assert_eq!(h.server().store().stats(0).await?.missing_photos, 1);

@@ -63,7 +63,7 @@ impl FromRequestParts<AdminState> for Admin {
             ));
         };
         // Compared digest to digest, so timing reveals nothing of a token.
-        let digest = crate::pki::sha256(token.as_bytes());
+        let digest = patrolsync_proto::digest::sha256(token.as_bytes());
         if digest == s.token_sha256 {
             return Ok(Admin {
                 name: BOOTSTRAP.into(),

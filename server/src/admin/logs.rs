@@ -136,7 +136,8 @@ pub(super) async fn hazards(
     let mut totals: BTreeMap<String, i64> = BTreeMap::new();
     let (mut total, mut overdue) = (0i64, 0i64);
     for c in counts {
-        let segments: Vec<&str> = c.cell_path.split('/').filter(|p| !p.is_empty()).collect();
+        let path = patrolsync_proto::CellPath::from(c.cell_path.as_str());
+        let segments: Vec<&str> = path.codes().collect();
         let child = match parent {
             None => segments.first().copied(),
             Some(p) => match segments.iter().position(|s| *s == p) {

@@ -38,7 +38,7 @@ async fn state() -> (AdminState, crate::testkit::SeededFleet, tempfile::TempDir)
         db: Arc::new(store.clone()),
         reports: crate::config::Reports::default(),
         store: Arc::new(store),
-        token_sha256: crate::pki::sha256(b"secret"),
+        token_sha256: patrolsync_proto::digest::sha256(b"secret"),
         draining: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new()),
         health: Health::default(),

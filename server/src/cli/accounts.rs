@@ -91,8 +91,11 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
                 expires_at_ms: expires.map(|d| now + d.as_millis() as i64),
                 revoked_at_ms: None,
             };
-            sql.add_admin(&account, &crate::pki::sha256(token.as_bytes()))
-                .await?;
+            sql.add_admin(
+                &account,
+                &patrolsync_proto::digest::sha256(token.as_bytes()),
+            )
+            .await?;
             if json {
                 super::print_json(&serde_json::json!({ "admin": account, "token": token }))?;
             } else {

@@ -98,10 +98,7 @@ pub async fn hazard_detail(store: &dyn Store, id: &str) -> anyhow::Result<Hazard
         agency: state.agency.map(|a| a.as_str().to_owned()),
         duplicate_of: state.duplicate_of.map(|h| h.to_string()),
         log_len: log.len(),
-        chain_head: log
-            .last()
-            .map(|e| crate::blobs::hex(&e.hash))
-            .unwrap_or_default(),
+        chain_head: log.last().map(|e| hex::encode(e.hash)).unwrap_or_default(),
         chain_verified: verified,
         history: state
             .history

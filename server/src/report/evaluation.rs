@@ -90,8 +90,8 @@ pub async fn evaluation(
     // Whose tally a fact goes to: the cells on a path (by cell), or a person's name and the
     // people whose cells cover a path (by person).
     let cells_of = |path: &str| -> Vec<String> {
-        path.split('/')
-            .filter(|s| !s.is_empty())
+        patrolsync_proto::CellPath::from(path)
+            .codes()
             .map(str::to_owned)
             .collect()
     };
@@ -150,9 +150,9 @@ pub async fn evaluation(
             .filter(|e| in_period(at(e)));
         let overdue = state.status.is_open() && deadline.is_some_and(|d| d < as_of_ms.min(to_ms));
         let here = if by_person {
-            covering(&h.path)
+            covering(h.path.as_str())
         } else {
-            cells_of(&h.path)
+            cells_of(h.path.as_str())
         };
         let found = in_period(report.device_time_ms);
         let reporter = if by_person {
@@ -232,7 +232,7 @@ pub async fn evaluation(
         let mut rolled: HashMap<&str, (u64, u64)> = HashMap::new();
         for c in &loaded.cells {
             if let Some((n, f)) = own.get(&c.code) {
-                for code in c.path.split('/').filter(|s| !s.is_empty()) {
+                for code in c.path.codes() {
                     let e = rolled.entry(code).or_default();
                     e.0 += n;
                     e.1 += f;

@@ -309,7 +309,12 @@ pub(super) fn disposal<'a>(
             Value::Int(state.history.len() as i64),
             Value::Int(state.conflicts().count() as i64),
             Value::Int(h.log.len() as i64),
-            Value::Text(h.log.last().map(|e| hex(&e.hash)).unwrap_or_default()),
+            Value::Text(
+                h.log
+                    .last()
+                    .map(|e| hex::encode(e.hash))
+                    .unwrap_or_default(),
+            ),
         ]);
         covered.push(h);
     }
@@ -399,7 +404,12 @@ pub(super) fn transfers<'a>(
                 when(cal, at_kind(EventKind::AgencyFix)),
                 Value::Text(state.status.as_str().into()),
                 Value::Int(h.log.len() as i64),
-                Value::Text(h.log.last().map(|e| hex(&e.hash)).unwrap_or_default()),
+                Value::Text(
+                    h.log
+                        .last()
+                        .map(|e| hex::encode(e.hash))
+                        .unwrap_or_default(),
+                ),
             ]);
             any = true;
         }
@@ -419,5 +429,5 @@ pub(super) fn chain_digest(covered: &[&LedgerHazard]) -> String {
         d.update(&(h.log.len() as u64).to_be_bytes());
         d.update(&h.log.last().map(|e| e.hash).unwrap_or_default());
     }
-    hex(d.finish().as_ref())
+    hex::encode(d.finish().as_ref())
 }

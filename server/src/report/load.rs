@@ -170,17 +170,14 @@ impl Loaded {
             }
             let was_due = u64::from(counts.due + counts.open > 0);
             // Into its cell and every ancestor within the report.
-            for code in cp.path.split('/').filter(|s| !s.is_empty()) {
+            for code in cp.path.codes() {
                 let e = by_cell.entry(code).or_default();
                 e.0.add(&counts);
                 e.1 += was_due;
             }
         }
 
-        let root_depth = cells
-            .first()
-            .map(|c| c.path.matches('/').count())
-            .unwrap_or(0);
+        let root_depth = cells.first().map(|c| c.path.codes().count()).unwrap_or(0);
         let period_start_ms = cal.start_ms(period.start);
         let rows = cells
             .iter()
@@ -194,7 +191,7 @@ impl Loaded {
                     cell: c.code.clone(),
                     name: c.name.clone(),
                     level: c.level,
-                    depth: c.path.matches('/').count().saturating_sub(root_depth),
+                    depth: c.path.codes().count().saturating_sub(root_depth),
                     checkpoints,
                     rate: counts.rate(),
                     counts,

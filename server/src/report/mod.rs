@@ -99,10 +99,6 @@ fn ops(h: &LedgerHazard) -> Vec<(patrolsync_proto::hazard::Stamp, HazardOp)> {
     h.log.iter().map(|e| (e.stamp, e.op.clone())).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn when(cal: &Calendar, ms: Option<i64>) -> Value {
     ms.map_or(Value::Empty, |m| Value::Text(cal.local(m)))
 }

@@ -3,6 +3,7 @@
 //! path: [`ReportStore`].
 
 use async_trait::async_trait;
+use patrolsync_proto::CellPath;
 use patrolsync_proto::HazardId;
 use patrolsync_proto::hazard::{HazardOp, Stamp};
 
@@ -18,7 +19,7 @@ pub struct ReportCell {
     /// Level, 1 (big) to 4 (micro).
     pub level: u8,
     /// `/S1/S1-C2/`: its ancestors' codes and its own.
-    pub path: String,
+    pub path: CellPath,
     /// When it was retired, if it was.
     pub retired_at_ms: Option<i64>,
 }
@@ -33,7 +34,7 @@ pub struct ReportCheckpoint {
     /// Its cell's code.
     pub cell: String,
     /// Its cell's path.
-    pub path: String,
+    pub path: CellPath,
     /// Its cell's level.
     pub level: u8,
     /// Position and radius, if it has a position.
@@ -140,7 +141,7 @@ pub struct LedgerHazard {
     /// Cell code.
     pub cell: String,
     /// The cell's path.
-    pub path: String,
+    pub path: CellPath,
     /// Reporter's name.
     pub reporter: String,
     /// Report time (device), ms.

@@ -45,7 +45,7 @@ pub(super) fn blob_target(
             wire::ErrorCode::BadRequest,
             format!(
                 "photo {}: size 0; a photo has at least one byte",
-                crate::blobs::hex(&sha)
+                hex::encode(sha)
             ),
             false,
         )),
@@ -53,7 +53,7 @@ pub(super) fn blob_target(
             wire::ErrorCode::LimitExceeded,
             format!(
                 "photo {} is {n} bytes; this server accepts photos up to {cap} bytes",
-                crate::blobs::hex(&sha)
+                hex::encode(sha)
             ),
             false,
         )),
@@ -92,7 +92,7 @@ pub(super) async fn blob_allowed(
             wire::ErrorCode::Forbidden,
             format!(
                 "photo {} belongs to no record of yours or of your grid cells; push the record first",
-                crate::blobs::hex(sha)
+                hex::encode(sha)
             ),
             false,
         )),
@@ -174,7 +174,7 @@ pub(super) async fn blob_upload(
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         return respond(e);
     }
-    let hex = crate::blobs::hex(&sha);
+    let hex = hex::encode(sha);
     let done = |size| {
         respond(wire::Response {
             kind: Some(wire::response::Kind::BlobUpload(wire::BlobUploadResponse {
@@ -407,7 +407,7 @@ pub(super) async fn blob_download(
         Ok(s) => s,
         Err(e) => return Answer::Respond(e),
     };
-    let hex = crate::blobs::hex(&sha);
+    let hex = hex::encode(sha);
     // The same answer whether or not the photo is stored: no oracle.
     match blob_readable(shared, device, &sha).await {
         Ok(true) => {}

@@ -13,7 +13,6 @@ use rustls_pki_types::CertificateDer;
 use tracing::Instrument;
 
 use super::*;
-use crate::pki;
 use crate::store::DeviceSession;
 
 /// UDP bytes of a connection already reported to the store.
@@ -44,7 +43,9 @@ pub(crate) type SessionSlot = Mutex<Option<Arc<DeviceSession>>>;
 pub(super) fn leaf_sha256(conn: &Connection) -> Option<[u8; 32]> {
     let identity = conn.peer_identity()?;
     let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    chain.first().map(|leaf| pki::sha256(leaf))
+    chain
+        .first()
+        .map(|leaf| patrolsync_proto::digest::sha256(leaf))
 }
 
 pub(super) async fn serve_connection(

@@ -176,7 +176,7 @@ impl AccountStore for SqlStore {
             action: r.action.clone(),
             target: r.target.clone(),
             outcome: r.outcome.clone(),
-            hash: crate::pki::hex(&hash),
+            hash: hex::encode(hash),
         })
     }
 
@@ -208,7 +208,7 @@ impl AccountStore for SqlStore {
                     action: r.try_get(4)?,
                     target: r.try_get(5)?,
                     outcome: r.try_get(6)?,
-                    hash: crate::pki::hex(&hash),
+                    hash: hex::encode(&hash),
                 })
             })
             .collect()
@@ -228,7 +228,7 @@ impl AccountStore for SqlStore {
                 outcome: e.outcome.clone(),
             };
             let hash = audit_hash(&prev, e.seq, e.at_ms, &r);
-            if e.seq != expected_seq || crate::pki::hex(&hash) != e.hash {
+            if e.seq != expected_seq || hex::encode(hash) != e.hash {
                 return Ok((entries.len() as i64, Some(e.seq)));
             }
             prev = hash;

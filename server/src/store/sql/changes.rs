@@ -5,7 +5,7 @@ use super::*;
 /// A change-log entry to append when the transaction ends.
 pub(crate) struct PendingChange {
     pub(crate) cell_path: String,
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ChangeKind,
     pub(crate) entity_key: String,
     pub(crate) payload: Vec<u8>,
     pub(crate) device: String,
@@ -23,7 +23,7 @@ impl PendingChange {
     /// role, no HLC of its own.
     pub(super) fn admin(
         cell_path: String,
-        kind: &'static str,
+        kind: ChangeKind,
         entity_key: String,
         payload: Vec<u8>,
         supersedes: bool,
@@ -105,7 +105,7 @@ impl SqlStore {
             for c in chunk {
                 q = q
                     .bind(c.cell_path.clone())
-                    .bind(c.kind)
+                    .bind(c.kind.as_str())
                     .bind(c.entity_key.clone())
                     .bind(c.payload.clone())
                     .bind(c.device.clone())

@@ -73,7 +73,7 @@ impl GridStore for SqlStore {
         let mut tx = self.begin_write().await?;
         let mut changed = 0;
         let mut changes = Vec::new();
-        let grid_change = |path: &str, kind: &'static str, key: String, payload: Vec<u8>| {
+        let grid_change = |path: &str, kind: ChangeKind, key: String, payload: Vec<u8>| {
             PendingChange::admin(path.to_owned(), kind, key, payload, true)
         };
         let mut ordered: Vec<&NewCell> = cells.iter().collect();
@@ -141,7 +141,7 @@ impl GridStore for SqlStore {
                 };
                 changes.push(grid_change(
                     &path,
-                    "cell",
+                    ChangeKind::Cell,
                     format!("cell:{}", cell.code),
                     record.encode(),
                 ));
@@ -196,7 +196,7 @@ impl GridStore for SqlStore {
                 };
                 changes.push(grid_change(
                     &cell_path,
-                    "checkpoint",
+                    ChangeKind::Checkpoint,
                     format!("checkpoint:{}", cp.code),
                     record.encode(),
                 ));
@@ -291,13 +291,7 @@ impl GridStore for SqlStore {
         for r in &cells {
             let code: String = r.try_get(0)?;
             let cell_path: String = r.try_get(1)?;
-            // The parent's code is the path's second-to-last segment.
-            let parent = cell_path
-                .trim_end_matches('/')
-                .rsplit('/')
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
+            let parent = CellPath::from(cell_path.as_str()).parent_code().to_owned();
             let record = CellRecord {
                 code: code.clone(),
                 parent,
@@ -307,7 +301,7 @@ impl GridStore for SqlStore {
             };
             changes.push(PendingChange::admin(
                 cell_path,
-                "cell",
+                ChangeKind::Cell,
                 format!("cell:{code}"),
                 record.encode(),
                 true,

@@ -16,11 +16,7 @@ impl SqlStore {
         r: &patrolsync_proto::hazard::Report,
         cell_path: &str,
     ) -> Result<(), StoreError> {
-        let top = cell_path
-            .split('/')
-            .nth(1)
-            .map(|t| format!("/{t}/"))
-            .unwrap_or_else(|| cell_path.to_owned());
+        let top = CellPath::from(cell_path).top().to_string();
         let rows = sqlx::query(
             "SELECT h.id, h.latitude, h.longitude, h.checkpoint FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
              WHERE h.category = $1 AND h.id <> $2 AND h.status NOT IN ('closed', 'merged') \
@@ -206,11 +202,7 @@ impl SqlStore {
         let agency = state.agency.map(|a| a.as_str().to_owned());
         changes.push(PendingChange {
             cell_path: h.cell_path.clone(),
-            kind: match h.op {
-                HazardOp::Report(_) => "hazard_report",
-                HazardOp::Event(..) => "hazard_event",
-                HazardOp::Edit(_) => "hazard_edit",
-            },
+            kind: h.op.change_kind(),
             entity_key: format!("hazard:{hazard}"),
             payload,
             device: device.to_owned(),
@@ -408,7 +400,6 @@ impl HazardStore for SqlStore {
         now_ms: i64,
         interval_ms: i64,
     ) -> Result<Escalated, StoreError> {
-        let interval_ms = interval_ms.max(1);
         // Most periods nothing is overdue: look before taking the write lock.
         let any: Option<i64> =
             sqlx::query_scalar(&format!("SELECT 1 FROM hazards WHERE {OVERDUE} LIMIT 1"))
@@ -435,24 +426,22 @@ impl HazardStore for SqlStore {
             let id: Vec<u8> = r.try_get(0)?;
             let deadline: i64 = r.try_get(1)?;
             let path: String = r.try_get(2)?;
-            let have = r.try_get::<Option<i64>, _>(3)?.unwrap_or(0).max(0) as usize;
-            // Ancestors, nearest first, with their paths: /S1/S1-C1/S1-C1-K1/ → S1-C1, S1.
-            let codes: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-            let ancestors: Vec<(&str, String)> = (1..codes.len())
-                .rev()
-                .map(|n| (codes[n - 1], format!("/{}/", codes[..n].join("/"))))
-                .collect();
-            let due = (1 + (now_ms - deadline) / interval_ms).clamp(0, ancestors.len() as i64);
-            for level in have + 1..=due as usize {
-                let (to_cell, to_path) = &ancestors[level - 1];
+            let have = r.try_get::<Option<i64>, _>(3)?.unwrap_or(0).clamp(0, 255) as u32;
+            for crate::escalation::Due {
+                level,
+                to_cell,
+                to_path,
+            } in
+                crate::escalation::due(&CellPath::from(path), deadline, now_ms, interval_ms, have)
+            {
                 let inserted = sqlx::query(
                     "INSERT INTO hazard_escalations (hazard_id, deadline_ms, level, to_cell, escalated_at_ms) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 )
                 .bind(id.clone())
                 .bind(deadline)
-                .bind(level as i64)
-                .bind(*to_cell)
+                .bind(i64::from(level))
+                .bind(to_cell.as_str())
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?
@@ -465,24 +454,24 @@ impl HazardStore for SqlStore {
                 };
                 let record = patrolsync_proto::hazard::EscalationRecord {
                     hazard: hazard_id,
-                    level: level as u32,
-                    to_cell: (*to_cell).to_owned(),
+                    level,
+                    to_cell: to_cell.clone(),
                     deadline_ms: deadline,
                     escalated_at_ms: now_ms,
                 };
                 let hazard = hazard_id.to_string();
                 changes.push(PendingChange::admin(
-                    to_path.clone(),
-                    "hazard_escalation",
+                    to_path.to_string(),
+                    ChangeKind::HazardEscalation,
                     format!("escalation:{hazard}:{deadline}:{level}"),
                     record.encode(),
                     false,
                 ));
-                out.paths.push(to_path.clone());
+                out.paths.push(to_path.to_string());
                 out.escalations.push(Escalation {
                     hazard,
-                    level: level as u32,
-                    to_cell: (*to_cell).to_owned(),
+                    level,
+                    to_cell,
                     deadline_ms: deadline,
                     escalated_at_ms: now_ms,
                 });

@@ -3,7 +3,7 @@
 use super::*;
 
 fn photos_json(photos: &[[u8; 32]]) -> String {
-    serde_json::Value::from(photos.iter().map(hex32).collect::<Vec<_>>()).to_string()
+    serde_json::Value::from(photos.iter().map(hex::encode).collect::<Vec<_>>()).to_string()
 }
 
 fn answers_json(answers: &[Answer]) -> String {
@@ -15,7 +15,7 @@ fn answers_json(answers: &[Answer]) -> String {
                     "item": a.item_id,
                     "value": a.value.as_str(),
                     "note": a.note,
-                    "photos": a.photos.iter().map(hex32).collect::<Vec<_>>(),
+                    "photos": a.photos.iter().map(hex::encode).collect::<Vec<_>>(),
                 })
             })
             .collect::<Vec<_>>(),
@@ -27,7 +27,12 @@ fn parse_photos(v: &serde_json::Value) -> Vec<[u8; 32]> {
     v.as_array()
         .into_iter()
         .flatten()
-        .filter_map(|p| p.as_str().and_then(unhex32))
+        .filter_map(|p| {
+            p.as_str()?
+                .parse::<patrolsync_proto::Sha256>()
+                .ok()
+                .map(|d| d.0)
+        })
         .collect()
 }
 

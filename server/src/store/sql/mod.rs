@@ -24,8 +24,9 @@ pub(crate) use changes::PendingChange;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use patrolsync_proto::ChangeKind;
 use patrolsync_proto::checkin::{Answer, AnswerValue};
-use patrolsync_proto::grid::{CellRecord, CheckpointRecord};
+use patrolsync_proto::grid::{CellPath, CellRecord, CheckpointRecord};
 use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
 use patrolsync_proto::scope::ScopeReason;
 use patrolsync_proto::{CheckIn, CheckInId, DeviceId, GeoFix, HazardId, Hlc, Role};
@@ -209,21 +210,6 @@ impl SqlStore {
     pub(super) fn faults(&self) -> &FaultPoints {
         &self.faults
     }
-}
-
-fn hex32(h: &[u8; 32]) -> String {
-    h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 #[async_trait]

@@ -80,7 +80,7 @@ impl ReportStore for SqlStore {
                 code: r.try_get(0)?,
                 name: r.try_get(1)?,
                 level: r.try_get::<i64, _>(2)?.clamp(0, 255) as u8,
-                path: r.try_get(3)?,
+                path: CellPath::from(r.try_get::<String, _>(3)?),
                 retired_at_ms: r.try_get(4)?,
             })
         })
@@ -114,7 +114,7 @@ impl ReportStore for SqlStore {
                 id: r.try_get(10)?,
                 code: r.try_get(0)?,
                 cell: r.try_get(1)?,
-                path: r.try_get(2)?,
+                path: CellPath::from(r.try_get::<String, _>(2)?),
                 level: r.try_get::<i64, _>(3)?.clamp(0, 255) as u8,
                 place: place(r.try_get(4)?, r.try_get(5)?, r.try_get(6)?),
                 cadence: r.try_get(7)?,
@@ -173,7 +173,7 @@ impl ReportStore for SqlStore {
                 Ok(LedgerCheckIn {
                     id: uuid::Uuid::from_slice(&id)
                         .map(|u| u.to_string())
-                        .unwrap_or_else(|_| hex(&id)),
+                        .unwrap_or_else(|_| hex::encode(&id)),
                     device: r.try_get(1)?,
                     user_id: r.try_get(2)?,
                     user: r.try_get(3)?,
@@ -352,7 +352,7 @@ impl ReportStore for SqlStore {
                 _ => out.push(LedgerHazard {
                     id,
                     cell: r.try_get(1)?,
-                    path: r.try_get(12)?,
+                    path: CellPath::from(r.try_get::<String, _>(12)?),
                     reporter: r.try_get(2)?,
                     reported_at_ms: r.try_get(3)?,
                     log: vec![entry],
@@ -394,8 +394,4 @@ impl ReportStore for SqlStore {
 
 fn place(lat: Option<f64>, lon: Option<f64>, radius: f64) -> Option<(f64, f64, f64)> {
     Some((lat?, lon?, radius))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

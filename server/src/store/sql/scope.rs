@@ -11,7 +11,7 @@
 //! so bootstrap and a later assignment are one path and a device never holds half an entity.
 
 use patrolsync_proto::hazard::{EventKind, HazardState};
-use patrolsync_proto::scope::{ScopeChange, ScopeTarget, code_of, diff};
+use patrolsync_proto::scope::{ScopeChange, ScopeTarget, diff};
 
 use super::*;
 
@@ -80,7 +80,7 @@ fn scope_entry(
     };
     PendingChange {
         cell_path: cell_path.to_owned(),
-        kind: "scope",
+        kind: ChangeKind::Scope,
         entity_key: format!("scope:{audience}:{target}"),
         payload: change.encode(),
         device: String::new(),
@@ -217,7 +217,7 @@ impl SqlStore {
         .await?;
         let d = diff(&held, &desired);
         let cell = |path: &str| ScopeTarget::Cell {
-            code: code_of(path).to_owned(),
+            code: CellPath::from(path).code().to_owned(),
             path: path.to_owned(),
         };
         let mut out = Vec::with_capacity(d.grants.len() + d.revokes.len());
@@ -587,7 +587,7 @@ impl PullStore for SqlStore {
                 .map(|g| ScopeGrant {
                     kind: if g.path { "cell" } else { "hazard" }.into(),
                     id: if g.path {
-                        code_of(&g.target).to_owned()
+                        CellPath::from(g.target.as_str()).code().to_owned()
                     } else {
                         g.target.trim_start_matches("hazard:").to_owned()
                     },

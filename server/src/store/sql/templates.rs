@@ -68,7 +68,7 @@ impl TemplateStore for SqlStore {
         // For everyone: pull serves `/` to every scope.
         let change = PendingChange::admin(
             "/".into(),
-            "template",
+            ChangeKind::Template,
             format!("template:{}:{}", published.id, published.version),
             payload,
             false,

@@ -391,9 +391,7 @@ fn photo(size: usize, seed: u64) -> Vec<u8> {
 }
 
 fn sha256(bytes: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, bytes)
-        .as_ref()
-        .to_vec()
+    patrolsync_proto::digest::sha256(bytes).to_vec()
 }
 
 /// Workload 3: photos uploaded at once; baseline: raw quinn streams of the same bytes.

@@ -327,7 +327,7 @@ async fn check(
         anyhow::ensure!(
             store.blob(sha).await? == Some(*size),
             "photo {} is not stored whole",
-            patrolsync_tests::hex(sha)
+            hex::encode(sha)
         );
     }
     let missing = store.missing_photos(None, 10).await?;
