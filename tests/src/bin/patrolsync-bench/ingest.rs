@@ -1,0 +1,249 @@
+//! Ingest workloads: a fleet's pushes against the store's own insert rate, and what the wire costs.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fleet::{Device, Fleet};
+use patrolsync_proto::{Role, wire};
+use serde_json::{Value, json};
+use server::ServerProc;
+
+use super::*;
+
+/// Workload 1: concurrent devices push batches of 50 check-ins; baseline: the store's own
+/// group-commit ingest of the same rows in the same batches, no network.
+pub(super) async fn ingest(
+    srv: &ServerProc,
+    baseline_store: Arc<dyn patrolsync_server::store::Store>,
+    devices: &mut [Device],
+    batches: usize,
+) -> anyhow::Result<Value> {
+    let points = s1_checkpoints();
+    let build = |d: &mut Device, batches: usize| -> Vec<Vec<wire::Op>> {
+        (0..batches)
+            .map(|b| {
+                (0..50)
+                    .map(|j| {
+                        d.seq += 1;
+                        let k = b * 50 + j;
+                        fleet::check_in(
+                            d.seq,
+                            &points[k % points.len()],
+                            (k as i64 + 1) * 180_000,
+                            Vec::new(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let frames: Vec<Vec<Vec<u8>>> = devices
+        .iter_mut()
+        .map(|d| {
+            build(d, batches)
+                .into_iter()
+                .map(fleet::push_frame)
+                .collect()
+        })
+        .collect();
+    let cpu0 = srv.cpu_ms();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (d, frames) in devices.iter().zip(frames) {
+        let conn = d.conn.clone();
+        tasks.spawn(async move {
+            let mut lat = Vec::with_capacity(frames.len());
+            let mut applied = 0;
+            for f in frames {
+                let t = Instant::now();
+                applied += fleet::push(&conn, &f).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok((applied, lat))
+        });
+    }
+    let (mut applied, mut lat) = (0usize, Vec::new());
+    while let Some(r) = tasks.join_next().await {
+        let (a, l) = r??;
+        applied += a;
+        lat.extend(l);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu_ms = srv.cpu_ms() - cpu0;
+    anyhow::ensure!(
+        applied == devices.len() * batches * 50,
+        "only {applied} of {} check-ins applied",
+        devices.len() * batches * 50
+    );
+    lat.sort_by(f64::total_cmp);
+    let rate = applied as f64 / elapsed;
+
+    // One device alone, for the backlog comparison.
+    let single_batches = batches.max(4);
+    let single: Vec<Vec<u8>> = build(&mut devices[0], single_batches)
+        .into_iter()
+        .map(fleet::push_frame)
+        .collect();
+    let t = Instant::now();
+    for f in &single {
+        fleet::push(&devices[0].conn, f).await?;
+    }
+    let single_rate = (single_batches * 50) as f64 / t.elapsed().as_secs_f64();
+
+    // Baseline: the same rows in the same batches through the server's own validation and
+    // group commit, in this process on a database of its own (same backend and durability),
+    // no network. A second process on the server's SQLite file would measure cross-process
+    // cache invalidation instead.
+    let store = baseline_store.clone();
+    patrolsync_server::seed::seed_demo(store.as_ref()).await?;
+    let writers = match store.backend() {
+        patrolsync_server::store::Backend::Sqlite => 1,
+        patrolsync_server::store::Backend::Postgres => 4,
+    };
+    let ingestor = patrolsync_server::ingest::Ingestor::start(
+        store.clone(),
+        writers,
+        patrolsync_server::now_ms,
+    );
+    let mut work = Vec::new();
+    for (i, d) in devices.iter_mut().enumerate() {
+        let code = format!("baseline-{i}");
+        let hash = patrolsync_server::enroll::hash_code(&code);
+        store
+            .create_enrollment(
+                &patrolsync_server::store::NewEnrollment {
+                    code_hash: hash,
+                    user: format!("baseline-{i}"),
+                    role: Role::Patroller,
+                    cells: vec!["S1".into()],
+                    expires_at_ms: fleet::now_ms() + 3_600_000,
+                    agency: None,
+                },
+                fleet::now_ms(),
+            )
+            .await?;
+        let mut fp = [0u8; 32];
+        fp[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let session = store
+            .redeem_enrollment(
+                &hash,
+                &patrolsync_server::store::NewDevice {
+                    id: patrolsync_proto::DeviceId(uuid::Uuid::now_v7()),
+                    name: format!("baseline-{i}"),
+                    cert_sha256: fp,
+                    app_version: "patrolsync-bench".into(),
+                },
+                fleet::now_ms(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut shadow = Device {
+            conn: d.conn.clone(),
+            seq: 0,
+        };
+        work.push((session, build(&mut shadow, batches)));
+    }
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (session, batches) in work {
+        let (ingestor, store) = (ingestor.clone(), store.clone());
+        tasks.spawn(async move {
+            for ops in batches {
+                let batch = patrolsync_server::ingest::prepare(
+                    store.as_ref(),
+                    &session,
+                    ops,
+                    fleet::now_ms(),
+                )
+                .await?;
+                ingestor
+                    .commit(batch)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let baseline = applied as f64 / t.elapsed().as_secs_f64();
+    Ok(json!({
+        "devices": devices.len(),
+        "batch": 50,
+        "check_ins": applied,
+        "seconds": elapsed,
+        "check_ins_per_s": rate,
+        "ack_ms": { "p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": lat.last().copied().unwrap_or(0.0) },
+        "single_device_check_ins_per_s": single_rate,
+        "server_cpu_ms_per_1000_check_ins": cpu_ms as f64 * 1000.0 / applied as f64,
+        "baseline": { "what": "the server's validation and group-commit ingest of the same rows and batches, in-process, no network", "check_ins_per_s": baseline },
+        "ratio": rate / baseline,
+        "target_ratio": 0.5,
+    }))
+}
+
+/// Workload 2: UDP bytes per check-in (quinn's counters), batches of 1, 10 and 50.
+pub(super) async fn wire_cost(
+    srv: &ServerProc,
+    fleet: &Fleet,
+    first: usize,
+) -> anyhow::Result<Value> {
+    // A device per batch size, so each starts with a full push bucket and nothing is refused
+    // (a refused push would count its bytes without storing anything).
+    let codes = srv
+        .codes("bench-wire", 3, Role::Patroller, &["S1".into()])
+        .await?;
+    let points = s1_checkpoints();
+    let mut rows = Vec::new();
+    let mut json_bytes = 0usize;
+    for (n, (batch, total)) in [(1usize, 30usize), (10, 300), (50, 1000)]
+        .into_iter()
+        .enumerate()
+    {
+        let code: patrolsync_proto::enrollment::EnrollmentString = codes[n].parse()?;
+        let creds = fleet.enroll(first + n, &code.code).await?;
+        let d = fleet.connect(first + n, &creds).await?;
+        let mut seq = d.seq;
+        let s0 = d.conn.stats();
+        let mut k = 0;
+        while k < total {
+            let ops: Vec<wire::Op> = (0..batch)
+                .map(|j| {
+                    seq += 1;
+                    fleet::check_in(
+                        seq,
+                        &points[(k + j) % points.len()],
+                        (k + j + 1) as i64 * 180_000,
+                        Vec::new(),
+                    )
+                })
+                .collect();
+            json_bytes = fleet::check_in_json(&ops[0]).len();
+            fleet::push(&d.conn, &fleet::push_frame(ops)).await?;
+            k += batch;
+        }
+        let s1 = d.conn.stats();
+        d.conn.close(0u32.into(), b"done");
+        let setup = s0.udp_tx.bytes + s0.udp_rx.bytes;
+        let (tx, rx) = (
+            s1.udp_tx.bytes - s0.udp_tx.bytes,
+            s1.udp_rx.bytes - s0.udp_rx.bytes,
+        );
+        rows.push(json!({
+            "batch": batch,
+            "check_ins": total,
+            "bytes_per_check_in": (tx + rx) as f64 / total as f64,
+            "sent_per_check_in": tx as f64 / total as f64,
+            "received_per_check_in": rx as f64 / total as f64,
+            "datagrams": (s1.udp_tx.datagrams - s0.udp_tx.datagrams) + (s1.udp_rx.datagrams - s0.udp_rx.datagrams),
+            "bytes_per_check_in_with_handshake": (setup + tx + rx) as f64 / total as f64,
+            "handshake_and_hello_bytes": setup,
+        }));
+    }
+    Ok(json!({
+        "batches": rows,
+        "baseline": { "what": "the same check-in as compact JSON (payload only, no HTTP, TLS or TCP)", "bytes": json_bytes },
+        "target_bytes_per_check_in_at_50": 150,
+    }))
+}

@@ -1,0 +1,192 @@
+//! Photos: uploads through the server against raw quinn streams of the same bytes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use fleet::Fleet;
+use patrolsync_proto::{Role, wire};
+use serde_json::{Value, json};
+use server::ServerProc;
+
+use super::*;
+
+/// A deterministic photo of `size` bytes, different per `seed`.
+pub(super) fn photo(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub(super) fn sha256(bytes: &[u8]) -> Vec<u8> {
+    patrolsync_proto::digest::sha256(bytes).to_vec()
+}
+
+/// Workload 3: photos uploaded at once; baseline: raw quinn streams of the same bytes.
+pub(super) async fn photos(
+    srv: &ServerProc,
+    fleet: &Fleet,
+    first: usize,
+    sizes: &Sizes,
+) -> anyhow::Result<Value> {
+    let n = sizes.photo_devices;
+    let codes = srv
+        .codes("bench-photo", n, Role::Patroller, &["S1".into()])
+        .await?;
+    let mut devices = enroll_fleet(fleet, first, codes, 16).await?;
+    // Three rounds of new photos each, and three of the baseline: short transfers on a shared
+    // machine are noisy, so the medians are compared.
+    let mut real = Vec::new();
+    for round in 0..ROUNDS {
+        let mut shots = Vec::new();
+        for (i, d) in devices.iter_mut().enumerate() {
+            let bytes = photo(sizes.photo_bytes, 1000 + (round * 100 + i) as u64);
+            let sha = sha256(&bytes);
+            d.seq += 1;
+            let op = fleet::check_in(
+                d.seq,
+                "S1-C1-K1-B1-P1",
+                60_000 + (round * 100 + i) as i64 * 1000,
+                vec![sha.clone()],
+            );
+            fleet::push(&d.conn, &fleet::push_frame(vec![op])).await?;
+            shots.push((sha, Arc::new(bytes)));
+        }
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (d, (sha, bytes)) in devices.iter().zip(shots) {
+            let conn = d.conn.clone();
+            tasks.spawn(async move {
+                let (mut send, mut recv) = conn.open_bi().await?;
+                let req = patrolsync_proto::frame::encode(&wire::Request {
+                    kind: Some(wire::request::Kind::BlobUpload(wire::BlobUploadRequest {
+                        sha256: sha,
+                        size: bytes.len() as u64,
+                        offset: 0,
+                    })),
+                });
+                send.write_all(&req).await?;
+                send.write_all(&bytes).await?;
+                send.finish()?;
+                match fleet::read_response(&mut recv).await? {
+                    wire::response::Kind::BlobUpload(u) if u.complete => anyhow::Ok(()),
+                    other => anyhow::bail!("upload refused: {other:?}"),
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r??;
+        }
+        real.push(started.elapsed().as_secs_f64());
+    }
+    let mut raw = Vec::new();
+    for _ in 0..ROUNDS {
+        raw.push(raw_quinn_transfer(n, sizes.photo_bytes).await?);
+    }
+    real.sort_by(f64::total_cmp);
+    raw.sort_by(f64::total_cmp);
+    let (elapsed, baseline) = (real[ROUNDS / 2], raw[ROUNDS / 2]);
+    let total_mb = (n * sizes.photo_bytes) as f64 / 1e6;
+    for d in devices {
+        d.conn.close(0u32.into(), b"done");
+    }
+    Ok(json!({
+        "devices": n,
+        "photo_bytes": sizes.photo_bytes,
+        "rounds": ROUNDS,
+        "seconds_median": elapsed,
+        "seconds_each": real,
+        "baseline_seconds_each": raw,
+        "mb_per_s": total_mb / elapsed,
+        "baseline": { "what": "raw quinn streams of the same bytes on loopback, same windows, no hashing or storage", "mb_per_s": total_mb / baseline },
+        "ratio": baseline / elapsed,
+        "target_ratio": 0.6,
+    }))
+}
+
+/// Rounds of the photo workload and its baseline.
+pub(super) const ROUNDS: usize = 3;
+
+/// Seconds for `n` connections to each send `size` bytes on a stream to a bare quinn server.
+pub(super) async fn raw_quinn_transfer(n: usize, size: usize) -> anyhow::Result<f64> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    let cert_der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key)?;
+    tls.alpn_protocols = vec![b"bench".to_vec()];
+    let mut transport = quinn::TransportConfig::default();
+    // The same windows the patrolsync server grants.
+    transport
+        .stream_receive_window(quinn::VarInt::from_u32(1 << 20))
+        .receive_window(quinn::VarInt::from_u32(4 << 20))
+        .send_window(4 << 20);
+    let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
+    ));
+    server_cfg.transport_config(Arc::new(transport));
+    let server = quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse()?)?;
+    let addr = server.local_addr()?;
+    let acceptor = tokio::spawn(async move {
+        while let Some(incoming) = server.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    tokio::spawn(async move {
+                        while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {}
+                        let _ = send.write_all(b"k").await;
+                        let _ = send.finish();
+                    });
+                }
+            });
+        }
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der)?;
+    let mut ctls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    ctls.alpn_protocols = vec![b"bench".to_vec()];
+    let client_cfg = quinn::ClientConfig::new(Arc::new(
+        quinn::crypto::rustls::QuicClientConfig::try_from(ctls)?,
+    ));
+    let client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(
+            client
+                .connect_with(client_cfg.clone(), addr, "localhost")?
+                .await?,
+        );
+    }
+    let bytes = Arc::new(photo(size, 7));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in conns {
+        let bytes = bytes.clone();
+        tasks.spawn(async move {
+            let (mut send, mut recv) = conn.open_bi().await?;
+            send.write_all(&bytes).await?;
+            send.finish()?;
+            let mut ack = [0u8; 1];
+            recv.read_exact(&mut ack).await?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    acceptor.abort();
+    Ok(secs)
+}
