@@ -171,11 +171,20 @@ fn with_database(url: &str, db: &str) -> String {
 /// `PATROLSYNC_TEST_DATABASE_URL` is set. Prints the reason when PostgreSQL is skipped.
 pub async fn test_databases() -> Vec<TestDatabase> {
     let mut out = vec![TestDatabase::sqlite()];
-    match std::env::var(ENV_TEST_DATABASE_URL) {
-        Ok(url) if !url.trim().is_empty() => out.push(fresh_postgres(&url).await),
-        _ => skip("PostgreSQL", &format!("{ENV_TEST_DATABASE_URL} is not set")),
-    }
+    out.extend(test_postgres().await);
     out
+}
+
+/// A fresh PostgreSQL database when PATROLSYNC_TEST_DATABASE_URL is set; otherwise `None`, after
+/// [`skip`] says why (which fails under PATROLSYNC_TEST_REQUIRE_ALL).
+pub async fn test_postgres() -> Option<TestDatabase> {
+    match std::env::var(ENV_TEST_DATABASE_URL) {
+        Ok(url) if !url.trim().is_empty() => Some(fresh_postgres(&url).await),
+        _ => {
+            skip("PostgreSQL", &format!("{ENV_TEST_DATABASE_URL} is not set"));
+            None
+        }
+    }
 }
 
 /// Creates an empty PostgreSQL database next to the one `url` names.

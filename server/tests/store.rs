@@ -9,7 +9,7 @@ use patrolsync_proto::{
 };
 use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
-use patrolsync_server::testkit::{TestDatabase, test_databases};
+use patrolsync_server::testkit::TestDatabase;
 
 const NOW: i64 = 1_790_000_000_000;
 
@@ -95,43 +95,47 @@ fn outcomes(r: &BatchResult) -> Vec<Outcome> {
     r.results.iter().map(|r| r.outcome).collect()
 }
 
-#[tokio::test]
-async fn conformance() -> anyhow::Result<()> {
-    for db in test_databases().await {
-        let dir = tempfile::tempdir()?;
-        let store = open(&db, dir.path()).await?;
-        let backend = db.backend;
-        replayed_batch_changes_nothing(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        acked_through_waits_for_gaps(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        same_record_under_new_seq_is_one_entity(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        rejected_op_replays_as_rejected(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        failed_batch_does_not_take_its_group_down(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        enrollment_codes_are_single_use_and_expire(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        grid_upsert_is_idempotent(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        double_taps_across_pushes_and_statement_chunks(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        positions_come_and_go(store.as_ref())
-            .await
-            .map_err(|e| e.context(backend))?;
-        db.cleanup().await;
-    }
-    Ok(())
+/// One test per case per backend: `sqlite::CASE` and `postgres::CASE`, each on a fresh store.
+macro_rules! conformance {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() -> anyhow::Result<()> {
+                    let db = patrolsync_server::testkit::TestDatabase::sqlite();
+                    let dir = tempfile::tempdir()?;
+                    super::$case(super::open(&db, dir.path()).await?.as_ref()).await
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() -> anyhow::Result<()> {
+                    let Some(db) = patrolsync_server::testkit::test_postgres().await else {
+                        return Ok(());
+                    };
+                    let dir = tempfile::tempdir()?;
+                    let result = super::$case(super::open(&db, dir.path()).await?.as_ref()).await;
+                    db.cleanup().await;
+                    result
+                }
+            )+
+        }
+    };
 }
+
+conformance!(
+    replayed_batch_changes_nothing,
+    acked_through_waits_for_gaps,
+    same_record_under_new_seq_is_one_entity,
+    rejected_op_replays_as_rejected,
+    failed_batch_does_not_take_its_group_down,
+    enrollment_codes_are_single_use_and_expire,
+    grid_upsert_is_idempotent,
+    double_taps_across_pushes_and_statement_chunks,
+    positions_come_and_go,
+);
 
 async fn replayed_batch_changes_nothing(store: &dyn Store) -> anyhow::Result<()> {
     let d = device(store, "replay", &["S1"]).await?;
