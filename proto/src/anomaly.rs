@@ -1,4 +1,4 @@
-//! Anomaly flags on check-ins (reference/domain.md): what the server marks on a check-in whose
+//! Anomaly flags on check-ins: what the server marks on a check-in whose
 //! proof of presence is doubtful. Flag, never drop: a flagged check-in stays in every ledger,
 //! and compliance counts it as inspected-but-flagged rather than silently as inspected.
 //!

@@ -289,8 +289,8 @@ impl CheckIn {
     }
 }
 
-/// Refuses text longer than `max_chars` or containing control characters other than tab and
-/// newline (a NUL would also be refused by PostgreSQL later, failing other devices' commits).
+/// Refuses text longer than `max_chars` or containing control characters other than tab,
+/// newline and carriage return (a NUL would also be refused by PostgreSQL later).
 pub(crate) fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid> {
     if value
         .chars()
@@ -345,7 +345,7 @@ pub(crate) fn validate_fix(prefix: &str, f: wire::GeoFix, now_ms: i64) -> Result
     )?;
     if !f.accuracy_m.is_finite() || !(0.0..=100_000.0).contains(&f.accuracy_m) {
         return Err(Invalid::new(
-            "fix.accuracy_m",
+            format!("{prefix}.accuracy_m"),
             "out_of_range",
             format!(
                 "accuracy {} m is out of range (must be between 0 and 100000)",

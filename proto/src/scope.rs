@@ -245,7 +245,7 @@ mod tests {
             keep: vec![],
         };
         assert_eq!(ScopeChange::decode(&hazard.encode()), Ok(hazard.clone()));
-        // A reason from a newer server: still a revoke, its reason unknown.
+        // A reason from a newer server: still a grant, its reason unknown.
         let newer = wire::ScopeChange {
             reason: 99,
             ..hazard.to_wire()

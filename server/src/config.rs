@@ -51,7 +51,7 @@ pub struct Config {
     /// How long a shutdown waits for in-flight requests.
     #[serde(with = "duration_text")]
     pub drain_timeout: Duration,
-    /// Partial photo uploads untouched for this long are deleted at start.
+    /// Partial photo uploads untouched for this long are deleted (checked at start and hourly).
     #[serde(with = "duration_text")]
     pub staging_expiry: Duration,
     /// Check-ins by the same user at the same checkpoint within this window are double taps:

@@ -44,6 +44,12 @@ impl Harness {
         Harness::start_with(db, |_| {}).await
     }
 
+    /// Starts a server on `db` with nothing in it: no grid, no users (for tests that need every
+    /// change-log position to be theirs).
+    pub async fn start_empty(db: TestDatabase) -> anyhow::Result<Harness> {
+        Harness::start_with_store_seeded(db, |_| {}, |store| Arc::new(store), false).await
+    }
+
     /// Starts a server with a configuration adjusted by `adjust`.
     pub async fn start_with(
         db: TestDatabase,
@@ -60,6 +66,15 @@ impl Harness {
         adjust: impl FnOnce(&mut Config),
         wrap: impl FnOnce(SqlStore) -> Arc<dyn Store>,
     ) -> anyhow::Result<Harness> {
+        Harness::start_with_store_seeded(db, adjust, wrap, true).await
+    }
+
+    async fn start_with_store_seeded(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+        wrap: impl FnOnce(SqlStore) -> Arc<dyn Store>,
+        seed: bool,
+    ) -> anyhow::Result<Harness> {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let mut config = loopback_config(&dir.path().join("server"), db.url.clone());
@@ -67,7 +82,9 @@ impl Harness {
         let store = wrap(patrolsync_server::open_sql_store(&config).await?);
         let server = Server::bind_with_store(config.clone(), store).await?;
         config.listen = server.local_addr();
-        patrolsync_server::seed::seed_demo(server.store().as_ref()).await?;
+        if seed {
+            patrolsync_server::seed::seed_demo(server.store().as_ref()).await?;
+        }
         Ok(Harness {
             dir,
             db,
@@ -410,4 +427,33 @@ pub async fn server_view(server: &Server, device: &Client) -> anyhow::Result<Vie
         );
     }
     Ok(v)
+}
+
+/// A raw QUIC client (not the SDK): protocol v1's ALPN, TLS 1.3, trusting only the server CA in
+/// `ca_pem`, presenting `device` (a certificate and its PKCS#8 key, DER) when given.
+pub async fn raw_connect(
+    addr: SocketAddr,
+    ca_pem: &std::path::Path,
+    device: Option<(Vec<u8>, Vec<u8>)>,
+) -> anyhow::Result<quinn::Connection> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca_pem)?)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots);
+    let mut tls = match device {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder.with_client_auth_cert(
+            vec![CertificateDer::from(cert)],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        )?,
+    };
+    tls.alpn_protocols = vec![patrolsync_proto::ALPN_V1.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    Ok(endpoint.connect(addr, "localhost")?.await?)
 }

@@ -4,15 +4,12 @@
 //! after each case a digest of the whole store (every table, the photo files) is compared with
 //! the one before it, leaving out only what the case is meant to change (the rejection log).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use patrolsync_proto::frame;
 use patrolsync_proto::wire;
 use patrolsync_server::testkit::test_databases;
 use patrolsync_tests::Harness;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A raw client: trusts the server CA from the data dir, optionally presents a device's
 /// certificate from an SDK state dir.
@@ -20,28 +17,14 @@ async fn raw_connect(
     h: &Harness,
     device_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<quinn::Connection> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_file(
-        h.config.data_dir.join("ca.crt"),
-    )?)?;
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots);
-    let mut tls = match device_dir {
-        None => builder.with_no_client_auth(),
-        Some(dir) => builder.with_client_auth_cert(
-            vec![CertificateDer::from(std::fs::read(dir.join("device.crt"))?)],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(std::fs::read(
-                dir.join("device.key"),
-            )?)),
-        )?,
+    let device = match device_dir {
+        None => None,
+        Some(dir) => Some((
+            std::fs::read(dir.join("device.crt"))?,
+            std::fs::read(dir.join("device.key"))?,
+        )),
     };
-    tls.alpn_protocols = vec![patrolsync_proto::ALPN_V1.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    Ok(endpoint.connect(h.addr(), "localhost")?.await?)
+    patrolsync_tests::raw_connect(h.addr(), &h.config.data_dir.join("ca.crt"), device).await
 }
 
 /// The whole store's digest, table by table, leaving out `skip`.

@@ -197,8 +197,8 @@ pub fn may_fire(kind: EventKind, role: Role) -> Result<(), Refusal> {
     }
 }
 
-/// The state machine of reference/domain.md: where `kind` leads from `status`, if `role` may
-/// fire it.
+/// The state machine (PROTOCOL.md, "Hazard state machine"): where `kind` leads from `status`,
+/// if `role` may fire it.
 pub fn transition(status: Status, kind: EventKind, role: Role) -> Result<Status, Refusal> {
     use EventKind as K;
     use Status as S;

@@ -63,7 +63,7 @@ pub(crate) struct Shared {
 /// Concurrent streams of a connection without a device certificate.
 pub(super) const UNENROLLED_STREAMS: u32 = 2;
 
-/// Creates the QUIC endpoint with the transport settings from reference/quic.md §1.4.
+/// Creates the QUIC endpoint with its transport settings (PROTOCOL.md, "Transport").
 pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crate::ServeError> {
     let tls = pki.rustls_server_config()?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
