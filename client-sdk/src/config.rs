@@ -22,7 +22,7 @@ pub struct ClientConfig {
     pub initial_backoff: Duration,
     /// Dial this `host:port` instead of the one stored at enrollment.
     pub server_override: Option<String>,
-    /// Upload photos only on unmetered networks (see [`Client::set_network_metered`]).
+    /// Upload photos only on unmetered networks (see [`crate::Client::set_network_metered`]).
     pub photos_only_unmetered: bool,
     /// Pace photo uploads to at most this many bytes per second (None: as fast as the link
     /// allows), leaving room for records and other apps on a thin rural link.

@@ -768,7 +768,10 @@ mod tests {
         let id = sha(&photo);
         {
             let guard = blobs.claim(&id, OWNER).expect("claim");
-            assert!(blobs.claim(&id, OWNER).is_err(), "one upload at a time");
+            assert!(
+                matches!(blobs.claim(&id, OWNER), Err(BlobError::Busy(_))),
+                "one upload at a time"
+            );
             let mut s = blobs.staging(&guard, 0).await.expect("staging");
             // Two MiB and a bit arrive, then the connection drops; what arrived is kept.
             let cut = 2 * SYNC_EVERY as usize + 10;

@@ -91,6 +91,17 @@ pub fn setup_name(db: &TestDatabase, photos: &Photos) -> String {
     format!("{}+{store}", db.backend)
 }
 
+/// An empty SQLite store in `dir`.
+pub async fn sqlite_store(
+    dir: &Path,
+) -> Result<crate::store::sql::SqlStore, crate::store::StoreError> {
+    crate::store::sql::SqlStore::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("store.db").display()
+    ))
+    .await
+}
+
 /// A server configuration for tests: loopback, ephemeral ports, data in `data_dir`.
 pub fn loopback_config(data_dir: &Path, database_url: Option<String>) -> Config {
     Config {

@@ -186,3 +186,172 @@ async fn pull_never_skips_late_commit() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// One hazard report by `session`, as a batch.
+fn report_batch(session: &DeviceSession, cell: &CellRef, seq: u64) -> (IngestBatch, HazardId) {
+    let hid = HazardId(uuid::Uuid::now_v7());
+    let report = Report {
+        id: hid,
+        grid_cell: cell.code.clone(),
+        checkpoint: String::new(),
+        position: None,
+        category: HazardCategory::Gas,
+        severity: Severity::Major,
+        handling: Handling::OnTheSpot,
+        deadline_ms: None,
+        description: "late".into(),
+        photos: vec![],
+        device_time_ms: NOW,
+    };
+    let batch = IngestBatch {
+        device: session.id,
+        user_id: session.user_id,
+        ops: vec![PreparedOp {
+            device_seq: seq,
+            op_id: OpId(uuid::Uuid::now_v7()),
+            hlc: Hlc {
+                wall_ms: NOW as u64,
+                logical: 0,
+            },
+            action: OpAction::Hazard(Box::new(HazardRow {
+                op: HazardOp::Report(report),
+                role: Role::Patroller,
+                cell_id: cell.id,
+                cell_path: cell.path.clone(),
+                entry_id: hid.0,
+            })),
+        }],
+    };
+    (batch, hid)
+}
+
+/// What the change log's lock is for, shown without a race left to chance: writer A takes a
+/// position and is held before its COMMIT (a fault point); writer B takes the next position
+/// and commits; a reader pulls, then A commits. Without the lock the reader's cursor has passed
+/// A's position before A committed, and A's report never reaches it. With the lock B waits for
+/// A, and the reader gets both. PostgreSQL only: SQLite has one writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_lock_a_late_commit_is_skipped_and_with_it_none_is() -> anyhow::Result<()> {
+    use patrolsync_server::faults::{FaultAction, FaultPoints, points};
+    for locked in [false, true] {
+        let Some(db) = patrolsync_server::testkit::test_postgres().await else {
+            return Ok(());
+        };
+        let faults = Arc::new(FaultPoints::default());
+        let mut sql = SqlStore::connect(db.url.as_deref().expect("postgres"))
+            .await?
+            .with_faults(faults.clone());
+        if !locked {
+            sql = sql.without_change_log_lock();
+        }
+        patrolsync_server::seed::seed_demo(&sql).await?;
+        sql.import_people(
+            &[NewPerson {
+                name: "reader".into(),
+                role: Role::GridManager,
+                agency: None,
+                cells: vec!["S1".into()],
+            }],
+            NOW,
+        )
+        .await?;
+        let reader_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'reader'")
+            .fetch_one(sql.raw_pool())
+            .await?;
+        let store: Arc<dyn Store> = Arc::new(sql);
+        let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
+        let scope = PullScope {
+            paths: vec!["/S1/".into()],
+            agency: None,
+            audience: PullScope::audience_of(reader_id, None),
+        };
+        let mut sessions = Vec::new();
+        for n in 0..2u8 {
+            let hash = patrolsync_server::enroll::hash_code(&format!("late{n}"));
+            store
+                .create_enrollment(
+                    &NewEnrollment {
+                        code_hash: hash,
+                        user: format!("late{n}"),
+                        role: Role::Patroller,
+                        cells: vec!["S1".into()],
+                        expires_at_ms: NOW + 1,
+                        agency: None,
+                    },
+                    NOW,
+                )
+                .await?;
+            let device = NewDevice {
+                id: DeviceId(uuid::Uuid::now_v7()),
+                name: "late".into(),
+                cert_sha256: [0xa0 + n; 32],
+                app_version: String::new(),
+            };
+            sessions.push(store.redeem_enrollment(&hash, &device, NOW).await?);
+        }
+        let start = store.cursor().await?;
+
+        // A takes its position and is held before COMMIT.
+        faults.arm(points::INGEST_BEFORE_COMMIT, 0, FaultAction::Pause);
+        let (batch_a, a) = report_batch(&sessions[0], &cell, 1);
+        let writer_a = tokio::spawn({
+            let store = store.clone();
+            async move { store.ingest(&[batch_a], NOW).await }
+        });
+        faults.stalled_at(points::INGEST_BEFORE_COMMIT).await;
+        // B commits after A took its position (or, under the lock, waits for A).
+        let (batch_b, b) = report_batch(&sessions[1], &cell, 1);
+        let writer_b = tokio::spawn({
+            let store = store.clone();
+            async move { store.ingest(&[batch_b], NOW).await }
+        });
+        let mut writer_b = Some(writer_b);
+        if !locked {
+            for r in writer_b.take().expect("spawned").await?? {
+                r?;
+            }
+        }
+        let first = store.pull(&scope, start, 0, 100, false).await?;
+        faults.release();
+        for r in writer_a.await?? {
+            r?;
+        }
+        if let Some(writer_b) = writer_b {
+            for r in writer_b.await?? {
+                r?;
+            }
+        }
+        let second = store
+            .pull(&scope, first.next_cursor, first.backfill_after, 100, false)
+            .await?;
+        let seen: HashSet<HazardId> = first
+            .changes
+            .iter()
+            .chain(&second.changes)
+            .map(
+                |c| match HazardOp::decode("report", &c.payload, Role::Patroller) {
+                    Ok(HazardOp::Report(r)) => r.id,
+                    other => panic!("unexpected change {other:?}"),
+                },
+            )
+            .collect();
+        // Both are in the log either way.
+        let all = store.pull(&scope, start, 0, 100, false).await?;
+        assert_eq!(all.changes.len(), 2, "locked {locked}");
+        if locked {
+            assert_eq!(
+                seen,
+                HashSet::from([a, b]),
+                "with the lock the reader gets both"
+            );
+        } else {
+            assert_eq!(
+                seen,
+                HashSet::from([b]),
+                "without the lock the reader's cursor passed A's position before A committed"
+            );
+        }
+        db.cleanup().await;
+    }
+    Ok(())
+}

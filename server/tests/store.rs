@@ -279,7 +279,11 @@ async fn failed_batch_does_not_take_its_group_down(store: &dyn Store) -> anyhow:
         ops: vec![op(1, new_id(), &cp)],
     };
     let results = store.ingest(&[ghost, good], NOW).await?;
-    assert!(results[0].is_err(), "an unknown device's batch fails");
+    assert!(
+        matches!(&results[0], Err(StoreError::NotFound(_))),
+        "an unknown device's batch fails: {:?}",
+        results[0]
+    );
     assert_eq!(
         results[1].as_ref().map(|r| r.acked_through).ok(),
         Some(1),

@@ -173,7 +173,7 @@ pub enum Action {
     },
     /// An admin assigns a cell to a user, or takes it away.
     Assign {
-        /// User (of the first [`ASSIGNABLE`] devices).
+        /// User (of the first `ASSIGNABLE` devices).
         user: usize,
         /// Cell.
         cell: usize,

@@ -59,7 +59,7 @@ impl Harness {
     }
 
     /// Starts a server on the store `wrap` makes of the configured one (to arm its fault
-    /// points, or put a [`patrolsync_server::faults::FaultyStore`] around it). A
+    /// points, or put a [`patrolsync_server::store::FaultyStore`] around it). A
     /// [`Harness::restart`] opens the plain store again.
     pub async fn start_with_store(
         db: TestDatabase,

@@ -297,7 +297,11 @@ async fn sigkill_during_a_pull_page_then_restart_converges() -> anyhow::Result<(
             .wait_for("stalled at", Duration::from_secs(60))
             .await?;
         server.kill().await?;
-        assert!(syncing.await?.is_err(), "{backend}: the pull was cut");
+        let cut = syncing.await?;
+        assert!(
+            matches!(&cut, Err(patrolsync_sdk::SyncError::Network { .. })),
+            "{backend}: the pull was cut: {cut:?}"
+        );
         let partial = reader.hazards().await?.len();
         assert!(
             partial > 0 && partial < reported.len(),
@@ -460,7 +464,7 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
 /// chunks, not loaded whole: the 50 photos alone are 15 MB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow::Result<()> {
-    use patrolsync_server::faults::FaultyStore;
+    use patrolsync_server::store::FaultyStore;
     const CHECK_INS: usize = 20_000;
     const HAZARDS: usize = 100;
     const PHOTOS: usize = 50;

@@ -310,7 +310,8 @@ async fn lossy_fleet(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_succeeds()
 -> anyhow::Result<()> {
-    use patrolsync_server::faults::{FaultAction, FaultPoints, FaultyStore, points};
+    use patrolsync_server::faults::{FaultAction, FaultPoints, points};
+    use patrolsync_server::store::FaultyStore;
     use std::sync::Arc;
 
     for db in test_databases().await {
@@ -495,7 +496,7 @@ async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_suc
 /// Waits until the store has had no call for 200 ms (bounded), and returns the calls logged
 /// since the last look.
 async fn settle(
-    faulty: &patrolsync_server::faults::FaultyStore,
+    faulty: &patrolsync_server::store::FaultyStore,
 ) -> anyhow::Result<Vec<&'static str>> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut calls = faulty.take_calls();

@@ -26,8 +26,7 @@ const API: [&str; 15] = [
 
 async fn state() -> (AdminState, crate::testkit::SeededFleet, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
-    let store = crate::store::sql::SqlStore::connect(&url)
+    let store = crate::testkit::sqlite_store(dir.path())
         .await
         .expect("store");
     crate::seed::seed_demo(&store).await.expect("grid");

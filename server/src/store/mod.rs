@@ -1,15 +1,19 @@
 //! Storage: the one trait the server logic sees, and the types that cross it. The SQL backend
 //! (`store::sql`) serves SQLite and PostgreSQL with the same statements and passes one
-//! conformance suite on both; `faults::FaultyStore` (feature `test-util`) wraps any store to fail
+//! conformance suite on both; `FaultyStore` (feature `test-util`) wraps any store to fail
 //! on demand.
 
 pub mod admins;
+#[cfg(feature = "test-util")]
+mod faulty;
 pub mod reports;
 pub mod scope;
 pub mod sql;
 mod types;
 
 pub use admins::AccountStore;
+#[cfg(feature = "test-util")]
+pub use faulty::FaultyStore;
 pub use reports::ReportStore;
 pub use scope::{ScopeGrant, ScopeView};
 pub use types::*;
@@ -51,6 +55,13 @@ pub enum StoreError {
     /// The server is stopping and takes no more writes.
     #[error("{0}")]
     Stopping(String),
+}
+
+#[cfg(feature = "test-util")]
+impl From<crate::faults::Injected> for StoreError {
+    fn from(e: crate::faults::Injected) -> Self {
+        StoreError::Injected(e.0.into())
+    }
 }
 
 /// Everything the server's sync path needs of storage, one trait per area. Admin and report

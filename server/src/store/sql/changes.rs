@@ -88,7 +88,7 @@ impl SqlStore {
         if changes.is_empty() {
             return Ok(0);
         }
-        if self.backend == Backend::Postgres {
+        if self.backend == Backend::Postgres && self.change_log_locked() {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(CHANGE_LOG_LOCK)
                 .execute(&mut **tx)

@@ -69,6 +69,9 @@ pub struct SqlStore {
     dedup: DedupRules,
     #[cfg(feature = "test-util")]
     faults: std::sync::Arc<FaultPoints>,
+    /// Off only in the test that shows what the change log's lock prevents.
+    #[cfg(feature = "test-util")]
+    change_log_lock: bool,
 }
 
 /// Whether a statement that binds an optional `f64` may be kept prepared. It may not: sqlx 0.8's
@@ -168,6 +171,8 @@ impl SqlStore {
             dedup: DedupRules::default(),
             #[cfg(feature = "test-util")]
             faults: std::sync::Arc::default(),
+            #[cfg(feature = "test-util")]
+            change_log_lock: true,
         })
     }
 
@@ -203,6 +208,22 @@ impl SqlStore {
     #[cfg(feature = "test-util")]
     pub fn raw_pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Appends to the change log without its lock, so commits can land out of position order
+    /// (only to show, in a test, the skipped change the lock prevents).
+    #[cfg(feature = "test-util")]
+    pub fn without_change_log_lock(mut self) -> Self {
+        self.change_log_lock = false;
+        self
+    }
+
+    /// Whether appends take the change log's lock (always, outside that test).
+    fn change_log_locked(&self) -> bool {
+        #[cfg(feature = "test-util")]
+        return self.change_log_lock;
+        #[cfg(not(feature = "test-util"))]
+        true
     }
 
     /// The fault points armed on this store (tests).
