@@ -10,7 +10,8 @@ use patrolsync_proto::{frame, wire};
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
-use crate::{Client, SyncError, SyncSummary};
+use crate::events::SyncEvent;
+use crate::{Client, SyncError};
 
 /// How the engine paces itself.
 #[derive(Clone, Debug)]
@@ -34,51 +35,6 @@ impl Default for EngineOptions {
             listen: true,
         }
     }
-}
-
-/// What the engine is doing, for an app's status line.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum SyncEvent {
-    /// A sync began.
-    Started,
-    /// A sync completed.
-    Finished(SyncSummary),
-    /// A sync failed; `retry_in` is when the engine tries again (None: it won't by itself).
-    Failed {
-        /// What went wrong.
-        error: String,
-        /// When the engine retries.
-        retry_in: Option<Duration>,
-    },
-    /// The server said there is new data up to this position.
-    Notified {
-        /// The server's change-log position.
-        cursor: u64,
-    },
-    /// A hazard in the device's view changed (pulled from the server).
-    HazardChanged {
-        /// The hazard.
-        id: String,
-    },
-    /// A transition lost against another device's and was kept as a conflict.
-    Conflict(crate::ConflictReport),
-    /// Something entered the device's scope, or left it and was dropped from the views.
-    ScopeChanged(crate::ScopeNotice),
-    /// Photo upload progress.
-    PhotoProgress {
-        /// SHA-256, hex.
-        sha256: String,
-        /// Bytes the server has (or is receiving).
-        sent: u64,
-        /// Photo size.
-        total: u64,
-    },
-    /// The engine stopped for good (device revoked or not recognised).
-    Stopped {
-        /// Why.
-        reason: String,
-    },
 }
 
 /// A running engine. Dropping it leaves the tasks running until [`SyncEngine::stop`].

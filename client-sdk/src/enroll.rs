@@ -6,7 +6,9 @@ use std::path::Path;
 use patrolsync_proto::{EnrollmentString, codes, wire};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::*;
+use crate::clock::now_ms;
+use crate::error::local;
+use crate::{CERT_FILE, Client, EnrollError, KEY_FILE, SERVER_CA_FILE, SyncError, tls, transport};
 
 /// What the device learned at enrollment.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use patrolsync_proto::{Invalid, wire};
 
-use crate::*;
+use patrolsync_proto::codes;
+
+use crate::transport::CallError;
 
 /// Opening the local store failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,22 @@ pub enum SyncError {
 }
 
 impl SyncError {
+    /// What a failed call means for the sync.
+    pub(crate) fn from_call(server: &str, e: CallError) -> SyncError {
+        match e.close_code() {
+            Some(codes::CLOSE_REVOKED) => SyncError::Revoked,
+            Some(codes::CLOSE_UNAUTHENTICATED) => SyncError::NotRecognised(e.to_string()),
+            _ if e.is_tls_refusal() => SyncError::NotRecognised(e.to_string()),
+            _ => {
+                debug_assert!(e.is_transient());
+                SyncError::Network {
+                    server: server.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
+        }
+    }
+
     /// Whether syncing again later can succeed without anyone acting.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -133,4 +151,20 @@ pub(crate) fn unexpected(kind: Option<wire::response::Kind>) -> SyncError {
             retryable: false,
         },
     }
+}
+
+/// A local database failure, as a sync error.
+pub(crate) fn local(e: impl std::fmt::Display) -> SyncError {
+    SyncError::Local(e.to_string())
+}
+
+/// `forbidden` for `ERROR_CODE_FORBIDDEN`, and so on.
+pub(crate) fn code_name(code: i32) -> String {
+    wire::ErrorCode::try_from(code)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("ERROR_CODE_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|_| format!("code_{code}"))
 }

@@ -6,11 +6,15 @@ use patrolsync_proto::hazard::{
     Agency, EventKind, FieldValue, Handling, HazardCategory, HazardOp, HazardState, Severity,
     Stamp, fold,
 };
-use patrolsync_proto::{DeviceId, EventId, GeoFix, HazardId, Hlc, Message, Op, OpBody, Role, wire};
-use sqlx::{Row, Sqlite, Transaction};
+use patrolsync_proto::{DeviceId, EventId, GeoFix, HazardId, Hlc, Message, OpBody, Role, wire};
+use sqlx::Row;
 
+use crate::clock::now_ms;
+use crate::error::local;
+use crate::events::{ConflictReport, SyncSummary};
+use crate::hazard_log::{LocalOp, insert_op};
 use crate::transport::{self, CallError};
-use crate::{Client, RecordError, SyncError, SyncSummary, local, now_ms};
+use crate::{Client, RecordError, SyncError};
 
 /// A hazard as the patroller reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,59 +97,6 @@ fn page_hazards(page: &wire::PullResponse) -> Vec<HazardId> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-pub(crate) struct LocalOp {
-    hazard: HazardId,
-    merge_into: Option<HazardId>,
-    kind: &'static str,
-    role: Role,
-    hlc: Hlc,
-    payload: Vec<u8>,
-}
-
-/// The local copy of a hazard op the device just made, if `op` is one.
-pub(crate) fn local_op(op: &Op, role: &Role) -> Option<LocalOp> {
-    let hop = match &op.body {
-        OpBody::HazardReport(r) => HazardOp::Report((**r).clone()),
-        OpBody::HazardEvent(e) => HazardOp::Event((**e).clone(), *role),
-        OpBody::HazardEdit(e) => HazardOp::Edit(e.clone()),
-        _ => return None,
-    };
-    let merge_into = match &hop {
-        HazardOp::Event(e, _) => e.merge_into,
-        _ => None,
-    };
-    Some(LocalOp {
-        hazard: hop.hazard(),
-        merge_into,
-        kind: hop.kind_name(),
-        role: *role,
-        hlc: op.hlc,
-        payload: hop.encode(),
-    })
-}
-
-pub(crate) async fn insert_op(
-    tx: &mut Transaction<'_, Sqlite>,
-    op: &LocalOp,
-    device: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT OR IGNORE INTO hazard_ops (hlc_wall_ms, hlc_logical, device_id, hazard_id, kind, role, payload, merge_into) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(op.hlc.wall_ms as i64)
-    .bind(i64::from(op.hlc.logical))
-    .bind(device)
-    .bind(op.hazard.to_bytes())
-    .bind(op.kind)
-    .bind(op.role.as_str())
-    .bind(op.payload.clone())
-    .bind(op.merge_into.map(HazardId::to_bytes))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 impl Client {
@@ -256,13 +207,13 @@ impl Client {
         let Some(state) = self.fold_local(id).await? else {
             return Ok(None);
         };
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE record_id = ? AND kind != 'check_in'",
-        )
-        .bind(id.to_bytes())
-        .fetch_one(&self.inner.db)
-        .await
-        .map_err(local)?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE record_id = ? AND kind != ?")
+                .bind(id.to_bytes())
+                .bind(OpBody::CHECK_IN)
+                .fetch_one(&self.inner.db)
+                .await
+                .map_err(local)?;
         let sources: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT DISTINCT hazard_id FROM hazard_ops WHERE merge_into = ?")
                 .bind(id.to_bytes())
@@ -316,7 +267,10 @@ impl Client {
         .map_err(local)?;
         // A hazard is folded only once its report is here (a grant brings it before anything
         // else of the hazard; until then an edit alone is not a hazard).
-        if !rows.iter().any(|r| r.get::<String, _>(3) == "report") {
+        if !rows
+            .iter()
+            .any(|r| r.get::<String, _>(3) == HazardOp::REPORT)
+        {
             return Ok(None);
         }
         let mut ops = Vec::with_capacity(rows.len());
@@ -372,10 +326,10 @@ impl Client {
                 cfg.request_timeout,
             )
             .await
-            .map_err(|e: CallError| self.map_call(server, e))?;
+            .map_err(|e: CallError| SyncError::from_call(server, e))?;
             let page = match response.kind {
                 Some(wire::response::Kind::Pull(p)) => p,
-                other => return Err(crate::unexpected(other)),
+                other => return Err(crate::error::unexpected(other)),
             };
             if page.reset {
                 summary
@@ -393,7 +347,7 @@ impl Client {
                 };
                 for h in view.state.conflicts() {
                     if !before.contains(&h.event) {
-                        summary.new_conflicts.push(crate::ConflictReport {
+                        summary.new_conflicts.push(ConflictReport {
                             hazard: id.to_string(),
                             event: h.event.to_string(),
                             kind: h.kind.as_str().into(),
@@ -477,19 +431,19 @@ impl Client {
                 }
                 Some(Entity::HazardReport(r)) => insert_op(
                     &mut tx,
-                    &hazard_op(&r.id, "report", r.encode_to_vec())?,
+                    &hazard_op(&r.id, HazardOp::REPORT, r.encode_to_vec())?,
                     &c.device_id,
                 )
                 .await
                 .map_err(local)?,
                 Some(Entity::HazardEvent(e)) => {
-                    let mut op = hazard_op(&e.hazard_id, "event", e.encode_to_vec())?;
+                    let mut op = hazard_op(&e.hazard_id, HazardOp::EVENT, e.encode_to_vec())?;
                     op.merge_into = HazardId::from_slice(&e.merge_into);
                     insert_op(&mut tx, &op, &c.device_id).await.map_err(local)?
                 }
                 Some(Entity::HazardFieldEdit(e)) => insert_op(
                     &mut tx,
-                    &hazard_op(&e.hazard_id, "edit", e.encode_to_vec())?,
+                    &hazard_op(&e.hazard_id, HazardOp::EDIT, e.encode_to_vec())?,
                     &c.device_id,
                 )
                 .await

@@ -19,10 +19,14 @@
 //! # Ok(()) }
 //! ```
 
+mod checkins;
+mod clock;
 mod config;
 mod engine;
 mod enroll;
 mod error;
+mod events;
+mod hazard_log;
 mod hazards;
 mod outbox;
 mod photos;
@@ -32,29 +36,27 @@ mod templates;
 mod tls;
 mod transport;
 
+pub use checkins::{LocalCheckIn, NewCheckIn, RecordedCheckIn};
 pub use config::ClientConfig;
-pub use engine::{EngineOptions, SyncEngine, SyncEvent};
+pub use engine::{EngineOptions, SyncEngine};
 pub use enroll::Enrollment;
 pub use error::{EnrollError, OpenError, RecordError, SyncError};
+pub use events::{ConflictReport, SyncEvent, SyncSummary};
 pub use hazards::{Escalation, HazardView, NewHazard, Transition};
-pub use outbox::{LocalCheckIn, NewCheckIn, RejectedOp};
+pub use outbox::RejectedOp;
 pub use patrolsync_proto as proto;
 pub use photos::PhotoStatus;
 pub use scope::{CellView, ScopeNotice};
-pub use sync::{ConflictReport, SyncSummary};
-pub use templates::RecordedCheckIn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use enroll::Identity;
-use error::unexpected;
-use outbox::{mark_check_in, outbox_hlc};
-use patrolsync_proto::wire;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+use crate::clock::now_ms;
+use crate::error::local;
 use crate::transport::Endpoints;
 
 /// `PATROLSYNC_DEVICE_STATE_DIR`: default state directory of `patrolsync-device`.
@@ -121,30 +123,6 @@ impl std::fmt::Debug for Client {
             .field("dir", &self.inner.dir)
             .finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Milliseconds since boot where the OS tells (Linux, Android); 0 elsewhere.
-fn uptime_ms() -> u64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|s| (s * 1000.0) as u64)
-        .unwrap_or(0)
-}
-
-fn local(e: impl std::fmt::Display) -> SyncError {
-    SyncError::Local(e.to_string())
 }
 
 impl Client {
@@ -249,15 +227,4 @@ impl Client {
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SyncEvent> {
         self.inner.events.subscribe()
     }
-}
-
-/// `forbidden` for `ERROR_CODE_FORBIDDEN`, and so on.
-pub(crate) fn code_name(code: i32) -> String {
-    wire::ErrorCode::try_from(code)
-        .map(|c| {
-            c.as_str_name()
-                .trim_start_matches("ERROR_CODE_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_else(|_| format!("code_{code}"))
 }

@@ -1,77 +1,12 @@
 //! The outbox: check-ins (and hazard ops) recorded locally first, with their device sequence
 //! number and HLC, until the server has answered for them.
 
-use patrolsync_proto::checkin::Answer;
-use patrolsync_proto::{
-    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Hlc, Message, Op,
-    OpBody, OpId, wire,
-};
+use patrolsync_proto::{Hlc, Message, Op, OpBody, OpId, wire};
 use sqlx::Row;
 
-use crate::*;
-
-/// A check-in as the app records it. The SDK fills in the id, times and sequence.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewCheckIn {
-    /// Checkpoint code.
-    pub checkpoint: String,
-    /// Patrol, inspection or visit.
-    pub kind: CheckInKind,
-    /// How presence was proven.
-    pub method: CheckInMethod,
-    /// NFC/QR tag UID, if read.
-    pub tag_uid: String,
-    /// Position fix, if any.
-    pub fix: Option<GeoFix>,
-    /// Inspected, or why not.
-    pub outcome: CheckInOutcome,
-    /// Checklist template id and version the answers were recorded against.
-    pub template: Option<(String, u32)>,
-    /// Checklist answers.
-    pub answers: Vec<Answer>,
-    /// Free text.
-    pub note: String,
-    /// SHA-256 of photos, from [`Client::add_photo`].
-    pub photos: Vec<[u8; 32]>,
-    /// Device monotonic clock since boot, ms; read from the OS when `None`.
-    pub monotonic_ms: Option<u64>,
-}
-
-impl NewCheckIn {
-    /// A manual check-in at `checkpoint` with `outcome`; set the other fields as needed.
-    pub fn new(checkpoint: impl Into<String>, outcome: CheckInOutcome) -> Self {
-        NewCheckIn {
-            checkpoint: checkpoint.into(),
-            kind: CheckInKind::Patrol,
-            method: CheckInMethod::Manual,
-            tag_uid: String::new(),
-            fix: None,
-            outcome,
-            template: None,
-            answers: Vec::new(),
-            note: String::new(),
-            photos: Vec::new(),
-            monotonic_ms: None,
-        }
-    }
-}
-
-/// One of this device's own check-ins and whether the server has it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct LocalCheckIn {
-    /// The check-in.
-    pub id: String,
-    /// Checkpoint code.
-    pub checkpoint: String,
-    /// Outcome.
-    pub outcome: String,
-    /// When recorded (device clock, Unix ms).
-    pub device_time_ms: i64,
-    /// Note.
-    pub note: String,
-    /// `pending`, `synced` or `rejected`.
-    pub state: String,
-}
+use crate::error::local;
+use crate::hazard_log;
+use crate::{Client, RecordError, SyncError};
 
 /// An op the server refused, with its reason.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -93,44 +28,6 @@ pub struct RejectedOp {
 }
 
 impl Client {
-    /// Validates the check-in and writes it to the outbox. Returns once it is durable on the
-    /// device; needs no network.
-    pub async fn record_checkin(&self, c: NewCheckIn) -> Result<CheckInId, RecordError> {
-        Ok(self.record_checklist(c).await?.check_in)
-    }
-
-    /// The check-in `c` describes, checked by the protocol's rules (not yet queued).
-    pub(crate) async fn new_check_in(&self, c: NewCheckIn) -> Result<CheckIn, RecordError> {
-        if self
-            .device_id()
-            .await
-            .map_err(|e| RecordError::Storage(e.to_string()))?
-            .is_none()
-        {
-            return Err(RecordError::NotEnrolled);
-        }
-        let now = now_ms();
-        let (template_id, template_version) = c.template.unwrap_or_default();
-        let check_in = CheckIn {
-            id: CheckInId(uuid::Uuid::now_v7()),
-            checkpoint: c.checkpoint,
-            kind: c.kind,
-            method: c.method,
-            tag_uid: c.tag_uid,
-            device_time_ms: now,
-            monotonic_ms: c.monotonic_ms.unwrap_or_else(uptime_ms),
-            fix: c.fix,
-            outcome: c.outcome,
-            template_id,
-            template_version,
-            answers: c.answers,
-            photos: c.photos,
-            note: c.note,
-        };
-        // The server runs the same rules; refusing here saves a round trip and a rejection.
-        Ok(CheckIn::from_wire(check_in.to_wire(), now)?)
-    }
-
     pub(crate) async fn enqueue(
         &self,
         body: OpBody,
@@ -204,7 +101,7 @@ impl Client {
             .await
             .map_err(storage)?;
             }
-            if let Some(local) = hazards::local_op(&op, &role) {
+            if let Some(local) = hazard_log::local_op(&op, &role) {
                 // Applied optimistically: the device's view folds it at once, and the copy that
                 // comes back through pull has the same stamp, so it is not counted twice.
                 let device: String =
@@ -212,7 +109,7 @@ impl Client {
                         .fetch_one(&mut *tx)
                         .await
                         .map_err(storage)?;
-                hazards::insert_op(&mut tx, &local, &device)
+                hazard_log::insert_op(&mut tx, &local, &device)
                     .await
                     .map_err(storage)?;
             }
@@ -231,31 +128,6 @@ impl Client {
         tx.commit().await.map_err(storage)?;
         self.inner.trigger.notify_one();
         Ok(seqs)
-    }
-
-    /// This device's most recent check-ins, newest first, with their sync state.
-    pub async fn recent_check_ins(&self, limit: u32) -> Result<Vec<LocalCheckIn>, SyncError> {
-        let rows = sqlx::query(
-            "SELECT id, checkpoint, outcome, device_time_ms, note, state FROM my_check_ins \
-             ORDER BY device_time_ms DESC LIMIT ?",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.inner.db)
-        .await
-        .map_err(local)?;
-        Ok(rows
-            .iter()
-            .map(|r| LocalCheckIn {
-                id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(0))
-                    .map(|u| u.to_string())
-                    .unwrap_or_default(),
-                checkpoint: r.get(1),
-                outcome: r.get(2),
-                device_time_ms: r.get(3),
-                note: r.get(4),
-                state: r.get(5),
-            })
-            .collect())
     }
 
     /// Ops the server refused, newest first.
@@ -290,10 +162,11 @@ pub(crate) async fn mark_check_in(
     state: &str,
 ) -> Result<(), SyncError> {
     sqlx::query(
-        "UPDATE my_check_ins SET state = ? WHERE id = (SELECT record_id FROM outbox WHERE device_seq = ? AND kind = 'check_in')",
+        "UPDATE my_check_ins SET state = ? WHERE id = (SELECT record_id FROM outbox WHERE device_seq = ? AND kind = ?)",
     )
     .bind(state)
     .bind(seq)
+    .bind(OpBody::CHECK_IN)
     .execute(&mut **tx)
     .await
     .map_err(local)?;

@@ -9,8 +9,11 @@ use patrolsync_proto::{codes, frame, wire};
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use crate::clock::now_ms;
+use crate::error::local;
+use crate::events::{SyncEvent, SyncSummary};
 use crate::transport::{self, CallError};
-use crate::{Client, RecordError, SyncError, SyncEvent, SyncSummary, local, now_ms};
+use crate::{Client, RecordError, SyncError};
 
 /// Photos uploaded at once.
 const PARALLEL_UPLOADS: usize = 3;
@@ -199,7 +202,7 @@ impl Client {
                 }
                 Err((sent, e)) => {
                     summary.photo_bytes_sent += sent;
-                    first_error.get_or_insert(self.map_call(server, e));
+                    first_error.get_or_insert(SyncError::from_call(server, e));
                 }
             }
         }
@@ -430,7 +433,7 @@ impl Client {
                 self.inner.config.connect_timeout,
             )
             .await
-            .map_err(|e| self.map_call(&server, e))?;
+            .map_err(|e| SyncError::from_call(&server, e))?;
         let partial = out.as_ref().with_extension("part");
         let offset = tokio::fs::metadata(&partial)
             .await
@@ -440,7 +443,7 @@ impl Client {
             .fetch(&conn, sha, &partial, offset)
             .await
             .map_err(|e| match e {
-                FetchError::Call(c) => self.map_call(&server, c),
+                FetchError::Call(c) => SyncError::from_call(&server, c),
                 FetchError::Server(e) => e,
             });
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"download done");
@@ -499,7 +502,7 @@ impl Client {
             .kind
         {
             Some(wire::response::Kind::BlobDownload(d)) => d.size,
-            other => return Err(FetchError::Server(crate::unexpected(other))),
+            other => return Err(FetchError::Server(crate::error::unexpected(other))),
         };
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)

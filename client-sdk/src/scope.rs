@@ -9,7 +9,8 @@ use patrolsync_proto::scope::{ScopeChange, ScopeTarget};
 use patrolsync_proto::{HazardId, Message, wire};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::{SyncError, local};
+use crate::SyncError;
+use crate::error::local;
 
 /// Something entered or left the device's scope.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

@@ -2,61 +2,17 @@
 
 use std::time::Duration;
 
-use patrolsync_proto::{codes, wire};
+use patrolsync_proto::{OpBody, codes, wire};
 use sqlx::Row;
 use tokio::task::JoinSet;
 
-use crate::transport::CallError;
-use crate::*;
-
-/// The outcome of one sync.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct SyncSummary {
-    /// Ops sent (including resends).
-    pub pushed: u64,
-    /// Stored for the first time.
-    pub applied: u64,
-    /// Already stored earlier (a resend after a lost answer); nothing changed.
-    pub duplicates: u64,
-    /// Refused by the server; see [`Client::rejected`].
-    pub rejected: u64,
-    /// Ops still in the outbox.
-    pub remaining: u64,
-    /// Highest contiguous op the server has recorded for this device.
-    pub acked_through: u64,
-    /// Changes received from the server (grid, hazards).
-    pub pulled: u64,
-    /// Change-log position the device has caught up to.
-    pub cursor: u64,
-    /// Hazards that changed in this device's view through this sync's pull.
-    pub hazards_changed: Vec<String>,
-    /// Photos the server now holds (uploaded by this sync, or already there).
-    pub photos_uploaded: u64,
-    /// Photo bytes sent by this sync.
-    pub photo_bytes_sent: u64,
-    /// Photos the server refused, and why (they stay on the device, marked failed).
-    pub photo_failures: Vec<String>,
-    /// Transitions that turned out to lose against another device's (visible in the hazard's
-    /// history).
-    pub new_conflicts: Vec<ConflictReport>,
-    /// What entered or left the device's scope through this sync's pull, in order.
-    pub scope_changes: Vec<ScopeNotice>,
-    /// Wall time the sync took, ms.
-    pub elapsed_ms: u64,
-}
-
-/// A transition that did not apply because another device's came first.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct ConflictReport {
-    /// The hazard.
-    pub hazard: String,
-    /// The event that did not apply.
-    pub event: String,
-    /// Its kind.
-    pub kind: String,
-    /// Why.
-    pub reason: String,
-}
+use crate::clock::now_ms;
+use crate::enroll::Identity;
+use crate::error::{code_name, local, unexpected};
+use crate::events::SyncSummary;
+use crate::outbox::{mark_check_in, outbox_hlc};
+use crate::transport::{self, CallError};
+use crate::{Client, SyncError};
 
 impl Client {
     /// Pushes the outbox until it is empty, retrying network failures with back-off up to
@@ -98,21 +54,6 @@ impl Client {
         Ok(summary)
     }
 
-    pub(crate) fn map_call(&self, server: &str, e: CallError) -> SyncError {
-        match e.close_code() {
-            Some(codes::CLOSE_REVOKED) => SyncError::Revoked,
-            Some(codes::CLOSE_UNAUTHENTICATED) => SyncError::NotRecognised(e.to_string()),
-            _ if e.is_tls_refusal() => SyncError::NotRecognised(e.to_string()),
-            _ => {
-                debug_assert!(e.is_transient());
-                SyncError::Network {
-                    server: server.to_owned(),
-                    reason: e.to_string(),
-                }
-            }
-        }
-    }
-
     pub(crate) async fn sync_once(
         &self,
         identity: &Identity,
@@ -125,7 +66,7 @@ impl Client {
             .endpoints
             .connect(server, identity.config.clone(), cfg.connect_timeout)
             .await
-            .map_err(|e| self.map_call(server, e))?;
+            .map_err(|e| SyncError::from_call(server, e))?;
         // Records first (push), then what others changed (pull), then photos.
         let result = async {
             let cap = self.push_outbox(&conn, server, summary).await?;
@@ -159,7 +100,7 @@ impl Client {
         let limit = patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES;
         let hello = match transport::call(conn, &hello, limit, cfg.request_timeout)
             .await
-            .map_err(|e| self.map_call(server, e))?
+            .map_err(|e| SyncError::from_call(server, e))?
             .kind
         {
             Some(wire::response::Kind::Hello(h)) => h,
@@ -204,7 +145,7 @@ impl Client {
                         break;
                     }
                     bytes += payload.len() + 8;
-                    hazards |= r.get::<String, _>(2) != "check_in";
+                    hazards |= r.get::<String, _>(2) != OpBody::CHECK_IN;
                     seqs.push(r.get::<i64, _>(0));
                     payloads.push(payload);
                 }
@@ -232,7 +173,7 @@ impl Client {
             };
             let (seqs, response) = joined
                 .map_err(local)?
-                .map_err(|e| self.map_call(server, e))?;
+                .map_err(|e| SyncError::from_call(server, e))?;
             barrier = false;
             match response.kind {
                 Some(wire::response::Kind::Push(p)) => {
@@ -246,7 +187,7 @@ impl Client {
                     while let Some(joined) = in_flight.join_next().await {
                         let (seqs, response) = joined
                             .map_err(local)?
-                            .map_err(|e| self.map_call(server, e))?;
+                            .map_err(|e| SyncError::from_call(server, e))?;
                         if let Some(wire::response::Kind::Push(p)) = response.kind {
                             self.apply_results(&seqs, p, summary).await?;
                         }

@@ -1,25 +1,12 @@
-//! Checklist templates on the device, as pulled from the server, and recording a checklist:
-//! the answers are checked against the version used before anything is queued, and each
-//! `issue` on an item with a hazard category raises a hazard report in the same local
-//! transaction as the check-in.
+//! Checklist templates on the device, every version as pulled from the server (a check-in is
+//! checked against the version it names; see `checkins.rs`).
 
-use patrolsync_proto::checkin::Invalid;
-use patrolsync_proto::hazard::{Handling, Report, Severity};
-use patrolsync_proto::op::OpBody;
 use patrolsync_proto::template::Template;
-use patrolsync_proto::{CheckInId, HazardId, wire};
+use patrolsync_proto::wire;
 use prost::Message;
 
-use crate::{Client, NewCheckIn, RecordError, SyncError, local};
-
-/// What recording a checklist queued.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedCheckIn {
-    /// The check-in.
-    pub check_in: CheckInId,
-    /// Hazards its answers raised (issues on items with a hazard category).
-    pub hazards: Vec<HazardId>,
-}
+use crate::error::local;
+use crate::{Client, SyncError};
 
 fn decode(payload: &[u8]) -> Result<Template, SyncError> {
     let w = wire::ChecklistTemplate::decode(payload).map_err(local)?;
@@ -56,80 +43,5 @@ impl Client {
         .await
         .map_err(local)?;
         payload.as_deref().map(decode).transpose()
-    }
-
-    /// Records a check-in with checklist answers (offline, durable before it returns). When
-    /// the device holds the template version named in `c.template`, the answers are checked
-    /// against it first (the server checks the same), and each `issue` on an item with a
-    /// hazard category raises a hazard report at the checkpoint, queued atomically with the
-    /// check-in.
-    pub async fn record_checklist(&self, c: NewCheckIn) -> Result<RecordedCheckIn, RecordError> {
-        let storage = |e: SyncError| RecordError::Storage(e.to_string());
-        let template = match &c.template {
-            Some((id, version)) => self.template(id, Some(*version)).await.map_err(storage)?,
-            None => None,
-        };
-        let check_in = self.new_check_in(c).await?;
-        let now = check_in.device_time_ms;
-        let mut ops = Vec::new();
-        let mut hazards = Vec::new();
-        if let Some(t) = &template {
-            t.check_answers(check_in.outcome, &check_in.answers)?;
-            let raised = t.hazards(&check_in.answers);
-            if !raised.is_empty() {
-                let cell: Option<String> =
-                    sqlx::query_scalar("SELECT cell FROM checkpoints WHERE code = ?")
-                        .bind(&check_in.checkpoint)
-                        .fetch_optional(&self.inner.db)
-                        .await
-                        .map_err(|e| RecordError::Storage(e.to_string()))?;
-                let cell = cell.ok_or_else(|| {
-                    Invalid::new(
-                        "checkpoint",
-                        "unknown",
-                        format!(
-                            "checkpoint {} is not on this device yet (sync first): its cell is needed for the hazards the answers raise",
-                            check_in.checkpoint
-                        ),
-                    )
-                })?;
-                for (item, answer, category) in raised {
-                    let id = HazardId(uuid::Uuid::now_v7());
-                    let report = Report {
-                        id,
-                        grid_cell: cell.clone(),
-                        checkpoint: check_in.checkpoint.clone(),
-                        position: check_in.fix.clone(),
-                        category,
-                        severity: Severity::General,
-                        handling: Handling::OnTheSpot,
-                        deadline_ms: None,
-                        description: if answer.note.trim().is_empty() {
-                            item.label.clone()
-                        } else {
-                            format!("{}: {}", item.label, answer.note.trim())
-                        },
-                        photos: answer.photos.clone(),
-                        device_time_ms: now,
-                    };
-                    let report = Report::from_wire(report.to_wire(), now)?;
-                    ops.push((OpBody::HazardReport(Box::new(report)), id.to_bytes()));
-                    hazards.push(id);
-                }
-            }
-        }
-        let id = check_in.id;
-        ops.insert(
-            0,
-            (
-                OpBody::CheckIn(Box::new(check_in)),
-                id.0.as_bytes().to_vec(),
-            ),
-        );
-        self.enqueue_all(ops, now).await?;
-        Ok(RecordedCheckIn {
-            check_in: id,
-            hazards,
-        })
     }
 }

@@ -34,12 +34,15 @@ pub enum OpBody {
 }
 
 impl OpBody {
+    /// [`OpBody::kind_name`] of a check-in.
+    pub const CHECK_IN: &'static str = "check_in";
+
     /// Stable name of the op kind: `check_in`, or the change kind of a hazard op (a hazard's
     /// entries are change-log entries; check-ins are not).
     pub fn kind_name(&self) -> &'static str {
         use crate::change::ChangeKind;
         match self {
-            OpBody::CheckIn(_) => "check_in",
+            OpBody::CheckIn(_) => Self::CHECK_IN,
             OpBody::HazardReport(_) => ChangeKind::HazardReport.as_str(),
             OpBody::HazardEvent(_) => ChangeKind::HazardEvent.as_str(),
             OpBody::HazardEdit(_) => ChangeKind::HazardEdit.as_str(),

@@ -698,7 +698,7 @@ impl Blobs {
                     e.0 = e.0.max(meta.last_modified.timestamp_millis());
                     e.1.push(meta.location);
                 }
-                let cutoff = crate::now_ms() - max_age.as_millis() as i64;
+                let cutoff = crate::clock::now_ms() - max_age.as_millis() as i64;
                 for (_, (newest, paths)) in uploads {
                     if newest < cutoff {
                         for p in paths {

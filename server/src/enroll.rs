@@ -112,7 +112,7 @@ pub async fn issue(
         )));
     }
     let code = new_code();
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let ttl = ttl.unwrap_or(config.enrollment_ttl);
     let expires_at_ms = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
     store
@@ -161,7 +161,7 @@ pub(crate) async fn enroll_rpc(
     }
     // Check the code before signing anything: signing costs CPU and the peer is unauthenticated.
     match store
-        .check_enrollment(&hash_code(code), crate::now_ms())
+        .check_enrollment(&hash_code(code), crate::clock::now_ms())
         .await
     {
         Ok(()) => {}
@@ -205,7 +205,7 @@ pub(crate) async fn enroll_rpc(
             .collect(),
     };
     match store
-        .redeem_enrollment(&hash_code(code), &device, crate::now_ms())
+        .redeem_enrollment(&hash_code(code), &device, crate::clock::now_ms())
         .await
     {
         Ok(s) => {

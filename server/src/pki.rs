@@ -71,6 +71,9 @@ pub enum PkiError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// The cluster's shared key material could not be read or stored.
+    #[error("the cluster's key material: {0}")]
+    Cluster(String),
 }
 
 struct Ca {
@@ -306,7 +309,7 @@ impl Pki {
         dir: &Path,
         names: &[String],
         store: &dyn crate::store::Store,
-    ) -> Result<Pki, crate::ServeError> {
+    ) -> Result<Pki, PkiError> {
         let pki = Pki::open_or_init(dir, names)?;
         if store.backend() != crate::store::Backend::Postgres {
             return Ok(pki);
@@ -321,12 +324,11 @@ impl Pki {
         }
         let local = serde_json::Value::Object(local).to_string();
         let cluster = store
-            .shared_secret(CLUSTER_KEYS, local.as_bytes(), crate::now_ms())
-            .await?;
+            .shared_secret(CLUSTER_KEYS, local.as_bytes(), crate::clock::now_ms())
+            .await
+            .map_err(|e| PkiError::Cluster(e.to_string()))?;
         let cluster: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&cluster)
-            .map_err(|e| {
-                crate::ServeError::Tls(format!("the cluster's key material is unreadable: {e}"))
-            })?;
+            .map_err(|e| PkiError::Cluster(format!("unreadable: {e}")))?;
         let mut adopted = false;
         for name in SHARED {
             let path = dir.join(name);
@@ -334,9 +336,7 @@ impl Pki {
                 .get(name)
                 .and_then(|v| v.as_str())
                 .and_then(|h| hex::decode(h).ok())
-                .ok_or_else(|| {
-                    crate::ServeError::Tls(format!("the cluster's key material lacks {name}"))
-                })?;
+                .ok_or_else(|| PkiError::Cluster(format!("{name} is missing")))?;
             if std::fs::read(&path).map_err(io_err(&path))? != wanted {
                 let kept = dir.join(format!("{name}.replaced"));
                 std::fs::rename(&path, &kept).map_err(io_err(&path))?;
@@ -350,7 +350,7 @@ impl Pki {
             }
         }
         if adopted {
-            return Ok(Pki::open_or_init(dir, names)?);
+            return Pki::open_or_init(dir, names);
         }
         Ok(pki)
     }

@@ -73,7 +73,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
 pub async fn seed_demo(store: &dyn Store) -> Result<(usize, usize, u64), StoreError> {
     let (cells, checkpoints) = demo_grid();
     let changed = store
-        .upsert_grid(&cells, &checkpoints, crate::now_ms())
+        .upsert_grid(&cells, &checkpoints, crate::clock::now_ms())
         .await?;
     Ok((cells.len(), checkpoints.len(), changed))
 }
@@ -158,7 +158,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
 pub async fn seed_city(store: &dyn Store) -> Result<(usize, usize, u64), StoreError> {
     let (cells, checkpoints) = city_grid();
     let changed = store
-        .upsert_grid(&cells, &checkpoints, crate::now_ms())
+        .upsert_grid(&cells, &checkpoints, crate::clock::now_ms())
         .await?;
     Ok((cells.len(), checkpoints.len(), changed))
 }

@@ -269,6 +269,13 @@ pub enum HazardOp {
 }
 
 impl HazardOp {
+    /// [`HazardOp::kind_name`] of a report.
+    pub const REPORT: &'static str = "report";
+    /// [`HazardOp::kind_name`] of a transition.
+    pub const EVENT: &'static str = "event";
+    /// [`HazardOp::kind_name`] of a field edit.
+    pub const EDIT: &'static str = "edit";
+
     /// The change-log kind of this entry.
     pub fn change_kind(&self) -> crate::change::ChangeKind {
         use crate::change::ChangeKind;
@@ -279,12 +286,13 @@ impl HazardOp {
         }
     }
 
-    /// Stable name of the entry kind in a hazard's log: `report`, `event` or `edit`.
+    /// Stable name of the entry kind in a hazard's log: `report`, `event` or `edit`. Part of
+    /// each entry's chain hash (see [`chain_hash`]), so these names never change.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            HazardOp::Report(_) => "report",
-            HazardOp::Event(..) => "event",
-            HazardOp::Edit(_) => "edit",
+            HazardOp::Report(_) => Self::REPORT,
+            HazardOp::Event(..) => Self::EVENT,
+            HazardOp::Edit(_) => Self::EDIT,
         }
     }
 

@@ -83,7 +83,7 @@ impl FromRequestParts<AdminState> for Admin {
                      admin.token, or one `patrolsync admin admins add` printed)",
                     )
                 })?;
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         if let Some(at) = account.revoked_at_ms {
             return Err(json_error(
                 StatusCode::UNAUTHORIZED,
@@ -206,7 +206,7 @@ impl Admin {
             target,
             outcome: outcome.into(),
         };
-        if let Err(e) = s.db.audit(&record, crate::now_ms()).await {
+        if let Err(e) = s.db.audit(&record, crate::clock::now_ms()).await {
             tracing::error!(error = %e, action, "could not write the audit log");
         }
     }

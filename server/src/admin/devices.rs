@@ -83,7 +83,9 @@ pub(super) async fn device(
     Path(id): Path<String>,
 ) -> Response {
     let detail =
-        match health::device_detail(s.store.as_ref(), &s.health, &id, 50, crate::now_ms()).await {
+        match health::device_detail(s.store.as_ref(), &s.health, &id, 50, crate::clock::now_ms())
+            .await
+        {
             Ok(d) => d,
             Err(e) => return store_error(e),
         };
@@ -145,7 +147,7 @@ pub(super) async fn revoke(
             return not_yours(&admin, &id);
         }
     }
-    let r = s.store.revoke_device(&id, crate::now_ms()).await;
+    let r = s.store.revoke_device(&id, crate::clock::now_ms()).await;
     let outcome = match &r {
         Ok(_) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),

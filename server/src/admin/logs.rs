@@ -126,7 +126,7 @@ pub(super) async fn hazards(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let counts = match s.store.hazard_counts(crate::now_ms()).await {
+    let counts = match s.store.hazard_counts(crate::clock::now_ms()).await {
         Ok(c) => c,
         Err(e) => return store_error(e),
     };

@@ -147,7 +147,7 @@ pub(super) async fn fleet(
     s: &AdminState,
 ) -> Result<(Vec<DeviceHealth>, BTreeMap<HealthState, usize>), StoreError> {
     let statuses = s.store.device_statuses().await?;
-    Ok(health::fleet(statuses, &s.health, crate::now_ms()))
+    Ok(health::fleet(statuses, &s.health, crate::clock::now_ms()))
 }
 
 /// The fleet an admin may see: the whole of it, or the devices of its subtree (with the counts
@@ -160,13 +160,13 @@ pub(super) async fn fleet_of(
     if let Some(mine) = admin.devices(s).await? {
         statuses.retain(|d| mine.contains(&d.id));
     }
-    Ok(health::fleet(statuses, &s.health, crate::now_ms()))
+    Ok(health::fleet(statuses, &s.health, crate::clock::now_ms()))
 }
 
 pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
     let refreshed = async {
         let (devices, _) = fleet(&s).await?;
-        let stats = s.store.stats(crate::now_ms()).await?;
+        let stats = s.store.stats(crate::clock::now_ms()).await?;
         s.metrics.set_fleet(&devices, &stats);
         Ok::<_, StoreError>(())
     }
@@ -189,11 +189,11 @@ pub(super) async fn stats(State(s): State<AdminState>, admin: Admin) -> Response
     if let Err(r) = admin.require_whole_grid("the store's counts") {
         return r;
     }
-    json(s.store.stats(crate::now_ms()).await)
+    json(s.store.stats(crate::clock::now_ms()).await)
 }
 
 pub(super) async fn summary(State(s): State<AdminState>, admin: Admin) -> Response {
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let (devices, states) = match fleet_of(&s, &admin).await {
         Ok(f) => f,
         Err(r) => return r,

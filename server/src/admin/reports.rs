@@ -53,7 +53,7 @@ async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, 
         .parse()
         .map_err(bad)?;
     let cell = admin.cell(s, q.cell.as_deref()).await?;
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let as_of = match q.as_of.as_deref() {
         None => now,
         Some(t) => {

@@ -30,7 +30,7 @@ async fn state() -> (AdminState, crate::testkit::SeededFleet, tempfile::TempDir)
         .await
         .expect("store");
     crate::seed::seed_demo(&store).await.expect("grid");
-    let fleet = crate::testkit::seed_fleet(&store, crate::now_ms())
+    let fleet = crate::testkit::seed_fleet(&store, crate::clock::now_ms())
         .await
         .expect("fleet");
     let state = AdminState {
@@ -263,7 +263,7 @@ async fn device_detail_logs_summary_hazards_series_and_metrics() {
 
     state
         .metrics
-        .sample(crate::now_ms(), std::time::Duration::from_secs(10));
+        .sample(crate::clock::now_ms(), std::time::Duration::from_secs(10));
     let series = get_json(&app, "/api/series").await;
     assert_eq!(series["samples"].as_array().expect("samples").len(), 1);
 

@@ -64,7 +64,7 @@ pub async fn audit(sql: &dyn AccountStore, action: &str, target: String, outcome
         target,
         outcome,
     };
-    if let Err(e) = sql.audit(&record, crate::now_ms()).await {
+    if let Err(e) = sql.audit(&record, crate::clock::now_ms()).await {
         eprintln!("warning: could not write the audit log: {e}");
     }
 }
@@ -80,7 +80,7 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
             json,
         } => {
             let role: AdminRole = role.parse().map_err(anyhow::Error::msg)?;
-            let now = crate::now_ms();
+            let now = crate::clock::now_ms();
             let token = crate::pki::new_token();
             let account = AdminAccount {
                 name: name.clone(),
@@ -141,7 +141,7 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
             }
         }
         AdminsCommand::Revoke { name, json } => {
-            let a = sql.revoke_admin(&name, crate::now_ms()).await?;
+            let a = sql.revoke_admin(&name, crate::clock::now_ms()).await?;
             if json {
                 super::print_json(&a)?;
             } else {

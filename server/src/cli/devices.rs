@@ -53,7 +53,7 @@ pub(super) async fn run(
             }
         }
         AdminCommand::Stats { json } => {
-            let s = store.stats(crate::now_ms()).await?;
+            let s = store.stats(crate::clock::now_ms()).await?;
             if json {
                 print_json(&s)?;
             } else {
@@ -135,7 +135,7 @@ pub(super) async fn run(
             }
         }
         AdminCommand::Devices { state, sort, json } => {
-            let now = crate::now_ms();
+            let now = crate::clock::now_ms();
             let (all, counts) =
                 crate::health::fleet(store.device_statuses().await?, &config.health, now);
             let devices = crate::health::select_devices(all, state, None, &sort, None)
@@ -174,7 +174,7 @@ pub(super) async fn run(
                 &config.health,
                 &device,
                 10,
-                crate::now_ms(),
+                crate::clock::now_ms(),
             )
             .await
             .context("see `patrolsync admin devices` for ids")?;
@@ -278,7 +278,7 @@ pub(super) async fn run(
             }
         }
         AdminCommand::Revoke { device, json } => {
-            let d = store.revoke_device(&device, crate::now_ms()).await?;
+            let d = store.revoke_device(&device, crate::clock::now_ms()).await?;
             if json {
                 print_json(&d)?;
             } else {

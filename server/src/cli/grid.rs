@@ -16,31 +16,43 @@ pub(super) async fn run(
         AdminCommand::Grid {
             command: GridCommand::Import { file, check, json },
         } => {
-            let done =
-                crate::grid_import::import_cells(sql.as_ref(), &file, check, crate::now_ms())
-                    .await?;
+            let done = crate::grid_import::import_cells(
+                sql.as_ref(),
+                &file,
+                check,
+                crate::clock::now_ms(),
+            )
+            .await?;
             print_imported("cells", &file, check, json, &done)?;
         }
         AdminCommand::Checkpoints {
             command: ImportCommand::Import { file, check, json },
         } => {
-            let done =
-                crate::grid_import::import_checkpoints(sql.as_ref(), &file, check, crate::now_ms())
-                    .await?;
+            let done = crate::grid_import::import_checkpoints(
+                sql.as_ref(),
+                &file,
+                check,
+                crate::clock::now_ms(),
+            )
+            .await?;
             print_imported("checkpoints", &file, check, json, &done)?;
         }
         AdminCommand::People {
             command: ImportCommand::Import { file, check, json },
         } => {
-            let done =
-                crate::grid_import::import_people(sql.as_ref(), &file, check, crate::now_ms())
-                    .await?;
+            let done = crate::grid_import::import_people(
+                sql.as_ref(),
+                &file,
+                check,
+                crate::clock::now_ms(),
+            )
+            .await?;
             print_imported("people", &file, check, json, &done)?;
         }
         AdminCommand::Grid {
             command: GridCommand::Retire { code, json },
         } => {
-            let (cells, checkpoints) = sql.retire_cell(&code, crate::now_ms()).await?;
+            let (cells, checkpoints) = sql.retire_cell(&code, crate::clock::now_ms()).await?;
             if json {
                 print_json(
                     &serde_json::json!({ "cell": code, "cells_retired": cells, "checkpoints_retired": checkpoints }),
@@ -69,7 +81,7 @@ pub(super) async fn run(
                     );
                 }
             } else {
-                let (version, new) = sql.publish_template(&t, crate::now_ms()).await?;
+                let (version, new) = sql.publish_template(&t, crate::clock::now_ms()).await?;
                 if json {
                     print_json(&serde_json::json!({ "id": t.id, "version": version, "new": new }))?;
                 } else if new {
@@ -149,7 +161,9 @@ pub(super) async fn run(
             remove,
             json,
         } => {
-            let changed = sql.assign(&user, &cells, remove, crate::now_ms()).await?;
+            let changed = sql
+                .assign(&user, &cells, remove, crate::clock::now_ms())
+                .await?;
             if json {
                 print_json(&serde_json::json!({ "user": user, "changed": changed }))?;
             } else {

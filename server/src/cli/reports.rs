@@ -129,7 +129,7 @@ pub(super) fn calendar(
 /// The moment a report stands at: `--as-of` parsed in the report's zone, else now. A moment
 /// still to come is refused: nothing is known of it yet.
 pub(super) fn moment(cal: &crate::report::Calendar, as_of: Option<&str>) -> anyhow::Result<i64> {
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let Some(s) = as_of else {
         return Ok(now);
     };

@@ -140,7 +140,11 @@ pub(super) async fn blob_status(
         // Stored but not recorded (a crash between the two): record it now.
         match shared.blobs.stored(&sha).await {
             Ok(Some(size)) => {
-                return match shared.store.record_blob(&sha, size, crate::now_ms()).await {
+                return match shared
+                    .store
+                    .record_blob(&sha, size, crate::clock::now_ms())
+                    .await
+                {
                     Ok(()) => ok(size, true),
                     Err(e) => unavailable(e.to_string()),
                 };
@@ -223,7 +227,7 @@ pub(super) async fn blob_upload(
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         let _ = shared
             .store
-            .record_blob(&sha, held.bytes, crate::now_ms())
+            .record_blob(&sha, held.bytes, crate::clock::now_ms())
             .await;
         return done(held.bytes);
     }
@@ -393,7 +397,7 @@ pub(super) async fn record_upload(
     sha: &[u8; 32],
     size: u64,
 ) -> Result<(), crate::store::StoreError> {
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     shared.store.record_blob(sha, size, now).await?;
     shared.store.record_possession(sha, device.id, now).await
 }

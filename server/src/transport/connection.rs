@@ -216,7 +216,7 @@ pub(super) async fn serve_session(
             };
             if let Err(e) = shared
                 .store
-                .record_activity(device, &activity, crate::now_ms())
+                .record_activity(device, &activity, crate::clock::now_ms())
                 .await
             {
                 tracing::debug!(error = %e, "could not record the connection's traffic");

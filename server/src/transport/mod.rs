@@ -63,11 +63,25 @@ pub(crate) struct Shared {
 /// Concurrent streams of a connection without a device certificate.
 pub(super) const UNENROLLED_STREAMS: u32 = 2;
 
+/// Why the QUIC endpoint could not be created.
+#[derive(Debug)]
+pub(crate) enum EndpointError {
+    /// The TLS configuration was refused.
+    Tls(String),
+    /// The UDP socket could not be bound.
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 /// Creates the QUIC endpoint with its transport settings (PROTOCOL.md, "Transport").
-pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crate::ServeError> {
-    let tls = pki.rustls_server_config()?;
+pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, EndpointError> {
+    let tls = pki
+        .rustls_server_config()
+        .map_err(|e| EndpointError::Tls(e.to_string()))?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| crate::ServeError::Tls(e.to_string()))?;
+        .map_err(|e| EndpointError::Tls(e.to_string()))?;
     let mut transport = TransportConfig::default();
     transport
         .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(60_000))))
@@ -91,7 +105,7 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
         socket2::Type::DGRAM,
         Some(socket2::Protocol::UDP),
     )
-    .map_err(|e| crate::ServeError::Bind { addr, source: e })?;
+    .map_err(|e| EndpointError::Bind { addr, source: e })?;
     if addr.is_ipv6() {
         // Dual-stack where the OS allows it; v6-only is fine too.
         let _ = socket.set_only_v6(false);
@@ -101,7 +115,7 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
     let _ = socket.set_send_buffer_size(4 << 20);
     socket
         .bind(&addr.into())
-        .map_err(|e| crate::ServeError::Bind { addr, source: e })?;
+        .map_err(|e| EndpointError::Bind { addr, source: e })?;
     // Reset and connection-id keys persist per node: after a restart the node recognises the
     // ids it issued and resets those connections at once, instead of devices idling out.
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(pki.reset_key()));
@@ -115,7 +129,7 @@ pub(crate) fn bind_endpoint(config: &Config, pki: &Pki) -> Result<Endpoint, crat
         socket.into(),
         Arc::new(quinn::TokioRuntime),
     )
-    .map_err(|e| crate::ServeError::Bind { addr, source: e })
+    .map_err(|e| EndpointError::Bind { addr, source: e })
 }
 
 /// Accepts connections until the endpoint closes.
@@ -152,10 +166,10 @@ pub(crate) async fn accept_loop(endpoint: Endpoint, shared: Arc<Shared>) {
 /// Runs on every node, so a revocation made anywhere (admin CLI, another node) takes effect
 /// within one poll.
 pub(crate) async fn watch_revocations(shared: Arc<Shared>, every: Duration) {
-    let mut since = crate::now_ms();
+    let mut since = crate::clock::now_ms();
     loop {
         tokio::time::sleep(every).await;
-        let started = crate::now_ms();
+        let started = crate::clock::now_ms();
         match shared
             .store
             .revoked_since(since.saturating_sub(2_000))

@@ -17,7 +17,7 @@ pub(super) async fn hello(
     device: &DeviceSession,
     h: wire::Hello,
 ) -> wire::Response {
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let (bytes_in, bytes_out) = link.traffic.delta(&link.conn);
     let rtt_ms = u32::try_from(link.conn.rtt().as_millis()).unwrap_or(u32::MAX);
     let report = DeviceReport {
@@ -138,7 +138,7 @@ pub(super) async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushR
             false,
         ));
     }
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let mut batch = match ingest::prepare(shared.store.as_ref(), device, p.ops, now).await {
         Ok(b) => b,
         Err(e) => {

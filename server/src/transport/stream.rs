@@ -279,7 +279,7 @@ pub(super) async fn serve_stream(
         let started = std::time::Instant::now();
         if let Err(e) = shared
             .store
-            .record_activity(device, &activity, crate::now_ms())
+            .record_activity(device, &activity, crate::clock::now_ms())
             .await
         {
             tracing::debug!(error = %e, "could not record device activity");

@@ -147,7 +147,7 @@ impl PhotoStore for SqlStore {
                 let sha: Vec<u8> = r.try_get(0)?;
                 let record: Vec<u8> = r.try_get(2)?;
                 Ok(MissingPhoto {
-                    sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+                    sha256: hex::encode(&sha),
                     record_kind: r.try_get(1)?,
                     record_id: uuid::Uuid::from_slice(&record)
                         .map(|u| u.to_string())

@@ -381,11 +381,15 @@ impl SqlStore {
         let mut binds: Vec<(String, i64, i64)> = Vec::new();
         let visible = if scope.agency.is_some() {
             // The whole grid, and the hazards the agency held when each entry was written.
-            "kind IN ('cell', 'checkpoint', 'template') OR EXISTS (SELECT 1 FROM scope_grants g \
-             WHERE g.audience = $4 AND g.target_kind = 'hazard' AND g.target = changes.entity_key \
-             AND changes.seq > g.granted_seq \
-             AND (g.revoked_seq IS NULL OR changes.seq < g.revoked_seq))"
-                .to_owned()
+            format!(
+                "kind IN ('{}', '{}', '{}') OR EXISTS (SELECT 1 FROM scope_grants g \
+                 WHERE g.audience = $4 AND g.target_kind = 'hazard' AND g.target = changes.entity_key \
+                 AND changes.seq > g.granted_seq \
+                 AND (g.revoked_seq IS NULL OR changes.seq < g.revoked_seq))",
+                ChangeKind::Cell,
+                ChangeKind::Checkpoint,
+                ChangeKind::Template
+            )
         } else {
             // Checklist templates are filed under `/`, for everyone; cells under the paths held
             // when each entry was written.
