@@ -1,7 +1,10 @@
-//! The golden vectors of PROTOCOL.md §11: `proto/testdata/golden/*.hex`, exchanged byte for byte
-//! with a real server on SQLite and on PostgreSQL. Every `>` line is sent as it is written; the
-//! answer must equal the `<` line after it, except the fields the file's `# varies:` line names.
-//! So the document, the files and the server cannot drift apart.
+//! The golden vectors of PROTOCOL.md §11: `proto/testdata/golden/*.hex`, exchanged with a real
+//! server on SQLite and on PostgreSQL. Every `>` line is sent byte for byte as it is written; the
+//! answer is decoded and must equal the decoded `<` line after it once the fields the file's
+//! `# varies:` line names are cleared (raw bytes after a frame, `<+`, must be equal byte for
+//! byte). The files must also hold exactly the exchanges this test's script builds (the same
+//! requests, except the enrollment CSR, whose signature differs at each signing), and nothing
+//! else may sit beside them. So the document, the files and the server cannot drift apart.
 //!
 //! The set-up is fixed: a server with nothing in it; the grid `S1` → `S1-C1` with checkpoint
 //! `S1-C1-P1` at (45.75, 126.625); user `golden`, a patroller assigned `S1-C1`, whose
@@ -114,16 +117,25 @@ impl Golden {
                     let e = current
                         .as_mut()
                         .ok_or_else(|| anyhow::anyhow!("{name}: {tag} before any >"))?;
-                    match tag {
-                        ">+" => e.request_bytes = bytes,
-                        "<" => e.response = bytes,
-                        _ => e.response_bytes = bytes,
-                    }
+                    let slot = match tag {
+                        ">+" => &mut e.request_bytes,
+                        "<" => &mut e.response,
+                        _ => &mut e.response_bytes,
+                    };
+                    anyhow::ensure!(
+                        slot.is_empty(),
+                        "{name}: a second {tag} line for one > line"
+                    );
+                    anyhow::ensure!(!bytes.is_empty(), "{name}: an empty {tag} line");
+                    *slot = bytes;
                 }
                 other => anyhow::bail!("{name}: unknown line tag {other:?}"),
             }
         }
         g.exchanges.extend(current);
+        if let Some(i) = g.exchanges.iter().position(|e| e.response.is_empty()) {
+            anyhow::bail!("{name}: exchange {i} has no < line");
+        }
         Ok(g)
     }
 
@@ -506,6 +518,49 @@ fn says(name: &str, i: usize, r: &wire::Response, raw: &[u8]) {
     }
 }
 
+/// The files hold what the script builds: the same files, connections, varying fields and
+/// requests (all but the enrollment CSR, signed anew each time), and nothing else is in the
+/// directory.
+fn same_as_script(files: &[Golden], script: &[Golden]) -> anyhow::Result<()> {
+    let mut present: Vec<String> = std::fs::read_dir(dir())?
+        .map(|e| Ok(e?.file_name().to_string_lossy().into_owned()))
+        .collect::<anyhow::Result<_>>()?;
+    present.sort();
+    let mut expected: Vec<String> = script.iter().map(|g| format!("{}.hex", g.name)).collect();
+    expected.push("device.key.hex".into());
+    expected.sort();
+    anyhow::ensure!(
+        present == expected,
+        "proto/testdata/golden holds {present:?}; the test knows {expected:?}"
+    );
+    for (f, s) in files.iter().zip(script) {
+        anyhow::ensure!(
+            (f.name, f.conn, &f.varies) == (s.name, s.conn, &s.varies),
+            "{}: connection or varies differ from the script",
+            f.name
+        );
+        anyhow::ensure!(
+            f.exchanges.len() == s.exchanges.len(),
+            "{}: {} exchanges in the file, {} in the script",
+            f.name,
+            f.exchanges.len(),
+            s.exchanges.len()
+        );
+        for (i, (fe, se)) in f.exchanges.iter().zip(&s.exchanges).enumerate() {
+            let is_enroll = matches!(
+                frame::decode::<wire::Request>(&se.request[frame::HEADER_LEN..])?.kind,
+                Some(wire::request::Kind::Enroll(_))
+            );
+            anyhow::ensure!(
+                is_enroll || (&fe.request, &fe.request_bytes) == (&se.request, &se.request_bytes),
+                "{}: request {i} differs from the script's (PATROLSYNC_GOLDEN=write rewrites the files)",
+                f.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The fixed set-up: the grid and the enrollment code.
 async fn set_up(store: &dyn Store) -> anyhow::Result<()> {
     let now = patrolsync_server::now_ms();
@@ -564,6 +619,7 @@ async fn the_golden_vectors_are_what_the_server_says() -> anyhow::Result<()> {
                 .into_iter()
                 .map(Golden::read)
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            same_as_script(&files, &script(&key)?)?;
             (key, files)
         };
         let ca = h.config.data_dir.join("ca.crt");
