@@ -59,7 +59,7 @@ impl Client {
             server: server.clone(),
             reason,
         };
-        let tls = tls::enrollment_config(&parsed.ca_sha256)
+        let tls = tls::enrollment_config(parsed.ca_sha256)
             .map_err(|e| EnrollError::Local(e.to_string()))?;
         let conn = self
             .inner
@@ -92,7 +92,7 @@ impl Client {
             _ => return Err(EnrollError::Refused("unexpected response to Enroll".into())),
         };
         // Trust from now on only the CA the enrollment string pinned, not whatever was sent.
-        if hex::encode(patrolsync_proto::digest::sha256(&e.server_ca_der)) != parsed.ca_sha256 {
+        if patrolsync_proto::digest::Sha256::digest(&e.server_ca_der) != parsed.ca_sha256 {
             return Err(EnrollError::Refused(
                 "the server sent a CA that does not match the fingerprint in the enrollment code"
                     .into(),

@@ -17,7 +17,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// Verifies the server against the CA pinned by fingerprint (enrollment only).
 #[derive(Debug)]
 struct PinnedCaVerifier {
-    pin_hex: String,
+    pin: patrolsync_proto::digest::Sha256,
     provider: Arc<CryptoProvider>,
 }
 
@@ -30,7 +30,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates.iter().find(|c| hex::encode(patrolsync_proto::digest::sha256(c)) == self.pin_hex).ok_or_else(|| {
+        let ca = intermediates.iter().find(|c| patrolsync_proto::digest::Sha256::digest(c) == self.pin).ok_or_else(|| {
             rustls::Error::General(
                 "the server's CA does not match the fingerprint in the enrollment code; wrong server, or an interceptor".into(),
             )
@@ -105,13 +105,15 @@ fn finish(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, rustls::
 }
 
 /// Client configuration for enrollment: no client certificate, CA pinned by fingerprint.
-pub(crate) fn enrollment_config(ca_sha256_hex: &str) -> Result<quinn::ClientConfig, rustls::Error> {
+pub(crate) fn enrollment_config(
+    ca_sha256: patrolsync_proto::digest::Sha256,
+) -> Result<quinn::ClientConfig, rustls::Error> {
     let provider = provider();
     let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCaVerifier {
-            pin_hex: ca_sha256_hex.to_owned(),
+            pin: ca_sha256,
             provider,
         }))
         .with_no_client_auth();

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::digest::Sha256;
+
 const SCHEME: &str = "patrolsync://";
 
 /// A parsed enrollment string.
@@ -15,7 +17,7 @@ pub struct EnrollmentString {
     /// The single-use code.
     pub code: String,
     /// SHA-256 of the server CA certificate (DER), lower-case hex.
-    pub ca_sha256: String,
+    pub ca_sha256: Sha256,
 }
 
 impl fmt::Debug for EnrollmentString {
@@ -69,10 +71,10 @@ impl FromStr for EnrollmentString {
             }
         }
         let code = code.ok_or(BadEnrollmentString("missing code"))?;
-        let ca_sha256 = ca.ok_or(BadEnrollmentString("missing ca fingerprint"))?;
-        if ca_sha256.len() != 64 || !ca_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(BadEnrollmentString("ca fingerprint must be 64 hex digits"));
-        }
+        let ca_sha256: Sha256 = ca
+            .ok_or(BadEnrollmentString("missing ca fingerprint"))?
+            .parse()
+            .map_err(|_| BadEnrollmentString("ca fingerprint must be 64 hex digits"))?;
         Ok(EnrollmentString {
             server: server.to_owned(),
             code,
@@ -90,7 +92,7 @@ mod tests {
         let e = EnrollmentString {
             server: "[::1]:4433".into(),
             code: "ABCD-EFGH".into(),
-            ca_sha256: "ab".repeat(32),
+            ca_sha256: Sha256([0xab; 32]),
         };
         let parsed: EnrollmentString = e.to_string().parse().expect("parses");
         assert_eq!(parsed, e);

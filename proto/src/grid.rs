@@ -80,13 +80,19 @@ impl CellPath {
 
     /// Whether `path` is this cell or lies below it.
     pub fn covers(&self, path: &str) -> bool {
-        path.starts_with(self.0.as_str())
+        covers(&self.0, path)
     }
 
     /// Whether the cell `code` is on this path (this cell or one above it).
     pub fn passes(&self, code: &str) -> bool {
         self.codes().any(|c| c == code)
     }
+}
+
+/// Whether the cell path `path` is the cell at path `ancestor` or lies below it, for paths kept
+/// as text (as the store reads them). Paths end in `/`, so `/S1/` never covers `/S10/`.
+pub fn covers(ancestor: &str, path: &str) -> bool {
+    path.starts_with(ancestor)
 }
 
 impl From<String> for CellPath {

@@ -14,7 +14,7 @@ use std::path::Path;
 use patrolsync_proto::Role;
 use patrolsync_proto::hazard::Agency;
 
-use crate::report::Cadence;
+use crate::calendar::Cadence;
 use crate::store::AdminStore;
 use crate::store::{NewCell, NewCheckpoint, NewPerson, StoreError};
 

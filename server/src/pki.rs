@@ -276,8 +276,8 @@ impl Pki {
     }
 
     /// SHA-256 of the server CA certificate, hex: what devices pin.
-    pub fn ca_fingerprint(&self) -> String {
-        hex::encode(patrolsync_proto::digest::sha256(&self.server_ca.der))
+    pub fn ca_fingerprint(&self) -> patrolsync_proto::digest::Sha256 {
+        patrolsync_proto::digest::Sha256::digest(&self.server_ca.der)
     }
 
     /// The server CA certificate (DER), handed to devices at enrollment.

@@ -256,7 +256,7 @@ impl Server {
     }
 
     /// SHA-256 of the server CA, which devices pin.
-    pub fn ca_fingerprint(&self) -> String {
+    pub fn ca_fingerprint(&self) -> patrolsync_proto::digest::Sha256 {
         self.shared.pki.ca_fingerprint()
     }
 
@@ -312,7 +312,6 @@ impl Server {
     }
 }
 
-/// Samples the fleet for the dashboard's chart every `health.sample_every`.
 /// Escalates overdue hazards every `escalation.check_every` (first after one period, so a
 /// starting node does no store work before it serves), and wakes the devices it escalates to,
 /// on this node and, through the cluster, on the others.
@@ -347,6 +346,7 @@ async fn escalate_overdue(shared: Arc<transport::Shared>) {
     }
 }
 
+/// Samples the fleet for the dashboard's chart every `health.sample_every`.
 async fn sample_fleet(shared: Arc<transport::Shared>) {
     let every = shared.config.health.sample_every;
     let mut tick = tokio::time::interval(every);

@@ -13,7 +13,7 @@ use patrolsync_server::blobs::Blobs;
 use patrolsync_server::testkit::{setup_name, test_databases, test_databases_and_photo_stores};
 
 mod common;
-use common::{BIN, admin, free_port, photo_config, serve, serve_with};
+use common::{BIN, admin, free_port, photo_config, serve, serve_command, serve_with, start};
 
 /// Seeds the demo grid with the admin CLI and returns a one-time code for alice (S1-C1) that
 /// dials `port`.
@@ -88,8 +88,8 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
         server.kill()?;
         let interrupted = syncing.await?;
         assert!(
-            interrupted.is_err(),
-            "{backend}: the sync must have been cut mid-push, got {interrupted:?}"
+            matches!(interrupted, Err(patrolsync_sdk::SyncError::Network { .. })),
+            "{backend}: the sync must have been cut mid-push by the network, got {interrupted:?}"
         );
         let pending = device.status().await?.pending_ops;
         assert!(
@@ -321,5 +321,83 @@ async fn a_restarted_server_resets_the_old_processs_connections_at_once() -> any
         );
         db.cleanup().await;
     }
+    Ok(())
+}
+
+/// SECURITY.md: enrollment codes never appear in the server's log, whether the code works, is
+/// wrong or was used already; the log is read at its most verbose (`PATROLSYNC_LOG=debug`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_codes_never_reach_the_log() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let port = free_port();
+    let enrollment = seed_and_enroll(&data, None, port)?;
+    let code = enrollment
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .expect("a code in the enrollment string")
+        .to_owned();
+    // A code of the same shape that was never issued.
+    let wrong_code: String = code
+        .chars()
+        .map(|c| if c == '-' { c } else { 'Z' })
+        .collect();
+    let wrong = enrollment.replace(&code, &wrong_code);
+
+    let log_path = dir.path().join("server.log");
+    let mut cmd = serve_command(&data, None, port, None);
+    cmd.env("PATROLSYNC_LOG", "debug")
+        .stderr(std::fs::File::create(&log_path)?);
+    let mut server = start(cmd)?;
+    let phone = |name: &str| Client::open(dir.path().join(name), sdk_config());
+    let refused_wrong = phone("a").await?.enroll(&wrong, None, "a").await;
+    phone("b").await?.enroll(&enrollment, None, "b").await?;
+    let refused_used = phone("c").await?.enroll(&enrollment, None, "c").await;
+    server.kill()?;
+    for refused in [&refused_wrong, &refused_used] {
+        assert!(
+            matches!(refused, Err(patrolsync_sdk::EnrollError::Refused(_))),
+            "{refused:?}"
+        );
+    }
+
+    let log = std::fs::read_to_string(&log_path)?;
+    // The log is there and saw all three attempts.
+    assert!(log.contains("device enrolled"), "{log}");
+    assert_eq!(log.matches("enrollment refused").count(), 2, "{log}");
+    for secret in [&code, &wrong_code] {
+        let bare: String = secret.chars().filter(|c| *c != '-').collect();
+        for form in [secret.as_str(), bare.as_str()] {
+            assert!(!log.contains(form), "the log holds a code: {form}");
+        }
+    }
+    // Nor the admin token or any key: no line of a PEM body, no hex of a binary key.
+    let mut secrets = 0;
+    for entry in std::fs::read_dir(&data)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if !(name.ends_with(".key") || name == "admin.token") {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let pieces: Vec<String> = if text.contains("-----BEGIN") || name == "admin.token" {
+            text.lines()
+                .filter(|l| !l.starts_with("-----") && l.trim().len() >= 16)
+                .map(|l| l.trim().to_owned())
+                .collect()
+        } else {
+            vec![hex::encode(&bytes)]
+        };
+        for piece in pieces {
+            secrets += 1;
+            assert!(!log.contains(&piece), "the log holds part of {name}");
+        }
+    }
+    assert!(secrets >= 4, "found only {secrets} secrets to look for");
     Ok(())
 }

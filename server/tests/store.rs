@@ -132,6 +132,7 @@ conformance!(
     rejected_op_replays_as_rejected,
     failed_batch_does_not_take_its_group_down,
     enrollment_codes_are_single_use_and_expire,
+    devices_racing_for_one_code_cannot_both_win,
     grid_upsert_is_idempotent,
     double_taps_across_pushes_and_statement_chunks,
     positions_come_and_go,
@@ -290,6 +291,52 @@ async fn failed_batch_does_not_take_its_group_down(store: &dyn Store) -> anyhow:
         "the other batch commits"
     );
     assert_eq!(store.check_ins(Some(d.id), 10).await?.len(), 1);
+    Ok(())
+}
+
+/// SECURITY.md: a code is claimed with one conditional write, so of eight devices redeeming it
+/// at once exactly one wins and the others are told it is used.
+async fn devices_racing_for_one_code_cannot_both_win(store: &dyn Store) -> anyhow::Result<()> {
+    let hash = patrolsync_server::enroll::hash_code("RACE-0000");
+    store
+        .create_enrollment(
+            &NewEnrollment {
+                code_hash: hash,
+                user: "racer".into(),
+                role: Role::Patroller,
+                cells: vec!["S1".into()],
+                expires_at_ms: NOW + 60_000,
+                agency: None,
+            },
+            NOW,
+        )
+        .await?;
+    let devices: Vec<NewDevice> = (0..8u8)
+        .map(|b| NewDevice {
+            id: DeviceId(uuid::Uuid::now_v7()),
+            name: format!("racer {b}"),
+            cert_sha256: [b; 32],
+            app_version: String::new(),
+        })
+        .collect();
+    let results = futures_util::future::join_all(
+        devices
+            .iter()
+            .map(|d| store.redeem_enrollment(&hash, d, NOW)),
+    )
+    .await;
+    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, RedeemError::AlreadyUsed { .. }), "{e}");
+        }
+    }
+    // The winner is a device of the store; no loser is.
+    let statuses = store.device_statuses().await?;
+    let racers: Vec<_> = statuses.iter().filter(|s| s.user == "racer").collect();
+    assert_eq!(racers.len(), 1, "{racers:?}");
+    assert_eq!(racers[0].id, winners[0].id.to_string());
     Ok(())
 }
 

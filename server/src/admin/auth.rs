@@ -186,7 +186,7 @@ impl Admin {
             s.db.cell_path(asked)
                 .await
                 .map_err(|e| json_error(StatusCode::NOT_FOUND, e))?;
-        if path.starts_with(&t.path) {
+        if patrolsync_proto::grid::covers(&t.path, &path) {
             Ok(Some(asked.to_owned()))
         } else {
             Err(json_error(

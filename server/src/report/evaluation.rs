@@ -98,7 +98,11 @@ pub async fn evaluation(
     let covering = |path: &str| -> Vec<String> {
         people
             .iter()
-            .filter(|p| p.cells.iter().any(|(_, cp)| path.starts_with(cp.as_str())))
+            .filter(|p| {
+                p.cells
+                    .iter()
+                    .any(|(_, cp)| patrolsync_proto::grid::covers(cp, path))
+            })
             .map(|p| p.name.clone())
             .collect()
     };
@@ -202,10 +206,9 @@ pub async fn evaluation(
                 // Compliance over the top-most of their cells (a cell under another of theirs
                 // is already in its subtree).
                 for (code, path) in &p.cells {
-                    let nested = p
-                        .cells
-                        .iter()
-                        .any(|(_, other)| other != path && path.starts_with(other.as_str()));
+                    let nested = p.cells.iter().any(|(_, other)| {
+                        other != path && patrolsync_proto::grid::covers(other, path)
+                    });
                     if nested {
                         continue;
                     }

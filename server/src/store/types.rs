@@ -167,7 +167,7 @@ impl DeviceSession {
     pub fn covers(&self, cell_path: &str) -> bool {
         self.cells
             .iter()
-            .any(|(_, p)| cell_path.starts_with(p.as_str()))
+            .any(|(_, p)| patrolsync_proto::grid::covers(p, cell_path))
     }
 
     /// Assigned cell codes.

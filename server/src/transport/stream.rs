@@ -102,7 +102,9 @@ pub(super) enum Answer {
     Respond(wire::Response),
     /// A download: the response frame, then the file's bytes from the offset.
     Download(wire::Response, crate::blobs::BlobReader),
-    /// Reset the stream without answering (fault injection).
+    /// Reset the stream without answering: the device went away mid-upload (what arrived is
+    /// kept for the resume), or, under `test-util`, a fault drops a committed push's answer or
+    /// cuts an upload.
     Drop,
 }
 

@@ -78,6 +78,11 @@ pub fn serve_with(
     port: u16,
     config: Option<&Path>,
 ) -> anyhow::Result<Node> {
+    start(serve_command(data, db, port, config))
+}
+
+/// The `patrolsync serve` command [`serve_with`] runs, to adjust before [`start`].
+pub fn serve_command(data: &Path, db: Option<&str>, port: u16, config: Option<&Path>) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve");
     if let Some(c) = config {
@@ -94,6 +99,11 @@ pub fn serve_with(
     if let Some(url) = db {
         cmd.arg("--database-url").arg(url);
     }
+    cmd
+}
+
+/// Starts a `patrolsync serve` command and waits for its "listening" line.
+pub fn start(mut cmd: Command) -> anyhow::Result<Node> {
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
