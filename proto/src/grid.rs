@@ -95,6 +95,18 @@ pub fn covers(ancestor: &str, path: &str) -> bool {
     path.starts_with(ancestor)
 }
 
+/// The first text after every path `path` covers, in byte order: the paths `path` covers are
+/// exactly those `p` with `path <= p < subtree_end(path)`, so an index on paths can find a
+/// subtree by range. (`/S1/` → `/S10`: `/S1/C1/` is in, `/S10/` is not; `/` → `0`.)
+pub fn subtree_end(path: &str) -> String {
+    match path.strip_suffix('/') {
+        // `0` is the byte after `/`.
+        Some(stem) => format!("{stem}0"),
+        // Not a path as the server writes them; an empty range.
+        None => path.to_owned(),
+    }
+}
+
 impl From<String> for CellPath {
     /// A path the server made (stored or from its own grid); peers' go through [`CellPath::parse`].
     fn from(text: String) -> Self {
@@ -244,6 +256,20 @@ mod tests {
             Ok("S1-C1".into())
         );
         assert!(CellPath::parse("/").is_ok());
+        let subtree = |top: &str, path: &str| top <= path && path < subtree_end(top).as_str();
+        for (top, path, within) in [
+            ("/S1/", "/S1/", true),
+            ("/S1/", "/S1/C1/K1/", true),
+            ("/S1/", "/S10/", false),
+            ("/S1/", "/S1", false),
+            ("/S1/", "/S0/", false),
+            ("/S1/", "/S1-/", false),
+            ("/", "/S1/", true),
+            ("/S1/", "/S1/街道/", true),
+        ] {
+            assert_eq!(subtree(top, path), within, "{top} {path}");
+            assert_eq!(covers(top, path), within, "{top} {path}");
+        }
         for bad in ["S1/", "/S1", "/S1//S1-C1/", "/S1/\0/", ""] {
             let e = CellPath::parse(bad).expect_err(bad);
             assert_eq!((e.field.as_str(), e.reason), ("path", "invalid"), "{bad}");

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use patrolsync_proto::wire::change::Entity;
 use patrolsync_proto::{
     CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, GeoFix, Hlc, OpId,
     Role,
@@ -136,6 +137,7 @@ conformance!(
     grid_upsert_is_idempotent,
     double_taps_across_pushes_and_statement_chunks,
     positions_come_and_go,
+    a_cells_backfill_is_its_subtree_and_nothing_beside_it,
 );
 
 async fn replayed_batch_changes_nothing(store: &dyn Store) -> anyhow::Result<()> {
@@ -512,5 +514,71 @@ async fn positions_come_and_go(store: &dyn Store) -> anyhow::Result<()> {
         .upsert_grid(&[cell("S1-C1-W1", "S1-C1")], &points, NOW)
         .await?;
     assert_eq!(changed, 5, "one cell and four checkpoints");
+    Ok(())
+}
+
+/// A feed's backfill finds a cell's subtree by a range on the path: `S1`'s brings all of `S1`
+/// and nothing of `S10` (whose path `/S10/` shares the text `/S1`), and the reverse.
+async fn a_cells_backfill_is_its_subtree_and_nothing_beside_it(
+    store: &dyn Store,
+) -> anyhow::Result<()> {
+    let cell = |code: &str, parent: Option<&str>, level: u32| NewCell {
+        code: code.into(),
+        parent: parent.map(str::to_owned),
+        level,
+        name: code.into(),
+        boundary: None,
+    };
+    let point = NewCheckpoint {
+        code: "S10-C1-P1".into(),
+        cell: "S10-C1".into(),
+        name: "S10-C1-P1".into(),
+        tag_uid: None,
+        position: None,
+        radius_m: 30.0,
+        cadence: None,
+    };
+    store
+        .upsert_grid(
+            &[cell("S10", None, 1), cell("S10-C1", Some("S10"), 2)],
+            &[point],
+            NOW,
+        )
+        .await?;
+    let codes = |d: DeviceSession| async move {
+        let scope = d.pull_scope();
+        let (mut cursor, mut after, mut codes) = (0, 0, Vec::new());
+        loop {
+            let page = store.pull(&scope, cursor, after, 7, true).await?;
+            for c in &page.changes {
+                match patrolsync_proto::change::ChangeKind::parse(&c.kind)
+                    .map(|k| k.decode(&c.payload))
+                {
+                    Some(Ok(Entity::Cell(g))) => codes.push(g.code),
+                    Some(Ok(Entity::Checkpoint(p))) => codes.push(p.code),
+                    _ => {}
+                }
+            }
+            (cursor, after) = (page.next_cursor, page.backfill_after);
+            if !page.has_more {
+                return anyhow::Ok(codes);
+            }
+        }
+    };
+    let s1 = codes(device(store, "s1", &["S1"]).await?).await?;
+    let s10 = codes(device(store, "s10", &["S10"]).await?).await?;
+    let of = |codes: &[String], top: &str| {
+        codes
+            .iter()
+            .filter(|c| *c == top || c.starts_with(&format!("{top}-")))
+            .count()
+    };
+    // The demo's S1: itself, 6 communities, 30 compounds, 39 buildings; 120 checkpoints.
+    assert_eq!(
+        (of(&s1, "S1"), of(&s1, "S10"), s1.len()),
+        (196, 0, 196),
+        "{s1:?}"
+    );
+    assert_eq!((of(&s10, "S10"), s10.len()), (3, 3), "{s10:?}");
     Ok(())
 }

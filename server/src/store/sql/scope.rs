@@ -450,18 +450,29 @@ impl SqlStore {
             {
                 held.push(g.target.clone());
             }
-            "substr(cell_path, 1, length($4)) = $4"
+            // The subtree as a range on the path, which its index answers (a prefix test would
+            // scan the whole log once per granted cell: a city-wide manager's bootstrap read
+            // the log 115 times). `$5` is the end of the subtree (`grid::subtree_end`). SQLite
+            // would walk the log in `seq` order to spare the sort unless told not to (`+seq`).
+            match self.backend {
+                Backend::Sqlite => ("+seq", "cell_path >= $4 AND cell_path < $5"),
+                Backend::Postgres => (
+                    "seq",
+                    "cell_path COLLATE \"C\" >= $4 AND cell_path COLLATE \"C\" < $5",
+                ),
+            }
         } else {
-            "entity_key = $4"
+            ("seq", "entity_key = $4")
         };
+        let (seq_col, target) = target;
         let exclude: String = (0..held.len())
-            .map(|i| format!(" AND substr(cell_path, 1, length(${n})) <> ${n}", n = i + 5))
+            .map(|i| format!(" AND substr(cell_path, 1, length(${n})) <> ${n}", n = i + 6))
             .collect();
         // The newest version of each grid record *as of the grant*: one superseded only by a
         // later version is still the one to send (the later one may never reach this feed,
         // if it comes after a revoke).
         let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 AND seq < $2 AND NOT replay \
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE {seq_col} > $1 AND {seq_col} < $2 AND NOT replay \
              AND (NOT superseded OR NOT EXISTS (SELECT 1 FROM changes later \
                   WHERE later.entity_key = changes.entity_key AND later.seq > changes.seq \
                   AND later.seq < $2)) \
@@ -472,6 +483,9 @@ impl SqlStore {
             .bind(seq(grant.granted))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(&grant.target);
+        if grant.path {
+            q = q.bind(patrolsync_proto::grid::subtree_end(&grant.target));
+        }
         for h in held {
             q = q.bind(h);
         }
