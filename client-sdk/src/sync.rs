@@ -122,98 +122,108 @@ impl Client {
             * 3
             / 4;
         let mut in_flight: JoinSet<Result<(Vec<i64>, wire::Response), CallError>> = JoinSet::new();
-        let mut last_sent: i64 = 0;
-        // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
-        // and the server must have committed the report first.
-        let mut barrier = false;
         let mut throttled = 0u32;
-        loop {
-            while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
-                let rows = sqlx::query(
-                    "SELECT device_seq, payload, kind FROM outbox WHERE device_seq > ? ORDER BY device_seq LIMIT ?",
-                )
-                .bind(last_sent)
-                .bind(batch as i64)
-                .fetch_all(&self.inner.db)
-                .await
-                .map_err(local)?;
-                let (mut seqs, mut payloads, mut bytes, mut hazards) =
-                    (Vec::new(), Vec::new(), 0usize, false);
-                for r in &rows {
-                    let payload: Vec<u8> = r.get(1);
-                    if !seqs.is_empty() && bytes + payload.len() > max_bytes {
+        // Hazard ops first, then check-ins, each in device_seq order: a hazard recorded behind
+        // a day of queued check-ins reaches the server in the first push. Exactly-once holds
+        // whatever the order (the server keys every op by device_seq and counts acked_through
+        // once the gaps fill); a check-in never refers to a hazard.
+        for hazard_phase in [true, false] {
+            let mut last_sent: i64 = 0;
+            // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
+            // and the server must have committed the report first.
+            let mut barrier = false;
+            loop {
+                while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
+                    let rows = sqlx::query(
+                        "SELECT device_seq, payload, kind FROM outbox WHERE device_seq > ? \
+                     AND (kind = ?) = ? ORDER BY device_seq LIMIT ?",
+                    )
+                    .bind(last_sent)
+                    .bind(OpBody::CHECK_IN)
+                    .bind(!hazard_phase)
+                    .bind(batch as i64)
+                    .fetch_all(&self.inner.db)
+                    .await
+                    .map_err(local)?;
+                    let (mut seqs, mut payloads, mut bytes, mut hazards) =
+                        (Vec::new(), Vec::new(), 0usize, false);
+                    for r in &rows {
+                        let payload: Vec<u8> = r.get(1);
+                        if !seqs.is_empty() && bytes + payload.len() > max_bytes {
+                            break;
+                        }
+                        bytes += payload.len() + 8;
+                        hazards |= r.get::<String, _>(2) != OpBody::CHECK_IN;
+                        seqs.push(r.get::<i64, _>(0));
+                        payloads.push(payload);
+                    }
+                    let Some(last) = seqs.last() else { break };
+                    if hazards && !in_flight.is_empty() {
+                        // Wait for what is in flight, then send this batch alone.
                         break;
                     }
-                    bytes += payload.len() + 8;
-                    hazards |= r.get::<String, _>(2) != OpBody::CHECK_IN;
-                    seqs.push(r.get::<i64, _>(0));
-                    payloads.push(payload);
+                    barrier = hazards;
+                    last_sent = *last;
+                    let request = transport::push_request(&payloads)
+                        .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
+                    summary.pushed += seqs.len() as u64;
+                    let conn = conn.clone();
+                    let timeout = cfg.request_timeout;
+                    in_flight.spawn(async move {
+                        Ok((
+                            seqs,
+                            transport::call(&conn, &request, limit, timeout).await?,
+                        ))
+                    });
                 }
-                let Some(last) = seqs.last() else { break };
-                if hazards && !in_flight.is_empty() {
-                    // Wait for what is in flight, then send this batch alone.
+                let Some(joined) = in_flight.join_next().await else {
                     break;
-                }
-                barrier = hazards;
-                last_sent = *last;
-                let request = transport::push_request(&payloads)
-                    .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
-                summary.pushed += seqs.len() as u64;
-                let conn = conn.clone();
-                let timeout = cfg.request_timeout;
-                in_flight.spawn(async move {
-                    Ok((
-                        seqs,
-                        transport::call(&conn, &request, limit, timeout).await?,
-                    ))
-                });
-            }
-            let Some(joined) = in_flight.join_next().await else {
-                return Ok(cap);
-            };
-            let (seqs, response) = joined
-                .map_err(local)?
-                .map_err(|e| SyncError::from_call(server, e))?;
-            barrier = false;
-            match response.kind {
-                Some(wire::response::Kind::Push(p)) => {
-                    self.apply_results(&seqs, p, summary).await?
-                }
-                Some(wire::response::Kind::Error(e))
-                    if e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable =>
-                {
-                    // The server's per-device push rate: let what is in flight land, pause,
-                    // then go on from the refused batch (its ops are still in the outbox).
-                    while let Some(joined) = in_flight.join_next().await {
-                        let (seqs, response) = joined
-                            .map_err(local)?
-                            .map_err(|e| SyncError::from_call(server, e))?;
-                        if let Some(wire::response::Kind::Push(p)) = response.kind {
-                            self.apply_results(&seqs, p, summary).await?;
-                        }
+                };
+                let (seqs, response) = joined
+                    .map_err(local)?
+                    .map_err(|e| SyncError::from_call(server, e))?;
+                barrier = false;
+                match response.kind {
+                    Some(wire::response::Kind::Push(p)) => {
+                        self.apply_results(&seqs, p, summary).await?
                     }
-                    barrier = false;
-                    last_sent = seqs.first().copied().unwrap_or(1) - 1;
-                    throttled += 1;
-                    if throttled > 600 {
+                    Some(wire::response::Kind::Error(e))
+                        if e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable =>
+                    {
+                        // The server's per-device push rate: let what is in flight land, pause,
+                        // then go on from the refused batch (its ops are still in the outbox).
+                        while let Some(joined) = in_flight.join_next().await {
+                            let (seqs, response) = joined
+                                .map_err(local)?
+                                .map_err(|e| SyncError::from_call(server, e))?;
+                            if let Some(wire::response::Kind::Push(p)) = response.kind {
+                                self.apply_results(&seqs, p, summary).await?;
+                            }
+                        }
+                        barrier = false;
+                        last_sent = seqs.first().copied().unwrap_or(1) - 1;
+                        throttled += 1;
+                        if throttled > 600 {
+                            return Err(SyncError::Server {
+                                code: code_name(e.code),
+                                message: e.message,
+                                retryable: true,
+                            });
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Some(wire::response::Kind::Error(e)) => {
                         return Err(SyncError::Server {
                             code: code_name(e.code),
                             message: e.message,
-                            retryable: true,
+                            retryable: e.retryable,
                         });
                     }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    other => return Err(unexpected(other)),
                 }
-                Some(wire::response::Kind::Error(e)) => {
-                    return Err(SyncError::Server {
-                        code: code_name(e.code),
-                        message: e.message,
-                        retryable: e.retryable,
-                    });
-                }
-                other => return Err(unexpected(other)),
             }
         }
+        Ok(cap)
     }
 
     pub(crate) async fn apply_results(

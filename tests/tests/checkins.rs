@@ -262,3 +262,55 @@ async fn double_tap_is_stored_marked_and_counted_once() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The backlog in priority order: a hazard reported behind 20,000 queued check-ins is on the
+/// server after the device's first push (whose answer is then lost, so the sync stops there),
+/// and the next sync brings every check-in once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hazard_behind_twenty_thousand_check_ins_goes_in_the_first_push() -> anyhow::Result<()> {
+    const QUEUED: usize = 20_000;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let config = patrolsync_sdk::ClientConfig {
+            max_attempts: 1,
+            ..fast_client()
+        };
+        let device = h.device_with("phone", "alice", &["S1-C1"], config).await?;
+        for i in 0..QUEUED {
+            device.record_checkin(checkin(i)).await?;
+        }
+        let hazard = device
+            .report_hazard(patrolsync_tests::blocked_lane("S1-C1-K1"))
+            .await?;
+
+        h.server().faults().drop_push_acks_after_commit(1);
+        let cut = device.sync().await;
+        assert!(
+            matches!(cut, Err(SyncError::Network { .. })),
+            "{backend}: the first push's answer was lost: {cut:?}"
+        );
+        let store = h.server().store();
+        let stats = store.stats(0).await?;
+        assert_eq!(
+            (stats.hazards, stats.check_ins),
+            (1, 0),
+            "{backend}: the first push carried the hazard, and nothing before it"
+        );
+        assert!(
+            store.hazard(hazard).await?.is_some(),
+            "{backend}: the server has hazard {hazard}"
+        );
+
+        let summary = device.sync().await?;
+        assert_eq!(summary.remaining, 0, "{backend}: {summary:?}");
+        let stats = store.stats(0).await?;
+        assert_eq!(
+            (stats.hazards, stats.check_ins),
+            (1, QUEUED as i64),
+            "{backend}: everything once"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}

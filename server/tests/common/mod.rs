@@ -114,6 +114,15 @@ pub fn start(mut cmd: Command) -> anyhow::Result<Node> {
             }
         }
     });
+    // The log is read as it comes (and shown with the test's output), so a chatty server never
+    // blocks on a full pipe.
+    if let Some(stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("server: {line}");
+            }
+        });
+    }
     let node = Node(Some(child));
     rx.recv_timeout(Duration::from_secs(30))
         .map_err(|_| anyhow::anyhow!("server did not report listening"))?;
