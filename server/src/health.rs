@@ -138,7 +138,7 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
             && now_ms - at > lag
         {
             reasons.push(format!(
-                "{} ops unsent at its last Hello, the oldest for {}",
+                "{} ops unsent (reported at its last Hello, less what it pushed since), the oldest for {}",
                 status.outbox_depth.unwrap_or(0),
                 human(now_ms - at)
             ));

@@ -229,3 +229,35 @@ async fn a_device_that_stops_syncing_turns_silent_by_itself() -> anyhow::Result<
     }
     Ok(())
 }
+
+/// The server's view of a device's outbox follows what it acknowledged: a device that reported
+/// 20 waiting ops at Hello and then pushed them all shows 0 waiting and `healthy` (not the 20 of
+/// its Hello until the next one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_pushed_its_whole_outbox_shows_none_waiting() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let device = h.device("phone", "carol", &["S1-C1"]).await?;
+        let id = device.status().await?.device_id.expect("enrolled");
+        for i in 0..20 {
+            let checkpoint = format!("S1-C1-K1-B{}-P{}", i % 5 + 1, i % 2 + 1);
+            device
+                .record_checkin(NewCheckIn::new(checkpoint, CheckInOutcome::Inspected))
+                .await?;
+        }
+        let summary = device.sync().await?;
+        assert_eq!((summary.applied, summary.remaining), (20, 0), "{backend}");
+        let d = admin_json(h.server(), &format!("/api/devices/{id}")).await?;
+        assert_eq!(d["device"]["outbox_depth"], 0, "{backend}: {d}");
+        assert_eq!(d["device"]["state"], "healthy", "{backend}: {d}");
+        // The Hello that started the sync did report them.
+        let history = d["history"]
+            .as_array()
+            .and_then(|r| r.iter().map(|r| r["outbox_depth"].as_i64()).max())
+            .flatten();
+        assert_eq!(history, Some(20), "{backend}: {d}");
+        h.finish().await;
+    }
+    Ok(())
+}

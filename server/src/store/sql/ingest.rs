@@ -129,11 +129,18 @@ impl SqlStore {
         // this transaction's snapshot half-way.
         // The same statement reads the device's clock offset as its last Hello measured it,
         // kept with each check-in: the clock-skew flag must not change when the clock drifts.
+        // Every op of the push is answered (and leaves the device's outbox), so the depth the
+        // device reported at its last Hello goes down by as many: a device that just pushed its
+        // whole outbox does not show as holding it until its next Hello.
         let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE devices SET last_push_at = $1 WHERE id = $2 RETURNING acked_through, clock_offset_ms",
+            "UPDATE devices SET last_push_at = $1, \
+             outbox_depth = CASE WHEN outbox_depth > $3 THEN outbox_depth - $3 \
+             WHEN outbox_depth IS NULL THEN NULL ELSE 0 END \
+             WHERE id = $2 RETURNING acked_through, clock_offset_ms",
         )
         .bind(now_ms)
         .bind(&device)
+        .bind(i64::try_from(batch.ops.len()).unwrap_or(i64::MAX))
         .fetch_optional(&mut **tx)
         .await?;
         let Some((acked, clock_offset)) = row else {
