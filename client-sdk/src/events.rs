@@ -14,7 +14,7 @@ pub struct SyncSummary {
     pub applied: u64,
     /// Already stored earlier (a resend after a lost answer); nothing changed.
     pub duplicates: u64,
-    /// Refused by the server; see [`Client::rejected`].
+    /// Refused by the server; see [`crate::Client::rejected`].
     pub rejected: u64,
     /// Ops still in the outbox.
     pub remaining: u64,

@@ -21,6 +21,8 @@ use crate::store::{
 pub enum HealthState {
     /// Syncing on time.
     Healthy,
+    /// Enrolled less than `silent_after` ago and has not said Hello yet: not a problem yet.
+    New,
     /// Connected recently, but something it recorded has waited too long to reach the server.
     Lagging,
     /// Has not said Hello for the configured time.
@@ -33,8 +35,9 @@ pub enum HealthState {
 
 impl HealthState {
     /// Every state, in the order the dashboard lists them.
-    pub const ALL: [HealthState; 5] = [
+    pub const ALL: [HealthState; 6] = [
         HealthState::Healthy,
+        HealthState::New,
         HealthState::Lagging,
         HealthState::Silent,
         HealthState::Erroring,
@@ -45,6 +48,7 @@ impl HealthState {
     pub fn as_str(self) -> &'static str {
         match self {
             HealthState::Healthy => "healthy",
+            HealthState::New => "new",
             HealthState::Lagging => "lagging",
             HealthState::Silent => "silent",
             HealthState::Erroring => "erroring",
@@ -67,7 +71,9 @@ impl std::str::FromStr for HealthState {
             .into_iter()
             .find(|h| h.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown state {s:?}; one of healthy, lagging, silent, erroring, revoked")
+                format!(
+                    "unknown state {s:?}; one of healthy, new, lagging, silent, erroring, revoked"
+                )
             })
     }
 }
@@ -101,6 +107,14 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
     let (state, since_ms) = if let Some(at) = status.revoked_at_ms {
         reasons.push("revoked: it must be enrolled again".to_owned());
         (HealthState::Revoked, Some(at))
+    } else if status.last_seen_at_ms.is_none()
+        && now_ms - status.enrolled_at_ms <= ms(t.silent_after)
+    {
+        reasons.push(format!(
+            "enrolled {} ago, not synced yet",
+            human(now_ms - status.enrolled_at_ms)
+        ));
+        (HealthState::New, Some(status.enrolled_at_ms))
     } else if status
         .last_seen_at_ms
         .is_none_or(|seen| now_ms - seen > ms(t.silent_after))
@@ -298,8 +312,9 @@ fn severity(s: HealthState) -> u8 {
         HealthState::Erroring => 0,
         HealthState::Silent => 1,
         HealthState::Lagging => 2,
-        HealthState::Healthy => 3,
-        HealthState::Revoked => 4,
+        HealthState::New => 3,
+        HealthState::Healthy => 4,
+        HealthState::Revoked => 5,
     }
 }
 
@@ -404,12 +419,25 @@ mod tests {
     }
 
     #[test]
-    fn never_synced_is_silent_and_revoked_wins_over_everything() {
+    fn never_synced_is_new_then_silent_and_revoked_wins_over_everything() {
         let t = Health::default();
         let mut d = DeviceStatus {
             enrolled_at_ms: 0,
             ..DeviceStatus::default()
         };
+        // Enrolled a minute ago: new, not silent.
+        let h = classify(d.clone(), &t, MIN);
+        assert_eq!(h.state, HealthState::New);
+        assert_eq!(h.since_ms, Some(0));
+        assert_eq!(h.reasons, ["enrolled 1m ago, not synced yet"]);
+        // Still new at `silent_after`, silent past it.
+        assert_eq!(
+            classify(d.clone(), &t, ms(t.silent_after)).state,
+            HealthState::New
+        );
+        let h = classify(d.clone(), &t, ms(t.silent_after) + 1);
+        assert_eq!(h.state, HealthState::Silent);
+        assert!(h.reasons[0].contains("never synced"), "{:?}", h.reasons);
         assert_eq!(
             classify(d.clone(), &t, 25 * HOUR).state,
             HealthState::Silent

@@ -66,7 +66,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout)?;
     assert!(
-        text.starts_with("1 healthy, 1 lagging, 1 silent, 1 erroring, 1 revoked"),
+        text.starts_with("1 healthy, 0 new, 1 lagging, 1 silent, 1 erroring, 1 revoked"),
         "{text}"
     );
     assert!(
@@ -82,7 +82,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr)
-            .contains("healthy, lagging, silent, erroring, revoked"),
+            .contains("one of healthy, new, lagging, silent, erroring, revoked"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );

@@ -145,7 +145,7 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
         );
         assert!(value(&m, "patrolsync_connections_total", &[]) >= 1.0);
         let summary = admin_json(h.server(), "/api/summary").await?;
-        for state in ["healthy", "lagging", "silent", "erroring", "revoked"] {
+        for state in ["healthy", "new", "lagging", "silent", "erroring", "revoked"] {
             assert_eq!(
                 value(&m, "patrolsync_devices", &[("state", state)]),
                 summary["states"][state].as_f64().expect("count"),

@@ -109,7 +109,7 @@ pub(super) enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Devices and their sync health: healthy, lagging, silent, erroring or revoked, and why
+    /// Devices and their sync health: healthy, new, lagging, silent, erroring or revoked, and why
     /// (thresholds in the `[health]` config section). Worst first.
     Devices {
         /// Only devices in this state.
