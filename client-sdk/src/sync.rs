@@ -14,6 +14,9 @@ use crate::outbox::{mark_check_in, outbox_hlc};
 use crate::transport::{self, CallError};
 use crate::{Client, SyncError};
 
+/// A push that came back: its ops' sequence numbers, whether they are hazard ops, the answer.
+type Pushed = (Vec<i64>, bool, wire::Response);
+
 impl Client {
     /// Pushes the outbox until it is empty, retrying network failures with back-off up to
     /// `max_attempts` times. Ops recorded while the sync runs are sent too.
@@ -121,109 +124,143 @@ impl Client {
             .unwrap_or(limit as usize)
             * 3
             / 4;
-        let mut in_flight: JoinSet<Result<(Vec<i64>, wire::Response), CallError>> = JoinSet::new();
+        let mut in_flight: JoinSet<Result<Pushed, CallError>> = JoinSet::new();
         let mut throttled = 0u32;
-        // Hazard ops first, then check-ins, each in device_seq order: a hazard recorded behind
-        // a day of queued check-ins reaches the server in the first push. Exactly-once holds
+        // Queued hazard ops go before queued check-ins whenever there are any (those recorded
+        // while this sync runs too), each kind in device_seq order: a hazard recorded behind a
+        // day of queued check-ins reaches the server in the next push. Exactly-once holds
         // whatever the order (the server keys every op by device_seq and counts acked_through
         // once the gaps fill); a check-in never refers to a hazard.
-        for hazard_phase in [true, false] {
-            let mut last_sent: i64 = 0;
-            // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
-            // and the server must have committed the report first.
-            let mut barrier = false;
-            loop {
-                while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
-                    let rows = sqlx::query(
-                        "SELECT device_seq, payload, kind FROM outbox WHERE device_seq > ? \
-                     AND (kind = ?) = ? ORDER BY device_seq LIMIT ?",
-                    )
-                    .bind(last_sent)
-                    .bind(OpBody::CHECK_IN)
-                    .bind(!hazard_phase)
-                    .bind(batch as i64)
-                    .fetch_all(&self.inner.db)
-                    .await
-                    .map_err(local)?;
-                    let (mut seqs, mut payloads, mut bytes, mut hazards) =
-                        (Vec::new(), Vec::new(), 0usize, false);
-                    for r in &rows {
-                        let payload: Vec<u8> = r.get(1);
-                        if !seqs.is_empty() && bytes + payload.len() > max_bytes {
-                            break;
-                        }
-                        bytes += payload.len() + 8;
-                        hazards |= r.get::<String, _>(2) != OpBody::CHECK_IN;
-                        seqs.push(r.get::<i64, _>(0));
-                        payloads.push(payload);
-                    }
-                    let Some(last) = seqs.last() else { break };
-                    if hazards && !in_flight.is_empty() {
-                        // Wait for what is in flight, then send this batch alone.
+        let start_max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(device_seq), 0) FROM outbox")
+            .fetch_one(&self.inner.db)
+            .await
+            .map_err(local)?;
+        // Sent up to here, per kind. Once no hazard op is left after `hazards_after`, every one
+        // queued before the sync began has been sent: later hazard queries look only at ops
+        // recorded since.
+        let (mut hazards_after, mut check_ins_after) = (0i64, 0i64);
+        // A batch carrying hazard ops goes alone: a later batch may act on a hazard it reports,
+        // and the server must have committed the report first.
+        let mut barrier = false;
+        loop {
+            while !barrier && in_flight.len() < cfg.max_in_flight.max(1) {
+                let mut hazards = true;
+                let mut rows = self.queued(hazards_after, true, batch).await?;
+                if rows.is_empty() {
+                    hazards_after = hazards_after.max(start_max);
+                    hazards = false;
+                    rows = self.queued(check_ins_after, false, batch).await?;
+                }
+                let (mut seqs, mut payloads, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+                for r in &rows {
+                    let payload: Vec<u8> = r.get(1);
+                    if !seqs.is_empty() && bytes + payload.len() > max_bytes {
                         break;
                     }
-                    barrier = hazards;
-                    last_sent = *last;
-                    let request = transport::push_request(&payloads)
-                        .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
-                    summary.pushed += seqs.len() as u64;
-                    let conn = conn.clone();
-                    let timeout = cfg.request_timeout;
-                    in_flight.spawn(async move {
-                        Ok((
-                            seqs,
-                            transport::call(&conn, &request, limit, timeout).await?,
-                        ))
-                    });
+                    bytes += payload.len() + 8;
+                    seqs.push(r.get::<i64, _>(0));
+                    payloads.push(payload);
                 }
-                let Some(joined) = in_flight.join_next().await else {
+                let Some(&last) = seqs.last() else { break };
+                if hazards && !in_flight.is_empty() {
+                    // Wait for what is in flight, then send this batch alone.
                     break;
-                };
-                let (seqs, response) = joined
-                    .map_err(local)?
-                    .map_err(|e| SyncError::from_call(server, e))?;
-                barrier = false;
-                match response.kind {
-                    Some(wire::response::Kind::Push(p)) => {
-                        self.apply_results(&seqs, p, summary).await?
-                    }
-                    Some(wire::response::Kind::Error(e))
-                        if e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable =>
-                    {
-                        // The server's per-device push rate: let what is in flight land, pause,
-                        // then go on from the refused batch (its ops are still in the outbox).
-                        while let Some(joined) = in_flight.join_next().await {
-                            let (seqs, response) = joined
-                                .map_err(local)?
-                                .map_err(|e| SyncError::from_call(server, e))?;
-                            if let Some(wire::response::Kind::Push(p)) = response.kind {
-                                self.apply_results(&seqs, p, summary).await?;
+                }
+                barrier = hazards;
+                if hazards {
+                    hazards_after = last;
+                } else {
+                    check_ins_after = last;
+                }
+                let request = transport::push_request(&payloads)
+                    .map_err(|e| local(format!("corrupt outbox entry: {e}")))?;
+                summary.pushed += seqs.len() as u64;
+                let conn = conn.clone();
+                let timeout = cfg.request_timeout;
+                in_flight.spawn(async move {
+                    let response = transport::call(&conn, &request, limit, timeout).await?;
+                    Ok((seqs, hazards, response))
+                });
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let (seqs, hazards, response) = joined
+                .map_err(local)?
+                .map_err(|e| SyncError::from_call(server, e))?;
+            barrier = false;
+            match response.kind {
+                Some(wire::response::Kind::Push(p)) => {
+                    self.apply_results(&seqs, p, summary).await?
+                }
+                Some(wire::response::Kind::Error(e))
+                    if e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable =>
+                {
+                    // The server's per-device push rate: let what is in flight land, pause,
+                    // then go on from the earliest refused batch of each kind (their ops are
+                    // still in the outbox).
+                    let mut refused = vec![(hazards, seqs)];
+                    while let Some(joined) = in_flight.join_next().await {
+                        let (seqs, hazards, response) = joined
+                            .map_err(local)?
+                            .map_err(|e| SyncError::from_call(server, e))?;
+                        match response.kind {
+                            Some(wire::response::Kind::Push(p)) => {
+                                self.apply_results(&seqs, p, summary).await?
                             }
+                            _ => refused.push((hazards, seqs)),
                         }
-                        barrier = false;
-                        last_sent = seqs.first().copied().unwrap_or(1) - 1;
-                        throttled += 1;
-                        if throttled > 600 {
-                            return Err(SyncError::Server {
-                                code: code_name(e.code),
-                                message: e.message,
-                                retryable: true,
-                            });
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                    Some(wire::response::Kind::Error(e)) => {
+                    for (hazards, seqs) in refused {
+                        let back = seqs.first().copied().unwrap_or(1) - 1;
+                        let after = if hazards {
+                            &mut hazards_after
+                        } else {
+                            &mut check_ins_after
+                        };
+                        *after = (*after).min(back);
+                    }
+                    throttled += 1;
+                    if throttled > 600 {
                         return Err(SyncError::Server {
                             code: code_name(e.code),
                             message: e.message,
-                            retryable: e.retryable,
+                            retryable: true,
                         });
                     }
-                    other => return Err(unexpected(other)),
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                Some(wire::response::Kind::Error(e)) => {
+                    return Err(SyncError::Server {
+                        code: code_name(e.code),
+                        message: e.message,
+                        retryable: e.retryable,
+                    });
+                }
+                other => return Err(unexpected(other)),
             }
         }
         Ok(cap)
+    }
+
+    /// Up to `limit` queued ops after `after`: hazard ops, or check-ins.
+    async fn queued(
+        &self,
+        after: i64,
+        hazards: bool,
+        limit: usize,
+    ) -> Result<Vec<sqlx::sqlite::SqliteRow>, SyncError> {
+        sqlx::query(
+            "SELECT device_seq, payload FROM outbox WHERE device_seq > ? AND (kind = ?) = ? \
+             ORDER BY device_seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(OpBody::CHECK_IN)
+        .bind(!hazards)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)
     }
 
     pub(crate) async fn apply_results(

@@ -145,7 +145,8 @@ impl Reports {
 }
 
 /// Thresholds of the sync-health states admins see. A device is, in this order of precedence:
-/// `revoked`; `silent` when it has not said Hello for `silent_after`; `erroring` when, within
+/// `revoked`; `new` when it enrolled within `silent_after` and has not said Hello, pushed or
+/// failed yet; `silent` when it has not said Hello for `silent_after`; `erroring` when, within
 /// `error_window`, a request of its failed and no push or pull succeeded since, or an op of its
 /// was refused and no later push succeeded; `lagging` when its oldest unsent op (aged from its
 /// last Hello), or a photo it owes, is older than `lagging_after`; else `healthy`.

@@ -12,8 +12,9 @@ use crate::store::{
     ConflictEntry, DeviceStatus, MissingPhoto, RejectionEntry, ReportSample, Store, StoreError,
 };
 
-/// What admins see a device as. When several apply, the first of revoked, silent, erroring,
-/// lagging wins; healthy when none does.
+/// What admins see a device as. When several apply, the first of revoked, new (enrolled within
+/// `silent_after`, no Hello, push or failure yet), silent, erroring, lagging wins; healthy when
+/// none does.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
@@ -108,6 +109,9 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
         reasons.push("revoked: it must be enrolled again".to_owned());
         (HealthState::Revoked, Some(at))
     } else if status.last_seen_at_ms.is_none()
+        && status.last_push_at_ms.is_none()
+        && status.last_error_at_ms.is_none()
+        && status.last_problem_at_ms.is_none()
         && now_ms - status.enrolled_at_ms <= ms(t.silent_after)
     {
         reasons.push(format!(
@@ -442,6 +446,12 @@ mod tests {
             classify(d.clone(), &t, 25 * HOUR).state,
             HealthState::Silent
         );
+        // A device that failed before its first Hello is not "not a problem yet": with no
+        // Hello it counts as silent at once.
+        let mut failed = d.clone();
+        failed.last_error_at_ms = Some(MIN / 2);
+        failed.last_error = Some("hello: unavailable".into());
+        assert_eq!(classify(failed, &t, MIN).state, HealthState::Silent);
         d.revoked_at_ms = Some(HOUR);
         assert_eq!(classify(d, &t, 25 * HOUR).state, HealthState::Revoked);
     }

@@ -314,3 +314,68 @@ async fn a_hazard_behind_twenty_thousand_check_ins_goes_in_the_first_push() -> a
     }
     Ok(())
 }
+
+/// A hazard reported while a long backlog of check-ins is being pushed goes in the next push,
+/// not after the backlog: when the device has the server's answer for it, check-ins are still
+/// queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hazard_reported_during_a_long_push_does_not_wait_for_it() -> anyhow::Result<()> {
+    const QUEUED: usize = 5_000;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let config = patrolsync_sdk::ClientConfig {
+            batch_size: 50,
+            max_in_flight: 1,
+            ..fast_client()
+        };
+        let device = h.device_with("phone", "alice", &["S1-C1"], config).await?;
+        for i in 0..QUEUED {
+            device.record_checkin(checkin(i)).await?;
+        }
+        let syncing = tokio::spawn({
+            let device = device.clone();
+            async move { device.sync().await }
+        });
+        // Once the first check-ins are answered, the patroller reports a hazard.
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while device.status().await?.pending_ops == QUEUED as u64 {
+            anyhow::ensure!(
+                std::time::Instant::now() < bound,
+                "{backend}: no push answered"
+            );
+            tokio::task::yield_now().await;
+        }
+        let hazard = device
+            .report_hazard(patrolsync_tests::blocked_lane("S1-C1-K1"))
+            .await?;
+        let waiting = loop {
+            let view = device
+                .hazard(hazard)
+                .await?
+                .expect("the device's own hazard");
+            if !view.has_local_changes {
+                break device.status().await?.pending_ops;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < bound,
+                "{backend}: hazard never sent"
+            );
+            tokio::task::yield_now().await;
+        };
+        assert!(
+            waiting > 0,
+            "{backend}: the hazard was answered only after every check-in"
+        );
+        let summary = syncing.await??;
+        assert_eq!(summary.remaining, 0, "{backend}: {summary:?}");
+        let stats = h.server().store().stats(0).await?;
+        assert_eq!(
+            (stats.hazards, stats.check_ins),
+            (1, QUEUED as i64),
+            "{backend}: everything once"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -35,13 +35,32 @@ async fn revoked_device_is_cut_off_and_others_keep_syncing() -> anyhow::Result<(
                 break;
             }
         }
-        // Its connection is registered with the server before the revocation.
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while h.server().metrics().connections_open.get() < 1 {
-                tokio::task::yield_now().await;
-            }
-        })
+        // A second live connection of the same device, with its own key and certificate, that
+        // has been answered (so the server holds it as this device's) before the revocation.
+        let state = h.dir.path().join("lost");
+        let held = patrolsync_tests::raw_connect(
+            h.addr(),
+            &h.config.data_dir.join("ca.crt"),
+            Some((
+                std::fs::read(state.join("device.crt"))?,
+                std::fs::read(state.join("device.key"))?,
+            )),
+        )
         .await?;
+        let (mut send, mut recv) = held.open_bi().await?;
+        let cursor = patrolsync_proto::wire::Request {
+            kind: Some(patrolsync_proto::wire::request::Kind::Hello(
+                patrolsync_proto::wire::Hello::default(),
+            )),
+        };
+        send.write_all(&patrolsync_proto::frame::encode(&cursor))
+            .await?;
+        send.finish()?;
+        let answer = recv.read_to_end(1 << 20).await?;
+        assert!(
+            !answer.is_empty(),
+            "{backend}: the device's Hello was answered"
+        );
 
         let id = lost.status().await?.device_id.expect("enrolled");
         let revoked_at = Instant::now();
@@ -65,6 +84,16 @@ async fn revoked_device_is_cut_off_and_others_keep_syncing() -> anyhow::Result<(
             }
         };
         assert!(cut.contains("revoked"), "{backend}: {cut}");
+        // The connection that was live all along is closed by the server, saying why.
+        let closed = tokio::time::timeout(Duration::from_secs(10), held.closed()).await?;
+        assert!(
+            matches!(
+                &closed,
+                quinn::ConnectionError::ApplicationClosed(c)
+                    if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_REVOKED)
+            ),
+            "{backend}: {closed:?}"
+        );
         eprintln!(
             "{backend}: live connection closed {:?} after revocation",
             revoked_at.elapsed()

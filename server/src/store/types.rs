@@ -242,9 +242,9 @@ pub struct DeviceStatus {
     pub app_version: Option<String>,
     /// SDK version it reported.
     pub sdk_version: Option<String>,
-    /// Ops in its outbox at its last Hello.
+    /// Ops in its outbox at its last Hello, less those its pushes were answered for since.
     pub outbox_depth: Option<i64>,
-    /// Age of its oldest unsent op at its last Hello, ms.
+    /// Age of its oldest unsent op at its last Hello, ms (0 once its pushes emptied the outbox).
     pub oldest_pending_age_ms: Option<i64>,
     /// Photo bytes waiting to upload at its last Hello.
     pub pending_photo_bytes: Option<i64>,

@@ -135,6 +135,8 @@ impl SqlStore {
         let row: Option<(i64, Option<i64>)> = sqlx::query_as(
             "UPDATE devices SET last_push_at = $1, \
              outbox_depth = CASE WHEN outbox_depth > $3 THEN outbox_depth - $3 \
+             WHEN outbox_depth IS NULL THEN NULL ELSE 0 END, \
+             oldest_pending_age_ms = CASE WHEN outbox_depth > $3 THEN oldest_pending_age_ms \
              WHEN outbox_depth IS NULL THEN NULL ELSE 0 END \
              WHERE id = $2 RETURNING acked_through, clock_offset_ms",
         )
