@@ -1,3 +1,3 @@
 -- A feed's backfill reads the change log under one cell path: by a range on the path (every
 -- path ends in '/'), not by scanning the log once per granted cell.
-CREATE INDEX changes_by_path ON changes (cell_path);
+CREATE INDEX IF NOT EXISTS changes_by_path ON changes (cell_path);
