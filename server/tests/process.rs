@@ -123,13 +123,9 @@ async fn sigkill_mid_push_then_restart_loses_and_doubles_nothing() -> anyhow::Re
         let pid = server.id().to_string();
         let status = Command::new("kill").args(["-INT", &pid]).status()?;
         assert!(status.success());
-        let out = server.into_child().wait_with_output()?;
-        assert!(
-            out.status.success(),
-            "{backend}: serve exited with {:?}",
-            out.status
-        );
-        assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+        let (status, log) = server.wait_with_log()?;
+        assert!(status.success(), "{backend}: serve exited with {status:?}");
+        assert!(log.contains("stopped"), "{backend}: {log}");
         db.cleanup().await;
     }
     Ok(())

@@ -114,49 +114,65 @@ pub fn start(mut cmd: Command) -> anyhow::Result<Node> {
             }
         }
     });
-    // The log is read as it comes (and shown with the test's output), so a chatty server never
-    // blocks on a full pipe.
-    if let Some(stderr) = child.stderr.take() {
+    // The log is read as it comes (shown with the test's output, and kept for
+    // [`Node::wait_with_log`]), so a chatty server never blocks on a full pipe.
+    let log = child.stderr.take().map(|stderr| {
         std::thread::spawn(move || {
+            let mut log = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("server: {line}");
+                log.push_str(&line);
+                log.push('\n');
             }
-        });
-    }
-    let node = Node(Some(child));
+            log
+        })
+    });
+    let node = Node {
+        child: Some(child),
+        log,
+    };
     rx.recv_timeout(Duration::from_secs(30))
         .map_err(|_| anyhow::anyhow!("server did not report listening"))?;
     Ok(node)
 }
 
 /// A `patrolsync serve` process, killed when dropped so a failing test leaves none behind.
-pub struct Node(Option<Child>);
+pub struct Node {
+    child: Option<Child>,
+    /// The thread reading its log (stderr), which returns all of it at the end.
+    log: Option<std::thread::JoinHandle<String>>,
+}
 
 impl Node {
     /// Kills the process (SIGKILL) and reaps it.
     pub fn kill(&mut self) -> std::io::Result<()> {
-        if let Some(c) = &mut self.0 {
+        if let Some(c) = &mut self.child {
             c.kill()?;
             c.wait()?;
         }
-        self.0 = None;
+        self.child = None;
         Ok(())
     }
 
     /// The process id.
     pub fn id(&self) -> u32 {
-        self.0.as_ref().map(Child::id).unwrap_or(0)
+        self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
-    /// The process, no longer killed on drop.
-    pub fn into_child(mut self) -> Child {
-        self.0.take().expect("a running node")
+    /// Waits for the process to exit by itself; its exit status and its whole log.
+    pub fn wait_with_log(mut self) -> std::io::Result<(std::process::ExitStatus, String)> {
+        let status = self.child.take().expect("a running node").wait()?;
+        let log = match self.log.take() {
+            Some(t) => t.join().unwrap_or_default(),
+            None => String::new(),
+        };
+        Ok((status, log))
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
+        if let Some(c) = &mut self.child {
             let _ = c.kill();
             let _ = c.wait();
         }
