@@ -27,28 +27,40 @@ pub(super) fn log_query(
     Ok((q.device, q.limit.unwrap_or(100).min(1000)))
 }
 
-pub(super) async fn rejections(
-    State(s): State<AdminState>,
-    admin: Admin,
+/// A device log (`read` from the store, `?device=&limit=`), cut to the devices `admin` sees.
+async fn device_log<T: serde::Serialize>(
+    s: &AdminState,
+    admin: &Admin,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    read: impl AsyncFnOnce(Option<&str>, u32) -> Result<Vec<T>, StoreError>,
+    device: fn(&T) -> &str,
 ) -> Response {
-    let (device, limit) = match log_query(q) {
+    let (wanted, limit) = match log_query(q) {
         Ok(q) => q,
         Err((status, message)) => return json_error(status, message),
     };
-    let mine = match admin.devices(&s).await {
+    let mine = match admin.devices(s).await {
         Ok(m) => m,
         Err(r) => return r,
     };
-    match s.store.rejections(device.as_deref(), limit).await {
+    match read(wanted.as_deref(), limit).await {
         Ok(mut rows) => {
             if let Some(mine) = mine {
-                rows.retain(|r| mine.contains(&r.device));
+                rows.retain(|r| mine.contains(device(r)));
             }
             Json(rows).into_response()
         }
         Err(e) => store_error(e),
     }
+}
+
+pub(super) async fn rejections(
+    State(s): State<AdminState>,
+    admin: Admin,
+    q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let read = async |d: Option<&str>, n| s.store.rejections(d, n).await;
+    device_log(&s, &admin, q, read, |r| r.device.as_str()).await
 }
 
 pub(super) async fn conflicts(
@@ -56,23 +68,8 @@ pub(super) async fn conflicts(
     admin: Admin,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (device, limit) = match log_query(q) {
-        Ok(q) => q,
-        Err((status, message)) => return json_error(status, message),
-    };
-    let mine = match admin.devices(&s).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    match s.store.conflicts(device.as_deref(), limit).await {
-        Ok(mut rows) => {
-            if let Some(mine) = mine {
-                rows.retain(|r| mine.contains(&r.device));
-            }
-            Json(rows).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let read = async |d: Option<&str>, n| s.store.conflicts(d, n).await;
+    device_log(&s, &admin, q, read, |r| r.device.as_str()).await
 }
 
 pub(super) async fn missing_photos(
@@ -80,23 +77,8 @@ pub(super) async fn missing_photos(
     admin: Admin,
     q: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (device, limit) = match log_query(q) {
-        Ok(q) => q,
-        Err((status, message)) => return json_error(status, message),
-    };
-    let mine = match admin.devices(&s).await {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    match s.store.missing_photos(device.as_deref(), limit).await {
-        Ok(mut rows) => {
-            if let Some(mine) = mine {
-                rows.retain(|r| mine.contains(&r.device));
-            }
-            Json(rows).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let read = async |d: Option<&str>, n| s.store.missing_photos(d, n).await;
+    device_log(&s, &admin, q, read, |r| r.device.as_str()).await
 }
 
 #[derive(Debug, Default, Deserialize)]
