@@ -18,6 +18,34 @@ const WRITERS: usize = 8;
 const PUSHES: usize = 25;
 const PER_PUSH: usize = 4;
 
+/// The demo grid in `sql`, and a reader: a manager of street S1, whose scope feed holds it
+/// from here on. Returns the store, the compound S1-C2-K3 (where the writers report) and the
+/// reader's pull scope.
+async fn demo_with_reader(sql: SqlStore) -> anyhow::Result<(Arc<dyn Store>, CellRef, PullScope)> {
+    patrolsync_server::seed::seed_demo(&sql).await?;
+    sql.import_people(
+        &[NewPerson {
+            name: "reader".into(),
+            role: Role::GridManager,
+            agency: None,
+            cells: vec!["S1".into()],
+        }],
+        NOW,
+    )
+    .await?;
+    let reader_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'reader'")
+        .fetch_one(sql.raw_pool())
+        .await?;
+    let store: Arc<dyn Store> = Arc::new(sql);
+    let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
+    let scope = PullScope {
+        paths: vec!["/S1/".into()],
+        agency: None,
+        audience: PullScope::audience_of(reader_id, None),
+    };
+    Ok((store, cell, scope))
+}
+
 async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Result<Vec<HazardId>> {
     let hash = patrolsync_server::enroll::hash_code(&format!("W{n}"));
     store
@@ -105,28 +133,7 @@ async fn pull_never_skips_late_commit() -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()));
         let sql = SqlStore::connect(&url).await?;
-        patrolsync_server::seed::seed_demo(&sql).await?;
-        // The reader: a manager of the street, whose scope feed holds it from here on.
-        sql.import_people(
-            &[NewPerson {
-                name: "reader".into(),
-                role: Role::GridManager,
-                agency: None,
-                cells: vec!["S1".into()],
-            }],
-            NOW,
-        )
-        .await?;
-        let reader_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'reader'")
-            .fetch_one(sql.raw_pool())
-            .await?;
-        let store: Arc<dyn Store> = Arc::new(sql);
-        let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
-        let scope = PullScope {
-            paths: vec!["/S1/".into()],
-            agency: None,
-            audience: PullScope::audience_of(reader_id, None),
-        };
+        let (store, cell, scope) = demo_with_reader(sql).await?;
         let start = store.cursor().await?;
 
         let done = Arc::new(AtomicBool::new(false));
@@ -244,27 +251,7 @@ async fn without_the_lock_a_late_commit_is_skipped_and_with_it_none_is() -> anyh
         if !locked {
             sql = sql.without_change_log_lock();
         }
-        patrolsync_server::seed::seed_demo(&sql).await?;
-        sql.import_people(
-            &[NewPerson {
-                name: "reader".into(),
-                role: Role::GridManager,
-                agency: None,
-                cells: vec!["S1".into()],
-            }],
-            NOW,
-        )
-        .await?;
-        let reader_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE name = 'reader'")
-            .fetch_one(sql.raw_pool())
-            .await?;
-        let store: Arc<dyn Store> = Arc::new(sql);
-        let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
-        let scope = PullScope {
-            paths: vec!["/S1/".into()],
-            agency: None,
-            audience: PullScope::audience_of(reader_id, None),
-        };
+        let (store, cell, scope) = demo_with_reader(sql).await?;
         let mut sessions = Vec::new();
         for n in 0..2u8 {
             let hash = patrolsync_server::enroll::hash_code(&format!("late{n}"));
