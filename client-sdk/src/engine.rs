@@ -11,7 +11,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::events::SyncEvent;
-use crate::{Client, SyncError};
+use crate::{Client, ErrorCode, SyncError};
 
 /// How the engine paces itself.
 #[derive(Clone, Debug)]
@@ -140,6 +140,7 @@ async fn run(
             Err(e @ (SyncError::Revoked | SyncError::NotRecognised(_))) => {
                 let _ = events.send(SyncEvent::Stopped {
                     reason: e.to_string(),
+                    code: e.code(),
                 });
                 return;
             }
@@ -156,6 +157,7 @@ async fn run(
                 wait = retry_in.unwrap_or(options.interval);
                 let _ = events.send(SyncEvent::Failed {
                     error: e.to_string(),
+                    code: e.code(),
                     retry_in,
                 });
             }
@@ -203,14 +205,15 @@ async fn listen(
                         Err(quinn::ConnectionError::ApplicationClosed(c))
                             if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_REVOKED) =>
                         {
-                            let _ = events.send(SyncEvent::Stopped { reason: SyncError::Revoked.to_string() });
+                            // Stored first, so an app reading the status on the event sees why.
                             client.note_revoked().await;
+                            let _ = events.send(SyncEvent::Stopped { reason: SyncError::Revoked.to_string(), code: ErrorCode::Revoked });
                             return;
                         }
                         Err(quinn::ConnectionError::ApplicationClosed(c))
                             if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_UNAUTHENTICATED) =>
                         {
-                            let _ = events.send(SyncEvent::Stopped { reason: "the server does not recognise this device; re-enroll".into() });
+                            let _ = events.send(SyncEvent::Stopped { reason: "the server does not recognise this device; re-enroll".into(), code: ErrorCode::NotRecognised });
                             return;
                         }
                         Err(_) => break,

@@ -55,9 +55,10 @@ impl Client {
         let csr = rcgen::CertificateParams::new(Vec::<String>::new())
             .and_then(|p| p.serialize_request(&key))
             .map_err(|e| EnrollError::Local(e.to_string()))?;
-        let unreachable = |reason: String| EnrollError::Unreachable {
+        let unreachable = |e: crate::transport::CallError| EnrollError::Unreachable {
             server: server.clone(),
-            reason,
+            reason: e.to_string(),
+            code: e.code(&server),
         };
         let tls = tls::enrollment_config(parsed.ca_sha256)
             .map_err(|e| EnrollError::Local(e.to_string()))?;
@@ -66,7 +67,7 @@ impl Client {
             .endpoints
             .connect(&server, tls, self.inner.config.connect_timeout)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(unreachable)?;
         let request = wire::Request {
             kind: Some(wire::request::Kind::Enroll(wire::EnrollRequest {
                 code: parsed.code.clone(),
@@ -82,7 +83,7 @@ impl Client {
             self.inner.config.request_timeout,
         )
         .await
-        .map_err(|e| unreachable(e.to_string()));
+        .map_err(unreachable);
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"enrolled");
         let e = match response?.kind {
             Some(wire::response::Kind::Enroll(e)) => e,

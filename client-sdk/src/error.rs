@@ -6,6 +6,7 @@ use patrolsync_proto::{Invalid, wire};
 
 use patrolsync_proto::codes;
 
+use crate::error_code::ErrorCode;
 use crate::transport::CallError;
 
 /// Opening the local store failed.
@@ -25,6 +26,17 @@ pub enum OpenError {
     Database(String),
 }
 
+impl OpenError {
+    /// The stable code (for the app to branch on and show in the user's language).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            OpenError::Dir { source, .. } if is_disk_full(source) => ErrorCode::StorageFull,
+            OpenError::Database(m) if mentions_full(m) => ErrorCode::StorageFull,
+            _ => ErrorCode::Storage,
+        }
+    }
+}
+
 /// Recording a check-in failed; nothing was queued.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,14 +45,52 @@ pub enum RecordError {
     #[error("refused: {0}")]
     Invalid(Invalid),
     /// The user's role may not do this.
-    #[error("refused: {0}")]
-    Forbidden(String),
+    #[error("refused: your role may not {action}: {reason}")]
+    Forbidden {
+        /// What was attempted (a transition's name).
+        action: String,
+        /// Why not.
+        reason: String,
+    },
     /// The device is not enrolled yet.
     #[error("this device is not enrolled; run enroll with the code from your admin first")]
     NotEnrolled,
     /// The local database failed.
     #[error("cannot write to the local database: {0}")]
     Storage(String),
+    /// A file the app named (a photo) cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The path.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A photo file is empty.
+    #[error("{path} is empty")]
+    EmptyPhoto {
+        /// The path.
+        path: String,
+    },
+}
+
+impl RecordError {
+    /// The stable code (for the app to branch on and show in the user's language).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RecordError::Invalid(i) => ErrorCode::from_refusal(i.reason, &i.field, "", i.limit),
+            RecordError::Forbidden { action, .. } => ErrorCode::Forbidden {
+                action: action.clone(),
+            },
+            RecordError::NotEnrolled => ErrorCode::NotEnrolled,
+            RecordError::Storage(m) if mentions_full(m) => ErrorCode::StorageFull,
+            RecordError::Storage(_) => ErrorCode::Storage,
+            RecordError::Unreadable { path, .. } => {
+                ErrorCode::FileUnreadable { path: path.clone() }
+            }
+            RecordError::EmptyPhoto { .. } => ErrorCode::EmptyPhoto,
+        }
+    }
 }
 
 impl From<Invalid> for RecordError {
@@ -66,6 +116,8 @@ pub enum EnrollError {
         server: String,
         /// What failed.
         reason: String,
+        /// Offline, timeout, DNS or TLS.
+        code: ErrorCode,
     },
     /// The server refused the code (used, expired, unknown).
     #[error("enrollment refused by the server: {0}")]
@@ -73,6 +125,22 @@ pub enum EnrollError {
     /// Key generation or local storage failed.
     #[error("enrollment failed locally: {0}")]
     Local(String),
+}
+
+impl EnrollError {
+    /// The stable code (for the app to branch on and show in the user's language).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            EnrollError::AlreadyEnrolled(id) => ErrorCode::AlreadyEnrolled {
+                device_id: id.clone(),
+            },
+            EnrollError::BadCode(_) => ErrorCode::BadEnrollmentCode,
+            EnrollError::Unreachable { code, .. } => code.clone(),
+            EnrollError::Refused(_) => ErrorCode::EnrollmentRefused,
+            EnrollError::Local(m) if mentions_full(m) => ErrorCode::StorageFull,
+            EnrollError::Local(_) => ErrorCode::Storage,
+        }
+    }
 }
 
 /// A sync could not finish. Everything acknowledged before the failure stays acknowledged.
@@ -89,6 +157,8 @@ pub enum SyncError {
         server: String,
         /// What failed.
         reason: String,
+        /// Offline, timeout, DNS, TLS or a lost connection.
+        code: ErrorCode,
     },
     /// The device was revoked by an admin: it must be re-enrolled, retrying will not help.
     #[error("this device was revoked by an admin; re-enroll it with a new code")]
@@ -123,8 +193,27 @@ impl SyncError {
                 SyncError::Network {
                     server: server.to_owned(),
                     reason: e.to_string(),
+                    code: e.code(server),
                 }
             }
+        }
+    }
+
+    /// The stable code (for the app to branch on and show in the user's language).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SyncError::NotEnrolled => ErrorCode::NotEnrolled,
+            SyncError::Network { code, .. } => code.clone(),
+            SyncError::Revoked => ErrorCode::Revoked,
+            SyncError::NotRecognised(_) => ErrorCode::NotRecognised,
+            SyncError::Server {
+                code, retryable, ..
+            } => ErrorCode::Server {
+                server_code: code.clone(),
+                retryable: *retryable,
+            },
+            SyncError::Local(m) if mentions_full(m) => ErrorCode::StorageFull,
+            SyncError::Local(_) => ErrorCode::Storage,
         }
     }
 
@@ -167,4 +256,14 @@ pub(crate) fn code_name(code: i32) -> String {
                 .to_ascii_lowercase()
         })
         .unwrap_or_else(|_| format!("code_{code}"))
+}
+
+/// SQLite's "database or disk is full" (SQLITE_FULL), as the drivers word it.
+fn mentions_full(message: &str) -> bool {
+    message.contains("disk is full") || message.contains("No space left on device")
+}
+
+/// ENOSPC.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
 }

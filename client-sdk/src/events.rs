@@ -64,8 +64,10 @@ pub enum SyncEvent {
     Finished(SyncSummary),
     /// A sync failed; `retry_in` is when the engine tries again (None: it won't by itself).
     Failed {
-        /// What went wrong.
+        /// What went wrong (English).
         error: String,
+        /// What went wrong, as a code to show in the user's language.
+        code: crate::ErrorCode,
         /// When the engine retries.
         retry_in: Option<Duration>,
     },
@@ -94,7 +96,9 @@ pub enum SyncEvent {
     },
     /// The engine stopped for good (device revoked or not recognised).
     Stopped {
-        /// Why.
+        /// Why (English).
         reason: String,
+        /// Why, as a code (`revoked`, `not_recognised`).
+        code: crate::ErrorCode,
     },
 }

@@ -152,8 +152,10 @@ impl Client {
             .role()
             .await
             .map_err(|e| RecordError::Storage(e.to_string()))?;
-        patrolsync_proto::hazard::may_fire(kind, role)
-            .map_err(|r| RecordError::Forbidden(format!("{kind}: {r}")))?;
+        patrolsync_proto::hazard::may_fire(kind, role).map_err(|r| RecordError::Forbidden {
+            action: kind.to_string(),
+            reason: r.to_string(),
+        })?;
         self.enqueue(OpBody::HazardEvent(Box::new(event)), hazard.to_bytes(), now)
             .await?;
         Ok(id)

@@ -25,6 +25,7 @@ mod config;
 mod engine;
 mod enroll;
 mod error;
+mod error_code;
 mod events;
 mod hazard_log;
 mod hazards;
@@ -41,6 +42,7 @@ pub use config::ClientConfig;
 pub use engine::{EngineOptions, SyncEngine};
 pub use enroll::Enrollment;
 pub use error::{EnrollError, OpenError, RecordError, SyncError};
+pub use error_code::{ErrorCode, LANGUAGES};
 pub use events::{ConflictReport, SyncEvent, SyncSummary};
 pub use hazards::{Escalation, HazardView, NewHazard, Transition};
 pub use outbox::RejectedOp;
@@ -93,8 +95,10 @@ pub struct Status {
     pub last_sync_at_ms: Option<i64>,
     /// When a sync was last attempted, Unix ms.
     pub last_attempt_at_ms: Option<i64>,
-    /// Why the last attempt failed, if it did.
+    /// Why the last attempt failed, if it did (English, for logs and the command line).
     pub last_error: Option<String>,
+    /// Why the last attempt failed, as a code an app shows in the user's language.
+    pub last_error_code: Option<ErrorCode>,
 }
 
 struct Inner {
@@ -197,7 +201,7 @@ impl Client {
             .fetch_one(db)
             .await
             .map_err(local)?;
-        let state = sqlx::query("SELECT last_attempt_at_ms, last_success_at_ms, last_error FROM sync_state WHERE id = 1")
+        let state = sqlx::query("SELECT last_attempt_at_ms, last_success_at_ms, last_error, last_error_code, last_error_p1, last_error_p2 FROM sync_state WHERE id = 1")
             .fetch_one(db)
             .await
             .map_err(local)?;
@@ -220,6 +224,7 @@ impl Client {
             last_sync_at_ms: state.get(1),
             last_attempt_at_ms: state.get(0),
             last_error: state.get(2),
+            last_error_code: ErrorCode::from_columns(state.get(3), state.get(4), state.get(5)),
         })
     }
 

@@ -547,10 +547,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     e = events.recv() => match e {
                         Ok(SyncEvent::Finished(s)) if json => print_json(&s)?,
                         Ok(SyncEvent::Finished(s)) => println!("synced: {} sent, {} received, cursor {}", s.pushed, s.pulled, s.cursor),
-                        Ok(SyncEvent::Failed { error, retry_in }) => println!("sync failed: {error}{}", retry_in.map(|d| format!(" (retrying in {})", humantime::format_duration(std::time::Duration::from_secs(d.as_secs())))).unwrap_or_default()),
+                        Ok(SyncEvent::Failed { error, retry_in, .. }) => println!("sync failed: {error}{}", retry_in.map(|d| format!(" (retrying in {})", humantime::format_duration(std::time::Duration::from_secs(d.as_secs())))).unwrap_or_default()),
                         Ok(SyncEvent::Notified { cursor }) => println!("server has news (cursor {cursor})"),
                         Ok(SyncEvent::ScopeChanged(n)) if !json => println!("{} your scope: {} {} ({})", if n.granted { "now in" } else { "no longer in" }, n.kind, n.id, n.reason),
-                        Ok(SyncEvent::Stopped { reason }) => { println!("stopped: {reason}"); break }
+                        Ok(SyncEvent::Stopped { reason, .. }) => { println!("stopped: {reason}"); break }
                         Ok(_) => {}
                         Err(_) => break,
                     },

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use crate::error::local;
 use crate::hazard_log;
-use crate::{Client, RecordError, SyncError};
+use crate::{Client, ErrorCode, RecordError, SyncError};
 
 /// An op the server refused, with its reason.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -23,8 +23,33 @@ pub struct RejectedOp {
     pub reason: String,
     /// The field concerned.
     pub field: String,
-    /// The server's explanation.
+    /// The server's explanation (English).
     pub message: String,
+    /// The refusal as a code with what the op named (its checkpoint, cell or hazard), for the
+    /// app to show in the user's language.
+    pub error: ErrorCode,
+}
+
+/// What the refused field of an op named: the check-in's checkpoint, the report's grid cell (or
+/// checkpoint), the hazard an event or edit is about.
+fn named_value(payload: &[u8], field: &str) -> String {
+    let Ok(op) = wire::Op::decode(payload) else {
+        return String::new();
+    };
+    let uuid = |b: &[u8]| {
+        uuid::Uuid::from_slice(b)
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    };
+    match op.body {
+        Some(wire::op::Body::CheckIn(c)) => c.checkpoint,
+        Some(wire::op::Body::HazardReport(r)) if field == "checkpoint" => r.checkpoint,
+        Some(wire::op::Body::HazardReport(r)) => r.grid_cell,
+        Some(wire::op::Body::HazardEvent(e)) if field == "merge_into" => uuid(&e.merge_into),
+        Some(wire::op::Body::HazardEvent(e)) => uuid(&e.hazard_id),
+        Some(wire::op::Body::HazardFieldEdit(e)) => uuid(&e.hazard_id),
+        None => String::new(),
+    }
 }
 
 impl Client {
@@ -133,23 +158,29 @@ impl Client {
     /// Ops the server refused, newest first.
     pub async fn rejected(&self) -> Result<Vec<RejectedOp>, SyncError> {
         let rows = sqlx::query(
-            "SELECT device_seq, kind, record_id, code, reason, field, message FROM rejected ORDER BY device_seq DESC",
+            "SELECT device_seq, kind, record_id, code, reason, field, message, payload FROM rejected ORDER BY device_seq DESC",
         )
         .fetch_all(&self.inner.db)
         .await
         .map_err(local)?;
         Ok(rows
             .into_iter()
-            .map(|r| RejectedOp {
-                device_seq: r.get::<i64, _>(0) as u64,
-                kind: r.get(1),
-                record_id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(2))
-                    .map(|u| u.to_string())
-                    .unwrap_or_default(),
-                code: r.get(3),
-                reason: r.get(4),
-                field: r.get(5),
-                message: r.get(6),
+            .map(|r| {
+                let (reason, field): (String, String) = (r.get(4), r.get(5));
+                let value = named_value(&r.get::<Vec<u8>, _>(7), &field);
+                let error = ErrorCode::from_refusal(&reason, &field, &value, None);
+                RejectedOp {
+                    device_seq: r.get::<i64, _>(0) as u64,
+                    kind: r.get(1),
+                    record_id: uuid::Uuid::from_slice(&r.get::<Vec<u8>, _>(2))
+                        .map(|u| u.to_string())
+                        .unwrap_or_default(),
+                    code: r.get(3),
+                    reason,
+                    field,
+                    message: r.get(6),
+                    error,
+                }
             })
             .collect())
     }

@@ -9,6 +9,7 @@ use patrolsync_proto::{codes, frame, wire};
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use crate::ErrorCode;
 use crate::clock::now_ms;
 use crate::error::local;
 use crate::events::{SyncEvent, SyncSummary};
@@ -30,8 +31,10 @@ pub struct PhotoStatus {
     pub state: String,
     /// Bytes sent so far (this device's uploads).
     pub bytes_sent: u64,
-    /// Why it failed, if it did.
+    /// Why it failed, if it did (English).
     pub error: Option<String>,
+    /// Why it failed, as a code an app shows in the user's language.
+    pub error_code: Option<ErrorCode>,
 }
 
 /// SHA-256 and size of `src`, copying it to `dst` on the way when given (one read either way).
@@ -81,28 +84,41 @@ impl Client {
     /// its SHA-256, which the record that shows it (check-in, hazard report, fix) carries.
     /// The app may delete its own copy afterwards.
     pub async fn add_photo(&self, path: impl AsRef<Path>) -> Result<[u8; 32], RecordError> {
-        let io =
-            |e: std::io::Error| RecordError::Storage(format!("{}: {e}", path.as_ref().display()));
+        let shown = path.as_ref().display().to_string();
+        let io = |e: std::io::Error| RecordError::Storage(format!("{shown}: {e}"));
+        let unreadable = |e: std::io::Error| RecordError::Unreadable {
+            path: shown.clone(),
+            reason: e.to_string(),
+        };
         tokio::fs::create_dir_all(self.photo_dir())
             .await
             .map_err(io)?;
         let tmp = self
             .photo_dir()
             .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
-        let (sha, size) = hash_and_copy(path.as_ref(), Some(&tmp)).await.map_err(io)?;
+        let (sha, size) = match hash_and_copy(path.as_ref(), Some(&tmp)).await {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                // Reading the app's file, or writing our copy (a full disk).
+                return Err(if e.kind() == std::io::ErrorKind::StorageFull {
+                    io(e)
+                } else {
+                    unreadable(e)
+                });
+            }
+        };
         if size == 0 {
             let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(RecordError::Storage(format!(
-                "{} is empty",
-                path.as_ref().display()
-            )));
+            return Err(RecordError::EmptyPhoto { path: shown });
         }
         tokio::fs::rename(&tmp, self.photo_path(&sha))
             .await
             .map_err(io)?;
         sqlx::query(
             "INSERT INTO photos (sha256, size, added_at_ms, state) VALUES (?, ?, ?, 'queued') \
-             ON CONFLICT (sha256) DO UPDATE SET state = CASE WHEN state = 'failed' THEN 'queued' ELSE state END, error = NULL",
+             ON CONFLICT (sha256) DO UPDATE SET state = CASE WHEN state = 'failed' THEN 'queued' ELSE state END, \
+             error = NULL, error_code = NULL, error_p1 = NULL, error_p2 = NULL",
         )
         .bind(sha.to_vec())
         .bind(size as i64)
@@ -117,7 +133,8 @@ impl Client {
     /// Every photo the device holds or held, newest first.
     pub async fn photos(&self) -> Result<Vec<PhotoStatus>, SyncError> {
         let rows = sqlx::query(
-            "SELECT sha256, size, state, bytes_sent, error FROM photos ORDER BY added_at_ms DESC",
+            "SELECT sha256, size, state, bytes_sent, error, error_code, error_p1, error_p2 \
+             FROM photos ORDER BY added_at_ms DESC",
         )
         .fetch_all(&self.inner.db)
         .await
@@ -130,6 +147,7 @@ impl Client {
                 state: r.get(2),
                 bytes_sent: r.get::<i64, _>(3) as u64,
                 error: r.get(4),
+                error_code: ErrorCode::from_columns(r.get(5), r.get(6), r.get(7)),
             })
             .collect())
     }
@@ -177,7 +195,8 @@ impl Client {
                         "photo {} is {size} bytes; the server accepts photos up to {cap} bytes",
                         hex::encode(sha)
                     );
-                    self.mark_photo(&sha, "failed", Some(&why)).await?;
+                    let code = ErrorCode::PhotoTooLarge { max: cap };
+                    self.mark_photo(&sha, "failed", Some((&why, code))).await?;
                     summary.photo_failures.push(why);
                     continue;
                 }
@@ -197,7 +216,8 @@ impl Client {
                     let _ = tokio::fs::remove_file(self.photo_path(&sha)).await;
                 }
                 Ok(UploadOutcome::Refused(why)) => {
-                    self.mark_photo(&sha, "failed", Some(&why)).await?;
+                    let code = ErrorCode::PhotoRefused;
+                    self.mark_photo(&sha, "failed", Some((&why, code))).await?;
                     summary.photo_failures.push(why);
                 }
                 Err((sent, e)) => {
@@ -216,15 +236,22 @@ impl Client {
         &self,
         sha: &[u8; 32],
         state: &str,
-        error: Option<&str>,
+        error: Option<(&str, ErrorCode)>,
     ) -> Result<(), SyncError> {
-        sqlx::query("UPDATE photos SET state = ?, error = ? WHERE sha256 = ?")
-            .bind(state)
-            .bind(error)
-            .bind(sha.to_vec())
-            .execute(&self.inner.db)
-            .await
-            .map_err(local)?;
+        let [code, p1, p2] = ErrorCode::to_columns(error.as_ref().map(|(_, c)| c));
+        sqlx::query(
+            "UPDATE photos SET state = ?, error = ?, error_code = ?, error_p1 = ?, error_p2 = ? \
+             WHERE sha256 = ?",
+        )
+        .bind(state)
+        .bind(error.map(|(text, _)| text))
+        .bind(code)
+        .bind(p1)
+        .bind(p2)
+        .bind(sha.to_vec())
+        .execute(&self.inner.db)
+        .await
+        .map_err(local)?;
         Ok(())
     }
 
@@ -457,6 +484,7 @@ impl Client {
             return Err(SyncError::Network {
                 server,
                 reason: format!("download stopped at {have} of {size} bytes; retry to resume"),
+                code: crate::ErrorCode::ConnectionLost,
             });
         }
         let (got, _) = hash_and_copy(&partial, None).await.map_err(local)?;

@@ -12,7 +12,7 @@ use crate::error::{code_name, local, unexpected};
 use crate::events::SyncSummary;
 use crate::outbox::{mark_check_in, outbox_hlc};
 use crate::transport::{self, CallError};
-use crate::{Client, SyncError};
+use crate::{Client, ErrorCode, SyncError};
 
 /// A push that came back: its ops' sequence numbers, whether they are hazard ops, the answer.
 type Pushed = (Vec<i64>, bool, wire::Response);
@@ -41,12 +41,18 @@ impl Client {
         };
         let now = now_ms();
         let error_text = result.as_ref().err().map(|e| e.to_string());
+        let [code, p1, p2] =
+            ErrorCode::to_columns(result.as_ref().err().map(SyncError::code).as_ref());
         let _ = sqlx::query(
             "UPDATE sync_state SET last_attempt_at_ms = ?, last_error = ?, \
+             last_error_code = ?, last_error_p1 = ?, last_error_p2 = ?, \
              last_success_at_ms = CASE WHEN ? IS NULL THEN ? ELSE last_success_at_ms END WHERE id = 1",
         )
         .bind(now)
         .bind(&error_text)
+        .bind(code)
+        .bind(p1)
+        .bind(p2)
         .bind(&error_text)
         .bind(now)
         .execute(&self.inner.db)
@@ -335,7 +341,8 @@ impl Client {
     /// Records that the server revoked this device, so `status()` says so.
     pub(crate) async fn note_revoked(&self) {
         let _ = sqlx::query(
-            "UPDATE sync_state SET last_error = ?, last_attempt_at_ms = ? WHERE id = 1",
+            "UPDATE sync_state SET last_error = ?, last_error_code = 'revoked', \
+             last_error_p1 = NULL, last_error_p2 = NULL, last_attempt_at_ms = ? WHERE id = 1",
         )
         .bind(SyncError::Revoked.to_string())
         .bind(now_ms())

@@ -9,6 +9,8 @@ use patrolsync_proto::frame::{self, FrameError};
 use patrolsync_proto::{Message, codes, wire};
 use quinn::{Connection, ConnectionError, Endpoint};
 
+use crate::error_code::ErrorCode;
+
 /// Why one request failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CallError {
@@ -44,6 +46,32 @@ impl CallError {
     /// The server refused our TLS credentials during the handshake.
     pub(crate) fn is_tls_refusal(&self) -> bool {
         matches!(self, CallError::Connection(ConnectionError::ConnectionClosed(c)) if (0x100..0x200).contains(&u64::from(c.error_code)))
+    }
+
+    /// Which network failure this is, for the app: offline, timeout, DNS, TLS or a connection
+    /// that broke.
+    pub(crate) fn code(&self, server: &str) -> ErrorCode {
+        match self {
+            CallError::Resolve(host) => ErrorCode::Dns { host: host.clone() },
+            CallError::Connect(quinn::ConnectError::InvalidServerName(host)) => {
+                ErrorCode::Dns { host: host.clone() }
+            }
+            CallError::ConnectTimeout { secs, .. } | CallError::Timeout(secs) => {
+                ErrorCode::Timeout { secs: *secs }
+            }
+            // Our side gave up the handshake over the server's certificate.
+            CallError::Connection(ConnectionError::TransportError(e))
+                if (0x100..0x200).contains(&u64::from(e.code)) =>
+            {
+                ErrorCode::TlsUntrusted {
+                    server: server.to_owned(),
+                }
+            }
+            CallError::Connect(_) | CallError::Io(_) => ErrorCode::Offline,
+            CallError::Connection(_) | CallError::Stream(_) | CallError::Frame(_) => {
+                ErrorCode::ConnectionLost
+            }
+        }
     }
 
     /// The request may be repeated (network trouble, not a refusal).

@@ -29,6 +29,8 @@ pub struct Invalid {
     pub reason: &'static str,
     /// Human explanation naming the value and the rule.
     pub message: String,
+    /// The rule's bound, where it has one (`too_long`: the most characters).
+    pub limit: Option<u64>,
 }
 
 impl Invalid {
@@ -38,7 +40,14 @@ impl Invalid {
             field: field.into(),
             reason,
             message: message.into(),
+            limit: None,
         }
+    }
+
+    /// The same refusal, naming the rule's bound.
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
     }
 }
 
@@ -308,7 +317,8 @@ pub(crate) fn text(field: &str, value: &str, max_chars: usize) -> Result<(), Inv
             field,
             "too_long",
             format!("{n} characters exceed the limit of {max_chars}"),
-        ));
+        )
+        .with_limit(max_chars as u64));
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! PATROLSYNC_TEST_DATABASE_URL is set, on PostgreSQL.
 
 use patrolsync_proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Role};
-use patrolsync_sdk::{Client, EnrollError, NewCheckIn, SyncError};
+use patrolsync_sdk::{Client, EnrollError, ErrorCode, NewCheckIn, SyncError};
 use patrolsync_server::testkit::test_databases;
 use patrolsync_tests::{Harness, fast_client};
 
@@ -185,6 +185,26 @@ async fn bad_checkins_are_rejected_by_field_and_the_rest_apply() -> anyhow::Resu
             .find(|r| r.reason == "unknown_checkpoint")
             .expect("unknown checkpoint");
         assert!(missing.message.contains("S9-NOPE"), "{}", missing.message);
+        // Each refusal is also a typed code naming what the op named, with its message in the
+        // patroller's language.
+        assert_eq!(
+            scope.error,
+            ErrorCode::OutsideScope {
+                field: "checkpoint".into(),
+                value: "S2-C3-K1-B1-P1".into()
+            }
+        );
+        assert_eq!(
+            scope.error.message("zh-CN"),
+            "该检查点不在您负责的网格内（S2-C3-K1-B1-P1）"
+        );
+        assert_eq!(
+            missing.error,
+            ErrorCode::UnknownCheckpoint {
+                checkpoint: "S9-NOPE".into()
+            }
+        );
+        assert_eq!(missing.error.message("zh-CN"), "检查点 S9-NOPE 不存在");
 
         let log = h.server().store().rejections(None, 10).await?;
         assert_eq!(log.len(), 2, "{backend}: the rejection log keeps both");

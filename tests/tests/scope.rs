@@ -114,6 +114,14 @@ async fn an_assignment_brings_the_cell_whole_and_a_removal_takes_it_away() -> an
         let refused = k1.rejected().await?;
         assert_eq!(refused.len(), 1, "{backend}");
         assert_eq!(refused[0].reason, "outside_scope", "{backend}: {refused:?}");
+        assert_eq!(
+            refused[0].error,
+            patrolsync_sdk::ErrorCode::OutsideScope {
+                field: "hazard_id".into(),
+                value: hazard.to_string()
+            },
+            "{backend}: the refusal names the hazard it was about"
+        );
         let revoke: Vec<_> = s
             .scope_changes
             .iter()

@@ -77,13 +77,19 @@ async fn revoked_device_is_cut_off_and_others_keep_syncing() -> anyhow::Result<(
                 !left.is_zero(),
                 "{backend}: the live connection was not closed"
             );
-            if let Ok(Ok(SyncEvent::Stopped { reason })) =
+            if let Ok(Ok(SyncEvent::Stopped { reason, code })) =
                 tokio::time::timeout(left, events.recv()).await
             {
-                break reason;
+                break (reason, code);
             }
         };
-        assert!(cut.contains("revoked"), "{backend}: {cut}");
+        assert!(cut.0.contains("revoked"), "{backend}: {cut:?}");
+        assert_eq!(cut.1, patrolsync_sdk::ErrorCode::Revoked, "{backend}");
+        assert_eq!(
+            lost.status().await?.last_error_code,
+            Some(patrolsync_sdk::ErrorCode::Revoked),
+            "{backend}: the status says why the device stopped"
+        );
         // The connection that was live all along is closed by the server, saying why.
         let closed = tokio::time::timeout(Duration::from_secs(10), held.closed()).await?;
         assert!(

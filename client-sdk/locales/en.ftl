@@ -1,0 +1,40 @@
+# patrolsync device messages in English. Every message ID is a stable error code and { $name }
+# its parameters; zh-CN.ftl has the same IDs and parameters.
+
+offline = No network. The record is saved on this phone and uploads when you are back online
+timeout = The server did not answer within { $secs } s; retrying later
+dns = Cannot find the server { $host }; check the network
+tls_untrusted = Cannot verify the server { $server }; contact your admin
+connection_lost = The connection to the server broke; continuing later
+revoked = An admin revoked this device; enroll it again with a new code
+not_recognised = The server does not recognise this device; enroll it again with a new code
+not_enrolled = This device is not enrolled; enter the code from your admin first
+already_enrolled = This device is already enrolled (device { $device_id })
+bad_enrollment_code = The enrollment code is malformed; scan or type it again
+enrollment_refused = The enrollment code is unknown, used or expired; ask your admin for a new one
+server = { $retryable ->
+    [true] The server cannot take this now ({ $server_code }); retrying later
+   *[false] The server refused the request ({ $server_code }); contact your admin
+}
+storage_full = The phone's storage is full; free some space and record again
+storage = The local store failed; restart the app
+file_unreadable = Cannot read the file { $path }
+empty_photo = The photo file is empty; take it again
+photo_too_large = The photo is too large; the server accepts at most { $max } bytes
+photo_refused = The server did not accept this photo; it uploads again at the next sync
+outside_scope = { $field ->
+    [checkpoint] Checkpoint { $value } is outside your grid cells
+    [grid_cell] Grid cell { $value } is outside your grid cells
+   *[other] Hazard { $value } is outside your grid cells
+}
+unknown_checkpoint = Checkpoint { $checkpoint } does not exist
+unknown_cell = Grid cell { $cell } does not exist
+unknown_hazard = Hazard { $hazard } does not exist or is not visible to you
+retired_checkpoint = Checkpoint { $checkpoint } is retired and takes no new check-ins
+retired_cell = Grid cell { $cell } is retired and takes no new hazards
+not_transferred = Hazard { $hazard } was not transferred to your agency
+forbidden = Your role may not do this ({ $action })
+missing = Required: { $field }
+too_long = { $field } is too long: at most { $max } characters
+out_of_range = { $field } is out of range
+invalid = { $field } is not valid ({ $reason })

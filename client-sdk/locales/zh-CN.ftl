@@ -1,0 +1,40 @@
+# patrolsync 设备端提示语（简体中文，默认语言）。
+# 每条消息的 ID 是一个稳定的错误代码；{ $name } 是它的参数。en.ftl 必须有同样的 ID 和参数。
+
+offline = 网络不可用，记录已保存在本机，联网后自动上传
+timeout = 服务器 { $secs } 秒内没有响应，稍后自动重试
+dns = 无法解析服务器地址 { $host }，请检查网络
+tls_untrusted = 无法确认服务器 { $server } 的身份，请联系管理员
+connection_lost = 与服务器的连接中断，稍后自动继续
+revoked = 本设备已被管理员停用，请用新的注册码重新注册
+not_recognised = 服务器不认识本设备，请用新的注册码重新注册
+not_enrolled = 本设备尚未注册，请先输入管理员提供的注册码
+already_enrolled = 本设备已注册（设备号 { $device_id }）
+bad_enrollment_code = 注册码格式不正确，请重新扫描或输入
+enrollment_refused = 注册码无效、已使用或已过期，请向管理员索取新的注册码
+server = { $retryable ->
+    [true] 服务器暂时无法处理（{ $server_code }），稍后自动重试
+   *[false] 服务器拒绝了请求（{ $server_code }），请联系管理员
+}
+storage_full = 手机存储空间已满，请清理后再记录
+storage = 本机数据存储出错，请重启应用
+file_unreadable = 无法读取文件 { $path }
+empty_photo = 照片文件是空的，请重新拍摄
+photo_too_large = 照片太大，服务器最多接收 { $max } 字节
+photo_refused = 服务器未接收这张照片，下次同步时重新上传
+outside_scope = { $field ->
+    [checkpoint] 该检查点不在您负责的网格内（{ $value }）
+    [grid_cell] 该网格不在您负责的范围内（{ $value }）
+   *[other] 该隐患不在您负责的网格内（{ $value }）
+}
+unknown_checkpoint = 检查点 { $checkpoint } 不存在
+unknown_cell = 网格 { $cell } 不存在
+unknown_hazard = 隐患 { $hazard } 不存在或您无权查看
+retired_checkpoint = 检查点 { $checkpoint } 已停用，不能再签到
+retired_cell = 网格 { $cell } 已撤销，不能再上报隐患
+not_transferred = 隐患 { $hazard } 没有移交给您所在的单位
+forbidden = 您的角色无权进行此操作（{ $action }）
+missing = 缺少必填项：{ $field }
+too_long = 内容过长：{ $field } 最多 { $max } 个字
+out_of_range = 数值超出允许范围：{ $field }
+invalid = 填写有误：{ $field }（{ $reason }）
