@@ -22,6 +22,7 @@ file_unreadable = Cannot read the file { $path }
 empty_photo = The photo file is empty; take it again
 photo_too_large = The photo is too large; the server accepts at most { $max } bytes
 photo_refused = The server did not accept this photo; it uploads again at the next sync
+unsent_records = { $count } records have not been uploaded yet; sync first
 outside_scope = { $field ->
     [checkpoint] Checkpoint { $value } is outside your grid cells
     [grid_cell] Grid cell { $value } is outside your grid cells

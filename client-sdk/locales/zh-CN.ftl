@@ -22,6 +22,7 @@ file_unreadable = 无法读取文件 { $path }
 empty_photo = 照片文件是空的，请重新拍摄
 photo_too_large = 照片太大，服务器最多接收 { $max } 字节
 photo_refused = 服务器未接收这张照片，下次同步时重新上传
+unsent_records = 还有 { $count } 条记录未上传，请先同步
 outside_scope = { $field ->
     [checkpoint] 该检查点不在您负责的网格内（{ $value }）
     [grid_cell] 该网格不在您负责的范围内（{ $value }）

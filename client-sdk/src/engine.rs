@@ -37,13 +37,21 @@ impl Default for EngineOptions {
     }
 }
 
-/// A running engine. Dropping it leaves the tasks running until [`SyncEngine::stop`].
+/// A running engine. Dropping it stops the engine (without waiting; [`SyncEngine::stop`] waits).
 #[derive(Debug)]
 pub struct SyncEngine {
+    client: Client,
     trigger: Arc<Notify>,
     events: broadcast::Sender<SyncEvent>,
     stop: watch::Sender<bool>,
+    paused: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for SyncEngine {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl SyncEngine {
@@ -57,10 +65,38 @@ impl SyncEngine {
         self.events.subscribe()
     }
 
-    /// Stops the engine and waits for its tasks.
-    pub async fn stop(self) {
+    /// The app went to the background: no more syncs (a sync already running finishes) and the
+    /// idle connection that listens for Notify is closed, until [`SyncEngine::resume`]. Records
+    /// keep going to the local outbox. For work in a background window, see
+    /// [`Client::sync_for`].
+    pub fn pause(&self) {
+        let _ = self.paused.send(true);
+    }
+
+    /// The app is in the foreground again: sync now and listen for Notify.
+    pub fn resume(&self) {
+        let _ = self.paused.send(false);
+        self.trigger.notify_one();
+    }
+
+    /// Whether the engine is paused.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// The phone moved to another network: whether it is metered (cellular) decides whether
+    /// photos go now (see `ClientConfig::photos_only_unmetered`); sync at once, since a new
+    /// network often means the old connection is gone.
+    pub fn network_changed(&self, metered: bool) {
+        self.client.set_network_metered(metered);
+        self.trigger.notify_one();
+    }
+
+    /// Stops the engine and waits until its tasks have ended (a sync in flight is abandoned; what
+    /// the server acknowledged stays acknowledged, the rest is sent next time).
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
     }
@@ -81,11 +117,13 @@ impl Client {
         let trigger = self.inner.trigger.clone();
         let events = self.inner.events.clone();
         let (stop, stop_rx) = watch::channel(false);
+        let (paused, paused_rx) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(run(
             self.clone(),
             options.clone(),
             events.clone(),
             stop_rx.clone(),
+            paused_rx.clone(),
         ))];
         if options.listen {
             tasks.push(tokio::spawn(listen(
@@ -93,13 +131,16 @@ impl Client {
                 options,
                 events.clone(),
                 stop_rx,
+                paused_rx,
             )));
         }
         trigger.notify_one();
         SyncEngine {
+            client: self.clone(),
             trigger,
             events,
             stop,
+            paused,
             tasks,
         }
     }
@@ -110,6 +151,7 @@ async fn run(
     options: EngineOptions,
     events: broadcast::Sender<SyncEvent>,
     mut stop: watch::Receiver<bool>,
+    mut paused: watch::Receiver<bool>,
 ) {
     let trigger = client.inner.trigger.clone();
     let mut failures = 0u32;
@@ -118,24 +160,24 @@ async fn run(
         tokio::select! {
             _ = trigger.notified() => {}
             _ = tokio::time::sleep(wait) => {}
-            // Only an explicit stop ends the engine; a dropped handle leaves it running.
-            Ok(()) = stop.changed() => return,
+            _ = stop.changed() => return,
         }
-        let _ = events.send(SyncEvent::Started);
-        match client.sync().await {
-            Ok(summary) => {
+        if *stop.borrow() {
+            return;
+        }
+        // Paused (the app is in the background): wait for resume, which also triggers a sync.
+        if *paused.borrow_and_update() {
+            tokio::select! {
+                _ = paused.wait_for(|p| !*p) => continue,
+                _ = stop.changed() => return,
+            }
+        }
+        // The sync tells subscribers it started, what changed and that it finished; the
+        // engine adds when it retries a failure, and stops for good on a revocation.
+        match client.sync_with(true).await {
+            Ok(_) => {
                 failures = 0;
                 wait = options.interval;
-                for id in &summary.hazards_changed {
-                    let _ = events.send(SyncEvent::HazardChanged { id: id.clone() });
-                }
-                for c in &summary.new_conflicts {
-                    let _ = events.send(SyncEvent::Conflict(c.clone()));
-                }
-                for n in &summary.scope_changes {
-                    let _ = events.send(SyncEvent::ScopeChanged(n.clone()));
-                }
-                let _ = events.send(SyncEvent::Finished(summary));
             }
             Err(e @ (SyncError::Revoked | SyncError::NotRecognised(_))) => {
                 let _ = events.send(SyncEvent::Stopped {
@@ -171,9 +213,20 @@ async fn listen(
     options: EngineOptions,
     events: broadcast::Sender<SyncEvent>,
     mut stop: watch::Receiver<bool>,
+    mut paused: watch::Receiver<bool>,
 ) {
     let mut backoff = options.initial_backoff;
     loop {
+        // The idle connection is held only while the app is in the foreground.
+        if *paused.borrow_and_update() {
+            tokio::select! {
+                _ = paused.wait_for(|p| !*p) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
         let conn = match client.identity().await {
             Ok(id) => client
                 .inner
@@ -218,9 +271,15 @@ async fn listen(
                         }
                         Err(_) => break,
                     },
-                    Ok(()) = stop.changed() => {
+                    _ = stop.changed() => {
                         conn.close(quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_DONE), b"engine stopped");
                         return;
+                    }
+                    Ok(()) = paused.changed() => {
+                        if *paused.borrow() {
+                            conn.close(quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_DONE), b"app in background");
+                            break;
+                        }
                     }
                 }
             }
@@ -232,8 +291,75 @@ async fn listen(
         }
         tokio::select! {
             _ = tokio::time::sleep(jitter(backoff)) => {}
-            Ok(()) = stop.changed() => return,
+            _ = stop.changed() => return,
         }
         backoff = (backoff * 2).min(options.max_backoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientConfig;
+
+    #[tokio::test]
+    async fn the_engine_stops_when_its_handle_is_dropped() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let client = Client::open(dir.path(), ClientConfig::default()).await?;
+        let engine = client.start_engine(EngineOptions::default());
+        // The engine's two tasks (sync and listen) and the handle hold the client.
+        assert_eq!(Arc::strong_count(&client.inner), 4);
+        drop(engine);
+        // The tasks end on their own; the bound only keeps a broken build from hanging.
+        for _ in 0..1000 {
+            if Arc::strong_count(&client.inner) == 1 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the engine's tasks still hold the client: {}",
+            Arc::strong_count(&client.inner)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_paused_engine_does_not_sync_until_resumed() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let client = Client::open(dir.path(), ClientConfig::default()).await?;
+        let engine = client.start_engine(EngineOptions {
+            listen: false,
+            ..EngineOptions::default()
+        });
+        let mut events = engine.subscribe();
+        // Not enrolled: the first sync fails, and says why.
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+            SyncEvent::Started => {}
+            other => panic!("{other:?}"),
+        }
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+            SyncEvent::Failed { code, .. } => assert_eq!(code, ErrorCode::NotEnrolled),
+            other => panic!("{other:?}"),
+        }
+        engine.pause();
+        assert!(engine.is_paused());
+        engine.sync_now();
+        client.inner.trigger.notify_one();
+        // Nothing starts while paused. (Waiting for an event that must not come: the wait is
+        // the test's own bound, not a timing claim about the engine.)
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), events.recv())
+                .await
+                .is_err(),
+            "a paused engine synced"
+        );
+        engine.resume();
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
+            SyncEvent::Started => {}
+            other => panic!("{other:?}"),
+        }
+        Ok(())
     }
 }

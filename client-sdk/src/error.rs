@@ -179,6 +179,13 @@ pub enum SyncError {
     /// The local database failed.
     #[error("local database error: {0}")]
     Local(String),
+    /// [`crate::Client::sync_for`]'s window closed before the sync finished; what the server
+    /// acknowledged by then stays acknowledged.
+    #[error("the sync window of {secs} s closed before the sync finished")]
+    WindowClosed {
+        /// The window, seconds.
+        secs: u64,
+    },
 }
 
 impl SyncError {
@@ -214,13 +221,14 @@ impl SyncError {
             },
             SyncError::Local(m) if mentions_full(m) => ErrorCode::StorageFull,
             SyncError::Local(_) => ErrorCode::Storage,
+            SyncError::WindowClosed { secs } => ErrorCode::Timeout { secs: *secs },
         }
     }
 
     /// Whether syncing again later can succeed without anyone acting.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SyncError::Network { .. } => true,
+            SyncError::Network { .. } | SyncError::WindowClosed { .. } => true,
             SyncError::Server { retryable, .. } => *retryable,
             _ => false,
         }

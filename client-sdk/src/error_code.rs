@@ -92,6 +92,11 @@ pub enum ErrorCode {
     },
     /// The server refused a photo's bytes (e.g. they did not match its hash); retried next sync.
     PhotoRefused,
+    /// Records or photos have not reached the server yet (signing out would lose them).
+    UnsentRecords {
+        /// How many.
+        count: u64,
+    },
     /// The record names a place outside the user's grid cells.
     OutsideScope {
         /// The field (`checkpoint`, `grid_cell`, `hazard`).
@@ -204,6 +209,7 @@ impl ErrorCode {
             E::EmptyPhoto => ("empty_photo", vec![]),
             E::PhotoTooLarge { max } => ("photo_too_large", vec![("max", max.to_string())]),
             E::PhotoRefused => ("photo_refused", vec![]),
+            E::UnsentRecords { count } => ("unsent_records", vec![("count", count.to_string())]),
             E::OutsideScope { field, value } => (
                 "outside_scope",
                 vec![("field", s(field)), ("value", s(value))],
@@ -259,6 +265,7 @@ impl ErrorCode {
             "empty_photo" => E::EmptyPhoto,
             "photo_too_large" => E::PhotoTooLarge { max: num(0)? },
             "photo_refused" => E::PhotoRefused,
+            "unsent_records" => E::UnsentRecords { count: num(0)? },
             "outside_scope" => E::OutsideScope {
                 field: at(0)?,
                 value: at(1)?,
@@ -444,6 +451,7 @@ mod tests {
             E::EmptyPhoto,
             E::PhotoTooLarge { max: 1024 },
             E::PhotoRefused,
+            E::UnsentRecords { count: 3 },
             E::OutsideScope {
                 field: s("checkpoint"),
                 value: s("S1-K9"),

@@ -294,10 +294,13 @@ impl Client {
     }
 
     /// Pulls every change in scope after the stored cursor (bootstrapping first if new).
+    /// Pulls pages until the device has caught up; `head` is the server's change-log head at
+    /// Hello, the total of the first download's progress.
     pub(crate) async fn pull_scope(
         &self,
         conn: &quinn::Connection,
         server: &str,
+        head: u64,
         summary: &mut SyncSummary,
     ) -> Result<(), SyncError> {
         let cfg = &self.inner.config;
@@ -363,6 +366,14 @@ impl Client {
                 }
             }
             summary.cursor = page.next_cursor;
+            if !bootstrapped {
+                let done = page.next_cursor.min(head);
+                self.update_state(|s| {
+                    s.bootstrap = page
+                        .has_more
+                        .then_some(crate::Progress { done, total: head })
+                });
+            }
             if !page.has_more {
                 return Ok(());
             }
@@ -533,15 +544,44 @@ impl Client {
         Ok(notices)
     }
 
-    /// Checkpoints of the device's cells, as last pulled: `(code, cell, name)`.
-    pub async fn checkpoints(&self) -> Result<Vec<(String, String, String)>, SyncError> {
-        let rows = sqlx::query("SELECT code, cell, name FROM checkpoints ORDER BY code")
-            .fetch_all(&self.inner.db)
-            .await
-            .map_err(local)?;
+    /// Checkpoints of the device's cells, as last pulled, by code.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, SyncError> {
+        let rows = sqlx::query(
+            "SELECT code, cell, name, tag_uid, latitude, longitude, radius_m FROM checkpoints ORDER BY code",
+        )
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(local)?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .map(|r| Checkpoint {
+                code: r.get(0),
+                cell: r.get(1),
+                name: r.get(2),
+                tag_uid: r.get(3),
+                latitude: r.get(4),
+                longitude: r.get(5),
+                radius_m: r.get(6),
+            })
             .collect())
     }
+}
+
+/// A checkpoint in the device's cells: where a patroller checks in.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Checkpoint {
+    /// Its code, e.g. `S1-C1-K1-B1-P1`.
+    pub code: String,
+    /// The grid cell it belongs to.
+    pub cell: String,
+    /// Display name.
+    pub name: String,
+    /// The NFC/QR tag fixed there (empty if none).
+    pub tag_uid: String,
+    /// WGS-84 latitude, degrees, if surveyed.
+    pub latitude: Option<f64>,
+    /// WGS-84 longitude, degrees, if surveyed.
+    pub longitude: Option<f64>,
+    /// How far from the point a GPS check-in still counts, metres.
+    pub radius_m: f64,
 }

@@ -29,9 +29,11 @@ mod error_code;
 mod events;
 mod hazard_log;
 mod hazards;
+mod lifecycle;
 mod outbox;
 mod photos;
 mod scope;
+mod state;
 mod sync;
 mod templates;
 mod tls;
@@ -44,11 +46,13 @@ pub use enroll::Enrollment;
 pub use error::{EnrollError, OpenError, RecordError, SyncError};
 pub use error_code::{ErrorCode, LANGUAGES};
 pub use events::{ConflictReport, SyncEvent, SyncSummary};
-pub use hazards::{Escalation, HazardView, NewHazard, Transition};
+pub use hazards::{Checkpoint, Escalation, HazardView, NewHazard, Transition};
+pub use lifecycle::SignOutError;
 pub use outbox::RejectedOp;
 pub use patrolsync_proto as proto;
 pub use photos::PhotoStatus;
 pub use scope::{CellView, ScopeNotice};
+pub use state::{Connectivity, Progress, SyncPhase, SyncState};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,6 +117,8 @@ struct Inner {
     events: tokio::sync::broadcast::Sender<SyncEvent>,
     /// The current network is metered (cellular).
     metered: std::sync::atomic::AtomicBool,
+    /// The latest sync state (see [`Client::state`]).
+    state: tokio::sync::watch::Sender<SyncState>,
 }
 
 /// The device's handle on its local store and the server. Cheap to clone.
@@ -157,6 +163,17 @@ impl Client {
             .run(&db)
             .await
             .map_err(|e| OpenError::Database(e.to_string()))?;
+        let last_synced_at_ms: Option<i64> =
+            sqlx::query_scalar("SELECT last_success_at_ms FROM sync_state WHERE id = 1")
+                .fetch_optional(&db)
+                .await
+                .map_err(|e| OpenError::Database(e.to_string()))?
+                .flatten();
+        let state = SyncState {
+            has_synced: last_synced_at_ms.is_some(),
+            last_synced_at_ms,
+            ..SyncState::default()
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 dir,
@@ -167,6 +184,7 @@ impl Client {
                 trigger: Arc::new(tokio::sync::Notify::new()),
                 events: tokio::sync::broadcast::channel(1024).0,
                 metered: std::sync::atomic::AtomicBool::new(false),
+                state: tokio::sync::watch::Sender::new(state),
             }),
         })
     }

@@ -586,12 +586,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoints { json } => {
             let cps = client.checkpoints().await?;
             if json {
-                print_json(&cps.iter().map(|(code, cell, name)| serde_json::json!({"code": code, "cell": cell, "name": name})).collect::<Vec<_>>())?;
+                print_json(&cps)?;
             } else if cps.is_empty() {
                 println!("no checkpoints yet; run sync");
             } else {
-                for (code, cell, name) in cps {
-                    println!("{code:<18} {cell:<14} {name}");
+                for c in cps {
+                    println!("{:<18} {:<14} {}", c.code, c.cell, c.name);
                 }
             }
         }

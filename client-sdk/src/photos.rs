@@ -39,7 +39,14 @@ pub struct PhotoStatus {
 
 /// SHA-256 and size of `src`, copying it to `dst` on the way when given (one read either way).
 async fn hash_and_copy(src: &Path, dst: Option<&Path>) -> std::io::Result<([u8; 32], u64)> {
-    let mut input = tokio::fs::File::open(src).await?;
+    hash_and_copy_from(tokio::fs::File::open(src).await?, dst).await
+}
+
+/// SHA-256 and size of what `input` yields, copied durably to `dst` when given.
+async fn hash_and_copy_from(
+    mut input: impl tokio::io::AsyncRead + Unpin,
+    dst: Option<&Path>,
+) -> std::io::Result<([u8; 32], u64)> {
     let mut out = match dst {
         Some(d) => Some(tokio::fs::File::create(d).await?),
         None => None,
@@ -72,7 +79,7 @@ enum UploadOutcome {
 }
 
 impl Client {
-    fn photo_dir(&self) -> PathBuf {
+    pub(crate) fn photo_dir(&self) -> PathBuf {
         self.inner.dir.join("photos")
     }
 
@@ -83,20 +90,46 @@ impl Client {
     /// Copies the photo at `path` into the device's store and queues it for upload; returns
     /// its SHA-256, which the record that shows it (check-in, hazard report, fix) carries.
     /// The app may delete its own copy afterwards.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::Unreadable`] when the file cannot be read, [`RecordError::EmptyPhoto`]
+    /// when it is empty, [`RecordError::Storage`] when the store cannot keep it (a full disk).
     pub async fn add_photo(&self, path: impl AsRef<Path>) -> Result<[u8; 32], RecordError> {
         let shown = path.as_ref().display().to_string();
+        match tokio::fs::File::open(path.as_ref()).await {
+            Ok(file) => self.queue_photo(file, shown).await,
+            Err(e) => Err(RecordError::Unreadable {
+                path: shown,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Queues a photo given as bytes (a camera buffer), as [`Client::add_photo`] does a file.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::EmptyPhoto`] for no bytes, [`RecordError::Storage`] when the store cannot
+    /// keep it.
+    pub async fn add_photo_bytes(&self, bytes: &[u8]) -> Result<[u8; 32], RecordError> {
+        self.queue_photo(bytes, "(bytes)".into()).await
+    }
+
+    /// Copies `source` durably into the store under its hash and queues it.
+    async fn queue_photo(
+        &self,
+        source: impl tokio::io::AsyncRead + Unpin,
+        shown: String,
+    ) -> Result<[u8; 32], RecordError> {
         let io = |e: std::io::Error| RecordError::Storage(format!("{shown}: {e}"));
-        let unreadable = |e: std::io::Error| RecordError::Unreadable {
-            path: shown.clone(),
-            reason: e.to_string(),
-        };
         tokio::fs::create_dir_all(self.photo_dir())
             .await
             .map_err(io)?;
         let tmp = self
             .photo_dir()
             .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
-        let (sha, size) = match hash_and_copy(path.as_ref(), Some(&tmp)).await {
+        let (sha, size) = match hash_and_copy_from(source, Some(&tmp)).await {
             Ok(done) => done,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
@@ -104,7 +137,10 @@ impl Client {
                 return Err(if e.kind() == std::io::ErrorKind::StorageFull {
                     io(e)
                 } else {
-                    unreadable(e)
+                    RecordError::Unreadable {
+                        path: shown.clone(),
+                        reason: e.to_string(),
+                    }
                 });
             }
         };
@@ -396,7 +432,7 @@ impl Client {
                 }
                 Err(_) => {
                     self.add_sent(&sha, offset + sent).await;
-                    return Err((sent, CallError::Timeout(timeout.as_secs())));
+                    return Err((sent, CallError::Timeout(transport::whole_secs(timeout))));
                 }
             }
             sent += n as u64;
@@ -428,7 +464,7 @@ impl Client {
             Ok(Err(e)) => Err((sent, e)),
             Err(_) => Err((
                 sent,
-                CallError::Timeout(self.inner.config.request_timeout.as_secs()),
+                CallError::Timeout(transport::whole_secs(self.inner.config.request_timeout)),
             )),
         }
     }

@@ -9,40 +9,88 @@ use tokio::task::JoinSet;
 use crate::clock::now_ms;
 use crate::enroll::Identity;
 use crate::error::{code_name, local, unexpected};
-use crate::events::SyncSummary;
+use crate::events::{SyncEvent, SyncSummary};
 use crate::outbox::{mark_check_in, outbox_hlc};
+use crate::state::{Connectivity, SyncPhase};
 use crate::transport::{self, CallError};
 use crate::{Client, ErrorCode, SyncError};
+
+/// Sets the state's phase back to idle when a sync ends, however it ends.
+struct IdleOnDrop<'a>(&'a Client);
+
+impl Drop for IdleOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.update_state(|s| {
+            s.phase = SyncPhase::Idle;
+            s.bootstrap = None;
+        });
+    }
+}
+
+/// Whether a step's outcome says the server is reachable.
+fn reachability<T>(outcome: &Result<T, SyncError>) -> Connectivity {
+    match outcome {
+        Err(SyncError::Network { .. }) => Connectivity::Offline,
+        _ => Connectivity::Connected,
+    }
+}
 
 /// A push that came back: its ops' sequence numbers, whether they are hazard ops, the answer.
 type Pushed = (Vec<i64>, bool, wire::Response);
 
 impl Client {
     /// Pushes the outbox until it is empty, retrying network failures with back-off up to
-    /// `max_attempts` times. Ops recorded while the sync runs are sent too.
+    /// `max_attempts` times, then pulls what changed and uploads photos. Ops recorded while the
+    /// sync runs are sent too.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError`] when the device is not enrolled, was revoked, or the server could not be
+    /// reached after the retries; [`SyncError::code`] says which, for the app to show.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future (a timeout, an app that goes away) loses nothing: an op leaves the
+    /// outbox only in the transaction that records the server's answer for it, and the server
+    /// applies each op once, so the next sync sends what was not answered.
     pub async fn sync(&self) -> Result<SyncSummary, SyncError> {
-        let _one_at_a_time = self.inner.sync_lock.lock().await;
-        let started = std::time::Instant::now();
-        let identity = self.identity().await?;
-        let mut summary = SyncSummary::default();
-        let mut attempt = 0;
-        let result = loop {
-            attempt += 1;
-            match self.sync_once(&identity, &mut summary).await {
-                Ok(()) => break Ok(()),
-                Err(e) if e.is_retryable() && attempt < self.inner.config.max_attempts => {
-                    let delay =
-                        self.inner.config.initial_backoff * 2u32.saturating_pow(attempt - 1);
-                    tracing::debug!(attempt, error = %e, ?delay, "sync attempt failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => break Err(e),
+        let result = self.sync_with(true).await;
+        self.report_failure(&result);
+        result
+    }
+
+    /// A sync bounded by the window the platform gives a background task (Android
+    /// WorkManager, iOS BGTaskScheduler): records first, then the pull, then — if
+    /// `include_photos` — photos, stopping when `within` has passed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::sync`]; [`SyncError::WindowClosed`] when the window closed first (what was
+    /// acknowledged by then stays acknowledged).
+    pub async fn sync_for(
+        &self,
+        within: Duration,
+        include_photos: bool,
+    ) -> Result<SyncSummary, SyncError> {
+        let result = match tokio::time::timeout(within, self.sync_with(include_photos)).await {
+            Ok(result) => result,
+            Err(_) => {
+                let closed = SyncError::WindowClosed {
+                    secs: crate::transport::whole_secs(within),
+                };
+                self.record_outcome(Some(&closed), now_ms()).await;
+                Err(closed)
             }
         };
-        let now = now_ms();
-        let error_text = result.as_ref().err().map(|e| e.to_string());
-        let [code, p1, p2] =
-            ErrorCode::to_columns(result.as_ref().err().map(SyncError::code).as_ref());
+        self.report_failure(&result);
+        result
+    }
+
+    /// Stores how the attempt at `now` ended, for [`Client::status`]: the error's text and
+    /// code, or success.
+    async fn record_outcome(&self, error: Option<&SyncError>, now: i64) {
+        let error_text = error.map(|e| e.to_string());
+        let [code, p1, p2] = ErrorCode::to_columns(error.map(SyncError::code).as_ref());
         let _ = sqlx::query(
             "UPDATE sync_state SET last_attempt_at_ms = ?, last_error = ?, \
              last_error_code = ?, last_error_p1 = ?, last_error_p2 = ?, \
@@ -57,7 +105,70 @@ impl Client {
         .bind(now)
         .execute(&self.inner.db)
         .await;
+    }
+
+    /// Tells subscribers that a sync the app asked for failed (the engine reports its own,
+    /// with when it retries).
+    fn report_failure(&self, result: &Result<SyncSummary, SyncError>) {
+        if let Err(e) = result {
+            let _ = self.inner.events.send(SyncEvent::Failed {
+                error: e.to_string(),
+                code: e.code(),
+                retry_in: None,
+            });
+        }
+    }
+
+    /// One sync, as every path runs it: tells subscribers it started and, when it succeeds,
+    /// what it changed (hazards, conflicts, scope) and that it finished.
+    pub(crate) async fn sync_with(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
+        let _one_at_a_time = self.inner.sync_lock.lock().await;
+        // Back to idle however the sync ends, cancellation included.
+        let _idle = IdleOnDrop(self);
+        let events = &self.inner.events;
+        let _ = events.send(SyncEvent::Started);
+        let summary = self.sync_locked(include_photos).await?;
+        for id in &summary.hazards_changed {
+            let _ = events.send(SyncEvent::HazardChanged { id: id.clone() });
+        }
+        for c in &summary.new_conflicts {
+            let _ = events.send(SyncEvent::Conflict(c.clone()));
+        }
+        for n in &summary.scope_changes {
+            let _ = events.send(SyncEvent::ScopeChanged(n.clone()));
+        }
+        let _ = events.send(SyncEvent::Finished(summary.clone()));
+        Ok(summary)
+    }
+
+    async fn sync_locked(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
+        let started = std::time::Instant::now();
+        let identity = self.identity().await?;
+        let mut summary = SyncSummary::default();
+        let mut attempt = 0;
+        let result = loop {
+            attempt += 1;
+            match self
+                .sync_once(&identity, &mut summary, include_photos)
+                .await
+            {
+                Ok(()) => break Ok(()),
+                Err(e) if e.is_retryable() && attempt < self.inner.config.max_attempts => {
+                    let delay =
+                        self.inner.config.initial_backoff * 2u32.saturating_pow(attempt - 1);
+                    tracing::debug!(attempt, error = %e, ?delay, "sync attempt failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let now = now_ms();
+        self.record_outcome(result.as_ref().err(), now).await;
         result?;
+        self.update_state(|s| {
+            s.has_synced = true;
+            s.last_synced_at_ms = Some(now);
+        });
         summary.remaining = self.status().await?.pending_ops;
         summary.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(summary)
@@ -67,33 +178,63 @@ impl Client {
         &self,
         identity: &Identity,
         summary: &mut SyncSummary,
+        include_photos: bool,
     ) -> Result<(), SyncError> {
         let cfg = &self.inner.config;
         let server = identity.server.as_str();
-        let conn = self
+        self.update_state(|s| s.connectivity = Connectivity::Connecting);
+        let conn = match self
             .inner
             .endpoints
             .connect(server, identity.config.clone(), cfg.connect_timeout)
             .await
-            .map_err(|e| SyncError::from_call(server, e))?;
+        {
+            Ok(conn) => conn,
+            Err(e) => {
+                let e = SyncError::from_call(server, e);
+                self.update_state(|s| {
+                    s.connectivity = Connectivity::Offline;
+                    s.last_push_error = Some(e.code());
+                });
+                return Err(e);
+            }
+        };
         // Records first (push), then what others changed (pull), then photos.
         let result = async {
-            let cap = self.push_outbox(&conn, server, summary).await?;
-            self.pull_scope(&conn, server, summary).await?;
-            self.upload_photos(&conn, server, cap, summary).await
+            self.update_state(|s| s.phase = SyncPhase::Push);
+            let pushed = self.push_outbox(&conn, server, summary).await;
+            self.update_state(|s| {
+                s.connectivity = reachability(&pushed);
+                s.last_push_error = pushed.as_ref().err().map(SyncError::code);
+            });
+            let (cap, head) = pushed?;
+            self.update_state(|s| s.phase = SyncPhase::Pull);
+            let pulled = self.pull_scope(&conn, server, head, summary).await;
+            self.update_state(|s| {
+                s.connectivity = reachability(&pulled);
+                s.last_pull_error = pulled.as_ref().err().map(SyncError::code);
+                s.bootstrap = None;
+            });
+            pulled?;
+            if include_photos {
+                self.update_state(|s| s.phase = SyncPhase::Photos);
+                self.upload_photos(&conn, server, cap, summary).await?;
+            }
+            Ok(())
         }
         .await;
         conn.close(quinn::VarInt::from_u32(codes::CLOSE_DONE), b"sync done");
         result
     }
 
-    /// Pushes the outbox; returns the server's photo size cap (from Hello).
+    /// Pushes the outbox; returns the server's photo size cap and its change-log head (from
+    /// Hello).
     pub(crate) async fn push_outbox(
         &self,
         conn: &quinn::Connection,
         server: &str,
         summary: &mut SyncSummary,
-    ) -> Result<u64, SyncError> {
+    ) -> Result<(u64, u64), SyncError> {
         let cfg = &self.inner.config;
         let status = self.status().await?;
         let hello = wire::Request {
@@ -246,7 +387,7 @@ impl Client {
                 other => return Err(unexpected(other)),
             }
         }
-        Ok(cap)
+        Ok((cap, hello.cursor))
     }
 
     /// Up to `limit` queued ops after `after`: hazard ops, or check-ins.

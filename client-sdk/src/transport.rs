@@ -148,7 +148,7 @@ impl Endpoints {
                 Err(_) => {
                     last_err = Some(CallError::ConnectTimeout {
                         server: addr.to_string(),
-                        secs: timeout.as_secs(),
+                        secs: whole_secs(timeout),
                     })
                 }
             }
@@ -177,7 +177,7 @@ pub(crate) async fn call(
     };
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| CallError::Timeout(timeout.as_secs()))?
+        .map_err(|_| CallError::Timeout(whole_secs(timeout)))?
 }
 
 /// Reads the one response frame of a stream with the protocol's decoder: memory grows with the
@@ -217,4 +217,9 @@ pub(crate) fn push_request(payloads: &[Vec<u8>]) -> Result<wire::Request, prost:
     Ok(wire::Request {
         kind: Some(wire::request::Kind::Push(wire::PushRequest { ops })),
     })
+}
+
+/// A timeout in whole seconds for people to read, rounded up (300 ms reads as 1 s, not 0).
+pub(crate) fn whole_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000) as u64
 }

@@ -368,7 +368,7 @@ pub async fn device_view(device: &Client) -> anyhow::Result<View> {
             .checkpoints()
             .await?
             .into_iter()
-            .map(|c| c.0)
+            .map(|c| c.code)
             .collect(),
         ..View::default()
     };

@@ -233,7 +233,7 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
         assert!(
             checkpoints
                 .iter()
-                .all(|(code, _, _)| code.starts_with("S1-C1-")),
+                .all(|c| c.code.starts_with("S1-C1-") && c.radius_m > 0.0),
             "{backend}"
         );
         assert!(

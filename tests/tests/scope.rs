@@ -84,7 +84,7 @@ async fn an_assignment_brings_the_cell_whole_and_a_removal_takes_it_away() -> an
             k1.checkpoints()
                 .await?
                 .iter()
-                .any(|c| c.0.starts_with("S1-C1-K2-")),
+                .any(|c| c.code.starts_with("S1-C1-K2-")),
             "{backend}: K2's checkpoints"
         );
         converged(&h, &[("pat1", &k1), ("pat2", &k2)], backend).await?;
@@ -133,7 +133,7 @@ async fn an_assignment_brings_the_cell_whole_and_a_removal_takes_it_away() -> an
             k1.checkpoints()
                 .await?
                 .iter()
-                .all(|c| c.0.starts_with("S1-C1-K1-")),
+                .all(|c| c.code.starts_with("S1-C1-K1-")),
             "{backend}: only K1 is left"
         );
         assert_eq!(

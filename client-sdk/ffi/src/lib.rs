@@ -1,0 +1,582 @@
+//! The patrolsync device SDK for Kotlin, Swift and Python.
+//!
+//! One object, [`PatrolClient`], with async methods for what the Rust `Client` offers; an
+//! [`EngineHandle`] for the background engine; a [`SyncListener`] the app implements to hear
+//! events and state changes. Everything crossing the boundary is owned and flat: ids and photo
+//! hashes as strings (UUID text, lowercase hex), times as Unix milliseconds, enumerations as
+//! their snake_case names (`inspected`, `blocked_fire_lane`), every failure as a
+//! [`PatrolError`] carrying an [`ErrorCode`] with its parameters and the message in the client's
+//! language (`zh-CN` unless the app chooses `en`).
+//!
+//! The calls run on a runtime this library owns, so an app needs no Rust async runtime;
+//! cancelling a call on the app's side (a Kotlin coroutine, a Swift task, an asyncio task)
+//! cancels it here too, and every call is cancel-safe (see `Client::sync`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use patrolsync_sdk as sdk;
+use sdk::proto::{self as proto, HazardId};
+
+uniffi::setup_scaffolding!();
+
+mod codes;
+mod records;
+
+pub use codes::{ErrorCode, PatrolError};
+pub use records::*;
+
+/// The runtime every call and the engine run on.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("patrolsync")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start the patrolsync runtime: {e}"))
+});
+
+/// Runs `work` on [`RUNTIME`]; dropping the returned future (the app cancelled) aborts it.
+async fn on_runtime<T: Send + 'static>(
+    work: impl Future<Output = Result<T, PatrolError>> + Send + 'static,
+) -> Result<T, PatrolError> {
+    let handle = tokio_util::task::AbortOnDropHandle::new(RUNTIME.spawn(work));
+    match handle.await {
+        Ok(result) => result,
+        Err(e) => Err(PatrolError::internal(&e.to_string())),
+    }
+}
+
+/// How the client behaves; every field has a default an app can keep.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct ClientOptions {
+    /// The app's version, reported to the server.
+    #[uniffi(default = "")]
+    pub app_version: String,
+    /// Language of the messages in errors and events: `zh-CN` (default) or `en`.
+    #[uniffi(default = "zh-CN")]
+    pub language: String,
+    /// Upload photos only on an unmetered network (Wi-Fi).
+    #[uniffi(default = false)]
+    pub photos_only_unmetered: bool,
+    /// `host:port` to use instead of the enrolled server (tests, a moved server).
+    #[uniffi(default = None)]
+    pub server_override: Option<String>,
+    /// How long to wait for the server's answer to one request, milliseconds.
+    #[uniffi(default = 30000)]
+    pub request_timeout_ms: u64,
+    /// How long to wait for a connection to the server, milliseconds.
+    #[uniffi(default = 10000)]
+    pub connect_timeout_ms: u64,
+}
+
+/// A device's handle on its local store and the server.
+#[derive(uniffi::Object)]
+pub struct PatrolClient {
+    client: sdk::Client,
+    language: String,
+    /// The app's listener and the task feeding it.
+    listener: Mutex<Option<tokio_util::task::AbortOnDropHandle<()>>>,
+}
+
+impl PatrolClient {
+    fn client(&self) -> (sdk::Client, String) {
+        (self.client.clone(), self.language.clone())
+    }
+}
+
+#[uniffi::export]
+impl PatrolClient {
+    /// Opens (creating if needed) the state directory: the local database and, once enrolled,
+    /// the device's credentials.
+    #[uniffi::constructor]
+    pub async fn open(state_dir: String, options: ClientOptions) -> Result<Arc<Self>, PatrolError> {
+        let language = options.language.clone();
+        on_runtime(async move {
+            let config = sdk::ClientConfig {
+                app_version: options.app_version,
+                photos_only_unmetered: options.photos_only_unmetered,
+                server_override: options.server_override,
+                request_timeout: Duration::from_millis(options.request_timeout_ms.max(1)),
+                connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1)),
+                ..sdk::ClientConfig::default()
+            };
+            let client = sdk::Client::open(PathBuf::from(state_dir), config)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &options.language))?;
+            Ok(Arc::new(PatrolClient {
+                client,
+                language: options.language,
+                listener: Mutex::new(None),
+            }))
+        })
+        .await
+        .map_err(|e| e.in_language(&language))
+    }
+
+    /// Enrolls this device with the code (a `patrolsync://…` string or QR content) from an
+    /// admin. `server` overrides the address in the code.
+    pub async fn enroll(
+        &self,
+        enrollment: String,
+        server: Option<String>,
+        device_name: String,
+    ) -> Result<Enrollment, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let e = client
+                .enroll(&enrollment, server.as_deref(), &device_name)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(Enrollment {
+                device_id: e.device_id,
+                server: e.server,
+                user: e.user,
+                role: e.role,
+                grid_cells: e.grid_cells,
+            })
+        })
+        .await
+    }
+
+    /// Records a check-in in the local outbox and returns its id. Never waits on the network.
+    pub async fn record_checkin(&self, check_in: CheckInInput) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let c = check_in
+                .into_sdk()
+                .map_err(|c| PatrolError::new(c, &lang))?;
+            let id = client
+                .record_checkin(c)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(id.to_string())
+        })
+        .await
+    }
+
+    /// Records an inspection against a checklist template; items answered `issue` raise
+    /// hazards as the template says. Returns the check-in's id and the hazards' ids.
+    pub async fn record_checklist(
+        &self,
+        check_in: CheckInInput,
+    ) -> Result<RecordedCheckIn, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let c = check_in
+                .into_sdk()
+                .map_err(|c| PatrolError::new(c, &lang))?;
+            let r = client
+                .record_checklist(c)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(RecordedCheckIn {
+                check_in: r.check_in.to_string(),
+                hazards: r.hazards.iter().map(ToString::to_string).collect(),
+            })
+        })
+        .await
+    }
+
+    /// Reports a hazard (offline); returns its id.
+    pub async fn report_hazard(&self, hazard: HazardInput) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let h = hazard.into_sdk().map_err(|c| PatrolError::new(c, &lang))?;
+            let id = client
+                .report_hazard(h)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(id.to_string())
+        })
+        .await
+    }
+
+    /// Moves a hazard through its closed loop (offline): `kind` is `notify`, `fix_on_spot`,
+    /// `submit_fix`, `verify_pass`, `verify_fail`, `transfer`, `agency_accept`,
+    /// `agency_return`, `agency_fix`, `reopen` or `merge`. Returns the event's id.
+    pub async fn transition_hazard(
+        &self,
+        hazard: String,
+        kind: String,
+        transition: TransitionInput,
+    ) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let bad = |c| PatrolError::new(c, &lang);
+            let id = hazard_id(&hazard, "hazard").map_err(bad)?;
+            let kind = parse::<proto::hazard::EventKind>("kind", &kind).map_err(bad)?;
+            let t = transition.into_sdk().map_err(bad)?;
+            let event = client
+                .transition_hazard(id, kind, t)
+                .await
+                .map_err(|e| bad(e.code()))?;
+            Ok(event.to_string())
+        })
+        .await
+    }
+
+    /// Edits one field of a hazard (offline); the latest edit wins everywhere.
+    pub async fn edit_hazard(&self, hazard: String, edit: HazardEdit) -> Result<(), PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let bad = |c| PatrolError::new(c, &lang);
+            let id = hazard_id(&hazard, "hazard").map_err(bad)?;
+            let value = edit.into_sdk().map_err(bad)?;
+            client
+                .edit_hazard(id, value)
+                .await
+                .map_err(|e| bad(e.code()))
+        })
+        .await
+    }
+
+    /// Every hazard in the device's view, most recently changed first.
+    pub async fn hazards(&self) -> Result<Vec<Hazard>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let views = client
+                .hazards()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(views.into_iter().map(Hazard::from).collect())
+        })
+        .await
+    }
+
+    /// One hazard, if the device can see it.
+    pub async fn hazard(&self, id: String) -> Result<Option<Hazard>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let id = hazard_id(&id, "hazard").map_err(|c| PatrolError::new(c, &lang))?;
+            let view = client
+                .hazard(id)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(view.map(Hazard::from))
+        })
+        .await
+    }
+
+    /// The checkpoints of the device's cells, with position, radius and tag.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let cps = client
+                .checkpoints()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(cps.into_iter().map(Checkpoint::from).collect())
+        })
+        .await
+    }
+
+    /// The latest version of every checklist template.
+    pub async fn templates(&self) -> Result<Vec<Template>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let ts = client
+                .templates()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(ts.into_iter().map(Template::from).collect())
+        })
+        .await
+    }
+
+    /// What is pending and how the last sync went; never touches the network.
+    pub async fn status(&self) -> Result<Status, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let s = client
+                .status()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(Status::new(s, &lang))
+        })
+        .await
+    }
+
+    /// The sync state now (the listener hears every change).
+    pub fn state(&self) -> SyncState {
+        SyncState::new(&self.client.state().borrow(), &self.language)
+    }
+
+    /// Ops the server refused, newest first, each with its code and message.
+    pub async fn rejected(&self) -> Result<Vec<RejectedOp>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let ops = client
+                .rejected()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(ops.into_iter().map(|r| RejectedOp::new(r, &lang)).collect())
+        })
+        .await
+    }
+
+    /// Every photo the device holds or held, newest first.
+    pub async fn photos(&self) -> Result<Vec<Photo>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let ps = client
+                .photos()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(ps.into_iter().map(|p| Photo::new(p, &lang)).collect())
+        })
+        .await
+    }
+
+    /// Copies the photo at `path` into the device's store and queues it; returns its SHA-256
+    /// (lowercase hex) for the record that shows it. The app may delete its file afterwards.
+    pub async fn add_photo(&self, path: String) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let sha = client
+                .add_photo(&path)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(hex::encode(sha))
+        })
+        .await
+    }
+
+    /// Queues a photo given as bytes (a camera buffer); returns its SHA-256 (lowercase hex).
+    pub async fn add_photo_bytes(&self, bytes: Vec<u8>) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let sha = client
+                .add_photo_bytes(&bytes)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(hex::encode(sha))
+        })
+        .await
+    }
+
+    /// Downloads a photo of a hazard in the device's view to `path` (resuming a partial
+    /// download); returns its size. The bytes are checked against the hash.
+    pub async fn download_photo(&self, sha256: String, path: String) -> Result<u64, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let bad = |c| PatrolError::new(c, &lang);
+            let sha = photo_hash(&sha256, "sha256").map_err(bad)?;
+            client
+                .download_photo(sha, &path)
+                .await
+                .map_err(|e| bad(e.code()))
+        })
+        .await
+    }
+
+    /// Syncs now: records, then what others changed, then photos.
+    pub async fn sync(&self) -> Result<SyncSummary, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let s = client
+                .sync()
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(SyncSummary::new(s, &lang))
+        })
+        .await
+    }
+
+    /// A sync bounded by a background window (WorkManager, BGTaskScheduler): records first,
+    /// then the pull, then photos if `include_photos`; stops when `within_ms` has passed.
+    pub async fn sync_for(
+        &self,
+        within_ms: u64,
+        include_photos: bool,
+    ) -> Result<SyncSummary, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let s = client
+                .sync_for(Duration::from_millis(within_ms), include_photos)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(SyncSummary::new(s, &lang))
+        })
+        .await
+    }
+
+    /// Tells the client the phone moved to another network, and whether it is metered.
+    pub fn network_changed(&self, metered: bool) {
+        self.client.set_network_metered(metered);
+    }
+
+    /// Hands the app's listener every event and state change from now on (replacing the one
+    /// set before). It is called on a library thread: hop to the UI thread there.
+    pub fn set_listener(&self, listener: Arc<dyn SyncListener>) {
+        let mut events = self.client.subscribe();
+        let mut state = self.client.state();
+        let lang = self.language.clone();
+        let task = RUNTIME.spawn(async move {
+            listener.on_state(SyncState::new(&state.borrow_and_update(), &lang));
+            loop {
+                tokio::select! {
+                    changed = state.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let now = SyncState::new(&state.borrow_and_update(), &lang);
+                        listener.on_state(now);
+                    }
+                    event = events.recv() => match event {
+                        Ok(e) => listener.on_event(SyncEvent::new(e, &lang)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            listener.on_event(SyncEvent::Missed { count: n });
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(tokio_util::task::AbortOnDropHandle::new(task));
+    }
+
+    /// Stops calling the listener.
+    pub fn clear_listener(&self) {
+        let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = None;
+    }
+
+    /// Starts the background engine (Notify, timer, back-off). It runs until the handle's
+    /// `stop` or until the handle is dropped.
+    pub fn start_engine(&self, options: EngineOptions) -> Arc<EngineHandle> {
+        let _inside = RUNTIME.enter();
+        let engine = self.client.start_engine(sdk::EngineOptions {
+            interval: Duration::from_millis(options.interval_ms.max(1000)),
+            initial_backoff: Duration::from_millis(options.initial_backoff_ms.max(100)),
+            max_backoff: Duration::from_millis(options.max_backoff_ms.max(1000)),
+            listen: options.listen,
+        });
+        Arc::new(EngineHandle {
+            engine: Mutex::new(Some(engine)),
+        })
+    }
+
+    /// Signs this device out for the next volunteer on a shared phone: wipes the local store,
+    /// the credentials and the photos. Refuses with `unsent_records` while records are still
+    /// waiting to upload, unless `discard_unsent`.
+    pub async fn sign_out(&self, discard_unsent: bool) -> Result<(), PatrolError> {
+        let (client, lang) = self.client();
+        self.clear_listener();
+        on_runtime(async move {
+            client
+                .sign_out(discard_unsent)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))
+        })
+        .await
+    }
+}
+
+/// The app's ears: events (a sync finished, a hazard changed, a photo moved) and the latest
+/// sync state. Called on a library thread.
+#[uniffi::export(with_foreign)]
+pub trait SyncListener: Send + Sync {
+    /// Something happened.
+    fn on_event(&self, event: SyncEvent);
+    /// The sync state changed.
+    fn on_state(&self, state: SyncState);
+}
+
+/// How the engine paces itself.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct EngineOptions {
+    /// Sync at least this often without a trigger, ms (at least 1,000).
+    #[uniffi(default = 300000)]
+    pub interval_ms: u64,
+    /// First delay after a failed sync, ms; doubles per failure.
+    #[uniffi(default = 2000)]
+    pub initial_backoff_ms: u64,
+    /// Longest delay between retries, ms.
+    #[uniffi(default = 300000)]
+    pub max_backoff_ms: u64,
+    /// Hold a connection open for the server's Notify while in the foreground.
+    #[uniffi(default = true)]
+    pub listen: bool,
+}
+
+/// A running engine. Dropping it stops the engine.
+#[derive(uniffi::Object)]
+pub struct EngineHandle {
+    engine: Mutex<Option<sdk::SyncEngine>>,
+}
+
+impl EngineHandle {
+    fn with(&self, f: impl FnOnce(&sdk::SyncEngine)) {
+        let slot = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = slot.as_ref() {
+            f(engine);
+        }
+    }
+}
+
+#[uniffi::export]
+impl EngineHandle {
+    /// Sync as soon as possible.
+    pub fn sync_now(&self) {
+        self.with(sdk::SyncEngine::sync_now);
+    }
+
+    /// The app went to the background: no syncs and no idle connection until `resume`.
+    pub fn pause(&self) {
+        self.with(sdk::SyncEngine::pause);
+    }
+
+    /// The app is in the foreground again: sync now and listen for Notify.
+    pub fn resume(&self) {
+        self.with(sdk::SyncEngine::resume);
+    }
+
+    /// The phone moved to another network; sync at once.
+    pub fn network_changed(&self, metered: bool) {
+        self.with(|e| e.network_changed(metered));
+    }
+
+    /// Stops the engine and waits for it; later calls on the handle do nothing.
+    pub async fn stop(&self) {
+        let engine = self.engine.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(engine) = engine {
+            let _ = RUNTIME.spawn(engine.stop()).await;
+        }
+    }
+}
+
+/// The message for `code` in `language` (`zh-CN` or `en`).
+#[uniffi::export]
+pub fn error_message(code: ErrorCode, language: String) -> String {
+    sdk::ErrorCode::from(code).message(&language)
+}
+
+fn parse<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, sdk::ErrorCode> {
+    value.parse().map_err(|_| sdk::ErrorCode::Invalid {
+        field: field.into(),
+        reason: "unknown_value".into(),
+    })
+}
+
+fn hazard_id(text: &str, field: &str) -> Result<HazardId, sdk::ErrorCode> {
+    uuid::Uuid::parse_str(text)
+        .map(HazardId)
+        .map_err(|_| sdk::ErrorCode::Invalid {
+            field: field.into(),
+            reason: "invalid_id".into(),
+        })
+}
+
+fn photo_hash(text: &str, field: &str) -> Result<[u8; 32], sdk::ErrorCode> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| sdk::ErrorCode::Invalid {
+            field: field.into(),
+            reason: "invalid_hash".into(),
+        })
+}

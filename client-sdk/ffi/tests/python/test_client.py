@@ -1,0 +1,290 @@
+"""The SDK through its Python bindings, end to end against a real server.
+
+Each test drives the generated `patrolsync_ffi` module as an app would: open, enroll, record
+offline, sync, read back, and checks on the server (with its admin command line) what arrived.
+"""
+
+import asyncio
+import contextlib
+import threading
+
+import pytest
+
+import patrolsync_ffi as ps
+
+# The demo grid's cell for alice, and 40 of its checkpoints.
+CELL = "S1-C1"
+CHECKPOINTS = [f"S1-C1-K{k}-B{b}-P{p}" for k in range(1, 5) for b in range(1, 6) for p in (1, 2)]
+
+
+class Recorder(ps.SyncListener):
+    """A listener that keeps what it hears (called on a library thread)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []
+        self.states = []
+
+    def on_event(self, event):
+        with self.lock:
+            self.events.append(event)
+
+    def on_state(self, state):
+        with self.lock:
+            self.states.append(state)
+
+    def phases(self):
+        with self.lock:
+            return [s.phase for s in self.states]
+
+
+@contextlib.contextmanager
+def listening(client):
+    """A Recorder registered on `client`, cleared on the way out (a library thread must not
+    call into an interpreter that is shutting down)."""
+    listener = Recorder()
+    client.set_listener(listener)
+    try:
+        yield listener
+    finally:
+        client.clear_listener()
+
+
+async def enrolled(server, tmp_path, name="alice", language="zh-CN"):
+    client = await ps.PatrolClient.open(
+        str(tmp_path / f"{name}-phone"), ps.ClientOptions(language=language))
+    code = server.enrollment_code(name, "patroller", CELL)
+    enrollment = await client.enroll(code, None, f"{name}'s phone")
+    assert enrollment.grid_cells == [CELL]
+    assert enrollment.role == "patroller"
+    return client
+
+
+def checkin(checkpoint, **kw):
+    return ps.CheckInInput(checkpoint=checkpoint, outcome="inspected", **kw)
+
+
+def drive(test):
+    """Runs an async test body with an ExitStack for what must be undone before the loop
+    closes."""
+    async def main():
+        with contextlib.ExitStack() as stack:
+            await test(stack)
+    asyncio.run(main())
+
+
+async def wait_for(predicate, what, bound=10.0):
+    """Polls `predicate` (the bound only keeps a broken build from hanging)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + bound
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.02)
+
+
+def test_offline_check_ins_arrive_once_and_a_hazard_folds(server, tmp_path):
+    async def run(stack):
+        client = await enrolled(server, tmp_path)
+        listener = stack.enter_context(listening(client))
+
+        # 100 check-ins with no sync: each is in the outbox when the call returns.
+        ids = [await client.record_checkin(checkin(CHECKPOINTS[i % len(CHECKPOINTS)]))
+               for i in range(100)]
+        assert len(set(ids)) == 100
+        status = await client.status()
+        assert status.pending_ops == 100
+        assert server.admin_json("stats")["check_ins"] == 0
+
+        summary = await client.sync()
+        assert (summary.applied, summary.rejected, summary.remaining) == (100, 0, 0)
+        # On the server: 100 check-ins, exactly these.
+        assert server.admin_json("stats")["check_ins"] == 100
+        stored = server.admin_json("check-ins", "--limit", "1000")
+        assert sorted(c["id"] for c in stored) == sorted(ids)
+        # Syncing again sends nothing and changes nothing.
+        again = await client.sync()
+        assert again.pushed == 0
+        assert server.admin_json("stats")["check_ins"] == 100
+
+        # The listener heard the sync: started and finished, and the state move through the
+        # phases (push before pull before photos) back to idle, connected.
+        await wait_for(lambda: ps.SyncPhase.IDLE in listener.phases()[1:], "back to idle")
+        phases = listener.phases()
+        seen = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
+        assert seen[:5] == [ps.SyncPhase.IDLE, ps.SyncPhase.PUSH, ps.SyncPhase.PULL,
+                            ps.SyncPhase.PHOTOS, ps.SyncPhase.IDLE], seen
+        assert client.state().connectivity == ps.Connectivity.CONNECTED
+        assert client.state().has_synced
+        with listener.lock:
+            events = list(listener.events)
+        # The first sync brought alice's cell into scope; the second had nothing to do.
+        E = ps.SyncEvent
+        assert [type(e) for e in events] == [E.STARTED, E.SCOPE_CHANGED, E.FINISHED,
+                                             E.STARTED, E.FINISHED], events
+        assert events[1].change.granted and events[1].change.id == CELL
+        assert events[2].summary.applied == 100
+
+        # A hazard, reported offline, folds on the device and reaches the server.
+        hazard = await client.report_hazard(ps.HazardInput(
+            grid_cell="S1-C1-K2", category="blocked_fire_lane",
+            description="电动车堵塞消防通道", checkpoint="S1-C1-K2-B1-P1"))
+        local = await client.hazard(hazard)
+        assert local.status == "reported" and local.has_local_changes
+        await client.sync()
+        view = await client.hazard(hazard)
+        assert view.id == hazard
+        assert (view.status, view.category, view.grid_cell) == (
+            "reported", "blocked_fire_lane", "S1-C1-K2")
+        assert view.description == "电动车堵塞消防通道"
+        assert not view.has_local_changes
+        assert server.admin_json("stats")["hazards"] == 1
+        assert [h.id for h in await client.hazards()] == [hazard]
+        # The pull brought the cell's checkpoints with position and radius.
+        cps = await client.checkpoints()
+        assert len(cps) == len(CHECKPOINTS)
+        assert all(c.cell.startswith(CELL) and c.radius_m > 0 for c in cps)
+
+    drive(run)
+
+
+def test_errors_are_typed_codes_with_parameters_and_chinese_messages(server, tmp_path):
+    async def run(stack):
+        client = await enrolled(server, tmp_path)
+
+        # Refused locally, before anything is queued: a typed error, raised.
+        with pytest.raises(ps.PatrolError.Failed) as refused:
+            await client.record_checkin(checkin(CHECKPOINTS[0], note="x" * 5000))
+        assert refused.value.code == ps.ErrorCode.TOO_LONG(field="note", max=4096)
+        assert refused.value.message == "内容过长：note 最多 4096 个字"
+        assert not refused.value.retryable
+        with pytest.raises(ps.PatrolError.Failed) as unknown:
+            await client.record_checkin(ps.CheckInInput(checkpoint=CHECKPOINTS[0],
+                                                        outcome="asleep"))
+        assert unknown.value.code == ps.ErrorCode.INVALID(field="outcome",
+                                                          reason="unknown_value")
+        assert (await client.status()).pending_ops == 0
+
+        # Refused by the server: a check-in outside alice's cells comes back as a rejected op
+        # with its code, what it named, and the message in her language.
+        await client.record_checkin(checkin("S2-C1-K1-B1-P1"))
+        summary = await client.sync()
+        assert summary.rejected == 1
+        [op] = await client.rejected()
+        assert op.kind == "check_in"
+        assert op.error.code == ps.ErrorCode.OUTSIDE_SCOPE(field="checkpoint",
+                                                           value="S2-C1-K1-B1-P1")
+        assert op.error.message == "该检查点不在您负责的网格内（S2-C1-K1-B1-P1）"
+        # The same code renders in English on request.
+        assert ps.error_message(op.error.code, "en") == \
+            "Checkpoint S2-C1-K1-B1-P1 is outside your grid cells"
+        assert server.admin_json("stats")["check_ins"] == 0
+
+    drive(run)
+
+
+def test_a_server_that_is_gone_is_a_timeout_and_a_closed_window_says_so(server, tmp_path):
+    async def run(stack):
+        client = await enrolled(server, tmp_path)
+        await client.record_checkin(checkin(CHECKPOINTS[0]))
+        server.stop()
+        reopened = await ps.PatrolClient.open(
+            str(tmp_path / "alice-phone"),
+            ps.ClientOptions(language="en", connect_timeout_ms=300, request_timeout_ms=300))
+        # Nobody answers on the server's port: the connection attempt times out (each of the
+        # SDK's attempts), and the error says so, retryable.
+        with pytest.raises(ps.PatrolError.Failed) as failed:
+            await reopened.sync()
+        assert failed.value.code == ps.ErrorCode.TIMEOUT(secs=1), failed.value
+        assert failed.value.retryable
+        status = await reopened.status()
+        assert status.pending_ops == 1, "the check-in waits in the outbox"
+        assert status.last_error.code == ps.ErrorCode.TIMEOUT(secs=1)
+        state = reopened.state()
+        assert state.connectivity == ps.Connectivity.OFFLINE
+        assert state.last_push_error.code == ps.ErrorCode.TIMEOUT(secs=1)
+        assert state.phase == ps.SyncPhase.IDLE
+
+        # A background window that closes first ends the sync, and the status says why.
+        slow = await ps.PatrolClient.open(
+            str(tmp_path / "alice-phone"),
+            ps.ClientOptions(language="zh-CN", connect_timeout_ms=5000))
+        with pytest.raises(ps.PatrolError.Failed) as closed:
+            await slow.sync_for(1000, False)
+        assert closed.value.code == ps.ErrorCode.TIMEOUT(secs=1)
+        assert closed.value.message == "服务器 1 秒内没有响应，稍后自动重试"
+        assert (await slow.status()).last_error.code == ps.ErrorCode.TIMEOUT(secs=1)
+        assert (await slow.status()).pending_ops == 1
+
+    drive(run)
+
+
+def test_a_cancelled_sync_loses_and_doubles_nothing(server, tmp_path):
+    async def run(stack):
+        client = await enrolled(server, tmp_path)
+        listener = stack.enter_context(listening(client))
+        total = 5000
+        for i in range(total):
+            await client.record_checkin(checkin(CHECKPOINTS[i % len(CHECKPOINTS)]))
+        task = asyncio.ensure_future(client.sync())
+        await wait_for(lambda: ps.SyncPhase.PUSH in listener.phases(), "the push began")
+        cancelled = task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cancelled, "the sync was still running when cancelled"
+        partial = server.admin_json("stats")["check_ins"]
+        print(f"the cancelled sync had stored {partial} of {total}")
+        assert partial <= total
+
+        summary = await client.sync()
+        assert summary.remaining == 0
+        assert server.admin_json("stats")["check_ins"] == total
+        assert (await client.status()).pending_ops == 0
+
+    drive(run)
+
+
+def test_sign_out_keeps_unsent_records_unless_told_and_then_empties_the_phone(server, tmp_path):
+    async def run(stack):
+        client = await enrolled(server, tmp_path)
+        photo = await client.add_photo_bytes(b"\xff\xd8 a photo of the lane \xff\xd9")
+        assert len(photo) == 64
+        await client.record_checkin(checkin(CHECKPOINTS[0], photos=[photo]))
+
+        with pytest.raises(ps.PatrolError.Failed) as unsent:
+            await client.sign_out(False)
+        assert unsent.value.code == ps.ErrorCode.UNSENT_RECORDS(count=2)
+        assert unsent.value.message == "还有 2 条记录未上传，请先同步"
+        assert (await client.status()).device_id is not None, "nothing was wiped"
+
+        await client.sync()
+        await client.sign_out(False)
+        status = await client.status()
+        assert (status.device_id, status.user, status.pending_ops) == (None, None, 0)
+        assert await client.hazards() == []
+        assert await client.checkpoints() == []
+        assert await client.photos() == []
+        # The phone passes to the next volunteer, who enrolls on the same store.
+        code = server.enrollment_code("bob", "patroller", CELL)
+        bob = await client.enroll(code, None, "shared phone")
+        assert bob.user == "bob"
+        await client.record_checkin(checkin(CHECKPOINTS[1]))
+        assert (await client.sync()).applied == 1
+        assert server.admin_json("stats")["check_ins"] == 2
+
+    drive(run)
+
+
+def test_the_engine_syncs_what_is_recorded_and_stops_when_asked(server, tmp_path):
+    async def run(stack):
+        client = await enrolled(server, tmp_path)
+        listener = stack.enter_context(listening(client))
+        engine = client.start_engine(ps.EngineOptions())
+        await client.record_checkin(checkin(CHECKPOINTS[0]))
+        await wait_for(lambda: server.admin_json("stats")["check_ins"] == 1,
+                       "the engine pushed the check-in")
+        engine.pause()
+        await engine.stop()
+        engine.sync_now()  # a stopped handle ignores calls
+
+    drive(run)
