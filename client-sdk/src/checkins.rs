@@ -12,8 +12,8 @@ use patrolsync_proto::{
 use sqlx::Row;
 
 use crate::clock::{now_ms, uptime_ms};
-use crate::error::local;
-use crate::{Client, RecordError, SyncError};
+use crate::error::read_failed;
+use crate::{Client, ReadError, RecordError};
 
 /// A check-in as the app records it. The SDK fills in the id, times and sequence.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,7 +113,7 @@ impl Client {
             method: c.method,
             tag_uid: c.tag_uid,
             device_time_ms: now,
-            monotonic_ms: c.monotonic_ms.unwrap_or_else(uptime_ms),
+            monotonic_ms: c.monotonic_ms.unwrap_or_else(|| self.since_boot_ms()),
             fix: c.fix,
             outcome: c.outcome,
             template_id,
@@ -132,7 +132,7 @@ impl Client {
     /// hazard category raises a hazard report at the checkpoint, queued atomically with the
     /// check-in.
     pub async fn record_checklist(&self, c: NewCheckIn) -> Result<RecordedCheckIn, RecordError> {
-        let storage = |e: SyncError| RecordError::Storage(e.to_string());
+        let storage = |e: ReadError| RecordError::Storage(e.to_string());
         let template = match &c.template {
             Some((id, version)) => self.template(id, Some(*version)).await.map_err(storage)?,
             None => None,
@@ -201,16 +201,48 @@ impl Client {
         })
     }
 
-    /// This device's most recent check-ins, newest first, with their sync state.
-    pub async fn recent_check_ins(&self, limit: u32) -> Result<Vec<LocalCheckIn>, SyncError> {
+    /// Milliseconds since boot, from the platform's clock when the app gave one.
+    fn since_boot_ms(&self) -> u64 {
+        match &self.inner.config.monotonic_clock {
+            Some(clock) => clock.since_boot_ms().unwrap_or(0),
+            None => uptime_ms(),
+        }
+    }
+
+    /// This device's check-ins, newest first, with their sync state: `limit` of them after the
+    /// one with id `after` (a page that stays put while new check-ins arrive; `None` for the
+    /// first page).
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] if the local store cannot be read.
+    pub async fn recent_check_ins(
+        &self,
+        limit: u32,
+        after: Option<&str>,
+    ) -> Result<Vec<LocalCheckIn>, ReadError> {
+        let after = match after {
+            Some(id) => Some(
+                uuid::Uuid::parse_str(id)
+                    .map_err(|_| read_failed(format!("{id} is not a check-in id")))?
+                    .as_bytes()
+                    .to_vec(),
+            ),
+            None => None,
+        };
+        // Keyset paging on (device time, id): the page after a row is the same whatever was
+        // recorded since.
         let rows = sqlx::query(
             "SELECT id, checkpoint, outcome, device_time_ms, note, state FROM my_check_ins \
-             ORDER BY device_time_ms DESC LIMIT ?",
+             WHERE ?1 IS NULL OR (device_time_ms, id) < \
+               (SELECT device_time_ms, id FROM my_check_ins WHERE id = ?1) \
+             ORDER BY device_time_ms DESC, id DESC LIMIT ?2",
         )
+        .bind(after)
         .bind(i64::from(limit))
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?;
+        .map_err(read_failed)?;
         Ok(rows
             .iter()
             .map(|r| LocalCheckIn {

@@ -27,6 +27,10 @@ pub struct ClientConfig {
     /// Pace photo uploads to at most this many bytes per second (None: as fast as the link
     /// allows), leaving room for records and other apps on a thin rural link.
     pub photo_upload_rate: Option<u64>,
+    /// Where the device's key and certificates live (None: files in the state directory).
+    pub key_store: Option<std::sync::Arc<dyn crate::KeyStore>>,
+    /// The platform's clock since boot (None: `/proc/uptime` where there is one).
+    pub monotonic_clock: Option<std::sync::Arc<dyn crate::MonotonicClock>>,
 }
 
 impl Default for ClientConfig {
@@ -42,6 +46,8 @@ impl Default for ClientConfig {
             server_override: None,
             photos_only_unmetered: false,
             photo_upload_rate: None,
+            key_store: None,
+            monotonic_clock: None,
         }
     }
 }

@@ -92,8 +92,8 @@ impl SyncEngine {
         self.trigger.notify_one();
     }
 
-    /// Stops the engine and waits until its tasks have ended (a sync in flight is abandoned; what
-    /// the server acknowledged stays acknowledged, the rest is sent next time).
+    /// Stops the engine and waits until its tasks have ended: a sync in flight is abandoned
+    /// (what the server acknowledged stays acknowledged, the rest is sent next time).
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         for t in std::mem::take(&mut self.tasks) {
@@ -174,7 +174,13 @@ async fn run(
         }
         // The sync tells subscribers it started, what changed and that it finished; the
         // engine adds when it retries a failure, and stops for good on a revocation.
-        match client.sync_with(true).await {
+        // A stop abandons a sync in flight (sync is cancel-safe: what the server acknowledged
+        // stays acknowledged, the rest goes next time).
+        let result = tokio::select! {
+            result = client.sync_with(true) => result,
+            _ = stop.changed() => return,
+        };
+        match result {
             Ok(_) => {
                 failures = 0;
                 wait = options.interval;
@@ -217,10 +223,11 @@ async fn listen(
 ) {
     let mut backoff = options.initial_backoff;
     loop {
-        // The idle connection is held only while the app is in the foreground.
+        // The idle connection is held only while the app is in the foreground; back in the
+        // foreground, it is opened at once.
         if *paused.borrow_and_update() {
             tokio::select! {
-                _ = paused.wait_for(|p| !*p) => {}
+                _ = paused.wait_for(|p| !*p) => backoff = options.initial_backoff,
                 _ = stop.changed() => return,
             }
         }
@@ -289,9 +296,15 @@ async fn listen(
                 backoff = options.initial_backoff;
             }
         }
+        // Paused meanwhile (or the connection closed for the pause): no back-off, wait above.
+        if *paused.borrow_and_update() {
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep(jitter(backoff)) => {}
             _ = stop.changed() => return,
+            // Paused during the back-off: go and wait for the foreground.
+            Ok(()) = paused.changed() => continue,
         }
         backoff = (backoff * 2).min(options.max_backoff);
     }

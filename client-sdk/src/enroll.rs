@@ -1,8 +1,6 @@
 //! Enrollment: a key pair made here, a CSR signed by the server, the certificate and the
 //! server's CA kept beside the outbox.
 
-use std::path::Path;
-
 use patrolsync_proto::{EnrollmentString, codes, wire};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -102,10 +100,13 @@ impl Client {
         let role = patrolsync_proto::Role::from_wire_value(e.role)
             .map(|r| r.to_string())
             .unwrap_or_default();
-        let write = |name: &str, bytes: &[u8]| write_file(&self.inner.dir.join(name), bytes);
-        write(KEY_FILE, &key.serialize_der()).map_err(|e| EnrollError::Local(e.to_string()))?;
-        write(CERT_FILE, &e.certificate_der).map_err(|e| EnrollError::Local(e.to_string()))?;
-        write(SERVER_CA_FILE, &e.server_ca_der).map_err(|e| EnrollError::Local(e.to_string()))?;
+        let keys = &self.inner.keys;
+        keys.save(KEY_FILE, &key.serialize_der())
+            .map_err(EnrollError::Local)?;
+        keys.save(CERT_FILE, &e.certificate_der)
+            .map_err(EnrollError::Local)?;
+        keys.save(SERVER_CA_FILE, &e.server_ca_der)
+            .map_err(EnrollError::Local)?;
         sqlx::query(
             "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
         )
@@ -133,9 +134,12 @@ impl Client {
             .await
             .map_err(local)?;
         let server = server.ok_or(SyncError::NotEnrolled)?;
-        let read = |name: &str| {
-            std::fs::read(self.inner.dir.join(name))
-                .map_err(|e| SyncError::Local(format!("{name}: {e}")))
+        let read = |name: &str| match self.inner.keys.load(name) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err(SyncError::Local(format!(
+                "{name} is missing from the key store"
+            ))),
+            Err(e) => Err(SyncError::Local(e)),
         };
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read(KEY_FILE)?));
         let config = tls::device_config(
@@ -149,17 +153,4 @@ impl Client {
             config,
         })
     }
-}
-
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }

@@ -221,14 +221,16 @@ impl SyncError {
             },
             SyncError::Local(m) if mentions_full(m) => ErrorCode::StorageFull,
             SyncError::Local(_) => ErrorCode::Storage,
-            SyncError::WindowClosed { secs } => ErrorCode::Timeout { secs: *secs },
+            SyncError::WindowClosed { secs } => ErrorCode::WindowClosed { secs: *secs },
         }
     }
 
     /// Whether syncing again later can succeed without anyone acting.
     pub fn is_retryable(&self) -> bool {
         match self {
-            SyncError::Network { .. } | SyncError::WindowClosed { .. } => true,
+            // A certificate the device does not trust will not change by itself.
+            SyncError::Network { code, .. } => code.is_retryable(),
+            SyncError::WindowClosed { .. } => true,
             SyncError::Server { retryable, .. } => *retryable,
             _ => false,
         }
@@ -248,6 +250,47 @@ pub(crate) fn unexpected(kind: Option<wire::response::Kind>) -> SyncError {
             retryable: false,
         },
     }
+}
+
+/// Reading the local store failed (a status, a list, a hazard). Reads never touch the network.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The local database could not be read, or held something this SDK cannot decode.
+    #[error("cannot read the local database: {0}")]
+    Storage(String),
+}
+
+impl ReadError {
+    /// The stable code (for the app to branch on and show in the user's language).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ReadError::Storage(m) if mentions_full(m) => ErrorCode::StorageFull,
+            ReadError::Storage(_) => ErrorCode::Storage,
+        }
+    }
+}
+
+/// A read failing inside a sync or a record is that operation's local failure.
+impl From<ReadError> for SyncError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Storage(m) => SyncError::Local(m),
+        }
+    }
+}
+
+impl From<ReadError> for RecordError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Storage(m) => RecordError::Storage(m),
+        }
+    }
+}
+
+/// A local database failure, as a read error.
+pub(crate) fn read_failed(e: impl std::fmt::Display) -> ReadError {
+    ReadError::Storage(e.to_string())
 }
 
 /// A local database failure, as a sync error.

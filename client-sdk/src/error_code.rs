@@ -52,6 +52,12 @@ pub enum ErrorCode {
     },
     /// The connection broke mid-request; the next sync resumes.
     ConnectionLost,
+    /// The background window the platform gave the sync closed before it finished; what the
+    /// server acknowledged stays acknowledged, the rest goes next time.
+    WindowClosed {
+        /// The window, seconds.
+        secs: u64,
+    },
     /// An admin revoked this device; it must enroll again.
     Revoked,
     /// The server does not recognise this device's credentials.
@@ -90,7 +96,8 @@ pub enum ErrorCode {
         /// The server's limit, bytes.
         max: u64,
     },
-    /// The server refused a photo's bytes (e.g. they did not match its hash); retried next sync.
+    /// The server refused a photo's bytes (e.g. they did not match its hash); the app adds it
+    /// again to retry.
     PhotoRefused,
     /// Records or photos have not reached the server yet (signing out would lose them).
     UnsentRecords {
@@ -133,6 +140,14 @@ pub enum ErrorCode {
     NotTransferred {
         /// Its id.
         hazard: String,
+    },
+    /// A hazard transition that could not apply: the hazard had already moved on (another
+    /// device's transition came first).
+    WrongState {
+        /// The transition (`verify_pass`, `transfer`, …).
+        action: String,
+        /// The state the hazard was in (`closed`, `transferred`, …).
+        status: String,
     },
     /// The user's role may not do this.
     Forbidden {
@@ -185,6 +200,7 @@ impl ErrorCode {
             E::Dns { host } => ("dns", vec![("host", s(host))]),
             E::TlsUntrusted { server } => ("tls_untrusted", vec![("server", s(server))]),
             E::ConnectionLost => ("connection_lost", vec![]),
+            E::WindowClosed { secs } => ("window_closed", vec![("secs", secs.to_string())]),
             E::Revoked => ("revoked", vec![]),
             E::NotRecognised => ("not_recognised", vec![]),
             E::NotEnrolled => ("not_enrolled", vec![]),
@@ -224,6 +240,10 @@ impl ErrorCode {
             }
             E::RetiredCell { cell } => ("retired_cell", vec![("cell", s(cell))]),
             E::NotTransferred { hazard } => ("not_transferred", vec![("hazard", s(hazard))]),
+            E::WrongState { action, status } => (
+                "wrong_state",
+                vec![("action", s(action)), ("status", s(status))],
+            ),
             E::Forbidden { action } => ("forbidden", vec![("action", s(action))]),
             E::Missing { field } => ("missing", vec![("field", s(field))]),
             E::TooLong { field, max } => (
@@ -249,6 +269,7 @@ impl ErrorCode {
             "dns" => E::Dns { host: at(0)? },
             "tls_untrusted" => E::TlsUntrusted { server: at(0)? },
             "connection_lost" => E::ConnectionLost,
+            "window_closed" => E::WindowClosed { secs: num(0)? },
             "revoked" => E::Revoked,
             "not_recognised" => E::NotRecognised,
             "not_enrolled" => E::NotEnrolled,
@@ -276,6 +297,10 @@ impl ErrorCode {
             "retired_checkpoint" => E::RetiredCheckpoint { checkpoint: at(0)? },
             "retired_cell" => E::RetiredCell { cell: at(0)? },
             "not_transferred" => E::NotTransferred { hazard: at(0)? },
+            "wrong_state" => E::WrongState {
+                action: at(0)?,
+                status: at(1)?,
+            },
             "forbidden" => E::Forbidden { action: at(0)? },
             "missing" => E::Missing { field: at(0)? },
             "too_long" => E::TooLong {
@@ -370,7 +395,11 @@ impl ErrorCode {
     pub fn is_retryable(&self) -> bool {
         use ErrorCode as E;
         match self {
-            E::Offline | E::Timeout { .. } | E::Dns { .. } | E::ConnectionLost => true,
+            E::Offline
+            | E::Timeout { .. }
+            | E::Dns { .. }
+            | E::ConnectionLost
+            | E::WindowClosed { .. } => true,
             E::Server { retryable, .. } => *retryable,
             _ => false,
         }
@@ -431,6 +460,7 @@ mod tests {
                 server: s("sync.example.org:4433"),
             },
             E::ConnectionLost,
+            E::WindowClosed { secs: 20 },
             E::Revoked,
             E::NotRecognised,
             E::NotEnrolled,
@@ -466,6 +496,10 @@ mod tests {
             },
             E::RetiredCell { cell: s("S1") },
             E::NotTransferred { hazard: s("h-1") },
+            E::WrongState {
+                action: s("verify_pass"),
+                status: s("closed"),
+            },
             E::Forbidden {
                 action: s("verify"),
             },
@@ -562,6 +596,34 @@ mod tests {
                 code.code()
             );
         }
+    }
+
+    #[test]
+    fn the_test_list_holds_every_code() {
+        // The variants as declared (one per line at the enum's indentation), so a code added
+        // later without a place in `every_code` — and so in the catalog checks — fails here.
+        let source = include_str!("error_code.rs");
+        let start = source.find("pub enum ErrorCode {").expect("the enum");
+        let body = &source[start..];
+        let body = &body[..body.find("\n}\n").expect("its end")];
+        let declared: Vec<&str> = body
+            .lines()
+            .filter_map(|line| {
+                let name = line.strip_prefix("    ")?;
+                let name = name.trim_end_matches(" {").trim_end_matches(',');
+                (name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric()))
+                .then_some(name)
+            })
+            .collect();
+        let listed: Vec<String> = every_code()
+            .iter()
+            .map(|c| {
+                let debug = format!("{c:?}");
+                debug.split(' ').next().unwrap_or_default().to_owned()
+            })
+            .collect();
+        assert_eq!(declared, listed);
     }
 
     #[test]

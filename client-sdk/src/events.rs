@@ -50,8 +50,27 @@ pub struct ConflictReport {
     pub event: String,
     /// Its kind.
     pub kind: String,
-    /// Why.
+    /// Why (English).
     pub reason: String,
+    /// Why, as a code: `wrong_state` (the hazard had moved on) or `forbidden`.
+    pub code: crate::ErrorCode,
+}
+
+/// Which of the device's local data changed, so a list screen reloads without polling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DataKind {
+    /// This device's check-ins (recorded, or their sync state).
+    CheckIns,
+    /// Hazards in view (reported, moved, edited, pulled, acknowledged, dropped).
+    Hazards,
+    /// Photos (queued, uploaded, failed).
+    Photos,
+    /// Checklist templates.
+    Templates,
+    /// The grid in scope: cells and checkpoints.
+    Grid,
 }
 
 /// What the engine is doing, for an app's status line.
@@ -94,6 +113,8 @@ pub enum SyncEvent {
         /// Photo size.
         total: u64,
     },
+    /// Local data changed: reload the lists that show it.
+    DataChanged(DataKind),
     /// The engine stopped for good (device revoked or not recognised).
     Stopped {
         /// Why (English).

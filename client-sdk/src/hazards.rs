@@ -10,11 +10,11 @@ use patrolsync_proto::{DeviceId, EventId, GeoFix, HazardId, Hlc, Message, OpBody
 use sqlx::Row;
 
 use crate::clock::now_ms;
-use crate::error::local;
-use crate::events::{ConflictReport, SyncSummary};
+use crate::error::{local, read_failed};
+use crate::events::{ConflictReport, DataKind, SyncSummary};
 use crate::hazard_log::{LocalOp, insert_op};
 use crate::transport::{self, CallError};
-use crate::{Client, RecordError, SyncError};
+use crate::{Client, ReadError, RecordError, SyncError};
 
 /// A hazard as the patroller reports it.
 #[derive(Clone, Debug, PartialEq)]
@@ -184,28 +184,56 @@ impl Client {
         }
     }
 
-    /// Every hazard in the device's view, folded, most recently changed first.
-    pub async fn hazards(&self) -> Result<Vec<HazardView>, SyncError> {
+    /// A page of the hazards in the device's view, folded, most recently changed first, that
+    /// `filter` selects.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] if the local store cannot be read.
+    pub async fn hazards_where(&self, filter: &HazardFilter) -> Result<Vec<HazardView>, ReadError> {
         let ids: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT hazard_id FROM hazard_ops GROUP BY hazard_id ORDER BY MAX(hlc_wall_ms) DESC, MAX(hlc_logical) DESC",
         )
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?;
-        let mut out = Vec::with_capacity(ids.len());
+        .map_err(read_failed)?;
+        let limit = filter.limit.map_or(usize::MAX, |l| l as usize);
+        let mut skip = filter.offset as usize;
+        let mut out = Vec::new();
         for id in ids {
-            if let Some(v) = self
-                .hazard(HazardId::from_slice(&id).ok_or_else(|| local("bad hazard id"))?)
-                .await?
-            {
-                out.push(v);
+            if out.len() >= limit {
+                break;
             }
+            let id = HazardId::from_slice(&id).ok_or_else(|| read_failed("bad hazard id"))?;
+            let Some(v) = self.hazard(id).await? else {
+                continue;
+            };
+            let cell = v.state.report.as_ref().map(|(r, _)| r.grid_cell.as_str());
+            if (filter.open_only && !v.state.status.is_open())
+                || filter.cell.as_deref().is_some_and(|c| cell != Some(c))
+            {
+                continue;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            out.push(v);
         }
         Ok(out)
     }
 
+    /// Every hazard in the device's view, folded, most recently changed first.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] if the local store cannot be read.
+    pub async fn hazards(&self) -> Result<Vec<HazardView>, ReadError> {
+        self.hazards_where(&HazardFilter::default()).await
+    }
+
     /// One hazard, folded from every op the device holds.
-    pub async fn hazard(&self, id: HazardId) -> Result<Option<HazardView>, SyncError> {
+    pub async fn hazard(&self, id: HazardId) -> Result<Option<HazardView>, ReadError> {
         let Some(state) = self.fold_local(id).await? else {
             return Ok(None);
         };
@@ -215,13 +243,13 @@ impl Client {
                 .bind(OpBody::CHECK_IN)
                 .fetch_one(&self.inner.db)
                 .await
-                .map_err(local)?;
+                .map_err(read_failed)?;
         let sources: Vec<Vec<u8>> =
             sqlx::query_scalar("SELECT DISTINCT hazard_id FROM hazard_ops WHERE merge_into = ?")
                 .bind(id.to_bytes())
                 .fetch_all(&self.inner.db)
                 .await
-                .map_err(local)?;
+                .map_err(read_failed)?;
         let mut merged = Vec::new();
         for source in sources {
             let Some(other) = HazardId::from_slice(&source) else {
@@ -240,7 +268,7 @@ impl Client {
         .bind(id.to_bytes())
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?
+        .map_err(read_failed)?
         .into_iter()
         .map(
             |(level, to_cell, deadline_ms, escalated_at_ms)| Escalation {
@@ -259,14 +287,14 @@ impl Client {
         }))
     }
 
-    async fn fold_local(&self, id: HazardId) -> Result<Option<HazardState>, SyncError> {
+    async fn fold_local(&self, id: HazardId) -> Result<Option<HazardState>, ReadError> {
         let rows = sqlx::query(
             "SELECT hlc_wall_ms, hlc_logical, device_id, kind, role, payload FROM hazard_ops WHERE hazard_id = ?",
         )
         .bind(id.to_bytes())
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?;
+        .map_err(read_failed)?;
         // A hazard is folded only once its report is here (a grant brings it before anything
         // else of the hazard; until then an edit alone is not a hazard).
         if !rows
@@ -278,16 +306,16 @@ impl Client {
         let mut ops = Vec::with_capacity(rows.len());
         for r in &rows {
             let device: String = r.get(2);
-            let role: Role = r.get::<String, _>(4).parse().map_err(local)?;
+            let role: Role = r.get::<String, _>(4).parse().map_err(read_failed)?;
             let stamp = Stamp {
                 hlc: Hlc {
                     wall_ms: r.get::<i64, _>(0) as u64,
                     logical: r.get::<i64, _>(1) as u32,
                 },
-                device: device.parse::<DeviceId>().map_err(local)?,
+                device: device.parse::<DeviceId>().map_err(read_failed)?,
             };
             let op = HazardOp::decode(&r.get::<String, _>(3), &r.get::<Vec<u8>, _>(5), role)
-                .map_err(local)?;
+                .map_err(read_failed)?;
             ops.push((stamp, op));
         }
         Ok(Some(fold(id, &ops)))
@@ -340,6 +368,7 @@ impl Client {
                 summary
                     .scope_changes
                     .push(crate::scope::reset(&self.inner.db, &page.feed).await?);
+                self.data_changed([DataKind::Grid, DataKind::Hazards]);
                 continue;
             }
             summary.pulled += page.changes.len() as u64;
@@ -357,6 +386,7 @@ impl Client {
                             event: h.event.to_string(),
                             kind: h.kind.as_str().into(),
                             reason: h.conflict.clone().unwrap_or_default(),
+                            code: conflict_code(h),
                         });
                     }
                 }
@@ -541,17 +571,37 @@ impl Client {
         .await
         .map_err(local)?;
         tx.commit().await.map_err(local)?;
+        self.data_changed(page.changes.iter().filter_map(|c| match &c.entity {
+            Some(Entity::Cell(_) | Entity::Checkpoint(_)) => Some(DataKind::Grid),
+            Some(Entity::Template(_)) => Some(DataKind::Templates),
+            Some(
+                Entity::HazardReport(_)
+                | Entity::HazardEvent(_)
+                | Entity::HazardFieldEdit(_)
+                | Entity::HazardEscalation(_),
+            ) => Some(DataKind::Hazards),
+            // A grant or revoke changes what is in view: the grid, and hazards with it.
+            Some(Entity::Scope(_)) => Some(DataKind::Grid),
+            Some(Entity::CheckIn(_)) | None => None,
+        }));
+        if page
+            .changes
+            .iter()
+            .any(|c| matches!(c.entity, Some(Entity::Scope(_))))
+        {
+            self.data_changed([DataKind::Hazards]);
+        }
         Ok(notices)
     }
 
     /// Checkpoints of the device's cells, as last pulled, by code.
-    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, SyncError> {
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         let rows = sqlx::query(
             "SELECT code, cell, name, tag_uid, latitude, longitude, radius_m FROM checkpoints ORDER BY code",
         )
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?;
+        .map_err(read_failed)?;
         Ok(rows
             .iter()
             .map(|r| Checkpoint {
@@ -565,6 +615,19 @@ impl Client {
             })
             .collect())
     }
+}
+
+/// Which hazards [`Client::hazards_where`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HazardFilter {
+    /// Only those not closed or merged.
+    pub open_only: bool,
+    /// Only those reported in this grid cell.
+    pub cell: Option<String>,
+    /// At most this many (all when `None`).
+    pub limit: Option<u32>,
+    /// Skip this many of those selected (the page's start).
+    pub offset: u32,
 }
 
 /// A checkpoint in the device's cells: where a patroller checks in.
@@ -584,4 +647,24 @@ pub struct Checkpoint {
     pub longitude: Option<f64>,
     /// How far from the point a GPS check-in still counts, metres.
     pub radius_m: f64,
+}
+
+/// Why a transition in a hazard's history did not apply, as a code: the fold refused it for
+/// the state the hazard was in, or for the actor's role (the same rule, run again).
+pub fn conflict_code(h: &patrolsync_proto::hazard::HistoryEntry) -> crate::ErrorCode {
+    use patrolsync_proto::hazard::{Refusal, transition};
+    match transition(h.from, h.kind, h.role) {
+        Err(Refusal::Role { .. }) => crate::ErrorCode::Forbidden {
+            action: h.kind.as_str().into(),
+        },
+        Err(Refusal::WrongState { status }) => crate::ErrorCode::WrongState {
+            action: h.kind.as_str().into(),
+            status: status.as_str().into(),
+        },
+        // The rule allows it now; the history's own reason stands (a newer SDK's fold).
+        Ok(_) => crate::ErrorCode::Invalid {
+            field: "kind".into(),
+            reason: "conflict".into(),
+        },
+    }
 }

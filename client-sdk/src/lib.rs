@@ -32,6 +32,7 @@ mod hazards;
 mod lifecycle;
 mod outbox;
 mod photos;
+mod platform;
 mod scope;
 mod state;
 mod sync;
@@ -43,14 +44,17 @@ pub use checkins::{LocalCheckIn, NewCheckIn, RecordedCheckIn};
 pub use config::ClientConfig;
 pub use engine::{EngineOptions, SyncEngine};
 pub use enroll::Enrollment;
-pub use error::{EnrollError, OpenError, RecordError, SyncError};
+pub use error::{EnrollError, OpenError, ReadError, RecordError, SyncError};
 pub use error_code::{ErrorCode, LANGUAGES};
-pub use events::{ConflictReport, SyncEvent, SyncSummary};
-pub use hazards::{Checkpoint, Escalation, HazardView, NewHazard, Transition};
+pub use events::{ConflictReport, DataKind, SyncEvent, SyncSummary};
+pub use hazards::{
+    Checkpoint, Escalation, HazardFilter, HazardView, NewHazard, Transition, conflict_code,
+};
 pub use lifecycle::SignOutError;
 pub use outbox::RejectedOp;
 pub use patrolsync_proto as proto;
 pub use photos::PhotoStatus;
+pub use platform::{KeyStore, MonotonicClock};
 pub use scope::{CellView, ScopeNotice};
 pub use state::{Connectivity, Progress, SyncPhase, SyncState};
 
@@ -62,7 +66,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::clock::now_ms;
-use crate::error::local;
+use crate::error::read_failed;
 use crate::transport::Endpoints;
 
 /// `PATROLSYNC_DEVICE_STATE_DIR`: default state directory of `patrolsync-device`.
@@ -119,6 +123,10 @@ struct Inner {
     metered: std::sync::atomic::AtomicBool,
     /// The latest sync state (see [`Client::state`]).
     state: tokio::sync::watch::Sender<SyncState>,
+    /// Each change of it (see [`Client::state_changes`]).
+    state_changes: tokio::sync::broadcast::Sender<SyncState>,
+    /// Where the credentials live.
+    keys: Arc<dyn KeyStore>,
 }
 
 /// The device's handle on its local store and the server. Cheap to clone.
@@ -174,6 +182,10 @@ impl Client {
             last_synced_at_ms,
             ..SyncState::default()
         };
+        let keys = config
+            .key_store
+            .clone()
+            .unwrap_or_else(|| Arc::new(platform::FileKeyStore(dir.clone())));
         Ok(Client {
             inner: Arc::new(Inner {
                 dir,
@@ -185,6 +197,8 @@ impl Client {
                 events: tokio::sync::broadcast::channel(1024).0,
                 metered: std::sync::atomic::AtomicBool::new(false),
                 state: tokio::sync::watch::Sender::new(state),
+                state_changes: tokio::sync::broadcast::channel(256).0,
+                keys,
             }),
         })
     }
@@ -205,31 +219,31 @@ impl Client {
     }
 
     /// Local sync status. Never touches the network.
-    pub async fn status(&self) -> Result<Status, SyncError> {
+    pub async fn status(&self) -> Result<Status, ReadError> {
         let db = &self.inner.db;
         let ident = sqlx::query("SELECT device_id, server, user_name FROM identity WHERE id = 1")
             .fetch_optional(db)
             .await
-            .map_err(local)?;
+            .map_err(read_failed)?;
         let outbox = sqlx::query("SELECT COUNT(*), MIN(created_at_ms) FROM outbox")
             .fetch_one(db)
             .await
-            .map_err(local)?;
+            .map_err(read_failed)?;
         let rejected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rejected")
             .fetch_one(db)
             .await
-            .map_err(local)?;
+            .map_err(read_failed)?;
         let state = sqlx::query("SELECT last_attempt_at_ms, last_success_at_ms, last_error, last_error_code, last_error_p1, last_error_p2 FROM sync_state WHERE id = 1")
             .fetch_one(db)
             .await
-            .map_err(local)?;
+            .map_err(read_failed)?;
         let oldest: Option<i64> = outbox.get(1);
         let photos = sqlx::query(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM photos WHERE state = 'queued'",
         )
         .fetch_one(db)
         .await
-        .map_err(local)?;
+        .map_err(read_failed)?;
         Ok(Status {
             device_id: ident.as_ref().map(|r| r.get(0)),
             server: ident.as_ref().map(|r| r.get(1)),
@@ -246,8 +260,20 @@ impl Client {
         })
     }
 
-    /// Sync events (started, finished, failed, photo progress, hazard changes, conflicts).
+    /// Sync events (started, finished, failed, photo progress, hazard changes, conflicts) and
+    /// changes of local data ([`SyncEvent::DataChanged`]), from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SyncEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Tells subscribers that local data of these kinds changed.
+    pub(crate) fn data_changed(&self, kinds: impl IntoIterator<Item = DataKind>) {
+        let mut sent = Vec::new();
+        for kind in kinds {
+            if !sent.contains(&kind) {
+                sent.push(kind);
+                let _ = self.inner.events.send(SyncEvent::DataChanged(kind));
+            }
+        }
     }
 }

@@ -1,8 +1,7 @@
 //! Handing a shared phone to the next volunteer: signing out wipes the local store, the
 //! credentials and the photos.
 
-use crate::state::SyncState;
-use crate::{CERT_FILE, Client, ErrorCode, KEY_FILE, SERVER_CA_FILE};
+use crate::{CERT_FILE, Client, DataKind, ErrorCode, KEY_FILE, SERVER_CA_FILE};
 
 /// Signing out failed; nothing was wiped.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +62,19 @@ impl Client {
         let storage = |e: sqlx::Error| SignOutError::Storage(e.to_string());
         // No sync may run while the store is emptied under it.
         let _no_sync = self.inner.sync_lock.lock().await;
+        // The first statement writes, so the transaction holds the write lock from the count to
+        // the wipe: a record saved meanwhile waits, and is counted or kept.
+        let mut tx = self.inner.db.begin().await.map_err(storage)?;
+        sqlx::query("UPDATE counters SET value = value WHERE key = 'last_seq'")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        // Unsent: ops waiting, and photos the server does not have (queued, or failed and
+        // waiting for the app to add them again).
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state = 'queued')",
+            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state != 'uploaded')",
         )
-        .fetch_one(&self.inner.db)
+        .fetch_one(&mut *tx)
         .await
         .map_err(storage)?;
         if waiting > 0 && !discard_unsent {
@@ -74,7 +82,6 @@ impl Client {
                 count: waiting as u64,
             });
         }
-        let mut tx = self.inner.db.begin().await.map_err(storage)?;
         for table in DATA_TABLES {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)
@@ -97,19 +104,25 @@ impl Client {
             .await
             .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
-        for file in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
-            match tokio::fs::remove_file(self.inner.dir.join(file)).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SignOutError::Storage(e.to_string())),
-            }
+        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
+            self.inner
+                .keys
+                .remove(name)
+                .map_err(SignOutError::Storage)?;
         }
         match tokio::fs::remove_dir_all(self.photo_dir()).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(SignOutError::Storage(e.to_string())),
         }
-        self.inner.state.send_replace(SyncState::default());
+        self.reset_state();
+        self.data_changed([
+            DataKind::CheckIns,
+            DataKind::Hazards,
+            DataKind::Photos,
+            DataKind::Templates,
+            DataKind::Grid,
+        ]);
         Ok(())
     }
 }

@@ -4,9 +4,9 @@
 use patrolsync_proto::{Hlc, Message, Op, OpBody, OpId, wire};
 use sqlx::Row;
 
-use crate::error::local;
+use crate::error::{local, read_failed};
 use crate::hazard_log;
-use crate::{Client, ErrorCode, RecordError, SyncError};
+use crate::{Client, DataKind, ErrorCode, ReadError, RecordError, SyncError};
 
 /// An op the server refused, with its reason.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -75,8 +75,14 @@ impl Client {
         let role = self.role().await.map_err(storage)?;
         let mut tx = self.inner.db.begin().await.map_err(storage)?;
         let mut seqs = Vec::with_capacity(ops.len());
+        let mut kinds = Vec::new();
         for (body, record_id) in ops {
             let kind = body.kind_name();
+            kinds.push(if kind == OpBody::CHECK_IN {
+                DataKind::CheckIns
+            } else {
+                DataKind::Hazards
+            });
             // The first statement writes, so concurrent recorders serialise here instead of failing
             // to upgrade a read lock.
             let seq: i64 = sqlx::query_scalar(
@@ -151,18 +157,19 @@ impl Client {
             seqs.push(seq as u64);
         }
         tx.commit().await.map_err(storage)?;
+        self.data_changed(kinds);
         self.inner.trigger.notify_one();
         Ok(seqs)
     }
 
     /// Ops the server refused, newest first.
-    pub async fn rejected(&self) -> Result<Vec<RejectedOp>, SyncError> {
+    pub async fn rejected(&self) -> Result<Vec<RejectedOp>, ReadError> {
         let rows = sqlx::query(
             "SELECT device_seq, kind, record_id, code, reason, field, message, payload FROM rejected ORDER BY device_seq DESC",
         )
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?;
+        .map_err(read_failed)?;
         Ok(rows
             .into_iter()
             .map(|r| {

@@ -11,10 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::ErrorCode;
 use crate::clock::now_ms;
-use crate::error::local;
-use crate::events::{SyncEvent, SyncSummary};
+use crate::error::{local, read_failed};
+use crate::events::{DataKind, SyncEvent, SyncSummary};
 use crate::transport::{self, CallError};
-use crate::{Client, RecordError, SyncError};
+use crate::{Client, ReadError, RecordError, SyncError};
 
 /// Photos uploaded at once.
 const PARALLEL_UPLOADS: usize = 3;
@@ -37,36 +37,45 @@ pub struct PhotoStatus {
     pub error_code: Option<ErrorCode>,
 }
 
-/// SHA-256 and size of `src`, copying it to `dst` on the way when given (one read either way).
-async fn hash_and_copy(src: &Path, dst: Option<&Path>) -> std::io::Result<([u8; 32], u64)> {
-    hash_and_copy_from(tokio::fs::File::open(src).await?, dst).await
+/// SHA-256 and size of the file at `src`.
+async fn hash_file(src: &Path) -> std::io::Result<([u8; 32], u64)> {
+    let file = tokio::fs::File::open(src).await?;
+    hash_and_copy_from(file, None).await.map_err(|e| match e {
+        CopyError::Read(e) | CopyError::Write(e) => e,
+    })
 }
 
-/// SHA-256 and size of what `input` yields, copied durably to `dst` when given.
+/// A copy failed reading the source (the app's file) or writing ours (the device's storage).
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// SHA-256 and size of what `input` yields, copied durably to `dst` when given (one read).
 async fn hash_and_copy_from(
     mut input: impl tokio::io::AsyncRead + Unpin,
     dst: Option<&Path>,
-) -> std::io::Result<([u8; 32], u64)> {
+) -> Result<([u8; 32], u64), CopyError> {
     let mut out = match dst {
-        Some(d) => Some(tokio::fs::File::create(d).await?),
+        Some(d) => Some(tokio::fs::File::create(d).await.map_err(CopyError::Write)?),
         None => None,
     };
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 256 * 1024];
     let mut size = 0u64;
     loop {
-        let n = input.read(&mut buf).await?;
+        let n = input.read(&mut buf).await.map_err(CopyError::Read)?;
         if n == 0 {
             break;
         }
         ctx.update(&buf[..n]);
         if let Some(out) = out.as_mut() {
-            out.write_all(&buf[..n]).await?;
+            out.write_all(&buf[..n]).await.map_err(CopyError::Write)?;
         }
         size += n as u64;
     }
     if let Some(out) = out {
-        out.sync_all().await?;
+        out.sync_all().await.map_err(CopyError::Write)?;
     }
     let mut sha = [0u8; 32];
     sha.copy_from_slice(ctx.finish().as_ref());
@@ -133,14 +142,13 @@ impl Client {
             Ok(done) => done,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&tmp).await;
-                // Reading the app's file, or writing our copy (a full disk).
-                return Err(if e.kind() == std::io::ErrorKind::StorageFull {
-                    io(e)
-                } else {
-                    RecordError::Unreadable {
+                return Err(match e {
+                    CopyError::Read(e) => RecordError::Unreadable {
                         path: shown.clone(),
                         reason: e.to_string(),
-                    }
+                    },
+                    // Our own copy: the device's storage (full, or failing).
+                    CopyError::Write(e) => io(e),
                 });
             }
         };
@@ -162,19 +170,20 @@ impl Client {
         .execute(&self.inner.db)
         .await
         .map_err(|e| RecordError::Storage(e.to_string()))?;
+        self.data_changed([DataKind::Photos]);
         self.inner.trigger.notify_one();
         Ok(sha)
     }
 
     /// Every photo the device holds or held, newest first.
-    pub async fn photos(&self) -> Result<Vec<PhotoStatus>, SyncError> {
+    pub async fn photos(&self) -> Result<Vec<PhotoStatus>, ReadError> {
         let rows = sqlx::query(
             "SELECT sha256, size, state, bytes_sent, error, error_code, error_p1, error_p2 \
              FROM photos ORDER BY added_at_ms DESC",
         )
         .fetch_all(&self.inner.db)
         .await
-        .map_err(local)?;
+        .map_err(read_failed)?;
         Ok(rows
             .iter()
             .map(|r| PhotoStatus {
@@ -288,6 +297,7 @@ impl Client {
         .execute(&self.inner.db)
         .await
         .map_err(local)?;
+        self.data_changed([DataKind::Photos]);
         Ok(())
     }
 
@@ -523,7 +533,7 @@ impl Client {
                 code: crate::ErrorCode::ConnectionLost,
             });
         }
-        let (got, _) = hash_and_copy(&partial, None).await.map_err(local)?;
+        let (got, _) = hash_file(&partial).await.map_err(local)?;
         if got != sha {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(SyncError::Local(format!(

@@ -9,8 +9,8 @@ use patrolsync_proto::scope::{ScopeChange, ScopeTarget};
 use patrolsync_proto::{HazardId, Message, wire};
 use sqlx::{Row, Sqlite, Transaction};
 
-use crate::SyncError;
-use crate::error::local;
+use crate::error::{local, read_failed};
+use crate::{ReadError, SyncError};
 
 /// Something entered or left the device's scope.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -46,12 +46,12 @@ pub struct CellView {
 
 impl crate::Client {
     /// The grid cells in the device's scope, as last pulled, by code.
-    pub async fn cells(&self) -> Result<Vec<CellView>, SyncError> {
+    pub async fn cells(&self) -> Result<Vec<CellView>, ReadError> {
         let rows =
             sqlx::query("SELECT code, parent, level, name, retired FROM cells ORDER BY code")
                 .fetch_all(&self.inner.db)
                 .await
-                .map_err(local)?;
+                .map_err(read_failed)?;
         Ok(rows
             .iter()
             .map(|r| CellView {

@@ -63,16 +63,33 @@ pub struct SyncState {
 }
 
 impl Client {
-    /// The sync state now and every change to it (a `watch`: a slow reader sees the latest).
+    /// The sync state now and as it changes (a `watch`: a slow reader sees the latest).
     pub fn state(&self) -> tokio::sync::watch::Receiver<SyncState> {
         self.inner.state.subscribe()
     }
 
+    /// Every change of the sync state from now on, each one (a reader that falls more than 256
+    /// changes behind is told it lagged; [`Client::state`] then has the latest).
+    pub fn state_changes(&self) -> tokio::sync::broadcast::Receiver<SyncState> {
+        self.inner.state_changes.subscribe()
+    }
+
     pub(crate) fn update_state(&self, change: impl FnOnce(&mut SyncState)) {
+        let mut changed = None;
         self.inner.state.send_if_modified(|s| {
             let before = s.clone();
             change(s);
-            *s != before
+            if *s != before {
+                changed = Some(s.clone());
+            }
+            changed.is_some()
         });
+        if let Some(now) = changed {
+            let _ = self.inner.state_changes.send(now);
+        }
+    }
+
+    pub(crate) fn reset_state(&self) {
+        self.update_state(|s| *s = SyncState::default());
     }
 }

@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 use crate::clock::now_ms;
 use crate::enroll::Identity;
 use crate::error::{code_name, local, unexpected};
-use crate::events::{SyncEvent, SyncSummary};
+use crate::events::{DataKind, SyncEvent, SyncSummary};
 use crate::outbox::{mark_check_in, outbox_hlc};
 use crate::state::{Connectivity, SyncPhase};
 use crate::transport::{self, CallError};
@@ -23,6 +23,10 @@ impl Drop for IdleOnDrop<'_> {
         self.0.update_state(|s| {
             s.phase = SyncPhase::Idle;
             s.bootstrap = None;
+            // Cancelled before the server answered: as of this attempt, not reached.
+            if s.connectivity == Connectivity::Connecting {
+                s.connectivity = Connectivity::Offline;
+            }
         });
     }
 }
@@ -201,7 +205,10 @@ impl Client {
         };
         // Records first (push), then what others changed (pull), then photos.
         let result = async {
-            self.update_state(|s| s.phase = SyncPhase::Push);
+            self.update_state(|s| {
+                s.connectivity = Connectivity::Connected;
+                s.phase = SyncPhase::Push;
+            });
             let pushed = self.push_outbox(&conn, server, summary).await;
             self.update_state(|s| {
                 s.connectivity = reachability(&pushed);
@@ -475,6 +482,8 @@ impl Client {
                 .map_err(local)?;
         }
         tx.commit().await.map_err(local)?;
+        // Acknowledged records change their sync state (and a refused hazard op its view).
+        self.data_changed([DataKind::CheckIns, DataKind::Hazards]);
         summary.acked_through = summary.acked_through.max(p.acked_through);
         Ok(())
     }

@@ -16,6 +16,8 @@ use crate::error_code::ErrorCode;
 pub(crate) enum CallError {
     #[error("could not resolve {0}")]
     Resolve(String),
+    #[error("no network route to {0} (the device is offline)")]
+    NoRoute(String),
     #[error("connecting to {server} timed out after {secs} s (server down or unreachable)")]
     ConnectTimeout { server: String, secs: u64 },
     #[error("connection failed: {0}")]
@@ -53,6 +55,7 @@ impl CallError {
     pub(crate) fn code(&self, server: &str) -> ErrorCode {
         match self {
             CallError::Resolve(host) => ErrorCode::Dns { host: host.clone() },
+            CallError::NoRoute(_) => ErrorCode::Offline,
             CallError::Connect(quinn::ConnectError::InvalidServerName(host)) => {
                 ErrorCode::Dns { host: host.clone() }
             }
@@ -126,7 +129,11 @@ impl Endpoints {
             }
         }
         if candidates.is_empty() {
-            return Err(CallError::Resolve(server.to_owned()));
+            // A phone with no network fails to resolve too: say which it is.
+            if !has_route(None) {
+                return Err(CallError::NoRoute(server.to_owned()));
+            }
+            return Err(CallError::Resolve(hosts(server)));
         }
         let last_good = *self.last_good.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = candidates.iter().position(|(a, _)| Some(*a) == last_good) {
@@ -145,6 +152,11 @@ impl Endpoints {
                 // The server itself refused us: another node would say the same.
                 Ok(Err(e)) if !CallError::from(e.clone()).is_transient() => return Err(e.into()),
                 Ok(Err(e)) => last_err = Some(e.into()),
+                // QUIC sends into the void when there is no network (quinn drops the send
+                // error), so a timeout is where an offline phone ends up: ask the routing table.
+                Err(_) if !has_route(Some(addr)) => {
+                    last_err = Some(CallError::NoRoute(addr.to_string()))
+                }
                 Err(_) => {
                     last_err = Some(CallError::ConnectTimeout {
                         server: addr.to_string(),
@@ -153,7 +165,7 @@ impl Endpoints {
                 }
             }
         }
-        Err(last_err.unwrap_or_else(|| CallError::Resolve(server.to_owned())))
+        Err(last_err.unwrap_or_else(|| CallError::Resolve(hosts(server))))
     }
 }
 
@@ -222,4 +234,107 @@ pub(crate) fn push_request(payloads: &[Vec<u8>]) -> Result<wire::Request, prost:
 /// A timeout in whole seconds for people to read, rounded up (300 ms reads as 1 s, not 0).
 pub(crate) fn whole_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000) as u64
+}
+
+/// The host names of a `host:port[,host:port…]` server string.
+fn hosts(server: &str) -> String {
+    server
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(e)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether the routing table has a way to `addr` (or anywhere, for `None`). Connecting a UDP
+/// socket only looks the route up: nothing is sent.
+fn has_route(addr: Option<SocketAddr>) -> bool {
+    // TEST-NET-2 (RFC 5737): never contacted; its route is the default route.
+    let addr = addr.unwrap_or_else(|| SocketAddr::from(([198, 51, 100, 1], 9)));
+    let bind: SocketAddr = if addr.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    match std::net::UdpSocket::bind(bind).and_then(|s| s.connect(addr)) {
+        Ok(()) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::NetworkUnreachable
+                | std::io::ErrorKind::HostUnreachable
+                | std::io::ErrorKind::AddrNotAvailable
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_failures_map_to_their_codes() {
+        let server = "sync.example.org:4433";
+        assert_eq!(
+            CallError::Resolve(hosts("sync.example.org:4433, [2001:db8::1]:4433")).code(server),
+            ErrorCode::Dns {
+                host: "sync.example.org,2001:db8::1".into()
+            }
+        );
+        assert_eq!(
+            CallError::NoRoute("10.1.2.3:4433".into()).code(server),
+            ErrorCode::Offline
+        );
+        assert_eq!(
+            CallError::ConnectTimeout {
+                server: server.into(),
+                secs: 1
+            }
+            .code(server),
+            ErrorCode::Timeout { secs: 1 }
+        );
+        assert_eq!(
+            CallError::Timeout(30).code(server),
+            ErrorCode::Timeout { secs: 30 }
+        );
+        assert_eq!(
+            CallError::Stream("reset".into()).code(server),
+            ErrorCode::ConnectionLost
+        );
+        assert_eq!(
+            CallError::Connection(ConnectionError::TimedOut).code(server),
+            ErrorCode::ConnectionLost
+        );
+        assert_eq!(
+            CallError::Connection(ConnectionError::TransportError(
+                quinn_proto::TransportError {
+                    code: quinn::TransportErrorCode::crypto(42),
+                    frame: None,
+                    reason: "invalid peer certificate".into(),
+                }
+            ))
+            .code(server),
+            ErrorCode::TlsUntrusted {
+                server: server.into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_timeout_reads_in_whole_seconds_rounded_up() {
+        assert_eq!(whole_secs(Duration::from_millis(300)), 1);
+        assert_eq!(whole_secs(Duration::from_secs(30)), 30);
+        assert_eq!(whole_secs(Duration::from_millis(30_001)), 31);
+    }
+
+    #[test]
+    fn loopback_always_has_a_route() {
+        assert!(has_route(Some(SocketAddr::from(([127, 0, 0, 1], 4433)))));
+    }
 }

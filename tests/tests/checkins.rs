@@ -273,7 +273,7 @@ async fn double_tap_is_stored_marked_and_counted_once() -> anyhow::Result<()> {
         assert_eq!(dup_of(&other), None);
         let stats = h.server().store().stats(0).await?;
         assert_eq!((stats.check_ins, stats.double_taps), (3, 1), "{backend}");
-        let local = device.recent_check_ins(10).await?;
+        let local = device.recent_check_ins(10, None).await?;
         assert!(
             local.len() == 3 && local.iter().all(|c| c.state == "synced"),
             "{backend}: {local:?}"

@@ -381,7 +381,7 @@ async fn device_killed_while_recording_and_while_syncing_loses_and_doubles_nothi
         }
         let device = Client::open(&state, fast_client()).await?;
         let local: Vec<String> = device
-            .recent_check_ins(1_000_000)
+            .recent_check_ins(1_000_000, None)
             .await?
             .into_iter()
             .map(|c| c.id)

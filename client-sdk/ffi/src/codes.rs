@@ -46,6 +46,7 @@ mirror_codes! {
     Dns { host: String },
     TlsUntrusted { server: String },
     ConnectionLost,
+    WindowClosed { secs: u64 },
     Revoked,
     NotRecognised,
     NotEnrolled,
@@ -67,6 +68,7 @@ mirror_codes! {
     RetiredCheckpoint { checkpoint: String },
     RetiredCell { cell: String },
     NotTransferred { hazard: String },
+    WrongState { action: String, status: String },
     Forbidden { action: String },
     Missing { field: String },
     TooLong { field: String, max: u64 },
@@ -79,12 +81,13 @@ mirror_codes! {
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum PatrolError {
     /// The call failed.
-    #[error("{message}")]
+    #[error("{text}")]
     Failed {
         /// What went wrong.
         code: ErrorCode,
-        /// The message a person reads.
-        message: String,
+        /// The message a person reads, in the client's language. (Named `text`, not
+        /// `message`: Kotlin's exceptions have a `message` of their own.)
+        text: String,
         /// Whether trying again later can succeed without anyone acting.
         retryable: bool,
     },
@@ -93,7 +96,7 @@ pub enum PatrolError {
 impl PatrolError {
     pub(crate) fn new(code: sdk::ErrorCode, language: &str) -> PatrolError {
         PatrolError::Failed {
-            message: code.message(language),
+            text: code.message(language),
             retryable: code.is_retryable(),
             code: code.into(),
         }
@@ -105,14 +108,23 @@ impl PatrolError {
             code: ErrorCode::Unknown {
                 code: "internal".into(),
             },
-            message: what.to_owned(),
+            text: what.to_owned(),
             retryable: false,
         }
     }
 
-    /// The same error with its message in `language`.
+    /// The same error with its message in `language` (an internal failure keeps its text).
     pub(crate) fn in_language(self, language: &str) -> PatrolError {
         match self {
+            PatrolError::Failed {
+                code: ErrorCode::Unknown { code },
+                text,
+                retryable,
+            } => PatrolError::Failed {
+                code: ErrorCode::Unknown { code },
+                text,
+                retryable,
+            },
             PatrolError::Failed { code, .. } => PatrolError::new(code.into(), language),
         }
     }
@@ -145,12 +157,10 @@ mod tests {
             field: "checkpoint".into(),
             value: "S2-K1".into(),
         };
-        let PatrolError::Failed {
-            code: c, message, ..
-        } = PatrolError::new(code.clone(), "zh-CN");
+        let PatrolError::Failed { code: c, text, .. } = PatrolError::new(code.clone(), "zh-CN");
         assert_eq!(c, code.clone().into());
-        assert_eq!(message, "该检查点不在您负责的网格内（S2-K1）");
-        let PatrolError::Failed { message, .. } = PatrolError::new(code, "en");
-        assert_eq!(message, "Checkpoint S2-K1 is outside your grid cells");
+        assert_eq!(text, "该检查点不在您负责的网格内（S2-K1）");
+        let PatrolError::Failed { text, .. } = PatrolError::new(code, "en");
+        assert_eq!(text, "Checkpoint S2-K1 is outside your grid cells");
     }
 }

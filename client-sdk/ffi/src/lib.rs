@@ -10,7 +10,9 @@
 //!
 //! The calls run on a runtime this library owns, so an app needs no Rust async runtime;
 //! cancelling a call on the app's side (a Kotlin coroutine, a Swift task, an asyncio task)
-//! cancels it here too, and every call is cancel-safe (see `Client::sync`).
+//! cancels it here too. Cancelling loses nothing a call already stored: records are durable
+//! when their call returns, and a cancelled sync sends the rest next time. One call is not
+//! undone by cancelling: an `enroll` the server already accepted has used its single-use code.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -91,11 +93,24 @@ impl PatrolClient {
 impl PatrolClient {
     /// Opens (creating if needed) the state directory: the local database and, once enrolled,
     /// the device's credentials.
+    ///
+    /// `key_store` keeps the device's key and certificates where the app says (Android
+    /// Keystore-backed storage, the iOS Keychain); without one they are files in `state_dir`.
+    /// `clock` gives the time since boot (iOS: `ProcessInfo.systemUptime`); without one the
+    /// library reads `/proc/uptime` where there is one.
     #[uniffi::constructor]
-    pub async fn open(state_dir: String, options: ClientOptions) -> Result<Arc<Self>, PatrolError> {
+    pub async fn open(
+        state_dir: String,
+        options: ClientOptions,
+        key_store: Option<Arc<dyn KeyStore>>,
+        clock: Option<Arc<dyn PlatformClock>>,
+    ) -> Result<Arc<Self>, PatrolError> {
         let language = options.language.clone();
         on_runtime(async move {
             let config = sdk::ClientConfig {
+                key_store: key_store.map(|k| Arc::new(ForeignKeys(k)) as Arc<dyn sdk::KeyStore>),
+                monotonic_clock: clock
+                    .map(|c| Arc::new(ForeignClock(c)) as Arc<dyn sdk::MonotonicClock>),
                 app_version: options.app_version,
                 photos_only_unmetered: options.photos_only_unmetered,
                 server_override: options.server_override,
@@ -241,7 +256,44 @@ impl PatrolClient {
                 .hazards()
                 .await
                 .map_err(|e| PatrolError::new(e.code(), &lang))?;
-            Ok(views.into_iter().map(Hazard::from).collect())
+            Ok(views.into_iter().map(|v| Hazard::new(v, &lang)).collect())
+        })
+        .await
+    }
+
+    /// A page of the hazards in view that `filter` selects, most recently changed first.
+    pub async fn hazards_where(&self, filter: HazardFilter) -> Result<Vec<Hazard>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let filter = sdk::HazardFilter {
+                open_only: filter.open_only,
+                cell: filter.cell,
+                limit: filter.limit,
+                offset: filter.offset,
+            };
+            let views = client
+                .hazards_where(&filter)
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(views.into_iter().map(|v| Hazard::new(v, &lang)).collect())
+        })
+        .await
+    }
+
+    /// This device's check-ins, newest first: `limit` of them after the one with id `after`
+    /// (none: the first page).
+    pub async fn recent_check_ins(
+        &self,
+        limit: u32,
+        after: Option<String>,
+    ) -> Result<Vec<LocalCheckIn>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let page = client
+                .recent_check_ins(limit, after.as_deref())
+                .await
+                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            Ok(page.into_iter().map(LocalCheckIn::from).collect())
         })
         .await
     }
@@ -255,7 +307,7 @@ impl PatrolClient {
                 .hazard(id)
                 .await
                 .map_err(|e| PatrolError::new(e.code(), &lang))?;
-            Ok(view.map(Hazard::from))
+            Ok(view.map(|v| Hazard::new(v, &lang)))
         })
         .await
     }
@@ -409,29 +461,55 @@ impl PatrolClient {
     }
 
     /// Hands the app's listener every event and state change from now on (replacing the one
-    /// set before). It is called on a library thread: hop to the UI thread there.
+    /// set before). It is called on a thread of its own, one call at a time and in order: a
+    /// slow handler delays only the listener, never a sync; hop to the UI thread there. A
+    /// listener that throws loses that one call. A listener that holds the client keeps it
+    /// alive: call `clear_listener` when done.
     pub fn set_listener(&self, listener: Arc<dyn SyncListener>) {
         let mut events = self.client.subscribe();
-        let mut state = self.client.state();
+        let mut states = self.client.state_changes();
+        let first = SyncState::new(&self.client.state().borrow(), &self.language);
         let lang = self.language.clone();
+        let (to_app, calls) = std::sync::mpsc::channel::<Call>();
+        // The app's code runs here, away from the runtime's workers. The thread ends when the
+        // feeding task below does (it holds the sender).
+        let spawned = std::thread::Builder::new()
+            .name("patrolsync-listener".into())
+            .spawn(move || {
+                for call in calls {
+                    let listener = &listener;
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match call {
+                        Call::Event(e) => listener.on_event(e),
+                        Call::State(s) => listener.on_state(s),
+                    }));
+                }
+            });
+        if spawned.is_err() {
+            return;
+        }
         let task = RUNTIME.spawn(async move {
-            listener.on_state(SyncState::new(&state.borrow_and_update(), &lang));
+            if to_app.send(Call::State(first)).is_err() {
+                return;
+            }
             loop {
-                tokio::select! {
-                    changed = state.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let now = SyncState::new(&state.borrow_and_update(), &lang);
-                        listener.on_state(now);
-                    }
-                    event = events.recv() => match event {
-                        Ok(e) => listener.on_event(SyncEvent::new(e, &lang)),
+                let call = tokio::select! {
+                    state = states.recv() => match state {
+                        Ok(s) => Call::State(SyncState::new(&s, &lang)),
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            listener.on_event(SyncEvent::Missed { count: n });
+                            Call::Event(SyncEvent::Missed { count: n })
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     },
+                    event = events.recv() => match event {
+                        Ok(e) => Call::Event(SyncEvent::new(e, &lang)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            Call::Event(SyncEvent::Missed { count: n })
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                if to_app.send(call).is_err() {
+                    return;
                 }
             }
         });
@@ -465,7 +543,6 @@ impl PatrolClient {
     /// waiting to upload, unless `discard_unsent`.
     pub async fn sign_out(&self, discard_unsent: bool) -> Result<(), PatrolError> {
         let (client, lang) = self.client();
-        self.clear_listener();
         on_runtime(async move {
             client
                 .sign_out(discard_unsent)
@@ -476,14 +553,96 @@ impl PatrolClient {
     }
 }
 
-/// The app's ears: events (a sync finished, a hazard changed, a photo moved) and the latest
-/// sync state. Called on a library thread.
+/// One call to the app's listener.
+enum Call {
+    Event(SyncEvent),
+    State(SyncState),
+}
+
+/// The app's ears: events (a sync finished, a hazard changed, a photo moved) and each change of
+/// the sync state. Called on a thread of the library's, in order.
 #[uniffi::export(with_foreign)]
 pub trait SyncListener: Send + Sync {
     /// Something happened.
     fn on_event(&self, event: SyncEvent);
     /// The sync state changed.
     fn on_state(&self, state: SyncState);
+}
+
+/// Where the app keeps the device's credentials: bytes under a name (`device.key`,
+/// `device.crt`, `server-ca.der`). Called on a library thread.
+#[uniffi::export(with_foreign)]
+pub trait KeyStore: Send + Sync {
+    /// The bytes saved under `name`, or none.
+    fn load(&self, name: String) -> Result<Option<Vec<u8>>, KeyStoreError>;
+    /// Saves `bytes` under `name` durably, replacing what was there.
+    fn save(&self, name: String, bytes: Vec<u8>) -> Result<(), KeyStoreError>;
+    /// Removes what is saved under `name` (nothing saved is not an error).
+    fn remove(&self, name: String) -> Result<(), KeyStoreError>;
+}
+
+/// The app's key store failed.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum KeyStoreError {
+    /// It could not do what was asked.
+    #[error("key store: {reason}")]
+    Failed {
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for KeyStoreError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        KeyStoreError::Failed { reason: e.reason }
+    }
+}
+
+/// The platform's clock since boot.
+#[uniffi::export(with_foreign)]
+pub trait PlatformClock: Send + Sync {
+    /// Milliseconds since boot, if known.
+    fn since_boot_ms(&self) -> Option<u64>;
+}
+
+/// The app's key store, as the SDK's.
+struct ForeignKeys(Arc<dyn KeyStore>);
+
+impl std::fmt::Debug for ForeignKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForeignKeys")
+    }
+}
+
+impl sdk::KeyStore for ForeignKeys {
+    fn load(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.load(name.to_owned()).map_err(|e| e.to_string())
+    }
+
+    fn save(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        self.0
+            .save(name.to_owned(), bytes.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    fn remove(&self, name: &str) -> Result<(), String> {
+        self.0.remove(name.to_owned()).map_err(|e| e.to_string())
+    }
+}
+
+/// The app's clock, as the SDK's.
+struct ForeignClock(Arc<dyn PlatformClock>);
+
+impl std::fmt::Debug for ForeignClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForeignClock")
+    }
+}
+
+impl sdk::MonotonicClock for ForeignClock {
+    fn since_boot_ms(&self) -> Option<u64> {
+        self.0.since_boot_ms()
+    }
 }
 
 /// How the engine paces itself.

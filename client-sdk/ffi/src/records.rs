@@ -306,7 +306,7 @@ pub struct HistoryItem {
     /// When (the device's hybrid clock), Unix ms.
     pub at_ms: i64,
     /// Why it did not apply, if it lost against another device's transition.
-    pub conflict: Option<String>,
+    pub conflict: Option<ErrorInfo>,
 }
 
 /// An escalation of an overdue hazard.
@@ -361,8 +361,8 @@ pub struct Hazard {
     pub escalations: Vec<EscalationItem>,
 }
 
-impl From<sdk::HazardView> for Hazard {
-    fn from(v: sdk::HazardView) -> Hazard {
+impl Hazard {
+    pub(crate) fn new(v: sdk::HazardView, language: &str) -> Hazard {
         let s = v.state;
         let report = s.report.as_ref().map(|(r, _)| r);
         Hazard {
@@ -387,13 +387,16 @@ impl From<sdk::HazardView> for Hazard {
                 .history
                 .into_iter()
                 .map(|h| HistoryItem {
+                    conflict: h
+                        .conflict
+                        .is_some()
+                        .then(|| ErrorInfo::new(sdk::conflict_code(&h), language)),
                     event: h.event.to_string(),
                     kind: h.kind.as_str().into(),
                     role: h.role.as_str().into(),
                     from_status: h.from.as_str().into(),
                     to_status: h.to.as_str().into(),
                     at_ms: h.stamp.hlc.wall_ms as i64,
-                    conflict: h.conflict,
                 })
                 .collect(),
             escalations: v
@@ -693,17 +696,17 @@ pub struct Conflict {
     pub event: String,
     /// Its transition.
     pub kind: String,
-    /// Why.
-    pub reason: String,
+    /// Why (`wrong_state`: another device's transition came first).
+    pub error: ErrorInfo,
 }
 
-impl From<sdk::ConflictReport> for Conflict {
-    fn from(c: sdk::ConflictReport) -> Conflict {
+impl Conflict {
+    pub(crate) fn new(c: sdk::ConflictReport, language: &str) -> Conflict {
         Conflict {
             hazard: c.hazard,
             event: c.event,
             kind: c.kind,
-            reason: c.reason,
+            error: ErrorInfo::new(c.code, language),
         }
     }
 }
@@ -765,7 +768,7 @@ pub struct SyncSummary {
 }
 
 impl SyncSummary {
-    pub(crate) fn new(s: sdk::SyncSummary, _language: &str) -> SyncSummary {
+    pub(crate) fn new(s: sdk::SyncSummary, language: &str) -> SyncSummary {
         SyncSummary {
             pushed: s.pushed,
             applied: s.applied,
@@ -776,9 +779,77 @@ impl SyncSummary {
             hazards_changed: s.hazards_changed,
             photos_uploaded: s.photos_uploaded,
             photo_bytes_sent: s.photo_bytes_sent,
-            new_conflicts: s.new_conflicts.into_iter().map(Conflict::from).collect(),
+            new_conflicts: s
+                .new_conflicts
+                .into_iter()
+                .map(|c| Conflict::new(c, language))
+                .collect(),
             scope_changes: s.scope_changes.into_iter().map(ScopeChange::from).collect(),
             elapsed_ms: s.elapsed_ms,
+        }
+    }
+}
+
+/// Which local data changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum DataKind {
+    /// This device's check-ins.
+    CheckIns,
+    /// Hazards in view.
+    Hazards,
+    /// Photos.
+    Photos,
+    /// Checklist templates.
+    Templates,
+    /// Cells and checkpoints in scope.
+    Grid,
+    /// Any of them (reload everything).
+    All,
+}
+
+/// Which hazards `hazards_where` returns.
+#[derive(Clone, Debug, Default, uniffi::Record)]
+pub struct HazardFilter {
+    /// Only those not closed or merged.
+    #[uniffi(default = false)]
+    pub open_only: bool,
+    /// Only those reported in this grid cell.
+    #[uniffi(default = None)]
+    pub cell: Option<String>,
+    /// At most this many (all when none).
+    #[uniffi(default = None)]
+    pub limit: Option<u32>,
+    /// Skip this many of those selected (the page's start).
+    #[uniffi(default = 0)]
+    pub offset: u32,
+}
+
+/// One of this device's check-ins and whether the server has it.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct LocalCheckIn {
+    /// Its id.
+    pub id: String,
+    /// The checkpoint.
+    pub checkpoint: String,
+    /// The outcome.
+    pub outcome: String,
+    /// When, on the device, Unix ms.
+    pub device_time_ms: i64,
+    /// Free text.
+    pub note: String,
+    /// `pending`, `synced` or `rejected`.
+    pub state: String,
+}
+
+impl From<sdk::LocalCheckIn> for LocalCheckIn {
+    fn from(c: sdk::LocalCheckIn) -> LocalCheckIn {
+        LocalCheckIn {
+            id: c.id,
+            checkpoint: c.checkpoint,
+            outcome: c.outcome,
+            device_time_ms: c.device_time_ms,
+            note: c.note,
+            state: c.state,
         }
     }
 }
@@ -834,6 +905,11 @@ pub enum SyncEvent {
         /// Why.
         error: ErrorInfo,
     },
+    /// Local data changed: reload the lists that show it.
+    DataChanged {
+        /// Which.
+        what: DataKind,
+    },
     /// The listener fell behind and this many events were skipped; read the state afresh.
     Missed {
         /// How many.
@@ -854,7 +930,9 @@ impl SyncEvent {
             },
             sdk::SyncEvent::Notified { cursor } => SyncEvent::Notified { cursor },
             sdk::SyncEvent::HazardChanged { id } => SyncEvent::HazardChanged { id },
-            sdk::SyncEvent::Conflict(c) => SyncEvent::Conflict { conflict: c.into() },
+            sdk::SyncEvent::Conflict(c) => SyncEvent::Conflict {
+                conflict: Conflict::new(c, language),
+            },
             sdk::SyncEvent::ScopeChanged(n) => SyncEvent::ScopeChanged { change: n.into() },
             sdk::SyncEvent::PhotoProgress {
                 sha256,
@@ -864,6 +942,17 @@ impl SyncEvent {
                 sha256,
                 sent,
                 total,
+            },
+            sdk::SyncEvent::DataChanged(kind) => SyncEvent::DataChanged {
+                what: match kind {
+                    sdk::DataKind::CheckIns => DataKind::CheckIns,
+                    sdk::DataKind::Hazards => DataKind::Hazards,
+                    sdk::DataKind::Photos => DataKind::Photos,
+                    sdk::DataKind::Templates => DataKind::Templates,
+                    sdk::DataKind::Grid => DataKind::Grid,
+                    // A kind this version does not know: every list reloads.
+                    _ => DataKind::All,
+                },
             },
             sdk::SyncEvent::Stopped { code, .. } => SyncEvent::Stopped {
                 error: ErrorInfo::new(code, language),

@@ -94,7 +94,7 @@ pub(super) async fn run(
                             "outcome": c.outcome.as_str(), "device_time": time_text(c.device_time_ms),
                             "received_at": time_text(r.received_at_ms),
                             "fix": c.fix.as_ref().map(|f| serde_json::json!({"latitude": f.latitude, "longitude": f.longitude, "accuracy_m": f.accuracy_m, "mock": f.mock})),
-                            "note": c.note,
+                            "note": c.note, "monotonic_ms": c.monotonic_ms,
                         })
                     })
                     .collect();

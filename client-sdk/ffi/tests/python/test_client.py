@@ -50,13 +50,13 @@ def listening(client):
         client.clear_listener()
 
 
-async def enrolled(server, tmp_path, name="alice", language="zh-CN"):
+async def enrolled(server, tmp_path, name="alice", language="zh-CN", role="patroller"):
     client = await ps.PatrolClient.open(
-        str(tmp_path / f"{name}-phone"), ps.ClientOptions(language=language))
-    code = server.enrollment_code(name, "patroller", CELL)
+        str(tmp_path / f"{name}-phone"), ps.ClientOptions(language=language), None, None)
+    code = server.enrollment_code(name, role, CELL)
     enrollment = await client.enroll(code, None, f"{name}'s phone")
     assert enrollment.grid_cells == [CELL]
-    assert enrollment.role == "patroller"
+    assert enrollment.role == role
     return client
 
 
@@ -107,17 +107,18 @@ def test_offline_check_ins_arrive_once_and_a_hazard_folds(server, tmp_path):
         assert again.pushed == 0
         assert server.admin_json("stats")["check_ins"] == 100
 
-        # The listener heard the sync: started and finished, and the state move through the
-        # phases (push before pull before photos) back to idle, connected.
-        await wait_for(lambda: ps.SyncPhase.IDLE in listener.phases()[1:], "back to idle")
+        # The listener heard both syncs: each state change (push before pull before photos,
+        # back to idle, connected) and the events, in order.
+        await wait_for(lambda: sum(isinstance(e, ps.SyncEvent.FINISHED)
+                                   for e in list(listener.events)) == 2, "two syncs heard")
         phases = listener.phases()
         seen = [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p]
-        assert seen[:5] == [ps.SyncPhase.IDLE, ps.SyncPhase.PUSH, ps.SyncPhase.PULL,
-                            ps.SyncPhase.PHOTOS, ps.SyncPhase.IDLE], seen
+        one_sync = [ps.SyncPhase.PUSH, ps.SyncPhase.PULL, ps.SyncPhase.PHOTOS, ps.SyncPhase.IDLE]
+        assert seen == [ps.SyncPhase.IDLE] + one_sync + one_sync, seen
         assert client.state().connectivity == ps.Connectivity.CONNECTED
         assert client.state().has_synced
         with listener.lock:
-            events = list(listener.events)
+            events = [e for e in listener.events if not isinstance(e, ps.SyncEvent.DATA_CHANGED)]
         # The first sync brought alice's cell into scope; the second had nothing to do.
         E = ps.SyncEvent
         assert [type(e) for e in events] == [E.STARTED, E.SCOPE_CHANGED, E.FINISHED,
@@ -156,7 +157,7 @@ def test_errors_are_typed_codes_with_parameters_and_chinese_messages(server, tmp
         with pytest.raises(ps.PatrolError.Failed) as refused:
             await client.record_checkin(checkin(CHECKPOINTS[0], note="x" * 5000))
         assert refused.value.code == ps.ErrorCode.TOO_LONG(field="note", max=4096)
-        assert refused.value.message == "内容过长：note 最多 4096 个字"
+        assert refused.value.text == "内容过长：note 最多 4096 个字"
         assert not refused.value.retryable
         with pytest.raises(ps.PatrolError.Failed) as unknown:
             await client.record_checkin(ps.CheckInInput(checkpoint=CHECKPOINTS[0],
@@ -190,7 +191,8 @@ def test_a_server_that_is_gone_is_a_timeout_and_a_closed_window_says_so(server, 
         server.stop()
         reopened = await ps.PatrolClient.open(
             str(tmp_path / "alice-phone"),
-            ps.ClientOptions(language="en", connect_timeout_ms=300, request_timeout_ms=300))
+            ps.ClientOptions(language="en", connect_timeout_ms=300, request_timeout_ms=300),
+            None, None)
         # Nobody answers on the server's port: the connection attempt times out (each of the
         # SDK's attempts), and the error says so, retryable.
         with pytest.raises(ps.PatrolError.Failed) as failed:
@@ -208,13 +210,17 @@ def test_a_server_that_is_gone_is_a_timeout_and_a_closed_window_says_so(server, 
         # A background window that closes first ends the sync, and the status says why.
         slow = await ps.PatrolClient.open(
             str(tmp_path / "alice-phone"),
-            ps.ClientOptions(language="zh-CN", connect_timeout_ms=5000))
+            ps.ClientOptions(language="zh-CN", connect_timeout_ms=5000), None, None)
         with pytest.raises(ps.PatrolError.Failed) as closed:
             await slow.sync_for(1000, False)
-        assert closed.value.code == ps.ErrorCode.TIMEOUT(secs=1)
-        assert closed.value.message == "服务器 1 秒内没有响应，稍后自动重试"
-        assert (await slow.status()).last_error.code == ps.ErrorCode.TIMEOUT(secs=1)
+        assert closed.value.code == ps.ErrorCode.WINDOW_CLOSED(secs=1)
+        assert closed.value.text == "后台同步时间（1 秒）已用完，其余内容下次同步"
+        assert closed.value.retryable
+        assert (await slow.status()).last_error.code == ps.ErrorCode.WINDOW_CLOSED(secs=1)
         assert (await slow.status()).pending_ops == 1
+        # Cut off while connecting: idle, and not reached.
+        state = slow.state()
+        assert (state.phase, state.connectivity) == (ps.SyncPhase.IDLE, ps.Connectivity.OFFLINE)
 
     drive(run)
 
@@ -232,9 +238,11 @@ def test_a_cancelled_sync_loses_and_doubles_nothing(server, tmp_path):
         with pytest.raises(asyncio.CancelledError):
             await task
         assert cancelled, "the sync was still running when cancelled"
-        partial = server.admin_json("stats")["check_ins"]
-        print(f"the cancelled sync had stored {partial} of {total}")
-        assert partial <= total
+        print(f"the cancelled sync had stored {server.admin_json('stats')['check_ins']} of {total}")
+        # Cancelled: the state is idle again, and the connection it had made counts.
+        state = client.state()
+        assert state.phase == ps.SyncPhase.IDLE
+        assert state.connectivity == ps.Connectivity.CONNECTED
 
         summary = await client.sync()
         assert summary.remaining == 0
@@ -254,7 +262,7 @@ def test_sign_out_keeps_unsent_records_unless_told_and_then_empties_the_phone(se
         with pytest.raises(ps.PatrolError.Failed) as unsent:
             await client.sign_out(False)
         assert unsent.value.code == ps.ErrorCode.UNSENT_RECORDS(count=2)
-        assert unsent.value.message == "还有 2 条记录未上传，请先同步"
+        assert unsent.value.text == "还有 2 条记录未上传，请先同步"
         assert (await client.status()).device_id is not None, "nothing was wiped"
 
         await client.sync()
@@ -275,16 +283,119 @@ def test_sign_out_keeps_unsent_records_unless_told_and_then_empties_the_phone(se
     drive(run)
 
 
-def test_the_engine_syncs_what_is_recorded_and_stops_when_asked(server, tmp_path):
+def test_the_engine_syncs_what_is_recorded_pauses_and_stops(server, tmp_path):
     async def run(stack):
         client = await enrolled(server, tmp_path)
-        listener = stack.enter_context(listening(client))
         engine = client.start_engine(ps.EngineOptions())
         await client.record_checkin(checkin(CHECKPOINTS[0]))
         await wait_for(lambda: server.admin_json("stats")["check_ins"] == 1,
                        "the engine pushed the check-in")
+        # In the background nothing is sent, even when asked; back in the foreground at once.
         engine.pause()
+        await client.record_checkin(checkin(CHECKPOINTS[1]))
+        engine.sync_now()
+        await asyncio.sleep(1.0)  # what must not happen, given a chance to
+        assert server.admin_json("stats")["check_ins"] == 1
+        engine.resume()
+        await wait_for(lambda: server.admin_json("stats")["check_ins"] == 2,
+                       "the engine synced on resume")
+        # Stopped: a record stays in the outbox; later calls on the handle do nothing.
         await engine.stop()
-        engine.sync_now()  # a stopped handle ignores calls
+        await client.record_checkin(checkin(CHECKPOINTS[2]))
+        engine.sync_now()
+        await asyncio.sleep(1.0)
+        assert server.admin_json("stats")["check_ins"] == 2
+        assert (await client.status()).pending_ops == 1
+
+    drive(run)
+
+
+def test_lists_page_and_say_when_they_change(server, tmp_path):
+    async def run(stack):
+        # A grid manager, who can close a hazard on the spot.
+        client = await enrolled(server, tmp_path, role="grid_manager")
+        listener = stack.enter_context(listening(client))
+        ids = [await client.record_checkin(checkin(CHECKPOINTS[i])) for i in range(5)]
+        await wait_for(lambda: any(
+            e == ps.SyncEvent.DATA_CHANGED(what=ps.DataKind.CHECK_INS) for e in list(listener.events)),
+            "a check-ins change")
+
+        # Pages of two, newest first; a page after a row stays put when more are recorded.
+        first = await client.recent_check_ins(2, None)
+        assert [c.id for c in first] == ids[::-1][:2]
+        assert all(c.state == "pending" for c in first)
+        await client.record_checkin(checkin(CHECKPOINTS[6]))
+        second = await client.recent_check_ins(2, first[-1].id)
+        assert [c.id for c in second] == ids[::-1][2:4]
+        rest = await client.recent_check_ins(10, second[-1].id)
+        assert [c.id for c in rest] == ids[:1]
+
+        # Hazards by filter: open ones of a cell, a page at a time.
+        a = await client.report_hazard(ps.HazardInput(
+            grid_cell="S1-C1-K1", category="electrical", description="飞线充电"))
+        b = await client.report_hazard(ps.HazardInput(
+            grid_cell="S1-C1-K2", category="gas", description="液化气罐"))
+        fixed = await client.add_photo_bytes(b"\xff\xd8 the charger unplugged \xff\xd9")
+        await client.transition_hazard(a, "fix_on_spot", ps.TransitionInput(photos=[fixed]))
+        await client.transition_hazard(a, "verify_pass", ps.TransitionInput(photos=[fixed]))
+        assert (await client.hazard(a)).status == "closed"
+        assert [h.id for h in await client.hazards_where(ps.HazardFilter())] == [a, b]
+        assert [h.id for h in await client.hazards_where(ps.HazardFilter(open_only=True))] == [b]
+        assert [h.id for h in await client.hazards_where(
+            ps.HazardFilter(cell="S1-C1-K1"))] == [a]
+        assert [h.id for h in await client.hazards_where(
+            ps.HazardFilter(limit=1, offset=1))] == [b]
+        with listener.lock:
+            changed = {e.what for e in listener.events if isinstance(e, ps.SyncEvent.DATA_CHANGED)}
+        assert changed == {ps.DataKind.CHECK_INS, ps.DataKind.HAZARDS, ps.DataKind.PHOTOS}, changed
+
+        # A sync changes their state, and says so.
+        await client.sync()
+        assert all(c.state == "synced" for c in await client.recent_check_ins(10, None))
+        with listener.lock:
+            changed = {e.what for e in listener.events if isinstance(e, ps.SyncEvent.DATA_CHANGED)}
+        assert ps.DataKind.GRID in changed
+
+    drive(run)
+
+
+class MemoryKeys(ps.KeyStore):
+    """An app's key store (here a dict; on a phone, Keystore-backed storage or the Keychain)."""
+
+    def __init__(self):
+        self.saved = {}
+
+    def load(self, name):
+        return self.saved.get(name)
+
+    def save(self, name, data):
+        self.saved[name] = bytes(data)
+
+    def remove(self, name):
+        self.saved.pop(name, None)
+
+
+class FixedClock(ps.PlatformClock):
+    def since_boot_ms(self):
+        return 123_456
+
+
+def test_credentials_live_in_the_apps_key_store_and_the_platform_gives_the_clock(
+        server, tmp_path):
+    async def run(stack):
+        keys = MemoryKeys()
+        state = tmp_path / "keychain-phone"
+        client = await ps.PatrolClient.open(str(state), ps.ClientOptions(), keys, FixedClock())
+        await client.enroll(server.enrollment_code("carol", "patroller", CELL), None, "carol")
+        assert sorted(keys.saved) == ["device.crt", "device.key", "server-ca.der"]
+        assert not any(p.name in ("device.key", "device.crt", "server-ca.der") for p in state.iterdir()), \
+            list(state.iterdir())
+        await client.record_checkin(checkin(CHECKPOINTS[0]))
+        assert (await client.sync()).applied == 1
+        [stored] = server.admin_json("check-ins")
+        assert stored["monotonic_ms"] == 123_456, stored
+        # Signing out removes them from the app's store too.
+        await client.sign_out(False)
+        assert keys.saved == {}
 
     drive(run)
