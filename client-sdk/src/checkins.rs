@@ -90,6 +90,16 @@ pub struct RecordedCheckIn {
 impl Client {
     /// Validates the check-in and writes it to the outbox. Returns once it is durable on the
     /// device; needs no network.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The record is queued in one local transaction: cancelled, it is either durable and
+    /// will be sent, or not recorded at all.
     pub async fn record_checkin(&self, c: NewCheckIn) -> Result<CheckInId, RecordError> {
         Ok(self.record_checklist(c).await?.check_in)
     }
@@ -131,6 +141,16 @@ impl Client {
     /// against it first (the server checks the same), and each `issue` on an item with a
     /// hazard category raises a hazard report at the checkpoint, queued atomically with the
     /// check-in.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The record is queued in one local transaction: cancelled, it is either durable and
+    /// will be sent, or not recorded at all.
     pub async fn record_checklist(&self, c: NewCheckIn) -> Result<RecordedCheckIn, RecordError> {
         let storage = |e: ReadError| RecordError::Storage(e.to_string());
         let template = match &c.template {

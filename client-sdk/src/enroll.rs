@@ -32,18 +32,35 @@ impl Client {
     /// Enrolls this device with a one-time enrollment string from an admin. The device makes
     /// its own key, which never leaves it; the server signs a certificate for it. `server`
     /// overrides the address in the string.
+    ///
+    /// # Errors
+    ///
+    /// [`EnrollError`](crate::EnrollError): `AlreadyEnrolled`, `BadCode` (a malformed
+    /// enrollment string), `Unreachable` (with its network code; retry), `Refused` (the code is
+    /// unknown, used or expired; ask for a new one), `Local`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not undone by cancelling: once the server has accepted the request, the single-use code
+    /// is spent even if the answer never arrives here; the admin issues a new one.
     pub async fn enroll(
         &self,
         enrollment: &str,
         server: Option<&str>,
         device_name: &str,
     ) -> Result<Enrollment, EnrollError> {
-        if let Some(id) = self
-            .device_id()
-            .await
-            .map_err(|e| EnrollError::Local(e.to_string()))?
-        {
-            return Err(EnrollError::AlreadyEnrolled(id));
+        let local = |e: sqlx::Error| EnrollError::Local(e.to_string());
+        let previous = self.device_id().await.map_err(local)?;
+        if let Some(id) = &previous {
+            // A revoked device may enroll again as a new one, keeping what it has not sent.
+            let last: Option<String> =
+                sqlx::query_scalar("SELECT last_error_code FROM sync_state WHERE id = 1")
+                    .fetch_one(&self.inner.db)
+                    .await
+                    .map_err(local)?;
+            if !matches!(last.as_deref(), Some("revoked" | "not_recognised")) {
+                return Err(EnrollError::AlreadyEnrolled(id.clone()));
+            }
         }
         let parsed: EnrollmentString = enrollment.parse()?;
         let server = server
@@ -58,7 +75,7 @@ impl Client {
             reason: e.to_string(),
             code: e.code(&server),
         };
-        let tls = tls::enrollment_config(parsed.ca_sha256)
+        let tls = tls::enrollment_config(parsed.ca_sha256, self.inner.config.keep_alive)
             .map_err(|e| EnrollError::Local(e.to_string()))?;
         let conn = self
             .inner
@@ -107,8 +124,14 @@ impl Client {
             .map_err(EnrollError::Local)?;
         keys.save(SERVER_CA_FILE, &e.server_ca_der)
             .map_err(EnrollError::Local)?;
+        let mut tx = self.inner.db.begin().await.map_err(local)?;
+        if let Some(old) = &previous {
+            adopt_outbox(&mut tx, old, &e.device_id)
+                .await
+                .map_err(local)?;
+        }
         sqlx::query(
-            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&e.device_id)
         .bind(&server)
@@ -116,9 +139,11 @@ impl Client {
         .bind(&role)
         .bind(e.grid_cells.join(","))
         .bind(now_ms())
-        .execute(&self.inner.db)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| EnrollError::Local(e.to_string()))?;
+        .map_err(local)?;
+        tx.commit().await.map_err(local)?;
+        self.reset_state();
         Ok(Enrollment {
             device_id: e.device_id,
             server,
@@ -146,6 +171,7 @@ impl Client {
             CertificateDer::from(read(SERVER_CA_FILE)?),
             CertificateDer::from(read(CERT_FILE)?),
             key,
+            self.inner.config.keep_alive,
         )
         .map_err(local)?;
         Ok(Identity {
@@ -153,4 +179,61 @@ impl Client {
             config,
         })
     }
+}
+
+/// A revoked device enrolled again as `new`: its unsent ops become the new device's, numbered
+/// from 1 in the order they were recorded (the server keys ops by device and sequence, and
+/// keeps a record sent twice under two devices once, by its id), and its own hazard ops not
+/// yet acknowledged carry the new device in the local view, as the server will stamp them.
+/// What the old device had refused is its history, not the new one's: dropped.
+async fn adopt_outbox(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    old: &str,
+    new: &str,
+) -> Result<(), sqlx::Error> {
+    use patrolsync_proto::{Message, wire};
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT device_seq, payload FROM outbox ORDER BY device_seq")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut next = 0i64;
+    for row in rows {
+        let seq: i64 = row.get(0);
+        let mut op = wire::Op::decode(row.get::<Vec<u8>, _>(1).as_slice())
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        next += 1;
+        op.device_seq = next as u64;
+        // Ascending: the new number is never above the old, so no two rows meet.
+        sqlx::query("UPDATE outbox SET device_seq = ?, payload = ? WHERE device_seq = ?")
+            .bind(next)
+            .bind(op.encode_to_vec())
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        if let (Some(hlc), false) = (op.hlc, matches!(op.body, Some(wire::op::Body::CheckIn(_)))) {
+            sqlx::query(
+                "UPDATE hazard_ops SET device_id = ? WHERE device_id = ? AND hlc_wall_ms = ? AND hlc_logical = ?",
+            )
+            .bind(new)
+            .bind(old)
+            .bind(hlc.wall_ms as i64)
+            .bind(i64::from(hlc.logical))
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    sqlx::query("UPDATE counters SET value = ? WHERE key = 'last_seq'")
+        .bind(next)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM rejected")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE sync_state SET last_error = NULL, last_error_code = NULL, last_error_p1 = NULL, \
+         last_error_p2 = NULL WHERE id = 1",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -101,6 +101,16 @@ fn page_hazards(page: &wire::PullResponse) -> Vec<HazardId> {
 
 impl Client {
     /// Reports a hazard (offline; `sync` sends it). Returns its id.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The record is queued in one local transaction: cancelled, it is either durable and
+    /// will be sent, or not recorded at all.
     pub async fn report_hazard(&self, h: NewHazard) -> Result<HazardId, RecordError> {
         let now = now_ms();
         let id = HazardId(uuid::Uuid::now_v7());
@@ -127,6 +137,16 @@ impl Client {
 
     /// Moves a hazard through its closed loop (offline). If another device's transition wins
     /// when everything is merged, this one shows as a conflict in the hazard's history.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The record is queued in one local transaction: cancelled, it is either durable and
+    /// will be sent, or not recorded at all.
     pub async fn transition_hazard(
         &self,
         hazard: HazardId,
@@ -162,6 +182,16 @@ impl Client {
     }
 
     /// Edits a hazard field (offline); the latest edit by HLC wins everywhere.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The record is queued in one local transaction: cancelled, it is either durable and
+    /// will be sent, or not recorded at all.
     pub async fn edit_hazard(
         &self,
         hazard: HazardId,
@@ -233,6 +263,11 @@ impl Client {
     }
 
     /// One hazard, folded from every op the device holds.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn hazard(&self, id: HazardId) -> Result<Option<HazardView>, ReadError> {
         let Some(state) = self.fold_local(id).await? else {
             return Ok(None);
@@ -595,6 +630,11 @@ impl Client {
     }
 
     /// Checkpoints of the device's cells, as last pulled, by code.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         let rows = sqlx::query(
             "SELECT code, cell, name, tag_uid, latitude, longitude, radius_m FROM checkpoints ORDER BY code",

@@ -7,6 +7,32 @@
 //!   rejected). Replays are harmless: the server applies each op exactly once.
 //! - [`Client::status`] says what is pending, since when, and how the last sync went.
 //!
+//! Errors are typed per operation and each has a stable [`ErrorCode`] with its parameters and a
+//! message in Chinese (the default) or English. This runs as it stands (no server needed):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use patrolsync_sdk::proto::CheckInOutcome;
+//! use patrolsync_sdk::{Client, ClientConfig, ErrorCode, NewCheckIn, RecordError};
+//! let dir = tempfile::tempdir()?;
+//! let client = Client::open(dir.path(), ClientConfig::default()).await?;
+//! assert_eq!(client.status().await?.pending_ops, 0);
+//! // Recording before enrolling is refused, with a code and a message for the patroller.
+//! let refused = client
+//!     .record_checkin(NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected))
+//!     .await;
+//! let Err(e @ RecordError::NotEnrolled) = refused else { panic!("{refused:?}") };
+//! assert_eq!(e.code(), ErrorCode::NotEnrolled);
+//! assert_eq!(e.code().message("zh-CN"), "本设备尚未注册，请先输入管理员提供的注册码");
+//! // Nothing was queued.
+//! assert_eq!(client.status().await?.pending_ops, 0);
+//! # Ok(()) }
+//! ```
+//!
+//! With a server, the whole round (see `examples/minimal_app.rs` for an app's shape, with the
+//! engine and its events):
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
@@ -146,6 +172,11 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Opens (creating if needed) the state directory: the local database and, once enrolled,
     /// the device's key and certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`](crate::OpenError) if the directory cannot be created or the database
+    /// cannot be opened or migrated (its code says `storage_full` when the disk is full).
     pub async fn open(
         state_dir: impl AsRef<Path>,
         config: ClientConfig,
@@ -218,7 +249,19 @@ impl Client {
             .await
     }
 
+    /// Closes the local store: later calls fail with a storage error. Waits until every
+    /// connection to the database is returned, so call it after stopping the engine; an app
+    /// that is simply backgrounded need not close.
+    pub async fn close(&self) {
+        self.inner.db.close().await;
+    }
+
     /// Local sync status. Never touches the network.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn status(&self) -> Result<Status, ReadError> {
         let db = &self.inner.db;
         let ident = sqlx::query("SELECT device_id, server, user_name FROM identity WHERE id = 1")
@@ -275,5 +318,91 @@ impl Client {
                 let _ = self.inner.events.send(SyncEvent::DataChanged(kind));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patrolsync_proto::CheckInOutcome;
+
+    /// A client with an identity as enrollment leaves one (no server needed to record).
+    async fn enrolled() -> Result<(tempfile::TempDir, Client), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let client = Client::open(dir.path(), ClientConfig::default()).await?;
+        sqlx::query(
+            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
+             VALUES (1, '0190e1a0-0000-7000-8000-000000000001', '127.0.0.1:1', 'alice', 'patroller', 'S1-C1', 0)",
+        )
+        .execute(&client.inner.db)
+        .await?;
+        Ok((dir, client))
+    }
+
+    #[tokio::test]
+    async fn the_status_counts_what_waits_and_since_when() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let (_dir, client) = enrolled().await?;
+        let empty = client.status().await?;
+        assert_eq!((empty.pending_ops, empty.oldest_pending_age_ms), (0, None));
+        for p in ["S1-C1-K1-B1-P1", "S1-C1-K1-B1-P2"] {
+            client
+                .record_checkin(NewCheckIn::new(p, CheckInOutcome::Inspected))
+                .await?;
+        }
+        // The first was recorded a minute before the second.
+        sqlx::query("UPDATE outbox SET created_at_ms = created_at_ms - 60000 WHERE device_seq = 1")
+            .execute(&client.inner.db)
+            .await?;
+        let s = client.status().await?;
+        assert_eq!(s.pending_ops, 2);
+        let age = s.oldest_pending_age_ms.unwrap_or(0);
+        assert!((60_000..660_000).contains(&age), "{age}");
+
+        client.add_photo_bytes(b"0123456789").await?;
+        client.add_photo_bytes(b"0123456789").await?;
+        client.add_photo_bytes(b"abc").await?;
+        let s = client.status().await?;
+        assert_eq!((s.pending_photos, s.pending_photo_bytes), (2, 13));
+        let empty = client.add_photo_bytes(b"").await;
+        assert!(
+            matches!(empty, Err(RecordError::EmptyPhoto { .. })),
+            "{empty:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_push_takes_hazard_ops_before_check_ins_whenever_there_are_any()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, client) = enrolled().await?;
+        let check_in = || NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        for _ in 0..3 {
+            client.record_checkin(check_in()).await?;
+        }
+        client
+            .report_hazard(NewHazard {
+                grid_cell: "S1-C1-K1".into(),
+                checkpoint: None,
+                position: None,
+                category: patrolsync_proto::hazard::HazardCategory::Gas,
+                severity: patrolsync_proto::hazard::Severity::General,
+                handling: patrolsync_proto::hazard::Handling::OnTheSpot,
+                deadline_ms: None,
+                description: "gas cylinder in the stairwell".into(),
+                photos: vec![],
+            })
+            .await?;
+        client.record_checkin(check_in()).await?;
+        let seqs = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Vec<i64> {
+            rows.iter().map(|r| r.get::<i64, _>(0)).collect()
+        };
+        // What a push picks first: the hazard (recorded fourth), then the check-ins in order.
+        assert_eq!(seqs(client.queued(0, true, 200).await?), [4]);
+        assert_eq!(seqs(client.queued(0, false, 200).await?), [1, 2, 3, 5]);
+        // Each kind resumes after what was sent.
+        assert_eq!(seqs(client.queued(2, false, 200).await?), [3, 5]);
+        assert!(client.queued(4, true, 200).await?.is_empty());
+        Ok(())
     }
 }

@@ -163,6 +163,11 @@ impl Client {
     }
 
     /// Ops the server refused, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn rejected(&self) -> Result<Vec<RejectedOp>, ReadError> {
         let rows = sqlx::query(
             "SELECT device_seq, kind, record_id, code, reason, field, message, payload FROM rejected ORDER BY device_seq DESC",

@@ -176,6 +176,11 @@ impl Client {
     }
 
     /// Every photo the device holds or held, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn photos(&self) -> Result<Vec<PhotoStatus>, ReadError> {
         let rows = sqlx::query(
             "SELECT sha256, size, state, bytes_sent, error, error_code, error_p1, error_p2 \
@@ -490,6 +495,16 @@ impl Client {
 
     /// Downloads a photo referenced by a record in the device's cells to `out`, resuming a
     /// partial download, and verifies its SHA-256 before moving it into place.
+    ///
+    /// # Errors
+    ///
+    /// [`SyncError`](crate::SyncError): the network's codes (a partial download is kept and
+    /// resumed by the next call), `Server` when the photo is not visible to this device, `Local`
+    /// when the bytes do not match the hash (the part is dropped).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelled, the part already written stays and the next call resumes from it.
     pub async fn download_photo(
         &self,
         sha: [u8; 32],

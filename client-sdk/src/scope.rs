@@ -46,6 +46,11 @@ pub struct CellView {
 
 impl crate::Client {
     /// The grid cells in the device's scope, as last pulled, by code.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn cells(&self) -> Result<Vec<CellView>, ReadError> {
         let rows =
             sqlx::query("SELECT code, parent, level, name, retired FROM cells ORDER BY code")

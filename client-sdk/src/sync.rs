@@ -398,7 +398,7 @@ impl Client {
     }
 
     /// Up to `limit` queued ops after `after`: hazard ops, or check-ins.
-    async fn queued(
+    pub(crate) async fn queued(
         &self,
         after: i64,
         hazards: bool,

@@ -15,6 +15,11 @@ fn decode(payload: &[u8]) -> Result<Template, ReadError> {
 
 impl Client {
     /// The latest version of every checklist template the server has published.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn templates(&self) -> Result<Vec<Template>, ReadError> {
         let rows: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT payload FROM templates t WHERE version = \
@@ -27,6 +32,11 @@ impl Client {
     }
 
     /// Template `id` at `version` (the latest when `None`), if this device has it.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// network.
     pub async fn template(
         &self,
         id: &str,

@@ -81,7 +81,10 @@ impl ServerCertVerifier for PinnedCaVerifier {
     }
 }
 
-fn finish(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, rustls::Error> {
+fn finish(
+    mut tls: rustls::ClientConfig,
+    keep_alive: std::time::Duration,
+) -> Result<quinn::ClientConfig, rustls::Error> {
     tls.alpn_protocols = vec![patrolsync_proto::ALPN_V1.to_vec()];
     tls.enable_early_data = false;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
@@ -91,8 +94,9 @@ fn finish(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, rustls::
         .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
             60_000,
         ))))
-        // Only while a sync runs: the connection is closed when the sync ends.
-        .keep_alive_interval(Some(std::time::Duration::from_secs(15)))
+        // Only while a connection is open: a sync's (closed when it ends), and the engine's idle
+        // one for Notify while the app is in the foreground.
+        .keep_alive_interval(Some(keep_alive))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(0))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(4))
         .stream_receive_window(quinn::VarInt::from_u32(1 << 20))
@@ -107,6 +111,7 @@ fn finish(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, rustls::
 /// Client configuration for enrollment: no client certificate, CA pinned by fingerprint.
 pub(crate) fn enrollment_config(
     ca_sha256: patrolsync_proto::digest::Sha256,
+    keep_alive: std::time::Duration,
 ) -> Result<quinn::ClientConfig, rustls::Error> {
     let provider = provider();
     let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -117,7 +122,7 @@ pub(crate) fn enrollment_config(
             provider,
         }))
         .with_no_client_auth();
-    finish(tls)
+    finish(tls, keep_alive)
 }
 
 /// Client configuration for an enrolled device.
@@ -125,6 +130,7 @@ pub(crate) fn device_config(
     server_ca: CertificateDer<'static>,
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
+    keep_alive: std::time::Duration,
 ) -> Result<quinn::ClientConfig, rustls::Error> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server_ca)?;
@@ -132,5 +138,5 @@ pub(crate) fn device_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_client_auth_cert(vec![cert], key)?;
-    finish(tls)
+    finish(tls, keep_alive)
 }

@@ -168,3 +168,86 @@ async fn enrollment_pinned_to_another_ca_is_refused_before_the_code_is_sent() ->
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_enrolls_again_and_sends_what_it_had_not() -> anyhow::Result<()> {
+    use patrolsync_sdk::EnrollError;
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let phone = h.device("phone", "alice", &["S1-C1"]).await?;
+        let check_in = |p: &str| NewCheckIn::new(p, CheckInOutcome::Inspected);
+        let mut sent = vec![];
+        for p in ["S1-C1-K1-B1-P1", "S1-C1-K1-B1-P2"] {
+            sent.push(phone.record_checkin(check_in(p)).await?.to_string());
+        }
+        phone.sync().await?;
+        // Offline, three check-ins and a hazard; then the device is revoked (a phone reported
+        // lost, then found).
+        let mut unsent = vec![];
+        for p in ["S1-C1-K1-B2-P1", "S1-C1-K1-B2-P2", "S1-C1-K1-B3-P1"] {
+            unsent.push(phone.record_checkin(check_in(p)).await?.to_string());
+        }
+        let hazard = phone
+            .report_hazard(patrolsync_tests::blocked_lane("S1-C1-K1"))
+            .await?;
+        let old = phone.status().await?.device_id.expect("enrolled");
+        h.server()
+            .store()
+            .revoke_device(&old, patrolsync_server::now_ms())
+            .await?;
+        let refused = phone.sync().await;
+        assert!(
+            matches!(refused, Err(SyncError::Revoked)),
+            "{backend}: {refused:?}"
+        );
+        assert_eq!(phone.status().await?.pending_ops, 4, "{backend}");
+
+        // Enrolled again with a new code: a new device, the same unsent records.
+        let code = h.enrollment("alice", Role::Patroller, &["S1-C1"]).await?;
+        let again = phone.enroll(&code, None, "phone").await?;
+        assert_ne!(again.device_id, old, "{backend}");
+        assert_eq!(phone.status().await?.pending_ops, 4, "{backend}");
+        assert_eq!(phone.status().await?.last_error_code, None, "{backend}");
+        let s = phone.sync().await?;
+        assert_eq!(
+            (s.applied, s.rejected, s.remaining),
+            (4, 0, 0),
+            "{backend}: {s:?}"
+        );
+        // On the server: the two sent before under the old device, the three after under the
+        // new one, each once.
+        let store = h.server().store();
+        let by = |id: &str| -> anyhow::Result<patrolsync_proto::DeviceId> {
+            Ok(patrolsync_proto::DeviceId(uuid::Uuid::parse_str(id)?))
+        };
+        sent.sort();
+        unsent.sort();
+        assert_eq!(
+            patrolsync_tests::stored_check_in_ids(store.as_ref(), Some(by(&old)?)).await?,
+            sent,
+            "{backend}"
+        );
+        assert_eq!(
+            patrolsync_tests::stored_check_in_ids(store.as_ref(), Some(by(&again.device_id)?))
+                .await?,
+            unsent,
+            "{backend}"
+        );
+        let view = phone.hazard(hazard).await?.expect("the hazard");
+        assert!(
+            view.state.report.is_some() && !view.has_local_changes,
+            "{backend}"
+        );
+
+        // A device that is not revoked may not enroll over itself.
+        let code = h.enrollment("alice", Role::Patroller, &["S1-C1"]).await?;
+        let twice = phone.enroll(&code, None, "phone").await;
+        assert!(
+            matches!(&twice, Err(EnrollError::AlreadyEnrolled(id)) if *id == again.device_id),
+            "{backend}: {twice:?}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}

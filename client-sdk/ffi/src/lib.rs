@@ -72,6 +72,10 @@ pub struct ClientOptions {
     /// How long to wait for a connection to the server, milliseconds.
     #[uniffi(default = 10000)]
     pub connect_timeout_ms: u64,
+    /// How often an open connection proves it is alive when idle, milliseconds (QUIC PING;
+    /// shorter notices a dead path sooner, longer spares the radio).
+    #[uniffi(default = 15000)]
+    pub keep_alive_ms: u64,
 }
 
 /// A device's handle on its local store and the server.
@@ -116,6 +120,7 @@ impl PatrolClient {
                 server_override: options.server_override,
                 request_timeout: Duration::from_millis(options.request_timeout_ms.max(1)),
                 connect_timeout: Duration::from_millis(options.connect_timeout_ms.max(1)),
+                keep_alive: Duration::from_millis(options.keep_alive_ms.max(1000)),
                 ..sdk::ClientConfig::default()
             };
             let client = sdk::Client::open(PathBuf::from(state_dir), config)
@@ -517,6 +522,14 @@ impl PatrolClient {
         *slot = Some(tokio_util::task::AbortOnDropHandle::new(task));
     }
 
+    /// Closes the local store and stops calling the listener; later calls fail with
+    /// `storage`. Stop the engine first.
+    pub async fn close(&self) {
+        self.clear_listener();
+        let client = self.client.clone();
+        let _ = RUNTIME.spawn(async move { client.close().await }).await;
+    }
+
     /// Stops calling the listener.
     pub fn clear_listener(&self) {
         let mut slot = self.listener.lock().unwrap_or_else(|e| e.into_inner());
@@ -557,6 +570,36 @@ impl PatrolClient {
 enum Call {
     Event(SyncEvent),
     State(SyncState),
+}
+
+/// The benchmark's native side: the same calls as the binding's, without the binding.
+#[cfg(feature = "bench")]
+#[uniffi::export]
+impl PatrolClient {
+    /// Records `n` check-ins like `check_in` through the Rust API, in this process, on this
+    /// store; returns the nanoseconds taken (built only with the `bench` feature).
+    pub async fn record_checkins_natively(
+        &self,
+        check_in: CheckInInput,
+        n: u32,
+    ) -> Result<u64, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let started = std::time::Instant::now();
+            for _ in 0..n {
+                let c = check_in
+                    .clone()
+                    .into_sdk()
+                    .map_err(|c| PatrolError::new(c, &lang))?;
+                client
+                    .record_checkin(c)
+                    .await
+                    .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            }
+            Ok(started.elapsed().as_nanos() as u64)
+        })
+        .await
+    }
 }
 
 /// The app's ears: events (a sync finished, a hazard changed, a photo moved) and each change of

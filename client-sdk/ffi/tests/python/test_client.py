@@ -306,6 +306,11 @@ def test_the_engine_syncs_what_is_recorded_pauses_and_stops(server, tmp_path):
         await asyncio.sleep(1.0)
         assert server.admin_json("stats")["check_ins"] == 2
         assert (await client.status()).pending_ops == 1
+        # Closed: the store answers no more, with a typed error.
+        await client.close()
+        with pytest.raises(ps.PatrolError.Failed) as closed:
+            await client.status()
+        assert closed.value.code == ps.ErrorCode.STORAGE()
 
     drive(run)
 

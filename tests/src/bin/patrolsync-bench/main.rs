@@ -3,6 +3,7 @@
 //! latest results.
 
 mod converge;
+mod ffi;
 mod fleet;
 mod ingest;
 mod photos;
@@ -85,6 +86,11 @@ enum Mode {
     /// restarts, every transition); each failure shrunk and reported with its seed. Writes
     /// converge-BACKEND.json and .txt to --out; exit status 1 if a seed did not converge.
     Converge(converge::ConvergeArgs),
+    /// What the mobile binding costs: record_checkin through the Python binding against the
+    /// same calls made natively in the same process, and the library's size and what dominates
+    /// it. Run it through client-sdk/ffi/tests/bench-ffi, which builds what it needs. Writes
+    /// ffi.json and .txt to --out.
+    Ffi(ffi::FfiArgs),
 }
 
 /// Sizes of one run.
@@ -370,6 +376,11 @@ async fn main() -> anyhow::Result<()> {
         Some(Mode::Soak(soak_args)) => return run_soak(&args, soak_args).await,
         Some(Mode::Reports(r)) => return run_reports(&args, r).await,
         Some(Mode::Converge(c)) => return run_converge(&args, c).await,
+        Some(Mode::Ffi(f)) => {
+            let mut report = ffi::run(f).await?;
+            stamp(&mut report, "sqlite");
+            return write_report(&args.out, "ffi", &report, &ffi::summary(&report));
+        }
         None => {}
     }
     let mut sizes = if args.quick {
