@@ -93,7 +93,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// [`RecordError`]: `Invalid` (a field breaks a protocol rule; nothing
     /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
     ///
     /// # Cancel safety
@@ -144,7 +144,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// [`RecordError`]: `Invalid` (a field breaks a protocol rule; nothing
     /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
     ///
     /// # Cancel safety

@@ -35,7 +35,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`EnrollError`](crate::EnrollError): `AlreadyEnrolled`, `BadCode` (a malformed
+    /// [`EnrollError`]: `AlreadyEnrolled`, `BadCode` (a malformed
     /// enrollment string), `Unreachable` (with its network code; retry), `Refused` (the code is
     /// unknown, used or expired; ask for a new one), `Local`.
     ///

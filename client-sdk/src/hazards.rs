@@ -104,7 +104,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// [`RecordError`]: `Invalid` (a field breaks a protocol rule; nothing
     /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
     ///
     /// # Cancel safety
@@ -140,7 +140,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// [`RecordError`]: `Invalid` (a field breaks a protocol rule; nothing
     /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
     ///
     /// # Cancel safety
@@ -185,7 +185,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`RecordError`](crate::RecordError): `Invalid` (a field breaks a protocol rule; nothing
+    /// [`RecordError`]: `Invalid` (a field breaks a protocol rule; nothing
     /// was queued), `Forbidden` (the user's role may not), `NotEnrolled`, `Storage`.
     ///
     /// # Cancel safety
@@ -266,7 +266,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn hazard(&self, id: HazardId) -> Result<Option<HazardView>, ReadError> {
         let Some(state) = self.fold_local(id).await? else {
@@ -633,7 +633,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, ReadError> {
         let rows = sqlx::query(

@@ -78,11 +78,41 @@ pub use hazards::{
 };
 pub use lifecycle::SignOutError;
 pub use outbox::RejectedOp;
-pub use patrolsync_proto as proto;
 pub use photos::PhotoStatus;
 pub use platform::{KeyStore, MonotonicClock};
 pub use scope::{CellView, ScopeNotice};
 pub use state::{Connectivity, Progress, SyncPhase, SyncState};
+
+/// The protocol's domain types an app uses with the SDK: the record enums, ids, positions,
+/// the hazard vocabulary and its folded state, checklist templates. The wire (prost) types stay
+/// inside the SDK.
+pub mod proto {
+    pub use patrolsync_proto::{
+        CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, EventId, GeoFix, HazardId,
+        Hlc, Invalid, Role,
+    };
+
+    /// Check-in records: checklist answers and the limits a record must keep.
+    pub mod checkin {
+        pub use patrolsync_proto::checkin::{
+            Answer, AnswerValue, GeoFix, Invalid, MAX_ANSWERS, MAX_CODE_CHARS, MAX_PHOTOS,
+            MAX_TEXT_CHARS,
+        };
+    }
+
+    /// The hazard loop: its vocabulary, its state machine and a hazard's folded state.
+    pub mod hazard {
+        pub use patrolsync_proto::hazard::{
+            Agency, EventKind, Field, FieldValue, Handling, HazardCategory, HazardState,
+            HistoryEntry, Lww, Refusal, Report, Severity, Stamp, Status, may_fire, transition,
+        };
+    }
+
+    /// Checklist templates.
+    pub mod template {
+        pub use patrolsync_proto::template::{AnswerType, Item, Template};
+    }
+}
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,7 +205,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`OpenError`](crate::OpenError) if the directory cannot be created or the database
+    /// [`OpenError`] if the directory cannot be created or the database
     /// cannot be opened or migrated (its code says `storage_full` when the disk is full).
     pub async fn open(
         state_dir: impl AsRef<Path>,
@@ -260,7 +290,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn status(&self) -> Result<Status, ReadError> {
         let db = &self.inner.db;

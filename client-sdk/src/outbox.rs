@@ -166,7 +166,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn rejected(&self) -> Result<Vec<RejectedOp>, ReadError> {
         let rows = sqlx::query(

@@ -179,7 +179,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn photos(&self) -> Result<Vec<PhotoStatus>, ReadError> {
         let rows = sqlx::query(
@@ -498,7 +498,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`SyncError`](crate::SyncError): the network's codes (a partial download is kept and
+    /// [`SyncError`]: the network's codes (a partial download is kept and
     /// resumed by the next call), `Server` when the photo is not visible to this device, `Local`
     /// when the bytes do not match the hash (the part is dropped).
     ///

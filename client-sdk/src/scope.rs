@@ -49,7 +49,7 @@ impl crate::Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn cells(&self) -> Result<Vec<CellView>, ReadError> {
         let rows =

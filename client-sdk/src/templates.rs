@@ -18,7 +18,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn templates(&self) -> Result<Vec<Template>, ReadError> {
         let rows: Vec<Vec<u8>> = sqlx::query_scalar(
@@ -35,7 +35,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`ReadError`](crate::ReadError) if the local store cannot be read. Never touches the
+    /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn template(
         &self,

@@ -109,24 +109,41 @@ fn library_size(library: &std::path::Path) -> anyhow::Result<Value> {
         .arg(library)
         .output()
         .context("nm")?;
+    // Code only (text symbols): address, size, name.
+    let text = String::from_utf8_lossy(&nm.stdout).into_owned();
+    let symbols: Vec<(u64, u64, &str)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(4, ' ');
+            let (addr, size, kind, name) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            matches!(kind, "t" | "T").then_some(())?;
+            Some((
+                u64::from_str_radix(addr, 16).ok()?,
+                u64::from_str_radix(size, 16).ok()?,
+                name,
+            ))
+        })
+        .collect();
+    // A C library compiled as one unit (SQLite's amalgamation, ring's C) lies in one stretch of
+    // the text: its static functions, which carry no prefix, are charged by where they lie.
+    let span = |prefix: &str| {
+        let inside = symbols.iter().filter(|(_, _, n)| n.starts_with(prefix));
+        let lo = inside.clone().map(|(a, _, _)| *a).min().unwrap_or(u64::MAX);
+        let hi = inside.map(|(a, s, _)| a + s).max().unwrap_or(0);
+        lo..hi
+    };
+    let (sqlite, ring) = (span("sqlite3"), span("ring_core"));
     let mut by_crate: std::collections::BTreeMap<String, u64> = Default::default();
     let mut total = 0u64;
-    for line in String::from_utf8_lossy(&nm.stdout).lines() {
-        let mut parts = line.splitn(4, ' ');
-        let (Some(_addr), Some(size), Some(kind), Some(name)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        // Code only (text symbols).
-        if !matches!(kind, "t" | "T") {
-            continue;
-        }
-        let Ok(size) = u64::from_str_radix(size, 16) else {
-            continue;
-        };
+    for &(addr, size, name) in &symbols {
         total += size;
-        *by_crate.entry(owner(name)).or_default() += size;
+        let crate_name = match owner(name) {
+            c if c == "other C" && sqlite.contains(&addr) => "sqlite (C)".to_owned(),
+            c if c == "other C" && ring.contains(&addr) => "ring (C/asm)".to_owned(),
+            c => c,
+        };
+        *by_crate.entry(crate_name).or_default() += size;
     }
     let mut top: Vec<(String, u64)> = by_crate.into_iter().collect();
     top.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
@@ -139,8 +156,8 @@ fn library_size(library: &std::path::Path) -> anyhow::Result<Value> {
     }))
 }
 
-/// Which crate a demangled symbol's code belongs to: the first path segment that is not the
-/// standard library's (a generic instantiated for a crate's type counts as that crate's).
+/// Which crate a demangled symbol's code belongs to: the first path that does not start in the
+/// standard library (so `core::ptr::drop_in_place<quinn_proto::…>` is quinn_proto's).
 fn owner(symbol: &str) -> String {
     if !symbol.contains("::") {
         return if symbol.starts_with("sqlite3") {
@@ -151,21 +168,23 @@ fn owner(symbol: &str) -> String {
             "other C".into()
         };
     }
-    let mut rest = symbol;
-    while let Some(i) = rest.find("::") {
-        let head = &rest[..i];
-        let name: String = head
-            .chars()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        if !name.is_empty() && !matches!(name.as_str(), "core" | "alloc" | "std" | "impl") {
-            return name;
+    let bytes = symbol.as_bytes();
+    let mut start = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let ident = b.is_ascii_alphanumeric() || b == b'_';
+        match (ident, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                start = None;
+                // A path's first segment: followed by `::`, not preceded by one.
+                let first = symbol[i..].starts_with("::") && !symbol[..s].ends_with("::");
+                let name = &symbol[s..i];
+                if first && !matches!(name, "core" | "alloc" | "std") {
+                    return name.to_owned();
+                }
+            }
+            _ => {}
         }
-        rest = &rest[i + 2..];
     }
     "std".into()
 }
@@ -195,4 +214,30 @@ pub fn summary(r: &Value) -> String {
         ));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn code_is_charged_to_the_crate_it_was_instantiated_for() {
+        assert_eq!(
+            owner("quinn_proto::connection::Connection::poll"),
+            "quinn_proto"
+        );
+        assert_eq!(
+            owner("core::ptr::drop_in_place<quinn_proto::connection::Connection>"),
+            "quinn_proto"
+        );
+        assert_eq!(
+            owner("<alloc::vec::Vec<T> as core::ops::drop::Drop>::drop"),
+            "std"
+        );
+        assert_eq!(
+            owner("<sqlx_core::pool::Pool<DB> as core::clone::Clone>::clone"),
+            "sqlx_core"
+        );
+        assert_eq!(owner("sqlite3VdbeExec"), "sqlite (C)");
+    }
 }
