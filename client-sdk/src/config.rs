@@ -16,9 +16,10 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Give up on one request after this long.
     pub request_timeout: Duration,
-    /// How often an open connection proves it is alive (QUIC PING) when nothing else moves. A
-    /// shorter interval notices a dead path sooner and costs radio time; the idle connection
-    /// for Notify is held only while the app is in the foreground.
+    /// How often the engine's idle connection for Notify proves it is alive (QUIC PING) when
+    /// nothing else moves: shorter notices a dead path sooner and costs radio time (it is held
+    /// only while the app is in the foreground). A sync's own connection pings every second
+    /// (or this, if shorter) while it waits for an answer.
     pub keep_alive: Duration,
     /// Attempts per sync before reporting a network error (with exponential back-off).
     pub max_attempts: u32,

@@ -238,7 +238,11 @@ async fn listen(
             Ok(id) => client
                 .inner
                 .endpoints
-                .connect(&id.server, id.config, client.inner.config.connect_timeout)
+                .connect(
+                    &id.server,
+                    id.listen_config,
+                    client.inner.config.connect_timeout,
+                )
                 .await
                 .ok(),
             Err(_) => None,

@@ -25,8 +25,16 @@ pub struct Enrollment {
 
 pub(crate) struct Identity {
     pub(crate) server: String,
+    /// For a sync's connection: it pings every second while it waits, so a server that died
+    /// with a request in flight and came back (and resets the old connection at its next
+    /// packet) is noticed within about a second, not at the next keep-alive.
     pub(crate) config: quinn::ClientConfig,
+    /// For the engine's idle connection that waits for Notify: the configured keep-alive.
+    pub(crate) listen_config: quinn::ClientConfig,
 }
+
+/// Keep-alive of a connection a sync holds (see [`Identity::config`]).
+const SYNC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Client {
     /// Enrolls this device with a one-time enrollment string from an admin. The device makes
@@ -176,7 +184,11 @@ impl Client {
         .map_err(local)?;
         Ok(Identity {
             server: self.inner.config.server_override.clone().unwrap_or(server),
-            config,
+            config: tls::with_keep_alive(
+                &config,
+                SYNC_KEEP_ALIVE.min(self.inner.config.keep_alive),
+            ),
+            listen_config: config,
         })
     }
 }

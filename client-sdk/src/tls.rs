@@ -89,13 +89,29 @@ fn finish(
     tls.enable_early_data = false;
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| rustls::Error::General(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport(keep_alive)));
+    Ok(cfg)
+}
+
+/// The same client configuration, pinging every `keep_alive` when idle.
+pub(crate) fn with_keep_alive(
+    config: &quinn::ClientConfig,
+    keep_alive: std::time::Duration,
+) -> quinn::ClientConfig {
+    let mut config = config.clone();
+    config.transport_config(Arc::new(transport(keep_alive)));
+    config
+}
+
+fn transport(keep_alive: std::time::Duration) -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
             60_000,
         ))))
-        // Only while a connection is open: a sync's (closed when it ends), and the engine's idle
-        // one for Notify while the app is in the foreground.
+        // A PING when nothing else moves: an unanswered one, or a stateless reset from a server
+        // that restarted, is how a dead path shows itself.
         .keep_alive_interval(Some(keep_alive))
         .max_concurrent_bidi_streams(quinn::VarInt::from_u32(0))
         .max_concurrent_uni_streams(quinn::VarInt::from_u32(4))
@@ -103,9 +119,7 @@ fn finish(
         .receive_window(quinn::VarInt::from_u32(8 << 20))
         .send_window(2 << 20)
         .datagram_receive_buffer_size(None);
-    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport));
-    Ok(cfg)
+    transport
 }
 
 /// Client configuration for enrollment: no client certificate, CA pinned by fingerprint.

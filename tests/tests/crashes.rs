@@ -128,6 +128,23 @@ impl Site {
 
     /// A device enrolled as a patroller of `cells`.
     async fn device(&self, name: &str, cells: &[&str]) -> anyhow::Result<Client> {
+        let config = ClientConfig {
+            batch_size: 50,
+            max_attempts: 1,
+            connect_timeout: Duration::from_secs(2),
+            // A killed server says nothing more; don't wait out the default.
+            request_timeout: Duration::from_secs(3),
+            ..fast_client()
+        };
+        self.device_with(name, cells, config).await
+    }
+
+    async fn device_with(
+        &self,
+        name: &str,
+        cells: &[&str],
+        config: ClientConfig,
+    ) -> anyhow::Result<Client> {
         let pki = patrolsync_server::pki::Pki::open_or_init(&self.config.data_dir, &[])?;
         let request = patrolsync_server::enroll::IssueRequest {
             user: name.to_owned(),
@@ -140,18 +157,62 @@ impl Site {
         let issued =
             patrolsync_server::enroll::issue(self.store.as_ref(), &pki, &self.config, request)
                 .await?;
-        let config = ClientConfig {
-            batch_size: 50,
-            max_attempts: 1,
-            connect_timeout: Duration::from_secs(2),
-            // A killed server says nothing more; don't wait out the default.
-            request_timeout: Duration::from_secs(3),
-            ..fast_client()
-        };
         let device = Client::open(self.dir.path().join(name), config).await?;
         device.enroll(&issued.enrollment, None, name).await?;
         Ok(device)
     }
+}
+
+/// A device waits for the answer to a push when the server is SIGKILLed (held inside the group
+/// commit, so the request was received and never answered); a new process starts on the same
+/// data. The device's own sync call, made before the kill with the SDK's defaults (a request
+/// waits up to 30 s), ends with the push stored within two seconds of the restart: the sync's
+/// connection pings every second, the new process resets the old connection at its first
+/// packet, and the retry goes to the new process. (The bound is the issue's; the old keep-alive
+/// of 15 s would miss it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_waiting_on_a_killed_server_syncs_again_soon_after_its_restart()
+-> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let site = Site::new(db).await?;
+        let mut server = site.serve(Some((points::INGEST_BEFORE_COMMIT, 0))).await?;
+        let device = site
+            .device_with("patient", &["S1-C1"], ClientConfig::default())
+            .await?;
+        for k in 0..20 {
+            device
+                .record_checkin(NewCheckIn::new(
+                    format!("S1-C1-K1-B{}-P1", k % 5 + 1),
+                    CheckInOutcome::Inspected,
+                ))
+                .await?;
+        }
+        let sync = tokio::spawn({
+            let device = device.clone();
+            async move { device.sync().await }
+        });
+        server
+            .wait_for("stalled at", Duration::from_secs(30))
+            .await?;
+        server.kill().await?;
+        let _server = site.serve(None).await?;
+        let restarted = Instant::now();
+        let summary = tokio::time::timeout(Duration::from_secs(30), sync).await???;
+        let waited = restarted.elapsed();
+        println!("{backend}: synced {waited:?} after the restart");
+        assert_eq!(
+            (summary.applied, summary.remaining),
+            (20, 0),
+            "{backend}: {summary:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(2),
+            "{backend}: the device noticed the restart only after {waited:?}"
+        );
+        assert_eq!(site.store.stats(0).await?.check_ins, 20, "{backend}");
+    }
+    Ok(())
 }
 
 /// Syncs `device` until nothing is pending (at most two minutes).

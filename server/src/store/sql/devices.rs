@@ -307,7 +307,9 @@ impl DeviceStore for SqlStore {
                 "device id {id:?} is too short; give at least 8 characters"
             )));
         }
-        let mut tx = self.pool.begin().await?;
+        // It reads before it writes: a deferred SQLite transaction could not upgrade while a
+        // device's activity is being written, and would fail with "database is locked".
+        let mut tx = self.begin_write().await?;
         let matches: Vec<String> =
             sqlx::query_scalar("SELECT id FROM devices WHERE substr(id, 1, length($1)) = $1")
                 .bind(&id)
