@@ -53,6 +53,10 @@ enum Command {
         /// Accuracy of the fix, metres.
         #[arg(long, default_value_t = 10.0)]
         accuracy: f64,
+        /// Datum of --lat/--lon: wgs84 (GPS), gcj02 (Amap, Tencent, Android network location
+        /// in China) or bd09 (Baidu). Converted to WGS-84 before it is stored or sent.
+        #[arg(long, default_value = "wgs84")]
+        datum: patrolsync_proto::geo::Datum,
         /// inspected, locked, not_found, moved, closed, renovation or vacant.
         #[arg(long, default_value = "inspected")]
         outcome: CheckInOutcome,
@@ -504,6 +508,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             lat,
             lon,
             accuracy,
+            datum,
             outcome,
             method,
             kind,
@@ -525,6 +530,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     accuracy_m: accuracy,
                     fix_time_ms: 0,
                     mock: false,
+                    datum,
                 });
             }
             let id = client.record_checkin(c).await?;

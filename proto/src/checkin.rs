@@ -108,9 +108,9 @@ wire_enum!(
 /// A position fix from the device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeoFix {
-    /// WGS-84 latitude, degrees.
+    /// Latitude, degrees, in `datum`.
     pub latitude: f64,
-    /// WGS-84 longitude, degrees.
+    /// Longitude, degrees, in `datum`.
     pub longitude: f64,
     /// Horizontal accuracy radius, metres.
     pub accuracy_m: f64,
@@ -118,6 +118,27 @@ pub struct GeoFix {
     pub fix_time_ms: i64,
     /// The OS flagged the location as simulated.
     pub mock: bool,
+    /// The datum the device gave the position in. A validated record's fix is always WGS-84:
+    /// validation converts.
+    pub datum: crate::geo::Datum,
+}
+
+impl GeoFix {
+    /// The wire form.
+    pub(crate) fn to_wire(&self) -> wire::GeoFix {
+        wire::GeoFix {
+            latitude: self.latitude,
+            longitude: self.longitude,
+            accuracy_m: self.accuracy_m,
+            fix_time_ms: self.fix_time_ms,
+            mock: self.mock,
+            // WGS-84 is the absent value, so a WGS-84 fix encodes as it did before datums.
+            datum: match self.datum {
+                crate::geo::Datum::Wgs84 => 0,
+                other => other.to_wire(),
+            },
+        }
+    }
 }
 
 /// One checklist answer.
@@ -272,13 +293,7 @@ impl CheckIn {
             tag_uid: self.tag_uid.clone(),
             device_time_ms: self.device_time_ms,
             monotonic_ms: self.monotonic_ms,
-            fix: self.fix.as_ref().map(|f| wire::GeoFix {
-                latitude: f.latitude,
-                longitude: f.longitude,
-                accuracy_m: f.accuracy_m,
-                fix_time_ms: f.fix_time_ms,
-                mock: f.mock,
-            }),
+            fix: self.fix.as_ref().map(GeoFix::to_wire),
             outcome: self.outcome.to_wire(),
             template_id: self.template_id.clone(),
             template_version: self.template_version,
@@ -366,12 +381,19 @@ pub(crate) fn validate_fix(prefix: &str, f: wire::GeoFix, now_ms: i64) -> Result
     if f.fix_time_ms != 0 {
         plausible_time(&format!("{prefix}.fix_time_ms"), f.fix_time_ms, now_ms)?;
     }
+    // Everything after this point (distances, anomaly rules, storage) is WGS-84.
+    let datum = crate::geo::Datum::of_wire(f.datum).map_err(|mut e| {
+        e.field = format!("{prefix}.datum");
+        e
+    })?;
+    let (latitude, longitude) = datum.to_wgs84(f.latitude, f.longitude);
     Ok(GeoFix {
-        latitude: f.latitude,
-        longitude: f.longitude,
+        latitude,
+        longitude,
         accuracy_m: f.accuracy_m,
         fix_time_ms: f.fix_time_ms,
         mock: f.mock,
+        datum: crate::geo::Datum::Wgs84,
     })
 }
 

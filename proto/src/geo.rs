@@ -1,5 +1,37 @@
 //! Distances on the Earth's surface, for duplicate detection and check-in plausibility.
 
+wire_enum!(
+    /// The datum of a position. Maps and phones in mainland China give GCJ-02 or BD-09;
+    /// everything patrolsync stores and compares is WGS-84.
+    Datum, Datum, "datum", {
+    /// WGS-84 (GPS; most of the world's maps).
+    Wgs84 = "wgs84",
+    /// GCJ-02 (Amap/Gaode, Tencent, Android network location in mainland China).
+    Gcj02 = "gcj02",
+    /// BD-09 (Baidu).
+    Bd09 = "bd09",
+});
+
+impl Datum {
+    /// `(latitude, longitude)` given in this datum, in WGS-84. GCJ-02 and BD-09 are shifted
+    /// only inside mainland China, where they are used; elsewhere (Hong Kong, Macau, abroad)
+    /// their coordinates are WGS-84 already and pass unchanged. The inverse of the published
+    /// forward conversion is refined numerically (`coordtransform`), well under a metre.
+    pub fn to_wgs84(self, latitude: f64, longitude: f64) -> (f64, f64) {
+        let (lon, lat) = match self {
+            Datum::Wgs84 => (longitude, latitude),
+            Datum::Gcj02 => coordtransform::gcj02_to_wgs84(longitude, latitude),
+            Datum::Bd09 => coordtransform::bd09_to_wgs84(longitude, latitude),
+        };
+        (lat, lon)
+    }
+
+    /// The datum a wire fix names (absent: WGS-84).
+    pub(crate) fn of_wire(raw: i32) -> Result<Datum, crate::Invalid> {
+        Ok(Datum::from_wire(raw)?.unwrap_or(Datum::Wgs84))
+    }
+}
+
 /// Mean Earth radius, metres (IUGG).
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
@@ -15,6 +47,34 @@ pub fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::Datum;
+
+    // Tiananmen area, WGS-84, and its GCJ-02 and BD-09 as the published forward formulas give
+    // them (the values every GCJ-02 implementation reproduces).
+    const WGS84: (f64, f64) = (39.915, 116.404);
+    const GCJ02: (f64, f64) = (39.91640428150164, 116.41024449916938);
+
+    #[test]
+    fn gcj02_and_bd09_come_back_to_wgs84_within_a_metre() {
+        let back = Datum::Gcj02.to_wgs84(GCJ02.0, GCJ02.1);
+        let off = super::distance_m(back, WGS84);
+        assert!(off < 1.0, "{off} m");
+        // The shift being undone is hundreds of metres.
+        assert!(super::distance_m(GCJ02, WGS84) > 400.0);
+        let (bd_lon, bd_lat) = coordtransform::wgs84_to_bd09(WGS84.1, WGS84.0);
+        let back = Datum::Bd09.to_wgs84(bd_lat, bd_lon);
+        assert!(super::distance_m(back, WGS84) < 1.0);
+    }
+
+    #[test]
+    fn outside_mainland_china_nothing_moves() {
+        // Seoul, Hong Kong, Berlin: given as GCJ-02 or BD-09, they are WGS-84 already.
+        for (lat, lon) in [(37.5665, 126.978), (22.2800, 114.1588), (52.52, 13.405)] {
+            assert_eq!(Datum::Gcj02.to_wgs84(lat, lon), (lat, lon));
+        }
+        assert_eq!(Datum::Wgs84.to_wgs84(WGS84.0, WGS84.1), WGS84);
+    }
+
     #[test]
     fn known_distances() {
         // 0.001° of latitude is about 111 m anywhere.

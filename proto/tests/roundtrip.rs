@@ -16,14 +16,16 @@ fn geo_fix() -> impl Strategy<Value = wire::GeoFix> {
         any::<f64>(),
         any::<i64>(),
         any::<bool>(),
+        any::<i32>(),
     )
         .prop_map(
-            |(latitude, longitude, accuracy_m, fix_time_ms, mock)| wire::GeoFix {
+            |(latitude, longitude, accuracy_m, fix_time_ms, mock, datum)| wire::GeoFix {
                 latitude,
                 longitude,
                 accuracy_m,
                 fix_time_ms,
                 mock,
+                datum,
             },
         )
 }

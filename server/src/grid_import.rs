@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::Path;
 
 use patrolsync_proto::Role;
+use patrolsync_proto::geo::Datum;
 use patrolsync_proto::hazard::Agency;
 
 use crate::calendar::Cadence;
@@ -245,9 +246,10 @@ fn check_code(r: &Record, column: &str, problems: &mut Vec<RowError>) -> String 
     code
 }
 
-/// A boundary as GeoJSON geometry text: from WKT, or from GeoJSON geometry text.
-fn boundary_text(text: &str) -> Result<String, String> {
-    let geometry = if text.trim_start().starts_with('{') {
+/// A boundary as GeoJSON geometry text in WGS-84: from WKT, or from GeoJSON geometry text, its
+/// vertices given in `crs`.
+fn boundary_text(text: &str, crs: Datum) -> Result<String, String> {
+    let mut geometry = if text.trim_start().starts_with('{') {
         text.parse::<geojson::Geometry>()
             .map_err(|e| format!("not a GeoJSON geometry: {e}"))?
     } else {
@@ -255,6 +257,18 @@ fn boundary_text(text: &str) -> Result<String, String> {
         geojson::Geometry::new(geojson::Value::from(&g))
     };
     polygonal(&geometry)?;
+    let vertex = |p: &mut Vec<f64>| {
+        if let [lon, lat, ..] = p.as_mut_slice() {
+            (*lat, *lon) = crs.to_wgs84(*lat, *lon);
+        }
+    };
+    match &mut geometry.value {
+        geojson::Value::Polygon(rings) => rings.iter_mut().flatten().for_each(vertex),
+        geojson::Value::MultiPolygon(polygons) => {
+            polygons.iter_mut().flatten().flatten().for_each(vertex)
+        }
+        _ => {}
+    }
     Ok(geometry.to_string())
 }
 
@@ -275,6 +289,7 @@ fn polygonal(g: &geojson::Geometry) -> Result<(), String> {
 pub async fn import_cells(
     store: &dyn AdminStore,
     path: &Path,
+    crs: Datum,
     check_only: bool,
     now_ms: i64,
 ) -> Result<Imported, ImportError> {
@@ -330,7 +345,7 @@ pub async fn import_cells(
         if let Some(first) = seen.insert(code.clone(), r.at.clone()) {
             problems.push(r.error("code", format!("{code} is already on {first}")));
         }
-        let boundary = match boundary.as_deref().map(boundary_text) {
+        let boundary = match boundary.as_deref().map(|b| boundary_text(b, crs)) {
             Some(Err(e)) => {
                 problems.push(r.error("boundary", e));
                 None
@@ -418,6 +433,7 @@ pub async fn import_cells(
 pub async fn import_checkpoints(
     store: &dyn AdminStore,
     path: &Path,
+    crs: Datum,
     check_only: bool,
     now_ms: i64,
 ) -> Result<Imported, ImportError> {
@@ -528,7 +544,8 @@ pub async fn import_checkpoints(
             cell,
             name: r.get("name").to_owned(),
             tag_uid: Some(r.get("tag_uid").to_owned()).filter(|t| !t.is_empty()),
-            position,
+            // Stored in WGS-84, whatever the file's coordinates were in.
+            position: position.map(|(lat, lon)| crs.to_wgs84(lat, lon)),
             radius_m,
             cadence,
         });
@@ -647,18 +664,21 @@ mod tests {
 
     #[test]
     fn boundaries_from_wkt_and_geojson_and_only_polygons() {
-        let wkt = boundary_text("POLYGON((126.6 45.7, 126.7 45.7, 126.7 45.8, 126.6 45.7))")
-            .expect("wkt polygon");
+        let wkt = boundary_text(
+            "POLYGON((126.6 45.7, 126.7 45.7, 126.7 45.8, 126.6 45.7))",
+            Datum::Wgs84,
+        )
+        .expect("wkt polygon");
         assert!(wkt.contains("\"Polygon\""), "{wkt}");
-        let json = boundary_text(&wkt).expect("geojson polygon");
+        let json = boundary_text(&wkt, Datum::Wgs84).expect("geojson polygon");
         assert_eq!(json, wkt);
         assert!(
-            boundary_text("POINT(1 2)")
+            boundary_text("POINT(1 2)", Datum::Wgs84)
                 .expect_err("point")
                 .contains("Polygon")
         );
         assert!(
-            boundary_text("POLYGON((oops")
+            boundary_text("POLYGON((oops", Datum::Wgs84)
                 .expect_err("bad")
                 .contains("not WKT")
         );

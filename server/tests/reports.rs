@@ -212,6 +212,7 @@ async fn push(
                         accuracy_m: 8.0,
                         fix_time_ms: v.at_ms,
                         mock: v.mock,
+                        datum: patrolsync_proto::geo::Datum::Wgs84,
                     }),
                     outcome: v.outcome,
                     template_id: "daily-fire".into(),

@@ -459,6 +459,7 @@ async fn positions_come_and_go(store: &dyn Store) -> anyhow::Result<()> {
         accuracy_m: 7.5,
         fix_time_ms: NOW,
         mock: false,
+        datum: patrolsync_proto::geo::Datum::Wgs84,
     };
     // Separate pushes, so every idle connection first prepares the insert without a position.
     for seq in 1..=24u64 {

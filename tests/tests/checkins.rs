@@ -25,6 +25,7 @@ fn checkin(i: usize) -> NewCheckIn {
         accuracy_m: 5.5,
         fix_time_ms: 0,
         mock: i.is_multiple_of(7),
+        datum: patrolsync_proto::geo::Datum::Wgs84,
     });
     c.note = format!("round {i}: 消防通道畅通");
     c.monotonic_ms = Some(1_000_000 + i as u64);

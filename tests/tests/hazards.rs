@@ -634,6 +634,7 @@ async fn nearby_reports_are_linked_and_a_merge_keeps_all_evidence() -> anyhow::R
                 accuracy_m: 5.0,
                 fix_time_ms: 0,
                 mock: false,
+                datum: patrolsync_proto::geo::Datum::Wgs84,
             })
         };
         let first = a

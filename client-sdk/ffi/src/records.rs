@@ -35,17 +35,23 @@ pub struct GeoFix {
     /// The platform says the location is mocked.
     #[uniffi(default = false)]
     pub mock: bool,
+    /// The datum of latitude and longitude: `wgs84` (GPS), `gcj02` (Android's network
+    /// location and Amap/Tencent in mainland China) or `bd09` (Baidu). Converted to WGS-84
+    /// before anything compares or stores it.
+    #[uniffi(default = "wgs84")]
+    pub datum: String,
 }
 
 impl GeoFix {
-    fn into_proto(self) -> proto::GeoFix {
-        proto::GeoFix {
+    fn into_proto(self) -> Result<proto::GeoFix, sdk::ErrorCode> {
+        Ok(proto::GeoFix {
             latitude: self.latitude,
             longitude: self.longitude,
             accuracy_m: self.accuracy_m,
             fix_time_ms: self.fix_time_ms,
             mock: self.mock,
-        }
+            datum: parse("fix.datum", &self.datum)?,
+        })
     }
 
     fn from_proto(f: proto::GeoFix) -> GeoFix {
@@ -55,6 +61,7 @@ impl GeoFix {
             accuracy_m: f.accuracy_m,
             fix_time_ms: f.fix_time_ms,
             mock: f.mock,
+            datum: f.datum.as_str().into(),
         }
     }
 }
@@ -146,7 +153,7 @@ impl CheckInInput {
             kind: parse("kind", &self.kind)?,
             method: parse("method", &self.method)?,
             tag_uid: self.tag_uid,
-            fix: self.fix.map(GeoFix::into_proto),
+            fix: self.fix.map(GeoFix::into_proto).transpose()?,
             template,
             answers,
             photos: hashes("photos", &self.photos)?,
@@ -205,7 +212,7 @@ impl HazardInput {
             photos: hashes("photos", &self.photos)?,
             grid_cell: self.grid_cell,
             checkpoint: self.checkpoint,
-            position: self.position.map(GeoFix::into_proto),
+            position: self.position.map(GeoFix::into_proto).transpose()?,
             deadline_ms: self.deadline_ms,
             description: self.description,
         })

@@ -305,6 +305,10 @@ pub(super) enum GridCommand {
     Import {
         /// The file (.csv or .geojson).
         file: PathBuf,
+        /// The datum of the boundaries' coordinates: wgs84 (GPS), gcj02 (Amap/Gaode,
+        /// Tencent) or bd09 (Baidu). Stored as WGS-84; outside mainland China nothing shifts.
+        #[arg(long, default_value = "wgs84")]
+        crs: patrolsync_proto::geo::Datum,
         /// Check the file and report problems; write nothing.
         #[arg(long)]
         check: bool,
@@ -370,6 +374,10 @@ pub(super) enum ImportCommand {
     Import {
         /// The file.
         file: PathBuf,
+        /// Checkpoints: the datum of their coordinates: wgs84 (GPS), gcj02 (Amap/Gaode,
+        /// Tencent) or bd09 (Baidu). Stored as WGS-84; outside mainland China nothing shifts.
+        #[arg(long, default_value = "wgs84")]
+        crs: patrolsync_proto::geo::Datum,
         /// Check the file and report problems; write nothing.
         #[arg(long)]
         check: bool,

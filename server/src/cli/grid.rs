@@ -14,11 +14,18 @@ pub(super) async fn run(
 ) -> anyhow::Result<()> {
     match command {
         AdminCommand::Grid {
-            command: GridCommand::Import { file, check, json },
+            command:
+                GridCommand::Import {
+                    file,
+                    crs,
+                    check,
+                    json,
+                },
         } => {
             let done = crate::grid_import::import_cells(
                 sql.as_ref(),
                 &file,
+                crs,
                 check,
                 crate::clock::now_ms(),
             )
@@ -26,11 +33,18 @@ pub(super) async fn run(
             print_imported("cells", &file, check, json, &done)?;
         }
         AdminCommand::Checkpoints {
-            command: ImportCommand::Import { file, check, json },
+            command:
+                ImportCommand::Import {
+                    file,
+                    crs,
+                    check,
+                    json,
+                },
         } => {
             let done = crate::grid_import::import_checkpoints(
                 sql.as_ref(),
                 &file,
+                crs,
                 check,
                 crate::clock::now_ms(),
             )
@@ -38,8 +52,18 @@ pub(super) async fn run(
             print_imported("checkpoints", &file, check, json, &done)?;
         }
         AdminCommand::People {
-            command: ImportCommand::Import { file, check, json },
+            command:
+                ImportCommand::Import {
+                    file,
+                    crs,
+                    check,
+                    json,
+                },
         } => {
+            anyhow::ensure!(
+                crs == patrolsync_proto::geo::Datum::Wgs84,
+                "--crs is for grid and checkpoint imports; a people file has no coordinates"
+            );
             let done = crate::grid_import::import_people(
                 sql.as_ref(),
                 &file,

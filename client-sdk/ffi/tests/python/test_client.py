@@ -286,11 +286,16 @@ def test_sign_out_keeps_unsent_records_unless_told_and_then_empties_the_phone(se
 def test_the_engine_syncs_what_is_recorded_pauses_and_stops(server, tmp_path):
     async def run(stack):
         client = await enrolled(server, tmp_path)
+        listener = stack.enter_context(listening(client))
         engine = client.start_engine(ps.EngineOptions())
         await client.record_checkin(checkin(CHECKPOINTS[0]))
         await wait_for(lambda: server.admin_json("stats")["check_ins"] == 1,
                        "the engine pushed the check-in")
-        # In the background nothing is sent, even when asked; back in the foreground at once.
+        # Once that sync has finished (a running sync also sends what is recorded meanwhile):
+        # in the background nothing is sent, even when asked; back in the foreground at once.
+        await wait_for(lambda: client.state().phase == ps.SyncPhase.IDLE
+                       and any(isinstance(e, ps.SyncEvent.FINISHED) for e in list(listener.events)),
+                       "the engine's sync finished")
         engine.pause()
         await client.record_checkin(checkin(CHECKPOINTS[1]))
         engine.sync_now()

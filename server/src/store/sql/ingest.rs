@@ -74,6 +74,7 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
                 .try_get::<Option<i64>, _>("fix_time_ms")?
                 .unwrap_or_default(),
             mock: r.try_get::<Option<i64>, _>("mock")?.unwrap_or_default() != 0,
+            datum: patrolsync_proto::geo::Datum::Wgs84,
         }),
         None => None,
     };

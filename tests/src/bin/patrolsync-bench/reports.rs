@@ -290,6 +290,7 @@ async fn fill(
                                         accuracy_m: 8.0,
                                         fix_time_ms: *at,
                                         mock: rng.gen_bool(0.005),
+                                        datum: patrolsync_proto::geo::Datum::Wgs84,
                                     }),
                                     outcome,
                                     template_id: "daily-fire".into(),
