@@ -24,6 +24,7 @@ empty_photo = The photo file is empty; take it again
 photo_too_large = The photo is too large; the server accepts at most { $max } bytes
 photo_refused = The server did not accept this photo; add it again and sync
 unsent_records = { $count } records have not been uploaded yet; sync first
+other_users_records = This phone holds { $count } unsent records of { $user }; enroll it for { $user }, or sign out discarding them first
 outside_scope = { $field ->
     [checkpoint] Checkpoint { $value } is outside your grid cells
     [grid_cell] Grid cell { $value } is outside your grid cells

@@ -24,6 +24,7 @@ empty_photo = 照片文件是空的，请重新拍摄
 photo_too_large = 照片太大，服务器最多接收 { $max } 字节
 photo_refused = 服务器未接收这张照片，请重新添加后再同步
 unsent_records = 还有 { $count } 条记录未上传，请先同步
+other_users_records = 本机还有 { $user } 的 { $count } 条记录未上传，请为 { $user } 注册，或先退出并放弃这些记录
 outside_scope = { $field ->
     [checkpoint] 该检查点不在您负责的网格内（{ $value }）
     [grid_cell] 该网格不在您负责的范围内（{ $value }）

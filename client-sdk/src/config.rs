@@ -18,8 +18,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// How often the engine's idle connection for Notify proves it is alive (QUIC PING) when
     /// nothing else moves: shorter notices a dead path sooner and costs radio time (it is held
-    /// only while the app is in the foreground). A sync's own connection pings every second
-    /// (or this, if shorter) while it waits for an answer.
+    /// only while the app is in the foreground; kept between 1 and 30 s, below the 60 s idle
+    /// timeout). A sync's own connection pings every half second while it waits for an answer.
     pub keep_alive: Duration,
     /// Attempts per sync before reporting a network error (with exponential back-off).
     pub max_attempts: u32,

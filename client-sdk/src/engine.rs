@@ -270,14 +270,16 @@ async fn listen(
                             if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_REVOKED) =>
                         {
                             // Stored first, so an app reading the status on the event sees why.
-                            client.note_revoked().await;
+                            client.note_revoked(&SyncError::Revoked).await;
                             let _ = events.send(SyncEvent::Stopped { reason: SyncError::Revoked.to_string(), code: ErrorCode::Revoked });
                             return;
                         }
                         Err(quinn::ConnectionError::ApplicationClosed(c))
                             if c.error_code == quinn::VarInt::from_u32(patrolsync_proto::codes::CLOSE_UNAUTHENTICATED) =>
                         {
-                            let _ = events.send(SyncEvent::Stopped { reason: "the server does not recognise this device; re-enroll".into(), code: ErrorCode::NotRecognised });
+                            let why = SyncError::NotRecognised("closed by the server".into());
+                            client.note_revoked(&why).await;
+                            let _ = events.send(SyncEvent::Stopped { reason: why.to_string(), code: ErrorCode::NotRecognised });
                             return;
                         }
                         Err(_) => break,

@@ -25,16 +25,16 @@ pub struct Enrollment {
 
 pub(crate) struct Identity {
     pub(crate) server: String,
-    /// For a sync's connection: it pings every second while it waits, so a server that died
-    /// with a request in flight and came back (and resets the old connection at its next
-    /// packet) is noticed within about a second, not at the next keep-alive.
+    /// For a sync's connection (and enrollment's): it pings every half second while it waits, so
+    /// a server that died with a request in flight and came back (and resets the old connection
+    /// at its next packet) is noticed within about a second, not at the next keep-alive.
     pub(crate) config: quinn::ClientConfig,
     /// For the engine's idle connection that waits for Notify: the configured keep-alive.
     pub(crate) listen_config: quinn::ClientConfig,
 }
 
 /// Keep-alive of a connection a sync holds (see [`Identity::config`]).
-const SYNC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+const SYNC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Client {
     /// Enrolls this device with a one-time enrollment string from an admin. The device makes
@@ -58,15 +58,20 @@ impl Client {
         device_name: &str,
     ) -> Result<Enrollment, EnrollError> {
         let local = |e: sqlx::Error| EnrollError::Local(e.to_string());
-        let previous = self.device_id().await.map_err(local)?;
-        if let Some(id) = &previous {
+        // No sync may run on the old identity while it is replaced.
+        let _no_sync = self.inner.sync_lock.lock().await;
+        let previous: Option<(String, String)> =
+            sqlx::query_as("SELECT device_id, user_name FROM identity WHERE id = 1")
+                .fetch_optional(&self.inner.db)
+                .await
+                .map_err(local)?;
+        if let Some((id, _)) = &previous {
             // A revoked device may enroll again as a new one, keeping what it has not sent.
-            let last: Option<String> =
-                sqlx::query_scalar("SELECT last_error_code FROM sync_state WHERE id = 1")
-                    .fetch_one(&self.inner.db)
-                    .await
-                    .map_err(local)?;
-            if !matches!(last.as_deref(), Some("revoked" | "not_recognised")) {
+            let revoked: i64 = sqlx::query_scalar("SELECT revoked FROM sync_state WHERE id = 1")
+                .fetch_one(&self.inner.db)
+                .await
+                .map_err(local)?;
+            if revoked == 0 {
                 return Err(EnrollError::AlreadyEnrolled(id.clone()));
             }
         }
@@ -83,7 +88,7 @@ impl Client {
             reason: e.to_string(),
             code: e.code(&server),
         };
-        let tls = tls::enrollment_config(parsed.ca_sha256, self.inner.config.keep_alive)
+        let tls = tls::enrollment_config(parsed.ca_sha256, SYNC_KEEP_ALIVE)
             .map_err(|e| EnrollError::Local(e.to_string()))?;
         let conn = self
             .inner
@@ -125,15 +130,25 @@ impl Client {
         let role = patrolsync_proto::Role::from_wire_value(e.role)
             .map(|r| r.to_string())
             .unwrap_or_default();
-        let keys = &self.inner.keys;
-        keys.save(KEY_FILE, &key.serialize_der())
-            .map_err(EnrollError::Local)?;
-        keys.save(CERT_FILE, &e.certificate_der)
-            .map_err(EnrollError::Local)?;
-        keys.save(SERVER_CA_FILE, &e.server_ca_der)
-            .map_err(EnrollError::Local)?;
+        // The first statement writes, so the transaction holds the write lock from here: a
+        // record saved meanwhile waits, and is adopted with the rest.
         let mut tx = self.inner.db.begin().await.map_err(local)?;
-        if let Some(old) = &previous {
+        sqlx::query("UPDATE counters SET value = value WHERE key = 'last_seq'")
+            .execute(&mut *tx)
+            .await
+            .map_err(local)?;
+        if let Some((old, old_user)) = &previous {
+            // Another person's records must not go out under this one's name.
+            let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(local)?;
+            if *old_user != e.user && waiting > 0 {
+                return Err(EnrollError::OtherUsersRecords {
+                    user: old_user.clone(),
+                    count: waiting as u64,
+                });
+            }
             adopt_outbox(&mut tx, old, &e.device_id)
                 .await
                 .map_err(local)?;
@@ -150,6 +165,15 @@ impl Client {
         .execute(&mut *tx)
         .await
         .map_err(local)?;
+        // The credentials last, inside the transaction: if saving them fails nothing is
+        // committed, and the device is as it was (revoked, or not enrolled).
+        let keys = &self.inner.keys;
+        keys.save(KEY_FILE, &key.serialize_der())
+            .map_err(EnrollError::Local)?;
+        keys.save(CERT_FILE, &e.certificate_der)
+            .map_err(EnrollError::Local)?;
+        keys.save(SERVER_CA_FILE, &e.server_ca_der)
+            .map_err(EnrollError::Local)?;
         tx.commit().await.map_err(local)?;
         self.reset_state();
         Ok(Enrollment {
@@ -179,25 +203,27 @@ impl Client {
             CertificateDer::from(read(SERVER_CA_FILE)?),
             CertificateDer::from(read(CERT_FILE)?),
             key,
-            self.inner.config.keep_alive,
+            // Below the idle timeout (60 s), at least a second.
+            self.inner.config.keep_alive.clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(30),
+            ),
         )
         .map_err(local)?;
         Ok(Identity {
             server: self.inner.config.server_override.clone().unwrap_or(server),
-            config: tls::with_keep_alive(
-                &config,
-                SYNC_KEEP_ALIVE.min(self.inner.config.keep_alive),
-            ),
+            config: tls::with_keep_alive(&config, SYNC_KEEP_ALIVE),
             listen_config: config,
         })
     }
 }
 
-/// A revoked device enrolled again as `new`: its unsent ops become the new device's, numbered
-/// from 1 in the order they were recorded (the server keys ops by device and sequence, and
-/// keeps a record sent twice under two devices once, by its id), and its own hazard ops not
-/// yet acknowledged carry the new device in the local view, as the server will stamp them.
-/// What the old device had refused is its history, not the new one's: dropped.
+/// A revoked device enrolled again as `new` (for the same user): its unsent ops become the new
+/// device's, numbered from 1 in the order they were recorded (the server keys ops by device and
+/// sequence, and keeps a record sent twice under two devices once, by its id), and its own
+/// hazard ops not yet acknowledged carry the new device in the local view, as the server will
+/// stamp them. The old device's list of refused ops is dropped: the numbers it is keyed by now
+/// belong to the new device (the server's rejection log keeps them).
 async fn adopt_outbox(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     old: &str,
@@ -242,8 +268,8 @@ async fn adopt_outbox(
         .execute(&mut **tx)
         .await?;
     sqlx::query(
-        "UPDATE sync_state SET last_error = NULL, last_error_code = NULL, last_error_p1 = NULL, \
-         last_error_p2 = NULL WHERE id = 1",
+        "UPDATE sync_state SET revoked = 0, last_error = NULL, last_error_code = NULL, \
+         last_error_p1 = NULL, last_error_p2 = NULL WHERE id = 1",
     )
     .execute(&mut **tx)
     .await?;

@@ -125,6 +125,18 @@ pub enum EnrollError {
     /// Key generation or local storage failed.
     #[error("enrollment failed locally: {0}")]
     Local(String),
+    /// The revoked device being enrolled again holds unsent records of another person, which
+    /// must not go out under this one's name: enroll it for that person, or sign out
+    /// discarding them first. (The code was used; the admin issues a new one.)
+    #[error(
+        "this phone holds {count} unsent records of {user}; enroll it for {user}, or sign out discarding them first"
+    )]
+    OtherUsersRecords {
+        /// Whose records.
+        user: String,
+        /// How many.
+        count: u64,
+    },
 }
 
 impl EnrollError {
@@ -139,6 +151,10 @@ impl EnrollError {
             EnrollError::Refused(_) => ErrorCode::EnrollmentRefused,
             EnrollError::Local(m) if mentions_full(m) => ErrorCode::StorageFull,
             EnrollError::Local(_) => ErrorCode::Storage,
+            EnrollError::OtherUsersRecords { user, count } => ErrorCode::OtherUsersRecords {
+                user: user.clone(),
+                count: *count,
+            },
         }
     }
 }

@@ -104,6 +104,13 @@ pub enum ErrorCode {
         /// How many.
         count: u64,
     },
+    /// The phone holds unsent records of another person than the one it is being enrolled for.
+    OtherUsersRecords {
+        /// Whose.
+        user: String,
+        /// How many.
+        count: u64,
+    },
     /// The record names a place outside the user's grid cells.
     OutsideScope {
         /// The field (`checkpoint`, `grid_cell`, `hazard`).
@@ -226,6 +233,10 @@ impl ErrorCode {
             E::PhotoTooLarge { max } => ("photo_too_large", vec![("max", max.to_string())]),
             E::PhotoRefused => ("photo_refused", vec![]),
             E::UnsentRecords { count } => ("unsent_records", vec![("count", count.to_string())]),
+            E::OtherUsersRecords { user, count } => (
+                "other_users_records",
+                vec![("user", s(user)), ("count", count.to_string())],
+            ),
             E::OutsideScope { field, value } => (
                 "outside_scope",
                 vec![("field", s(field)), ("value", s(value))],
@@ -287,6 +298,10 @@ impl ErrorCode {
             "photo_too_large" => E::PhotoTooLarge { max: num(0)? },
             "photo_refused" => E::PhotoRefused,
             "unsent_records" => E::UnsentRecords { count: num(0)? },
+            "other_users_records" => E::OtherUsersRecords {
+                user: at(0)?,
+                count: num(1)?,
+            },
             "outside_scope" => E::OutsideScope {
                 field: at(0)?,
                 value: at(1)?,
@@ -482,6 +497,10 @@ mod tests {
             E::PhotoTooLarge { max: 1024 },
             E::PhotoRefused,
             E::UnsentRecords { count: 3 },
+            E::OtherUsersRecords {
+                user: s("alice"),
+                count: 3,
+            },
             E::OutsideScope {
                 field: s("checkpoint"),
                 value: s("S1-K9"),

@@ -95,9 +95,15 @@ impl Client {
     async fn record_outcome(&self, error: Option<&SyncError>, now: i64) {
         let error_text = error.map(|e| e.to_string());
         let [code, p1, p2] = ErrorCode::to_columns(error.map(SyncError::code).as_ref());
+        // Revoked stays known until the device enrolls again, whatever later attempts say.
+        let revoked = matches!(
+            error,
+            Some(SyncError::Revoked | SyncError::NotRecognised(_))
+        );
         let _ = sqlx::query(
             "UPDATE sync_state SET last_attempt_at_ms = ?, last_error = ?, \
              last_error_code = ?, last_error_p1 = ?, last_error_p2 = ?, \
+             revoked = CASE WHEN ? THEN 1 ELSE revoked END, \
              last_success_at_ms = CASE WHEN ? IS NULL THEN ? ELSE last_success_at_ms END WHERE id = 1",
         )
         .bind(now)
@@ -105,6 +111,7 @@ impl Client {
         .bind(code)
         .bind(p1)
         .bind(p2)
+        .bind(revoked)
         .bind(&error_text)
         .bind(now)
         .execute(&self.inner.db)
@@ -488,15 +495,9 @@ impl Client {
         Ok(())
     }
 
-    /// Records that the server revoked this device, so `status()` says so.
-    pub(crate) async fn note_revoked(&self) {
-        let _ = sqlx::query(
-            "UPDATE sync_state SET last_error = ?, last_error_code = 'revoked', \
-             last_error_p1 = NULL, last_error_p2 = NULL, last_attempt_at_ms = ? WHERE id = 1",
-        )
-        .bind(SyncError::Revoked.to_string())
-        .bind(now_ms())
-        .execute(&self.inner.db)
-        .await;
+    /// Records that the server revoked this device (or no longer recognises it), so `status()`
+    /// says so and it may enroll again.
+    pub(crate) async fn note_revoked(&self, error: &SyncError) {
+        self.record_outcome(Some(error), now_ms()).await;
     }
 }

@@ -35,14 +35,8 @@ async fn a_gcj02_checkpoint_and_a_gcj02_check_in_there_are_not_out_of_radius() -
                 GCJ02.0, GCJ02.1
             ),
         )?;
-        patrolsync_server::grid_import::import_checkpoints(
-            &store,
-            &file,
-            Datum::Gcj02,
-            false,
-            NOW,
-        )
-        .await?;
+        patrolsync_server::grid_import::import_checkpoints(&store, &file, Datum::Gcj02, false, NOW)
+            .await?;
 
         let phone = h.device("phone", "wang", &["S1-C1"]).await?;
         let at = |datum| {

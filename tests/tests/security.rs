@@ -174,7 +174,7 @@ async fn a_revoked_device_enrolls_again_and_sends_what_it_had_not() -> anyhow::R
     use patrolsync_sdk::EnrollError;
     for db in test_databases().await {
         let backend = db.backend;
-        let h = Harness::start(db).await?;
+        let mut h = Harness::start(db).await?;
         let phone = h.device("phone", "alice", &["S1-C1"]).await?;
         let check_in = |p: &str| NewCheckIn::new(p, CheckInOutcome::Inspected);
         let mut sent = vec![];
@@ -202,17 +202,40 @@ async fn a_revoked_device_enrolls_again_and_sends_what_it_had_not() -> anyhow::R
             "{backend}: {refused:?}"
         );
         assert_eq!(phone.status().await?.pending_ops, 4, "{backend}");
+        // Then a sync with no server: the last error is now a network one, and the device
+        // still knows it was revoked.
+        h.stop().await;
+        let offline = phone.sync().await;
+        assert!(
+            matches!(offline, Err(SyncError::Network { .. })),
+            "{backend}: {offline:?}"
+        );
+        h.restart().await?;
 
-        // Enrolled again with a new code: a new device, the same unsent records.
+        // Enrolling it for someone else is refused: alice's records must not go out as bob's.
+        let bobs = h.enrollment("bob", Role::Patroller, &["S1-C1"]).await?;
+        let wrong = phone.enroll(&bobs, None, "phone").await;
+        assert!(
+            matches!(&wrong, Err(EnrollError::OtherUsersRecords { user, count: 4 }) if user == "alice"),
+            "{backend}: {wrong:?}"
+        );
+        assert_eq!(
+            phone.status().await?.device_id.as_deref(),
+            Some(old.as_str())
+        );
+
+        // Enrolled again for alice with a new code: a new device, the same unsent records.
         let code = h.enrollment("alice", Role::Patroller, &["S1-C1"]).await?;
         let again = phone.enroll(&code, None, "phone").await?;
         assert_ne!(again.device_id, old, "{backend}");
         assert_eq!(phone.status().await?.pending_ops, 4, "{backend}");
         assert_eq!(phone.status().await?.last_error_code, None, "{backend}");
         let s = phone.sync().await?;
+        // Numbered from 1 for the new device: the server's contiguous acknowledgement reaches
+        // all four (with the old numbers it would stop at 0, waiting for 1 and 2).
         assert_eq!(
-            (s.applied, s.rejected, s.remaining),
-            (4, 0, 0),
+            (s.applied, s.rejected, s.remaining, s.acked_through),
+            (4, 0, 0, 4),
             "{backend}: {s:?}"
         );
         // On the server: the two sent before under the old device, the three after under the

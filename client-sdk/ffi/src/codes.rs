@@ -61,6 +61,7 @@ mirror_codes! {
     PhotoTooLarge { max: u64 },
     PhotoRefused,
     UnsentRecords { count: u64 },
+    OtherUsersRecords { user: String, count: u64 },
     OutsideScope { field: String, value: String },
     UnknownCheckpoint { checkpoint: String },
     UnknownCell { cell: String },
