@@ -105,6 +105,38 @@ wire_enum!(
     NotApplicable = "not_applicable",
 });
 
+wire_enum!(
+    /// The datum of a position. Maps and phones in mainland China give GCJ-02 or BD-09;
+    /// everything patrolsync stores and compares is WGS-84.
+    Datum, Datum, "datum", {
+    /// WGS-84 (GPS; most of the world's maps).
+    Wgs84 = "wgs84",
+    /// GCJ-02 (Amap/Gaode, Tencent, Android network location in mainland China).
+    Gcj02 = "gcj02",
+    /// BD-09 (Baidu).
+    Bd09 = "bd09",
+});
+
+impl Datum {
+    /// `(latitude, longitude)` given in this datum, in WGS-84. GCJ-02 and BD-09 are shifted
+    /// only inside mainland China, where they are used; elsewhere (Hong Kong, Macau, abroad)
+    /// their coordinates are WGS-84 already and pass unchanged. The inverse of the published
+    /// forward conversion is refined numerically (`coordtransform`), well under a metre.
+    pub fn to_wgs84(self, latitude: f64, longitude: f64) -> (f64, f64) {
+        let (lon, lat) = match self {
+            Datum::Wgs84 => (longitude, latitude),
+            Datum::Gcj02 => coordtransform::gcj02_to_wgs84(longitude, latitude),
+            Datum::Bd09 => coordtransform::bd09_to_wgs84(longitude, latitude),
+        };
+        (lat, lon)
+    }
+
+    /// The datum a wire fix names (absent: WGS-84).
+    pub(crate) fn of_wire(raw: i32) -> Result<Datum, Invalid> {
+        Ok(Datum::from_wire(raw)?.unwrap_or(Datum::Wgs84))
+    }
+}
+
 /// A position fix from the device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GeoFix {
@@ -120,7 +152,7 @@ pub struct GeoFix {
     pub mock: bool,
     /// The datum the device gave the position in. A validated record's fix is always WGS-84:
     /// validation converts.
-    pub datum: crate::geo::Datum,
+    pub datum: Datum,
 }
 
 impl GeoFix {
@@ -134,7 +166,7 @@ impl GeoFix {
             mock: self.mock,
             // WGS-84 is the absent value, so a WGS-84 fix encodes as it did before datums.
             datum: match self.datum {
-                crate::geo::Datum::Wgs84 => 0,
+                Datum::Wgs84 => 0,
                 other => other.to_wire(),
             },
         }
@@ -382,7 +414,7 @@ pub(crate) fn validate_fix(prefix: &str, f: wire::GeoFix, now_ms: i64) -> Result
         plausible_time(&format!("{prefix}.fix_time_ms"), f.fix_time_ms, now_ms)?;
     }
     // Everything after this point (distances, anomaly rules, storage) is WGS-84.
-    let datum = crate::geo::Datum::of_wire(f.datum).map_err(|mut e| {
+    let datum = Datum::of_wire(f.datum).map_err(|mut e| {
         e.field = format!("{prefix}.datum");
         e
     })?;
@@ -393,7 +425,7 @@ pub(crate) fn validate_fix(prefix: &str, f: wire::GeoFix, now_ms: i64) -> Result
         accuracy_m: f.accuracy_m,
         fix_time_ms: f.fix_time_ms,
         mock: f.mock,
-        datum: crate::geo::Datum::Wgs84,
+        datum: Datum::Wgs84,
     })
 }
 

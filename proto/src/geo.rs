@@ -1,36 +1,6 @@
 //! Distances on the Earth's surface, for duplicate detection and check-in plausibility.
 
-wire_enum!(
-    /// The datum of a position. Maps and phones in mainland China give GCJ-02 or BD-09;
-    /// everything patrolsync stores and compares is WGS-84.
-    Datum, Datum, "datum", {
-    /// WGS-84 (GPS; most of the world's maps).
-    Wgs84 = "wgs84",
-    /// GCJ-02 (Amap/Gaode, Tencent, Android network location in mainland China).
-    Gcj02 = "gcj02",
-    /// BD-09 (Baidu).
-    Bd09 = "bd09",
-});
-
-impl Datum {
-    /// `(latitude, longitude)` given in this datum, in WGS-84. GCJ-02 and BD-09 are shifted
-    /// only inside mainland China, where they are used; elsewhere (Hong Kong, Macau, abroad)
-    /// their coordinates are WGS-84 already and pass unchanged. The inverse of the published
-    /// forward conversion is refined numerically (`coordtransform`), well under a metre.
-    pub fn to_wgs84(self, latitude: f64, longitude: f64) -> (f64, f64) {
-        let (lon, lat) = match self {
-            Datum::Wgs84 => (longitude, latitude),
-            Datum::Gcj02 => coordtransform::gcj02_to_wgs84(longitude, latitude),
-            Datum::Bd09 => coordtransform::bd09_to_wgs84(longitude, latitude),
-        };
-        (lat, lon)
-    }
-
-    /// The datum a wire fix names (absent: WGS-84).
-    pub(crate) fn of_wire(raw: i32) -> Result<Datum, crate::Invalid> {
-        Ok(Datum::from_wire(raw)?.unwrap_or(Datum::Wgs84))
-    }
-}
+pub use crate::checkin::Datum;
 
 /// Mean Earth radius, metres (IUGG).
 const EARTH_RADIUS_M: f64 = 6_371_008.8;

@@ -219,7 +219,7 @@ pub async fn export(
         }
     } else {
         let mut out = Vec::new();
-        if let Err(e) = table.write_csv(&mut out) {
+        if let Err(e) = table.write_csv(&mut out, true) {
             return json_error(StatusCode::INTERNAL_SERVER_ERROR, e);
         }
         (out, "text/csv; charset=utf-8")

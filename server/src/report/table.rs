@@ -94,8 +94,13 @@ impl Table {
         out
     }
 
-    /// Writes the header and rows as CSV.
-    pub fn write_csv(&self, w: impl std::io::Write) -> Result<(), csv::Error> {
+    /// Writes the header and rows as CSV, starting with the UTF-8 byte order mark when `bom`:
+    /// without it Excel on Chinese Windows reads the file as GBK and shows the names garbled.
+    /// (A file or a download gets it; text piped to other programs does not.)
+    pub fn write_csv(&self, mut w: impl std::io::Write, bom: bool) -> Result<(), csv::Error> {
+        if bom {
+            w.write_all("\u{feff}".as_bytes())?;
+        }
         let mut out = csv::Writer::from_writer(w);
         out.write_record(&self.columns)?;
         for row in &self.rows {
@@ -158,10 +163,10 @@ impl Table {
 pub fn write(table: &Table, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
     use anyhow::Context as _;
     match (format, out) {
-        ("csv", None) => table.write_csv(std::io::stdout().lock())?,
+        ("csv", None) => table.write_csv(std::io::stdout().lock(), false)?,
         ("csv", Some(p)) => {
             let f = std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?;
-            table.write_csv(std::io::BufWriter::new(f))?;
+            table.write_csv(std::io::BufWriter::new(f), true)?;
         }
         ("xlsx", Some(p)) => table
             .write_xlsx(p)
@@ -170,4 +175,38 @@ pub fn write(table: &Table, format: &str, out: Option<&Path>) -> anyhow::Result<
         (f, _) => anyhow::bail!("unknown format {f:?}"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Table {
+        Table {
+            title: "inspections".into(),
+            columns: vec!["checkpoint", "note"],
+            rows: vec![vec![
+                Value::Text("S1-C1-K1-B1-P1".into()),
+                Value::Text("消防通道被电动车堵塞".into()),
+            ]],
+            about: vec![],
+        }
+    }
+
+    #[test]
+    fn a_csv_file_starts_with_the_byte_order_mark_and_reads_back_as_utf8() -> anyhow::Result<()> {
+        let mut bytes = Vec::new();
+        table().write_csv(&mut bytes, true)?;
+        assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
+        let text = std::str::from_utf8(&bytes[3..])?;
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(rows.headers()?, vec!["checkpoint", "note"]);
+        let first = rows.records().next().expect("a row")?;
+        assert_eq!(&first[1], "消防通道被电动车堵塞");
+        // Piped text has no mark.
+        let mut piped = Vec::new();
+        table().write_csv(&mut piped, false)?;
+        assert!(piped.starts_with(b"checkpoint,note"));
+        Ok(())
+    }
 }
