@@ -130,11 +130,12 @@ impl Client {
         let role = patrolsync_proto::Role::from_wire_value(e.role)
             .map(|r| r.to_string())
             .unwrap_or_default();
-        // The first statement writes, so the transaction holds the write lock from here: a
-        // record saved meanwhile waits, and is adopted with the rest.
-        let mut tx = self.inner.db.begin().await.map_err(local)?;
-        sqlx::query("UPDATE counters SET value = value WHERE key = 'last_seq'")
-            .execute(&mut *tx)
+        // The write lock from here on: a record saved meanwhile waits, and is adopted with the
+        // rest.
+        let mut tx = self
+            .inner
+            .db
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(local)?;
         if let Some((old, old_user)) = &previous {

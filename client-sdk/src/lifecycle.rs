@@ -62,11 +62,12 @@ impl Client {
         let storage = |e: sqlx::Error| SignOutError::Storage(e.to_string());
         // No sync may run while the store is emptied under it.
         let _no_sync = self.inner.sync_lock.lock().await;
-        // The first statement writes, so the transaction holds the write lock from the count to
-        // the wipe: a record saved meanwhile waits, and is counted or kept.
-        let mut tx = self.inner.db.begin().await.map_err(storage)?;
-        sqlx::query("UPDATE counters SET value = value WHERE key = 'last_seq'")
-            .execute(&mut *tx)
+        // The write lock from the count to the wipe: a record saved meanwhile waits, and is
+        // counted or kept.
+        let mut tx = self
+            .inner
+            .db
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(storage)?;
         // Unsent: ops waiting, and photos the server does not have (queued, or failed and
