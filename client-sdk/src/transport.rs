@@ -122,8 +122,7 @@ impl Endpoints {
     ) -> Result<Connection, CallError> {
         let mut candidates: Vec<(SocketAddr, &str)> = Vec::new();
         for entry in server.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let host = entry.rsplit_once(':').map(|(h, _)| h).unwrap_or(entry);
-            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let host = host_of(entry);
             if let Ok(addrs) = tokio::net::lookup_host(entry).await {
                 candidates.extend(addrs.map(|a| (a, host)));
             }
@@ -242,15 +241,19 @@ fn hosts(server: &str) -> String {
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .map(|e| {
-            e.rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(e)
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-        })
+        .map(host_of)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The host of a `host:port` entry (an IPv6 address without its brackets).
+fn host_of(entry: &str) -> &str {
+    entry
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(entry)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
 }
 
 /// Whether the routing table has a way to `addr` (or anywhere, for `None`). Connecting a UDP

@@ -131,6 +131,41 @@ impl PatrolError {
     }
 }
 
+/// An SDK failure with a stable code: each operation's error, or a code itself.
+pub(crate) trait Coded {
+    fn error_code(self) -> sdk::ErrorCode;
+}
+
+impl Coded for sdk::ErrorCode {
+    fn error_code(self) -> sdk::ErrorCode {
+        self
+    }
+}
+
+macro_rules! coded {
+    ($($error:ty),*) => {
+        $(impl Coded for $error {
+            fn error_code(self) -> sdk::ErrorCode {
+                self.code()
+            }
+        })*
+    };
+}
+
+coded!(
+    sdk::OpenError,
+    sdk::EnrollError,
+    sdk::RecordError,
+    sdk::ReadError,
+    sdk::SyncError,
+    sdk::SignOutError
+);
+
+/// The bindings' error for an SDK failure, its message in `language` (for `map_err`).
+pub(crate) fn failed<E: Coded>(language: &str) -> impl Fn(E) -> PatrolError + '_ {
+    move |e| PatrolError::new(e.error_code(), language)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,7 @@ uniffi::setup_scaffolding!();
 mod codes;
 mod records;
 
+use codes::failed;
 pub use codes::{ErrorCode, PatrolError};
 pub use records::*;
 
@@ -125,7 +126,7 @@ impl PatrolClient {
             };
             let client = sdk::Client::open(PathBuf::from(state_dir), config)
                 .await
-                .map_err(|e| PatrolError::new(e.code(), &options.language))?;
+                .map_err(failed(&options.language))?;
             Ok(Arc::new(PatrolClient {
                 client,
                 language: options.language,
@@ -149,7 +150,7 @@ impl PatrolClient {
             let e = client
                 .enroll(&enrollment, server.as_deref(), &device_name)
                 .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+                .map_err(failed(&lang))?;
             Ok(Enrollment {
                 device_id: e.device_id,
                 server: e.server,
@@ -165,13 +166,8 @@ impl PatrolClient {
     pub async fn record_checkin(&self, check_in: CheckInInput) -> Result<String, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let c = check_in
-                .into_sdk()
-                .map_err(|c| PatrolError::new(c, &lang))?;
-            let id = client
-                .record_checkin(c)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let c = check_in.into_sdk().map_err(failed(&lang))?;
+            let id = client.record_checkin(c).await.map_err(failed(&lang))?;
             Ok(id.to_string())
         })
         .await
@@ -185,13 +181,8 @@ impl PatrolClient {
     ) -> Result<RecordedCheckIn, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let c = check_in
-                .into_sdk()
-                .map_err(|c| PatrolError::new(c, &lang))?;
-            let r = client
-                .record_checklist(c)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let c = check_in.into_sdk().map_err(failed(&lang))?;
+            let r = client.record_checklist(c).await.map_err(failed(&lang))?;
             Ok(RecordedCheckIn {
                 check_in: r.check_in.to_string(),
                 hazards: r.hazards.iter().map(ToString::to_string).collect(),
@@ -204,11 +195,8 @@ impl PatrolClient {
     pub async fn report_hazard(&self, hazard: HazardInput) -> Result<String, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let h = hazard.into_sdk().map_err(|c| PatrolError::new(c, &lang))?;
-            let id = client
-                .report_hazard(h)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let h = hazard.into_sdk().map_err(failed(&lang))?;
+            let id = client.report_hazard(h).await.map_err(failed(&lang))?;
             Ok(id.to_string())
         })
         .await
@@ -225,14 +213,13 @@ impl PatrolClient {
     ) -> Result<String, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let bad = |c| PatrolError::new(c, &lang);
-            let id = hazard_id(&hazard, "hazard").map_err(bad)?;
-            let kind = parse::<proto::hazard::EventKind>("kind", &kind).map_err(bad)?;
-            let t = transition.into_sdk().map_err(bad)?;
+            let id = hazard_id(&hazard, "hazard").map_err(failed(&lang))?;
+            let kind = parse::<proto::hazard::EventKind>("kind", &kind).map_err(failed(&lang))?;
+            let t = transition.into_sdk().map_err(failed(&lang))?;
             let event = client
                 .transition_hazard(id, kind, t)
                 .await
-                .map_err(|e| bad(e.code()))?;
+                .map_err(failed(&lang))?;
             Ok(event.to_string())
         })
         .await
@@ -242,13 +229,9 @@ impl PatrolClient {
     pub async fn edit_hazard(&self, hazard: String, edit: HazardEdit) -> Result<(), PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let bad = |c| PatrolError::new(c, &lang);
-            let id = hazard_id(&hazard, "hazard").map_err(bad)?;
-            let value = edit.into_sdk().map_err(bad)?;
-            client
-                .edit_hazard(id, value)
-                .await
-                .map_err(|e| bad(e.code()))
+            let id = hazard_id(&hazard, "hazard").map_err(failed(&lang))?;
+            let value = edit.into_sdk().map_err(failed(&lang))?;
+            client.edit_hazard(id, value).await.map_err(failed(&lang))
         })
         .await
     }
@@ -257,10 +240,7 @@ impl PatrolClient {
     pub async fn hazards(&self) -> Result<Vec<Hazard>, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let views = client
-                .hazards()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let views = client.hazards().await.map_err(failed(&lang))?;
             Ok(views.into_iter().map(|v| Hazard::new(v, &lang)).collect())
         })
         .await
@@ -276,10 +256,7 @@ impl PatrolClient {
                 limit: filter.limit,
                 offset: filter.offset,
             };
-            let views = client
-                .hazards_where(&filter)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let views = client.hazards_where(&filter).await.map_err(failed(&lang))?;
             Ok(views.into_iter().map(|v| Hazard::new(v, &lang)).collect())
         })
         .await
@@ -297,7 +274,7 @@ impl PatrolClient {
             let page = client
                 .recent_check_ins(limit, after.as_deref())
                 .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+                .map_err(failed(&lang))?;
             Ok(page.into_iter().map(LocalCheckIn::from).collect())
         })
         .await
@@ -307,11 +284,8 @@ impl PatrolClient {
     pub async fn hazard(&self, id: String) -> Result<Option<Hazard>, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let id = hazard_id(&id, "hazard").map_err(|c| PatrolError::new(c, &lang))?;
-            let view = client
-                .hazard(id)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let id = hazard_id(&id, "hazard").map_err(failed(&lang))?;
+            let view = client.hazard(id).await.map_err(failed(&lang))?;
             Ok(view.map(|v| Hazard::new(v, &lang)))
         })
         .await
@@ -321,10 +295,7 @@ impl PatrolClient {
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let cps = client
-                .checkpoints()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let cps = client.checkpoints().await.map_err(failed(&lang))?;
             Ok(cps.into_iter().map(Checkpoint::from).collect())
         })
         .await
@@ -334,10 +305,7 @@ impl PatrolClient {
     pub async fn templates(&self) -> Result<Vec<Template>, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let ts = client
-                .templates()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let ts = client.templates().await.map_err(failed(&lang))?;
             Ok(ts.into_iter().map(Template::from).collect())
         })
         .await
@@ -347,10 +315,7 @@ impl PatrolClient {
     pub async fn status(&self) -> Result<Status, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let s = client
-                .status()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let s = client.status().await.map_err(failed(&lang))?;
             Ok(Status::new(s, &lang))
         })
         .await
@@ -365,10 +330,7 @@ impl PatrolClient {
     pub async fn rejected(&self) -> Result<Vec<RejectedOp>, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let ops = client
-                .rejected()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let ops = client.rejected().await.map_err(failed(&lang))?;
             Ok(ops.into_iter().map(|r| RejectedOp::new(r, &lang)).collect())
         })
         .await
@@ -378,10 +340,7 @@ impl PatrolClient {
     pub async fn photos(&self) -> Result<Vec<Photo>, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let ps = client
-                .photos()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let ps = client.photos().await.map_err(failed(&lang))?;
             Ok(ps.into_iter().map(|p| Photo::new(p, &lang)).collect())
         })
         .await
@@ -392,10 +351,7 @@ impl PatrolClient {
     pub async fn add_photo(&self, path: String) -> Result<String, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let sha = client
-                .add_photo(&path)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let sha = client.add_photo(&path).await.map_err(failed(&lang))?;
             Ok(hex::encode(sha))
         })
         .await
@@ -408,7 +364,7 @@ impl PatrolClient {
             let sha = client
                 .add_photo_bytes(&bytes)
                 .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+                .map_err(failed(&lang))?;
             Ok(hex::encode(sha))
         })
         .await
@@ -419,12 +375,11 @@ impl PatrolClient {
     pub async fn download_photo(&self, sha256: String, path: String) -> Result<u64, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let bad = |c| PatrolError::new(c, &lang);
-            let sha = photo_hash(&sha256, "sha256").map_err(bad)?;
+            let sha = photo_hash(&sha256, "sha256").map_err(failed(&lang))?;
             client
                 .download_photo(sha, &path)
                 .await
-                .map_err(|e| bad(e.code()))
+                .map_err(failed(&lang))
         })
         .await
     }
@@ -433,10 +388,7 @@ impl PatrolClient {
     pub async fn sync(&self) -> Result<SyncSummary, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move {
-            let s = client
-                .sync()
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+            let s = client.sync().await.map_err(failed(&lang))?;
             Ok(SyncSummary::new(s, &lang))
         })
         .await
@@ -454,7 +406,7 @@ impl PatrolClient {
             let s = client
                 .sync_for(Duration::from_millis(within_ms), include_photos)
                 .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))?;
+                .map_err(failed(&lang))?;
             Ok(SyncSummary::new(s, &lang))
         })
         .await
@@ -556,13 +508,8 @@ impl PatrolClient {
     /// waiting to upload, unless `discard_unsent`.
     pub async fn sign_out(&self, discard_unsent: bool) -> Result<(), PatrolError> {
         let (client, lang) = self.client();
-        on_runtime(async move {
-            client
-                .sign_out(discard_unsent)
-                .await
-                .map_err(|e| PatrolError::new(e.code(), &lang))
-        })
-        .await
+        on_runtime(async move { client.sign_out(discard_unsent).await.map_err(failed(&lang)) })
+            .await
     }
 }
 
@@ -587,14 +534,8 @@ impl PatrolClient {
         on_runtime(async move {
             let started = std::time::Instant::now();
             for _ in 0..n {
-                let c = check_in
-                    .clone()
-                    .into_sdk()
-                    .map_err(|c| PatrolError::new(c, &lang))?;
-                client
-                    .record_checkin(c)
-                    .await
-                    .map_err(|e| PatrolError::new(e.code(), &lang))?;
+                let c = check_in.clone().into_sdk().map_err(failed(&lang))?;
+                client.record_checkin(c).await.map_err(failed(&lang))?;
             }
             Ok(started.elapsed().as_nanos() as u64)
         })
