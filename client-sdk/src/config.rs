@@ -7,6 +7,9 @@ use std::time::Duration;
 pub struct ClientConfig {
     /// Reported to the server at every Hello.
     pub app_version: String,
+    /// The language the user reads (BCP 47, `zh-CN` or `en`), sent at every Hello: the server
+    /// words its refusals in it. `ErrorCode::message` takes the language per call.
+    pub language: String,
     /// Ops per push (capped by the server's limit).
     pub batch_size: usize,
     /// Pushes in flight at once: with one at a time a link's round trips, not its bandwidth,
@@ -42,6 +45,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             app_version: String::new(),
+            language: "zh-CN".to_owned(),
             batch_size: 200,
             max_in_flight: 4,
             connect_timeout: Duration::from_secs(10),

@@ -6,7 +6,7 @@ use patrolsync_proto::{Invalid, wire};
 
 use patrolsync_proto::codes;
 
-use crate::error_code::ErrorCode;
+use crate::ErrorCode;
 use crate::transport::CallError;
 
 /// Opening the local store failed.

@@ -51,7 +51,6 @@ mod config;
 mod engine;
 mod enroll;
 mod error;
-mod error_code;
 mod events;
 mod hazard_log;
 mod hazards;
@@ -71,13 +70,13 @@ pub use config::ClientConfig;
 pub use engine::{EngineOptions, SyncEngine};
 pub use enroll::Enrollment;
 pub use error::{EnrollError, OpenError, ReadError, RecordError, SyncError};
-pub use error_code::{ErrorCode, LANGUAGES};
 pub use events::{ConflictReport, DataKind, SyncEvent, SyncSummary};
 pub use hazards::{
     Checkpoint, Escalation, HazardFilter, HazardView, NewHazard, Transition, conflict_code,
 };
 pub use lifecycle::SignOutError;
 pub use outbox::RejectedOp;
+pub use patrolsync_i18n::{ErrorCode, LANGUAGES};
 pub use photos::PhotoStatus;
 pub use platform::{KeyStore, MonotonicClock};
 pub use scope::{CellView, ScopeNotice};

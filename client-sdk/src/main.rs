@@ -21,6 +21,10 @@ struct Cli {
     /// Dial this HOST:PORT instead of the address stored at enrollment.
     #[arg(long, global = true)]
     server: Option<String>,
+    /// The language the server words its refusals in: `zh-CN` or `en`. Default: from LC_ALL,
+    /// LC_MESSAGES or LANG, and `zh-CN` when they name no language.
+    #[arg(long, global = true, value_name = "LANG")]
+    lang: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -479,8 +483,13 @@ fn ago(ms: Option<i64>) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let lang = cli.lang.as_deref().map_or_else(
+        || patrolsync_i18n::Lang::from_locale_vars(|name| std::env::var(name).ok()),
+        patrolsync_i18n::Lang::from_tag,
+    );
     let config = ClientConfig {
         app_version: format!("patrolsync-device {}", env!("CARGO_PKG_VERSION")),
+        language: lang.tag().to_owned(),
         server_override: cli.server.clone(),
         ..ClientConfig::default()
     };

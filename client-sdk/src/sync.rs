@@ -259,6 +259,7 @@ impl Client {
                 app_version: cfg.app_version.clone(),
                 sdk_version: env!("CARGO_PKG_VERSION").into(),
                 device_time_ms: now_ms(),
+                language: cfg.language.clone(),
             })),
         };
         let limit = patrolsync_proto::frame::DEFAULT_MAX_FRAME_BYTES;

@@ -9,7 +9,7 @@ use patrolsync_proto::frame::{self, FrameError};
 use patrolsync_proto::{Message, codes, wire};
 use quinn::{Connection, ConnectionError, Endpoint};
 
-use crate::error_code::ErrorCode;
+use crate::ErrorCode;
 
 /// Why one request failed.
 #[derive(Debug, thiserror::Error)]

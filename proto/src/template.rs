@@ -197,7 +197,8 @@ impl Template {
                 .find(|i| i.mandatory && !answered.contains(i.id.as_str()))
         {
             return Err(bad(
-                "answers",
+                // The item's id names it in the device's message (「缺少必填项：answers.wiring」).
+                &format!("answers.{}", item.id),
                 "missing",
                 format!(
                     "{label}: mandatory item {} ({}) is not answered",

@@ -166,8 +166,9 @@ fn request() -> impl Strategy<Value = wire::Request> {
                 oldest_pending_age_ms: a,
                 pending_photo_bytes: d ^ a,
                 app_version: v.clone(),
-                sdk_version: v,
+                sdk_version: v.clone(),
                 device_time_ms: t,
+                language: v,
             }
         )),
         proptest::collection::vec(op(), 0..5).prop_map(|ops| Kind::Push(wire::PushRequest { ops })),

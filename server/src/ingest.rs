@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
     BatchResult, CheckInRow, DeviceSession, HazardRef, HazardRow, IngestBatch, OpAction,
-    PreparedOp, RejectCode, Rejection, Store, StoreError,
+    PreparedOp, Refusal, RejectCode, Rejection, Store, StoreError,
 };
 
 /// Most entries one hazard's log takes: every op refolds the log, so it stays bounded.
@@ -143,12 +143,21 @@ pub async fn prepare(
         }
     };
 
-    let reject = |code, reason: &str, field: &str, message: String, payload: Vec<u8>| {
+    // `value` is what the field named (for the device's message), `limit` the rule's bound.
+    let reject = |code,
+                  reason: &str,
+                  (field, value, limit): (&str, &str, Option<u64>),
+                  message: String,
+                  payload: Vec<u8>| {
         OpAction::Reject(Rejection {
-            code,
-            reason: reason.into(),
-            field: field.into(),
-            message,
+            refusal: Refusal {
+                code,
+                reason: reason.into(),
+                field: field.into(),
+                message,
+                value: value.into(),
+                limit,
+            },
             payload,
         })
     };
@@ -176,7 +185,7 @@ pub async fn prepare(
             Err(invalid) => reject(
                 RejectCode::Invalid,
                 invalid.reason,
-                &invalid.field,
+                (&invalid.field, "", invalid.limit),
                 invalid.message,
                 payload,
             ),
@@ -187,14 +196,14 @@ pub async fn prepare(
                 None => reject(
                     RejectCode::NotFound,
                     "unknown_checkpoint",
-                    "checkpoint",
+                    ("checkpoint", &c.checkpoint, None),
                     format!("checkpoint {} does not exist", c.checkpoint),
                     payload,
                 ),
                 Some(cp) if cp.retired => reject(
                     RejectCode::Invalid,
                     "retired_checkpoint",
-                    "checkpoint",
+                    ("checkpoint", &c.checkpoint, None),
                     format!(
                         "checkpoint {} is retired and takes no new check-ins",
                         c.checkpoint
@@ -204,7 +213,7 @@ pub async fn prepare(
                 Some(cp) if !session.covers(&cp.cell_path) => reject(
                     RejectCode::Forbidden,
                     "outside_scope",
-                    "checkpoint",
+                    ("checkpoint", &c.checkpoint, None),
                     format!(
                         "checkpoint {} is outside your grid cells (assigned: {})",
                         c.checkpoint,
@@ -223,7 +232,7 @@ pub async fn prepare(
                     reject(
                         RejectCode::Invalid,
                         invalid.reason,
-                        &invalid.field,
+                        (&invalid.field, "", invalid.limit),
                         invalid.message,
                         payload,
                     )
@@ -241,14 +250,14 @@ pub async fn prepare(
                 None => reject(
                     RejectCode::NotFound,
                     "unknown_cell",
-                    "grid_cell",
+                    ("grid_cell", &r.grid_cell, None),
                     format!("grid cell {} does not exist", r.grid_cell),
                     payload,
                 ),
                 Some(cell) if cell.retired => reject(
                     RejectCode::Invalid,
                     "retired_cell",
-                    "grid_cell",
+                    ("grid_cell", &r.grid_cell, None),
                     format!(
                         "grid cell {} is retired and takes no new hazards",
                         r.grid_cell
@@ -258,7 +267,7 @@ pub async fn prepare(
                 Some(cell) if !session.covers(&cell.path) => reject(
                     RejectCode::Forbidden,
                     "outside_scope",
-                    "grid_cell",
+                    ("grid_cell", &r.grid_cell, None),
                     format!(
                         "grid cell {} is outside your grid cells (assigned: {})",
                         r.grid_cell,
@@ -269,7 +278,7 @@ pub async fn prepare(
                 Some(_) if session.role == Role::Agency => reject(
                     RejectCode::Forbidden,
                     "role",
-                    "body",
+                    ("body", "", None),
                     "an agency user may not report hazards; the grid reports them".into(),
                     payload,
                 ),
@@ -299,7 +308,13 @@ pub async fn prepare(
                 body: OpBody::HazardEvent(e),
                 ..
             }) => match hazard_scope(&hazards, session, e.hazard, &assigned) {
-                Err((code, reason, message)) => reject(code, reason, "hazard_id", message, payload),
+                Err((code, reason, message)) => reject(
+                    code,
+                    reason,
+                    ("hazard_id", &e.hazard.to_string(), None),
+                    message,
+                    payload,
+                ),
                 Ok(h) => {
                     let merge_target = e
                         .merge_into
@@ -308,12 +323,19 @@ pub async fn prepare(
                         reject(
                             RejectCode::Forbidden,
                             "role",
-                            "kind",
+                            ("kind", e.kind.as_str(), None),
                             format!("{}: {refusal}", e.kind),
                             payload,
                         )
                     } else if let Some(Err((code, reason, message))) = merge_target {
-                        reject(code, reason, "merge_into", message, payload)
+                        let target = e.merge_into.map(|m| m.to_string()).unwrap_or_default();
+                        reject(
+                            code,
+                            reason,
+                            ("merge_into", &target, None),
+                            message,
+                            payload,
+                        )
                     } else {
                         let hazard = e.hazard;
                         let row = OpAction::Hazard(Box::new(HazardRow {
@@ -333,11 +355,17 @@ pub async fn prepare(
                 body: OpBody::HazardEdit(e),
                 ..
             }) => match hazard_scope(&hazards, session, e.hazard, &assigned) {
-                Err((code, reason, message)) => reject(code, reason, "hazard_id", message, payload),
+                Err((code, reason, message)) => reject(
+                    code,
+                    reason,
+                    ("hazard_id", &e.hazard.to_string(), None),
+                    message,
+                    payload,
+                ),
                 Ok(_) if session.role == Role::Agency => reject(
                     RejectCode::Forbidden,
                     "role",
-                    "field",
+                    ("field", "", None),
                     "an agency user may not edit hazard fields".into(),
                     payload,
                 ),
@@ -357,7 +385,7 @@ pub async fn prepare(
             Ok(other) => reject(
                 RejectCode::Unsupported,
                 "unsupported_op",
-                "body",
+                ("body", "", None),
                 format!(
                     "{} ops are not accepted by this server version ({})",
                     other.body.kind_name(),

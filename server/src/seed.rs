@@ -1,6 +1,16 @@
 //! The demo city: 2 streets × 3 communities × 4 compounds × 5 buildings, each building with two
-//! checkpoints, laid out on a grid of positions around Harbin. Seeding twice changes nothing.
-//! `--size city` builds a synthetic city at Harbin's scale instead (see [`city_grid`]).
+//! checkpoints, laid out on a grid of positions around Harbin (南岗区-style names; the codes
+//! stay `S1-C1-K1-B1-P1`). Seeding twice changes nothing. `--size city` builds a synthetic
+//! city at Harbin's scale instead (see [`city_grid`]).
+
+/// The demo's streets, and each street's communities.
+const STREETS: [(&str, [&str; 3]); 2] = [
+    ("花园街道", ["文化社区", "先锋社区", "红军社区"]),
+    ("大成街道", ["大成社区", "龙江社区", "芦家社区"]),
+];
+
+/// The demo's compounds in each community.
+const COMPOUNDS: [&str; 4] = ["阳光家园", "和平小区", "幸福里", "康乐苑"];
 
 use crate::store::{NewCell, NewCheckpoint, Store, StoreError};
 
@@ -15,7 +25,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
             code: street.clone(),
             parent: None,
             level: 1,
-            name: format!("Street {s}"),
+            name: STREETS[s as usize - 1].0.into(),
         });
         for c in 1..=3 {
             let community = format!("{street}-C{c}");
@@ -24,7 +34,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                 code: community.clone(),
                 parent: Some(street.clone()),
                 level: 2,
-                name: format!("Community {s}.{c}"),
+                name: STREETS[s as usize - 1].1[c as usize - 1].into(),
             });
             for k in 1..=4 {
                 let compound = format!("{community}-K{k}");
@@ -33,7 +43,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                     code: compound.clone(),
                     parent: Some(community.clone()),
                     level: 3,
-                    name: format!("Compound {s}.{c}.{k}"),
+                    name: COMPOUNDS[k as usize - 1].into(),
                 });
                 for b in 1..=5 {
                     let building = format!("{compound}-B{b}");
@@ -42,7 +52,7 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                         code: building.clone(),
                         parent: Some(compound.clone()),
                         level: 4,
-                        name: format!("Building {s}.{c}.{k}.{b}"),
+                        name: format!("{b}号楼"),
                     });
                     for p in 1..=2 {
                         // ~100 m apart, around 45.75 N 126.65 E.
@@ -53,9 +63,9 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                             code: format!("{building}-P{p}"),
                             cell: building.clone(),
                             name: if p == 1 {
-                                "Entrance and fire lane".into()
+                                "单元入口及消防车通道".into()
                             } else {
-                                "Stairwell extinguishers".into()
+                                "楼梯间灭火器".into()
                             },
                             tag_uid: Some(format!("TAG-{building}-P{p}")),
                             position: Some((lat, lon)),
@@ -101,7 +111,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
             code: street.clone(),
             parent: None,
             level: 1,
-            name: format!("Street {}", s + 1),
+            name: format!("第{}街道", s + 1),
         });
         for c in 0..share(communities, streets, s) {
             let community = format!("{street}-C{}", c + 1);
@@ -110,7 +120,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                 code: community.clone(),
                 parent: Some(street.clone()),
                 level: 2,
-                name: format!("Community {}", ci + 1),
+                name: format!("第{}社区", ci + 1),
             });
             for k in 0..share(compounds, communities, ci) {
                 let compound = format!("{community}-K{}", k + 1);
@@ -119,7 +129,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                     code: compound.clone(),
                     parent: Some(community.clone()),
                     level: 3,
-                    name: format!("Compound {}", ki + 1),
+                    name: format!("第{}小区", ki + 1),
                 });
                 for b in 0..share(buildings, compounds, ki) {
                     let building = format!("{compound}-B{}", b + 1);
@@ -128,7 +138,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                         code: building.clone(),
                         parent: Some(compound.clone()),
                         level: 4,
-                        name: format!("Building {}", bi + 1),
+                        name: format!("{}号楼", bi + 1),
                     });
                     for p in 0..share(points, buildings, bi) {
                         // Buildings on a ~30 m lattice over the city, checkpoints beside them.
@@ -138,7 +148,7 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                             cadence: None,
                             code: format!("{building}-P{}", p + 1),
                             cell: building.clone(),
-                            name: format!("Checkpoint {}", p + 1),
+                            name: format!("{}号检查点", p + 1),
                             tag_uid: Some(format!("TAG-{building}-P{}", p + 1)),
                             position: Some((lat, lon)),
                             radius_m: 50.0,
@@ -179,5 +189,29 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), CITY[4], "checkpoint codes are unique");
+    }
+
+    #[test]
+    fn the_demo_city_is_named_in_chinese_with_its_codes_kept() {
+        let (cells, checkpoints) = demo_grid();
+        let name = |code: &str| {
+            cells
+                .iter()
+                .find(|c| c.code == code)
+                .map(|c| c.name.as_str())
+                .unwrap_or_default()
+        };
+        assert_eq!(name("S1"), "花园街道");
+        assert_eq!(name("S2-C3"), "芦家社区");
+        assert_eq!(name("S1-C1-K2"), "和平小区");
+        assert_eq!(name("S1-C1-K2-B5"), "5号楼");
+        assert_eq!(checkpoints[0].code, "S1-C1-K1-B1-P1");
+        assert_eq!(checkpoints[0].name, "单元入口及消防车通道");
+        assert!(
+            cells
+                .iter()
+                .all(|c| !c.name.is_empty() && !c.name.is_ascii()),
+            "every name is Chinese"
+        );
     }
 }

@@ -435,10 +435,14 @@ pub async fn seed_fleet(
         op_id: OpId(uuid::Uuid::now_v7()),
         hlc: Hlc::default(),
         action: OpAction::Reject(Rejection {
-            code: RejectCode::Forbidden,
-            reason: "outside_scope".into(),
-            field: "checkpoint".into(),
-            message: "checkpoint S2-C3-K1-B1-P1 is outside the user's cells (S1-C1)".into(),
+            refusal: Refusal {
+                code: RejectCode::Forbidden,
+                reason: "outside_scope".into(),
+                field: "checkpoint".into(),
+                message: "checkpoint S2-C3-K1-B1-P1 is outside the user's cells (S1-C1)".into(),
+                value: "S2-C3-K1-B1-P1".into(),
+                limit: None,
+            },
             payload: vec![],
         }),
     };

@@ -425,10 +425,13 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
             &f.store,
             &cal,
             &rules,
-            report::Ledger::Patrols,
-            &period,
-            None,
-            now,
+            report::LedgerQuery {
+                ledger: report::Ledger::Patrols,
+                period: &period,
+                cell: None,
+                as_of_ms: now,
+                lang: patrolsync_i18n::Lang::En,
+            },
         )
         .await?;
         let (id_col, flags_col) = (
@@ -454,10 +457,13 @@ async fn compliance_on_a_hand_built_fixture_equals_the_hand_computed_table() -> 
             &f.store,
             &cal,
             &rules,
-            report::Ledger::Inspections,
-            &period,
-            Some("S9"),
-            now,
+            report::LedgerQuery {
+                ledger: report::Ledger::Inspections,
+                period: &period,
+                cell: Some("S9"),
+                as_of_ms: now,
+                lang: patrolsync_i18n::Lang::En,
+            },
         )
         .await?;
         let expected: BTreeSet<&str> = f
@@ -628,10 +634,21 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "xlsx",
             "-o",
             xlsx_arg,
+            "--lang",
+            "en",
         ])?;
         let mut book: Xlsx<_> = open_workbook(&xlsx)?;
         let sheet = book.worksheet_range("inspections")?;
+        // The title and the grid and period above the header.
         let mut rows = sheet.rows();
+        assert_eq!(
+            rows.next().expect("title")[0].to_string(),
+            "Fire safety inspection record"
+        );
+        assert_eq!(
+            rows.next().expect("period")[0].to_string(),
+            "S9 · 2026-10-30 – 2026-11-02"
+        );
         let header: Vec<String> = rows
             .next()
             .expect("header")
@@ -707,6 +724,134 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             meta.contains(&("as of".into(), "2026-11-20 12:00:00".into())),
             "the XLSX says which moment it stands at: {meta:?}"
         );
+
+        // The official form in Chinese (the default where the locale names no language): the
+        // sheet named as the form, its title and the grid and period above the Chinese header,
+        // a row number first, dates as 2026年10月30日, outcomes in words; printed on A4.
+        let form = dir.path().join("检查记录.xlsx");
+        ok(&[
+            "export",
+            "inspections",
+            "--cell",
+            "S9",
+            "--period",
+            "2026-10-30..2026-11-02",
+            "--as-of",
+            AS_OF,
+            "--format",
+            "xlsx",
+            "-o",
+            form.to_str().expect("utf-8 temp path"),
+            "--lang",
+            "zh-CN",
+        ])?;
+        let mut book: Xlsx<_> = open_workbook(&form)?;
+        let sheet = book.worksheet_range("日常消防检查记录")?;
+        let grid: Vec<Vec<String>> = sheet
+            .rows()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect();
+        assert_eq!(grid[0][0], "日常消防检查记录");
+        assert_eq!(
+            grid[1][0],
+            "网格：S9　期间：2026年10月30日 至 2026年11月2日"
+        );
+        assert_eq!(
+            grid[2][..6],
+            [
+                "序号",
+                "检查时间",
+                "所属网格",
+                "检查点编号",
+                "检查部位",
+                "检查人"
+            ]
+        );
+        let zh_col = |name: &str| grid[2].iter().position(|h| h == name).expect(name);
+        let body = &grid[3..];
+        assert_eq!(body.len(), read.len(), "the same rows as in English");
+        for (n, (row, en)) in body.iter().zip(&read).enumerate() {
+            assert_eq!(row[0], (n + 1).to_string(), "numbered from 1");
+            assert_eq!(row[zh_col("记录编号")], en.0, "the same check-in, in order");
+            let word = match en.1.as_str() {
+                "inspected" => "已检查",
+                "locked" => "锁门",
+                "vacant" => "空置",
+                other => panic!("an outcome the fixture does not use: {other}"),
+            };
+            assert_eq!(row[zh_col("检查情况")], word);
+            assert!(
+                row[zh_col("检查时间")].starts_with("2026年1"),
+                "a date as the form writes it: {}",
+                row[zh_col("检查时间")]
+            );
+        }
+        let flagged = body
+            .iter()
+            .map(|r| r[zh_col("异常标记")].as_str())
+            .filter(|f| !f.is_empty())
+            .collect::<Vec<_>>();
+        assert!(flagged.contains(&"重复签到"), "flags in words: {flagged:?}");
+        let about = book.worksheet_range("说明")?;
+        let meta: Vec<(String, String)> = about
+            .rows()
+            .map(|r| {
+                (
+                    r[0].to_string(),
+                    r.get(1).map(Data::to_string).unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert!(
+            meta.contains(&("时区".into(), "Asia/Shanghai".into())),
+            "{meta:?}"
+        );
+        // Page setup, as the workbook's XML says it: A4 landscape, one page wide, the header
+        // row (the third) printed on every page.
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&form)?)?;
+        let xml =
+            |zip: &mut zip::ZipArchive<std::fs::File>, name: &str| -> anyhow::Result<String> {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut zip.by_name(name)?, &mut text)?;
+                Ok(text)
+            };
+        let sheet_xml = xml(&mut zip, "xl/worksheets/sheet1.xml")?;
+        assert!(
+            sheet_xml.contains(r#"paperSize="9""#)
+                && sheet_xml.contains(r#"orientation="landscape""#),
+            "{sheet_xml}"
+        );
+        assert!(sheet_xml.contains(r#"fitToHeight="0""#), "{sheet_xml}");
+        // Columns sized to what they hold: the Chinese header's widest column is set.
+        assert!(sheet_xml.contains("<cols>"), "{sheet_xml}");
+        let workbook_xml = xml(&mut zip, "xl/workbook.xml")?;
+        assert!(
+            workbook_xml.contains("_xlnm.Print_Titles") && workbook_xml.contains("$3:$3"),
+            "{workbook_xml}"
+        );
+
+        // The same as CSV in a file: the byte order mark, then UTF-8 with the Chinese header.
+        let csv_path = dir.path().join("检查记录.csv");
+        ok(&[
+            "export",
+            "inspections",
+            "--cell",
+            "S9",
+            "--period",
+            "2026-10-30..2026-11-02",
+            "--as-of",
+            AS_OF,
+            "-o",
+            csv_path.to_str().expect("utf-8 temp path"),
+            "--lang",
+            "zh-CN",
+        ])?;
+        let bytes = std::fs::read(&csv_path)?;
+        assert_eq!(&bytes[..3], b"\xEF\xBB\xBF", "the CSV starts with the BOM");
+        let text = std::str::from_utf8(&bytes[3..])?;
+        let mut csv_rows = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(&csv_rows.headers()?[1], "检查时间");
+        assert_eq!(csv_rows.records().count(), read.len());
 
         // A bad period is refused naming what is accepted, and writes nothing.
         let bad = dir.path().join("bad.xlsx");

@@ -227,10 +227,15 @@ async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()
         op_id: OpId(uuid::Uuid::now_v7()),
         hlc: Hlc::default(),
         action: OpAction::Reject(Rejection {
-            code: RejectCode::Invalid,
-            reason: "out_of_range".into(),
-            field: "fix.latitude".into(),
-            message: "latitude 123 is out of range".into(),
+            refusal: Refusal {
+                code: RejectCode::Invalid,
+                reason: "too_long".into(),
+                field: "note".into(),
+                message: "note has 2001 characters, more than 2000".into(),
+                // What the device's message is worded from, kept for a replay.
+                value: "S1".into(),
+                limit: Some(2000),
+            },
             payload: vec![1, 2, 3],
         }),
     };
@@ -256,6 +261,17 @@ async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()
         again.fresh
     );
     assert_eq!(again.results[0].outcome, Outcome::Rejected);
+    let refusal = again.results[0].rejection.clone().expect("a refusal");
+    assert_eq!((refusal.value.as_str(), refusal.limit), ("S1", Some(2000)));
+    assert_eq!(
+        refusal.text(patrolsync_i18n::Lang::ZhCn),
+        "内容过长：note 最多 2000 个字",
+        "a replay is worded in the device's language as the first answer was"
+    );
+    assert_eq!(
+        refusal.text(patrolsync_i18n::Lang::En),
+        "note has 2001 characters, more than 2000"
+    );
     assert_eq!(
         again.acked_through, 1,
         "a rejected op is recorded, so the device can drop it"
@@ -263,7 +279,7 @@ async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()
     let log = store.rejections(None, 100).await?;
     assert!(
         log.iter()
-            .any(|r| r.field == "fix.latitude" && r.device == d.id.to_string())
+            .any(|r| r.field == "note" && r.device == d.id.to_string())
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! PATROLSYNC_TEST_DATABASE_URL is set, on PostgreSQL.
 
 use patrolsync_proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Role};
-use patrolsync_sdk::{Client, EnrollError, ErrorCode, NewCheckIn, SyncError};
+use patrolsync_sdk::{Client, ClientConfig, EnrollError, ErrorCode, NewCheckIn, SyncError};
 use patrolsync_server::testkit::test_databases;
 use patrolsync_tests::{Harness, fast_client};
 
@@ -176,16 +176,16 @@ async fn bad_checkins_are_rejected_by_field_and_the_rest_apply() -> anyhow::Resu
             .find(|r| r.reason == "outside_scope")
             .expect("scope rejection");
         assert_eq!(scope.field, "checkpoint");
-        assert!(
-            scope.message.contains("S2-C3-K1-B1-P1") && scope.message.contains("S1-C1"),
-            "{}",
-            scope.message
+        // The server words its refusal in the device's language (zh-CN by default).
+        assert_eq!(
+            scope.message, "该检查点不在您负责的网格内（S2-C3-K1-B1-P1）",
+            "{backend}"
         );
         let missing = rejected
             .iter()
             .find(|r| r.reason == "unknown_checkpoint")
             .expect("unknown checkpoint");
-        assert!(missing.message.contains("S9-NOPE"), "{}", missing.message);
+        assert_eq!(missing.message, "检查点 S9-NOPE 不存在", "{backend}");
         // Each refusal is also a typed code naming what the op named, with its message in the
         // patroller's language.
         assert_eq!(
@@ -207,8 +207,37 @@ async fn bad_checkins_are_rejected_by_field_and_the_rest_apply() -> anyhow::Resu
         );
         assert_eq!(missing.error.message("zh-CN"), "检查点 S9-NOPE 不存在");
 
+        // The same refusal to a device set to English: the same code, in English, with the
+        // server's detail (the user's cells).
+        let english = h
+            .device_with(
+                "phone-en",
+                "bob",
+                &["S1-C1"],
+                ClientConfig {
+                    language: "en".into(),
+                    ..fast_client()
+                },
+            )
+            .await?;
+        english
+            .record_checkin(NewCheckIn::new("S2-C3-K1-B1-P1", CheckInOutcome::Inspected))
+            .await?;
+        assert_eq!(english.sync().await?.rejected, 1, "{backend}");
+        let refused = &english.rejected().await?[0];
+        assert_eq!(
+            (refused.reason.as_str(), &refused.error),
+            ("outside_scope", &scope.error),
+            "{backend}"
+        );
+        assert_eq!(
+            refused.message,
+            "checkpoint S2-C3-K1-B1-P1 is outside your grid cells (assigned: S1-C1)",
+            "{backend}"
+        );
+
         let log = h.server().store().rejections(None, 10).await?;
-        assert_eq!(log.len(), 2, "{backend}: the rejection log keeps both");
+        assert_eq!(log.len(), 3, "{backend}: the rejection log keeps all three");
         assert_eq!(h.server().store().stats(0).await?.check_ins, 2);
         h.finish().await;
     }

@@ -214,10 +214,10 @@ async fn templates_reach_devices_and_answers_are_checked_against_their_version()
         let s = late.sync().await?;
         assert_eq!(s.rejected, 1, "{backend}: {s:?}");
         let refused = &late.rejected().await?[0];
-        assert!(
-            refused.message.contains("mandatory item wiring"),
-            "{backend}: {}",
-            refused.message
+        assert_eq!(
+            (refused.field.as_str(), refused.message.as_str()),
+            ("answers.wiring", "缺少必填项：answers.wiring"),
+            "{backend}"
         );
         h.finish().await;
     }

@@ -216,11 +216,9 @@ async fn scope_holds_both_ways_and_new_devices_bootstrap() -> anyhow::Result<()>
         let summary = s1.sync().await?;
         assert_eq!(summary.rejected, 1, "{backend}: {summary:?}");
         let rejected = s1.rejected().await?;
-        assert!(
-            rejected[0].message.contains("S2-C3")
-                && rejected[0].message.contains("outside your grid cells"),
-            "{:?}",
-            rejected
+        assert_eq!(
+            rejected[0].message, "该网格不在您负责的范围内（S2-C3）",
+            "{rejected:?}"
         );
 
         // Pull brought S1-C1's grid and nothing of S2.
@@ -375,10 +373,10 @@ async fn transferred_hazards_reach_only_the_agency_holding_them() -> anyhow::Res
             .await?;
         let s = brigade.sync().await?;
         assert_eq!(s.rejected, 1, "{backend}: {s:?}");
-        assert!(
-            brigade.rejected().await?[0]
-                .message
-                .contains("not held by your agency")
+        assert_eq!(
+            brigade.rejected().await?[0].message,
+            format!("隐患 {id} 没有移交给您所在的单位"),
+            "{backend}"
         );
         assert!(brigade.hazard(id).await?.is_none());
 
@@ -499,10 +497,13 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        Ledger::HazardDisposal,
-        &period,
-        Some("S1"),
-        now,
+        report::LedgerQuery {
+            ledger: Ledger::HazardDisposal,
+            period: &period,
+            cell: Some("S1"),
+            as_of_ms: now,
+            lang: patrolsync_i18n::Lang::En,
+        },
     )
     .await?;
     assert_eq!(t.rows.len(), 1, "{backend}");
@@ -517,6 +518,43 @@ async fn ledgers_show_the_closed_loop(
         "{backend}"
     );
     assert_eq!(cell(&t, 0, "chain_head"), hex::encode(head), "{backend}");
+    // The same row on the official form: the form's columns, a row number, words for codes.
+    let form = report::ledger(
+        &store,
+        &cal,
+        &rules,
+        report::LedgerQuery {
+            ledger: Ledger::HazardDisposal,
+            period: &period,
+            cell: Some("S1"),
+            as_of_ms: now,
+            lang: patrolsync_i18n::Lang::ZhCn,
+        },
+    )
+    .await?;
+    assert_eq!(form.title, "隐患处置记录");
+    assert_eq!(form.heading[0], "隐患处置记录");
+    assert_eq!(
+        [
+            cell(&form, 0, "序号"),
+            cell(&form, 0, "隐患编号"),
+            cell(&form, 0, "当前状态"),
+            cell(&form, 0, "是否按期"),
+            cell(&form, 0, "移交单位"),
+            cell(&form, 0, "隐患类别"),
+            cell(&form, 0, "记录链校验值"),
+        ],
+        [
+            "1".to_owned(),
+            id.to_string(),
+            "已销号".into(),
+            "按期".into(),
+            "消防救援站".into(),
+            "占用、堵塞消防车通道".into(),
+            hex::encode(head),
+        ],
+        "{backend}"
+    );
     let mut digest = Vec::new();
     digest.extend_from_slice(&id.to_bytes());
     digest.extend_from_slice(&(log.len() as u64).to_be_bytes());
@@ -534,10 +572,13 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        Ledger::HazardTransfer,
-        &period,
-        Some("S1"),
-        now,
+        report::LedgerQuery {
+            ledger: Ledger::HazardTransfer,
+            period: &period,
+            cell: Some("S1"),
+            as_of_ms: now,
+            lang: patrolsync_i18n::Lang::En,
+        },
     )
     .await?;
     assert_eq!(t.rows.len(), 1, "{backend}");
@@ -567,10 +608,13 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        Ledger::HazardDisposal,
-        &period,
-        Some("S1"),
-        last - 1,
+        report::LedgerQuery {
+            ledger: Ledger::HazardDisposal,
+            period: &period,
+            cell: Some("S1"),
+            as_of_ms: last - 1,
+            lang: patrolsync_i18n::Lang::En,
+        },
     )
     .await?;
     assert_eq!(cell(&t, 0, "status"), "rectified", "{backend}");

@@ -96,6 +96,20 @@ async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> anyhow::Result<wire
     Ok(frame::decode(rest)?)
 }
 
+/// Says Hello on `conn` in `language`: the server words the connection's refusals in it.
+async fn hello_in(conn: &quinn::Connection, language: &str) -> anyhow::Result<()> {
+    let hello = frame::encode(&wire::Request {
+        kind: Some(wire::request::Kind::Hello(wire::Hello {
+            language: language.into(),
+            ..Default::default()
+        })),
+    });
+    match exchange(conn, &hello).await?.kind {
+        Some(wire::response::Kind::Hello(_)) => Ok(()),
+        other => anyhow::bail!("expected a Hello answer, got {other:?}"),
+    }
+}
+
 fn error_of(r: &wire::Response) -> (wire::ErrorCode, String) {
     match &r.kind {
         Some(wire::response::Kind::Error(e)) => (
@@ -1269,6 +1283,7 @@ async fn one_device_cannot_freeze_a_hazard() -> anyhow::Result<()> {
 
         // 600 edits from one device, in one push: 200 land, the rest are refused.
         let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+        hello_in(&conn, "en").await?;
         let edit = |seq: u64| {
             let mut op = check_in_op(seq, |_| {});
             op.body = Some(wire::op::Body::HazardFieldEdit(
@@ -1359,6 +1374,8 @@ async fn the_server_does_what_the_protocol_says() -> anyhow::Result<()> {
             .await?;
         let _p = h.device("mallory", "mallory", &["S1-C1"]).await?;
         let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
+        // In English the server's refusals carry its own detail (the values a field takes).
+        hello_in(&conn, "en").await?;
         let results = |r: wire::Response| match r.kind {
             Some(wire::response::Kind::Push(p)) => p.results,
             other => panic!("expected a push answer, got {other:?}"),

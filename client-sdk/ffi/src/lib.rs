@@ -58,7 +58,8 @@ pub struct ClientOptions {
     /// The app's version, reported to the server.
     #[uniffi(default = "")]
     pub app_version: String,
-    /// Language of the messages in errors and events: `zh-CN` (default) or `en`.
+    /// Language of the messages in errors and events, and of the server's refusals: `zh-CN`
+    /// (default) or `en`.
     #[uniffi(default = "zh-CN")]
     pub language: String,
     /// Upload photos only on an unmetered network (Wi-Fi).
@@ -117,6 +118,7 @@ impl PatrolClient {
                 monotonic_clock: clock
                     .map(|c| Arc::new(ForeignClock(c)) as Arc<dyn sdk::MonotonicClock>),
                 app_version: options.app_version,
+                language: options.language.clone(),
                 photos_only_unmetered: options.photos_only_unmetered,
                 server_override: options.server_override,
                 request_timeout: Duration::from_millis(options.request_timeout_ms.max(1)),

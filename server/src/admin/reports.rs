@@ -28,6 +28,8 @@ pub struct ReportQuery {
     by: Option<String>,
     /// Exports: `csv` (default) or `xlsx`.
     format: Option<String>,
+    /// Exports: the form's language, `zh-CN` (the official form, default) or `en`.
+    lang: Option<String>,
 }
 
 type Rejected = axum::extract::rejection::QueryRejection;
@@ -190,14 +192,18 @@ pub async fn export(
         }
     };
     let rules = s.reports.anomaly_rules();
+    let lang = patrolsync_i18n::Lang::from_tag(q.lang.as_deref().unwrap_or_default());
     let table = match report::ledger(
         s.db.as_ref(),
         &a.cal,
         &rules,
-        which,
-        &a.period,
-        a.cell.as_deref(),
-        a.as_of,
+        report::LedgerQuery {
+            ledger: which,
+            period: &a.period,
+            cell: a.cell.as_deref(),
+            as_of_ms: a.as_of,
+            lang,
+        },
     )
     .await
     {

@@ -292,6 +292,11 @@ pub(super) enum AdminCommand {
         /// Output file (required for xlsx; CSV goes to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Language of the form: `zh-CN` (the official form: Chinese columns, words and dates,
+        /// a title row) or `en` (machine column names and codes). Default: from LC_ALL,
+        /// LC_MESSAGES or LANG, and `zh-CN` when they name no language.
+        #[arg(long, value_name = "LANG")]
+        lang: Option<String>,
     },
 }
 

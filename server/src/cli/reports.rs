@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use patrolsync_i18n::Lang;
+
 use super::*;
 use crate::config::*;
 use crate::store::Store;
@@ -80,24 +82,33 @@ pub(super) async fn run(
             as_of,
             format,
             output,
+            lang,
         } => {
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
+            let lang = lang.map_or_else(
+                || Lang::from_locale_vars(|name| std::env::var(name).ok()),
+                |tag| Lang::from_tag(&tag),
+            );
             let table = crate::report::ledger(
                 sql.as_ref(),
                 &cal,
                 &rules,
-                ledger,
-                &period,
-                cell.as_deref(),
-                as_of,
+                crate::report::LedgerQuery {
+                    ledger,
+                    period: &period,
+                    cell: cell.as_deref(),
+                    as_of_ms: as_of,
+                    lang,
+                },
             )
             .await?;
             crate::report::write(&table, &format, output.as_deref())?;
+            let how_to_verify = lang.text("about-how_to_verify");
             let about: Vec<String> = table
                 .about
                 .iter()
-                .filter(|(k, _)| k != "how to verify")
+                .filter(|(k, _)| *k != how_to_verify)
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect();
             eprintln!(

@@ -146,7 +146,9 @@ impl Compliance {
             .collect();
         Table {
             title: "compliance".into(),
-            columns,
+            heading: vec![],
+            about_title: "about".into(),
+            columns: columns.into_iter().map(String::from).collect(),
             rows,
             about: vec![
                 ("report".into(), "cadence compliance".into()),

@@ -316,7 +316,9 @@ impl Evaluation {
             .collect();
         Table {
             title: "evaluation".into(),
-            columns,
+            heading: vec![],
+            about_title: "about".into(),
+            columns: columns.into_iter().map(String::from).collect(),
             rows,
             about: vec![
                 (

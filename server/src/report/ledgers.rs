@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use patrolsync_proto::anomaly::{Anomaly, AnomalyRules};
 use patrolsync_proto::hazard::{EventKind, HazardOp, Status, fold};
 
+use patrolsync_i18n::Lang;
+
 use super::*;
 use crate::store::ReportStore;
 use crate::store::StoreError;
@@ -35,23 +37,53 @@ impl Ledger {
     }
 }
 
-/// Builds `ledger` for the subtree of `cell` over `period`.
+/// What a ledger is asked for: which, of what subtree, over what period, as of when.
+#[derive(Clone, Copy, Debug)]
+pub struct LedgerQuery<'a> {
+    /// Which ledger.
+    pub ledger: Ledger,
+    /// Its period.
+    pub period: &'a Period,
+    /// The subtree's root cell; None for every cell.
+    pub cell: Option<&'a str>,
+    /// Only what the server had received by then (Unix ms).
+    pub as_of_ms: i64,
+    /// The language of the form: `zh-CN` is the official form (Chinese columns, words and
+    /// dates, a row number); `en` keeps the machine column names and codes.
+    pub lang: Lang,
+}
+
+/// Builds a ledger (see [`LedgerQuery`]) as the form in its language.
 pub async fn ledger(
     store: &dyn ReportStore,
     cal: &Calendar,
     rules: &AnomalyRules,
-    ledger: Ledger,
-    period: &Period,
-    cell: Option<&str>,
-    as_of_ms: i64,
+    q: LedgerQuery<'_>,
 ) -> Result<Table, StoreError> {
+    let LedgerQuery {
+        ledger,
+        period,
+        cell,
+        as_of_ms,
+        lang,
+    } = q;
     let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
+    let about_key = |key: &str| lang.text(&format!("about-{key}"));
     let mut about = vec![
-        ("ledger".into(), ledger.name().into()),
-        ("period".into(), period.label.clone()),
-        ("cell".into(), cell.unwrap_or("(all)").into()),
-        ("time zone".into(), cal.zone().into()),
-        ("as of".into(), cal.local(as_of_ms)),
+        (
+            about_key("ledger"),
+            match lang {
+                Lang::En => ledger.name().to_owned(),
+                _ => lang.text(&format!("ledger-{}", ledger.name())),
+            },
+        ),
+        (about_key("period"), period.label.clone()),
+        (
+            about_key("cell"),
+            cell.map_or_else(|| lang.text("ledger-all-cells"), str::to_owned),
+        ),
+        (about_key("time_zone"), cal.zone().into()),
+        (about_key("as_of"), cal.local(as_of_ms)),
     ];
     let (columns, rows) = match ledger {
         Ledger::Inspections | Ledger::Patrols => {
@@ -71,12 +103,9 @@ pub async fn ledger(
             picked
                 .sort_by(|a, b| (a.0.device_time_ms, &a.0.id).cmp(&(b.0.device_time_ms, &b.0.id)));
             let flagged = picked.iter().filter(|(_, f)| !f.is_empty()).count();
-            about.push(("check-ins".into(), picked.len().to_string()));
-            about.push(("flagged".into(), flagged.to_string()));
-            about.push((
-                "hazard log entries covered".into(),
-                "none (check-in ledger)".into(),
-            ));
+            about.push((about_key("check_ins"), picked.len().to_string()));
+            about.push((about_key("flagged"), flagged.to_string()));
+            about.push((about_key("log_entries"), about_key("log_entries_none")));
             (
                 CHECK_IN_COLUMNS.to_vec(),
                 picked
@@ -92,33 +121,29 @@ pub async fn ledger(
             } else {
                 transfers(cal, &hazards, from_ms, to_ms)
             };
-            about.push(("hazards".into(), covered.len().to_string()));
+            about.push((about_key("hazards"), covered.len().to_string()));
             about.push((
-                "hazard log entries covered".into(),
+                about_key("log_entries"),
                 covered
                     .iter()
                     .map(|h| h.log.len())
                     .sum::<usize>()
                     .to_string(),
             ));
-            about.push(("chain digest".into(), chain_digest(&covered)));
-            about.push((
-                "how to verify".into(),
-                "each row's chain_head is the hash of the last entry of that hazard's \
-                 append-only log (patrolsync_proto::hazard::chain_hash over the previous hash and \
-                 the entry); the digest is SHA-256 over each covered hazard's id, log length and \
-                 chain head, in row order"
-                    .into(),
-            ));
+            about.push((about_key("chain_digest"), chain_digest(&covered)));
+            about.push((about_key("how_to_verify"), about_key("how_to_verify-text")));
             (columns, rows)
         }
     };
-    Ok(Table {
+    let table = Table {
         title: ledger.name().into(),
-        columns,
+        heading: vec![],
+        about_title: lang.text("ledger-about"),
+        columns: columns.into_iter().map(String::from).collect(),
         rows,
         about,
-    })
+    };
+    Ok(super::forms::dress(table, ledger, lang, period, cell))
 }
 
 pub(super) const CHECK_IN_COLUMNS: [&str; 22] = [

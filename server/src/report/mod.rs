@@ -11,11 +11,13 @@
 //! `due = inspected + could_not_inspect + flagged + missed`, and `rate = inspected / due`.
 //!
 //! `compliance` (cadence compliance and roll-ups), `evaluation` (the evaluation ledger of
-//! users and cells), `ledgers` (the 台账 exports), `load` (what they read, flagged), `table`
-//! (one table, rendered as text, CSV, XLSX or JSON).
+//! users and cells), `ledgers` (the 台账 exports), `forms` (a ledger dressed as the official
+//! form), `load` (what they read, flagged), `table` (one table, rendered as text, CSV, XLSX or
+//! JSON).
 
 mod compliance;
 mod evaluation;
+mod forms;
 mod ledgers;
 mod load;
 mod table;
@@ -23,6 +25,7 @@ mod table;
 pub use crate::calendar::{Cadence, Calendar, Moment, Period};
 pub use compliance::*;
 pub use evaluation::*;
+pub use forms::form_date;
 pub use ledgers::*;
 pub use table::*;
 

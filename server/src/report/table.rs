@@ -31,12 +31,17 @@ impl std::fmt::Display for Value {
 pub struct Table {
     /// Sheet name.
     pub title: String,
+    /// Lines above the header in a printed form (XLSX): a title, then the grid and period.
+    /// Empty for a report.
+    pub heading: Vec<String>,
     /// Column names.
-    pub columns: Vec<&'static str>,
+    pub columns: Vec<String>,
     /// Rows.
     pub rows: Vec<Vec<Value>>,
     /// Key-value lines describing the export.
     pub about: Vec<(String, String)>,
+    /// The name of the sheet `about` is written on.
+    pub about_title: String,
 }
 
 impl Table {
@@ -59,8 +64,8 @@ impl Table {
             .map(|i| {
                 cells
                     .iter()
-                    .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                    .chain([self.columns[i].len()])
+                    .map(|r| r.get(i).map_or(0, |c| display_width(c)))
+                    .chain([display_width(&self.columns[i])])
                     .max()
                     .unwrap_or(0)
             })
@@ -68,7 +73,7 @@ impl Table {
         let line = |values: &mut dyn Iterator<Item = (usize, &str, bool)>| {
             let mut out = String::new();
             for (i, v, left) in values {
-                let pad = widths[i].saturating_sub(v.chars().count());
+                let pad = widths[i].saturating_sub(display_width(v));
                 if i > 0 {
                     out.push_str("  ");
                 }
@@ -82,7 +87,13 @@ impl Table {
             }
             out.trim_end().to_owned() + "\n"
         };
-        let mut out = line(&mut self.columns.iter().enumerate().map(|(i, c)| (i, *c, true)));
+        let mut out = line(
+            &mut self
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, c.as_str(), true)),
+        );
         for (row, text) in self.rows.iter().zip(&cells) {
             out += &line(
                 &mut text
@@ -127,36 +138,85 @@ impl Table {
         self.workbook()?.save_to_buffer()
     }
 
+    /// The workbook: the form on the first sheet, laid out to print on A4 (landscape, one page
+    /// wide, the header row repeated on every page, columns as wide as what they hold), and
+    /// `about` on a second sheet.
     fn workbook(&self) -> Result<rust_xlsxwriter::Workbook, rust_xlsxwriter::XlsxError> {
-        use rust_xlsxwriter::{Format, Workbook};
+        use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook};
+        /// A4, in the paper sizes of the XLSX format.
+        const A4: u8 = 9;
         let mut book = Workbook::new();
         let bold = Format::new().set_bold();
+        let title_format = Format::new()
+            .set_bold()
+            .set_font_size(16)
+            .set_align(FormatAlign::Center);
+        let line_format = Format::new().set_align(FormatAlign::Center);
+        let header_format = Format::new()
+            .set_bold()
+            .set_text_wrap()
+            .set_align(FormatAlign::Center)
+            .set_align(FormatAlign::VerticalCenter)
+            .set_border(FormatBorder::Thin);
+        let cell_format = Format::new().set_border(FormatBorder::Thin);
         let sheet = book.add_worksheet();
         sheet.set_name(&self.title)?;
+        let last_col = self.columns.len().saturating_sub(1) as u16;
+        for (r, text) in self.heading.iter().enumerate() {
+            let format = if r == 0 { &title_format } else { &line_format };
+            if last_col == 0 {
+                sheet.write_string_with_format(r as u32, 0, text, format)?;
+            } else {
+                sheet.merge_range(r as u32, 0, r as u32, last_col, text, format)?;
+            }
+        }
+        let header_row = self.heading.len() as u32;
         for (c, name) in self.columns.iter().enumerate() {
-            sheet.write_string_with_format(0, c as u16, *name, &bold)?;
+            sheet.write_string_with_format(header_row, c as u16, name, &header_format)?;
         }
         for (r, row) in self.rows.iter().enumerate() {
-            let r = r as u32 + 1;
+            let r = header_row + 1 + r as u32;
             for (c, v) in row.iter().enumerate() {
                 let c = c as u16;
                 match v {
-                    Value::Text(s) => sheet.write_string(r, c, s)?,
-                    Value::Int(i) => sheet.write_number(r, c, *i as f64)?,
-                    Value::Num(x) => sheet.write_number(r, c, *x)?,
-                    Value::Empty => sheet,
+                    Value::Text(s) => sheet.write_string_with_format(r, c, s, &cell_format)?,
+                    Value::Int(i) => {
+                        sheet.write_number_with_format(r, c, *i as f64, &cell_format)?
+                    }
+                    Value::Num(x) => sheet.write_number_with_format(r, c, *x, &cell_format)?,
+                    Value::Empty => sheet.write_blank(r, c, &cell_format)?,
                 };
             }
         }
-        sheet.set_freeze_panes(1, 0)?;
+        for (c, name) in self.columns.iter().enumerate() {
+            let widest = self
+                .rows
+                .iter()
+                .filter_map(|row| row.get(c))
+                .map(|v| display_width(&v.to_string()))
+                .chain([display_width(name)])
+                .max()
+                .unwrap_or(0);
+            sheet.set_column_width(c as u16, (widest + 2).clamp(6, 40) as f64)?;
+        }
+        sheet.set_freeze_panes(header_row + 1, 0)?;
+        sheet.set_paper_size(A4);
+        sheet.set_landscape();
+        sheet.set_print_fit_to_pages(1, 0);
+        sheet.set_repeat_rows(header_row, header_row)?;
         let about = book.add_worksheet();
-        about.set_name("about")?;
+        about.set_name(&self.about_title)?;
         for (r, (k, v)) in self.about.iter().enumerate() {
             about.write_string_with_format(r as u32, 0, k, &bold)?;
             about.write_string(r as u32, 1, v)?;
         }
         Ok(book)
     }
+}
+
+/// Columns a text takes in a spreadsheet or terminal: Chinese characters take two.
+fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
 }
 
 /// Writes `table` as `format` (`csv` or `xlsx`) to `out`, or CSV to stdout when `out` is `None`.
@@ -184,7 +244,9 @@ mod tests {
     fn table() -> Table {
         Table {
             title: "inspections".into(),
-            columns: vec!["checkpoint", "note"],
+            heading: vec![],
+            about_title: "about".into(),
+            columns: vec!["checkpoint".into(), "note".into()],
             rows: vec![vec![
                 Value::Text("S1-C1-K1-B1-P1".into()),
                 Value::Text("消防通道被电动车堵塞".into()),

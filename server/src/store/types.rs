@@ -554,17 +554,43 @@ impl RejectCode {
     }
 }
 
-/// A refusal, as kept in the rejection log.
+/// Why an op was refused: what the device is answered (in its language, from `reason`,
+/// `field`, `value` and `limit`) and what the log keeps.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Rejection {
+pub struct Refusal {
     /// Class.
     pub code: RejectCode,
     /// Stable machine-readable reason, e.g. `out_of_range`.
     pub reason: String,
     /// The field concerned, or empty.
     pub field: String,
-    /// Human explanation.
+    /// Explanation for an admin, in English, with the detail (e.g. the user's cells).
     pub message: String,
+    /// What the field named, where the message needs it (a checkpoint or cell code, a hazard
+    /// id), or empty.
+    pub value: String,
+    /// The rule's bound, where it has one (`too_long`: the most characters).
+    pub limit: Option<u64>,
+}
+
+impl Refusal {
+    /// The message a device's user reads, in `lang`: the catalog's message for the refusal's
+    /// code and parameters; in English, the server's own explanation, which names the rule's
+    /// detail (the values a field accepts, the user's cells).
+    pub fn text(&self, lang: patrolsync_i18n::Lang) -> String {
+        if lang == patrolsync_i18n::Lang::En && !self.message.is_empty() {
+            return self.message.clone();
+        }
+        patrolsync_i18n::ErrorCode::from_refusal(&self.reason, &self.field, &self.value, self.limit)
+            .message(lang.tag())
+    }
+}
+
+/// A refusal, as kept in the rejection log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    /// Why.
+    pub refusal: Refusal,
     /// The op as received (protobuf), so nothing sent is lost.
     pub payload: Vec<u8>,
 }
@@ -610,7 +636,7 @@ pub struct OpResult {
     /// What happened.
     pub outcome: Outcome,
     /// For rejections: why.
-    pub rejection: Option<(RejectCode, String, String, String)>,
+    pub rejection: Option<Refusal>,
     /// For conflicts: why the transition did not apply.
     pub conflict: Option<String>,
 }

@@ -169,6 +169,7 @@ pub(super) async fn serve_session(
         }
     }
     let traffic = Arc::new(Traffic::default());
+    let lang = Arc::new(std::sync::Mutex::new(patrolsync_i18n::Lang::default()));
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -177,6 +178,7 @@ pub(super) async fn serve_session(
                 let link = Link {
                     conn: conn.clone(),
                     traffic: traffic.clone(),
+                    lang: lang.clone(),
                 };
                 shared.in_flight.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(

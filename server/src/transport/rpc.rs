@@ -18,6 +18,8 @@ pub(super) async fn hello(
     h: wire::Hello,
 ) -> wire::Response {
     let now = crate::clock::now_ms();
+    *link.lang.lock().unwrap_or_else(|e| e.into_inner()) =
+        patrolsync_i18n::Lang::from_tag(&h.language);
     let (bytes_in, bytes_out) = link.traffic.delta(&link.conn);
     let rtt_ms = u32::try_from(link.conn.rtt().as_millis()).unwrap_or(u32::MAX);
     let report = DeviceReport {
@@ -116,7 +118,13 @@ pub(super) fn refused(r: crate::budget::Refused, what: String) -> wire::Response
     }
 }
 
-pub(super) async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushRequest) -> Answer {
+/// Stores a push; each refused op's message is worded in `lang`, the device's language.
+pub(super) async fn push(
+    shared: &Shared,
+    device: &DeviceSession,
+    p: wire::PushRequest,
+    lang: patrolsync_i18n::Lang,
+) -> Answer {
     if let Err(r) = shared.budgets.push(device.id) {
         return Answer::Respond(refused(
             r,
@@ -159,7 +167,7 @@ pub(super) async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushR
                 .keep_refused(device.id, r.payload.len() as u64)
         {
             r.payload = Vec::new();
-            r.message.push_str(
+            r.refusal.message.push_str(
                 " (its payload was not kept: this device's refused ops are over today's budget)",
             );
         }
@@ -216,7 +224,11 @@ pub(super) async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushR
             );
         }
     }
-    let results = result.results.into_iter().map(op_result).collect();
+    let results = result
+        .results
+        .into_iter()
+        .map(|r| op_result(r, lang))
+        .collect();
     Answer::Respond(wire::Response {
         kind: Some(wire::response::Kind::Push(wire::PushResponse {
             acked_through: result.acked_through,
@@ -225,7 +237,8 @@ pub(super) async fn push(shared: &Shared, device: &DeviceSession, p: wire::PushR
     })
 }
 
-pub(super) fn op_result(r: crate::store::OpResult) -> wire::OpResult {
+/// One op's result on the wire, a refusal's message in `lang`.
+pub(super) fn op_result(r: crate::store::OpResult, lang: patrolsync_i18n::Lang) -> wire::OpResult {
     let mut out = wire::OpResult {
         device_seq: r.device_seq,
         ..Default::default()
@@ -236,9 +249,10 @@ pub(super) fn op_result(r: crate::store::OpResult) -> wire::OpResult {
         Outcome::Rejected => wire::OpOutcome::Rejected,
         Outcome::Conflict => wire::OpOutcome::Conflict,
     } as i32;
-    if let Some((code, reason, field, message)) = r.rejection {
-        out.code = reject_code(code) as i32;
-        (out.reason, out.field, out.message) = (reason, field, message);
+    if let Some(refusal) = r.rejection {
+        out.code = reject_code(refusal.code) as i32;
+        out.message = refusal.text(lang);
+        (out.reason, out.field) = (refusal.reason, refusal.field);
     }
     if let Some(why) = r.conflict {
         out.reason = "conflict".into();

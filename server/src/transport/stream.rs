@@ -54,6 +54,15 @@ pub(super) fn result_label(response: &wire::Response) -> &'static str {
 pub(super) struct Link {
     pub(super) conn: Connection,
     pub(super) traffic: Arc<Traffic>,
+    /// The language the device asked for in its last Hello (refusals are worded in it).
+    pub(super) lang: Arc<std::sync::Mutex<patrolsync_i18n::Lang>>,
+}
+
+impl Link {
+    /// The device's language (zh-CN until a Hello names another).
+    pub(super) fn lang(&self) -> patrolsync_i18n::Lang {
+        *self.lang.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Reads one frame with the protocol's decoder, never past its end (an upload's raw bytes
@@ -239,7 +248,7 @@ pub(super) async fn serve_stream(
                     wire::request::Kind::Hello(h) => {
                         Answer::Respond(hello(shared, session, link, &device, h).await)
                     }
-                    wire::request::Kind::Push(p) => push(shared, &device, p).await,
+                    wire::request::Kind::Push(p) => push(shared, &device, p, link.lang()).await,
                     wire::request::Kind::Pull(p) => Answer::Respond(
                         crate::pull::pull(shared.store.as_ref(), &shared.metrics, &device, p).await,
                     ),

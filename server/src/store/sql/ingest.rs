@@ -167,7 +167,7 @@ impl SqlStore {
         let hi = batch.ops.iter().map(|o| o.device_seq).max().unwrap_or(0);
         let mut known: HashMap<u64, OpResult> = HashMap::new();
         let rows = sqlx::query(
-            "SELECT device_seq, outcome, code, reason, field, message, op_id FROM op_results \
+            "SELECT device_seq, outcome, code, reason, field, message, op_id, value, bound FROM op_results \
              WHERE device_id = $1 AND device_seq >= $2 AND device_seq <= $3",
         )
         .bind(&device)
@@ -182,12 +182,16 @@ impl SqlStore {
                 Outcome::Rejected => OpResult {
                     device_seq: s,
                     outcome,
-                    rejection: Some((
-                        RejectCode::parse(&r.try_get::<Option<String>, _>(2)?.unwrap_or_default()),
-                        r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
-                        r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
-                        r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
-                    )),
+                    rejection: Some(Refusal {
+                        code: RejectCode::parse(
+                            &r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                        ),
+                        reason: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                        field: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
+                        message: r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                        value: r.try_get::<Option<String>, _>(7)?.unwrap_or_default(),
+                        limit: r.try_get::<Option<i64>, _>(8)?.map(|b| b.max(0) as u64),
+                    }),
                     conflict: None,
                 },
                 Outcome::Conflict => OpResult {
@@ -215,14 +219,16 @@ impl SqlStore {
                 Some(op) if op != stored_op => OpResult {
                     device_seq: s,
                     outcome: Outcome::Rejected,
-                    rejection: Some((
-                        RejectCode::Invalid,
-                        "seq_reused".into(),
-                        "device_seq".into(),
-                        format!(
+                    rejection: Some(Refusal {
+                        code: RejectCode::Invalid,
+                        reason: "seq_reused".into(),
+                        field: "device_seq".into(),
+                        message: format!(
                             "device_seq {s} was already used by another op; this op was not applied"
                         ),
-                    )),
+                        value: s.to_string(),
+                        limit: None,
+                    }),
                     conflict: None,
                 },
                 _ => result,
@@ -310,12 +316,7 @@ impl SqlStore {
                 OpAction::Reject(rej) => OpResult {
                     device_seq: op.device_seq,
                     outcome: Outcome::Rejected,
-                    rejection: Some((
-                        rej.code,
-                        rej.reason.clone(),
-                        rej.field.clone(),
-                        rej.message.clone(),
-                    )),
+                    rejection: Some(rej.refusal.clone()),
                     conflict: None,
                 },
             };
@@ -325,19 +326,21 @@ impl SqlStore {
 
         for chunk in new_results.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, recorded_at) VALUES {}",
-                placeholders(self.backend, chunk.len(), 9)
+                "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, value, bound, recorded_at) VALUES {}",
+                placeholders(self.backend, chunk.len(), 11)
             );
             let mut q = sqlx::query(&sql);
             for (op, r) in chunk {
-                let (code, reason, field, message) = match &r.rejection {
-                    Some((c, r, f, m)) => (
-                        Some(c.as_str()),
-                        Some(r.clone()),
-                        Some(f.clone()),
-                        Some(m.clone()),
+                let (code, reason, field, message, value, bound) = match &r.rejection {
+                    Some(x) => (
+                        Some(x.code.as_str()),
+                        Some(x.reason.clone()),
+                        Some(x.field.clone()),
+                        Some(x.message.clone()),
+                        Some(x.value.clone()),
+                        x.limit.map(|b| b.min(i64::MAX as u64) as i64),
                     ),
-                    None => (None, None, None, r.conflict.clone()),
+                    None => (None, None, None, r.conflict.clone(), None, None),
                 };
                 q = q
                     .bind(device.clone())
@@ -348,6 +351,8 @@ impl SqlStore {
                     .bind(reason)
                     .bind(field)
                     .bind(message)
+                    .bind(value)
+                    .bind(bound)
                     .bind(now_ms);
             }
             q.execute(&mut **tx).await?;
@@ -362,8 +367,8 @@ impl SqlStore {
             .collect();
         for chunk in rejected.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO rejections (device_id, device_seq, op_id, code, reason, field, message, payload, recorded_at) VALUES {}",
-                placeholders(self.backend, chunk.len(), 9)
+                "INSERT INTO rejections (device_id, device_seq, op_id, code, reason, field, message, value, bound, payload, recorded_at) VALUES {}",
+                placeholders(self.backend, chunk.len(), 11)
             );
             let mut q = sqlx::query(&sql);
             for (op, r) in chunk {
@@ -371,10 +376,12 @@ impl SqlStore {
                     .bind(device.clone())
                     .bind(seq(op.device_seq))
                     .bind(op.op_id.to_bytes())
-                    .bind(r.code.as_str())
-                    .bind(r.reason.clone())
-                    .bind(r.field.clone())
-                    .bind(r.message.clone())
+                    .bind(r.refusal.code.as_str())
+                    .bind(r.refusal.reason.clone())
+                    .bind(r.refusal.field.clone())
+                    .bind(r.refusal.message.clone())
+                    .bind(r.refusal.value.clone())
+                    .bind(r.refusal.limit.map(|b| b.min(i64::MAX as u64) as i64))
                     .bind(r.payload.clone())
                     .bind(now_ms);
             }
@@ -394,7 +401,7 @@ impl SqlStore {
                 (Outcome::Duplicate, _) => {}
                 (Outcome::Rejected, rejection) => fresh_counts
                     .rejected
-                    .push(rejection.as_ref().map_or(RejectCode::Invalid, |(c, ..)| *c)),
+                    .push(rejection.as_ref().map_or(RejectCode::Invalid, |x| x.code)),
             }
         }
         let rejected_now = fresh_counts.rejected.len();

@@ -139,10 +139,13 @@ pub async fn run(args: &ReportsArgs, url: &str) -> anyhow::Result<Value> {
         &store,
         &cal,
         &rules,
-        report::Ledger::Inspections,
-        &period,
-        first_street.as_deref(),
-        now,
+        report::LedgerQuery {
+            ledger: report::Ledger::Inspections,
+            period: &period,
+            cell: first_street.as_deref(),
+            as_of_ms: now,
+            lang: patrolsync_i18n::Lang::ZhCn,
+        },
     )
     .await?;
     ledger.write_xlsx(&dir.path().join("inspections.xlsx"))?;

@@ -41,4 +41,12 @@ forbidden = 您的角色无权进行此操作（{ $action }）
 missing = 缺少必填项：{ $field }
 too_long = 内容过长：{ $field } 最多 { $max } 个字
 out_of_range = 数值超出允许范围：{ $field }
-invalid = 填写有误：{ $field }（{ $reason }）
+invalid = { $reason ->
+    [unknown_value] 选项无效：{ $field }（请更新应用）
+    [log_full] 这条隐患的记录已满（{ $field }），请新报一条隐患
+    [seq_reused] 记录编号重复（{ $field }），该记录未被接收，请联系管理员
+    [control_character] 内容含有不可见的控制字符：{ $field }
+    [implausible_time] 时间不合理：{ $field }（请检查手机时间）
+    [unsupported_op] 服务器版本过旧，暂不接收这类记录
+   *[other] 填写有误：{ $field }（{ $reason }）
+}

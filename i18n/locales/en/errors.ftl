@@ -41,4 +41,12 @@ forbidden = Your role may not do this ({ $action })
 missing = Required: { $field }
 too_long = { $field } is too long: at most { $max } characters
 out_of_range = { $field } is out of range
-invalid = { $field } is not valid ({ $reason })
+invalid = { $reason ->
+    [unknown_value] { $field } has a value this server does not know (update the app)
+    [log_full] this hazard's log is full ({ $field }); report a new hazard
+    [seq_reused] record number reused ({ $field }); the record was not accepted, tell an admin
+    [control_character] { $field } contains invisible control characters
+    [implausible_time] { $field } is not a plausible time (check the phone's clock)
+    [unsupported_op] the server is too old to accept this kind of record
+   *[other] { $field } is not valid ({ $reason })
+}

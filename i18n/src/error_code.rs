@@ -4,28 +4,17 @@
 //! Every error the SDK surfaces — a failed call, [`crate::Status::last_error_code`], a photo that
 //! failed, an op the server refused — carries an [`ErrorCode`]. An app branches on the code and
 //! shows [`ErrorCode::message`] in the user's language; the sentences live in Fluent catalogs
-//! (`client-sdk/locales/*.ftl`), not in code.
+//! (`i18n/locales/*/errors.ftl`), not in code.
 //!
 //! ```
-//! use patrolsync_sdk::ErrorCode;
+//! use patrolsync_i18n::ErrorCode;
 //! let e = ErrorCode::OutsideScope { field: "checkpoint".into(), value: "S1-C1-K1".into() };
 //! assert_eq!(e.code(), "outside_scope");
 //! assert_eq!(e.message("zh-CN"), "该检查点不在您负责的网格内（S1-C1-K1）");
 //! assert_eq!(e.message("en"), "Checkpoint S1-C1-K1 is outside your grid cells");
 //! ```
 
-use std::sync::OnceLock;
-
-use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
-
-/// Languages with a catalog. The first is the default.
-pub const LANGUAGES: [&str; 2] = ["zh-CN", "en"];
-
-const CATALOGS: [&str; 2] = [
-    include_str!("../locales/zh-CN.ftl"),
-    include_str!("../locales/en.ftl"),
-];
+use crate::{Lang, Value};
 
 /// What went wrong, as a stable code and its parameters. The code names (`code()`) never change
 /// meaning; new codes may be added, so match with a fallback arm.
@@ -270,7 +259,7 @@ impl ErrorCode {
 
     /// Rebuilds a code from [`ErrorCode::code`] and the values of [`ErrorCode::params`] (how the
     /// local store keeps it). None for a code this SDK does not know or the wrong values.
-    pub(crate) fn from_parts(code: &str, values: &[String]) -> Option<ErrorCode> {
+    pub fn from_parts(code: &str, values: &[String]) -> Option<ErrorCode> {
         use ErrorCode as E;
         let at = |i: usize| values.get(i).cloned();
         let num = |i: usize| at(i).and_then(|v| v.parse::<u64>().ok());
@@ -332,7 +321,7 @@ impl ErrorCode {
     }
 
     /// The code and up to two parameter values, as the local store keeps them.
-    pub(crate) fn to_columns(code: Option<&ErrorCode>) -> [Option<String>; 3] {
+    pub fn to_columns(code: Option<&ErrorCode>) -> [Option<String>; 3] {
         let Some(code) = code else {
             return [None, None, None];
         };
@@ -341,7 +330,7 @@ impl ErrorCode {
     }
 
     /// Reads back what [`ErrorCode::to_columns`] stored.
-    pub(crate) fn from_columns(
+    pub fn from_columns(
         code: Option<String>,
         p1: Option<String>,
         p2: Option<String>,
@@ -391,19 +380,11 @@ impl ErrorCode {
     /// `zh*` tag, falls back as a phone would: `en*` to English, the rest to Chinese).
     pub fn message(&self, lang: &str) -> String {
         let (code, params) = self.parts();
-        let bundle = &bundles()[language_index(lang)];
-        let Some(pattern) = bundle.get_message(code).and_then(|m| m.value()) else {
-            // The catalog test makes this unreachable for the codes above.
-            return code.to_owned();
-        };
-        let mut args = FluentArgs::new();
-        for (name, value) in params {
-            args.set(name, value);
-        }
-        let mut errors = vec![];
-        bundle
-            .format_pattern(pattern, Some(&args), &mut errors)
-            .into_owned()
+        let args: Vec<(&str, Value<'_>)> = params
+            .into_iter()
+            .map(|(name, value)| (name, Value::from(value)))
+            .collect();
+        Lang::from_tag(lang).format(code, &args)
     }
 
     /// Whether this failure can clear by itself (a later sync may succeed without anyone acting).
@@ -428,38 +409,17 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
-/// Index into [`LANGUAGES`] for a BCP 47 tag.
-fn language_index(lang: &str) -> usize {
-    if lang.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("en")) {
-        1
-    } else {
-        0
-    }
-}
-
-fn bundles() -> &'static [FluentBundle<FluentResource>; 2] {
-    static BUNDLES: OnceLock<[FluentBundle<FluentResource>; 2]> = OnceLock::new();
-    BUNDLES.get_or_init(|| {
-        let make = |i: usize| {
-            let lang = LANGUAGES[i].parse().unwrap_or_default();
-            let mut bundle = FluentBundle::new_concurrent(vec![lang]);
-            // Plain text: no Unicode isolation marks around parameters.
-            bundle.set_use_isolating(false);
-            // The catalogs are part of the build and checked by the tests below; a syntax
-            // error would leave the affected messages out, and those tests fail.
-            let resource =
-                FluentResource::try_new(CATALOGS[i].to_owned()).unwrap_or_else(|(r, _)| r);
-            let _ = bundle.add_resource(resource);
-            bundle
-        };
-        [make(0), make(1)]
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::variables;
+    use crate::{CATALOGS, LANGUAGES};
     use fluent_syntax::ast;
+
+    /// The error catalogs, per language.
+    fn errors_ftl() -> [&'static str; 2] {
+        [CATALOGS[0][0].1, CATALOGS[1][0].1]
+    }
 
     /// One of each code, with parameters that show in the messages.
     fn every_code() -> Vec<ErrorCode> {
@@ -539,55 +499,13 @@ mod tests {
         ]
     }
 
-    /// The variables a pattern uses, through select expressions.
-    fn pattern_variables(pattern: &ast::Pattern<&str>, out: &mut Vec<String>) {
-        for element in &pattern.elements {
-            let ast::PatternElement::Placeable { expression } = element else {
-                continue;
-            };
-            match expression {
-                ast::Expression::Inline(ast::InlineExpression::VariableReference { id }) => {
-                    out.push(id.name.to_owned())
-                }
-                ast::Expression::Select { selector, variants } => {
-                    if let ast::InlineExpression::VariableReference { id } = selector {
-                        out.push(id.name.to_owned());
-                    }
-                    for v in variants {
-                        pattern_variables(&v.value, out);
-                    }
-                }
-                ast::Expression::Inline(_) => {}
-            }
-        }
-    }
-
-    /// The variables a catalog message uses, sorted.
-    fn variables(source: &str, id: &str) -> Option<Vec<String>> {
-        let resource = fluent_syntax::parser::parse(source).ok()?;
-        resource.body.iter().find_map(|entry| match entry {
-            ast::Entry::Message(m) if m.id.name == id => {
-                let mut vars = vec![];
-                pattern_variables(m.value.as_ref()?, &mut vars);
-                vars.sort();
-                vars.dedup();
-                Some(vars)
-            }
-            _ => None,
-        })
-    }
-
     #[test]
     fn every_code_has_a_message_in_both_languages_using_only_its_parameters() {
-        for (i, source) in CATALOGS.iter().enumerate() {
-            fluent_syntax::parser::parse(*source)
-                .unwrap_or_else(|(_, errors)| panic!("{}: {errors:?}", LANGUAGES[i]));
-        }
         for code in every_code() {
             let mut names: Vec<String> =
                 code.params().iter().map(|(n, _)| (*n).to_owned()).collect();
             names.sort();
-            for (i, source) in CATALOGS.iter().enumerate() {
+            for (i, source) in errors_ftl().into_iter().enumerate() {
                 let lang = LANGUAGES[i];
                 let vars = variables(source, code.code())
                     .unwrap_or_else(|| panic!("{lang} has no message for {}", code.code()));
@@ -609,8 +527,8 @@ mod tests {
             }
             // Both catalogs use the same placeholders, so neither language drops a detail.
             assert_eq!(
-                variables(CATALOGS[0], code.code()),
-                variables(CATALOGS[1], code.code()),
+                variables(errors_ftl()[0], code.code()),
+                variables(errors_ftl()[1], code.code()),
                 "placeholders of {} differ between zh-CN and en",
                 code.code()
             );
@@ -648,8 +566,8 @@ mod tests {
     #[test]
     fn the_catalogs_hold_no_message_the_codes_do_not_use() {
         let known: Vec<&str> = every_code().iter().map(ErrorCode::code).collect();
-        for (i, source) in CATALOGS.iter().enumerate() {
-            let resource = fluent_syntax::parser::parse(*source).unwrap_or_else(|(r, _)| r);
+        for (i, source) in errors_ftl().into_iter().enumerate() {
+            let resource = fluent_syntax::parser::parse(source).unwrap_or_else(|(r, _)| r);
             for entry in resource.body {
                 if let ast::Entry::Message(m) = entry {
                     assert!(

@@ -1,0 +1,181 @@
+//! What people read, in `zh-CN` (the default) and `en`: one set of Fluent catalogs for the
+//! device's error codes ([`ErrorCode`]), the server's refusals, the dashboard, the command line,
+//! ledgers and reports.
+//!
+//! The catalogs are `i18n/locales/<lang>/*.ftl`, compiled into the crate. A message's id is
+//! stable; its `{ $name }` placeholders are its parameters. The tests fail when a message is
+//! missing in either language or the two languages' placeholders differ.
+//!
+//! ```
+//! use patrolsync_i18n::Lang;
+//! assert_eq!(Lang::from_tag("zh-Hans-CN"), Lang::ZhCn);
+//! assert_eq!(Lang::ZhCn.text("state-reported"), "已上报");
+//! assert_eq!(Lang::En.format("ledger-title-period", &[("grid", "S1".into()), ("from", "2026-11-01".into()), ("to", "2026-11-30".into())]),
+//!            "S1 · 2026-11-01 – 2026-11-30");
+//! ```
+
+use std::sync::OnceLock;
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource};
+
+mod error_code;
+
+pub use error_code::ErrorCode;
+/// A value for a placeholder: text or a number (numbers select plural forms).
+pub use fluent_bundle::FluentValue as Value;
+
+/// A language with a catalog.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Lang {
+    /// Simplified Chinese, as read in mainland China: the default.
+    #[default]
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    /// English.
+    #[serde(rename = "en")]
+    En,
+}
+
+/// The BCP 47 tags of the languages with a catalog, the default first.
+pub const LANGUAGES: [&str; 2] = ["zh-CN", "en"];
+
+/// The catalog files, per language in [`LANGUAGES`] order: (file name, source).
+const CATALOGS: [[(&str, &str); 2]; 2] = [
+    [
+        ("errors.ftl", include_str!("../locales/zh-CN/errors.ftl")),
+        ("app.ftl", include_str!("../locales/zh-CN/app.ftl")),
+    ],
+    [
+        ("errors.ftl", include_str!("../locales/en/errors.ftl")),
+        ("app.ftl", include_str!("../locales/en/app.ftl")),
+    ],
+];
+
+impl Lang {
+    /// Every language, the default first.
+    pub const ALL: [Lang; 2] = [Lang::ZhCn, Lang::En];
+
+    /// The BCP 47 tag: `zh-CN` or `en`.
+    pub fn tag(self) -> &'static str {
+        LANGUAGES[self.index()]
+    }
+
+    /// The language for a BCP 47 tag or a locale name (`en-GB`, `en_US.UTF-8`, `zh-Hans-CN`),
+    /// as a phone falls back: English for `en*`, Chinese for everything else, the empty tag
+    /// included.
+    pub fn from_tag(tag: &str) -> Lang {
+        if tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("en")) {
+            Lang::En
+        } else {
+            Lang::ZhCn
+        }
+    }
+
+    /// The language of a locale environment as a command line reads it: the first of
+    /// `LC_ALL`, `LC_MESSAGES` and `LANG` that is set and names a language (`C` and `POSIX`
+    /// name none); Chinese when none does.
+    pub fn from_locale_vars(get: impl Fn(&str) -> Option<String>) -> Lang {
+        ["LC_ALL", "LC_MESSAGES", "LANG"]
+            .into_iter()
+            .filter_map(get)
+            .map(|v| v.trim().to_owned())
+            .find(|v| !v.is_empty() && v != "C" && v != "POSIX" && !v.starts_with("C."))
+            .map_or(Lang::ZhCn, |v| Lang::from_tag(&v))
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Lang::ZhCn => 0,
+            Lang::En => 1,
+        }
+    }
+
+    /// The message `id` without parameters. A missing id renders as itself (the catalog tests
+    /// keep every id the code uses in both languages).
+    pub fn text(self, id: &str) -> String {
+        self.format(id, &[])
+    }
+
+    /// The message `id` with its parameters.
+    pub fn format(self, id: &str, args: &[(&str, Value<'_>)]) -> String {
+        let bundle = &bundles()[self.index()];
+        let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
+            return id.to_owned();
+        };
+        let mut fluent_args = FluentArgs::new();
+        for (name, value) in args {
+            fluent_args.set(*name, value.clone());
+        }
+        let mut errors = vec![];
+        bundle
+            .format_pattern(pattern, Some(&fluent_args), &mut errors)
+            .into_owned()
+    }
+
+    /// Whether the catalog has a message `id`.
+    pub fn has(self, id: &str) -> bool {
+        bundles()[self.index()].has_message(id)
+    }
+
+    /// Every message whose id starts with `prefix`, without parameters filled in, as
+    /// (id, text) in catalog order: what a page renders itself (the dashboard's strings).
+    pub fn messages(self, prefix: &str) -> Vec<(String, String)> {
+        message_ids(self)
+            .into_iter()
+            .filter(|id| id.starts_with(prefix))
+            .map(|id| {
+                let text = self.text(&id);
+                (id, text)
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+/// The ids of a language's messages, in catalog order.
+fn message_ids(lang: Lang) -> Vec<String> {
+    CATALOGS[lang.index()]
+        .iter()
+        .flat_map(|(_, source)| {
+            let resource = fluent_syntax::parser::parse(*source).unwrap_or_else(|(r, _)| r);
+            resource
+                .body
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    fluent_syntax::ast::Entry::Message(m) => Some(m.id.name.to_owned()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn bundles() -> &'static [FluentBundle<FluentResource>; 2] {
+    static BUNDLES: OnceLock<[FluentBundle<FluentResource>; 2]> = OnceLock::new();
+    BUNDLES.get_or_init(|| {
+        let make = |i: usize| {
+            let lang = LANGUAGES[i].parse().unwrap_or_default();
+            let mut bundle = FluentBundle::new_concurrent(vec![lang]);
+            // Plain text: no Unicode isolation marks around parameters.
+            bundle.set_use_isolating(false);
+            for (_, source) in CATALOGS[i] {
+                // The catalogs are part of the build and checked by the tests; a syntax error
+                // would leave the affected messages out, and those tests fail.
+                let resource =
+                    FluentResource::try_new(source.to_owned()).unwrap_or_else(|(r, _)| r);
+                let _ = bundle.add_resource(resource);
+            }
+            bundle
+        };
+        [make(0), make(1)]
+    })
+}
+
+#[cfg(test)]
+mod tests;
