@@ -113,6 +113,39 @@ impl Lang {
             .into_owned()
     }
 
+    /// A duration in words, to the unit that fits: `45 秒`, `3 分钟`, `2.5 小时`, `1.5 天`.
+    pub fn duration(self, ms: i64) -> String {
+        let secs = ms.max(0) as f64 / 1000.0;
+        let (id, n) = if secs < 60.0 {
+            ("dur-s", format!("{secs:.0}"))
+        } else if secs < 3600.0 {
+            ("dur-min", format!("{:.0}", secs / 60.0))
+        } else if secs < 86_400.0 {
+            ("dur-h", format!("{:.1}", secs / 3600.0))
+        } else {
+            ("dur-d", format!("{:.1}", secs / 86_400.0))
+        };
+        self.format(id, &[("n", Value::from(n))])
+    }
+
+    /// Every message whose id starts with `prefix`, each placeholder left as `{name}` for a
+    /// page to fill, as (id, text) in catalog order.
+    pub fn placeholder_messages(self, prefix: &str) -> Vec<(String, String)> {
+        message_ids(self)
+            .into_iter()
+            .filter(|id| id.starts_with(prefix))
+            .map(|id| {
+                let names = placeholders(self, &id);
+                let args: Vec<(&str, Value<'_>)> = names
+                    .iter()
+                    .map(|n| (n.as_str(), Value::from(format!("{{{n}}}"))))
+                    .collect();
+                let text = self.format(&id, &args);
+                (id, text)
+            })
+            .collect()
+    }
+
     /// Whether the catalog has a message `id`.
     pub fn has(self, id: &str) -> bool {
         bundles()[self.index()].has_message(id)
@@ -154,6 +187,54 @@ fn message_ids(lang: Lang) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The variables message `id` uses in `lang`'s catalogs, sorted.
+fn placeholders(lang: Lang, id: &str) -> Vec<String> {
+    CATALOGS[lang.index()]
+        .iter()
+        .find_map(|(_, source)| variables(source, id))
+        .unwrap_or_default()
+}
+
+/// The variables a pattern uses, through select expressions.
+fn pattern_variables(pattern: &fluent_syntax::ast::Pattern<&str>, out: &mut Vec<String>) {
+    use fluent_syntax::ast::{Expression, InlineExpression, PatternElement};
+    for element in &pattern.elements {
+        let PatternElement::Placeable { expression } = element else {
+            continue;
+        };
+        match expression {
+            Expression::Inline(InlineExpression::VariableReference { id }) => {
+                out.push(id.name.to_owned())
+            }
+            Expression::Select { selector, variants } => {
+                if let InlineExpression::VariableReference { id } = selector {
+                    out.push(id.name.to_owned());
+                }
+                for v in variants {
+                    pattern_variables(&v.value, out);
+                }
+            }
+            Expression::Inline(_) => {}
+        }
+    }
+}
+
+/// The variables catalog message `id` uses in `source`, sorted; None when `source` has no such
+/// message.
+pub(crate) fn variables(source: &str, id: &str) -> Option<Vec<String>> {
+    let resource = fluent_syntax::parser::parse(source).unwrap_or_else(|(r, _)| r);
+    resource.body.iter().find_map(|entry| match entry {
+        fluent_syntax::ast::Entry::Message(m) if m.id.name == id => {
+            let mut vars = vec![];
+            pattern_variables(m.value.as_ref()?, &mut vars);
+            vars.sort();
+            vars.dedup();
+            Some(vars)
+        }
+        _ => None,
+    })
 }
 
 fn bundles() -> &'static [FluentBundle<FluentResource>; 2] {

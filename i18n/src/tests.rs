@@ -4,44 +4,7 @@
 use fluent_syntax::ast;
 
 use super::*;
-
-/// The variables a pattern uses, through select expressions.
-fn pattern_variables(pattern: &ast::Pattern<&str>, out: &mut Vec<String>) {
-    for element in &pattern.elements {
-        let ast::PatternElement::Placeable { expression } = element else {
-            continue;
-        };
-        match expression {
-            ast::Expression::Inline(ast::InlineExpression::VariableReference { id }) => {
-                out.push(id.name.to_owned())
-            }
-            ast::Expression::Select { selector, variants } => {
-                if let ast::InlineExpression::VariableReference { id } = selector {
-                    out.push(id.name.to_owned());
-                }
-                for v in variants {
-                    pattern_variables(&v.value, out);
-                }
-            }
-            ast::Expression::Inline(_) => {}
-        }
-    }
-}
-
-/// The variables catalog message `id` uses, sorted; None when `source` has no such message.
-pub(crate) fn variables(source: &str, id: &str) -> Option<Vec<String>> {
-    let resource = fluent_syntax::parser::parse(source).ok()?;
-    resource.body.iter().find_map(|entry| match entry {
-        ast::Entry::Message(m) if m.id.name == id => {
-            let mut vars = vec![];
-            pattern_variables(m.value.as_ref()?, &mut vars);
-            vars.sort();
-            vars.dedup();
-            Some(vars)
-        }
-        _ => None,
-    })
-}
+pub(crate) use crate::variables;
 
 #[test]
 fn every_catalog_parses_and_both_languages_hold_the_same_messages_and_placeholders() {
@@ -139,4 +102,13 @@ fn messages_render_with_parameters_and_list_by_prefix() {
     );
     assert_eq!(Lang::En.text("no-such-message"), "no-such-message");
     assert!(!Lang::En.has("no-such-message"));
+}
+
+#[test]
+fn durations_take_the_unit_that_fits() {
+    assert_eq!(Lang::ZhCn.duration(45_000), "45 秒");
+    assert_eq!(Lang::ZhCn.duration(180_000), "3 分钟");
+    assert_eq!(Lang::ZhCn.duration(9_000_000), "2.5 小时");
+    assert_eq!(Lang::En.duration(129_600_000), "1.5 days");
+    assert_eq!(Lang::En.duration(-5), "0 s");
 }

@@ -89,8 +89,113 @@ pub struct DeviceHealth {
     pub state: HealthState,
     /// Since when the state's cause holds, ms (e.g. the last Hello for a silent device).
     pub since_ms: Option<i64>,
-    /// Why, in words an admin can act on; empty when healthy.
+    /// Why, in words an admin can act on (English); empty when healthy.
     pub reasons: Vec<String>,
+    /// The same, as codes with what they name, for words in another language.
+    pub causes: Vec<Cause>,
+}
+
+/// Why a device is in its state, as a code with what it names.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Cause {
+    /// Revoked; it must be enrolled again.
+    Revoked,
+    /// Enrolled, no sync yet, within `silent_after`.
+    NotSyncedYet {
+        /// Enrolled at, ms.
+        since_ms: i64,
+    },
+    /// No Hello for longer than `silent_after`.
+    NoHello {
+        /// The last Hello, ms.
+        since_ms: i64,
+    },
+    /// Enrolled longer than `silent_after` ago and never synced.
+    NeverSynced {
+        /// Enrolled at, ms.
+        since_ms: i64,
+    },
+    /// Its last request failed.
+    RequestFailed {
+        /// The failure, as recorded.
+        error: String,
+    },
+    /// Ops of it were refused or lost a transition.
+    Refused {
+        /// Refused ops.
+        ops: i64,
+        /// Conflicts.
+        conflicts: i64,
+        /// The last, ms.
+        at_ms: i64,
+    },
+    /// Ops unsent for longer than `lagging_after`.
+    Unsent {
+        /// How many (its last report, less what it pushed since).
+        ops: i64,
+        /// The oldest since, ms.
+        since_ms: i64,
+    },
+    /// Photos referenced but not uploaded for longer than `lagging_after`.
+    PhotosMissing {
+        /// How many.
+        photos: i64,
+        /// The oldest since, ms.
+        since_ms: i64,
+    },
+}
+
+impl Cause {
+    /// In words, in `lang`, at `now_ms`.
+    pub fn text(&self, lang: patrolsync_i18n::Lang, now_ms: i64) -> String {
+        use patrolsync_i18n::Value;
+        let ago = |since: i64| Value::from(lang.duration(now_ms - since));
+        let n = |v: i64| Value::from(v.to_string());
+        match self {
+            Cause::Revoked => lang.text("cause-revoked"),
+            Cause::NotSyncedYet { since_ms } => {
+                lang.format("cause-not_synced_yet", &[("ago", ago(*since_ms))])
+            }
+            Cause::NoHello { since_ms } => {
+                lang.format("cause-no_hello", &[("ago", ago(*since_ms))])
+            }
+            Cause::NeverSynced { since_ms } => {
+                lang.format("cause-never_synced", &[("ago", ago(*since_ms))])
+            }
+            Cause::RequestFailed { error } => lang.format(
+                "cause-request_failed",
+                &[("error", Value::from(error.clone()))],
+            ),
+            Cause::Refused {
+                ops,
+                conflicts,
+                at_ms,
+            } => lang.format(
+                "cause-refused",
+                &[
+                    ("ops", n(*ops)),
+                    ("conflicts", n(*conflicts)),
+                    ("ago", ago(*at_ms)),
+                ],
+            ),
+            Cause::Unsent { ops, since_ms } => {
+                lang.format("cause-unsent", &[("ops", n(*ops)), ("ago", ago(*since_ms))])
+            }
+            Cause::PhotosMissing { photos, since_ms } => lang.format(
+                "cause-photos_missing",
+                &[("photos", n(*photos)), ("ago", ago(*since_ms))],
+            ),
+        }
+    }
+}
+
+impl DeviceHealth {
+    /// Its reasons in `lang` instead of English, at `now_ms`.
+    pub fn in_language(mut self, lang: patrolsync_i18n::Lang, now_ms: i64) -> Self {
+        self.reasons = self.causes.iter().map(|c| c.text(lang, now_ms)).collect();
+        self
+    }
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -105,8 +210,10 @@ fn human(ms: i64) -> String {
 /// Classifies one device at `now_ms`.
 pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
     let mut reasons = Vec::new();
+    let mut causes = Vec::new();
     let (state, since_ms) = if let Some(at) = status.revoked_at_ms {
         reasons.push("revoked: it must be enrolled again".to_owned());
+        causes.push(Cause::Revoked);
         (HealthState::Revoked, Some(at))
     } else if status.last_seen_at_ms.is_none()
         && status.last_push_at_ms.is_none()
@@ -118,6 +225,9 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
             "enrolled {} ago, not synced yet",
             human(now_ms - status.enrolled_at_ms)
         ));
+        causes.push(Cause::NotSyncedYet {
+            since_ms: status.enrolled_at_ms,
+        });
         (HealthState::New, Some(status.enrolled_at_ms))
     } else if status
         .last_seen_at_ms
@@ -128,6 +238,10 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
             Some(_) => format!("no Hello for {}", human(now_ms - since)),
             None => format!("enrolled {} ago and never synced", human(now_ms - since)),
         });
+        causes.push(match status.last_seen_at_ms {
+            Some(_) => Cause::NoHello { since_ms: since },
+            None => Cause::NeverSynced { since_ms: since },
+        });
         (HealthState::Silent, Some(since))
     } else if let Some(at) = erroring_since(&status, t, now_ms) {
         if status.last_error_at_ms == Some(at) {
@@ -135,6 +249,9 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
                 "last request failed: {}",
                 status.last_error.as_deref().unwrap_or("(no message)")
             ));
+            causes.push(Cause::RequestFailed {
+                error: status.last_error.clone().unwrap_or_default(),
+            });
         } else {
             reasons.push(format!(
                 "{} ops refused, {} conflicts; last at {}",
@@ -142,6 +259,11 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
                 status.conflicts,
                 crate::calendar::time_text(at)
             ));
+            causes.push(Cause::Refused {
+                ops: status.rejected_ops,
+                conflicts: status.conflicts,
+                at_ms: at,
+            });
         }
         (HealthState::Erroring, Some(at))
     } else {
@@ -160,6 +282,10 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
                 status.outbox_depth.unwrap_or(0),
                 human(now_ms - at)
             ));
+            causes.push(Cause::Unsent {
+                ops: status.outbox_depth.unwrap_or(0),
+                since_ms: at,
+            });
             since = Some(at);
         }
         if let Some(owed) = status.missing_photos_since_ms
@@ -170,6 +296,10 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
                 status.missing_photos,
                 human(now_ms - owed)
             ));
+            causes.push(Cause::PhotosMissing {
+                photos: status.missing_photos,
+                since_ms: owed,
+            });
             since = Some(since.map_or(owed, |s: i64| s.min(owed)));
         }
         if reasons.is_empty() {
@@ -183,6 +313,7 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
         state,
         since_ms,
         reasons,
+        causes,
     }
 }
 
@@ -466,6 +597,18 @@ mod tests {
         let h = classify(d, &t, now);
         assert_eq!(h.state, HealthState::Lagging);
         assert_eq!(h.since_ms, Some(now - MIN - 2 * HOUR));
+        // The same reason as codes, in words in either language.
+        assert_eq!(
+            h.causes,
+            [Cause::Unsent {
+                ops: 12,
+                since_ms: now - MIN - 2 * HOUR
+            }]
+        );
+        let zh = h.clone().in_language(patrolsync_i18n::Lang::ZhCn, now);
+        assert_eq!(zh.reasons, ["12 条记录未上传，最早的已等待 2.0 小时"]);
+        let en = h.in_language(patrolsync_i18n::Lang::En, now);
+        assert_eq!(en.reasons, ["12 ops unsent, the oldest for 2.0 h"]);
 
         // Young at its last Hello, but that Hello was long ago: the op kept ageing.
         let mut d = seen(now - 40 * MIN);

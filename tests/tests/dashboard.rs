@@ -1,7 +1,9 @@
 //! The dashboard in a real browser: a server with a seeded fleet (healthy, a stuck photo,
 //! silent for two days, an op refused, revoked), loaded headless in Chromium; each device must
-//! appear with its state and the stuck photo must be on the page. Screenshots (laptop and
-//! phone widths) are saved under the test's output directory.
+//! appear with its state and the stuck photo must be on the page. It reads Chinese by default
+//! and English after the switch (remembered), and a walk of the page's text finds no word of
+//! the other language outside the data (names, codes, hashes: `translate="no"`). Screenshots
+//! (laptop and phone widths) are saved under the test's output directory.
 //!
 //! Needs Chromium (`apt-get install chromium`; `.ci/run` installs it). Without it the test
 //! prints why and passes. `PATROLSYNC_CHROMIUM` names another binary.
@@ -63,6 +65,109 @@ async fn headless(
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The text a person reads on the page: every text node of the body outside scripts, styles
+/// and data (`translate="no"`: names, codes, hashes, what a device or server said).
+fn words_read(html: &str) -> Vec<String> {
+    let doc = scraper::Html::parse_document(html);
+    let body = scraper::Selector::parse("body").expect("a selector");
+    let Some(body) = doc.select(&body).next() else {
+        return vec![];
+    };
+    body.descendants()
+        .filter_map(|node| {
+            let text = node.value().as_text()?;
+            let data = node.ancestors().any(|a| {
+                a.value().as_element().is_some_and(|e| {
+                    e.attr("translate") == Some("no") || matches!(e.name(), "script" | "style")
+                })
+            });
+            (!data && !text.trim().is_empty()).then(|| text.trim().to_owned())
+        })
+        .collect()
+}
+
+/// Latin words in `text`.
+fn latin_words(text: &str) -> Vec<&str> {
+    text.split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Chinese characters or full-width punctuation in `text`.
+fn has_chinese(text: &str) -> bool {
+    text.chars()
+        .any(|c| matches!(c, '\u{3000}'..='\u{303f}' | '\u{4e00}'..='\u{9fff}' | '\u{ff00}'..='\u{ffef}'))
+}
+
+/// The page in Chinese: every word read is the catalog's (a Latin word only where the Chinese
+/// catalog itself has it, e.g. SDK), no message left as its id or with a placeholder unfilled.
+fn assert_all_chinese(page: &str, what: &str) {
+    use patrolsync_i18n::Lang;
+    let catalog: String = ["dash-", "dur-", "state-", "role-", "cause-"]
+        .into_iter()
+        .flat_map(|p| Lang::ZhCn.placeholder_messages(p))
+        .map(|(_, text)| text + "\n")
+        .collect();
+    let allowed = latin_words(&catalog);
+    let read = words_read(page);
+    assert!(read.len() > 5, "{what}: little text read: {read:?}");
+    for text in &read {
+        assert!(
+            !text.contains('{') && !text.contains("dash-"),
+            "{what}: a message not filled in: {text:?}"
+        );
+        for word in latin_words(text) {
+            assert!(
+                allowed.contains(&word),
+                "{what}: English left in the Chinese page: {word:?} in {text:?}"
+            );
+        }
+    }
+    assert!(
+        page.contains("<html lang=\"zh-CN\""),
+        "{what}: the page says it is Chinese"
+    );
+}
+
+/// The page in English: no Chinese read outside the data.
+fn assert_all_english(page: &str, what: &str) {
+    let read = words_read(page);
+    assert!(read.len() > 5, "{what}: little text read: {read:?}");
+    for text in &read {
+        assert!(
+            !has_chinese(text),
+            "{what}: Chinese left in the English page: {text:?}"
+        );
+    }
+    assert!(
+        page.contains("<html lang=\"en\""),
+        "{what}: the page says it is English"
+    );
+}
+
+#[test]
+fn the_language_checks_catch_the_other_language() {
+    let zh = "<html lang=\"zh-CN\"><body><p>设备</p><p>状态</p><p>用户</p><p>原因</p><p>最近联系</p>\
+              <p>最近上传</p><p>待传</p><p>照片</p><p>拒收</p><p>往返时延</p><p>应用 SDK</p>\
+              <span translate=\"no\">alice's phone</span>";
+    assert_all_chinese(&format!("{zh}</body></html>"), "planted");
+    let leaked = std::panic::catch_unwind(|| {
+        assert_all_chinese(&format!("{zh}<p>Last seen</p></body></html>"), "planted")
+    });
+    assert!(
+        leaked.is_err(),
+        "an English word outside the data is caught"
+    );
+    let en = "<html lang=\"en\"><body><p>Fleet</p><p>State</p><p>User</p><p>Why</p><p>Last</p>\
+              <p>Outbox</p><p>Photos</p><p>RTT</p><p>App</p><p>Device</p><p>Total</p>\
+              <span translate=\"no\">花园街道</span>";
+    assert_all_english(&format!("{en}</body></html>"), "planted");
+    let leaked = std::panic::catch_unwind(|| {
+        assert_all_english(&format!("{en}<p>设备</p></body></html>"), "planted")
+    });
+    assert!(leaked.is_err(), "Chinese outside the data is caught");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Result<()> {
     let Some(browser) = chromium() else {
@@ -110,11 +215,9 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
         ..dom[stuck_row_at..]
             .find("</tr>")
             .map_or(dom.len(), |e| stuck_row_at + e)];
-    assert!(stuck_row.contains("1 missing"), "{stuck_row}");
-    assert!(
-        stuck_row.contains("photo(s) referenced but not uploaded"),
-        "{stuck_row}"
-    );
+    assert!(stuck_row.contains("1</span> 张缺失"), "{stuck_row}");
+    assert!(stuck_row.contains("1 张照片已引用但未上传"), "{stuck_row}");
+    assert_all_chinese(&dom, "the fleet, by default");
     assert!(
         dom.contains(&format!("data-sha=\"{}\"", fleet.stuck_sha256)),
         "stuck photo not listed:\n{dom}"
@@ -128,6 +231,27 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
             && !dom.contains("<img src=x"),
         "a device's name must be shown as text, never as markup"
     );
+
+    // The switch is a link to `?lang=en`: the page in English, and it stays English.
+    let english_url = format!("{base}?lang=en#token={}", token.trim());
+    let page = headless(&browser, &profile, &["--dump-dom".into()], &english_url).await?;
+    assert!(page.contains("data-loaded=\"true\""), "{page}");
+    assert!(
+        page.contains(">Fleet</a>") && page.contains("sync health"),
+        "{page}"
+    );
+    assert!(
+        page.contains("1</span> missing since")
+            && page.contains("1 photo(s) referenced but not uploaded"),
+        "{page}"
+    );
+    assert_all_english(&page, "the fleet after the switch");
+    let page = headless(&browser, &profile, &["--dump-dom".into()], &fleet_url).await?;
+    assert_all_english(&page, "the fleet, remembered");
+    // And back.
+    let chinese_url = format!("{base}?lang=zh-CN#token={}", token.trim());
+    let page = headless(&browser, &profile, &["--dump-dom".into()], &chinese_url).await?;
+    assert_all_chinese(&page, "the fleet, switched back");
 
     // The stuck device's own page shows the photo's full hash.
     let device_url = format!(
@@ -144,6 +268,7 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
         "{page}"
     );
     assert!(page.contains(&fleet.stuck_sha256), "{page}");
+    assert_all_chinese(&page, "a device's page");
 
     // The audit page shows the log, newest first, and that its chain verifies.
     let sql = patrolsync_server::open_sql_store(&h.config).await?;
@@ -175,6 +300,15 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
         page.contains("ledger &lt;b&gt;x&lt;/b&gt;"),
         "shown as text"
     );
+    assert_all_chinese(&page, "the audit log");
+    assert!(
+        page.contains("停用设备") && page.contains("导出台账"),
+        "{page}"
+    );
+    let hazards_url = format!("{base}#token={}&/hazards", token.trim());
+    let page = headless(&browser, &profile, &["--dump-dom".into()], &hazards_url).await?;
+    assert!(page.contains("data-loaded=\"true\""), "{page}");
+    assert_all_chinese(&page, "the hazards");
 
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&out)?;

@@ -28,6 +28,17 @@ pub(super) struct DeviceQuery {
     order: Option<String>,
     limit: Option<usize>,
     offset: Option<usize>,
+    /// The language of `reasons`: `zh-CN` or `en` (default: English).
+    lang: Option<String>,
+}
+
+/// `/api/devices/{id}` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DetailQuery {
+    /// The language of `reasons` and of the refusals' messages: `zh-CN` or `en` (default:
+    /// English).
+    lang: Option<String>,
 }
 
 pub(super) async fn devices(
@@ -67,7 +78,17 @@ pub(super) async fn devices(
     let total = selected.len();
     let offset = query.offset.unwrap_or(0);
     let limit = query.limit.unwrap_or(500).min(5000);
-    let page: Vec<&DeviceHealth> = selected.iter().skip(offset).take(limit).collect();
+    let now = crate::clock::now_ms();
+    let lang = query.lang.as_deref().map(patrolsync_i18n::Lang::from_tag);
+    let page: Vec<DeviceHealth> = selected
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|d| match lang {
+            Some(lang) => d.in_language(lang, now),
+            None => d,
+        })
+        .collect();
     Json(serde_json::json!({
         "total": total,
         "offset": offset,
@@ -81,14 +102,23 @@ pub(super) async fn device(
     State(s): State<AdminState>,
     admin: Admin,
     Path(id): Path<String>,
+    query: Result<Query<DetailQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let detail =
-        match health::device_detail(s.store.as_ref(), &s.health, &id, 50, crate::clock::now_ms())
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => return store_error(e),
-        };
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let now = crate::clock::now_ms();
+    let mut detail = match health::device_detail(s.store.as_ref(), &s.health, &id, 50, now).await {
+        Ok(d) => d,
+        Err(e) => return store_error(e),
+    };
+    if let Some(lang) = query.lang.as_deref().map(patrolsync_i18n::Lang::from_tag) {
+        detail.device = detail.device.in_language(lang, now);
+        for r in &mut detail.rejections {
+            r.message = r.text(lang);
+        }
+    }
     match admin.devices(&s).await {
         Ok(Some(mine)) if !mine.contains(&detail.device.status.id) => not_yours(&admin, &id),
         Ok(_) => Json(detail).into_response(),

@@ -7,11 +7,12 @@
 //! | Route | Role | What |
 //! |---|---|---|
 //! | `GET /` | — | the dashboard (one embedded page; it asks for the token) |
+//! | `GET /i18n.json?lang=` | — | the dashboard's words in `zh-CN` (default) or `en` |
 //! | `GET /healthz`, `GET /readyz` | — | liveness; readiness (503 while draining) |
 //! | `GET /metrics` | — | Prometheus text exposition |
 //! | `GET /api/summary` | viewer | devices by state, thresholds, counts, backlog |
-//! | `GET /api/devices?state=&q=&sort=&order=&limit=&offset=` | viewer | devices with their health |
-//! | `GET /api/devices/{id}` | viewer | one device (id or unique prefix): health, history, rejections, conflicts, missing photos |
+//! | `GET /api/devices?state=&q=&sort=&order=&limit=&offset=&lang=` | viewer | devices with their health (reasons in `lang`, default English) |
+//! | `GET /api/devices/{id}?lang=` | viewer | one device (id or unique prefix): health, history, rejections, conflicts, missing photos |
 //! | `POST /api/devices/{id}/revoke` | operator | revoke a device |
 //! | `GET /api/rejections?device=&limit=` | viewer | the rejection log |
 //! | `GET /api/conflicts?device=&limit=` | viewer | ops recorded as conflicts |
@@ -77,6 +78,7 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(dashboard))
+        .route("/i18n.json", get(catalog))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -110,6 +112,32 @@ pub(super) async fn dashboard() -> Response {
             ),
         ],
         Html(DASHBOARD),
+    )
+        .into_response()
+}
+
+/// `/i18n.json` query.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct CatalogQuery {
+    /// `zh-CN` (default) or `en`.
+    lang: Option<String>,
+}
+
+/// The dashboard's words in a language: every message it shows (`dash-`, `dur-`, `state-`,
+/// `role-`), a placeholder left as `{name}` for the page to fill. Public: it is the catalog the
+/// project ships, no data.
+pub(super) async fn catalog(
+    axum::extract::Query(q): axum::extract::Query<CatalogQuery>,
+) -> Response {
+    let lang = patrolsync_i18n::Lang::from_tag(q.lang.as_deref().unwrap_or_default());
+    let messages: serde_json::Map<String, serde_json::Value> = ["dash-", "dur-", "state-", "role-"]
+        .into_iter()
+        .flat_map(|prefix| lang.placeholder_messages(prefix))
+        .map(|(id, text)| (id, serde_json::Value::String(text)))
+        .collect();
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "lang": lang.tag(), "messages": messages })),
     )
         .into_response()
 }

@@ -108,7 +108,7 @@ async fn every_api_route_refuses_without_the_token_and_probes_do_not() {
             assert!(body.contains("admin.token"), "{body}");
         }
     }
-    for uri in ["/healthz", "/readyz", "/", "/metrics"] {
+    for uri in ["/healthz", "/readyz", "/", "/metrics", "/i18n.json"] {
         assert_eq!(
             call(&app, "GET", uri, None).await.0,
             StatusCode::OK,
@@ -116,7 +116,17 @@ async fn every_api_route_refuses_without_the_token_and_probes_do_not() {
         );
     }
     let (_, page) = call(&app, "GET", "/", None).await;
-    assert!(page.contains("patrolsync · sync health") && !page.contains("secret"));
+    assert!(page.contains("data-t=\"dash-title\"") && !page.contains("secret"));
+    // The page's words, public (the catalog, no data): Chinese by default, English on request.
+    let (_, zh) = call(&app, "GET", "/i18n.json", None).await;
+    let zh: serde_json::Value = serde_json::from_str(&zh).expect("json");
+    assert_eq!(zh["lang"], "zh-CN");
+    assert_eq!(zh["messages"]["dash-title"], "同步状况");
+    assert_eq!(zh["messages"]["dash-devices-title"], "设备（{count}）");
+    let (_, en) = call(&app, "GET", "/i18n.json?lang=en", None).await;
+    let en: serde_json::Value = serde_json::from_str(&en).expect("json");
+    assert_eq!(en["messages"]["dash-title"], "sync health");
+    assert_eq!(en["messages"]["state-closed"], "closed");
     state.draining.store(true, Ordering::SeqCst);
     assert_eq!(
         call(&app, "GET", "/readyz", None).await.0,

@@ -728,10 +728,29 @@ pub struct RejectionEntry {
     pub reason: String,
     /// Field concerned.
     pub field: String,
-    /// Explanation.
+    /// Explanation, in English with the server's detail.
     pub message: String,
     /// When it was refused, ms.
     pub recorded_at_ms: i64,
+    /// What the field named (a checkpoint or cell code, a hazard id), or empty.
+    pub value: String,
+    /// The rule's bound, where it has one.
+    pub limit: Option<u64>,
+}
+
+impl RejectionEntry {
+    /// The refusal's message in `lang`, as its device was told.
+    pub fn text(&self, lang: patrolsync_i18n::Lang) -> String {
+        Refusal {
+            code: RejectCode::parse(&self.code),
+            reason: self.reason.clone(),
+            field: self.field.clone(),
+            message: self.message.clone(),
+            value: self.value.clone(),
+            limit: self.limit,
+        }
+        .text(lang)
+    }
 }
 
 /// A device as admins list it.

@@ -697,7 +697,7 @@ impl IngestStore for SqlStore {
             ""
         };
         let sql = format!(
-            "SELECT device_id, device_seq, code, reason, field, message, recorded_at FROM rejections \
+            "SELECT device_id, device_seq, code, reason, field, message, recorded_at, value, bound FROM rejections \
              {filter} ORDER BY recorded_at DESC, device_seq DESC LIMIT {limit}"
         );
         let mut q = sqlx::query(&sql);
@@ -716,6 +716,8 @@ impl IngestStore for SqlStore {
                     field: r.try_get(4)?,
                     message: r.try_get(5)?,
                     recorded_at_ms: r.try_get(6)?,
+                    value: r.try_get::<Option<String>, _>(7)?.unwrap_or_default(),
+                    limit: r.try_get::<Option<i64>, _>(8)?.map(|b| b.max(0) as u64),
                 })
             })
             .collect()
