@@ -112,6 +112,10 @@ pub struct Reports {
     pub clock_skew: Duration,
     /// Faster than this between a user's consecutive check-ins flags `impossible_speed`, km/h.
     pub max_speed_kmh: f64,
+    /// What this city calls its grid levels, big first (e.g. `["镇", "村", "组"]`); levels past
+    /// the list, and every level when it is empty (the default), take the catalog's names:
+    /// 街道, 社区, 小区, 楼栋 (Street, Community, Compound, Building in English).
+    pub level_names: Vec<String>,
 }
 
 impl Default for Reports {
@@ -124,6 +128,7 @@ impl Default for Reports {
                 .to_vec(),
             clock_skew: Duration::from_secs(5 * 60),
             max_speed_kmh: 120.0,
+            level_names: Vec::new(),
         }
     }
 }
@@ -132,6 +137,23 @@ impl Reports {
     /// The calendar these settings describe; the error names the bad key.
     pub fn calendar(&self) -> Result<crate::calendar::Calendar, String> {
         crate::calendar::Calendar::new(&self.time_zone, &self.week_start, &self.cadence)
+    }
+
+    /// The name of grid level `level` (1 = the top) in `lang`: the city's own where it set one
+    /// (`level_names`), else the catalog's.
+    pub fn level_name(&self, lang: patrolsync_i18n::Lang, level: u32) -> String {
+        let own = (level as usize)
+            .checked_sub(1)
+            .and_then(|i| self.level_names.get(i))
+            .filter(|n| !n.trim().is_empty());
+        match own {
+            Some(name) => name.clone(),
+            None if lang.has(&format!("level-{level}")) => lang.text(&format!("level-{level}")),
+            None => lang.format(
+                "level-other",
+                &[("level", patrolsync_i18n::Value::from(level.to_string()))],
+            ),
+        }
     }
 
     /// The anomaly thresholds.
@@ -505,6 +527,29 @@ mod duration_text {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn levels_are_named_by_the_city_else_by_the_catalog() {
+        use patrolsync_i18n::Lang;
+        let mut r = Reports::default();
+        assert_eq!(r.level_name(Lang::ZhCn, 1), "街道");
+        assert_eq!(r.level_name(Lang::ZhCn, 4), "楼栋");
+        assert_eq!(r.level_name(Lang::En, 2), "Community");
+        assert_eq!(r.level_name(Lang::ZhCn, 6), "第 6 级网格");
+        r.level_names = vec!["镇".into(), "村".into()];
+        assert_eq!(r.level_name(Lang::ZhCn, 1), "镇");
+        assert_eq!(
+            r.level_name(Lang::En, 2),
+            "村",
+            "the city's own names in every language"
+        );
+        assert_eq!(
+            r.level_name(Lang::ZhCn, 3),
+            "小区",
+            "past the list: the catalog's"
+        );
+    }
+
     use super::*;
 
     #[test]

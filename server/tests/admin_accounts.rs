@@ -165,7 +165,20 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    // A download opens as UTF-8 in Excel on Chinese Windows: it starts with the byte order mark.
+    // A download opens as UTF-8 in Excel on Chinese Windows: it starts with the byte order mark,
+    // then the official form's Chinese header (the default); `lang=en` keeps the machine names.
+    assert!(
+        csv.starts_with("\u{feff}序号,检查时间,所属网格,检查点编号"),
+        "{csv}"
+    );
+    let (status, csv) = call(
+        &app,
+        "GET",
+        "/api/exports/inspections?period=2026-11&cell=S1&format=csv&lang=en",
+        &s1,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     assert!(csv.starts_with("\u{feff}time,cell,checkpoint"), "{csv}");
 
     // Expired and revoked tokens are refused, saying which.

@@ -569,6 +569,25 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "{}: {json}",
             db.backend
         );
+        let english = ok(&[
+            "report",
+            "compliance",
+            "--period",
+            "2026-10",
+            "--cell",
+            "S9-C1-K1",
+            "--as-of",
+            AS_OF,
+            "--lang",
+            "en",
+        ])?;
+        assert!(
+            english.contains("S9-C1-K1-B1")
+                && english.contains("4.2%")
+                && english.contains("as of 2026-11-20 12:00:00"),
+            "{english}"
+        );
+        // In Chinese: the title, the column names and the levels in words.
         let text = ok(&[
             "report",
             "compliance",
@@ -578,13 +597,70 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "S9-C1-K1",
             "--as-of",
             AS_OF,
+            "--lang",
+            "zh-CN",
         ])?;
-        assert!(
-            text.contains("S9-C1-K1-B1")
-                && text.contains("4.2%")
-                && text.contains("as of 2026-11-20 12:00:00"),
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("巡查频次合规 2026-10（Asia/Shanghai），截至 2026-11-20 12:00:00")
+        );
+        assert_eq!(
+            lines
+                .next()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+            Some(vec![
+                "所属网格",
+                "层级",
+                "应检",
+                "已检",
+                "未能检查",
+                "存疑",
+                "漏检",
+                "未到期",
+                "检查点数",
+                "合规率"
+            ])
+        );
+        // The root's row: the English one's numbers, its level (3) named.
+        let mut english_root: Vec<&str> = english
+            .lines()
+            .nth(2)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(english_root.get(1), Some(&"3"), "{english}");
+        english_root[1] = "小区";
+        assert_eq!(
+            lines
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            english_root,
             "{text}"
         );
+        // As CSV: the report's columns in words, a could-not-inspect reason by its outcome's.
+        let csv_text = ok(&[
+            "report",
+            "compliance",
+            "--period",
+            "2026-10",
+            "--cell",
+            "S9-C1-K1",
+            "--as-of",
+            AS_OF,
+            "--format",
+            "csv",
+            "--lang",
+            "zh-CN",
+        ])?;
+        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+        let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
+        assert_eq!(&header[..3], ["所属网格", "名称", "层级"]);
+        assert!(header.contains(&"锁门".to_owned()), "{header:?}");
+        let first = reader.records().next().expect("a row")?;
+        assert_eq!(&first[2], "小区");
 
         let text = ok(&[
             "report",
@@ -595,6 +671,8 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "person",
             "--as-of",
             AS_OF,
+            "--lang",
+            "en",
         ])?;
         let anna = text
             .lines()

@@ -271,3 +271,35 @@ dash-action-unassign = unassign
 dash-action-export = export
 dash-action-admin_add = add admin
 dash-action-admin_revoke = revoke admin
+
+## Reports (cadence compliance, evaluation)
+report-compliance = compliance
+report-evaluation = evaluation
+report-compliance-title = compliance { $period } ({ $zone }), as of { $as_of }
+report-evaluation-title = evaluation by { $by ->
+    [person] person
+   *[cell] cell
+} { $period } ({ $zone }), as of { $as_of }
+about-report = report
+about-rate = rate
+about-rate-text = inspected / due; flagged check-ins are counted apart, not as inspected
+col-name = name
+col-level = level
+col-checkpoints = checkpoints
+col-due = due
+col-inspected = inspected
+col-could_not_inspect = could_not_inspect
+col-flagged = flagged
+col-missed = missed
+col-open = open
+col-rate = rate
+col-person = person
+col-role = role
+col-compliance = compliance
+col-check_ins = check_ins
+col-flagged_check_ins = flagged_check_ins
+col-hazards_found = hazards_found
+col-closed_on_time = closed_on_time
+col-closed_late = closed_late
+col-overdue = overdue
+col-transferred = transferred

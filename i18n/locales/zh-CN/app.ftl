@@ -270,3 +270,35 @@ dash-action-unassign = 取消分配
 dash-action-export = 导出台账
 dash-action-admin_add = 添加管理员
 dash-action-admin_revoke = 撤销管理员
+
+## 报表（巡查频次合规、考评）
+report-compliance = 巡查频次合规
+report-evaluation = 考评
+report-compliance-title = 巡查频次合规 { $period }（{ $zone }），截至 { $as_of }
+report-evaluation-title = 考评（按{ $by ->
+    [person] 人员
+   *[cell] 网格
+}）{ $period }（{ $zone }），截至 { $as_of }
+about-report = 报表
+about-rate = 合规率
+about-rate-text = 已检 / 应检；有异常标记的签到单独统计，不计为已检
+col-name = 名称
+col-level = 层级
+col-checkpoints = 检查点数
+col-due = 应检
+col-inspected = 已检
+col-could_not_inspect = 未能检查
+col-flagged = 存疑
+col-missed = 漏检
+col-open = 未到期
+col-rate = 合规率
+col-person = 人员
+col-role = 角色
+col-compliance = 合规率
+col-check_ins = 签到次数
+col-flagged_check_ins = 异常签到
+col-hazards_found = 发现隐患
+col-closed_on_time = 按期销号
+col-closed_late = 逾期销号
+col-overdue = 逾期未改
+col-transferred = 移交

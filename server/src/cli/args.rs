@@ -30,6 +30,26 @@ pub(super) enum Command {
     Admin(AdminArgs),
 }
 
+/// The language of what a command writes for people.
+#[derive(Debug, Args)]
+pub(super) struct LangArg {
+    /// `zh-CN` (ledgers as the official forms; Chinese column names, words and dates) or `en`
+    /// (machine column names and codes). Default: from LC_ALL, LC_MESSAGES or LANG, and
+    /// `zh-CN` when they name no language.
+    #[arg(long = "lang", value_name = "LANG")]
+    pub(super) tag: Option<String>,
+}
+
+impl LangArg {
+    /// The language asked for, or the locale's.
+    pub(super) fn lang(&self) -> patrolsync_i18n::Lang {
+        self.tag.as_deref().map_or_else(
+            || patrolsync_i18n::Lang::from_locale_vars(|name| std::env::var(name).ok()),
+            patrolsync_i18n::Lang::from_tag,
+        )
+    }
+}
+
 /// Where the configuration, data and database are.
 #[derive(Debug, Args)]
 pub(super) struct Common {
@@ -292,11 +312,8 @@ pub(super) enum AdminCommand {
         /// Output file (required for xlsx; CSV goes to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Language of the form: `zh-CN` (the official form: Chinese columns, words and dates,
-        /// a title row) or `en` (machine column names and codes). Default: from LC_ALL,
-        /// LC_MESSAGES or LANG, and `zh-CN` when they name no language.
-        #[arg(long, value_name = "LANG")]
-        lang: Option<String>,
+        #[command(flatten)]
+        lang: LangArg,
     },
 }
 
@@ -434,6 +451,8 @@ pub(super) enum ReportCommand {
         /// Output file (required for xlsx; others go to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        lang: LangArg,
     },
     /// Cadence compliance: per cell and its subtree, the checkpoint slots due in the period,
     /// inspected, could not inspect (by reason), flagged (anomalies; not counted as inspected),
@@ -457,5 +476,7 @@ pub(super) enum ReportCommand {
         /// Output file (required for xlsx; others go to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        lang: LangArg,
     },
 }

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use patrolsync_i18n::Lang;
-
 use super::*;
 use crate::config::*;
 use crate::store::Store;
@@ -26,8 +24,10 @@ pub(super) async fn run(
                     as_of,
                     format,
                     output,
+                    lang,
                 },
         } => {
+            let lang = lang.lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
             let report = crate::report::compliance(
@@ -39,7 +39,14 @@ pub(super) async fn run(
                 as_of,
             )
             .await?;
-            emit_report(&report.text(), &report, &report.table(), &format, output)?;
+            let level = |l: u32| config.reports.level_name(lang, l);
+            emit_report(
+                &report.text_in(lang, &level),
+                &report,
+                &report.table_in(lang, &level),
+                &format,
+                output,
+            )?;
         }
         AdminCommand::Report {
             report:
@@ -50,8 +57,10 @@ pub(super) async fn run(
                     by,
                     format,
                     output,
+                    lang,
                 },
         } => {
+            let lang = lang.lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
             let report = crate::report::evaluation(
@@ -64,15 +73,8 @@ pub(super) async fn run(
                 as_of,
             )
             .await?;
-            let table = report.table();
-            let text = format!(
-                "evaluation by {} {} ({}), as of {}\n{}",
-                report.by,
-                report.period.label,
-                report.time_zone,
-                report.as_of.local,
-                table.text()
-            );
+            let table = report.table_in(lang);
+            let text = format!("{}\n{}", report.title_in(lang), table.text());
             emit_report(&text, &report, &table, &format, output)?;
         }
         AdminCommand::Export {
@@ -84,12 +86,9 @@ pub(super) async fn run(
             output,
             lang,
         } => {
+            let lang = lang.lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
-            let lang = lang.map_or_else(
-                || Lang::from_locale_vars(|name| std::env::var(name).ok()),
-                |tag| Lang::from_tag(&tag),
-            );
             let table = crate::report::ledger(
                 sql.as_ref(),
                 &cal,

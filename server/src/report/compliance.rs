@@ -167,6 +167,85 @@ impl Compliance {
         }
     }
 
+    /// As a table in `lang` (see [`Table::localized`]), its levels named by `level_name`.
+    pub fn table_in(
+        &self,
+        lang: patrolsync_i18n::Lang,
+        level_name: &dyn Fn(u32) -> String,
+    ) -> Table {
+        let mut table = self.table().localized(lang, level_name);
+        if lang != patrolsync_i18n::Lang::En {
+            table.about[0].1 = lang.text("report-compliance");
+            if let Some(rate) = table.about.last_mut() {
+                rate.1 = lang.text("about-rate-text");
+            }
+        }
+        table
+    }
+
+    /// As aligned text in `lang`: in English [`Compliance::text`]; otherwise the same columns
+    /// with their names and the levels' in words.
+    pub fn text_in(
+        &self,
+        lang: patrolsync_i18n::Lang,
+        level_name: &dyn Fn(u32) -> String,
+    ) -> String {
+        if lang == patrolsync_i18n::Lang::En {
+            return self.text();
+        }
+        let arg = |v: &str| patrolsync_i18n::Value::from(v.to_owned());
+        let title = lang.format(
+            "report-compliance-title",
+            &[
+                ("period", arg(&self.period.label)),
+                ("zone", arg(&self.time_zone)),
+                ("as_of", arg(&self.as_of.local)),
+            ],
+        );
+        let columns = [
+            "cell",
+            "level",
+            "due",
+            "inspected",
+            "could_not_inspect",
+            "flagged",
+            "missed",
+            "open",
+            "checkpoints",
+            "rate",
+        ];
+        let rows = self
+            .rows
+            .iter()
+            .map(|r| {
+                let c = &r.counts;
+                let int = |v: u64| Value::Int(v as i64);
+                vec![
+                    Value::Text(format!("{}{}", "  ".repeat(r.depth), r.cell)),
+                    Value::Int(i64::from(r.level)),
+                    int(c.due),
+                    int(c.inspected),
+                    int(c.could_not_inspect),
+                    int(c.flagged),
+                    int(c.missed),
+                    int(c.open),
+                    Value::Int(r.checkpoints as i64),
+                    r.rate.map_or(Value::Empty, Value::Num),
+                ]
+            })
+            .collect();
+        let table = Table {
+            title: "compliance".into(),
+            heading: vec![],
+            about_title: String::new(),
+            columns: columns.into_iter().map(String::from).collect(),
+            rows,
+            about: vec![],
+        }
+        .localized(lang, level_name);
+        format!("{title}\n{}", table.text())
+    }
+
     /// As an aligned text table, the subtree indented.
     pub fn text(&self) -> String {
         let mut out = format!(

@@ -272,6 +272,38 @@ pub async fn evaluation(
 }
 
 impl Evaluation {
+    /// As a table in `lang` (see [`Table::localized`]), roles in words.
+    pub fn table_in(&self, lang: patrolsync_i18n::Lang) -> Table {
+        let mut table = self.table().localized(lang, &|level| level.to_string());
+        if lang != patrolsync_i18n::Lang::En {
+            table.about[0].1 = lang.text("report-evaluation");
+            if self.by == "person" {
+                for row in &mut table.rows {
+                    if let Some(Value::Text(role)) = row.get_mut(1)
+                        && lang.has(&format!("role-{role}"))
+                    {
+                        *role = lang.text(&format!("role-{role}"));
+                    }
+                }
+            }
+        }
+        table
+    }
+
+    /// The line above the text table, in `lang`.
+    pub fn title_in(&self, lang: patrolsync_i18n::Lang) -> String {
+        let arg = |v: &str| patrolsync_i18n::Value::from(v.to_owned());
+        lang.format(
+            "report-evaluation-title",
+            &[
+                ("by", arg(&self.by)),
+                ("period", arg(&self.period.label)),
+                ("zone", arg(&self.time_zone)),
+                ("as_of", arg(&self.as_of.local)),
+            ],
+        )
+    }
+
     /// As a table for CSV, XLSX and the terminal.
     pub fn table(&self) -> Table {
         let columns = vec![

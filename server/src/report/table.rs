@@ -105,6 +105,46 @@ impl Table {
         out
     }
 
+    /// The report in `lang`: in English as it is (machine column names); otherwise the
+    /// title (the sheet's name), the column names and the `about` keys in words, a
+    /// could-not-inspect reason's column by the outcome's word, and the `level` column's numbers
+    /// as the level's name (`level_name`).
+    pub fn localized(
+        mut self,
+        lang: patrolsync_i18n::Lang,
+        level_name: &dyn Fn(u32) -> String,
+    ) -> Table {
+        if lang == patrolsync_i18n::Lang::En {
+            return self;
+        }
+        let word = |prefix: &str, key: &str| {
+            let id = format!("{prefix}-{}", key.replace(' ', "_"));
+            lang.has(&id).then(|| lang.text(&id))
+        };
+        if let Some(title) = word("report", &self.title) {
+            self.title = title;
+        }
+        self.about_title = lang.text("ledger-about");
+        if let Some(level) = self.columns.iter().position(|c| c == "level") {
+            for row in &mut self.rows {
+                if let Some(Value::Int(n)) = row.get(level) {
+                    row[level] = Value::Text(level_name(u32::try_from(*n).unwrap_or(0)));
+                }
+            }
+        }
+        for column in &mut self.columns {
+            if let Some(w) = word("col", column).or_else(|| word("outcome", column)) {
+                *column = w;
+            }
+        }
+        for (key, _) in &mut self.about {
+            if let Some(w) = word("about", key) {
+                *key = w;
+            }
+        }
+        self
+    }
+
     /// Writes the header and rows as CSV, starting with the UTF-8 byte order mark when `bom`:
     /// without it Excel on Chinese Windows reads the file as GBK and shows the names garbled.
     /// (A file or a download gets it; text piped to other programs does not.)
