@@ -483,10 +483,7 @@ fn ago(ms: Option<i64>) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let lang = cli.lang.as_deref().map_or_else(
-        || patrolsync_i18n::Lang::from_locale_vars(|name| std::env::var(name).ok()),
-        patrolsync_i18n::Lang::from_tag,
-    );
+    let lang = patrolsync_i18n::Lang::from_arg_or_env(cli.lang.as_deref());
     let config = ClientConfig {
         app_version: format!("patrolsync-device {}", env!("CARGO_PKG_VERSION")),
         language: lang.tag().to_owned(),

@@ -84,6 +84,15 @@ impl Lang {
             .map_or(Lang::ZhCn, |v| Lang::from_tag(&v))
     }
 
+    /// The language a command line was given (`--lang`), else its locale environment's
+    /// ([`Lang::from_locale_vars`]).
+    pub fn from_arg_or_env(arg: Option<&str>) -> Lang {
+        arg.map_or_else(
+            || Lang::from_locale_vars(|name| std::env::var(name).ok()),
+            Lang::from_tag,
+        )
+    }
+
     fn index(self) -> usize {
         match self {
             Lang::ZhCn => 0,

@@ -6,51 +6,87 @@ use fluent_syntax::ast;
 use super::*;
 pub(crate) use crate::variables;
 
-#[test]
-fn every_catalog_parses_and_both_languages_hold_the_same_messages_and_placeholders() {
-    for (file, (zh_name, zh)) in CATALOGS[0].iter().enumerate() {
-        let (en_name, en) = CATALOGS[1][file];
-        assert_eq!(*zh_name, en_name, "the catalog files line up");
-        for (lang, source) in [("zh-CN", *zh), ("en", en)] {
-            fluent_syntax::parser::parse(source)
-                .unwrap_or_else(|(_, errors)| panic!("{lang}/{en_name}: {errors:?}"));
+/// What is wrong with catalogs given as (file, zh-CN source, en source): a file that does not
+/// parse, a message one language has and the other lacks, placeholders that differ, a message
+/// defined twice in one language (the bundle would keep only the first).
+fn catalog_problems(files: &[(&str, &str, &str)]) -> Vec<String> {
+    let ids = |source: &str| -> Vec<String> {
+        let resource = fluent_syntax::parser::parse(source).unwrap_or_else(|(r, _)| r);
+        resource
+            .body
+            .iter()
+            .filter_map(|e| match e {
+                ast::Entry::Message(m) => Some(m.id.name.to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut problems = vec![];
+    let (mut all_zh, mut all_en) = (vec![], vec![]);
+    for (name, zh, en) in files {
+        for (lang, source) in [("zh-CN", zh), ("en", en)] {
+            if let Err((_, errors)) = fluent_syntax::parser::parse(*source) {
+                problems.push(format!("{lang}/{name} does not parse: {errors:?}"));
+            }
         }
-        let ids = |source: &str| -> Vec<String> {
-            let resource = fluent_syntax::parser::parse(source).unwrap_or_else(|(r, _)| r);
-            let mut ids: Vec<String> = resource
-                .body
-                .iter()
-                .filter_map(|e| match e {
-                    ast::Entry::Message(m) => Some(m.id.name.to_owned()),
-                    _ => None,
-                })
-                .collect();
-            ids.sort();
-            ids
-        };
         let (zh_ids, en_ids) = (ids(zh), ids(en));
         for id in &zh_ids {
-            assert!(en_ids.contains(id), "en/{en_name} has no message {id}");
+            if !en_ids.contains(id) {
+                problems.push(format!("en/{name} has no message {id}"));
+            } else if variables(zh, id) != variables(en, id) {
+                problems.push(format!("{name}: placeholders of {id} differ"));
+            }
         }
         for id in &en_ids {
-            assert!(zh_ids.contains(id), "zh-CN/{en_name} has no message {id}");
+            if !zh_ids.contains(id) {
+                problems.push(format!("zh-CN/{name} has no message {id}"));
+            }
         }
-        for id in &zh_ids {
-            assert_eq!(
-                variables(zh, id),
-                variables(en, id),
-                "{en_name}: placeholders of {id} differ between zh-CN and en"
-            );
+        all_zh.extend(zh_ids);
+        all_en.extend(en_ids);
+    }
+    for (lang, mut ids) in [("zh-CN", all_zh), ("en", all_en)] {
+        ids.sort();
+        for pair in ids.windows(2) {
+            if pair[0] == pair[1] {
+                problems.push(format!("{lang} defines {} twice", pair[0]));
+            }
         }
     }
+    problems
 }
 
 #[test]
-fn the_check_above_catches_a_missing_message_and_a_changed_placeholder() {
-    // The helpers the check relies on, on planted catalogs.
-    assert_eq!(variables("a = x { $n }\n", "a"), Some(vec!["n".to_owned()]));
-    assert_eq!(variables("a = x { $m }\n", "a"), Some(vec!["m".to_owned()]));
-    assert_eq!(variables("a = x\n", "b"), None);
+fn both_languages_hold_the_same_messages_with_the_same_placeholders_each_once() {
+    let files: Vec<(&str, &str, &str)> = CATALOGS[0]
+        .iter()
+        .zip(CATALOGS[1])
+        .map(|((name, zh), (en_name, en))| {
+            assert_eq!(*name, en_name, "the catalog files line up");
+            (*name, *zh, en)
+        })
+        .collect();
+    assert_eq!(catalog_problems(&files), Vec::<String>::new());
+}
+
+#[test]
+fn the_catalog_check_catches_what_it_looks_for() {
+    let good = ("a.ftl", "x = 一 { $n }\n", "x = one { $n }\n");
+    assert!(catalog_problems(&[good]).is_empty());
+    let missing = ("a.ftl", "x = 一\ny = 二\n", "x = one\n");
+    assert_eq!(catalog_problems(&[missing]), ["en/a.ftl has no message y"]);
+    let changed = ("a.ftl", "x = 一 { $n }\n", "x = one { $m }\n");
+    assert_eq!(
+        catalog_problems(&[changed]),
+        ["a.ftl: placeholders of x differ"]
+    );
+    let twice = ("b.ftl", "x = 二\n", "x = two\n");
+    assert_eq!(
+        catalog_problems(&[good, twice]),
+        ["zh-CN defines x twice", "en defines x twice"]
+    );
+    let broken = ("a.ftl", "x = { $n\n", "x = one\n");
+    assert!(catalog_problems(&[broken])[0].starts_with("zh-CN/a.ftl does not parse"));
     assert_eq!(
         variables("a = { $n ->\n [one] x { $k }\n *[other] y\n}\n", "a"),
         Some(vec!["k".to_owned(), "n".to_owned()])

@@ -202,17 +202,10 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn human(ms: i64) -> String {
-    let secs = (ms.max(0) / 1000) as u64;
-    humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
-}
-
 /// Classifies one device at `now_ms`.
 pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
-    let mut reasons = Vec::new();
     let mut causes = Vec::new();
     let (state, since_ms) = if let Some(at) = status.revoked_at_ms {
-        reasons.push("revoked: it must be enrolled again".to_owned());
         causes.push(Cause::Revoked);
         (HealthState::Revoked, Some(at))
     } else if status.last_seen_at_ms.is_none()
@@ -221,10 +214,6 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
         && status.last_problem_at_ms.is_none()
         && now_ms - status.enrolled_at_ms <= ms(t.silent_after)
     {
-        reasons.push(format!(
-            "enrolled {} ago, not synced yet",
-            human(now_ms - status.enrolled_at_ms)
-        ));
         causes.push(Cause::NotSyncedYet {
             since_ms: status.enrolled_at_ms,
         });
@@ -234,10 +223,6 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
         .is_none_or(|seen| now_ms - seen > ms(t.silent_after))
     {
         let since = status.last_seen_at_ms.unwrap_or(status.enrolled_at_ms);
-        reasons.push(match status.last_seen_at_ms {
-            Some(_) => format!("no Hello for {}", human(now_ms - since)),
-            None => format!("enrolled {} ago and never synced", human(now_ms - since)),
-        });
         causes.push(match status.last_seen_at_ms {
             Some(_) => Cause::NoHello { since_ms: since },
             None => Cause::NeverSynced { since_ms: since },
@@ -245,20 +230,10 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
         (HealthState::Silent, Some(since))
     } else if let Some(at) = erroring_since(&status, t, now_ms) {
         if status.last_error_at_ms == Some(at) {
-            reasons.push(format!(
-                "last request failed: {}",
-                status.last_error.as_deref().unwrap_or("(no message)")
-            ));
             causes.push(Cause::RequestFailed {
                 error: status.last_error.clone().unwrap_or_default(),
             });
         } else {
-            reasons.push(format!(
-                "{} ops refused, {} conflicts; last at {}",
-                status.rejected_ops,
-                status.conflicts,
-                crate::calendar::time_text(at)
-            ));
             causes.push(Cause::Refused {
                 ops: status.rejected_ops,
                 conflicts: status.conflicts,
@@ -277,11 +252,6 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
             && status.outbox_depth.unwrap_or(0) > 0
             && now_ms - at > lag
         {
-            reasons.push(format!(
-                "{} ops unsent (reported at its last Hello, less what it pushed since), the oldest for {}",
-                status.outbox_depth.unwrap_or(0),
-                human(now_ms - at)
-            ));
             causes.push(Cause::Unsent {
                 ops: status.outbox_depth.unwrap_or(0),
                 since_ms: at,
@@ -291,23 +261,23 @@ pub fn classify(status: DeviceStatus, t: &Health, now_ms: i64) -> DeviceHealth {
         if let Some(owed) = status.missing_photos_since_ms
             && now_ms - owed > lag
         {
-            reasons.push(format!(
-                "{} photo(s) referenced but not uploaded, the oldest for {}",
-                status.missing_photos,
-                human(now_ms - owed)
-            ));
             causes.push(Cause::PhotosMissing {
                 photos: status.missing_photos,
                 since_ms: owed,
             });
             since = Some(since.map_or(owed, |s: i64| s.min(owed)));
         }
-        if reasons.is_empty() {
+        if causes.is_empty() {
             (HealthState::Healthy, status.last_seen_at_ms)
         } else {
             (HealthState::Lagging, since)
         }
     };
+    // In English here; an admin page asks for its own language (`in_language`).
+    let reasons = causes
+        .iter()
+        .map(|c| c.text(patrolsync_i18n::Lang::En, now_ms))
+        .collect();
     DeviceHealth {
         status,
         state,
@@ -546,11 +516,7 @@ mod tests {
         let h = classify(d, &t, later);
         assert_eq!(h.state, HealthState::Silent);
         assert_eq!(h.since_ms, Some(now - HOUR));
-        assert!(
-            h.reasons[0].starts_with("no Hello for 1day"),
-            "{:?}",
-            h.reasons
-        );
+        assert!(h.reasons[0] == "no Hello for 1.0 days", "{:?}", h.reasons);
     }
 
     #[test]
@@ -564,7 +530,7 @@ mod tests {
         let h = classify(d.clone(), &t, MIN);
         assert_eq!(h.state, HealthState::New);
         assert_eq!(h.since_ms, Some(0));
-        assert_eq!(h.reasons, ["enrolled 1m ago, not synced yet"]);
+        assert_eq!(h.reasons, ["enrolled 1 min ago, not synced yet"]);
         // Still new at `silent_after`, silent past it.
         assert_eq!(
             classify(d.clone(), &t, ms(t.silent_after)).state,

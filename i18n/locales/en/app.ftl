@@ -36,6 +36,7 @@ handling-on_the_spot = fixed on the spot
 handling-by_deadline = by deadline
 agency-police_station = police station
 agency-fire_brigade = fire brigade
+agency-yes = yes (agency not recorded)
 
 ## Check-ins
 kind-patrol = patrol

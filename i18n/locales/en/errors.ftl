@@ -48,5 +48,12 @@ invalid = { $reason ->
     [control_character] { $field } contains invisible control characters
     [implausible_time] { $field } is not a plausible time (check the phone's clock)
     [unsupported_op] the server is too old to accept this kind of record
+    [invalid_id] { $field } is not a valid id
+    [not_a_number] { $field } must be a number
+    [too_many] { $field } has too many entries
+    [invalid_hash] { $field } is not a valid photo hash
+    [invalid] { $field } has a value that cannot apply
+    [unknown] { $field } is not an item of the checklist
+    [duplicate] { $field } is answered twice
    *[other] { $field } is not valid ({ $reason })
 }

@@ -35,6 +35,7 @@ handling-on_the_spot = 即查即改
 handling-by_deadline = 限期整改
 agency-police_station = 派出所
 agency-fire_brigade = 消防救援站
+agency-yes = 已移交（单位未记录）
 
 ## 签到
 kind-patrol = 巡查

@@ -48,5 +48,12 @@ invalid = { $reason ->
     [control_character] 内容含有不可见的控制字符：{ $field }
     [implausible_time] 时间不合理：{ $field }（请检查手机时间）
     [unsupported_op] 服务器版本过旧，暂不接收这类记录
+    [invalid_id] 编号格式不正确：{ $field }
+    [not_a_number] 应填写数字：{ $field }
+    [too_many] 数量超过上限：{ $field }
+    [invalid_hash] 照片校验值格式不正确：{ $field }
+    [invalid] 填写的值无效：{ $field }
+    [unknown] 检查表中没有这一项：{ $field }
+    [duplicate] 同一项填写了两次：{ $field }
    *[other] 填写有误：{ $field }（{ $reason }）
 }

@@ -34,7 +34,6 @@ pub(super) struct DeviceQuery {
 
 /// `/api/devices/{id}` query.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct DetailQuery {
     /// The language of `reasons` and of the refusals' messages: `zh-CN` or `en` (default:
     /// English).

@@ -125,19 +125,30 @@ pub(super) struct CatalogQuery {
 
 /// The dashboard's words in a language: every message it shows (`dash-`, `dur-`, `state-`,
 /// `role-`), a placeholder left as `{name}` for the page to fill. Public: it is the catalog the
-/// project ships, no data.
+/// project ships, no data; rendered once per language and served from memory.
 pub(super) async fn catalog(
     axum::extract::Query(q): axum::extract::Query<CatalogQuery>,
 ) -> Response {
-    let lang = patrolsync_i18n::Lang::from_tag(q.lang.as_deref().unwrap_or_default());
-    let messages: serde_json::Map<String, serde_json::Value> = ["dash-", "dur-", "state-", "role-"]
-        .into_iter()
-        .flat_map(|prefix| lang.placeholder_messages(prefix))
-        .map(|(id, text)| (id, serde_json::Value::String(text)))
-        .collect();
+    use patrolsync_i18n::Lang;
+    static RENDERED: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let render = |lang: Lang| {
+        let messages: serde_json::Map<String, serde_json::Value> =
+            ["dash-", "dur-", "state-", "role-"]
+                .into_iter()
+                .flat_map(|prefix| lang.placeholder_messages(prefix))
+                .map(|(id, text)| (id, serde_json::Value::String(text)))
+                .collect();
+        serde_json::json!({ "lang": lang.tag(), "messages": messages }).to_string()
+    };
+    let rendered = RENDERED.get_or_init(|| [render(Lang::ZhCn), render(Lang::En)]);
+    let lang = Lang::from_tag(q.lang.as_deref().unwrap_or_default());
+    let body = &rendered[usize::from(lang == Lang::En)];
     (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "lang": lang.tag(), "messages": messages })),
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body.clone(),
     )
         .into_response()
 }

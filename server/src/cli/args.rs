@@ -43,10 +43,7 @@ pub(super) struct LangArg {
 impl LangArg {
     /// The language asked for, or the locale's.
     pub(super) fn lang(&self) -> patrolsync_i18n::Lang {
-        self.tag.as_deref().map_or_else(
-            || patrolsync_i18n::Lang::from_locale_vars(|name| std::env::var(name).ok()),
-            patrolsync_i18n::Lang::from_tag,
-        )
+        patrolsync_i18n::Lang::from_arg_or_env(self.tag.as_deref())
     }
 }
 

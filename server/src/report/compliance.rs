@@ -175,10 +175,7 @@ impl Compliance {
     ) -> Table {
         let mut table = self.table().localized(lang, level_name);
         if lang != patrolsync_i18n::Lang::En {
-            table.about[0].1 = lang.text("report-compliance");
-            if let Some(rate) = table.about.last_mut() {
-                rate.1 = lang.text("about-rate-text");
-            }
+            super::about_in(&mut table, lang, "report-compliance");
         }
         table
     }

@@ -276,7 +276,7 @@ impl Evaluation {
     pub fn table_in(&self, lang: patrolsync_i18n::Lang) -> Table {
         let mut table = self.table().localized(lang, &|level| level.to_string());
         if lang != patrolsync_i18n::Lang::En {
-            table.about[0].1 = lang.text("report-evaluation");
+            super::about_in(&mut table, lang, "report-evaluation");
             if self.by == "person" {
                 for row in &mut table.rows {
                     if let Some(Value::Text(role)) = row.get_mut(1)

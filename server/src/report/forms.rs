@@ -69,12 +69,7 @@ fn form_time(lang: Lang, local: &str) -> Option<String> {
 
 /// The catalog's word for `code` of vocabulary `prefix`; the code itself when it has none.
 fn term(lang: Lang, prefix: &str, code: &str) -> String {
-    let id = format!("{prefix}-{code}");
-    if lang.has(&id) {
-        lang.text(&id)
-    } else {
-        code.to_owned()
-    }
+    super::word(lang, prefix, code).unwrap_or_else(|| code.to_owned())
 }
 
 /// Dresses a ledger built by [`ledger`] as the official form in `lang`: the title (and the

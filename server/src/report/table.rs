@@ -117,10 +117,7 @@ impl Table {
         if lang == patrolsync_i18n::Lang::En {
             return self;
         }
-        let word = |prefix: &str, key: &str| {
-            let id = format!("{prefix}-{}", key.replace(' ', "_"));
-            lang.has(&id).then(|| lang.text(&id))
-        };
+        let word = |prefix: &str, key: &str| super::word(lang, prefix, key);
         if let Some(title) = word("report", &self.title) {
             self.title = title;
         }

@@ -578,11 +578,18 @@ impl Refusal {
     /// code and parameters; in English, the server's own explanation, which names the rule's
     /// detail (the values a field accepts, the user's cells).
     pub fn text(&self, lang: patrolsync_i18n::Lang) -> String {
+        use patrolsync_i18n::ErrorCode;
         if lang == patrolsync_i18n::Lang::En && !self.message.is_empty() {
             return self.message.clone();
         }
-        patrolsync_i18n::ErrorCode::from_refusal(&self.reason, &self.field, &self.value, self.limit)
-            .message(lang.tag())
+        let code = match self.reason.as_str() {
+            // What the role may not do is the value (the transition), not the field's name.
+            "role" if !self.value.is_empty() => ErrorCode::Forbidden {
+                action: self.value.clone(),
+            },
+            _ => ErrorCode::from_refusal(&self.reason, &self.field, &self.value, self.limit),
+        };
+        code.message(lang.tag())
     }
 }
 

@@ -338,7 +338,7 @@ impl SqlStore {
                         Some(x.field.clone()),
                         Some(x.message.clone()),
                         Some(x.value.clone()),
-                        x.limit.map(|b| b.min(i64::MAX as u64) as i64),
+                        bound(x.limit),
                     ),
                     None => (None, None, None, r.conflict.clone(), None, None),
                 };
@@ -381,7 +381,7 @@ impl SqlStore {
                     .bind(r.refusal.field.clone())
                     .bind(r.refusal.message.clone())
                     .bind(r.refusal.value.clone())
-                    .bind(r.refusal.limit.map(|b| b.min(i64::MAX as u64) as i64))
+                    .bind(bound(r.refusal.limit))
                     .bind(r.payload.clone())
                     .bind(now_ms);
             }
@@ -754,4 +754,9 @@ impl IngestStore for SqlStore {
             })
             .collect()
     }
+}
+
+/// A rule's bound as the `bound` column keeps it.
+fn bound(limit: Option<u64>) -> Option<i64> {
+    limit.map(|b| i64::try_from(b).unwrap_or(i64::MAX))
 }
