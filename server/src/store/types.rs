@@ -579,7 +579,20 @@ impl Refusal {
     /// detail (the values a field accepts, the user's cells).
     pub fn text(&self, lang: patrolsync_i18n::Lang) -> String {
         use patrolsync_i18n::ErrorCode;
-        if lang == patrolsync_i18n::Lang::En && !self.message.is_empty() {
+        /// Reasons whose message names what the field held.
+        const NAMING: [&str; 7] = [
+            "outside_scope",
+            "unknown_checkpoint",
+            "unknown_cell",
+            "unknown_hazard",
+            "retired_checkpoint",
+            "retired_cell",
+            "not_transferred",
+        ];
+        // In English the server's own sentence; so too for a refusal recorded before its value
+        // was kept (migration 0018), whose catalog message would name nothing.
+        let unnamed = self.value.is_empty() && NAMING.contains(&self.reason.as_str());
+        if (lang == patrolsync_i18n::Lang::En || unnamed) && !self.message.is_empty() {
             return self.message.clone();
         }
         let code = match self.reason.as_str() {
@@ -822,4 +835,50 @@ pub struct Escalation {
     pub deadline_ms: i64,
     /// When, ms.
     pub escalated_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patrolsync_i18n::Lang;
+
+    fn refusal(reason: &str, field: &str, value: &str) -> Refusal {
+        Refusal {
+            code: RejectCode::Forbidden,
+            reason: reason.into(),
+            field: field.into(),
+            message: format!("{field} {value} refused ({reason}), in the server's words"),
+            value: value.into(),
+            limit: None,
+        }
+    }
+
+    #[test]
+    fn a_refusal_is_worded_in_the_devices_language() {
+        let scope = refusal("outside_scope", "checkpoint", "S2-K1");
+        assert_eq!(
+            scope.text(Lang::ZhCn),
+            "该检查点不在您负责的网格内（S2-K1）"
+        );
+        assert_eq!(
+            scope.text(Lang::En),
+            scope.message,
+            "English keeps the detail"
+        );
+        // A role refusal names the transition the role may not fire.
+        let role = refusal("role", "kind", "verify_pass");
+        assert_eq!(
+            role.text(Lang::ZhCn),
+            "您的角色无权进行此操作（verify_pass）"
+        );
+        // Recorded before the value was kept: the server's sentence rather than a blank.
+        let old = refusal("unknown_checkpoint", "checkpoint", "");
+        assert_eq!(old.text(Lang::ZhCn), old.message);
+        // A reason that names nothing is worded from the catalog all the same.
+        let long = Refusal {
+            limit: Some(2000),
+            ..refusal("too_long", "note", "")
+        };
+        assert_eq!(long.text(Lang::ZhCn), "内容过长：note 最多 2000 个字");
+    }
 }
