@@ -12,6 +12,23 @@ use patrolsync_sdk::proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, 
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn, NewHazard, SyncEvent, Transition};
 
 /// A patrol device on the command line.
+/// The language of this run's output (`--lang`, else the locale's; Chinese by default).
+static LANG: std::sync::OnceLock<patrolsync_i18n::Lang> = std::sync::OnceLock::new();
+
+fn lang() -> patrolsync_i18n::Lang {
+    *LANG.get_or_init(|| patrolsync_i18n::Lang::from_arg_or_env(None))
+}
+
+/// A message of the catalog in this run's language, with its parameters by name.
+macro_rules! say {
+    ($id:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        lang().format(
+            $id,
+            &[$((stringify!($name), patrolsync_i18n::Value::from(($value).to_string()))),*],
+        )
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "patrolsync-device", version, about)]
 struct Cli {
@@ -21,8 +38,9 @@ struct Cli {
     /// Dial this HOST:PORT instead of the address stored at enrollment.
     #[arg(long, global = true)]
     server: Option<String>,
-    /// The language the server words its refusals in: `zh-CN` or `en`. Default: from LC_ALL,
-    /// LC_MESSAGES or LANG, and `zh-CN` when they name no language.
+    /// The language of what it prints and of the server's refusals (worded when a sync pushes
+    /// them): `zh-CN` or `en`. Default: from LC_ALL, LC_MESSAGES or LANG, and `zh-CN` when
+    /// they name no language. `--json` output is the same in both.
     #[arg(long, global = true, value_name = "LANG")]
     lang: Option<String>,
     #[command(subcommand)]
@@ -318,7 +336,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
             if json {
                 print_json(&serde_json::json!({ "id": id.to_string(), "grid_cell": cell }))?;
             } else {
-                println!("reported hazard {id} in {cell}; sync to send it");
+                println!("{}", say!("dev-hazard-reported", id = id, cell = cell));
             }
         }
         HazardCmd::Transition {
@@ -351,9 +369,17 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                 )?;
             } else {
                 let status = view
-                    .map(|v| v.state.status.as_str())
-                    .unwrap_or("unknown here yet");
-                println!("recorded {kind} on {id} (now {status} on this device); sync to send it");
+                    .map(|v| word("state", v.state.status.as_str()))
+                    .unwrap_or_else(|| say!("dev-unknown-here"));
+                println!(
+                    "{}",
+                    say!(
+                        "dev-transition-recorded",
+                        kind = kind,
+                        id = id,
+                        status = status
+                    )
+                );
             }
         }
         HazardCmd::Edit {
@@ -375,7 +401,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
             if json {
                 print_json(&client.hazard(id).await?.as_ref().map(hazard_json))?;
             } else {
-                println!("edited {field} of {id}; sync to send it");
+                println!("{}", say!("dev-edited", field = field, id = id));
             }
         }
         HazardCmd::List { open, json } => {
@@ -388,7 +414,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
             if json {
                 print_json(&all.iter().map(hazard_json).collect::<Vec<_>>())?;
             } else if all.is_empty() {
-                println!("no hazards in your cells (sync to receive them)");
+                println!("{}", say!("dev-no-hazards"));
             } else {
                 for h in &all {
                     let s = &h.state;
@@ -404,7 +430,11 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                     };
                     println!(
                         "{}  {:<10} {:<16} {:<18} {}{flag}",
-                        s.id, cell, s.status, s.category.value, s.description.value
+                        s.id,
+                        cell,
+                        word("state", s.status.as_str()),
+                        word("category", s.category.value.as_str()),
+                        s.description.value
                     );
                 }
             }
@@ -420,36 +450,49 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
             } else {
                 let s = &v.state;
                 println!(
-                    "hazard {}: {} ({}, {}, {})",
-                    s.id, s.status, s.category.value, s.severity.value, s.handling.value
+                    "{}",
+                    say!(
+                        "dev-hazard",
+                        id = s.id,
+                        status = word("state", s.status.as_str()),
+                        category = word("category", s.category.value.as_str()),
+                        severity = word("severity", s.severity.value.as_str()),
+                        handling = word("handling", s.handling.value.as_str())
+                    )
                 );
                 println!("  {}", s.description.value);
                 if let Some(d) = s.deadline_ms.value {
-                    println!("  deadline {}", time_text(d));
+                    println!("  {}", say!("dev-deadline", at = time_text(d)));
                 }
                 for e in &v.escalations {
                     println!(
-                        "  {}  OVERDUE: escalated to {} (level {})",
+                        "  {}  {}",
                         time_text(e.escalated_at_ms),
-                        e.to_cell,
-                        e.level
+                        say!("dev-escalated", cell = e.to_cell, level = e.level)
                     );
                 }
                 for h in &s.history {
                     match &h.conflict {
                         None => println!(
-                            "  {}  {} by {}: {} -> {}",
+                            "  {}  {}",
                             time_text(h.stamp.hlc.wall_ms as i64),
-                            h.kind,
-                            h.role,
-                            h.from,
-                            h.to
+                            say!(
+                                "dev-history",
+                                kind = h.kind,
+                                role = word("role", h.role.as_str()),
+                                from = word("state", h.from.as_str()),
+                                to = word("state", h.to.as_str())
+                            )
                         ),
                         Some(why) => println!(
-                            "  {}  {} by {}: CONFLICT, not applied: {why}",
+                            "  {}  {}",
                             time_text(h.stamp.hlc.wall_ms as i64),
-                            h.kind,
-                            h.role
+                            say!(
+                                "dev-history-conflict",
+                                kind = h.kind,
+                                role = word("role", h.role.as_str()),
+                                why = why
+                            )
                         ),
                     }
                 }
@@ -464,29 +507,69 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A failure in the run's language: an SDK error by its code's message, anything else (a
+/// file, an argument) as it says.
+fn error_text(e: &anyhow::Error) -> String {
+    use patrolsync_sdk::{EnrollError, OpenError, ReadError, RecordError, SyncError};
+    let code = e
+        .downcast_ref::<SyncError>()
+        .map(SyncError::code)
+        .or_else(|| e.downcast_ref::<EnrollError>().map(EnrollError::code))
+        .or_else(|| e.downcast_ref::<RecordError>().map(RecordError::code))
+        .or_else(|| e.downcast_ref::<ReadError>().map(ReadError::code))
+        .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::code));
+    match code {
+        Some(c) => c.message(lang().tag()),
+        None => format!("{e:#}"),
+    }
+}
+
+/// A change of the device's scope, in words.
+fn scope_change(n: &patrolsync_sdk::ScopeNotice) -> String {
+    let (kind, reason) = (word("scope-kind", &n.kind), word("scope-reason", &n.reason));
+    if n.granted {
+        say!("dev-scope-granted", kind = kind, id = n.id, reason = reason)
+    } else {
+        say!(
+            "dev-scope-revoked",
+            kind = kind,
+            id = n.id,
+            reason = reason,
+            dropped = n.dropped
+        )
+    }
+}
+
+/// The catalog's word for `code` of vocabulary `prefix` (`state-closed` → 已销号); the code
+/// where the catalog has none.
+fn word(prefix: &str, code: &str) -> String {
+    let id = format!("{prefix}-{code}");
+    if lang().has(&id) {
+        lang().text(&id)
+    } else {
+        code.to_owned()
+    }
+}
+
 fn ago(ms: Option<i64>) -> String {
     match ms {
-        None => "never".into(),
+        None => say!("dash-never"),
         Some(t) => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(t);
-            format!(
-                "{} ago",
-                humantime::format_duration(std::time::Duration::from_secs(
-                    ((now - t).max(0) / 1000) as u64
-                ))
-            )
+            say!("dash-ago", dur = lang().duration(now - t))
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let lang = patrolsync_i18n::Lang::from_arg_or_env(cli.lang.as_deref());
+    let language = patrolsync_i18n::Lang::from_arg_or_env(cli.lang.as_deref());
+    let _ = LANG.set(language);
     let config = ClientConfig {
         app_version: format!("patrolsync-device {}", env!("CARGO_PKG_VERSION")),
-        language: lang.tag().to_owned(),
+        language: language.tag().to_owned(),
         server_override: cli.server.clone(),
         ..ClientConfig::default()
     };
@@ -500,12 +583,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&e)?;
             } else {
                 println!(
-                    "enrolled as device {} for {} ({}), cells {}; server {}",
-                    e.device_id,
-                    e.user,
-                    e.role,
-                    e.grid_cells.join(","),
-                    e.server
+                    "{}",
+                    say!(
+                        "dev-enrolled",
+                        device = e.device_id,
+                        user = e.user,
+                        role = word("role", &e.role),
+                        cells = e.grid_cells.join(","),
+                        server = e.server
+                    )
                 );
             }
         }
@@ -546,23 +632,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     &serde_json::json!({ "id": id.to_string(), "checkpoint": checkpoint, "pending_ops": pending }),
                 )?;
             } else {
-                println!("recorded check-in {id} at {checkpoint}; {pending} op(s) waiting to sync");
+                println!(
+                    "{}",
+                    say!(
+                        "dev-checked-in",
+                        id = id,
+                        checkpoint = checkpoint,
+                        pending = pending
+                    )
+                );
             }
         }
         Command::Sync { watch: true, json } => {
             let engine = client.start_engine(patrolsync_sdk::EngineOptions::default());
             let mut events = engine.subscribe();
-            eprintln!("watching for changes; Ctrl-C to stop");
+            eprintln!("{}", say!("dev-watching"));
             loop {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => break,
                     e = events.recv() => match e {
                         Ok(SyncEvent::Finished(s)) if json => print_json(&s)?,
-                        Ok(SyncEvent::Finished(s)) => println!("synced: {} sent, {} received, cursor {}", s.pushed, s.pulled, s.cursor),
-                        Ok(SyncEvent::Failed { error, retry_in, .. }) => println!("sync failed: {error}{}", retry_in.map(|d| format!(" (retrying in {})", humantime::format_duration(std::time::Duration::from_secs(d.as_secs())))).unwrap_or_default()),
-                        Ok(SyncEvent::Notified { cursor }) => println!("server has news (cursor {cursor})"),
-                        Ok(SyncEvent::ScopeChanged(n)) if !json => println!("{} your scope: {} {} ({})", if n.granted { "now in" } else { "no longer in" }, n.kind, n.id, n.reason),
-                        Ok(SyncEvent::Stopped { reason, .. }) => { println!("stopped: {reason}"); break }
+                        Ok(SyncEvent::Finished(s)) => println!("{}", say!("dev-watch-synced", sent = s.pushed, received = s.pulled, cursor = s.cursor)),
+                        Ok(SyncEvent::Failed { code, retry_in, .. }) => println!("{}", say!("dev-watch-failed", error = code.message(lang().tag()), retry = retry_in.map(|d| say!("dev-retrying", dur = lang().duration(d.as_millis() as i64))).unwrap_or_default())),
+                        Ok(SyncEvent::Notified { cursor }) => println!("{}", say!("dev-watch-news", cursor = cursor)),
+                        Ok(SyncEvent::ScopeChanged(n)) if !json => println!("{}", scope_change(&n)),
+                        Ok(SyncEvent::Stopped { reason, .. }) => { println!("{}", say!("dev-watch-stopped", reason = reason)); break }
                         Ok(_) => {}
                         Err(_) => break,
                     },
@@ -576,7 +670,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&photos)?;
             } else if photos.is_empty() {
-                println!("no photos");
+                println!("{}", say!("dev-no-photos"));
             } else {
                 for p in photos {
                     let pct = (p.bytes_sent.min(p.size) * 100)
@@ -593,14 +687,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Photo(PhotoCmd::Get { sha256, out }) => {
             let size = client.download_photo(sha256, &out).await?;
-            println!("saved {} ({size} bytes, SHA-256 verified)", out.display());
+            println!(
+                "{}",
+                say!("dev-photo-saved", file = out.display(), size = size)
+            );
         }
         Command::Checkpoints { json } => {
             let cps = client.checkpoints().await?;
             if json {
                 print_json(&cps)?;
             } else if cps.is_empty() {
-                println!("no checkpoints yet; run sync");
+                println!("{}", say!("dev-no-checkpoints"));
             } else {
                 for c in cps {
                     println!("{:<18} {:<14} {}", c.code, c.cell, c.name);
@@ -613,34 +710,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&s)?;
             } else {
                 println!(
-                    "synced in {} ms: {} sent, {} applied, {} already on the server, {} rejected, {} pending; \
-                     {} changes received; {} photos uploaded ({} bytes)",
-                    s.elapsed_ms,
-                    s.pushed,
-                    s.applied,
-                    s.duplicates,
-                    s.rejected,
-                    s.remaining,
-                    s.pulled,
-                    s.photos_uploaded,
-                    s.photo_bytes_sent
+                    "{}",
+                    say!(
+                        "dev-synced",
+                        ms = s.elapsed_ms,
+                        sent = s.pushed,
+                        applied = s.applied,
+                        duplicates = s.duplicates,
+                        rejected = s.rejected,
+                        pending = s.remaining,
+                        received = s.pulled,
+                        photos = s.photos_uploaded,
+                        bytes = s.photo_bytes_sent
+                    )
                 );
                 for f in &s.photo_failures {
-                    println!("photo refused: {f}");
+                    println!("{}", say!("dev-photo-refused", photo = f));
                 }
                 for n in &s.scope_changes {
-                    if n.granted {
-                        println!("now in your scope: {} {} ({})", n.kind, n.id, n.reason);
-                    } else {
-                        println!(
-                            "no longer in your scope: {} {} ({}); {} dropped from this device",
-                            n.kind, n.id, n.reason, n.dropped
-                        );
-                    }
+                    println!("{}", scope_change(n));
                 }
                 if s.rejected > 0 {
                     println!(
-                        "see why with: patrolsync-device --state-dir {} rejected",
+                        "{} patrolsync-device --state-dir {} rejected",
+                        say!("dev-see-why"),
                         cli.state_dir.display()
                     );
                 }
@@ -653,26 +746,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 match &s.device_id {
                     Some(id) => println!(
-                        "device     {id} ({}) → {}",
-                        s.user.as_deref().unwrap_or(""),
-                        s.server.as_deref().unwrap_or("")
+                        "{}",
+                        say!(
+                            "dev-status-device",
+                            id = id,
+                            user = s.user.as_deref().unwrap_or(""),
+                            server = s.server.as_deref().unwrap_or("")
+                        )
                     ),
-                    None => println!("device     not enrolled"),
+                    None => println!("{}", say!("dev-status-not-enrolled")),
                 }
                 let oldest = s
                     .oldest_pending_age_ms
-                    .map(|a| {
-                        format!(
-                            ", oldest {} old",
-                            humantime::format_duration(std::time::Duration::from_secs(a / 1000))
-                        )
-                    })
+                    .map(|a| say!("dev-status-oldest", dur = lang().duration(a as i64)))
                     .unwrap_or_default();
-                println!("pending    {} op(s){oldest}", s.pending_ops);
-                println!("rejected   {}", s.rejected_ops);
-                println!("last sync  {}", ago(s.last_sync_at_ms));
-                if let Some(e) = &s.last_error {
-                    println!("last error {e} ({})", ago(s.last_attempt_at_ms));
+                println!(
+                    "{}",
+                    say!("dev-status-pending", ops = s.pending_ops, oldest = oldest)
+                );
+                println!("{}", say!("dev-status-rejected", ops = s.rejected_ops));
+                println!(
+                    "{}",
+                    say!("dev-status-last-sync", at = ago(s.last_sync_at_ms))
+                );
+                if s.last_error.is_some() {
+                    let error = s.last_error_code.as_ref().map_or_else(
+                        || s.last_error.clone().unwrap_or_default(),
+                        |c| c.message(lang().tag()),
+                    );
+                    println!(
+                        "{}",
+                        say!(
+                            "dev-status-last-error",
+                            error = error,
+                            at = ago(s.last_attempt_at_ms)
+                        )
+                    );
                 }
             }
         }
@@ -681,12 +790,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&r)?;
             } else if r.is_empty() {
-                println!("no rejected ops");
+                println!("{}", say!("dev-no-rejected"));
             } else {
                 for op in r {
                     println!(
-                        "seq {} {} {}: {} ({} {})",
-                        op.device_seq, op.kind, op.record_id, op.message, op.code, op.field
+                        "{}",
+                        say!(
+                            "dev-rejected",
+                            seq = op.device_seq,
+                            kind = word("dash-record", &op.kind),
+                            record = op.record_id,
+                            message = op.message,
+                            code = op.code,
+                            field = op.field
+                        )
                     );
                 }
             }
@@ -706,7 +823,7 @@ async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("{}", say!("dev-error", error = error_text(&e)));
             std::process::ExitCode::FAILURE
         }
     }

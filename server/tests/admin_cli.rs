@@ -59,7 +59,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
 
     // The table a person reads: counts first, then one line per device with why.
     let out = Command::new(BIN)
-        .args(["admin", "--data-dir"])
+        .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["devices"])
         .output()?;
@@ -73,9 +73,21 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
         text.contains("photo(s) referenced but not uploaded"),
         "{text}"
     );
+    // The same in Chinese: states and reasons in words.
+    let out = Command::new(BIN)
+        .args(["--lang", "zh-CN", "admin", "--data-dir"])
+        .arg(&data)
+        .args(["devices"])
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.starts_with("1 正常, 0 新设备, 1 滞后, 1 失联, 1 出错, 1 已停用"),
+        "{text}"
+    );
+    assert!(text.contains("张照片已引用但未上传"), "{text}");
 
     let bad = Command::new(BIN)
-        .args(["admin", "--data-dir"])
+        .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["devices", "--state", "sleepy"])
         .output()?;
@@ -87,7 +99,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
         String::from_utf8_lossy(&bad.stderr)
     );
     let unknown = Command::new(BIN)
-        .args(["admin", "--data-dir"])
+        .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["device", "ffffffff"])
         .output()?;
@@ -141,7 +153,7 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
         "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\nhazard_category = \"fire\"\n",
     )?;
     let out = Command::new(BIN)
-        .args(["admin", "--data-dir"])
+        .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["template", "publish", path])
         .output()?;
@@ -264,7 +276,7 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     assert_eq!(shown["history"][0]["kind"], "fix_on_spot");
     assert_eq!(shown["history"][0]["to"], "rectified");
     let text = Command::new(BIN)
-        .args(["admin", "--data-dir"])
+        .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["hazard", "show", &hazard.to_string()])
         .output()?;
@@ -277,7 +289,7 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     // Bad ids say what is expected.
     let refused = |args: &[&str]| -> anyhow::Result<String> {
         let out = Command::new(BIN)
-            .args(["admin", "--data-dir"])
+            .args(["--lang", "en", "admin", "--data-dir"])
             .arg(&data)
             .args(args)
             .output()?;
@@ -307,7 +319,7 @@ async fn every_admin_action_is_audited_and_the_chain_verifies() -> anyhow::Resul
     };
     let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
         Ok(Command::new(BIN)
-            .args(["admin", "--data-dir"])
+            .args(["--lang", "en", "admin", "--data-dir"])
             .arg(&data)
             .args(args)
             .env("USER", "liu")

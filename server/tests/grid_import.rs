@@ -22,7 +22,8 @@ struct Admin<'a> {
 impl Admin<'_> {
     fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
         let mut cmd = Command::new(BIN);
-        cmd.arg("admin").arg("--data-dir").arg(self.data);
+        cmd.args(["--lang", "en", "admin", "--data-dir"])
+            .arg(self.data);
         if let Some(u) = self.url {
             cmd.arg("--database-url").arg(u);
         }

@@ -303,3 +303,153 @@ col-closed_on_time = 按期销号
 col-closed_late = 逾期销号
 col-overdue = 逾期未改
 col-transferred = 移交
+
+## 命令行
+cli-serve-data-dir =   数据目录        { $dir }（{ $backend }）
+cli-serve-ca =   CA 指纹         sha256:{ $fingerprint }
+cli-serve-dial =   设备连接地址    { $address }
+cli-serve-next = 下一步：创建演示网格并注册一台设备（在另一个终端中）：
+cli-serve-code-placeholder = <上面打印的 patrolsync://… 字符串>
+cli-serve-stop = 按 Ctrl-C 停止（进行中的请求会先完成）
+cli-serve-draining = 正在停止：等待进行中的请求完成…
+cli-serve-stopped = 已停止
+cli-enroll-issued = 已为 { $user } 签发一次性注册码（{ $role }，网格 { $cells }），有效期至 { $until }；在设备上运行：
+cli-stats-devices = 设备            { $n }（已停用 { $revoked }）
+cli-stats-users = 用户            { $n }
+cli-stats-cells = 网格            { $n }
+cli-stats-checkpoints = 检查点          { $n }
+cli-stats-check-ins = 签到            { $n }（重复签到 { $double } 次，只计一次）
+cli-stats-hazards = 隐患            { $n }
+cli-stats-photos = 照片            { $n }（已引用但缺失 { $missing }）
+cli-stats-rejected = 被拒收的记录    { $n }
+cli-stats-enrollment = 未使用的注册码  { $n }
+cli-no-missing-photos = 没有缺失的照片
+cli-missing-photo-owed = 应由设备 { $device }（{ $user }）上传，自 { $since }
+cli-no-devices = 还没有注册的设备；用 `patrolsync admin enroll` 签发注册码
+cli-devices-header = 设备                                  状态      用户          最近联系    待传记录  缺失照片  原因
+cli-device-id = 设备          { $id }（{ $name }）
+cli-device-user = 用户          { $user }（{ $role }）
+cli-device-state = 状态          { $state }：{ $why }
+cli-device-enrolled = 注册          { $at }
+cli-device-revoked = 停用          { $at }
+cli-device-last-seen = 最近联系      { $at }
+cli-device-last-push = 最近上传      { $at }
+cli-device-last-pull = 最近下载      { $at }
+cli-device-outbox = 待传          { $ops } 条，最早 { $oldest } 毫秒；已确认至第 { $acked } 条
+cli-device-photos = 照片          缺失 { $missing } 张，待传 { $pending } 字节
+cli-device-rejected = 拒收          { $ops } 条，冲突 { $conflicts } 次
+cli-device-last-error = 最近错误      { $error }（{ $at }）
+cli-device-link = 连接          往返 { $rtt } 毫秒，收 { $bytes_in } 字节，发 { $bytes_out } 字节；时钟偏差 { $offset } 毫秒
+cli-device-versions = 版本          应用 { $app }，SDK { $sdk }
+cli-device-hello =   联系 { $at }  待传 { $ops } 条（最早 { $oldest } 毫秒）  照片 { $photos } 字节  往返 { $rtt } 毫秒
+cli-device-missing-photo =   缺失照片 { $sha }（{ $kind } { $record }），自 { $since }
+cli-device-rejected-op =   第 { $seq } 条被拒收（{ $at }）：{ $code } { $field }：{ $message }
+cli-device-conflict =   第 { $seq } 条冲突（{ $at }）：{ $message }
+cli-revoked = 已停用设备 { $id }（{ $user }，{ $name }）；运行中的服务器会在一秒内断开它的连接
+cli-no-rejections = 没有被拒收的记录
+cli-rejection = 设备 { $device } 第 { $seq } 条  { $code } { $field }：{ $message }
+cli-no-conflicts = 没有冲突
+cli-conflict = 设备 { $device } 第 { $seq } 条  { $message }
+cli-hazard-id = 隐患          { $id }，网格 { $cell }
+cli-hazard-status = 状态          { $status }{ $held }
+cli-hazard-fields = 内容          { $category } / { $severity } / { $handling }{ $deadline }
+cli-hazard-description = 描述          { $text }
+cli-hazard-merged = 已合并到      { $into }
+cli-hazard-log = 记录          { $entries } 条，记录链校验值 { $head }（{ $verified ->
+    [true] 校验通过
+   *[false] 校验不通过
+}）
+cli-hazard-conflict =   冲突：{ $why }
+cli-scope-device = 设备          { $device }（{ $user }，{ $role }）
+cli-scope-feed = 数据源        { $feed }
+cli-scope-holds = 持有          { $kind } { $id }，自第 { $since } 次变更
+cli-scope-cells = 网格         
+cli-scope-checkpoints = 检查点       
+cli-scope-hazards = 隐患         
+cli-retire-already = { $code } 早已撤销；没有变化
+cli-retired = 已撤销 { $code }：{ $cells } 个网格、{ $checkpoints } 个检查点；历史记录保留，新记录将被拒收
+cli-template-checked = { $file }：检查表 { $id }（{ $items } 项）无误；未发布（--check）
+cli-template-published = 已发布 { $id } 第 { $version } 版（{ $items } 项）；设备下次同步时获取
+cli-template-unchanged = { $id } 第 { $version } 版内容相同；未发布
+cli-no-templates = 还没有发布检查表；见 `patrolsync admin template publish --help`
+cli-assigned = { $user }：{ $removed ->
+    [true] 取消
+   *[false] 新增
+} { $changed } 项网格分配
+cli-seed-city = 模拟城市已建好：{ $cells } 个网格（S001…S115 → …-C1 → …-K1 → …-B1），{ $checkpoints } 个检查点；{ $changed } 行变更，用时 { $secs } 秒
+cli-seed-demo = 演示城市已建好：{ $cells } 个网格（S1…S2 → S1-C1… → S1-C1-K1… → S1-C1-K1-B1…），{ $checkpoints } 个检查点（…-B1-P1、…-B1-P2）；{ $changed } 行变更
+cli-hazard-held = （由{ $agency }办理）
+cli-hazard-deadline = ，整改期限 { $at }
+cli-import-checked = { $file }：{ $rows } 行{ $what ->
+    [cells] 网格
+    [checkpoints] 检查点
+   *[people] 人员
+}数据无误；未写入（--check）
+cli-imported = { $file }：读取 { $rows } 行{ $what ->
+    [cells] 网格
+    [checkpoints] 检查点
+   *[people] 人员
+}数据，变更 { $changed } 行{ $changed ->
+    [0] （已是最新）
+   *[other] {""}
+}
+cli-admin-added = 管理员 { $name }（{ $role }，范围 { $subtree }）；上面的令牌只显示这一次：请求时作为 Authorization: Bearer <令牌> 发送
+cli-no-admins = 没有具名管理员；数据目录中的 admin.token 是初始所有者
+cli-admins-header = 名称                 角色      范围           创建时间               到期时间               撤销
+cli-no = 否
+cli-admin-revoked = 管理员 { $name } 已于 { $at } 撤销；其令牌不再有效
+cli-audit-verified = { $count } 条；哈希链校验通过
+cli-audit-broken = { $count } 条；哈希链在第 { $at } 条断开：该条写入后被改动过
+cli-audit-unwritten = 警告：无法写入审计日志：{ $error }
+cli-exported = { $rows } 行{ $written }；{ $about }
+cli-exported-to = ，已写入 { $file }
+
+## 设备命令行
+dev-hazard-reported = 已上报隐患 { $id }（网格 { $cell }）；同步后发送
+dev-unknown-here = 本机尚未收到
+dev-transition-recorded = 已记录 { $kind }（隐患 { $id }，本机状态：{ $status }）；同步后发送
+dev-edited = 已修改隐患 { $id } 的 { $field }；同步后发送
+dev-no-hazards = 您负责的网格内没有隐患（同步后接收）
+dev-hazard = 隐患 { $id }：{ $status }（{ $category }，{ $severity }，{ $handling }）
+dev-deadline = 整改期限 { $at }
+dev-escalated = 已逾期：上报至 { $cell }（第 { $level } 级）
+dev-history = { $kind }（{ $role }）：{ $from } → { $to }
+dev-history-conflict = { $kind }（{ $role }）：冲突，未生效：{ $why }
+dev-enrolled = 已注册：设备 { $device }，用户 { $user }（{ $role }），网格 { $cells }；服务器 { $server }
+dev-checked-in = 已在 { $checkpoint } 签到（{ $id }）；{ $pending } 条记录等待同步
+dev-watching = 正在等待变化；按 Ctrl-C 停止
+dev-watch-synced = 已同步：发送 { $sent } 条，接收 { $received } 条，游标 { $cursor }
+dev-watch-failed = 同步失败：{ $error }{ $retry }
+dev-retrying = （{ $dur }后重试）
+dev-watch-news = 服务器有新内容（游标 { $cursor }）
+dev-watch-stopped = 已停止：{ $reason }
+dev-no-photos = 没有照片
+dev-photo-saved = 已保存 { $file }（{ $size } 字节，SHA-256 校验通过）
+dev-no-checkpoints = 还没有检查点；请先同步
+dev-synced = 同步完成，用时 { $ms } 毫秒：发送 { $sent } 条，接收成功 { $applied } 条，服务器已有 { $duplicates } 条，被拒收 { $rejected } 条，待传 { $pending } 条；收到 { $received } 项变更；上传照片 { $photos } 张（{ $bytes } 字节）
+dev-photo-refused = 照片未被接收：{ $photo }
+dev-see-why = 查看原因：
+dev-status-device = 设备       { $id }（{ $user }）→ { $server }
+dev-status-not-enrolled = 设备       未注册
+dev-status-oldest = ，最早的已等待 { $dur }
+dev-status-pending = 待传       { $ops } 条{ $oldest }
+dev-status-rejected = 被拒收     { $ops } 条
+dev-status-last-sync = 最近同步   { $at }
+dev-status-last-error = 最近错误   { $error }（{ $at }）
+dev-no-rejected = 没有被拒收的记录
+dev-rejected = 第 { $seq } 条 { $kind } { $record }：{ $message }（{ $code } { $field }）
+dev-error = 错误：{ $error }
+dev-scope-granted = 已纳入您的范围：{ $kind } { $id }（{ $reason }）
+dev-scope-revoked = 已移出您的范围：{ $kind } { $id }（{ $reason }）；本机删除 { $dropped } 项
+scope-kind-cell = 网格
+scope-kind-hazard = 隐患
+scope-kind-feed = 全部数据
+scope-reason-assigned = 已分配
+scope-reason-unassigned = 已取消分配
+scope-reason-retired = 已撤销
+scope-reason-transferred = 已移交
+scope-reason-returned = 已退回
+scope-reason-transfer_lost = 移交已撤回
+scope-reason-transferred_elsewhere = 已移交其他单位
+scope-reason-reset = 重新同步
+scope-reason-unknown = 原因未知

@@ -65,7 +65,7 @@ pub async fn audit(sql: &dyn AccountStore, action: &str, target: String, outcome
         outcome,
     };
     if let Err(e) = sql.audit(&record, crate::clock::now_ms()).await {
-        eprintln!("warning: could not write the audit log: {e}");
+        eprintln!("{}", say!("cli-audit-unwritten", error = e));
     }
 }
 
@@ -101,14 +101,16 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
             } else {
                 println!("{token}");
                 eprintln!(
-                    "admin {name} ({}{}); the token above is shown once: send it as \
-                     Authorization: Bearer <token>",
-                    role.as_str(),
-                    account
-                        .cell
-                        .as_deref()
-                        .map(|c| format!(", subtree {c}"))
-                        .unwrap_or_default()
+                    "{}",
+                    say!(
+                        "cli-admin-added",
+                        name = name,
+                        role = role.as_str(),
+                        subtree = account
+                            .cell
+                            .as_deref()
+                            .map_or_else(|| say!("ledger-all-cells"), str::to_owned)
+                    )
                 );
             }
         }
@@ -117,25 +119,24 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
             if json {
                 super::print_json(&all)?;
             } else if all.is_empty() {
-                println!("no named admins; the data dir's admin.token is the bootstrap owner");
+                println!("{}", say!("cli-no-admins"));
             } else {
-                println!(
-                    "{:<20} {:<9} {:<14} {:<22} {:<22} revoked",
-                    "name", "role", "subtree", "created", "expires"
-                );
+                println!("{}", say!("cli-admins-header"));
                 for a in all {
                     println!(
                         "{:<20} {:<9} {:<14} {:<22} {:<22} {}",
                         a.name,
                         a.role.as_str(),
-                        a.cell.as_deref().unwrap_or("(all)"),
+                        a.cell
+                            .as_deref()
+                            .map_or_else(|| say!("ledger-all-cells"), str::to_owned),
                         crate::calendar::time_text(a.created_at_ms),
                         a.expires_at_ms
                             .map(crate::calendar::time_text)
-                            .unwrap_or_else(|| "never".into()),
+                            .unwrap_or_else(|| say!("dash-never")),
                         a.revoked_at_ms
                             .map(crate::calendar::time_text)
-                            .unwrap_or_else(|| "no".into())
+                            .unwrap_or_else(|| say!("cli-no"))
                     );
                 }
             }
@@ -146,10 +147,15 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
                 super::print_json(&a)?;
             } else {
                 println!(
-                    "admin {name} revoked at {}; its token no longer works",
-                    a.revoked_at_ms
-                        .map(crate::calendar::time_text)
-                        .unwrap_or_default()
+                    "{}",
+                    say!(
+                        "cli-admin-revoked",
+                        name = name,
+                        at = a
+                            .revoked_at_ms
+                            .map(crate::calendar::time_text)
+                            .unwrap_or_default()
+                    )
                 );
             }
         }
@@ -206,10 +212,8 @@ pub async fn audit_log(
             );
         }
         match broken {
-            None => eprintln!("{count} entries; the hash chain verifies"),
-            Some(at) => eprintln!(
-                "{count} entries; THE HASH CHAIN BREAKS AT ENTRY {at}: it was changed after it was written"
-            ),
+            None => eprintln!("{}", say!("cli-audit-verified", count = count)),
+            Some(at) => eprintln!("{}", say!("cli-audit-broken", count = count, at = at)),
         }
     }
     anyhow::ensure!(

@@ -18,6 +18,12 @@ pub struct Cli {
     /// device id and RPC) for log collectors. The filter is PATROLSYNC_LOG (default `info`).
     #[arg(long, env = "PATROLSYNC_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// The language of what it writes for people: `zh-CN` (ledgers as the official forms,
+    /// reports and messages in Chinese) or `en` (English; ledgers with machine column names and
+    /// codes). Default: from LC_ALL, LC_MESSAGES or LANG, and `zh-CN` when they name no
+    /// language. `--json` output is the same in both.
+    #[arg(long, global = true, value_name = "LANG")]
+    pub lang: Option<String>,
     #[command(subcommand)]
     pub(super) command: Command,
 }
@@ -28,23 +34,6 @@ pub(super) enum Command {
     Serve(ServeArgs),
     /// Admin tasks against a data dir or database (work while the server runs).
     Admin(AdminArgs),
-}
-
-/// The language of what a command writes for people.
-#[derive(Debug, Args)]
-pub(super) struct LangArg {
-    /// `zh-CN` (ledgers as the official forms; Chinese column names, words and dates) or `en`
-    /// (machine column names and codes). Default: from LC_ALL, LC_MESSAGES or LANG, and
-    /// `zh-CN` when they name no language.
-    #[arg(long = "lang", value_name = "LANG")]
-    pub(super) tag: Option<String>,
-}
-
-impl LangArg {
-    /// The language asked for, or the locale's.
-    pub(super) fn lang(&self) -> patrolsync_i18n::Lang {
-        patrolsync_i18n::Lang::from_arg_or_env(self.tag.as_deref())
-    }
 }
 
 /// Where the configuration, data and database are.
@@ -309,8 +298,6 @@ pub(super) enum AdminCommand {
         /// Output file (required for xlsx; CSV goes to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        #[command(flatten)]
-        lang: LangArg,
     },
 }
 
@@ -448,8 +435,6 @@ pub(super) enum ReportCommand {
         /// Output file (required for xlsx; others go to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        #[command(flatten)]
-        lang: LangArg,
     },
     /// Cadence compliance: per cell and its subtree, the checkpoint slots due in the period,
     /// inspected, could not inspect (by reason), flagged (anomalies; not counted as inspected),
@@ -473,7 +458,5 @@ pub(super) enum ReportCommand {
         /// Output file (required for xlsx; others go to stdout without it).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        #[command(flatten)]
-        lang: LangArg,
     },
 }

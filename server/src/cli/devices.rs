@@ -1,7 +1,6 @@
 //! Devices: enroll, revoke, the fleet and one device, what they sent, refused and owe.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -43,11 +42,14 @@ pub(super) async fn run(
             } else {
                 println!("{}", issued.enrollment);
                 eprintln!(
-                    "one-time code for {} ({}, cells {}), valid until {}; on the device run:\n  patrolsync-device --state-dir DIR enroll --code '{}'",
-                    issued.user,
-                    issued.role,
-                    issued.grid_cells.join(","),
-                    issued.expires_at,
+                    "{}\n  patrolsync-device --state-dir DIR enroll --code '{}'",
+                    say!(
+                        "cli-enroll-issued",
+                        user = issued.user,
+                        role = issued.role,
+                        cells = issued.grid_cells.join(","),
+                        until = issued.expires_at
+                    ),
                     issued.enrollment
                 );
             }
@@ -57,24 +59,28 @@ pub(super) async fn run(
             if json {
                 print_json(&s)?;
             } else {
-                println!(
-                    "devices          {} ({} revoked)",
-                    s.devices, s.devices_revoked
-                );
-                println!("users            {}", s.users);
-                println!("grid cells       {}", s.grid_cells);
-                println!("checkpoints      {}", s.checkpoints);
-                println!(
-                    "check-ins        {} ({} double taps, counted once)",
-                    s.check_ins, s.double_taps
-                );
-                println!("hazards          {}", s.hazards);
-                println!(
-                    "photos           {} ({} referenced but missing)",
-                    s.blobs, s.missing_photos
-                );
-                println!("rejected ops     {}", s.rejected_ops);
-                println!("open enrollment  {}", s.open_enrollment_codes);
+                let lines = [
+                    say!(
+                        "cli-stats-devices",
+                        n = s.devices,
+                        revoked = s.devices_revoked
+                    ),
+                    say!("cli-stats-users", n = s.users),
+                    say!("cli-stats-cells", n = s.grid_cells),
+                    say!("cli-stats-checkpoints", n = s.checkpoints),
+                    say!(
+                        "cli-stats-check-ins",
+                        n = s.check_ins,
+                        double = s.double_taps
+                    ),
+                    say!("cli-stats-hazards", n = s.hazards),
+                    say!("cli-stats-photos", n = s.blobs, missing = s.missing_photos),
+                    say!("cli-stats-rejected", n = s.rejected_ops),
+                    say!("cli-stats-enrollment", n = s.open_enrollment_codes),
+                ];
+                for line in lines {
+                    println!("{line}");
+                }
             }
         }
         AdminCommand::CheckIns {
@@ -119,17 +125,20 @@ pub(super) async fn run(
             if json {
                 print_json(&rows)?;
             } else if rows.is_empty() {
-                println!("no missing photos");
+                println!("{}", say!("cli-no-missing-photos"));
             } else {
                 for m in rows {
                     println!(
-                        "{}  {} {}  owed by device {} ({}) since {}",
+                        "{}  {} {}  {}",
                         m.sha256,
                         m.record_kind,
                         m.record_id,
-                        m.device,
-                        m.user,
-                        time_text(m.since_ms)
+                        say!(
+                            "cli-missing-photo-owed",
+                            device = m.device,
+                            user = m.user,
+                            since = time_text(m.since_ms)
+                        )
                     );
                 }
             }
@@ -143,24 +152,27 @@ pub(super) async fn run(
             if json {
                 print_json(&devices)?;
             } else if devices.is_empty() && state.is_none() {
-                println!("no devices enrolled yet; create a code with `patrolsync admin enroll`");
+                println!("{}", say!("cli-no-devices"));
             } else {
-                let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                let lang = super::lang();
+                let state_word = |s: &str| lang.text(&format!("dash-state-{s}"));
+                let summary: Vec<String> = counts
+                    .iter()
+                    .map(|(s, n)| format!("{n} {}", state_word(s.as_str())))
+                    .collect();
                 println!("{}", summary.join(", "));
-                println!(
-                    "{:<36}  {:<8}  {:<12}  {:<10}  {:>6}  {:>7}  WHY",
-                    "DEVICE", "STATE", "USER", "LAST SEEN", "OUTBOX", "PHOTOS"
-                );
+                println!("{}", say!("cli-devices-header"));
                 for d in devices {
+                    let d = d.in_language(lang, now);
                     println!(
                         "{:<36}  {:<8}  {:<12}  {:<10}  {:>6}  {:>7}  {}",
                         d.status.id,
-                        d.state,
+                        state_word(d.state.as_str()),
                         d.status.user,
                         d.status
                             .last_seen_at_ms
                             .map(|t| ago_text(now - t))
-                            .unwrap_or_else(|| "never".into()),
+                            .unwrap_or_else(|| say!("dash-never")),
                         d.status.outbox_depth.unwrap_or(0),
                         d.status.missing_photos,
                         d.reasons.join("; ")
@@ -188,92 +200,100 @@ pub(super) async fn run(
             if json {
                 print_json(&detail)?;
             } else {
+                let lang = super::lang();
+                let d = d.clone().in_language(lang, crate::clock::now_ms());
                 let s = &d.status;
-                let opt = |t: Option<i64>| t.map(time_text).unwrap_or_else(|| "never".into());
-                println!("device        {} ({})", s.id, s.name);
-                println!("user          {} ({})", s.user, s.role);
-                println!(
-                    "state         {}{}",
-                    d.state,
-                    if d.reasons.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", d.reasons.join("; "))
-                    }
-                );
-                println!("enrolled      {}", time_text(s.enrolled_at_ms));
+                let opt = |t: Option<i64>| t.map(time_text).unwrap_or_else(|| say!("dash-never"));
+                let mut lines = vec![
+                    say!("cli-device-id", id = s.id, name = s.name),
+                    say!("cli-device-user", user = s.user, role = s.role),
+                    say!(
+                        "cli-device-state",
+                        state = lang.text(&format!("dash-state-{}", d.state.as_str())),
+                        why = d.reasons.join("; ")
+                    ),
+                    say!("cli-device-enrolled", at = time_text(s.enrolled_at_ms)),
+                ];
                 if let Some(t) = s.revoked_at_ms {
-                    println!("revoked       {}", time_text(t));
+                    lines.push(say!("cli-device-revoked", at = time_text(t)));
                 }
-                println!("last seen     {}", opt(s.last_seen_at_ms));
-                println!("last push     {}", opt(s.last_push_at_ms));
-                println!("last pull     {}", opt(s.last_pull_at_ms));
-                println!(
-                    "outbox        {} ops, oldest {} ms; acknowledged through op {}",
-                    s.outbox_depth.unwrap_or(0),
-                    s.oldest_pending_age_ms.unwrap_or(0),
-                    s.acked_through
-                );
-                println!(
-                    "photos        {} missing, {} bytes pending",
-                    s.missing_photos,
-                    s.pending_photo_bytes.unwrap_or(0)
-                );
-                println!(
-                    "rejected      {} ops, {} conflicts",
-                    s.rejected_ops, s.conflicts
-                );
+                lines.extend([
+                    say!("cli-device-last-seen", at = opt(s.last_seen_at_ms)),
+                    say!("cli-device-last-push", at = opt(s.last_push_at_ms)),
+                    say!("cli-device-last-pull", at = opt(s.last_pull_at_ms)),
+                    say!(
+                        "cli-device-outbox",
+                        ops = s.outbox_depth.unwrap_or(0),
+                        oldest = s.oldest_pending_age_ms.unwrap_or(0),
+                        acked = s.acked_through
+                    ),
+                    say!(
+                        "cli-device-photos",
+                        missing = s.missing_photos,
+                        pending = s.pending_photo_bytes.unwrap_or(0)
+                    ),
+                    say!(
+                        "cli-device-rejected",
+                        ops = s.rejected_ops,
+                        conflicts = s.conflicts
+                    ),
+                ]);
                 if let (Some(at), Some(e)) = (s.last_error_at_ms, &s.last_error) {
-                    println!("last error    {} at {}", e, time_text(at));
+                    lines.push(say!("cli-device-last-error", error = e, at = time_text(at)));
                 }
-                println!(
-                    "link          RTT {} ms, {} bytes in, {} bytes out; clock offset {} ms",
-                    s.rtt_ms.unwrap_or(0),
-                    s.bytes_in,
-                    s.bytes_out,
-                    s.clock_offset_ms.unwrap_or(0)
-                );
-                println!(
-                    "versions      app {}, SDK {}",
-                    s.app_version.as_deref().unwrap_or("?"),
-                    s.sdk_version.as_deref().unwrap_or("?")
-                );
+                lines.extend([
+                    say!(
+                        "cli-device-link",
+                        rtt = s.rtt_ms.unwrap_or(0),
+                        bytes_in = s.bytes_in,
+                        bytes_out = s.bytes_out,
+                        offset = s.clock_offset_ms.unwrap_or(0)
+                    ),
+                    say!(
+                        "cli-device-versions",
+                        app = s.app_version.as_deref().unwrap_or("?"),
+                        sdk = s.sdk_version.as_deref().unwrap_or("?")
+                    ),
+                ]);
                 for h in history.iter() {
-                    println!(
-                        "  hello {}  outbox {} (oldest {} ms)  photos {} B  RTT {} ms",
-                        time_text(h.at_ms),
-                        h.outbox_depth,
-                        h.oldest_pending_age_ms,
-                        h.pending_photo_bytes,
-                        h.rtt_ms.unwrap_or(0)
-                    );
+                    lines.push(say!(
+                        "cli-device-hello",
+                        at = time_text(h.at_ms),
+                        ops = h.outbox_depth,
+                        oldest = h.oldest_pending_age_ms,
+                        photos = h.pending_photo_bytes,
+                        rtt = h.rtt_ms.unwrap_or(0)
+                    ));
                 }
                 for m in missing.iter() {
-                    println!(
-                        "  missing photo {} ({} {}) since {}",
-                        m.sha256,
-                        m.record_kind,
-                        m.record_id,
-                        time_text(m.since_ms)
-                    );
+                    lines.push(say!(
+                        "cli-device-missing-photo",
+                        sha = m.sha256,
+                        kind = m.record_kind,
+                        record = m.record_id,
+                        since = time_text(m.since_ms)
+                    ));
                 }
                 for r in rejections.iter() {
-                    println!(
-                        "  rejected op {} at {}: {} {}: {}",
-                        r.device_seq,
-                        time_text(r.recorded_at_ms),
-                        r.code,
-                        r.field,
-                        r.message
-                    );
+                    lines.push(say!(
+                        "cli-device-rejected-op",
+                        seq = r.device_seq,
+                        at = time_text(r.recorded_at_ms),
+                        code = r.code,
+                        field = r.field,
+                        message = r.text(lang)
+                    ));
                 }
                 for c in conflicts.iter() {
-                    println!(
-                        "  conflict op {} at {}: {}",
-                        c.device_seq,
-                        time_text(c.recorded_at_ms),
-                        c.message
-                    );
+                    lines.push(say!(
+                        "cli-device-conflict",
+                        seq = c.device_seq,
+                        at = time_text(c.recorded_at_ms),
+                        message = c.message
+                    ));
+                }
+                for line in lines {
+                    println!("{line}");
                 }
             }
         }
@@ -283,8 +303,8 @@ pub(super) async fn run(
                 print_json(&d)?;
             } else {
                 println!(
-                    "revoked device {} ({}, {}); a running server closes its connections within a second",
-                    d.id, d.user, d.name
+                    "{}",
+                    say!("cli-revoked", id = d.id, user = d.user, name = d.name)
                 );
             }
         }
@@ -297,17 +317,20 @@ pub(super) async fn run(
             if json {
                 print_json(&rows)?;
             } else if rows.is_empty() {
-                println!("no rejected ops");
+                println!("{}", say!("cli-no-rejections"));
             } else {
                 for r in rows {
                     println!(
-                        "{}  device {} seq {}  {} {}: {}",
+                        "{}  {}",
                         time_text(r.recorded_at_ms),
-                        r.device,
-                        r.device_seq,
-                        r.code,
-                        r.field,
-                        r.message
+                        say!(
+                            "cli-rejection",
+                            device = r.device,
+                            seq = r.device_seq,
+                            code = r.code,
+                            field = r.field,
+                            message = r.text(super::lang())
+                        )
                     );
                 }
             }
@@ -321,15 +344,18 @@ pub(super) async fn run(
             if json {
                 print_json(&rows)?;
             } else if rows.is_empty() {
-                println!("no conflicts");
+                println!("{}", say!("cli-no-conflicts"));
             } else {
                 for c in rows {
                     println!(
-                        "{}  device {} seq {}  {}",
+                        "{}  {}",
                         time_text(c.recorded_at_ms),
-                        c.device,
-                        c.device_seq,
-                        c.message
+                        say!(
+                            "cli-conflict",
+                            device = c.device,
+                            seq = c.device_seq,
+                            message = c.message
+                        )
                     );
                 }
             }
@@ -341,13 +367,5 @@ pub(super) async fn run(
 
 /// "3 min ago" style text for an age in ms.
 pub(super) fn ago_text(ms: i64) -> String {
-    let secs = (ms.max(0) / 1000) as u64;
-    format!(
-        "{} ago",
-        humantime::format_duration(Duration::from_secs(if secs > 3600 {
-            secs / 60 * 60
-        } else {
-            secs
-        }))
-    )
+    say!("dash-ago", dur = super::lang().duration(ms))
 }

@@ -82,10 +82,16 @@ pub(super) async fn run(
                     &serde_json::json!({ "cell": code, "cells_retired": cells, "checkpoints_retired": checkpoints }),
                 )?;
             } else if cells == 0 {
-                println!("{code} was already retired; nothing changed");
+                println!("{}", say!("cli-retire-already", code = code));
             } else {
                 println!(
-                    "retired {code}: {cells} cell(s) and {checkpoints} checkpoint(s); their history stays, new records there are refused"
+                    "{}",
+                    say!(
+                        "cli-retired",
+                        code = code,
+                        cells = cells,
+                        checkpoints = checkpoints
+                    )
                 );
             }
         }
@@ -98,10 +104,13 @@ pub(super) async fn run(
                     print_json(&crate::templates::json(&t))?;
                 } else {
                     println!(
-                        "{}: template {} with {} items is fine; nothing published (--check)",
-                        file.display(),
-                        t.id,
-                        t.items.len()
+                        "{}",
+                        say!(
+                            "cli-template-checked",
+                            file = file.display(),
+                            id = t.id,
+                            items = t.items.len()
+                        )
                     );
                 }
             } else {
@@ -110,14 +119,18 @@ pub(super) async fn run(
                     print_json(&serde_json::json!({ "id": t.id, "version": version, "new": new }))?;
                 } else if new {
                     println!(
-                        "published {} version {version} ({} items); devices get it at their next pull",
-                        t.id,
-                        t.items.len()
+                        "{}",
+                        say!(
+                            "cli-template-published",
+                            id = t.id,
+                            version = version,
+                            items = t.items.len()
+                        )
                     );
                 } else {
                     println!(
-                        "{} version {version} already has this content; nothing published",
-                        t.id
+                        "{}",
+                        say!("cli-template-unchanged", id = t.id, version = version)
                     );
                 }
             }
@@ -129,7 +142,7 @@ pub(super) async fn run(
             if json {
                 print_json(&all.iter().map(crate::templates::json).collect::<Vec<_>>())?;
             } else if all.is_empty() {
-                println!("no templates published; see `patrolsync admin template publish --help`");
+                println!("{}", say!("cli-no-templates"));
             } else {
                 for t in &all {
                     println!(
@@ -192,8 +205,13 @@ pub(super) async fn run(
                 print_json(&serde_json::json!({ "user": user, "changed": changed }))?;
             } else {
                 println!(
-                    "{user}: {changed} assignment(s) {}",
-                    if remove { "removed" } else { "added" }
+                    "{}",
+                    say!(
+                        "cli-assigned",
+                        user = user,
+                        changed = changed,
+                        removed = remove
+                    )
                 );
             }
         }
@@ -210,12 +228,24 @@ pub(super) async fn run(
                 )?;
             } else if size == "city" {
                 println!(
-                    "synthetic city ready: {cells} grid cells (S001…S115 → …-C1 → …-K1 → …-B1), {checkpoints} checkpoints; {changed} rows changed in {:.1} s",
-                    started.elapsed().as_secs_f64()
+                    "{}",
+                    say!(
+                        "cli-seed-city",
+                        cells = cells,
+                        checkpoints = checkpoints,
+                        changed = changed,
+                        secs = format!("{:.1}", started.elapsed().as_secs_f64())
+                    )
                 );
             } else {
                 println!(
-                    "demo city ready: {cells} grid cells (S1…S2 → S1-C1… → S1-C1-K1… → S1-C1-K1-B1…), {checkpoints} checkpoints (…-B1-P1, …-B1-P2); {changed} rows changed"
+                    "{}",
+                    say!(
+                        "cli-seed-demo",
+                        cells = cells,
+                        checkpoints = checkpoints,
+                        changed = changed
+                    )
                 );
             }
         }
@@ -237,22 +267,25 @@ pub(super) fn print_imported(
         )
     } else if check {
         println!(
-            "{}: {} {what} rows are fine; nothing written (--check)",
-            file.display(),
-            done.rows
+            "{}",
+            say!(
+                "cli-import-checked",
+                file = file.display(),
+                rows = done.rows,
+                what = what
+            )
         );
         Ok(())
     } else {
         println!(
-            "{}: {} {what} rows read, {} changed{}",
-            file.display(),
-            done.rows,
-            done.changed,
-            if done.changed == 0 {
-                " (already up to date)"
-            } else {
-                ""
-            }
+            "{}",
+            say!(
+                "cli-imported",
+                file = file.display(),
+                rows = done.rows,
+                what = what,
+                changed = done.changed
+            )
         );
         Ok(())
     }

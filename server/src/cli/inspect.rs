@@ -116,53 +116,61 @@ pub async fn hazard_detail(store: &dyn Store, id: &str) -> anyhow::Result<Hazard
     })
 }
 
-/// Prints `d` for a terminal.
+/// Prints `d` for a terminal, in the run's language.
 pub fn print_hazard(d: &HazardDetail) {
-    println!("hazard        {} in {}", d.id, d.cell);
-    println!(
-        "status        {}{}",
-        d.status,
-        d.agency
-            .as_deref()
-            .map(|a| format!(" (held by {a})"))
-            .unwrap_or_default()
-    );
-    println!(
-        "fields        {} / {} / {}{}",
-        d.category,
-        d.severity,
-        d.handling,
-        d.deadline_ms
-            .map(|t| format!(", deadline {}", crate::calendar::time_text(t)))
-            .unwrap_or_default()
-    );
-    println!("description   {}", d.description);
+    let lang = super::lang();
+    // A code's word (`state-closed` → 已销号); the code where the catalog has none.
+    let word = |prefix: &str, code: &str| {
+        crate::report::word(lang, prefix, code).unwrap_or_else(|| code.to_owned())
+    };
+    let mut lines = vec![
+        say!("cli-hazard-id", id = d.id, cell = d.cell),
+        say!(
+            "cli-hazard-status",
+            status = word("state", &d.status),
+            held = d
+                .agency
+                .as_deref()
+                .map(|a| say!("cli-hazard-held", agency = word("agency", a)))
+                .unwrap_or_default()
+        ),
+        say!(
+            "cli-hazard-fields",
+            category = word("category", &d.category),
+            severity = word("severity", &d.severity),
+            handling = word("handling", &d.handling),
+            deadline = d
+                .deadline_ms
+                .map(|t| say!("cli-hazard-deadline", at = crate::calendar::time_text(t)))
+                .unwrap_or_default()
+        ),
+        say!("cli-hazard-description", text = d.description),
+    ];
     if let Some(x) = &d.duplicate_of {
-        println!("merged into   {x}");
+        lines.push(say!("cli-hazard-merged", into = x));
     }
-    println!(
-        "log           {} entries, chain head {} ({})",
-        d.log_len,
-        d.chain_head,
-        if d.chain_verified {
-            "verifies"
-        } else {
-            "DOES NOT VERIFY"
-        }
-    );
+    lines.push(say!(
+        "cli-hazard-log",
+        entries = d.log_len,
+        head = d.chain_head,
+        verified = d.chain_verified
+    ));
     for h in &d.history {
-        println!(
+        lines.push(format!(
             "  {}  {:<14} {:<13} {} -> {}{}",
             crate::calendar::time_text(h.at_ms as i64),
             h.kind,
-            h.role,
-            h.from,
-            h.to,
+            word("role", &h.role),
+            word("state", &h.from),
+            word("state", &h.to),
             h.conflict
                 .as_deref()
-                .map(|c| format!("  CONFLICT: {c}"))
+                .map(|c| say!("cli-hazard-conflict", why = c))
                 .unwrap_or_default()
-        );
+        ));
+    }
+    for line in lines {
+        println!("{line}");
     }
 }
 
@@ -202,13 +210,25 @@ pub async fn scope_of(
 
 /// Prints `v` for a terminal.
 pub fn print_scope(v: &crate::store::ScopeView) {
-    println!("device        {} ({}, {})", v.device, v.user, v.role);
-    println!("feed          {}", v.audience);
+    println!(
+        "{}",
+        say!(
+            "cli-scope-device",
+            device = v.device,
+            user = v.user,
+            role = v.role
+        )
+    );
+    println!("{}", say!("cli-scope-feed", feed = v.audience));
     for g in &v.grants {
-        println!("holds         {} {} since change {}", g.kind, g.id, g.since);
+        println!(
+            "{}",
+            say!("cli-scope-holds", kind = g.kind, id = g.id, since = g.since)
+        );
     }
     println!(
-        "cells         {} {}",
+        "{} {} {}",
+        say!("cli-scope-cells"),
         v.cells.len(),
         v.cells
             .iter()
@@ -218,7 +238,8 @@ pub fn print_scope(v: &crate::store::ScopeView) {
             .join(" ")
     );
     println!(
-        "checkpoints   {} {}",
+        "{} {} {}",
+        say!("cli-scope-checkpoints"),
         v.checkpoints.len(),
         v.checkpoints
             .iter()
@@ -227,7 +248,7 @@ pub fn print_scope(v: &crate::store::ScopeView) {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    println!("hazards       {}", v.hazards.len());
+    println!("{} {}", say!("cli-scope-hazards"), v.hazards.len());
     for h in &v.hazards {
         println!("  {h}");
     }

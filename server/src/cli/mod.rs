@@ -1,6 +1,17 @@
 //! The `patrolsync` command line: `serve` and `admin …`. Parsing and printing only; the work is
 //! done by the library.
 
+/// A message of the catalog in this run's language (`--lang`, else the locale's), with its
+/// parameters by name: `say!("cli-stats-users", n = s.users)`.
+macro_rules! say {
+    ($id:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        $crate::cli::lang().format(
+            $id,
+            &[$((stringify!($name), patrolsync_i18n::Value::from(($value).to_string()))),*],
+        )
+    };
+}
+
 mod accounts;
 mod args;
 mod devices;
@@ -30,8 +41,17 @@ fn overrides(c: &Common) -> Overrides {
     }
 }
 
+/// The language of this run's output for people.
+static LANG: std::sync::OnceLock<patrolsync_i18n::Lang> = std::sync::OnceLock::new();
+
+/// The language of this run's output: `--lang`, else the locale's (Chinese by default).
+pub(crate) fn lang() -> patrolsync_i18n::Lang {
+    *LANG.get_or_init(|| patrolsync_i18n::Lang::from_arg_or_env(None))
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = LANG.set(patrolsync_i18n::Lang::from_arg_or_env(cli.lang.as_deref()));
     match cli.command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Admin(args) => admin(args).await,

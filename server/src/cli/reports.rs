@@ -24,10 +24,9 @@ pub(super) async fn run(
                     as_of,
                     format,
                     output,
-                    lang,
                 },
         } => {
-            let lang = lang.lang();
+            let lang = super::lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
             let report = crate::report::compliance(
@@ -57,10 +56,9 @@ pub(super) async fn run(
                     by,
                     format,
                     output,
-                    lang,
                 },
         } => {
-            let lang = lang.lang();
+            let lang = super::lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
             let report = crate::report::evaluation(
@@ -84,9 +82,8 @@ pub(super) async fn run(
             as_of,
             format,
             output,
-            lang,
         } => {
-            let lang = lang.lang();
+            let lang = super::lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
             let table = crate::report::ledger(
@@ -111,13 +108,16 @@ pub(super) async fn run(
                 .map(|(k, v)| format!("{k}: {v}"))
                 .collect();
             eprintln!(
-                "{} rows{}; {}",
-                table.rows.len(),
-                output
-                    .as_ref()
-                    .map(|p| format!(" written to {}", p.display()))
-                    .unwrap_or_default(),
-                about.join(", ")
+                "{}",
+                say!(
+                    "cli-exported",
+                    rows = table.rows.len(),
+                    written = output
+                        .as_ref()
+                        .map(|p| say!("cli-exported-to", file = p.display()))
+                        .unwrap_or_default(),
+                    about = about.join(", ")
+                )
             );
         }
         other => unreachable!("run_admin sends {other:?} elsewhere"),

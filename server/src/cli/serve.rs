@@ -17,29 +17,41 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let server = crate::Server::bind(config).await?;
     let dir = data_dir.display();
+    // The first line is for programs too (scripts, the test harnesses, the SDK's Python
+    // suite read the bound addresses off it): the same words in every language.
     println!(
         "patrolsync {} listening on udp {} (ALPN patrolsync/1), admin http://{}",
         env!("CARGO_PKG_VERSION"),
         server.local_addr(),
         server.admin_addr()
     );
-    println!("  data dir        {dir} ({backend})");
-    println!("  CA fingerprint  sha256:{}", server.ca_fingerprint());
-    println!("  devices dial    {}", server.config().public_address());
-    println!("next: create the demo grid and enroll a device (in another terminal):");
+    println!(
+        "{}",
+        say!("cli-serve-data-dir", dir = dir, backend = backend)
+    );
+    println!(
+        "{}",
+        say!("cli-serve-ca", fingerprint = server.ca_fingerprint())
+    );
+    println!(
+        "{}",
+        say!("cli-serve-dial", address = server.config().public_address())
+    );
+    println!("{}", say!("cli-serve-next"));
     println!("  patrolsync admin --data-dir {dir} seed-demo");
     println!(
         "  patrolsync admin --data-dir {dir} enroll --user alice --role patroller --grid S1-C1"
     );
     println!(
-        "  patrolsync-device --state-dir alice-phone enroll --code '<the patrolsync://… string printed>'"
+        "  patrolsync-device --state-dir alice-phone enroll --code '{}'",
+        say!("cli-serve-code-placeholder")
     );
-    println!("press Ctrl-C to stop (in-flight requests finish first)");
+    println!("{}", say!("cli-serve-stop"));
 
     shutdown_signal().await;
-    eprintln!("shutting down: draining in-flight requests…");
+    eprintln!("{}", say!("cli-serve-draining"));
     server.shutdown().await;
-    eprintln!("stopped");
+    eprintln!("{}", say!("cli-serve-stopped"));
     Ok(())
 }
 

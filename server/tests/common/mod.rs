@@ -13,7 +13,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_patrolsync");
 
 pub fn admin(data: &Path, db: Option<&str>, args: &[&str]) -> anyhow::Result<serde_json::Value> {
     let mut cmd = Command::new(BIN);
-    cmd.arg("admin").arg("--data-dir").arg(data);
+    cmd.args(["--lang", "en", "admin", "--data-dir"]).arg(data);
     if let Some(url) = db {
         cmd.arg("--database-url").arg(url);
     }
@@ -84,7 +84,8 @@ pub fn serve_with(
 /// The `patrolsync serve` command [`serve_with`] runs, to adjust before [`start`].
 pub fn serve_command(data: &Path, db: Option<&str>, port: u16, config: Option<&Path>) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve");
+    // The tests read the server's English lines ("stopped").
+    cmd.args(["--lang", "en", "serve"]);
     if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
