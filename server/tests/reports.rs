@@ -497,6 +497,23 @@ const AS_OF: &str = "2026-11-20 12:00";
 
 /// The real binary: `admin report compliance --format json` and `admin export inspections
 /// --format xlsx`, read back with calamine; the ledger's rows equal the store's check-ins.
+/// The key-value rows of a workbook's sheet (a ledger's about sheet).
+fn pairs(
+    book: &mut Xlsx<std::io::BufReader<std::fs::File>>,
+    sheet: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(book
+        .worksheet_range(sheet)?
+        .rows()
+        .map(|r| {
+            (
+                r[0].to_string(),
+                r.get(1).map(Data::to_string).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
 #[tokio::test]
 async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> anyhow::Result<()> {
     for db in test_databases().await {
@@ -698,23 +715,23 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         );
 
         let xlsx = dir.path().join("inspections.xlsx");
+        // The inspection ledger of S9 over four days, as it stood at AS_OF, with `more` args.
+        let export = |more: &[&str]| -> anyhow::Result<String> {
+            let mut args = vec![
+                "export",
+                "inspections",
+                "--cell",
+                "S9",
+                "--period",
+                "2026-10-30..2026-11-02",
+                "--as-of",
+                AS_OF,
+            ];
+            args.extend_from_slice(more);
+            ok(&args)
+        };
         let xlsx_arg = xlsx.to_str().expect("utf-8 temp path");
-        ok(&[
-            "export",
-            "inspections",
-            "--cell",
-            "S9",
-            "--period",
-            "2026-10-30..2026-11-02",
-            "--as-of",
-            AS_OF,
-            "--format",
-            "xlsx",
-            "-o",
-            xlsx_arg,
-            "--lang",
-            "en",
-        ])?;
+        export(&["--format", "xlsx", "-o", xlsx_arg, "--lang", "en"])?;
         let mut book: Xlsx<_> = open_workbook(&xlsx)?;
         let sheet = book.worksheet_range("inspections")?;
         // The title and the grid and period above the header.
@@ -780,16 +797,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             db.backend
         );
 
-        let about = book.worksheet_range("about")?;
-        let meta: Vec<(String, String)> = about
-            .rows()
-            .map(|r| {
-                (
-                    r[0].to_string(),
-                    r.get(1).map(Data::to_string).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let meta = pairs(&mut book, "about")?;
         assert!(
             meta.contains(&("period".into(), "2026-10-30..2026-11-02".into())),
             "{meta:?}"
@@ -807,15 +815,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         // sheet named as the form, its title and the grid and period above the Chinese header,
         // a row number first, dates as 2026年10月30日, outcomes in words; printed on A4.
         let form = dir.path().join("检查记录.xlsx");
-        ok(&[
-            "export",
-            "inspections",
-            "--cell",
-            "S9",
-            "--period",
-            "2026-10-30..2026-11-02",
-            "--as-of",
-            AS_OF,
+        export(&[
             "--format",
             "xlsx",
             "-o",
@@ -870,16 +870,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             .filter(|f| !f.is_empty())
             .collect::<Vec<_>>();
         assert!(flagged.contains(&"重复签到"), "flags in words: {flagged:?}");
-        let about = book.worksheet_range("说明")?;
-        let meta: Vec<(String, String)> = about
-            .rows()
-            .map(|r| {
-                (
-                    r[0].to_string(),
-                    r.get(1).map(Data::to_string).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let meta = pairs(&mut book, "说明")?;
         assert!(
             meta.contains(&("时区".into(), "Asia/Shanghai".into())),
             "{meta:?}"
@@ -910,15 +901,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
 
         // The same as CSV in a file: the byte order mark, then UTF-8 with the Chinese header.
         let csv_path = dir.path().join("检查记录.csv");
-        ok(&[
-            "export",
-            "inspections",
-            "--cell",
-            "S9",
-            "--period",
-            "2026-10-30..2026-11-02",
-            "--as-of",
-            AS_OF,
+        export(&[
             "-o",
             csv_path.to_str().expect("utf-8 temp path"),
             "--lang",

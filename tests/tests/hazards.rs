@@ -478,6 +478,15 @@ async fn ledgers_show_the_closed_loop(
     )
     .parse()
     .map_err(anyhow::Error::msg)?;
+    // A ledger of S1 over the period, as of a moment, in a language.
+    use patrolsync_i18n::Lang;
+    let of_s1 = |ledger, as_of_ms, lang| report::LedgerQuery {
+        ledger,
+        period: &period,
+        cell: Some("S1"),
+        as_of_ms,
+        lang,
+    };
     let cell = |t: &report::Table, row: usize, col: &str| {
         let i = t.columns.iter().position(|c| *c == col).expect(col);
         t.rows[row][i].to_string()
@@ -497,13 +506,7 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        report::LedgerQuery {
-            ledger: Ledger::HazardDisposal,
-            period: &period,
-            cell: Some("S1"),
-            as_of_ms: now,
-            lang: patrolsync_i18n::Lang::En,
-        },
+        of_s1(Ledger::HazardDisposal, now, Lang::En),
     )
     .await?;
     assert_eq!(t.rows.len(), 1, "{backend}");
@@ -523,13 +526,7 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        report::LedgerQuery {
-            ledger: Ledger::HazardDisposal,
-            period: &period,
-            cell: Some("S1"),
-            as_of_ms: now,
-            lang: patrolsync_i18n::Lang::ZhCn,
-        },
+        of_s1(Ledger::HazardDisposal, now, Lang::ZhCn),
     )
     .await?;
     assert_eq!(form.title, "隐患处置记录");
@@ -572,13 +569,7 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        report::LedgerQuery {
-            ledger: Ledger::HazardTransfer,
-            period: &period,
-            cell: Some("S1"),
-            as_of_ms: now,
-            lang: patrolsync_i18n::Lang::En,
-        },
+        of_s1(Ledger::HazardTransfer, now, Lang::En),
     )
     .await?;
     assert_eq!(t.rows.len(), 1, "{backend}");
@@ -608,13 +599,7 @@ async fn ledgers_show_the_closed_loop(
         &store,
         &cal,
         &rules,
-        report::LedgerQuery {
-            ledger: Ledger::HazardDisposal,
-            period: &period,
-            cell: Some("S1"),
-            as_of_ms: last - 1,
-            lang: patrolsync_i18n::Lang::En,
-        },
+        of_s1(Ledger::HazardDisposal, last - 1, Lang::En),
     )
     .await?;
     assert_eq!(cell(&t, 0, "status"), "rectified", "{backend}");
