@@ -11,7 +11,6 @@ use patrolsync_sdk::proto::hazard::{
 use patrolsync_sdk::proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, HazardId};
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn, NewHazard, SyncEvent, Transition};
 
-/// A patrol device on the command line.
 /// The language of this run's output (`--lang`, else the locale's; Chinese by default).
 static LANG: std::sync::OnceLock<patrolsync_i18n::Lang> = std::sync::OnceLock::new();
 
@@ -29,6 +28,7 @@ macro_rules! say {
     };
 }
 
+/// A patrol device on the command line.
 #[derive(Debug, Parser)]
 #[command(name = "patrolsync-device", version, about)]
 struct Cli {
@@ -375,7 +375,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                     "{}",
                     say!(
                         "dev-transition-recorded",
-                        kind = kind,
+                        kind = word("transition", kind.as_str()),
                         id = id,
                         status = status
                     )
@@ -424,9 +424,9 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                         .map(|(r, _)| r.grid_cell.as_str())
                         .unwrap_or("?");
                     let flag = if h.has_local_changes {
-                        " (unsynced)"
+                        say!("dev-unsynced")
                     } else {
-                        ""
+                        String::new()
                     };
                     println!(
                         "{}  {:<10} {:<16} {:<18} {}{flag}",
@@ -478,7 +478,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                             time_text(h.stamp.hlc.wall_ms as i64),
                             say!(
                                 "dev-history",
-                                kind = h.kind,
+                                kind = word("transition", h.kind.as_str()),
                                 role = word("role", h.role.as_str()),
                                 from = word("state", h.from.as_str()),
                                 to = word("state", h.to.as_str())
@@ -489,7 +489,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                             time_text(h.stamp.hlc.wall_ms as i64),
                             say!(
                                 "dev-history-conflict",
-                                kind = h.kind,
+                                kind = word("transition", h.kind.as_str()),
                                 role = word("role", h.role.as_str()),
                                 why = why
                             )
@@ -731,11 +731,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}", scope_change(n));
                 }
                 if s.rejected > 0 {
-                    println!(
-                        "{} patrolsync-device --state-dir {} rejected",
-                        say!("dev-see-why"),
+                    let command = format!(
+                        "patrolsync-device --state-dir {} rejected",
                         cli.state_dir.display()
                     );
+                    println!("{}", say!("dev-see-why", command = command));
                 }
             }
         }

@@ -148,3 +148,30 @@ fn durations_take_the_unit_that_fits() {
     assert_eq!(Lang::En.duration(129_600_000), "1.5 days");
     assert_eq!(Lang::En.duration(-5), "0 s");
 }
+
+#[test]
+fn selects_match_the_strings_the_command_lines_pass() {
+    // The command lines pass every value as text: a select keys on "true"/"false" and on
+    // words, never on numbers (a number key never matches a string).
+    let args = |up_to_date: &str| {
+        [
+            ("file", Value::from("grid.csv")),
+            ("rows", Value::from("3")),
+            ("what", Value::from("cells")),
+            ("changed", Value::from("0")),
+            ("up_to_date", Value::from(up_to_date.to_owned())),
+        ]
+    };
+    assert_eq!(
+        Lang::En.format("cli-imported", &args("true")),
+        "grid.csv: 3 cells rows read, 0 changed (already up to date)"
+    );
+    assert_eq!(
+        Lang::ZhCn.format("cli-imported", &args("true")),
+        "grid.csv：读取 3 行网格数据，变更 0 行（已是最新）"
+    );
+    assert_eq!(
+        Lang::En.format("cli-imported", &args("false")),
+        "grid.csv: 3 cells rows read, 0 changed"
+    );
+}

@@ -23,7 +23,14 @@ async fn main() -> std::process::ExitCode {
     match patrolsync_server::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let error = format!("{e:#}");
+            eprintln!(
+                "{}",
+                patrolsync_server::cli::lang().format(
+                    "cli-error",
+                    &[("error", patrolsync_i18n::Value::from(error))]
+                )
+            );
             std::process::ExitCode::FAILURE
         }
     }

@@ -306,9 +306,9 @@ col-overdue = overdue
 col-transferred = transferred
 
 ## The command line
-cli-serve-data-dir =   data dir        { $dir } ({ $backend })
-cli-serve-ca =   CA fingerprint  sha256:{ $fingerprint }
-cli-serve-dial =   devices dial    { $address }
+cli-serve-data-dir = data dir        { $dir } ({ $backend })
+cli-serve-ca = CA fingerprint  sha256:{ $fingerprint }
+cli-serve-dial = devices dial    { $address }
 cli-serve-next = next: create the demo grid and enroll a device (in another terminal):
 cli-serve-code-placeholder = <the patrolsync://… string printed>
 cli-serve-stop = press Ctrl-C to stop (in-flight requests finish first)
@@ -330,7 +330,7 @@ cli-no-devices = no devices enrolled yet; create a code with `patrolsync admin e
 cli-devices-header = DEVICE                                STATE     USER          LAST SEEN   OUTBOX   PHOTOS  WHY
 cli-device-id = device        { $id } ({ $name })
 cli-device-user = user          { $user } ({ $role })
-cli-device-state = state         { $state }: { $why }
+cli-device-state = state         { $state }{ $why }
 cli-device-enrolled = enrolled      { $at }
 cli-device-revoked = revoked       { $at }
 cli-device-last-seen = last seen     { $at }
@@ -342,10 +342,10 @@ cli-device-rejected = rejected      { $ops } ops, { $conflicts } conflicts
 cli-device-last-error = last error    { $error } at { $at }
 cli-device-link = link          RTT { $rtt } ms, { $bytes_in } bytes in, { $bytes_out } bytes out; clock offset { $offset } ms
 cli-device-versions = versions      app { $app }, SDK { $sdk }
-cli-device-hello =   hello { $at }  outbox { $ops } (oldest { $oldest } ms)  photos { $photos } B  RTT { $rtt } ms
-cli-device-missing-photo =   missing photo { $sha } ({ $kind } { $record }) since { $since }
-cli-device-rejected-op =   rejected op { $seq } at { $at }: { $code } { $field }: { $message }
-cli-device-conflict =   conflict op { $seq } at { $at }: { $message }
+cli-device-hello = hello { $at }  outbox { $ops } (oldest { $oldest } ms)  photos { $photos } B  RTT { $rtt } ms
+cli-device-missing-photo = missing photo { $sha } ({ $kind } { $record }) since { $since }
+cli-device-rejected-op = rejected op { $seq } at { $at }: { $code } { $field }: { $message }
+cli-device-conflict = conflict op { $seq } at { $at }: { $message }
 cli-revoked = revoked device { $id } ({ $user }, { $name }); a running server closes its connections within a second
 cli-no-rejections = no rejected ops
 cli-rejection = device { $device } seq { $seq }  { $code } { $field }: { $message }
@@ -360,13 +360,13 @@ cli-hazard-log = log           { $entries } entries, chain head { $head } ({ $ve
     [true] verifies
    *[false] DOES NOT VERIFY
 })
-cli-hazard-conflict =   CONFLICT: { $why }
+cli-hazard-conflict = CONFLICT: { $why }
 cli-scope-device = device        { $device } ({ $user }, { $role })
 cli-scope-feed = feed          { $feed }
 cli-scope-holds = holds         { $kind } { $id } since change { $since }
-cli-scope-cells = cells        
-cli-scope-checkpoints = checkpoints  
-cli-scope-hazards = hazards      
+cli-scope-cells = cells         { $n } { $codes }
+cli-scope-checkpoints = checkpoints   { $n } { $codes }
+cli-scope-hazards = hazards       { $n }
 cli-retire-already = { $code } was already retired; nothing changed
 cli-retired = retired { $code }: { $cells } cell(s) and { $checkpoints } checkpoint(s); their history stays, new records there are refused
 cli-template-checked = { $file }: template { $id } with { $items } items is fine; nothing published (--check)
@@ -382,9 +382,9 @@ cli-seed-demo = demo city ready: { $cells } grid cells (S1…S2 → S1-C1… →
 cli-hazard-held = { " " }(held by { $agency })
 cli-hazard-deadline = , deadline { $at }
 cli-import-checked = { $file }: { $rows } { $what } rows are fine; nothing written (--check)
-cli-imported = { $file }: { $rows } { $what } rows read, { $changed } changed{ $changed ->
-    [0] { " " }(already up to date)
-   *[other] {""}
+cli-imported = { $file }: { $rows } { $what } rows read, { $changed } changed{ $up_to_date ->
+    [true] { " " }(already up to date)
+   *[false] {""}
 }
 cli-admin-added = admin { $name } ({ $role }, subtree { $subtree }); the token above is shown once: send it as Authorization: Bearer <token>
 cli-no-admins = no named admins; the data dir's admin.token is the bootstrap owner
@@ -421,7 +421,7 @@ dev-photo-saved = saved { $file } ({ $size } bytes, SHA-256 verified)
 dev-no-checkpoints = no checkpoints yet; run sync
 dev-synced = synced in { $ms } ms: { $sent } sent, { $applied } applied, { $duplicates } already on the server, { $rejected } rejected, { $pending } pending; { $received } changes received; { $photos } photos uploaded ({ $bytes } bytes)
 dev-photo-refused = photo refused: { $photo }
-dev-see-why = see why with:
+dev-see-why = see why with: { $command }
 dev-status-device = device     { $id } ({ $user }) → { $server }
 dev-status-not-enrolled = device     not enrolled
 dev-status-oldest = , oldest { $dur } old
@@ -446,3 +446,18 @@ scope-reason-transfer_lost = transfer lost
 scope-reason-transferred_elsewhere = transferred elsewhere
 scope-reason-reset = reset
 scope-reason-unknown = unknown
+
+cli-device-why = : { $reasons }
+transition-notify = notify
+transition-fix_on_spot = fix on the spot
+transition-submit_fix = submit fix
+transition-verify_pass = verify: pass
+transition-verify_fail = verify: fail
+transition-transfer = transfer
+transition-agency_accept = agency accept
+transition-agency_return = agency return
+transition-agency_fix = agency fix
+transition-reopen = reopen
+transition-merge = merge
+dev-unsynced = { " " }(unsynced)
+cli-error = error: { $error }

@@ -305,9 +305,9 @@ col-overdue = 逾期未改
 col-transferred = 移交
 
 ## 命令行
-cli-serve-data-dir =   数据目录        { $dir }（{ $backend }）
-cli-serve-ca =   CA 指纹         sha256:{ $fingerprint }
-cli-serve-dial =   设备连接地址    { $address }
+cli-serve-data-dir = 数据目录        { $dir }（{ $backend }）
+cli-serve-ca = CA 指纹         sha256:{ $fingerprint }
+cli-serve-dial = 设备连接地址    { $address }
 cli-serve-next = 下一步：创建演示网格并注册一台设备（在另一个终端中）：
 cli-serve-code-placeholder = <上面打印的 patrolsync://… 字符串>
 cli-serve-stop = 按 Ctrl-C 停止（进行中的请求会先完成）
@@ -329,7 +329,7 @@ cli-no-devices = 还没有注册的设备；用 `patrolsync admin enroll` 签发
 cli-devices-header = 设备                                  状态      用户          最近联系    待传记录  缺失照片  原因
 cli-device-id = 设备          { $id }（{ $name }）
 cli-device-user = 用户          { $user }（{ $role }）
-cli-device-state = 状态          { $state }：{ $why }
+cli-device-state = 状态          { $state }{ $why }
 cli-device-enrolled = 注册          { $at }
 cli-device-revoked = 停用          { $at }
 cli-device-last-seen = 最近联系      { $at }
@@ -341,10 +341,10 @@ cli-device-rejected = 拒收          { $ops } 条，冲突 { $conflicts } 次
 cli-device-last-error = 最近错误      { $error }（{ $at }）
 cli-device-link = 连接          往返 { $rtt } 毫秒，收 { $bytes_in } 字节，发 { $bytes_out } 字节；时钟偏差 { $offset } 毫秒
 cli-device-versions = 版本          应用 { $app }，SDK { $sdk }
-cli-device-hello =   联系 { $at }  待传 { $ops } 条（最早 { $oldest } 毫秒）  照片 { $photos } 字节  往返 { $rtt } 毫秒
-cli-device-missing-photo =   缺失照片 { $sha }（{ $kind } { $record }），自 { $since }
-cli-device-rejected-op =   第 { $seq } 条被拒收（{ $at }）：{ $code } { $field }：{ $message }
-cli-device-conflict =   第 { $seq } 条冲突（{ $at }）：{ $message }
+cli-device-hello = 联系 { $at }  待传 { $ops } 条（最早 { $oldest } 毫秒）  照片 { $photos } 字节  往返 { $rtt } 毫秒
+cli-device-missing-photo = 缺失照片 { $sha }（{ $kind } { $record }），自 { $since }
+cli-device-rejected-op = 第 { $seq } 条被拒收（{ $at }）：{ $code } { $field }：{ $message }
+cli-device-conflict = 第 { $seq } 条冲突（{ $at }）：{ $message }
 cli-revoked = 已停用设备 { $id }（{ $user }，{ $name }）；运行中的服务器会在一秒内断开它的连接
 cli-no-rejections = 没有被拒收的记录
 cli-rejection = 设备 { $device } 第 { $seq } 条  { $code } { $field }：{ $message }
@@ -359,13 +359,13 @@ cli-hazard-log = 记录          { $entries } 条，记录链校验值 { $head }
     [true] 校验通过
    *[false] 校验不通过
 }）
-cli-hazard-conflict =   冲突：{ $why }
+cli-hazard-conflict = 冲突：{ $why }
 cli-scope-device = 设备          { $device }（{ $user }，{ $role }）
 cli-scope-feed = 数据源        { $feed }
 cli-scope-holds = 持有          { $kind } { $id }，自第 { $since } 次变更
-cli-scope-cells = 网格         
-cli-scope-checkpoints = 检查点       
-cli-scope-hazards = 隐患         
+cli-scope-cells = 网格          { $n } { $codes }
+cli-scope-checkpoints = 检查点        { $n } { $codes }
+cli-scope-hazards = 隐患          { $n }
 cli-retire-already = { $code } 早已撤销；没有变化
 cli-retired = 已撤销 { $code }：{ $cells } 个网格、{ $checkpoints } 个检查点；历史记录保留，新记录将被拒收
 cli-template-checked = { $file }：检查表 { $id }（{ $items } 项）无误；未发布（--check）
@@ -389,9 +389,9 @@ cli-imported = { $file }：读取 { $rows } 行{ $what ->
     [cells] 网格
     [checkpoints] 检查点
    *[people] 人员
-}数据，变更 { $changed } 行{ $changed ->
-    [0] （已是最新）
-   *[other] {""}
+}数据，变更 { $changed } 行{ $up_to_date ->
+    [true] （已是最新）
+   *[false] {""}
 }
 cli-admin-added = 管理员 { $name }（{ $role }，范围 { $subtree }）；上面的令牌只显示这一次：请求时作为 Authorization: Bearer <令牌> 发送
 cli-no-admins = 没有具名管理员；数据目录中的 admin.token 是初始所有者
@@ -428,7 +428,7 @@ dev-photo-saved = 已保存 { $file }（{ $size } 字节，SHA-256 校验通过�
 dev-no-checkpoints = 还没有检查点；请先同步
 dev-synced = 同步完成，用时 { $ms } 毫秒：发送 { $sent } 条，接收成功 { $applied } 条，服务器已有 { $duplicates } 条，被拒收 { $rejected } 条，待传 { $pending } 条；收到 { $received } 项变更；上传照片 { $photos } 张（{ $bytes } 字节）
 dev-photo-refused = 照片未被接收：{ $photo }
-dev-see-why = 查看原因：
+dev-see-why = 查看原因：{ $command }
 dev-status-device = 设备       { $id }（{ $user }）→ { $server }
 dev-status-not-enrolled = 设备       未注册
 dev-status-oldest = ，最早的已等待 { $dur }
@@ -453,3 +453,18 @@ scope-reason-transfer_lost = 移交已撤回
 scope-reason-transferred_elsewhere = 已移交其他单位
 scope-reason-reset = 重新同步
 scope-reason-unknown = 原因未知
+
+cli-device-why = ：{ $reasons }
+transition-notify = 告知整改
+transition-fix_on_spot = 当场整改
+transition-submit_fix = 提交整改
+transition-verify_pass = 复核通过
+transition-verify_fail = 复核不通过
+transition-transfer = 移交
+transition-agency_accept = 单位接收
+transition-agency_return = 单位退回
+transition-agency_fix = 单位办结
+transition-reopen = 重新打开
+transition-merge = 合并
+dev-unsynced = （未同步）
+cli-error = 错误：{ $error }

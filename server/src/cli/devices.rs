@@ -46,7 +46,7 @@ pub(super) async fn run(
                     say!(
                         "cli-enroll-issued",
                         user = issued.user,
-                        role = issued.role,
+                        role = super::word("role", issued.role.as_str()),
                         cells = issued.grid_cells.join(","),
                         until = issued.expires_at
                     ),
@@ -165,14 +165,17 @@ pub(super) async fn run(
                 for d in devices {
                     let d = d.in_language(lang, now);
                     println!(
-                        "{:<36}  {:<8}  {:<12}  {:<10}  {:>6}  {:>7}  {}",
+                        "{:<36}  {}  {:<12}  {}  {:>6}  {:>7}  {}",
                         d.status.id,
-                        state_word(d.state.as_str()),
+                        pad(&state_word(d.state.as_str()), 8),
                         d.status.user,
-                        d.status
-                            .last_seen_at_ms
-                            .map(|t| ago_text(now - t))
-                            .unwrap_or_else(|| say!("dash-never")),
+                        pad(
+                            &d.status
+                                .last_seen_at_ms
+                                .map(|t| ago_text(now - t))
+                                .unwrap_or_else(|| say!("dash-never")),
+                            10
+                        ),
                         d.status.outbox_depth.unwrap_or(0),
                         d.status.missing_photos,
                         d.reasons.join("; ")
@@ -206,11 +209,19 @@ pub(super) async fn run(
                 let opt = |t: Option<i64>| t.map(time_text).unwrap_or_else(|| say!("dash-never"));
                 let mut lines = vec![
                     say!("cli-device-id", id = s.id, name = s.name),
-                    say!("cli-device-user", user = s.user, role = s.role),
+                    say!(
+                        "cli-device-user",
+                        user = s.user,
+                        role = super::word("role", &s.role)
+                    ),
                     say!(
                         "cli-device-state",
                         state = lang.text(&format!("dash-state-{}", d.state.as_str())),
-                        why = d.reasons.join("; ")
+                        why = if d.reasons.is_empty() {
+                            String::new()
+                        } else {
+                            say!("cli-device-why", reasons = d.reasons.join("; "))
+                        }
                     ),
                     say!("cli-device-enrolled", at = time_text(s.enrolled_at_ms)),
                 ];
@@ -256,40 +267,52 @@ pub(super) async fn run(
                     ),
                 ]);
                 for h in history.iter() {
-                    lines.push(say!(
-                        "cli-device-hello",
-                        at = time_text(h.at_ms),
-                        ops = h.outbox_depth,
-                        oldest = h.oldest_pending_age_ms,
-                        photos = h.pending_photo_bytes,
-                        rtt = h.rtt_ms.unwrap_or(0)
+                    lines.push(format!(
+                        "  {}",
+                        say!(
+                            "cli-device-hello",
+                            at = time_text(h.at_ms),
+                            ops = h.outbox_depth,
+                            oldest = h.oldest_pending_age_ms,
+                            photos = h.pending_photo_bytes,
+                            rtt = h.rtt_ms.unwrap_or(0)
+                        )
                     ));
                 }
                 for m in missing.iter() {
-                    lines.push(say!(
-                        "cli-device-missing-photo",
-                        sha = m.sha256,
-                        kind = m.record_kind,
-                        record = m.record_id,
-                        since = time_text(m.since_ms)
+                    lines.push(format!(
+                        "  {}",
+                        say!(
+                            "cli-device-missing-photo",
+                            sha = m.sha256,
+                            kind = super::word("dash-record", &m.record_kind),
+                            record = m.record_id,
+                            since = time_text(m.since_ms)
+                        )
                     ));
                 }
                 for r in rejections.iter() {
-                    lines.push(say!(
-                        "cli-device-rejected-op",
-                        seq = r.device_seq,
-                        at = time_text(r.recorded_at_ms),
-                        code = r.code,
-                        field = r.field,
-                        message = r.text(lang)
+                    lines.push(format!(
+                        "  {}",
+                        say!(
+                            "cli-device-rejected-op",
+                            seq = r.device_seq,
+                            at = time_text(r.recorded_at_ms),
+                            code = r.code,
+                            field = r.field,
+                            message = r.text(lang)
+                        )
                     ));
                 }
                 for c in conflicts.iter() {
-                    lines.push(say!(
-                        "cli-device-conflict",
-                        seq = c.device_seq,
-                        at = time_text(c.recorded_at_ms),
-                        message = c.message
+                    lines.push(format!(
+                        "  {}",
+                        say!(
+                            "cli-device-conflict",
+                            seq = c.device_seq,
+                            at = time_text(c.recorded_at_ms),
+                            message = c.message
+                        )
                     ));
                 }
                 for line in lines {
@@ -368,4 +391,10 @@ pub(super) async fn run(
 /// "3 min ago" style text for an age in ms.
 pub(super) fn ago_text(ms: i64) -> String {
     say!("dash-ago", dur = super::lang().duration(ms))
+}
+
+/// `text` padded with spaces to `width` terminal columns (a Chinese character takes two).
+fn pad(text: &str, width: usize) -> String {
+    let used = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(used)))
 }

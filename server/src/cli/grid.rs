@@ -284,7 +284,8 @@ pub(super) fn print_imported(
                 file = file.display(),
                 rows = done.rows,
                 what = what,
-                changed = done.changed
+                changed = done.changed,
+                up_to_date = done.changed == 0
             )
         );
         Ok(())

@@ -118,11 +118,7 @@ pub async fn hazard_detail(store: &dyn Store, id: &str) -> anyhow::Result<Hazard
 
 /// Prints `d` for a terminal, in the run's language.
 pub fn print_hazard(d: &HazardDetail) {
-    let lang = super::lang();
-    // A code's word (`state-closed` → 已销号); the code where the catalog has none.
-    let word = |prefix: &str, code: &str| {
-        crate::report::word(lang, prefix, code).unwrap_or_else(|| code.to_owned())
-    };
+    let word = super::word;
     let mut lines = vec![
         say!("cli-hazard-id", id = d.id, cell = d.cell),
         say!(
@@ -159,13 +155,13 @@ pub fn print_hazard(d: &HazardDetail) {
         lines.push(format!(
             "  {}  {:<14} {:<13} {} -> {}{}",
             crate::calendar::time_text(h.at_ms as i64),
-            h.kind,
+            word("transition", &h.kind),
             word("role", &h.role),
             word("state", &h.from),
             word("state", &h.to),
             h.conflict
                 .as_deref()
-                .map(|c| say!("cli-hazard-conflict", why = c))
+                .map(|c| format!("  {}", say!("cli-hazard-conflict", why = c)))
                 .unwrap_or_default()
         ));
     }
@@ -216,39 +212,40 @@ pub fn print_scope(v: &crate::store::ScopeView) {
             "cli-scope-device",
             device = v.device,
             user = v.user,
-            role = v.role
+            role = super::word("role", &v.role)
         )
     );
     println!("{}", say!("cli-scope-feed", feed = v.audience));
     for g in &v.grants {
         println!(
             "{}",
-            say!("cli-scope-holds", kind = g.kind, id = g.id, since = g.since)
+            say!(
+                "cli-scope-holds",
+                kind = super::word("scope-kind", &g.kind),
+                id = g.id,
+                since = g.since
+            )
         );
     }
+    // The first twenty codes of a list.
+    let first = |codes: &[String]| codes.iter().take(20).cloned().collect::<Vec<_>>().join(" ");
     println!(
-        "{} {} {}",
-        say!("cli-scope-cells"),
-        v.cells.len(),
-        v.cells
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ")
+        "{}",
+        say!(
+            "cli-scope-cells",
+            n = v.cells.len(),
+            codes = first(&v.cells)
+        )
     );
     println!(
-        "{} {} {}",
-        say!("cli-scope-checkpoints"),
-        v.checkpoints.len(),
-        v.checkpoints
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" ")
+        "{}",
+        say!(
+            "cli-scope-checkpoints",
+            n = v.checkpoints.len(),
+            codes = first(&v.checkpoints)
+        )
     );
-    println!("{} {}", say!("cli-scope-hazards"), v.hazards.len());
+    println!("{}", say!("cli-scope-hazards", n = v.hazards.len()));
     for h in &v.hazards {
         println!("  {h}");
     }

@@ -45,8 +45,14 @@ fn overrides(c: &Common) -> Overrides {
 static LANG: std::sync::OnceLock<patrolsync_i18n::Lang> = std::sync::OnceLock::new();
 
 /// The language of this run's output: `--lang`, else the locale's (Chinese by default).
-pub(crate) fn lang() -> patrolsync_i18n::Lang {
+pub fn lang() -> patrolsync_i18n::Lang {
     *LANG.get_or_init(|| patrolsync_i18n::Lang::from_arg_or_env(None))
+}
+
+/// The word for `code` of vocabulary `prefix` in this run's language (`role-grid_manager` →
+/// 网格长); the code itself where the catalog has none.
+fn word(prefix: &str, code: &str) -> String {
+    crate::report::word(lang(), prefix, code).unwrap_or_else(|| code.to_owned())
 }
 
 /// Runs the command line; returns the process exit code.

@@ -26,15 +26,15 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.admin_addr()
     );
     println!(
-        "{}",
+        "  {}",
         say!("cli-serve-data-dir", dir = dir, backend = backend)
     );
     println!(
-        "{}",
+        "  {}",
         say!("cli-serve-ca", fingerprint = server.ca_fingerprint())
     );
     println!(
-        "{}",
+        "  {}",
         say!("cli-serve-dial", address = server.config().public_address())
     );
     println!("{}", say!("cli-serve-next"));
