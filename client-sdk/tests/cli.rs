@@ -1,0 +1,66 @@
+//! The `patrolsync-device` command line in the reader's language: the same commands on a phone
+//! that has not enrolled yet (no server needed), in Chinese by default and in English on
+//! request, their errors worded from the SDK's codes.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_patrolsync-device");
+
+/// Runs the device CLI on `state` with `args` and no locale of its own; (success, stdout,
+/// stderr).
+fn device(state: &std::path::Path, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANG")
+        .output()?;
+    Ok((
+        out.status.success(),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+#[test]
+fn the_device_cli_speaks_chinese_by_default_and_english_on_request() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("phone");
+
+    let (ok, out, _) = device(&state, &["status"])?;
+    assert!(ok);
+    assert!(
+        out.starts_with("设备       未注册\n待传       0 条\n"),
+        "{out}"
+    );
+    let (ok, out, _) = device(&state, &["--lang", "en", "status"])?;
+    assert!(ok);
+    assert!(
+        out.starts_with("device     not enrolled\npending    0 op(s)\n"),
+        "{out}"
+    );
+
+    let (ok, out, _) = device(&state, &["rejected"])?;
+    assert!(ok);
+    assert_eq!(out, "没有被拒收的记录\n");
+
+    // An SDK error is worded from its code, in the run's language.
+    let (ok, _, err) = device(&state, &["checkin", "--checkpoint", "S1-C1-K1-B1-P1"])?;
+    assert!(!ok);
+    assert_eq!(
+        err.trim_end(),
+        "错误：本设备尚未注册，请先输入管理员提供的注册码"
+    );
+    let (ok, _, err) = device(
+        &state,
+        &["--lang", "en", "checkin", "--checkpoint", "S1-C1-K1-B1-P1"],
+    )?;
+    assert!(!ok);
+    assert_eq!(
+        err.trim_end(),
+        "error: This device is not enrolled; enter the code from your admin first"
+    );
+    Ok(())
+}
