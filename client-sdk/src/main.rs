@@ -20,11 +20,8 @@ fn lang() -> patrolsync_i18n::Lang {
 
 /// A message of the catalog in this run's language, with its parameters by name.
 macro_rules! say {
-    ($id:literal $(, $name:ident = $value:expr)* $(,)?) => {
-        lang().format(
-            $id,
-            &[$((stringify!($name), patrolsync_i18n::Value::from(($value).to_string()))),*],
-        )
+    ($($message:tt)*) => {
+        patrolsync_i18n::message!(lang(), $($message)*)
     };
 }
 
@@ -543,12 +540,7 @@ fn scope_change(n: &patrolsync_sdk::ScopeNotice) -> String {
 /// The catalog's word for `code` of vocabulary `prefix` (`state-closed` → 已销号); the code
 /// where the catalog has none.
 fn word(prefix: &str, code: &str) -> String {
-    let id = format!("{prefix}-{code}");
-    if lang().has(&id) {
-        lang().text(&id)
-    } else {
-        code.to_owned()
-    }
+    lang().word_or_key(prefix, code)
 }
 
 fn ago(ms: Option<i64>) -> String {

@@ -21,6 +21,19 @@ use fluent_bundle::{FluentArgs, FluentResource};
 
 mod error_code;
 
+/// Message `id` in `lang` with its parameters by name, each given as anything `Display`:
+/// `message!(Lang::ZhCn, "cli-stats-users", n = 3)`. Values arrive as text, so a select in the
+/// catalog keys on words or `true`/`false`, not on numbers.
+#[macro_export]
+macro_rules! message {
+    ($lang:expr, $id:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        $lang.format(
+            $id,
+            &[$((stringify!($name), $crate::Value::from(($value).to_string()))),*],
+        )
+    };
+}
+
 pub use error_code::ErrorCode;
 /// A value for a placeholder: text or a number (numbers select plural forms).
 pub use fluent_bundle::FluentValue as Value;
@@ -153,6 +166,19 @@ impl Lang {
                 (id, text)
             })
             .collect()
+    }
+
+    /// The word for `key` of vocabulary `prefix` (`state` and `closed` → 已销号; a space in
+    /// `key` reads as `_`), if the catalog has one.
+    pub fn word(self, prefix: &str, key: &str) -> Option<String> {
+        let id = format!("{prefix}-{}", key.replace(' ', "_"));
+        self.has(&id).then(|| self.text(&id))
+    }
+
+    /// The word for `key` of vocabulary `prefix`, or `key` itself where the catalog has none (a
+    /// code a newer peer sent shows as it is).
+    pub fn word_or_key(self, prefix: &str, key: &str) -> String {
+        self.word(prefix, key).unwrap_or_else(|| key.to_owned())
     }
 
     /// Whether the catalog has a message `id`.

@@ -175,3 +175,21 @@ fn selects_match_the_strings_the_command_lines_pass() {
         "grid.csv: 3 cells rows read, 0 changed"
     );
 }
+
+#[test]
+fn words_fall_back_to_their_code_and_the_macro_names_its_parameters() {
+    assert_eq!(
+        Lang::ZhCn.word("state", "closed").as_deref(),
+        Some("已销号")
+    );
+    assert_eq!(
+        Lang::ZhCn.word("about", "time zone").as_deref(),
+        Some("时区")
+    );
+    assert_eq!(Lang::ZhCn.word("state", "frozen"), None);
+    assert_eq!(Lang::ZhCn.word_or_key("state", "frozen"), "frozen");
+    assert_eq!(
+        crate::message!(Lang::ZhCn, "cli-stats-users", n = 3),
+        "用户            3"
+    );
+}

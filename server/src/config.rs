@@ -146,14 +146,9 @@ impl Reports {
             .checked_sub(1)
             .and_then(|i| self.level_names.get(i))
             .filter(|n| !n.trim().is_empty());
-        match own {
-            Some(name) => name.clone(),
-            None if lang.has(&format!("level-{level}")) => lang.text(&format!("level-{level}")),
-            None => lang.format(
-                "level-other",
-                &[("level", patrolsync_i18n::Value::from(level.to_string()))],
-            ),
-        }
+        own.cloned()
+            .or_else(|| lang.word("level", &level.to_string()))
+            .unwrap_or_else(|| patrolsync_i18n::message!(lang, "level-other", level = level))
     }
 
     /// The anomaly thresholds.

@@ -143,14 +143,15 @@ pub async fn prepare(
         }
     };
 
+    let refuse = |refusal, payload| OpAction::Reject(Rejection { refusal, payload });
     // `value` is what the field named (for the device's message), `limit` the rule's bound.
     let reject = |code,
                   reason: &str,
                   (field, value, limit): (&str, &str, Option<u64>),
                   message: String,
                   payload: Vec<u8>| {
-        OpAction::Reject(Rejection {
-            refusal: Refusal {
+        refuse(
+            Refusal {
                 code,
                 reason: reason.into(),
                 field: field.into(),
@@ -159,7 +160,7 @@ pub async fn prepare(
                 limit,
             },
             payload,
-        })
+        )
     };
     let mut prepared = Vec::with_capacity(decoded.len());
     for Received {
@@ -307,18 +308,12 @@ pub async fn prepare(
             Ok(Op {
                 body: OpBody::HazardEvent(e),
                 ..
-            }) => match hazard_scope(&hazards, session, e.hazard, &assigned) {
-                Err((code, reason, message)) => reject(
-                    code,
-                    reason,
-                    ("hazard_id", &e.hazard.to_string(), None),
-                    message,
-                    payload,
-                ),
+            }) => match hazard_scope(&hazards, session, e.hazard, "hazard_id", &assigned) {
+                Err(refusal) => refuse(refusal, payload),
                 Ok(h) => {
                     let merge_target = e
                         .merge_into
-                        .map(|m| hazard_scope(&hazards, session, m, &assigned));
+                        .map(|m| hazard_scope(&hazards, session, m, "merge_into", &assigned));
                     if let Err(refusal) = hazard::may_fire(e.kind, session.role) {
                         reject(
                             RejectCode::Forbidden,
@@ -327,15 +322,8 @@ pub async fn prepare(
                             format!("{}: {refusal}", e.kind),
                             payload,
                         )
-                    } else if let Some(Err((code, reason, message))) = merge_target {
-                        let target = e.merge_into.map(|m| m.to_string()).unwrap_or_default();
-                        reject(
-                            code,
-                            reason,
-                            ("merge_into", &target, None),
-                            message,
-                            payload,
-                        )
+                    } else if let Some(Err(refusal)) = merge_target {
+                        refuse(refusal, payload)
                     } else {
                         let hazard = e.hazard;
                         let row = OpAction::Hazard(Box::new(HazardRow {
@@ -354,14 +342,8 @@ pub async fn prepare(
                 op_id: real_op_id,
                 body: OpBody::HazardEdit(e),
                 ..
-            }) => match hazard_scope(&hazards, session, e.hazard, &assigned) {
-                Err((code, reason, message)) => reject(
-                    code,
-                    reason,
-                    ("hazard_id", &e.hazard.to_string(), None),
-                    message,
-                    payload,
-                ),
+            }) => match hazard_scope(&hazards, session, e.hazard, "hazard_id", &assigned) {
+                Err(refusal) => refuse(refusal, payload),
                 Ok(_) if session.role == Role::Agency => reject(
                     RejectCode::Forbidden,
                     "role",
@@ -416,10 +398,19 @@ fn hazard_scope<'a>(
     hazards: &'a HashMap<HazardId, HazardRef>,
     session: &DeviceSession,
     id: HazardId,
+    field: &str,
     assigned: &dyn Fn() -> String,
-) -> Result<&'a HazardRef, (RejectCode, &'static str, String)> {
+) -> Result<&'a HazardRef, Refusal> {
+    let no = |code, reason: &str, message| Refusal {
+        code,
+        reason: reason.into(),
+        field: field.into(),
+        message,
+        value: id.to_string(),
+        limit: None,
+    };
     match hazards.get(&id) {
-        None => Err((
+        None => Err(no(
             RejectCode::NotFound,
             "unknown_hazard",
             format!("hazard {id} does not exist"),
@@ -428,7 +419,7 @@ fn hazard_scope<'a>(
         Some(h)
             if session.role == Role::Agency && h.agency.as_deref() != session.agency.as_deref() =>
         {
-            Err((
+            Err(no(
                 RejectCode::Forbidden,
                 "not_transferred",
                 format!(
@@ -437,7 +428,7 @@ fn hazard_scope<'a>(
                 ),
             ))
         }
-        Some(h) if !session.covers(&h.cell_path) => Err((
+        Some(h) if !session.covers(&h.cell_path) => Err(no(
             RejectCode::Forbidden,
             "outside_scope",
             format!(
@@ -447,7 +438,7 @@ fn hazard_scope<'a>(
         )),
         // Each role has its own share of the log, so no device fills another role's; and one
         // device fills at most part of its own role's.
-        Some(h) if h.role_entries >= MAX_HAZARD_LOG => Err((
+        Some(h) if h.role_entries >= MAX_HAZARD_LOG => Err(no(
             RejectCode::Invalid,
             "log_full",
             format!(
@@ -456,7 +447,7 @@ fn hazard_scope<'a>(
                 h.role_entries, session.role
             ),
         )),
-        Some(h) if h.device_entries >= MAX_HAZARD_ENTRIES_PER_DEVICE => Err((
+        Some(h) if h.device_entries >= MAX_HAZARD_ENTRIES_PER_DEVICE => Err(no(
             RejectCode::Invalid,
             "log_full",
             format!(

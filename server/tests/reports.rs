@@ -543,19 +543,23 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             );
             Ok(String::from_utf8(out.stdout)?)
         };
-        // Every report stands at the fixture's moment, not at the day the test runs.
-        let json: serde_json::Value = serde_json::from_str(&ok(&[
-            "report",
-            "compliance",
-            "--period",
-            "2026-10",
-            "--cell",
-            "S9-C1-K1",
-            "--as-of",
-            AS_OF,
-            "--format",
-            "json",
-        ])?)?;
+        // Every report stands at the fixture's moment, not at the day the test runs: October's
+        // compliance of S9-C1-K1 as of AS_OF, with `more` args.
+        let compliance = |more: &[&str]| -> anyhow::Result<String> {
+            let mut args = vec![
+                "report",
+                "compliance",
+                "--period",
+                "2026-10",
+                "--cell",
+                "S9-C1-K1",
+                "--as-of",
+                AS_OF,
+            ];
+            args.extend_from_slice(more);
+            ok(&args)
+        };
+        let json: serde_json::Value = serde_json::from_str(&compliance(&["--format", "json"])?)?;
         let root = &json["rows"][0];
         assert_eq!(json["time_zone"], "Asia/Shanghai");
         assert_eq!(
@@ -586,18 +590,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "{}: {json}",
             db.backend
         );
-        let english = ok(&[
-            "report",
-            "compliance",
-            "--period",
-            "2026-10",
-            "--cell",
-            "S9-C1-K1",
-            "--as-of",
-            AS_OF,
-            "--lang",
-            "en",
-        ])?;
+        let english = compliance(&["--lang", "en"])?;
         assert!(
             english.contains("S9-C1-K1-B1")
                 && english.contains("4.2%")
@@ -605,18 +598,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "{english}"
         );
         // In Chinese: the title, the column names and the levels in words.
-        let text = ok(&[
-            "report",
-            "compliance",
-            "--period",
-            "2026-10",
-            "--cell",
-            "S9-C1-K1",
-            "--as-of",
-            AS_OF,
-            "--lang",
-            "zh-CN",
-        ])?;
+        let text = compliance(&["--lang", "zh-CN"])?;
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),
@@ -658,20 +640,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "{text}"
         );
         // As CSV: the report's columns in words, a could-not-inspect reason by its outcome's.
-        let csv_text = ok(&[
-            "report",
-            "compliance",
-            "--period",
-            "2026-10",
-            "--cell",
-            "S9-C1-K1",
-            "--as-of",
-            AS_OF,
-            "--format",
-            "csv",
-            "--lang",
-            "zh-CN",
-        ])?;
+        let csv_text = compliance(&["--format", "csv", "--lang", "zh-CN"])?;
         let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
         let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
         assert_eq!(&header[..3], ["所属网格", "名称", "层级"]);

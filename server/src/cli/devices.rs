@@ -155,7 +155,7 @@ pub(super) async fn run(
                 println!("{}", say!("cli-no-devices"));
             } else {
                 let lang = super::lang();
-                let state_word = |s: &str| lang.text(&format!("dash-state-{s}"));
+                let state_word = |s: &str| lang.word_or_key("dash-state", s);
                 let summary: Vec<String> = counts
                     .iter()
                     .map(|(s, n)| format!("{n} {}", state_word(s.as_str())))
@@ -216,7 +216,7 @@ pub(super) async fn run(
                     ),
                     say!(
                         "cli-device-state",
-                        state = lang.text(&format!("dash-state-{}", d.state.as_str())),
+                        state = lang.word_or_key("dash-state", d.state.as_str()),
                         why = if d.reasons.is_empty() {
                             String::new()
                         } else {

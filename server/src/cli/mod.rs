@@ -4,11 +4,8 @@
 /// A message of the catalog in this run's language (`--lang`, else the locale's), with its
 /// parameters by name: `say!("cli-stats-users", n = s.users)`.
 macro_rules! say {
-    ($id:literal $(, $name:ident = $value:expr)* $(,)?) => {
-        $crate::cli::lang().format(
-            $id,
-            &[$((stringify!($name), patrolsync_i18n::Value::from(($value).to_string()))),*],
-        )
+    ($($message:tt)*) => {
+        patrolsync_i18n::message!($crate::cli::lang(), $($message)*)
     };
 }
 
@@ -52,7 +49,7 @@ pub fn lang() -> patrolsync_i18n::Lang {
 /// The word for `code` of vocabulary `prefix` in this run's language (`role-grid_manager` →
 /// 网格长); the code itself where the catalog has none.
 fn word(prefix: &str, code: &str) -> String {
-    crate::report::word(lang(), prefix, code).unwrap_or_else(|| code.to_owned())
+    lang().word_or_key(prefix, code)
 }
 
 /// Runs the command line; returns the process exit code.

@@ -279,10 +279,8 @@ impl Evaluation {
             super::about_in(&mut table, lang, "report-evaluation");
             if self.by == "person" {
                 for row in &mut table.rows {
-                    if let Some(Value::Text(role)) = row.get_mut(1)
-                        && lang.has(&format!("role-{role}"))
-                    {
-                        *role = lang.text(&format!("role-{role}"));
+                    if let Some(Value::Text(role)) = row.get_mut(1) {
+                        *role = lang.word_or_key("role", role);
                     }
                 }
             }

@@ -67,11 +67,6 @@ fn form_time(lang: Lang, local: &str) -> Option<String> {
     Some(lang.format("date-time", &args))
 }
 
-/// The catalog's word for `code` of vocabulary `prefix`; the code itself when it has none.
-fn term(lang: Lang, prefix: &str, code: &str) -> String {
-    super::word(lang, prefix, code).unwrap_or_else(|| code.to_owned())
-}
-
 /// Dresses a ledger built by [`ledger`] as the official form in `lang`: the title (and the
 /// sheet's name), a line with the grid and the period above the header, and in Chinese the
 /// form's column names, a row number first, words for codes and dates as the form writes them.
@@ -107,10 +102,10 @@ pub(super) fn dress(
             let Value::Text(text) = value else { continue };
             let dressed = match kind {
                 Column::Time => form_time(lang, text),
-                Column::Term(prefix) if !text.is_empty() => Some(term(lang, prefix, text)),
+                Column::Term(prefix) if !text.is_empty() => Some(lang.word_or_key(prefix, text)),
                 Column::Terms(prefix) if !text.is_empty() => Some(
                     text.split(';')
-                        .map(|code| term(lang, prefix, code))
+                        .map(|code| lang.word_or_key(prefix, code))
                         .collect::<Vec<_>>()
                         .join("；"),
                 ),

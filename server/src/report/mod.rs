@@ -98,13 +98,6 @@ pub fn flag_all<T: Flaggable>(
 /// before it (for the speed rule).
 const LOOKBACK_MS: i64 = 24 * 3_600_000;
 
-/// The catalog's word for `key` of vocabulary `prefix` (`col`, `state`, …; spaces in `key`
-/// read as `_`), if it has one.
-pub(crate) fn word(lang: patrolsync_i18n::Lang, prefix: &str, key: &str) -> Option<String> {
-    let id = format!("{prefix}-{}", key.replace(' ', "_"));
-    lang.has(&id).then(|| lang.text(&id))
-}
-
 /// A localized report's `about` values in `lang`: what the report is (`report_id`), the
 /// whole grid, the rate's definition.
 fn about_in(table: &mut Table, lang: patrolsync_i18n::Lang, report_id: &str) {

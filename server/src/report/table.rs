@@ -117,7 +117,7 @@ impl Table {
         if lang == patrolsync_i18n::Lang::En {
             return self;
         }
-        let word = |prefix: &str, key: &str| super::word(lang, prefix, key);
+        let word = |prefix: &str, key: &str| lang.word(prefix, key);
         if let Some(title) = word("report", &self.title) {
             self.title = title;
         }
