@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use patrolsync_i18n::{Text, text};
 use patrolsync_sdk::proto::hazard::{
     Agency, EventKind, Field, FieldValue, Handling, HazardCategory, Severity,
 };
@@ -243,15 +244,13 @@ enum HazardCmd {
     },
 }
 
-fn parse_deadline(s: &str) -> Result<i64, String> {
+fn parse_deadline(s: &str) -> Result<i64, Text> {
     let now = std::time::SystemTime::now();
     let at = match humantime::parse_duration(s) {
         Ok(d) => now + d,
         Err(_) => humantime::parse_rfc3339_weak(s)
             .or_else(|_| humantime::parse_rfc3339_weak(&format!("{s} 00:00:00")))
-            .map_err(|_| {
-                format!("{s:?} is neither a duration (7d, 48h) nor a date (2026-12-31)")
-            })?,
+            .map_err(|_| text!("dev-bad-deadline", value = s))?,
     };
     Ok(at
         .duration_since(std::time::UNIX_EPOCH)
@@ -259,10 +258,10 @@ fn parse_deadline(s: &str) -> Result<i64, String> {
         .unwrap_or(0))
 }
 
-fn parse_sha256(s: &str) -> Result<[u8; 32], String> {
+fn parse_sha256(s: &str) -> Result<[u8; 32], Text> {
     s.parse::<patrolsync_proto::Sha256>()
         .map(|d| d.0)
-        .map_err(|e| e.to_string())
+        .map_err(|_| text!("dev-bad-sha256", value = s))
 }
 
 fn time_text(ms: i64) -> String {
@@ -387,12 +386,19 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
         } => {
             let value = match field {
                 Field::Description => FieldValue::Description(value),
-                Field::Severity => FieldValue::Severity(value.parse().map_err(anyhow::Error::msg)?),
-                Field::Category => FieldValue::Category(value.parse().map_err(anyhow::Error::msg)?),
-                Field::Handling => FieldValue::Handling(value.parse().map_err(anyhow::Error::msg)?),
-                Field::Deadline => {
-                    FieldValue::Deadline(Some(parse_deadline(&value).map_err(anyhow::Error::msg)?))
+                Field::Severity => {
+                    let known: Vec<&str> = Severity::ALL.iter().map(|v| v.as_str()).collect();
+                    FieldValue::Severity(choice("severity", &value, &known)?)
                 }
+                Field::Category => {
+                    let known: Vec<&str> = HazardCategory::ALL.iter().map(|v| v.as_str()).collect();
+                    FieldValue::Category(choice("category", &value, &known)?)
+                }
+                Field::Handling => {
+                    let known: Vec<&str> = Handling::ALL.iter().map(|v| v.as_str()).collect();
+                    FieldValue::Handling(choice("handling", &value, &known)?)
+                }
+                Field::Deadline => FieldValue::Deadline(Some(parse_deadline(&value)?)),
             };
             client.edit_hazard(id, value).await?;
             if json {
@@ -438,9 +444,7 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
         }
         HazardCmd::Show { id, json } => {
             let Some(v) = client.hazard(id).await? else {
-                anyhow::bail!(
-                    "hazard {id} is not on this device (not in your cells, or not synced yet)"
-                );
+                anyhow::bail!("{}", say!("dev-hazard-not-here", id = id));
             };
             if json {
                 print_json(&hazard_json(&v))?;
@@ -504,21 +508,46 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A failure in the run's language: an SDK error by its code's message, anything else (a
-/// file, an argument) as it says.
+/// A failure in the run's language: each layer of `e` (what was being done, then why) down to
+/// the first that words itself: an SDK error by its code's message, or a catalog text.
 fn error_text(e: &anyhow::Error) -> String {
     use patrolsync_sdk::{EnrollError, OpenError, ReadError, RecordError, SyncError};
-    let code = e
-        .downcast_ref::<SyncError>()
-        .map(SyncError::code)
-        .or_else(|| e.downcast_ref::<EnrollError>().map(EnrollError::code))
-        .or_else(|| e.downcast_ref::<RecordError>().map(RecordError::code))
-        .or_else(|| e.downcast_ref::<ReadError>().map(ReadError::code))
-        .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::code));
-    match code {
-        Some(c) => c.message(lang().tag()),
-        None => format!("{e:#}"),
+    let lang = lang();
+    let worded = |e: &(dyn std::error::Error + 'static)| {
+        let code = e
+            .downcast_ref::<SyncError>()
+            .map(SyncError::code)
+            .or_else(|| e.downcast_ref::<EnrollError>().map(EnrollError::code))
+            .or_else(|| e.downcast_ref::<RecordError>().map(RecordError::code))
+            .or_else(|| e.downcast_ref::<ReadError>().map(ReadError::code))
+            .or_else(|| e.downcast_ref::<OpenError>().map(OpenError::code));
+        match code {
+            Some(c) => Some(c.message(lang.tag())),
+            None => e.downcast_ref::<Text>().map(|t| t.in_lang(lang)),
+        }
+    };
+    let mut parts = vec![];
+    for cause in e.chain() {
+        if let Some(w) = worded(cause) {
+            parts.push(w);
+            break;
+        }
+        parts.push(cause.to_string());
     }
+    parts.join(&lang.text("cli-error-joint"))
+}
+
+/// `value` as one of the codes `known` of a field (`--field severity`), or the catalog's
+/// refusal naming them.
+fn choice<T: std::str::FromStr>(what: &str, value: &str, known: &[&str]) -> Result<T, Text> {
+    value.parse().map_err(|_| {
+        text!(
+            "unknown-choice",
+            what = what,
+            value = value,
+            known = known.join(", ")
+        )
+    })
 }
 
 /// A change of the device's scope, in words.
@@ -567,7 +596,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let client = Client::open(&cli.state_dir, config)
         .await
-        .with_context(|| format!("opening device state in {}", cli.state_dir.display()))?;
+        .with_context(|| say!("dev-opening-state", dir = cli.state_dir.display()))?;
     match cli.command {
         Command::Enroll { code, name, json } => {
             let e = client.enroll(&code, cli.server.as_deref(), &name).await?;
@@ -812,7 +841,11 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()).await {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return patrolsync_i18n::cli::argument_error(e),
+    };
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{}", say!("dev-error", error = error_text(&e)));

@@ -62,5 +62,39 @@ fn the_device_cli_speaks_chinese_by_default_and_english_on_request() -> anyhow::
         err.trim_end(),
         "error: This device is not enrolled; enter the code from your admin first"
     );
+
+    // An argument that does not parse is worded too: the value, why, and where to find help,
+    // with clap's exit code; in English it is clap's own message.
+    let args = [
+        "hazard",
+        "report",
+        "--checkpoint",
+        "S1-C1-K1-B1-P1",
+        "--category",
+        "other",
+        "--deadline",
+        "soon",
+    ];
+    let out = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(args)
+        .env("LANG", "zh_CN.UTF-8")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr)?,
+        "错误：参数 --deadline <DEADLINE> 的值「soon」无效：「soon」既不是时长（7d、48h）也不是日期（2026-12-31）\n更多信息请运行 --help\n"
+    );
+    let mut en = vec!["--lang", "en"];
+    en.extend(args);
+    let (ok, _, err) = device(&state, &en)?;
+    assert!(!ok);
+    assert!(
+        err.starts_with("error: invalid value 'soon' for '--deadline <DEADLINE>': \"soon\" is neither a duration"),
+        "{err}"
+    );
     Ok(())
 }

@@ -19,6 +19,8 @@ use std::sync::OnceLock;
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource};
 
+#[cfg(feature = "clap")]
+pub mod cli;
 mod error_code;
 
 /// Message `id` in `lang` with its parameters by name, each given as anything `Display`:
@@ -27,12 +29,71 @@ mod error_code;
 #[macro_export]
 macro_rules! message {
     ($lang:expr, $id:literal $(, $name:ident = $value:expr)* $(,)?) => {
-        $lang.format(
-            $id,
-            &[$((stringify!($name), $crate::Value::from(($value).to_string()))),*],
-        )
+        $crate::text!($id $(, $name = $value)*).in_lang($lang)
     };
 }
+
+/// A [`Text`]: message `id` with its parameters by name, each given as anything `Display`:
+/// `text!("store-no-cell", cell = code)`.
+#[macro_export]
+macro_rules! text {
+    ($id:literal $(, $name:ident = $value:expr)* $(,)?) => {
+        $crate::Text::new($id, vec![$((stringify!($name), ($value).to_string())),*])
+    };
+}
+
+/// A message of the catalog with its parameters, worded when it is read: an error carries one,
+/// so the command line shows it in its language and a log or the JSON API in English
+/// (`Display`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text {
+    id: &'static str,
+    args: Vec<(&'static str, String)>,
+}
+
+impl Text {
+    /// Message `id` with `args` (name, value). Prefer the [`text!`] macro.
+    pub fn new(id: &'static str, args: Vec<(&'static str, String)>) -> Text {
+        Text { id, args }
+    }
+
+    /// The message's id.
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The parameters, (name, value), in the order given.
+    pub fn args(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.args.iter().map(|(n, v)| (*n, v.as_str()))
+    }
+
+    /// The value of parameter `name`, if given.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The message in `lang`.
+    pub fn in_lang(&self, lang: Lang) -> String {
+        let args: Vec<(&str, Value<'_>)> = self
+            .args
+            .iter()
+            .map(|(n, v)| (*n, Value::from(v.as_str())))
+            .collect();
+        lang.format(self.id, &args)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.in_lang(Lang::En))
+    }
+}
+
+/// A message can be an error by itself (a value that does not parse, a setting out of range).
+impl std::error::Error for Text {}
 
 pub use error_code::ErrorCode;
 /// A value for a placeholder: text or a number (numbers select plural forms).
@@ -54,14 +115,19 @@ pub enum Lang {
 pub const LANGUAGES: [&str; 2] = ["zh-CN", "en"];
 
 /// The catalog files, per language in [`LANGUAGES`] order: (file name, source).
-const CATALOGS: [[(&str, &str); 2]; 2] = [
+const CATALOGS: [[(&str, &str); 3]; 2] = [
     [
         ("errors.ftl", include_str!("../locales/zh-CN/errors.ftl")),
         ("app.ftl", include_str!("../locales/zh-CN/app.ftl")),
+        (
+            "problems.ftl",
+            include_str!("../locales/zh-CN/problems.ftl"),
+        ),
     ],
     [
         ("errors.ftl", include_str!("../locales/en/errors.ftl")),
         ("app.ftl", include_str!("../locales/en/app.ftl")),
+        ("problems.ftl", include_str!("../locales/en/problems.ftl")),
     ],
 ];
 

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Weekday};
 use chrono_tz::Tz;
+use patrolsync_i18n::{Text, text};
 use serde::Serialize;
 
 /// How often a checkpoint must be inspected.
@@ -22,17 +23,20 @@ pub enum Cadence {
     Quarterly,
 }
 
+impl Cadence {
+    /// The cadences' names, as configs and imports give them.
+    pub const NAMES: &'static [&'static str] = &["daily", "weekly", "monthly", "quarterly"];
+}
+
 impl FromStr for Cadence {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Text;
+    fn from_str(s: &str) -> Result<Self, Text> {
         match s {
             "daily" => Ok(Cadence::Daily),
             "weekly" => Ok(Cadence::Weekly),
             "monthly" => Ok(Cadence::Monthly),
             "quarterly" => Ok(Cadence::Quarterly),
-            _ => Err(format!(
-                "unknown cadence {s:?}: use daily, weekly, monthly or quarterly"
-            )),
+            _ => Err(text!("cal-cadence", value = s)),
         }
     }
 }
@@ -48,22 +52,23 @@ pub struct Calendar {
 impl Calendar {
     /// A calendar in `time_zone` (IANA), with weeks from `week_start` and one cadence per grid
     /// level, big first. The error names the setting (`reports.…`) that is wrong.
-    pub fn new(time_zone: &str, week_start: &str, cadence: &[String]) -> Result<Calendar, String> {
-        let tz = time_zone.parse::<Tz>().map_err(|_| {
-            format!(
-                "reports.time_zone = {time_zone:?} is not an IANA time zone (e.g. Asia/Shanghai)"
-            )
-        })?;
-        let week_start = week_start.parse::<Weekday>().map_err(|_| {
-            format!("reports.week_start = {week_start:?} is not a weekday (e.g. monday)")
-        })?;
+    pub fn new(time_zone: &str, week_start: &str, cadence: &[String]) -> Result<Calendar, Text> {
+        let tz = time_zone
+            .parse::<Tz>()
+            .map_err(|_| text!("cal-time-zone", value = time_zone))?;
+        let week_start = week_start
+            .parse::<Weekday>()
+            .map_err(|_| text!("cal-week-start", value = week_start))?;
         if cadence.is_empty() {
-            return Err("reports.cadence needs one entry per grid level, big first".into());
+            return Err(text!("cal-cadence-empty"));
         }
         let by_level = cadence
             .iter()
-            .map(|c| c.parse().map_err(|e| format!("reports.cadence: {e}")))
-            .collect::<Result<_, String>>()?;
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| text!("cal-config-cadence", value = c))
+            })
+            .collect::<Result<_, Text>>()?;
         Ok(Calendar {
             tz,
             week_start,
@@ -97,19 +102,14 @@ impl Calendar {
     /// Unix ms of a moment given as RFC 3339 (`2026-11-03T09:00:00+08:00`), a local date and
     /// time in this zone (`2026-11-03 09:00` or `2026-11-03T09:00:00`), or a local date
     /// (`2026-11-03`: the end of that day, so everything received on it counts).
-    pub fn moment(&self, s: &str) -> Result<i64, String> {
-        let bad = || {
-            format!(
-                "time {s:?}: use 2026-11-03 (the end of that day), 2026-11-03 09:00 (local, in {}) \
-                 or 2026-11-03T09:00:00+08:00 (RFC 3339)",
-                self.zone()
-            )
-        };
+    pub fn moment(&self, s: &str) -> Result<i64, Text> {
+        let bad = || text!("cal-moment", value = s, zone = self.zone());
+        let years = || text!("cal-years", value = s);
         let t = s.trim();
         let ms = if let Ok(t) = chrono::DateTime::parse_from_rfc3339(t) {
             t.timestamp_millis()
         } else if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            bounded_year(d.year()).ok_or_else(|| format!("time {s:?}: years from 1970 to 9999"))?;
+            bounded_year(d.year()).ok_or_else(years)?;
             self.start_ms(d + Duration::days(1))
         } else {
             let local = [
@@ -121,23 +121,17 @@ impl Calendar {
             .iter()
             .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
             .ok_or_else(bad)?;
-            bounded_year(local.year())
-                .ok_or_else(|| format!("time {s:?}: years from 1970 to 9999"))?;
+            bounded_year(local.year()).ok_or_else(years)?;
             // A local time skipped by a DST jump does not exist; one repeated is the first.
             self.tz
                 .from_local_datetime(&local)
                 .earliest()
-                .ok_or_else(|| {
-                    format!(
-                        "time {s:?} does not exist in {} (a clock change)",
-                        self.zone()
-                    )
-                })?
+                .ok_or_else(|| text!("cal-skipped", value = s, zone = self.zone()))?
                 .timestamp_millis()
         };
         match self.tz.timestamp_millis_opt(ms).single() {
             Some(t) if bounded_year(t.year()).is_some() => Ok(ms),
-            _ => Err(format!("time {s:?}: years from 1970 to 9999")),
+            _ => Err(years()),
         }
     }
 
@@ -215,18 +209,13 @@ pub struct Period {
 }
 
 impl FromStr for Period {
-    type Err = String;
+    type Err = Text;
     /// `2026-11` (a month), `2026-Q4` (a quarter), `2026-11-23` (a day), or
     /// `2026-11-23..2026-11-29` (days, both included; e.g. a week).
-    fn from_str(s: &str) -> Result<Period, String> {
-        let bad = || {
-            format!(
-                "period {s:?}: use 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or \
-                 2026-11-23..2026-11-29 (days, both included)"
-            )
-        };
+    fn from_str(s: &str) -> Result<Period, Text> {
+        let bad = || text!("cal-period", value = s);
         let in_range = |y: i32| bounded_year(y).is_some();
-        let years = || format!("period {s:?}: years from 1970 to 9999");
+        let years = || text!("cal-period-years", value = s);
         let day = |t: &str| {
             let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad())?;
             if in_range(d.year()) {
@@ -238,7 +227,7 @@ impl FromStr for Period {
         let (start, end) = if let Some((a, b)) = s.split_once("..") {
             let (a, b) = (day(a)?, day(b)?);
             if b < a {
-                return Err(format!("period {s:?} ends before it starts"));
+                return Err(text!("cal-period-backwards", value = s));
             }
             (a, b + Duration::days(1))
         } else if let Some((y, q)) = s.split_once("-Q") {
@@ -371,7 +360,7 @@ mod tests {
             "262142-Q4",
             "1969-12",
         ] {
-            let e = bad.parse::<Period>().expect_err(bad);
+            let e = bad.parse::<Period>().expect_err(bad).to_string();
             assert!(e.contains(bad), "{e}");
         }
     }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use patrolsync_i18n::{Lang, Text, message, text};
 use serde::Deserialize;
 
 /// `PATROLSYNC_CONFIG`: path of a TOML configuration file.
@@ -135,7 +136,7 @@ impl Default for Reports {
 
 impl Reports {
     /// The calendar these settings describe; the error names the bad key.
-    pub fn calendar(&self) -> Result<crate::calendar::Calendar, String> {
+    pub fn calendar(&self) -> Result<crate::calendar::Calendar, Text> {
         crate::calendar::Calendar::new(&self.time_zone, &self.week_start, &self.cadence)
     }
 
@@ -364,7 +365,22 @@ pub enum ConfigError {
     },
     /// A value is out of its allowed range.
     #[error("invalid configuration: {0}")]
-    Invalid(String),
+    Invalid(Text),
+}
+
+impl ConfigError {
+    /// The error in `lang`, for a person; `Display` gives it in English.
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            ConfigError::Read { path, source } => {
+                message!(lang, "cfg-read", path = path.display(), error = source)
+            }
+            ConfigError::Parse { path, message } => {
+                message!(lang, "cfg-parse", path = path.display(), error = message)
+            }
+            ConfigError::Invalid(t) => message!(lang, "cfg-invalid", problem = t.in_lang(lang)),
+        }
+    }
 }
 
 impl Config {
@@ -408,9 +424,11 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
         if l.max_frame_bytes < 1024 {
-            return Err(ConfigError::Invalid(format!(
-                "limits.max_frame_bytes = {} is too small (at least 1024)",
-                l.max_frame_bytes
+            return Err(ConfigError::Invalid(text!(
+                "cfg-at-least",
+                key = "limits.max_frame_bytes",
+                value = l.max_frame_bytes,
+                min = 1024
             )));
         }
         if l.max_connections_per_device == 0
@@ -418,69 +436,72 @@ impl Config {
             || l.pushes_per_second <= 0.0
             || l.push_burst == 0
         {
-            return Err(ConfigError::Invalid(
-                "limits.max_connections_per_device, pushes_per_second and push_burst must be above 0".into(),
-            ));
+            return Err(ConfigError::Invalid(text!(
+                "cfg-above-zero",
+                keys = "limits.max_connections_per_device, limits.pushes_per_second, limits.push_burst"
+            )));
         }
         if l.max_ops_per_push == 0 || l.max_concurrent_streams == 0 {
-            return Err(ConfigError::Invalid(
-                "limits.max_ops_per_push and limits.max_concurrent_streams must be at least 1"
-                    .into(),
-            ));
+            return Err(ConfigError::Invalid(text!(
+                "cfg-above-zero",
+                keys = "limits.max_ops_per_push, limits.max_concurrent_streams"
+            )));
         }
         if let Some(url) = &self.database_url
             && !["sqlite:", "postgres:", "postgresql:"]
                 .iter()
                 .any(|p| url.starts_with(p))
         {
-            return Err(ConfigError::Invalid(format!(
-                "database_url must start with sqlite: or postgres:, got {url:?}"
-            )));
+            return Err(ConfigError::Invalid(text!("cfg-database-url", value = url)));
         }
         if !(0.0..=10_000.0).contains(&self.hazard_duplicate_radius_m) {
-            return Err(ConfigError::Invalid(format!(
-                "hazard_duplicate_radius_m = {} must be between 0 and 10000",
-                self.hazard_duplicate_radius_m
+            return Err(ConfigError::Invalid(text!(
+                "cfg-between",
+                key = "hazard_duplicate_radius_m",
+                value = self.hazard_duplicate_radius_m,
+                min = 0,
+                max = 10_000
             )));
         }
         self.reports.calendar().map_err(ConfigError::Invalid)?;
         if self.reports.max_speed_kmh.is_nan() || self.reports.max_speed_kmh <= 0.0 {
-            return Err(ConfigError::Invalid(format!(
-                "reports.max_speed_kmh = {} must be above 0",
-                self.reports.max_speed_kmh
+            return Err(ConfigError::Invalid(text!(
+                "cfg-above-zero",
+                keys = "reports.max_speed_kmh"
             )));
         }
         if self.escalation.interval < Duration::from_secs(1)
             || self.escalation.check_every < Duration::from_millis(100)
         {
-            return Err(ConfigError::Invalid(
-                "escalation.interval must be at least 1s and escalation.check_every at least 100ms"
-                    .into(),
-            ));
+            return Err(ConfigError::Invalid(text!("cfg-escalation")));
         }
         let h = &self.health;
         if h.sample_every < Duration::from_secs(1) {
-            return Err(ConfigError::Invalid(format!(
-                "health.sample_every = {} is too short (at least 1s)",
-                humantime::format_duration(h.sample_every)
+            return Err(ConfigError::Invalid(text!(
+                "cfg-at-least",
+                key = "health.sample_every",
+                value = humantime::format_duration(h.sample_every),
+                min = "1s"
             )));
         }
         if h.silent_after.is_zero() || h.lagging_after.is_zero() {
-            return Err(ConfigError::Invalid(
-                "health.silent_after and health.lagging_after must be more than 0s".into(),
-            ));
+            return Err(ConfigError::Invalid(text!(
+                "cfg-above-zero",
+                keys = "health.silent_after, health.lagging_after"
+            )));
         }
         if self.photos.backend == PhotoBackend::S3
             && self.photos.bucket.as_deref().unwrap_or("").is_empty()
         {
-            return Err(ConfigError::Invalid(
-                "photos.backend = \"s3\" needs photos.bucket".into(),
-            ));
+            return Err(ConfigError::Invalid(text!("cfg-s3-bucket")));
         }
         if self.enrollment_ttl < Duration::from_secs(60) {
-            return Err(ConfigError::Invalid(
-                "enrollment_ttl must be at least 1m".into(),
-            ));
+            return Err(ConfigError::Invalid(text!(
+                "cfg-at-least",
+                key = "enrollment_ttl",
+                value = humantime::format_duration(self.enrollment_ttl),
+                min = "1m"
+            )));
         }
         Ok(())
     }
@@ -556,6 +577,7 @@ mod tests {
         assert!(
             r.calendar()
                 .expect_err("zone")
+                .to_string()
                 .contains("reports.time_zone")
         );
         let r = Reports {
@@ -565,13 +587,19 @@ mod tests {
         assert!(
             r.calendar()
                 .expect_err("day")
+                .to_string()
                 .contains("reports.week_start")
         );
         let r = Reports {
             cadence: vec!["hourly".into()],
             ..Reports::default()
         };
-        assert!(r.calendar().expect_err("cadence").contains("hourly"));
+        assert!(
+            r.calendar()
+                .expect_err("cadence")
+                .to_string()
+                .contains("hourly")
+        );
     }
 
     #[test]

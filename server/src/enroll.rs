@@ -1,6 +1,7 @@
 //! Enrollment codes: single-use, expiring, stored only as a hash. An admin creates one for a
 //! user; the device redeems it over QUIC with a certificate signing request (see `transport`).
 
+use patrolsync_i18n::text;
 use std::time::Duration;
 
 use patrolsync_proto::hazard::Agency;
@@ -91,24 +92,21 @@ pub async fn issue(
     } = req;
     match (role, agency) {
         (Role::Agency, None) => {
-            return Err(StoreError::Invalid(
-                "an agency user needs --agency police_station or --agency fire_brigade".into(),
-            ));
+            return Err(StoreError::Invalid(text!("store-agency-needed")));
         }
         (r, Some(_)) if r != Role::Agency => {
-            return Err(StoreError::Invalid(format!(
-                "--agency is only for agency users, not a {r}"
-            )));
+            return Err(StoreError::Invalid(text!("store-agency-only", role = r)));
         }
         _ => {}
     }
     let (user, cells) = (user.as_str(), cells.as_slice());
     if user.trim().is_empty() {
-        return Err(StoreError::Invalid("user name is empty".into()));
+        return Err(StoreError::Invalid(text!("store-user-empty")));
     }
     if cells.is_empty() && role != Role::Admin {
-        return Err(StoreError::Invalid(format!(
-            "a {role} needs at least one grid cell (--grid)"
+        return Err(StoreError::Invalid(text!(
+            "store-cells-needed",
+            role = role
         )));
     }
     let code = new_code();

@@ -15,28 +15,69 @@ use patrolsync_proto::Role;
 use patrolsync_proto::geo::Datum;
 use patrolsync_proto::hazard::Agency;
 
+use patrolsync_i18n::{Lang, Text, message, text};
+
 use crate::calendar::Cadence;
 use crate::store::AdminStore;
 use crate::store::{NewCell, NewCheckpoint, NewPerson, StoreError};
 
+/// Where in a file a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// A CSV line, from 1 (the header).
+    Line(u64),
+    /// A GeoJSON feature, from 1.
+    Feature(usize),
+}
+
+impl Place {
+    /// (`line` or `feature`, its number): the parameters of the catalog's place messages.
+    fn parts(self) -> (&'static str, String) {
+        match self {
+            Place::Line(n) => ("line", n.to_string()),
+            Place::Feature(n) => ("feature", n.to_string()),
+        }
+    }
+
+    /// `line 7` / 第 7 行.
+    pub fn text(self, lang: Lang) -> String {
+        let (unit, n) = self.parts();
+        message!(lang, "import-place", unit = unit, n = n)
+    }
+}
+
 /// Where in the file, and what is wrong there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RowError {
-    /// `line 7` (CSV) or `feature 3` (GeoJSON, from 1).
-    pub at: String,
+    /// The line (CSV) or feature (GeoJSON).
+    pub at: Place,
     /// The column or property.
     pub column: String,
     /// What is wrong.
-    pub message: String,
+    pub message: Text,
+}
+
+impl RowError {
+    /// `line 7, column level: …` in `lang`.
+    pub fn text(&self, lang: Lang) -> String {
+        let (at, message) = (self.at.text(lang), self.message.in_lang(lang));
+        if self.column.is_empty() {
+            message!(lang, "import-row", at = at, message = message)
+        } else {
+            message!(
+                lang,
+                "import-row-column",
+                at = at,
+                column = self.column,
+                message = message
+            )
+        }
+    }
 }
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.column.is_empty() {
-            write!(f, "{}: {}", self.at, self.message)
-        } else {
-            write!(f, "{}, column {}: {}", self.at, self.column, self.message)
-        }
+        f.write_str(&self.text(Lang::En))
     }
 }
 
@@ -45,28 +86,36 @@ impl fmt::Display for RowError {
 pub enum ImportError {
     /// The file could not be read or parsed at all.
     #[error("{0}")]
-    File(String),
+    File(Text),
     /// Rows are wrong; nothing was applied.
-    #[error("{}", rows_text(.0))]
+    #[error("{}", rows_text(.0, Lang::En))]
     Rows(Vec<RowError>),
     /// The store failed; nothing was applied.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-fn rows_text(rows: &[RowError]) -> String {
+impl ImportError {
+    /// The error in `lang`, for a person; `Display` gives it in English.
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            ImportError::File(t) => t.in_lang(lang),
+            ImportError::Rows(rows) => rows_text(rows, lang),
+            ImportError::Store(e) => e.text(lang),
+        }
+    }
+}
+
+fn rows_text(rows: &[RowError], lang: Lang) -> String {
     const SHOWN: usize = 20;
-    let mut out = format!(
-        "{} bad row{}; nothing was imported:",
-        rows.len(),
-        if rows.len() == 1 { "" } else { "s" }
-    );
+    let mut out = message!(lang, "import-rows", n = rows.len(), one = rows.len() == 1);
     for r in rows.iter().take(SHOWN) {
         out.push_str("\n  ");
-        out.push_str(&r.to_string());
+        out.push_str(&r.text(lang));
     }
     if rows.len() > SHOWN {
-        out.push_str(&format!("\n  … and {} more", rows.len() - SHOWN));
+        out.push_str("\n  ");
+        out.push_str(&message!(lang, "import-more", n = rows.len() - SHOWN));
     }
     out
 }
@@ -82,7 +131,7 @@ pub struct Imported {
 
 /// One record of a file, as column → text, with where it is.
 struct Record {
-    at: String,
+    at: Place,
     fields: HashMap<String, String>,
 }
 
@@ -91,12 +140,21 @@ impl Record {
         self.fields.get(column).map(String::as_str).unwrap_or("")
     }
 
-    fn error(&self, column: &str, message: impl Into<String>) -> RowError {
+    fn error(&self, column: &str, message: Text) -> RowError {
         RowError {
-            at: self.at.clone(),
+            at: self.at,
             column: column.into(),
-            message: message.into(),
+            message,
         }
+    }
+
+    /// `value` is already on the record at `first`.
+    fn duplicate(&self, column: &str, value: &str, first: Place) -> RowError {
+        let (unit, n) = first.parts();
+        self.error(
+            column,
+            text!("import-duplicate", value = value, unit = unit, n = n),
+        )
     }
 }
 
@@ -114,16 +172,17 @@ fn format_of(path: &Path) -> Result<Format, ImportError> {
     {
         Some("csv") => Ok(Format::Csv),
         Some("geojson" | "json") => Ok(Format::GeoJson),
-        _ => Err(ImportError::File(format!(
-            "{}: name the file .csv or .geojson so its format is known",
-            path.display()
+        _ => Err(ImportError::File(text!(
+            "file-format",
+            file = path.display(),
+            formats = ".csv, .geojson"
         ))),
     }
 }
 
 fn read_text(path: &Path) -> Result<String, ImportError> {
     std::fs::read_to_string(path)
-        .map_err(|e| ImportError::File(format!("cannot read {}: {e}", path.display())))
+        .map_err(|e| ImportError::File(text!("file-unreadable", file = path.display(), error = e)))
 }
 
 /// CSV rows with a header; `required` columns must be in it.
@@ -133,7 +192,7 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
         .from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| ImportError::File(format!("line 1: {e}")))?
+        .map_err(|e| ImportError::File(text!("import-header", error = e)))?
         .iter()
         .map(str::to_owned)
         .collect();
@@ -141,18 +200,18 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
     for r in required {
         if !header.iter().any(|h| h == r) {
             problems.push(RowError {
-                at: "line 1".into(),
+                at: Place::Line(1),
                 column: (*r).into(),
-                message: format!("the header has no `{r}` column"),
+                message: text!("import-no-column", column = r),
             });
         }
     }
     for h in &header {
         if !known.contains(&h.as_str()) {
             problems.push(RowError {
-                at: "line 1".into(),
+                at: Place::Line(1),
                 column: h.clone(),
-                message: format!("unknown column (known: {})", known.join(", ")),
+                message: text!("import-unknown-column", known = known.join(", ")),
             });
         }
     }
@@ -164,9 +223,9 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
         let row = row.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
             ImportError::Rows(vec![RowError {
-                at: format!("line {line}"),
+                at: Place::Line(line),
                 column: String::new(),
-                message: e.to_string(),
+                message: text!("import-csv", error = e),
             }])
         })?;
         let line = row.position().map_or(0, |p| p.line());
@@ -174,7 +233,7 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
             continue;
         }
         out.push(Record {
-            at: format!("line {line}"),
+            at: Place::Line(line),
             fields: header
                 .iter()
                 .cloned()
@@ -189,11 +248,9 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
 fn geojson_records(text: &str) -> Result<Vec<(Record, Option<geojson::Geometry>)>, ImportError> {
     let parsed: geojson::GeoJson = text
         .parse()
-        .map_err(|e| ImportError::File(format!("not GeoJSON: {e}")))?;
+        .map_err(|e: geojson::Error| ImportError::File(text!("import-not-geojson", error = e)))?;
     let geojson::GeoJson::FeatureCollection(fc) = parsed else {
-        return Err(ImportError::File(
-            "expected a GeoJSON FeatureCollection".into(),
-        ));
+        return Err(ImportError::File(text!("import-not-collection")));
     };
     Ok(fc
         .features
@@ -220,7 +277,7 @@ fn geojson_records(text: &str) -> Result<Vec<(Record, Option<geojson::Geometry>)
                 .collect();
             (
                 Record {
-                    at: format!("feature {}", i + 1),
+                    at: Place::Feature(i + 1),
                     fields,
                 },
                 f.geometry,
@@ -232,26 +289,23 @@ fn geojson_records(text: &str) -> Result<Vec<(Record, Option<geojson::Geometry>)
 fn check_code(r: &Record, column: &str, problems: &mut Vec<RowError>) -> String {
     let code = r.get(column).to_owned();
     if code.is_empty() {
-        problems.push(r.error(column, "is empty"));
+        problems.push(r.error(column, text!("import-empty")));
     } else if code.len() > 64
         || !code
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        problems.push(r.error(
-            column,
-            format!("{code:?}: use letters, digits, '-', '_' or '.', at most 64"),
-        ));
+        problems.push(r.error(column, text!("import-bad-code", value = code)));
     }
     code
 }
 
 /// A boundary as GeoJSON geometry text in WGS-84: from WKT, or from GeoJSON geometry text, its
 /// vertices given in `crs`.
-fn boundary_text(text: &str, crs: Datum) -> Result<String, String> {
+fn boundary_text(text: &str, crs: Datum) -> Result<String, Text> {
     let mut geometry = if text.trim_start().starts_with('{') {
         text.parse::<geojson::Geometry>()
-            .map_err(|e| format!("not a GeoJSON geometry: {e}"))?
+            .map_err(|e| text!("import-not-geometry", error = e))?
     } else {
         let g = geo_types_from_wkt(text)?;
         geojson::Geometry::new(geojson::Value::from(&g))
@@ -272,15 +326,16 @@ fn boundary_text(text: &str, crs: Datum) -> Result<String, String> {
     Ok(geometry.to_string())
 }
 
-fn geo_types_from_wkt(text: &str) -> Result<geo_types::Geometry<f64>, String> {
+fn geo_types_from_wkt(text: &str) -> Result<geo_types::Geometry<f64>, Text> {
     use wkt::TryFromWkt;
-    geo_types::Geometry::<f64>::try_from_wkt_str(text).map_err(|e| format!("not WKT: {e}"))
+    geo_types::Geometry::<f64>::try_from_wkt_str(text)
+        .map_err(|e| text!("import-not-wkt", error = e))
 }
 
-fn polygonal(g: &geojson::Geometry) -> Result<(), String> {
+fn polygonal(g: &geojson::Geometry) -> Result<(), Text> {
     match g.value {
         geojson::Value::Polygon(_) | geojson::Value::MultiPolygon(_) => Ok(()),
-        _ => Err("a boundary must be a Polygon or MultiPolygon".into()),
+        _ => Err(text!("import-not-polygon")),
     }
 }
 
@@ -322,28 +377,22 @@ pub async fn import_cells(
         .collect();
     let mut problems = Vec::new();
     let mut cells = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, Place> = HashMap::new();
     for (r, boundary) in &records {
         let code = check_code(r, "code", &mut problems);
         let parent = r.get("parent").to_owned();
         let level = match r.get("level").parse::<u32>() {
             Ok(l) if (1..=4).contains(&l) => l,
             _ => {
-                problems.push(r.error(
-                    "level",
-                    format!(
-                        "{:?}: a level from 1 (street) to 4 (building)",
-                        r.get("level")
-                    ),
-                ));
+                problems.push(r.error("level", text!("import-bad-level", value = r.get("level"))));
                 0
             }
         };
         if r.get("name").is_empty() {
-            problems.push(r.error("name", "is empty"));
+            problems.push(r.error("name", text!("import-empty")));
         }
-        if let Some(first) = seen.insert(code.clone(), r.at.clone()) {
-            problems.push(r.error("code", format!("{code} is already on {first}")));
+        if let Some(first) = seen.insert(code.clone(), r.at) {
+            problems.push(r.duplicate("code", &code, first));
         }
         let boundary = match boundary.as_deref().map(|b| boundary_text(b, crs)) {
             Some(Err(e)) => {
@@ -358,11 +407,7 @@ pub async fn import_cells(
         {
             problems.push(r.error(
                 "parent",
-                format!(
-                    "{code} is under {:?} now; moving a cell is not supported (retire it and \
-                     import it under a new code)",
-                    old_parent
-                ),
+                text!("import-cell-moved", cell = code, parent = old_parent),
             ));
         }
         cells.push((
@@ -384,30 +429,31 @@ pub async fn import_cells(
     for (r, c) in &cells {
         match &c.parent {
             None if c.level != 1 && c.level != 0 => {
-                problems.push(r.error("parent", format!("a level-{} cell needs a parent", c.level)))
+                problems.push(r.error("parent", text!("import-needs-parent", level = c.level)))
             }
             None => {}
             Some(p) => {
                 let parent_level = match (levels.get(p.as_str()), existing.get(p)) {
                     (Some(l), _) => Some(*l),
                     (None, Some((_, _, true))) => {
-                        problems.push(r.error("parent", format!("{p} is retired")));
+                        problems.push(r.error("parent", text!("import-retired", value = p)));
                         continue;
                     }
                     (None, Some((l, _, false))) => Some(u32::from(*l)),
                     (None, None) => None,
                 };
                 match parent_level {
-                    None => problems.push(r.error(
-                        "parent",
-                        format!("{p} is neither in this file nor in the grid"),
-                    )),
+                    None => {
+                        problems.push(r.error("parent", text!("import-unknown-parent", parent = p)))
+                    }
                     Some(l) if c.level != 0 && l + 1 != c.level => problems.push(r.error(
                         "level",
-                        format!(
-                            "{} under {p}, a level-{l} cell: expected {}",
-                            c.level,
-                            l + 1
+                        text!(
+                            "import-wrong-level",
+                            level = c.level,
+                            parent = p,
+                            parent_level = l,
+                            expected = l + 1
                         ),
                     )),
                     Some(_) => {}
@@ -460,7 +506,7 @@ pub async fn import_checkpoints(
                     Some(geojson::Value::Point(p)) if p.len() >= 2 => Some((p[1], p[0])),
                     Some(_) => {
                         return Err(ImportError::Rows(vec![
-                            r.error("geometry", "a checkpoint's geometry must be a Point"),
+                            r.error("geometry", text!("import-not-point")),
                         ]));
                     }
                     None => None,
@@ -477,21 +523,21 @@ pub async fn import_checkpoints(
         .map(|c| (c.code, c.retired_at_ms.is_some()))
         .collect();
     let mut problems = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, Place> = HashMap::new();
     let mut checkpoints = Vec::new();
     for (r, point) in &records {
         let code = check_code(r, "code", &mut problems);
-        if let Some(first) = seen.insert(code.clone(), r.at.clone()) {
-            problems.push(r.error("code", format!("{code} is already on {first}")));
+        if let Some(first) = seen.insert(code.clone(), r.at) {
+            problems.push(r.duplicate("code", &code, first));
         }
         let cell = r.get("cell").to_owned();
         match cells.get(&cell) {
-            None => problems.push(r.error("cell", format!("{cell:?} is not in the grid"))),
-            Some(true) => problems.push(r.error("cell", format!("{cell} is retired"))),
+            None => problems.push(r.error("cell", text!("import-cell-unknown", cell = cell))),
+            Some(true) => problems.push(r.error("cell", text!("import-retired", value = cell))),
             Some(false) => {}
         }
         if r.get("name").is_empty() {
-            problems.push(r.error("name", "is empty"));
+            problems.push(r.error("name", text!("import-empty")));
         }
         let number =
             |column: &str, range: std::ops::RangeInclusive<f64>, problems: &mut Vec<RowError>| {
@@ -504,7 +550,12 @@ pub async fn import_checkpoints(
                     _ => {
                         problems.push(r.error(
                             column,
-                            format!("{t:?}: a number from {} to {}", range.start(), range.end()),
+                            text!(
+                                "import-number-range",
+                                value = t,
+                                min = range.start(),
+                                max = range.end()
+                            ),
                         ));
                         None
                     }
@@ -515,7 +566,7 @@ pub async fn import_checkpoints(
                 Some((*lat, *lon))
             }
             Some(_) => {
-                problems.push(r.error("geometry", "coordinates out of range"));
+                problems.push(r.error("geometry", text!("import-coordinates-range")));
                 None
             }
             None => {
@@ -525,9 +576,7 @@ pub async fn import_checkpoints(
                     (Some(a), Some(b)) => Some((a, b)),
                     (None, None) => None,
                     _ if r.get("latitude").is_empty() != r.get("longitude").is_empty() => {
-                        problems.push(
-                            r.error("longitude", "give both latitude and longitude, or neither"),
-                        );
+                        problems.push(r.error("longitude", text!("import-both-coordinates")));
                         None
                     }
                     _ => None,
@@ -536,8 +585,10 @@ pub async fn import_checkpoints(
         };
         let radius_m = number("radius_m", 1.0..=10_000.0, &mut problems).unwrap_or(30.0);
         let cadence = Some(r.get("cadence").to_owned()).filter(|c| !c.is_empty());
-        if let Some(Err(e)) = cadence.as_deref().map(str::parse::<Cadence>) {
-            problems.push(r.error("cadence", e));
+        if let Some(c) = cadence.as_deref()
+            && c.parse::<Cadence>().is_err()
+        {
+            problems.push(r.error("cadence", unknown_code(c, Cadence::NAMES)));
         }
         checkpoints.push(NewCheckpoint {
             code,
@@ -578,9 +629,7 @@ pub async fn import_people(
             &["name", "role", "agency", "cells"],
         )?,
         Format::GeoJson => {
-            return Err(ImportError::File(
-                "people are imported from CSV (name,role,agency,cells)".into(),
-            ));
+            return Err(ImportError::File(text!("import-people-csv")));
         }
     };
     let all: Vec<String> = records
@@ -597,38 +646,37 @@ pub async fn import_people(
         .map(|c| c.code)
         .collect();
     let mut problems = Vec::new();
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, Place> = HashMap::new();
     let mut people = Vec::new();
     for r in &records {
         let name = r.get("name").to_owned();
         if name.is_empty() || name.len() > 128 {
-            problems.push(r.error("name", "1 to 128 characters"));
+            problems.push(r.error("name", text!("import-name-length")));
         }
-        if let Some(first) = seen.insert(name.clone(), r.at.clone()) {
-            problems.push(r.error("name", format!("{name} is already on {first}")));
+        if let Some(first) = seen.insert(name.clone(), r.at) {
+            problems.push(r.duplicate("name", &name, first));
         }
-        let role = r.get("role").parse::<Role>().unwrap_or_else(|e| {
-            problems.push(r.error("role", e));
+        let role = r.get("role").parse::<Role>().unwrap_or_else(|_| {
+            let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            problems.push(r.error("role", unknown_code(r.get("role"), &known)));
             Role::Patroller
         });
         let agency = Some(r.get("agency").to_owned()).filter(|a| !a.is_empty());
         match (&agency, role) {
             (Some(a), Role::Agency) => {
-                if let Err(e) = a.parse::<Agency>() {
-                    problems.push(r.error("agency", e));
+                if a.parse::<Agency>().is_err() {
+                    let known: Vec<&str> = Agency::ALL.iter().map(|a| a.as_str()).collect();
+                    problems.push(r.error("agency", unknown_code(a, &known)));
                 }
             }
-            (None, Role::Agency) => problems.push(r.error(
-                "agency",
-                "an agency user needs police_station or fire_brigade",
-            )),
-            (Some(_), _) => problems.push(r.error("agency", "only for role agency")),
+            (None, Role::Agency) => problems.push(r.error("agency", text!("import-agency-needed"))),
+            (Some(_), _) => problems.push(r.error("agency", text!("import-agency-only"))),
             (None, _) => {}
         }
         let cells = split_cells(r.get("cells"));
         for c in &cells {
             if !live.contains(c) {
-                problems.push(r.error("cells", format!("{c} is not a live cell of the grid")));
+                problems.push(r.error("cells", text!("import-not-live", cell = c)));
             }
         }
         people.push(NewPerson {
@@ -648,6 +696,15 @@ pub async fn import_people(
         store.import_people(&people, now_ms).await?
     };
     Ok(Imported { rows, changed })
+}
+
+/// `value` is none of the codes `known`.
+fn unknown_code(value: &str, known: &[&str]) -> Text {
+    text!(
+        "import-unknown-code",
+        value = value,
+        known = known.join(", ")
+    )
 }
 
 /// `S1-C1; S1-C2` or `S1-C1 S1-C2` → codes.
@@ -672,16 +729,15 @@ mod tests {
         assert!(wkt.contains("\"Polygon\""), "{wkt}");
         let json = boundary_text(&wkt, Datum::Wgs84).expect("geojson polygon");
         assert_eq!(json, wkt);
-        assert!(
-            boundary_text("POINT(1 2)", Datum::Wgs84)
-                .expect_err("point")
-                .contains("Polygon")
+        let point = boundary_text("POINT(1 2)", Datum::Wgs84).expect_err("point");
+        assert_eq!(point.id(), "import-not-polygon");
+        assert_eq!(
+            point.to_string(),
+            "a boundary must be a Polygon or MultiPolygon"
         );
-        assert!(
-            boundary_text("POLYGON((oops", Datum::Wgs84)
-                .expect_err("bad")
-                .contains("not WKT")
-        );
+        let bad = boundary_text("POLYGON((oops", Datum::Wgs84).expect_err("bad");
+        assert_eq!(bad.id(), "import-not-wkt");
+        assert!(bad.in_lang(Lang::ZhCn).starts_with("不是 WKT："), "{bad}");
     }
 
     #[test]
@@ -697,6 +753,14 @@ mod tests {
             [
                 "line 1, column name: the header has no `name` column",
                 "line 1, column nmae: unknown column (known: code, name)"
+            ]
+        );
+        let zh: Vec<String> = rows.iter().map(|r| r.text(Lang::ZhCn)).collect();
+        assert_eq!(
+            zh,
+            [
+                "第 1 行，name 列：表头缺少 `name` 列",
+                "第 1 行，nmae 列：未知的列（可用的列：code, name）"
             ]
         );
     }

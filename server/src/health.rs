@@ -2,6 +2,7 @@
 //! thresholds in `[health]`. Computed when asked, from stored times, so a device that stops
 //! syncing turns silent without doing anything.
 
+use patrolsync_i18n::text;
 use std::collections::BTreeMap;
 
 use patrolsync_proto::DeviceId;
@@ -373,9 +374,10 @@ pub async fn device_detail(
 ) -> Result<DeviceDetail, StoreError> {
     let prefix = id.trim().to_ascii_lowercase();
     if prefix.len() < 8 {
-        return Err(StoreError::Invalid(
-            "give the device id or a prefix of at least 8 characters".into(),
-        ));
+        return Err(StoreError::Invalid(text!(
+            "store-device-id-short",
+            device = prefix
+        )));
     }
     let mut found: Vec<DeviceStatus> = store
         .device_statuses()
@@ -384,18 +386,25 @@ pub async fn device_detail(
         .filter(|d| d.id.starts_with(&prefix))
         .collect();
     let status = match found.len() {
-        0 => return Err(StoreError::NotFound(format!("no device {prefix}"))),
+        0 => {
+            return Err(StoreError::NotFound(text!(
+                "store-no-device",
+                device = prefix
+            )));
+        }
         1 => found.remove(0),
         n => {
-            return Err(StoreError::Invalid(format!(
-                "{n} devices start with {prefix}; give more of the id"
+            return Err(StoreError::Invalid(text!(
+                "store-device-ambiguous",
+                device = prefix,
+                n = n
             )));
         }
     };
     let device_id: DeviceId = status
         .id
         .parse()
-        .map_err(|e| StoreError::Invalid(format!("stored device id {}: {e}", status.id)))?;
+        .map_err(|e| StoreError::Corrupt(format!("stored device id {}: {e}", status.id)))?;
     let history = store
         .device_history(device_id, limit.min(HISTORY_KEPT))
         .await?;
@@ -430,7 +439,7 @@ pub fn select_devices(
     q: Option<&str>,
     sort: &str,
     descending: Option<bool>,
-) -> Result<Vec<DeviceHealth>, String> {
+) -> Result<Vec<DeviceHealth>, patrolsync_i18n::Text> {
     if let Some(state) = state {
         devices.retain(|d| d.state == state);
     }
@@ -476,8 +485,11 @@ pub fn select_devices(
             true
         }
         other => {
-            return Err(format!(
-                "unknown sort {other:?}; one of state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled"
+            return Err(text!(
+                "unknown-choice",
+                what = "--sort",
+                value = other,
+                known = "state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled"
             ));
         }
     };

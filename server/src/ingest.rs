@@ -510,9 +510,9 @@ impl Ingestor {
         let idx = (batch.device.0.as_u128() % self.writers.len() as u128) as usize;
         let (tx, rx) = oneshot::channel();
         let closed = || {
-            Arc::new(StoreError::Stopping(
-                "the ingest writer has stopped (server shutting down)".into(),
-            ))
+            Arc::new(StoreError::Stopping(patrolsync_i18n::text!(
+                "store-stopping"
+            )))
         };
         self.writers[idx]
             .send((batch, tx))

@@ -4,7 +4,10 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = patrolsync_server::cli::Cli::parse();
+    let cli = match patrolsync_server::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return patrolsync_i18n::cli::argument_error(e),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env(patrolsync_server::config::ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -23,12 +26,13 @@ async fn main() -> std::process::ExitCode {
     match patrolsync_server::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let error = format!("{e:#}");
+            let error = patrolsync_server::cli::error_text(&e);
             eprintln!(
                 "{}",
-                patrolsync_server::cli::lang().format(
+                patrolsync_i18n::message!(
+                    patrolsync_server::cli::lang(),
                     "cli-error",
-                    &[("error", patrolsync_i18n::Value::from(error))]
+                    error = error
                 )
             );
             std::process::ExitCode::FAILURE

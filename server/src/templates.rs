@@ -18,6 +18,9 @@
 
 use std::path::Path;
 
+use patrolsync_i18n::{ErrorCode, Lang, Text, message, text};
+
+use patrolsync_proto::checkin::Invalid;
 use patrolsync_proto::hazard::HazardCategory;
 use patrolsync_proto::template::{AnswerType, Item, Template};
 use serde::Deserialize;
@@ -49,53 +52,96 @@ fn check() -> String {
     "check".into()
 }
 
+/// Why a template file was not read: nothing was published.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateFileError {
+    /// The file could not be read or parsed, or a value is not one the field takes.
+    #[error("{0}")]
+    File(Text),
+    /// The template breaks a rule of templates (an id, a missing name, a duplicate item).
+    #[error("{file}: {}", .invalid.message)]
+    Definition {
+        /// The file.
+        file: String,
+        /// The rule broken, with the field.
+        invalid: Invalid,
+    },
+}
+
+impl TemplateFileError {
+    /// The error in `lang`, for a person; `Display` gives it in English, with the detail.
+    pub fn text(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (TemplateFileError::File(t), _) => t.in_lang(lang),
+            (TemplateFileError::Definition { .. }, Lang::En) => self.to_string(),
+            (TemplateFileError::Definition { file, invalid }, _) => {
+                let problem =
+                    ErrorCode::from_refusal(invalid.reason, &invalid.field, "", invalid.limit)
+                        .message(lang.tag());
+                message!(lang, "tpl-definition", file = file, problem = problem)
+            }
+        }
+    }
+}
+
 /// Reads and checks a template file; the version is left 0 (publishing assigns it).
-pub fn read(path: &Path) -> anyhow::Result<Template> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let file: TemplateFile = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => {
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        Some("json") => {
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        _ => anyhow::bail!(
-            "{}: name the file .toml or .json so its format is known",
-            path.display()
-        ),
+pub fn read(path: &Path) -> Result<Template, TemplateFileError> {
+    let file_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        TemplateFileError::File(text!("file-unreadable", file = file_name, error = e))
+    })?;
+    let unparsed = |e: &dyn std::fmt::Display| {
+        TemplateFileError::File(text!("file-unparsed", file = file_name, error = e))
     };
-    let items = file
-        .items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let at = |what: &str, e: String| {
-                anyhow::anyhow!(
-                    "{}: item {} ({}), {what}: {e}",
-                    path.display(),
-                    i + 1,
-                    item.id
-                )
-            };
-            Ok(Item {
-                answer: item
-                    .answer
-                    .parse::<AnswerType>()
-                    .map_err(|e| at("answer", e))?,
-                hazard_category: item
-                    .hazard_category
-                    .as_deref()
-                    .map(str::parse::<HazardCategory>)
-                    .transpose()
-                    .map_err(|e| at("hazard_category", e))?,
-                id: item.id.clone(),
-                label: item.label,
-                mandatory: item.mandatory,
-                photo_on_fail: item.photo_on_fail,
+    let file: TemplateFile = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => toml::from_str(&text).map_err(|e| unparsed(&e))?,
+        Some("json") => serde_json::from_str(&text).map_err(|e| unparsed(&e))?,
+        _ => {
+            return Err(TemplateFileError::File(text!(
+                "file-format",
+                file = file_name,
+                formats = ".toml, .json"
+            )));
+        }
+    };
+    let items =
+        file.items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let unknown = |field: &str, value: &str, known: &[&str]| {
+                    TemplateFileError::File(text!(
+                        "tpl-item-value",
+                        file = file_name,
+                        n = i + 1,
+                        item = item.id,
+                        field = field,
+                        value = value,
+                        known = known.join(", ")
+                    ))
+                };
+                Ok(Item {
+                    answer: item.answer.parse::<AnswerType>().map_err(|_| {
+                        unknown("answer", &item.answer, &["check", "number", "text"])
+                    })?,
+                    hazard_category: item
+                        .hazard_category
+                        .as_deref()
+                        .map(|c| {
+                            c.parse::<HazardCategory>().map_err(|_| {
+                                let known: Vec<&str> =
+                                    HazardCategory::ALL.iter().map(|c| c.as_str()).collect();
+                                unknown("hazard_category", c, &known)
+                            })
+                        })
+                        .transpose()?,
+                    id: item.id.clone(),
+                    label: item.label,
+                    mandatory: item.mandatory,
+                    photo_on_fail: item.photo_on_fail,
+                })
             })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, TemplateFileError>>()?;
     let t = Template {
         id: file.id,
         version: 0,
@@ -103,7 +149,10 @@ pub fn read(path: &Path) -> anyhow::Result<Template> {
         items,
     };
     t.check_definition()
-        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+        .map_err(|invalid| TemplateFileError::Definition {
+            file: file_name.clone(),
+            invalid,
+        })?;
     Ok(t)
 }
 

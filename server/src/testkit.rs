@@ -294,7 +294,10 @@ pub async fn enroll_device(
     store
         .redeem_enrollment(&hash, &device, now_ms - 3 * 24 * HOUR)
         .await
-        .map_err(|e| StoreError::Invalid(e.to_string()))
+        .map_err(|e| match e {
+            crate::store::RedeemError::Store(e) => e,
+            e => StoreError::Invalid(patrolsync_i18n::text!("store-demo-enrollment", error = e)),
+        })
 }
 
 /// Seeds [`SeededFleet`] at `now_ms`.
@@ -326,7 +329,12 @@ pub async fn seed_fleet(
         .checkpoints(&["S1-C1-K1-B1-P1".into()])
         .await?
         .pop()
-        .ok_or_else(|| StoreError::NotFound("demo checkpoint S1-C1-K1-B1-P1".into()))?;
+        .ok_or_else(|| {
+            StoreError::NotFound(patrolsync_i18n::text!(
+                "store-no-checkpoint",
+                checkpoint = "S1-C1-K1-B1-P1"
+            ))
+        })?;
     let check_in = |seq: u64, photos: Vec<[u8; 32]>, at_ms: i64| PreparedOp {
         device_seq: seq,
         op_id: OpId(uuid::Uuid::now_v7()),

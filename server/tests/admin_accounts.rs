@@ -21,12 +21,25 @@ use tower::ServiceExt;
 const NOW: i64 = 1_790_000_000_000;
 
 async fn call(app: &axum::Router, method: &str, uri: &str, token: &str) -> (StatusCode, String) {
-    let request = Request::builder()
+    call_in(app, method, uri, token, None).await
+}
+
+/// `call` with an `Accept-Language`.
+async fn call_in(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: &str,
+    language: Option<&str>,
+) -> (StatusCode, String) {
+    let mut request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::empty())
-        .expect("request");
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(l) = language {
+        request = request.header("accept-language", l);
+    }
+    let request = request.body(Body::empty()).expect("request");
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), 1 << 24)
@@ -90,9 +103,25 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
     let revoke = format!("/api/devices/{target}/revoke");
     let (status, body) = call(&app, "POST", &revoke, &viewer).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(
-        body.contains("wang.viewer is a viewer") && body.contains("operator"),
-        "{body}"
+    let v: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        v["message"], "admin wang.viewer is a viewer; revoking a device needs an operator or more",
+        "no Accept-Language: English"
+    );
+    assert_eq!(v["message"], v["error"]);
+    assert_eq!(v["code"], "admin-needs-role");
+    assert_eq!(v["params"]["needed"], "operator");
+    // The dashboard asks in its language and shows the message as it comes.
+    let (status, body) = call_in(&app, "POST", &revoke, &viewer, Some("zh-CN")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let v: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        v["message"],
+        "管理员 wang.viewer 的角色是 viewer；停用设备需要 operator 或更高的角色"
+    );
+    assert_eq!(
+        v["error"], "admin wang.viewer is a viewer; revoking a device needs an operator or more",
+        "error stays English for logs and scripts"
     );
     let stored = |id: &str| {
         let sql = sql.clone();
@@ -133,6 +162,19 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("sees only S2"), "{body}");
+    let (_, body) = call_in(
+        &app,
+        "GET",
+        "/api/reports/compliance?period=2026-11&cell=S1&as_of=2026-11-20",
+        &s2,
+        Some("zh-CN,zh;q=0.9,en;q=0.8"),
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body)?;
+    assert_eq!(
+        v["message"], "管理员 zhao.s2 只能查看 S2，不能查看 S1",
+        "{body}"
+    );
     let (status, _) = call(
         &app,
         "GET",

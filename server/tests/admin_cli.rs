@@ -301,6 +301,54 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     assert!(refused(&["hazard", "show", &unknown])?.contains("does not exist on this server"));
     assert!(refused(&["scope", "--device", "abc"])?.contains("at least its first 8 characters"));
     assert!(refused(&["scope", "--device", "ffffffff-0000"])?.contains("no device ffffffff-0000"));
+
+    // The same refusals in Chinese (the default), each with the value it refuses; an argument
+    // that does not parse is worded too, with clap's exit code.
+    let refused_zh = |args: &[&str]| -> anyhow::Result<(Option<i32>, String)> {
+        let out = Command::new(BIN)
+            .args(["--lang", "zh-CN", "admin", "--data-dir"])
+            .arg(&data)
+            .args(args)
+            .output()?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    };
+    let (code, err) = refused_zh(&["hazard", "show", "bikes"])?;
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            Some(1),
+            "错误：「bikes」不是隐患编号（设备上显示的 UUID）\n"
+        )
+    );
+    let (_, err) = refused_zh(&["scope", "--device", "abc"])?;
+    assert_eq!(
+        err,
+        "错误：设备号「abc」太短：请输入完整设备号或至少前 8 个字符\n"
+    );
+    let (_, err) = refused_zh(&[
+        "enroll",
+        "--user",
+        "zoe",
+        "--role",
+        "patroller",
+        "--grid",
+        "S9",
+    ])?;
+    assert_eq!(
+        err,
+        "错误：网格 S9 不存在；请先运行 `patrolsync admin seed-demo` 或导入网格\n"
+    );
+    let (code, err) = refused_zh(&["report", "compliance", "--period", "2026-13"])?;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with(
+            "错误：参数 --period <PERIOD> 的值「2026-13」无效：期间「2026-13」：可写 2026-11（月）"
+        ),
+        "{err}"
+    );
     Ok(())
 }
 

@@ -21,8 +21,13 @@ struct Admin<'a> {
 
 impl Admin<'_> {
     fn run(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.run_in("en", args)
+    }
+
+    /// Runs with `--lang lang`.
+    fn run_in(&self, lang: &str, args: &[&str]) -> anyhow::Result<Output> {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--lang", "en", "admin", "--data-dir"])
+        cmd.args(["--lang", lang, "admin", "--data-dir"])
             .arg(self.data);
         if let Some(u) = self.url {
             cmd.arg("--database-url").arg(u);
@@ -161,6 +166,23 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
             err.contains("line 5, column parent: H1-C9 is neither in this file nor in the grid"),
             "{err}"
         );
+        // The same in Chinese, where the admin reads it: every part worded, codes as given.
+        let out = admin.run_in("zh-CN", &["grid", "import", &bad])?;
+        assert!(!out.status.success(), "{backend}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("错误：共 2 处有误，未导入任何内容：\n"),
+            "{err}"
+        );
+        assert!(
+            err.contains("  第 4 行，level 列：「five」：层级应为 1（街道）到 4（楼栋）\n"),
+            "{err}"
+        );
+        assert!(
+            err.contains("  第 5 行，parent 列：H1-C9 既不在本文件中，也不在网格中"),
+            "{err}"
+        );
+        assert!(!err.contains("line"), "no English left: {err}");
         assert_eq!(
             store.stats(0).await?.grid_cells,
             5,

@@ -526,7 +526,8 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         let f = fixture(SqlStore::connect(&url).await?).await?;
         let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
             let mut cmd = std::process::Command::new(BIN);
-            cmd.arg("admin").arg("--data-dir").arg(&data);
+            cmd.args(["--lang", "zh-CN", "admin", "--data-dir"])
+                .arg(&data);
             if let Some(u) = &db.url {
                 cmd.arg("--database-url").arg(u);
             }
@@ -890,10 +891,13 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             "export", "patrols", "--period", "2026-13", "--format", "xlsx", "-o", bad_arg,
         ])?;
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("2026-Q4 (quarter)"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("2026-Q4（季度）"), "{err}");
+        assert!(!bad.exists(), "nothing written");
         let out = run(&["export", "patrols", "--cell", "S404", "--period", "2026-10"])?;
         assert!(!out.status.success());
-        assert!(String::from_utf8_lossy(&out.stderr).contains("S404 does not exist"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err, "错误：网格 S404 不存在\n");
         db.cleanup().await;
     }
     Ok(())
@@ -914,7 +918,8 @@ async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyho
         let _f = fixture(SqlStore::connect(&url).await?).await?;
         let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
             let mut cmd = std::process::Command::new(BIN);
-            cmd.arg("admin").arg("--data-dir").arg(&data);
+            cmd.args(["--lang", "zh-CN", "admin", "--data-dir"])
+                .arg(&data);
             if let Some(u) = &db.url {
                 cmd.arg("--database-url").arg(u);
             }
@@ -1004,7 +1009,10 @@ async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyho
         ])?;
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("is in the future"), "{err}");
+        assert!(
+            err.starts_with("错误：--as-of「9999-12-30」（9999-12-31 00:00:00）在将来"),
+            "{err}"
+        );
         let out = run(&[
             "report",
             "evaluation",
@@ -1016,7 +1024,7 @@ async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyho
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("2026-11-03T09:00:00+08:00 (RFC 3339)"),
+            err.contains("时间「last tuesday」：可写 2026-11-03（当天结束时）、2026-11-03 09:00（Asia/Shanghai 当地时间）或 2026-11-03T09:00:00+08:00（RFC 3339）"),
             "{err}"
         );
         db.cleanup().await;

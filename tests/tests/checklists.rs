@@ -79,7 +79,7 @@ async fn templates_reach_devices_and_answers_are_checked_against_their_version()
         let publish = |name: &str, text: &str| -> anyhow::Result<_> {
             let path = h.dir.path().join(name);
             std::fs::write(&path, text)?;
-            patrolsync_server::templates::read(&path)
+            Ok(patrolsync_server::templates::read(&path)?)
         };
         let now = patrolsync_server::now_ms();
         assert_eq!(

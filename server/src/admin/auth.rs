@@ -12,7 +12,9 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 
-use super::{AdminState, json_error};
+use patrolsync_i18n::text;
+
+use super::{AdminState, json_error, json_text};
 use crate::store::admins::{AdminRole, AuditRecord};
 
 /// The name the bootstrap token acts under in the audit log.
@@ -56,10 +58,9 @@ impl FromRequestParts<AdminState> for Admin {
             .map(str::trim)
             .filter(|t| !t.is_empty());
         let Some(token) = given else {
-            return Err(json_error(
+            return Err(json_text(
                 StatusCode::UNAUTHORIZED,
-                "missing admin token; send Authorization: Bearer <token> (the data dir's \
-                 admin.token, or one `patrolsync admin admins add` printed)",
+                &text!("admin-token-missing"),
             ));
         };
         // Compared digest to digest, so timing reveals nothing of a token.
@@ -72,35 +73,30 @@ impl FromRequestParts<AdminState> for Admin {
                 source,
             });
         }
-        let account =
-            s.db.admin_by_token(&digest)
-                .await
-                .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e))?
-                .ok_or_else(|| {
-                    json_error(
-                        StatusCode::UNAUTHORIZED,
-                        "unknown admin token; send Authorization: Bearer <token> (the data dir's \
-                     admin.token, or one `patrolsync admin admins add` printed)",
-                    )
-                })?;
+        let account = s
+            .db
+            .admin_by_token(&digest)
+            .await
+            .map_err(|e| json_error(StatusCode::SERVICE_UNAVAILABLE, e))?
+            .ok_or_else(|| json_text(StatusCode::UNAUTHORIZED, &text!("admin-token-unknown")))?;
         let now = crate::clock::now_ms();
         if let Some(at) = account.revoked_at_ms {
-            return Err(json_error(
+            return Err(json_text(
                 StatusCode::UNAUTHORIZED,
-                format!(
-                    "admin {}'s token was revoked at {}",
-                    account.name,
-                    crate::calendar::time_text(at)
+                &text!(
+                    "admin-token-revoked",
+                    admin = account.name,
+                    at = crate::calendar::time_text(at)
                 ),
             ));
         }
         if let Some(at) = account.expires_at_ms.filter(|at| *at <= now) {
-            return Err(json_error(
+            return Err(json_text(
                 StatusCode::UNAUTHORIZED,
-                format!(
-                    "admin {}'s token expired at {}; an owner can issue a new one",
-                    account.name,
-                    crate::calendar::time_text(at)
+                &text!(
+                    "admin-token-expired",
+                    admin = account.name,
+                    at = crate::calendar::time_text(at)
                 ),
             ));
         }
@@ -125,32 +121,37 @@ impl FromRequestParts<AdminState> for Admin {
 }
 
 impl Admin {
-    /// Refuses unless the admin's role is at least `needed`.
+    /// Refuses unless the admin's role is at least `needed`; `what` is the action's code
+    /// (`revoke_device`, `audit_log`, `admins`), worded by the catalog.
     pub fn require(&self, needed: AdminRole, what: &str) -> Result<(), Response> {
         if self.role >= needed {
             Ok(())
         } else {
-            Err(json_error(
+            Err(json_text(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "admin {} is a {}; {what} needs an {} or more",
-                    self.name,
-                    self.role.as_str(),
-                    needed.as_str()
+                &text!(
+                    "admin-needs-role",
+                    admin = self.name,
+                    role = self.role.as_str(),
+                    needed = needed.as_str(),
+                    what = what
                 ),
             ))
         }
     }
 
-    /// Refuses an admin limited to a subtree (node-wide figures are not of one district).
+    /// Refuses an admin limited to a subtree (node-wide figures are not of one district); `what`
+    /// is the figures' code (`store_counts`, `node_series`, `audit_log`, `admins`).
     pub fn require_whole_grid(&self, what: &str) -> Result<(), Response> {
         match &self.subtree {
             None => Ok(()),
-            Some(t) => Err(json_error(
+            Some(t) => Err(json_text(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "admin {} sees only {}; {what} is about the whole server",
-                    self.name, t.cell
+                &text!(
+                    "admin-whole-server",
+                    admin = self.name,
+                    cell = t.cell,
+                    what = what
                 ),
             )),
         }
@@ -189,9 +190,14 @@ impl Admin {
         if patrolsync_proto::grid::covers(&t.path, &path) {
             Ok(Some(asked.to_owned()))
         } else {
-            Err(json_error(
+            Err(json_text(
                 StatusCode::FORBIDDEN,
-                format!("admin {} sees only {}, not {asked}", self.name, t.cell),
+                &text!(
+                    "admin-outside",
+                    admin = self.name,
+                    cell = t.cell,
+                    asked = asked
+                ),
             ))
         }
     }

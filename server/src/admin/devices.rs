@@ -127,16 +127,11 @@ pub(super) async fn device(
 
 /// What a district admin is told of a device elsewhere: the same as of one that does not exist.
 pub(super) fn not_yours(admin: &Admin, id: &str) -> Response {
-    json_error(
-        StatusCode::NOT_FOUND,
-        format!(
-            "no device {id} among those of {}",
-            admin
-                .subtree
-                .as_ref()
-                .map_or("the grid", |t| t.cell.as_str())
-        ),
-    )
+    let text = match &admin.subtree {
+        Some(t) => patrolsync_i18n::text!("admin-no-device-in", device = id, cell = t.cell),
+        None => patrolsync_i18n::text!("store-no-device", device = id),
+    };
+    json_text(StatusCode::NOT_FOUND, &text)
 }
 
 /// Revokes a device; every node closes its live connections within a poll.
@@ -145,10 +140,7 @@ pub(super) async fn revoke(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = admin.require(
-        crate::store::admins::AdminRole::Operator,
-        "revoking a device",
-    ) {
+    if let Err(r) = admin.require(crate::store::admins::AdminRole::Operator, "revoke_device") {
         admin
             .audit(&s, "revoke", format!("device {id}"), "refused: role")
             .await;

@@ -97,6 +97,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/exports/{ledger}", get(reports::export))
         .route("/api/audit", get(reports::audit))
         .route("/api/admins", get(reports::admins))
+        .layer(axum::middleware::from_fn(word_errors))
         .with_state(state)
 }
 
@@ -166,10 +167,47 @@ pub(crate) fn json_error(status: StatusCode, e: impl std::fmt::Display) -> Respo
     (status, Json(serde_json::json!({ "error": e.to_string() }))).into_response()
 }
 
+/// An error a person may read (the dashboard shows it): `error` in English, its catalog `code`
+/// and `params`, and `message` in the request's language (worded by [`word_errors`]).
+pub(crate) fn json_text(status: StatusCode, text: &patrolsync_i18n::Text) -> Response {
+    let mut response = (status, Json(text_body(text, patrolsync_i18n::Lang::En))).into_response();
+    response.extensions_mut().insert(text.clone());
+    response
+}
+
+fn text_body(text: &patrolsync_i18n::Text, lang: patrolsync_i18n::Lang) -> serde_json::Value {
+    let params: serde_json::Map<String, serde_json::Value> = text
+        .args()
+        .map(|(n, v)| (n.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    serde_json::json!({
+        "error": text.to_string(),
+        "code": text.id(),
+        "params": params,
+        "message": text.in_lang(lang),
+    })
+}
+
+/// Words an error of [`json_text`] in the language the request accepts (`Accept-Language`;
+/// English without one) as its `message`.
+async fn word_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let lang = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(patrolsync_i18n::Lang::En, patrolsync_i18n::Lang::from_tag);
+    let mut response = next.run(request).await;
+    let Some(text) = response.extensions_mut().remove::<patrolsync_i18n::Text>() else {
+        return response;
+    };
+    (response.status(), Json(text_body(&text, lang))).into_response()
+}
+
 pub(crate) fn store_error(e: StoreError) -> Response {
     match e {
-        StoreError::NotFound(_) => json_error(StatusCode::NOT_FOUND, e),
-        StoreError::Invalid(_) => json_error(StatusCode::BAD_REQUEST, e),
+        StoreError::NotFound(t) => json_text(StatusCode::NOT_FOUND, &t),
+        StoreError::Invalid(t) => json_text(StatusCode::BAD_REQUEST, &t),
+        StoreError::Corrupt(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e),
         e => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
@@ -225,7 +263,7 @@ pub(super) async fn metrics(State(s): State<AdminState>) -> Response {
 }
 
 pub(super) async fn stats(State(s): State<AdminState>, admin: Admin) -> Response {
-    if let Err(r) = admin.require_whole_grid("the store's counts") {
+    if let Err(r) = admin.require_whole_grid("store_counts") {
         return r;
     }
     json(s.store.stats(crate::clock::now_ms()).await)
@@ -262,7 +300,7 @@ pub(super) async fn summary(State(s): State<AdminState>, admin: Admin) -> Respon
 }
 
 pub(super) async fn series(State(s): State<AdminState>, admin: Admin) -> Response {
-    if let Err(r) = admin.require_whole_grid("this node's series") {
+    if let Err(r) = admin.require_whole_grid("node_series") {
         return r;
     }
     Json(serde_json::json!({

@@ -43,7 +43,7 @@ struct Asked {
 }
 
 async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, Response> {
-    let bad = |m: String| json_error(StatusCode::BAD_REQUEST, m);
+    let bad = |m: &dyn std::fmt::Display| json_error(StatusCode::BAD_REQUEST, m);
     let cal = s
         .reports
         .calendar()
@@ -51,17 +51,17 @@ async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, 
     let period: Period = q
         .period
         .as_deref()
-        .ok_or_else(|| bad("period is required, e.g. ?period=2026-11".into()))?
+        .ok_or_else(|| bad(&"period is required, e.g. ?period=2026-11"))?
         .parse()
-        .map_err(bad)?;
+        .map_err(|e| bad(&e))?;
     let cell = admin.cell(s, q.cell.as_deref()).await?;
     let now = crate::clock::now_ms();
     let as_of = match q.as_of.as_deref() {
         None => now,
         Some(t) => {
-            let ms = cal.moment(t).map_err(bad)?;
+            let ms = cal.moment(t).map_err(|e| bad(&e))?;
             if ms > now {
-                return Err(bad(format!("as_of {t:?} is in the future")));
+                return Err(bad(&format!("as_of {t:?} is in the future")));
             }
             ms
         }
@@ -270,8 +270,8 @@ pub async fn audit(
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = admin
-        .require(AdminRole::Owner, "reading the audit log")
-        .and_then(|()| admin.require_whole_grid("the audit log"))
+        .require(AdminRole::Owner, "audit_log")
+        .and_then(|()| admin.require_whole_grid("audit_log"))
     {
         return r;
     }
@@ -310,8 +310,8 @@ pub async fn audit(
 /// `GET /api/admins`.
 pub async fn admins(State(s): State<AdminState>, admin: Admin) -> Response {
     if let Err(r) = admin
-        .require(AdminRole::Owner, "listing admins")
-        .and_then(|()| admin.require_whole_grid("the admin accounts"))
+        .require(AdminRole::Owner, "admins")
+        .and_then(|()| admin.require_whole_grid("admins"))
     {
         return r;
     }

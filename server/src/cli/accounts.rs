@@ -79,7 +79,7 @@ pub async fn admins(sql: &dyn AccountStore, command: AdminsCommand) -> anyhow::R
             expires,
             json,
         } => {
-            let role: AdminRole = role.parse().map_err(anyhow::Error::msg)?;
+            let role: AdminRole = role.parse()?;
             let now = crate::clock::now_ms();
             let token = crate::pki::new_token();
             let account = AdminAccount {
@@ -216,11 +216,9 @@ pub async fn audit_log(
             Some(at) => eprintln!("{}", say!("cli-audit-broken", count = count, at = at)),
         }
     }
-    anyhow::ensure!(
-        broken.is_none(),
-        "the audit log's hash chain breaks at entry {}",
-        broken.unwrap_or_default()
-    );
+    if let Some(at) = broken {
+        anyhow::bail!("{}", say!("cli-audit-chain-broken", at = at));
+    }
     Ok(())
 }
 
@@ -234,11 +232,7 @@ pub(super) async fn run(
         AdminCommand::Admins { command } => admins(sql.as_ref(), command).await?,
         AdminCommand::Audit { since, actor, json } => {
             let (cal, _) = calendar(config)?;
-            let since = since
-                .as_deref()
-                .map(|t| cal.moment(t))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
+            let since = since.as_deref().map(|t| cal.moment(t)).transpose()?;
             audit_log(sql.as_ref(), since, actor.as_deref(), json).await?;
         }
         other => unreachable!("run_admin sends {other:?} elsewhere"),

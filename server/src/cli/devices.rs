@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use super::*;
 use crate::calendar::time_text;
 use crate::config::*;
@@ -147,8 +145,7 @@ pub(super) async fn run(
             let now = crate::clock::now_ms();
             let (all, counts) =
                 crate::health::fleet(store.device_statuses().await?, &config.health, now);
-            let devices = crate::health::select_devices(all, state, None, &sort, None)
-                .map_err(anyhow::Error::msg)?;
+            let devices = crate::health::select_devices(all, state, None, &sort, None)?;
             if json {
                 print_json(&devices)?;
             } else if devices.is_empty() && state.is_none() {
@@ -191,8 +188,7 @@ pub(super) async fn run(
                 10,
                 crate::clock::now_ms(),
             )
-            .await
-            .context("see `patrolsync admin devices` for ids")?;
+            .await?;
             let crate::health::DeviceDetail {
                 device: d,
                 history,

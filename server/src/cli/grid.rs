@@ -62,7 +62,8 @@ pub(super) async fn run(
         } => {
             anyhow::ensure!(
                 crs == patrolsync_proto::geo::Datum::Wgs84,
-                "--crs is for grid and checkpoint imports; a people file has no coordinates"
+                "{}",
+                say!("cli-people-crs")
             );
             let done = crate::grid_import::import_people(
                 sql.as_ref(),
@@ -165,8 +166,11 @@ pub(super) async fn run(
             }
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "template {id}{} is not published",
-                    version.map(|v| format!(" version {v}")).unwrap_or_default()
+                    "{}",
+                    match version {
+                        Some(v) => say!("cli-template-version-unpublished", id = id, version = v),
+                        None => say!("cli-template-unpublished", id = id),
+                    }
                 )
             })?;
             if json {

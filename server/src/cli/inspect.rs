@@ -8,8 +8,9 @@ use patrolsync_proto::hazard::{HazardOp, Stamp, chain_hash, fold};
 use serde::Serialize;
 
 use super::*;
-use crate::store::AdminStore;
 use crate::store::Store;
+use crate::store::{AdminStore, StoreError};
+use patrolsync_i18n::text;
 
 /// A hazard as the server folds it from its log.
 #[derive(Debug, Serialize)]
@@ -67,11 +68,11 @@ pub struct HistoryLine {
 pub async fn hazard_detail(store: &dyn Store, id: &str) -> anyhow::Result<HazardDetail> {
     let hazard: HazardId = id
         .parse()
-        .map_err(|_| anyhow::anyhow!("{id:?} is not a hazard id (a UUID, as devices show it)"))?;
+        .map_err(|_| anyhow::anyhow!("{}", say!("cli-not-hazard-id", id = id)))?;
     let summary = store
         .hazard(hazard)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("hazard {hazard} does not exist on this server"))?;
+        .ok_or_else(|| anyhow::anyhow!("{}", say!("cli-no-hazard", hazard = hazard)))?;
     let log = store.hazard_log(hazard).await?;
     let mut head = [0u8; 32];
     let mut verified = true;
@@ -81,8 +82,12 @@ pub async fn hazard_detail(store: &dyn Store, id: &str) -> anyhow::Result<Hazard
         verified &= head == e.hash;
         ops.push((
             e.stamp,
-            HazardOp::decode(&e.kind, &e.payload, e.role)
-                .map_err(|i| anyhow::anyhow!("log entry {}: {}", e.position, i.message))?,
+            HazardOp::decode(&e.kind, &e.payload, e.role).map_err(|i| {
+                crate::store::StoreError::Corrupt(format!(
+                    "hazard log entry {}: {}",
+                    e.position, i.message
+                ))
+            })?,
         ));
     }
     let state = fold(hazard, &ops);
@@ -175,10 +180,9 @@ pub async fn scope_of(
     sql: &dyn AdminStore,
     device: &str,
 ) -> anyhow::Result<crate::store::ScopeView> {
-    anyhow::ensure!(
-        device.len() >= 8,
-        "device {device:?}: give the id or at least its first 8 characters"
-    );
+    if device.len() < 8 {
+        return Err(StoreError::Invalid(text!("store-device-id-short", device = device)).into());
+    }
     let matches: Vec<_> = sql
         .devices()
         .await?
@@ -187,20 +191,24 @@ pub async fn scope_of(
         .collect();
     let entry = match matches.as_slice() {
         [one] => one,
-        [] => anyhow::bail!("no device {device}; see `patrolsync admin devices`"),
-        _ => anyhow::bail!(
-            "{} devices start with {device}; give more of the id",
-            matches.len()
-        ),
+        [] => return Err(StoreError::NotFound(text!("store-no-device", device = device)).into()),
+        _ => {
+            return Err(StoreError::Invalid(text!(
+                "store-device-ambiguous",
+                device = device,
+                n = matches.len()
+            ))
+            .into());
+        }
     };
     let id = entry
         .id
         .parse()
-        .map_err(|_| anyhow::anyhow!("stored device id {:?}", entry.id))?;
+        .map_err(|_| StoreError::Corrupt(format!("stored device id {:?}", entry.id)))?;
     let session = sql
         .device_session(id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("device {} is not enrolled", entry.id))?;
+        .ok_or_else(|| StoreError::NotFound(text!("store-not-enrolled", device = entry.id)))?;
     Ok(sql.scope_view(&session).await?)
 }
 

@@ -46,6 +46,42 @@ pub fn lang() -> patrolsync_i18n::Lang {
     *LANG.get_or_init(|| patrolsync_i18n::Lang::from_arg_or_env(None))
 }
 
+/// What went wrong, in this run's language: each layer of `e` in turn (what was being done, then
+/// why), down to the first error that words itself (a store, import, config, template or
+/// catalog error), which ends the line with its own explanation.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let lang = lang();
+    let mut parts = vec![];
+    for cause in e.chain() {
+        if let Some(worded) = worded(cause, lang) {
+            parts.push(worded);
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts.join(&lang.text("cli-error-joint"))
+}
+
+/// `e` worded in `lang`, where it is one of the library's errors that can.
+fn worded(e: &(dyn std::error::Error + 'static), lang: patrolsync_i18n::Lang) -> Option<String> {
+    use crate::grid_import::ImportError;
+    use crate::store::StoreError;
+    use crate::templates::TemplateFileError;
+    if let Some(t) = e.downcast_ref::<patrolsync_i18n::Text>() {
+        return Some(t.in_lang(lang));
+    }
+    if let Some(e) = e.downcast_ref::<StoreError>() {
+        return Some(e.text(lang));
+    }
+    if let Some(e) = e.downcast_ref::<ImportError>() {
+        return Some(e.text(lang));
+    }
+    if let Some(e) = e.downcast_ref::<ConfigError>() {
+        return Some(e.text(lang));
+    }
+    e.downcast_ref::<TemplateFileError>().map(|e| e.text(lang))
+}
+
 /// The word for `code` of vocabulary `prefix` in this run's language (`role-grid_manager` →
 /// 网格长); the code itself where the catalog has none.
 fn word(prefix: &str, code: &str) -> String {
@@ -132,10 +168,11 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
 
 async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let config = Config::load(&overrides(&args.common))?;
-    let sql: Arc<dyn crate::store::AdminStore> =
-        Arc::new(crate::open_sql_store(&config).await.with_context(|| {
-            format!("opening the database at {}", redact(&config.database_url()))
-        })?);
+    let sql: Arc<dyn crate::store::AdminStore> = Arc::new(
+        crate::open_sql_store(&config)
+            .await
+            .with_context(|| say!("cli-opening-database", url = redact(&config.database_url())))?,
+    );
     let audit = audited(&args.command);
     let result = run_admin(&config, sql.clone(), args.command).await;
     if let Some((action, target)) = audit {

@@ -3,8 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-
 use super::*;
 use crate::config::*;
 use crate::store::Store;
@@ -132,7 +130,7 @@ pub(super) fn calendar(
     crate::report::Calendar,
     patrolsync_proto::anomaly::AnomalyRules,
 )> {
-    let cal = config.reports.calendar().map_err(anyhow::Error::msg)?;
+    let cal = config.reports.calendar()?;
     Ok((cal, config.reports.anomaly_rules()))
 }
 
@@ -143,13 +141,16 @@ pub(super) fn moment(cal: &crate::report::Calendar, as_of: Option<&str>) -> anyh
     let Some(s) = as_of else {
         return Ok(now);
     };
-    let ms = cal.moment(s).map_err(anyhow::Error::msg)?;
+    let ms = cal.moment(s)?;
     anyhow::ensure!(
         ms <= now,
-        "--as-of {s:?} ({}) is in the future (now {}): a report can only stand at a moment \
-         that has passed",
-        cal.local(ms),
-        cal.local(now)
+        "{}",
+        say!(
+            "cli-as-of-future",
+            value = s,
+            at = cal.local(ms),
+            now = cal.local(now)
+        )
     );
     Ok(ms)
 }
@@ -170,9 +171,9 @@ pub(super) fn emit_report(
     };
     match (text, output) {
         (Some(t), None) => print!("{t}"),
-        (Some(t), Some(p)) => {
-            std::fs::write(&p, t).with_context(|| format!("write {}", p.display()))?
-        }
+        (Some(t), Some(p)) => std::fs::write(&p, t).map_err(|e| {
+            patrolsync_i18n::text!("file-unwritable", file = p.display(), error = e)
+        })?,
         (None, out) => crate::report::write(table, format, out.as_deref())?,
     }
     Ok(())

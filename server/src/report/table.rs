@@ -258,18 +258,28 @@ fn display_width(text: &str) -> usize {
 
 /// Writes `table` as `format` (`csv` or `xlsx`) to `out`, or CSV to stdout when `out` is `None`.
 pub fn write(table: &Table, format: &str, out: Option<&Path>) -> anyhow::Result<()> {
-    use anyhow::Context as _;
+    let unwritable = |p: &Path, e: &dyn std::fmt::Display| {
+        patrolsync_i18n::text!("file-unwritable", file = p.display(), error = e)
+    };
     match (format, out) {
         ("csv", None) => table.write_csv(std::io::stdout().lock(), false)?,
         ("csv", Some(p)) => {
-            let f = std::fs::File::create(p).with_context(|| format!("create {}", p.display()))?;
-            table.write_csv(std::io::BufWriter::new(f), true)?;
+            let f = std::fs::File::create(p).map_err(|e| unwritable(p, &e))?;
+            table
+                .write_csv(std::io::BufWriter::new(f), true)
+                .map_err(|e| unwritable(p, &e))?;
         }
-        ("xlsx", Some(p)) => table
-            .write_xlsx(p)
-            .with_context(|| format!("write {}", p.display()))?,
-        ("xlsx", None) => anyhow::bail!("--format xlsx needs -o FILE"),
-        (f, _) => anyhow::bail!("unknown format {f:?}"),
+        ("xlsx", Some(p)) => table.write_xlsx(p).map_err(|e| unwritable(p, &e))?,
+        ("xlsx", None) => return Err(patrolsync_i18n::text!("report-xlsx-needs-out").into()),
+        (f, _) => {
+            return Err(patrolsync_i18n::text!(
+                "unknown-choice",
+                what = "--format",
+                value = f,
+                known = "csv, xlsx"
+            )
+            .into());
+        }
     }
     Ok(())
 }

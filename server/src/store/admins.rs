@@ -31,14 +31,17 @@ impl AdminRole {
 }
 
 impl std::str::FromStr for AdminRole {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = patrolsync_i18n::Text;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "viewer" => Ok(AdminRole::Viewer),
             "operator" => Ok(AdminRole::Operator),
             "owner" => Ok(AdminRole::Owner),
-            _ => Err(format!(
-                "unknown admin role {s:?}: viewer, operator or owner"
+            _ => Err(patrolsync_i18n::text!(
+                "unknown-choice",
+                what = "--role",
+                value = s,
+                known = "viewer, operator, owner"
             )),
         }
     }

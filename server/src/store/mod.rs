@@ -19,6 +19,7 @@ pub use scope::{ScopeGrant, ScopeView};
 pub use types::*;
 
 use async_trait::async_trait;
+use patrolsync_i18n::{Lang, Text, message};
 use patrolsync_proto::{DeviceId, HazardId, Role};
 
 /// Which database a store runs on.
@@ -44,17 +45,37 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The request refers to something that does not exist.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Text),
     /// The request is inconsistent with what is stored.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Text),
+    /// What is stored cannot be read back (damaged, or written by a newer server): the detail
+    /// names the record.
+    #[error("stored data cannot be read: {0}")]
+    Corrupt(String),
     /// Injected by a fault plan (tests).
     #[cfg(feature = "test-util")]
     #[error("injected store failure: {0}")]
     Injected(String),
     /// The server is stopping and takes no more writes.
     #[error("{0}")]
-    Stopping(String),
+    Stopping(Text),
+}
+
+impl StoreError {
+    /// The error in `lang`, for a person (the command line); `Display` gives it in English.
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            StoreError::NotFound(t) | StoreError::Invalid(t) | StoreError::Stopping(t) => {
+                t.in_lang(lang)
+            }
+            StoreError::Database(e) => message!(lang, "store-database", error = e),
+            StoreError::Migrate(e) => message!(lang, "store-migrate", error = e),
+            StoreError::Corrupt(detail) => message!(lang, "store-corrupt", detail = detail),
+            #[cfg(feature = "test-util")]
+            StoreError::Injected(what) => message!(lang, "store-injected", what = what),
+        }
+    }
 }
 
 #[cfg(feature = "test-util")]

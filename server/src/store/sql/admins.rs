@@ -1,6 +1,7 @@
 //! Admin accounts and the hash-chained audit log.
 
 use super::*;
+use patrolsync_i18n::text;
 
 /// Serialises audit appends on PostgreSQL (the chain needs the previous entry).
 const AUDIT_LOCK: i64 = 0x6175_6469_7421;
@@ -9,7 +10,9 @@ fn account(r: &sqlx::any::AnyRow) -> Result<AdminAccount, StoreError> {
     let role: String = r.try_get(1)?;
     Ok(AdminAccount {
         name: r.try_get(0)?,
-        role: role.parse().map_err(StoreError::Invalid)?,
+        role: role
+            .parse()
+            .map_err(|e: patrolsync_i18n::Text| StoreError::Corrupt(e.to_string()))?,
         cell: r.try_get(2)?,
         created_at_ms: r.try_get(3)?,
         created_by: r.try_get(4)?,
@@ -35,9 +38,7 @@ impl AccountStore for SqlStore {
                     .fetch_optional(self.pool())
                     .await?;
             if known.is_none() {
-                return Err(StoreError::NotFound(format!(
-                    "grid cell {cell} does not exist"
-                )));
+                return Err(StoreError::NotFound(text!("store-no-cell", cell = cell)));
             }
         }
         let taken: Option<String> = sqlx::query_scalar("SELECT name FROM admins WHERE name = $1")
@@ -45,9 +46,9 @@ impl AccountStore for SqlStore {
             .fetch_optional(self.pool())
             .await?;
         if taken.is_some() {
-            return Err(StoreError::Invalid(format!(
-                "an admin named {} exists already; revoke it or choose another name",
-                account.name
+            return Err(StoreError::Invalid(text!(
+                "store-admin-exists",
+                name = account.name
             )));
         }
         sqlx::query(
@@ -111,7 +112,7 @@ impl AccountStore for SqlStore {
         .as_ref()
         .map(account)
         .transpose()?
-        .ok_or_else(|| StoreError::NotFound(format!("no admin named {name}")))
+        .ok_or_else(|| StoreError::NotFound(text!("store-no-admin", name = name)))
     }
 
     /// The path of `cell` (`/S1/S1-C1/`), for an admin's subtree.
@@ -121,7 +122,7 @@ impl AccountStore for SqlStore {
                 .bind(cell)
                 .fetch_optional(self.pool())
                 .await?;
-        path.ok_or_else(|| StoreError::NotFound(format!("grid cell {cell} does not exist")))
+        path.ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = cell)))
     }
 
     /// Devices whose user is assigned a cell under `path`.
@@ -147,7 +148,7 @@ impl AccountStore for SqlStore {
                 (
                     row.try_get::<i64, _>(0)? + 1,
                     <[u8; 32]>::try_from(hash.as_slice())
-                        .map_err(|_| StoreError::Invalid("stored audit hash".into()))?,
+                        .map_err(|_| StoreError::Corrupt("stored audit hash".into()))?,
                 )
             }
             None => (1, [0u8; 32]),

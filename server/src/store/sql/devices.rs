@@ -1,6 +1,7 @@
 //! Devices: enrollment, sessions, Hello reports, activity and revocation.
 
 use super::*;
+use patrolsync_i18n::text;
 
 fn device_entry(r: &AnyRow) -> Result<DeviceEntry, StoreError> {
     Ok(DeviceEntry {
@@ -42,13 +43,13 @@ impl SqlStore {
         let id: String = row.try_get(0)?;
         let role: String = row.try_get(4)?;
         Ok(Some(DeviceSession {
-            id: id.parse().map_err(|_| {
-                StoreError::Invalid(format!("device id {id:?} in store is not a UUID"))
-            })?,
+            id: id
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("device id {id:?} is not a UUID")))?,
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
             user: row.try_get(3)?,
-            role: role.parse().map_err(StoreError::Invalid)?,
+            role: role.parse().map_err(StoreError::Corrupt)?,
             cells,
             revoked_at_ms: row.try_get(5)?,
             agency: row.try_get(6)?,
@@ -79,8 +80,9 @@ impl DeviceStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(cell) = cell else {
-                return Err(StoreError::NotFound(format!(
-                    "grid cell {code} does not exist; run `patrolsync admin seed-demo` or import the grid first"
+                return Err(StoreError::NotFound(text!(
+                    "store-no-cell-seed",
+                    cell = code
                 )));
             };
             sqlx::query(
@@ -197,7 +199,7 @@ impl DeviceStore for SqlStore {
         .await
         .map_err(StoreError::from)?;
         let session = self.session(&mut tx, &device_id).await?.ok_or_else(|| {
-            StoreError::NotFound(format!("device {device_id} vanished during enrollment"))
+            StoreError::NotFound(text!("store-device-vanished", device = device_id))
         })?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(session)
@@ -256,8 +258,9 @@ impl DeviceStore for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(acked) = acked else {
-            return Err(StoreError::NotFound(format!(
-                "device {device} is not enrolled"
+            return Err(StoreError::NotFound(text!(
+                "store-not-enrolled",
+                device = device
             )));
         };
         sqlx::query(
@@ -303,8 +306,9 @@ impl DeviceStore for SqlStore {
     async fn revoke_device(&self, id: &str, now_ms: i64) -> Result<DeviceEntry, StoreError> {
         let id = id.trim().to_ascii_lowercase();
         if id.len() < 8 {
-            return Err(StoreError::Invalid(format!(
-                "device id {id:?} is too short; give at least 8 characters"
+            return Err(StoreError::Invalid(text!(
+                "store-device-id-short",
+                device = id
             )));
         }
         // It reads before it writes: a deferred SQLite transaction could not upgrade while a
@@ -318,14 +322,13 @@ impl DeviceStore for SqlStore {
         let full = match matches.as_slice() {
             [one] => one.clone(),
             [] => {
-                return Err(StoreError::NotFound(format!(
-                    "no device {id}; see `patrolsync admin devices`"
-                )));
+                return Err(StoreError::NotFound(text!("store-no-device", device = id)));
             }
             many => {
-                return Err(StoreError::Invalid(format!(
-                    "{id} matches {} devices; give more of the id",
-                    many.len()
+                return Err(StoreError::Invalid(text!(
+                    "store-device-ambiguous",
+                    device = id,
+                    n = many.len()
                 )));
             }
         };

@@ -1,6 +1,7 @@
 //! The grid: cells, checkpoints, people and their assignments, retirement.
 
 use super::*;
+use patrolsync_i18n::text;
 
 impl SqlStore {
     /// Makes `user`'s assignments exactly `cells`. Each must exist; a retired one only if the
@@ -28,14 +29,13 @@ impl SqlStore {
                 Some((id, None)) => ids.push(id),
                 Some((id, Some(_))) if held.contains(&id) => ids.push(id),
                 Some(_) => {
-                    return Err(StoreError::Invalid(format!(
-                        "grid cell {code} is retired; assign a cell in use"
+                    return Err(StoreError::Invalid(text!(
+                        "store-cell-retired",
+                        cell = code
                     )));
                 }
                 None => {
-                    return Err(StoreError::NotFound(format!(
-                        "grid cell {code} does not exist"
-                    )));
+                    return Err(StoreError::NotFound(text!("store-no-cell", cell = code)));
                 }
             }
         }
@@ -87,9 +87,10 @@ impl GridStore for SqlStore {
                         .fetch_optional(&mut *tx)
                         .await?
                         .ok_or_else(|| {
-                            StoreError::NotFound(format!(
-                                "cell {}: parent cell {p} does not exist",
-                                cell.code
+                            StoreError::NotFound(text!(
+                                "store-no-parent",
+                                cell = cell.code,
+                                parent = p
                             ))
                         })?;
                     (
@@ -107,10 +108,11 @@ impl GridStore for SqlStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(old) = held.filter(|old| *old != path) {
-                return Err(StoreError::Invalid(format!(
-                    "cell {} is at {old}; it cannot move to {path} (retire it and add the new \
-                     place under a new code)",
-                    cell.code
+                return Err(StoreError::Invalid(text!(
+                    "store-cell-moved",
+                    cell = cell.code,
+                    old = old,
+                    new = path
                 )));
             }
             let n = sqlx::query(
@@ -154,9 +156,10 @@ impl GridStore for SqlStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or_else(|| {
-                    StoreError::NotFound(format!(
-                        "checkpoint {}: cell {} does not exist",
-                        cp.code, cp.cell
+                    StoreError::NotFound(text!(
+                        "store-checkpoint-no-cell",
+                        checkpoint = cp.code,
+                        cell = cp.cell
                     ))
                 })?;
             let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
@@ -267,8 +270,7 @@ impl GridStore for SqlStore {
                 .bind(code)
                 .fetch_optional(&mut *tx)
                 .await?;
-        let path =
-            path.ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))?;
+        let path = path.ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = code)))?;
         let cells = sqlx::query(
             "UPDATE grid_cells SET retired_at = $2 \
              WHERE substr(path, 1, length($1)) = $1 AND retired_at IS NULL \
@@ -377,11 +379,7 @@ impl GridStore for SqlStore {
             .bind(user)
             .fetch_optional(&mut *tx)
             .await?;
-        let id = id.ok_or_else(|| {
-            StoreError::NotFound(format!(
-                "user {user} does not exist; import people or enroll them first"
-            ))
-        })?;
+        let id = id.ok_or_else(|| StoreError::NotFound(text!("store-no-user", user = user)))?;
         let mut current: Vec<String> = sqlx::query_scalar(
             "SELECT c.code FROM assignments a JOIN grid_cells c ON c.id = a.cell_id WHERE a.user_id = $1",
         )

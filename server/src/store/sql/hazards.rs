@@ -1,6 +1,7 @@
 //! Hazards: their logs (hash-chained, folded into the current state) and escalation.
 
 use super::*;
+use patrolsync_i18n::text;
 
 /// Open hazards past their deadline (`$1` is now): what escalation looks at. A hazard whose
 /// fix awaits verification (`rectified`) is not among them.
@@ -117,8 +118,9 @@ impl SqlStore {
         .fetch_optional(&mut **tx)
         .await?;
         let Some(claimed) = claimed else {
-            return Err(StoreError::NotFound(format!(
-                "hazard {hazard} does not exist"
+            return Err(StoreError::NotFound(text!(
+                "store-no-hazard",
+                hazard = hazard
             )));
         };
         let position = claimed.try_get::<i64, _>(0)? as u64;
@@ -130,7 +132,7 @@ impl SqlStore {
             .unwrap_or([0; 32]);
         let device_id: DeviceId = device
             .parse()
-            .map_err(|_| StoreError::Invalid(format!("device id {device:?}")))?;
+            .map_err(|_| StoreError::Corrupt(format!("device id {device:?}")))?;
         let stamp = Stamp {
             hlc: op.hlc,
             device: device_id,
@@ -174,7 +176,7 @@ impl SqlStore {
                 Ok((
                     e.stamp,
                     HazardOp::decode(&e.kind, &e.payload, e.role)
-                        .map_err(|i| StoreError::Invalid(i.to_string()))?,
+                        .map_err(|i| StoreError::Corrupt(i.to_string()))?,
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
@@ -265,11 +267,11 @@ impl SqlStore {
                         },
                         device: device
                             .parse()
-                            .map_err(|_| StoreError::Invalid(format!("device id {device:?}")))?,
+                            .map_err(|_| StoreError::Corrupt(format!("device id {device:?}")))?,
                     },
-                    role: role.parse::<Role>().map_err(StoreError::Invalid)?,
+                    role: role.parse::<Role>().map_err(StoreError::Corrupt)?,
                     hash: <[u8; 32]>::try_from(hash.as_slice())
-                        .map_err(|_| StoreError::Invalid("hash".into()))?,
+                        .map_err(|_| StoreError::Corrupt("hash".into()))?,
                 })
             })
             .collect()
@@ -308,7 +310,7 @@ impl HazardStore for SqlStore {
                 let id: Vec<u8> = r.try_get(0)?;
                 out.push(HazardRef {
                     id: HazardId::from_slice(&id)
-                        .ok_or_else(|| StoreError::Invalid("hazard id".into()))?,
+                        .ok_or_else(|| StoreError::Corrupt("hazard id".into()))?,
                     cell_id: r.try_get(1)?,
                     cell_path: r.try_get(2)?,
                     status: r.try_get(3)?,

@@ -1,6 +1,7 @@
 //! Ingest: a group commit of many devices' pushes, exactly once per (device, device_seq).
 
 use super::*;
+use patrolsync_i18n::text;
 
 fn photos_json(photos: &[[u8; 32]]) -> String {
     serde_json::Value::from(photos.iter().map(hex::encode).collect::<Vec<_>>()).to_string()
@@ -38,7 +39,7 @@ fn parse_photos(v: &serde_json::Value) -> Vec<[u8; 32]> {
 
 fn parse_answers(text: &str) -> Result<Vec<Answer>, StoreError> {
     let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| StoreError::Invalid(format!("stored answers are not JSON: {e}")))?;
+        .map_err(|e| StoreError::Corrupt(format!("stored answers are not JSON: {e}")))?;
     v.as_array()
         .into_iter()
         .flatten()
@@ -49,7 +50,7 @@ fn parse_answers(text: &str) -> Result<Vec<Answer>, StoreError> {
                     .as_str()
                     .unwrap_or_default()
                     .parse::<AnswerValue>()
-                    .map_err(StoreError::Invalid)?,
+                    .map_err(StoreError::Corrupt)?,
                 note: a["note"].as_str().unwrap_or_default().to_owned(),
                 photos: parse_photos(&a["photos"]),
             })
@@ -58,7 +59,7 @@ fn parse_answers(text: &str) -> Result<Vec<Answer>, StoreError> {
 }
 
 fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
-    let bad = |what: &str| StoreError::Invalid(format!("stored check-in has an invalid {what}"));
+    let bad = |what: &str| StoreError::Corrupt(format!("stored check-in has an invalid {what}"));
     let id: Vec<u8> = r.try_get("id")?;
     let latitude: Option<f64> = r.try_get("latitude")?;
     let fix = match latitude {
@@ -85,11 +86,11 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
         kind: r
             .try_get::<String, _>("kind")?
             .parse()
-            .map_err(StoreError::Invalid)?,
+            .map_err(StoreError::Corrupt)?,
         method: r
             .try_get::<String, _>("method")?
             .parse()
-            .map_err(StoreError::Invalid)?,
+            .map_err(StoreError::Corrupt)?,
         tag_uid: r.try_get("tag_uid")?,
         device_time_ms: r.try_get("device_time_ms")?,
         monotonic_ms: r.try_get::<i64, _>("monotonic_ms")? as u64,
@@ -97,7 +98,7 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
         outcome: r
             .try_get::<String, _>("outcome")?
             .parse()
-            .map_err(StoreError::Invalid)?,
+            .map_err(StoreError::Corrupt)?,
         template_id: r.try_get("template_id")?,
         template_version: u32::try_from(r.try_get::<i64, _>("template_version")?)
             .map_err(|_| bad("template version"))?,
@@ -147,8 +148,9 @@ impl SqlStore {
         .fetch_optional(&mut **tx)
         .await?;
         let Some((acked, clock_offset)) = row else {
-            return Err(StoreError::NotFound(format!(
-                "device {device} is not enrolled"
+            return Err(StoreError::NotFound(text!(
+                "store-not-enrolled",
+                device = device
             )));
         };
         if batch.ops.is_empty() {

@@ -1,6 +1,7 @@
 //! Reports and ledgers: read-only queries over a subtree.
 
 use super::*;
+use patrolsync_i18n::text;
 
 fn visit(r: &sqlx::any::AnyRow) -> Result<Visit, StoreError> {
     let latitude: Option<f64> = r.try_get(4)?;
@@ -51,7 +52,7 @@ impl SqlStore {
                 .bind(code)
                 .fetch_optional(self.pool())
                 .await?;
-        path.ok_or_else(|| StoreError::NotFound(format!("grid cell {code} does not exist")))
+        path.ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = code)))
     }
 }
 
@@ -323,13 +324,13 @@ impl ReportStore for SqlStore {
         for r in &rows {
             let id: Vec<u8> = r.try_get(0)?;
             let id = HazardId::from_slice(&id)
-                .ok_or_else(|| StoreError::Invalid("stored hazard id".into()))?;
+                .ok_or_else(|| StoreError::Corrupt("stored hazard id".into()))?;
             let role: String = r.try_get(9)?;
-            let role = role.parse::<Role>().map_err(StoreError::Invalid)?;
+            let role = role.parse::<Role>().map_err(StoreError::Corrupt)?;
             let kind: String = r.try_get(4)?;
             let payload: Vec<u8> = r.try_get(5)?;
             let op = HazardOp::decode(&kind, &payload, role)
-                .map_err(|e| StoreError::Invalid(format!("stored hazard log entry: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("stored hazard log entry: {e}")))?;
             let device: String = r.try_get(8)?;
             let hash: Vec<u8> = r.try_get(10)?;
             let entry = LedgerLogEntry {
@@ -340,12 +341,12 @@ impl ReportStore for SqlStore {
                     },
                     device: device
                         .parse::<DeviceId>()
-                        .map_err(|_| StoreError::Invalid(format!("device id {device:?}")))?,
+                        .map_err(|_| StoreError::Corrupt(format!("device id {device:?}")))?,
                 },
                 op,
                 actor: r.try_get(11)?,
                 hash: <[u8; 32]>::try_from(hash.as_slice())
-                    .map_err(|_| StoreError::Invalid("stored chain hash".into()))?,
+                    .map_err(|_| StoreError::Corrupt("stored chain hash".into()))?,
             };
             match out.last_mut() {
                 Some(h) if h.id == id => h.log.push(entry),

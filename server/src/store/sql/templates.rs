@@ -4,7 +4,7 @@ use super::*;
 
 fn decode_template(bytes: &[u8]) -> Result<patrolsync_proto::template::Template, StoreError> {
     patrolsync_proto::template::Template::decode(bytes)
-        .map_err(|e| StoreError::Invalid(format!("stored template: {}", e.message)))
+        .map_err(|e| StoreError::Corrupt(format!("stored template: {}", e.message)))
 }
 
 #[async_trait]

@@ -1,0 +1,173 @@
+# What went wrong, for the person at the command line (and, in English, for logs and the JSON
+# API): the store, imports, the configuration, the report calendar, templates.
+# zh-CN/problems.ftl must hold the same ids with the same placeholders.
+
+## Shared
+
+unknown-choice = { $what } "{ $value }" is not one of: { $known }
+file-unreadable = cannot read { $file }: { $error }
+file-unwritable = cannot write { $file }: { $error }
+file-unparsed = { $file }: { $error }
+file-format = { $file }: name the file { $formats } so its format is known
+
+## The store
+
+store-database = database error: { $error }
+store-migrate = database migration failed: { $error }
+store-corrupt = stored data cannot be read: { $detail }
+store-injected = injected store failure: { $what }
+store-stopping = the server is shutting down and takes no more writes
+store-no-cell = grid cell { $cell } does not exist
+store-no-cell-seed = grid cell { $cell } does not exist; run `patrolsync admin seed-demo` or import the grid first
+store-cell-retired = grid cell { $cell } is retired; assign a cell in use
+store-no-parent = cell { $cell }: parent cell { $parent } does not exist
+store-cell-moved = cell { $cell } is at { $old }; it cannot move to { $new } (retire it and add the new place under a new code)
+store-checkpoint-no-cell = checkpoint { $checkpoint }: cell { $cell } does not exist
+store-no-checkpoint = checkpoint { $checkpoint } does not exist
+store-no-user = user { $user } does not exist; import people or enroll them first
+store-no-device = no device { $device }; see `patrolsync admin devices`
+store-not-enrolled = device { $device } is not enrolled
+store-device-vanished = device { $device } vanished during enrollment
+store-device-id-short = device id "{ $device }" is too short; give the id or at least its first 8 characters
+store-device-ambiguous = { $n } devices start with { $device }; give more of the id
+store-no-hazard = hazard { $hazard } does not exist
+store-no-admin = no admin named { $name }
+store-admin-exists = an admin named { $name } exists already; revoke it or choose another name
+store-agency-needed = an agency user needs --agency police_station or --agency fire_brigade
+store-agency-only = --agency is only for agency users, not a { $role }
+store-user-empty = user name is empty
+store-cells-needed = a { $role } needs at least one grid cell (--grid)
+store-demo-enrollment = the demo device could not enroll: { $error }
+
+## Imports (grid, checkpoints, people)
+
+import-place = { $unit ->
+    [line] line { $n }
+   *[feature] feature { $n }
+}
+import-row = { $at }: { $message }
+import-row-column = { $at }, column { $column }: { $message }
+import-rows = { $n } { $one ->
+    [true] bad row
+   *[false] bad rows
+}; nothing was imported:
+import-more = … and { $n } more
+import-header = line 1: { $error }
+import-csv = { $error }
+import-no-column = the header has no `{ $column }` column
+import-unknown-column = unknown column (known: { $known })
+import-not-geojson = not GeoJSON: { $error }
+import-not-collection = expected a GeoJSON FeatureCollection
+import-empty = is empty
+import-bad-code = "{ $value }": use letters, digits, '-', '_' or '.', at most 64
+import-not-geometry = not a GeoJSON geometry: { $error }
+import-not-wkt = not WKT: { $error }
+import-not-polygon = a boundary must be a Polygon or MultiPolygon
+import-bad-level = "{ $value }": a level from 1 (street) to 4 (building)
+import-duplicate = { $value } is already on { $unit ->
+    [line] line
+   *[feature] feature
+} { $n }
+import-cell-moved = { $cell } is under "{ $parent }" now; moving a cell is not supported (retire it and import it under a new code)
+import-needs-parent = a level-{ $level } cell needs a parent
+import-retired = { $value } is retired
+import-unknown-parent = { $parent } is neither in this file nor in the grid
+import-wrong-level = { $level } under { $parent }, a level-{ $parent_level } cell: expected { $expected }
+import-not-point = a checkpoint's geometry must be a Point
+import-cell-unknown = "{ $cell }" is not in the grid
+import-number-range = "{ $value }": a number from { $min } to { $max }
+import-coordinates-range = coordinates out of range
+import-both-coordinates = give both latitude and longitude, or neither
+import-unknown-code = "{ $value }" is not one of: { $known }
+import-people-csv = people are imported from CSV (name,role,agency,cells)
+import-name-length = 1 to 128 characters
+import-agency-needed = an agency user needs police_station or fire_brigade
+import-agency-only = only for role agency
+import-not-live = { $cell } is not a live cell of the grid
+
+## Templates
+
+tpl-item-value = { $file }: item { $n } ({ $item }), { $field }: "{ $value }" is not one of: { $known }
+tpl-definition = { $file }: { $problem }
+
+## Configuration
+
+cfg-read = cannot read config file { $path }: { $error }
+cfg-parse = config file { $path } is invalid: { $error }
+cfg-invalid = invalid configuration: { $problem }
+cfg-at-least = { $key } = { $value } is too small (at least { $min })
+cfg-above-zero = { $keys }: must be above 0
+cfg-between = { $key } = { $value } must be between { $min } and { $max }
+cfg-database-url = database_url must start with sqlite: or postgres:, got "{ $value }"
+cfg-escalation = escalation.interval must be at least 1s and escalation.check_every at least 100ms
+cfg-s3-bucket = photos.backend = "s3" needs photos.bucket
+
+## The report calendar
+
+cal-cadence = unknown cadence "{ $value }": use daily, weekly, monthly or quarterly
+cal-config-cadence = reports.cadence: unknown cadence "{ $value }": use daily, weekly, monthly or quarterly
+cal-cadence-empty = reports.cadence needs one entry per grid level, big first
+cal-time-zone = reports.time_zone = "{ $value }" is not an IANA time zone (e.g. Asia/Shanghai)
+cal-week-start = reports.week_start = "{ $value }" is not a weekday (e.g. monday)
+cal-moment = time "{ $value }": use 2026-11-03 (the end of that day), 2026-11-03 09:00 (local, in { $zone }) or 2026-11-03T09:00:00+08:00 (RFC 3339)
+cal-years = time "{ $value }": years from 1970 to 9999
+cal-skipped = time "{ $value }" does not exist in { $zone } (a clock change)
+cal-period = period "{ $value }": use 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or 2026-11-23..2026-11-29 (days, both included)
+cal-period-years = period "{ $value }": years from 1970 to 9999
+cal-period-backwards = period "{ $value }" ends before it starts
+
+## The command line
+
+report-xlsx-needs-out = --format xlsx needs -o FILE
+cli-error-joint = { ": " }
+cli-audit-chain-broken = the audit log's hash chain breaks at entry { $at }
+cli-people-crs = --crs is for grid and checkpoint imports; a people file has no coordinates
+cli-template-unpublished = template { $id } is not published
+cli-template-version-unpublished = template { $id } version { $version } is not published
+cli-not-hazard-id = "{ $id }" is not a hazard id (a UUID, as devices show it)
+cli-no-hazard = hazard { $hazard } does not exist on this server
+cli-opening-database = opening the database at { $url }
+cli-as-of-future = --as-of "{ $value }" ({ $at }) is in the future (now { $now }): a report can only stand at a moment that has passed
+
+## Argument errors (the command lines): English is clap's own wording; these are kept for the
+## catalog's pairs.
+
+clap-value = invalid value "{ $value }" for { $arg }: { $why }
+clap-choice = invalid value "{ $value }" for { $arg }: one of { $known }
+clap-unknown-argument = unexpected argument { $arg }
+clap-unknown-command = unrecognized subcommand { $command }
+clap-missing = required arguments were not provided: { $args }
+clap-conflict = { $arg } cannot be used with { $prior }
+clap-value-count = wrong number of values for { $arg }
+clap-suggest = a similar one exists: { $similar }
+clap-usage = Usage: { $usage }
+clap-help = For more information, try --help
+
+## The device command line
+
+dev-hazard-not-here = hazard { $id } is not on this device (not in your cells, or not synced yet)
+dev-opening-state = opening device state in { $dir }
+dev-bad-deadline = "{ $value }" is neither a duration (7d, 48h) nor a date (2026-12-31)
+dev-bad-sha256 = "{ $value }" is not a SHA-256 (64 hex digits)
+
+## The admin API (the dashboard shows these)
+
+admin-token-missing = missing admin token; send Authorization: Bearer <token> (the data dir's admin.token, or one `patrolsync admin admins add` printed)
+admin-token-unknown = unknown admin token; send Authorization: Bearer <token> (the data dir's admin.token, or one `patrolsync admin admins add` printed)
+admin-token-revoked = admin { $admin }'s token was revoked at { $at }
+admin-token-expired = admin { $admin }'s token expired at { $at }; an owner can issue a new one
+admin-needs-role = admin { $admin } is a { $role }; { $what ->
+    [revoke_device] revoking a device
+    [audit_log] reading the audit log
+    [admins] listing admins
+   *[other] { $what }
+} needs an { $needed } or more
+admin-whole-server = admin { $admin } sees only { $cell }; { $what ->
+    [store_counts] the store's counts
+    [node_series] this node's series
+    [audit_log] the audit log
+    [admins] the admin accounts
+   *[other] { $what }
+} is about the whole server
+admin-outside = admin { $admin } sees only { $cell }, not { $asked }
+admin-no-device-in = no device { $device } among those of { $cell }
