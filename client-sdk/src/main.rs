@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use patrolsync_i18n::cli::one_of;
 use patrolsync_i18n::{Text, text};
+use patrolsync_proto::geo::Datum;
 use patrolsync_sdk::proto::hazard::{
     Agency, EventKind, Field, FieldValue, Handling, HazardCategory, Severity,
 };
@@ -75,16 +77,16 @@ enum Command {
         accuracy: f64,
         /// Datum of --lat/--lon: wgs84 (GPS), gcj02 (Amap, Tencent, Android network location
         /// in China) or bd09 (Baidu). Converted to WGS-84 before it is stored or sent.
-        #[arg(long, default_value = "wgs84")]
-        datum: patrolsync_proto::geo::Datum,
+        #[arg(long, default_value = "wgs84", value_parser = one_of(Datum::ALL, |v: &Datum| v.as_str()))]
+        datum: Datum,
         /// inspected, locked, not_found, moved, closed, renovation or vacant.
-        #[arg(long, default_value = "inspected")]
+        #[arg(long, default_value = "inspected", value_parser = one_of(CheckInOutcome::ALL, |v: &CheckInOutcome| v.as_str()))]
         outcome: CheckInOutcome,
         /// nfc, qr, gps or manual.
-        #[arg(long, default_value = "manual")]
+        #[arg(long, default_value = "manual", value_parser = one_of(CheckInMethod::ALL, |v: &CheckInMethod| v.as_str()))]
         method: CheckInMethod,
         /// patrol, inspection or visit.
-        #[arg(long, default_value = "patrol")]
+        #[arg(long, default_value = "patrol", value_parser = one_of(CheckInKind::ALL, |v: &CheckInKind| v.as_str()))]
         kind: CheckInKind,
         /// Free text.
         #[arg(long, default_value = "")]
@@ -163,13 +165,13 @@ enum HazardCmd {
         checkpoint: Option<String>,
         /// blocked_fire_lane, damaged_facility, blocked_evacuation, electrical, gas, open_flame,
         /// flammable_storage, rental_housing, renovation or other.
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(HazardCategory::ALL, |v: &HazardCategory| v.as_str()))]
         category: HazardCategory,
         /// general or major.
-        #[arg(long, default_value = "general")]
+        #[arg(long, default_value = "general", value_parser = one_of(Severity::ALL, |v: &Severity| v.as_str()))]
         severity: Severity,
         /// on_the_spot or by_deadline.
-        #[arg(long, default_value = "on_the_spot")]
+        #[arg(long, default_value = "on_the_spot", value_parser = one_of(Handling::ALL, |v: &Handling| v.as_str()))]
         handling: Handling,
         /// Deadline: a duration from now (7d, 48h) or a date (2026-12-31).
         #[arg(long, value_parser = parse_deadline)]
@@ -193,6 +195,7 @@ enum HazardCmd {
         /// Hazard id.
         id: HazardId,
         /// The transition.
+        #[arg(value_parser = one_of(EventKind::ALL, |v: &EventKind| v.as_str()))]
         kind: EventKind,
         /// Note, or the reason (agency_return, reopen).
         #[arg(long, default_value = "")]
@@ -201,7 +204,7 @@ enum HazardCmd {
         #[arg(long, value_parser = parse_deadline)]
         deadline: Option<i64>,
         /// police_station or fire_brigade (transfer).
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(Agency::ALL, |v: &Agency| v.as_str()))]
         agency: Option<Agency>,
         /// The hazard this one duplicates (merge).
         #[arg(long)]
@@ -218,6 +221,7 @@ enum HazardCmd {
         /// Hazard id.
         id: HazardId,
         /// Which field.
+        #[arg(value_parser = one_of(Field::ALL, |v: &Field| v.as_str()))]
         field: Field,
         /// The new value.
         value: String,

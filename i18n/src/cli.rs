@@ -2,6 +2,7 @@
 //! in English only; the common ones are worded here from the catalog, with clap's usage line.
 //! Help (`--help`) stays clap's, in English.
 
+use clap::builder::TypedValueParser as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::{Lang, Text, message};
@@ -24,11 +25,27 @@ pub fn lang_arg(args: impl IntoIterator<Item = String>) -> Option<String> {
     None
 }
 
+/// A value parser for one of `all`, each named by `name`: anything else is refused as clap's
+/// invalid value listing them (worded by [`clap_error`]), not as a parser's English sentence.
+pub fn one_of<T: Clone + Send + Sync + 'static>(
+    all: &'static [T],
+    name: fn(&T) -> &'static str,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    clap::builder::PossibleValuesParser::new(all.iter().map(name)).try_map(move |s: String| {
+        all.iter()
+            .find(|v| name(v) == s)
+            .cloned()
+            .ok_or_else(|| crate::text!("unknown-choice", what = "", value = s, known = ""))
+    })
+}
+
 /// Prints an argument error (or help) of this process's command line and gives its exit code:
 /// worded in the run's language (`--lang`, else the locale's) where the catalog words it, else
 /// as clap prints it (help and version exit 0, errors 2, as clap's).
 pub fn argument_error(e: clap::Error) -> std::process::ExitCode {
-    let lang = Lang::from_arg_or_env(lang_arg(std::env::args()).as_deref());
+    // Lossy: an argument error may well be a name that is not UTF-8 (a GBK file name).
+    let args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    let lang = Lang::from_arg_or_env(lang_arg(args).as_deref());
     match clap_error(&e, lang) {
         Some(text) => {
             eprintln!("{text}");
@@ -130,6 +147,8 @@ mod tests {
         format: Option<String>,
         #[arg(long)]
         period: Option<Period>,
+        #[arg(long, value_parser = one_of(&["low", "high"], |s: &&'static str| *s))]
+        level: Option<&'static str>,
     }
 
     #[derive(Clone, Debug)]
@@ -160,6 +179,13 @@ mod tests {
         assert!(period.ends_with("更多信息请运行 --help"), "{period}");
         let choice = zh(&["--format", "pdf"]);
         assert!(choice.contains("「pdf」无效，可选：csv, xlsx"), "{choice}");
+        let level = zh(&["--level", "mid"]);
+        assert!(
+            level.starts_with("错误：参数 --level <LEVEL> 的值「mid」无效，可选：low, high"),
+            "{level}"
+        );
+        let parsed = Args::try_parse_from(["tool", "--level", "high"]).expect("parses");
+        assert_eq!(parsed.level, Some("high"));
         let unknown = zh(&["--gird", "S1"]);
         assert!(
             unknown.starts_with("错误：不认识的参数 --gird"),

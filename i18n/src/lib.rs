@@ -29,12 +29,16 @@ mod error_code;
 #[macro_export]
 macro_rules! message {
     ($lang:expr, $id:literal $(, $name:ident = $value:expr)* $(,)?) => {
-        $crate::text!($id $(, $name = $value)*).in_lang($lang)
+        $lang.format(
+            $id,
+            &[$((stringify!($name), $crate::Value::from(($value).to_string()))),*],
+        )
     };
 }
 
 /// A [`Text`]: message `id` with its parameters by name, each given as anything `Display`:
-/// `text!("store-no-cell", cell = code)`.
+/// `text!("store-no-cell", cell = code)`. Values are made [`printable`]: they often come from
+/// a file or a request.
 #[macro_export]
 macro_rules! text {
     ($id:literal $(, $name:ident = $value:expr)* $(,)?) => {
@@ -52,8 +56,10 @@ pub struct Text {
 }
 
 impl Text {
-    /// Message `id` with `args` (name, value). Prefer the [`text!`] macro.
+    /// Message `id` with `args` (name, value), each made [`printable`]. Prefer the [`text!`]
+    /// macro.
     pub fn new(id: &'static str, args: Vec<(&'static str, String)>) -> Text {
+        let args = args.into_iter().map(|(n, v)| (n, printable(&v))).collect();
         Text { id, args }
     }
 
@@ -90,6 +96,25 @@ impl std::fmt::Display for Text {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.in_lang(Lang::En))
     }
+}
+
+/// `value` with its control characters (a newline, an escape sequence) written as escapes
+/// (`\n`, `\u{1b}`), so that a value from a file or a request cannot break a line or drive the
+/// terminal it is shown on.
+pub fn printable(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return value.to_owned();
+    }
+    value
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A message can be an error by itself (a value that does not parse, a setting out of range).

@@ -291,3 +291,11 @@ fn the_id_scan_reads_each_kind_of_call() {
     ids.sort();
     assert_eq!(ids, ["about-d", "cfg-c", "cli-a", "date-e", "store-b"]);
 }
+
+#[test]
+fn values_from_outside_cannot_break_the_line_they_are_shown_on() {
+    let t = crate::text!("store-no-cell", cell = "S1\n\u{1b}[2J");
+    assert_eq!(t.to_string(), "grid cell S1\\n\\u{1b}[2J does not exist");
+    assert_eq!(t.arg("cell"), Some("S1\\n\\u{1b}[2J"));
+    assert_eq!(printable("花园街道 S1"), "花园街道 S1");
+}

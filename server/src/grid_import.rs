@@ -210,7 +210,7 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
         if !known.contains(&h.as_str()) {
             problems.push(RowError {
                 at: Place::Line(1),
-                column: h.clone(),
+                column: patrolsync_i18n::printable(h),
                 message: text!("import-unknown-column", known = known.join(", ")),
             });
         }

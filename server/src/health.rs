@@ -487,7 +487,7 @@ pub fn select_devices(
         other => {
             return Err(text!(
                 "unknown-choice",
-                what = "--sort",
+                what = "sort",
                 value = other,
                 known = "state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled"
             ));

@@ -8,8 +8,11 @@ async fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => return patrolsync_i18n::cli::argument_error(e),
     };
+    // The server logs what it does; an admin command only what went wrong (a database's
+    // notices would otherwise stand before its output and its error).
+    let default = if cli.serves() { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env(patrolsync_server::config::ENV_LOG)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -42,6 +42,22 @@ pub enum ServeError {
     },
 }
 
+impl ServeError {
+    /// The error in `lang`, for a person; `Display` gives it in English.
+    pub fn text(&self, lang: patrolsync_i18n::Lang) -> String {
+        use patrolsync_i18n::message;
+        match self {
+            ServeError::Store(e) => message!(lang, "serve-store", error = e.text(lang)),
+            ServeError::Pki(e) => message!(lang, "serve-pki", error = e),
+            ServeError::Tls(e) => message!(lang, "serve-tls", error = e),
+            ServeError::Photos(e) => message!(lang, "serve-photos", error = e),
+            ServeError::Bind { addr, source } => {
+                message!(lang, "serve-bind", addr = addr, error = source)
+            }
+        }
+    }
+}
+
 impl From<rustls::Error> for ServeError {
     fn from(e: rustls::Error) -> Self {
         ServeError::Tls(e.to_string())

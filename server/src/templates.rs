@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use patrolsync_i18n::{ErrorCode, Lang, Text, message, text};
+use patrolsync_i18n::{Lang, Text, message, text};
 
 use patrolsync_proto::checkin::Invalid;
 use patrolsync_proto::hazard::HazardCategory;
@@ -75,9 +75,13 @@ impl TemplateFileError {
             (TemplateFileError::File(t), _) => t.in_lang(lang),
             (TemplateFileError::Definition { .. }, Lang::En) => self.to_string(),
             (TemplateFileError::Definition { file, invalid }, _) => {
-                let problem =
-                    ErrorCode::from_refusal(invalid.reason, &invalid.field, "", invalid.limit)
-                        .message(lang.tag());
+                let problem = message!(
+                    lang,
+                    "tpl-rule",
+                    // A select's keys cannot hold a dot: `items.id` is keyed `items_id`.
+                    field = invalid.field.replace('.', "_"),
+                    reason = invalid.reason
+                );
                 message!(lang, "tpl-definition", file = file, problem = problem)
             }
         }

@@ -94,7 +94,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
     assert!(!bad.status.success());
     assert!(
         String::from_utf8_lossy(&bad.stderr)
-            .contains("one of healthy, new, lagging, silent, erroring, revoked"),
+            .contains("[possible values: healthy, new, lagging, silent, erroring, revoked]"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
@@ -160,6 +160,32 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("item 1 (exits), hazard_category"), "{err}");
+    // In Chinese: the value and the choices, and a broken rule of templates in words.
+    let zh = Command::new(BIN)
+        .args(["--lang", "zh-CN", "admin", "--data-dir"])
+        .arg(&data)
+        .args(["template", "publish", path])
+        .output()?;
+    let err = String::from_utf8_lossy(&zh.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "错误：{path}：第 1 项（exits）的 hazard_category：「fire」无效，可选：blocked_fire_lane, "
+        )),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\n[[items]]\nid = \"exits\"\nlabel = \"Again\"\n",
+    )?;
+    let zh = Command::new(BIN)
+        .args(["--lang", "zh-CN", "admin", "--data-dir"])
+        .arg(&data)
+        .args(["template", "publish", path])
+        .output()?;
+    assert_eq!(
+        String::from_utf8_lossy(&zh.stderr),
+        format!("错误：{path}：检查项编号重复（items.id）\n")
+    );
     assert_eq!(
         admin(&data, None, &["template", "list"])?
             .as_array()

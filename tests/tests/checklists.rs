@@ -205,6 +205,41 @@ async fn templates_reach_devices_and_answers_are_checked_against_their_version()
             "{backend}"
         );
 
+        // The inspection ledger as the Chinese form reads the answers by the labels of the
+        // version answered (not version 2's), their values in words and the notes after them.
+        let cal = h.config.reports.calendar()?;
+        let day = cal.date(first.check_in.device_time_ms);
+        let period = patrolsync_server::report::Period {
+            label: day.to_string(),
+            start: day,
+            end: day.succ_opt().expect("a next day"),
+        };
+        let form = patrolsync_server::report::ledger(
+            &store,
+            &cal,
+            &h.config.reports.anomaly_rules(),
+            patrolsync_server::report::LedgerQuery {
+                ledger: patrolsync_server::report::Ledger::Inspections,
+                period: &period,
+                cell: Some("S1"),
+                as_of_ms: patrolsync_server::now_ms(),
+                lang: patrolsync_i18n::Lang::ZhCn,
+            },
+        )
+        .await?;
+        let answers = form
+            .columns
+            .iter()
+            .position(|c| c == "检查内容")
+            .expect("the answers column");
+        assert_eq!(form.rows.len(), 1, "{backend}");
+        assert_eq!(
+            form.rows[0][answers].to_string(),
+            "Evacuation routes and exits clear：有问题（bikes in the stairwell）；\
+             Extinguisher pressure (MPa)：合格（1.1）",
+            "{backend}"
+        );
+
         // The late device answers version 2 without having it: the server checks and refuses.
         late.record_checklist(inspection(
             2,

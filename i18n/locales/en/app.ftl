@@ -461,3 +461,11 @@ transition-reopen = reopen
 transition-merge = merge
 dev-unsynced = { " " }(unsynced)
 cli-error = error: { $error }
+
+## A check-in's answers on a ledger form
+
+answer-ok = fine
+answer-issue = issue
+answer-not_applicable = not applicable
+ledger-answer = { $item }: { $value }
+ledger-answer-note = { $item }: { $value } ({ $note })

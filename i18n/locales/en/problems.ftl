@@ -89,6 +89,17 @@ import-not-live = { $cell } is not a live cell of the grid
 
 tpl-item-value = { $file }: item { $n } ({ $item }), { $field }: "{ $value }" is not one of: { $known }
 tpl-definition = { $file }: { $problem }
+tpl-rule = { $field ->
+    [id] the template id: letters, digits, '-', '_' or '.', at most 64
+    [name] the template needs a name
+    [items] the template has no items
+    [items_id] { $reason ->
+        [duplicate] an item id is used twice
+       *[other] an item id: letters, digits, '-', '_' or '.'
+    }
+    [items_label] an item has no label
+   *[other] { $field }: { $reason }
+}
 
 ## Configuration
 
@@ -171,3 +182,13 @@ admin-whole-server = admin { $admin } sees only { $cell }; { $what ->
 } is about the whole server
 admin-outside = admin { $admin } sees only { $cell }, not { $asked }
 admin-no-device-in = no device { $device } among those of { $cell }
+
+## Starting the server
+
+serve-store = cannot open the database: { $error }
+serve-pki = cannot prepare keys and certificates: { $error }
+serve-tls = TLS: { $error }
+serve-photos = cannot open photo storage: { $error }
+serve-bind = cannot listen on { $addr }: { $error }
+admin-period-required = period is required, e.g. ?period=2026-11
+admin-as-of-future = as_of "{ $value }" is in the future

@@ -468,3 +468,11 @@ transition-reopen = 重新打开
 transition-merge = 合并
 dev-unsynced = （未同步）
 cli-error = 错误：{ $error }
+
+## 台账上的检查项结果
+
+answer-ok = 合格
+answer-issue = 有问题
+answer-not_applicable = 不适用
+ledger-answer = { $item }：{ $value }
+ledger-answer-note = { $item }：{ $value }（{ $note }）

@@ -88,6 +88,17 @@ import-not-live = { $cell } 不是网格中在用的网格
 
 tpl-item-value = { $file }：第 { $n } 项（{ $item }）的 { $field }：「{ $value }」无效，可选：{ $known }
 tpl-definition = { $file }：{ $problem }
+tpl-rule = { $field ->
+    [id] 模板编号只能用字母、数字、'-'、'_' 或 '.'，最多 64 个字符
+    [name] 模板缺少名称（name）
+    [items] 模板没有检查项（items）
+    [items_id] { $reason ->
+        [duplicate] 检查项编号重复（items.id）
+       *[other] 检查项编号只能用字母、数字、'-'、'_' 或 '.'（items.id）
+    }
+    [items_label] 检查项缺少说明（items.label）
+   *[other] { $field }：{ $reason }
+}
 
 ## 配置
 
@@ -169,3 +180,13 @@ admin-whole-server = 管理员 { $admin } 只能查看 { $cell }；{ $what ->
 }涉及整个服务器
 admin-outside = 管理员 { $admin } 只能查看 { $cell }，不能查看 { $asked }
 admin-no-device-in = { $cell } 范围内没有设备 { $device }
+
+## 启动服务器
+
+serve-store = 无法打开数据库：{ $error }
+serve-pki = 无法准备密钥和证书：{ $error }
+serve-tls = TLS 出错：{ $error }
+serve-photos = 无法打开照片存储：{ $error }
+serve-bind = 无法监听 { $addr }：{ $error }
+admin-period-required = 需要指定期间，例如 ?period=2026-11
+admin-as-of-future = as_of「{ $value }」在将来

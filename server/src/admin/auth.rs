@@ -183,10 +183,7 @@ impl Admin {
         let Some(asked) = asked else {
             return Ok(Some(t.cell.clone()));
         };
-        let path =
-            s.db.cell_path(asked)
-                .await
-                .map_err(|e| json_error(StatusCode::NOT_FOUND, e))?;
+        let path = s.db.cell_path(asked).await.map_err(super::store_error)?;
         if patrolsync_proto::grid::covers(&t.path, &path) {
             Ok(Some(asked.to_owned()))
         } else {

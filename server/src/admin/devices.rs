@@ -72,7 +72,7 @@ pub(super) async fn devices(
     let sort = query.sort.as_deref().unwrap_or("state");
     let selected = match health::select_devices(all, state, query.q.as_deref(), sort, descending) {
         Ok(d) => d,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return json_text(StatusCode::BAD_REQUEST, &e),
     };
     let total = selected.len();
     let offset = query.offset.unwrap_or(0);

@@ -191,16 +191,28 @@ fn text_body(text: &patrolsync_i18n::Text, lang: patrolsync_i18n::Lang) -> serde
 /// Words an error of [`json_text`] in the language the request accepts (`Accept-Language`;
 /// English without one) as its `message`.
 async fn word_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // The first language range: English for none or `*`, else as a phone falls back.
     let lang = request
         .headers()
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';']).next())
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty() && *tag != "*")
         .map_or(patrolsync_i18n::Lang::En, patrolsync_i18n::Lang::from_tag);
     let mut response = next.run(request).await;
     let Some(text) = response.extensions_mut().remove::<patrolsync_i18n::Text>() else {
         return response;
     };
-    (response.status(), Json(text_body(&text, lang))).into_response()
+    // The same response (status, headers) with the body worded in the asked language.
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::VARY,
+        axum::http::HeaderValue::from_static("accept-language"),
+    );
+    let body = text_body(&text, lang).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 pub(crate) fn store_error(e: StoreError) -> Response {

@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Admin, AdminState, json_error, store_error};
+use super::{Admin, AdminState, json_error, json_text, store_error};
 use crate::report::{self, Calendar, Ledger, Period};
 use crate::store::admins::AdminRole;
 
@@ -43,7 +43,7 @@ struct Asked {
 }
 
 async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, Response> {
-    let bad = |m: &dyn std::fmt::Display| json_error(StatusCode::BAD_REQUEST, m);
+    let bad = |t: &patrolsync_i18n::Text| json_text(StatusCode::BAD_REQUEST, t);
     let cal = s
         .reports
         .calendar()
@@ -51,7 +51,7 @@ async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, 
     let period: Period = q
         .period
         .as_deref()
-        .ok_or_else(|| bad(&"period is required, e.g. ?period=2026-11"))?
+        .ok_or_else(|| bad(&patrolsync_i18n::text!("admin-period-required")))?
         .parse()
         .map_err(|e| bad(&e))?;
     let cell = admin.cell(s, q.cell.as_deref()).await?;
@@ -61,7 +61,10 @@ async fn asked(s: &AdminState, admin: &Admin, q: &ReportQuery) -> Result<Asked, 
         Some(t) => {
             let ms = cal.moment(t).map_err(|e| bad(&e))?;
             if ms > now {
-                return Err(bad(&format!("as_of {t:?} is in the future")));
+                return Err(bad(&patrolsync_i18n::text!(
+                    "admin-as-of-future",
+                    value = t
+                )));
             }
             ms
         }
@@ -283,7 +286,7 @@ pub async fn audit(
         None => None,
         Some(t) => match s.reports.calendar().and_then(|c| c.moment(t)) {
             Ok(ms) => Some(ms),
-            Err(m) => return json_error(StatusCode::BAD_REQUEST, m),
+            Err(m) => return json_text(StatusCode::BAD_REQUEST, &m),
         },
     };
     let entries = match s

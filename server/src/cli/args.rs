@@ -5,7 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use patrolsync_i18n::cli::one_of;
 use patrolsync_proto::Role;
+use patrolsync_proto::geo::Datum;
+use patrolsync_proto::hazard::Agency;
+
+use crate::health::HealthState;
 
 use super::*;
 use crate::config::*;
@@ -15,7 +20,8 @@ use crate::config::*;
 #[command(name = "patrolsync", version, about, long_about = None)]
 pub struct Cli {
     /// Log format on stderr: `text` for people, `json` (one object per line, with the span's
-    /// device id and RPC) for log collectors. The filter is PATROLSYNC_LOG (default `info`).
+    /// device id and RPC) for log collectors. The filter is PATROLSYNC_LOG (default `info` for
+    /// `serve`, `warn` for admin commands).
     #[arg(long, env = "PATROLSYNC_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
     /// The language of what it writes for people: `zh-CN` (ledgers as the official forms,
@@ -26,6 +32,13 @@ pub struct Cli {
     pub lang: Option<String>,
     #[command(subcommand)]
     pub(super) command: Command,
+}
+
+impl Cli {
+    /// Whether this runs the server (`serve`), rather than an admin command.
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,14 +104,14 @@ pub(super) enum AdminCommand {
         #[arg(long)]
         user: String,
         /// Role: patroller, grid_manager, agency or admin.
-        #[arg(long)]
+        #[arg(long, value_parser = one_of(Role::ALL, |v: &Role| v.as_str()))]
         role: Role,
         /// Grid cell codes assigned to the user (comma-separated or repeated).
         #[arg(long = "grid", value_delimiter = ',')]
         grid: Vec<String>,
         /// For --role agency: police_station or fire_brigade.
-        #[arg(long)]
-        agency: Option<patrolsync_proto::hazard::Agency>,
+        #[arg(long, value_parser = one_of(Agency::ALL, |v: &Agency| v.as_str()))]
+        agency: Option<Agency>,
         /// HOST:PORT devices dial. Default: public_address, else the listen address.
         #[arg(long, env = ENV_PUBLIC_ADDRESS)]
         server: Option<String>,
@@ -119,10 +132,10 @@ pub(super) enum AdminCommand {
     /// (thresholds in the `[health]` config section). Worst first.
     Devices {
         /// Only devices in this state.
-        #[arg(long)]
-        state: Option<crate::health::HealthState>,
+        #[arg(long, value_parser = one_of(&HealthState::ALL, |v: &HealthState| v.as_str()))]
+        state: Option<HealthState>,
         /// Order: state, last_seen, outbox, oldest_pending, missing_photos, rejected, user, enrolled.
-        #[arg(long, default_value = "state")]
+        #[arg(long, default_value = "state", value_parser = ["state", "last_seen", "outbox", "oldest_pending", "missing_photos", "rejected", "user", "enrolled"])]
         sort: String,
         /// Print JSON.
         #[arg(long)]
@@ -313,8 +326,8 @@ pub(super) enum GridCommand {
         file: PathBuf,
         /// The datum of the boundaries' coordinates: wgs84 (GPS), gcj02 (Amap/Gaode,
         /// Tencent) or bd09 (Baidu). Stored as WGS-84; outside mainland China nothing shifts.
-        #[arg(long, default_value = "wgs84")]
-        crs: patrolsync_proto::geo::Datum,
+        #[arg(long, default_value = "wgs84", value_parser = one_of(Datum::ALL, |v: &Datum| v.as_str()))]
+        crs: Datum,
         /// Check the file and report problems; write nothing.
         #[arg(long)]
         check: bool,
@@ -382,8 +395,8 @@ pub(super) enum ImportCommand {
         file: PathBuf,
         /// Checkpoints: the datum of their coordinates: wgs84 (GPS), gcj02 (Amap/Gaode,
         /// Tencent) or bd09 (Baidu). Stored as WGS-84; outside mainland China nothing shifts.
-        #[arg(long, default_value = "wgs84")]
-        crs: patrolsync_proto::geo::Datum,
+        #[arg(long, default_value = "wgs84", value_parser = one_of(Datum::ALL, |v: &Datum| v.as_str()))]
+        crs: Datum,
         /// Check the file and report problems; write nothing.
         #[arg(long)]
         check: bool,

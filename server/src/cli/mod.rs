@@ -79,6 +79,9 @@ fn worded(e: &(dyn std::error::Error + 'static), lang: patrolsync_i18n::Lang) ->
     if let Some(e) = e.downcast_ref::<ConfigError>() {
         return Some(e.text(lang));
     }
+    if let Some(e) = e.downcast_ref::<crate::server::ServeError>() {
+        return Some(e.text(lang));
+    }
     e.downcast_ref::<TemplateFileError>().map(|e| e.text(lang))
 }
 

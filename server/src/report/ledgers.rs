@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use patrolsync_proto::anomaly::{Anomaly, AnomalyRules};
 use patrolsync_proto::hazard::{EventKind, HazardOp, Status, fold};
 
-use patrolsync_i18n::Lang;
+use patrolsync_i18n::{Lang, message};
 
 use super::*;
-use crate::store::ReportStore;
+use crate::store::AdminStore;
 use crate::store::StoreError;
 use crate::store::reports::{LedgerCheckIn, LedgerHazard};
 
@@ -55,7 +55,7 @@ pub struct LedgerQuery<'a> {
 
 /// Builds a ledger (see [`LedgerQuery`]) as the form in its language.
 pub async fn ledger(
-    store: &dyn ReportStore,
+    store: &dyn AdminStore,
     cal: &Calendar,
     rules: &AnomalyRules,
     q: LedgerQuery<'_>,
@@ -106,11 +106,15 @@ pub async fn ledger(
             about.push((about_key("check_ins"), picked.len().to_string()));
             about.push((about_key("flagged"), flagged.to_string()));
             about.push((about_key("log_entries"), about_key("log_entries_none")));
+            let words = match lang {
+                Lang::En => None,
+                _ => Some(AnswerWords::load(store, lang, picked.iter().map(|(c, _)| *c)).await?),
+            };
             (
                 CHECK_IN_COLUMNS.to_vec(),
                 picked
                     .into_iter()
-                    .map(|(c, f)| check_in_row(cal, c, f))
+                    .map(|(c, f)| check_in_row(cal, c, f, words.as_ref()))
                     .collect(),
             )
         }
@@ -171,7 +175,64 @@ pub(super) const CHECK_IN_COLUMNS: [&str; 22] = [
     "device_time_ms",
 ];
 
-pub(super) fn check_in_row(cal: &Calendar, c: &LedgerCheckIn, flags: &[Anomaly]) -> Vec<Value> {
+/// How a check-in's answers read on the form in a language other than English: each item by
+/// its label in the template version answered, its value in words (合格 / 有问题 / 不适用), the
+/// note after it.
+pub(super) struct AnswerWords {
+    lang: Lang,
+    /// (template id, version) → item id → label.
+    labels: HashMap<(String, i64), HashMap<String, String>>,
+}
+
+impl AnswerWords {
+    /// The labels of the templates `check_ins` answered.
+    async fn load(
+        store: &dyn AdminStore,
+        lang: Lang,
+        check_ins: impl Iterator<Item = &LedgerCheckIn>,
+    ) -> Result<AnswerWords, StoreError> {
+        let ids: std::collections::BTreeSet<&str> = check_ins
+            .map(|c| c.template.0.as_str())
+            .filter(|id| !id.is_empty())
+            .collect();
+        let mut labels = HashMap::new();
+        for id in ids {
+            for t in store.templates(Some(id)).await? {
+                let items = t.items.into_iter().map(|i| (i.id, i.label)).collect();
+                labels.insert((t.id, i64::from(t.version)), items);
+            }
+        }
+        Ok(AnswerWords { lang, labels })
+    }
+
+    /// One answer: `label：word（note）`.
+    fn answer(&self, template: &(String, i64), item: &str, value: &str, note: &str) -> String {
+        let label = self
+            .labels
+            .get(template)
+            .and_then(|items| items.get(item))
+            .map_or(item, String::as_str);
+        let value = self.lang.word_or_key("answer", value);
+        if note.is_empty() {
+            message!(self.lang, "ledger-answer", item = label, value = value)
+        } else {
+            message!(
+                self.lang,
+                "ledger-answer-note",
+                item = label,
+                value = value,
+                note = note
+            )
+        }
+    }
+}
+
+pub(super) fn check_in_row(
+    cal: &Calendar,
+    c: &LedgerCheckIn,
+    flags: &[Anomaly],
+    words: Option<&AnswerWords>,
+) -> Vec<Value> {
     let answers: Vec<serde_json::Value> = serde_json::from_str(&c.answers).unwrap_or_default();
     let issues = answers.iter().filter(|a| a["value"] == "issue").count();
     let answers_text = answers
@@ -179,13 +240,15 @@ pub(super) fn check_in_row(cal: &Calendar, c: &LedgerCheckIn, flags: &[Anomaly])
         .map(|a| {
             let item = a["item"].as_str().unwrap_or_default();
             let value = a["value"].as_str().unwrap_or_default();
-            match a["note"].as_str().filter(|n| !n.is_empty()) {
-                Some(note) => format!("{item}={value} ({note})"),
-                None => format!("{item}={value}"),
+            let note = a["note"].as_str().unwrap_or_default();
+            match words {
+                Some(w) => w.answer(&c.template, item, value, note),
+                None if note.is_empty() => format!("{item}={value}"),
+                None => format!("{item}={value} ({note})"),
             }
         })
         .collect::<Vec<_>>()
-        .join("; ");
+        .join(if words.is_some() { "；" } else { "; " });
     let photos = serde_json::from_str::<Vec<serde_json::Value>>(&c.photos)
         .map(|p| p.len())
         .unwrap_or(0);
