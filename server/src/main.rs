@@ -10,7 +10,11 @@ async fn main() -> std::process::ExitCode {
     };
     // The server logs what it does; an admin command only what went wrong (a database's
     // notices would otherwise stand before its output and its error).
-    let default = if cli.serves() { "info" } else { "warn" };
+    let default = if cli.serves() {
+        "info"
+    } else {
+        "warn,sqlx=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env(patrolsync_server::config::ENV_LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let logs = tracing_subscriber::fmt()

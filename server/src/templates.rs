@@ -59,13 +59,21 @@ pub enum TemplateFileError {
     #[error("{0}")]
     File(Text),
     /// The template breaks a rule of templates (an id, a missing name, a duplicate item).
-    #[error("{file}: {}", .invalid.message)]
-    Definition {
-        /// The file.
-        file: String,
-        /// The rule broken, with the field.
-        invalid: Invalid,
-    },
+    #[error("{}: {}", .0.file, .0.invalid.message)]
+    Definition(Box<BrokenRule>),
+}
+
+/// A rule of templates a file breaks.
+#[derive(Debug)]
+pub struct BrokenRule {
+    /// The file.
+    pub file: String,
+    /// The rule broken, with the field.
+    pub invalid: Invalid,
+    /// The template's id, as the file gives it.
+    pub template: String,
+    /// The item the rule is about (its number from 1 and id), where it is about one.
+    pub item: Option<(usize, String)>,
 }
 
 impl TemplateFileError {
@@ -73,14 +81,24 @@ impl TemplateFileError {
     pub fn text(&self, lang: Lang) -> String {
         match (self, lang) {
             (TemplateFileError::File(t), _) => t.in_lang(lang),
-            (TemplateFileError::Definition { .. }, Lang::En) => self.to_string(),
-            (TemplateFileError::Definition { file, invalid }, _) => {
+            (TemplateFileError::Definition(_), Lang::En) => self.to_string(),
+            (TemplateFileError::Definition(broken), _) => {
+                let BrokenRule {
+                    file,
+                    invalid,
+                    template,
+                    item,
+                } = broken.as_ref();
+                let (n, id) = item.clone().unwrap_or_default();
                 let problem = message!(
                     lang,
                     "tpl-rule",
                     // A select's keys cannot hold a dot: `items.id` is keyed `items_id`.
                     field = invalid.field.replace('.', "_"),
-                    reason = invalid.reason
+                    reason = invalid.reason,
+                    value = patrolsync_i18n::printable(template),
+                    n = n,
+                    item = patrolsync_i18n::printable(&id)
                 );
                 message!(lang, "tpl-definition", file = file, problem = problem)
             }
@@ -98,7 +116,24 @@ pub fn read(path: &Path) -> Result<Template, TemplateFileError> {
         TemplateFileError::File(text!("file-unparsed", file = file_name, error = e))
     };
     let file: TemplateFile = match path.extension().and_then(|e| e.to_str()) {
-        Some("toml") => toml::from_str(&text).map_err(|e| unparsed(&e))?,
+        Some("toml") => toml::from_str(&text).map_err(|e| {
+            // toml's own text spans several lines (the source line, a caret); one line here:
+            // where, then what.
+            let at = e.span().map_or(0, |s| s.start);
+            let line = text[..at].matches('\n').count() + 1;
+            let column = text[..at]
+                .rsplit('\n')
+                .next()
+                .map_or(0, |l| l.chars().count())
+                + 1;
+            TemplateFileError::File(text!(
+                "tpl-toml",
+                file = file_name,
+                line = line,
+                column = column,
+                error = e.message()
+            ))
+        })?,
         Some("json") => serde_json::from_str(&text).map_err(|e| unparsed(&e))?,
         _ => {
             return Err(TemplateFileError::File(text!(
@@ -152,12 +187,41 @@ pub fn read(path: &Path) -> Result<Template, TemplateFileError> {
         name: file.name,
         items,
     };
-    t.check_definition()
-        .map_err(|invalid| TemplateFileError::Definition {
+    t.check_definition().map_err(|invalid| {
+        TemplateFileError::Definition(Box::new(BrokenRule {
             file: file_name.clone(),
+            item: culprit(&t, &invalid),
+            template: t.id.clone(),
             invalid,
-        })?;
+        }))
+    })?;
     Ok(t)
+}
+
+/// The item (number from 1, id) a broken rule of `t` is about: the first repeat of an id, or
+/// the first item that breaks the rule by itself (checked alone, so the rule stays the
+/// protocol crate's). None for a rule about the template as a whole.
+fn culprit(t: &Template, invalid: &Invalid) -> Option<(usize, String)> {
+    if !invalid.field.starts_with("items.") {
+        return None;
+    }
+    let found = if invalid.reason == "duplicate" {
+        t.items
+            .iter()
+            .enumerate()
+            .find(|(i, item)| t.items[..*i].iter().any(|o| o.id == item.id))
+    } else {
+        t.items.iter().enumerate().find(|(_, item)| {
+            let alone = Template {
+                items: vec![(*item).clone()],
+                ..t.clone()
+            };
+            alone
+                .check_definition()
+                .is_err_and(|e| e.field == invalid.field && e.reason == invalid.reason)
+        })
+    };
+    found.map(|(i, item)| (i + 1, item.id.clone()))
 }
 
 /// JSON for `admin template list/show`.

@@ -59,6 +59,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
 
     // The table a person reads: counts first, then one line per device with why.
     let out = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["devices"])
@@ -75,6 +76,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
     );
     // The same in Chinese: states and reasons in words.
     let out = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "zh-CN", "admin", "--data-dir"])
         .arg(&data)
         .args(["devices"])
@@ -87,6 +89,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
     assert!(text.contains("张照片已引用但未上传"), "{text}");
 
     let bad = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["devices", "--state", "sleepy"])
@@ -99,6 +102,7 @@ async fn admin_device_commands_show_each_state_and_the_detail() -> anyhow::Resul
         String::from_utf8_lossy(&bad.stderr)
     );
     let unknown = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["device", "ffffffff"])
@@ -153,6 +157,7 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
         "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\nhazard_category = \"fire\"\n",
     )?;
     let out = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["template", "publish", path])
@@ -162,6 +167,7 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
     assert!(err.contains("item 1 (exits), hazard_category"), "{err}");
     // In Chinese: the value and the choices, and a broken rule of templates in words.
     let zh = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "zh-CN", "admin", "--data-dir"])
         .arg(&data)
         .args(["template", "publish", path])
@@ -178,14 +184,29 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
         "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\n[[items]]\nid = \"exits\"\nlabel = \"Again\"\n",
     )?;
     let zh = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "zh-CN", "admin", "--data-dir"])
         .arg(&data)
         .args(["template", "publish", path])
         .output()?;
     assert_eq!(
         String::from_utf8_lossy(&zh.stderr),
-        format!("错误：{path}：检查项编号重复（items.id）\n")
+        format!("错误：{path}：第 2 项的编号 exits 与前面的检查项重复\n")
     );
+    // A file that is not TOML: where, on one line.
+    std::fs::write(&file, "id = \"daily-fire\"\nname = \n")?;
+    let zh = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
+        .args(["--lang", "zh-CN", "admin", "--data-dir"])
+        .arg(&data)
+        .args(["template", "publish", path])
+        .output()?;
+    let err = String::from_utf8_lossy(&zh.stderr);
+    assert!(
+        err.starts_with(&format!("错误：{path} 第 2 行第 8 列：")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!(
         admin(&data, None, &["template", "list"])?
             .as_array()
@@ -302,6 +323,7 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     assert_eq!(shown["history"][0]["kind"], "fix_on_spot");
     assert_eq!(shown["history"][0]["to"], "rectified");
     let text = Command::new(BIN)
+        .env_remove("PATROLSYNC_LOG")
         .args(["--lang", "en", "admin", "--data-dir"])
         .arg(&data)
         .args(["hazard", "show", &hazard.to_string()])
@@ -315,6 +337,7 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     // Bad ids say what is expected.
     let refused = |args: &[&str]| -> anyhow::Result<String> {
         let out = Command::new(BIN)
+            .env_remove("PATROLSYNC_LOG")
             .args(["--lang", "en", "admin", "--data-dir"])
             .arg(&data)
             .args(args)
@@ -332,6 +355,7 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     // that does not parse is worded too, with clap's exit code.
     let refused_zh = |args: &[&str]| -> anyhow::Result<(Option<i32>, String)> {
         let out = Command::new(BIN)
+            .env_remove("PATROLSYNC_LOG")
             .args(["--lang", "zh-CN", "admin", "--data-dir"])
             .arg(&data)
             .args(args)
@@ -393,6 +417,7 @@ async fn every_admin_action_is_audited_and_the_chain_verifies() -> anyhow::Resul
     };
     let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
         Ok(Command::new(BIN)
+            .env_remove("PATROLSYNC_LOG")
             .args(["--lang", "en", "admin", "--data-dir"])
             .arg(&data)
             .args(args)

@@ -27,7 +27,9 @@ impl Admin<'_> {
     /// Runs with `--lang lang`.
     fn run_in(&self, lang: &str, args: &[&str]) -> anyhow::Result<Output> {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--lang", lang, "admin", "--data-dir"])
+        // Exact output is compared: no log lines of a developer's PATROLSYNC_LOG.
+        cmd.env_remove("PATROLSYNC_LOG")
+            .args(["--lang", lang, "admin", "--data-dir"])
             .arg(self.data);
         if let Some(u) = self.url {
             cmd.arg("--database-url").arg(u);

@@ -526,7 +526,8 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
         let f = fixture(SqlStore::connect(&url).await?).await?;
         let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
             let mut cmd = std::process::Command::new(BIN);
-            cmd.args(["--lang", "zh-CN", "admin", "--data-dir"])
+            cmd.env_remove("PATROLSYNC_LOG")
+                .args(["--lang", "zh-CN", "admin", "--data-dir"])
                 .arg(&data);
             if let Some(u) = &db.url {
                 cmd.arg("--database-url").arg(u);
@@ -918,7 +919,8 @@ async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyho
         let _f = fixture(SqlStore::connect(&url).await?).await?;
         let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
             let mut cmd = std::process::Command::new(BIN);
-            cmd.args(["--lang", "zh-CN", "admin", "--data-dir"])
+            cmd.env_remove("PATROLSYNC_LOG")
+                .args(["--lang", "zh-CN", "admin", "--data-dir"])
                 .arg(&data);
             if let Some(u) = &db.url {
                 cmd.arg("--database-url").arg(u);

@@ -90,16 +90,17 @@ import-not-live = { $cell } is not a live cell of the grid
 tpl-item-value = { $file }: item { $n } ({ $item }), { $field }: "{ $value }" is not one of: { $known }
 tpl-definition = { $file }: { $problem }
 tpl-rule = { $field ->
-    [id] the template id: letters, digits, '-', '_' or '.', at most 64
+    [id] the template id "{ $value }": letters, digits, '-', '_' or '.', at most 64
     [name] the template needs a name
     [items] the template has no items
     [items_id] { $reason ->
-        [duplicate] an item id is used twice
-       *[other] an item id: letters, digits, '-', '_' or '.'
+        [duplicate] item { $n }: id { $item } is used twice
+       *[other] item { $n }: id "{ $item }": letters, digits, '-', '_' or '.'
     }
-    [items_label] an item has no label
+    [items_label] item { $n } ({ $item }) has no label
    *[other] { $field }: { $reason }
 }
+tpl-toml = { $file }: line { $line }, column { $column }: { $error }
 
 ## Configuration
 

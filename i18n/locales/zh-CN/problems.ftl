@@ -89,16 +89,17 @@ import-not-live = { $cell } 不是网格中在用的网格
 tpl-item-value = { $file }：第 { $n } 项（{ $item }）的 { $field }：「{ $value }」无效，可选：{ $known }
 tpl-definition = { $file }：{ $problem }
 tpl-rule = { $field ->
-    [id] 模板编号只能用字母、数字、'-'、'_' 或 '.'，最多 64 个字符
+    [id] 模板编号「{ $value }」只能用字母、数字、'-'、'_' 或 '.'，最多 64 个字符
     [name] 模板缺少名称（name）
     [items] 模板没有检查项（items）
     [items_id] { $reason ->
-        [duplicate] 检查项编号重复（items.id）
-       *[other] 检查项编号只能用字母、数字、'-'、'_' 或 '.'（items.id）
+        [duplicate] 第 { $n } 项的编号 { $item } 与前面的检查项重复
+       *[other] 第 { $n } 项的编号「{ $item }」只能用字母、数字、'-'、'_' 或 '.'
     }
-    [items_label] 检查项缺少说明（items.label）
+    [items_label] 第 { $n } 项（{ $item }）缺少说明（label）
    *[other] { $field }：{ $reason }
 }
+tpl-toml = { $file } 第 { $line } 行第 { $column } 列：{ $error }
 
 ## 配置
 

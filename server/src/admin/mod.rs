@@ -207,7 +207,7 @@ async fn word_errors(request: axum::extract::Request, next: axum::middleware::Ne
     // The same response (status, headers) with the body worded in the asked language.
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
+    parts.headers.append(
         header::VARY,
         axum::http::HeaderValue::from_static("accept-language"),
     );

@@ -21,7 +21,7 @@ use crate::config::*;
 pub struct Cli {
     /// Log format on stderr: `text` for people, `json` (one object per line, with the span's
     /// device id and RPC) for log collectors. The filter is PATROLSYNC_LOG (default `info` for
-    /// `serve`, `warn` for admin commands).
+    /// `serve`, `warn,sqlx=error` for admin commands).
     #[arg(long, env = "PATROLSYNC_LOG_FORMAT", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
     /// The language of what it writes for people: `zh-CN` (ledgers as the official forms,

@@ -174,6 +174,12 @@ async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let sql: Arc<dyn crate::store::AdminStore> = Arc::new(
         crate::open_sql_store(&config)
             .await
+            // The store's own error after where: "opening the database at …: …", without the
+            // server's start-up wording between them.
+            .map_err(|e| match e {
+                crate::server::ServeError::Store(e) => anyhow::Error::new(e),
+                e => anyhow::Error::new(e),
+            })
             .with_context(|| say!("cli-opening-database", url = redact(&config.database_url())))?,
     );
     let audit = audited(&args.command);

@@ -108,7 +108,7 @@ pub async fn ledger(
             about.push((about_key("log_entries"), about_key("log_entries_none")));
             let words = match lang {
                 Lang::En => None,
-                _ => Some(AnswerWords::load(store, lang, picked.iter().map(|(c, _)| *c)).await?),
+                _ => Some(AnswerWords::load(store, lang, picked.iter().map(|(c, _)| *c)).await),
             };
             (
                 CHECK_IN_COLUMNS.to_vec(),
@@ -185,24 +185,32 @@ pub(super) struct AnswerWords {
 }
 
 impl AnswerWords {
-    /// The labels of the templates `check_ins` answered.
+    /// The labels of the templates `check_ins` answered. A template that cannot be read
+    /// leaves its items named by their ids (logged): the ledger is still the form.
     async fn load(
         store: &dyn AdminStore,
         lang: Lang,
         check_ins: impl Iterator<Item = &LedgerCheckIn>,
-    ) -> Result<AnswerWords, StoreError> {
+    ) -> AnswerWords {
         let ids: std::collections::BTreeSet<&str> = check_ins
             .map(|c| c.template.0.as_str())
             .filter(|id| !id.is_empty())
             .collect();
         let mut labels = HashMap::new();
         for id in ids {
-            for t in store.templates(Some(id)).await? {
-                let items = t.items.into_iter().map(|i| (i.id, i.label)).collect();
-                labels.insert((t.id, i64::from(t.version)), items);
+            match store.templates(Some(id)).await {
+                Ok(versions) => {
+                    for t in versions {
+                        let items = t.items.into_iter().map(|i| (i.id, i.label)).collect();
+                        labels.insert((t.id, i64::from(t.version)), items);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(template = id, error = %e, "ledger: answers keep item ids")
+                }
             }
         }
-        Ok(AnswerWords { lang, labels })
+        AnswerWords { lang, labels }
     }
 
     /// One answer: `label：word（note）`.
