@@ -156,23 +156,21 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
         &file,
         "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\nhazard_category = \"fire\"\n",
     )?;
-    let out = Command::new(BIN)
-        .env_remove("PATROLSYNC_LOG")
-        .args(["--lang", "en", "admin", "--data-dir"])
-        .arg(&data)
-        .args(["template", "publish", path])
-        .output()?;
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    // Publishes the file in `lang`; its stderr (the command must fail).
+    let refused_in = |lang: &str| -> anyhow::Result<String> {
+        let out = Command::new(BIN)
+            .env_remove("PATROLSYNC_LOG")
+            .args(["--lang", lang, "admin", "--data-dir"])
+            .arg(&data)
+            .args(["template", "publish", path])
+            .output()?;
+        assert!(!out.status.success(), "{lang}: published");
+        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let err = refused_in("en")?;
     assert!(err.contains("item 1 (exits), hazard_category"), "{err}");
     // In Chinese: the value and the choices, and a broken rule of templates in words.
-    let zh = Command::new(BIN)
-        .env_remove("PATROLSYNC_LOG")
-        .args(["--lang", "zh-CN", "admin", "--data-dir"])
-        .arg(&data)
-        .args(["template", "publish", path])
-        .output()?;
-    let err = String::from_utf8_lossy(&zh.stderr);
+    let err = refused_in("zh-CN")?;
     assert!(
         err.starts_with(&format!(
             "错误：{path}：第 1 项（exits）的 hazard_category：「fire」无效，可选：blocked_fire_lane, "
@@ -183,25 +181,13 @@ async fn admin_template_commands_publish_versions_and_refuse_bad_files() -> anyh
         &file,
         "id = \"daily-fire\"\nname = \"Daily\"\n[[items]]\nid = \"exits\"\nlabel = \"Exits\"\n[[items]]\nid = \"exits\"\nlabel = \"Again\"\n",
     )?;
-    let zh = Command::new(BIN)
-        .env_remove("PATROLSYNC_LOG")
-        .args(["--lang", "zh-CN", "admin", "--data-dir"])
-        .arg(&data)
-        .args(["template", "publish", path])
-        .output()?;
     assert_eq!(
-        String::from_utf8_lossy(&zh.stderr),
+        refused_in("zh-CN")?,
         format!("错误：{path}：第 2 项的编号 exits 与前面的检查项重复\n")
     );
     // A file that is not TOML: where, on one line.
     std::fs::write(&file, "id = \"daily-fire\"\nname = \n")?;
-    let zh = Command::new(BIN)
-        .env_remove("PATROLSYNC_LOG")
-        .args(["--lang", "zh-CN", "admin", "--data-dir"])
-        .arg(&data)
-        .args(["template", "publish", path])
-        .output()?;
-    let err = String::from_utf8_lossy(&zh.stderr);
+    let err = refused_in("zh-CN")?;
     assert!(
         err.starts_with(&format!("错误：{path} 第 2 行第 8 列：")),
         "{err}"

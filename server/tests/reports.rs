@@ -524,16 +524,7 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
             format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
         });
         let f = fixture(SqlStore::connect(&url).await?).await?;
-        let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
-            let mut cmd = std::process::Command::new(BIN);
-            cmd.env_remove("PATROLSYNC_LOG")
-                .args(["--lang", "zh-CN", "admin", "--data-dir"])
-                .arg(&data);
-            if let Some(u) = &db.url {
-                cmd.arg("--database-url").arg(u);
-            }
-            Ok(cmd.args(args).output()?)
-        };
+        let run = |args: &[&str]| admin_zh(&data, db.url.as_deref(), args);
 
         // Runs a command that must succeed; its stdout.
         let ok = |args: &[&str]| -> anyhow::Result<String> {
@@ -907,6 +898,23 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
 /// `--as-of`: a report counts only what the server had received by that moment. The fixture's
 /// check-ins all arrived on 9 November at 08:00; October's report as it stood a minute before
 /// has every slot missed, as it stood that evening (and today) has them answered.
+/// `patrolsync --lang zh-CN admin` on `data` (and `url`) with `args`, free of a developer's
+/// PATROLSYNC_LOG (exact output is compared).
+fn admin_zh(
+    data: &std::path::Path,
+    url: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.env_remove("PATROLSYNC_LOG")
+        .args(["--lang", "zh-CN", "admin", "--data-dir"])
+        .arg(data);
+    if let Some(u) = url {
+        cmd.arg("--database-url").arg(u);
+    }
+    Ok(cmd.args(args).output()?)
+}
+
 #[tokio::test]
 async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyhow::Result<()> {
     for db in test_databases().await {
@@ -917,16 +925,7 @@ async fn a_report_as_of_a_moment_counts_only_what_had_arrived_by_then() -> anyho
             format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
         });
         let _f = fixture(SqlStore::connect(&url).await?).await?;
-        let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
-            let mut cmd = std::process::Command::new(BIN);
-            cmd.env_remove("PATROLSYNC_LOG")
-                .args(["--lang", "zh-CN", "admin", "--data-dir"])
-                .arg(&data);
-            if let Some(u) = &db.url {
-                cmd.arg("--database-url").arg(u);
-            }
-            Ok(cmd.args(args).output()?)
-        };
+        let run = |args: &[&str]| admin_zh(&data, db.url.as_deref(), args);
         // October's compliance of the compound as JSON: (due, inspected, cni, flagged, missed).
         let october = |as_of: Option<&str>| -> anyhow::Result<(serde_json::Value, [u64; 5])> {
             let mut args = vec![
