@@ -297,6 +297,10 @@ def test_the_engine_syncs_what_is_recorded_pauses_and_stops(server, tmp_path):
                        and any(isinstance(e, ps.SyncEvent.FINISHED) for e in list(listener.events)),
                        "the engine's sync finished")
         engine.pause()
+        # A sync that had already begun (the server's notice of the first check-in starts one)
+        # runs to its end, and would carry what is recorded meanwhile; paused, none begins.
+        await wait_for(lambda: client.state().phase == ps.SyncPhase.IDLE,
+                       "a sync already under way has finished")
         await client.record_checkin(checkin(CHECKPOINTS[1]))
         engine.sync_now()
         await asyncio.sleep(1.0)  # what must not happen, given a chance to
