@@ -321,16 +321,21 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
     );
 
     // Bad ids say what is expected.
-    let refused = |args: &[&str]| -> anyhow::Result<String> {
+    // Runs `admin` in `lang`; the command must fail. (exit code, stderr)
+    let refused_in = |lang: &str, args: &[&str]| -> anyhow::Result<(Option<i32>, String)> {
         let out = Command::new(BIN)
             .env_remove("PATROLSYNC_LOG")
-            .args(["--lang", "en", "admin", "--data-dir"])
+            .args(["--lang", lang, "admin", "--data-dir"])
             .arg(&data)
             .args(args)
             .output()?;
         assert!(!out.status.success(), "{args:?} succeeded");
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     };
+    let refused = |args: &[&str]| refused_in("en", args).map(|(_, err)| err);
     assert!(refused(&["hazard", "show", "bikes"])?.contains("is not a hazard id"));
     let unknown = HazardId(uuid::Uuid::nil()).to_string();
     assert!(refused(&["hazard", "show", &unknown])?.contains("does not exist on this server"));
@@ -339,18 +344,7 @@ async fn admin_scope_and_hazard_show_say_what_the_server_holds() -> anyhow::Resu
 
     // The same refusals in Chinese (the default), each with the value it refuses; an argument
     // that does not parse is worded too, with clap's exit code.
-    let refused_zh = |args: &[&str]| -> anyhow::Result<(Option<i32>, String)> {
-        let out = Command::new(BIN)
-            .env_remove("PATROLSYNC_LOG")
-            .args(["--lang", "zh-CN", "admin", "--data-dir"])
-            .arg(&data)
-            .args(args)
-            .output()?;
-        Ok((
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
-    };
+    let refused_zh = |args: &[&str]| refused_in("zh-CN", args);
     let (code, err) = refused_zh(&["hazard", "show", "bikes"])?;
     assert_eq!(
         (code, err.as_str()),
