@@ -138,6 +138,7 @@ conformance!(
     double_taps_across_pushes_and_statement_chunks,
     positions_come_and_go,
     a_cells_backfill_is_its_subtree_and_nothing_beside_it,
+    kept_counts_follow_what_commits,
 );
 
 async fn replayed_batch_changes_nothing(store: &dyn Store) -> anyhow::Result<()> {
@@ -597,5 +598,99 @@ async fn a_cells_backfill_is_its_subtree_and_nothing_beside_it(
         "{s1:?}"
     );
     assert_eq!((of(&s10, "S10"), s10.len()), (3, 3), "{s10:?}");
+    Ok(())
+}
+
+/// Admin stats read kept counts (`store_counts`, `missing_blobs`), not the tables: they follow
+/// what commits (not a batch that fails in the same group commit, not a replay, not a photo
+/// stored twice); a referenced photo is missing (in all, per device, in the list) until stored.
+async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()> {
+    let d = device(store, "counted", &["S1"]).await?;
+    let cp = checkpoint(store).await?;
+    let before = store.stats(NOW).await?;
+    // Two check-ins at one checkpoint at one moment (the second a double tap), each naming
+    // photo [7; 32]; beside them a batch that fails (its device is unknown).
+    let good = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: vec![op(1, new_id(), &cp), op(2, new_id(), &cp)],
+    };
+    let ghost = IngestBatch {
+        device: DeviceId(uuid::Uuid::now_v7()),
+        user_id: d.user_id,
+        ops: vec![op(1, new_id(), &cp), op(2, new_id(), &cp)],
+    };
+    let results = store.ingest(&[ghost, good.clone()], NOW).await?;
+    assert!(results[0].is_err() && results[1].is_ok(), "{results:?}");
+    store.ingest(&[good], NOW).await?.remove(0)?;
+    let refused = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: vec![PreparedOp {
+            device_seq: 3,
+            op_id: OpId(uuid::Uuid::now_v7()),
+            hlc: Hlc::default(),
+            action: OpAction::Reject(Rejection {
+                refusal: Refusal {
+                    code: RejectCode::Invalid,
+                    reason: "too_long".into(),
+                    field: "note".into(),
+                    message: "note too long".into(),
+                    value: String::new(),
+                    limit: Some(2000),
+                },
+                payload: vec![],
+            }),
+        }],
+    };
+    store.ingest(&[refused], NOW).await?.remove(0)?;
+    let mid = store.stats(NOW).await?;
+    assert_eq!(
+        (
+            mid.check_ins - before.check_ins,
+            mid.double_taps - before.double_taps,
+            mid.rejected_ops - before.rejected_ops,
+            mid.missing_photos - before.missing_photos,
+            mid.blobs - before.blobs,
+        ),
+        (2, 1, 1, 1, 0),
+        "{mid:?}"
+    );
+    assert_eq!(
+        store.check_ins(None, 1000).await?.len() as i64,
+        mid.check_ins,
+        "the kept count is the table's"
+    );
+    assert_eq!(
+        store.rejections(None, 1000).await?.len() as i64,
+        mid.rejected_ops
+    );
+    let owed = |statuses: Vec<DeviceStatus>| {
+        statuses
+            .into_iter()
+            .find(|s| s.id == d.id.to_string())
+            .map(|s| s.missing_photos)
+    };
+    assert_eq!(
+        owed(store.device_statuses().await?),
+        Some(2),
+        "two records name it"
+    );
+    assert_eq!(store.missing_photos(None, 10).await?.len(), 2);
+
+    store.record_blob(&[7u8; 32], 10, NOW).await?;
+    store.record_blob(&[7u8; 32], 10, NOW).await?;
+    let after = store.stats(NOW).await?;
+    assert_eq!(
+        (
+            after.blobs - before.blobs,
+            after.missing_photos,
+            after.check_ins
+        ),
+        (1, 0, mid.check_ins),
+        "{after:?}"
+    );
+    assert_eq!(owed(store.device_statuses().await?), Some(0));
+    assert!(store.missing_photos(None, 10).await?.is_empty());
     Ok(())
 }

@@ -387,8 +387,9 @@ impl DeviceStore for SqlStore {
     async fn device_statuses(&self) -> Result<Vec<DeviceStatus>, StoreError> {
         let mut owed: HashMap<String, (i64, i64)> = HashMap::new();
         for r in sqlx::query(
-            "SELECT r.device_id, COUNT(*), MIN(r.created_at) FROM blob_refs r \
-             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL GROUP BY r.device_id",
+            "SELECT r.device_id, COUNT(*), MIN(r.created_at) FROM missing_blobs m \
+             JOIN blob_refs r ON r.sha256 = m.sha256 \
+             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.sha256) GROUP BY r.device_id",
         )
         .fetch_all(&self.pool)
         .await?

@@ -125,6 +125,7 @@ impl SqlStore {
         batch: &IngestBatch,
         now_ms: i64,
         changes: &mut Vec<PendingChange>,
+        counted: &mut Counted,
     ) -> Result<BatchResult, StoreError> {
         let device = batch.device.to_string();
         // Writing first takes SQLite's write lock at once, so no other writer can invalidate
@@ -271,7 +272,8 @@ impl SqlStore {
                 )
             })
             .collect();
-        self.mark_double_taps(tx, batch.user_id, &taps).await?;
+        counted.check_ins += taps.len() as i64;
+        counted.double_taps += self.mark_double_taps(tx, batch.user_id, &taps).await? as i64;
         let refs: Vec<([u8; 32], &'static str, Vec<u8>, i64)> = inserts
             .iter()
             .filter(|(_, row)| inserted.contains(&row.check_in.id))
@@ -308,6 +310,10 @@ impl SqlStore {
                     let (outcome, conflict) = self
                         .apply_hazard(tx, &device, batch.user_id, op, h, now_ms, changes)
                         .await?;
+                    // A report not seen before is a new hazard row.
+                    if matches!(h.op, HazardOp::Report(_)) && outcome != Outcome::Duplicate {
+                        counted.hazards += 1;
+                    }
                     OpResult {
                         device_seq: op.device_seq,
                         outcome,
@@ -367,6 +373,7 @@ impl SqlStore {
                 OpAction::InsertCheckIn(_) | OpAction::Hazard(_) => None,
             })
             .collect();
+        counted.rejected_ops += rejected.len() as i64;
         for chunk in rejected.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO rejections (device_id, device_seq, op_id, code, reason, field, message, value, bound, payload, recorded_at) VALUES {}",
@@ -483,6 +490,21 @@ impl SqlStore {
                     .bind(now_ms);
             }
             q.execute(&mut **tx).await?;
+            // The photos not held yet join the missing ones.
+            let sql = format!(
+                "INSERT INTO missing_blobs (sha256) SELECT DISTINCT r.sha256 FROM blob_refs r \
+                 WHERE r.sha256 IN ({}) AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = r.sha256) \
+                 ON CONFLICT DO NOTHING",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (sha, ..) in chunk {
+                q = q.bind(sha.to_vec());
+            }
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -495,7 +517,7 @@ impl SqlStore {
         tx: &mut Transaction<'_, Any>,
         user_id: i64,
         new: &[(CheckInId, i64, i64)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<usize, StoreError> {
         // Find each new check-in's first earlier tap with one indexed lookup per row (the
         // index leads with user, checkpoint, device time), then mark only the taps found.
         // An `UPDATE … WHERE id IN (…)` let PostgreSQL, before it had statistics for the
@@ -527,6 +549,7 @@ impl SqlStore {
                 }
             }
         }
+        let marked = taps.len();
         for (id, first) in taps {
             sqlx::query("UPDATE check_ins SET duplicate_of = $1 WHERE id = $2")
                 .bind(first)
@@ -534,7 +557,7 @@ impl SqlStore {
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(())
+        Ok(marked)
     }
 
     async fn insert_check_ins(
@@ -609,12 +632,14 @@ impl IngestStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batches.len());
         let mut changes = Vec::new();
+        let mut counted = Counted::default();
         for batch in batches {
             // One device's bad batch must not fail the devices sharing its group commit.
             sqlx::query("SAVEPOINT batch").execute(&mut *tx).await?;
             let before = changes.len();
+            let counted_before = counted;
             match self
-                .ingest_batch(&mut tx, batch, now_ms, &mut changes)
+                .ingest_batch(&mut tx, batch, now_ms, &mut changes, &mut counted)
                 .await
             {
                 Ok(mut result) => {
@@ -642,11 +667,16 @@ impl IngestStore for SqlStore {
                         .execute(&mut *tx)
                         .await?;
                     changes.truncate(before);
+                    counted = counted_before;
                     out.push(Err(e));
                 }
             }
         }
         let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
+        // The shard follows the group's first device, so PostgreSQL's writers (each serving
+        // its own devices) mostly land on different rows.
+        let shard = batches.first().map_or(0, |b| b.device.0.as_u128() as u64);
+        self.add_counts(&mut tx, shard, &counted).await?;
         #[cfg(feature = "test-util")]
         self.faults.hit(points::INGEST_BEFORE_COMMIT).await?;
         tx.commit().await?;

@@ -199,6 +199,38 @@ impl SqlStore {
         })
     }
 
+    /// Adds what a transaction wrote to the kept counts (`store_counts`), on one of its
+    /// shards. The last statement before the commit, so the shard's row is held only while the
+    /// commit lands, and no transaction waits for it while holding another lock one needs.
+    pub(super) async fn add_counts(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        shard: u64,
+        c: &Counted,
+    ) -> Result<(), StoreError> {
+        if *c == Counted::default() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO store_counts (shard, check_ins, double_taps, hazards, rejected_ops, blobs) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shard) DO UPDATE SET \
+             check_ins = store_counts.check_ins + excluded.check_ins, \
+             double_taps = store_counts.double_taps + excluded.double_taps, \
+             hazards = store_counts.hazards + excluded.hazards, \
+             rejected_ops = store_counts.rejected_ops + excluded.rejected_ops, \
+             blobs = store_counts.blobs + excluded.blobs",
+        )
+        .bind((shard % COUNT_SHARDS) as i64)
+        .bind(c.check_ins)
+        .bind(c.double_taps)
+        .bind(c.hazards)
+        .bind(c.rejected_ops)
+        .bind(c.blobs)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     /// The pool, for the area files.
     pub(super) fn pool(&self) -> &AnyPool {
         &self.pool
@@ -233,6 +265,19 @@ impl SqlStore {
     }
 }
 
+/// Shards of `store_counts`.
+const COUNT_SHARDS: u64 = 16;
+
+/// Rows a transaction added to the tables whose counts are kept (`store_counts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(super) struct Counted {
+    pub check_ins: i64,
+    pub double_taps: i64,
+    pub hazards: i64,
+    pub rejected_ops: i64,
+    pub blobs: i64,
+}
+
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> Backend {
@@ -240,10 +285,19 @@ impl Store for SqlStore {
     }
 
     async fn stats(&self, now_ms: i64) -> Result<Stats, StoreError> {
+        // The registries (bounded by the grid and the fleet) are counted; what grows with use
+        // is read from the kept counts.
         let count = |sql: &'static str| {
             let pool = self.pool.clone();
             async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
         };
+        let kept = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(check_ins), 0) AS BIGINT), CAST(COALESCE(SUM(double_taps), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(hazards), 0) AS BIGINT), CAST(COALESCE(SUM(rejected_ops), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(blobs), 0) AS BIGINT) FROM store_counts",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(Stats {
             devices: count("SELECT COUNT(*) FROM devices").await?,
             devices_revoked: count("SELECT COUNT(*) FROM devices WHERE revoked_at IS NOT NULL")
@@ -251,17 +305,16 @@ impl Store for SqlStore {
             users: count("SELECT COUNT(*) FROM users").await?,
             grid_cells: count("SELECT COUNT(*) FROM grid_cells").await?,
             checkpoints: count("SELECT COUNT(*) FROM checkpoints").await?,
-            check_ins: count("SELECT COUNT(*) FROM check_ins").await?,
-            double_taps: count("SELECT COUNT(*) FROM check_ins WHERE duplicate_of IS NOT NULL")
-                .await?,
-            hazards: count("SELECT COUNT(*) FROM hazards").await?,
-            blobs: count("SELECT COUNT(*) FROM blobs").await?,
+            check_ins: kept.try_get(0)?,
+            double_taps: kept.try_get(1)?,
+            hazards: kept.try_get(2)?,
+            blobs: kept.try_get(4)?,
             missing_photos: count(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT r.sha256 FROM blob_refs r \
-                 LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL) m",
+                "SELECT COUNT(*) FROM missing_blobs m \
+                 WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.sha256)",
             )
             .await?,
-            rejected_ops: count("SELECT COUNT(*) FROM rejections").await?,
+            rejected_ops: kept.try_get(3)?,
             open_enrollment_codes: sqlx::query_scalar(
                 "SELECT COUNT(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > $1",
             )

@@ -65,12 +65,27 @@ impl PhotoStore for SqlStore {
         size: u64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        let mut tx = self.pool.begin().await?;
+        let stored = sqlx::query(
+            "INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256.to_vec())
+        .bind(seq(size))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM missing_blobs WHERE sha256 = $1")
             .bind(sha256.to_vec())
-            .bind(seq(size))
-            .bind(now_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let counted = Counted {
+            blobs: stored as i64,
+            ..Counted::default()
+        };
+        self.add_counts(&mut tx, u64::from(sha256[0]), &counted)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -131,9 +146,10 @@ impl PhotoStore for SqlStore {
             ""
         };
         let sql = format!(
-            "SELECT r.sha256, r.record_kind, r.record_id, r.device_id, u.name, r.created_at FROM blob_refs r \
+            "SELECT r.sha256, r.record_kind, r.record_id, r.device_id, u.name, r.created_at FROM missing_blobs m \
+             JOIN blob_refs r ON r.sha256 = m.sha256 \
              JOIN devices d ON d.id = r.device_id JOIN users u ON u.id = d.user_id \
-             LEFT JOIN blobs b ON b.sha256 = r.sha256 WHERE b.sha256 IS NULL {filter} \
+             WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = m.sha256) {filter} \
              ORDER BY r.created_at LIMIT {limit}"
         );
         let mut q = sqlx::query(&sql);

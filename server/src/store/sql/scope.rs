@@ -10,6 +10,8 @@
 //! position; what came before a grant is sent as the grant's *backfill*, right before the grant,
 //! so bootstrap and a later assignment are one path and a device never holds half an entity.
 
+use std::collections::BTreeMap;
+
 use patrolsync_proto::hazard::{EventKind, HazardState};
 use patrolsync_proto::scope::{ScopeChange, ScopeTarget, diff};
 
@@ -378,7 +380,16 @@ impl SqlStore {
         limit: usize,
         compact: bool,
     ) -> Result<Vec<ChangeRow>, StoreError> {
-        let mut binds: Vec<(String, i64, i64)> = Vec::new();
+        // Placeholders after the four fixed ones, in order.
+        enum Bind {
+            Text(String),
+            Int(i64),
+        }
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut next = |b: Bind| {
+            binds.push(b);
+            binds.len() + 4
+        };
         let visible = if scope.agency.is_some() {
             // The whole grid, and the hazards the agency held when each entry was written.
             format!(
@@ -392,22 +403,38 @@ impl SqlStore {
             )
         } else {
             // Checklist templates are filed under `/`, for everyone; cells under the paths held
-            // when each entry was written.
+            // when each entry was written. A grant held over the whole window `(after, upto]`
+            // is a test on the path alone, and those are grouped by the length of their path
+            // into one `IN` list each: a city-wide manager's 115 streets are one list, not 115
+            // alternatives each evaluated on every entry of the log.
             let mut conds = vec!["cell_path = '/'".to_owned()];
+            let mut whole: BTreeMap<usize, Vec<String>> = BTreeMap::new();
             for g in grants
                 .iter()
                 .filter(|g| g.path && g.granted < upto && g.revoked.is_none_or(|r| r > after))
             {
-                let n = 5 + 3 * binds.len();
+                if g.granted <= after && g.revoked.is_none_or(|r| r > upto) {
+                    whole
+                        .entry(g.target.chars().count())
+                        .or_default()
+                        .push(g.target.clone());
+                    continue;
+                }
+                let path = next(Bind::Text(g.target.clone()));
+                let from = next(Bind::Int(seq(g.granted)));
+                let to = next(Bind::Int(g.revoked.map_or(i64::MAX, seq)));
                 conds.push(format!(
-                    "(substr(cell_path, 1, length(${n})) = ${n} AND seq > ${} AND seq < ${})",
-                    n + 1,
-                    n + 2
+                    "(substr(cell_path, 1, length(${path})) = ${path} AND seq > ${from} AND seq < ${to})"
                 ));
-                binds.push((
-                    g.target.clone(),
-                    seq(g.granted),
-                    g.revoked.map_or(i64::MAX, seq),
+            }
+            for (len, paths) in whole {
+                let list: Vec<String> = paths
+                    .into_iter()
+                    .map(|p| format!("${}", next(Bind::Text(p))))
+                    .collect();
+                conds.push(format!(
+                    "substr(cell_path, 1, {len}) IN ({})",
+                    list.join(", ")
                 ));
             }
             conds.join(" OR ")
@@ -422,8 +449,11 @@ impl SqlStore {
             .bind(seq(upto))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(&scope.audience);
-        for (path, from, to) in binds {
-            q = q.bind(path).bind(from).bind(to);
+        for b in binds {
+            q = match b {
+                Bind::Text(t) => q.bind(t),
+                Bind::Int(i) => q.bind(i),
+            };
         }
         q.fetch_all(self.pool())
             .await?
@@ -444,10 +474,15 @@ impl SqlStore {
     ) -> Result<Vec<ChangeRow>, StoreError> {
         let mut held = Vec::new();
         let target = if grant.path {
-            for g in grants
-                .iter()
-                .filter(|g| g.path && g.granted != grant.granted && g.active_at(grant.granted))
-            {
+            // Only a held path inside the subtree (or over it) can exclude anything from it:
+            // a sibling street's path never matches an entry in this one's range.
+            for g in grants.iter().filter(|g| {
+                g.path
+                    && g.granted != grant.granted
+                    && g.active_at(grant.granted)
+                    && (patrolsync_proto::grid::covers(&grant.target, &g.target)
+                        || patrolsync_proto::grid::covers(&g.target, &grant.target))
+            }) {
                 held.push(g.target.clone());
             }
             // The subtree as a range on the path, which its index answers (a prefix test would
