@@ -29,7 +29,12 @@ fn quick(backend: &str) -> anyhow::Result<serde_json::Value> {
         out.path().join(format!("{backend}-quick.json")),
     )?)?;
     let summary = std::fs::read_to_string(out.path().join(format!("{backend}-quick.txt")))?;
-    assert!(summary.contains("1 ingest") && summary.contains("6 fan-out"));
+    assert!(
+        summary.contains("1 ingest")
+            && summary.contains("6 fan-out")
+            && summary.contains("7 admin"),
+        "{summary}"
+    );
     Ok(report)
 }
 
@@ -43,7 +48,39 @@ fn check(report: &serde_json::Value, backend: &str) {
     }
     assert_eq!(w["wire_cost"]["batches"].as_array().map(Vec::len), Some(3));
     assert!(w["backlog"]["records_seconds"].as_f64().is_some());
-    assert!(w["bootstrap"]["changes"].as_u64().is_some_and(|c| c > 0));
+    assert!(
+        w["bootstrap"]["assigned_after"]["changes"]
+            .as_u64()
+            .is_some_and(|c| c > 0)
+    );
+    // The steady load: every check-in offered was acknowledged, with its latency.
+    let steady = w["steady"].as_array().expect("steady runs");
+    assert_eq!(
+        steady
+            .iter()
+            .map(|l| l["check_ins"].clone())
+            .collect::<Vec<_>>(),
+        [50, 200]
+    );
+    for l in steady {
+        assert!(
+            l["ack_ms"]["p99"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{l}"
+        );
+    }
+    // The admin's reads, on the loaded server and on the empty one beside it.
+    let admin = &w["admin_reads"];
+    assert!(admin["loaded"]["devices"].as_i64() >= Some(100), "{admin}");
+    for side in ["loaded", "baseline"] {
+        for path in ["/metrics", "/api/summary", "/api/devices?limit=50"] {
+            assert!(
+                admin[side]["ms"][path]["p50"]
+                    .as_f64()
+                    .is_some_and(|ms| ms > 0.0),
+                "{side} {path}: {admin}"
+            );
+        }
+    }
     assert_eq!(w["idle"]["connections"], 100);
     assert_eq!(w["fan_out"]["devices"], 20);
     assert!(
@@ -69,6 +106,44 @@ fn quick_bench_runs_on_postgres() -> anyhow::Result<()> {
         return Ok(());
     }
     check(&quick("postgres")?, "postgres");
+    Ok(())
+}
+
+/// `patrolsync-bench scale` with a small fleet: both rounds store every check-in, the second
+/// node adopts the first's CA (the run fails otherwise), and the ratio is reported.
+#[test]
+fn scale_runs_two_nodes_on_postgres() -> anyhow::Result<()> {
+    if std::env::var(ENV_TEST_DATABASE_URL).is_err() {
+        patrolsync_server::testkit::skip(
+            "the two-node bench",
+            &format!("{ENV_TEST_DATABASE_URL} is not set"),
+        );
+        return Ok(());
+    }
+    let out = tempfile::tempdir()?;
+    let run = Command::new(BENCH)
+        .args(["--backend", "postgres", "--out"])
+        .arg(out.path())
+        .args(["scale", "--devices", "20", "--batches", "2"])
+        .output()?;
+    anyhow::ensure!(
+        run.status.success(),
+        "patrolsync-bench scale failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("scale.json"))?)?;
+    for round in ["one_node", "two_nodes"] {
+        assert_eq!(report[round]["check_ins"], 20 * 2 * 50, "{report}");
+    }
+    assert_eq!(
+        report["two_nodes"]["server_cpu_ms_per_1000_check_ins"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "each node's CPU is its own: {report}"
+    );
+    assert!(report["ratio_two_to_one"].as_f64().is_some_and(|r| r > 0.0));
     Ok(())
 }
 
@@ -181,4 +256,43 @@ fn small_reports_bench_adds_up_on_postgres() -> anyhow::Result<()> {
         return Ok(());
     }
     small_reports("postgres")
+}
+
+/// README's results table is the one the committed reports render, and a table edited by hand
+/// is caught.
+#[test]
+fn readme_table_is_the_committed_results() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace");
+    let check = |readme: &std::path::Path| {
+        Command::new(BENCH)
+            .arg("--out")
+            .arg(root.join("tests/bench/results"))
+            .args(["table", "--check"])
+            .arg(readme)
+            .output()
+    };
+    let run = check(&root.join("README.md"))?;
+    anyhow::ensure!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(root.join("README.md"))?;
+    let start = text
+        .find("<!-- bench-table: start")
+        .expect("the table's marker");
+    let row = start + text[start..].find("| 1 ingest").expect("the ingest row");
+    let edited = format!("{}| 1 ingest, better{}", &text[..row], &text[row + 10..]);
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("README.md"), edited)?;
+    let run = check(&dir.path().join("README.md"))?;
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("is not the one"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    Ok(())
 }

@@ -10,43 +10,49 @@ use server::ServerProc;
 
 use super::*;
 
-/// Workload 1: concurrent devices push batches of 50 check-ins; baseline: the store's own
-/// group-commit ingest of the same rows in the same batches, no network.
-pub(super) async fn ingest(
-    srv: &ServerProc,
-    baseline_store: Arc<dyn patrolsync_server::store::Store>,
-    devices: &mut [Device],
-    batches: usize,
-) -> anyhow::Result<Value> {
+/// `batches` batches of 50 check-ins from `d`, round the demo city's S1 checkpoints.
+pub(super) fn check_in_batches(d: &mut Device, batches: usize) -> Vec<Vec<wire::Op>> {
     let points = s1_checkpoints();
-    let build = |d: &mut Device, batches: usize| -> Vec<Vec<wire::Op>> {
-        (0..batches)
-            .map(|b| {
-                (0..50)
-                    .map(|j| {
-                        d.seq += 1;
-                        let k = b * 50 + j;
-                        fleet::check_in(
-                            d.seq,
-                            &points[k % points.len()],
-                            (k as i64 + 1) * 180_000,
-                            Vec::new(),
-                        )
-                    })
-                    .collect()
-            })
-            .collect()
-    };
-    let frames: Vec<Vec<Vec<u8>>> = devices
-        .iter_mut()
-        .map(|d| {
-            build(d, batches)
-                .into_iter()
-                .map(fleet::push_frame)
+    (0..batches)
+        .map(|b| {
+            (0..50)
+                .map(|j| {
+                    d.seq += 1;
+                    let k = b * 50 + j;
+                    fleet::check_in(
+                        d.seq,
+                        &points[k % points.len()],
+                        (k as i64 + 1) * 180_000,
+                        Vec::new(),
+                    )
+                })
                 .collect()
         })
+        .collect()
+}
+
+/// The same, as push frames.
+fn batches_of_50(d: &mut Device, batches: usize) -> Vec<Vec<u8>> {
+    check_in_batches(d, batches)
+        .into_iter()
+        .map(fleet::push_frame)
+        .collect()
+}
+
+/// What a flood of pushes did.
+pub(super) struct Flood {
+    pub applied: usize,
+    pub seconds: f64,
+    /// Each push's ack latency, ms, sorted.
+    pub ack_ms: Vec<f64>,
+}
+
+/// Every device pushes `batches` batches of 50 check-ins, all at once, each device's in turn.
+pub(super) async fn flood(devices: &mut [Device], batches: usize) -> anyhow::Result<Flood> {
+    let frames: Vec<Vec<Vec<u8>>> = devices
+        .iter_mut()
+        .map(|d| batches_of_50(d, batches))
         .collect();
-    let cpu0 = srv.cpu_ms();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (d, frames) in devices.iter().zip(frames) {
@@ -68,22 +74,37 @@ pub(super) async fn ingest(
         applied += a;
         lat.extend(l);
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let cpu_ms = srv.cpu_ms() - cpu0;
+    let seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         applied == devices.len() * batches * 50,
         "only {applied} of {} check-ins applied",
         devices.len() * batches * 50
     );
     lat.sort_by(f64::total_cmp);
+    Ok(Flood {
+        applied,
+        seconds,
+        ack_ms: lat,
+    })
+}
+
+/// Workload 1: concurrent devices push batches of 50 check-ins; baseline: the store's own
+/// group-commit ingest of the same rows in the same batches, no network.
+pub(super) async fn ingest(
+    srv: &ServerProc,
+    baseline_store: Arc<dyn patrolsync_server::store::Store>,
+    devices: &mut [Device],
+    batches: usize,
+) -> anyhow::Result<Value> {
+    let cpu0 = srv.cpu_ms();
+    let flood = flood(devices, batches).await?;
+    let cpu_ms = srv.cpu_ms() - cpu0;
+    let (applied, elapsed, lat) = (flood.applied, flood.seconds, &flood.ack_ms);
     let rate = applied as f64 / elapsed;
 
     // One device alone, for the backlog comparison.
     let single_batches = batches.max(4);
-    let single: Vec<Vec<u8>> = build(&mut devices[0], single_batches)
-        .into_iter()
-        .map(fleet::push_frame)
-        .collect();
+    let single = batches_of_50(&mut devices[0], single_batches);
     let t = Instant::now();
     for f in &single {
         fleet::push(&devices[0].conn, f).await?;
@@ -141,7 +162,7 @@ pub(super) async fn ingest(
             conn: d.conn.clone(),
             seq: 0,
         };
-        work.push((session, build(&mut shadow, batches)));
+        work.push((session, check_in_batches(&mut shadow, batches)));
     }
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -174,7 +195,7 @@ pub(super) async fn ingest(
         "check_ins": applied,
         "seconds": elapsed,
         "check_ins_per_s": rate,
-        "ack_ms": { "p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": lat.last().copied().unwrap_or(0.0) },
+        "ack_ms": { "p50": percentile(lat, 0.5), "p99": percentile(lat, 0.99), "max": lat.last().copied().unwrap_or(0.0) },
         "single_device_check_ins_per_s": single_rate,
         "server_cpu_ms_per_1000_check_ins": cpu_ms as f64 * 1000.0 / applied as f64,
         "baseline": { "what": "the server's validation and group-commit ingest of the same rows and batches, in-process, no network", "check_ins_per_s": baseline },
@@ -245,5 +266,85 @@ pub(super) async fn wire_cost(
         "batches": rows,
         "baseline": { "what": "the same check-in as compact JSON (payload only, no HTTP, TLS or TCP)", "bytes": json_bytes },
         "target_bytes_per_check_in_at_50": 150,
+    }))
+}
+
+/// Workload 1b: check-ins offered at a steady `rate` for `seconds` (open loop), one per push as
+/// a patroller's phone sends each one, spread evenly over the fleet: the ack latency at a load a
+/// city sends, not under a flood. Latency runs from each check-in's scheduled moment, so a send
+/// that starts late counts against the result instead of hiding it.
+pub(super) async fn open_loop(
+    srv: &ServerProc,
+    devices: &mut [Device],
+    rate: f64,
+    seconds: f64,
+) -> anyhow::Result<Value> {
+    use tokio::time::{Duration, Instant};
+    let points = s1_checkpoints();
+    let total = (rate * seconds).round() as usize;
+    let n = devices.len();
+    anyhow::ensure!(n > 0 && total > 0, "nothing to offer");
+    // Check-in j goes from device j mod n at start + j / rate.
+    let mut plans: Vec<Vec<(Duration, Vec<u8>)>> = (0..n).map(|_| Vec::new()).collect();
+    for j in 0..total {
+        let d = &mut devices[j % n];
+        d.seq += 1;
+        let op = fleet::check_in(d.seq, &points[j % points.len()], 60_000, Vec::new());
+        plans[j % n].push((
+            Duration::from_secs_f64(j as f64 / rate),
+            fleet::push_frame(vec![op]),
+        ));
+    }
+    let cpu0 = srv.cpu_ms();
+    let start = Instant::now() + Duration::from_millis(200);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (d, plan) in devices.iter().zip(plans) {
+        let conn = d.conn.clone();
+        tasks.spawn(async move {
+            let mut pushes = tokio::task::JoinSet::new();
+            let mut late_ms = 0f64;
+            for (at, frame) in plan {
+                let due = start + at;
+                tokio::time::sleep_until(due).await;
+                late_ms = late_ms.max(due.elapsed().as_secs_f64() * 1000.0);
+                let conn = conn.clone();
+                pushes.spawn(async move {
+                    let applied = fleet::push(&conn, &frame).await?;
+                    anyhow::Ok((applied, due.elapsed().as_secs_f64() * 1000.0))
+                });
+            }
+            let (mut applied, mut lat) = (0usize, Vec::new());
+            while let Some(r) = pushes.join_next().await {
+                let (a, ms) = r??;
+                applied += a;
+                lat.push(ms);
+            }
+            anyhow::Ok((applied, lat, late_ms))
+        });
+    }
+    let (mut applied, mut lat, mut late_ms) = (0usize, Vec::with_capacity(total), 0f64);
+    while let Some(r) = tasks.join_next().await {
+        let (a, l, late) = r??;
+        applied += a;
+        lat.extend(l);
+        late_ms = late_ms.max(late);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_ms = srv.cpu_ms() - cpu0;
+    anyhow::ensure!(
+        applied == total,
+        "only {applied} of {total} check-ins applied"
+    );
+    lat.sort_by(f64::total_cmp);
+    Ok(json!({
+        "devices": n,
+        "offered_per_s": rate,
+        "seconds": seconds,
+        "check_ins": total,
+        "achieved_per_s": total as f64 / elapsed,
+        "ack_ms": { "p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": lat.last().copied().unwrap_or(0.0) },
+        "latest_send_ms": late_ms,
+        "server_cpu_us_per_check_in": cpu_ms as f64 * 1000.0 / total as f64,
+        "target_p99_ms": 100,
     }))
 }

@@ -2,15 +2,18 @@
 //! a baseline measured in the same run. See README.md ("Benchmark") for how to run it and the
 //! latest results.
 
+mod admin;
 mod converge;
 mod ffi;
 mod fleet;
 mod ingest;
 mod photos;
 mod reports;
+mod scale;
 mod server;
 mod soak;
 mod sync;
+mod table;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -59,6 +62,9 @@ struct Args {
     /// the synthetic city) into it, so use a server of its own.
     #[arg(long, requires = "data_dir")]
     server: Option<std::net::SocketAddr>,
+    /// The --server's admin HTTP address (for workload 7; without it that workload fails).
+    #[arg(long, requires = "server")]
+    admin: Option<std::net::SocketAddr>,
     /// The --server's data dir.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -91,6 +97,13 @@ enum Mode {
     /// it. Run it through client-sdk/ffi/tests/bench-ffi, which builds what it needs. Writes
     /// ffi.json and .txt to --out.
     Ffi(ffi::FfiArgs),
+    /// The ingest flood on one node, then on two nodes sharing one PostgreSQL (PostgreSQL
+    /// only): how ingest grows with a second node. Writes scale.json and .txt to --out.
+    Scale(scale::ScaleArgs),
+    /// README's results table from the reports in --out (sqlite.json, postgres.json and
+    /// scale.json): printed, written into a file between its markers (--write) or checked
+    /// against one (--check).
+    Table(table::TableArgs),
 }
 
 /// Sizes of one run.
@@ -299,6 +312,17 @@ fn summary(r: &Value) -> String {
         f(&i["ratio"]),
         f(&i["server_cpu_ms_per_1000_check_ins"]),
     );
+    for l in w["steady"].as_array().into_iter().flatten() {
+        s += &format!(
+            "  steady      {:.0} check-ins/s offered (one per push) for {:.0} s: ack p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (target p99 ≤ 100 ms); server CPU {:.0} µs per check-in\n",
+            f(&l["offered_per_s"]),
+            f(&l["seconds"]),
+            f(&l["ack_ms"]["p50"]),
+            f(&l["ack_ms"]["p99"]),
+            f(&l["ack_ms"]["max"]),
+            f(&l["server_cpu_us_per_check_in"]),
+        );
+    }
     let c = &w["wire_cost"];
     let per: Vec<String> = c["batches"]
         .as_array()
@@ -341,13 +365,28 @@ fn summary(r: &Value) -> String {
         f(&b["photos_seconds"]),
     );
     let t = &w["bootstrap"];
-    s += &format!(
-        "  bootstrap   {}: {} changes in {:.1} s, {:.1} MB on the wire\n",
-        t["scope"].as_str().unwrap_or(""),
-        t["changes"],
-        f(&t["seconds"]),
-        f(&t["bytes"]) / 1e6,
-    );
+    for (key, shape) in [
+        (
+            "assigned_after",
+            "manager assigned after the grid was filled in",
+        ),
+        (
+            "assigned_before",
+            "manager assigned to the streets before the rest was imported",
+        ),
+    ] {
+        let b = &t[key];
+        if b.is_null() {
+            continue;
+        }
+        s += &format!(
+            "  bootstrap   {}, {shape}: {} changes in {:.1} s, {:.1} MB on the wire\n",
+            t["scope"].as_str().unwrap_or(""),
+            b["changes"],
+            f(&b["seconds"]),
+            f(&b["bytes"]) / 1e6,
+        );
+    }
     let d = &w["idle"];
     s += &format!(
         "5 idle        {} connections: {:.1} KiB server memory each (target ≤ 64 KiB)\n",
@@ -362,6 +401,24 @@ fn summary(r: &Value) -> String {
         f(&o["ms_until_pulled"]["p99"]),
         f(&o["ms_until_pulled"]["max"]),
     );
+    let a = &w["admin_reads"];
+    let reads: Vec<String> = admin::PATHS
+        .iter()
+        .map(|p| {
+            format!(
+                "{p} p50 {:.0} ms, max {:.0} ms (empty server {:.0} ms)",
+                f(&a["loaded"]["ms"][p]["p50"]),
+                f(&a["loaded"]["ms"][p]["max"]),
+                f(&a["baseline"]["ms"][p]["p50"]),
+            )
+        })
+        .collect();
+    s += &format!(
+        "7 admin       {} devices, {} checkpoints: {} (target ≤ 200 ms)\n",
+        a["loaded"]["devices"],
+        a["loaded"]["checkpoints"],
+        reads.join("; "),
+    );
     s += &format!(
         "  server      peak RSS {:.1} MiB\n",
         f(&r["server"]["peak_rss_kib"]) / 1024.0
@@ -372,10 +429,22 @@ fn summary(r: &Value) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The admin reads' HTTP client takes the process-wide TLS provider (ring, as the server).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match &args.mode {
         Some(Mode::Soak(soak_args)) => return run_soak(&args, soak_args).await,
         Some(Mode::Reports(r)) => return run_reports(&args, r).await,
         Some(Mode::Converge(c)) => return run_converge(&args, c).await,
+        Some(Mode::Table(t)) => return table::run(&args.out, t),
+        Some(Mode::Scale(a)) => {
+            anyhow::ensure!(
+                args.backend == "postgres",
+                "scale runs two nodes on one PostgreSQL: pass --backend postgres"
+            );
+            let mut report = scale::run(a, &args.postgres_url).await?;
+            stamp(&mut report, "postgres");
+            return write_report(&args.out, "scale", &report, &scale::summary(&report));
+        }
         Some(Mode::Ffi(f)) => {
             let mut report = ffi::run(f).await?;
             stamp(&mut report, "sqlite");
@@ -422,7 +491,14 @@ async fn main() -> anyhow::Result<()> {
     let url = pg.as_ref().and_then(|d| d.url.clone());
     let mut srv = match (args.server, &args.data_dir) {
         (Some(addr), Some(data)) => {
-            ServerProc::attach(addr, data, args.database_url.clone(), args.server_pid).await?
+            ServerProc::attach(
+                addr,
+                args.admin,
+                data,
+                args.database_url.clone(),
+                args.server_pid,
+            )
+            .await?
         }
         _ => ServerProc::start(&dir.path().join("server"), url).await?,
     };
@@ -468,6 +544,17 @@ async fn main() -> anyhow::Result<()> {
         db.cleanup().await;
     }
     eprintln!("1 ingest done");
+    // The same fleet at a steady rate, one check-in per push.
+    let (rates, seconds) = if args.quick {
+        (vec![50.0, 200.0], 1.0)
+    } else {
+        (vec![1000.0, 5000.0], 10.0)
+    };
+    let mut steady_r = Vec::new();
+    for rate in rates {
+        steady_r.push(open_loop(&srv, &mut devices, rate, seconds).await?);
+    }
+    eprintln!("1b steady load done");
     let wire_r = wire_cost(&srv, &fleet, next).await?;
     next += 3;
     eprintln!("2 wire cost done");
@@ -483,7 +570,7 @@ async fn main() -> anyhow::Result<()> {
     );
     eprintln!("4 backlog done");
     let bootstrap_r = bootstrap(&srv, &fleet, next, sizes.city).await?;
-    next += 1;
+    next += 2;
     eprintln!("4 bootstrap done");
     let fan_r = fan_out(&devices, &reporter).await?;
     eprintln!("6 fan-out done");
@@ -493,6 +580,24 @@ async fn main() -> anyhow::Result<()> {
     let (idle_r, idle_devices) = idle(&srv, &fleet, next, sizes.idle).await?;
     eprintln!("5 idle done");
     let (_, peak) = srv.rss_kib();
+    // The admin's screens while the idle fleet is still connected, beside an empty server.
+    let empty_pg = if args.backend == "postgres" {
+        Some(patrolsync_server::testkit::fresh_postgres(&args.postgres_url).await)
+    } else {
+        None
+    };
+    let mut empty = ServerProc::start(
+        &dir.path().join("empty"),
+        empty_pg.as_ref().and_then(|d| d.url.clone()),
+    )
+    .await?;
+    let admin_r = admin::admin_reads(&srv, &empty, if args.quick { 2 } else { 5 }).await;
+    empty.stop()?;
+    if let Some(db) = empty_pg {
+        db.cleanup().await;
+    }
+    let admin_r = admin_r?;
+    eprintln!("7 admin reads done");
     drop(idle_devices);
 
     let report = json!({
@@ -504,12 +609,14 @@ async fn main() -> anyhow::Result<()> {
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "workloads": {
             "ingest": ingest_r,
+            "steady": steady_r,
             "wire_cost": wire_r,
             "photos": photos_r,
             "backlog": backlog_r,
             "bootstrap": bootstrap_r,
             "idle": idle_r,
             "fan_out": fan_r,
+            "admin_reads": admin_r,
         },
         "server": { "peak_rss_kib": peak, "process_measured": srv.measured(), "started_by_bench": args.server.is_none() },
     });

@@ -24,6 +24,8 @@ pub struct ServerProc {
     /// The process to read CPU time and memory from, when known.
     pid: Option<u32>,
     pub addr: SocketAddr,
+    /// The admin HTTP listener, when known (always for a server started here).
+    pub admin: Option<SocketAddr>,
     pub config: Config,
     pub store: Arc<dyn Store>,
     pki: Pki,
@@ -49,13 +51,14 @@ impl ServerProc {
         config.data_dir = data.to_owned();
         config.database_url = database_url;
         config.listen = addr;
-        let child = spawn(&config, &cfg_file)?;
+        let (child, admin) = spawn(&config, &cfg_file)?;
         let store = patrolsync_server::open_store(&config).await?;
         let pki = Pki::open_or_init(data, &[])?;
         Ok(ServerProc {
             pid: Some(child.id()),
             child: Some(child),
             addr,
+            admin: Some(admin),
             config,
             store,
             pki,
@@ -71,9 +74,10 @@ impl ServerProc {
             .context("not started by the benchmark")?;
         child.kill()?;
         child.wait()?;
-        let child = spawn(&self.config, &self.config.data_dir.join("bench.toml"))?;
+        let (child, admin) = spawn(&self.config, &self.config.data_dir.join("bench.toml"))?;
         self.pid = Some(child.id());
         self.child = Some(child);
+        self.admin = Some(admin);
         Ok(())
     }
 
@@ -118,6 +122,7 @@ impl ServerProc {
     /// only when its `pid` is given (and it runs on this machine).
     pub async fn attach(
         addr: SocketAddr,
+        admin: Option<SocketAddr>,
         data: &Path,
         database_url: Option<String>,
         pid: Option<u32>,
@@ -134,6 +139,7 @@ impl ServerProc {
             child: None,
             pid,
             addr,
+            admin,
             config,
             store,
             pki,
@@ -206,8 +212,8 @@ impl Drop for ServerProc {
 }
 
 /// Starts `patrolsync serve` (the binary next to this one) for `config` and waits until it
-/// listens.
-fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<Child> {
+/// listens; returns the process and the admin listener's address.
+fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Child, SocketAddr)> {
     let bin = std::env::current_exe()?
         .parent()
         .context("bench binary has no directory")?
@@ -239,18 +245,29 @@ fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<Child> {
     let stdout = child.stdout.take().context("piped")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // The first line names both listeners: "… listening on udp ADDR …, admin http://ADDR".
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if line.contains("listening on udp") {
-                let _ = tx.send(());
+                let admin = line
+                    .rsplit_once("admin http://")
+                    .and_then(|(_, a)| a.trim().parse::<SocketAddr>().ok());
+                let _ = tx.send(admin);
             }
         }
     });
-    if rx.recv_timeout(Duration::from_secs(60)).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        anyhow::bail!("the server did not start");
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Some(admin)) => Ok((child, admin)),
+        Ok(None) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the server's first line names no admin address")
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("the server did not start")
+        }
     }
-    Ok(child)
 }
 
 fn clock_ticks() -> u64 {
