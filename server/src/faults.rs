@@ -42,7 +42,8 @@ impl Faults {
 
 /// Named points inside the SQL store where a test can step in.
 pub mod points {
-    /// In `ingest`, after every row of the group commit is written, before `COMMIT`.
+    /// In `ingest`, after every record of the group commit is written, before the kept counts
+    /// are added (the last statement) and `COMMIT`.
     pub const INGEST_BEFORE_COMMIT: &str = "ingest.before_commit";
     /// In `ingest`, after `COMMIT`, before the results go back to the devices.
     pub const INGEST_AFTER_COMMIT: &str = "ingest.after_commit";

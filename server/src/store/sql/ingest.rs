@@ -673,12 +673,12 @@ impl IngestStore for SqlStore {
             }
         }
         let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
-        // The shard follows the group's first device, so PostgreSQL's writers (each serving
-        // its own devices) mostly land on different rows.
-        let shard = batches.first().map_or(0, |b| b.device.0.as_u128() as u64);
-        self.add_counts(&mut tx, shard, &counted).await?;
         #[cfg(feature = "test-util")]
         self.faults.hit(points::INGEST_BEFORE_COMMIT).await?;
+        // The shard follows the group's first device, so PostgreSQL's writers (each serving
+        // its own devices) land on different rows; the row is held only while this commits.
+        let shard = batches.first().map_or(0, |b| b.device.0.as_u128() as u64);
+        self.add_counts(&mut tx, shard, &counted).await?;
         tx.commit().await?;
         #[cfg(feature = "test-util")]
         self.faults.hit(points::INGEST_AFTER_COMMIT).await?;
