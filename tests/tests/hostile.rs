@@ -43,8 +43,9 @@ async fn digest(
     )
 }
 
-/// What refusals of ops legitimately write: the refusal and its answer.
-const REFUSALS: &[&str] = &["rejections", "op_results", "devices"];
+/// What refusals of ops legitimately write: the refusal and its answer, the device's counts of
+/// refusals and the store's.
+const REFUSALS: &[&str] = &["rejections", "op_results", "devices", "store_counts"];
 
 /// Runs one hostile case and fails naming every table it changed but `skip`.
 async fn unchanged(
