@@ -59,11 +59,17 @@ fn column(r: &Value) -> Vec<String> {
             .flatten()
             .find(|l| num(&l["offered_per_s"]) == rate)
             .map(|l| {
+                // Milliseconds while they are few, seconds once acks fall behind.
+                let (unit, scale) = if num(&l["ack_ms"]["max"]) >= 1000.0 {
+                    ("s", 1000.0)
+                } else {
+                    ("ms", 1.0)
+                };
                 format!(
-                    "{:.1} / **{:.1}** / {:.1} ms; {:.0} µs CPU each",
-                    num(&l["ack_ms"]["p50"]),
-                    num(&l["ack_ms"]["p99"]),
-                    num(&l["ack_ms"]["max"]),
+                    "{:.1} / **{:.1}** / {:.1} {unit}; {:.0} µs CPU each",
+                    num(&l["ack_ms"]["p50"]) / scale,
+                    num(&l["ack_ms"]["p99"]) / scale,
+                    num(&l["ack_ms"]["max"]) / scale,
                     num(&l["server_cpu_us_per_check_in"]),
                 )
             })
