@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use patrolsync_proto::wire::change::Entity;
 use patrolsync_proto::{
-    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, GeoFix, Hlc, OpId,
-    Role,
+    CheckIn, CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, GeoFix, HazardId,
+    Hlc, OpId, Role,
 };
 use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
@@ -77,6 +77,45 @@ fn op(seq: u64, id: CheckInId, cp: &CheckpointRef) -> PreparedOp {
             },
             checkpoint_id: cp.id,
             cell_id: cp.cell_id,
+        })),
+    }
+}
+
+/// A hazard report of `hazard` at `cp`'s cell as op `seq` (a fresh log entry each time).
+fn report(seq: u64, hazard: HazardId, cp: &CheckpointRef) -> PreparedOp {
+    use patrolsync_proto::hazard::{Handling, HazardCategory, HazardOp, Report, Severity};
+    let cell = cp
+        .cell_path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    PreparedOp {
+        device_seq: seq,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc {
+            wall_ms: NOW as u64,
+            logical: seq as u32,
+        },
+        action: OpAction::Hazard(Box::new(HazardRow {
+            op: HazardOp::Report(Report {
+                id: hazard,
+                grid_cell: cell,
+                checkpoint: String::new(),
+                position: None,
+                category: HazardCategory::Gas,
+                severity: Severity::Major,
+                handling: Handling::OnTheSpot,
+                deadline_ms: None,
+                description: "counted".into(),
+                photos: vec![],
+                device_time_ms: NOW,
+            }),
+            role: Role::Patroller,
+            cell_id: cp.cell_id,
+            cell_path: cp.cell_path.clone(),
+            entry_id: uuid::Uuid::now_v7(),
         })),
     }
 }
@@ -678,6 +717,36 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
     );
     assert_eq!(store.missing_photos(None, 10).await?.len(), 2);
 
+    // A report counts as a hazard; a batch that fails after its check-in was written (its
+    // report reuses the hazard's id) is rolled back and counted as nothing.
+    let hazard = HazardId(uuid::Uuid::now_v7());
+    let reported = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: vec![op(4, new_id(), &cp), report(5, hazard, &cp)],
+    };
+    store.ingest(&[reported], NOW).await?.remove(0)?;
+    let clash = IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops: vec![op(6, new_id(), &cp), report(7, hazard, &cp)],
+    };
+    let failed = store.ingest(&[clash], NOW).await?.remove(0);
+    assert!(failed.is_err(), "a second hazard with one id: {failed:?}");
+    let reports = store.stats(NOW).await?;
+    assert_eq!(
+        (
+            reports.check_ins - mid.check_ins,
+            reports.hazards - mid.hazards
+        ),
+        (1, 1),
+        "{reports:?}"
+    );
+    assert_eq!(
+        store.check_ins(None, 1000).await?.len() as i64,
+        reports.check_ins
+    );
+
     store.record_blob(&[7u8; 32], 10, NOW).await?;
     store.record_blob(&[7u8; 32], 10, NOW).await?;
     let after = store.stats(NOW).await?;
@@ -687,7 +756,7 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
             after.missing_photos,
             after.check_ins
         ),
-        (1, 0, mid.check_ins),
+        (1, 0, reports.check_ins),
         "{after:?}"
     );
     assert_eq!(owed(store.device_statuses().await?), Some(0));

@@ -53,15 +53,10 @@ fn check(report: &serde_json::Value, backend: &str) {
             .as_u64()
             .is_some_and(|c| c > 0)
     );
-    // The steady load: every check-in offered was acknowledged, with its latency.
+    // The steady load (the run fails unless every check-in offered was applied) reports its
+    // latency for each rate.
     let steady = w["steady"].as_array().expect("steady runs");
-    assert_eq!(
-        steady
-            .iter()
-            .map(|l| l["check_ins"].clone())
-            .collect::<Vec<_>>(),
-        [50, 200]
-    );
+    assert_eq!(steady.len(), 2, "{steady:?}");
     for l in steady {
         assert!(
             l["ack_ms"]["p99"].as_f64().is_some_and(|ms| ms > 0.0),

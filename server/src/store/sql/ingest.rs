@@ -490,18 +490,24 @@ impl SqlStore {
                     .bind(now_ms);
             }
             q.execute(&mut **tx).await?;
-            // The photos not held yet join the missing ones.
+        }
+        // The photos not held yet join the missing ones, each push's in one order: two writers
+        // naming the same new photos wait for each other on PostgreSQL instead of deadlocking.
+        let mut shas: Vec<[u8; 32]> = refs.iter().map(|r| r.0).collect();
+        shas.sort_unstable();
+        shas.dedup();
+        for chunk in shas.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO missing_blobs (sha256) SELECT DISTINCT r.sha256 FROM blob_refs r \
                  WHERE r.sha256 IN ({}) AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = r.sha256) \
-                 ON CONFLICT DO NOTHING",
+                 ORDER BY r.sha256 ON CONFLICT DO NOTHING",
                 (1..=chunk.len())
                     .map(|i| format!("${i}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
             let mut q = sqlx::query(&sql);
-            for (sha, ..) in chunk {
+            for sha in chunk {
                 q = q.bind(sha.to_vec());
             }
             q.execute(&mut **tx).await?;

@@ -346,7 +346,7 @@ fn summary(r: &Value) -> String {
     );
     let p = &w["photos"];
     s += &format!(
-        "3 photos      {} devices × {:.1} MB at once: {:.1} MB/s; raw quinn {:.1} MB/s; ratio {:.2} (target ≥ 0.6)\n",
+        "3 photos      {} devices × {:.1} MB at once: {:.1} MB/s; raw quinn {:.1} MB/s; ratio {:.2} (target ≥ 0.75)\n",
         p["devices"],
         f(&p["photo_bytes"]) / 1e6,
         f(&p["mb_per_s"]),
