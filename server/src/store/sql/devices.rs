@@ -396,53 +396,93 @@ impl DeviceStore for SqlStore {
         {
             owed.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?));
         }
-        sqlx::query(
-            "SELECT d.id, d.name, u.name, u.role, d.enrolled_at, d.revoked_at, d.last_seen_at, \
-             d.last_push_at, d.last_pull_at, d.acked_through, d.app_version, d.sdk_version, \
-             d.outbox_depth, d.oldest_pending_age_ms, d.pending_photo_bytes, d.clock_offset_ms, \
-             d.rtt_ms, d.bytes_in, d.bytes_out, d.rejected_ops, d.conflicts, d.last_problem_at, \
-             d.last_error_at, d.last_error \
-             FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.enrolled_at, d.id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            let id: String = r.try_get(0)?;
-            let (missing, since) = owed
-                .get(&id)
-                .map(|(n, at)| (*n, Some(*at)))
-                .unwrap_or((0, None));
-            Ok(DeviceStatus {
-                id,
-                name: r.try_get(1)?,
-                user: r.try_get(2)?,
-                role: r.try_get(3)?,
-                enrolled_at_ms: r.try_get(4)?,
-                revoked_at_ms: r.try_get(5)?,
-                last_seen_at_ms: r.try_get(6)?,
-                last_push_at_ms: r.try_get(7)?,
-                last_pull_at_ms: r.try_get(8)?,
-                acked_through: r.try_get(9)?,
-                app_version: r.try_get(10)?,
-                sdk_version: r.try_get(11)?,
-                outbox_depth: r.try_get(12)?,
-                oldest_pending_age_ms: r.try_get(13)?,
-                pending_photo_bytes: r.try_get(14)?,
-                clock_offset_ms: r.try_get(15)?,
-                rtt_ms: r.try_get(16)?,
-                bytes_in: r.try_get(17)?,
-                bytes_out: r.try_get(18)?,
-                rejected_ops: r.try_get(19)?,
-                conflicts: r.try_get(20)?,
-                last_problem_at_ms: r.try_get(21)?,
-                last_error_at_ms: r.try_get(22)?,
-                last_error: r.try_get(23)?,
-                missing_photos: missing,
-                missing_photos_since_ms: since,
+        // Every device's row as one JSON text the database builds: a fleet of 11,000 read
+        // through the driver value by value took 170 ms on SQLite, as one text 28 ms.
+        const COLUMNS: &str = "d.id, d.name, u.name, u.role, d.enrolled_at, d.revoked_at, \
+             d.last_seen_at, d.last_push_at, d.last_pull_at, d.acked_through, d.app_version, \
+             d.sdk_version, d.outbox_depth, d.oldest_pending_age_ms, d.pending_photo_bytes, \
+             d.clock_offset_ms, d.rtt_ms, d.bytes_in, d.bytes_out, d.rejected_ops, d.conflicts, \
+             d.last_problem_at, d.last_error_at, d.last_error";
+        let list = match self.backend {
+            Backend::Sqlite => format!("json_group_array(json_array({COLUMNS}))"),
+            Backend::Postgres => {
+                format!("COALESCE(json_agg(json_build_array({COLUMNS})), '[]'::json)::text")
+            }
+        };
+        let json: String = sqlx::query_scalar(&format!(
+            "SELECT {list} FROM devices d JOIN users u ON u.id = d.user_id"
+        ))
+        .fetch_one(&self.pool)
+        .await?;
+        /// One device's columns, in `COLUMNS`' order.
+        #[derive(serde::Deserialize)]
+        struct Row(
+            String,
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            i64,
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("the devices' rows as JSON: {e}")))?;
+        let mut statuses: Vec<DeviceStatus> = rows
+            .into_iter()
+            .map(|r| {
+                let (missing, since) = owed
+                    .get(&r.0)
+                    .map(|(n, at)| (*n, Some(*at)))
+                    .unwrap_or((0, None));
+                DeviceStatus {
+                    id: r.0,
+                    name: r.1,
+                    user: r.2,
+                    role: r.3,
+                    enrolled_at_ms: r.4,
+                    revoked_at_ms: r.5,
+                    last_seen_at_ms: r.6,
+                    last_push_at_ms: r.7,
+                    last_pull_at_ms: r.8,
+                    acked_through: r.9,
+                    app_version: r.10,
+                    sdk_version: r.11,
+                    outbox_depth: r.12,
+                    oldest_pending_age_ms: r.13,
+                    pending_photo_bytes: r.14,
+                    clock_offset_ms: r.15,
+                    rtt_ms: r.16,
+                    bytes_in: r.17,
+                    bytes_out: r.18,
+                    rejected_ops: r.19,
+                    conflicts: r.20,
+                    last_problem_at_ms: r.21,
+                    last_error_at_ms: r.22,
+                    last_error: r.23,
+                    missing_photos: missing,
+                    missing_photos_since_ms: since,
+                }
             })
-        })
-        .collect()
+            .collect();
+        statuses.sort_by(|a, b| (a.enrolled_at_ms, &a.id).cmp(&(b.enrolled_at_ms, &b.id)));
+        Ok(statuses)
     }
 
     async fn device_history(
