@@ -595,3 +595,31 @@ pub async fn store_digest(
     }
     Ok(out)
 }
+
+/// A patroller's hazard report as the store ingests it: op `seq` of a push, stamped at
+/// `wall_ms`, reporting `report` in the cell at `cell_id`/`cell_path` as log entry `entry_id`.
+pub fn report_op(
+    seq: u64,
+    report: patrolsync_proto::hazard::Report,
+    cell_id: i64,
+    cell_path: &str,
+    entry_id: uuid::Uuid,
+    wall_ms: i64,
+) -> crate::store::PreparedOp {
+    use crate::store::{HazardRow, OpAction, PreparedOp};
+    PreparedOp {
+        device_seq: seq,
+        op_id: patrolsync_proto::OpId(uuid::Uuid::now_v7()),
+        hlc: patrolsync_proto::Hlc {
+            wall_ms: wall_ms as u64,
+            logical: seq as u32,
+        },
+        action: OpAction::Hazard(Box::new(HazardRow {
+            op: patrolsync_proto::hazard::HazardOp::Report(report),
+            role: patrolsync_proto::Role::Patroller,
+            cell_id,
+            cell_path: cell_path.to_owned(),
+            entry_id,
+        })),
+    }
+}

@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use patrolsync_proto::hazard::{Handling, HazardCategory, HazardOp, Report, Severity};
-use patrolsync_proto::{HazardId, Hlc, OpId, Role};
+use patrolsync_proto::hazard::{Handling, HazardCategory, Report, Severity};
+use patrolsync_proto::{HazardId, Role};
 use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
-use patrolsync_server::testkit::{enroll_device, test_databases};
+use patrolsync_server::testkit::{enroll_device, report_op, test_databases};
 
 const NOW: i64 = 1_790_000_000_000;
 const DEADLINE: i64 = NOW + 3 * 86_400_000;
@@ -23,33 +23,26 @@ async fn report(
 ) -> anyhow::Result<HazardId> {
     let cell = store.cells(&["S1-C2-K3".into()]).await?.remove(0);
     let id = HazardId(uuid::Uuid::now_v7());
-    let op = PreparedOp {
-        device_seq: seq,
-        op_id: OpId(uuid::Uuid::now_v7()),
-        hlc: Hlc {
-            wall_ms: NOW as u64,
-            logical: seq as u32,
+    let op = report_op(
+        seq,
+        Report {
+            id,
+            grid_cell: cell.code.clone(),
+            checkpoint: String::new(),
+            position: None,
+            category: HazardCategory::BlockedFireLane,
+            severity: Severity::General,
+            handling: Handling::ByDeadline,
+            deadline_ms: Some(deadline),
+            description: "bikes in the lane".into(),
+            photos: vec![],
+            device_time_ms: NOW,
         },
-        action: OpAction::Hazard(Box::new(HazardRow {
-            op: HazardOp::Report(Report {
-                id,
-                grid_cell: cell.code.clone(),
-                checkpoint: String::new(),
-                position: None,
-                category: HazardCategory::BlockedFireLane,
-                severity: Severity::General,
-                handling: Handling::ByDeadline,
-                deadline_ms: Some(deadline),
-                description: "bikes in the lane".into(),
-                photos: vec![],
-                device_time_ms: NOW,
-            }),
-            role: Role::Patroller,
-            cell_id: cell.id,
-            cell_path: cell.path.clone(),
-            entry_id: id.0,
-        })),
-    };
+        cell.id,
+        &cell.path,
+        id.0,
+        NOW,
+    );
     store
         .ingest(
             &[IngestBatch {

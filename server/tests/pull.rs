@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use patrolsync_proto::hazard::{Handling, HazardCategory, HazardOp, Report, Severity};
-use patrolsync_proto::{DeviceId, HazardId, Hlc, OpId, Role};
+use patrolsync_proto::{DeviceId, HazardId, Role};
 use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
-use patrolsync_server::testkit::test_databases;
+use patrolsync_server::testkit::{report_op, test_databases};
 
 const NOW: i64 = 1_790_000_000_000;
 const WRITERS: usize = 8;
@@ -90,21 +90,7 @@ async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Resul
                 photos: vec![],
                 device_time_ms: NOW,
             };
-            ops.push(PreparedOp {
-                device_seq: seq,
-                op_id: OpId(uuid::Uuid::now_v7()),
-                hlc: Hlc {
-                    wall_ms: NOW as u64,
-                    logical: seq as u32,
-                },
-                action: OpAction::Hazard(Box::new(HazardRow {
-                    op: HazardOp::Report(report),
-                    role: Role::Patroller,
-                    cell_id: cell.id,
-                    cell_path: cell.path.clone(),
-                    entry_id: hid.0,
-                })),
-            });
+            ops.push(report_op(seq, report, cell.id, &cell.path, hid.0, NOW));
         }
         for r in store
             .ingest(
@@ -213,21 +199,7 @@ fn report_batch(session: &DeviceSession, cell: &CellRef, seq: u64) -> (IngestBat
     let batch = IngestBatch {
         device: session.id,
         user_id: session.user_id,
-        ops: vec![PreparedOp {
-            device_seq: seq,
-            op_id: OpId(uuid::Uuid::now_v7()),
-            hlc: Hlc {
-                wall_ms: NOW as u64,
-                logical: 0,
-            },
-            action: OpAction::Hazard(Box::new(HazardRow {
-                op: HazardOp::Report(report),
-                role: Role::Patroller,
-                cell_id: cell.id,
-                cell_path: cell.path.clone(),
-                entry_id: hid.0,
-            })),
-        }],
+        ops: vec![report_op(seq, report, cell.id, &cell.path, hid.0, NOW)],
     };
     (batch, hid)
 }

@@ -83,7 +83,7 @@ fn op(seq: u64, id: CheckInId, cp: &CheckpointRef) -> PreparedOp {
 
 /// A hazard report of `hazard` at `cp`'s cell as op `seq` (a fresh log entry each time).
 fn report(seq: u64, hazard: HazardId, cp: &CheckpointRef) -> PreparedOp {
-    use patrolsync_proto::hazard::{Handling, HazardCategory, HazardOp, Report, Severity};
+    use patrolsync_proto::hazard::{Handling, HazardCategory, Report, Severity};
     let cell = cp
         .cell_path
         .trim_end_matches('/')
@@ -91,33 +91,27 @@ fn report(seq: u64, hazard: HazardId, cp: &CheckpointRef) -> PreparedOp {
         .next()
         .unwrap_or_default()
         .to_owned();
-    PreparedOp {
-        device_seq: seq,
-        op_id: OpId(uuid::Uuid::now_v7()),
-        hlc: Hlc {
-            wall_ms: NOW as u64,
-            logical: seq as u32,
-        },
-        action: OpAction::Hazard(Box::new(HazardRow {
-            op: HazardOp::Report(Report {
-                id: hazard,
-                grid_cell: cell,
-                checkpoint: String::new(),
-                position: None,
-                category: HazardCategory::Gas,
-                severity: Severity::Major,
-                handling: Handling::OnTheSpot,
-                deadline_ms: None,
-                description: "counted".into(),
-                photos: vec![],
-                device_time_ms: NOW,
-            }),
-            role: Role::Patroller,
-            cell_id: cp.cell_id,
-            cell_path: cp.cell_path.clone(),
-            entry_id: uuid::Uuid::now_v7(),
-        })),
-    }
+    let report = Report {
+        id: hazard,
+        grid_cell: cell,
+        checkpoint: String::new(),
+        position: None,
+        category: HazardCategory::Gas,
+        severity: Severity::Major,
+        handling: Handling::OnTheSpot,
+        deadline_ms: None,
+        description: "counted".into(),
+        photos: vec![],
+        device_time_ms: NOW,
+    };
+    patrolsync_server::testkit::report_op(
+        seq,
+        report,
+        cp.cell_id,
+        &cp.cell_path,
+        uuid::Uuid::now_v7(),
+        NOW,
+    )
 }
 
 fn new_id() -> CheckInId {
