@@ -114,6 +114,27 @@ fn report(seq: u64, hazard: HazardId, cp: &CheckpointRef) -> PreparedOp {
     )
 }
 
+/// Op `seq`, refused at validation: its note is over 2,000 characters.
+fn refused_note(seq: u64) -> PreparedOp {
+    PreparedOp {
+        device_seq: seq,
+        op_id: OpId(uuid::Uuid::now_v7()),
+        hlc: Hlc::default(),
+        action: OpAction::Reject(Rejection {
+            refusal: Refusal {
+                code: RejectCode::Invalid,
+                reason: "too_long".into(),
+                field: "note".into(),
+                message: "note has 2001 characters, more than 2000".into(),
+                // What the device's message is worded from, kept for a replay.
+                value: "S1".into(),
+                limit: Some(2000),
+            },
+            payload: vec![1, 2, 3],
+        }),
+    }
+}
+
 fn new_id() -> CheckInId {
     CheckInId(uuid::Uuid::now_v7())
 }
@@ -256,23 +277,7 @@ async fn same_record_under_new_seq_is_one_entity(store: &dyn Store) -> anyhow::R
 
 async fn rejected_op_replays_as_rejected(store: &dyn Store) -> anyhow::Result<()> {
     let d = device(store, "rejected", &["S1"]).await?;
-    let reject = PreparedOp {
-        device_seq: 1,
-        op_id: OpId(uuid::Uuid::now_v7()),
-        hlc: Hlc::default(),
-        action: OpAction::Reject(Rejection {
-            refusal: Refusal {
-                code: RejectCode::Invalid,
-                reason: "too_long".into(),
-                field: "note".into(),
-                message: "note has 2001 characters, more than 2000".into(),
-                // What the device's message is worded from, kept for a replay.
-                value: "S1".into(),
-                limit: Some(2000),
-            },
-            payload: vec![1, 2, 3],
-        }),
-    };
+    let reject = refused_note(1);
     let batch = IngestBatch {
         device: d.id,
         user_id: d.user_id,
@@ -659,22 +664,7 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
     let refused = IngestBatch {
         device: d.id,
         user_id: d.user_id,
-        ops: vec![PreparedOp {
-            device_seq: 3,
-            op_id: OpId(uuid::Uuid::now_v7()),
-            hlc: Hlc::default(),
-            action: OpAction::Reject(Rejection {
-                refusal: Refusal {
-                    code: RejectCode::Invalid,
-                    reason: "too_long".into(),
-                    field: "note".into(),
-                    message: "note too long".into(),
-                    value: String::new(),
-                    limit: Some(2000),
-                },
-                payload: vec![],
-            }),
-        }],
+        ops: vec![refused_note(3)],
     };
     store.ingest(&[refused], NOW).await?.remove(0)?;
     let mid = store.stats(NOW).await?;
