@@ -64,6 +64,7 @@ mod sync;
 mod templates;
 mod tls;
 mod transport;
+mod units;
 
 pub use checkins::{LocalCheckIn, NewCheckIn, RecordedCheckIn};
 pub use config::ClientConfig;
@@ -81,6 +82,7 @@ pub use photos::PhotoStatus;
 pub use platform::{KeyStore, MonotonicClock};
 pub use scope::{CellView, ScopeNotice};
 pub use state::{Connectivity, Progress, SyncPhase, SyncState};
+pub use units::{KeyUnit, RiskLevel, UnitKind};
 
 /// The protocol's domain types an app uses with the SDK: the record enums, ids, positions,
 /// the hazard vocabulary and its folded state, checklist templates. The wire (prost) types stay

@@ -29,7 +29,7 @@ impl SignOutError {
 }
 
 /// Every table of the local store that holds the device's data, emptied at sign-out.
-const DATA_TABLES: [&str; 12] = [
+const DATA_TABLES: [&str; 13] = [
     "identity",
     "outbox",
     "rejected",
@@ -37,6 +37,7 @@ const DATA_TABLES: [&str; 12] = [
     "pull_state",
     "cells",
     "checkpoints",
+    "units",
     "hazard_ops",
     "my_check_ins",
     "photos",

@@ -126,6 +126,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Key units (重点单位) of your cells, as last received: kind, risk, responsible person
+    /// and phone, checkpoints.
+    Units {
+        /// Only those in this cell.
+        #[arg(long)]
+        cell: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Pending ops, last sync, errors (local; never waits on the network).
     Status {
         /// Print JSON.
@@ -726,6 +736,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 for c in cps {
                     println!("{:<18} {:<14} {}", c.code, c.cell, c.name);
+                }
+            }
+        }
+        Command::Units { cell, json } => {
+            let units = client.units(cell.as_deref()).await?;
+            if json {
+                print_json(&units)?;
+            } else if units.is_empty() {
+                println!("{}", say!("dev-no-units"));
+            } else {
+                for u in units {
+                    println!(
+                        "{}",
+                        say!(
+                            "dev-unit",
+                            code = u.code,
+                            name = u.name,
+                            kind = lang().text(&format!("unit-kind-{}", u.kind)),
+                            risk = lang().text(&format!("unit-risk-{}", u.risk)),
+                            cell = u.cell,
+                            person = u.responsible_person,
+                            phone = u.responsible_phone,
+                            checkpoints = u.checkpoints.join(", ")
+                        )
+                    );
                 }
             }
         }

@@ -76,7 +76,7 @@ impl crate::Client {
 pub(crate) async fn reset(db: &sqlx::SqlitePool, feed: &str) -> Result<ScopeNotice, SyncError> {
     let mut tx = db.begin().await.map_err(local)?;
     let mut dropped = 0;
-    for table in ["cells", "checkpoints", "hazard_ops", "escalations"] {
+    for table in ["cells", "checkpoints", "units", "hazard_ops", "escalations"] {
         dropped += sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
             .await
@@ -188,6 +188,12 @@ async fn drop_cell(
             .await
             .map_err(local)?;
         dropped += sqlx::query("DELETE FROM checkpoints WHERE cell = ?")
+            .bind(c)
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?
+            .rows_affected();
+        dropped += sqlx::query("DELETE FROM units WHERE cell = ?")
             .bind(c)
             .execute(&mut **tx)
             .await

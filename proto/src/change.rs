@@ -26,11 +26,13 @@ pub enum ChangeKind {
     HazardEscalation,
     /// A scope grant or revoke, for one feed.
     Scope,
+    /// A key unit of the register, new or changed.
+    Unit,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 8] = [
+    pub const ALL: [ChangeKind; 9] = [
         ChangeKind::Cell,
         ChangeKind::Checkpoint,
         ChangeKind::Template,
@@ -39,6 +41,7 @@ impl ChangeKind {
         ChangeKind::HazardEdit,
         ChangeKind::HazardEscalation,
         ChangeKind::Scope,
+        ChangeKind::Unit,
     ];
 
     /// The stored name.
@@ -52,6 +55,7 @@ impl ChangeKind {
             ChangeKind::HazardEdit => "hazard_edit",
             ChangeKind::HazardEscalation => "hazard_escalation",
             ChangeKind::Scope => "scope",
+            ChangeKind::Unit => "unit",
         }
     }
 
@@ -75,6 +79,7 @@ impl ChangeKind {
                 Entity::HazardEscalation(wire::HazardEscalation::decode(payload)?)
             }
             ChangeKind::Scope => Entity::Scope(wire::ScopeChange::decode(payload)?),
+            ChangeKind::Unit => Entity::Unit(wire::KeyUnit::decode(payload)?),
         })
     }
 }

@@ -71,6 +71,7 @@ pub mod op;
 pub mod people;
 pub mod scope;
 pub mod template;
+pub mod unit;
 
 pub use change::ChangeKind;
 pub use checkin::{CheckIn, CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, Invalid};

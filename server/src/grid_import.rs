@@ -1,5 +1,6 @@
 //! Importing the grid, checkpoints and people from files (`patrolsync admin grid import`,
-//! `admin checkpoints import`, `admin people import`).
+//! `admin checkpoints import`, `admin people import`), and what every import shares: CSV and
+//! XLSX tables read into records that know their line, and errors by line and column.
 //!
 //! A file is read and checked whole — against itself and against what the store holds — before
 //! anything is written, and then written in one transaction: a bad row is reported by its line
@@ -130,26 +131,62 @@ pub struct Imported {
 }
 
 /// One record of a file, as column → text, with where it is.
-struct Record {
+pub(crate) struct Record {
     at: Place,
     fields: HashMap<String, String>,
+    /// The header as the file wrote it, by column, where it named a column by another name (a
+    /// Chinese header for a unit file): errors name the column as the file does.
+    written: std::sync::Arc<HashMap<String, String>>,
+}
+
+/// Other names a file may give a column (`名称` for `name`): (as written, column).
+pub(crate) type Aliases = &'static [(&'static str, &'static str)];
+
+/// The header with each alias replaced by its column, and what the file wrote for those.
+fn canonical_header(
+    header: Vec<String>,
+    aliases: Aliases,
+) -> (Vec<String>, std::sync::Arc<HashMap<String, String>>) {
+    let mut written = HashMap::new();
+    let header = header
+        .into_iter()
+        .map(|h| match aliases.iter().find(|(alias, _)| *alias == h) {
+            Some((_, column)) => {
+                written.insert((*column).to_owned(), h);
+                (*column).to_owned()
+            }
+            None => h,
+        })
+        .collect();
+    (header, std::sync::Arc::new(written))
 }
 
 impl Record {
-    fn get(&self, column: &str) -> &str {
+    /// Where the record is in its file.
+    pub(crate) fn place(&self) -> Place {
+        self.at
+    }
+
+    /// The text in `column` (empty when the column or the cell is).
+    pub(crate) fn get(&self, column: &str) -> &str {
         self.fields.get(column).map(String::as_str).unwrap_or("")
     }
 
-    fn error(&self, column: &str, message: Text) -> RowError {
+    /// `message` about `column` of this record.
+    pub(crate) fn error(&self, column: &str, message: Text) -> RowError {
         RowError {
             at: self.at,
-            column: column.into(),
+            column: self
+                .written
+                .get(column)
+                .map_or(column, String::as_str)
+                .into(),
             message,
         }
     }
 
     /// `value` is already on the record at `first`.
-    fn duplicate(&self, column: &str, value: &str, first: Place) -> RowError {
+    pub(crate) fn duplicate(&self, column: &str, value: &str, first: Place) -> RowError {
         let (unit, n) = first.parts();
         self.error(
             column,
@@ -160,6 +197,7 @@ impl Record {
 
 enum Format {
     Csv,
+    Xlsx,
     GeoJson,
 }
 
@@ -171,31 +209,37 @@ fn format_of(path: &Path) -> Result<Format, ImportError> {
         .as_deref()
     {
         Some("csv") => Ok(Format::Csv),
+        Some("xlsx") => Ok(Format::Xlsx),
         Some("geojson" | "json") => Ok(Format::GeoJson),
         _ => Err(ImportError::File(text!(
             "file-format",
             file = path.display(),
-            formats = ".csv, .geojson"
+            formats = ".csv, .xlsx, .geojson"
         ))),
     }
 }
 
-fn read_text(path: &Path) -> Result<String, ImportError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ImportError::File(text!("file-unreadable", file = path.display(), error = e)))
+/// The records of a table file (CSV, or the first sheet of an XLSX workbook), its header
+/// checked against `required` and `known` columns.
+pub(crate) fn table_records(
+    path: &Path,
+    required: &[&str],
+    known: &[&str],
+    aliases: Aliases,
+) -> Result<Vec<Record>, ImportError> {
+    match format_of(path)? {
+        Format::Csv => csv_records(&read_text(path)?, required, known, aliases),
+        Format::Xlsx => xlsx_records(path, required, known, aliases),
+        Format::GeoJson => Err(ImportError::File(text!(
+            "file-format",
+            file = path.display(),
+            formats = ".csv, .xlsx"
+        ))),
+    }
 }
 
-/// CSV rows with a header; `required` columns must be in it.
-fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Record>, ImportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| ImportError::File(text!("import-header", error = e)))?
-        .iter()
-        .map(str::to_owned)
-        .collect();
+/// The problems of a header: required columns missing, columns nobody knows.
+fn header_problems(header: &[String], required: &[&str], known: &[&str]) -> Vec<RowError> {
     let mut problems = Vec::new();
     for r in required {
         if !header.iter().any(|h| h == r) {
@@ -206,7 +250,7 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
             });
         }
     }
-    for h in &header {
+    for h in header {
         if !known.contains(&h.as_str()) {
             problems.push(RowError {
                 at: Place::Line(1),
@@ -215,6 +259,120 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
             });
         }
     }
+    problems
+}
+
+/// The rows of the first sheet of an XLSX workbook, the first non-empty row its header; each
+/// record's line is its row number in the sheet. Numbers read as a person typed them (a phone
+/// number stored as a number has no `.0`), date cells as `YYYY-MM-DD` (with the time when it is
+/// not midnight).
+fn xlsx_records(
+    path: &Path,
+    required: &[&str],
+    known: &[&str],
+    aliases: Aliases,
+) -> Result<Vec<Record>, ImportError> {
+    use calamine::{Data, Reader, Xlsx};
+    let unreadable = |e: &dyn std::fmt::Display| {
+        ImportError::File(text!("import-xlsx", file = path.display(), error = e))
+    };
+    let mut book: Xlsx<_> = calamine::open_workbook(path).map_err(|e| unreadable(&e))?;
+    let sheet = match book.worksheet_range_at(0) {
+        Some(sheet) => sheet.map_err(|e| unreadable(&e))?,
+        None => {
+            return Err(ImportError::File(text!(
+                "import-xlsx-empty",
+                file = path.display()
+            )));
+        }
+    };
+    let first_line = u64::from(sheet.start().map_or(0, |(row, _)| row)) + 1;
+    let mut problems = Vec::new();
+    let mut rows = Vec::new();
+    for (i, row) in sheet.rows().enumerate() {
+        let line = first_line + i as u64;
+        let mut cells = Vec::with_capacity(row.len());
+        for cell in row {
+            cells.push(match cell {
+                Data::Empty => String::new(),
+                Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => {
+                    s.trim().to_owned()
+                }
+                Data::Int(n) => n.to_string(),
+                Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
+                Data::Float(f) => f.to_string(),
+                Data::Bool(b) => b.to_string(),
+                Data::DateTime(d) => match d.as_datetime() {
+                    Some(t) if t.time() == chrono::NaiveTime::MIN => {
+                        t.format("%Y-%m-%d").to_string()
+                    }
+                    Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    None => d.as_f64().to_string(),
+                },
+                Data::Error(e) => {
+                    problems.push(RowError {
+                        at: Place::Line(line),
+                        column: String::new(),
+                        message: text!("import-xlsx-cell", error = e),
+                    });
+                    String::new()
+                }
+            });
+        }
+        rows.push((line, cells));
+    }
+    let mut rows = rows
+        .into_iter()
+        .skip_while(|(_, cells)| cells.iter().all(String::is_empty));
+    let Some((_, header)) = rows.next() else {
+        return Err(ImportError::File(text!(
+            "import-xlsx-empty",
+            file = path.display()
+        )));
+    };
+    // Trailing empty header cells are the sheet's width, not columns.
+    let width = header
+        .iter()
+        .rposition(|h| !h.is_empty())
+        .map_or(0, |i| i + 1);
+    let (header, written) = canonical_header(header.into_iter().take(width).collect(), aliases);
+    problems.extend(header_problems(&header, required, known));
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    Ok(rows
+        .filter(|(_, cells)| !cells.iter().all(String::is_empty))
+        .map(|(line, cells)| Record {
+            at: Place::Line(line),
+            fields: header.iter().cloned().zip(cells).collect(),
+            written: written.clone(),
+        })
+        .collect())
+}
+
+fn read_text(path: &Path) -> Result<String, ImportError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ImportError::File(text!("file-unreadable", file = path.display(), error = e)))
+}
+
+/// CSV rows with a header; `required` columns must be in it.
+fn csv_records(
+    text: &str,
+    required: &[&str],
+    known: &[&str],
+    aliases: Aliases,
+) -> Result<Vec<Record>, ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| ImportError::File(text!("import-header", error = e)))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let (header, written) = canonical_header(header, aliases);
+    let problems = header_problems(&header, required, known);
     if !problems.is_empty() {
         return Err(ImportError::Rows(problems));
     }
@@ -239,6 +397,7 @@ fn csv_records(text: &str, required: &[&str], known: &[&str]) -> Result<Vec<Reco
                 .cloned()
                 .zip(row.iter().map(str::to_owned))
                 .collect(),
+            written: written.clone(),
         });
     }
     Ok(out)
@@ -279,6 +438,7 @@ fn geojson_records(text: &str) -> Result<Vec<(Record, Option<geojson::Geometry>)
                 Record {
                     at: Place::Feature(i + 1),
                     fields,
+                    written: Default::default(),
                 },
                 f.geometry,
             )
@@ -286,7 +446,7 @@ fn geojson_records(text: &str) -> Result<Vec<(Record, Option<geojson::Geometry>)
         .collect())
 }
 
-fn check_code(r: &Record, column: &str, problems: &mut Vec<RowError>) -> String {
+pub(crate) fn check_code(r: &Record, column: &str, problems: &mut Vec<RowError>) -> String {
     let code = r.get(column).to_owned();
     if code.is_empty() {
         problems.push(r.error(column, text!("import-empty")));
@@ -348,12 +508,12 @@ pub async fn import_cells(
     check_only: bool,
     now_ms: i64,
 ) -> Result<Imported, ImportError> {
-    let text = read_text(path)?;
     let records: Vec<(Record, Option<String>)> = match format_of(path)? {
-        Format::Csv => csv_records(
-            &text,
+        Format::Csv | Format::Xlsx => table_records(
+            path,
             &["code", "level", "name"],
             &["code", "parent", "level", "name", "boundary"],
+            &[],
         )?
         .into_iter()
         .map(|r| {
@@ -361,7 +521,7 @@ pub async fn import_cells(
             (r, Some(b).filter(|b| !b.is_empty()))
         })
         .collect(),
-        Format::GeoJson => geojson_records(&text)?
+        Format::GeoJson => geojson_records(&read_text(path)?)?
             .into_iter()
             .map(|(r, g)| (r, g.map(|g| g.to_string())))
             .collect(),
@@ -483,7 +643,6 @@ pub async fn import_checkpoints(
     check_only: bool,
     now_ms: i64,
 ) -> Result<Imported, ImportError> {
-    let text = read_text(path)?;
     let known = [
         "code",
         "cell",
@@ -495,13 +654,13 @@ pub async fn import_checkpoints(
         "cadence",
     ];
     let records: Vec<(Record, Option<(f64, f64)>)> = match format_of(path)? {
-        Format::Csv => csv_records(&text, &["code", "cell", "name"], &known)?
+        Format::Csv | Format::Xlsx => table_records(path, &["code", "cell", "name"], &known, &[])?
             .into_iter()
             .map(|r| (r, None))
             .collect(),
         Format::GeoJson => {
             let mut out = Vec::new();
-            for (r, g) in geojson_records(&text)? {
+            for (r, g) in geojson_records(&read_text(path)?)? {
                 let at = match g.map(|g| g.value) {
                     Some(geojson::Value::Point(p)) if p.len() >= 2 => Some((p[1], p[0])),
                     Some(_) => {
@@ -621,12 +780,12 @@ pub async fn import_people(
     check_only: bool,
     now_ms: i64,
 ) -> Result<Imported, ImportError> {
-    let text = read_text(path)?;
     let records = match format_of(path)? {
-        Format::Csv => csv_records(
-            &text,
+        Format::Csv | Format::Xlsx => table_records(
+            path,
             &["name", "role"],
             &["name", "role", "agency", "cells"],
+            &[],
         )?,
         Format::GeoJson => {
             return Err(ImportError::File(text!("import-people-csv")));
@@ -699,7 +858,7 @@ pub async fn import_people(
 }
 
 /// `value` is none of the codes `known`.
-fn unknown_code(value: &str, known: &[&str]) -> Text {
+pub(crate) fn unknown_code(value: &str, known: &[&str]) -> Text {
     text!(
         "import-unknown-code",
         value = value,
@@ -742,9 +901,12 @@ mod tests {
 
     #[test]
     fn csv_header_problems_name_the_column() {
-        let Err(ImportError::Rows(rows)) =
-            csv_records("code,nmae\nA,B\n", &["code", "name"], &["code", "name"])
-        else {
+        let Err(ImportError::Rows(rows)) = csv_records(
+            "code,nmae\nA,B\n",
+            &["code", "name"],
+            &["code", "name"],
+            &[],
+        ) else {
             panic!("expected row errors");
         };
         let text: Vec<String> = rows.iter().map(ToString::to_string).collect();

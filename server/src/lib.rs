@@ -31,6 +31,7 @@ pub mod templates;
 #[cfg(feature = "test-util")]
 pub mod testkit;
 mod transport;
+pub mod unit_import;
 
 pub use clock::now_ms;
 pub use config::Config;

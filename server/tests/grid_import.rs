@@ -5,7 +5,7 @@
 
 mod common;
 
-use patrolsync_server::store::PullStore;
+use patrolsync_server::store::{PullStore, UnitStore};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -263,6 +263,122 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
             "{backend}"
         );
         db.cleanup().await;
+    }
+    Ok(())
+}
+
+/// A unit register headed in Chinese, as a district keeps it.
+const UNITS: &str = "编码,网格,类型,名称,地址,责任人,联系电话,风险等级,四个能力自评日期,检查点
+U-1,H1-C1-K1-B1,出租房屋,幸福公寓,安国街 8 号,刘洋,13900000000,中,2026-11-02,H1-B1-EXIT
+U-2,H1-C1-K1,school,安国小学,安国街 20 号,周明,,low,,H1-K1-LANE
+";
+
+/// `admin units import | list | show` through the real binary on both backends: Chinese
+/// headers, errors that name the column as the file does (in the run's language), `--check`,
+/// a repeat import that changes nothing, and the unit's file.
+#[tokio::test]
+async fn the_unit_register_imports_through_the_command_line() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
+        });
+        let store = SqlStore::connect(&url).await?;
+        let admin = Admin {
+            data: &data,
+            url: db.url.as_deref(),
+        };
+        let write = |name: &str, text: &str| -> anyhow::Result<String> {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text)?;
+            Ok(p.to_str().expect("utf-8").to_owned())
+        };
+        admin.json(&["grid", "import", &write("cells.csv", CELLS)?])?;
+        admin.json(&["checkpoints", "import", &write("cp.geojson", CHECKPOINTS)?])?;
+
+        // A bad date and a checkpoint outside the unit's cell: refused in Chinese, naming the
+        // columns as the file heads them; nothing written.
+        let bad = write(
+            "bad.csv",
+            &UNITS
+                .replace("2026-11-02", "2026/11/02")
+                .replace("H1-K1-LANE", "H1-B1-EXIT;H1-NOPE"),
+        )?;
+        let out = admin.run_in("zh-CN", &["units", "import", &bad])?;
+        assert!(!out.status.success(), "{backend}");
+        let said = String::from_utf8(out.stderr)?;
+        assert!(
+            said.contains(
+                "第 2 行，四个能力自评日期 列：「2026/11/02」：日期应写成 2026-11-20 这样的格式"
+            ),
+            "{backend}: {said}"
+        );
+        assert!(
+            said.contains("第 3 行，检查点 列：检查点 H1-NOPE 不存在"),
+            "{backend}: {said}"
+        );
+        assert!(store.units(None).await?.is_empty(), "{backend}");
+
+        let good = write("units.csv", UNITS)?;
+        let checked = admin.json(&["units", "import", &good, "--check"])?;
+        assert_eq!(
+            (checked["rows"].as_u64(), checked["changed"].as_u64()),
+            (Some(2), Some(0))
+        );
+        assert!(
+            store.units(None).await?.is_empty(),
+            "{backend}: --check writes nothing"
+        );
+        assert_eq!(
+            admin.json(&["units", "import", &good])?["changed"],
+            2,
+            "{backend}"
+        );
+        let cursor = store.cursor().await?;
+        assert_eq!(
+            admin.json(&["units", "import", &good])?["changed"],
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            store.cursor().await?,
+            cursor,
+            "{backend}: a repeat import logs nothing"
+        );
+
+        let listed = admin.json(&["units", "list", "--cell", "H1-C1-K1-B1"])?;
+        assert_eq!(
+            listed.as_array().map(Vec::len),
+            Some(1),
+            "{backend}: {listed}"
+        );
+        assert_eq!(
+            (
+                listed[0]["kind"].as_str(),
+                listed[0]["risk"].as_str(),
+                listed[0]["self_check_date"].as_str()
+            ),
+            (Some("rental_housing"), Some("medium"), Some("2026-11-02")),
+            "{backend}"
+        );
+        let shown = admin.run_in("zh-CN", &["units", "show", "U-2"])?;
+        let shown = String::from_utf8(shown.stdout)?;
+        assert!(
+            shown.contains("类型          学校，低风险"),
+            "{backend}: {shown}"
+        );
+        assert!(
+            shown.contains("责任人        周明，电话 无"),
+            "{backend}: {shown}"
+        );
+        let missing = admin.run(&["units", "show", "U-9"])?;
+        assert!(
+            String::from_utf8(missing.stderr)?.contains("key unit U-9 does not exist"),
+            "{backend}"
+        );
     }
     Ok(())
 }

@@ -337,6 +337,8 @@ pub struct View {
     pub cells: Vec<String>,
     /// Checkpoint codes.
     pub checkpoints: Vec<String>,
+    /// Key unit codes.
+    pub units: Vec<String>,
     /// Hazards by id: status, agency, category, severity, description, deadline, conflicts.
     pub hazards: std::collections::BTreeMap<String, HazardFacts>,
 }
@@ -369,6 +371,12 @@ pub async fn device_view(device: &Client) -> anyhow::Result<View> {
             .await?
             .into_iter()
             .map(|c| c.code)
+            .collect(),
+        units: device
+            .units(None)
+            .await?
+            .into_iter()
+            .map(|u| u.code)
             .collect(),
         ..View::default()
     };
@@ -406,6 +414,7 @@ pub async fn server_view(server: &Server, device: &Client) -> anyhow::Result<Vie
     let mut v = View {
         cells: scope.cells,
         checkpoints: scope.checkpoints,
+        units: scope.units,
         ..View::default()
     };
     for id in scope.hazards {

@@ -222,6 +222,7 @@ async fn templates_reach_devices_and_answers_are_checked_against_their_version()
                 ledger: patrolsync_server::report::Ledger::Inspections,
                 period: &period,
                 cell: Some("S1"),
+                unit: None,
                 as_of_ms: patrolsync_server::now_ms(),
                 lang: patrolsync_i18n::Lang::ZhCn,
             },

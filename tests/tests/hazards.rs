@@ -484,6 +484,7 @@ async fn ledgers_show_the_closed_loop(
         ledger,
         period: &period,
         cell: Some("S1"),
+        unit: None,
         as_of_ms,
         lang,
     };

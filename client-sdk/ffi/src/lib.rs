@@ -303,6 +303,16 @@ impl PatrolClient {
         .await
     }
 
+    /// The key units of the device's cells (only those in `cell` when given), by code.
+    pub async fn units(&self, cell: Option<String>) -> Result<Vec<KeyUnit>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let units = client.units(cell.as_deref()).await.map_err(failed(&lang))?;
+            Ok(units.into_iter().map(KeyUnit::from).collect())
+        })
+        .await
+    }
+
     /// The latest version of every checklist template.
     pub async fn templates(&self) -> Result<Vec<Template>, PatrolError> {
         let (client, lang) = self.client();

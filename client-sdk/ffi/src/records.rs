@@ -420,6 +420,49 @@ impl Hazard {
     }
 }
 
+/// A key unit (重点单位) in the device's cells.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct KeyUnit {
+    /// Its code.
+    pub code: String,
+    /// Its grid cell.
+    pub cell: String,
+    /// `rental_housing`, `small_venue`, `school`, `hospital`, `high_rise`, `market`,
+    /// `warehouse`, `drug_handling` or `other`.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// Street address.
+    pub address: String,
+    /// The fire-safety responsible person.
+    pub responsible_person: String,
+    /// Their phone (empty if not on file).
+    pub responsible_phone: String,
+    /// `low`, `medium` or `high`.
+    pub risk: String,
+    /// The last four-capabilities self-assessment, `YYYY-MM-DD`, if on file.
+    pub self_check_date: Option<String>,
+    /// Codes of the checkpoints at the unit.
+    pub checkpoints: Vec<String>,
+}
+
+impl From<sdk::KeyUnit> for KeyUnit {
+    fn from(u: sdk::KeyUnit) -> KeyUnit {
+        KeyUnit {
+            code: u.code,
+            cell: u.cell,
+            kind: u.kind.as_str().to_owned(),
+            name: u.name,
+            address: u.address,
+            responsible_person: u.responsible_person,
+            responsible_phone: u.responsible_phone,
+            risk: u.risk.as_str().to_owned(),
+            self_check_date: u.self_check_date,
+            checkpoints: u.checkpoints,
+        }
+    }
+}
+
 /// A checkpoint in the device's cells.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct Checkpoint {

@@ -29,6 +29,20 @@ category-rental_housing = rental housing
 category-renovation = renovation works
 category-other = other
 
+## Key units (the register)
+unit-kind-rental_housing = rental housing
+unit-kind-small_venue = small venue
+unit-kind-school = school
+unit-kind-hospital = hospital
+unit-kind-high_rise = high-rise
+unit-kind-market = market
+unit-kind-warehouse = warehouse
+unit-kind-drug_handling = drug-handling unit
+unit-kind-other = other
+unit-risk-low = low
+unit-risk-medium = medium
+unit-risk-high = high
+
 ## Severity, handling, agencies
 severity-general = general
 severity-major = major
@@ -72,6 +86,8 @@ ledger-hazard-disposal = Hazard disposal record
 ledger-hazard-transfer = Hazard transfer record
 ledger-title-period = { $grid } · { $from } – { $to }
 ledger-all-cells = all cells
+ledger-title-unit-period = { $grid } · { $from } – { $to }
+ledger-unit-place = { $name } ({ $code }, cell { $cell })
 ledger-about = about
 # Dates (in tables)
 date = { $year }-{ $month }-{ $day }
@@ -134,6 +150,7 @@ about-period = period
 about-cell = cell
 about-time_zone = time zone
 about-as_of = as of
+about-unit = key unit
 about-check_ins = check-ins
 about-flagged = flagged
 about-hazards = hazards
@@ -366,6 +383,7 @@ cli-scope-feed = feed          { $feed }
 cli-scope-holds = holds         { $kind } { $id } since change { $since }
 cli-scope-cells = cells         { $n } { $codes }
 cli-scope-checkpoints = checkpoints   { $n } { $codes }
+cli-scope-units = key units     { $n } { $codes }
 cli-scope-hazards = hazards       { $n }
 cli-retire-already = { $code } was already retired; nothing changed
 cli-retired = retired { $code }: { $cells } cell(s) and { $checkpoints } checkpoint(s); their history stays, new records there are refused
@@ -386,6 +404,19 @@ cli-imported = { $file }: { $rows } { $what } rows read, { $changed } changed{ $
     [true] { " " }(already up to date)
    *[false] {""}
 }
+cli-no-units = no key units registered; import them with `patrolsync admin units import FILE`
+cli-unit-row = { $code }  { $name } ({ $kind }, { $risk } risk)  cell { $cell }  responsible { $person } { $phone }  { $checkpoints } checkpoints
+cli-unit-none = none
+cli-unit-title = key unit      { $code } { $name }, cell { $cell }
+cli-unit-kind = kind          { $kind }, { $risk } risk
+cli-unit-address = address       { $address }
+cli-unit-person = responsible   { $person }, phone { $phone }
+cli-unit-self-check = self-check    { $date } (four capabilities)
+cli-unit-checkpoints = checkpoints   { $codes }
+cli-unit-check-ins = inspections (latest { $shown } of { $total }):
+cli-unit-check-in = { $at }  { $checkpoint }  { $user }  { $kind } { $outcome }
+cli-unit-hazards = hazards (latest { $shown } of { $total }):
+cli-unit-hazard = { $id }  { $status }  { $category }  deadline { $deadline }  { $description }
 cli-admin-added = admin { $name } ({ $role }, subtree { $subtree }); the token above is shown once: send it as Authorization: Bearer <token>
 cli-no-admins = no named admins; the data dir's admin.token is the bootstrap owner
 cli-admins-header = name                 role      subtree        created                expires                revoked
@@ -419,6 +450,8 @@ dev-watch-stopped = stopped: { $reason }
 dev-no-photos = no photos
 dev-photo-saved = saved { $file } ({ $size } bytes, SHA-256 verified)
 dev-no-checkpoints = no checkpoints yet; run sync
+dev-no-units = no key units in your cells (or not synced yet)
+dev-unit = { $code }  { $name } ({ $kind }, { $risk } risk)  cell { $cell }  responsible { $person } { $phone }  checkpoints { $checkpoints }
 dev-synced = synced in { $ms } ms: { $sent } sent, { $applied } applied, { $duplicates } already on the server, { $rejected } rejected, { $pending } pending; { $received } changes received; { $photos } photos uploaded ({ $bytes } bytes)
 dev-photo-refused = photo refused: { $photo }
 dev-see-why = see why with: { $command }

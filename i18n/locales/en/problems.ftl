@@ -24,6 +24,9 @@ store-no-parent = cell { $cell }: parent cell { $parent } does not exist
 store-cell-moved = cell { $cell } is at { $old }; it cannot move to { $new } (retire it and add the new place under a new code)
 store-checkpoint-no-cell = checkpoint { $checkpoint }: cell { $cell } does not exist
 store-no-checkpoint = checkpoint { $checkpoint } does not exist
+store-no-unit = key unit { $unit } does not exist; `patrolsync admin units list` lists them
+store-unit-moved = key unit { $unit } is in cell { $old }; it cannot move to { $new } (register the new place under a new code)
+store-unit-checkpoint-outside = key unit { $unit }: checkpoint { $checkpoint } is not in cell { $cell } or below it
 store-no-user = user { $user } does not exist; import people or enroll them first
 store-no-device = no device { $device }; see `patrolsync admin devices`
 store-not-enrolled = device { $device } is not enrolled
@@ -79,11 +82,18 @@ import-number-range = "{ $value }": a number from { $min } to { $max }
 import-coordinates-range = coordinates out of range
 import-both-coordinates = give both latitude and longitude, or neither
 import-unknown-code = "{ $value }" is not one of: { $known }
-import-people-csv = people are imported from CSV (name,role,agency,cells)
+import-people-csv = people are imported from CSV or XLSX (name,role,agency,cells)
 import-name-length = 1 to 128 characters
 import-agency-needed = an agency user needs police_station or fire_brigade
 import-agency-only = only for role agency
 import-not-live = { $cell } is not a live cell of the grid
+import-xlsx = cannot read the XLSX file { $file }: { $error }
+import-xlsx-empty = the first sheet of the XLSX file { $file } is empty
+import-xlsx-cell = the cell holds a formula error ({ $error })
+import-too-long = at most { $max } characters
+import-bad-phone = "{ $value }" is not a phone number (3 to 20 digits, with +, -, spaces and parentheses allowed)
+import-bad-date = "{ $value }": write a date as 2026-11-20
+import-checkpoint-unknown = checkpoint { $checkpoint } does not exist
 
 ## Templates
 

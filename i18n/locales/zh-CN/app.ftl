@@ -28,6 +28,20 @@ category-rental_housing = 出租屋隐患
 category-renovation = 装修施工隐患
 category-other = 其他
 
+## 重点单位（户籍化管理）
+unit-kind-rental_housing = 出租房屋
+unit-kind-small_venue = 九小场所
+unit-kind-school = 学校
+unit-kind-hospital = 医院
+unit-kind-high_rise = 高层建筑
+unit-kind-market = 市场
+unit-kind-warehouse = 仓库
+unit-kind-drug_handling = 涉药单位
+unit-kind-other = 其他
+unit-risk-low = 低
+unit-risk-medium = 中
+unit-risk-high = 高
+
 ## 严重程度、处置方式、移交单位
 severity-general = 一般
 severity-major = 重大
@@ -71,6 +85,8 @@ ledger-hazard-disposal = 隐患处置记录
 ledger-hazard-transfer = 隐患移交记录
 ledger-title-period = 网格：{ $grid }　期间：{ $from } 至 { $to }
 ledger-all-cells = 全部网格
+ledger-title-unit-period = 单位：{ $grid }　期间：{ $from } 至 { $to }
+ledger-unit-place = { $name }（{ $code }，网格 { $cell }）
 ledger-about = 说明
 # 日期（表格中的日期与时间）
 date = { $year }年{ $month }月{ $day }日
@@ -133,6 +149,7 @@ about-period = 期间
 about-cell = 网格
 about-time_zone = 时区
 about-as_of = 截至
+about-unit = 重点单位
 about-check_ins = 签到记录（条）
 about-flagged = 有异常标记（条）
 about-hazards = 隐患（条）
@@ -365,6 +382,7 @@ cli-scope-feed = 数据源        { $feed }
 cli-scope-holds = 持有          { $kind } { $id }，自第 { $since } 次变更
 cli-scope-cells = 网格          { $n } { $codes }
 cli-scope-checkpoints = 检查点        { $n } { $codes }
+cli-scope-units = 重点单位      { $n } { $codes }
 cli-scope-hazards = 隐患          { $n }
 cli-retire-already = { $code } 早已撤销；没有变化
 cli-retired = 已撤销 { $code }：{ $cells } 个网格、{ $checkpoints } 个检查点；历史记录保留，新记录将被拒收
@@ -383,16 +401,31 @@ cli-hazard-deadline = ，整改期限 { $at }
 cli-import-checked = { $file }：{ $rows } 行{ $what ->
     [cells] 网格
     [checkpoints] 检查点
+    [units] 重点单位
    *[people] 人员
 }数据无误；未写入（--check）
 cli-imported = { $file }：读取 { $rows } 行{ $what ->
     [cells] 网格
     [checkpoints] 检查点
+    [units] 重点单位
    *[people] 人员
 }数据，变更 { $changed } 行{ $up_to_date ->
     [true] （已是最新）
    *[false] {""}
 }
+cli-no-units = 还没有登记重点单位；用 `patrolsync admin units import FILE` 导入
+cli-unit-row = { $code }  { $name }（{ $kind }，{ $risk }风险）  网格 { $cell }  责任人 { $person } { $phone }  检查点 { $checkpoints } 个
+cli-unit-none = 无
+cli-unit-title = 重点单位      { $code } { $name }，网格 { $cell }
+cli-unit-kind = 类型          { $kind }，{ $risk }风险
+cli-unit-address = 地址          { $address }
+cli-unit-person = 责任人        { $person }，电话 { $phone }
+cli-unit-self-check = 四个能力自评  { $date }
+cli-unit-checkpoints = 检查点        { $codes }
+cli-unit-check-ins = 检查记录（最近 { $shown } 条，共 { $total } 条）：
+cli-unit-check-in = { $at }  { $checkpoint }  { $user }  { $kind } { $outcome }
+cli-unit-hazards = 隐患（最近 { $shown } 条，共 { $total } 条）：
+cli-unit-hazard = { $id }  { $status }  { $category }  期限 { $deadline }  { $description }
 cli-admin-added = 管理员 { $name }（{ $role }，范围 { $subtree }）；上面的令牌只显示这一次：请求时作为 Authorization: Bearer <令牌> 发送
 cli-no-admins = 没有具名管理员；数据目录中的 admin.token 是初始所有者
 cli-admins-header = 名称                 角色      范围           创建时间               到期时间               撤销
@@ -426,6 +459,8 @@ dev-watch-stopped = 已停止：{ $reason }
 dev-no-photos = 没有照片
 dev-photo-saved = 已保存 { $file }（{ $size } 字节，SHA-256 校验通过）
 dev-no-checkpoints = 还没有检查点；请先同步
+dev-no-units = 您的网格内还没有重点单位（或尚未同步）
+dev-unit = { $code }  { $name }（{ $kind }，{ $risk }风险）  网格 { $cell }  责任人 { $person } { $phone }  检查点 { $checkpoints }
 dev-synced = 同步完成，用时 { $ms } 毫秒：发送 { $sent } 条，接收成功 { $applied } 条，服务器已有 { $duplicates } 条，被拒收 { $rejected } 条，待传 { $pending } 条；收到 { $received } 项变更；上传照片 { $photos } 张（{ $bytes } 字节）
 dev-photo-refused = 照片未被接收：{ $photo }
 dev-see-why = 查看原因：{ $command }

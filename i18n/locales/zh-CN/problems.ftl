@@ -23,6 +23,9 @@ store-no-parent = 网格 { $cell }：上级网格 { $parent } 不存在
 store-cell-moved = 网格 { $cell } 位于 { $old }，不能移到 { $new }（请撤销它，再以新编码添加新位置）
 store-checkpoint-no-cell = 检查点 { $checkpoint }：网格 { $cell } 不存在
 store-no-checkpoint = 检查点 { $checkpoint } 不存在
+store-no-unit = 重点单位 { $unit } 不存在；单位清单见 `patrolsync admin units list`
+store-unit-moved = 重点单位 { $unit } 属于网格 { $old }，不能移到 { $new }（请以新编码登记新位置）
+store-unit-checkpoint-outside = 重点单位 { $unit }：检查点 { $checkpoint } 不在网格 { $cell } 及其下级网格内
 store-no-user = 用户 { $user } 不存在；请先导入人员或为其注册设备
 store-no-device = 没有设备 { $device }；设备号见 `patrolsync admin devices`
 store-not-enrolled = 设备 { $device } 未注册
@@ -78,11 +81,18 @@ import-number-range = 「{ $value }」：应为 { $min } 到 { $max } 之间的�
 import-coordinates-range = 坐标超出范围
 import-both-coordinates = 纬度和经度要么都填，要么都不填
 import-unknown-code = 「{ $value }」无效，可选：{ $known }
-import-people-csv = 人员只能从 CSV 导入（name,role,agency,cells）
+import-people-csv = 人员只能从 CSV 或 XLSX 导入（name,role,agency,cells）
 import-name-length = 应为 1 到 128 个字符
 import-agency-needed = 单位用户需要填写 police_station（派出所）或 fire_brigade（消防救援站）
 import-agency-only = 只用于单位用户（agency）
 import-not-live = { $cell } 不是网格中在用的网格
+import-xlsx = 无法读取 XLSX 文件 { $file }：{ $error }
+import-xlsx-empty = XLSX 文件 { $file } 的第一个工作表是空的
+import-xlsx-cell = 单元格的值是公式错误（{ $error }）
+import-too-long = 最多 { $max } 个字符
+import-bad-phone = 「{ $value }」不是电话号码（3 到 20 位数字，可含 +、-、空格和括号）
+import-bad-date = 「{ $value }」：日期应写成 2026-11-20 这样的格式
+import-checkpoint-unknown = 检查点 { $checkpoint } 不存在
 
 ## 检查表模板
 

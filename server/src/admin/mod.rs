@@ -20,7 +20,9 @@
 //! | `GET /api/hazards?cell=` | viewer | hazards by status, per child cell of `cell` (or per street) |
 //! | `GET /api/reports/compliance?period=&cell=&as_of=` | viewer | cadence compliance (JSON) |
 //! | `GET /api/reports/evaluation?period=&cell=&by=&as_of=` | viewer | performance evaluation (JSON) |
-//! | `GET /api/exports/{ledger}?period=&cell=&as_of=&format=` | viewer | a ledger as CSV or XLSX |
+//! | `GET /api/exports/{ledger}?period=&cell=&unit=&as_of=&format=` | viewer | a ledger as CSV or XLSX (of a subtree, or of one key unit) |
+//! | `GET /api/units?cell=` | viewer | the key units of a subtree |
+//! | `GET /api/units/{code}?limit=` | viewer | a key unit's file: details, latest inspections, hazards |
 //! | `GET /api/series` | viewer, whole grid | ingest rate, ack latency and backlog over the last hour (this node) |
 //! | `GET /api/stats` | viewer, whole grid | store counts |
 //! | `GET /api/audit?since=&actor=&limit=` | owner, whole grid | the audit log, and whether its chain verifies |
@@ -35,6 +37,7 @@ mod logs;
 mod reports;
 #[cfg(test)]
 mod tests;
+mod units;
 
 use auth::Admin;
 
@@ -97,6 +100,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/exports/{ledger}", get(reports::export))
         .route("/api/audit", get(reports::audit))
         .route("/api/admins", get(reports::admins))
+        .route("/api/units", get(units::list))
+        .route("/api/units/{code}", get(units::file))
         .layer(axum::middleware::from_fn(word_errors))
         .with_state(state)
 }

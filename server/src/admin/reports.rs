@@ -30,6 +30,8 @@ pub struct ReportQuery {
     format: Option<String>,
     /// Exports: the form's language, `zh-CN` (the official form, default) or `en`.
     lang: Option<String>,
+    /// Exports: one key unit's ledger (its cell is the subtree; `cell` is then not asked).
+    unit: Option<String>,
 }
 
 type Rejected = axum::extract::rejection::QueryRejection;
@@ -185,8 +187,29 @@ pub async fn export(
         "ledger {} {} of {}",
         which.name(),
         q.period.as_deref().unwrap_or("?"),
-        q.cell.as_deref().unwrap_or("(all)")
+        match &q.unit {
+            Some(u) => format!("unit {u}"),
+            None => q.cell.clone().unwrap_or_else(|| "(all)".into()),
+        }
     );
+    let unit = match q.unit.as_deref() {
+        None => None,
+        Some(code) => match s.db.unit_file(code, 0).await {
+            Ok(Some(f)) => Some(f.unit),
+            Ok(None) => {
+                admin.audit(&s, "export", target, "refused").await;
+                return json_text(
+                    StatusCode::NOT_FOUND,
+                    &patrolsync_i18n::text!("store-no-unit", unit = code),
+                );
+            }
+            Err(e) => return store_error(e),
+        },
+    };
+    let mut q = q;
+    if let Some(u) = &unit {
+        q.cell = Some(u.cell.clone());
+    }
     let a = match asked(&s, &admin, &q).await {
         Ok(a) => a,
         Err(r) => {
@@ -204,6 +227,7 @@ pub async fn export(
             ledger: which,
             period: &a.period,
             cell: a.cell.as_deref(),
+            unit: unit.as_ref(),
             as_of_ms: a.as_of,
             lang,
         },

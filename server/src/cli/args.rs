@@ -216,6 +216,13 @@ pub(super) enum AdminCommand {
         #[command(subcommand)]
         command: ImportCommand,
     },
+    /// The key-unit register (重点单位户籍化管理): `import FILE` (CSV or XLSX), `list`,
+    /// `show CODE` (the unit's file: inspections and hazards).
+    Units {
+        /// What to do.
+        #[command(subcommand)]
+        command: UnitCommand,
+    },
     /// People: `import FILE` (CSV: name,role,agency,cells), with their assignments.
     People {
         /// What to do.
@@ -298,8 +305,12 @@ pub(super) enum AdminCommand {
         #[arg(long)]
         period: crate::report::Period,
         /// Root of the subtree (a cell code). Default: the whole grid.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "unit")]
         cell: Option<String>,
+        /// One key unit's ledger (单位台账): only the check-ins at its checkpoints and the
+        /// hazards reported there.
+        #[arg(long)]
+        unit: Option<String>,
         /// The moment the report stands at: only what the server had received by then counts,
         /// and slots and deadlines are judged as they stood then. `2026-11-03` (the end of that
         /// day), `2026-11-03 09:00` (local, in `reports.time_zone`) or RFC 3339. Default: now.
@@ -376,6 +387,51 @@ pub(super) enum TemplateCommand {
         /// Version (default: the latest).
         #[arg(long)]
         version: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The key-unit register.
+#[derive(Debug, Subcommand)]
+pub(super) enum UnitCommand {
+    /// Import units from CSV or XLSX (the first sheet): `code,cell,kind,name,address,
+    /// responsible_person,responsible_phone,risk,self_check_date,checkpoints`, or the same
+    /// columns headed in Chinese (编码,网格,类型,名称,地址,责任人,联系电话,风险等级,
+    /// 四个能力自评日期,检查点). kind: rental_housing, small_venue, school, hospital,
+    /// high_rise, market, warehouse, drug_handling, other (or 出租房屋, 九小场所 …); risk: low,
+    /// medium, high (or 低, 中, 高; empty is medium); self_check_date: YYYY-MM-DD;
+    /// checkpoints: codes in the unit's cell or below it, separated by `;`. Checked whole
+    /// first: a bad row is reported by line and column and nothing is applied. Units reach the
+    /// devices of their cells at the next sync.
+    Import {
+        /// The file (.csv or .xlsx).
+        file: PathBuf,
+        /// Check the file and report problems; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The units in a cell's subtree (default: all), by code.
+    List {
+        /// Only units in this cell or below it.
+        #[arg(long)]
+        cell: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A unit's file: its details, its latest inspections (check-ins at its checkpoints) and
+    /// its hazards with their state.
+    Show {
+        /// Unit code.
+        code: String,
+        /// How many check-ins and hazards to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -253,6 +253,14 @@ pub fn print_scope(v: &crate::store::ScopeView) {
             codes = first(&v.checkpoints)
         )
     );
+    println!(
+        "{}",
+        say!(
+            "cli-scope-units",
+            n = v.units.len(),
+            codes = first(&v.units)
+        )
+    );
     println!("{}", say!("cli-scope-hazards", n = v.hazards.len()));
     for h in &v.hazards {
         println!("  {h}");

@@ -16,6 +16,7 @@ mod grid;
 mod inspect;
 mod reports;
 mod serve;
+mod units;
 
 pub use args::Cli;
 
@@ -136,6 +137,11 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
                 file, check: false, ..
             },
         } => ("import_people", path(file)),
+        AdminCommand::Units {
+            command: UnitCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_units", path(file)),
         AdminCommand::Template {
             command: TemplateCommand::Publish {
                 file, check: false, ..
@@ -212,6 +218,7 @@ async fn run_admin(
         | AdminCommand::Template { .. }
         | AdminCommand::Assign { .. }
         | AdminCommand::SeedDemo { .. }) => grid::run(&config, &sql, &store, c).await,
+        c @ AdminCommand::Units { .. } => units::run(&config, &sql, c).await,
         c @ (AdminCommand::Hazard { .. } | AdminCommand::Scope { .. }) => {
             inspect::run(&config, &sql, &store, c).await
         }

@@ -77,6 +77,7 @@ pub(super) async fn run(
             ledger,
             period,
             cell,
+            unit,
             as_of,
             format,
             output,
@@ -84,6 +85,15 @@ pub(super) async fn run(
             let lang = super::lang();
             let (cal, rules) = calendar(config)?;
             let as_of = moment(&cal, as_of.as_deref())?;
+            let unit = match unit {
+                Some(code) => Some(
+                    sql.unit_file(&code, 0)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("{}", say!("store-no-unit", unit = code)))?
+                        .unit,
+                ),
+                None => None,
+            };
             let table = crate::report::ledger(
                 sql.as_ref(),
                 &cal,
@@ -92,6 +102,7 @@ pub(super) async fn run(
                     ledger,
                     period: &period,
                     cell: cell.as_deref(),
+                    unit: unit.as_ref(),
                     as_of_ms: as_of,
                     lang,
                 },

@@ -76,14 +76,19 @@ pub(super) fn dress(
     lang: Lang,
     period: &Period,
     cell: Option<&str>,
+    unit: Option<String>,
 ) -> Table {
     let title = lang.text(&format!("ledger-{}", which.name()));
     let grid = cell.map_or_else(|| lang.text("ledger-all-cells"), str::to_owned);
     let last_day = period.end.pred_opt().unwrap_or(period.end);
     let line = lang.format(
-        "ledger-title-period",
+        if unit.is_some() {
+            "ledger-title-unit-period"
+        } else {
+            "ledger-title-period"
+        },
         &[
-            ("grid", Arg::from(grid)),
+            ("grid", Arg::from(unit.unwrap_or(grid))),
             ("from", Arg::from(form_date(lang, period.start))),
             ("to", Arg::from(form_date(lang, last_day))),
         ],

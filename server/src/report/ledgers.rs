@@ -46,6 +46,9 @@ pub struct LedgerQuery<'a> {
     pub period: &'a Period,
     /// The subtree's root cell; None for every cell.
     pub cell: Option<&'a str>,
+    /// Only the records of this key unit (check-ins at its checkpoints, hazards reported
+    /// there): the unit's ledger (单位台账). Its cell is the subtree, whatever `cell` says.
+    pub unit: Option<&'a crate::store::units::UnitEntry>,
     /// Only what the server had received by then (Unix ms).
     pub as_of_ms: i64,
     /// The language of the form: `zh-CN` is the official form (Chinese columns, words and
@@ -64,9 +67,13 @@ pub async fn ledger(
         ledger,
         period,
         cell,
+        unit,
         as_of_ms,
         lang,
     } = q;
+    let cell = unit.map_or(cell, |u| Some(u.cell.as_str()));
+    let at_unit =
+        |checkpoint: &str| unit.is_none_or(|u| u.checkpoints.iter().any(|c| c == checkpoint));
     let (from_ms, to_ms) = (cal.start_ms(period.start), cal.start_ms(period.end));
     let about_key = |key: &str| lang.text(&format!("about-{key}"));
     let mut about = vec![
@@ -83,8 +90,11 @@ pub async fn ledger(
             cell.map_or_else(|| lang.text("ledger-all-cells"), str::to_owned),
         ),
         (about_key("time_zone"), cal.zone().into()),
-        (about_key("as_of"), cal.local(as_of_ms)),
     ];
+    if let Some(u) = unit {
+        about.push((about_key("unit"), format!("{} {}", u.code, u.name)));
+    }
+    about.extend([(about_key("as_of"), cal.local(as_of_ms))]);
     let (columns, rows) = match ledger {
         Ledger::Inspections | Ledger::Patrols => {
             let all = store
@@ -96,6 +106,7 @@ pub async fn ledger(
                 .zip(&flags)
                 .filter(|(c, _)| {
                     c.in_scope
+                        && at_unit(&c.checkpoint)
                         && c.device_time_ms >= from_ms
                         && (c.kind == "inspection") == (ledger == Ledger::Inspections)
                 })
@@ -119,7 +130,13 @@ pub async fn ledger(
             )
         }
         Ledger::HazardDisposal | Ledger::HazardTransfer => {
-            let hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;
+            let mut hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;
+            hazards.retain(|h| {
+                h.log.iter().any(|e| match &e.op {
+                    HazardOp::Report(r) => at_unit(&r.checkpoint),
+                    _ => false,
+                })
+            });
             let (columns, rows, covered) = if ledger == Ledger::HazardDisposal {
                 disposal(cal, &hazards, from_ms, as_of_ms)
             } else {
@@ -147,7 +164,18 @@ pub async fn ledger(
         rows,
         about,
     };
-    Ok(super::forms::dress(table, ledger, lang, period, cell))
+    let place = unit.map(|u| {
+        message!(
+            lang,
+            "ledger-unit-place",
+            code = u.code,
+            name = u.name,
+            cell = u.cell
+        )
+    });
+    Ok(super::forms::dress(
+        table, ledger, lang, period, cell, place,
+    ))
 }
 
 pub(super) const CHECK_IN_COLUMNS: [&str; 22] = [

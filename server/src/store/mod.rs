@@ -10,6 +10,7 @@ pub mod reports;
 pub mod scope;
 pub mod sql;
 mod types;
+pub mod units;
 
 pub use admins::AccountStore;
 #[cfg(feature = "test-util")]
@@ -17,6 +18,7 @@ pub use faulty::FaultyStore;
 pub use reports::ReportStore;
 pub use scope::{ScopeGrant, ScopeView};
 pub use types::*;
+pub use units::UnitStore;
 
 use async_trait::async_trait;
 use patrolsync_i18n::{Lang, Text, message};
@@ -390,6 +392,6 @@ pub trait TemplateStore: Send + Sync {
 }
 
 /// What the admin HTTP API and the command line use: the sync path's store and the admin areas.
-pub trait AdminStore: Store + ReportStore + AccountStore {}
+pub trait AdminStore: Store + ReportStore + AccountStore + UnitStore {}
 
-impl<T: Store + ReportStore + AccountStore> AdminStore for T {}
+impl<T: Store + ReportStore + AccountStore + UnitStore> AdminStore for T {}

@@ -20,6 +20,8 @@ pub struct ScopeView {
     pub cells: Vec<String>,
     /// Checkpoint codes, sorted.
     pub checkpoints: Vec<String>,
+    /// Key unit codes, sorted.
+    pub units: Vec<String>,
     /// Hazard ids, sorted.
     pub hazards: Vec<String>,
 }

@@ -18,6 +18,7 @@ mod photos;
 mod reports;
 mod scope;
 mod templates;
+mod units;
 
 pub(crate) use changes::PendingChange;
 

@@ -43,7 +43,7 @@ fn users_filter(subtree: bool) -> &'static str {
 impl SqlStore {
     /// The path prefix of the subtree under `cell` (every cell when `None`). Compared with
     /// `substr`, not `LIKE`: `_` and `%` in codes stay literal, and case matters on both backends.
-    async fn subtree(&self, cell: Option<&str>) -> Result<String, StoreError> {
+    pub(super) async fn subtree(&self, cell: Option<&str>) -> Result<String, StoreError> {
         let Some(code) = cell else {
             return Ok("/".into());
         };

@@ -391,15 +391,17 @@ impl SqlStore {
             binds.len() + 4
         };
         let visible = if scope.agency.is_some() {
-            // The whole grid, and the hazards the agency held when each entry was written.
+            // The whole grid with its key units (the police station supervises their register),
+            // and the hazards the agency held when each entry was written.
             format!(
-                "kind IN ('{}', '{}', '{}') OR EXISTS (SELECT 1 FROM scope_grants g \
+                "kind IN ('{}', '{}', '{}', '{}') OR EXISTS (SELECT 1 FROM scope_grants g \
                  WHERE g.audience = $4 AND g.target_kind = 'hazard' AND g.target = changes.entity_key \
                  AND changes.seq > g.granted_seq \
                  AND (g.revoked_seq IS NULL OR changes.seq < g.revoked_seq))",
                 ChangeKind::Cell,
                 ChangeKind::Checkpoint,
-                ChangeKind::Template
+                ChangeKind::Template,
+                ChangeKind::Unit
             )
         } else {
             // Checklist templates are filed under `/`, for everyone; cells under the paths held
@@ -571,7 +573,8 @@ impl PullStore for SqlStore {
             v.dedup();
             v
         };
-        let (mut cells, mut checkpoints, mut hazards) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cells, mut checkpoints, mut units, mut hazards) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // Derived from the domain, not from the grants: what the assignments and the hazards'
         // folded agencies say now (the grants are how the feed got there).
         if let Some(agency) = &scope.agency {
@@ -579,6 +582,9 @@ impl PullStore for SqlStore {
                 .fetch_all(self.pool())
                 .await?;
             checkpoints = sqlx::query_scalar("SELECT code FROM checkpoints")
+                .fetch_all(self.pool())
+                .await?;
+            units = sqlx::query_scalar("SELECT code FROM key_units")
                 .fetch_all(self.pool())
                 .await?;
             let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id FROM hazards WHERE agency = $1")
@@ -610,6 +616,15 @@ impl PullStore for SqlStore {
                 checkpoints.extend(
                     sqlx::query_scalar::<_, String>(
                         "SELECT cp.code FROM checkpoints cp JOIN grid_cells c ON c.id = cp.cell_id \
+                         WHERE substr(c.path, 1, length($1)) = $1",
+                    )
+                    .bind(path)
+                    .fetch_all(self.pool())
+                    .await?,
+                );
+                units.extend(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT u.code FROM key_units u JOIN grid_cells c ON c.id = u.cell_id \
                          WHERE substr(c.path, 1, length($1)) = $1",
                     )
                     .bind(path)
@@ -649,6 +664,7 @@ impl PullStore for SqlStore {
                 .collect(),
             cells: strings(cells),
             checkpoints: strings(checkpoints),
+            units: strings(units),
             hazards: strings(hazards),
         })
     }

@@ -143,6 +143,7 @@ pub async fn run(args: &ReportsArgs, url: &str) -> anyhow::Result<Value> {
             ledger: report::Ledger::Inspections,
             period: &period,
             cell: first_street.as_deref(),
+            unit: None,
             as_of_ms: now,
             lang: patrolsync_i18n::Lang::ZhCn,
         },

@@ -1,0 +1,294 @@
+//! The key-unit register.
+
+use super::*;
+use crate::store::units::*;
+use patrolsync_i18n::text;
+use patrolsync_proto::unit::UnitRecord;
+
+/// Columns of a unit row, as [`unit_entry`] reads them (checkpoints come separately).
+const UNIT_COLUMNS: &str = "u.id, u.code, c.code, u.kind, u.name, u.address, u.responsible_person, \
+     u.responsible_phone, u.risk, u.self_check_date";
+
+fn unit_entry(r: &AnyRow, checkpoints: Vec<String>) -> Result<UnitEntry, StoreError> {
+    Ok(UnitEntry {
+        code: r.try_get(1)?,
+        cell: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        name: r.try_get(4)?,
+        address: r.try_get(5)?,
+        responsible_person: r.try_get(6)?,
+        responsible_phone: r.try_get(7)?,
+        risk: r.try_get(8)?,
+        self_check_date: r.try_get(9)?,
+        checkpoints,
+    })
+}
+
+impl SqlStore {
+    /// The checkpoint codes of `unit`, sorted.
+    async fn unit_checkpoints(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        unit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut codes: Vec<String> = sqlx::query_scalar(
+            "SELECT cp.code FROM key_unit_checkpoints k JOIN checkpoints cp ON cp.id = k.checkpoint_id \
+             WHERE k.unit_id = $1",
+        )
+        .bind(unit)
+        .fetch_all(&mut *conn)
+        .await?;
+        codes.sort();
+        Ok(codes)
+    }
+}
+
+#[async_trait]
+impl UnitStore for SqlStore {
+    async fn upsert_units(&self, units: &[NewUnit], now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut changed = 0;
+        let mut changes = Vec::new();
+        for unit in units {
+            let cell = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
+                .bind(&unit.cell)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = unit.cell)))?;
+            let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
+            // A unit stays in its cell: devices of the old cell would keep it otherwise.
+            let held: Option<String> = sqlx::query_scalar(
+                "SELECT c.code FROM key_units u JOIN grid_cells c ON c.id = u.cell_id WHERE u.code = $1",
+            )
+            .bind(&unit.code)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(old) = held.filter(|old| *old != unit.cell) {
+                return Err(StoreError::Invalid(text!(
+                    "store-unit-moved",
+                    unit = unit.code,
+                    old = old,
+                    new = unit.cell
+                )));
+            }
+            let mut n = sqlx::query(
+                "INSERT INTO key_units (code, cell_id, kind, name, address, responsible_person, \
+                 responsible_phone, risk, self_check_date, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (code) DO UPDATE SET \
+                 kind = excluded.kind, name = excluded.name, address = excluded.address, \
+                 responsible_person = excluded.responsible_person, \
+                 responsible_phone = excluded.responsible_phone, risk = excluded.risk, \
+                 self_check_date = excluded.self_check_date \
+                 WHERE key_units.kind <> excluded.kind OR key_units.name <> excluded.name \
+                 OR key_units.address <> excluded.address \
+                 OR key_units.responsible_person <> excluded.responsible_person \
+                 OR key_units.responsible_phone <> excluded.responsible_phone \
+                 OR key_units.risk <> excluded.risk \
+                 OR key_units.self_check_date IS DISTINCT FROM excluded.self_check_date",
+            )
+            .bind(&unit.code)
+            .bind(cell_id)
+            .bind(unit.kind.as_str())
+            .bind(&unit.name)
+            .bind(&unit.address)
+            .bind(&unit.responsible_person)
+            .bind(&unit.responsible_phone)
+            .bind(unit.risk.as_str())
+            .bind(unit.self_check_date.clone())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let id: i64 = sqlx::query_scalar("SELECT id FROM key_units WHERE code = $1")
+                .bind(&unit.code)
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut wanted = unit.checkpoints.clone();
+            wanted.sort();
+            wanted.dedup();
+            if self.unit_checkpoints(&mut tx, id).await? != wanted {
+                sqlx::query("DELETE FROM key_unit_checkpoints WHERE unit_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                for code in &wanted {
+                    let cp = sqlx::query(
+                        "SELECT cp.id, c.path FROM checkpoints cp JOIN grid_cells c ON c.id = cp.cell_id \
+                         WHERE cp.code = $1",
+                    )
+                    .bind(code)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::NotFound(text!("store-no-checkpoint", checkpoint = code))
+                    })?;
+                    let (cp_id, cp_path): (i64, String) = (cp.try_get(0)?, cp.try_get(1)?);
+                    if !patrolsync_proto::grid::covers(&cell_path, &cp_path) {
+                        return Err(StoreError::Invalid(text!(
+                            "store-unit-checkpoint-outside",
+                            unit = unit.code,
+                            checkpoint = code,
+                            cell = unit.cell
+                        )));
+                    }
+                    sqlx::query(
+                        "INSERT INTO key_unit_checkpoints (unit_id, checkpoint_id) VALUES ($1, $2)",
+                    )
+                    .bind(id)
+                    .bind(cp_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                n = 1;
+            }
+            if n > 0 {
+                let record = UnitRecord {
+                    code: unit.code.clone(),
+                    grid_cell: unit.cell.clone(),
+                    kind: unit.kind,
+                    name: unit.name.clone(),
+                    address: unit.address.clone(),
+                    responsible_person: unit.responsible_person.clone(),
+                    responsible_phone: unit.responsible_phone.clone(),
+                    risk: unit.risk,
+                    self_check_date: unit.self_check_date.clone().unwrap_or_default(),
+                    checkpoints: wanted,
+                };
+                changes.push(PendingChange::admin(
+                    cell_path,
+                    ChangeKind::Unit,
+                    format!("unit:{}", unit.code),
+                    record.encode(),
+                    true,
+                ));
+                changed += 1;
+            }
+        }
+        self.append_changes(&mut tx, &changes, now_ms).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn units(&self, cell: Option<&str>) -> Result<Vec<UnitEntry>, StoreError> {
+        let prefix = self.subtree(cell).await?;
+        let sql = format!(
+            "SELECT {UNIT_COLUMNS} FROM key_units u JOIN grid_cells c ON c.id = u.cell_id \
+             WHERE substr(c.path, 1, length($1)) = $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&prefix)
+            .fetch_all(self.pool())
+            .await?;
+        let links = sqlx::query(
+            "SELECT k.unit_id, cp.code FROM key_unit_checkpoints k \
+             JOIN checkpoints cp ON cp.id = k.checkpoint_id JOIN key_units u ON u.id = k.unit_id \
+             JOIN grid_cells c ON c.id = u.cell_id WHERE substr(c.path, 1, length($1)) = $1",
+        )
+        .bind(&prefix)
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_unit: HashMap<i64, Vec<String>> = HashMap::new();
+        for r in &links {
+            by_unit
+                .entry(r.try_get(0)?)
+                .or_default()
+                .push(r.try_get(1)?);
+        }
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                let mut codes = by_unit.remove(&r.try_get::<i64, _>(0)?).unwrap_or_default();
+                codes.sort();
+                unit_entry(r, codes)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // In Rust: byte order whatever the database's collation.
+        out.sort_by(|a, b| a.code.cmp(&b.code));
+        Ok(out)
+    }
+
+    async fn unit_file(&self, code: &str, limit: u32) -> Result<Option<UnitFile>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let sql = format!(
+            "SELECT {UNIT_COLUMNS} FROM key_units u JOIN grid_cells c ON c.id = u.cell_id \
+             WHERE u.code = $1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(code)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get(0)?;
+        let checkpoints = self.unit_checkpoints(&mut conn, id).await?;
+        let unit = unit_entry(&row, checkpoints.clone())?;
+        let limit = i64::from(limit);
+        let check_ins = sqlx::query(
+            "SELECT ci.id, cp.code, us.name, ci.kind, ci.outcome, ci.device_time_ms, ci.received_at_ms \
+             FROM key_unit_checkpoints k JOIN check_ins ci ON ci.checkpoint_id = k.checkpoint_id \
+             JOIN checkpoints cp ON cp.id = k.checkpoint_id JOIN users us ON us.id = ci.user_id \
+             WHERE k.unit_id = $1 ORDER BY ci.device_time_ms DESC, ci.id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let raw: Vec<u8> = r.try_get(0)?;
+            Ok(UnitCheckIn {
+                id: uuid::Uuid::from_slice(&raw)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| hex::encode(&raw)),
+                checkpoint: r.try_get(1)?,
+                user: r.try_get(2)?,
+                kind: r.try_get(3)?,
+                outcome: r.try_get(4)?,
+                device_time_ms: r.try_get(5)?,
+                received_at_ms: r.try_get(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let check_ins_total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM key_unit_checkpoints k \
+             JOIN check_ins ci ON ci.checkpoint_id = k.checkpoint_id WHERE k.unit_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+        let mut hazard_ids = Vec::new();
+        for chunk in checkpoints.chunks(500) {
+            let sql = format!(
+                "SELECT id, reported_at_ms FROM hazards WHERE checkpoint IN ({})",
+                list(self.backend, chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q.bind(c.clone());
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                let raw: Vec<u8> = r.try_get(0)?;
+                if let Some(h) = HazardId::from_slice(&raw) {
+                    hazard_ids.push((r.try_get::<i64, _>(1)?, h));
+                }
+            }
+        }
+        drop(conn);
+        hazard_ids.sort_by(|a, b| b.cmp(a));
+        let hazards_total = hazard_ids.len() as i64;
+        let mut hazards = Vec::new();
+        for (_, h) in hazard_ids.into_iter().take(limit as usize) {
+            if let Some(summary) = self.hazard(h).await? {
+                hazards.push(summary);
+            }
+        }
+        Ok(Some(UnitFile {
+            unit,
+            check_ins,
+            check_ins_total,
+            hazards,
+            hazards_total,
+        }))
+    }
+}
