@@ -40,6 +40,9 @@ pub struct NewCheckIn {
     pub photos: Vec<[u8; 32]>,
     /// Device monotonic clock since boot, ms; read from the OS when `None`.
     pub monotonic_ms: Option<u64>,
+    /// For a visit (`kind` = visit): the code of the household visited (六必访), one of
+    /// [`Client::households`]. Any other kind naming a household is refused.
+    pub household: Option<String>,
 }
 
 impl NewCheckIn {
@@ -57,6 +60,7 @@ impl NewCheckIn {
             note: String::new(),
             photos: Vec::new(),
             monotonic_ms: None,
+            household: None,
         }
     }
 }
@@ -131,6 +135,7 @@ impl Client {
             answers: c.answers,
             photos: c.photos,
             note: c.note,
+            household: c.household.unwrap_or_default(),
         };
         // The server runs the same rules; refusing here saves a round trip and a rejection.
         Ok(CheckIn::from_wire(check_in.to_wire(), now)?)

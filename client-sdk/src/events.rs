@@ -69,7 +69,7 @@ pub enum DataKind {
     Photos,
     /// Checklist templates.
     Templates,
-    /// The grid in scope: cells, checkpoints and key units.
+    /// The grid in scope: cells, checkpoints, key units and households.
     Grid,
 }
 

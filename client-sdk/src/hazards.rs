@@ -554,7 +554,8 @@ impl Client {
                 Some(Entity::Scope(change)) => {
                     notices.push(crate::scope::apply(&mut tx, change).await?);
                 }
-                Some(Entity::Unit(unit)) => crate::units::store(&mut tx, unit).await?,
+                Some(Entity::Unit(unit)) => crate::registers::store(&mut tx, unit).await?,
+                Some(Entity::Household(h)) => crate::registers::store_household(&mut tx, h).await?,
                 // Kinds this SDK does not keep locally.
                 Some(Entity::CheckIn(_)) | None => {}
             }
@@ -608,7 +609,9 @@ impl Client {
         .map_err(local)?;
         tx.commit().await.map_err(local)?;
         self.data_changed(page.changes.iter().filter_map(|c| match &c.entity {
-            Some(Entity::Cell(_) | Entity::Checkpoint(_) | Entity::Unit(_)) => Some(DataKind::Grid),
+            Some(
+                Entity::Cell(_) | Entity::Checkpoint(_) | Entity::Unit(_) | Entity::Household(_),
+            ) => Some(DataKind::Grid),
             Some(Entity::Template(_)) => Some(DataKind::Templates),
             Some(
                 Entity::HazardReport(_)

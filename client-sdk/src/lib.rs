@@ -58,13 +58,13 @@ mod lifecycle;
 mod outbox;
 mod photos;
 mod platform;
+mod registers;
 mod scope;
 mod state;
 mod sync;
 mod templates;
 mod tls;
 mod transport;
-mod units;
 
 pub use checkins::{LocalCheckIn, NewCheckIn, RecordedCheckIn};
 pub use config::ClientConfig;
@@ -80,9 +80,9 @@ pub use outbox::RejectedOp;
 pub use patrolsync_i18n::{ErrorCode, LANGUAGES};
 pub use photos::PhotoStatus;
 pub use platform::{KeyStore, MonotonicClock};
+pub use registers::{Household, HouseholdGroup, KeyUnit, RiskLevel, UnitKind};
 pub use scope::{CellView, ScopeNotice};
 pub use state::{Connectivity, Progress, SyncPhase, SyncState};
-pub use units::{KeyUnit, RiskLevel, UnitKind};
 
 /// The protocol's domain types an app uses with the SDK: the record enums, ids, positions,
 /// the hazard vocabulary and its folded state, checklist templates. The wire (prost) types stay

@@ -29,7 +29,7 @@ impl SignOutError {
 }
 
 /// Every table of the local store that holds the device's data, emptied at sign-out.
-const DATA_TABLES: [&str; 13] = [
+const DATA_TABLES: [&str; 14] = [
     "identity",
     "outbox",
     "rejected",
@@ -38,6 +38,7 @@ const DATA_TABLES: [&str; 13] = [
     "cells",
     "checkpoints",
     "units",
+    "households",
     "hazard_ops",
     "my_check_ins",
     "photos",

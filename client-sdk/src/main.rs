@@ -88,6 +88,9 @@ enum Command {
         /// patrol, inspection or visit.
         #[arg(long, default_value = "patrol", value_parser = one_of(CheckInKind::ALL, |v: &CheckInKind| v.as_str()))]
         kind: CheckInKind,
+        /// For a visit: the household visited (六必访; see `households`). Implies --kind visit.
+        #[arg(long)]
+        household: Option<String>,
         /// Free text.
         #[arg(long, default_value = "")]
         note: String,
@@ -129,6 +132,16 @@ enum Command {
     /// Key units (重点单位) of your cells, as last received: kind, risk, responsible person
     /// and phone, checkpoints.
     Units {
+        /// Only those in this cell.
+        #[arg(long)]
+        cell: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Must-visit households (六必访) of your cells, as last received: group, address, whom to
+    /// ask for. Record a visit with `checkin --household CODE`.
+    Households {
         /// Only those in this cell.
         #[arg(long)]
         cell: Option<String>,
@@ -639,13 +652,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             outcome,
             method,
             kind,
+            household,
             note,
             photos,
             json,
         } => {
             let mut c = NewCheckIn::new(checkpoint.clone(), outcome);
             c.method = method;
-            c.kind = kind;
+            c.kind = if household.is_some() {
+                CheckInKind::Visit
+            } else {
+                kind
+            };
+            c.household = household;
             c.note = note;
             for f in photos {
                 c.photos.push(client.add_photo(&f).await?);
@@ -759,6 +778,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             person = u.responsible_person,
                             phone = u.responsible_phone,
                             checkpoints = u.checkpoints.join(", ")
+                        )
+                    );
+                }
+            }
+        }
+        Command::Households { cell, json } => {
+            let all = client.households(cell.as_deref()).await?;
+            if json {
+                print_json(&all)?;
+            } else if all.is_empty() {
+                println!("{}", say!("dev-no-households"));
+            } else {
+                for h in all {
+                    println!(
+                        "{}",
+                        say!(
+                            "dev-household",
+                            code = h.code,
+                            group = lang().text(&format!("household-group-{}", h.group)),
+                            cell = h.cell,
+                            address = h.address,
+                            contact = h.contact_name,
+                            phone = h.contact_phone
                         )
                     );
                 }

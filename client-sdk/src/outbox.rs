@@ -30,8 +30,8 @@ pub struct RejectedOp {
     pub error: ErrorCode,
 }
 
-/// What the refused field of an op named: the check-in's checkpoint, the report's grid cell (or
-/// checkpoint), the hazard an event or edit is about.
+/// What the refused field of an op named: the check-in's checkpoint (or the household a visit
+/// named), the report's grid cell (or checkpoint), the hazard an event or edit is about.
 fn named_value(payload: &[u8], field: &str) -> String {
     let Ok(op) = wire::Op::decode(payload) else {
         return String::new();
@@ -42,6 +42,7 @@ fn named_value(payload: &[u8], field: &str) -> String {
             .unwrap_or_default()
     };
     match op.body {
+        Some(wire::op::Body::CheckIn(c)) if field == "household" => c.household,
         Some(wire::op::Body::CheckIn(c)) => c.checkpoint,
         Some(wire::op::Body::HazardReport(r)) if field == "checkpoint" => r.checkpoint,
         Some(wire::op::Body::HazardReport(r)) => r.grid_cell,

@@ -76,7 +76,14 @@ impl crate::Client {
 pub(crate) async fn reset(db: &sqlx::SqlitePool, feed: &str) -> Result<ScopeNotice, SyncError> {
     let mut tx = db.begin().await.map_err(local)?;
     let mut dropped = 0;
-    for table in ["cells", "checkpoints", "units", "hazard_ops", "escalations"] {
+    for table in [
+        "cells",
+        "checkpoints",
+        "units",
+        "households",
+        "hazard_ops",
+        "escalations",
+    ] {
         dropped += sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
             .await
@@ -193,12 +200,14 @@ async fn drop_cell(
             .await
             .map_err(local)?
             .rows_affected();
-        dropped += sqlx::query("DELETE FROM units WHERE cell = ?")
-            .bind(c)
-            .execute(&mut **tx)
-            .await
-            .map_err(local)?
-            .rows_affected();
+        for table in ["units", "households"] {
+            dropped += sqlx::query(&format!("DELETE FROM {table} WHERE cell = ?"))
+                .bind(c)
+                .execute(&mut **tx)
+                .await
+                .map_err(local)?
+                .rows_affected();
+        }
         dropped += sqlx::query("DELETE FROM cells WHERE code = ?")
             .bind(c)
             .execute(&mut **tx)

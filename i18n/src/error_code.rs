@@ -117,6 +117,11 @@ pub enum ErrorCode {
         /// Its code.
         cell: String,
     },
+    /// The household a visit names is not on the must-visit register.
+    UnknownHousehold {
+        /// Its code.
+        household: String,
+    },
     /// The hazard does not exist (or is not visible).
     UnknownHazard {
         /// Its id.
@@ -234,6 +239,9 @@ impl ErrorCode {
                 ("unknown_checkpoint", vec![("checkpoint", s(checkpoint))])
             }
             E::UnknownCell { cell } => ("unknown_cell", vec![("cell", s(cell))]),
+            E::UnknownHousehold { household } => {
+                ("unknown_household", vec![("household", s(household))])
+            }
             E::UnknownHazard { hazard } => ("unknown_hazard", vec![("hazard", s(hazard))]),
             E::RetiredCheckpoint { checkpoint } => {
                 ("retired_checkpoint", vec![("checkpoint", s(checkpoint))])
@@ -297,6 +305,7 @@ impl ErrorCode {
             },
             "unknown_checkpoint" => E::UnknownCheckpoint { checkpoint: at(0)? },
             "unknown_cell" => E::UnknownCell { cell: at(0)? },
+            "unknown_household" => E::UnknownHousehold { household: at(0)? },
             "unknown_hazard" => E::UnknownHazard { hazard: at(0)? },
             "retired_checkpoint" => E::RetiredCheckpoint { checkpoint: at(0)? },
             "retired_cell" => E::RetiredCell { cell: at(0)? },
@@ -354,6 +363,7 @@ impl ErrorCode {
                 checkpoint: value_s,
             },
             ("unknown_cell", _) => E::UnknownCell { cell: value_s },
+            ("unknown_household", _) => E::UnknownHousehold { household: value_s },
             ("unknown_hazard" | "not_found", _)
                 if field.starts_with("hazard") || field == "merge_into" =>
             {
@@ -471,6 +481,9 @@ mod tests {
                 checkpoint: s("S1-K9"),
             },
             E::UnknownCell { cell: s("S9") },
+            E::UnknownHousehold {
+                household: s("H-9"),
+            },
             E::UnknownHazard { hazard: s("h-1") },
             E::RetiredCheckpoint {
                 checkpoint: s("S1-K1"),

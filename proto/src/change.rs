@@ -28,11 +28,13 @@ pub enum ChangeKind {
     Scope,
     /// A key unit of the register, new or changed.
     Unit,
+    /// A household of the must-visit register, new or changed.
+    Household,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 9] = [
+    pub const ALL: [ChangeKind; 10] = [
         ChangeKind::Cell,
         ChangeKind::Checkpoint,
         ChangeKind::Template,
@@ -42,6 +44,7 @@ impl ChangeKind {
         ChangeKind::HazardEscalation,
         ChangeKind::Scope,
         ChangeKind::Unit,
+        ChangeKind::Household,
     ];
 
     /// The stored name.
@@ -56,6 +59,7 @@ impl ChangeKind {
             ChangeKind::HazardEscalation => "hazard_escalation",
             ChangeKind::Scope => "scope",
             ChangeKind::Unit => "unit",
+            ChangeKind::Household => "household",
         }
     }
 
@@ -80,6 +84,7 @@ impl ChangeKind {
             }
             ChangeKind::Scope => Entity::Scope(wire::ScopeChange::decode(payload)?),
             ChangeKind::Unit => Entity::Unit(wire::KeyUnit::decode(payload)?),
+            ChangeKind::Household => Entity::Household(wire::Household::decode(payload)?),
         })
     }
 }

@@ -217,6 +217,8 @@ pub struct CheckIn {
     pub photos: Vec<[u8; 32]>,
     /// Free text.
     pub note: String,
+    /// For a visit: the household visited (六必访); empty otherwise.
+    pub household: String,
 }
 
 impl CheckIn {
@@ -242,6 +244,15 @@ impl CheckIn {
         text("note", &w.note, MAX_TEXT_CHARS)?;
         text("template_id", &w.template_id, 128)?;
         let kind = CheckInKind::from_wire(w.kind)?.unwrap_or(CheckInKind::Patrol);
+        let household = w.household.trim().to_owned();
+        text("household", &household, MAX_CODE_CHARS)?;
+        if !household.is_empty() && kind != CheckInKind::Visit {
+            return Err(Invalid::new(
+                "household",
+                "not_a_visit",
+                format!("only a visit names a household; this check-in is a {kind}"),
+            ));
+        }
         let method = CheckInMethod::from_wire(w.method)?.ok_or_else(|| {
             Invalid::new(
                 "method",
@@ -312,6 +323,7 @@ impl CheckIn {
             answers,
             photos: photo_hashes("photo_sha256", &w.photo_sha256)?,
             note: w.note,
+            household,
         })
     }
 
@@ -341,6 +353,7 @@ impl CheckIn {
                 .collect(),
             photo_sha256: self.photos.iter().map(|p| p.to_vec()).collect(),
             note: self.note.clone(),
+            household: self.household.clone(),
         }
     }
 }
@@ -499,6 +512,24 @@ mod tests {
     fn valid_check_in_round_trips() {
         let c = CheckIn::from_wire(sample(), NOW).expect("valid");
         assert_eq!(CheckIn::from_wire(c.to_wire(), NOW).expect("again"), c);
+    }
+
+    #[test]
+    fn only_a_visit_names_a_household() {
+        let mut w = sample();
+        w.household = " H-0301 ".into();
+        let err = CheckIn::from_wire(w.clone(), NOW).expect_err("a patrol naming a household");
+        assert_eq!(
+            (err.field.as_str(), err.reason),
+            ("household", "not_a_visit")
+        );
+        w.kind = wire::CheckInKind::Visit as i32;
+        let visit = CheckIn::from_wire(w, NOW).expect("a visit");
+        assert_eq!(visit.household, "H-0301", "trimmed");
+        assert_eq!(
+            CheckIn::from_wire(visit.to_wire(), NOW).expect("again"),
+            visit
+        );
     }
 
     #[test]

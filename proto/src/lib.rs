@@ -66,6 +66,7 @@ pub mod geo;
 pub mod grid;
 pub mod hazard;
 pub mod hlc;
+pub mod household;
 pub mod ids;
 pub mod op;
 pub mod people;

@@ -74,6 +74,7 @@ fn check_in() -> impl Strategy<Value = wire::CheckIn> {
                         })
                         .collect(),
                     photo_sha256: photos,
+                    household: note.chars().take(8).collect(),
                     note,
                 }
             },

@@ -117,6 +117,10 @@ pub struct Reports {
     /// the list, and every level when it is empty (the default), take the catalog's names:
     /// 街道, 社区, 小区, 楼栋 (Street, Community, Compound, Building in English).
     pub level_names: Vec<String>,
+    /// How often each must-visit group (六必访) is visited, where not monthly:
+    /// `{ elderly_alone = "weekly" }`. Groups: hardship, elderly_alone, disabled, migrant,
+    /// unemployed, assisted.
+    pub visit_cadence: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for Reports {
@@ -130,6 +134,7 @@ impl Default for Reports {
             clock_skew: Duration::from_secs(5 * 60),
             max_speed_kmh: 120.0,
             level_names: Vec::new(),
+            visit_cadence: Default::default(),
         }
     }
 }
@@ -150,6 +155,16 @@ impl Reports {
         own.cloned()
             .or_else(|| lang.word("level", &level.to_string()))
             .unwrap_or_else(|| patrolsync_i18n::message!(lang, "level-other", level = level))
+    }
+
+    /// How often a household of `group` is visited: its `visit_cadence`, else monthly.
+    pub fn visit_cadence(
+        &self,
+        group: patrolsync_proto::household::HouseholdGroup,
+    ) -> Result<crate::calendar::Cadence, Text> {
+        self.visit_cadence
+            .get(group.as_str())
+            .map_or(Ok(crate::calendar::Cadence::Monthly), |c| c.parse())
     }
 
     /// The anomaly thresholds.
@@ -464,6 +479,20 @@ impl Config {
             )));
         }
         self.reports.calendar().map_err(ConfigError::Invalid)?;
+        for (group, cadence) in &self.reports.visit_cadence {
+            if group
+                .parse::<patrolsync_proto::household::HouseholdGroup>()
+                .is_err()
+            {
+                return Err(ConfigError::Invalid(text!(
+                    "cfg-visit-group",
+                    value = group
+                )));
+            }
+            cadence
+                .parse::<crate::calendar::Cadence>()
+                .map_err(ConfigError::Invalid)?;
+        }
         if self.reports.max_speed_kmh.is_nan() || self.reports.max_speed_kmh <= 0.0 {
             return Err(ConfigError::Invalid(text!(
                 "cfg-above-zero",

@@ -77,6 +77,25 @@ pub async fn prepare(
         .into_iter()
         .map(|c| (c.code.clone(), c))
         .collect();
+    // The households its visits name.
+    let mut named: Vec<String> = decoded
+        .iter()
+        .filter_map(|d| match &d.op {
+            Ok(Op {
+                body: OpBody::CheckIn(c),
+                ..
+            }) if !c.household.is_empty() => Some(c.household.clone()),
+            _ => None,
+        })
+        .collect();
+    named.sort();
+    named.dedup();
+    let households: HashMap<String, _> = store
+        .household_refs(&named)
+        .await?
+        .into_iter()
+        .map(|h| (h.code.clone(), h))
+        .collect();
     // The checklist versions this push answers (one lookup each); a version this server never
     // published is stored as it is.
     let mut answered: Vec<(String, u32)> = decoded
@@ -226,6 +245,32 @@ pub async fn prepare(
                     ),
                     payload,
                 ),
+                Some(_) if !c.household.is_empty() && !households.contains_key(&c.household) => {
+                    reject(
+                        RejectCode::NotFound,
+                        "unknown_household",
+                        ("household", &c.household, None),
+                        format!("household {} does not exist", c.household),
+                        payload,
+                    )
+                }
+                Some(_)
+                    if households
+                        .get(&c.household)
+                        .is_some_and(|h| !session.covers(&h.cell_path)) =>
+                {
+                    reject(
+                        RejectCode::Forbidden,
+                        "outside_scope",
+                        ("household", &c.household, None),
+                        format!(
+                            "household {} is outside your grid cells (assigned: {})",
+                            c.household,
+                            assigned()
+                        ),
+                        payload,
+                    )
+                }
                 Some(_) if checklist.is_some() => {
                     let invalid = checklist.clone().unwrap_or_else(|| {
                         patrolsync_proto::checkin::Invalid::new("answers", "invalid", "")
@@ -241,6 +286,7 @@ pub async fn prepare(
                 Some(cp) => OpAction::InsertCheckIn(Box::new(CheckInRow {
                     checkpoint_id: cp.id,
                     cell_id: cp.cell_id,
+                    household_id: households.get(&c.household).map(|h| h.id),
                     check_in: *c,
                 })),
             },

@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod pki;
 mod pull;
+pub mod registry_import;
 pub mod report;
 pub mod seed;
 mod server;
@@ -31,7 +32,6 @@ pub mod templates;
 #[cfg(feature = "test-util")]
 pub mod testkit;
 mod transport;
-pub mod unit_import;
 
 pub use clock::now_ms;
 pub use config::Config;

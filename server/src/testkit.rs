@@ -358,9 +358,11 @@ pub async fn seed_fleet(
                 answers: vec![],
                 photos,
                 note: String::new(),
+                household: String::new(),
             },
             checkpoint_id: checkpoint.id,
             cell_id: checkpoint.cell_id,
+            household_id: None,
         })),
     };
     let ingest = |d: &DeviceSession, ops: Vec<PreparedOp>, at_ms: i64| {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use patrolsync_server::store::{PullStore, UnitStore};
+use patrolsync_server::store::{PullStore, RegistryStore};
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -220,9 +220,11 @@ async fn push(
                     answers: vec![],
                     photos: vec![],
                     note: String::new(),
+                    household: String::new(),
                 },
                 checkpoint_id: cp.id,
                 cell_id: cp.cell_id,
+                household_id: None,
             })),
         });
     }

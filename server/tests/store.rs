@@ -74,9 +74,11 @@ fn op(seq: u64, id: CheckInId, cp: &CheckpointRef) -> PreparedOp {
                 answers: vec![],
                 photos: vec![[7u8; 32]],
                 note: format!("op {seq}"),
+                household: String::new(),
             },
             checkpoint_id: cp.id,
             cell_id: cp.cell_id,
+            household_id: None,
         })),
     }
 }

@@ -339,6 +339,8 @@ pub struct View {
     pub checkpoints: Vec<String>,
     /// Key unit codes.
     pub units: Vec<String>,
+    /// Must-visit household codes.
+    pub households: Vec<String>,
     /// Hazards by id: status, agency, category, severity, description, deadline, conflicts.
     pub hazards: std::collections::BTreeMap<String, HazardFacts>,
 }
@@ -378,6 +380,12 @@ pub async fn device_view(device: &Client) -> anyhow::Result<View> {
             .into_iter()
             .map(|u| u.code)
             .collect(),
+        households: device
+            .households(None)
+            .await?
+            .into_iter()
+            .map(|h| h.code)
+            .collect(),
         ..View::default()
     };
     for h in device.hazards().await? {
@@ -415,6 +423,7 @@ pub async fn server_view(server: &Server, device: &Client) -> anyhow::Result<Vie
         cells: scope.cells,
         checkpoints: scope.checkpoints,
         units: scope.units,
+        households: scope.households,
         ..View::default()
     };
     for id in scope.hazards {

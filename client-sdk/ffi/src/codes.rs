@@ -65,6 +65,7 @@ mirror_codes! {
     OutsideScope { field: String, value: String },
     UnknownCheckpoint { checkpoint: String },
     UnknownCell { cell: String },
+    UnknownHousehold { household: String },
     UnknownHazard { hazard: String },
     RetiredCheckpoint { checkpoint: String },
     RetiredCell { cell: String },

@@ -313,6 +313,19 @@ impl PatrolClient {
         .await
     }
 
+    /// The must-visit households of the device's cells (only those in `cell` when given).
+    pub async fn households(&self, cell: Option<String>) -> Result<Vec<Household>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let all = client
+                .households(cell.as_deref())
+                .await
+                .map_err(failed(&lang))?;
+            Ok(all.into_iter().map(Household::from).collect())
+        })
+        .await
+    }
+
     /// The latest version of every checklist template.
     pub async fn templates(&self) -> Result<Vec<Template>, PatrolError> {
         let (client, lang) = self.client();

@@ -119,6 +119,10 @@ pub struct CheckInInput {
     /// read from the OS where it can be when absent.
     #[uniffi(default = None)]
     pub monotonic_ms: Option<u64>,
+    /// For a visit (`kind` = `visit`): the code of the household visited (六必访), from
+    /// `households()`.
+    #[uniffi(default = None)]
+    pub household: Option<String>,
 }
 
 fn hashes(field: &str, hex: &[String]) -> Result<Vec<[u8; 32]>, sdk::ErrorCode> {
@@ -160,6 +164,7 @@ impl CheckInInput {
             note: self.note,
             monotonic_ms: self.monotonic_ms,
             checkpoint: self.checkpoint,
+            household: self.household,
         })
     }
 }
@@ -459,6 +464,36 @@ impl From<sdk::KeyUnit> for KeyUnit {
             risk: u.risk.as_str().to_owned(),
             self_check_date: u.self_check_date,
             checkpoints: u.checkpoints,
+        }
+    }
+}
+
+/// A must-visit household (六必访) in the device's cells.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct Household {
+    /// Its code: what a visit names (`CheckInInput.household`).
+    pub code: String,
+    /// Its grid cell.
+    pub cell: String,
+    /// Address (building, unit, door).
+    pub address: String,
+    /// `hardship`, `elderly_alone`, `disabled`, `migrant`, `unemployed` or `assisted`.
+    pub group: String,
+    /// Whom to ask for at the door.
+    pub contact_name: String,
+    /// Their phone (empty if not on file).
+    pub contact_phone: String,
+}
+
+impl From<sdk::Household> for Household {
+    fn from(h: sdk::Household) -> Household {
+        Household {
+            code: h.code,
+            cell: h.cell,
+            address: h.address,
+            group: h.group.as_str().to_owned(),
+            contact_name: h.contact_name,
+            contact_phone: h.contact_phone,
         }
     }
 }

@@ -32,6 +32,7 @@ outside_scope = { $field ->
 }
 unknown_checkpoint = Checkpoint { $checkpoint } does not exist
 unknown_cell = Grid cell { $cell } does not exist
+unknown_household = Household { $household } is not on the must-visit register
 unknown_hazard = Hazard { $hazard } does not exist or is not visible to you
 retired_checkpoint = Checkpoint { $checkpoint } is retired and takes no new check-ins
 retired_cell = Grid cell { $cell } is retired and takes no new hazards

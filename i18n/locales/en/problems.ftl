@@ -27,6 +27,7 @@ store-no-checkpoint = checkpoint { $checkpoint } does not exist
 store-no-unit = key unit { $unit } does not exist; `patrolsync admin units list` lists them
 store-unit-moved = key unit { $unit } is in cell { $old }; it cannot move to { $new } (register the new place under a new code)
 store-unit-checkpoint-outside = key unit { $unit }: checkpoint { $checkpoint } is not in cell { $cell } or below it
+store-household-moved = household { $household } is in cell { $old }; it cannot move to { $new } (register a household that moved under a new code)
 store-no-user = user { $user } does not exist; import people or enroll them first
 store-no-device = no device { $device }; see `patrolsync admin devices`
 store-not-enrolled = device { $device } is not enrolled
@@ -123,6 +124,7 @@ cfg-between = { $key } = { $value } must be between { $min } and { $max }
 cfg-database-url = database_url must start with sqlite: or postgres:, got "{ $value }"
 cfg-escalation = escalation.interval must be at least 1s and escalation.check_every at least 100ms
 cfg-s3-bucket = photos.backend = "s3" needs photos.bucket
+cfg-visit-group = reports.visit_cadence: "{ $value }" is not a must-visit group (hardship, elderly_alone, disabled, migrant, unemployed, assisted)
 
 ## The report calendar
 

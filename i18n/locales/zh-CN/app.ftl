@@ -42,6 +42,14 @@ unit-risk-low = 低
 unit-risk-medium = 中
 unit-risk-high = 高
 
+## 六必访人群
+household-group-hardship = 困难群众
+household-group-elderly_alone = 独居老人
+household-group-disabled = 残疾家庭
+household-group-migrant = 流动人口
+household-group-unemployed = 失业人员
+household-group-assisted = 重点帮扶人员
+
 ## 严重程度、处置方式、移交单位
 severity-general = 一般
 severity-major = 重大
@@ -66,6 +74,13 @@ outcome-moved = 已搬迁
 outcome-closed = 停业
 outcome-renovation = 装修中
 outcome-vacant = 空置
+visit-outcome-inspected = 已走访
+visit-outcome-locked = 无人在家
+visit-outcome-not_found = 找不到住户
+visit-outcome-moved = 已搬离
+visit-outcome-closed = 暂时外出
+visit-outcome-renovation = 房屋装修中
+visit-outcome-vacant = 房屋空置
 anomaly-out_of_radius = 不在检查点范围内
 anomaly-mock_location = 模拟定位
 anomaly-no_fix = 无定位
@@ -81,6 +96,7 @@ ontime-merged = 已合并
 ## 台账名称（标题与工作表名）
 ledger-inspections = 日常消防检查记录
 ledger-patrols = 巡防巡查记录
+ledger-visits = 六必访走访记录
 ledger-hazard-disposal = 隐患处置记录
 ledger-hazard-transfer = 隐患移交记录
 ledger-title-period = 网格：{ $grid }　期间：{ $from } 至 { $to }
@@ -150,6 +166,7 @@ about-cell = 网格
 about-time_zone = 时区
 about-as_of = 截至
 about-unit = 重点单位
+about-visits = 走访记录（条）
 about-check_ins = 签到记录（条）
 about-flagged = 有异常标记（条）
 about-hazards = 隐患（条）
@@ -292,6 +309,8 @@ dash-action-admin_revoke = 撤销管理员
 ## 报表（巡查频次合规、考评）
 report-compliance = 巡查频次合规
 report-evaluation = 考评
+report-visits = 六必访走访情况
+report-visits-title = 六必访走访情况 { $period }（{ $zone }），截至 { $as_of }
 report-compliance-title = 巡查频次合规 { $period }（{ $zone }），截至 { $as_of }
 report-evaluation-title = 考评（按{ $by ->
     [person] 人员
@@ -300,6 +319,10 @@ report-evaluation-title = 考评（按{ $by ->
 about-report = 报表
 about-rate = 合规率
 about-rate-text = 已检 / 应检；有异常标记的签到单独统计，不计为已检
+about-visit_rate = 走访率
+about-visit-rate-text = 已访 / 应访：走访签到注明该户且见到住户即为已访；未遇（无人在家、已搬离等）计入应访但不算已访
+about-visit-group = 人群：{ $group }
+about-visit-counts = 户数 { $households }，应访 { $due }，已访 { $visited }，未遇 { $not_visited }，漏访 { $missed }，未到期 { $open }
 col-name = 名称
 col-level = 层级
 col-checkpoints = 检查点数
@@ -310,6 +333,17 @@ col-flagged = 存疑
 col-missed = 漏检
 col-open = 未到期
 col-rate = 合规率
+col-households = 必访户数
+col-visits_due = 应访
+col-visited = 已访
+col-not_visited = 未遇
+col-visits_missed = 漏访
+col-visits_open = 未到期
+col-visit_rate = 走访率
+col-household = 户编码
+col-group = 人群类别
+col-address = 住址
+col-visit_outcome = 走访情况
 col-person = 人员
 col-role = 角色
 col-compliance = 合规率
@@ -383,6 +417,7 @@ cli-scope-holds = 持有          { $kind } { $id }，自第 { $since } 次变�
 cli-scope-cells = 网格          { $n } { $codes }
 cli-scope-checkpoints = 检查点        { $n } { $codes }
 cli-scope-units = 重点单位      { $n } { $codes }
+cli-scope-households = 必访户        { $n } { $codes }
 cli-scope-hazards = 隐患          { $n }
 cli-retire-already = { $code } 早已撤销；没有变化
 cli-retired = 已撤销 { $code }：{ $cells } 个网格、{ $checkpoints } 个检查点；历史记录保留，新记录将被拒收
@@ -402,12 +437,14 @@ cli-import-checked = { $file }：{ $rows } 行{ $what ->
     [cells] 网格
     [checkpoints] 检查点
     [units] 重点单位
+    [households] 必访户
    *[people] 人员
 }数据无误；未写入（--check）
 cli-imported = { $file }：读取 { $rows } 行{ $what ->
     [cells] 网格
     [checkpoints] 检查点
     [units] 重点单位
+    [households] 必访户
    *[people] 人员
 }数据，变更 { $changed } 行{ $up_to_date ->
     [true] （已是最新）
@@ -426,6 +463,8 @@ cli-unit-check-ins = 检查记录（最近 { $shown } 条，共 { $total } 条�
 cli-unit-check-in = { $at }  { $checkpoint }  { $user }  { $kind } { $outcome }
 cli-unit-hazards = 隐患（最近 { $shown } 条，共 { $total } 条）：
 cli-unit-hazard = { $id }  { $status }  { $category }  期限 { $deadline }  { $description }
+cli-no-households = 还没有登记必访户；用 `patrolsync admin households import FILE` 导入
+cli-household-row = { $code }  { $group }  网格 { $cell }  { $address }  联系人 { $contact } { $phone }
 cli-admin-added = 管理员 { $name }（{ $role }，范围 { $subtree }）；上面的令牌只显示这一次：请求时作为 Authorization: Bearer <令牌> 发送
 cli-no-admins = 没有具名管理员；数据目录中的 admin.token 是初始所有者
 cli-admins-header = 名称                 角色      范围           创建时间               到期时间               撤销
@@ -461,6 +500,8 @@ dev-photo-saved = 已保存 { $file }（{ $size } 字节，SHA-256 校验通过�
 dev-no-checkpoints = 还没有检查点；请先同步
 dev-no-units = 您的网格内还没有重点单位（或尚未同步）
 dev-unit = { $code }  { $name }（{ $kind }，{ $risk }风险）  网格 { $cell }  责任人 { $person } { $phone }  检查点 { $checkpoints }
+dev-no-households = 您的网格内还没有必访户（或尚未同步）
+dev-household = { $code }  { $group }  网格 { $cell }  { $address }  联系人 { $contact } { $phone }
 dev-synced = 同步完成，用时 { $ms } 毫秒：发送 { $sent } 条，接收成功 { $applied } 条，服务器已有 { $duplicates } 条，被拒收 { $rejected } 条，待传 { $pending } 条；收到 { $received } 项变更；上传照片 { $photos } 张（{ $bytes } 字节）
 dev-photo-refused = 照片未被接收：{ $photo }
 dev-see-why = 查看原因：{ $command }

@@ -32,6 +32,7 @@ outside_scope = { $field ->
 }
 unknown_checkpoint = 检查点 { $checkpoint } 不存在
 unknown_cell = 网格 { $cell } 不存在
+unknown_household = 必访户 { $household } 不在登记名册中
 unknown_hazard = 隐患 { $hazard } 不存在或您无权查看
 retired_checkpoint = 检查点 { $checkpoint } 已停用，不能再签到
 retired_cell = 网格 { $cell } 已撤销，不能再上报隐患

@@ -26,6 +26,7 @@ store-no-checkpoint = 检查点 { $checkpoint } 不存在
 store-no-unit = 重点单位 { $unit } 不存在；单位清单见 `patrolsync admin units list`
 store-unit-moved = 重点单位 { $unit } 属于网格 { $old }，不能移到 { $new }（请以新编码登记新位置）
 store-unit-checkpoint-outside = 重点单位 { $unit }：检查点 { $checkpoint } 不在网格 { $cell } 及其下级网格内
+store-household-moved = 必访户 { $household } 属于网格 { $old }，不能移到 { $new }（搬家的住户请以新编码登记）
 store-no-user = 用户 { $user } 不存在；请先导入人员或为其注册设备
 store-no-device = 没有设备 { $device }；设备号见 `patrolsync admin devices`
 store-not-enrolled = 设备 { $device } 未注册
@@ -122,6 +123,7 @@ cfg-between = { $key } = { $value } 应在 { $min } 到 { $max } 之间
 cfg-database-url = database_url 应以 sqlite: 或 postgres: 开头，实际为「{ $value }」
 cfg-escalation = escalation.interval 至少为 1s，escalation.check_every 至少为 100ms
 cfg-s3-bucket = photos.backend = "s3" 时需要设置 photos.bucket
+cfg-visit-group = reports.visit_cadence：「{ $value }」不是六必访人群（hardship、elderly_alone、disabled、migrant、unemployed、assisted）
 
 ## 报表日历
 

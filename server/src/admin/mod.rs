@@ -23,6 +23,8 @@
 //! | `GET /api/exports/{ledger}?period=&cell=&unit=&as_of=&format=` | viewer | a ledger as CSV or XLSX (of a subtree, or of one key unit) |
 //! | `GET /api/units?cell=` | viewer | the key units of a subtree |
 //! | `GET /api/units/{code}?limit=` | viewer | a key unit's file: details, latest inspections, hazards |
+//! | `GET /api/households?cell=` | viewer | the must-visit households of a subtree |
+//! | `GET /api/reports/visits?period=&cell=&as_of=` | viewer | must-visit compliance (JSON) |
 //! | `GET /api/series` | viewer, whole grid | ingest rate, ack latency and backlog over the last hour (this node) |
 //! | `GET /api/stats` | viewer, whole grid | store counts |
 //! | `GET /api/audit?since=&actor=&limit=` | owner, whole grid | the audit log, and whether its chain verifies |
@@ -102,6 +104,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/admins", get(reports::admins))
         .route("/api/units", get(units::list))
         .route("/api/units/{code}", get(units::file))
+        .route("/api/households", get(units::households))
+        .route("/api/reports/visits", get(reports::visits))
         .layer(axum::middleware::from_fn(word_errors))
         .with_state(state)
 }

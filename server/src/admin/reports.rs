@@ -109,6 +109,40 @@ pub async fn compliance(
     }
 }
 
+/// `GET /api/reports/visits`: must-visit households (六必访).
+pub async fn visits(
+    State(s): State<AdminState>,
+    admin: Admin,
+    q: Result<Query<ReportQuery>, Rejected>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let a = match asked(&s, &admin, &q).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let cadence = |g| {
+        s.reports
+            .visit_cadence(g)
+            .unwrap_or(crate::calendar::Cadence::Monthly)
+    };
+    match report::visit_compliance(
+        s.db.as_ref(),
+        &a.cal,
+        &cadence,
+        &a.period,
+        a.cell.as_deref(),
+        a.as_of,
+    )
+    .await
+    {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
 /// `GET /api/reports/evaluation`.
 pub async fn evaluation(
     State(s): State<AdminState>,
@@ -166,13 +200,14 @@ pub async fn export(
         Ledger::Patrols,
         Ledger::HazardDisposal,
         Ledger::HazardTransfer,
+        Ledger::Visits,
     ]
     .into_iter()
     .find(|l| l.name() == ledger) else {
         return json_error(
             StatusCode::NOT_FOUND,
             format!(
-                "no ledger {ledger:?}: inspections, patrols, hazard-disposal or hazard-transfer"
+                "no ledger {ledger:?}: inspections, patrols, hazard-disposal, hazard-transfer or visits"
             ),
         );
     };

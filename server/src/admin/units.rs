@@ -49,6 +49,27 @@ pub async fn list(
     }
 }
 
+/// `GET /api/households?cell=`: the must-visit households in the subtree, by code.
+pub async fn households(
+    State(s): State<AdminState>,
+    admin: Admin,
+    q: Result<Query<UnitsQuery>, Rejected>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let asked = q.cell.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let cell = match admin.cell(&s, asked).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match s.db.households(cell.as_deref(), i64::MAX).await {
+        Ok(all) => Json(serde_json::json!({ "cell": cell, "households": all })).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
 /// `GET /api/units/{code}?limit=`: the unit, its latest check-ins and its hazards.
 pub async fn file(
     State(s): State<AdminState>,

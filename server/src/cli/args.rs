@@ -223,6 +223,12 @@ pub(super) enum AdminCommand {
         #[command(subcommand)]
         command: UnitCommand,
     },
+    /// The must-visit register (六必访): `import FILE` (CSV or XLSX), `list`.
+    Households {
+        /// What to do.
+        #[command(subcommand)]
+        command: HouseholdCommand,
+    },
     /// People: `import FILE` (CSV: name,role,agency,cells), with their assignments.
     People {
         /// What to do.
@@ -298,7 +304,7 @@ pub(super) enum AdminCommand {
     /// Export a ledger (台账) of a cell subtree over a period, as CSV or XLSX. Hazard ledgers
     /// carry each hazard's hash-chain head and a digest over them, to verify against the log.
     Export {
-        /// `inspections`, `patrols`, `hazard-disposal` or `hazard-transfer`.
+        /// `inspections`, `patrols`, `hazard-disposal`, `hazard-transfer` or `visits`.
         ledger: crate::report::Ledger,
         /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
         /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
@@ -438,6 +444,36 @@ pub(super) enum UnitCommand {
     },
 }
 
+/// The must-visit register.
+#[derive(Debug, Subcommand)]
+pub(super) enum HouseholdCommand {
+    /// Import households from CSV or XLSX (the first sheet): `code,cell,address,group,
+    /// contact_name,contact_phone`, or headed in Chinese (编码,网格,地址,人群类别,联系人,
+    /// 联系电话). group: hardship, elderly_alone, disabled, migrant, unemployed, assisted (or
+    /// 困难群众, 独居老人, 残疾家庭, 流动人口, 失业人员, 重点帮扶人员). Keep only what the visits
+    /// need: households reach the devices of users assigned their cells, never agencies.
+    /// Checked whole first: a bad row is reported by line and column and nothing is applied.
+    Import {
+        /// The file (.csv or .xlsx).
+        file: PathBuf,
+        /// Check the file and report problems; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The households in a cell's subtree (default: all), by code.
+    List {
+        /// Only households in this cell or below it.
+        #[arg(long)]
+        cell: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Importing a file.
 #[derive(Debug, Subcommand)]
 pub(super) enum ImportCommand {
@@ -479,6 +515,28 @@ pub(super) enum HazardCommand {
 /// Reports.
 #[derive(Debug, Subcommand)]
 pub(super) enum ReportCommand {
+    /// Must-visit households (六必访): per cell and its subtree, the visits due in the period
+    /// (each household once per slot of its group's cadence, monthly unless
+    /// `reports.visit_cadence` says otherwise), visited, not visited (nobody home, …), missed,
+    /// still open, and the rate visited / due; the counts per group in the notes.
+    Visits {
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// The moment the report stands at (see `report compliance --as-of`). Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// `table`, `csv`, `xlsx` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
+        format: String,
+        /// Output file (required for xlsx; others go to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Performance evaluation (考评): per cell (its subtree) or per person (`--by person`):
     /// compliance, check-ins and flagged ones, hazards found, closed on time, closed late,
     /// overdue, transferred.

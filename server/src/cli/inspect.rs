@@ -261,6 +261,14 @@ pub fn print_scope(v: &crate::store::ScopeView) {
             codes = first(&v.units)
         )
     );
+    println!(
+        "{}",
+        say!(
+            "cli-scope-households",
+            n = v.households.len(),
+            codes = first(&v.households)
+        )
+    );
     println!("{}", say!("cli-scope-hazards", n = v.hazards.len()));
     for h in &v.hazards {
         println!("  {h}");

@@ -142,6 +142,11 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
                 file, check: false, ..
             },
         } => ("import_units", path(file)),
+        AdminCommand::Households {
+            command: HouseholdCommand::Import {
+                file, check: false, ..
+            },
+        } => ("import_households", path(file)),
         AdminCommand::Template {
             command: TemplateCommand::Publish {
                 file, check: false, ..
@@ -218,7 +223,9 @@ async fn run_admin(
         | AdminCommand::Template { .. }
         | AdminCommand::Assign { .. }
         | AdminCommand::SeedDemo { .. }) => grid::run(&config, &sql, &store, c).await,
-        c @ AdminCommand::Units { .. } => units::run(&config, &sql, c).await,
+        c @ (AdminCommand::Units { .. } | AdminCommand::Households { .. }) => {
+            units::run(&config, &sql, c).await
+        }
         c @ (AdminCommand::Hazard { .. } | AdminCommand::Scope { .. }) => {
             inspect::run(&config, &sql, &store, c).await
         }

@@ -47,6 +47,50 @@ pub(super) async fn run(
         }
         AdminCommand::Report {
             report:
+                ReportCommand::Visits {
+                    period,
+                    cell,
+                    as_of,
+                    format,
+                    output,
+                },
+        } => {
+            let lang = super::lang();
+            let (cal, _) = calendar(config)?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let cadence = |g| {
+                config
+                    .reports
+                    .visit_cadence(g)
+                    .unwrap_or(crate::calendar::Cadence::Monthly)
+            };
+            let report = crate::report::visit_compliance(
+                sql.as_ref(),
+                &cal,
+                &cadence,
+                &period,
+                cell.as_deref(),
+                as_of,
+            )
+            .await?;
+            let level = |l: u32| config.reports.level_name(lang, l);
+            let table = report.table_in(lang, &level);
+            let title = say!(
+                "report-visits-title",
+                period = report.period.label.as_str(),
+                zone = report.time_zone.as_str(),
+                as_of = report.as_of.local.as_str()
+            );
+            emit_report(
+                &format!("{title}\n{}", table.text()),
+                &report,
+                &table,
+                &format,
+                output,
+            )?;
+        }
+        AdminCommand::Report {
+            report:
                 ReportCommand::Evaluation {
                     period,
                     cell,

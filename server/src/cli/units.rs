@@ -1,22 +1,24 @@
-//! The key-unit register: import, list, show.
+//! The registers: key units (import, list, show) and must-visit households (import, list).
 
 use std::sync::Arc;
 
 use super::*;
-use crate::unit_import::{kind_text, risk_text};
+use crate::registry_import::{group_text, kind_text, risk_text};
 
 pub(super) async fn run(
     config: &Config,
     sql: &Arc<dyn AdminStore>,
     command: AdminCommand,
 ) -> anyhow::Result<()> {
-    let AdminCommand::Units { command } = command else {
-        unreachable!("units::run takes the units commands");
-    };
     let lang = lang();
+    let command = match command {
+        AdminCommand::Units { command } => command,
+        AdminCommand::Households { command } => return households(sql, command, lang).await,
+        _ => unreachable!("units::run takes the register commands"),
+    };
     match command {
         UnitCommand::Import { file, check, json } => {
-            let done = crate::unit_import::import_units(
+            let done = crate::registry_import::import_units(
                 sql.as_ref(),
                 &file,
                 check,
@@ -142,6 +144,49 @@ pub(super) async fn run(
                         description = h.description
                     )
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn households(
+    sql: &Arc<dyn AdminStore>,
+    command: HouseholdCommand,
+    lang: patrolsync_i18n::Lang,
+) -> anyhow::Result<()> {
+    match command {
+        HouseholdCommand::Import { file, check, json } => {
+            let done = crate::registry_import::import_households(
+                sql.as_ref(),
+                &file,
+                check,
+                crate::clock::now_ms(),
+            )
+            .await?;
+            grid::print_imported("households", &file, check, json, &done)?;
+        }
+        HouseholdCommand::List { cell, json } => {
+            let all = sql.households(cell.as_deref(), i64::MAX).await?;
+            if json {
+                print_json(&all)?;
+            } else if all.is_empty() {
+                println!("{}", say!("cli-no-households"));
+            } else {
+                for h in &all {
+                    println!(
+                        "{}",
+                        say!(
+                            "cli-household-row",
+                            code = h.code,
+                            group = group_text(&h.group, lang),
+                            cell = h.cell,
+                            address = h.address,
+                            contact = h.contact_name,
+                            phone = h.contact_phone
+                        )
+                    );
+                }
             }
         }
     }

@@ -27,6 +27,8 @@ fn column(name: &str) -> Column {
         "kind" => Column::Term("kind"),
         "method" => Column::Term("method"),
         "outcome" => Column::Term("outcome"),
+        "visit_outcome" => Column::Term("visit-outcome"),
+        "group" => Column::Term("household-group"),
         "anomalies" => Column::Terms("anomaly"),
         "category" => Column::Term("category"),
         "severity" => Column::Term("severity"),

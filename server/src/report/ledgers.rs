@@ -23,6 +23,8 @@ pub enum Ledger {
     HazardDisposal,
     /// Hazard transfer ledger (隐患移交记录): one row per transfer to an agency.
     HazardTransfer,
+    /// Must-visit ledger (六必访走访记录): one row per visit that named a household.
+    Visits,
 }
 
 impl Ledger {
@@ -33,6 +35,7 @@ impl Ledger {
             Ledger::Patrols => "patrols",
             Ledger::HazardDisposal => "hazard-disposal",
             Ledger::HazardTransfer => "hazard-transfer",
+            Ledger::Visits => "visits",
         }
     }
 }
@@ -48,7 +51,7 @@ pub struct LedgerQuery<'a> {
     pub cell: Option<&'a str>,
     /// Only the records of this key unit (check-ins at its checkpoints, hazards reported
     /// there): the unit's ledger (单位台账). Its cell is the subtree, whatever `cell` says.
-    pub unit: Option<&'a crate::store::units::UnitEntry>,
+    pub unit: Option<&'a crate::store::registry::UnitEntry>,
     /// Only what the server had received by then (Unix ms).
     pub as_of_ms: i64,
     /// The language of the form: `zh-CN` is the official form (Chinese columns, words and
@@ -128,6 +131,57 @@ pub async fn ledger(
                     .map(|(c, f)| check_in_row(cal, c, f, words.as_ref()))
                     .collect(),
             )
+        }
+        Ledger::Visits => {
+            let households: HashMap<String, crate::store::registry::HouseholdEntry> = store
+                .households(cell, as_of_ms)
+                .await?
+                .into_iter()
+                .map(|h| (h.code.clone(), h))
+                .collect();
+            let visits = store
+                .household_visits(cell, from_ms, to_ms, as_of_ms)
+                .await?;
+            let visits: Vec<_> = visits
+                .into_iter()
+                .filter(|v| at_unit(&v.checkpoint))
+                .collect();
+            about.push((about_key("visits"), visits.len().to_string()));
+            about.push((about_key("log_entries"), about_key("log_entries_none")));
+            let columns = vec![
+                "time",
+                "cell",
+                "household",
+                "group",
+                "address",
+                "user",
+                "visit_outcome",
+                "checkpoint",
+                "received_at",
+                "check_in_id",
+            ];
+            let rows = visits
+                .iter()
+                .map(|v| {
+                    let h = households.get(&v.household);
+                    let text = |f: fn(&crate::store::registry::HouseholdEntry) -> &String| {
+                        Value::Text(h.map(f).cloned().unwrap_or_default())
+                    };
+                    vec![
+                        Value::Text(cal.local(v.device_time_ms)),
+                        text(|h| &h.cell),
+                        Value::Text(v.household.clone()),
+                        text(|h| &h.group),
+                        text(|h| &h.address),
+                        Value::Text(v.user.clone()),
+                        Value::Text(v.outcome.clone()),
+                        Value::Text(v.checkpoint.clone()),
+                        Value::Text(cal.local(v.received_at_ms)),
+                        Value::Text(v.id.clone()),
+                    ]
+                })
+                .collect();
+            (columns, rows)
         }
         Ledger::HazardDisposal | Ledger::HazardTransfer => {
             let mut hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;

@@ -21,6 +21,7 @@ mod forms;
 mod ledgers;
 mod load;
 mod table;
+mod visits;
 
 pub use crate::calendar::{Cadence, Calendar, Moment, Period};
 pub use compliance::*;
@@ -28,6 +29,7 @@ pub use evaluation::*;
 pub use forms::form_date;
 pub use ledgers::*;
 pub use table::*;
+pub use visits::*;
 
 use patrolsync_proto::anomaly::{self, Anomaly, AnomalyRules, Observed};
 use patrolsync_proto::hazard::HazardOp;

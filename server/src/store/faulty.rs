@@ -125,6 +125,10 @@ impl GridStore for FaultyStore {
         self.gate("cells")?;
         self.inner.cells(codes).await
     }
+    async fn household_refs(&self, codes: &[String]) -> Result<Vec<HouseholdRef>, StoreError> {
+        self.gate("household_refs")?;
+        self.inner.household_refs(codes).await
+    }
     async fn retire_cell(&self, code: &str, now_ms: i64) -> Result<(u64, u64), StoreError> {
         self.gate("retire_cell")?;
         self.inner.retire_cell(code, now_ms).await

@@ -6,19 +6,19 @@
 pub mod admins;
 #[cfg(feature = "test-util")]
 mod faulty;
+pub mod registry;
 pub mod reports;
 pub mod scope;
 pub mod sql;
 mod types;
-pub mod units;
 
 pub use admins::AccountStore;
 #[cfg(feature = "test-util")]
 pub use faulty::FaultyStore;
+pub use registry::RegistryStore;
 pub use reports::ReportStore;
 pub use scope::{ScopeGrant, ScopeView};
 pub use types::*;
-pub use units::UnitStore;
 
 use async_trait::async_trait;
 use patrolsync_i18n::{Lang, Text, message};
@@ -134,6 +134,9 @@ pub trait GridStore: Send + Sync {
 
     /// Looks up cells by code; unknown codes are absent.
     async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError>;
+
+    /// Looks up households by code; unknown codes are absent.
+    async fn household_refs(&self, codes: &[String]) -> Result<Vec<HouseholdRef>, StoreError>;
 
     /// Retires the cell `code`, its subtree and their checkpoints at `now_ms`: they keep their
     /// history but take no new records, and devices learn it through pull. Returns how many
@@ -392,6 +395,6 @@ pub trait TemplateStore: Send + Sync {
 }
 
 /// What the admin HTTP API and the command line use: the sync path's store and the admin areas.
-pub trait AdminStore: Store + ReportStore + AccountStore + UnitStore {}
+pub trait AdminStore: Store + ReportStore + AccountStore + RegistryStore {}
 
-impl<T: Store + ReportStore + AccountStore + UnitStore> AdminStore for T {}
+impl<T: Store + ReportStore + AccountStore + RegistryStore> AdminStore for T {}

@@ -22,6 +22,8 @@ pub struct ScopeView {
     pub checkpoints: Vec<String>,
     /// Key unit codes, sorted.
     pub units: Vec<String>,
+    /// Must-visit household codes, sorted (none for an agency).
+    pub households: Vec<String>,
     /// Hazard ids, sorted.
     pub hazards: Vec<String>,
 }

@@ -67,6 +67,17 @@ pub struct CheckpointRef {
     pub retired: bool,
 }
 
+/// A household as ingest needs it: where it is in the tree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HouseholdRef {
+    /// Household code.
+    pub code: String,
+    /// Row id.
+    pub id: i64,
+    /// Its cell's path (`/S1/S1-C2/…/`).
+    pub cell_path: String,
+}
+
 /// An enrollment code to create, with the user it enrolls.
 #[derive(Clone, Debug)]
 pub struct NewEnrollment {
@@ -359,6 +370,8 @@ pub struct CheckInRow {
     pub checkpoint_id: i64,
     /// Cell row id.
     pub cell_id: i64,
+    /// The household a visit names, its row id.
+    pub household_id: Option<i64>,
 }
 
 /// A validated hazard op with where its hazard lives.

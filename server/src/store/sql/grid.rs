@@ -236,6 +236,29 @@ impl GridStore for SqlStore {
         Ok(out)
     }
 
+    async fn household_refs(&self, codes: &[String]) -> Result<Vec<HouseholdRef>, StoreError> {
+        let mut out = Vec::with_capacity(codes.len());
+        for chunk in codes.chunks(500) {
+            let sql = format!(
+                "SELECT h.code, h.id, c.path FROM households h JOIN grid_cells c ON c.id = h.cell_id \
+                 WHERE h.code IN ({})",
+                list(self.backend, chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for code in chunk {
+                q = q.bind(code.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(HouseholdRef {
+                    code: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    cell_path: r.try_get(2)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     async fn cells(&self, codes: &[String]) -> Result<Vec<CellRef>, StoreError> {
         let mut out = Vec::with_capacity(codes.len());
         for chunk in codes.chunks(500) {

@@ -105,6 +105,7 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
         answers: parse_answers(&r.try_get::<String, _>("answers")?)?,
         photos: parse_photos(&serde_json::from_str(&photos).map_err(|_| bad("photo list"))?),
         note: r.try_get("note")?,
+        household: r.try_get("household")?,
     };
     Ok(StoredCheckIn {
         check_in,
@@ -575,12 +576,13 @@ impl SqlStore {
         rows: &[(&PreparedOp, &CheckInRow)],
         now_ms: i64,
     ) -> Result<Vec<CheckInId>, StoreError> {
-        const COLS: usize = 26;
+        const COLS: usize = 27;
         let sql = format!(
             "INSERT INTO check_ins (id, device_id, device_seq, user_id, checkpoint_id, cell_id, kind, method, \
              tag_uid, device_time_ms, monotonic_ms, received_at_ms, latitude, longitude, accuracy_m, \
              fix_time_ms, mock, outcome, template_id, template_version, answers, photos, note, \
-             hlc_wall_ms, hlc_logical, clock_offset_ms) VALUES {} ON CONFLICT (id) DO NOTHING RETURNING id",
+             hlc_wall_ms, hlc_logical, clock_offset_ms, household_id) VALUES {} \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
             placeholders(self.backend, rows.len(), COLS)
         );
         let mut q = sqlx::query(&sql).persistent(UNCACHED_NULLABLE_FLOATS);
@@ -613,7 +615,8 @@ impl SqlStore {
                 .bind(c.note.clone())
                 .bind(seq(op.hlc.wall_ms))
                 .bind(i64::from(op.hlc.logical))
-                .bind(clock_offset_ms);
+                .bind(clock_offset_ms)
+                .bind(row.household_id);
         }
         let ids: Vec<Vec<u8>> = q
             .fetch_all(&mut **tx)
@@ -703,8 +706,10 @@ impl IngestStore for SqlStore {
             "SELECT ci.id, ci.device_id, ci.device_seq, u.name AS user_name, cp.code AS checkpoint, ci.kind, \
              ci.method, ci.tag_uid, ci.device_time_ms, ci.monotonic_ms, ci.received_at_ms, ci.latitude, \
              ci.longitude, ci.accuracy_m, ci.fix_time_ms, CAST(CASE WHEN ci.mock THEN 1 ELSE 0 END AS BIGINT) AS mock, \
-             ci.outcome, ci.template_id, ci.template_version, ci.answers, ci.photos, ci.note, ci.duplicate_of \
+             ci.outcome, ci.template_id, ci.template_version, ci.answers, ci.photos, ci.note, ci.duplicate_of, \
+             COALESCE(hh.code, '') AS household \
              FROM check_ins ci JOIN users u ON u.id = ci.user_id JOIN checkpoints cp ON cp.id = ci.checkpoint_id \
+             LEFT JOIN households hh ON hh.id = ci.household_id \
              {} ORDER BY ci.received_at_ms DESC, ci.device_seq DESC LIMIT {}",
             if device.is_some() {
                 "WHERE ci.device_id = $1"

@@ -15,10 +15,10 @@ mod grid;
 mod hazards;
 mod ingest;
 mod photos;
+mod registry;
 mod reports;
 mod scope;
 mod templates;
-mod units;
 
 pub(crate) use changes::PendingChange;
 
@@ -40,7 +40,7 @@ use crate::faults::{FaultPoints, points};
 use crate::store::admins::*;
 use crate::store::reports::*;
 
-/// Rows per multi-row INSERT: 26 columns × 400 stays under SQLite's 32,766 parameters.
+/// Rows per multi-row INSERT: 27 columns × 400 stays under SQLite's 32,766 parameters.
 const CHECK_IN_ROWS_PER_STATEMENT: usize = 400;
 const RESULT_ROWS_PER_STATEMENT: usize = 1000;
 

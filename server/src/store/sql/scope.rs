@@ -573,8 +573,8 @@ impl PullStore for SqlStore {
             v.dedup();
             v
         };
-        let (mut cells, mut checkpoints, mut units, mut hazards) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut cells, mut checkpoints, mut units, mut households, mut hazards) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // Derived from the domain, not from the grants: what the assignments and the hazards'
         // folded agencies say now (the grants are how the feed got there).
         if let Some(agency) = &scope.agency {
@@ -631,6 +631,15 @@ impl PullStore for SqlStore {
                     .fetch_all(self.pool())
                     .await?,
                 );
+                households.extend(
+                    sqlx::query_scalar::<_, String>(
+                        "SELECT h.code FROM households h JOIN grid_cells c ON c.id = h.cell_id \
+                         WHERE substr(c.path, 1, length($1)) = $1",
+                    )
+                    .bind(path)
+                    .fetch_all(self.pool())
+                    .await?,
+                );
                 let ids: Vec<Vec<u8>> = sqlx::query_scalar(
                     "SELECT h.id FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
                      WHERE substr(c.path, 1, length($1)) = $1",
@@ -665,6 +674,7 @@ impl PullStore for SqlStore {
             cells: strings(cells),
             checkpoints: strings(checkpoints),
             units: strings(units),
+            households: strings(households),
             hazards: strings(hazards),
         })
     }

@@ -302,9 +302,11 @@ async fn fill(
                                     answers: vec![],
                                     photos: vec![],
                                     note: String::new(),
+                                    household: String::new(),
                                 },
                                 checkpoint_id: cp.id,
                                 cell_id: cp.cell_id,
+                                household_id: None,
                             })),
                         }
                     })

@@ -1,11 +1,14 @@
-//! The key units of the device's cells (重点单位户籍化管理), as pulled: a patroller sees the
-//! unit's kind, risk, responsible person and checkpoints offline.
+//! The registers of the device's cells, as pulled: key units (重点单位户籍化管理), so a
+//! patroller sees a unit's kind, risk, responsible person and checkpoints offline; and the
+//! must-visit households (六必访), which reach only users assigned their cells.
 
+use patrolsync_proto::household::HouseholdRecord;
 use patrolsync_proto::unit::UnitRecord;
 use patrolsync_proto::wire;
 use prost::Message;
 use sqlx::Row;
 
+pub use patrolsync_proto::household::HouseholdGroup;
 pub use patrolsync_proto::unit::{RiskLevel, UnitKind};
 
 use crate::error::{local, read_failed};
@@ -78,7 +81,80 @@ pub(crate) async fn store(
     Ok(())
 }
 
+/// A must-visit household (六必访) in the device's cells.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Household {
+    /// Its code: what a visit names ([`crate::NewCheckIn::household`]).
+    pub code: String,
+    /// The grid cell it is in.
+    pub cell: String,
+    /// Address (building, unit, door).
+    pub address: String,
+    /// Its must-visit group.
+    #[serde(serialize_with = "group_name")]
+    pub group: HouseholdGroup,
+    /// Whom to ask for at the door.
+    pub contact_name: String,
+    /// Their phone (empty if not on file).
+    pub contact_phone: String,
+}
+
+fn group_name<S: serde::Serializer>(g: &HouseholdGroup, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(g.as_str())
+}
+
+impl From<HouseholdRecord> for Household {
+    fn from(h: HouseholdRecord) -> Self {
+        Household {
+            code: h.code,
+            cell: h.grid_cell,
+            address: h.address,
+            group: h.group,
+            contact_name: h.contact_name,
+            contact_phone: h.contact_phone,
+        }
+    }
+}
+
+/// Keeps a pulled household (the newest version replaces the one held).
+pub(crate) async fn store_household(
+    tx: &mut sqlx::SqliteConnection,
+    h: &wire::Household,
+) -> Result<(), SyncError> {
+    sqlx::query("INSERT OR REPLACE INTO households (code, cell, payload) VALUES (?, ?, ?)")
+        .bind(&h.code)
+        .bind(&h.grid_cell)
+        .bind(h.encode_to_vec())
+        .execute(&mut *tx)
+        .await
+        .map_err(local)?;
+    Ok(())
+}
+
 impl Client {
+    /// The must-visit households of the device's cells, as last pulled, by code; with `cell`,
+    /// only those in that cell.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError`] if the local store cannot be read. Never touches the network.
+    pub async fn households(&self, cell: Option<&str>) -> Result<Vec<Household>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT payload FROM households WHERE ?1 IS NULL OR cell = ?1 ORDER BY code",
+        )
+        .bind(cell)
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(read_failed)?;
+        rows.iter()
+            .map(|r| {
+                HouseholdRecord::decode(&r.get::<Vec<u8>, _>(0))
+                    .map(Household::from)
+                    .map_err(|e| read_failed(e.message))
+            })
+            .collect()
+    }
+
     /// The key units of the device's cells, as last pulled, by code; with `cell`, only those in
     /// that cell.
     ///

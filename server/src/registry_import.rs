@@ -1,7 +1,12 @@
-//! Importing the key-unit register (`patrolsync admin units import FILE`), from CSV or the
-//! first sheet of an XLSX workbook, whole or not at all like the grid (see `grid_import`).
+//! Importing the registers (`patrolsync admin units import FILE`, `admin households import
+//! FILE`), from CSV or the first sheet of an XLSX workbook, whole or not at all like the grid
+//! (see `grid_import`).
 //!
-//! Columns: `code`, `cell`, `kind`, `name`, `address`, `responsible_person`,
+//! Households: `code`, `cell`, `address`, `group` (hardship, elderly_alone, disabled, migrant,
+//! unemployed, assisted, or 困难群众, 独居老人 …), `contact_name`, `contact_phone`; headed in
+//! Chinese as 编码, 网格, 地址, 人群类别, 联系人, 联系电话.
+//!
+//! Units: `code`, `cell`, `kind`, `name`, `address`, `responsible_person`,
 //! `responsible_phone`, `risk`, `self_check_date`, `checkpoints` (codes separated by `;`, `,`
 //! or spaces); a file may head them in Chinese as the register's forms do (编码, 网格, 类型,
 //! 名称, 地址, 责任人, 联系电话, 风险等级, 四个能力自评日期, 检查点), and give kinds and risk
@@ -11,6 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use patrolsync_i18n::{Lang, text};
+use patrolsync_proto::household::HouseholdGroup;
 use patrolsync_proto::unit::{RiskLevel, UnitKind};
 
 use crate::grid_import::{
@@ -18,7 +24,7 @@ use crate::grid_import::{
     table_records, unknown_code,
 };
 use crate::store::AdminStore;
-use crate::store::units::NewUnit;
+use crate::store::registry::{NewHousehold, NewUnit};
 
 /// The columns of a unit file.
 pub const COLUMNS: [&str; 10] = [
@@ -240,6 +246,137 @@ fn check_row(
     })
 }
 
+/// The columns of a household file.
+pub const HOUSEHOLD_COLUMNS: [&str; 6] = [
+    "code",
+    "cell",
+    "address",
+    "group",
+    "contact_name",
+    "contact_phone",
+];
+
+/// Chinese headers of a household file.
+const HOUSEHOLD_ALIASES: Aliases = &[
+    ("编码", "code"),
+    ("户编码", "code"),
+    ("网格", "cell"),
+    ("所属网格", "cell"),
+    ("地址", "address"),
+    ("住址", "address"),
+    ("人群类别", "group"),
+    ("类别", "group"),
+    ("联系人", "contact_name"),
+    ("联系电话", "contact_phone"),
+    ("电话", "contact_phone"),
+];
+
+/// A group by its code or its name in either language (`独居老人`, `elderly living alone`).
+fn group_named(value: &str) -> Option<HouseholdGroup> {
+    HouseholdGroup::ALL.iter().copied().find(|g| {
+        let id = format!("household-group-{}", g.as_str());
+        value == g.as_str() || value == Lang::ZhCn.text(&id) || value == Lang::En.text(&id)
+    })
+}
+
+/// The group's name in `lang` (`独居老人`).
+pub fn group_text(group: &str, lang: Lang) -> String {
+    lang.text(&format!("household-group-{group}"))
+}
+
+/// Reads and checks a household file against itself and the store (cells live, no household
+/// moving to another cell), then writes it in one transaction. Nothing is written if any row is
+/// wrong.
+pub async fn import_households(
+    store: &dyn AdminStore,
+    path: &Path,
+    check_only: bool,
+    now_ms: i64,
+) -> Result<Imported, ImportError> {
+    let records = table_records(
+        path,
+        &["code", "cell", "address", "group"],
+        &HOUSEHOLD_COLUMNS,
+        HOUSEHOLD_ALIASES,
+    )?;
+    let cells: HashMap<String, bool> = store
+        .report_cells(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|c| (c.code, c.retired_at_ms.is_some()))
+        .collect();
+    let held: HashMap<String, String> = store
+        .households(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|h| (h.code, h.cell))
+        .collect();
+    let mut problems = Vec::new();
+    let mut seen: HashMap<String, Place> = HashMap::new();
+    let mut households = Vec::with_capacity(records.len());
+    for r in &records {
+        let before = problems.len();
+        let code = check_code(r, "code", &mut problems);
+        if let Some(first) = seen.insert(code.clone(), r.place()) {
+            problems.push(r.duplicate("code", &code, first));
+        }
+        let cell = r.get("cell").to_owned();
+        match cells.get(&cell) {
+            None => problems.push(r.error("cell", text!("import-cell-unknown", cell = cell))),
+            Some(true) => problems.push(r.error("cell", text!("import-retired", value = cell))),
+            Some(false) => {}
+        }
+        if let Some(old) = held.get(&code).filter(|old| **old != cell) {
+            problems.push(r.error(
+                "cell",
+                text!(
+                    "store-household-moved",
+                    household = code,
+                    old = old,
+                    new = cell
+                ),
+            ));
+        }
+        let group = group_named(r.get("group")).unwrap_or_else(|| {
+            let known: Vec<&str> = HouseholdGroup::ALL.iter().map(|g| g.as_str()).collect();
+            problems.push(r.error("group", unknown_code(r.get("group"), &known)));
+            HouseholdGroup::Assisted
+        });
+        if r.get("address").is_empty() {
+            problems.push(r.error("address", text!("import-empty")));
+        }
+        for column in ["address", "contact_name"] {
+            if r.get(column).chars().count() > TEXT_MAX {
+                problems.push(r.error(column, text!("import-too-long", max = TEXT_MAX)));
+            }
+        }
+        let phone = r.get("contact_phone");
+        if !phone.is_empty() && !valid_phone(phone) {
+            problems.push(r.error("contact_phone", text!("import-bad-phone", value = phone)));
+        }
+        if problems.len() == before {
+            households.push(NewHousehold {
+                code,
+                cell,
+                address: r.get("address").to_owned(),
+                group,
+                contact_name: r.get("contact_name").to_owned(),
+                contact_phone: phone.to_owned(),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    let rows = households.len();
+    let changed = if check_only {
+        0
+    } else {
+        store.upsert_households(&households, now_ms).await?
+    };
+    Ok(Imported { rows, changed })
+}
+
 /// A phone number as people write them: digits, with `+`, `-`, spaces and parentheses, 3 to
 /// 20 digits in all.
 fn valid_phone(value: &str) -> bool {
@@ -280,6 +417,17 @@ mod tests {
                 assert_ne!(
                     kind_text(k.as_str(), lang),
                     format!("unit-kind-{}", k.as_str())
+                );
+            }
+        }
+        assert_eq!(group_named("独居老人"), Some(HouseholdGroup::ElderlyAlone));
+        assert_eq!(group_named("migrant"), Some(HouseholdGroup::Migrant));
+        assert_eq!(group_named("老人"), None);
+        for g in HouseholdGroup::ALL {
+            for lang in [Lang::ZhCn, Lang::En] {
+                assert_ne!(
+                    group_text(g.as_str(), lang),
+                    format!("household-group-{}", g.as_str())
                 );
             }
         }

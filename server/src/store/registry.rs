@@ -1,10 +1,12 @@
-//! The key-unit register (重点单位户籍化管理): units with their kind, the people to call, risk
-//! level, last four-capabilities self-assessment and the checkpoints at them. A unit is filed
-//! under its cell like a checkpoint, so it reaches the devices of that cell's scope through
-//! pull; its inspections are the check-ins at its checkpoints and its hazards those reported
-//! there.
+//! The registers a grid keeps: key units (重点单位户籍化管理) with their kind, the people to
+//! call, risk level, last four-capabilities self-assessment and the checkpoints at them; and the
+//! households of the six must-visit groups (六必访). Both are filed under their cell in the
+//! change log, so they reach the devices of that cell's scope through pull (households never
+//! reach agencies). A unit's inspections are the check-ins at its checkpoints and its hazards
+//! those reported there; a household's visits are the visit check-ins that name it.
 
 use async_trait::async_trait;
+use patrolsync_proto::household::HouseholdGroup;
 use patrolsync_proto::unit::{RiskLevel, UnitKind};
 use serde::Serialize;
 
@@ -95,9 +97,67 @@ pub struct UnitFile {
     pub hazards_total: i64,
 }
 
-/// The register.
+/// A household to create or update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewHousehold {
+    /// Unique code.
+    pub code: String,
+    /// Its cell.
+    pub cell: String,
+    /// Address (building, unit, door).
+    pub address: String,
+    /// Its must-visit group.
+    pub group: HouseholdGroup,
+    /// Whom to ask for at the door.
+    pub contact_name: String,
+    /// Their phone.
+    pub contact_phone: String,
+}
+
+/// A household as the register holds it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HouseholdEntry {
+    /// Unique code.
+    pub code: String,
+    /// Its cell.
+    pub cell: String,
+    /// Its cell's path.
+    #[serde(skip)]
+    pub path: String,
+    /// Address.
+    pub address: String,
+    /// Group (`hardship`, `elderly_alone`, …).
+    pub group: String,
+    /// Whom to ask for.
+    pub contact_name: String,
+    /// Their phone.
+    pub contact_phone: String,
+    /// When it was registered (Unix ms): no visit was owed before.
+    pub created_at_ms: i64,
+}
+
+/// A visit check-in that named a household.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HouseholdVisit {
+    /// Check-in id (UUID text).
+    pub id: String,
+    /// The household.
+    pub household: String,
+    /// The checkpoint it was made at.
+    pub checkpoint: String,
+    /// Who visited.
+    pub user: String,
+    /// `inspected` (visited), or why not (`locked`: nobody home, …).
+    pub outcome: String,
+    /// When, by the device's clock (Unix ms).
+    pub device_time_ms: i64,
+    /// When the server received it (Unix ms).
+    pub received_at_ms: i64,
+}
+
+/// The registers.
 #[async_trait]
-pub trait UnitStore: Send + Sync {
+pub trait RegistryStore: Send + Sync {
     /// Creates or updates units, with their checkpoints exactly as given, in one transaction;
     /// each changed unit enters the change log under its cell. Returns how many units changed
     /// (0 on a repeat import).
@@ -109,4 +169,30 @@ pub trait UnitStore: Send + Sync {
     /// The unit `code` with its latest `limit` check-ins and its hazards; `None` if there is no
     /// such unit.
     async fn unit_file(&self, code: &str, limit: u32) -> Result<Option<UnitFile>, StoreError>;
+
+    /// Creates or updates households in one transaction; each changed one enters the change
+    /// log under its cell. Returns how many changed (0 on a repeat import).
+    async fn upsert_households(
+        &self,
+        households: &[NewHousehold],
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// The visits naming a household in `cell`'s subtree with device time in
+    /// `[from_ms, to_ms)`, received by `as_of_ms`, by device time then id.
+    async fn household_visits(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        as_of_ms: i64,
+    ) -> Result<Vec<HouseholdVisit>, StoreError>;
+
+    /// The households in `cell`'s subtree (every one for `None`) registered by `as_of_ms`, by
+    /// code.
+    async fn households(
+        &self,
+        cell: Option<&str>,
+        as_of_ms: i64,
+    ) -> Result<Vec<HouseholdEntry>, StoreError>;
 }

@@ -1,8 +1,9 @@
-//! The key-unit register.
+//! The registers: key units and must-visit households.
 
 use super::*;
-use crate::store::units::*;
+use crate::store::registry::*;
 use patrolsync_i18n::text;
+use patrolsync_proto::household::HouseholdRecord;
 use patrolsync_proto::unit::UnitRecord;
 
 /// Columns of a unit row, as [`unit_entry`] reads them (checkpoints come separately).
@@ -44,7 +45,7 @@ impl SqlStore {
 }
 
 #[async_trait]
-impl UnitStore for SqlStore {
+impl RegistryStore for SqlStore {
     async fn upsert_units(&self, units: &[NewUnit], now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut changed = 0;
@@ -290,5 +291,155 @@ impl UnitStore for SqlStore {
             hazards,
             hazards_total,
         }))
+    }
+
+    async fn upsert_households(
+        &self,
+        households: &[NewHousehold],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut changed = 0;
+        let mut changes = Vec::new();
+        for h in households {
+            let cell = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
+                .bind(&h.cell)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = h.cell)))?;
+            let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
+            // A household stays in its cell: devices of the old cell would keep it otherwise.
+            let held: Option<String> = sqlx::query_scalar(
+                "SELECT c.code FROM households h JOIN grid_cells c ON c.id = h.cell_id WHERE h.code = $1",
+            )
+            .bind(&h.code)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(old) = held.filter(|old| *old != h.cell) {
+                return Err(StoreError::Invalid(text!(
+                    "store-household-moved",
+                    household = h.code,
+                    old = old,
+                    new = h.cell
+                )));
+            }
+            let n = sqlx::query(
+                "INSERT INTO households (code, cell_id, address, grp, contact_name, contact_phone, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET \
+                 address = excluded.address, grp = excluded.grp, contact_name = excluded.contact_name, \
+                 contact_phone = excluded.contact_phone \
+                 WHERE households.address <> excluded.address OR households.grp <> excluded.grp \
+                 OR households.contact_name <> excluded.contact_name \
+                 OR households.contact_phone <> excluded.contact_phone",
+            )
+            .bind(&h.code)
+            .bind(cell_id)
+            .bind(&h.address)
+            .bind(h.group.as_str())
+            .bind(&h.contact_name)
+            .bind(&h.contact_phone)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                let record = HouseholdRecord {
+                    code: h.code.clone(),
+                    grid_cell: h.cell.clone(),
+                    address: h.address.clone(),
+                    group: h.group,
+                    contact_name: h.contact_name.clone(),
+                    contact_phone: h.contact_phone.clone(),
+                };
+                changes.push(PendingChange::admin(
+                    cell_path,
+                    ChangeKind::Household,
+                    format!("household:{}", h.code),
+                    record.encode(),
+                    true,
+                ));
+                changed += 1;
+            }
+        }
+        self.append_changes(&mut tx, &changes, now_ms).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn households(
+        &self,
+        cell: Option<&str>,
+        as_of_ms: i64,
+    ) -> Result<Vec<HouseholdEntry>, StoreError> {
+        let prefix = self.subtree(cell).await?;
+        let rows = sqlx::query(
+            "SELECT h.code, c.code, c.path, h.address, h.grp, h.contact_name, h.contact_phone, h.created_at \
+             FROM households h JOIN grid_cells c ON c.id = h.cell_id \
+             WHERE substr(c.path, 1, length($1)) = $1 AND h.created_at <= $2",
+        )
+        .bind(&prefix)
+        .bind(as_of_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(HouseholdEntry {
+                    code: r.try_get(0)?,
+                    cell: r.try_get(1)?,
+                    path: r.try_get(2)?,
+                    address: r.try_get(3)?,
+                    group: r.try_get(4)?,
+                    contact_name: r.try_get(5)?,
+                    contact_phone: r.try_get(6)?,
+                    created_at_ms: r.try_get(7)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| a.code.cmp(&b.code));
+        Ok(out)
+    }
+
+    async fn household_visits(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        as_of_ms: i64,
+    ) -> Result<Vec<HouseholdVisit>, StoreError> {
+        let prefix = self.subtree(cell).await?;
+        let rows = sqlx::query(
+            "SELECT ci.id, h.code, cp.code, u.name, ci.outcome, ci.device_time_ms, ci.received_at_ms \
+             FROM check_ins ci JOIN households h ON h.id = ci.household_id \
+             JOIN grid_cells c ON c.id = h.cell_id JOIN checkpoints cp ON cp.id = ci.checkpoint_id \
+             JOIN users u ON u.id = ci.user_id \
+             WHERE substr(c.path, 1, length($1)) = $1 AND ci.device_time_ms >= $2 \
+             AND ci.device_time_ms < $3 AND ci.received_at_ms <= $4",
+        )
+        .bind(&prefix)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(as_of_ms)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                let raw: Vec<u8> = r.try_get(0)?;
+                Ok(HouseholdVisit {
+                    id: uuid::Uuid::from_slice(&raw)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| hex::encode(&raw)),
+                    household: r.try_get(1)?,
+                    checkpoint: r.try_get(2)?,
+                    user: r.try_get(3)?,
+                    outcome: r.try_get(4)?,
+                    device_time_ms: r.try_get(5)?,
+                    received_at_ms: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| (a.device_time_ms, &a.id).cmp(&(b.device_time_ms, &b.id)));
+        Ok(out)
     }
 }

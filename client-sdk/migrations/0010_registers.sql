@@ -6,3 +6,12 @@ CREATE TABLE units (
     payload BLOB NOT NULL
 );
 CREATE INDEX units_by_cell ON units (cell);
+
+-- The must-visit households (六必访) of the device's cells, as pulled; only users assigned
+-- their cells receive them.
+CREATE TABLE households (
+    code    TEXT PRIMARY KEY,
+    cell    TEXT NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE INDEX households_by_cell ON households (cell);

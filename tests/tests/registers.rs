@@ -5,13 +5,13 @@
 //! ledger show the inspections and hazards at its checkpoints and nothing else; a cell taken
 //! away takes its units with it.
 
-use patrolsync_server::store::{GridStore, UnitStore};
+use patrolsync_server::store::{GridStore, RegistryStore};
 
 use patrolsync_proto::{CheckInKind, CheckInOutcome};
 use patrolsync_sdk::{NewCheckIn, RiskLevel, UnitKind};
 use patrolsync_server::grid_import::ImportError;
+use patrolsync_server::registry_import::import_units;
 use patrolsync_server::testkit::test_databases;
-use patrolsync_server::unit_import::import_units;
 use patrolsync_tests::{Harness, admin_get, admin_json, blocked_lane, device_view, server_view};
 
 /// A CSV with three bad rows among good ones.
@@ -277,6 +277,135 @@ async fn a_register_reaches_the_devices_of_its_cells_and_a_units_file_shows_what
         .await?;
         pat1.sync().await?;
         assert!(pat1.units(None).await?.is_empty(), "{backend}");
+        assert_eq!(
+            device_view(&pat1).await?,
+            server_view(h.server(), &pat1).await?,
+            "{backend}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
+
+/// The must-visit register as a district keeps it: one elderly person living alone in pat1's
+/// compound, one family in hardship in the next compound.
+const HOUSEHOLDS: &str = "编码,网格,地址,人群类别,联系人,联系电话
+H-0301,S1-C1-K1-B1,1 号楼 3 单元 301,独居老人,张大爷,13900000000
+H-0502,S1-C1-K2-B2,2 号楼 5 单元 502,困难群众,李阿姨,
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn households_reach_only_their_cells_staff_and_a_visit_names_the_household()
+-> anyhow::Result<()> {
+    use patrolsync_proto::hazard::Agency;
+    use patrolsync_sdk::{ErrorCode, HouseholdGroup, RecordError};
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let sql = patrolsync_server::open_sql_store(&h.config).await?;
+        let pat1 = h.device("k1", "pat1", &["S1-C1-K1"]).await?;
+        let pat2 = h.device("k2", "pat2", &["S1-C1-K2"]).await?;
+        let brigade = h
+            .agency_device("fb", "brigade", Agency::FireBrigade, &["S1"])
+            .await?;
+        let file = h.dir.path().join("households.csv");
+        std::fs::write(&file, HOUSEHOLDS)?;
+        let done = patrolsync_server::registry_import::import_households(
+            &sql,
+            &file,
+            false,
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+        assert_eq!((done.rows, done.changed), (2, 2), "{backend}");
+
+        // Each patroller holds its own compound's household; the fire brigade, which sees the
+        // whole grid, holds none.
+        for d in [&pat1, &pat2, &brigade] {
+            d.sync().await?;
+            assert_eq!(
+                device_view(d).await?,
+                server_view(h.server(), d).await?,
+                "{backend}"
+            );
+        }
+        let mine = pat1.households(None).await?;
+        assert_eq!(
+            mine.iter()
+                .map(|h| (h.code.as_str(), h.group, h.contact_name.as_str()))
+                .collect::<Vec<_>>(),
+            [("H-0301", HouseholdGroup::ElderlyAlone, "张大爷")],
+            "{backend}"
+        );
+        assert_eq!(pat2.households(None).await?.len(), 1, "{backend}");
+        assert!(brigade.households(None).await?.is_empty(), "{backend}");
+
+        // A visit names its household; a patrol may not name one (refused on the phone).
+        let mut visit = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        visit.kind = CheckInKind::Visit;
+        visit.household = Some("H-0301".into());
+        let visited = pat1.record_checkin(visit.clone()).await?;
+        let mut patrol = visit.clone();
+        patrol.kind = CheckInKind::Patrol;
+        match pat1.record_checkin(patrol).await {
+            Err(RecordError::Invalid(i)) => {
+                assert_eq!(
+                    (i.field.as_str(), i.reason),
+                    ("household", "not_a_visit"),
+                    "{backend}"
+                )
+            }
+            other => panic!("{backend}: a patrol naming a household: {other:?}"),
+        }
+        // Another compound's household, and one not on the register: refused by the server.
+        let mut elsewhere = visit.clone();
+        elsewhere.household = Some("H-0502".into());
+        pat1.record_checkin(elsewhere).await?;
+        let mut unknown = visit.clone();
+        unknown.household = Some("H-9999".into());
+        pat1.record_checkin(unknown).await?;
+        let s = pat1.sync().await?;
+        assert_eq!((s.applied, s.rejected), (1, 2), "{backend}: {s:?}");
+        // Newest first, as `rejected` lists them.
+        let refused: Vec<ErrorCode> = pat1
+            .rejected()
+            .await?
+            .into_iter()
+            .map(|r| r.error)
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                ErrorCode::UnknownHousehold {
+                    household: "H-9999".into()
+                },
+                ErrorCode::OutsideScope {
+                    field: "household".into(),
+                    value: "H-0502".into()
+                },
+            ],
+            "{backend}"
+        );
+        let on_server = sql.household_visits(None, 0, i64::MAX, i64::MAX).await?;
+        assert_eq!(
+            on_server
+                .iter()
+                .map(|v| (v.id.clone(), v.household.as_str(), v.user.as_str()))
+                .collect::<Vec<_>>(),
+            [(visited.to_string(), "H-0301", "pat1")],
+            "{backend}"
+        );
+
+        // The compound taken away: its household leaves the phone with it.
+        sql.assign(
+            "pat1",
+            &["S1-C1-K1".into()],
+            true,
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+        pat1.sync().await?;
+        assert!(pat1.households(None).await?.is_empty(), "{backend}");
         assert_eq!(
             device_view(&pat1).await?,
             server_view(h.server(), &pat1).await?,
