@@ -201,6 +201,25 @@ impl Client {
         let edit = patrolsync_proto::hazard::Edit { hazard, value };
         let edit = patrolsync_proto::hazard::Edit::from_wire(edit.to_wire())?;
         self.require_enrolled().await?;
+        // An information report and a hazard cannot become one another, and an information
+        // report takes no deadline or handling (the fold would keep such an edit without
+        // applying it; the server refuses it the same way).
+        if let Some(view) = self
+            .hazard(hazard)
+            .await
+            .map_err(|e| RecordError::Storage(e.to_string()))?
+            && !patrolsync_proto::hazard::applies(
+                view.state.category.value.is_information(),
+                &edit.value,
+            )
+        {
+            return Err(RecordError::Invalid(patrolsync_proto::Invalid::new(
+                "value",
+                "information_report",
+                "an information report is acknowledged, not rectified, and a report cannot \
+                 change between an information kind and a hazard",
+            )));
+        }
         self.enqueue(OpBody::HazardEdit(edit), hazard.to_bytes(), now)
             .await?;
         Ok(())
@@ -697,13 +716,17 @@ pub struct Checkpoint {
 /// the state the hazard was in, or for the actor's role (the same rule, run again).
 pub fn conflict_code(h: &patrolsync_proto::hazard::HistoryEntry) -> crate::ErrorCode {
     use patrolsync_proto::hazard::{Refusal, transition};
-    match transition(h.from, h.kind, h.role) {
+    match transition(h.information, h.from, h.kind, h.role) {
         Err(Refusal::Role { .. }) => crate::ErrorCode::Forbidden {
             action: h.kind.as_str().into(),
         },
         Err(Refusal::WrongState { status }) => crate::ErrorCode::WrongState {
             action: h.kind.as_str().into(),
             status: status.as_str().into(),
+        },
+        Err(Refusal::Kind { information }) => crate::ErrorCode::WrongKind {
+            action: h.kind.as_str().into(),
+            information,
         },
         // The rule allows it now; the history's own reason stands (a newer SDK's fold).
         Ok(_) => crate::ErrorCode::Invalid {

@@ -186,8 +186,11 @@ enum HazardCmd {
         /// Checkpoint code, if at one.
         #[arg(long)]
         checkpoint: Option<String>,
+        /// The must-report kind (八必报). Hazards, run through the closed loop:
         /// blocked_fire_lane, damaged_facility, blocked_evacuation, electrical, gas, open_flame,
-        /// flammable_storage, rental_housing, renovation or other.
+        /// flammable_storage, rental_housing, renovation or other. Information reports, sent to
+        /// the cell's managers to acknowledge (no handling or deadline): outside_workers
+        /// (外来人员就业), assisted_person (新增残障等帮扶人员), unstable_factor (消防安全不稳定因素).
         #[arg(long, value_parser = one_of(HazardCategory::ALL, |v: &HazardCategory| v.as_str()))]
         category: HazardCategory,
         /// general or major.
@@ -213,7 +216,8 @@ enum HazardCmd {
         json: bool,
     },
     /// Move a hazard through the closed loop: notify, fix_on_spot, submit_fix, verify_pass,
-    /// verify_fail, transfer, agency_accept, agency_return, agency_fix, reopen, merge.
+    /// verify_fail, transfer, agency_accept, agency_return, agency_fix, reopen, merge; an
+    /// information report: acknowledge (a manager), merge.
     Transition {
         /// Hazard id.
         id: HazardId,

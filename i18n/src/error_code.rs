@@ -150,6 +150,14 @@ pub enum ErrorCode {
         /// The state the hazard was in (`closed`, `transferred`, …).
         status: String,
     },
+    /// A transition not for this kind of report: a rectification step on an information
+    /// report of the must-report kinds (`information`), or acknowledging a hazard.
+    WrongKind {
+        /// The transition (`notify`, `acknowledge`, …).
+        action: String,
+        /// Whether the report is an information report.
+        information: bool,
+    },
     /// The user's role may not do this.
     Forbidden {
         /// What was attempted (a field or a transition).
@@ -252,6 +260,16 @@ impl ErrorCode {
                 "wrong_state",
                 vec![("action", s(action)), ("status", s(status))],
             ),
+            E::WrongKind {
+                action,
+                information,
+            } => (
+                "wrong_kind",
+                vec![
+                    ("action", s(action)),
+                    ("information", information.to_string()),
+                ],
+            ),
             E::Forbidden { action } => ("forbidden", vec![("action", s(action))]),
             E::Missing { field } => ("missing", vec![("field", s(field))]),
             E::TooLong { field, max } => (
@@ -313,6 +331,10 @@ impl ErrorCode {
             "wrong_state" => E::WrongState {
                 action: at(0)?,
                 status: at(1)?,
+            },
+            "wrong_kind" => E::WrongKind {
+                action: at(0)?,
+                information: at(1)?.parse().ok()?,
             },
             "forbidden" => E::Forbidden { action: at(0)? },
             "missing" => E::Missing { field: at(0)? },
@@ -493,6 +515,10 @@ mod tests {
             E::WrongState {
                 action: s("verify_pass"),
                 status: s("closed"),
+            },
+            E::WrongKind {
+                action: s("notify"),
+                information: true,
             },
             E::Forbidden {
                 action: s("verify"),

@@ -55,6 +55,59 @@ fn event(id: u8, kind: EventKind) -> Event {
 }
 
 #[test]
+fn an_information_report_folds_to_acknowledged_and_keeps_its_kind() {
+    let info = Report {
+        category: HazardCategory::OutsideWorkers,
+        handling: Handling::OnTheSpot,
+        deadline_ms: None,
+        ..report()
+    };
+    let edit = |value| {
+        HazardOp::Edit(Edit {
+            hazard: hazard(),
+            value,
+        })
+    };
+    let ops = vec![
+        (stamp(10, 0, 1), HazardOp::Report(info)),
+        // Kept in the log, not applied: a hazard's category, a deadline, a rectification step.
+        (
+            stamp(11, 0, 2),
+            edit(FieldValue::Category(HazardCategory::Gas)),
+        ),
+        (
+            stamp(12, 0, 2),
+            edit(FieldValue::Deadline(Some(2_100_000_000_000))),
+        ),
+        (
+            stamp(13, 0, 2),
+            HazardOp::Event(event(1, EventKind::Notify), Role::GridManager),
+        ),
+        // Applied: another information kind, and the acknowledgement.
+        (
+            stamp(14, 0, 2),
+            edit(FieldValue::Category(HazardCategory::UnstableFactor)),
+        ),
+        (
+            stamp(15, 0, 2),
+            HazardOp::Event(event(2, EventKind::Acknowledge), Role::GridManager),
+        ),
+    ];
+    let s = fold(hazard(), &ops);
+    assert_eq!(s.status, Status::Acknowledged);
+    assert_eq!(s.category.value, HazardCategory::UnstableFactor);
+    assert_eq!(s.deadline_ms.value, None);
+    assert_eq!(s.history.len(), 2);
+    assert_eq!(s.conflicts().count(), 1);
+    assert!(s.history.iter().all(|e| e.information));
+    // Any order, any repeats: the same state.
+    let mut reversed = ops.clone();
+    reversed.reverse();
+    reversed.extend(ops.iter().cloned());
+    assert_eq!(fold(hazard(), &reversed), s);
+}
+
+#[test]
 fn closed_loop_happy_path() {
     let ops = vec![
         (stamp(10, 0, 1), HazardOp::Report(report())),
@@ -130,15 +183,72 @@ fn losing_transition_is_kept_as_a_conflict() {
 }
 
 #[test]
+fn an_information_report_is_acknowledged_or_merged_and_never_rectified() {
+    use Status::*;
+    // Every rectification step is refused for its kind, whoever fires it and whatever the state.
+    for kind in EventKind::ALL.iter().copied() {
+        for role in [
+            Role::Patroller,
+            Role::GridManager,
+            Role::Agency,
+            Role::Admin,
+        ] {
+            let t = transition(true, Reported, kind, role);
+            match kind {
+                EventKind::Acknowledge | EventKind::Merge if role == Role::GridManager => {
+                    assert!(t.is_ok(), "{kind} by {role}: {t:?}")
+                }
+                EventKind::Acknowledge | EventKind::Merge if role == Role::Admin => {
+                    assert!(t.is_ok(), "{kind} by {role}: {t:?}")
+                }
+                EventKind::Acknowledge | EventKind::Merge => {
+                    assert_eq!(t, Err(Refusal::Role { role }), "{kind} by {role}")
+                }
+                _ => assert_eq!(t, Err(Refusal::Kind { information: true }), "{kind}"),
+            }
+        }
+    }
+    assert_eq!(
+        transition(true, Reported, EventKind::Acknowledge, Role::GridManager),
+        Ok(Acknowledged)
+    );
+    assert!(!Acknowledged.is_open());
+    assert_eq!(
+        transition(
+            true,
+            Acknowledged,
+            EventKind::Acknowledge,
+            Role::GridManager
+        ),
+        Err(Refusal::WrongState {
+            status: Acknowledged
+        })
+    );
+    // A hazard is never acknowledged; a patroller may not acknowledge anything.
+    assert_eq!(
+        transition(false, Reported, EventKind::Acknowledge, Role::GridManager),
+        Err(Refusal::Kind { information: false })
+    );
+    assert_eq!(
+        may_fire(EventKind::Acknowledge, Role::Patroller),
+        Err(Refusal::Role {
+            role: Role::Patroller
+        })
+    );
+    assert_eq!(may_fire(EventKind::Acknowledge, Role::GridManager), Ok(()));
+}
+
+#[test]
 fn roles_are_enforced() {
     assert_eq!(
-        transition(Status::Reported, EventKind::Notify, Role::Patroller),
+        transition(false, Status::Reported, EventKind::Notify, Role::Patroller),
         Err(Refusal::Role {
             role: Role::Patroller
         })
     );
     assert_eq!(
         transition(
+            false,
             Status::Transferred,
             EventKind::AgencyAccept,
             Role::GridManager
@@ -148,15 +258,20 @@ fn roles_are_enforced() {
         })
     );
     assert_eq!(
-        transition(Status::Transferred, EventKind::AgencyAccept, Role::Agency),
+        transition(
+            false,
+            Status::Transferred,
+            EventKind::AgencyAccept,
+            Role::Agency
+        ),
         Ok(Status::AgencyHandling)
     );
     assert_eq!(
-        transition(Status::Closed, EventKind::Reopen, Role::GridManager),
+        transition(false, Status::Closed, EventKind::Reopen, Role::GridManager),
         Ok(Status::Rectifying)
     );
     assert_eq!(
-        transition(Status::Closed, EventKind::Merge, Role::GridManager),
+        transition(false, Status::Closed, EventKind::Merge, Role::GridManager),
         Err(Refusal::WrongState {
             status: Status::Closed
         })

@@ -337,6 +337,7 @@ pub async fn prepare(
                         cell_id: cell.id,
                         cell_path: cell.path.clone(),
                         status: "reported".into(),
+                        category: r.category.as_str().into(),
                         agency: None,
                         log_len: 0,
                         role_entries: 0,
@@ -395,6 +396,15 @@ pub async fn prepare(
                     "role",
                     ("field", "", None),
                     "an agency user may not edit hazard fields".into(),
+                    payload,
+                ),
+                Ok(h) if !edit_applies(h, &e.value) => reject(
+                    RejectCode::Invalid,
+                    "information_report",
+                    ("value", "", None),
+                    "an information report is acknowledged, not rectified, and a report cannot \
+                     change between an information kind and a hazard"
+                        .into(),
                     payload,
                 ),
                 Ok(h) => {
@@ -619,4 +629,15 @@ async fn writer(
             }
         }
     }
+}
+
+/// Whether an edit to `value` applies to the hazard `h` (the fold keeps but does not apply one
+/// that turns an information report into a hazard or back, or gives an information report a
+/// deadline or handling).
+fn edit_applies(h: &HazardRef, value: &hazard::FieldValue) -> bool {
+    let information = h
+        .category
+        .parse::<hazard::HazardCategory>()
+        .is_ok_and(|c| c.is_information());
+    hazard::applies(information, value)
 }

@@ -71,6 +71,7 @@ mirror_codes! {
     RetiredCell { cell: String },
     NotTransferred { hazard: String },
     WrongState { action: String, status: String },
+    WrongKind { action: String, information: bool },
     Forbidden { action: String },
     Missing { field: String },
     TooLong { field: String, max: u64 },

@@ -16,6 +16,7 @@ state-transferred = transferred
 state-agency_handling = agency handling
 state-closed = closed
 state-merged = merged
+state-acknowledged = acknowledged
 
 ## Hazard categories
 category-blocked_fire_lane = blocked fire lane
@@ -28,6 +29,9 @@ category-flammable_storage = flammable storage
 category-rental_housing = rental housing
 category-renovation = renovation works
 category-other = other
+category-outside_workers = outside workers taken on
+category-assisted_person = newly assisted people
+category-unstable_factor = a factor unsettling fire safety
 
 ## Key units (the register)
 unit-kind-rental_housing = rental housing
@@ -355,6 +359,8 @@ col-closed_on_time = closed_on_time
 col-closed_late = closed_late
 col-overdue = overdue
 col-transferred = transferred
+col-information_reports = information reports
+col-acknowledged = acknowledged
 
 ## The command line
 cli-serve-data-dir = data dir        { $dir } ({ $backend })
@@ -531,6 +537,7 @@ transition-agency_return = agency return
 transition-agency_fix = agency fix
 transition-reopen = reopen
 transition-merge = merge
+transition-acknowledge = acknowledge
 dev-unsynced = { " " }(unsynced)
 cli-error = error: { $error }
 

@@ -38,6 +38,10 @@ retired_checkpoint = Checkpoint { $checkpoint } is retired and takes no new chec
 retired_cell = Grid cell { $cell } is retired and takes no new hazards
 not_transferred = Hazard { $hazard } was not transferred to your agency
 wrong_state = The hazard is { $status }, so { $action } cannot apply (another device acted first)
+wrong_kind = { $information ->
+    [true] An information report is acknowledged, not rectified: { $action } does not apply
+   *[false] Only an information report is acknowledged; { $action } does not apply to a hazard
+}
 forbidden = Your role may not do this ({ $action })
 missing = Required: { $field }
 too_long = { $field } is too long: at most { $max } characters

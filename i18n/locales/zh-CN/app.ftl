@@ -15,6 +15,7 @@ state-transferred = 已移交
 state-agency_handling = 移交单位处置中
 state-closed = 已销号
 state-merged = 已合并
+state-acknowledged = 已知悉
 
 ## 隐患类别
 category-blocked_fire_lane = 占用、堵塞消防车通道
@@ -27,6 +28,9 @@ category-flammable_storage = 违规存放易燃易爆物品
 category-rental_housing = 出租屋隐患
 category-renovation = 装修施工隐患
 category-other = 其他
+category-outside_workers = 外来人员就业
+category-assisted_person = 新增残障等帮扶人员
+category-unstable_factor = 消防安全不稳定因素
 
 ## 重点单位（户籍化管理）
 unit-kind-rental_housing = 出租房屋
@@ -354,6 +358,8 @@ col-closed_on_time = 按期销号
 col-closed_late = 逾期销号
 col-overdue = 逾期未改
 col-transferred = 移交
+col-information_reports = 信息类上报
+col-acknowledged = 已知悉
 
 ## 命令行
 cli-serve-data-dir = 数据目录        { $dir }（{ $backend }）
@@ -542,6 +548,7 @@ transition-agency_return = 单位退回
 transition-agency_fix = 单位办结
 transition-reopen = 重新打开
 transition-merge = 合并
+transition-acknowledge = 知悉
 dev-unsynced = （未同步）
 cli-error = 错误：{ $error }
 

@@ -38,6 +38,10 @@ retired_checkpoint = 检查点 { $checkpoint } 已停用，不能再签到
 retired_cell = 网格 { $cell } 已撤销，不能再上报隐患
 not_transferred = 隐患 { $hazard } 没有移交给您所在的单位
 wrong_state = 隐患当前为 { $status } 状态，不能执行 { $action }（另一台设备的操作在先）
+wrong_kind = { $information ->
+    [true] 信息类报告只需知悉，不进入整改，不能执行 { $action }
+   *[false] 只有信息类报告才需知悉，隐患不能执行 { $action }
+}
 forbidden = 您的角色无权进行此操作（{ $action }）
 missing = 缺少必填项：{ $field }
 too_long = 内容过长：{ $field } 最多 { $max } 个字

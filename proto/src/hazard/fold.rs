@@ -40,6 +40,8 @@ pub struct HistoryEntry {
     pub to: Status,
     /// Why it did not apply, for a conflict.
     pub conflict: Option<String>,
+    /// Whether the hazard is an information report (the rules its transitions ran under).
+    pub information: bool,
 }
 
 /// A hazard's state: the same on every replica that holds the same ops.
@@ -130,19 +132,26 @@ pub fn fold(id: HazardId, ops: &[(Stamp, HazardOp)]) -> HazardState {
         state.handling.write(r.handling, *s);
         add_photos(&mut state.photos, &r.photos);
     }
+    // An information report stays one: its kind is its report's, and an edit to a category of
+    // the other kind, or giving it a deadline or a handling, is kept in the log but not applied
+    // (devices and the server refuse such edits before they are sent or stored).
+    let information = report
+        .as_ref()
+        .is_some_and(|(r, _)| r.category.is_information());
     for (stamp, op) in ordered {
         match op {
             HazardOp::Report(_) => {}
             HazardOp::Edit(e) => match &e.value {
                 FieldValue::Description(v) => state.description.write(v.clone(), *stamp),
                 FieldValue::Severity(v) => state.severity.write(*v, *stamp),
+                v if !applies(information, v) => {}
                 FieldValue::Category(v) => state.category.write(*v, *stamp),
                 FieldValue::Deadline(v) => state.deadline_ms.write(*v, *stamp),
                 FieldValue::Handling(v) => state.handling.write(*v, *stamp),
             },
             HazardOp::Event(e, role) => {
                 let from = state.status;
-                let outcome = transition(from, e.kind, *role);
+                let outcome = transition(information, from, e.kind, *role);
                 let (to, conflict) = match outcome {
                     Ok(to) => (to, None),
                     Err(refusal) => (from, Some(format!("{} by {role}: {refusal}", e.kind))),
@@ -169,6 +178,7 @@ pub fn fold(id: HazardId, ops: &[(Stamp, HazardOp)]) -> HazardState {
                     from,
                     to,
                     conflict,
+                    information,
                 });
             }
         }
@@ -189,5 +199,16 @@ pub(super) fn add_photos(all: &mut Vec<[u8; 32]>, new: &[[u8; 32]]) {
         if !all.contains(p) {
             all.push(*p);
         }
+    }
+}
+
+/// Whether an edit to `value` applies to a hazard (`information` false) or an information
+/// report: a category of the other kind never does, nor a deadline or handling on an
+/// information report (it is acknowledged, not rectified).
+pub fn applies(information: bool, value: &FieldValue) -> bool {
+    match value {
+        FieldValue::Category(c) => c.is_information() == information,
+        FieldValue::Deadline(_) | FieldValue::Handling(_) => !information,
+        FieldValue::Description(_) | FieldValue::Severity(_) => true,
     }
 }

@@ -43,7 +43,26 @@ wire_enum!(
     Renovation = "renovation",
     /// Anything else.
     Other = "other",
+    /// Outside workers taken on (外来人员就业): an information report.
+    OutsideWorkers = "outside_workers",
+    /// Newly assisted people, disabled and others (新增残障等帮扶人员): an information report.
+    AssistedPerson = "assisted_person",
+    /// A factor unsettling fire safety (消防安全不稳定因素): an information report.
+    UnstableFactor = "unstable_factor",
 });
+
+impl HazardCategory {
+    /// An information kind of the must-report list (八必报): reported to the cell's managers
+    /// and acknowledged, never rectified.
+    pub fn is_information(self) -> bool {
+        matches!(
+            self,
+            HazardCategory::OutsideWorkers
+                | HazardCategory::AssistedPerson
+                | HazardCategory::UnstableFactor
+        )
+    }
+}
 
 wire_enum!(
     /// How serious.
@@ -97,6 +116,8 @@ wire_enum!(
     Reopen = "reopen",
     /// A duplicate merged into another hazard.
     Merge = "merge",
+    /// A manager took note of an information report.
+    Acknowledge = "acknowledge",
 });
 
 wire_enum!(
@@ -131,6 +152,8 @@ pub enum Status {
     Closed,
     /// Merged into another hazard as a duplicate.
     Merged,
+    /// An information report a manager has taken note of.
+    Acknowledged,
 }
 
 impl Status {
@@ -144,12 +167,13 @@ impl Status {
             Status::AgencyHandling => "agency_handling",
             Status::Closed => "closed",
             Status::Merged => "merged",
+            Status::Acknowledged => "acknowledged",
         }
     }
 
     /// Still needs someone to act.
     pub fn is_open(self) -> bool {
-        !matches!(self, Status::Closed | Status::Merged)
+        !matches!(self, Status::Closed | Status::Merged | Status::Acknowledged)
     }
 }
 
@@ -172,6 +196,12 @@ pub enum Refusal {
         /// The actor's role.
         role: Role,
     },
+    /// The transition is not for this kind of report: a rectification step on an information
+    /// report (`information`), or an acknowledgement of a hazard.
+    Kind {
+        /// Whether the report is an information report.
+        information: bool,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -181,6 +211,12 @@ impl std::fmt::Display for Refusal {
                 write!(f, "not possible while the hazard is {status}")
             }
             Refusal::Role { role } => write!(f, "a {role} may not do this"),
+            Refusal::Kind { information: true } => {
+                f.write_str("an information report is acknowledged, not rectified")
+            }
+            Refusal::Kind { information: false } => {
+                f.write_str("only an information report is acknowledged")
+            }
         }
     }
 }
@@ -189,20 +225,33 @@ fn manager(role: Role) -> bool {
     matches!(role, Role::GridManager | Role::Admin)
 }
 
-/// Whether `role` may ever fire `kind` (whatever the hazard's state).
+/// Whether `role` may ever fire `kind` (whatever the hazard's state or kind).
 pub fn may_fire(kind: EventKind, role: Role) -> Result<(), Refusal> {
-    match transition(Status::Reported, kind, role) {
-        Err(r @ Refusal::Role { .. }) => Err(r),
-        _ => Ok(()),
+    for information in [false, true] {
+        if let Err(r @ Refusal::Role { .. }) = transition(information, Status::Reported, kind, role)
+        {
+            return Err(r);
+        }
     }
+    Ok(())
 }
 
 /// The state machine (PROTOCOL.md, "Hazard state machine"): where `kind` leads from `status`,
-/// if `role` may fire it.
-pub fn transition(status: Status, kind: EventKind, role: Role) -> Result<Status, Refusal> {
+/// if `role` may fire it, for a hazard or (`information`) an information report of the
+/// must-report kinds, whose only transitions are acknowledge and merge.
+pub fn transition(
+    information: bool,
+    status: Status,
+    kind: EventKind,
+    role: Role,
+) -> Result<Status, Refusal> {
     use EventKind as K;
     use Status as S;
     let (from_ok, allowed, to) = match kind {
+        K::Acknowledge if information => (status == S::Reported, manager(role), S::Acknowledged),
+        K::Merge => (status.is_open(), manager(role), S::Merged),
+        _ if information => return Err(Refusal::Kind { information }),
+        K::Acknowledge => return Err(Refusal::Kind { information }),
         K::Notify => (status == S::Reported, manager(role), S::Rectifying),
         K::FixOnSpot => (
             status == S::Reported,
@@ -237,7 +286,6 @@ pub fn transition(status: Status, kind: EventKind, role: Role) -> Result<Status,
             S::Rectified,
         ),
         K::Reopen => (status == S::Closed, manager(role), S::Rectifying),
-        K::Merge => (status.is_open(), manager(role), S::Merged),
     };
     if !allowed {
         return Err(Refusal::Role { role });

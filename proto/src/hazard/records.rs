@@ -148,12 +148,20 @@ impl Report {
             &names(HazardCategory::ALL, HazardCategory::as_str),
         )?;
         let severity = Severity::from_wire(w.severity)?.unwrap_or(Severity::General);
-        let handling = required(
-            "handling",
-            Handling::from_wire(w.handling)?,
-            "on_the_spot or by_deadline",
-        )?;
+        let handling = match Handling::from_wire(w.handling)? {
+            // An information report is acknowledged, not rectified: it names no handling.
+            None if category.is_information() => Handling::OnTheSpot,
+            h => required("handling", h, "on_the_spot or by_deadline")?,
+        };
         let deadline_ms = (w.deadline_ms != 0).then_some(w.deadline_ms);
+        if category.is_information() && (handling == Handling::ByDeadline || deadline_ms.is_some())
+        {
+            return Err(Invalid::new(
+                "deadline_ms",
+                "information_report",
+                format!("a {category} report is acknowledged, not rectified: it takes no deadline"),
+            ));
+        }
         if handling == Handling::ByDeadline && deadline_ms.is_none() {
             return Err(Invalid::new(
                 "deadline_ms",

@@ -1,6 +1,6 @@
 //! The evaluation ledger: per user and cell, what was due, done, found and fixed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use patrolsync_proto::anomaly::AnomalyRules;
 use patrolsync_proto::hazard::{EventKind, Status, fold};
@@ -33,6 +33,14 @@ pub struct Tally {
     pub overdue: u64,
     /// Transfers to an agency in the period.
     pub transferred: u64,
+    /// Reports made in the period by must-report kind (八必报: every hazard category and the
+    /// information kinds), by category.
+    pub reported_by_kind: BTreeMap<String, u64>,
+    /// Information reports (外来人员就业, 新增残障等帮扶人员, 消防安全不稳定因素) made in the
+    /// period; not counted as hazards.
+    pub information_reports: u64,
+    /// Information reports acknowledged in the period.
+    pub acknowledged: u64,
 }
 
 /// One row of the evaluation.
@@ -164,6 +172,30 @@ pub async fn evaluation(
         } else {
             here.clone()
         };
+        let kind = report.category.as_str();
+        if found {
+            add(reporter.clone(), &|t| {
+                *t.reported_by_kind.entry(kind.to_owned()).or_default() += 1;
+            });
+        }
+        // An information report is counted and acknowledged, never judged as a hazard.
+        if report.category.is_information() {
+            if found {
+                add(reporter, &|t| t.information_reports += 1);
+            }
+            if let Some(e) = applied
+                .iter()
+                .find(|e| e.kind == EventKind::Acknowledge && in_period(at(e)))
+            {
+                let who = if by_person {
+                    vec![actor_of(h, e.event)]
+                } else {
+                    here.clone()
+                };
+                add(who, &|t| t.acknowledged += 1);
+            }
+            continue;
+        }
         if found {
             add(reporter, &|t| t.hazards_found += 1);
         }
@@ -321,6 +353,8 @@ impl Evaluation {
             "closed_late",
             "overdue",
             "transferred",
+            "information_reports",
+            "acknowledged",
         ];
         let int = |v: u64| Value::Int(v as i64);
         let rows = self
@@ -341,6 +375,8 @@ impl Evaluation {
                     int(t.closed_late),
                     int(t.overdue),
                     int(t.transferred),
+                    int(t.information_reports),
+                    int(t.acknowledged),
                 ]
             })
             .collect();

@@ -185,9 +185,10 @@ pub async fn ledger(
         }
         Ledger::HazardDisposal | Ledger::HazardTransfer => {
             let mut hazards = store.report_hazards(cell, from_ms, to_ms, as_of_ms).await?;
+            // Information reports are acknowledged, not disposed of: not in these ledgers.
             hazards.retain(|h| {
                 h.log.iter().any(|e| match &e.op {
-                    HazardOp::Report(r) => at_unit(&r.checkpoint),
+                    HazardOp::Report(r) => at_unit(&r.checkpoint) && !r.category.is_information(),
                     _ => false,
                 })
             });

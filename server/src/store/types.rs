@@ -413,6 +413,8 @@ pub struct HazardRef {
     pub cell_path: String,
     /// Its status.
     pub status: String,
+    /// Its category as folded (an information report's stays an information kind).
+    pub category: String,
     /// The agency holding it, if transferred.
     pub agency: Option<String>,
     /// Entries in its log.

@@ -296,8 +296,8 @@ impl HazardStore for SqlStore {
             let sql = format!(
                 "SELECT h.id, h.cell_id, c.path, h.status, h.agency, h.log_len, \
                  (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.role = {r}), \
-                 (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.device_id = {d}) \
-                 FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
+                 (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.device_id = {d}), \
+                 h.category FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
                 list(self.backend, chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql)
@@ -318,6 +318,7 @@ impl HazardStore for SqlStore {
                     log_len: r.try_get(5)?,
                     role_entries: r.try_get(6)?,
                     device_entries: r.try_get(7)?,
+                    category: r.try_get(8)?,
                 });
             }
         }
