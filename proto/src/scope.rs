@@ -32,9 +32,14 @@ wire_enum!(
     TransferredElsewhere = "transferred_elsewhere",
 });
 
-/// The pull protocol of this version (`PullRequest.protocol`): scope feeds, backfill paged
-/// with `backfill_after`, and reset when a cursor's feed is not the user's any more.
-pub const PULL_PROTOCOL: u32 = 2;
+/// The pull protocol of this version (`PullRequest.protocol`). 2: scope feeds, backfill paged
+/// with `backfill_after`, and reset when a cursor's feed is not the user's any more. 3: the
+/// feed may hold information reports (八必报: hazard categories 11–13 and the `ACKNOWLEDGE`
+/// event), which a protocol-2 app could not fold; such an app is sent the feed without them.
+pub const PULL_PROTOCOL: u32 = 3;
+
+/// The oldest pull protocol a server still answers.
+pub const PULL_PROTOCOL_MIN: u32 = 2;
 
 /// What entered or left the scope.
 #[derive(Clone, Debug, PartialEq, Eq)]

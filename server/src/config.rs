@@ -72,6 +72,36 @@ pub struct Config {
     pub reports: Reports,
     /// Escalation of hazards past their deadline.
     pub escalation: Escalation,
+    /// The public progress page (动态信息公开).
+    pub public: Public,
+}
+
+/// The public progress page (动态信息公开): `/public/` and `/public/progress.json`, with no
+/// token: per street and community, compliance and hazard closure this month and last.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Public {
+    /// Serve it (on the admin HTTP address, and on `listen` if set). Default: off.
+    pub enabled: bool,
+    /// A TCP address of its own (e.g. `0.0.0.0:8080`) serving only the public page, so the
+    /// admin HTTP can stay on loopback.
+    pub listen: Option<SocketAddr>,
+    /// The figures are recomputed at most this often, whoever asks.
+    #[serde(with = "duration_text")]
+    pub refresh: Duration,
+    /// Counts below this are withheld (with their rate), so nobody can be singled out.
+    pub min_count: u64,
+}
+
+impl Default for Public {
+    fn default() -> Self {
+        Public {
+            enabled: false,
+            listen: None,
+            refresh: Duration::from_secs(5 * 60),
+            min_count: 5,
+        }
+    }
 }
 
 /// Escalation of open hazards past their deadline: level 1 (the parent cell's managers) once
@@ -337,6 +367,7 @@ impl Default for Config {
             health: Health::default(),
             reports: Reports::default(),
             escalation: Escalation::default(),
+            public: Public::default(),
         }
     }
 }
@@ -503,6 +534,20 @@ impl Config {
             || self.escalation.check_every < Duration::from_millis(100)
         {
             return Err(ConfigError::Invalid(text!("cfg-escalation")));
+        }
+        if self.public.refresh < Duration::from_secs(10) {
+            return Err(ConfigError::Invalid(text!(
+                "cfg-at-least",
+                key = "public.refresh",
+                value = humantime::format_duration(self.public.refresh),
+                min = "10s"
+            )));
+        }
+        if self.public.min_count == 0 {
+            return Err(ConfigError::Invalid(text!(
+                "cfg-above-zero",
+                keys = "public.min_count"
+            )));
         }
         let h = &self.health;
         if h.sample_every < Duration::from_secs(1) {

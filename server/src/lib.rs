@@ -22,6 +22,7 @@ pub mod health;
 pub mod ingest;
 pub mod metrics;
 pub mod pki;
+pub mod public;
 mod pull;
 pub mod registry_import;
 pub mod report;

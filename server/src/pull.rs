@@ -15,13 +15,14 @@ pub(crate) async fn pull(
     device: &DeviceSession,
     req: wire::PullRequest,
 ) -> wire::Response {
-    use patrolsync_proto::scope::PULL_PROTOCOL;
-    if req.protocol < PULL_PROTOCOL {
+    use patrolsync_proto::scope::{PULL_PROTOCOL, PULL_PROTOCOL_MIN};
+    if req.protocol < PULL_PROTOCOL_MIN {
         return wire::Response::error(
             wire::ErrorCode::Unsupported,
             format!(
-                "this server sends scope feeds (pull protocol {PULL_PROTOCOL}) and the app speaks \
-                 pull protocol {}: update the app. What it records is still accepted and stored.",
+                "this server sends scope feeds (pull protocol {PULL_PROTOCOL_MIN} to \
+                 {PULL_PROTOCOL}) and the app speaks pull protocol {}: update the app. What it \
+                 records is still accepted and stored.",
                 req.protocol
             ),
             false,
@@ -91,6 +92,15 @@ pub(crate) async fn pull(
             entity: Some(entity),
         });
     }
+    if req.protocol < 3
+        && let Err(e) = drop_information_reports(store, device, &mut changes).await
+    {
+        return wire::Response::error(
+            wire::ErrorCode::Unavailable,
+            format!("pull failed, retry: {e}"),
+            true,
+        );
+    }
     wire::Response {
         kind: Some(wire::response::Kind::Pull(wire::PullResponse {
             changes,
@@ -101,4 +111,48 @@ pub(crate) async fn pull(
             reset: false,
         })),
     }
+}
+
+/// For an app of pull protocol 2, which cannot fold them: leaves out every entry of the
+/// information reports, and every `ACKNOWLEDGE` event (their category and that event kind are
+/// unknown to it; on a hazard an acknowledgement is a conflict that changes nothing). The cursor
+/// still moves past them, so such an app never holds one.
+async fn drop_information_reports(
+    store: &dyn Store,
+    device: &DeviceSession,
+    changes: &mut Vec<wire::Change>,
+) -> Result<(), crate::store::StoreError> {
+    use patrolsync_proto::HazardId;
+    use patrolsync_proto::hazard::HazardCategory;
+    use wire::change::Entity;
+    let hazard_of = |c: &wire::Change| match &c.entity {
+        Some(Entity::HazardReport(r)) => HazardId::from_slice(&r.id),
+        Some(Entity::HazardEvent(e)) => HazardId::from_slice(&e.hazard_id),
+        Some(Entity::HazardFieldEdit(e)) => HazardId::from_slice(&e.hazard_id),
+        Some(Entity::HazardEscalation(e)) => HazardId::from_slice(&e.hazard_id),
+        _ => None,
+    };
+    let mut ids: Vec<HazardId> = changes.iter().filter_map(hazard_of).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort();
+    ids.dedup();
+    let information: std::collections::HashSet<HazardId> = store
+        .hazard_refs(&ids, device.role, device.id)
+        .await?
+        .into_iter()
+        .filter(|h| {
+            h.category
+                .parse::<HazardCategory>()
+                .is_ok_and(HazardCategory::is_information)
+        })
+        .map(|h| h.id)
+        .collect();
+    let acknowledge = wire::HazardEventKind::Acknowledge as i32;
+    changes.retain(|c| {
+        !matches!(&c.entity, Some(Entity::HazardEvent(e)) if e.kind == acknowledge)
+            && hazard_of(c).is_none_or(|h| !information.contains(&h))
+    });
+    Ok(())
 }

@@ -94,6 +94,7 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
     admin_addr: SocketAddr,
+    public_addr: Option<SocketAddr>,
     draining: Arc<AtomicBool>,
     admin_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     admin_state: admin::AdminState,
@@ -147,6 +148,14 @@ impl Server {
             addr: config.admin_listen,
             source: e,
         })?;
+        let public_listener = match config.public.listen.filter(|_| config.public.enabled) {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ServeError::Bind { addr, source: e })?,
+            ),
+            None => None,
+        };
 
         let writers = match store.backend() {
             Backend::Sqlite => 1,
@@ -155,9 +164,18 @@ impl Server {
         let ingest = ingest::Ingestor::start(store.clone(), writers, now_ms);
         let draining = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(metrics::Metrics::new());
+        let db: Arc<dyn crate::store::AdminStore> = Arc::new(open_sql_store(&config).await?);
+        let public = config.public.enabled.then(|| crate::public::PublicState {
+            db: db.clone(),
+            reports: config.reports.clone(),
+            min_count: config.public.min_count,
+            refresh_ms: config.public.refresh.as_millis() as i64,
+            cache: Default::default(),
+        });
         let admin_state = admin::AdminState {
             store: store.clone(),
-            db: Arc::new(open_sql_store(&config).await?),
+            db,
+            public: public.clone(),
             reports: config.reports.clone(),
             token_sha256: patrolsync_proto::digest::sha256(pki.admin_token().as_bytes()),
             draining: draining.clone(),
@@ -209,6 +227,17 @@ impl Server {
                 tracing::error!(error = %e, "admin HTTP stopped");
             }
         });
+        // The public page on an address of its own: read-only, stopped with the other tasks.
+        let mut public_addr = None;
+        let mut public_task = None;
+        if let (Some(listener), Some(public)) = (public_listener, public) {
+            public_addr = listener.local_addr().ok();
+            public_task = Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, crate::public::router(public)).await {
+                    tracing::error!(error = %e, "public HTTP stopped");
+                }
+            }));
+        }
         let accept_task = tokio::spawn(transport::accept_loop(endpoint.clone(), shared.clone()));
         let expiry = {
             let shared = shared.clone();
@@ -239,6 +268,7 @@ impl Server {
             sampler,
             escalator,
         ];
+        tasks.extend(public_task);
         if let Some(cluster) = cluster {
             let weak = Arc::downgrade(&shared);
             tasks.push(tokio::spawn(cluster.listen(
@@ -254,6 +284,7 @@ impl Server {
             endpoint,
             local_addr,
             admin_addr,
+            public_addr,
             draining,
             admin_shutdown: Some(admin_tx),
             admin_state,
@@ -264,6 +295,11 @@ impl Server {
     /// The QUIC address (useful when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The public page's own address, when `[public] listen` gave it one.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public_addr
     }
 
     /// The admin HTTP address.

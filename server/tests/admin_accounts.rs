@@ -89,6 +89,7 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
         draining: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new()),
         health: Health::default(),
+        public: None,
     });
     let viewer = add(&sql, "wang.viewer", AdminRole::Viewer, None, None).await;
     let operator = add(&sql, "li.operator", AdminRole::Operator, None, None).await;

@@ -475,3 +475,36 @@ pub async fn raw_connect(
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     Ok(endpoint.connect(addr, "localhost")?.await?)
 }
+
+/// A QUIC connection as the device whose state dir is `dir` (its certificate and key), with
+/// nothing of the SDK in between: for requests an app would never send.
+pub async fn device_connection(
+    h: &Harness,
+    dir: &std::path::Path,
+) -> anyhow::Result<quinn::Connection> {
+    let device = (
+        std::fs::read(dir.join("device.crt"))?,
+        std::fs::read(dir.join("device.key"))?,
+    );
+    raw_connect(h.addr(), &h.config.data_dir.join("ca.crt"), Some(device)).await
+}
+
+/// Sends one framed request on a new stream of `conn` and reads the framed answer.
+pub async fn exchange(
+    conn: &quinn::Connection,
+    bytes: &[u8],
+) -> anyhow::Result<patrolsync_proto::wire::Response> {
+    use patrolsync_proto::frame;
+    let (mut send, mut recv) = conn.open_bi().await?;
+    send.write_all(bytes).await?;
+    send.finish()?;
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        recv.read_to_end(1 << 20),
+    )
+    .await??;
+    let (header, rest) = body.split_at(frame::HEADER_LEN);
+    let len = frame::body_len(header.try_into()?, 1 << 20)?;
+    anyhow::ensure!(rest.len() == len, "response frame length mismatch");
+    Ok(frame::decode(rest)?)
+}

@@ -17,14 +17,12 @@ async fn raw_connect(
     h: &Harness,
     device_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<quinn::Connection> {
-    let device = match device_dir {
-        None => None,
-        Some(dir) => Some((
-            std::fs::read(dir.join("device.crt"))?,
-            std::fs::read(dir.join("device.key"))?,
-        )),
-    };
-    patrolsync_tests::raw_connect(h.addr(), &h.config.data_dir.join("ca.crt"), device).await
+    match device_dir {
+        Some(dir) => patrolsync_tests::device_connection(h, dir).await,
+        None => {
+            patrolsync_tests::raw_connect(h.addr(), &h.config.data_dir.join("ca.crt"), None).await
+        }
+    }
 }
 
 /// The whole store's digest, table by table, leaving out `skip`.
@@ -86,16 +84,7 @@ async fn refused_unchanged(
 }
 
 /// Sends raw bytes on a fresh stream and decodes the one response frame.
-async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> anyhow::Result<wire::Response> {
-    let (mut send, mut recv) = conn.open_bi().await?;
-    send.write_all(bytes).await?;
-    send.finish()?;
-    let body = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20)).await??;
-    let (header, rest) = body.split_at(frame::HEADER_LEN);
-    let len = frame::body_len(header.try_into()?, 1 << 20)?;
-    anyhow::ensure!(rest.len() == len, "response frame length mismatch");
-    Ok(frame::decode(rest)?)
-}
+use patrolsync_tests::exchange;
 
 /// Says Hello on `conn` in `language`: the server words the connection's refusals in it.
 async fn hello_in(conn: &quinn::Connection, language: &str) -> anyhow::Result<()> {

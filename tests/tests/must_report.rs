@@ -168,6 +168,50 @@ async fn every_must_report_kind_is_reported_and_the_information_kinds_are_only_a
             }
         }
 
+        // An app of pull protocol 2 could not fold an information report: it is sent the feed
+        // without them (and without the acknowledgement), but with every hazard.
+        let conn = patrolsync_tests::device_connection(&h, &h.dir.path().join("p")).await?;
+        let old_pull = patrolsync_proto::frame::encode(&patrolsync_proto::wire::Request {
+            kind: Some(patrolsync_proto::wire::request::Kind::Pull(
+                patrolsync_proto::wire::PullRequest {
+                    limit: 1000,
+                    protocol: 2,
+                    ..Default::default()
+                },
+            )),
+        });
+        let Some(patrolsync_proto::wire::response::Kind::Pull(page)) =
+            patrolsync_tests::exchange(&conn, &old_pull).await?.kind
+        else {
+            panic!("{backend}: a protocol-2 pull is answered");
+        };
+        use patrolsync_proto::wire::change::Entity;
+        let categories: Vec<i32> = page
+            .changes
+            .iter()
+            .filter_map(|c| match &c.entity {
+                Some(Entity::HazardReport(r)) => Some(r.category),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            categories.len(),
+            10,
+            "{backend}: the ten hazards, no information report"
+        );
+        assert!(
+            categories.iter().all(|c| (1..=10).contains(c)),
+            "{backend}: {categories:?}"
+        );
+        assert!(
+            page.changes.iter().all(|c| !matches!(
+                &c.entity,
+                Some(Entity::HazardEvent(e)) if e.kind == patrolsync_proto::wire::HazardEventKind::Acknowledge as i32
+            )),
+            "{backend}"
+        );
+        conn.close(0u32.into(), b"done");
+
         // The evaluation counts every kind; information reports are not hazards found.
         let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
         let today = cal.date(patrolsync_server::now_ms());

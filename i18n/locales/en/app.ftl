@@ -316,6 +316,16 @@ report-compliance = compliance
 report-evaluation = evaluation
 report-visits = must-visit households
 report-visits-title = must-visit households { $period } ({ $zone }), as of { $as_of }
+
+## The public progress page
+public-title = Fire-safety grid: public progress
+public-subtitle = As of { $as_of } ({ $zone })
+public-note = Patrol compliance = inspected / due; hazard closure = of the hazards reported in the month, those verified and closed (information reports apart). Figures under { $min } are withheld so no household or business can be singled out. This page holds no person, phone, device, household or position.
+public-col-area = Street / community
+public-col-compliance = { $period } patrol compliance
+public-col-closure = { $period } hazards closed
+public-withheld = too few to publish
+public-other-lang = 中文
 report-compliance-title = compliance { $period } ({ $zone }), as of { $as_of }
 report-evaluation-title = evaluation by { $by ->
     [person] person
@@ -366,6 +376,7 @@ col-acknowledged = acknowledged
 cli-serve-data-dir = data dir        { $dir } ({ $backend })
 cli-serve-ca = CA fingerprint  sha256:{ $fingerprint }
 cli-serve-dial = devices dial    { $address }
+cli-serve-public = public page     { $url } (no token)
 cli-serve-next = next: create the demo grid and enroll a device (in another terminal):
 cli-serve-code-placeholder = <the patrolsync://… string printed>
 cli-serve-stop = press Ctrl-C to stop (in-flight requests finish first)

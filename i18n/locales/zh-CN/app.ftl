@@ -315,6 +315,16 @@ report-compliance = 巡查频次合规
 report-evaluation = 考评
 report-visits = 六必访走访情况
 report-visits-title = 六必访走访情况 { $period }（{ $zone }），截至 { $as_of }
+
+## 动态信息公开（公开页面）
+public-title = 消防安全网格化管理动态信息公开
+public-subtitle = 截至 { $as_of }（{ $zone }）
+public-note = 巡查合规率 = 已检 / 应检；隐患整改销号率 = 本月上报的隐患中已复核销号的比例（不含信息类上报）。不足 { $min } 项的数字不予公开，以免指向具体住户或单位。本页不含任何人员、电话、设备、住户或位置信息。
+public-col-area = 街道 / 社区
+public-col-compliance = { $period } 巡查合规率
+public-col-closure = { $period } 隐患销号率
+public-withheld = 数量过少，不予公开
+public-other-lang = English
 report-compliance-title = 巡查频次合规 { $period }（{ $zone }），截至 { $as_of }
 report-evaluation-title = 考评（按{ $by ->
     [person] 人员
@@ -365,6 +375,7 @@ col-acknowledged = 已知悉
 cli-serve-data-dir = 数据目录        { $dir }（{ $backend }）
 cli-serve-ca = CA 指纹         sha256:{ $fingerprint }
 cli-serve-dial = 设备连接地址    { $address }
+cli-serve-public = 公开页面        { $url }（无需令牌）
 cli-serve-next = 下一步：创建演示网格并注册一台设备（在另一个终端中）：
 cli-serve-code-placeholder = <上面打印的 patrolsync://… 字符串>
 cli-serve-stop = 按 Ctrl-C 停止（进行中的请求会先完成）

@@ -77,11 +77,13 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Health thresholds.
     pub health: Health,
+    /// The public progress page, when enabled: served beside the admin routes, with no token.
+    pub public: Option<crate::public::PublicState>,
 }
 
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(dashboard))
         .route("/i18n.json", get(catalog))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -106,8 +108,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/units/{code}", get(units::file))
         .route("/api/households", get(units::households))
         .route("/api/reports/visits", get(reports::visits))
-        .layer(axum::middleware::from_fn(word_errors))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(word_errors));
+    let public = state.public.clone();
+    let router = router.with_state(state);
+    match public {
+        Some(p) => router.merge(crate::public::router(p)),
+        None => router,
+    }
 }
 
 pub(super) const DASHBOARD: &str = include_str!("dashboard.html");

@@ -41,6 +41,7 @@ async fn state() -> (AdminState, crate::testkit::SeededFleet, tempfile::TempDir)
         draining: Arc::new(AtomicBool::new(false)),
         metrics: Arc::new(Metrics::new()),
         health: Health::default(),
+        public: None,
     };
     (state, fleet, dir)
 }

@@ -37,6 +37,13 @@ pub(super) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "  {}",
         say!("cli-serve-dial", address = server.config().public_address())
     );
+    if server.config().public.enabled {
+        let at = server.public_addr().unwrap_or(server.admin_addr());
+        println!(
+            "  {}",
+            say!("cli-serve-public", url = format!("http://{at}/public/"))
+        );
+    }
     println!("{}", say!("cli-serve-next"));
     println!("  patrolsync admin --data-dir {dir} seed-demo");
     println!(
