@@ -15,3 +15,8 @@ CREATE TABLE households (
     payload BLOB NOT NULL
 );
 CREATE INDEX households_by_cell ON households (cell);
+
+-- A device that pulled before this version skipped the registers' entries (it did not know
+-- them) and moved its cursor past them: forget the feed, so its next pull is answered with a
+-- reset and it walks the log again once, registers included.
+UPDATE pull_state SET feed = '';

@@ -176,6 +176,24 @@ impl Client {
             action: kind.to_string(),
             reason: r.to_string(),
         })?;
+        // An information report and a hazard are not merged into one another (the server
+        // refuses it the same way).
+        if let Some(into) = event.merge_into {
+            let storage = |e: ReadError| RecordError::Storage(e.to_string());
+            let kind_of =
+                |v: Option<HazardView>| v.map(|v| v.state.category.value.is_information());
+            if let (Some(a), Some(b)) = (
+                kind_of(self.hazard(hazard).await.map_err(storage)?),
+                kind_of(self.hazard(into).await.map_err(storage)?),
+            ) && a != b
+            {
+                return Err(RecordError::Invalid(patrolsync_proto::Invalid::new(
+                    "merge_into",
+                    "information_report",
+                    "an information report and a hazard cannot be merged into one another",
+                )));
+            }
+        }
         self.enqueue(OpBody::HazardEvent(Box::new(event)), hazard.to_bytes(), now)
             .await?;
         Ok(id)

@@ -90,7 +90,13 @@ fn an_information_report_folds_to_acknowledged_and_keeps_its_kind() {
         ),
         (
             stamp(15, 0, 2),
-            HazardOp::Event(event(2, EventKind::Acknowledge), Role::GridManager),
+            HazardOp::Event(
+                Event {
+                    deadline_ms: Some(2_200_000_000_000),
+                    ..event(2, EventKind::Acknowledge)
+                },
+                Role::GridManager,
+            ),
         ),
     ];
     let s = fold(hazard(), &ops);

@@ -250,12 +250,19 @@ fn header_problems(header: &[String], required: &[&str], known: &[&str]) -> Vec<
             });
         }
     }
-    for h in header {
+    for (i, h) in header.iter().enumerate() {
         if !known.contains(&h.as_str()) {
             problems.push(RowError {
                 at: Place::Line(1),
                 column: patrolsync_i18n::printable(h),
                 message: text!("import-unknown-column", known = known.join(", ")),
+            });
+        } else if header[..i].contains(h) {
+            // Two headers for one column (编码 and 单位编码): which one holds the value?
+            problems.push(RowError {
+                at: Place::Line(1),
+                column: h.clone(),
+                message: text!("import-column-twice", column = h),
             });
         }
     }
@@ -295,9 +302,13 @@ fn xlsx_records(
         for cell in row {
             cells.push(match cell {
                 Data::Empty => String::new(),
-                Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => {
-                    s.trim().to_owned()
-                }
+                Data::String(s) | Data::DurationIso(s) => s.trim().to_owned(),
+                // An ISO date-time cell: its date when the time is midnight, as a date cell.
+                Data::DateTimeIso(s) => s
+                    .trim()
+                    .strip_suffix("T00:00:00")
+                    .unwrap_or(s.trim())
+                    .to_owned(),
                 Data::Int(n) => n.to_string(),
                 Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", *f as i64),
                 Data::Float(f) => f.to_string(),
@@ -321,10 +332,22 @@ fn xlsx_records(
         }
         rows.push((line, cells));
     }
-    let mut rows = rows
+    let rows: Vec<(u64, Vec<String>)> = rows
         .into_iter()
-        .skip_while(|(_, cells)| cells.iter().all(String::is_empty));
-    let Some((_, header)) = rows.next() else {
+        .filter(|(_, cells)| cells.iter().any(|c| !c.is_empty()))
+        .collect();
+    // The header is the first row naming every required column; a form's title rows above it
+    // (重点单位登记表, merged across the sheet) are not data. Without one, the first row is
+    // taken, so its problems are named.
+    let at = rows
+        .iter()
+        .position(|(_, cells)| {
+            let (names, _) = canonical_header(cells.clone(), aliases);
+            required.iter().all(|r| names.iter().any(|n| n == r))
+        })
+        .unwrap_or(0);
+    let mut rows = rows.into_iter().skip(at);
+    let Some((header_line, header)) = rows.next() else {
         return Err(ImportError::File(text!(
             "import-xlsx-empty",
             file = path.display()
@@ -336,18 +359,34 @@ fn xlsx_records(
         .rposition(|h| !h.is_empty())
         .map_or(0, |i| i + 1);
     let (header, written) = canonical_header(header.into_iter().take(width).collect(), aliases);
-    problems.extend(header_problems(&header, required, known));
-    if !problems.is_empty() {
-        return Err(ImportError::Rows(problems));
-    }
-    Ok(rows
-        .filter(|(_, cells)| !cells.iter().all(String::is_empty))
-        .map(|(line, cells)| Record {
+    problems.extend(
+        header_problems(&header, required, known)
+            .into_iter()
+            .map(|p| RowError {
+                at: Place::Line(header_line),
+                ..p
+            }),
+    );
+    let mut records = Vec::new();
+    for (line, cells) in rows {
+        // A value in a column with no header: nobody knows what it is.
+        if let Some(i) = cells.iter().skip(width).position(|c| !c.is_empty()) {
+            problems.push(RowError {
+                at: Place::Line(line),
+                column: String::new(),
+                message: text!("import-no-header", column = width + i + 1),
+            });
+        }
+        records.push(Record {
             at: Place::Line(line),
             fields: header.iter().cloned().zip(cells).collect(),
             written: written.clone(),
-        })
-        .collect())
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rows(problems));
+    }
+    Ok(records)
 }
 
 fn read_text(path: &Path) -> Result<String, ImportError> {

@@ -245,26 +245,20 @@ pub async fn prepare(
                     ),
                     payload,
                 ),
-                Some(_) if !c.household.is_empty() && !households.contains_key(&c.household) => {
+                // One answer whether the household is elsewhere or nowhere: the register is
+                // private, so a device learns nothing of the codes outside its cells.
+                Some(_)
+                    if !c.household.is_empty()
+                        && households
+                            .get(&c.household)
+                            .is_none_or(|h| !session.covers(&h.cell_path)) =>
+                {
                     reject(
                         RejectCode::NotFound,
                         "unknown_household",
                         ("household", &c.household, None),
-                        format!("household {} does not exist", c.household),
-                        payload,
-                    )
-                }
-                Some(_)
-                    if households
-                        .get(&c.household)
-                        .is_some_and(|h| !session.covers(&h.cell_path)) =>
-                {
-                    reject(
-                        RejectCode::Forbidden,
-                        "outside_scope",
-                        ("household", &c.household, None),
                         format!(
-                            "household {} is outside your grid cells (assigned: {})",
+                            "household {} is not on the register of your grid cells (assigned: {})",
                             c.household,
                             assigned()
                         ),
@@ -371,6 +365,19 @@ pub async fn prepare(
                         )
                     } else if let Some(Err(refusal)) = merge_target {
                         refuse(refusal, payload)
+                    } else if let Some(Ok(into)) = merge_target
+                        && information(h) != information(into)
+                    {
+                        // A hazard merged into an information report would leave the closed
+                        // loop unfixed; the other way round, a report would turn rectifiable.
+                        reject(
+                            RejectCode::Invalid,
+                            "information_report",
+                            ("merge_into", &into.id.to_string(), None),
+                            "an information report and a hazard cannot be merged into one another"
+                                .into(),
+                            payload,
+                        )
                     } else {
                         let hazard = e.hazard;
                         let row = OpAction::Hazard(Box::new(HazardRow {
@@ -635,9 +642,12 @@ async fn writer(
 /// that turns an information report into a hazard or back, or gives an information report a
 /// deadline or handling).
 fn edit_applies(h: &HazardRef, value: &hazard::FieldValue) -> bool {
-    let information = h
-        .category
+    hazard::applies(information(h), value)
+}
+
+/// Whether `h` is an information report (its category is fixed to that kind by its report).
+fn information(h: &HazardRef) -> bool {
+    h.category
         .parse::<hazard::HazardCategory>()
-        .is_ok_and(|c| c.is_information());
-    hazard::applies(information, value)
+        .is_ok_and(|c| c.is_information())
 }

@@ -442,6 +442,32 @@ mod tests {
     }
 
     #[test]
+    fn a_column_headed_twice_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("units.csv");
+        std::fs::write(
+            &path,
+            "编码,单位编码,网格,类型,名称,责任人\nU-1,U-2,S1,school,小学,李\n",
+        )
+        .expect("file");
+        let Err(ImportError::Rows(rows)) = table_records(
+            &path,
+            &["code", "cell", "kind", "name", "responsible_person"],
+            &COLUMNS,
+            ALIASES,
+        ) else {
+            panic!("expected a header problem");
+        };
+        let text: Vec<String> = rows.iter().map(|r| r.text(Lang::ZhCn)).collect();
+        assert_eq!(
+            text,
+            [
+                "第 1 行，code 列：code 列出现了两次（例如同时有「编码」和「单位编码」），无法确定用哪一列"
+            ]
+        );
+    }
+
+    #[test]
     fn phones_as_people_write_them() {
         for ok in [
             "13800000000",

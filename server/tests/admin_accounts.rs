@@ -234,6 +234,39 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
     let (status, _) = call(&app, "GET", "/api/summary", "guess").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    // The registers: a district admin reads only its district's households and units, and
+    // every read of households is audited.
+    use patrolsync_proto::household::HouseholdGroup;
+    use patrolsync_server::store::RegistryStore;
+    use patrolsync_server::store::registry::NewHousehold;
+    let household = |code: &str, cell: &str| NewHousehold {
+        code: code.into(),
+        cell: cell.into(),
+        address: format!("{code} 室"),
+        group: HouseholdGroup::ElderlyAlone,
+        contact_name: "住户".into(),
+        contact_phone: String::new(),
+    };
+    sql.upsert_households(
+        &[household("H-S1", "S1-C1-K1"), household("H-S2", "S2-C1-K1")],
+        NOW,
+    )
+    .await?;
+    let (status, body) = call(&app, "GET", "/api/households", &s1).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body)?;
+    let codes: Vec<&str> = v["households"]
+        .as_array()
+        .expect("households")
+        .iter()
+        .filter_map(|h| h["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["H-S1"], "only the district's");
+    let (status, _) = call(&app, "GET", "/api/households?cell=S2", &s1).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&app, "GET", "/api/units?cell=S2-C1", &s1).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
     // The audit log: only an owner of the whole grid reads it; every action is there.
     let (status, _) = call(&app, "GET", "/api/audit", &viewer).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -259,6 +292,7 @@ async fn roles_subtrees_expiry_and_the_audit_log() -> anyhow::Result<()> {
         ("zhao.s2", "export", "refused"),
         ("li.operator", "revoke", "ok"),
         ("sun.s1", "export", "ok: 0 rows"),
+        ("sun.s1", "read_households", "1 rows"),
     ] {
         assert!(
             seen.contains(&(actor.into(), action.into(), outcome.into())),

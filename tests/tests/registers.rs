@@ -26,6 +26,8 @@ U-FAR,S1-C1-K1,market,菜市场,文化街 5 号,孙丽,13800000003,medium,2026-1
 fn good_xlsx(path: &std::path::Path) -> anyhow::Result<()> {
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
+    // The form's title above the header, as registers are kept: not data.
+    sheet.write_string(0, 0, "重点单位登记表（2026 年）")?;
     let header = [
         "编码",
         "网格",
@@ -39,7 +41,7 @@ fn good_xlsx(path: &std::path::Path) -> anyhow::Result<()> {
         "检查点",
     ];
     for (c, h) in header.iter().enumerate() {
-        sheet.write_string(0, c as u16, *h)?;
+        sheet.write_string(1, c as u16, *h)?;
     }
     let date = rust_xlsxwriter::ExcelDateTime::from_ymd(2026, 11, 20)?;
     let day = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
@@ -55,12 +57,12 @@ fn good_xlsx(path: &std::path::Path) -> anyhow::Result<()> {
     .iter()
     .enumerate()
     {
-        sheet.write_string(1, c as u16, *v)?;
+        sheet.write_string(2, c as u16, *v)?;
     }
-    sheet.write_number(1, 6, 13_800_000_000.0)?;
-    sheet.write_string(1, 7, "高")?;
-    sheet.write_datetime_with_format(1, 8, &date, &day)?;
-    sheet.write_string(1, 9, "S1-C1-K1-B1-P1")?;
+    sheet.write_number(2, 6, 13_800_000_000.0)?;
+    sheet.write_string(2, 7, "高")?;
+    sheet.write_datetime_with_format(2, 8, &date, &day)?;
+    sheet.write_string(2, 9, "S1-C1-K1-B1-P1")?;
     // In another compound: never on pat1's phone.
     for (c, v) in [
         "U-SHOP",
@@ -77,7 +79,7 @@ fn good_xlsx(path: &std::path::Path) -> anyhow::Result<()> {
     .iter()
     .enumerate()
     {
-        sheet.write_string(2, c as u16, *v)?;
+        sheet.write_string(3, c as u16, *v)?;
     }
     book.save(path)?;
     Ok(())
@@ -181,6 +183,13 @@ async fn a_register_reaches_the_devices_of_its_cells_and_a_units_file_shows_what
         let hazard = pat1.report_hazard(there).await?;
         pat1.report_hazard(blocked_lane("S1-C1-K1-B1")).await?;
         pat1.sync().await?;
+        // A report in another compound that names the unit's checkpoint (a hazard's
+        // checkpoint is its reporter's text) is not the unit's.
+        let elsewhere = h.device("k2", "pat2", &["S1-C1-K2"]).await?;
+        let mut naming = blocked_lane("S1-C1-K2");
+        naming.checkpoint = Some("S1-C1-K1-B1-P1".into());
+        elsewhere.report_hazard(naming).await?;
+        elsewhere.sync().await?;
 
         let file = admin_json(h.server(), "/api/units/U-PHARMACY").await?;
         assert_eq!(file["unit"]["kind"], "drug_handling", "{backend}: {file}");
@@ -379,9 +388,9 @@ async fn households_reach_only_their_cells_staff_and_a_visit_names_the_household
                 ErrorCode::UnknownHousehold {
                     household: "H-9999".into()
                 },
-                ErrorCode::OutsideScope {
-                    field: "household".into(),
-                    value: "H-0502".into()
+                // Another compound's household gets the same answer: no oracle.
+                ErrorCode::UnknownHousehold {
+                    household: "H-0502".into()
                 },
             ],
             "{backend}"

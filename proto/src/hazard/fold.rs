@@ -158,7 +158,8 @@ pub fn fold(id: HazardId, ops: &[(Stamp, HazardOp)]) -> HazardState {
                 };
                 if conflict.is_none() {
                     state.status = to;
-                    if let Some(d) = e.deadline_ms {
+                    // An information report takes no deadline, whatever an event carries.
+                    if let Some(d) = e.deadline_ms.filter(|_| !information) {
                         state.deadline_ms.write(Some(d), *stamp);
                     }
                     match e.kind {

@@ -49,7 +49,8 @@ pub async fn list(
     }
 }
 
-/// `GET /api/households?cell=`: the must-visit households in the subtree, by code.
+/// `GET /api/households?cell=`: the must-visit households in the subtree, by code. The most
+/// personal data the server keeps: every read goes into the audit log.
 pub async fn households(
     State(s): State<AdminState>,
     admin: Admin,
@@ -64,8 +65,19 @@ pub async fn households(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let target = format!("households of {}", cell.as_deref().unwrap_or("(all)"));
     match s.db.households(cell.as_deref(), i64::MAX).await {
-        Ok(all) => Json(serde_json::json!({ "cell": cell, "households": all })).into_response(),
+        Ok(all) => {
+            admin
+                .audit(
+                    &s,
+                    "read_households",
+                    target,
+                    &format!("{} rows", all.len()),
+                )
+                .await;
+            Json(serde_json::json!({ "cell": cell, "households": all })).into_response()
+        }
         Err(e) => store_error(e),
     }
 }

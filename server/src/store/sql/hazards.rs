@@ -20,7 +20,7 @@ impl SqlStore {
         let top = CellPath::from(cell_path).top().to_string();
         let rows = sqlx::query(
             "SELECT h.id, h.latitude, h.longitude, h.checkpoint FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
-             WHERE h.category = $1 AND h.id <> $2 AND h.status NOT IN ('closed', 'merged') \
+             WHERE h.category = $1 AND h.id <> $2 AND h.status NOT IN ('closed', 'merged', 'acknowledged') \
              AND substr(c.path, 1, length($3)) = $3",
         )
         .bind(r.category.as_str())
@@ -379,7 +379,7 @@ impl HazardStore for SqlStore {
         sqlx::query(
             "SELECT c.path, h.status, COUNT(*), \
              SUM(CASE WHEN h.deadline_ms IS NOT NULL AND h.deadline_ms < $1 \
-                 AND h.status NOT IN ('closed', 'merged') THEN 1 ELSE 0 END) \
+                 AND h.status NOT IN ('closed', 'merged', 'acknowledged') THEN 1 ELSE 0 END) \
              FROM hazards h JOIN grid_cells c ON c.id = h.cell_id GROUP BY c.path, h.status \
              ORDER BY c.path, h.status",
         )

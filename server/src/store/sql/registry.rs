@@ -222,6 +222,15 @@ impl RegistryStore for SqlStore {
             return Ok(None);
         };
         let id: i64 = row.try_get(0)?;
+        // What happened at the unit's checkpoints *in its cell*: a hazard names its checkpoint
+        // as text, so a report elsewhere naming one of these codes is not the unit's, nor is a
+        // check-in made before a checkpoint moved here.
+        let path: String = sqlx::query_scalar(
+            "SELECT c.path FROM key_units u JOIN grid_cells c ON c.id = u.cell_id WHERE u.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
         let checkpoints = self.unit_checkpoints(&mut conn, id).await?;
         let unit = unit_entry(&row, checkpoints.clone())?;
         let limit = i64::from(limit);
@@ -229,10 +238,13 @@ impl RegistryStore for SqlStore {
             "SELECT ci.id, cp.code, us.name, ci.kind, ci.outcome, ci.device_time_ms, ci.received_at_ms \
              FROM key_unit_checkpoints k JOIN check_ins ci ON ci.checkpoint_id = k.checkpoint_id \
              JOIN checkpoints cp ON cp.id = k.checkpoint_id JOIN users us ON us.id = ci.user_id \
-             WHERE k.unit_id = $1 ORDER BY ci.device_time_ms DESC, ci.id DESC LIMIT $2",
+             JOIN grid_cells gc ON gc.id = ci.cell_id \
+             WHERE k.unit_id = $1 AND substr(gc.path, 1, length($3)) = $3 \
+             ORDER BY ci.device_time_ms DESC, ci.id DESC LIMIT $2",
         )
         .bind(id)
         .bind(limit)
+        .bind(&path)
         .fetch_all(&mut *conn)
         .await?
         .iter()
@@ -253,18 +265,27 @@ impl RegistryStore for SqlStore {
         .collect::<Result<Vec<_>, StoreError>>()?;
         let check_ins_total: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM key_unit_checkpoints k \
-             JOIN check_ins ci ON ci.checkpoint_id = k.checkpoint_id WHERE k.unit_id = $1",
+             JOIN check_ins ci ON ci.checkpoint_id = k.checkpoint_id \
+             JOIN grid_cells gc ON gc.id = ci.cell_id \
+             WHERE k.unit_id = $1 AND substr(gc.path, 1, length($2)) = $2",
         )
         .bind(id)
+        .bind(&path)
         .fetch_one(&mut *conn)
         .await?;
         let mut hazard_ids = Vec::new();
         for chunk in checkpoints.chunks(500) {
+            // Anonymous on SQLite, in text order (see `list`): the path twice, then the codes.
+            let (a, b) = match self.backend {
+                Backend::Sqlite => ("?", "?"),
+                Backend::Postgres => ("$1", "$2"),
+            };
             let sql = format!(
-                "SELECT id, reported_at_ms FROM hazards WHERE checkpoint IN ({})",
-                list(self.backend, chunk.len(), 1)
+                "SELECT h.id, h.reported_at_ms FROM hazards h JOIN grid_cells gc ON gc.id = h.cell_id \
+                 WHERE substr(gc.path, 1, length({a})) = {b} AND h.checkpoint IN ({})",
+                list(self.backend, chunk.len(), 3)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).bind(&path).bind(&path);
             for c in chunk {
                 q = q.bind(c.clone());
             }

@@ -309,7 +309,7 @@ impl ReportStore for SqlStore {
              JOIN hazard_log l ON l.hazard_id = h.id JOIN users lu ON lu.id = l.user_id \
              WHERE substr(gc.path, 1, length($1)) = $1 AND h.reported_at_ms < $3 \
              AND l.received_at_ms <= $4 \
-             AND (h.status NOT IN ('closed', 'merged') \
+             AND (h.status NOT IN ('closed', 'merged', 'acknowledged') \
                   OR h.id IN (SELECT hazard_id FROM hazard_log \
                               WHERE hlc_wall_ms >= $2 OR received_at_ms > $4)) \
              ORDER BY h.reported_at_ms, h.id, l.position",
