@@ -121,6 +121,15 @@ pub(crate) async fn store_household(
     tx: &mut sqlx::SqliteConnection,
     h: &wire::Household,
 ) -> Result<(), SyncError> {
+    if h.removed {
+        // Off the register: nothing of it stays on the phone.
+        sqlx::query("DELETE FROM households WHERE code = ?")
+            .bind(&h.code)
+            .execute(&mut *tx)
+            .await
+            .map_err(local)?;
+        return Ok(());
+    }
     sqlx::query("INSERT OR REPLACE INTO households (code, cell, payload) VALUES (?, ?, ?)")
         .bind(&h.code)
         .bind(&h.grid_cell)

@@ -116,6 +116,23 @@ impl Client {
         .bind(now)
         .execute(&self.inner.db)
         .await;
+        if revoked {
+            // A revoked phone may be lost: what it held of its cells (the registers' people and
+            // phones, the hazards) goes; what it had not sent stays for a new enrollment.
+            match crate::scope::reset(&self.inner.db, "").await {
+                Ok(n) if n.dropped > 0 => {
+                    tracing::warn!(
+                        dropped = n.dropped,
+                        "revoked: dropped what the device held of its cells"
+                    );
+                    self.data_changed([DataKind::Grid, DataKind::Hazards]);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "revoked: could not drop what the device held")
+                }
+            }
+        }
     }
 
     /// Tells subscribers that a sync the app asked for failed (the engine reports its own,

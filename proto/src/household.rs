@@ -40,6 +40,8 @@ pub struct HouseholdRecord {
     pub contact_name: String,
     /// Their phone.
     pub contact_phone: String,
+    /// Taken off the register: a device drops it.
+    pub removed: bool,
 }
 
 impl HouseholdRecord {
@@ -52,6 +54,7 @@ impl HouseholdRecord {
             group: self.group.to_wire(),
             contact_name: self.contact_name.clone(),
             contact_phone: self.contact_phone.clone(),
+            removed: self.removed,
         }
         .encode_to_vec()
     }
@@ -69,6 +72,7 @@ impl HouseholdRecord {
                 .unwrap_or(HouseholdGroup::Assisted),
             contact_name: w.contact_name.clone(),
             contact_phone: w.contact_phone.clone(),
+            removed: w.removed,
         }
     }
 
@@ -93,6 +97,7 @@ mod tests {
             group: HouseholdGroup::ElderlyAlone,
             contact_name: "张大爷".into(),
             contact_phone: "13900000000".into(),
+            removed: false,
         };
         assert_eq!(HouseholdRecord::decode(&h.encode()), Ok(h));
         let newer = wire::Household {

@@ -103,6 +103,22 @@ async fn fixture(store: &SqlStore) -> anyhow::Result<()> {
             local(2026, 11, 20, 9, 0),
         )
         .await?;
+    // Taken off the register during November: H6 unvisited (owes nothing), H7 visited first
+    // (the visit counts).
+    store
+        .upsert_households(
+            &[
+                household("H6", "S9-C1-K1", Hardship),
+                household("H7", "S9-C1-K2", Migrant),
+            ],
+            local(2026, 10, 15, 9, 0),
+        )
+        .await?;
+    let h7 = store
+        .household_refs(&["H7".to_owned()])
+        .await?
+        .pop()
+        .expect("H7");
     let anna = enroll_device(
         store,
         "anna",
@@ -125,6 +141,7 @@ async fn fixture(store: &SqlStore) -> anyhow::Result<()> {
         ("H4", "D2", local(2026, 11, 3, 10, 0), Inspected),
         ("H4", "D2", local(2026, 11, 12, 10, 0), Inspected),
         ("H4", "D2", local(2026, 11, 13, 10, 0), Locked),
+        ("H7", "D2", local(2026, 11, 5, 10, 0), Inspected),
     ];
     let mut ops = Vec::new();
     for (i, (household, checkpoint, at_ms, outcome)) in visits.into_iter().enumerate() {
@@ -134,11 +151,14 @@ async fn fixture(store: &SqlStore) -> anyhow::Result<()> {
             .await?
             .pop()
             .expect("fixture checkpoint");
-        let h = store
-            .household_refs(&[household.to_owned()])
-            .await?
-            .pop()
-            .expect("fixture household");
+        let h = match household {
+            "H7" => h7.clone(),
+            _ => store
+                .household_refs(&[household.to_owned()])
+                .await?
+                .pop()
+                .expect("fixture household"),
+        };
         ops.push(PreparedOp {
             device_seq: seq,
             op_id: OpId(uuid::Uuid::now_v7()),
@@ -170,6 +190,10 @@ async fn fixture(store: &SqlStore) -> anyhow::Result<()> {
             })),
         });
     }
+    let removed = store
+        .remove_households(&["H6".into(), "H7".into()], local(2026, 11, 20, 12, 0))
+        .await?;
+    assert_eq!(removed, 2);
     let batch = IngestBatch {
         device: anna.id,
         user_id: anna.user_id,
@@ -218,20 +242,22 @@ async fn visit_compliance_on_a_hand_built_fixture_equals_the_hand_computed_table
             .iter()
             .map(|r| (r.cell.as_str(), r.depth, r.counts.clone()))
             .collect();
-        // K1: H1 missed (its visit fell on 1 December local), H2 visited, H5 missed.
+        // K1: H1 missed (its visit fell on 1 December local), H2 visited, H5 missed; H6, taken
+        // off the register unvisited on 20 November, owed nothing.
         // K2: H3 not visited (nobody home); H4 weekly: the week of 26 Oct missed, 2 Nov and
-        // 9 Nov visited, 16 and 23 Nov missed, 30 Nov still running on 5 Dec (open).
+        // 9 Nov visited, 16 and 23 Nov missed, 30 Nov still running on 5 Dec (open); H7
+        // visited on 5 November, then taken off the register.
         assert_eq!(
             rows,
             [
-                ("S9", 0, counts(5, 9, 3, 1, 5, 1)),
-                ("S9-C1", 1, counts(5, 9, 3, 1, 5, 1)),
+                ("S9", 0, counts(6, 10, 4, 1, 5, 1)),
+                ("S9-C1", 1, counts(6, 10, 4, 1, 5, 1)),
                 ("S9-C1-K1", 2, counts(3, 3, 1, 0, 2, 0)),
-                ("S9-C1-K2", 2, counts(2, 6, 2, 1, 3, 1)),
+                ("S9-C1-K2", 2, counts(3, 7, 3, 1, 3, 1)),
             ],
             "{backend}"
         );
-        assert_eq!(november.rows[1].rate, Some(3.0 / 9.0), "{backend}");
+        assert_eq!(november.rows[1].rate, Some(4.0 / 10.0), "{backend}");
         let groups: Vec<(&str, VisitCounts)> = november
             .by_group
             .iter()
@@ -243,7 +269,7 @@ async fn visit_compliance_on_a_hand_built_fixture_equals_the_hand_computed_table
                 ("disabled", counts(1, 1, 1, 0, 0, 0)),
                 ("elderly_alone", counts(1, 5, 2, 0, 3, 1)),
                 ("hardship", counts(2, 2, 0, 0, 2, 0)),
-                ("migrant", counts(1, 1, 0, 1, 0, 0)),
+                ("migrant", counts(2, 2, 1, 1, 0, 0)),
             ],
             "{backend}"
         );
@@ -276,8 +302,8 @@ async fn visit_compliance_on_a_hand_built_fixture_equals_the_hand_computed_table
         .await?;
         assert_eq!(before.rows[0].counts, counts(3, 3, 0, 0, 3, 0), "{backend}");
 
-        // The visits ledger of November: the five visits with November device times, by time;
-        // H1's (1 December local) is not among them.
+        // The visits ledger of November: the six visits with November device times, by time;
+        // H1's (1 December local) is not among them. H7's address was erased with its removal.
         let ledger = report::ledger(
             &store,
             &cal,
@@ -311,6 +337,7 @@ async fn visit_compliance_on_a_hand_built_fixture_equals_the_hand_computed_table
             listed,
             [
                 "H4 独居老人",
+                "H7 流动人口",
                 "H3 流动人口",
                 "H4 独居老人",
                 "H4 独居老人",

@@ -405,6 +405,30 @@ async fn households_reach_only_their_cells_staff_and_a_visit_names_the_household
             "{backend}"
         );
 
+        // A household taken off the register leaves the phones holding it, and from the lists.
+        assert_eq!(
+            sql.remove_households(&["H-0502".into()], patrolsync_server::now_ms())
+                .await?,
+            1,
+            "{backend}"
+        );
+        pat2.sync().await?;
+        assert!(pat2.households(None).await?.is_empty(), "{backend}");
+        assert_eq!(
+            device_view(&pat2).await?,
+            server_view(h.server(), &pat2).await?,
+            "{backend}"
+        );
+        let left = sql.households(None, i64::MAX).await?;
+        let gone = left
+            .iter()
+            .find(|h| h.code == "H-0502")
+            .expect("kept for its visits");
+        assert!(
+            gone.removed_at_ms.is_some() && gone.contact_name.is_empty() && gone.address.is_empty(),
+            "{backend}: nothing personal stays: {gone:?}"
+        );
+
         // The compound taken away: its household leaves the phone with it.
         sql.assign(
             "pat1",

@@ -112,6 +112,13 @@ async fn revoked_device_is_cut_off_and_others_keep_syncing() -> anyhow::Result<(
         let err = lost.sync().await.expect_err("revoked");
         assert!(matches!(err, SyncError::Revoked), "{backend}: {err:?}");
         assert!(!err.is_retryable());
+        // A revoked phone may be lost: it holds nothing of its cells any more, but keeps what it
+        // had not sent.
+        assert!(
+            lost.cells().await?.is_empty() && lost.checkpoints().await?.is_empty(),
+            "{backend}"
+        );
+        assert_eq!(lost.status().await?.pending_ops, 1, "{backend}");
         assert!(
             lost.status()
                 .await?

@@ -471,6 +471,7 @@ cli-unit-hazards = hazards (latest { $shown } of { $total }):
 cli-unit-hazard = { $id }  { $status }  { $category }  deadline { $deadline }  { $description }
 cli-no-households = no must-visit households registered; import them with `patrolsync admin households import FILE`
 cli-household-row = { $code }  { $group }  cell { $cell }  { $address }  contact { $contact } { $phone }
+cli-households-removed = { $n } households taken off the register ({ $codes }): address and contact erased; devices drop them at their next sync
 cli-admin-added = admin { $name } ({ $role }, subtree { $subtree }); the token above is shown once: send it as Authorization: Bearer <token>
 cli-no-admins = no named admins; the data dir's admin.token is the bootstrap owner
 cli-admins-header = name                 role      subtree        created                expires                revoked

@@ -28,6 +28,7 @@ store-no-unit = key unit { $unit } does not exist; `patrolsync admin units list`
 store-unit-moved = key unit { $unit } is in cell { $old }; it cannot move to { $new } (register the new place under a new code)
 store-unit-checkpoint-outside = key unit { $unit }: checkpoint { $checkpoint } is not in cell { $cell } or below it
 store-household-moved = household { $household } is in cell { $old }; it cannot move to { $new } (register a household that moved under a new code)
+store-no-household = household { $household } is not on the register; `patrolsync admin households list` lists it
 store-no-user = user { $user } does not exist; import people or enroll them first
 store-no-device = no device { $device }; see `patrolsync admin devices`
 store-not-enrolled = device { $device } is not enrolled

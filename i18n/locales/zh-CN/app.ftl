@@ -482,6 +482,7 @@ cli-unit-hazards = 隐患（最近 { $shown } 条，共 { $total } 条）：
 cli-unit-hazard = { $id }  { $status }  { $category }  期限 { $deadline }  { $description }
 cli-no-households = 还没有登记必访户；用 `patrolsync admin households import FILE` 导入
 cli-household-row = { $code }  { $group }  网格 { $cell }  { $address }  联系人 { $contact } { $phone }
+cli-households-removed = 已将 { $n } 户移出名册（{ $codes }）：地址和联系人已清除，设备下次同步时删除
 cli-admin-added = 管理员 { $name }（{ $role }，范围 { $subtree }）；上面的令牌只显示这一次：请求时作为 Authorization: Bearer <令牌> 发送
 cli-no-admins = 没有具名管理员；数据目录中的 admin.token 是初始所有者
 cli-admins-header = 名称                 角色      范围           创建时间               到期时间               撤销

@@ -27,6 +27,7 @@ store-no-unit = 重点单位 { $unit } 不存在；单位清单见 `patrolsync a
 store-unit-moved = 重点单位 { $unit } 属于网格 { $old }，不能移到 { $new }（请以新编码登记新位置）
 store-unit-checkpoint-outside = 重点单位 { $unit }：检查点 { $checkpoint } 不在网格 { $cell } 及其下级网格内
 store-household-moved = 必访户 { $household } 属于网格 { $old }，不能移到 { $new }（搬家的住户请以新编码登记）
+store-no-household = 必访户 { $household } 不在登记名册中；名册见 `patrolsync admin households list`
 store-no-user = 用户 { $user } 不存在；请先导入人员或为其注册设备
 store-no-device = 没有设备 { $device }；设备号见 `patrolsync admin devices`
 store-not-enrolled = 设备 { $device } 未注册

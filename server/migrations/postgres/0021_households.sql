@@ -16,3 +16,7 @@ CREATE INDEX households_by_cell ON households (cell_id);
 ALTER TABLE check_ins ADD COLUMN household_id BIGINT REFERENCES households(id);
 CREATE INDEX check_ins_household_time ON check_ins (household_id, device_time_ms)
     WHERE household_id IS NOT NULL;
+
+-- When a household was taken off the register (its contact and address are cleared then; the
+-- code, cell and group stay for the visits already made).
+ALTER TABLE households ADD COLUMN removed_at BIGINT;

@@ -67,7 +67,8 @@ pub async fn households(
     };
     let target = format!("households of {}", cell.as_deref().unwrap_or("(all)"));
     match s.db.households(cell.as_deref(), i64::MAX).await {
-        Ok(all) => {
+        Ok(mut all) => {
+            all.retain(|h| h.removed_at_ms.is_none());
             admin
                 .audit(
                     &s,

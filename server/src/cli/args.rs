@@ -223,7 +223,7 @@ pub(super) enum AdminCommand {
         #[command(subcommand)]
         command: UnitCommand,
     },
-    /// The must-visit register (六必访): `import FILE` (CSV or XLSX), `list`.
+    /// The must-visit register (六必访): `import FILE` (CSV or XLSX), `remove CODE…`, `list`.
     Households {
         /// What to do.
         #[command(subcommand)]
@@ -459,6 +459,17 @@ pub(super) enum HouseholdCommand {
         /// Check the file and report problems; write nothing.
         #[arg(long)]
         check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take households off the register (no longer in a must-visit group, moved away): their
+    /// address and contact are erased, devices drop them at their next sync, and no visit is
+    /// owed after. The code, cell and group stay for the visits already made.
+    Remove {
+        /// Household codes.
+        #[arg(required = true)]
+        codes: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

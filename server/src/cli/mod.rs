@@ -147,6 +147,9 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
                 file, check: false, ..
             },
         } => ("import_households", path(file)),
+        AdminCommand::Households {
+            command: HouseholdCommand::Remove { codes, .. },
+        } => ("remove_households", codes.join(",")),
         AdminCommand::Template {
             command: TemplateCommand::Publish {
                 file, check: false, ..

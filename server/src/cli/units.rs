@@ -166,8 +166,26 @@ async fn households(
             .await?;
             grid::print_imported("households", &file, check, json, &done)?;
         }
+        HouseholdCommand::Remove { codes, json } => {
+            let removed = sql
+                .remove_households(&codes, crate::clock::now_ms())
+                .await?;
+            if json {
+                print_json(&serde_json::json!({ "households": codes, "removed": removed }))?;
+            } else {
+                println!(
+                    "{}",
+                    say!(
+                        "cli-households-removed",
+                        n = removed,
+                        codes = codes.join(", ")
+                    )
+                );
+            }
+        }
         HouseholdCommand::List { cell, json } => {
-            let all = sql.households(cell.as_deref(), i64::MAX).await?;
+            let mut all = sql.households(cell.as_deref(), i64::MAX).await?;
+            all.retain(|h| h.removed_at_ms.is_none());
             if json {
                 print_json(&all)?;
             } else if all.is_empty() {

@@ -176,13 +176,19 @@ fn count(
             let (start, end) = cal.slot(c, day);
             day = end;
             let (start_ms, end_ms) = (cal.start_ms(start), cal.start_ms(end));
-            // Not begun, or the household was registered after it ended.
-            if start_ms > as_of_ms || h.created_at_ms >= end_ms {
+            // Not begun, the household was registered after it ended, or taken off the register
+            // before it began.
+            if start_ms > as_of_ms
+                || h.created_at_ms >= end_ms
+                || h.removed_at_ms.is_some_and(|r| r <= start_ms)
+            {
                 continue;
             }
             match answers.get(&(h.code.as_str(), start)) {
                 Some(Answer::Visited) => counts.visited += 1,
                 Some(Answer::NotVisited) => counts.not_visited += 1,
+                // Taken off the register while it ran: nothing was owed.
+                None if h.removed_at_ms.is_some_and(|r| r < end_ms) => continue,
                 None if end_ms > as_of_ms => {
                     counts.open += 1;
                     continue;

@@ -134,6 +134,9 @@ pub struct HouseholdEntry {
     pub contact_phone: String,
     /// When it was registered (Unix ms): no visit was owed before.
     pub created_at_ms: i64,
+    /// When it was taken off the register (Unix ms): no visit is owed after. Its address and
+    /// contact are empty then.
+    pub removed_at_ms: Option<i64>,
 }
 
 /// A visit check-in that named a household.
@@ -188,8 +191,13 @@ pub trait RegistryStore: Send + Sync {
         as_of_ms: i64,
     ) -> Result<Vec<HouseholdVisit>, StoreError>;
 
+    /// Takes households off the register at `now_ms`: their address and contact are cleared,
+    /// devices drop them at their next pull, and no visit is owed after. Returns how many were
+    /// on it (0 for ones already off); an unknown code is an error and nothing is removed.
+    async fn remove_households(&self, codes: &[String], now_ms: i64) -> Result<u64, StoreError>;
+
     /// The households in `cell`'s subtree (every one for `None`) registered by `as_of_ms`, by
-    /// code.
+    /// code, those taken off it since included (see `removed_at_ms`).
     async fn households(
         &self,
         cell: Option<&str>,

@@ -241,7 +241,7 @@ impl GridStore for SqlStore {
         for chunk in codes.chunks(500) {
             let sql = format!(
                 "SELECT h.code, h.id, c.path FROM households h JOIN grid_cells c ON c.id = h.cell_id \
-                 WHERE h.code IN ({})",
+                 WHERE h.removed_at IS NULL AND h.code IN ({})",
                 list(self.backend, chunk.len(), 1)
             );
             let mut q = sqlx::query(&sql);

@@ -348,10 +348,11 @@ impl RegistryStore for SqlStore {
                 "INSERT INTO households (code, cell_id, address, grp, contact_name, contact_phone, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET \
                  address = excluded.address, grp = excluded.grp, contact_name = excluded.contact_name, \
-                 contact_phone = excluded.contact_phone \
+                 contact_phone = excluded.contact_phone, removed_at = NULL \
                  WHERE households.address <> excluded.address OR households.grp <> excluded.grp \
                  OR households.contact_name <> excluded.contact_name \
-                 OR households.contact_phone <> excluded.contact_phone",
+                 OR households.contact_phone <> excluded.contact_phone \
+                 OR households.removed_at IS NOT NULL",
             )
             .bind(&h.code)
             .bind(cell_id)
@@ -371,6 +372,7 @@ impl RegistryStore for SqlStore {
                     group: h.group,
                     contact_name: h.contact_name.clone(),
                     contact_phone: h.contact_phone.clone(),
+                    removed: false,
                 };
                 changes.push(PendingChange::admin(
                     cell_path,
@@ -394,8 +396,8 @@ impl RegistryStore for SqlStore {
     ) -> Result<Vec<HouseholdEntry>, StoreError> {
         let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
-            "SELECT h.code, c.code, c.path, h.address, h.grp, h.contact_name, h.contact_phone, h.created_at \
-             FROM households h JOIN grid_cells c ON c.id = h.cell_id \
+            "SELECT h.code, c.code, c.path, h.address, h.grp, h.contact_name, h.contact_phone, h.created_at, \
+             h.removed_at FROM households h JOIN grid_cells c ON c.id = h.cell_id \
              WHERE substr(c.path, 1, length($1)) = $1 AND h.created_at <= $2",
         )
         .bind(&prefix)
@@ -414,6 +416,8 @@ impl RegistryStore for SqlStore {
                     contact_name: r.try_get(5)?,
                     contact_phone: r.try_get(6)?,
                     created_at_ms: r.try_get(7)?,
+                    // Removed after `as_of_ms`: not yet removed then.
+                    removed_at_ms: r.try_get::<Option<i64>, _>(8)?.filter(|at| *at <= as_of_ms),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -462,5 +466,64 @@ impl RegistryStore for SqlStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         out.sort_by(|a, b| (a.device_time_ms, &a.id).cmp(&(b.device_time_ms, &b.id)));
         Ok(out)
+    }
+
+    async fn remove_households(&self, codes: &[String], now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut changes = Vec::new();
+        for code in codes {
+            // Nothing personal stays: the address and the contact go; the code, cell and group
+            // stay for the visits already made.
+            let row = sqlx::query(
+                "UPDATE households SET removed_at = $2, address = '', contact_name = '', \
+                 contact_phone = '' WHERE code = $1 AND removed_at IS NULL RETURNING cell_id, grp",
+            )
+            .bind(code)
+            .bind(now_ms)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                let known: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM households WHERE code = $1")
+                        .bind(code)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if known.is_none() {
+                    return Err(StoreError::NotFound(text!(
+                        "store-no-household",
+                        household = code
+                    )));
+                }
+                continue;
+            };
+            let (cell_id, group): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+            let cell = sqlx::query("SELECT code, path FROM grid_cells WHERE id = $1")
+                .bind(cell_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (cell_code, cell_path): (String, String) = (cell.try_get(0)?, cell.try_get(1)?);
+            let record = HouseholdRecord {
+                code: code.clone(),
+                grid_cell: cell_code,
+                address: String::new(),
+                group: group
+                    .parse()
+                    .unwrap_or(patrolsync_proto::household::HouseholdGroup::Assisted),
+                contact_name: String::new(),
+                contact_phone: String::new(),
+                removed: true,
+            };
+            changes.push(PendingChange::admin(
+                cell_path,
+                ChangeKind::Household,
+                format!("household:{code}"),
+                record.encode(),
+                true,
+            ));
+        }
+        let removed = changes.len() as u64;
+        self.append_changes(&mut tx, &changes, now_ms).await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 }

@@ -634,7 +634,7 @@ impl PullStore for SqlStore {
                 households.extend(
                     sqlx::query_scalar::<_, String>(
                         "SELECT h.code FROM households h JOIN grid_cells c ON c.id = h.cell_id \
-                         WHERE substr(c.path, 1, length($1)) = $1",
+                         WHERE h.removed_at IS NULL AND substr(c.path, 1, length($1)) = $1",
                     )
                     .bind(path)
                     .fetch_all(self.pool())
