@@ -153,6 +153,11 @@ impl Client {
             adopt_outbox(&mut tx, old, &e.device_id)
                 .await
                 .map_err(local)?;
+            // What the old identity held of its cells is not this one's to keep: the new
+            // identity pulls its own scope from the start.
+            crate::scope::drop_held(&mut tx, Some(&e.device_id))
+                .await
+                .map_err(local)?;
         }
         sqlx::query(
             "INSERT OR REPLACE INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) VALUES (1, ?, ?, ?, ?, ?, ?)",

@@ -499,6 +499,14 @@ impl Client {
     ) -> Result<Vec<crate::ScopeNotice>, SyncError> {
         use wire::change::Entity;
         let mut tx = self.inner.db.begin().await.map_err(local)?;
+        // A device that learned it is revoked keeps nothing new of its cells.
+        let revoked: i64 = sqlx::query_scalar("SELECT revoked FROM sync_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(local)?;
+        if revoked != 0 {
+            return Err(SyncError::Revoked);
+        }
         let mut notices = Vec::new();
         for c in &page.changes {
             let hlc = c.hlc.map(Hlc::from).unwrap_or_default();

@@ -70,6 +70,35 @@ impl crate::Client {
     }
 }
 
+/// Drops everything the device holds of its cells (cells, checkpoints, key units, households,
+/// escalations, and every hazard op but the device's own `own` ones, which its outbox may
+/// still hold) and starts its pull over: for a phone that learned it is revoked (it may be a
+/// lost one) and for one enrolled again over an old identity. Returns the rows dropped.
+pub(crate) async fn drop_held(
+    tx: &mut sqlx::SqliteConnection,
+    own: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let mut dropped = 0;
+    for table in ["cells", "checkpoints", "units", "households", "escalations"] {
+        dropped += sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
+    dropped += sqlx::query("DELETE FROM hazard_ops WHERE device_id IS NOT ?1 OR ?1 IS NULL")
+        .bind(own)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    sqlx::query(
+        "UPDATE pull_state SET cursor = 0, bootstrapped = 0, backfill_after = 0, feed = '' \
+         WHERE id = 1",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(dropped)
+}
+
 /// The server says the device's cursor belongs to another feed than its user's now (a new role
 /// or agency) or to none (a device from before feeds): drop every cell, checkpoint, hazard and
 /// escalation, and pull `feed` from the start. Ops still queued stay queued.

@@ -116,13 +116,27 @@ impl Client {
         .bind(now)
         .execute(&self.inner.db)
         .await;
-        if revoked {
-            // A revoked phone may be lost: what it held of its cells (the registers' people and
-            // phones, the hazards) goes; what it had not sent stays for a new enrollment.
-            match crate::scope::reset(&self.inner.db, "").await {
-                Ok(n) if n.dropped > 0 => {
+        // Revoked by the server's word (not a device it merely did not recognise, which a
+        // restored backup or a misconfigured node can say): the phone may be a lost one, so
+        // what it held of its cells (the registers' people and phones, the hazards) goes, and
+        // only what it had not sent stays, for a new enrollment. A page of a pull still under
+        // way is refused once `revoked` is set (see `apply_page`).
+        if matches!(error, Some(SyncError::Revoked)) {
+            let dropped = async {
+                let own: Option<String> =
+                    sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+                        .fetch_optional(&self.inner.db)
+                        .await?;
+                let mut tx = self.inner.db.begin().await?;
+                let n = crate::scope::drop_held(&mut tx, own.as_deref()).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(n)
+            }
+            .await;
+            match dropped {
+                Ok(n) if n > 0 => {
                     tracing::warn!(
-                        dropped = n.dropped,
+                        dropped = n,
                         "revoked: dropped what the device held of its cells"
                     );
                     self.data_changed([DataKind::Grid, DataKind::Hazards]);

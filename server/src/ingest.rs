@@ -247,11 +247,14 @@ pub async fn prepare(
                 ),
                 // One answer whether the household is elsewhere or nowhere: the register is
                 // private, so a device learns nothing of the codes outside its cells.
+                // A household taken off the register takes no visit made from then on (one made
+                // before, synced late, is kept).
                 Some(_)
                     if !c.household.is_empty()
-                        && households
-                            .get(&c.household)
-                            .is_none_or(|h| !session.covers(&h.cell_path)) =>
+                        && households.get(&c.household).is_none_or(|h| {
+                            !session.covers(&h.cell_path)
+                                || h.removed_at_ms.is_some_and(|r| c.device_time_ms >= r)
+                        }) =>
                 {
                     reject(
                         RejectCode::NotFound,

@@ -4,10 +4,12 @@
 //! (`[public] listen`), so the admin HTTP stays on loopback.
 //!
 //! What it shows is an aggregate and nothing else: cell codes and names (place names), counts
-//! and rates. No person, phone, device, household, unit or position is read into it. A count
-//! below `min_count` is suppressed (shown as withheld, its rate too), so a street of three
-//! checkpoints or a single hazard cannot be singled out. The aggregate is computed at most once
-//! per `refresh` whatever strangers ask: a request while it is fresh is served from memory.
+//! and rates; none of the names the reports read along (reporters, actors) leaves this module,
+//! and no phone, device, household, unit or position is read. A count below `min_count` is
+//! withheld with its rate, and so is a street's when exactly one of its communities is withheld
+//! (else the street minus the others would give it away). The aggregate is computed at most
+//! once per `refresh` whatever strangers ask, successful or not: a request meanwhile is served
+//! what was last computed (or refused while nothing was).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -164,6 +166,7 @@ pub async fn progress(
             a.parent = street.clone();
         }
     }
+    withhold_complements(&mut areas);
     Ok(Progress {
         as_of_ms: now_ms,
         as_of: cal.local(now_ms),
@@ -173,6 +176,43 @@ pub async fn progress(
         min_count,
         areas,
     })
+}
+
+/// A street's figure less its shown communities' would give away the one community withheld:
+/// when exactly one is, the street's is withheld too.
+fn withhold_complements(areas: &mut [Area]) {
+    fn ratio(a: &mut Area, last: bool, closure: bool) -> &mut Ratio {
+        let p = if last { &mut a.last } else { &mut a.current };
+        if closure {
+            &mut p.hazards_closed
+        } else {
+            &mut p.compliance
+        }
+    }
+    let streets: Vec<String> = areas
+        .iter()
+        .filter(|a| a.level == 1)
+        .map(|a| a.cell.clone())
+        .collect();
+    for street in streets {
+        for (last, closure) in [(false, false), (false, true), (true, false), (true, true)] {
+            let withheld = areas
+                .iter_mut()
+                .filter(|a| a.parent.as_deref() == Some(street.as_str()))
+                .filter_map(|a| ratio(a, last, closure).suppressed.then_some(()))
+                .count();
+            if withheld == 1
+                && let Some(s) = areas.iter_mut().find(|a| a.cell == street)
+            {
+                *ratio(s, last, closure) = Ratio {
+                    of: None,
+                    done: None,
+                    rate: None,
+                    suppressed: true,
+                };
+            }
+        }
+    }
 }
 
 /// Per cell (each counting its subtree): hazards reported in `period` that are not information
@@ -218,25 +258,37 @@ pub struct PublicState {
     pub min_count: u64,
     /// How long computed figures are served.
     pub refresh_ms: i64,
-    /// The figures last computed, with when.
-    pub cache: Arc<tokio::sync::Mutex<Option<Arc<Progress>>>>,
+    /// The figures last computed, and when the last computation was tried (Unix ms).
+    pub cache: Arc<tokio::sync::Mutex<Cached>>,
+}
+
+/// What the public routes remember between requests.
+#[derive(Default)]
+pub struct Cached {
+    figures: Option<Arc<Progress>>,
+    tried_at_ms: Option<i64>,
 }
 
 impl PublicState {
-    /// The figures: the cached ones while fresh, else computed now (one computation at a time;
-    /// requests meanwhile wait for it).
-    pub async fn figures(&self, now_ms: i64) -> Result<Arc<Progress>, StoreError> {
+    /// The figures: computed at most once per `refresh` (one computation at a time; requests
+    /// meanwhile wait for it), counting failed tries, so a stranger cannot make the server do
+    /// the work more often; between tries, the last figures computed (none after a failure
+    /// with nothing before: `None`).
+    pub async fn figures(&self, now: impl Fn() -> i64) -> Option<Arc<Progress>> {
         let mut cache = self.cache.lock().await;
-        if let Some(p) = cache.as_ref()
-            && now_ms - p.as_of_ms < self.refresh_ms
-            && now_ms >= p.as_of_ms
-        {
-            return Ok(p.clone());
+        // Read after the lock: a request that waited for a computation sees it as fresh.
+        let now_ms = now();
+        let due = cache
+            .tried_at_ms
+            .is_none_or(|t| now_ms - t >= self.refresh_ms || now_ms < t);
+        if due {
+            cache.tried_at_ms = Some(now_ms);
+            match progress(self.db.as_ref(), &self.reports, self.min_count, now_ms).await {
+                Ok(p) => cache.figures = Some(Arc::new(p)),
+                Err(e) => tracing::error!(error = %e, "public progress: computing the figures"),
+            }
         }
-        let fresh =
-            Arc::new(progress(self.db.as_ref(), &self.reports, self.min_count, now_ms).await?);
-        *cache = Some(fresh.clone());
-        Ok(fresh)
+        cache.figures.clone()
     }
 }
 
@@ -249,16 +301,13 @@ pub fn router(state: PublicState) -> Router {
 }
 
 async fn json(State(s): State<PublicState>) -> Response {
-    match s.figures(crate::clock::now_ms()).await {
-        Ok(p) => (
+    match s.figures(crate::clock::now_ms).await {
+        Some(p) => (
             [(header::CACHE_CONTROL, "public, max-age=60")],
             Json(p.as_ref().clone()),
         )
             .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "public progress");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
+        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
@@ -291,12 +340,8 @@ struct Page {
 
 async fn page(State(s): State<PublicState>, Query(q): Query<PageQuery>) -> Response {
     let lang = Lang::from_tag(q.lang.as_deref().unwrap_or_default());
-    let p = match s.figures(crate::clock::now_ms()).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "public progress");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    let Some(p) = s.figures(crate::clock::now_ms).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     let t = |id: &str| lang.text(id);
     let shown = |r: &Ratio| match (r.suppressed, r.rate, r.done, r.of) {
@@ -392,6 +437,51 @@ mod tests {
             (now.label.as_str(), before.label.as_str()),
             ("2026-12", "2026-11")
         );
+    }
+
+    #[test]
+    fn a_street_is_withheld_when_it_would_give_away_its_one_withheld_community() {
+        let period = |of| AreaPeriod {
+            compliance: Ratio::new(of, of, 5),
+            hazards_closed: Ratio::new(10, 5, 5),
+        };
+        let area = |cell: &str, level, parent: Option<&str>, of| Area {
+            cell: cell.into(),
+            name: cell.into(),
+            level,
+            parent: parent.map(Into::into),
+            current: period(of),
+            last: period(of),
+        };
+        let mut areas = vec![
+            area("S1", 1, None, 30),
+            area("S1-C1", 2, Some("S1"), 27),
+            area("S1-C2", 2, Some("S1"), 3),
+            area("S2", 1, None, 14),
+            area("S2-C1", 2, Some("S2"), 2),
+            area("S2-C2", 2, Some("S2"), 2),
+            area("S2-C3", 2, Some("S2"), 10),
+        ];
+        withhold_complements(&mut areas);
+        let shown: Vec<(&str, bool)> = areas
+            .iter()
+            .map(|a| (a.cell.as_str(), a.current.compliance.suppressed))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                // 30 - 27 would give away S1-C2's 3.
+                ("S1", true),
+                ("S1-C1", false),
+                ("S1-C2", true),
+                // Two withheld: their sum is all the street gives away.
+                ("S2", false),
+                ("S2-C1", true),
+                ("S2-C2", true),
+                ("S2-C3", false),
+            ]
+        );
+        assert!(areas.iter().all(|a| !a.current.hazards_closed.suppressed));
     }
 
     #[test]

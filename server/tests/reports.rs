@@ -675,6 +675,9 @@ async fn the_binary_renders_compliance_and_an_xlsx_ledger_that_reads_back() -> a
                 "0",
                 "0",
                 "0",
+                "0",
+                // information reports, acknowledged
+                "0",
                 "0"
             ],
             "{text}"

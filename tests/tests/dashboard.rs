@@ -350,3 +350,59 @@ async fn dashboard_shows_every_device_state_and_the_stuck_photo() -> anyhow::Res
     h.finish().await;
     Ok(())
 }
+
+/// The public progress page in a real browser, with no token: it renders the demo city's
+/// streets and communities in Chinese by default and in English after the switch, and a
+/// screenshot is saved beside the dashboard's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_page_renders_without_a_token() -> anyhow::Result<()> {
+    let Some(browser) = chromium() else {
+        patrolsync_server::testkit::skip(
+            "the public page's browser test",
+            "no chromium on PATH (apt-get install chromium)",
+        );
+        return Ok(());
+    };
+    let h = Harness::start_with(TestDatabase::sqlite(), |c| c.public.enabled = true).await?;
+    let url = format!("http://{}/public/", h.server().admin_addr());
+    let profile = h.dir.path().join("chromium-profile");
+    let dom = headless(&browser, &profile, &["--dump-dom".into()], &url).await?;
+    let rows = scraper::Html::parse_document(&dom);
+    let streets = scraper::Selector::parse("tr.street").expect("selector");
+    let communities = scraper::Selector::parse("tr.community").expect("selector");
+    assert_eq!(rows.select(&streets).count(), 2, "{dom}");
+    assert_eq!(rows.select(&communities).count(), 6, "{dom}");
+    assert!(dom.contains("消防安全网格化管理动态信息公开"), "{dom}");
+    assert!(
+        dom.contains("花园街道") && dom.contains("红军社区"),
+        "{dom}"
+    );
+    let english = headless(
+        &browser,
+        &profile,
+        &["--dump-dom".into()],
+        &format!("{url}?lang=en"),
+    )
+    .await?;
+    assert!(
+        english.contains("Fire-safety grid: public progress"),
+        "{english}"
+    );
+    let shot = h.dir.path().join("public.png");
+    headless(
+        &browser,
+        &profile,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,900".into(),
+        ],
+        &url,
+    )
+    .await?;
+    assert!(
+        std::fs::metadata(&shot)?.len() > 1000,
+        "a screenshot was taken"
+    );
+    h.finish().await;
+    Ok(())
+}

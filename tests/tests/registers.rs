@@ -414,6 +414,29 @@ async fn households_reach_only_their_cells_staff_and_a_visit_names_the_household
         );
         pat2.sync().await?;
         assert!(pat2.households(None).await?.is_empty(), "{backend}");
+        // Nothing of it is left in the change log to pull from an old position either.
+        let logged: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT payload FROM changes WHERE entity_key = 'household:H-0502'")
+                .fetch_all(sql.raw_pool())
+                .await?;
+        assert!(logged.len() >= 2, "{backend}");
+        for payload in logged {
+            let h = patrolsync_proto::household::HouseholdRecord::decode(&payload)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            assert!(
+                h.removed
+                    && h.contact_name.is_empty()
+                    && h.contact_phone.is_empty()
+                    && h.address.is_empty(),
+                "{backend}: {h:?}"
+            );
+        }
+        // A visit made after the removal is refused like one naming no household.
+        let mut late = NewCheckIn::new("S1-C1-K2-B2-P1", CheckInOutcome::Inspected);
+        late.kind = CheckInKind::Visit;
+        late.household = Some("H-0502".into());
+        pat2.record_checkin(late).await?;
+        assert_eq!(pat2.sync().await?.rejected, 1, "{backend}");
         assert_eq!(
             device_view(&pat2).await?,
             server_view(h.server(), &pat2).await?,

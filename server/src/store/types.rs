@@ -76,6 +76,8 @@ pub struct HouseholdRef {
     pub id: i64,
     /// Its cell's path (`/S1/S1-C2/…/`).
     pub cell_path: String,
+    /// When it was taken off the register: a visit made from then on is refused.
+    pub removed_at_ms: Option<i64>,
 }
 
 /// An enrollment code to create, with the user it enrolls.

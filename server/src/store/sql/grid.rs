@@ -240,8 +240,8 @@ impl GridStore for SqlStore {
         let mut out = Vec::with_capacity(codes.len());
         for chunk in codes.chunks(500) {
             let sql = format!(
-                "SELECT h.code, h.id, c.path FROM households h JOIN grid_cells c ON c.id = h.cell_id \
-                 WHERE h.removed_at IS NULL AND h.code IN ({})",
+                "SELECT h.code, h.id, c.path, h.removed_at FROM households h \
+                 JOIN grid_cells c ON c.id = h.cell_id WHERE h.code IN ({})",
                 list(self.backend, chunk.len(), 1)
             );
             let mut q = sqlx::query(&sql);
@@ -253,6 +253,7 @@ impl GridStore for SqlStore {
                     code: r.try_get(0)?,
                     id: r.try_get(1)?,
                     cell_path: r.try_get(2)?,
+                    removed_at_ms: r.try_get(3)?,
                 });
             }
         }

@@ -513,6 +513,13 @@ impl RegistryStore for SqlStore {
                 contact_phone: String::new(),
                 removed: true,
             };
+            // The log's earlier versions held the address and the contact: they say "removed"
+            // now too, so no pull from an old position hands them out again.
+            sqlx::query("UPDATE changes SET payload = $1 WHERE entity_key = $2")
+                .bind(record.encode())
+                .bind(format!("household:{code}"))
+                .execute(&mut *tx)
+                .await?;
             changes.push(PendingChange::admin(
                 cell_path,
                 ChangeKind::Household,
