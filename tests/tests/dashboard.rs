@@ -406,3 +406,87 @@ async fn the_public_page_renders_without_a_token() -> anyhow::Result<()> {
     h.finish().await;
     Ok(())
 }
+
+/// A key unit's page in the dashboard: its details, the inspection at its checkpoint and the
+/// hazard reported there with its state, in Chinese; and the list of units links to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_units_page_shows_its_inspections_and_hazards() -> anyhow::Result<()> {
+    use patrolsync_proto::{CheckInKind, CheckInOutcome};
+    let Some(browser) = chromium() else {
+        patrolsync_server::testkit::skip(
+            "the key unit page's browser test",
+            "no chromium on PATH (apt-get install chromium)",
+        );
+        return Ok(());
+    };
+    let h = Harness::start(TestDatabase::sqlite()).await?;
+    let sql = patrolsync_server::open_sql_store(&h.config).await?;
+    let file = h.dir.path().join("units.csv");
+    std::fs::write(
+        &file,
+        "编码,网格,类型,名称,地址,责任人,联系电话,风险等级,四个能力自评日期,检查点\n\
+         U-1,S1-C1-K1,涉药单位,仁和大药房,文化街 12 号,王芳,13800000000,高,2026-11-20,S1-C1-K1-B1-P1\n",
+    )?;
+    patrolsync_server::registry_import::import_units(
+        &sql,
+        &file,
+        false,
+        patrolsync_server::now_ms(),
+    )
+    .await?;
+    let pat = h.device("p", "pat", &["S1-C1-K1"]).await?;
+    let mut c = patrolsync_sdk::NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+    c.kind = CheckInKind::Inspection;
+    let inspected = pat.record_checkin(c).await?;
+    let mut lane = patrolsync_tests::blocked_lane("S1-C1-K1-B1");
+    lane.checkpoint = Some("S1-C1-K1-B1-P1".into());
+    let hazard = pat.report_hazard(lane).await?;
+    pat.sync().await?;
+
+    let token = std::fs::read_to_string(h.config.data_dir.join("admin.token"))?;
+    let base = format!("http://{}/", h.server().admin_addr());
+    let profile = h.dir.path().join("chromium-profile");
+    let token = token.trim();
+    let list = headless(
+        &browser,
+        &profile,
+        &["--dump-dom".into()],
+        &format!("{base}#token={token}&/units"),
+    )
+    .await?;
+    assert!(list.contains("href=\"#/units/U-1\""), "{list}");
+    assert!(
+        list.contains("涉药单位") && list.contains("仁和大药房"),
+        "{list}"
+    );
+    let dom = headless(
+        &browser,
+        &profile,
+        &["--dump-dom".into()],
+        &format!("{base}#token={token}&/units/U-1"),
+    )
+    .await?;
+    assert!(dom.contains("data-unit=\"U-1\""), "{dom}");
+    let doc = scraper::Html::parse_document(&dom);
+    let cells = |table: &str| -> Vec<String> {
+        let sel = scraper::Selector::parse(&format!("#{table} tbody td")).expect("selector");
+        doc.select(&sel)
+            .map(|td| td.text().collect::<String>().trim().to_owned())
+            .collect()
+    };
+    let check_ins = cells("unit-check-ins");
+    assert!(
+        check_ins.iter().any(|c| c == "S1-C1-K1-B1-P1") && check_ins.iter().any(|c| c == "检查"),
+        "{check_ins:?} (check-in {inspected})"
+    );
+    let hazards = cells("unit-hazards");
+    assert!(
+        hazards.iter().any(|c| c == "已上报")
+            && hazards.iter().any(|c| c == "占用、堵塞消防车通道"),
+        "{hazards:?}"
+    );
+    assert!(dom.contains(&format!("data-hazard=\"{hazard}\"")), "{dom}");
+    assert_all_chinese(&dom, "a key unit's page");
+    h.finish().await;
+    Ok(())
+}

@@ -149,12 +149,20 @@ pub(super) async fn catalog(
     use patrolsync_i18n::Lang;
     static RENDERED: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     let render = |lang: Lang| {
-        let messages: serde_json::Map<String, serde_json::Value> =
-            ["dash-", "dur-", "state-", "role-"]
-                .into_iter()
-                .flat_map(|prefix| lang.placeholder_messages(prefix))
-                .map(|(id, text)| (id, serde_json::Value::String(text)))
-                .collect();
+        let messages: serde_json::Map<String, serde_json::Value> = [
+            "dash-",
+            "dur-",
+            "state-",
+            "role-",
+            "unit-",
+            "kind-",
+            "outcome-",
+            "category-",
+        ]
+        .into_iter()
+        .flat_map(|prefix| lang.placeholder_messages(prefix))
+        .map(|(id, text)| (id, serde_json::Value::String(text)))
+        .collect();
         serde_json::json!({ "lang": lang.tag(), "messages": messages }).to_string()
     };
     let rendered = RENDERED.get_or_init(|| [render(Lang::ZhCn), render(Lang::En)]);
