@@ -16,7 +16,10 @@ CREATE TABLE households (
 );
 CREATE INDEX households_by_cell ON households (cell);
 
+-- Each cell's boundary (GeoJSON geometry text), to draw the map the dashboard draws.
+ALTER TABLE cells ADD COLUMN boundary TEXT;
+
 -- A device that pulled before this version skipped the registers' entries (it did not know
--- them) and moved its cursor past them: forget the feed, so its next pull is answered with a
--- reset and it walks the log again once, registers included.
+-- them) and moved its cursor past them, and holds its cells without their boundaries: forget
+-- the feed, so its next pull is answered with a reset and it walks the log again once.
 UPDATE pull_state SET feed = '';

@@ -526,12 +526,13 @@ impl Client {
             };
             match &c.entity {
                 Some(Entity::Cell(cell)) => {
-                    sqlx::query("INSERT OR REPLACE INTO cells (code, parent, level, name, retired) VALUES (?, ?, ?, ?, ?)")
+                    sqlx::query("INSERT OR REPLACE INTO cells (code, parent, level, name, retired, boundary) VALUES (?, ?, ?, ?, ?, ?)")
                         .bind(&cell.code)
                         .bind(&cell.parent)
                         .bind(i64::from(cell.level))
                         .bind(&cell.name)
                         .bind(cell.retired)
+                        .bind(Some(&cell.boundary).filter(|b| !b.is_empty()))
                         .execute(&mut *tx)
                         .await
                         .map_err(local)?;

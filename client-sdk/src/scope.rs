@@ -42,6 +42,8 @@ pub struct CellView {
     pub name: String,
     /// Retired: its history stays, it takes no new records.
     pub retired: bool,
+    /// Its boundary as GeoJSON geometry text (WGS-84), to draw the map; `None` when unknown.
+    pub boundary: Option<String>,
 }
 
 impl crate::Client {
@@ -52,11 +54,12 @@ impl crate::Client {
     /// [`ReadError`] if the local store cannot be read. Never touches the
     /// network.
     pub async fn cells(&self) -> Result<Vec<CellView>, ReadError> {
-        let rows =
-            sqlx::query("SELECT code, parent, level, name, retired FROM cells ORDER BY code")
-                .fetch_all(&self.inner.db)
-                .await
-                .map_err(read_failed)?;
+        let rows = sqlx::query(
+            "SELECT code, parent, level, name, retired, boundary FROM cells ORDER BY code",
+        )
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(read_failed)?;
         Ok(rows
             .iter()
             .map(|r| CellView {
@@ -65,6 +68,7 @@ impl crate::Client {
                 level: u32::try_from(r.get::<i64, _>(2)).unwrap_or(0),
                 name: r.get(3),
                 retired: r.get::<i64, _>(4) != 0,
+                boundary: r.get(5),
             })
             .collect())
     }

@@ -139,6 +139,8 @@ pub struct CellRecord {
     pub name: String,
     /// Retired cells keep their history but take no new records.
     pub retired: bool,
+    /// Boundary as GeoJSON geometry text (WGS-84), if known.
+    pub boundary: Option<String>,
 }
 
 /// A checkpoint.
@@ -167,6 +169,7 @@ impl CellRecord {
             level: self.level,
             name: self.name.clone(),
             retired: self.retired,
+            boundary: self.boundary.clone().unwrap_or_default(),
         }
         .encode_to_vec()
     }
@@ -181,6 +184,7 @@ impl CellRecord {
             level: w.level,
             name: w.name,
             retired: w.retired,
+            boundary: Some(w.boundary).filter(|b| !b.is_empty()),
         })
     }
 }

@@ -281,6 +281,7 @@ fn response() -> impl Strategy<Value = wire::Response> {
                                     level: 1,
                                     name: "street".into(),
                                     retired: has_more,
+                                    boundary: String::new(),
                                 })
                             }),
                         })

@@ -14,14 +14,50 @@ const COMPOUNDS: [&str; 4] = ["阳光家园", "和平小区", "幸福里", "康�
 
 use crate::store::{NewCell, NewCheckpoint, Store, StoreError};
 
+/// A box of latitude and longitude: (south, west, north, east).
+type Bounds = (f64, f64, f64, f64);
+
+/// The box as GeoJSON Polygon text, as imports store boundaries.
+fn polygon((south, west, north, east): Bounds) -> String {
+    let ring = vec![
+        vec![west, south],
+        vec![east, south],
+        vec![east, north],
+        vec![west, north],
+        vec![west, south],
+    ];
+    geojson::Geometry::new(geojson::Value::Polygon(vec![ring])).to_string()
+}
+
+/// The smallest box holding both.
+fn union(a: Option<Bounds>, b: Bounds) -> Bounds {
+    match a {
+        None => b,
+        Some(a) => (a.0.min(b.0), a.1.min(b.1), a.2.max(b.2), a.3.max(b.3)),
+    }
+}
+
 /// Cells and checkpoints of the demo city.
 pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
     let mut cells = Vec::new();
     let mut checkpoints = Vec::new();
+    // Each compound is a row of latitude (`s * 12 + c * 4 + k` thousandths of a degree above
+    // 45.75 N), each building two checkpoint columns of it: the boxes nest and hold their
+    // checkpoints.
+    let lat = |row: f64| 45.75 + row * 0.001;
+    let lon = |column: f64| 126.65 + column * 0.0013;
+    let rows =
+        |s: u32, first: u32, last: u32| (f64::from(s * 12 + first), f64::from(s * 12 + last));
     for s in 1..=2 {
         let street = format!("S{s}");
+        let (first, last) = rows(s, 5, 16);
         cells.push(NewCell {
-            boundary: None,
+            boundary: Some(polygon((
+                lat(first - 0.5),
+                lon(2.5),
+                lat(last + 0.5),
+                lon(12.5),
+            ))),
             code: street.clone(),
             parent: None,
             level: 1,
@@ -29,8 +65,14 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
         });
         for c in 1..=3 {
             let community = format!("{street}-C{c}");
+            let (first, last) = rows(s, c * 4 + 1, c * 4 + 4);
             cells.push(NewCell {
-                boundary: None,
+                boundary: Some(polygon((
+                    lat(first - 0.5),
+                    lon(2.5),
+                    lat(last + 0.5),
+                    lon(12.5),
+                ))),
                 code: community.clone(),
                 parent: Some(street.clone()),
                 level: 2,
@@ -38,8 +80,14 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
             });
             for k in 1..=4 {
                 let compound = format!("{community}-K{k}");
+                let row = f64::from(s * 12 + c * 4 + k);
                 cells.push(NewCell {
-                    boundary: None,
+                    boundary: Some(polygon((
+                        lat(row - 0.5),
+                        lon(2.5),
+                        lat(row + 0.5),
+                        lon(12.5),
+                    ))),
                     code: compound.clone(),
                     parent: Some(community.clone()),
                     level: 3,
@@ -47,8 +95,14 @@ pub fn demo_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                 });
                 for b in 1..=5 {
                     let building = format!("{compound}-B{b}");
+                    let column = f64::from(b * 2);
                     cells.push(NewCell {
-                        boundary: None,
+                        boundary: Some(polygon((
+                            lat(row - 0.5),
+                            lon(column + 0.5),
+                            lat(row + 0.5),
+                            lon(column + 2.5),
+                        ))),
                         code: building.clone(),
                         parent: Some(compound.clone()),
                         level: 4,
@@ -104,8 +158,22 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
     let mut cells = Vec::with_capacity(streets + communities + compounds + buildings);
     let mut checkpoints = Vec::with_capacity(points);
     let (mut ci, mut ki, mut bi) = (0, 0, 0);
+    // Buildings are boxes on a lattice; a compound, community or street is the box around its
+    // buildings (a synthetic city: boxes of neighbours may overlap where a row wraps).
+    let building_box = |bi: usize| -> Bounds {
+        let (row, column) = ((bi / 120) as f64, (bi % 120) as f64);
+        let (south, west) = (45.60 + row * 0.0003, 126.50 + column * 0.0004);
+        (
+            south - 0.00003,
+            west - 0.00015,
+            south + 0.00027,
+            west + 0.00015,
+        )
+    };
     for s in 0..streets {
         let street = format!("S{:03}", s + 1);
+        let street_at = cells.len();
+        let mut street_box = None;
         cells.push(NewCell {
             boundary: None,
             code: street.clone(),
@@ -115,6 +183,8 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
         });
         for c in 0..share(communities, streets, s) {
             let community = format!("{street}-C{}", c + 1);
+            let community_at = cells.len();
+            let mut community_box = None;
             cells.push(NewCell {
                 boundary: None,
                 code: community.clone(),
@@ -124,6 +194,8 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
             });
             for k in 0..share(compounds, communities, ci) {
                 let compound = format!("{community}-K{}", k + 1);
+                let compound_at = cells.len();
+                let mut compound_box = None;
                 cells.push(NewCell {
                     boundary: None,
                     code: compound.clone(),
@@ -133,8 +205,9 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                 });
                 for b in 0..share(buildings, compounds, ki) {
                     let building = format!("{compound}-B{}", b + 1);
+                    compound_box = Some(union(compound_box, building_box(bi)));
                     cells.push(NewCell {
-                        boundary: None,
+                        boundary: Some(polygon(building_box(bi))),
                         code: building.clone(),
                         parent: Some(compound.clone()),
                         level: 4,
@@ -156,9 +229,20 @@ pub fn city_grid() -> (Vec<NewCell>, Vec<NewCheckpoint>) {
                     }
                     bi += 1;
                 }
+                if let Some(b) = compound_box {
+                    cells[compound_at].boundary = Some(polygon(b));
+                    community_box = Some(union(community_box, b));
+                }
                 ki += 1;
             }
+            if let Some(b) = community_box {
+                cells[community_at].boundary = Some(polygon(b));
+                street_box = Some(union(street_box, b));
+            }
             ci += 1;
+        }
+        if let Some(b) = street_box {
+            cells[street_at].boundary = Some(polygon(b));
         }
     }
     (cells, checkpoints)

@@ -490,3 +490,146 @@ async fn a_key_units_page_shows_its_inspections_and_hazards() -> anyhow::Result<
     h.finish().await;
     Ok(())
 }
+
+/// Shade of a rate as the map draws it.
+fn shade(rate: Option<f64>) -> &'static str {
+    match rate {
+        None => "none",
+        Some(r) if r >= 0.9 => "good",
+        Some(r) if r >= 0.6 => "fair",
+        Some(_) => "poor",
+    }
+}
+
+/// The map's drawn areas: (cell, shade, rate) of every path.
+fn drawn(dom: &str) -> Vec<(String, String, String)> {
+    let doc = scraper::Html::parse_document(dom);
+    let paths = scraper::Selector::parse("svg#map path").expect("selector");
+    doc.select(&paths)
+        .map(|p| {
+            let a = |k: &str| p.value().attr(k).unwrap_or_default().to_owned();
+            (a("data-cell"), a("data-shade"), a("data-rate"))
+        })
+        .collect()
+}
+
+/// The grid map in a real browser, on the demo city: the streets drawn from their stored
+/// boundaries, each coloured as its compliance in the report; drill-down to a compound shows its
+/// buildings and checkpoints; the early warnings list an overdue hazard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_draws_the_grid_coloured_by_the_reports_compliance() -> anyhow::Result<()> {
+    use patrolsync_proto::{CheckInKind, CheckInOutcome};
+    let Some(browser) = chromium() else {
+        patrolsync_server::testkit::skip("the map's browser test", "no chromium on PATH");
+        return Ok(());
+    };
+    let h = Harness::start(TestDatabase::sqlite()).await?;
+    let pat = h.device("p", "pat", &["S1"]).await?;
+    // Today's daily slots of three of S1-C1-K1's five buildings; a hazard already overdue.
+    for b in 1..=3 {
+        let mut c =
+            patrolsync_sdk::NewCheckIn::new(format!("S1-C1-K1-B{b}-P1"), CheckInOutcome::Inspected);
+        c.kind = CheckInKind::Inspection;
+        pat.record_checkin(c).await?;
+    }
+    let mut late = patrolsync_tests::blocked_lane("S1-C1-K1-B1");
+    late.deadline_ms = Some(patrolsync_server::now_ms() - 60_000);
+    let overdue = pat.report_hazard(late).await?;
+    pat.sync().await?;
+
+    let token = std::fs::read_to_string(h.config.data_dir.join("admin.token"))?;
+    let token = token.trim();
+    let base = format!("http://{}/", h.server().admin_addr());
+    let profile = h.dir.path().join("chromium-profile");
+    let page = |route: &str| {
+        let url = format!("{base}#token={token}&{route}");
+        let (browser, profile) = (browser.clone(), profile.clone());
+        async move { headless(&browser, &profile, &["--dump-dom".into()], &url).await }
+    };
+    let top = page("/map").await?;
+    let streets = drawn(&top);
+    assert_eq!(
+        streets.iter().map(|(c, ..)| c.as_str()).collect::<Vec<_>>(),
+        ["S1", "S2"],
+        "{top}"
+    );
+    // Each street's colour is its rate in the compliance report of this month.
+    let sql = patrolsync_server::open_sql_store(&h.config).await?;
+    let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
+    let now = patrolsync_server::now_ms();
+    let month = cal.date(now).format("%Y-%m").to_string();
+    let report = patrolsync_server::report::compliance(
+        &sql,
+        &cal,
+        &h.config.reports.anomaly_rules(),
+        &month.parse().map_err(anyhow::Error::msg)?,
+        None,
+        now,
+    )
+    .await?;
+    for (cell, drawn_shade, drawn_rate) in &streets {
+        let rate = report
+            .rows
+            .iter()
+            .find(|r| &r.cell == cell)
+            .and_then(|r| r.rate);
+        assert_eq!(
+            drawn_shade,
+            shade(rate),
+            "{cell}: {rate:?} drawn as {drawn_rate}"
+        );
+        assert_eq!(
+            drawn_rate.parse::<f64>().ok(),
+            rate,
+            "{cell}: the drawn rate is the report's"
+        );
+    }
+    assert!(
+        top.contains(&overdue.to_string()[..8]),
+        "the overdue hazard is warned of"
+    );
+
+    let community = page("/map/S1").await?;
+    assert_eq!(drawn(&community).len(), 3, "S1's three communities");
+    let compound = page("/map/S1-C1-K1").await?;
+    assert_eq!(drawn(&compound).len(), 5, "the compound's five buildings");
+    let doc = scraper::Html::parse_document(&compound);
+    let points = scraper::Selector::parse("svg#map circle[data-point]").expect("selector");
+    assert_eq!(doc.select(&points).count(), 10, "and its ten checkpoints");
+    let trend = scraper::Selector::parse("#trend tbody tr").expect("selector");
+    assert_eq!(doc.select(&trend).count(), 12, "twelve weeks of trend");
+    assert_all_chinese(&compound, "the map");
+    h.finish().await;
+    Ok(())
+}
+
+/// The map of the city-sized seed (15,799 cells): its 115 streets drawn at the top level, and a
+/// street's communities below (how long drawing takes is the benchmark's to measure, not a
+/// test's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_draws_the_city_sized_seed() -> anyhow::Result<()> {
+    let Some(browser) = chromium() else {
+        patrolsync_server::testkit::skip("the map's browser test", "no chromium on PATH");
+        return Ok(());
+    };
+    let h = Harness::start_empty(TestDatabase::sqlite()).await?;
+    patrolsync_server::seed::seed_city(h.server().store().as_ref()).await?;
+    let token = std::fs::read_to_string(h.config.data_dir.join("admin.token"))?;
+    let url = format!(
+        "http://{}/#token={}&/map",
+        h.server().admin_addr(),
+        token.trim()
+    );
+    let profile = h.dir.path().join("chromium-profile");
+    let dom = headless(&browser, &profile, &["--dump-dom".into()], &url).await?;
+    assert_eq!(drawn(&dom).len(), 115, "the city's streets");
+    let street = format!(
+        "http://{}/#token={}&/map/S001",
+        h.server().admin_addr(),
+        token.trim()
+    );
+    let dom = headless(&browser, &profile, &["--dump-dom".into()], &street).await?;
+    assert!(drawn(&dom).len() >= 5, "a street's communities");
+    h.finish().await;
+    Ok(())
+}

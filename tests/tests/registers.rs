@@ -135,6 +135,16 @@ async fn a_register_reaches_the_devices_of_its_cells_and_a_units_file_shows_what
             server_view(h.server(), &pat1).await?,
             "{backend}"
         );
+        // The cells come with their boundaries, so an app can draw the dashboard's map.
+        let cells = pat1.cells().await?;
+        assert!(
+            !cells.is_empty()
+                && cells.iter().all(|c| c
+                    .boundary
+                    .as_deref()
+                    .is_some_and(|b| b.contains("\"Polygon\""))),
+            "{backend}: {cells:?}"
+        );
         h.stop().await;
         let units = pat1.units(None).await?;
         assert_eq!(units.len(), 1, "{backend}: {units:?}");

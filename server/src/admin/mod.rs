@@ -24,6 +24,7 @@
 //! | `GET /api/units?cell=` | viewer | the key units of a subtree |
 //! | `GET /api/units/{code}?limit=` | viewer | a key unit's file: details, latest inspections, hazards |
 //! | `GET /api/households?cell=` | viewer | the must-visit households of a subtree |
+//! | `GET /api/map?cell=&period=` | viewer | one level of the grid with boundaries, compliance and hazards; points; the 12-week hazard trend; early warnings |
 //! | `GET /api/reports/visits?period=&cell=&as_of=` | viewer | must-visit compliance (JSON) |
 //! | `GET /api/series` | viewer, whole grid | ingest rate, ack latency and backlog over the last hour (this node) |
 //! | `GET /api/stats` | viewer, whole grid | store counts |
@@ -36,6 +37,7 @@
 mod auth;
 mod devices;
 mod logs;
+mod map;
 mod reports;
 #[cfg(test)]
 mod tests;
@@ -107,6 +109,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/units", get(units::list))
         .route("/api/units/{code}", get(units::file))
         .route("/api/households", get(units::households))
+        .route("/api/map", get(map::map))
         .route("/api/reports/visits", get(reports::visits))
         .layer(axum::middleware::from_fn(word_errors));
     let public = state.public.clone();

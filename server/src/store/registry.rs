@@ -158,6 +158,23 @@ pub struct HouseholdVisit {
     pub received_at_ms: i64,
 }
 
+/// A cell as the map draws it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MapCell {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Level.
+    pub level: u8,
+    /// Its path (`/S1/S1-C1/`).
+    #[serde(skip)]
+    pub path: String,
+    /// Boundary as GeoJSON geometry text, if known.
+    #[serde(skip)]
+    pub boundary: Option<String>,
+}
+
 /// The registers.
 #[async_trait]
 pub trait RegistryStore: Send + Sync {
@@ -172,6 +189,10 @@ pub trait RegistryStore: Send + Sync {
     /// The unit `code` with its latest `limit` check-ins and its hazards; `None` if there is no
     /// such unit.
     async fn unit_file(&self, code: &str, limit: u32) -> Result<Option<UnitFile>, StoreError>;
+
+    /// The cells directly under `cell` (the top cells for `None`) that are not retired, by code,
+    /// with their boundaries: what the map draws at one level.
+    async fn map_cells(&self, cell: Option<&str>) -> Result<Vec<MapCell>, StoreError>;
 
     /// Creates or updates households in one transaction; each changed one enters the change
     /// log under its cell. Returns how many changed (0 on a repeat import).

@@ -140,6 +140,7 @@ impl GridStore for SqlStore {
                     level: cell.level,
                     name: cell.name.clone(),
                     retired: false,
+                    boundary: cell.boundary.clone(),
                 };
                 changes.push(grid_change(
                     &path,
@@ -298,7 +299,7 @@ impl GridStore for SqlStore {
         let cells = sqlx::query(
             "UPDATE grid_cells SET retired_at = $2 \
              WHERE substr(path, 1, length($1)) = $1 AND retired_at IS NULL \
-             RETURNING code, path, level, name, parent_id",
+             RETURNING code, path, level, name, parent_id, boundary",
         )
         .bind(&path)
         .bind(now_ms)
@@ -324,6 +325,7 @@ impl GridStore for SqlStore {
                 level: r.try_get::<i64, _>(2)?.clamp(0, u32::MAX.into()) as u32,
                 name: r.try_get(3)?,
                 retired: true,
+                boundary: r.try_get(5)?,
             };
             changes.push(PendingChange::admin(
                 cell_path,

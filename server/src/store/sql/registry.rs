@@ -533,4 +533,41 @@ impl RegistryStore for SqlStore {
         tx.commit().await?;
         Ok(removed)
     }
+
+    async fn map_cells(&self, cell: Option<&str>) -> Result<Vec<MapCell>, StoreError> {
+        let rows = match cell {
+            None => {
+                sqlx::query(
+                    "SELECT code, name, level, path, boundary FROM grid_cells \
+                     WHERE parent_id IS NULL AND retired_at IS NULL",
+                )
+                .fetch_all(self.pool())
+                .await?
+            }
+            Some(code) => {
+                sqlx::query(
+                    "SELECT c.code, c.name, c.level, c.path, c.boundary FROM grid_cells c \
+                     JOIN grid_cells p ON p.id = c.parent_id \
+                     WHERE p.code = $1 AND c.retired_at IS NULL",
+                )
+                .bind(code)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(MapCell {
+                    code: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    level: r.try_get::<i64, _>(2)?.clamp(0, 255) as u8,
+                    path: r.try_get(3)?,
+                    boundary: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| a.code.cmp(&b.code));
+        Ok(out)
+    }
 }

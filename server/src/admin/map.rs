@@ -1,0 +1,238 @@
+//! The grid map over HTTP: one level of the grid (the top cells, or the cells under one) with
+//! their boundaries, each with its cadence compliance this period and its open and overdue
+//! hazards; the checkpoints as points from the compound level down; the hazard trend (weekly
+//! counts by category over the last twelve weeks); and the early warnings (open hazards within
+//! three days of their deadline or past it, and cells falling behind their cadence).
+// A refusal is the HTTP response to send, built once per refused request: boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{Datelike, Duration};
+use patrolsync_proto::hazard::fold;
+use serde::{Deserialize, Serialize};
+
+use super::{Admin, AdminState, json_error, json_text, store_error};
+use crate::report::{self, Period};
+
+/// `?cell=&period=` of the map.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapQuery {
+    /// The cell whose children are drawn (default: the admin's root, or the top cells).
+    cell: Option<String>,
+    /// The compliance period (default: this month).
+    period: Option<String>,
+}
+
+/// One drawn cell.
+#[derive(Debug, Serialize)]
+struct Area {
+    code: String,
+    name: String,
+    level: u8,
+    /// GeoJSON geometry, or null.
+    boundary: serde_json::Value,
+    due: u64,
+    inspected: u64,
+    rate: Option<f64>,
+    open_hazards: i64,
+    overdue_hazards: i64,
+}
+
+/// A point drawn on the map.
+#[derive(Debug, Serialize)]
+struct Point {
+    code: String,
+    cell: String,
+    latitude: f64,
+    longitude: f64,
+}
+
+/// An open hazard near or past its deadline.
+#[derive(Debug, Serialize)]
+struct NearDeadline {
+    id: String,
+    cell: String,
+    category: String,
+    status: String,
+    deadline_ms: i64,
+    overdue: bool,
+}
+
+/// Cells whose compliance this period is under this, with at least `BEHIND_MIN_DUE` due.
+const BEHIND_RATE: f64 = 0.6;
+const BEHIND_MIN_DUE: u64 = 5;
+/// How close to its deadline an open hazard is warned of.
+const NEAR_MS: i64 = 3 * 24 * 3600 * 1000;
+
+/// `GET /api/map?cell=&period=`.
+pub async fn map(
+    State(s): State<AdminState>,
+    admin: Admin,
+    q: Result<Query<MapQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let asked = q.cell.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let cell = match admin.cell(&s, asked).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let cal = match s.reports.calendar() {
+        Ok(c) => c,
+        Err(t) => return json_text(StatusCode::INTERNAL_SERVER_ERROR, &t),
+    };
+    let now = crate::clock::now_ms();
+    let today = cal.date(now);
+    let period: Period = match q.period.as_deref() {
+        Some(p) => match p.parse() {
+            Ok(p) => p,
+            Err(t) => return json_text(StatusCode::BAD_REQUEST, &t),
+        },
+        None => format!("{}-{:02}", today.year(), today.month())
+            .parse()
+            .expect("a month is a period"),
+    };
+    match build(&s, &cal, cell.as_deref(), &period, now).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn build(
+    s: &AdminState,
+    cal: &report::Calendar,
+    cell: Option<&str>,
+    period: &Period,
+    now: i64,
+) -> Result<serde_json::Value, crate::store::StoreError> {
+    let children = s.db.map_cells(cell).await?;
+    let compliance = report::compliance(
+        s.db.as_ref(),
+        cal,
+        &s.reports.anomaly_rules(),
+        period,
+        cell,
+        now,
+    )
+    .await?;
+    let counts = s.store.hazard_counts(now).await?;
+    let mut areas = Vec::with_capacity(children.len());
+    for c in &children {
+        let row = compliance.rows.iter().find(|r| r.cell == c.code);
+        let (mut open, mut overdue) = (0, 0);
+        for h in counts
+            .iter()
+            .filter(|h| patrolsync_proto::grid::covers(&c.path, &h.cell_path))
+        {
+            if !matches!(h.status.as_str(), "closed" | "merged" | "acknowledged") {
+                open += h.count;
+            }
+            overdue += h.overdue;
+        }
+        areas.push(Area {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            level: c.level,
+            boundary: c
+                .boundary
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(serde_json::Value::Null),
+            due: row.map_or(0, |r| r.counts.due),
+            inspected: row.map_or(0, |r| r.counts.inspected),
+            rate: row.and_then(|r| r.rate),
+            open_hazards: open,
+            overdue_hazards: overdue,
+        });
+    }
+    // Points: the checkpoints, from a compound down (a street's would be thousands of dots).
+    let level = match cell {
+        None => 0,
+        Some(_) => children.first().map_or(4, |c| c.level.saturating_sub(1)),
+    };
+    let points: Vec<Point> = if level >= 3 {
+        s.db.report_checkpoints(cell, now)
+            .await?
+            .into_iter()
+            .filter(|c| c.retired_at_ms.is_none())
+            .filter_map(|c| {
+                c.place.map(|(latitude, longitude, _)| Point {
+                    code: c.code,
+                    cell: c.cell,
+                    latitude,
+                    longitude,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // The last twelve weeks' reports by week and category; open hazards near their deadline.
+    let this_week = cal.slot(crate::calendar::Cadence::Weekly, cal.date(now)).0;
+    let first_week = this_week - Duration::weeks(11);
+    let from_ms = cal.start_ms(first_week);
+    let mut trend: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for w in 0..12 {
+        trend.insert(
+            (first_week + Duration::weeks(w)).to_string(),
+            BTreeMap::new(),
+        );
+    }
+    let mut near = Vec::new();
+    for h in s.db.report_hazards(cell, from_ms, now + 1, now).await? {
+        let ops: Vec<_> = h.log.iter().map(|e| (e.stamp, e.op.clone())).collect();
+        let state = fold(h.id, &ops);
+        let Some((r, _)) = &state.report else {
+            continue;
+        };
+        if r.device_time_ms >= from_ms {
+            let week = cal
+                .slot(crate::calendar::Cadence::Weekly, cal.date(r.device_time_ms))
+                .0
+                .to_string();
+            if let Some(w) = trend.get_mut(&week) {
+                *w.entry(state.category.value.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        if let Some(d) = state.deadline_ms.value
+            && state.status.is_open()
+            && d < now + NEAR_MS
+        {
+            near.push(NearDeadline {
+                id: h.id.to_string(),
+                cell: h.cell.clone(),
+                category: state.category.value.as_str().to_owned(),
+                status: state.status.as_str().to_owned(),
+                deadline_ms: d,
+                overdue: d < now,
+            });
+        }
+    }
+    near.sort_by_key(|n| n.deadline_ms);
+    let behind: Vec<serde_json::Value> = compliance
+        .rows
+        .iter()
+        .filter(|r| r.counts.due >= BEHIND_MIN_DUE && r.rate.is_some_and(|x| x < BEHIND_RATE))
+        .map(|r| serde_json::json!({ "cell": r.cell, "name": r.name, "level": r.level, "rate": r.rate, "due": r.counts.due }))
+        .collect();
+    Ok(serde_json::json!({
+        "cell": cell,
+        "period": period.label,
+        "as_of_ms": now,
+        "areas": areas,
+        "points": points,
+        "trend": trend.into_iter().map(|(week, counts)| serde_json::json!({ "week": week, "counts": counts })).collect::<Vec<_>>(),
+        "near_deadline": near,
+        "behind": behind,
+        "behind_rate": BEHIND_RATE,
+    }))
+}
