@@ -241,6 +241,19 @@ async fn every_must_report_kind_is_reported_and_the_information_kinds_are_only_a
         );
         assert_eq!(k1.reported_by_kind.len(), 13, "{backend}");
         assert!(k1.reported_by_kind.values().all(|n| *n == 1), "{backend}");
+        // The exported table has a column per kind reported.
+        let table = evaluation.table();
+        let column = table
+            .columns
+            .iter()
+            .position(|c| c == "reported_unstable_factor")
+            .expect("a column for the kind");
+        assert_eq!(
+            table.rows[0][column].to_string(),
+            "1",
+            "{backend}: {:?}",
+            table.columns
+        );
         h.finish().await;
     }
     Ok(())

@@ -218,6 +218,30 @@ async fn a_register_reaches_the_devices_of_its_cells_and_a_units_file_shows_what
             body.contains("key unit U-NONE does not exist"),
             "{backend}: {body}"
         );
+        // The map: the top streets with their boundaries; in the compound, its checkpoints and
+        // the unit as points.
+        let top = admin_json(h.server(), "/api/map").await?;
+        let streets: Vec<&str> = top["areas"]
+            .as_array()
+            .expect("areas")
+            .iter()
+            .filter(|a| a["boundary"]["type"] == "Polygon")
+            .filter_map(|a| a["code"].as_str())
+            .collect();
+        assert_eq!(streets, ["S1", "S2"], "{backend}: {top}");
+        let compound = admin_json(h.server(), "/api/map?cell=S1-C1-K1").await?;
+        let points = compound["points"].as_array().expect("points");
+        assert_eq!(
+            points.iter().filter(|p| p["kind"] == "checkpoint").count(),
+            10,
+            "{backend}"
+        );
+        assert!(
+            points
+                .iter()
+                .any(|p| p["kind"] == "unit" && p["code"] == "U-PHARMACY"),
+            "{backend}: {compound}"
+        );
         let listed = admin_json(h.server(), "/api/units?cell=S1-C1-K2").await?;
         assert_eq!(listed["units"][0]["code"], "U-SHOP", "{backend}: {listed}");
         assert_eq!(

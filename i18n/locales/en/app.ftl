@@ -409,6 +409,19 @@ col-overdue = overdue
 col-transferred = transferred
 col-information_reports = information reports
 col-acknowledged = acknowledged
+col-reported_blocked_fire_lane = reported: blocked fire lane
+col-reported_damaged_facility = reported: damaged fire facility
+col-reported_blocked_evacuation = reported: blocked evacuation route
+col-reported_electrical = reported: electrical
+col-reported_gas = reported: gas
+col-reported_open_flame = reported: open flame
+col-reported_flammable_storage = reported: flammable storage
+col-reported_rental_housing = reported: rental housing
+col-reported_renovation = reported: renovation works
+col-reported_other = reported: other
+col-reported_outside_workers = reported: outside workers taken on
+col-reported_assisted_person = reported: newly assisted people
+col-reported_unstable_factor = reported: a factor unsettling fire safety
 
 ## The command line
 cli-serve-data-dir = data dir        { $dir } ({ $backend })

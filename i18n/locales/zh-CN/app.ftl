@@ -408,6 +408,19 @@ col-overdue = 逾期未改
 col-transferred = 移交
 col-information_reports = 信息类上报
 col-acknowledged = 已知悉
+col-reported_blocked_fire_lane = 上报：占用、堵塞消防车通道
+col-reported_damaged_facility = 上报：消防设施损坏
+col-reported_blocked_evacuation = 上报：疏散通道、安全出口堵塞
+col-reported_electrical = 上报：电气线路隐患
+col-reported_gas = 上报：燃气隐患
+col-reported_open_flame = 上报：违规用火
+col-reported_flammable_storage = 上报：违规存放易燃易爆物品
+col-reported_rental_housing = 上报：出租屋隐患
+col-reported_renovation = 上报：装修施工隐患
+col-reported_other = 上报：其他
+col-reported_outside_workers = 上报：外来人员就业
+col-reported_assisted_person = 上报：新增残障等帮扶人员
+col-reported_unstable_factor = 上报：消防安全不稳定因素
 
 ## 命令行
 cli-serve-data-dir = 数据目录        { $dir }（{ $backend }）

@@ -44,9 +44,10 @@ struct Area {
     overdue_hazards: i64,
 }
 
-/// A point drawn on the map.
+/// A point drawn on the map: a checkpoint, or a key unit (at its first checkpoint).
 #[derive(Debug, Serialize)]
 struct Point {
+    kind: &'static str,
     code: String,
     cell: String,
     latitude: f64,
@@ -158,23 +159,43 @@ async fn build(
         None => 0,
         Some(_) => children.first().map_or(4, |c| c.level.saturating_sub(1)),
     };
-    let points: Vec<Point> = if level >= 3 {
-        s.db.report_checkpoints(cell, now)
-            .await?
-            .into_iter()
-            .filter(|c| c.retired_at_ms.is_none())
-            .filter_map(|c| {
-                c.place.map(|(latitude, longitude, _)| Point {
-                    code: c.code,
-                    cell: c.cell,
+    let mut points: Vec<Point> = Vec::new();
+    if level >= 3 {
+        let checkpoints = s.db.report_checkpoints(cell, now).await?;
+        let place: std::collections::HashMap<&str, (f64, f64)> = checkpoints
+            .iter()
+            .filter_map(|c| c.place.map(|(lat, lon, _)| (c.code.as_str(), (lat, lon))))
+            .collect();
+        for u in s.db.units(cell).await? {
+            if let Some((latitude, longitude)) = u
+                .checkpoints
+                .iter()
+                .find_map(|c| place.get(c.as_str()).copied())
+            {
+                points.push(Point {
+                    kind: "unit",
+                    code: u.code,
+                    cell: u.cell,
                     latitude,
                     longitude,
-                })
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+                });
+            }
+        }
+        points.extend(
+            checkpoints
+                .iter()
+                .filter(|c| c.retired_at_ms.is_none())
+                .filter_map(|c| {
+                    c.place.map(|(latitude, longitude, _)| Point {
+                        kind: "checkpoint",
+                        code: c.code.clone(),
+                        cell: c.cell.clone(),
+                        latitude,
+                        longitude,
+                    })
+                }),
+        );
+    }
     // The last twelve weeks' reports by week and category; open hazards near their deadline.
     let this_week = cal.slot(crate::calendar::Cadence::Weekly, cal.date(now)).0;
     let first_week = this_week - Duration::weeks(11);

@@ -356,6 +356,13 @@ impl Evaluation {
             "information_reports",
             "acknowledged",
         ];
+        // Reports by must-report kind (八必报): a column for each kind reported in any row.
+        let kinds: std::collections::BTreeSet<&str> = self
+            .rows
+            .iter()
+            .flat_map(|r| r.tally.reported_by_kind.keys().map(String::as_str))
+            .collect();
+        let kind_columns: Vec<String> = kinds.iter().map(|k| format!("reported_{k}")).collect();
         let int = |v: u64| Value::Int(v as i64);
         let rows = self
             .rows
@@ -378,13 +385,24 @@ impl Evaluation {
                     int(t.information_reports),
                     int(t.acknowledged),
                 ]
+                .into_iter()
+                .chain(
+                    kinds
+                        .iter()
+                        .map(|k| int(t.reported_by_kind.get(*k).copied().unwrap_or(0))),
+                )
+                .collect::<Vec<_>>()
             })
             .collect();
         Table {
             title: "evaluation".into(),
             heading: vec![],
             about_title: "about".into(),
-            columns: columns.into_iter().map(String::from).collect(),
+            columns: columns
+                .into_iter()
+                .map(String::from)
+                .chain(kind_columns)
+                .collect(),
             rows,
             about: vec![
                 (
