@@ -98,12 +98,7 @@ pub async fn import_units(
         &COLUMNS,
         ALIASES,
     )?;
-    let cells: HashMap<String, (String, bool)> = store
-        .report_cells(None, i64::MAX)
-        .await?
-        .into_iter()
-        .map(|c| (c.code, (c.path.to_string(), c.retired_at_ms.is_some())))
-        .collect();
+    let cells = live_cells(store).await?;
     let checkpoints: HashMap<String, String> = store
         .report_checkpoints(None, i64::MAX)
         .await?
@@ -151,17 +146,7 @@ fn check_row(
         problems.push(r.duplicate("code", &code, first));
     }
     let cell = r.get("cell").to_owned();
-    let cell_path = match cells.get(&cell) {
-        None => {
-            problems.push(r.error("cell", text!("import-cell-unknown", cell = cell)));
-            None
-        }
-        Some((_, true)) => {
-            problems.push(r.error("cell", text!("import-retired", value = cell)));
-            None
-        }
-        Some((path, false)) => Some(path.as_str()),
-    };
+    let cell_path = check_cell(r, cells, problems);
     if let Some(old) = held.get(&code).filter(|old| **old != cell) {
         problems.push(r.error(
             "cell",
@@ -299,12 +284,7 @@ pub async fn import_households(
         &HOUSEHOLD_COLUMNS,
         HOUSEHOLD_ALIASES,
     )?;
-    let cells: HashMap<String, bool> = store
-        .report_cells(None, i64::MAX)
-        .await?
-        .into_iter()
-        .map(|c| (c.code, c.retired_at_ms.is_some()))
-        .collect();
+    let cells = live_cells(store).await?;
     let held: HashMap<String, String> = store
         .households(None, i64::MAX)
         .await?
@@ -321,11 +301,7 @@ pub async fn import_households(
             problems.push(r.duplicate("code", &code, first));
         }
         let cell = r.get("cell").to_owned();
-        match cells.get(&cell) {
-            None => problems.push(r.error("cell", text!("import-cell-unknown", cell = cell))),
-            Some(true) => problems.push(r.error("cell", text!("import-retired", value = cell))),
-            Some(false) => {}
-        }
+        check_cell(r, &cells, &mut problems);
         if let Some(old) = held.get(&code).filter(|old| **old != cell) {
             problems.push(r.error(
                 "cell",
@@ -375,6 +351,38 @@ pub async fn import_households(
         store.upsert_households(&households, now_ms).await?
     };
     Ok(Imported { rows, changed })
+}
+
+/// Every cell by code: its path, and whether it is retired.
+async fn live_cells(
+    store: &dyn AdminStore,
+) -> Result<HashMap<String, (String, bool)>, ImportError> {
+    Ok(store
+        .report_cells(None, i64::MAX)
+        .await?
+        .into_iter()
+        .map(|c| (c.code, (c.path.to_string(), c.retired_at_ms.is_some())))
+        .collect())
+}
+
+/// The path of the row's cell, when it exists and is not retired; else the problem is pushed.
+fn check_cell<'a>(
+    r: &Record,
+    cells: &'a HashMap<String, (String, bool)>,
+    problems: &mut Vec<RowError>,
+) -> Option<&'a str> {
+    let cell = r.get("cell");
+    match cells.get(cell) {
+        None => {
+            problems.push(r.error("cell", text!("import-cell-unknown", cell = cell)));
+            None
+        }
+        Some((_, true)) => {
+            problems.push(r.error("cell", text!("import-retired", value = cell)));
+            None
+        }
+        Some((path, false)) => Some(path.as_str()),
+    }
 }
 
 /// A phone number as people write them: digits, with `+`, `-`, spaces and parentheses, 3 to

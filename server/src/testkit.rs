@@ -625,3 +625,18 @@ pub fn report_op(
         })),
     }
 }
+
+/// Unix ms of a local time in Asia/Shanghai (the default report zone), for fixtures whose
+/// moments are written as people there read them. Panics on a time that does not exist.
+pub fn shanghai_ms(y: i32, m: u32, d: u32, h: u32, mi: u32) -> i64 {
+    use chrono::TimeZone;
+    chrono_tz::Asia::Shanghai
+        .from_local_datetime(
+            &chrono::NaiveDate::from_ymd_opt(y, m, d)
+                .and_then(|d| d.and_hms_opt(h, mi, 0))
+                .expect("a valid date and time"),
+        )
+        .single()
+        .expect("unambiguous in Asia/Shanghai")
+        .timestamp_millis()
+}

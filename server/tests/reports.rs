@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use calamine::{Data, Reader, Xlsx, open_workbook};
-use chrono::{NaiveDate, TimeZone};
 use common::BIN;
 use patrolsync_proto::checkin::{CheckInKind, CheckInMethod, CheckInOutcome};
 use patrolsync_proto::{CheckIn, CheckInId, GeoFix, Hlc, OpId, Role};
@@ -18,18 +17,7 @@ use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
 use patrolsync_server::testkit::{enroll_device, test_databases};
 
-/// Unix ms of a local time in Asia/Shanghai.
-fn local(y: i32, m: u32, d: u32, h: u32, mi: u32) -> i64 {
-    chrono_tz::Asia::Shanghai
-        .from_local_datetime(
-            &NaiveDate::from_ymd_opt(y, m, d)
-                .and_then(|d| d.and_hms_opt(h, mi, 0))
-                .expect("valid"),
-        )
-        .single()
-        .expect("unambiguous")
-        .timestamp_millis()
-}
+use patrolsync_server::testkit::shanghai_ms as local;
 
 const AT: (f64, f64) = (45.75, 126.65);
 

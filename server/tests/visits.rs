@@ -4,7 +4,6 @@
 //! December local is still 30 November in UTC), a visit that found nobody home, a household
 //! registered mid-month. The numbers are worked out by hand in the comments.
 
-use chrono::{NaiveDate, TimeZone};
 use patrolsync_proto::checkin::{CheckInKind, CheckInMethod, CheckInOutcome};
 use patrolsync_proto::household::HouseholdGroup;
 use patrolsync_proto::{CheckIn, CheckInId, Hlc, OpId, Role};
@@ -16,18 +15,7 @@ use patrolsync_server::store::sql::SqlStore;
 use patrolsync_server::store::*;
 use patrolsync_server::testkit::{enroll_device, test_databases};
 
-/// Unix ms of a local time in Asia/Shanghai.
-fn local(y: i32, m: u32, d: u32, h: u32, mi: u32) -> i64 {
-    chrono_tz::Asia::Shanghai
-        .from_local_datetime(
-            &NaiveDate::from_ymd_opt(y, m, d)
-                .and_then(|d| d.and_hms_opt(h, mi, 0))
-                .expect("valid"),
-        )
-        .single()
-        .expect("unambiguous")
-        .timestamp_millis()
-}
+use patrolsync_server::testkit::shanghai_ms as local;
 
 fn counts(
     households: u64,

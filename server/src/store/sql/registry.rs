@@ -25,7 +25,56 @@ fn unit_entry(r: &AnyRow, checkpoints: Vec<String>) -> Result<UnitEntry, StoreEr
     })
 }
 
+/// A register's table: its name, and the message a move to another cell is refused with.
+struct Register {
+    table: &'static str,
+    moved: fn(code: &str, old: &str, new: &str) -> patrolsync_i18n::Text,
+}
+
+const UNITS: Register = Register {
+    table: "key_units",
+    moved: |code, old, new| text!("store-unit-moved", unit = code, old = old, new = new),
+};
+
+const HOUSEHOLDS: Register = Register {
+    table: "households",
+    moved: |code, old, new| {
+        text!(
+            "store-household-moved",
+            household = code,
+            old = old,
+            new = new
+        )
+    },
+};
+
 impl SqlStore {
+    /// The id and path of `cell`, where the register entry `code` is filed: an entry stays in
+    /// its cell (devices of the old cell would keep it otherwise), so a move is refused.
+    async fn register_cell(
+        tx: &mut sqlx::AnyConnection,
+        register: &Register,
+        code: &str,
+        cell: &str,
+    ) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
+            .bind(cell)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = cell)))?;
+        let held: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT c.code FROM {} r JOIN grid_cells c ON c.id = r.cell_id WHERE r.code = $1",
+            register.table
+        ))
+        .bind(code)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(old) = held.filter(|old| old != cell) {
+            return Err(StoreError::Invalid((register.moved)(code, &old, cell)));
+        }
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
     /// The checkpoint codes of `unit`, sorted.
     async fn unit_checkpoints(
         &self,
@@ -51,27 +100,8 @@ impl RegistryStore for SqlStore {
         let mut changed = 0;
         let mut changes = Vec::new();
         for unit in units {
-            let cell = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
-                .bind(&unit.cell)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = unit.cell)))?;
-            let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
-            // A unit stays in its cell: devices of the old cell would keep it otherwise.
-            let held: Option<String> = sqlx::query_scalar(
-                "SELECT c.code FROM key_units u JOIN grid_cells c ON c.id = u.cell_id WHERE u.code = $1",
-            )
-            .bind(&unit.code)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(old) = held.filter(|old| *old != unit.cell) {
-                return Err(StoreError::Invalid(text!(
-                    "store-unit-moved",
-                    unit = unit.code,
-                    old = old,
-                    new = unit.cell
-                )));
-            }
+            let (cell_id, cell_path) =
+                Self::register_cell(&mut tx, &UNITS, &unit.code, &unit.cell).await?;
             let mut n = sqlx::query(
                 "INSERT INTO key_units (code, cell_id, kind, name, address, responsible_person, \
                  responsible_phone, risk, self_check_date, created_at) \
@@ -323,27 +353,8 @@ impl RegistryStore for SqlStore {
         let mut changed = 0;
         let mut changes = Vec::new();
         for h in households {
-            let cell = sqlx::query("SELECT id, path FROM grid_cells WHERE code = $1")
-                .bind(&h.cell)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = h.cell)))?;
-            let (cell_id, cell_path): (i64, String) = (cell.try_get(0)?, cell.try_get(1)?);
-            // A household stays in its cell: devices of the old cell would keep it otherwise.
-            let held: Option<String> = sqlx::query_scalar(
-                "SELECT c.code FROM households h JOIN grid_cells c ON c.id = h.cell_id WHERE h.code = $1",
-            )
-            .bind(&h.code)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(old) = held.filter(|old| *old != h.cell) {
-                return Err(StoreError::Invalid(text!(
-                    "store-household-moved",
-                    household = h.code,
-                    old = old,
-                    new = h.cell
-                )));
-            }
+            let (cell_id, cell_path) =
+                Self::register_cell(&mut tx, &HOUSEHOLDS, &h.code, &h.cell).await?;
             let n = sqlx::query(
                 "INSERT INTO households (code, cell_id, address, grp, contact_name, contact_phone, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE SET \
