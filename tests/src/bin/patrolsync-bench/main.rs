@@ -7,6 +7,7 @@ mod converge;
 mod ffi;
 mod fleet;
 mod ingest;
+mod map;
 mod photos;
 mod reports;
 mod scale;
@@ -100,6 +101,10 @@ enum Mode {
     /// The ingest flood on one node, then on two nodes sharing one PostgreSQL (PostgreSQL
     /// only): how ingest grows with a second node. Writes scale.json and .txt to --out.
     Scale(scale::ScaleArgs),
+    /// The synthetic city's grid map in headless Chromium, end to end, beside the same browser
+    /// opening an empty page, and `/api/map` alone (SQLite; needs Chromium). Writes map.json
+    /// and .txt to --out.
+    Map(map::MapArgs),
     /// README's results table from the reports in --out (sqlite.json, postgres.json and
     /// scale.json): printed, written into a file between its markers (--write) or checked
     /// against one (--check).
@@ -444,6 +449,11 @@ async fn main() -> anyhow::Result<()> {
             let mut report = scale::run(a, &args.postgres_url).await?;
             stamp(&mut report, "postgres");
             return write_report(&args.out, "scale", &report, &scale::summary(&report));
+        }
+        Some(Mode::Map(m)) => {
+            let mut report = map::run(m).await?;
+            stamp(&mut report, "sqlite");
+            return write_report(&args.out, "map", &report, &map::summary(&report));
         }
         Some(Mode::Ffi(f)) => {
             let mut report = ffi::run(f).await?;
