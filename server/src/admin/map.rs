@@ -257,3 +257,70 @@ async fn build(
         "behind_rate": BEHIND_RATE,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::config::Health;
+    use crate::metrics::Metrics;
+    use crate::testkit::shanghai_ms;
+
+    /// The demo city built on 1 November and nobody patrolling it: by 11 November every street
+    /// is behind its cadence (ten days of daily slots missed), and the warnings say so; its
+    /// trend has twelve weeks, all empty.
+    #[tokio::test]
+    async fn cells_falling_behind_are_warned_of() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::testkit::sqlite_store(dir.path())
+            .await
+            .expect("store");
+        let (cells, checkpoints) = crate::seed::demo_grid();
+        crate::store::GridStore::upsert_grid(
+            &store,
+            &cells,
+            &checkpoints,
+            shanghai_ms(2026, 11, 1, 0, 0),
+        )
+        .await
+        .expect("grid");
+        let state = AdminState {
+            db: Arc::new(store.clone()),
+            reports: crate::config::Reports::default(),
+            store: Arc::new(store),
+            token_sha256: [0; 32],
+            draining: Arc::new(AtomicBool::new(false)),
+            metrics: Arc::new(Metrics::new()),
+            health: Health::default(),
+            public: None,
+        };
+        let cal = state.reports.calendar().expect("calendar");
+        let period: Period = "2026-11".parse().expect("period");
+        let now = shanghai_ms(2026, 11, 11, 12, 0);
+        let v = build(&state, &cal, None, &period, now).await.expect("map");
+        let behind: Vec<(&str, f64)> = v["behind"]
+            .as_array()
+            .expect("behind")
+            .iter()
+            .filter(|c| c["level"] == 1)
+            .map(|c| {
+                (
+                    c["cell"].as_str().unwrap_or(""),
+                    c["rate"].as_f64().unwrap_or(-1.0),
+                )
+            })
+            .collect();
+        assert_eq!(behind, [("S1", 0.0), ("S2", 0.0)], "{v}");
+        let streets = v["areas"].as_array().expect("areas");
+        assert!(
+            streets
+                .iter()
+                .all(|a| a["rate"] == 0.0 && a["due"].as_u64() > Some(0)),
+            "{v}"
+        );
+        assert_eq!(v["trend"].as_array().map(Vec::len), Some(12));
+        assert!(v["near_deadline"].as_array().is_some_and(Vec::is_empty));
+    }
+}
