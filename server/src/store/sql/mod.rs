@@ -124,6 +124,13 @@ fn list(backend: Backend, n: usize, first: usize) -> String {
         .join(",")
 }
 
+/// A stored check-in id as people read it: UUID text (hex if the bytes are not a UUID).
+fn id_text(raw: &[u8]) -> String {
+    uuid::Uuid::from_slice(raw)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| hex::encode(raw))
+}
+
 /// Hello reports kept per device.
 pub const HISTORY_KEPT: u32 = 48;
 

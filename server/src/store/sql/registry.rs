@@ -281,9 +281,7 @@ impl RegistryStore for SqlStore {
         .map(|r| {
             let raw: Vec<u8> = r.try_get(0)?;
             Ok(UnitCheckIn {
-                id: uuid::Uuid::from_slice(&raw)
-                    .map(|u| u.to_string())
-                    .unwrap_or_else(|_| hex::encode(&raw)),
+                id: id_text(&raw),
                 checkpoint: r.try_get(1)?,
                 user: r.try_get(2)?,
                 kind: r.try_get(3)?,
@@ -463,9 +461,7 @@ impl RegistryStore for SqlStore {
             .map(|r| {
                 let raw: Vec<u8> = r.try_get(0)?;
                 Ok(HouseholdVisit {
-                    id: uuid::Uuid::from_slice(&raw)
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|_| hex::encode(&raw)),
+                    id: id_text(&raw),
                     household: r.try_get(1)?,
                     checkpoint: r.try_get(2)?,
                     user: r.try_get(3)?,

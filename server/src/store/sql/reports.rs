@@ -172,9 +172,7 @@ impl ReportStore for SqlStore {
                     None => None,
                 };
                 Ok(LedgerCheckIn {
-                    id: uuid::Uuid::from_slice(&id)
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|_| hex::encode(&id)),
+                    id: id_text(&id),
                     device: r.try_get(1)?,
                     user_id: r.try_get(2)?,
                     user: r.try_get(3)?,
