@@ -65,6 +65,21 @@ pub struct HazardView {
     pub merged: Vec<HazardState>,
     /// Escalations to this user's cells because it is past its deadline, oldest first.
     pub escalations: Vec<Escalation>,
+    /// Reminders (督促) of its deadline to this user, as the party a routing rule sent it to,
+    /// oldest first.
+    pub reminders: Vec<Reminder>,
+}
+
+/// A reminder (督促) the server sent the party a routing rule named, at a point relative to
+/// the hazard's deadline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reminder {
+    /// The deadline it reminds of, ms.
+    pub deadline_ms: i64,
+    /// The point relative to the deadline, ms: negative before it, zero or more after it.
+    pub offset_ms: i64,
+    /// When the server sent it, ms.
+    pub reminded_at_ms: i64,
 }
 
 /// An overdue hazard escalated by the server to the managers of an ancestor cell.
@@ -91,6 +106,7 @@ fn page_hazards(page: &wire::PullResponse) -> Vec<HazardId> {
             Some(Entity::HazardEvent(e)) => HazardId::from_slice(&e.hazard_id),
             Some(Entity::HazardFieldEdit(e)) => HazardId::from_slice(&e.hazard_id),
             Some(Entity::HazardEscalation(e)) => HazardId::from_slice(&e.hazard_id),
+            Some(Entity::HazardReminder(r)) => HazardId::from_slice(&r.hazard_id),
             _ => None,
         })
         .collect();
@@ -219,6 +235,14 @@ impl Client {
         let edit = patrolsync_proto::hazard::Edit { hazard, value };
         let edit = patrolsync_proto::hazard::Edit::from_wire(edit.to_wire())?;
         self.require_enrolled().await?;
+        let role = self
+            .role()
+            .await
+            .map_err(|e| RecordError::Storage(e.to_string()))?;
+        patrolsync_proto::hazard::may_edit(role).map_err(|r| RecordError::Forbidden {
+            action: "edit".into(),
+            reason: r.to_string(),
+        })?;
         // An information report and a hazard cannot become one another, and an information
         // report takes no deadline or handling (the fold would keep such an edit without
         // applying it; the server refuses it the same way).
@@ -351,11 +375,27 @@ impl Client {
             },
         )
         .collect();
+        let reminders = sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT deadline_ms, offset_ms, reminded_at_ms FROM reminders \
+             WHERE hazard_id = ? ORDER BY reminded_at_ms, offset_ms",
+        )
+        .bind(id.to_bytes())
+        .fetch_all(&self.inner.db)
+        .await
+        .map_err(read_failed)?
+        .into_iter()
+        .map(|(deadline_ms, offset_ms, reminded_at_ms)| Reminder {
+            deadline_ms,
+            offset_ms,
+            reminded_at_ms,
+        })
+        .collect();
         Ok(Some(HazardView {
             state,
             has_local_changes: pending > 0,
             merged,
             escalations,
+            reminders,
         }))
     }
 
@@ -586,6 +626,20 @@ impl Client {
                     .await
                     .map_err(local)?;
                 }
+                Some(Entity::HazardReminder(r)) => {
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO reminders (hazard_id, deadline_ms, offset_ms, party, reminded_at_ms) \
+                         VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(&r.hazard_id)
+                    .bind(r.deadline_ms)
+                    .bind(r.offset_ms)
+                    .bind(&r.party)
+                    .bind(r.reminded_at_ms)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(local)?;
+                }
                 Some(Entity::Template(t)) => {
                     sqlx::query(
                         "INSERT OR IGNORE INTO templates (id, version, payload) VALUES (?, ?, ?)",
@@ -663,7 +717,8 @@ impl Client {
                 Entity::HazardReport(_)
                 | Entity::HazardEvent(_)
                 | Entity::HazardFieldEdit(_)
-                | Entity::HazardEscalation(_),
+                | Entity::HazardEscalation(_)
+                | Entity::HazardReminder(_),
             ) => Some(DataKind::Hazards),
             // A grant or revoke changes what is in view: the grid, and hazards with it.
             Some(Entity::Scope(_)) => Some(DataKind::Grid),

@@ -29,7 +29,7 @@ impl SignOutError {
 }
 
 /// Every table of the local store that holds the device's data, emptied at sign-out.
-const DATA_TABLES: [&str; 14] = [
+const DATA_TABLES: [&str; 15] = [
     "identity",
     "outbox",
     "rejected",
@@ -43,6 +43,7 @@ const DATA_TABLES: [&str; 14] = [
     "my_check_ins",
     "photos",
     "escalations",
+    "reminders",
     "templates",
 ];
 

@@ -83,7 +83,14 @@ pub(crate) async fn drop_held(
     own: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
     let mut dropped = 0;
-    for table in ["cells", "checkpoints", "units", "households", "escalations"] {
+    for table in [
+        "cells",
+        "checkpoints",
+        "units",
+        "households",
+        "escalations",
+        "reminders",
+    ] {
         dropped += sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
             .await?
@@ -116,6 +123,7 @@ pub(crate) async fn reset(db: &sqlx::SqlitePool, feed: &str) -> Result<ScopeNoti
         "households",
         "hazard_ops",
         "escalations",
+        "reminders",
     ] {
         dropped += sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *tx)
@@ -265,11 +273,13 @@ async fn drop_hazards(
             .await
             .map_err(local)?
             .rows_affected();
-        sqlx::query("DELETE FROM escalations WHERE hazard_id = ?")
-            .bind(h.to_bytes())
-            .execute(&mut **tx)
-            .await
-            .map_err(local)?;
+        for table in ["escalations", "reminders"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE hazard_id = ?"))
+                .bind(h.to_bytes())
+                .execute(&mut **tx)
+                .await
+                .map_err(local)?;
+        }
         n += u64::from(ops > 0);
     }
     Ok(n)

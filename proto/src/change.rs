@@ -30,11 +30,13 @@ pub enum ChangeKind {
     Unit,
     /// A household of the must-visit register, new or changed.
     Household,
+    /// A reminder (督促) to the party a routing rule sent a hazard to.
+    HazardReminder,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 10] = [
+    pub const ALL: [ChangeKind; 11] = [
         ChangeKind::Cell,
         ChangeKind::Checkpoint,
         ChangeKind::Template,
@@ -45,6 +47,7 @@ impl ChangeKind {
         ChangeKind::Scope,
         ChangeKind::Unit,
         ChangeKind::Household,
+        ChangeKind::HazardReminder,
     ];
 
     /// The stored name.
@@ -60,6 +63,7 @@ impl ChangeKind {
             ChangeKind::Scope => "scope",
             ChangeKind::Unit => "unit",
             ChangeKind::Household => "household",
+            ChangeKind::HazardReminder => "hazard_reminder",
         }
     }
 
@@ -85,6 +89,9 @@ impl ChangeKind {
             ChangeKind::Scope => Entity::Scope(wire::ScopeChange::decode(payload)?),
             ChangeKind::Unit => Entity::Unit(wire::KeyUnit::decode(payload)?),
             ChangeKind::Household => Entity::Household(wire::Household::decode(payload)?),
+            ChangeKind::HazardReminder => {
+                Entity::HazardReminder(wire::HazardReminder::decode(payload)?)
+            }
         })
     }
 }

@@ -11,9 +11,18 @@ wire_enum!(
     Agency = "agency",
     /// Administers the system.
     Admin = "admin",
+    /// A property company (物业) routing rules send hazards to: sees and acts on those alone.
+    PropertyCompany = "property_company",
+    /// A community office (社区) routing rules send hazards to: sees and acts on those alone.
+    Community = "community",
 });
 
 impl Role {
+    /// A responsible party of routing (物业, 社区): no cells, only the hazards routed to it.
+    pub fn is_party(self) -> bool {
+        matches!(self, Role::PropertyCompany | Role::Community)
+    }
+
     /// The wire value.
     pub fn wire(self) -> i32 {
         self.to_wire()

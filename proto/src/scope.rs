@@ -30,13 +30,18 @@ wire_enum!(
     TransferLost = "transfer_lost",
     /// The hazard is held by another agency now.
     TransferredElsewhere = "transferred_elsewhere",
+    /// A routing rule sent the hazard to the feed's user or agency as the responsible party.
+    Routed = "routed",
 });
 
 /// The pull protocol of this version (`PullRequest.protocol`). 2: scope feeds, backfill paged
 /// with `backfill_after`, and reset when a cursor's feed is not the user's any more. 3: the
 /// feed may hold information reports (八必报: hazard categories 11–13 and the `ACKNOWLEDGE`
 /// event), which a protocol-2 app could not fold; such an app is sent the feed without them.
-pub const PULL_PROTOCOL: u32 = 3;
+/// 4: hazards routed to a responsible party (roles 5 and 6 act on them, with the `ACCEPT`
+/// event) and their reminders, and the scope reason `ROUTED`; a protocol-3 app is sent the feed
+/// without the routed hazards' entries and reminders.
+pub const PULL_PROTOCOL: u32 = 4;
 
 /// The oldest pull protocol a server still answers.
 pub const PULL_PROTOCOL_MIN: u32 = 2;

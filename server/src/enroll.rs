@@ -103,7 +103,13 @@ pub async fn issue(
     if user.trim().is_empty() {
         return Err(StoreError::Invalid(text!("store-user-empty")));
     }
-    if cells.is_empty() && role != Role::Admin {
+    if role.is_party() && !cells.is_empty() {
+        return Err(StoreError::Invalid(text!(
+            "store-party-no-cells",
+            role = role
+        )));
+    }
+    if cells.is_empty() && role != Role::Admin && !role.is_party() {
         return Err(StoreError::Invalid(text!(
             "store-cells-needed",
             role = role

@@ -336,6 +336,7 @@ pub async fn prepare(
                         status: "reported".into(),
                         category: r.category.as_str().into(),
                         agency: None,
+                        routed_to: None,
                         log_len: 0,
                         role_entries: 0,
                         device_entries: 0,
@@ -401,11 +402,11 @@ pub async fn prepare(
                 ..
             }) => match hazard_scope(&hazards, session, e.hazard, "hazard_id", &assigned) {
                 Err(refusal) => refuse(refusal, payload),
-                Ok(_) if session.role == Role::Agency => reject(
+                Ok(_) if hazard::may_edit(session.role).is_err() => reject(
                     RejectCode::Forbidden,
                     "role",
                     ("field", "", None),
-                    "an agency user may not edit hazard fields".into(),
+                    format!("a {} user may not edit hazard fields", session.role),
                     payload,
                 ),
                 Ok(h) if !edit_applies(h, &e.value) => reject(
@@ -475,15 +476,20 @@ fn hazard_scope<'a>(
         value: id.to_string(),
         limit: None,
     };
+    let audience = session.audience();
+    let routed_here = |h: &HazardRef| h.routed_to.as_deref() == Some(audience.as_str());
     match hazards.get(&id) {
         None => Err(no(
             RejectCode::NotFound,
             "unknown_hazard",
             format!("hazard {id} does not exist"),
         )),
-        // An agency acts only on hazards its agency holds (and in its cells).
+        // An agency acts only on hazards its agency holds (and in its cells); the party a
+        // routing rule sent a hazard to acts on it wherever it is.
         Some(h)
-            if session.role == Role::Agency && h.agency.as_deref() != session.agency.as_deref() =>
+            if session.role == Role::Agency
+                && h.agency.as_deref() != session.agency.as_deref()
+                && !routed_here(h) =>
         {
             Err(no(
                 RejectCode::Forbidden,
@@ -494,7 +500,7 @@ fn hazard_scope<'a>(
                 ),
             ))
         }
-        Some(h) if !session.covers(&h.cell_path) => Err(no(
+        Some(h) if !session.covers(&h.cell_path) && !routed_here(h) => Err(no(
             RejectCode::Forbidden,
             "outside_scope",
             format!(

@@ -26,6 +26,7 @@ pub mod public;
 mod pull;
 pub mod registry_import;
 pub mod report;
+pub mod routing;
 pub mod seed;
 mod server;
 pub mod store;

@@ -92,8 +92,8 @@ pub(crate) async fn pull(
             entity: Some(entity),
         });
     }
-    if req.protocol < 3
-        && let Err(e) = drop_information_reports(store, device, &mut changes).await
+    if req.protocol < PULL_PROTOCOL
+        && let Err(e) = withhold_unfoldable(store, device, req.protocol, &mut changes).await
     {
         return wire::Response::error(
             wire::ErrorCode::Unavailable,
@@ -113,13 +113,19 @@ pub(crate) async fn pull(
     }
 }
 
-/// For an app of pull protocol 2, which cannot fold them: leaves out every entry of the
-/// information reports, and every `ACKNOWLEDGE` event (their category and that event kind are
-/// unknown to it; on a hazard an acknowledgement is a conflict that changes nothing). The cursor
-/// still moves past them, so such an app never holds one.
-async fn drop_information_reports(
+/// For an app of an older pull protocol, leaves out what it cannot fold; the cursor still moves
+/// past it, so such an app never holds half of anything.
+///
+/// - Below 3: every entry of the information reports, and every `ACKNOWLEDGE` event (their
+///   category and that event kind are unknown to it; on a hazard an acknowledgement is a
+///   conflict that changes nothing).
+/// - Below 4: every entry of the hazards a routing rule sent to a party (whose steps, by roles
+///   and with an event kind it does not know, it could not fold), their reminders, and the
+///   grants that routed them.
+async fn withhold_unfoldable(
     store: &dyn Store,
     device: &DeviceSession,
+    protocol: u32,
     changes: &mut Vec<wire::Change>,
 ) -> Result<(), crate::store::StoreError> {
     use patrolsync_proto::HazardId;
@@ -130,6 +136,8 @@ async fn drop_information_reports(
         Some(Entity::HazardEvent(e)) => HazardId::from_slice(&e.hazard_id),
         Some(Entity::HazardFieldEdit(e)) => HazardId::from_slice(&e.hazard_id),
         Some(Entity::HazardEscalation(e)) => HazardId::from_slice(&e.hazard_id),
+        Some(Entity::HazardReminder(e)) => HazardId::from_slice(&e.hazard_id),
+        Some(Entity::Scope(s)) => HazardId::from_slice(&s.hazard_id),
         _ => None,
     };
     let mut ids: Vec<HazardId> = changes.iter().filter_map(hazard_of).collect();
@@ -138,21 +146,25 @@ async fn drop_information_reports(
     }
     ids.sort();
     ids.dedup();
-    let information: std::collections::HashSet<HazardId> = store
+    let withheld: std::collections::HashSet<HazardId> = store
         .hazard_refs(&ids, device.role, device.id)
         .await?
         .into_iter()
         .filter(|h| {
-            h.category
-                .parse::<HazardCategory>()
-                .is_ok_and(HazardCategory::is_information)
+            (protocol < 3
+                && h.category
+                    .parse::<HazardCategory>()
+                    .is_ok_and(HazardCategory::is_information))
+                || (protocol < 4 && h.routed_to.is_some())
         })
         .map(|h| h.id)
         .collect();
     let acknowledge = wire::HazardEventKind::Acknowledge as i32;
-    changes.retain(|c| {
-        !matches!(&c.entity, Some(Entity::HazardEvent(e)) if e.kind == acknowledge)
-            && hazard_of(c).is_none_or(|h| !information.contains(&h))
-    });
+    let unknown_kind = |c: &wire::Change| match &c.entity {
+        Some(Entity::HazardEvent(e)) => protocol < 3 && e.kind == acknowledge,
+        Some(Entity::HazardReminder(_)) => protocol < 4,
+        _ => false,
+    };
+    changes.retain(|c| !unknown_kind(c) && hazard_of(c).is_none_or(|h| !withheld.contains(&h)));
     Ok(())
 }

@@ -8,9 +8,11 @@
 //!
 //! Units: `code`, `cell`, `kind`, `name`, `address`, `responsible_person`,
 //! `responsible_phone`, `risk`, `self_check_date`, `checkpoints` (codes separated by `;`, `,`
-//! or spaces); a file may head them in Chinese as the register's forms do (编码, 网格, 类型,
-//! 名称, 地址, 责任人, 联系电话, 风险等级, 四个能力自评日期, 检查点), and give kinds and risk
-//! levels by their Chinese names (出租房屋, 高 …) as well as their codes.
+//! or spaces), `responsible_user` (the responsible person's account, for routing rules that
+//! send the unit's hazards to it); a file may head them in Chinese as the register's forms do
+//! (编码, 网格, 类型, 名称, 地址, 责任人, 联系电话, 风险等级, 四个能力自评日期, 检查点,
+//! 责任人账号), and give kinds and risk levels by their Chinese names (出租房屋, 高 …) as well
+//! as their codes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +29,7 @@ use crate::store::AdminStore;
 use crate::store::registry::{NewHousehold, NewUnit};
 
 /// The columns of a unit file.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 11] = [
     "code",
     "cell",
     "kind",
@@ -38,6 +40,7 @@ pub const COLUMNS: [&str; 10] = [
     "risk",
     "self_check_date",
     "checkpoints",
+    "responsible_user",
 ];
 
 /// Chinese headers, as the register's forms write them.
@@ -58,6 +61,7 @@ const ALIASES: Aliases = &[
     ("风险等级", "risk"),
     ("四个能力自评日期", "self_check_date"),
     ("检查点", "checkpoints"),
+    ("责任人账号", "responsible_user"),
 ];
 
 /// The longest text a unit's name, address or person may have, in characters.
@@ -172,7 +176,7 @@ fn check_row(
             problems.push(r.error(column, text!("import-empty")));
         }
     }
-    for column in ["name", "address", "responsible_person"] {
+    for column in ["name", "address", "responsible_person", "responsible_user"] {
         if r.get(column).chars().count() > TEXT_MAX {
             problems.push(r.error(column, text!("import-too-long", max = TEXT_MAX)));
         }
@@ -228,6 +232,9 @@ fn check_row(
         risk,
         self_check_date,
         checkpoints: codes,
+        responsible_user: Some(r.get("responsible_user"))
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
     })
 }
 

@@ -364,9 +364,10 @@ impl Server {
     }
 }
 
-/// Escalates overdue hazards every `escalation.check_every` (first after one period, so a
-/// starting node does no store work before it serves), and wakes the devices it escalates to,
-/// on this node and, through the cluster, on the others.
+/// Escalates overdue hazards and reminds routed parties of deadlines every
+/// `escalation.check_every` (first after one period, so a starting node does no store work
+/// before it serves), and wakes the devices it escalates to or reminds, on this node and,
+/// through the cluster, on the others.
 async fn escalate_overdue(shared: Arc<transport::Shared>) {
     let every = shared.config.escalation.check_every;
     let interval_ms =
@@ -393,6 +394,26 @@ async fn escalate_overdue(shared: Arc<transport::Shared>) {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "escalating overdue hazards failed; trying again next period")
+            }
+        }
+        match shared.store.remind_due(now_ms()).await {
+            Ok(done) if !done.reminders.is_empty() => {
+                for r in &done.reminders {
+                    tracing::info!(hazard = %r.hazard, party = %r.party, offset_ms = r.offset_ms, "deadline reminder sent to the routed party");
+                }
+                transport::notify_in_scope(&shared, None, Some(&[]), &done.audiences, done.cursor);
+                if let Some(cluster) = &shared.cluster {
+                    cluster.publish(
+                        patrolsync_proto::DeviceId(uuid::Uuid::nil()),
+                        &[],
+                        &done.audiences,
+                        done.cursor,
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "sending deadline reminders failed; trying again next period")
             }
         }
     }

@@ -334,6 +334,17 @@ pub struct EscalationItem {
     pub escalated_at_ms: i64,
 }
 
+/// A reminder (督促) of a hazard's deadline, to the party a routing rule sent it to.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct ReminderItem {
+    /// The deadline it reminds of, Unix ms.
+    pub deadline_ms: i64,
+    /// The point relative to the deadline, ms: negative before it, zero or more after it.
+    pub offset_ms: i64,
+    /// When the server sent it, Unix ms.
+    pub reminded_at_ms: i64,
+}
+
 /// A hazard as the device sees it, folded from every device's events.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct Hazard {
@@ -371,6 +382,8 @@ pub struct Hazard {
     pub history: Vec<HistoryItem>,
     /// Escalations, oldest first.
     pub escalations: Vec<EscalationItem>,
+    /// Reminders of its deadline to this user as its routed party, oldest first.
+    pub reminders: Vec<ReminderItem>,
 }
 
 impl Hazard {
@@ -419,6 +432,15 @@ impl Hazard {
                     to_cell: e.to_cell,
                     deadline_ms: e.deadline_ms,
                     escalated_at_ms: e.escalated_at_ms,
+                })
+                .collect(),
+            reminders: v
+                .reminders
+                .into_iter()
+                .map(|r| ReminderItem {
+                    deadline_ms: r.deadline_ms,
+                    offset_ms: r.offset_ms,
+                    reminded_at_ms: r.reminded_at_ms,
                 })
                 .collect(),
         }

@@ -192,6 +192,8 @@ role-patroller = patroller
 role-grid_manager = grid manager
 role-agency = agency
 role-admin = admin
+role-property_company = property company
+role-community = community office
 
 ## Why a device is in its state
 cause-revoked = revoked: it must be enrolled again
@@ -434,6 +436,7 @@ cli-serve-stop = press Ctrl-C to stop (in-flight requests finish first)
 cli-serve-draining = shutting down: draining in-flight requests…
 cli-serve-stopped = stopped
 cli-enroll-issued = one-time code for { $user } ({ $role }, cells { $cells }), valid until { $until }; on the device run:
+cli-enroll-issued-no-cells = one-time code for { $user } ({ $role }, no cells: the hazards routing rules send it), valid until { $until }; on the device run:
 cli-stats-devices = devices          { $n } ({ $revoked } revoked)
 cli-stats-users = users            { $n }
 cli-stats-cells = grid cells       { $n }
@@ -585,6 +588,7 @@ scope-reason-transferred = transferred
 scope-reason-returned = returned
 scope-reason-transfer_lost = transfer lost
 scope-reason-transferred_elsewhere = transferred elsewhere
+scope-reason-routed = routed to you
 scope-reason-reset = reset
 scope-reason-unknown = unknown
 
@@ -601,6 +605,7 @@ transition-agency_fix = agency fix
 transition-reopen = reopen
 transition-merge = merge
 transition-acknowledge = acknowledge
+transition-accept = accept
 dev-unsynced = { " " }(unsynced)
 cli-error = error: { $error }
 
@@ -611,3 +616,30 @@ answer-issue = issue
 answer-not_applicable = not applicable
 ledger-answer = { $item }: { $value }
 ledger-answer-note = { $item }: { $value } ({ $note })
+
+## admin routing
+cli-routing-published = published routing rules version { $version } ({ $rules } rules; reminders { $reminders }); reports that arrive from now on are routed by it
+cli-routing-unchanged = routing rules version { $version } in force already has this content; nothing published
+cli-routing-checked = { $file }: { $rules } rules are fine and would be version { $version } (reminders { $reminders }); nothing published (--check)
+cli-routing-checked-same = { $file }: { $rules } rules are fine and equal version { $version } in force; nothing published (--check)
+cli-routing-none = no routing rules published: every hazard goes to its cell's managers alone; see `patrolsync admin routing import --help`
+cli-routing-version = version { $version }, published { $published }: { $rules } rules; reminders { $reminders }
+cli-routing-rule = #{ $n } { $cell }: { $categories } → { $party }
+cli-routing-rule-named = #{ $n } { $cell }: { $categories } → { $party }  ({ $name })
+cli-routing-every-category = every hazard category
+cli-routing-party-user = user { $user }
+cli-routing-party-unit = the key unit's responsible user
+cli-routing-hit = { $category } in { $cell }: rule #{ $n } of version { $version } (cell { $rule_cell }) sends it to { $party }
+cli-routing-hit-named = { $category } in { $cell }: rule #{ $n } of version { $version } (cell { $rule_cell }, { $name }) sends it to { $party }
+cli-routing-fallback = { $category } in { $cell }: no rule routes it{ $version ->
+    [0] {" "}(no rules published)
+   *[other] {" "}(version { $version })
+}; it goes to the cell's managers alone
+cli-routing-passed = rule #{ $n } held but routed nothing: { $reason ->
+    [no_unit] no key unit at the checkpoint
+    [no_responsible_user] the key unit names no responsible user
+   *[no_user] its user is gone or no longer a property company or community
+}
+cli-routing-managers = managers who get it in any case ({ $count }): { $managers }
+cli-routing-no-managers = no grid manager is assigned { $cell } or a cell above it: nobody else gets it
+cli-unknown-value = { $field } { $value } is not one of: { $known }

@@ -42,6 +42,7 @@ store-agency-needed = an agency user needs --agency police_station or --agency f
 store-agency-only = --agency is only for agency users, not a { $role }
 store-user-empty = user name is empty
 store-cells-needed = a { $role } needs at least one grid cell (--grid)
+store-party-no-cells = a { $role } holds the hazards routing rules send it, not grid cells: enroll it without --grid
 store-demo-enrollment = the demo device could not enroll: { $error }
 
 ## Imports (grid, checkpoints, people)
@@ -208,3 +209,14 @@ serve-photos = cannot open photo storage: { $error }
 serve-bind = cannot listen on { $addr }: { $error }
 admin-period-required = period is required, e.g. ?period=2026-11
 admin-as-of-future = as_of "{ $value }" is in the future
+
+## Routing rules (admin routing import)
+routing-too-many = { $file }: { $count } rules; a rule set holds at most { $limit }
+routing-too-many-reminders = { $file }: { $count } reminders { $which } the deadline; at most { $limit }
+routing-bad-reminder = { $file }: reminder { $which } the deadline { $value } is not a duration up to a year (e.g. "2h", "1d", "0s")
+routing-rule-value = { $file }: rule { $n }: { $field } { $value } is not one of: { $known }
+routing-rule-party = { $file }: rule { $n } must name exactly one party: user = "…", agency = "…" or unit = true
+routing-unknown-cell = rule { $n }: cell { $cell } does not exist
+routing-retired-cell = rule { $n }: cell { $cell } is retired
+routing-unknown-user = rule { $n }: user { $user } does not exist
+routing-user-role = rule { $n }: user { $user } is a { $role }; a rule routes to property_company or community users (agencies by agency = "…")

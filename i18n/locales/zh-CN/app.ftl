@@ -191,6 +191,8 @@ role-patroller = 巡查员
 role-grid_manager = 网格长
 role-agency = 移交单位
 role-admin = 管理员
+role-property_company = 物业
+role-community = 社区
 
 ## 设备状况的原因
 cause-revoked = 已停用：需要重新注册
@@ -433,6 +435,7 @@ cli-serve-stop = 按 Ctrl-C 停止（进行中的请求会先完成）
 cli-serve-draining = 正在停止：等待进行中的请求完成…
 cli-serve-stopped = 已停止
 cli-enroll-issued = 已为 { $user } 签发一次性注册码（{ $role }，网格 { $cells }），有效期至 { $until }；在设备上运行：
+cli-enroll-issued-no-cells = 已为 { $user } 签发一次性注册码（{ $role }，不负责网格：接收路由规则派送的隐患），有效期至 { $until }；在设备上运行：
 cli-stats-devices = 设备            { $n }（已停用 { $revoked }）
 cli-stats-users = 用户            { $n }
 cli-stats-cells = 网格            { $n }
@@ -596,6 +599,7 @@ scope-reason-transferred = 已移交
 scope-reason-returned = 已退回
 scope-reason-transfer_lost = 移交已撤回
 scope-reason-transferred_elsewhere = 已移交其他单位
+scope-reason-routed = 已派送给您
 scope-reason-reset = 重新同步
 scope-reason-unknown = 原因未知
 
@@ -612,6 +616,7 @@ transition-agency_fix = 单位办结
 transition-reopen = 重新打开
 transition-merge = 合并
 transition-acknowledge = 知悉
+transition-accept = 接收整改
 dev-unsynced = （未同步）
 cli-error = 错误：{ $error }
 
@@ -622,3 +627,30 @@ answer-issue = 有问题
 answer-not_applicable = 不适用
 ledger-answer = { $item }：{ $value }
 ledger-answer-note = { $item }：{ $value }（{ $note }）
+
+## admin routing
+cli-routing-published = 已发布第 { $version } 版路由规则（{ $rules } 条；督促时点 { $reminders }）；此后收到的隐患按此派送
+cli-routing-unchanged = 现行第 { $version } 版路由规则内容相同；未发布
+cli-routing-checked = { $file }：{ $rules } 条规则无误，将成为第 { $version } 版（督促时点 { $reminders }）；未发布（--check）
+cli-routing-checked-same = { $file }：{ $rules } 条规则无误，与现行第 { $version } 版相同；未发布（--check）
+cli-routing-none = 尚未发布路由规则：所有隐患只报送所在网格的网格长；见 `patrolsync admin routing import --help`
+cli-routing-version = 第 { $version } 版，发布于 { $published }：{ $rules } 条规则；督促时点 { $reminders }
+cli-routing-rule = #{ $n } { $cell }：{ $categories } → { $party }
+cli-routing-rule-named = #{ $n } { $cell }：{ $categories } → { $party }（{ $name }）
+cli-routing-every-category = 所有隐患类别
+cli-routing-party-user = 用户 { $user }
+cli-routing-party-unit = 重点单位的责任人账号
+cli-routing-hit = { $cell } 的“{ $category }”：按第 { $version } 版第 { $n } 条规则（网格 { $rule_cell }）派送给 { $party }
+cli-routing-hit-named = { $cell } 的“{ $category }”：按第 { $version } 版第 { $n } 条规则（网格 { $rule_cell }，{ $name }）派送给 { $party }
+cli-routing-fallback = { $cell } 的“{ $category }”：没有规则派送{ $version ->
+    [0] （尚未发布规则）
+   *[other] （第 { $version } 版）
+}；只报送所在网格的网格长
+cli-routing-passed = 第 { $n } 条规则适用但未派送：{ $reason ->
+    [no_unit] 该检查点不属于任何重点单位
+    [no_responsible_user] 该重点单位未登记责任人账号
+   *[no_user] 其用户已不存在或已不是物业、社区
+}
+cli-routing-managers = 无论如何都会收到的网格长（{ $count } 人）：{ $managers }
+cli-routing-no-managers = { $cell } 及其上级网格都没有网格长：没有其他人会收到
+cli-unknown-value = { $field } 的值 { $value } 不在以下范围内：{ $known }

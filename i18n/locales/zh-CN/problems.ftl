@@ -41,6 +41,7 @@ store-agency-needed = 单位用户需要指定 --agency police_station（派出�
 store-agency-only = --agency 只用于单位用户（agency），不能用于 { $role }
 store-user-empty = 用户名为空
 store-cells-needed = 角色 { $role } 至少需要一个网格（--grid）
+store-party-no-cells = 角色 { $role } 只接收路由规则派送的隐患，不负责网格：登记时不要加 --grid
 store-demo-enrollment = 演示设备注册失败：{ $error }
 
 ## 导入（网格、检查点、人员）
@@ -206,3 +207,20 @@ serve-photos = 无法打开照片存储：{ $error }
 serve-bind = 无法监听 { $addr }：{ $error }
 admin-period-required = 需要指定期间，例如 ?period=2026-11
 admin-as-of-future = as_of「{ $value }」在将来
+
+## 隐患直报路由规则（admin routing import）
+routing-too-many = { $file }：共 { $count } 条规则；一套规则最多 { $limit } 条
+routing-too-many-reminders = { $file }：截止时间{ $which ->
+    [before] 前
+   *[other] 后
+}的督促有 { $count } 个；最多 { $limit } 个
+routing-bad-reminder = { $file }：截止时间{ $which ->
+    [before] 前
+   *[other] 后
+}的督促 { $value } 不是一年以内的时长（如 "2h"、"1d"、"0s"）
+routing-rule-value = { $file }：第 { $n } 条规则：{ $field } 的值 { $value } 不在以下范围内：{ $known }
+routing-rule-party = { $file }：第 { $n } 条规则必须且只能指定一个责任方：user = "…"、agency = "…" 或 unit = true
+routing-unknown-cell = 第 { $n } 条规则：网格 { $cell } 不存在
+routing-retired-cell = 第 { $n } 条规则：网格 { $cell } 已撤销
+routing-unknown-user = 第 { $n } 条规则：用户 { $user } 不存在
+routing-user-role = 第 { $n } 条规则：用户 { $user } 的角色是 { $role }；规则只能路由到物业（property_company）或社区（community）用户（派出所、消防请用 agency = "…"）

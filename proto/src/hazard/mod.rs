@@ -118,6 +118,8 @@ wire_enum!(
     Merge = "merge",
     /// A manager took note of an information report.
     Acknowledge = "acknowledge",
+    /// The responsible party a routing rule sent it to took the rectification on.
+    Accept = "accept",
 });
 
 wire_enum!(
@@ -236,6 +238,15 @@ pub fn may_fire(kind: EventKind, role: Role) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Whether `role` may edit a hazard's fields: the grid's roles may; an agency and the parties
+/// routing rules name act through transitions alone.
+pub fn may_edit(role: Role) -> Result<(), Refusal> {
+    if role == Role::Agency || role.is_party() {
+        return Err(Refusal::Role { role });
+    }
+    Ok(())
+}
+
 /// The state machine (PROTOCOL.md, "Hazard state machine"): where `kind` leads from `status`,
 /// if `role` may fire it, for a hazard or (`information`) an information report of the
 /// must-report kinds, whose only transitions are acknowledge and merge.
@@ -253,14 +264,15 @@ pub fn transition(
         _ if information => return Err(Refusal::Kind { information }),
         K::Acknowledge => return Err(Refusal::Kind { information }),
         K::Notify => (status == S::Reported, manager(role), S::Rectifying),
+        K::Accept => (status == S::Reported, role.is_party(), S::Rectifying),
         K::FixOnSpot => (
             status == S::Reported,
-            role == Role::Patroller || manager(role),
+            role == Role::Patroller || role.is_party() || manager(role),
             S::Rectified,
         ),
         K::SubmitFix => (
             status == S::Rectifying,
-            role == Role::Patroller || manager(role),
+            role == Role::Patroller || role.is_party() || manager(role),
             S::Rectified,
         ),
         K::VerifyPass => (status == S::Rectified, manager(role), S::Closed),
@@ -387,6 +399,35 @@ impl HazardOp {
                 format!("unknown hazard log entry kind {other:?}"),
             )),
         }
+    }
+}
+
+/// A reminder (督促) the server sent the party a routing rule named, at a point relative to the
+/// hazard's deadline (negative: before it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReminderRecord {
+    /// The hazard.
+    pub hazard: HazardId,
+    /// The deadline it reminds of, ms.
+    pub deadline_ms: i64,
+    /// The point relative to the deadline, ms.
+    pub offset_ms: i64,
+    /// When, ms.
+    pub reminded_at_ms: i64,
+    /// The routed user's name, or the agency.
+    pub party: String,
+}
+
+impl ReminderRecord {
+    /// Protobuf bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        prost::Message::encode_to_vec(&wire::HazardReminder {
+            hazard_id: self.hazard.to_bytes(),
+            deadline_ms: self.deadline_ms,
+            offset_ms: self.offset_ms,
+            reminded_at_ms: self.reminded_at_ms,
+            party: self.party.clone(),
+        })
     }
 }
 

@@ -103,7 +103,8 @@ pub(super) enum AdminCommand {
         /// User name (created if new).
         #[arg(long)]
         user: String,
-        /// Role: patroller, grid_manager, agency or admin.
+        /// Role: patroller, grid_manager, agency, admin, or property_company / community (the
+        /// parties routing rules send hazards to; they take no --grid).
         #[arg(long, value_parser = one_of(Role::ALL, |v: &Role| v.as_str()))]
         role: Role,
         /// Grid cell codes assigned to the user (comma-separated or repeated).
@@ -241,6 +242,13 @@ pub(super) enum AdminCommand {
         #[command(subcommand)]
         command: TemplateCommand,
     },
+    /// Routing rules (隐患直报): `import FILE` (TOML: the next version), `list`, `check --cell
+    /// C --category K` (which rule a hazard there hits, or that it falls back to the managers).
+    Routing {
+        /// What to do.
+        #[command(subcommand)]
+        command: RoutingCommand,
+    },
     /// Assign cells to a person (or with --remove take them away). Their devices receive the
     /// cells whole (or drop them, told why) at their next pull.
     Assign {
@@ -357,6 +365,50 @@ pub(super) enum GridCommand {
     Retire {
         /// Cell code.
         code: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Routing rule tasks.
+#[derive(Debug, Subcommand)]
+pub(super) enum RoutingCommand {
+    /// Publish a rules file (TOML: `[[rule]]` with cell, categories and one party — user,
+    /// agency or unit = true — and `[reminders]` before/after the deadline) as the next
+    /// version, unless it equals the rules in force. Reports that arrive from then on are
+    /// routed by it; earlier ones keep their party.
+    Import {
+        /// The file (.toml).
+        file: PathBuf,
+        /// Check the file against the grid and the people; publish nothing.
+        #[arg(long)]
+        check: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The rules in force (or every version with --all).
+    List {
+        /// Every published version, oldest first.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which rule a hazard of a category reported in a cell (at a checkpoint) would be routed
+    /// by, and to whom; or that no rule holds and it goes to the cell's managers alone.
+    Check {
+        /// The cell code.
+        #[arg(long)]
+        cell: String,
+        /// The hazard category (blocked_fire_lane, electrical, …).
+        #[arg(long)]
+        category: String,
+        /// The checkpoint it is reported at (for rules that route to a key unit).
+        #[arg(long)]
+        checkpoint: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

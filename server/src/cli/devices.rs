@@ -41,13 +41,27 @@ pub(super) async fn run(
                 println!("{}", issued.enrollment);
                 eprintln!(
                     "{}\n  patrolsync-device --state-dir DIR enroll --code '{}'",
-                    say!(
-                        "cli-enroll-issued",
-                        user = issued.user,
-                        role = super::word("role", issued.role.as_str()),
-                        cells = issued.grid_cells.join(","),
-                        until = issued.expires_at
-                    ),
+                    if issued.grid_cells.is_empty()
+                        && issued
+                            .role
+                            .parse::<patrolsync_proto::Role>()
+                            .is_ok_and(patrolsync_proto::Role::is_party)
+                    {
+                        say!(
+                            "cli-enroll-issued-no-cells",
+                            user = issued.user,
+                            role = super::word("role", issued.role.as_str()),
+                            until = issued.expires_at
+                        )
+                    } else {
+                        say!(
+                            "cli-enroll-issued",
+                            user = issued.user,
+                            role = super::word("role", issued.role.as_str()),
+                            cells = issued.grid_cells.join(","),
+                            until = issued.expires_at
+                        )
+                    },
                     issued.enrollment
                 );
             }

@@ -15,6 +15,7 @@ mod devices;
 mod grid;
 mod inspect;
 mod reports;
+mod routing;
 mod serve;
 mod units;
 
@@ -82,6 +83,9 @@ fn worded(e: &(dyn std::error::Error + 'static), lang: patrolsync_i18n::Lang) ->
     }
     if let Some(e) = e.downcast_ref::<crate::server::ServeError>() {
         return Some(e.text(lang));
+    }
+    if let Some(e) = e.downcast_ref::<crate::routing::RulesFileError>() {
+        return Some(e.0.in_lang(lang));
     }
     e.downcast_ref::<TemplateFileError>().map(|e| e.text(lang))
 }
@@ -155,6 +159,11 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
                 file, check: false, ..
             },
         } => ("template_publish", path(file)),
+        AdminCommand::Routing {
+            command: RoutingCommand::Import {
+                file, check: false, ..
+            },
+        } => ("routing_import", path(file)),
         AdminCommand::Assign {
             user,
             cells,
@@ -229,6 +238,7 @@ async fn run_admin(
         c @ (AdminCommand::Units { .. } | AdminCommand::Households { .. }) => {
             units::run(&config, &sql, c).await
         }
+        AdminCommand::Routing { command } => routing::run(&sql, command).await,
         c @ (AdminCommand::Hazard { .. } | AdminCommand::Scope { .. }) => {
             inspect::run(&config, &sql, &store, c).await
         }

@@ -293,6 +293,11 @@ impl HazardStore for FaultyStore {
         self.gate("escalate_overdue")?;
         self.inner.escalate_overdue(now_ms, interval_ms).await
     }
+
+    async fn remind_due(&self, now_ms: i64) -> Result<Reminded, StoreError> {
+        self.gate("remind_due")?;
+        self.inner.remind_due(now_ms).await
+    }
 }
 
 #[async_trait]

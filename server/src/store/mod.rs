@@ -8,6 +8,7 @@ pub mod admins;
 mod faulty;
 pub mod registry;
 pub mod reports;
+pub mod routing;
 pub mod scope;
 pub mod sql;
 mod types;
@@ -17,6 +18,7 @@ pub use admins::AccountStore;
 pub use faulty::FaultyStore;
 pub use registry::RegistryStore;
 pub use reports::ReportStore;
+pub use routing::RoutingStore;
 pub use scope::{ScopeGrant, ScopeView};
 pub use types::*;
 
@@ -288,6 +290,13 @@ pub trait HazardStore: Send + Sync {
         now_ms: i64,
         interval_ms: i64,
     ) -> Result<Escalated, StoreError>;
+
+    /// Sends the reminders (督促) due at `now_ms` to the parties routing rules sent open hazards
+    /// to, at the points of the rules in force relative to each hazard's deadline, each point
+    /// once per deadline (whichever node gets there first). A hazard whose fix awaits
+    /// verification (`rectified`), or that has no deadline, is not reminded of. Each reminder
+    /// goes into the change log for the party's feed alone.
+    async fn remind_due(&self, now_ms: i64) -> Result<Reminded, StoreError>;
 }
 
 /// The change log as each feed sees it, and what a device's scope holds.
@@ -395,6 +404,6 @@ pub trait TemplateStore: Send + Sync {
 }
 
 /// What the admin HTTP API and the command line use: the sync path's store and the admin areas.
-pub trait AdminStore: Store + ReportStore + AccountStore + RegistryStore {}
+pub trait AdminStore: Store + ReportStore + AccountStore + RegistryStore + RoutingStore {}
 
-impl<T: Store + ReportStore + AccountStore + RegistryStore> AdminStore for T {}
+impl<T: Store + ReportStore + AccountStore + RegistryStore + RoutingStore> AdminStore for T {}

@@ -35,6 +35,9 @@ pub struct NewUnit {
     pub self_check_date: Option<String>,
     /// Codes of the checkpoints at the unit (each in the unit's cell or below it).
     pub checkpoints: Vec<String>,
+    /// The account (user name) of the responsible person, for routing rules that send a
+    /// unit's hazards to it (`unit = true`). Kept on the server; devices never receive it.
+    pub responsible_user: Option<String>,
 }
 
 /// A key unit as the register holds it.
@@ -60,6 +63,8 @@ pub struct UnitEntry {
     pub self_check_date: Option<String>,
     /// Codes of the checkpoints at the unit, sorted.
     pub checkpoints: Vec<String>,
+    /// The responsible person's account, for routing.
+    pub responsible_user: Option<String>,
 }
 
 /// A check-in at one of a unit's checkpoints.

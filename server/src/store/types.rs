@@ -419,6 +419,8 @@ pub struct HazardRef {
     pub category: String,
     /// The agency holding it, if transferred.
     pub agency: Option<String>,
+    /// The feed of the party a routing rule sent it to (`user:ID`, `agency:NAME`), if any.
+    pub routed_to: Option<String>,
     /// Entries in its log.
     pub log_len: i64,
     /// Of those, made by users of the asking session's role.
@@ -826,6 +828,77 @@ pub struct MissingPhoto {
     pub user: String,
     /// Since when, ms.
     pub since_ms: i64,
+}
+
+/// What one reminder run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reminded {
+    /// The new reminders.
+    pub reminders: Vec<Reminder>,
+    /// The feeds they went to (for Notify).
+    pub audiences: Vec<String>,
+    /// The change-log position after them (0 when none).
+    pub cursor: u64,
+}
+
+/// A reminder (督促) to the party a routing rule sent a hazard to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Reminder {
+    /// The hazard.
+    pub hazard: String,
+    /// The party, as people read it (a user's name, an agency).
+    pub party: String,
+    /// The deadline, ms.
+    pub deadline_ms: i64,
+    /// The point relative to the deadline, ms (negative: before it).
+    pub offset_ms: i64,
+    /// When, ms.
+    pub reminded_at_ms: i64,
+}
+
+/// Which rule a hazard would be routed by, and to whom (`admin routing check`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RouteCheck {
+    /// The rules in force (0: none published).
+    pub version: u32,
+    /// The cell asked about, and its path.
+    pub cell: String,
+    /// Its path.
+    pub cell_path: String,
+    /// The category asked about.
+    pub category: String,
+    /// The rule that routes it (its number from 1 in the file), if one does.
+    pub rule: Option<RouteHit>,
+    /// Rules that held but could not route, in the order tried, and why.
+    pub passed: Vec<RoutePass>,
+    /// The users who get the hazard in any case: the grid managers of the cell and its
+    /// ancestors (all of it, when no rule routes it).
+    pub managers: Vec<String>,
+}
+
+/// The rule a hazard is routed by.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RouteHit {
+    /// Its number from 1 in the file.
+    pub n: usize,
+    /// Its name.
+    pub name: String,
+    /// The cell it holds under.
+    pub cell: String,
+    /// The party, as people read it.
+    pub party: String,
+    /// The party's feed.
+    pub audience: String,
+}
+
+/// A rule that held but routed nothing.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RoutePass {
+    /// Its number from 1 in the file.
+    pub n: usize,
+    /// `no_unit` (no key unit at the checkpoint, or no checkpoint), `no_responsible_user`,
+    /// `no_user` (the user is gone or has no party role now).
+    pub reason: String,
 }
 
 /// What one escalation run did.

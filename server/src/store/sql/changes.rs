@@ -16,6 +16,21 @@ pub(crate) struct PendingChange {
     /// A scope grant or revoke: the one audience it is for, and the grant row it opens or
     /// closes at its position.
     pub(crate) scope: Option<super::scope::ScopeRow>,
+    /// An entry for one feed alone that opens no grant (a reminder to a routed party).
+    pub(crate) audience: Option<String>,
+    /// A feed to wake besides the devices of the cell: the party a hazard was routed to (its
+    /// entries reach it through its grant, not its cells). Not stored.
+    pub(crate) wake: Option<String>,
+}
+
+impl PendingChange {
+    /// The one feed the entry is for, if it is for one alone.
+    pub(crate) fn addressed_to(&self) -> Option<&str> {
+        self.scope
+            .as_ref()
+            .map(|s| s.audience.as_str())
+            .or(self.audience.as_deref())
+    }
 }
 
 impl PendingChange {
@@ -38,6 +53,8 @@ impl PendingChange {
             hlc: Hlc::default(),
             supersedes,
             scope: None,
+            audience: None,
+            wake: None,
         }
     }
 }
@@ -113,7 +130,7 @@ impl SqlStore {
                     .bind(seq(c.hlc.wall_ms))
                     .bind(i64::from(c.hlc.logical))
                     .bind(now_ms)
-                    .bind(c.scope.as_ref().map(|s| s.audience.clone()));
+                    .bind(c.addressed_to().map(str::to_owned));
             }
             let mut seqs: Vec<i64> = q
                 .fetch_all(&mut **tx)

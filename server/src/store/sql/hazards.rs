@@ -112,7 +112,8 @@ impl SqlStore {
         }
         // Claiming the next position also locks the hazard's row against concurrent appends.
         let claimed = sqlx::query(
-            "UPDATE hazards SET log_len = log_len + 1 WHERE id = $1 RETURNING log_len, chain_head, agency",
+            "UPDATE hazards SET log_len = log_len + 1 WHERE id = $1 \
+             RETURNING log_len, chain_head, agency, routed_to",
         )
         .bind(hazard.to_bytes())
         .fetch_optional(&mut **tx)
@@ -126,6 +127,7 @@ impl SqlStore {
         let position = claimed.try_get::<i64, _>(0)? as u64;
         // The agency holding it before this entry (read under the row lock just taken).
         let held_by: Option<String> = claimed.try_get(2)?;
+        let routed_to: Option<String> = claimed.try_get(3)?;
         let prev: [u8; 32] = claimed
             .try_get::<Option<Vec<u8>>, _>(1)?
             .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
@@ -212,7 +214,14 @@ impl SqlStore {
             hlc: op.hlc,
             supersedes: false,
             scope: None,
+            audience: None,
+            wake: routed_to.clone(),
         });
+        // A report is routed when it arrives, after its own entry (the party's grant carries
+        // the log so far).
+        if let HazardOp::Report(r) = &h.op {
+            self.route_report(tx, r, &h.cell_path, changes).await?;
+        }
         // Which agency holds it follows the fold, not the op that happened to arrive: a
         // transfer that loses to an earlier change leaves the agency's scope, one that wins late
         // enters it whole.
@@ -222,6 +231,7 @@ impl SqlStore {
                 &h.cell_path,
                 held_by.as_deref(),
                 agency.as_deref(),
+                routed_to.as_deref(),
                 &state,
             ));
         }
@@ -297,7 +307,8 @@ impl HazardStore for SqlStore {
                 "SELECT h.id, h.cell_id, c.path, h.status, h.agency, h.log_len, \
                  (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.role = {r}), \
                  (SELECT COUNT(*) FROM hazard_log l WHERE l.hazard_id = h.id AND l.device_id = {d}), \
-                 h.category FROM hazards h JOIN grid_cells c ON c.id = h.cell_id WHERE h.id IN ({})",
+                 h.category, h.routed_to FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
+                 WHERE h.id IN ({})",
                 list(self.backend, chunk.len(), 3)
             );
             let mut q = sqlx::query(&sql)
@@ -319,6 +330,7 @@ impl HazardStore for SqlStore {
                     role_entries: r.try_get(6)?,
                     device_entries: r.try_get(7)?,
                     category: r.try_get(8)?,
+                    routed_to: r.try_get(9)?,
                 });
             }
         }
@@ -483,5 +495,9 @@ impl HazardStore for SqlStore {
         out.cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    async fn remind_due(&self, now_ms: i64) -> Result<Reminded, StoreError> {
+        self.send_reminders(now_ms).await
     }
 }

@@ -657,14 +657,17 @@ impl IngestStore for SqlStore {
                         .await?;
                     result.changed_paths = changes[before..]
                         .iter()
-                        .filter(|c| c.scope.is_none())
+                        .filter(|c| c.addressed_to().is_none())
                         .map(|c| c.cell_path.clone())
                         .collect();
                     result.changed_paths.dedup();
                     result.changed_audiences = changes[before..]
                         .iter()
-                        .filter_map(|c| c.scope.as_ref().map(|s| s.audience.clone()))
+                        .filter_map(|c| c.addressed_to().or(c.wake.as_deref()))
+                        .map(str::to_owned)
                         .collect();
+                    result.changed_audiences.sort();
+                    result.changed_audiences.dedup();
                     out.push(Ok(result));
                 }
                 Err(e) => {

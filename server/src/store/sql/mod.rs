@@ -17,6 +17,7 @@ mod ingest;
 mod photos;
 mod registry;
 mod reports;
+mod routing;
 mod scope;
 mod templates;
 

@@ -8,7 +8,7 @@ use patrolsync_proto::unit::UnitRecord;
 
 /// Columns of a unit row, as [`unit_entry`] reads them (checkpoints come separately).
 const UNIT_COLUMNS: &str = "u.id, u.code, c.code, u.kind, u.name, u.address, u.responsible_person, \
-     u.responsible_phone, u.risk, u.self_check_date";
+     u.responsible_phone, u.risk, u.self_check_date, u.responsible_user";
 
 fn unit_entry(r: &AnyRow, checkpoints: Vec<String>) -> Result<UnitEntry, StoreError> {
     Ok(UnitEntry {
@@ -22,6 +22,7 @@ fn unit_entry(r: &AnyRow, checkpoints: Vec<String>) -> Result<UnitEntry, StoreEr
         risk: r.try_get(8)?,
         self_check_date: r.try_get(9)?,
         checkpoints,
+        responsible_user: r.try_get(10)?,
     })
 }
 
@@ -104,18 +105,20 @@ impl RegistryStore for SqlStore {
                 Self::register_cell(&mut tx, &UNITS, &unit.code, &unit.cell).await?;
             let mut n = sqlx::query(
                 "INSERT INTO key_units (code, cell_id, kind, name, address, responsible_person, \
-                 responsible_phone, risk, self_check_date, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (code) DO UPDATE SET \
+                 responsible_phone, risk, self_check_date, created_at, responsible_user) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (code) DO UPDATE SET \
                  kind = excluded.kind, name = excluded.name, address = excluded.address, \
                  responsible_person = excluded.responsible_person, \
                  responsible_phone = excluded.responsible_phone, risk = excluded.risk, \
-                 self_check_date = excluded.self_check_date \
+                 self_check_date = excluded.self_check_date, \
+                 responsible_user = excluded.responsible_user \
                  WHERE key_units.kind <> excluded.kind OR key_units.name <> excluded.name \
                  OR key_units.address <> excluded.address \
                  OR key_units.responsible_person <> excluded.responsible_person \
                  OR key_units.responsible_phone <> excluded.responsible_phone \
                  OR key_units.risk <> excluded.risk \
-                 OR key_units.self_check_date IS DISTINCT FROM excluded.self_check_date",
+                 OR key_units.self_check_date IS DISTINCT FROM excluded.self_check_date \
+                 OR key_units.responsible_user IS DISTINCT FROM excluded.responsible_user",
             )
             .bind(&unit.code)
             .bind(cell_id)
@@ -127,6 +130,7 @@ impl RegistryStore for SqlStore {
             .bind(unit.risk.as_str())
             .bind(unit.self_check_date.clone())
             .bind(now_ms)
+            .bind(unit.responsible_user.clone())
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -90,19 +90,43 @@ fn scope_entry(
         hlc: Hlc::default(),
         supersedes: false,
         scope: Some(row),
+        audience: None,
+        wake: None,
     }
+}
+
+/// A grant or revoke of one hazard to `audience`'s feed.
+pub(super) fn hazard_grant(
+    audience: &str,
+    cell_path: &str,
+    hazard: HazardId,
+    change: ScopeChange,
+) -> PendingChange {
+    scope_entry(
+        audience,
+        cell_path,
+        change,
+        "hazard",
+        format!("hazard:{hazard}"),
+    )
 }
 
 /// The scope entries when the agency holding `hazard` (by its fold) moves from `from` to `to`:
 /// the old agency's feed loses it, the new one's gains it (its whole log comes as the backfill).
+/// The feed a routing rule sent the hazard to (`routed`) keeps it whatever the fold says, so
+/// neither its loss nor its gain touches that feed.
 pub(super) fn agency_moves(
     hazard: HazardId,
     cell_path: &str,
     from: Option<&str>,
     to: Option<&str>,
+    routed: Option<&str>,
     state: &HazardState,
 ) -> Vec<PendingChange> {
     let key = format!("hazard:{hazard}");
+    let routed_here = |agency: &str| routed == Some(format!("agency:{agency}").as_str());
+    let from = from.filter(|a| !routed_here(a));
+    let to = to.filter(|a| !routed_here(a));
     let mut out = Vec::new();
     if let Some(old) = from {
         // Why it left: handed to another agency, returned (the latest applied transfer or
@@ -166,6 +190,12 @@ impl Grant {
     }
 }
 
+/// An entry of a hazard the feed (`$4`) held when the entry was written.
+const HAZARD_GRANTED: &str = "EXISTS (SELECT 1 FROM scope_grants g \
+     WHERE g.audience = $4 AND g.target_kind = 'hazard' AND g.target = changes.entity_key \
+     AND changes.seq > g.granted_seq \
+     AND (g.revoked_seq IS NULL OR changes.seq < g.revoked_seq))";
+
 /// Columns of a change row, in the order [`change_row`] reads them.
 const CHANGE_COLUMNS: &str = "seq, kind, payload, device_id, role, hlc_wall_ms, hlc_logical";
 
@@ -198,7 +228,12 @@ impl SqlStore {
             .bind(user)
             .fetch_optional(&mut **tx)
             .await?;
-        let desired: Vec<String> = if role.as_deref() == Some(Role::Agency.as_str()) {
+        // Agencies and the parties routing rules name hold hazards, not cells.
+        let holds_cells = role
+            .as_deref()
+            .and_then(|r| r.parse::<Role>().ok())
+            .is_none_or(|r| r != Role::Agency && !r.is_party());
+        let desired: Vec<String> = if !holds_cells {
             Vec::new()
         } else {
             sqlx::query_scalar(
@@ -293,6 +328,16 @@ impl SqlStore {
             });
         }
         let grants = self.grants_of(&scope.audience, Some(cursor)).await?;
+        // A user's feed holds hazards one by one only if a routing rule ever sent it one: the
+        // test on each entry is spared every other feed.
+        let hazard_grants = scope.agency.is_none()
+            && sqlx::query_scalar::<_, i64>(
+                "SELECT 1 FROM scope_grants WHERE audience = $1 AND target_kind = 'hazard' LIMIT 1",
+            )
+            .bind(&scope.audience)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some();
         let limit = limit.max(1) as usize;
         let mut page: Vec<ChangeRow> = Vec::new();
         let mut bytes = 0usize;
@@ -307,7 +352,7 @@ impl SqlStore {
             if upto > at {
                 let room = limit - page.len();
                 let rows = self
-                    .feed_rows(scope, &grants, at, upto, room + 1, compact)
+                    .feed_rows(scope, hazard_grants, &grants, at, upto, room + 1, compact)
                     .await?;
                 if !rows.is_empty() {
                     // Ordinary entries first: this page does not go on from inside a backfill.
@@ -371,9 +416,11 @@ impl SqlStore {
 
     /// Ordinary entries in `(after, upto]` visible to the feed at their own positions, and the
     /// feed's own scope entries; at most `limit`.
+    #[allow(clippy::too_many_arguments)]
     async fn feed_rows(
         &self,
         scope: &PullScope,
+        hazard_grants: bool,
         grants: &[Grant],
         after: u64,
         upto: u64,
@@ -394,10 +441,7 @@ impl SqlStore {
             // The whole grid with its key units (the police station supervises their register),
             // and the hazards the agency held when each entry was written.
             format!(
-                "kind IN ('{}', '{}', '{}', '{}') OR EXISTS (SELECT 1 FROM scope_grants g \
-                 WHERE g.audience = $4 AND g.target_kind = 'hazard' AND g.target = changes.entity_key \
-                 AND changes.seq > g.granted_seq \
-                 AND (g.revoked_seq IS NULL OR changes.seq < g.revoked_seq))",
+                "kind IN ('{}', '{}', '{}', '{}') OR {HAZARD_GRANTED}",
                 ChangeKind::Cell,
                 ChangeKind::Checkpoint,
                 ChangeKind::Template,
@@ -438,6 +482,10 @@ impl SqlStore {
                     "substr(cell_path, 1, {len}) IN ({})",
                     list.join(", ")
                 ));
+            }
+            // Hazards a routing rule sent to this user, at their own positions.
+            if hazard_grants {
+                conds.push(HAZARD_GRANTED.to_owned());
             }
             conds.join(" OR ")
         };
@@ -587,10 +635,12 @@ impl PullStore for SqlStore {
             units = sqlx::query_scalar("SELECT code FROM key_units")
                 .fetch_all(self.pool())
                 .await?;
-            let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT id FROM hazards WHERE agency = $1")
-                .bind(agency)
-                .fetch_all(self.pool())
-                .await?;
+            let ids: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT id FROM hazards WHERE agency = $1 OR routed_to = $2")
+                    .bind(agency)
+                    .bind(&scope.audience)
+                    .fetch_all(self.pool())
+                    .await?;
             hazards = ids
                 .iter()
                 .filter_map(|b| HazardId::from_slice(b))
@@ -653,6 +703,17 @@ impl PullStore for SqlStore {
                         .map(|h| h.to_string()),
                 );
             }
+            // And what routing rules sent the user.
+            let ids: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT id FROM hazards WHERE routed_to = $1")
+                    .bind(&scope.audience)
+                    .fetch_all(self.pool())
+                    .await?;
+            hazards.extend(
+                ids.iter()
+                    .filter_map(|b| HazardId::from_slice(b))
+                    .map(|h| h.to_string()),
+            );
         }
         Ok(ScopeView {
             device: device.id.to_string(),
