@@ -48,6 +48,7 @@
 mod checkins;
 mod clock;
 mod config;
+mod duty;
 mod engine;
 mod enroll;
 mod error;
@@ -68,6 +69,7 @@ mod transport;
 
 pub use checkins::{LocalCheckIn, NewCheckIn, RecordedCheckIn};
 pub use config::ClientConfig;
+pub use duty::Duty;
 pub use engine::{EngineOptions, SyncEngine};
 pub use enroll::Enrollment;
 pub use error::{EnrollError, OpenError, ReadError, RecordError, SyncError};

@@ -29,7 +29,7 @@ impl SignOutError {
 }
 
 /// Every table of the local store that holds the device's data, emptied at sign-out.
-const DATA_TABLES: [&str; 15] = [
+const DATA_TABLES: [&str; 16] = [
     "identity",
     "outbox",
     "rejected",
@@ -45,6 +45,7 @@ const DATA_TABLES: [&str; 15] = [
     "escalations",
     "reminders",
     "templates",
+    "duty",
 ];
 
 impl Client {
@@ -98,6 +99,11 @@ impl Client {
             .await
             .map_err(storage)?;
         sqlx::query("INSERT INTO pull_state (id, cursor, bootstrapped) VALUES (1, 0, 0)")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        // The next volunteer starts off duty, with no position.
+        sqlx::query("INSERT INTO duty (id, on_duty) VALUES (1, 0)")
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
@@ -158,6 +164,7 @@ mod tests {
             .fetch_one(&client.inner.db)
             .await?;
         assert_eq!(row, 1, "the store is usable again");
+        assert_eq!(client.duty().await?, crate::Duty::default(), "off duty");
         Ok(())
     }
 }

@@ -61,6 +61,29 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// On duty (在岗) or off: `duty on [--lat … --lon …]`, `duty off`, or `duty` to see it.
+    /// While on duty the device's latest position goes with each sync, so the server can send
+    /// a help call to the nearest patroller; off duty none is kept or sent.
+    Duty {
+        /// `on` or `off`; absent: show it.
+        #[arg(value_parser = ["on", "off"])]
+        state: Option<String>,
+        /// Latitude of the device's position (on duty only).
+        #[arg(long, requires = "lon", allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Longitude of the device's position.
+        #[arg(long, requires = "lat", allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// Accuracy of the fix, metres.
+        #[arg(long, default_value_t = 10.0)]
+        accuracy: f64,
+        /// Datum of --lat/--lon: wgs84, gcj02 or bd09 (converted to WGS-84).
+        #[arg(long, default_value = "wgs84", value_parser = one_of(Datum::ALL, |v: &Datum| v.as_str()))]
+        datum: Datum,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Record a check-in (works offline; `sync` sends it).
     Checkin {
         /// Checkpoint code, e.g. S1-C1-K1-B1-P1.
@@ -217,7 +240,8 @@ enum HazardCmd {
     },
     /// Move a hazard through the closed loop: notify, fix_on_spot, submit_fix, verify_pass,
     /// verify_fail, transfer, agency_accept, agency_return, agency_fix, reopen, merge; an
-    /// information report: acknowledge (a manager), merge.
+    /// information report: acknowledge (a manager), merge. A property company or community a
+    /// routing rule sent the hazard to: accept, fix_on_spot, submit_fix.
     Transition {
         /// Hazard id.
         id: HazardId,
@@ -321,6 +345,10 @@ fn hazard_json(v: &patrolsync_sdk::HazardView) -> serde_json::Value {
         "escalations": v.escalations.iter().map(|e| serde_json::json!({
             "level": e.level, "to_cell": e.to_cell, "deadline": time_text(e.deadline_ms),
             "at": time_text(e.escalated_at_ms),
+        })).collect::<Vec<_>>(),
+        "reminders": v.reminders.iter().map(|r| serde_json::json!({
+            "deadline": time_text(r.deadline_ms), "offset_ms": r.offset_ms,
+            "at": time_text(r.reminded_at_ms),
         })).collect::<Vec<_>>(),
         "history": s.history.iter().map(|h| serde_json::json!({
             "event": h.event.to_string(), "kind": h.kind.as_str(), "role": h.role.as_str(),
@@ -503,6 +531,18 @@ async fn hazard_cmd(client: &Client, cmd: HazardCmd) -> anyhow::Result<()> {
                         say!("dev-escalated", cell = e.to_cell, level = e.level)
                     );
                 }
+                for r in &v.reminders {
+                    let hours = r.offset_ms as f64 / 3_600_000.0;
+                    println!(
+                        "  {}  {}",
+                        time_text(r.reminded_at_ms),
+                        if r.offset_ms < 0 {
+                            say!("dev-reminded-before", hours = format!("{:.1}", -hours))
+                        } else {
+                            say!("dev-reminded-after", hours = format!("{:.1}", hours))
+                        }
+                    );
+                }
                 for h in &s.history {
                     match &h.conflict {
                         None => println!(
@@ -645,6 +685,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         server = e.server
                     )
                 );
+            }
+        }
+        Command::Duty {
+            state,
+            lat,
+            lon,
+            accuracy,
+            datum,
+            json,
+        } => {
+            if let Some(state) = &state {
+                client.set_on_duty(state == "on").await?;
+            }
+            if let (Some(latitude), Some(longitude)) = (lat, lon) {
+                let kept = client
+                    .update_position(GeoFix {
+                        latitude,
+                        longitude,
+                        accuracy_m: accuracy,
+                        fix_time_ms: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64),
+                        mock: false,
+                        datum,
+                    })
+                    .await?;
+                if !kept {
+                    anyhow::bail!("{}", say!("dev-duty-position-off"));
+                }
+            }
+            let d = client.duty().await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "on_duty": d.on_duty,
+                    "position": d.position.map(|p| serde_json::json!({
+                        "latitude": p.latitude,
+                        "longitude": p.longitude,
+                        "accuracy_m": p.accuracy_m,
+                    })),
+                }))?;
+            } else {
+                let line = match (d.on_duty, d.position) {
+                    (false, _) => say!("dev-duty-off"),
+                    (true, None) => say!("dev-duty-on"),
+                    (true, Some(p)) => say!(
+                        "dev-duty-on-at",
+                        lat = format!("{:.6}", p.latitude),
+                        lon = format!("{:.6}", p.longitude)
+                    ),
+                };
+                println!("{line}");
             }
         }
         Command::Checkin {

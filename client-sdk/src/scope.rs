@@ -23,7 +23,8 @@ pub struct ScopeNotice {
     /// The cell's code or the hazard's id.
     pub id: String,
     /// Why: `assigned`, `unassigned`, `retired`, `transferred`, `returned`, `transfer_lost`,
-    /// `transferred_elsewhere`, `reset` (kind `feed`), or `unknown` (a newer server's reason).
+    /// `transferred_elsewhere`, `routed` (a routing rule sent the user the hazard), `reset`
+    /// (kind `feed`), or `unknown` (a newer server's reason).
     pub reason: String,
     /// Revokes: cells, checkpoints and hazards dropped from the device.
     pub dropped: u64,

@@ -282,8 +282,11 @@ impl Client {
     ) -> Result<(u64, u64), SyncError> {
         let cfg = &self.inner.config;
         let status = self.status().await?;
+        let (on_duty, position) = self.hello_duty().await?;
         let hello = wire::Request {
             kind: Some(wire::request::Kind::Hello(wire::Hello {
+                on_duty,
+                position,
                 outbox_depth: status.pending_ops,
                 oldest_pending_age_ms: status.oldest_pending_age_ms.unwrap_or(0),
                 pending_photo_bytes: status.pending_photo_bytes,

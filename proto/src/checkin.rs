@@ -156,8 +156,14 @@ pub struct GeoFix {
 }
 
 impl GeoFix {
+    /// A fix from the wire, checked as a record's fix is (range, accuracy, time) and converted
+    /// to WGS-84; errors name `{prefix}.latitude` and so on.
+    pub fn from_wire(prefix: &str, f: wire::GeoFix, now_ms: i64) -> Result<GeoFix, Invalid> {
+        validate_fix(prefix, f, now_ms)
+    }
+
     /// The wire form.
-    pub(crate) fn to_wire(&self) -> wire::GeoFix {
+    pub fn to_wire(&self) -> wire::GeoFix {
         wire::GeoFix {
             latitude: self.latitude,
             longitude: self.longitude,

@@ -170,6 +170,14 @@ fn request() -> impl Strategy<Value = wire::Request> {
                 sdk_version: v.clone(),
                 device_time_ms: t,
                 language: v,
+                on_duty: d % 2 == 0,
+                position: (d % 3 == 0).then(|| wire::GeoFix {
+                    latitude: 45.75,
+                    longitude: 126.65,
+                    accuracy_m: 8.0,
+                    fix_time_ms: t,
+                    ..Default::default()
+                }),
             }
         )),
         proptest::collection::vec(op(), 0..5).prop_map(|ops| Kind::Push(wire::PushRequest { ops })),

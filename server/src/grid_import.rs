@@ -872,6 +872,9 @@ pub async fn import_people(
             (None, _) => {}
         }
         let cells = split_cells(r.get("cells"));
+        if role.is_party() && !cells.is_empty() {
+            problems.push(r.error("cells", text!("store-party-no-cells", role = role)));
+        }
         for c in &cells {
             if !live.contains(c) {
                 problems.push(r.error("cells", text!("import-not-live", cell = c)));

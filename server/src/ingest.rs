@@ -476,20 +476,22 @@ fn hazard_scope<'a>(
         value: id.to_string(),
         limit: None,
     };
+    // A party (物业, 社区) acts on what a routing rule sent it, wherever that is; nobody else
+    // gains anything from routing (an agency a rule informed acts once a hazard is transferred
+    // to it, as any agency).
     let audience = session.audience();
-    let routed_here = |h: &HazardRef| h.routed_to.as_deref() == Some(audience.as_str());
+    let routed_here = |h: &HazardRef| {
+        session.role.is_party() && h.routed_to.as_deref() == Some(audience.as_str())
+    };
     match hazards.get(&id) {
         None => Err(no(
             RejectCode::NotFound,
             "unknown_hazard",
             format!("hazard {id} does not exist"),
         )),
-        // An agency acts only on hazards its agency holds (and in its cells); the party a
-        // routing rule sent a hazard to acts on it wherever it is.
+        // An agency acts only on hazards its agency holds (and in its cells).
         Some(h)
-            if session.role == Role::Agency
-                && h.agency.as_deref() != session.agency.as_deref()
-                && !routed_here(h) =>
+            if session.role == Role::Agency && h.agency.as_deref() != session.agency.as_deref() =>
         {
             Err(no(
                 RejectCode::Forbidden,

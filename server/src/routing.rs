@@ -229,7 +229,7 @@ pub fn parse(source: &str, file: &str) -> Result<RuleSet, RulesFileError> {
                 humantime::parse_duration(p)
                     .ok()
                     .and_then(|d| i64::try_from(d.as_millis()).ok())
-                    .filter(|ms| *ms <= 366 * 86_400_000)
+                    .filter(|ms| *ms <= MAX_REMINDER_MS)
                     .ok_or_else(|| {
                         RulesFileError(text!(
                             "routing-bad-reminder",
@@ -311,31 +311,20 @@ pub fn parse(source: &str, file: &str) -> Result<RuleSet, RulesFileError> {
     })
 }
 
-/// The reminder points of `offsets` due for a hazard whose deadline is `deadline_ms`, routed at
-/// `routed_at_ms`, at `now_ms`, beyond those already sent: a point is due once `deadline_ms +
-/// offset` is reached. Points that had already passed when the hazard was routed are skipped,
-/// but the latest of them (the party hears once that it is late, not once per missed point).
-pub fn due_reminders(
-    offsets: &[i64],
-    deadline_ms: i64,
-    routed_at_ms: i64,
-    now_ms: i64,
-    sent: &[i64],
-) -> Vec<i64> {
-    let at = |o: i64| deadline_ms.saturating_add(o);
-    let passed_at_routing: Vec<i64> = offsets
+/// The furthest a reminder point lies from a deadline, ms (a year).
+pub const MAX_REMINDER_MS: i64 = 366 * 86_400_000;
+
+/// The reminder point of `offsets` (earliest first) to send at `now_ms` for a deadline of
+/// `deadline_ms`, given the points already sent for it: the latest point reached, if it is later
+/// than every point sent. Points passed without a reminder (the server was down, the hazard came
+/// late, the deadline moved) are not sent one by one: the party hears once where it stands.
+pub fn due_reminder(offsets: &[i64], deadline_ms: i64, now_ms: i64, sent: &[i64]) -> Option<i64> {
+    let latest = offsets
         .iter()
         .copied()
-        .filter(|o| at(*o) < routed_at_ms)
-        .collect();
-    let latest_passed = passed_at_routing.last().copied();
-    offsets
-        .iter()
-        .copied()
-        .filter(|o| at(*o) <= now_ms)
-        .filter(|o| !passed_at_routing.contains(o) || Some(*o) == latest_passed)
-        .filter(|o| !sent.contains(o))
-        .collect()
+        .filter(|o| deadline_ms.saturating_add(*o) <= now_ms)
+        .max()?;
+    sent.iter().all(|s| *s < latest).then_some(latest)
 }
 
 #[cfg(test)]
@@ -431,34 +420,33 @@ mod tests {
     fn each_point_once_when_reached() {
         let offsets = [-24 * H, -2 * H, 0, 24 * H];
         let deadline = 100 * H;
-        let routed = 10 * H;
-        assert!(due_reminders(&offsets, deadline, routed, 75 * H, &[]).is_empty());
+        assert_eq!(due_reminder(&offsets, deadline, 75 * H, &[]), None);
+        assert_eq!(due_reminder(&offsets, deadline, 76 * H, &[]), Some(-24 * H));
+        assert_eq!(due_reminder(&offsets, deadline, 90 * H, &[-24 * H]), None);
         assert_eq!(
-            due_reminders(&offsets, deadline, routed, 76 * H, &[]),
-            [-24 * H]
-        );
-        assert_eq!(
-            due_reminders(&offsets, deadline, routed, 100 * H, &[-24 * H]),
-            [-2 * H, 0]
-        );
-        assert!(
-            due_reminders(&offsets, deadline, routed, 110 * H, &[-24 * H, -2 * H, 0]).is_empty()
+            due_reminder(&offsets, deadline, 98 * H, &[-24 * H]),
+            Some(-2 * H)
         );
         assert_eq!(
-            due_reminders(&offsets, deadline, routed, 124 * H, &[-24 * H, -2 * H, 0]),
-            [24 * H]
+            due_reminder(&offsets, deadline, 110 * H, &[-24 * H, -2 * H, 0]),
+            None
         );
+        assert_eq!(
+            due_reminder(&offsets, deadline, 124 * H, &[-24 * H, -2 * H, 0]),
+            Some(24 * H)
+        );
+        assert_eq!(due_reminder(&offsets, deadline, 500 * H, &offsets), None);
     }
 
     #[test]
-    fn points_passed_before_the_hazard_was_routed_count_once() {
+    fn points_missed_are_one_reminder_of_the_latest() {
         let offsets = [-24 * H, -2 * H, 0, 24 * H];
-        // Reported an hour before its deadline: the two "before" points had passed; the later
-        // of them is sent at once, the earlier never.
-        assert_eq!(
-            due_reminders(&offsets, 100 * H, 99 * H, 99 * H, &[]),
-            [-2 * H]
-        );
+        // Reported (or the server back) an hour before its deadline: the "2 h before" point
+        // alone, and the "1 day before" one never after it.
+        assert_eq!(due_reminder(&offsets, 100 * H, 99 * H, &[]), Some(-2 * H));
+        assert_eq!(due_reminder(&offsets, 100 * H, 99 * H, &[-2 * H]), None);
+        // A day after a deadline nobody was reminded of: only the last point.
+        assert_eq!(due_reminder(&offsets, 100 * H, 124 * H, &[]), Some(24 * H));
     }
 
     #[test]

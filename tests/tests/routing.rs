@@ -75,9 +75,13 @@ async fn a_routed_hazard_reaches_its_property_company_which_is_reminded_until_it
 
         // Its deadline three seconds away: the "2 s before" point comes first.
         let deadline = patrolsync_server::now_ms() + 3_000;
+        let before = patroller
+            .add_photo_bytes("消防通道被占用的照片".as_bytes())
+            .await?;
         let lane = patroller
             .report_hazard(NewHazard {
                 deadline_ms: Some(deadline),
+                photos: vec![before],
                 ..blocked_lane("S1-C1-K1")
             })
             .await?;
@@ -138,9 +142,39 @@ async fn a_routed_hazard_reaches_its_property_company_which_is_reminded_until_it
         let again = store.remind_due(deadline + 60_000).await?;
         assert!(again.reminders.is_empty(), "{backend}: {again:?}");
 
-        // The company holds the routed hazard alone; the other company holds nothing.
+        // The company holds the routed hazard alone, and may read its photo; the other company
+        // holds nothing and may not.
         k1.sync().await?;
         k2.sync().await?;
+        let seen = h.dir.path().join("seen.jpg");
+        k1.download_photo(before, &seen).await?;
+        assert_eq!(
+            std::fs::read(&seen)?,
+            "消防通道被占用的照片".as_bytes(),
+            "{backend}"
+        );
+        assert!(
+            k2.download_photo(before, h.dir.path().join("no.jpg"))
+                .await
+                .is_err(),
+            "{backend}: another company reads no photo"
+        );
+        // A party takes no cells, and holds none through an assignment.
+        let refused = patrolsync_server::store::GridStore::assign(
+            &store,
+            "wuye-k1",
+            &["S1-C1-K1".to_owned()],
+            false,
+            patrolsync_server::now_ms(),
+        )
+        .await
+        .expect_err("no cells for a party");
+        assert!(
+            refused
+                .to_string()
+                .contains("holds the hazards routing rules send it, not grid cells"),
+            "{backend}: {refused}"
+        );
         assert!(k1.hazard(unrouted).await?.is_none(), "{backend}");
         assert!(k2.hazards().await?.is_empty(), "{backend}");
         // It may not edit the hazard's fields: refused on the phone, with the role named.

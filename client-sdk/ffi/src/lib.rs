@@ -326,6 +326,37 @@ impl PatrolClient {
         .await
     }
 
+    /// Puts the user on duty (在岗) or takes them off; off duty the position is forgotten
+    /// at once, on the phone and (at the next sync) on the server.
+    pub async fn set_on_duty(&self, on_duty: bool) -> Result<(), PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move { client.set_on_duty(on_duty).await.map_err(failed(&lang)) }).await
+    }
+
+    /// Gives the device's latest fix from the platform's location service: kept and sent with
+    /// each sync only while on duty. Returns whether it was kept.
+    pub async fn update_position(&self, fix: GeoFix) -> Result<bool, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let fix = fix.into_proto().map_err(failed(&lang))?;
+            client.update_position(fix).await.map_err(failed(&lang))
+        })
+        .await
+    }
+
+    /// Whether the user is on duty, and the fix the next sync sends.
+    pub async fn duty(&self) -> Result<Duty, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let d = client.duty().await.map_err(failed(&lang))?;
+            Ok(Duty {
+                on_duty: d.on_duty,
+                position: d.position.map(GeoFix::from_proto),
+            })
+        })
+        .await
+    }
+
     /// The latest version of every checklist template.
     pub async fn templates(&self) -> Result<Vec<Template>, PatrolError> {
         let (client, lang) = self.client();

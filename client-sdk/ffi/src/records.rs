@@ -43,7 +43,7 @@ pub struct GeoFix {
 }
 
 impl GeoFix {
-    fn into_proto(self) -> Result<proto::GeoFix, sdk::ErrorCode> {
+    pub(crate) fn into_proto(self) -> Result<proto::GeoFix, sdk::ErrorCode> {
         Ok(proto::GeoFix {
             latitude: self.latitude,
             longitude: self.longitude,
@@ -54,7 +54,7 @@ impl GeoFix {
         })
     }
 
-    fn from_proto(f: proto::GeoFix) -> GeoFix {
+    pub(crate) fn from_proto(f: proto::GeoFix) -> GeoFix {
         GeoFix {
             latitude: f.latitude,
             longitude: f.longitude,
@@ -64,6 +64,15 @@ impl GeoFix {
             datum: f.datum.as_str().into(),
         }
     }
+}
+
+/// Whether the user is on duty (在岗), and the fix the next sync sends.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct Duty {
+    /// On duty.
+    pub on_duty: bool,
+    /// The latest fix given while on duty (WGS-84); none off duty.
+    pub position: Option<GeoFix>,
 }
 
 /// One checklist answer.

@@ -210,6 +210,8 @@ pub struct DeviceReport {
     pub bytes_in: u64,
     /// UDP bytes sent to it since the last report on this connection.
     pub bytes_out: u64,
+    /// Whether its user is on duty, with the fix it sent (WGS-84) if any; `None`: off duty.
+    pub duty: Option<Option<patrolsync_proto::GeoFix>>,
 }
 
 /// Something a device did that its sync health records (besides Hello and push).

@@ -46,6 +46,14 @@ pub(super) async fn hello(
         rtt_ms: Some(rtt_ms),
         bytes_in,
         bytes_out,
+        // A position is taken only on duty; an unusable one is left out (the Hello stands).
+        duty: h.on_duty.then(|| {
+            h.position.and_then(|p| {
+                patrolsync_proto::GeoFix::from_wire("position", p, now)
+                    .inspect_err(|e| tracing::debug!(device = %device.id, error = %e, "hello: position left out"))
+                    .ok()
+            })
+        }),
     };
     let started = std::time::Instant::now();
     let recorded = shared.store.record_hello(device.id, &report, now).await;

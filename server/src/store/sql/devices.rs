@@ -41,7 +41,13 @@ impl SqlStore {
         .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let id: String = row.try_get(0)?;
-        let role: String = row.try_get(4)?;
+        let role: Role = row
+            .try_get::<String, _>(4)?
+            .parse()
+            .map_err(StoreError::Corrupt)?;
+        // A party (物业, 社区) holds no cells, whatever assignments it was given: it acts on
+        // what routing rules send it alone.
+        let cells = if role.is_party() { Vec::new() } else { cells };
         Ok(Some(DeviceSession {
             id: id
                 .parse()
@@ -49,7 +55,7 @@ impl SqlStore {
             name: row.try_get(1)?,
             user_id: row.try_get(2)?,
             user: row.try_get(3)?,
-            role: role.parse().map_err(StoreError::Corrupt)?,
+            role,
             cells,
             revoked_at_ms: row.try_get(5)?,
             agency: row.try_get(6)?,
@@ -263,6 +269,36 @@ impl DeviceStore for SqlStore {
                 device = device
             )));
         };
+        // On duty: the latest fix replaces the one held (one row per device); off duty: nothing
+        // of where the device was is kept.
+        match &report.duty {
+            None => {
+                sqlx::query("DELETE FROM device_duty WHERE device_id = $1")
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Some(fix) => {
+                sqlx::query(
+                    "INSERT INTO device_duty (device_id, latitude, longitude, accuracy_m, fix_time_ms, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO UPDATE SET \
+                     latitude = COALESCE(excluded.latitude, device_duty.latitude), \
+                     longitude = COALESCE(excluded.longitude, device_duty.longitude), \
+                     accuracy_m = COALESCE(excluded.accuracy_m, device_duty.accuracy_m), \
+                     fix_time_ms = COALESCE(excluded.fix_time_ms, device_duty.fix_time_ms), \
+                     updated_at = excluded.updated_at",
+                )
+                .persistent(UNCACHED_NULLABLE_FLOATS)
+                .bind(&id)
+                .bind(fix.as_ref().map(|f| f.latitude))
+                .bind(fix.as_ref().map(|f| f.longitude))
+                .bind(fix.as_ref().map(|f| f.accuracy_m))
+                .bind(fix.as_ref().map(|f| f.fix_time_ms))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         sqlx::query(
             "INSERT INTO device_reports (device_id, at_ms, outbox_depth, oldest_pending_age_ms, \
              pending_photo_bytes, clock_offset_ms, rtt_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \

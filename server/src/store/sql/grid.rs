@@ -406,6 +406,16 @@ impl GridStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         let id = id.ok_or_else(|| StoreError::NotFound(text!("store-no-user", user = user)))?;
+        let role: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !remove && role.parse::<Role>().is_ok_and(Role::is_party) {
+            return Err(StoreError::Invalid(text!(
+                "store-party-no-cells",
+                role = role
+            )));
+        }
         let mut current: Vec<String> = sqlx::query_scalar(
             "SELECT c.code FROM assignments a JOIN grid_cells c ON c.id = a.cell_id WHERE a.user_id = $1",
         )

@@ -69,6 +69,9 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     dedup: DedupRules,
+    /// Published routing rule sets by version (they never change once published).
+    routing:
+        std::sync::Arc<std::sync::Mutex<HashMap<u32, std::sync::Arc<crate::routing::RuleSet>>>>,
     #[cfg(feature = "test-util")]
     faults: std::sync::Arc<FaultPoints>,
     /// Off only in the test that shows what the change log's lock prevents.
@@ -178,6 +181,7 @@ impl SqlStore {
             pool,
             backend,
             dedup: DedupRules::default(),
+            routing: std::sync::Arc::default(),
             #[cfg(feature = "test-util")]
             faults: std::sync::Arc::default(),
             #[cfg(feature = "test-util")]

@@ -13,10 +13,11 @@ impl SqlStore {
         own: bool,
     ) -> Result<bool, StoreError> {
         let conds: Vec<String> = (0..scope.paths.len())
-            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 4))
+            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 5))
             .collect();
         // Agency users see photos of the hazards their agency holds; everyone else those of
-        // records in their cells. A device's own records count only when `own` says so.
+        // records in their cells; and every feed those of the hazards a routing rule sent it
+        // (it holds their whole log). A device's own records count only when `own` says so.
         let audience = match scope.agency {
             Some(_) => {
                 "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
@@ -24,9 +25,11 @@ impl SqlStore {
             }
             None => "AND $3 = $3",
         };
+        let routed = "(r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
+             WHERE h.id = r.record_id AND h.routed_to = $4))";
         let sql = format!(
             "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
-             WHERE r.sha256 = $1 AND ({} (({}) {audience}))",
+             WHERE r.sha256 = $1 AND ({} ((({}) {audience}) OR {routed}))",
             if own {
                 "r.device_id = $2 OR"
             } else {
@@ -41,7 +44,8 @@ impl SqlStore {
         let mut q = sqlx::query_scalar::<_, i64>(&sql)
             .bind(sha256.to_vec())
             .bind(device.to_string())
-            .bind(scope.agency.clone().unwrap_or_default());
+            .bind(scope.agency.clone().unwrap_or_default())
+            .bind(scope.audience.clone());
         for p in &scope.paths {
             q = q.bind(p.clone());
         }

@@ -1,15 +1,19 @@
 //! Routing rules: their versions, routing a report when it arrives, and reminders (督促).
 
+use std::sync::Arc;
+
 use super::*;
-use crate::routing::{Party, Published, RuleSet, due_reminders};
+use crate::routing::{Party, Published, RuleSet, due_reminder};
 use crate::store::routing::RoutingStore;
 use patrolsync_i18n::text;
 use patrolsync_proto::hazard::{HazardCategory, ReminderRecord};
 use patrolsync_proto::scope::{ScopeChange, ScopeTarget};
 
-/// Open hazards a routed party is reminded of (as escalation, less the `rectified` ones).
-const REMINDED: &str = "h.routed_to IS NOT NULL AND h.deadline_ms IS NOT NULL \
-     AND h.status IN ('reported', 'rectifying', 'transferred', 'agency_handling')";
+/// Open hazards a routed party is reminded of: sent to a user party (an agency a rule informed
+/// acts once a hazard is transferred to it, and is not reminded), with a deadline, and still the
+/// party's to act on (not rectified, transferred or closed).
+const REMINDED: &str = "h.routed_to LIKE 'user:%' AND h.deadline_ms IS NOT NULL \
+     AND h.status IN ('reported', 'rectifying')";
 
 /// Where a rule sent a hazard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,19 +31,50 @@ impl SqlStore {
     pub(super) async fn rules_in_force(
         &self,
         tx: &mut Transaction<'_, Any>,
-    ) -> Result<Option<(u32, RuleSet)>, StoreError> {
-        let row =
-            sqlx::query("SELECT version, rules FROM routing_rules ORDER BY version DESC LIMIT 1")
+    ) -> Result<Option<(u32, Arc<RuleSet>)>, StoreError> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM routing_rules")
+            .fetch_one(&mut **tx)
+            .await?;
+        match version {
+            None => Ok(None),
+            Some(v) => {
+                let version = v.clamp(0, i64::from(u32::MAX)) as u32;
+                Ok(self.rule_set(tx, version).await?.map(|set| (version, set)))
+            }
+        }
+    }
+
+    /// Published version `version` of the rules (read once, then kept: versions never change).
+    pub(super) async fn rule_set(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        version: u32,
+    ) -> Result<Option<Arc<RuleSet>>, StoreError> {
+        if let Some(set) = self
+            .routing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&version)
+        {
+            return Ok(Some(set.clone()));
+        }
+        let rules: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM routing_rules WHERE version = $1")
+                .bind(i64::from(version))
                 .fetch_optional(&mut **tx)
                 .await?;
-        let Some(row) = row else {
+        let Some(rules) = rules else {
             return Ok(None);
         };
-        let version = row.try_get::<i64, _>(0)?.clamp(0, i64::from(u32::MAX)) as u32;
-        let rules: String = row.try_get(1)?;
-        let set = serde_json::from_str(&rules)
-            .map_err(|e| StoreError::Corrupt(format!("routing rules version {version}: {e}")))?;
-        Ok(Some((version, set)))
+        let set: Arc<RuleSet> =
+            Arc::new(serde_json::from_str(&rules).map_err(|e| {
+                StoreError::Corrupt(format!("routing rules version {version}: {e}"))
+            })?);
+        self.routing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(version, set.clone());
+        Ok(Some(set))
     }
 
     /// The first rule of `set` that holds for a hazard of `category` in the cell at `cell_path`
@@ -76,13 +111,19 @@ impl SqlStore {
                         passed.push(pass("no_unit"));
                         continue;
                     };
+                    // The unit at the checkpoint the report names, if that checkpoint lies in
+                    // the reported cell: a report elsewhere naming a unit's checkpoint code
+                    // does not reach that unit's person.
                     let unit: Option<Option<String>> = sqlx::query_scalar(
                         "SELECT u.responsible_user FROM key_units u \
                          JOIN key_unit_checkpoints k ON k.unit_id = u.id \
                          JOIN checkpoints cp ON cp.id = k.checkpoint_id \
-                         WHERE cp.code = $1 ORDER BY u.code LIMIT 1",
+                         JOIN grid_cells c ON c.id = cp.cell_id \
+                         WHERE cp.code = $1 AND substr(c.path, 1, length($2)) = $2 \
+                         ORDER BY u.code LIMIT 1",
                     )
                     .bind(checkpoint)
+                    .bind(cell_path)
                     .fetch_optional(&mut **tx)
                     .await?;
                     match unit {
@@ -102,23 +143,16 @@ impl SqlStore {
                 .bind(&user)
                 .fetch_optional(&mut **tx)
                 .await?;
+            // The party keeps the role the rules were checked against: a property company or
+            // a community office (a unit's person too), never a user whose role gives it cells
+            // or an agency's feed.
             let usable = match &found {
-                Some(r) => {
-                    let role: String = r.try_get(1)?;
-                    match rule.party {
-                        // A named party keeps the role the rules were checked against.
-                        Party::User { .. } => role
-                            .parse::<Role>()
-                            .is_ok_and(Role::is_party)
-                            .then(|| r.try_get::<i64, _>(0))
-                            .transpose()?,
-                        // A unit's own person may hold any role but an agency's (whose feed
-                        // is the agency's).
-                        _ => (role != Role::Agency.as_str())
-                            .then(|| r.try_get::<i64, _>(0))
-                            .transpose()?,
-                    }
-                }
+                Some(r) => r
+                    .try_get::<String, _>(1)?
+                    .parse::<Role>()
+                    .is_ok_and(Role::is_party)
+                    .then(|| r.try_get::<i64, _>(0))
+                    .transpose()?,
                 None => None,
             };
             match usable {
@@ -255,7 +289,7 @@ impl RoutingStore for SqlStore {
         let checked = self.checked_rules(&mut tx, set).await?;
         let current = self.rules_in_force(&mut tx).await?;
         if let Some((version, same)) = &current
-            && *same == checked
+            && **same == checked
         {
             tx.commit().await?;
             return Ok((*version, false));
@@ -318,6 +352,7 @@ impl RoutingStore for SqlStore {
                 let (routed, passed) = self
                     .resolve_route(&mut tx, set, &path, category, checkpoint)
                     .await?;
+                let set = set.as_ref();
                 let hit = routed.map(|r| {
                     let rule = &set.rules[r.index];
                     RouteHit {
@@ -375,21 +410,13 @@ impl SqlStore {
             return Ok(Reminded::default());
         }
         let mut tx = self.begin_write().await?;
-        let Some((_, set)) = self.rules_in_force(&mut tx).await? else {
-            tx.commit().await?;
-            return Ok(Reminded::default());
-        };
-        let offsets = set.offsets();
-        let Some(earliest) = offsets.first().copied() else {
-            tx.commit().await?;
-            return Ok(Reminded::default());
-        };
+        // Candidates: reached the earliest point any version can have (a year before).
         let rows = sqlx::query(&format!(
-            "SELECT h.id, h.deadline_ms, h.routed_to, h.routed_party, h.received_at_ms, c.path \
+            "SELECT h.id, h.deadline_ms, h.routed_to, h.routed_party, h.routed_rule, c.path \
              FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
-             WHERE {REMINDED} AND h.deadline_ms <= $1"
+             WHERE {REMINDED} AND h.deadline_ms <= $1 ORDER BY h.id"
         ))
-        .bind(now_ms.saturating_sub(earliest))
+        .bind(now_ms.saturating_add(crate::routing::MAX_REMINDER_MS))
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Reminded::default();
@@ -398,13 +425,30 @@ impl SqlStore {
             let id: Vec<u8> = r.try_get(0)?;
             let deadline: i64 = r.try_get(1)?;
             let audience: String = r.try_get(2)?;
-            let party: Option<String> = r.try_get(3)?;
-            let party = party.unwrap_or_default();
-            let routed_at: i64 = r.try_get(4)?;
+            let party: String = r.try_get::<Option<String>, _>(3)?.unwrap_or_default();
+            let rule: Option<String> = r.try_get(4)?;
             let path: String = r.try_get(5)?;
             let Some(hazard) = HazardId::from_slice(&id) else {
                 continue;
             };
+            // The points of the rules that routed it, not of whatever is in force now.
+            let version = rule
+                .as_deref()
+                .and_then(|r| r.split('#').next())
+                .and_then(|v| v.parse::<u32>().ok());
+            let Some(set) = (match version {
+                Some(v) => self.rule_set(&mut tx, v).await?,
+                None => None,
+            }) else {
+                continue;
+            };
+            let offsets = set.offsets();
+            if offsets
+                .first()
+                .is_none_or(|first| deadline.saturating_add(*first) > now_ms)
+            {
+                continue;
+            }
             let sent: Vec<i64> = sqlx::query_scalar(
                 "SELECT offset_ms FROM hazard_reminders WHERE hazard_id = $1 AND deadline_ms = $2",
             )
@@ -412,47 +456,48 @@ impl SqlStore {
             .bind(deadline)
             .fetch_all(&mut *tx)
             .await?;
-            for offset in due_reminders(&offsets, deadline, routed_at, now_ms, &sent) {
-                let inserted = sqlx::query(
-                    "INSERT INTO hazard_reminders (hazard_id, deadline_ms, offset_ms, party, reminded_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(id.clone())
-                .bind(deadline)
-                .bind(offset)
-                .bind(&party)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
-                    continue;
-                }
-                let record = ReminderRecord {
-                    hazard,
-                    deadline_ms: deadline,
-                    offset_ms: offset,
-                    reminded_at_ms: now_ms,
-                    party: party.clone(),
-                };
-                let mut change = PendingChange::admin(
-                    path.clone(),
-                    ChangeKind::HazardReminder,
-                    format!("reminder:{hazard}:{deadline}:{offset}"),
-                    record.encode(),
-                    false,
-                );
-                change.audience = Some(audience.clone());
-                changes.push(change);
-                out.audiences.push(audience.clone());
-                out.reminders.push(Reminder {
-                    hazard: hazard.to_string(),
-                    party: party.clone(),
-                    deadline_ms: deadline,
-                    offset_ms: offset,
-                    reminded_at_ms: now_ms,
-                });
+            let Some(offset) = due_reminder(&offsets, deadline, now_ms, &sent) else {
+                continue;
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO hazard_reminders (hazard_id, deadline_ms, offset_ms, party, reminded_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.clone())
+            .bind(deadline)
+            .bind(offset)
+            .bind(&party)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                continue;
             }
+            let record = ReminderRecord {
+                hazard,
+                deadline_ms: deadline,
+                offset_ms: offset,
+                reminded_at_ms: now_ms,
+                party: party.clone(),
+            };
+            let mut change = PendingChange::admin(
+                path.clone(),
+                ChangeKind::HazardReminder,
+                format!("reminder:{hazard}:{deadline}:{offset}"),
+                record.encode(),
+                false,
+            );
+            change.audience = Some(audience.clone());
+            changes.push(change);
+            out.audiences.push(audience.clone());
+            out.reminders.push(Reminder {
+                hazard: hazard.to_string(),
+                party,
+                deadline_ms: deadline,
+                offset_ms: offset,
+                reminded_at_ms: now_ms,
+            });
         }
         out.audiences.sort();
         out.audiences.dedup();

@@ -4,7 +4,8 @@
 //! A feed (an *audience*: `user:ID`, or `agency:NAME` for agency users) holds targets — a cell
 //! subtree by its path, or one hazard by its change-log key — over intervals of the change log,
 //! kept in `scope_grants`. Assignments (assign, people import, enrollment, retirement) move a
-//! user's cells; the folded state of a hazard moves which agency holds it. Each move appends a
+//! user's cells; the folded state of a hazard moves which agency holds it; a routing rule grants
+//! a new hazard to the feed of the party it names, for good. Each move appends a
 //! grant or revoke entry addressed to that feed alone, and the grant row opens or closes at that
 //! entry's position. An ordinary entry is visible to a feed if a grant covers it at its own
 //! position; what came before a grant is sent as the grant's *backfill*, right before the grant,
@@ -125,10 +126,8 @@ pub(super) fn agency_moves(
 ) -> Vec<PendingChange> {
     let key = format!("hazard:{hazard}");
     let routed_here = |agency: &str| routed == Some(format!("agency:{agency}").as_str());
-    let from = from.filter(|a| !routed_here(a));
-    let to = to.filter(|a| !routed_here(a));
     let mut out = Vec::new();
-    if let Some(old) = from {
+    if let Some(old) = from.filter(|a| !routed_here(a)) {
         // Why it left: handed to another agency, returned (the latest applied transfer or
         // return is a return), or the transfer no longer holds in the fold.
         let last_move = state
@@ -156,7 +155,7 @@ pub(super) fn agency_moves(
             key.clone(),
         ));
     }
-    if let Some(new) = to {
+    if let Some(new) = to.filter(|a| !routed_here(a)) {
         let change = ScopeChange {
             grant: true,
             target: ScopeTarget::Hazard(hazard),
@@ -215,7 +214,8 @@ fn change_row(r: &sqlx::any::AnyRow) -> Result<ChangeRow, StoreError> {
 
 impl SqlStore {
     /// Brings `user`'s cell grants in line with their assignments to cells not retired (none for
-    /// agency users, whose scope is the grid and their agency's hazards): the grant and revoke
+    /// agency users, whose scope is the grid and their agency's hazards, nor for the parties of
+    /// routing rules, who hold the hazards sent to them): the grant and revoke
     /// entries to append. An assignment to a retired cell stays for the record (reports), but
     /// no longer gives scope.
     pub(crate) async fn rescope_user(
