@@ -71,6 +71,8 @@ pub enum DataKind {
     Templates,
     /// The grid in scope: cells, checkpoints, key units and households.
     Grid,
+    /// Tasks in view (made, offered, taken, done).
+    Tasks,
 }
 
 /// What the engine is doing, for an app's status line.
@@ -102,6 +104,11 @@ pub enum SyncEvent {
     },
     /// A transition lost against another device's and was kept as a conflict.
     Conflict(ConflictReport),
+    /// The server offered this user a task (a help call, say): show it, to accept or decline.
+    TaskOffered {
+        /// The task's id.
+        task: String,
+    },
     /// Something entered the device's scope, or left it and was dropped from the views.
     ScopeChanged(ScopeNotice),
     /// Photo upload progress.

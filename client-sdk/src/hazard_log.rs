@@ -1,8 +1,10 @@
-//! The device's copy of hazard logs: each op the device makes is applied to its own view at
-//! once (optimistically), keyed by its HLC stamp, so the copy that comes back through pull is
-//! not counted twice.
+//! The device's copy of hazard and task logs: each op the device makes is applied to its own
+//! view at once (optimistically), keyed by its HLC stamp, so the copy that comes back through
+//! pull is not counted twice. A task's entries are kept in the same table under the task's id
+//! (`hazard_id`), told apart by their kinds (`task`, `task_event`).
 
 use patrolsync_proto::hazard::HazardOp;
+use patrolsync_proto::task::TaskOp;
 use patrolsync_proto::{HazardId, Hlc, Op, OpBody, Role};
 use sqlx::{Sqlite, Transaction};
 
@@ -16,8 +18,23 @@ pub(crate) struct LocalOp {
     pub(crate) payload: Vec<u8>,
 }
 
-/// The local copy of a hazard op the device just made, if `op` is one.
+/// The local copy of a hazard or task op the device just made, if `op` is one.
 pub(crate) fn local_op(op: &Op, role: &Role) -> Option<LocalOp> {
+    let task = match &op.body {
+        OpBody::Task(t) => Some(TaskOp::Create((**t).clone())),
+        OpBody::TaskEvent(e) => Some(TaskOp::Event((**e).clone(), *role)),
+        _ => None,
+    };
+    if let Some(t) = task {
+        return Some(LocalOp {
+            hazard: HazardId(t.task().0),
+            merge_into: None,
+            kind: t.kind_name(),
+            role: *role,
+            hlc: op.hlc,
+            payload: t.encode(),
+        });
+    }
     let hop = match &op.body {
         OpBody::HazardReport(r) => HazardOp::Report((**r).clone()),
         OpBody::HazardEvent(e) => HazardOp::Event((**e).clone(), *role),

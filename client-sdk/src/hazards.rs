@@ -6,6 +6,7 @@ use patrolsync_proto::hazard::{
     Agency, EventKind, FieldValue, Handling, HazardCategory, HazardOp, HazardState, Severity,
     Stamp, fold,
 };
+use patrolsync_proto::task::TaskOp;
 use patrolsync_proto::{DeviceId, EventId, GeoFix, HazardId, Hlc, Message, OpBody, Role, wire};
 use sqlx::Row;
 
@@ -267,7 +268,7 @@ impl Client {
         Ok(())
     }
 
-    async fn require_enrolled(&self) -> Result<(), RecordError> {
+    pub(crate) async fn require_enrolled(&self) -> Result<(), RecordError> {
         match self.device_id().await {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err(RecordError::NotEnrolled),
@@ -547,6 +548,13 @@ impl Client {
         if revoked != 0 {
             return Err(SyncError::Revoked);
         }
+        // Offers to this user (tasks the server sent it) are told to the app as they arrive.
+        let me: String = sqlx::query_scalar("SELECT user_name FROM identity WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(local)?
+            .unwrap_or_default();
+        let mut offers = Vec::new();
         let mut notices = Vec::new();
         for c in &page.changes {
             let hlc = c.hlc.map(Hlc::from).unwrap_or_default();
@@ -625,6 +633,29 @@ impl Client {
                     .execute(&mut *tx)
                     .await
                     .map_err(local)?;
+                }
+                Some(Entity::Task(t)) => insert_op(
+                    &mut tx,
+                    &hazard_op(&t.id, TaskOp::CREATE, t.encode_to_vec())?,
+                    &c.device_id,
+                )
+                .await
+                .map_err(local)?,
+                Some(Entity::TaskEvent(e)) => {
+                    if e.kind == wire::TaskEventKind::Offer as i32 && e.user == me {
+                        offers.push(
+                            patrolsync_proto::TaskId::from_slice(&e.task_id)
+                                .map(|t| t.to_string())
+                                .unwrap_or_default(),
+                        );
+                    }
+                    insert_op(
+                        &mut tx,
+                        &hazard_op(&e.task_id, TaskOp::EVENT, e.encode_to_vec())?,
+                        &c.device_id,
+                    )
+                    .await
+                    .map_err(local)?
                 }
                 Some(Entity::HazardReminder(r)) => {
                     sqlx::query(
@@ -720,6 +751,7 @@ impl Client {
                 | Entity::HazardEscalation(_)
                 | Entity::HazardReminder(_),
             ) => Some(DataKind::Hazards),
+            Some(Entity::Task(_) | Entity::TaskEvent(_)) => Some(DataKind::Tasks),
             // A grant or revoke changes what is in view: the grid, and hazards with it.
             Some(Entity::Scope(_)) => Some(DataKind::Grid),
             Some(Entity::CheckIn(_)) | None => None,
@@ -729,7 +761,13 @@ impl Client {
             .iter()
             .any(|c| matches!(c.entity, Some(Entity::Scope(_))))
         {
-            self.data_changed([DataKind::Hazards]);
+            self.data_changed([DataKind::Hazards, DataKind::Tasks]);
+        }
+        for task in offers {
+            let _ = self
+                .inner
+                .events
+                .send(crate::SyncEvent::TaskOffered { task });
         }
         Ok(notices)
     }

@@ -63,6 +63,7 @@ mod registers;
 mod scope;
 mod state;
 mod sync;
+mod tasks;
 mod templates;
 mod tls;
 mod transport;
@@ -85,6 +86,7 @@ pub use platform::{KeyStore, MonotonicClock};
 pub use registers::{Household, HouseholdGroup, KeyUnit, RiskLevel, UnitKind};
 pub use scope::{CellView, ScopeNotice};
 pub use state::{Connectivity, Progress, SyncPhase, SyncState};
+pub use tasks::{Arrival, NewTask, TaskView};
 
 /// The protocol's domain types an app uses with the SDK: the record enums, ids, positions,
 /// the hazard vocabulary and its folded state, checklist templates. The wire (prost) types stay

@@ -49,6 +49,10 @@ fn named_value(payload: &[u8], field: &str) -> String {
         Some(wire::op::Body::HazardEvent(e)) if field == "merge_into" => uuid(&e.merge_into),
         Some(wire::op::Body::HazardEvent(e)) => uuid(&e.hazard_id),
         Some(wire::op::Body::HazardFieldEdit(e)) => uuid(&e.hazard_id),
+        Some(wire::op::Body::Task(t)) if field == "grid_cell" => t.grid_cell,
+        Some(wire::op::Body::Task(t)) => uuid(&t.id),
+        Some(wire::op::Body::TaskEvent(e)) if field == "user" => e.user,
+        Some(wire::op::Body::TaskEvent(e)) => uuid(&e.task_id),
         None => String::new(),
     }
 }

@@ -127,6 +127,16 @@ pub enum ErrorCode {
         /// Its id.
         hazard: String,
     },
+    /// The task does not exist (or is not visible).
+    UnknownTask {
+        /// Its id.
+        task: String,
+    },
+    /// Another user accepted the task first.
+    TaskTaken {
+        /// Who has it.
+        by: String,
+    },
     /// The checkpoint is retired and takes no new check-ins.
     RetiredCheckpoint {
         /// Its code.
@@ -251,6 +261,8 @@ impl ErrorCode {
                 ("unknown_household", vec![("household", s(household))])
             }
             E::UnknownHazard { hazard } => ("unknown_hazard", vec![("hazard", s(hazard))]),
+            E::UnknownTask { task } => ("unknown_task", vec![("task", s(task))]),
+            E::TaskTaken { by } => ("task_taken", vec![("by", s(by))]),
             E::RetiredCheckpoint { checkpoint } => {
                 ("retired_checkpoint", vec![("checkpoint", s(checkpoint))])
             }
@@ -325,6 +337,8 @@ impl ErrorCode {
             "unknown_cell" => E::UnknownCell { cell: at(0)? },
             "unknown_household" => E::UnknownHousehold { household: at(0)? },
             "unknown_hazard" => E::UnknownHazard { hazard: at(0)? },
+            "unknown_task" => E::UnknownTask { task: at(0)? },
+            "task_taken" => E::TaskTaken { by: at(0)? },
             "retired_checkpoint" => E::RetiredCheckpoint { checkpoint: at(0)? },
             "retired_cell" => E::RetiredCell { cell: at(0)? },
             "not_transferred" => E::NotTransferred { hazard: at(0)? },
@@ -391,12 +405,13 @@ impl ErrorCode {
             {
                 E::UnknownHazard { hazard: value_s }
             }
+            ("unknown_task", _) => E::UnknownTask { task: value_s },
             ("retired_checkpoint", _) => E::RetiredCheckpoint {
                 checkpoint: value_s,
             },
             ("retired_cell", _) => E::RetiredCell { cell: value_s },
             ("not_transferred", _) => E::NotTransferred { hazard: value_s },
-            ("forbidden" | "role", _) => E::Forbidden { action: field_s },
+            ("forbidden" | "role" | "not_you", _) => E::Forbidden { action: field_s },
             ("missing", _) => E::Missing { field: field_s },
             ("too_long", Some(max)) => E::TooLong {
                 field: field_s,
@@ -507,6 +522,8 @@ mod tests {
                 household: s("H-9"),
             },
             E::UnknownHazard { hazard: s("h-1") },
+            E::UnknownTask { task: s("t-1") },
+            E::TaskTaken { by: s("li") },
             E::RetiredCheckpoint {
                 checkpoint: s("S1-K1"),
             },

@@ -32,11 +32,15 @@ pub enum ChangeKind {
     Household,
     /// A reminder (督促) to the party a routing rule sent a hazard to.
     HazardReminder,
+    /// A task (the first entry of its log).
+    Task,
+    /// A step of a task.
+    TaskEvent,
 }
 
 impl ChangeKind {
     /// Every kind.
-    pub const ALL: [ChangeKind; 11] = [
+    pub const ALL: [ChangeKind; 13] = [
         ChangeKind::Cell,
         ChangeKind::Checkpoint,
         ChangeKind::Template,
@@ -48,6 +52,8 @@ impl ChangeKind {
         ChangeKind::Unit,
         ChangeKind::Household,
         ChangeKind::HazardReminder,
+        ChangeKind::Task,
+        ChangeKind::TaskEvent,
     ];
 
     /// The stored name.
@@ -64,6 +70,8 @@ impl ChangeKind {
             ChangeKind::Unit => "unit",
             ChangeKind::Household => "household",
             ChangeKind::HazardReminder => "hazard_reminder",
+            ChangeKind::Task => "task",
+            ChangeKind::TaskEvent => "task_event",
         }
     }
 
@@ -92,6 +100,8 @@ impl ChangeKind {
             ChangeKind::HazardReminder => {
                 Entity::HazardReminder(wire::HazardReminder::decode(payload)?)
             }
+            ChangeKind::Task => Entity::Task(wire::Task::decode(payload)?),
+            ChangeKind::TaskEvent => Entity::TaskEvent(wire::TaskEvent::decode(payload)?),
         })
     }
 }

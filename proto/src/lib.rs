@@ -71,6 +71,7 @@ pub mod ids;
 pub mod op;
 pub mod people;
 pub mod scope;
+pub mod task;
 pub mod template;
 pub mod unit;
 
@@ -81,7 +82,7 @@ pub use enrollment::EnrollmentString;
 pub use frame::FrameError;
 pub use grid::CellPath;
 pub use hlc::Hlc;
-pub use ids::{CheckInId, DeviceId, EventId, HazardId, OpId};
+pub use ids::{CheckInId, DeviceId, EventId, HazardId, OpId, TaskId};
 pub use op::{Op, OpBody};
 pub use people::Role;
 

@@ -31,6 +31,10 @@ pub enum OpBody {
     HazardEvent(Box<crate::hazard::Event>),
     /// A last-writer-wins edit of a hazard field.
     HazardEdit(crate::hazard::Edit),
+    /// Make a task (a manager's device).
+    Task(Box<crate::task::Task>),
+    /// A step of a task.
+    TaskEvent(Box<crate::task::TaskEvent>),
 }
 
 impl OpBody {
@@ -46,6 +50,8 @@ impl OpBody {
             OpBody::HazardReport(_) => ChangeKind::HazardReport.as_str(),
             OpBody::HazardEvent(_) => ChangeKind::HazardEvent.as_str(),
             OpBody::HazardEdit(_) => ChangeKind::HazardEdit.as_str(),
+            OpBody::Task(_) => ChangeKind::Task.as_str(),
+            OpBody::TaskEvent(_) => ChangeKind::TaskEvent.as_str(),
         }
     }
 }
@@ -156,6 +162,12 @@ impl Op {
             Some(wire::op::Body::HazardFieldEdit(e)) => {
                 OpBody::HazardEdit(crate::hazard::Edit::from_wire(e)?)
             }
+            Some(wire::op::Body::Task(t)) => {
+                OpBody::Task(Box::new(crate::task::Task::from_wire(t, now_ms)?))
+            }
+            Some(wire::op::Body::TaskEvent(e)) => {
+                OpBody::TaskEvent(Box::new(crate::task::TaskEvent::from_wire(e, now_ms)?))
+            }
         };
         Ok(Op {
             op_id,
@@ -176,6 +188,8 @@ impl Op {
                 OpBody::HazardReport(r) => Some(wire::op::Body::HazardReport(r.to_wire())),
                 OpBody::HazardEvent(e) => Some(wire::op::Body::HazardEvent(e.to_wire())),
                 OpBody::HazardEdit(e) => Some(wire::op::Body::HazardFieldEdit(e.to_wire())),
+                OpBody::Task(t) => Some(wire::op::Body::Task(t.to_wire())),
+                OpBody::TaskEvent(e) => Some(wire::op::Body::TaskEvent(e.to_wire())),
             },
         }
     }

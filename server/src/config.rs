@@ -72,6 +72,8 @@ pub struct Config {
     pub reports: Reports,
     /// Escalation of hazards past their deadline.
     pub escalation: Escalation,
+    /// Offering tasks (help calls) to on-duty patrollers.
+    pub dispatch: Dispatch,
     /// The public progress page (动态信息公开).
     pub public: Public,
 }
@@ -123,6 +125,29 @@ impl Default for Escalation {
         Escalation {
             interval: Duration::from_secs(24 * 3600),
             check_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Offering tasks to the cell's on-duty patrollers, nearest first: an offer not accepted (nor
+/// declined) within `offer_timeout` goes to the next; when nobody is left, the task is escalated
+/// to the cell's managers. The devices of the task's cell are notified of each step.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dispatch {
+    /// How long an offer waits for an answer.
+    #[serde(with = "duration_text")]
+    pub offer_timeout: Duration,
+    /// How often the server moves tasks nobody has yet.
+    #[serde(with = "duration_text")]
+    pub check_every: Duration,
+}
+
+impl Default for Dispatch {
+    fn default() -> Self {
+        Dispatch {
+            offer_timeout: Duration::from_secs(120),
+            check_every: Duration::from_secs(1),
         }
     }
 }
@@ -367,6 +392,7 @@ impl Default for Config {
             health: Health::default(),
             reports: Reports::default(),
             escalation: Escalation::default(),
+            dispatch: Dispatch::default(),
             public: Public::default(),
         }
     }
@@ -534,6 +560,11 @@ impl Config {
             || self.escalation.check_every < Duration::from_millis(100)
         {
             return Err(ConfigError::Invalid(text!("cfg-escalation")));
+        }
+        if self.dispatch.offer_timeout < Duration::from_secs(1)
+            || self.dispatch.check_every < Duration::from_millis(100)
+        {
+            return Err(ConfigError::Invalid(text!("cfg-dispatch")));
         }
         if self.public.refresh < Duration::from_secs(10) {
             return Err(ConfigError::Invalid(text!(

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use patrolsync_proto::hazard::{self, HazardOp};
-use patrolsync_proto::{HazardId, Message, Op, OpBody, Role, wire};
+use patrolsync_proto::task::{self, TaskOp};
+use patrolsync_proto::{HazardId, Message, Op, OpBody, Role, TaskId, wire};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
     BatchResult, CheckInRow, DeviceSession, HazardRef, HazardRow, IngestBatch, OpAction,
-    PreparedOp, Refusal, RejectCode, Rejection, Store, StoreError,
+    PreparedOp, Refusal, RejectCode, Rejection, Store, StoreError, TaskRef, TaskRow,
 };
 
 /// Most entries one hazard's log takes: every op refolds the log, so it stays bounded.
@@ -118,8 +119,17 @@ pub async fn prepare(
     }
     let mut cell_codes: Vec<String> = Vec::new();
     let mut hazard_ids: Vec<HazardId> = Vec::new();
+    let mut task_ids: Vec<TaskId> = Vec::new();
     for d in &decoded {
         match &d.op {
+            Ok(Op {
+                body: OpBody::Task(t),
+                ..
+            }) => cell_codes.push(t.grid_cell.clone()),
+            Ok(Op {
+                body: OpBody::TaskEvent(e),
+                ..
+            }) => task_ids.push(e.task),
             Ok(Op {
                 body: OpBody::HazardReport(r),
                 ..
@@ -153,6 +163,14 @@ pub async fn prepare(
         .await?
         .into_iter()
         .map(|h| (h.id, h))
+        .collect();
+    task_ids.sort();
+    task_ids.dedup();
+    let mut tasks: HashMap<TaskId, TaskRef> = store
+        .task_refs(&task_ids)
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t))
         .collect();
     let assigned = || {
         if session.cells.is_empty() {
@@ -428,6 +446,124 @@ pub async fn prepare(
                     }));
                     count_entry(&mut hazards, e.hazard);
                     row
+                }
+            },
+            Ok(Op {
+                body: OpBody::Task(t),
+                ..
+            }) => match cells.get(&t.grid_cell) {
+                None => reject(
+                    RejectCode::NotFound,
+                    "unknown_cell",
+                    ("grid_cell", &t.grid_cell, None),
+                    format!("grid cell {} does not exist", t.grid_cell),
+                    payload,
+                ),
+                Some(cell) if cell.retired => reject(
+                    RejectCode::Invalid,
+                    "retired_cell",
+                    ("grid_cell", &t.grid_cell, None),
+                    format!(
+                        "grid cell {} is retired and takes no new tasks",
+                        t.grid_cell
+                    ),
+                    payload,
+                ),
+                Some(cell) if !session.covers(&cell.path) => reject(
+                    RejectCode::Forbidden,
+                    "outside_scope",
+                    ("grid_cell", &t.grid_cell, None),
+                    format!(
+                        "grid cell {} is outside your grid cells (assigned: {})",
+                        t.grid_cell,
+                        assigned()
+                    ),
+                    payload,
+                ),
+                Some(_) if !matches!(session.role, Role::GridManager | Role::Admin) => reject(
+                    RejectCode::Forbidden,
+                    "role",
+                    ("body", "", None),
+                    format!("a {} may not make tasks; a manager does", session.role),
+                    payload,
+                ),
+                Some(cell) => {
+                    tasks.entry(t.id).or_insert_with(|| TaskRef {
+                        id: t.id,
+                        cell_id: cell.id,
+                        cell_path: cell.path.clone(),
+                        log_len: 0,
+                    });
+                    OpAction::Task(Box::new(TaskRow {
+                        cell_id: cell.id,
+                        cell_path: cell.path.clone(),
+                        role: session.role,
+                        op: TaskOp::Create(*t),
+                    }))
+                }
+            },
+            Ok(Op {
+                body: OpBody::TaskEvent(e),
+                ..
+            }) => match tasks.get_mut(&e.task) {
+                None => reject(
+                    RejectCode::NotFound,
+                    "unknown_task",
+                    ("task_id", &e.task.to_string(), None),
+                    format!("task {} does not exist", e.task),
+                    payload,
+                ),
+                Some(t) if !session.covers(&t.cell_path) => reject(
+                    RejectCode::Forbidden,
+                    "outside_scope",
+                    ("task_id", &e.task.to_string(), None),
+                    format!(
+                        "task {} is outside your grid cells (assigned: {})",
+                        e.task,
+                        assigned()
+                    ),
+                    payload,
+                ),
+                Some(_) if task::may_step(e.kind, session.role).is_err() => reject(
+                    RejectCode::Forbidden,
+                    "role",
+                    ("kind", e.kind.as_str(), None),
+                    format!(
+                        "{}: {}",
+                        e.kind,
+                        task::TaskRefusal::Role { role: session.role }
+                    ),
+                    payload,
+                ),
+                // A step names its own user: nobody accepts or completes for another.
+                Some(_) if e.user != session.user => reject(
+                    RejectCode::Forbidden,
+                    "not_you",
+                    ("user", &e.user, None),
+                    format!(
+                        "a step names the user who makes it ({}), not {:?}",
+                        session.user, e.user
+                    ),
+                    payload,
+                ),
+                Some(t) if t.log_len >= MAX_HAZARD_LOG => reject(
+                    RejectCode::Invalid,
+                    "log_full",
+                    ("task_id", &e.task.to_string(), Some(MAX_HAZARD_LOG as u64)),
+                    format!(
+                        "task {} already has {} entries, the most a task takes",
+                        e.task, t.log_len
+                    ),
+                    payload,
+                ),
+                Some(t) => {
+                    t.log_len += 1;
+                    OpAction::Task(Box::new(TaskRow {
+                        cell_id: t.cell_id,
+                        cell_path: t.cell_path.clone(),
+                        role: session.role,
+                        op: TaskOp::Event(*e, session.role),
+                    }))
                 }
             },
             // `OpBody` may grow: an op this server version cannot apply is refused by name.

@@ -260,6 +260,7 @@ impl Server {
         ));
         let sampler = tokio::spawn(sample_fleet(shared.clone()));
         let escalator = tokio::spawn(escalate_overdue(shared.clone()));
+        let dispatcher = tokio::spawn(dispatch_tasks(shared.clone()));
         let mut tasks = vec![
             admin_task,
             accept_task,
@@ -267,6 +268,7 @@ impl Server {
             expiry,
             sampler,
             escalator,
+            dispatcher,
         ];
         tasks.extend(public_task);
         if let Some(cluster) = cluster {
@@ -414,6 +416,43 @@ async fn escalate_overdue(shared: Arc<transport::Shared>) {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "sending deadline reminders failed; trying again next period")
+            }
+        }
+    }
+}
+
+/// Offers tasks nobody has yet to the nearest on-duty patroller, and escalates those nobody
+/// took, every `dispatch.check_every`; wakes the devices of each task's cell, on this node and,
+/// through the cluster, on the others.
+async fn dispatch_tasks(shared: Arc<transport::Shared>) {
+    let every = shared.config.dispatch.check_every;
+    let timeout_ms =
+        i64::try_from(shared.config.dispatch.offer_timeout.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match shared.store.dispatch(now_ms(), timeout_ms).await {
+            Ok(done) if !done.paths.is_empty() => {
+                for (task, user) in &done.offers {
+                    tracing::info!(task = %task, user = %user, "task offered");
+                }
+                for task in &done.escalated {
+                    tracing::info!(task = %task, "task escalated to the cell's managers: nobody on duty took it");
+                }
+                transport::notify_in_scope(&shared, None, Some(&done.paths), &[], done.cursor);
+                if let Some(cluster) = &shared.cluster {
+                    cluster.publish(
+                        patrolsync_proto::DeviceId(uuid::Uuid::nil()),
+                        &done.paths,
+                        &[],
+                        done.cursor,
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "dispatching tasks failed; trying again next period")
             }
         }
     }

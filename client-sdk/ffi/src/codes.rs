@@ -67,6 +67,8 @@ mirror_codes! {
     UnknownCell { cell: String },
     UnknownHousehold { household: String },
     UnknownHazard { hazard: String },
+    UnknownTask { task: String },
+    TaskTaken { by: String },
     RetiredCheckpoint { checkpoint: String },
     RetiredCell { cell: String },
     NotTransferred { hazard: String },

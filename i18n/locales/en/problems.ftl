@@ -35,6 +35,10 @@ store-not-enrolled = device { $device } is not enrolled
 store-device-vanished = device { $device } vanished during enrollment
 store-device-id-short = device id "{ $device }" is too short; give the id or at least its first 8 characters
 store-device-ambiguous = { $n } devices start with { $device }; give more of the id
+store-no-task = task { $task } does not exist
+store-task-retired = grid cell { $cell } is retired and takes no new tasks
+store-task-place = { $what } { $code } is not in grid cell { $cell } (or does not exist)
+store-task-invalid = the task is not valid: { $detail }
 store-no-hazard = hazard { $hazard } does not exist
 store-no-admin = no admin named { $name }
 store-admin-exists = an admin named { $name } exists already; revoke it or choose another name
@@ -127,6 +131,7 @@ cfg-above-zero = { $keys }: must be above 0
 cfg-between = { $key } = { $value } must be between { $min } and { $max }
 cfg-database-url = database_url must start with sqlite: or postgres:, got "{ $value }"
 cfg-escalation = escalation.interval must be at least 1s and escalation.check_every at least 100ms
+cfg-dispatch = dispatch.offer_timeout must be at least 1s and dispatch.check_every at least 100ms
 cfg-s3-bucket = photos.backend = "s3" needs photos.bucket
 cfg-visit-group = reports.visit_cadence: "{ $value }" is not a must-visit group (hardship, elderly_alone, disabled, migrant, unemployed, assisted)
 

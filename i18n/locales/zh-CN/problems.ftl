@@ -34,6 +34,14 @@ store-not-enrolled = 设备 { $device } 未注册
 store-device-vanished = 设备 { $device } 在注册过程中被删除
 store-device-id-short = 设备号「{ $device }」太短：请输入完整设备号或至少前 8 个字符
 store-device-ambiguous = 有 { $n } 台设备的设备号以 { $device } 开头，请输入更长的设备号
+store-no-task = 任务 { $task } 不存在
+store-task-retired = 网格 { $cell } 已撤销，不再接收新任务
+store-task-place = { $what ->
+    [household] 住户
+    [unit] 重点单位
+   *[checkpoint] 检查点
+} { $code } 不在网格 { $cell } 内（或不存在）
+store-task-invalid = 任务无效：{ $detail }
 store-no-hazard = 隐患 { $hazard } 不存在
 store-no-admin = 没有名为 { $name } 的管理员账号
 store-admin-exists = 管理员账号 { $name } 已存在；请先吊销它或换一个名字
@@ -126,6 +134,7 @@ cfg-above-zero = { $keys }：必须大于 0
 cfg-between = { $key } = { $value } 应在 { $min } 到 { $max } 之间
 cfg-database-url = database_url 应以 sqlite: 或 postgres: 开头，实际为「{ $value }」
 cfg-escalation = escalation.interval 至少为 1s，escalation.check_every 至少为 100ms
+cfg-dispatch = dispatch.offer_timeout 至少为 1s，dispatch.check_every 至少为 100ms
 cfg-s3-bucket = photos.backend = "s3" 时需要设置 photos.bucket
 cfg-visit-group = reports.visit_cadence：「{ $value }」不是六必访人群（hardship、elderly_alone、disabled、migrant、unemployed、assisted）
 

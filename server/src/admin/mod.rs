@@ -26,6 +26,9 @@
 //! | `GET /api/households?cell=` | viewer | the must-visit households of a subtree |
 //! | `GET /api/map?cell=&period=` | viewer | one level of the grid with boundaries, compliance and hazards; points; the 12-week hazard trend; early warnings |
 //! | `GET /api/reports/visits?period=&cell=&as_of=` | viewer | must-visit compliance (JSON) |
+//! | `POST /api/tasks` | operator | make a task (a help call from an intake: cell, kind, urgency, household, unit, checkpoint, latitude/longitude, description); the dispatcher offers it |
+//! | `GET /api/tasks?open=&cell=&limit=` | viewer | the tasks of a subtree, newest first |
+//! | `GET /api/tasks/{id}` | viewer | one task and its log |
 //! | `GET /api/series` | viewer, whole grid | ingest rate, ack latency and backlog over the last hour (this node) |
 //! | `GET /api/stats` | viewer, whole grid | store counts |
 //! | `GET /api/audit?since=&actor=&limit=` | owner, whole grid | the audit log, and whether its chain verifies |
@@ -39,6 +42,7 @@ mod devices;
 mod logs;
 mod map;
 mod reports;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod units;
@@ -111,6 +115,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/households", get(units::households))
         .route("/api/map", get(map::map))
         .route("/api/reports/visits", get(reports::visits))
+        .route("/api/tasks", get(tasks::list).post(tasks::create))
+        .route("/api/tasks/{id}", get(tasks::show))
         .layer(axum::middleware::from_fn(word_errors));
     let public = state.public.clone();
     let router = router.with_state(state);

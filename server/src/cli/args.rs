@@ -242,6 +242,13 @@ pub(super) enum AdminCommand {
         #[command(subcommand)]
         command: TemplateCommand,
     },
+    /// Tasks (dispatch): `create --cell C --kind help_call …` (offered to the cell's on-duty
+    /// patrollers nearest first), `list [--open] [--cell C]`, `show ID`.
+    Task {
+        /// What to do.
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
     /// Routing rules (隐患直报): `import FILE` (TOML: the next version), `list`, `check --cell
     /// C --category K` (which rule a hazard there hits, or that it falls back to the managers).
     Routing {
@@ -365,6 +372,69 @@ pub(super) enum GridCommand {
     Retire {
         /// Cell code.
         code: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Task commands.
+#[derive(Debug, Subcommand)]
+pub(super) enum TaskCommand {
+    /// Make a task for a place in a cell; the server offers it to the cell's on-duty
+    /// patrollers nearest first (by their last position), and tells the cell's managers when
+    /// nobody takes it.
+    Create {
+        /// The cell.
+        #[arg(long)]
+        cell: String,
+        /// help_call, inspect, verify_fix or visit.
+        #[arg(long, value_parser = one_of(patrolsync_proto::task::TaskKind::ALL, |v: &patrolsync_proto::task::TaskKind| v.as_str()))]
+        kind: patrolsync_proto::task::TaskKind,
+        /// normal or urgent.
+        #[arg(long, default_value = "normal", value_parser = one_of(patrolsync_proto::task::Urgency::ALL, |v: &patrolsync_proto::task::Urgency| v.as_str()))]
+        urgency: patrolsync_proto::task::Urgency,
+        /// The household it is for (六必访 register).
+        #[arg(long)]
+        household: Option<String>,
+        /// The key unit it is for.
+        #[arg(long)]
+        unit: Option<String>,
+        /// A checkpoint at the place (arriving is a check-in there).
+        #[arg(long)]
+        checkpoint: Option<String>,
+        /// Latitude of the place (WGS-84).
+        #[arg(long, requires = "lon", allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Longitude of the place.
+        #[arg(long, requires = "lat", allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// What is wanted.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tasks, newest first.
+    List {
+        /// Only those still to be done.
+        #[arg(long)]
+        open: bool,
+        /// Only those in this cell's subtree.
+        #[arg(long)]
+        cell: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task and its log: each step once, in order, with its conflict.
+    Show {
+        /// Task id.
+        id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,

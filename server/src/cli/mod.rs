@@ -17,6 +17,7 @@ mod inspect;
 mod reports;
 mod routing;
 mod serve;
+mod tasks;
 mod units;
 
 pub use args::Cli;
@@ -164,6 +165,9 @@ fn audited(command: &AdminCommand) -> Option<(&'static str, String)> {
                 file, check: false, ..
             },
         } => ("routing_import", path(file)),
+        AdminCommand::Task {
+            command: TaskCommand::Create { cell, kind, .. },
+        } => ("create_task", format!("{kind} in {cell}")),
         AdminCommand::Assign {
             user,
             cells,
@@ -239,6 +243,7 @@ async fn run_admin(
             units::run(&config, &sql, c).await
         }
         AdminCommand::Routing { command } => routing::run(&sql, command).await,
+        AdminCommand::Task { command } => tasks::run(&store, command).await,
         c @ (AdminCommand::Hazard { .. } | AdminCommand::Scope { .. }) => {
             inspect::run(&config, &sql, &store, c).await
         }

@@ -301,6 +301,49 @@ impl HazardStore for FaultyStore {
 }
 
 #[async_trait]
+impl TaskStore for FaultyStore {
+    async fn create_task(
+        &self,
+        task: &NewTask,
+        now_ms: i64,
+    ) -> Result<(patrolsync_proto::TaskId, u64), StoreError> {
+        self.gate("create_task")?;
+        self.inner.create_task(task, now_ms).await
+    }
+
+    async fn task_refs(
+        &self,
+        ids: &[patrolsync_proto::TaskId],
+    ) -> Result<Vec<TaskRef>, StoreError> {
+        self.gate("task_refs")?;
+        self.inner.task_refs(ids).await
+    }
+
+    async fn tasks(
+        &self,
+        open: bool,
+        cell: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TaskSummary>, StoreError> {
+        self.gate("tasks")?;
+        self.inner.tasks(open, cell, limit).await
+    }
+
+    async fn task(
+        &self,
+        id: patrolsync_proto::TaskId,
+    ) -> Result<Option<(TaskSummary, Vec<TaskLogEntry>)>, StoreError> {
+        self.gate("task")?;
+        self.inner.task(id).await
+    }
+
+    async fn dispatch(&self, now_ms: i64, offer_timeout_ms: i64) -> Result<Dispatched, StoreError> {
+        self.gate("dispatch")?;
+        self.inner.dispatch(now_ms, offer_timeout_ms).await
+    }
+}
+
+#[async_trait]
 impl PullStore for FaultyStore {
     async fn pull(
         &self,

@@ -11,6 +11,7 @@ pub mod reports;
 pub mod routing;
 pub mod scope;
 pub mod sql;
+pub mod tasks;
 mod types;
 
 pub use admins::AccountStore;
@@ -20,6 +21,7 @@ pub use registry::RegistryStore;
 pub use reports::ReportStore;
 pub use routing::RoutingStore;
 pub use scope::{ScopeGrant, ScopeView};
+pub use tasks::TaskStore;
 pub use types::*;
 
 use async_trait::async_trait;
@@ -101,6 +103,7 @@ pub trait Store:
     + PullStore
     + PhotoStore
     + TemplateStore
+    + TaskStore
     + 'static
 {
     /// Which database this is.

@@ -361,6 +361,8 @@ pub enum OpAction {
     InsertCheckIn(Box<CheckInRow>),
     /// Append to a hazard's log and refold it.
     Hazard(Box<HazardRow>),
+    /// Append to a task's log and refold it.
+    Task(Box<TaskRow>),
     /// Record the refusal in the rejection log.
     Reject(Rejection),
 }
@@ -391,6 +393,130 @@ pub struct HazardRow {
     pub cell_path: String,
     /// Identity of the entry: the hazard id for a report, the event id, or the op id for an edit.
     pub entry_id: uuid::Uuid,
+}
+
+/// A validated task op with where its task lives.
+#[derive(Clone, Debug)]
+pub struct TaskRow {
+    /// The op (the task, or a step with the actor's role).
+    pub op: patrolsync_proto::task::TaskOp,
+    /// The role of the user who made it.
+    pub role: Role,
+    /// The task's cell row id.
+    pub cell_id: i64,
+    /// The task's cell path.
+    pub cell_path: String,
+}
+
+/// A task as ingest needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRef {
+    /// The task.
+    pub id: patrolsync_proto::TaskId,
+    /// Its cell row id.
+    pub cell_id: i64,
+    /// Its cell path.
+    pub cell_path: String,
+    /// Entries in its log.
+    pub log_len: i64,
+}
+
+/// A task an admin or the intake API makes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTask {
+    /// The cell.
+    pub cell: String,
+    /// What it is.
+    pub kind: patrolsync_proto::task::TaskKind,
+    /// How urgent.
+    pub urgency: patrolsync_proto::task::Urgency,
+    /// The household it is for, if any.
+    pub household: Option<String>,
+    /// The key unit it is for, if any.
+    pub unit: Option<String>,
+    /// A checkpoint at the place, if any.
+    pub checkpoint: Option<String>,
+    /// Where (WGS-84), if known.
+    pub position: Option<(f64, f64)>,
+    /// What is wanted.
+    pub description: String,
+}
+
+/// A task as admins see it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TaskSummary {
+    /// Its id.
+    pub id: String,
+    /// Its cell.
+    pub cell: String,
+    /// `help_call`, `inspect`, `verify_fix`, `visit`.
+    pub kind: String,
+    /// `normal` or `urgent`.
+    pub urgency: String,
+    /// `open`, `offered`, `accepted`, `arrived`, `completed`, `escalated`, `cancelled`.
+    pub status: String,
+    /// The household, unit and checkpoint it is for.
+    pub household: Option<String>,
+    /// The key unit.
+    pub unit: Option<String>,
+    /// The checkpoint.
+    pub checkpoint: Option<String>,
+    /// What is wanted.
+    pub description: String,
+    /// Who has it.
+    pub assignee: Option<String>,
+    /// Who it is offered to now.
+    pub offered_to: Option<String>,
+    /// What was found.
+    pub result: Option<String>,
+    /// Steps that did not apply.
+    pub conflicts: i64,
+    /// When it was made, accepted, arrived at, completed, escalated (server time, ms).
+    pub created_at_ms: i64,
+    /// When accepted.
+    pub accepted_at_ms: Option<i64>,
+    /// When arrived at.
+    pub arrived_at_ms: Option<i64>,
+    /// When completed.
+    pub completed_at_ms: Option<i64>,
+    /// When escalated to the managers.
+    pub escalated_at_ms: Option<i64>,
+}
+
+/// One entry of a task's log.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TaskLogEntry {
+    /// Its position, from 1.
+    pub position: u64,
+    /// `task` or the step (`offer`, `accept`, …).
+    pub kind: String,
+    /// The user it names (offered or acting).
+    pub user: String,
+    /// The author's role (`admin` for the server's entries).
+    pub role: String,
+    /// The device, empty for the server's.
+    pub device: String,
+    /// Why it did not apply, for a conflict.
+    pub conflict: Option<String>,
+    /// The check-in linked on arriving.
+    pub check_in: Option<String>,
+    /// When the server received it, ms.
+    pub received_at_ms: i64,
+    /// The chain hash, hex.
+    pub hash: String,
+}
+
+/// What one dispatch run did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dispatched {
+    /// Offers made: (task, user).
+    pub offers: Vec<(String, String)>,
+    /// Tasks escalated to their managers.
+    pub escalated: Vec<String>,
+    /// Paths of the tasks' cells (for Notify).
+    pub paths: Vec<String>,
+    /// The change-log position after them (0 when none).
+    pub cursor: u64,
 }
 
 /// A cell as ingest needs it.

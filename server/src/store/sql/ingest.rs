@@ -249,7 +249,7 @@ impl SqlStore {
             .iter()
             .filter_map(|o| match &o.action {
                 OpAction::InsertCheckIn(row) => Some((*o, row.as_ref())),
-                OpAction::Hazard(_) | OpAction::Reject(_) => None,
+                OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => None,
             })
             .collect();
         let mut inserted: HashSet<CheckInId> = HashSet::new();
@@ -322,6 +322,17 @@ impl SqlStore {
                         conflict,
                     }
                 }
+                OpAction::Task(t) => {
+                    let (outcome, conflict) = self
+                        .apply_task(tx, &device, Some(batch.user_id), op.hlc, t, now_ms, changes)
+                        .await?;
+                    OpResult {
+                        device_seq: op.device_seq,
+                        outcome,
+                        rejection: None,
+                        conflict,
+                    }
+                }
                 OpAction::Reject(rej) => OpResult {
                     device_seq: op.device_seq,
                     outcome: Outcome::Rejected,
@@ -371,7 +382,7 @@ impl SqlStore {
             .iter()
             .filter_map(|o| match &o.action {
                 OpAction::Reject(r) => Some((*o, r)),
-                OpAction::InsertCheckIn(_) | OpAction::Hazard(_) => None,
+                OpAction::InsertCheckIn(_) | OpAction::Hazard(_) | OpAction::Task(_) => None,
             })
             .collect();
         counted.rejected_ops += rejected.len() as i64;

@@ -19,6 +19,7 @@ mod registry;
 mod reports;
 mod routing;
 mod scope;
+mod tasks;
 mod templates;
 
 pub(crate) use changes::PendingChange;
