@@ -86,7 +86,7 @@ pub use platform::{KeyStore, MonotonicClock};
 pub use registers::{Household, HouseholdGroup, KeyUnit, RiskLevel, UnitKind};
 pub use scope::{CellView, ScopeNotice};
 pub use state::{Connectivity, Progress, SyncPhase, SyncState};
-pub use tasks::{Arrival, NewTask, TaskView};
+pub use tasks::{Arrival, NewTask, TaskView, task_conflict_code};
 
 /// The protocol's domain types an app uses with the SDK: the record enums, ids, positions,
 /// the hazard vocabulary and its folded state, checklist templates. The wire (prost) types stay
@@ -94,7 +94,7 @@ pub use tasks::{Arrival, NewTask, TaskView};
 pub mod proto {
     pub use patrolsync_proto::{
         CheckInId, CheckInKind, CheckInMethod, CheckInOutcome, DeviceId, EventId, GeoFix, HazardId,
-        Hlc, Invalid, Role,
+        Hlc, Invalid, Role, TaskId,
     };
 
     /// Check-in records: checklist answers and the limits a record must keep.
@@ -110,6 +110,14 @@ pub mod proto {
         pub use patrolsync_proto::hazard::{
             Agency, EventKind, Field, FieldValue, Handling, HazardCategory, HazardState,
             HistoryEntry, Lww, Refusal, Report, Severity, Stamp, Status, may_fire, transition,
+        };
+    }
+
+    /// Tasks (dispatch): their vocabulary and a task's folded state.
+    pub mod task {
+        pub use patrolsync_proto::task::{
+            Task, TaskEvent, TaskEventKind, TaskHistoryEntry, TaskKind, TaskResult, TaskState,
+            TaskStatus, Urgency,
         };
     }
 

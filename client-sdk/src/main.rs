@@ -11,7 +11,8 @@ use patrolsync_proto::geo::Datum;
 use patrolsync_sdk::proto::hazard::{
     Agency, EventKind, Field, FieldValue, Handling, HazardCategory, Severity,
 };
-use patrolsync_sdk::proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, HazardId};
+use patrolsync_sdk::proto::task::TaskResult;
+use patrolsync_sdk::proto::{CheckInKind, CheckInMethod, CheckInOutcome, GeoFix, HazardId, TaskId};
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn, NewHazard, SyncEvent, Transition};
 
 /// The language of this run's output (`--lang`, else the locale's; Chinese by default).
@@ -146,6 +147,10 @@ enum Command {
     /// Hazards: report, move through the closed loop, edit, list, show (work offline).
     #[command(subcommand)]
     Hazard(HazardCmd),
+    /// Tasks the server offers you (help calls 求助, inspections, fix checks, visits): list,
+    /// show, accept, decline, arrive, complete (work offline; `sync` sends them).
+    #[command(subcommand)]
+    Task(TaskCmd),
     /// Checkpoints of your cells, as last received.
     Checkpoints {
         /// Print JSON.
@@ -196,6 +201,62 @@ enum PhotoCmd {
         /// Where to write it.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCmd {
+    /// The tasks of your cells, newest first.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task: its state and every step, conflicts included.
+    Show {
+        /// Task id.
+        id: TaskId,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take the task.
+    Accept {
+        /// Task id.
+        id: TaskId,
+    },
+    /// Decline it: the server offers it to the next patroller.
+    Decline {
+        /// Task id.
+        id: TaskId,
+        /// Why.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// You are at the place: a check-in at the task's checkpoint when it names one.
+    Arrive {
+        /// Task id.
+        id: TaskId,
+        /// Latitude of your position.
+        #[arg(long, requires = "lon", allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Longitude of your position.
+        #[arg(long, requires = "lat", allow_hyphen_values = true)]
+        lon: Option<f64>,
+    },
+    /// Done: found_fine, help_given, or hazard_reported with --hazard ID.
+    Complete {
+        /// Task id.
+        id: TaskId,
+        /// found_fine, help_given or hazard_reported.
+        #[arg(long, value_parser = one_of(TaskResult::ALL, |v: &TaskResult| v.as_str()))]
+        result: TaskResult,
+        /// The hazard you reported (with hazard_reported).
+        #[arg(long)]
+        hazard: Option<HazardId>,
+        /// What you found.
+        #[arg(long, default_value = "")]
+        note: String,
     },
 }
 
@@ -354,6 +415,149 @@ fn hazard_json(v: &patrolsync_sdk::HazardView) -> serde_json::Value {
             "event": h.event.to_string(), "kind": h.kind.as_str(), "role": h.role.as_str(),
             "device": h.stamp.device.to_string(), "at": time_text(h.stamp.hlc.wall_ms as i64),
             "from": h.from.as_str(), "to": h.to.as_str(), "conflict": h.conflict,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn task_cmd(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
+    let row = |v: &patrolsync_sdk::TaskView| {
+        let s = &v.state;
+        let (kind, cell) = s
+            .task
+            .as_ref()
+            .map(|(t, _)| (t.kind.as_str(), t.grid_cell.as_str()))
+            .unwrap_or(("", ""));
+        say!(
+            "dev-task-row",
+            id = s.id,
+            status = word("task-status", s.status.as_str()),
+            kind = word("task-kind", kind),
+            cell = cell,
+            assignee = s.assignee.clone().unwrap_or_else(|| "-".into()),
+            offered = s.offered_to.clone().unwrap_or_else(|| "-".into())
+        )
+    };
+    match cmd {
+        TaskCmd::List { json } => {
+            let all = client.tasks().await?;
+            if json {
+                print_json(&all.iter().map(task_json).collect::<Vec<_>>())?;
+            } else if all.is_empty() {
+                println!("{}", say!("dev-no-tasks"));
+            } else {
+                for v in &all {
+                    println!("{}", row(v));
+                }
+            }
+        }
+        TaskCmd::Show { id, json } => {
+            let Some(v) = client.task(id).await? else {
+                anyhow::bail!("{}", say!("dev-task-unknown", id = id));
+            };
+            if json {
+                print_json(&task_json(&v))?;
+            } else {
+                println!("{}", row(&v));
+                if let Some((t, _)) = &v.state.task {
+                    println!("  {}", t.description);
+                }
+                for h in &v.state.history {
+                    let step = format!("{} {}", word("task-step", h.kind.as_str()), h.user);
+                    match &h.conflict {
+                        None => println!("  {}  {step}", time_text(h.stamp.hlc.wall_ms as i64)),
+                        Some(why) => println!(
+                            "  {}  {step}: {}",
+                            time_text(h.stamp.hlc.wall_ms as i64),
+                            say!("dev-task-conflict", why = why)
+                        ),
+                    }
+                }
+            }
+        }
+        TaskCmd::Accept { id } => {
+            client.accept_task(id).await?;
+            println!(
+                "{}",
+                say!(
+                    "dev-task-stepped",
+                    id = id,
+                    step = word("task-step", "accept")
+                )
+            );
+        }
+        TaskCmd::Decline { id, note } => {
+            client.decline_task(id, note).await?;
+            println!(
+                "{}",
+                say!(
+                    "dev-task-stepped",
+                    id = id,
+                    step = word("task-step", "decline")
+                )
+            );
+        }
+        TaskCmd::Arrive { id, lat, lon } => {
+            let fix = lat.zip(lon).map(|(latitude, longitude)| GeoFix {
+                latitude,
+                longitude,
+                accuracy_m: 10.0,
+                fix_time_ms: 0,
+                mock: false,
+                datum: Datum::Wgs84,
+            });
+            let a = client.arrive(id, fix).await?;
+            match a.check_in {
+                Some(c) => println!(
+                    "{}",
+                    say!("dev-task-arrived-checkin", id = id, check_in = c)
+                ),
+                None => println!(
+                    "{}",
+                    say!(
+                        "dev-task-stepped",
+                        id = id,
+                        step = word("task-step", "arrive")
+                    )
+                ),
+            }
+        }
+        TaskCmd::Complete {
+            id,
+            result,
+            hazard,
+            note,
+        } => {
+            client.complete_task(id, result, hazard, note).await?;
+            println!(
+                "{}",
+                say!(
+                    "dev-task-stepped",
+                    id = id,
+                    step = word("task-step", "complete")
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+fn task_json(v: &patrolsync_sdk::TaskView) -> serde_json::Value {
+    let s = &v.state;
+    serde_json::json!({
+        "id": s.id.to_string(),
+        "status": s.status.as_str(),
+        "kind": s.task.as_ref().map(|(t, _)| t.kind.as_str()),
+        "cell": s.task.as_ref().map(|(t, _)| t.grid_cell.clone()),
+        "checkpoint": s.task.as_ref().map(|(t, _)| t.checkpoint.clone()),
+        "household": s.task.as_ref().map(|(t, _)| t.household.clone()),
+        "description": s.task.as_ref().map(|(t, _)| t.description.clone()),
+        "assignee": s.assignee,
+        "offered_to": s.offered_to,
+        "result": s.result.map(|r| r.as_str()),
+        "unsynced_changes": v.has_local_changes,
+        "history": s.history.iter().map(|h| serde_json::json!({
+            "kind": h.kind.as_str(), "user": h.user, "role": h.role.as_str(),
+            "at": time_text(h.stamp.hlc.wall_ms as i64), "conflict": h.conflict,
         })).collect::<Vec<_>>(),
     })
 }
@@ -814,6 +1018,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             engine.stop().await;
         }
         Command::Hazard(cmd) => hazard_cmd(&client, cmd).await?,
+        Command::Task(cmd) => task_cmd(&client, cmd).await?,
         Command::Photos { json } => {
             let photos = client.photos().await?;
             if json {

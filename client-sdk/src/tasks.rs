@@ -378,3 +378,22 @@ impl Client {
         self.queue_step(e).await
     }
 }
+
+/// Why a task step in a history did not apply, as a code an app words in the user's language:
+/// `task_taken` (another patroller has it), `wrong_state` or `forbidden`; `None` for a step
+/// that applied.
+pub fn task_conflict_code(
+    h: &patrolsync_proto::task::TaskHistoryEntry,
+) -> Option<crate::ErrorCode> {
+    use patrolsync_proto::task::TaskRefusal;
+    Some(match h.refusal.as_ref()? {
+        TaskRefusal::Taken { by } => crate::ErrorCode::TaskTaken { by: by.clone() },
+        TaskRefusal::WrongState { status } => crate::ErrorCode::WrongState {
+            action: h.kind.as_str().into(),
+            status: status.as_str().into(),
+        },
+        TaskRefusal::Role { .. } => crate::ErrorCode::Forbidden {
+            action: h.kind.as_str().into(),
+        },
+    })
+}

@@ -457,6 +457,8 @@ pub struct TaskHistoryEntry {
     pub to: TaskStatus,
     /// Why it did not apply, for a conflict.
     pub conflict: Option<String>,
+    /// The same, as a value.
+    pub refusal: Option<TaskRefusal>,
 }
 
 /// A task's state, the same on every replica holding the same entries.
@@ -566,10 +568,13 @@ pub fn fold(id: TaskId, ops: &[(Stamp, TaskOp)]) -> TaskState {
             continue;
         };
         let from = state.status;
-        let (to, conflict) = match step(&state, e.kind, &e.user, *role) {
+        let (to, refusal) = match step(&state, e.kind, &e.user, *role) {
             Ok(to) => (to, None),
-            Err(why) => (from, Some(format!("{} by {}: {why}", e.kind, e.user))),
+            Err(why) => (from, Some(why)),
         };
+        let conflict = refusal
+            .as_ref()
+            .map(|why| format!("{} by {}: {why}", e.kind, e.user));
         if conflict.is_none() {
             state.status = to;
             match e.kind {
@@ -607,6 +612,7 @@ pub fn fold(id: TaskId, ops: &[(Stamp, TaskOp)]) -> TaskState {
             from,
             to,
             conflict,
+            refusal,
         });
     }
     state

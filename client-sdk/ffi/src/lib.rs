@@ -326,6 +326,109 @@ impl PatrolClient {
         .await
     }
 
+    /// The tasks of the device's cells (help calls, inspections, fix checks, visits), newest
+    /// first; `TaskOffered` events say when one is offered to this user.
+    pub async fn tasks(&self) -> Result<Vec<TaskItem>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let all = client.tasks().await.map_err(failed(&lang))?;
+            Ok(all.into_iter().map(|v| TaskItem::new(v, &lang)).collect())
+        })
+        .await
+    }
+
+    /// One task, if the device holds it.
+    pub async fn task(&self, id: String) -> Result<Option<TaskItem>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let id = task_id(&id).map_err(failed(&lang))?;
+            let v = client.task(id).await.map_err(failed(&lang))?;
+            Ok(v.map(|v| TaskItem::new(v, &lang)))
+        })
+        .await
+    }
+
+    /// Takes a task (offline); returns the step's id. If another patroller took it first,
+    /// everyone keeps theirs and this step shows as a `task_taken` conflict.
+    pub async fn accept_task(&self, id: String) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let id = task_id(&id).map_err(failed(&lang))?;
+            Ok(client
+                .accept_task(id)
+                .await
+                .map_err(failed(&lang))?
+                .to_string())
+        })
+        .await
+    }
+
+    /// Declines a task (offline): the server offers it to the next patroller.
+    pub async fn decline_task(&self, id: String, note: String) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let id = task_id(&id).map_err(failed(&lang))?;
+            Ok(client
+                .decline_task(id, note)
+                .await
+                .map_err(failed(&lang))?
+                .to_string())
+        })
+        .await
+    }
+
+    /// At the task's place (offline): a check-in at its checkpoint when it names one, with
+    /// `fix`. Returns the check-in's id, if one was made.
+    pub async fn arrive(
+        &self,
+        id: String,
+        fix: Option<GeoFix>,
+    ) -> Result<Option<String>, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let id = task_id(&id).map_err(failed(&lang))?;
+            let fix = fix
+                .map(GeoFix::into_proto)
+                .transpose()
+                .map_err(failed(&lang))?;
+            let a = client.arrive(id, fix).await.map_err(failed(&lang))?;
+            Ok(a.check_in.map(|c| c.to_string()))
+        })
+        .await
+    }
+
+    /// Completes a task (offline): `result` is `found_fine`, `help_given` or `hazard_reported`
+    /// (then `hazard` names the hazard reported).
+    pub async fn complete_task(
+        &self,
+        id: String,
+        result: String,
+        hazard: Option<String>,
+        note: String,
+    ) -> Result<String, PatrolError> {
+        let (client, lang) = self.client();
+        on_runtime(async move {
+            let id = task_id(&id).map_err(failed(&lang))?;
+            let result = result
+                .parse::<sdk::proto::task::TaskResult>()
+                .map_err(|_| sdk::ErrorCode::Invalid {
+                    field: "result".into(),
+                    reason: "unknown_value".into(),
+                })
+                .map_err(failed(&lang))?;
+            let hazard = hazard
+                .map(|h| hazard_id(&h, "hazard"))
+                .transpose()
+                .map_err(failed(&lang))?;
+            Ok(client
+                .complete_task(id, result, hazard, note)
+                .await
+                .map_err(failed(&lang))?
+                .to_string())
+        })
+        .await
+    }
+
     /// Puts the user on duty (在岗) or takes them off; off duty the position is forgotten
     /// at once, on the phone and (at the next sync) on the server.
     pub async fn set_on_duty(&self, on_duty: bool) -> Result<(), PatrolError> {
@@ -759,6 +862,15 @@ fn parse<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, sdk::Error
         field: field.into(),
         reason: "unknown_value".into(),
     })
+}
+
+fn task_id(text: &str) -> Result<sdk::proto::TaskId, sdk::ErrorCode> {
+    uuid::Uuid::parse_str(text)
+        .map(sdk::proto::TaskId)
+        .map_err(|_| sdk::ErrorCode::Invalid {
+            field: "task_id".into(),
+            reason: "invalid_id".into(),
+        })
 }
 
 fn hazard_id(text: &str, field: &str) -> Result<HazardId, sdk::ErrorCode> {

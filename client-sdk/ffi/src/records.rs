@@ -343,6 +343,116 @@ pub struct EscalationItem {
     pub escalated_at_ms: i64,
 }
 
+/// One step of a task, in fold order.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct TaskStep {
+    /// `offer`, `accept`, `decline`, `arrive`, `complete`, `escalate`, `cancel`.
+    pub kind: String,
+    /// The user it names (offered or acting); empty for an escalation.
+    pub user: String,
+    /// The author's role (`admin` for the server's steps).
+    pub role: String,
+    /// When (the author's hybrid clock), Unix ms.
+    pub at_ms: i64,
+    /// Why it did not apply (`task_taken`, `wrong_state`, …), if it did not.
+    pub conflict: Option<ErrorInfo>,
+}
+
+/// A task as the device sees it, folded from every step.
+#[derive(Clone, Debug, uniffi::Record)]
+pub struct TaskItem {
+    /// Its id.
+    pub id: String,
+    /// `help_call`, `inspect`, `verify_fix`, `visit`.
+    pub kind: String,
+    /// `normal` or `urgent`.
+    pub urgency: String,
+    /// `open`, `offered`, `accepted`, `arrived`, `completed`, `escalated`, `cancelled`.
+    pub status: String,
+    /// The cell.
+    pub grid_cell: String,
+    /// The household, key unit and checkpoint it is for (empty when none).
+    pub household: String,
+    /// The key unit.
+    pub unit: String,
+    /// The checkpoint (arriving is a check-in there).
+    pub checkpoint: String,
+    /// Where, if known.
+    pub position: Option<GeoFix>,
+    /// What is wanted.
+    pub description: String,
+    /// Who has it.
+    pub assignee: Option<String>,
+    /// Whom it is offered to now.
+    pub offered_to: Option<String>,
+    /// What was found: `found_fine`, `help_given`, `hazard_reported`.
+    pub result: Option<String>,
+    /// The hazard reported on completing.
+    pub hazard: Option<String>,
+    /// The check-in made on arriving.
+    pub check_in: Option<String>,
+    /// Steps of this device not yet acknowledged are in it already.
+    pub has_local_changes: bool,
+    /// Every step, conflicts included.
+    pub history: Vec<TaskStep>,
+}
+
+impl TaskItem {
+    pub(crate) fn new(v: sdk::TaskView, language: &str) -> TaskItem {
+        let s = v.state;
+        let task = s.task.map(|(t, _)| t);
+        TaskItem {
+            id: s.id.to_string(),
+            kind: task
+                .as_ref()
+                .map(|t| t.kind.as_str())
+                .unwrap_or_default()
+                .into(),
+            urgency: task
+                .as_ref()
+                .map(|t| t.urgency.as_str())
+                .unwrap_or_default()
+                .into(),
+            status: s.status.as_str().into(),
+            grid_cell: task
+                .as_ref()
+                .map(|t| t.grid_cell.clone())
+                .unwrap_or_default(),
+            household: task
+                .as_ref()
+                .map(|t| t.household.clone())
+                .unwrap_or_default(),
+            unit: task.as_ref().map(|t| t.unit.clone()).unwrap_or_default(),
+            checkpoint: task
+                .as_ref()
+                .map(|t| t.checkpoint.clone())
+                .unwrap_or_default(),
+            position: task
+                .as_ref()
+                .and_then(|t| t.position.clone())
+                .map(GeoFix::from_proto),
+            description: task.map(|t| t.description).unwrap_or_default(),
+            assignee: s.assignee,
+            offered_to: s.offered_to,
+            result: s.result.map(|r| r.as_str().into()),
+            hazard: s.hazard.map(|h| h.to_string()),
+            check_in: s.check_in.map(|c| c.to_string()),
+            has_local_changes: v.has_local_changes,
+            history: s
+                .history
+                .iter()
+                .map(|h| TaskStep {
+                    kind: h.kind.as_str().into(),
+                    user: h.user.clone(),
+                    role: h.role.as_str().into(),
+                    at_ms: h.stamp.hlc.wall_ms as i64,
+                    conflict: sdk::task_conflict_code(h).map(|c| ErrorInfo::new(c, language)),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A reminder (督促) of a hazard's deadline, to the party a routing rule sent it to.
 #[derive(Clone, Debug, uniffi::Record)]
 pub struct ReminderItem {
@@ -919,6 +1029,8 @@ pub enum DataKind {
     Templates,
     /// Cells and checkpoints in scope.
     Grid,
+    /// Tasks in view.
+    Tasks,
     /// Any of them (reload everything).
     All,
 }
@@ -1002,6 +1114,11 @@ pub enum SyncEvent {
         /// Which.
         conflict: Conflict,
     },
+    /// The server offered this user a task (a help call, say): show it to accept or decline.
+    TaskOffered {
+        /// The task's id.
+        task: String,
+    },
     /// Something entered or left the scope.
     ScopeChanged {
         /// What.
@@ -1046,6 +1163,7 @@ impl SyncEvent {
             },
             sdk::SyncEvent::Notified { cursor } => SyncEvent::Notified { cursor },
             sdk::SyncEvent::HazardChanged { id } => SyncEvent::HazardChanged { id },
+            sdk::SyncEvent::TaskOffered { task } => SyncEvent::TaskOffered { task },
             sdk::SyncEvent::Conflict(c) => SyncEvent::Conflict {
                 conflict: Conflict::new(c, language),
             },
@@ -1066,6 +1184,7 @@ impl SyncEvent {
                     sdk::DataKind::Photos => DataKind::Photos,
                     sdk::DataKind::Templates => DataKind::Templates,
                     sdk::DataKind::Grid => DataKind::Grid,
+                    sdk::DataKind::Tasks => DataKind::Tasks,
                     // A kind this version does not know: every list reloads.
                     _ => DataKind::All,
                 },
