@@ -50,6 +50,8 @@ impl Client {
         .execute(&self.inner.db)
         .await
         .map_err(|e| RecordError::Storage(e.to_string()))?;
+        // The server learns it at the next sync: a running engine syncs now.
+        self.inner.trigger.notify_one();
         Ok(())
     }
 

@@ -402,9 +402,14 @@ impl Client {
 
     async fn fold_local(&self, id: HazardId) -> Result<Option<HazardState>, ReadError> {
         let rows = sqlx::query(
-            "SELECT hlc_wall_ms, hlc_logical, device_id, kind, role, payload FROM hazard_ops WHERE hazard_id = ?",
+            "SELECT hlc_wall_ms, hlc_logical, device_id, kind, role, payload FROM hazard_ops \
+             WHERE hazard_id = ? AND kind IN (?, ?, ?)",
         )
         .bind(id.to_bytes())
+        // A task's entries share the table; an id a task and a hazard share is two things.
+        .bind(HazardOp::REPORT)
+        .bind(HazardOp::EVENT)
+        .bind(HazardOp::EDIT)
         .fetch_all(&self.inner.db)
         .await
         .map_err(read_failed)?;
@@ -763,11 +768,21 @@ impl Client {
         {
             self.data_changed([DataKind::Hazards, DataKind::Tasks]);
         }
+        // Told only of offers the folded task still holds for this user.
         for task in offers {
-            let _ = self
-                .inner
-                .events
-                .send(crate::SyncEvent::TaskOffered { task });
+            let Some(id) = task.parse::<patrolsync_proto::TaskId>().ok() else {
+                continue;
+            };
+            let held = self.task(id).await.ok().flatten().is_some_and(|v| {
+                v.state.status == patrolsync_proto::task::TaskStatus::Offered
+                    && v.state.offered_to.as_deref() == Some(me.as_str())
+            });
+            if held {
+                let _ = self
+                    .inner
+                    .events
+                    .send(crate::SyncEvent::TaskOffered { task });
+            }
         }
         Ok(notices)
     }

@@ -83,10 +83,10 @@ impl Client {
         let mut kinds = Vec::new();
         for (body, record_id) in ops {
             let kind = body.kind_name();
-            kinds.push(if kind == OpBody::CHECK_IN {
-                DataKind::CheckIns
-            } else {
-                DataKind::Hazards
+            kinds.push(match &body {
+                OpBody::CheckIn(_) => DataKind::CheckIns,
+                OpBody::Task(_) | OpBody::TaskEvent(_) => DataKind::Tasks,
+                _ => DataKind::Hazards,
             });
             // The first statement writes, so concurrent recorders serialise here instead of failing
             // to upgrade a read lock.

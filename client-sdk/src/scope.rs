@@ -229,6 +229,26 @@ async fn drop_cell(
         }
     }
     dropped += drop_hazards(tx, &hazards).await?;
+    // Tasks of the cells that left, with every step (a household's address, a caller's
+    // position): the same table, under the task's id.
+    for r in sqlx::query("SELECT hazard_id, payload FROM hazard_ops WHERE kind = 'task'")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(local)?
+    {
+        let task = wire::Task::decode(r.get::<Vec<u8>, _>(1).as_slice()).map_err(local)?;
+        if gone.contains(&task.grid_cell) {
+            dropped += sqlx::query(
+                "DELETE FROM hazard_ops WHERE hazard_id = ? AND kind IN ('task', 'task_event')",
+            )
+            .bind(r.get::<Vec<u8>, _>(0))
+            .execute(&mut **tx)
+            .await
+            .map_err(local)?
+            .rows_affected()
+            .min(1);
+        }
+    }
     for c in &gone {
         // Escalations to a cell that left (of hazards that stay, in a kept cell below it).
         sqlx::query("DELETE FROM escalations WHERE to_cell = ?")

@@ -286,6 +286,24 @@ impl Client {
                     format!("task {id} is not in this device's view; sync first"),
                 ))
             })?;
+        // Only the one who has it arrives (nothing is recorded otherwise).
+        let me = self.user_name().await?;
+        if view.state.assignee.as_deref() != Some(me.as_str())
+            || view.state.status != patrolsync_proto::task::TaskStatus::Accepted
+        {
+            return Err(RecordError::Invalid(patrolsync_proto::Invalid::new(
+                "task_id",
+                "wrong_state",
+                format!(
+                    "task {id} is {} and {}; accept it before arriving",
+                    view.state.status,
+                    view.state
+                        .assignee
+                        .as_deref()
+                        .map_or("nobody has it".to_owned(), |a| format!("{a} has it"))
+                ),
+            )));
+        }
         let task = view.state.task.map(|(t, _)| t);
         let checkpoint = task
             .as_ref()
@@ -394,6 +412,10 @@ pub fn task_conflict_code(
         },
         TaskRefusal::Role { .. } => crate::ErrorCode::Forbidden {
             action: h.kind.as_str().into(),
+        },
+        TaskRefusal::BeforeTask => crate::ErrorCode::Invalid {
+            field: "hlc".into(),
+            reason: "before_task".into(),
         },
     })
 }

@@ -407,6 +407,9 @@ pub enum TaskRefusal {
         /// The role.
         role: Role,
     },
+    /// The step is stamped before the task was made (a device clock far behind, or a forged
+    /// stamp): it never applies.
+    BeforeTask,
 }
 
 impl std::fmt::Display for TaskRefusal {
@@ -417,6 +420,7 @@ impl std::fmt::Display for TaskRefusal {
             }
             TaskRefusal::Taken { by } => write!(f, "already accepted by {by}"),
             TaskRefusal::Role { role } => write!(f, "a {role} may not do this"),
+            TaskRefusal::BeforeTask => f.write_str("stamped before the task was made"),
         }
     }
 }
@@ -495,12 +499,14 @@ impl TaskState {
     }
 }
 
-/// Where `kind` by `user` (of `role`) leads from `state`, or why it does not apply.
+/// Where `kind` by `user` (of `role`) leads from `state`, or why it does not apply. `holder` is
+/// the acceptor the task belongs to when acceptances compete (see [`fold`]).
 fn step(
     state: &TaskState,
     kind: TaskEventKind,
     user: &str,
     role: Role,
+    holder: Option<&str>,
 ) -> Result<TaskStatus, TaskRefusal> {
     use TaskEventKind as K;
     use TaskStatus as S;
@@ -509,6 +515,12 @@ fn step(
     let wrong = Err(TaskRefusal::WrongState { status });
     let mine = state.assignee.as_deref() == Some(user);
     match kind {
+        // Another acceptor holds it: whoever went there, else whoever accepted first.
+        K::Accept if status.unassigned() && holder.is_some_and(|h| h != user) => {
+            Err(TaskRefusal::Taken {
+                by: holder.unwrap_or_default().to_owned(),
+            })
+        }
         K::Offer | K::Escalate if !server => Err(TaskRefusal::Role { role }),
         K::Offer if matches!(status, S::Open | S::Offered) => Ok(S::Offered),
         K::Escalate if matches!(status, S::Open | S::Offered) => Ok(S::Escalated),
@@ -538,7 +550,10 @@ fn step(
 }
 
 /// Folds a task's entries, in any order and with repeats, into its state: sorted by stamp
-/// (HLC, then device), then the task before its steps and steps by id; repeats dropped.
+/// (HLC, then device), then the task before its steps and steps by id; repeats dropped. A step
+/// stamped before the task itself never applies. When several users accept, the task belongs to
+/// the first (by stamp) who also arrived or completed it, else to the first who accepted: a late
+/// acceptance with an early stamp never takes a task from the one who went.
 pub fn fold(id: TaskId, ops: &[(Stamp, TaskOp)]) -> TaskState {
     let key = |op: &TaskOp| match op {
         TaskOp::Create(t) => (0u8, t.id.0),
@@ -563,12 +578,38 @@ pub fn fold(id: TaskId, ops: &[(Stamp, TaskOp)]) -> TaskState {
         hazard: None,
         history: Vec::new(),
     };
-    for (stamp, op) in ordered {
+    let made = state.task.as_ref().map(|(_, s)| *s);
+    let events = || {
+        ordered.iter().filter_map(|(s, op)| match op {
+            TaskOp::Event(e, _) if made.is_some_and(|m| *s > m) => Some(e),
+            _ => None,
+        })
+    };
+    let went = |user: &str| {
+        events().any(|e| {
+            e.user == user && matches!(e.kind, TaskEventKind::Arrive | TaskEventKind::Complete)
+        })
+    };
+    let acceptors: Vec<&str> = events()
+        .filter(|e| e.kind == TaskEventKind::Accept)
+        .map(|e| e.user.as_str())
+        .collect();
+    let holder = acceptors
+        .iter()
+        .find(|u| went(u))
+        .or(acceptors.first())
+        .copied();
+    for (stamp, op) in &ordered {
         let TaskOp::Event(e, role) = op else {
             continue;
         };
         let from = state.status;
-        let (to, refusal) = match step(&state, e.kind, &e.user, *role) {
+        let outcome = if made.is_none_or(|m| *stamp <= m) {
+            Err(TaskRefusal::BeforeTask)
+        } else {
+            step(&state, e.kind, &e.user, *role, holder)
+        };
+        let (to, refusal) = match outcome {
             Ok(to) => (to, None),
             Err(why) => (from, Some(why)),
         };
@@ -701,6 +742,54 @@ mod tests {
         assert_eq!(
             lost[0].conflict.as_deref(),
             Some("accept by wang: already accepted by li")
+        );
+    }
+
+    #[test]
+    fn an_early_stamp_never_takes_a_task_from_the_one_who_went() {
+        use TaskEventKind as K;
+        let id = TaskId(uuid::Uuid::from_u128(1));
+        // wang accepted, arrived and completed; li's acceptance, stamped earlier (offline for
+        // an hour, or a forged clock), arrives afterwards; zhao's is stamped before the task.
+        let ops = vec![
+            (stamp(10, 0), TaskOp::Create(task())),
+            (
+                stamp(20, 9),
+                TaskOp::Event(event(1, K::Accept, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(21, 9),
+                TaskOp::Event(event(2, K::Arrive, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(22, 9),
+                TaskOp::Event(event(3, K::Complete, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(15, 7),
+                TaskOp::Event(event(4, K::Accept, "li"), Role::Patroller),
+            ),
+            (
+                stamp(1, 8),
+                TaskOp::Event(event(5, K::Accept, "zhao"), Role::Patroller),
+            ),
+        ];
+        let s = fold(id, &ops);
+        assert_eq!(
+            (s.status, s.assignee.as_deref(), s.result),
+            (
+                TaskStatus::Completed,
+                Some("wang"),
+                Some(TaskResult::HelpGiven)
+            )
+        );
+        let why: Vec<_> = s.conflicts().filter_map(|c| c.refusal.clone()).collect();
+        assert_eq!(
+            why,
+            [
+                TaskRefusal::BeforeTask,
+                TaskRefusal::Taken { by: "wang".into() }
+            ]
         );
     }
 

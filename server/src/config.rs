@@ -141,6 +141,10 @@ pub struct Dispatch {
     /// How often the server moves tasks nobody has yet.
     #[serde(with = "duration_text")]
     pub check_every: Duration,
+    /// A device is on duty only as long as it keeps syncing: one whose last sync on duty is
+    /// older than this is offered nothing, and the position it sent is deleted.
+    #[serde(with = "duration_text")]
+    pub duty_ttl: Duration,
 }
 
 impl Default for Dispatch {
@@ -148,6 +152,7 @@ impl Default for Dispatch {
         Dispatch {
             offer_timeout: Duration::from_secs(120),
             check_every: Duration::from_secs(1),
+            duty_ttl: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -563,6 +568,7 @@ impl Config {
         }
         if self.dispatch.offer_timeout < Duration::from_secs(1)
             || self.dispatch.check_every < Duration::from_millis(100)
+            || self.dispatch.duty_ttl < Duration::from_secs(60)
         {
             return Err(ConfigError::Invalid(text!("cfg-dispatch")));
         }

@@ -24,6 +24,9 @@ pub const MAX_HAZARD_LOG: i64 = 500;
 /// fills at most part of its role's share.
 pub const MAX_HAZARD_ENTRIES_PER_DEVICE: i64 = 200;
 
+/// Most entries one device adds to one task's log (a task takes a handful of steps).
+pub const MAX_TASK_ENTRIES_PER_DEVICE: i64 = 20;
+
 /// Most ops one group commit carries.
 const MAX_OPS_PER_COMMIT: usize = 5000;
 
@@ -67,6 +70,10 @@ pub async fn prepare(
                 body: OpBody::CheckIn(c),
                 ..
             }) => Some(c.checkpoint.clone()),
+            Ok(Op {
+                body: OpBody::Task(t),
+                ..
+            }) if !t.checkpoint.is_empty() => Some(t.checkpoint.clone()),
             _ => None,
         })
         .collect();
@@ -86,6 +93,10 @@ pub async fn prepare(
                 body: OpBody::CheckIn(c),
                 ..
             }) if !c.household.is_empty() => Some(c.household.clone()),
+            Ok(Op {
+                body: OpBody::Task(t),
+                ..
+            }) if !t.household.is_empty() => Some(t.household.clone()),
             _ => None,
         })
         .collect();
@@ -167,7 +178,7 @@ pub async fn prepare(
     task_ids.sort();
     task_ids.dedup();
     let mut tasks: HashMap<TaskId, TaskRef> = store
-        .task_refs(&task_ids)
+        .task_refs(&task_ids, session.id)
         .await?
         .into_iter()
         .map(|t| (t.id, t))
@@ -487,12 +498,50 @@ pub async fn prepare(
                     format!("a {} may not make tasks; a manager does", session.role),
                     payload,
                 ),
+                // The checkpoint (arriving is a check-in there) and the household it names lie
+                // in its cell, as a task an admin makes must.
+                Some(cell)
+                    if !t.checkpoint.is_empty()
+                        && !checkpoints.get(&t.checkpoint).is_some_and(|cp| {
+                            !cp.retired && patrolsync_proto::grid::covers(&cell.path, &cp.cell_path)
+                        }) =>
+                {
+                    reject(
+                        RejectCode::NotFound,
+                        "unknown_checkpoint",
+                        ("checkpoint", &t.checkpoint, None),
+                        format!(
+                            "checkpoint {} is not in grid cell {} (or does not exist)",
+                            t.checkpoint, t.grid_cell
+                        ),
+                        payload,
+                    )
+                }
+                Some(cell)
+                    if !t.household.is_empty()
+                        && !households.get(&t.household).is_some_and(|h| {
+                            h.removed_at_ms.is_none()
+                                && patrolsync_proto::grid::covers(&cell.path, &h.cell_path)
+                        }) =>
+                {
+                    reject(
+                        RejectCode::NotFound,
+                        "unknown_household",
+                        ("household", &t.household, None),
+                        format!(
+                            "household {} is not on the register of its cell",
+                            t.household
+                        ),
+                        payload,
+                    )
+                }
                 Some(cell) => {
                     tasks.entry(t.id).or_insert_with(|| TaskRef {
                         id: t.id,
                         cell_id: cell.id,
                         cell_path: cell.path.clone(),
                         log_len: 0,
+                        device_entries: 0,
                     });
                     OpAction::Task(Box::new(TaskRow {
                         cell_id: cell.id,
@@ -546,6 +595,22 @@ pub async fn prepare(
                     ),
                     payload,
                 ),
+                // One device fills at most part of a task's log, so nobody can fill it to keep
+                // the assignee from arriving or completing.
+                Some(t) if t.device_entries >= MAX_TASK_ENTRIES_PER_DEVICE => reject(
+                    RejectCode::Invalid,
+                    "log_full",
+                    (
+                        "task_id",
+                        &e.task.to_string(),
+                        Some(MAX_TASK_ENTRIES_PER_DEVICE as u64),
+                    ),
+                    format!(
+                        "task {} already has {} entries from this device, the most one device adds",
+                        e.task, t.device_entries
+                    ),
+                    payload,
+                ),
                 Some(t) if t.log_len >= MAX_HAZARD_LOG => reject(
                     RejectCode::Invalid,
                     "log_full",
@@ -558,6 +623,7 @@ pub async fn prepare(
                 ),
                 Some(t) => {
                     t.log_len += 1;
+                    t.device_entries += 1;
                     OpAction::Task(Box::new(TaskRow {
                         cell_id: t.cell_id,
                         cell_path: t.cell_path.clone(),

@@ -426,13 +426,18 @@ async fn escalate_overdue(shared: Arc<transport::Shared>) {
 /// through the cluster, on the others.
 async fn dispatch_tasks(shared: Arc<transport::Shared>) {
     let every = shared.config.dispatch.check_every;
-    let timeout_ms =
-        i64::try_from(shared.config.dispatch.offer_timeout.as_millis()).unwrap_or(i64::MAX);
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let timeout_ms = ms(shared.config.dispatch.offer_timeout);
+    let duty_ttl_ms = ms(shared.config.dispatch.duty_ttl);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match shared.store.dispatch(now_ms(), timeout_ms).await {
+        match shared
+            .store
+            .dispatch(now_ms(), timeout_ms, duty_ttl_ms)
+            .await
+        {
             Ok(done) if !done.paths.is_empty() => {
                 for (task, user) in &done.offers {
                     tracing::info!(task = %task, user = %user, "task offered");

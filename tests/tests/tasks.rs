@@ -234,8 +234,20 @@ async fn two_offline_acceptances_end_with_one_assignee_everywhere_and_a_visible_
         let (task, _) = store
             .create_task(&help_call(), patrolsync_server::now_ms())
             .await?;
+        // Another made in the same moment: each task's entries are its own on every phone.
+        let now = patrolsync_server::now_ms();
+        let (other, _) = store.create_task(&help_call(), now).await?;
+        let (third, _) = store.create_task(&help_call(), now).await?;
         li.sync().await?;
         wang.sync().await?;
+        let mut held: Vec<TaskId> = li.tasks().await?.iter().map(|v| v.state.id).collect();
+        held.sort();
+        let mut made = vec![task, other, third];
+        made.sort();
+        assert_eq!(
+            held, made,
+            "{backend}: three tasks made at once, three on the phone"
+        );
         // Both offline: wang first, then li; li's reaches the server first.
         wang.accept_task(task).await?;
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -131,7 +131,7 @@ cfg-above-zero = { $keys }: must be above 0
 cfg-between = { $key } = { $value } must be between { $min } and { $max }
 cfg-database-url = database_url must start with sqlite: or postgres:, got "{ $value }"
 cfg-escalation = escalation.interval must be at least 1s and escalation.check_every at least 100ms
-cfg-dispatch = dispatch.offer_timeout must be at least 1s and dispatch.check_every at least 100ms
+cfg-dispatch = dispatch.offer_timeout must be at least 1s, dispatch.check_every at least 100ms and dispatch.duty_ttl at least 1m
 cfg-s3-bucket = photos.backend = "s3" needs photos.bucket
 cfg-visit-group = reports.visit_cadence: "{ $value }" is not a must-visit group (hardship, elderly_alone, disabled, migrant, unemployed, assisted)
 

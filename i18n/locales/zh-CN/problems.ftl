@@ -134,7 +134,7 @@ cfg-above-zero = { $keys }：必须大于 0
 cfg-between = { $key } = { $value } 应在 { $min } 到 { $max } 之间
 cfg-database-url = database_url 应以 sqlite: 或 postgres: 开头，实际为「{ $value }」
 cfg-escalation = escalation.interval 至少为 1s，escalation.check_every 至少为 100ms
-cfg-dispatch = dispatch.offer_timeout 至少为 1s，dispatch.check_every 至少为 100ms
+cfg-dispatch = dispatch.offer_timeout 至少为 1s，dispatch.check_every 至少为 100ms，dispatch.duty_ttl 至少为 1m
 cfg-s3-bucket = photos.backend = "s3" 时需要设置 photos.bucket
 cfg-visit-group = reports.visit_cadence：「{ $value }」不是六必访人群（hardship、elderly_alone、disabled、migrant、unemployed、assisted）
 

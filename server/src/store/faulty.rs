@@ -314,9 +314,10 @@ impl TaskStore for FaultyStore {
     async fn task_refs(
         &self,
         ids: &[patrolsync_proto::TaskId],
+        device: DeviceId,
     ) -> Result<Vec<TaskRef>, StoreError> {
         self.gate("task_refs")?;
-        self.inner.task_refs(ids).await
+        self.inner.task_refs(ids, device).await
     }
 
     async fn tasks(
@@ -337,9 +338,16 @@ impl TaskStore for FaultyStore {
         self.inner.task(id).await
     }
 
-    async fn dispatch(&self, now_ms: i64, offer_timeout_ms: i64) -> Result<Dispatched, StoreError> {
+    async fn dispatch(
+        &self,
+        now_ms: i64,
+        offer_timeout_ms: i64,
+        duty_ttl_ms: i64,
+    ) -> Result<Dispatched, StoreError> {
         self.gate("dispatch")?;
-        self.inner.dispatch(now_ms, offer_timeout_ms).await
+        self.inner
+            .dispatch(now_ms, offer_timeout_ms, duty_ttl_ms)
+            .await
     }
 }
 

@@ -14,8 +14,12 @@ pub trait TaskStore: Send + Sync {
     /// retired; the household, unit and checkpoint it names must exist in that cell.
     async fn create_task(&self, task: &NewTask, now_ms: i64) -> Result<(TaskId, u64), StoreError>;
 
-    /// Looks up tasks by id; unknown ids are absent.
-    async fn task_refs(&self, ids: &[TaskId]) -> Result<Vec<TaskRef>, StoreError>;
+    /// Looks up tasks by id, with how many entries `device` made; unknown ids are absent.
+    async fn task_refs(
+        &self,
+        ids: &[TaskId],
+        device: patrolsync_proto::DeviceId,
+    ) -> Result<Vec<TaskRef>, StoreError>;
 
     /// Tasks, newest first: only open ones with `open`, only those in `cell`'s subtree.
     async fn tasks(
@@ -34,6 +38,13 @@ pub trait TaskStore: Send + Sync {
     /// Moves every task nobody has yet: offers an open one (or one whose offer went unanswered
     /// for `offer_timeout_ms`) to the nearest on-duty patroller of its cell not yet offered it,
     /// and escalates it to the cell's managers when none is left. Each step is a server entry
-    /// in the task's log.
-    async fn dispatch(&self, now_ms: i64, offer_timeout_ms: i64) -> Result<Dispatched, StoreError>;
+    /// in the task's log, made once however many nodes dispatch at the same moment. A device
+    /// whose last Hello on duty is older than `duty_ttl_ms` is on duty no more: it is offered
+    /// nothing, and its position is deleted.
+    async fn dispatch(
+        &self,
+        now_ms: i64,
+        offer_timeout_ms: i64,
+        duty_ttl_ms: i64,
+    ) -> Result<Dispatched, StoreError>;
 }

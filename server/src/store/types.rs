@@ -419,6 +419,8 @@ pub struct TaskRef {
     pub cell_path: String,
     /// Entries in its log.
     pub log_len: i64,
+    /// Of those, made by the asking device.
+    pub device_entries: i64,
 }
 
 /// A task an admin or the intake API makes.

@@ -373,6 +373,11 @@ impl DeviceStore for SqlStore {
             .bind(&full)
             .execute(&mut *tx)
             .await?;
+        // A revoked phone is on duty nowhere, and where it was is not kept.
+        sqlx::query("DELETE FROM device_duty WHERE device_id = $1")
+            .bind(&full)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "SELECT d.id, d.name, u.name, u.role, d.enrolled_at, d.last_seen_at, d.revoked_at, d.acked_through \
              FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",

@@ -9,6 +9,9 @@ use patrolsync_proto::task::{
     Task, TaskEvent, TaskEventKind, TaskOp, TaskState, TaskStatus, fold as fold_task,
 };
 
+/// The most tasks one dispatch run moves (the rest wait for the next run).
+const MAX_DISPATCH_PER_RUN: i64 = 200;
+
 /// Columns of a task row, as [`summary`] reads them.
 const TASK_COLUMNS: &str = "t.id, c.code, t.kind, t.urgency, t.status, t.household, t.unit, t.checkpoint, \
      t.description, t.assignee, t.offered_to, t.result, t.conflicts, t.created_at_ms, t.accepted_at_ms, \
@@ -191,13 +194,9 @@ impl SqlStore {
             .unwrap_or([0; 32]);
         let stamp = Stamp {
             hlc,
-            device: if device.is_empty() {
-                DeviceId(uuid::Uuid::nil())
-            } else {
-                device
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("device id {device:?}")))?
-            },
+            device: device
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("device id {device:?}")))?,
         };
         let payload = row.op.encode();
         let hash = chain_hash(&prev, position, kind, stamp, row.role, &payload);
@@ -227,7 +226,14 @@ impl SqlStore {
                 .iter()
                 .any(|h| h.kind == k && h.conflict.is_none())
         };
-        let offered_now = matches!(&row.op, TaskOp::Event(e, _) if e.kind == TaskEventKind::Offer);
+        // An offer that applied starts its wait (one that lost a race to an acceptance does not).
+        let offered_now = match &row.op {
+            TaskOp::Event(e, _) if e.kind == TaskEventKind::Offer => state
+                .history
+                .iter()
+                .any(|h| h.event == e.id && h.conflict.is_none()),
+            _ => false,
+        };
         sqlx::query(
             "UPDATE tasks SET status = $1, assignee = $2, offered_to = $3, result = $4, hazard_id = $5, \
              check_in_id = $6, conflicts = $7, updated_at_ms = $8, chain_head = $9, \
@@ -283,8 +289,11 @@ impl SqlStore {
         })
     }
 
-    /// Appends a server entry (the task an admin made, an offer, an escalation): no device,
-    /// the admin role, the server's clock as its stamp.
+    /// Appends a server entry (the task an admin made, an offer, an escalation) with the admin
+    /// role. Its stamp is the task's own: the task's id stands for the device (so no two
+    /// tasks' server entries share a stamp on a device, whatever the clock), and its HLC ticks
+    /// past every entry of the task's log so far (so the server's steps keep the order it made
+    /// them in, on every node and whatever a device's clock said). Returns the outcome.
     async fn server_task_entry(
         &self,
         tx: &mut Transaction<'_, Any>,
@@ -293,67 +302,90 @@ impl SqlStore {
         cell_path: &str,
         now_ms: i64,
         changes: &mut Vec<PendingChange>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(Outcome, Option<String>), StoreError> {
+        let task = op.task();
+        let last = sqlx::query(
+            "SELECT hlc_wall_ms, hlc_logical FROM task_log WHERE task_id = $1 \
+             ORDER BY hlc_wall_ms DESC, hlc_logical DESC LIMIT 1",
+        )
+        .bind(task.to_bytes())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let last = match last {
+            Some(r) => Hlc {
+                wall_ms: r.try_get::<i64, _>(0)?.max(0) as u64,
+                logical: r.try_get::<i64, _>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
+            },
+            None => Hlc::default(),
+        };
+        let hlc = last.tick(now_ms.max(0) as u64);
         let row = TaskRow {
             op,
             role: Role::Admin,
             cell_id,
             cell_path: cell_path.to_owned(),
         };
-        let hlc = Hlc {
-            wall_ms: now_ms.max(0) as u64,
-            logical: 0,
-        };
-        self.apply_task(tx, "", None, hlc, &row, now_ms, changes)
-            .await?;
-        Ok(())
+        self.apply_task(tx, &task.to_string(), None, hlc, &row, now_ms, changes)
+            .await
     }
 
-    /// The on-duty patrollers assigned a cell covering `path`, each with the position of its
-    /// device nearest to `at` (none when no device of theirs sent one), nearest first, then by
-    /// name.
-    async fn on_duty_near(
+    /// The devices on duty (synced on duty since `since_ms`) of patrollers assigned a cell
+    /// covering `path`: each user's name with the position its device sent, if any.
+    async fn on_duty_in(
         &self,
         tx: &mut Transaction<'_, Any>,
         path: &str,
-        at: Option<(f64, f64)>,
-    ) -> Result<Vec<(String, Option<f64>)>, StoreError> {
+        since_ms: i64,
+    ) -> Result<Vec<(String, Option<(f64, f64)>)>, StoreError> {
         let rows = sqlx::query(
             "SELECT u.name, d.latitude, d.longitude FROM device_duty d \
              JOIN devices dv ON dv.id = d.device_id JOIN users u ON u.id = dv.user_id \
-             WHERE dv.revoked_at IS NULL AND u.role = $1 AND EXISTS (SELECT 1 FROM assignments a \
-             JOIN grid_cells c ON c.id = a.cell_id WHERE a.user_id = u.id AND c.retired_at IS NULL \
+             WHERE dv.revoked_at IS NULL AND u.role = $1 AND d.updated_at >= $3 \
+             AND EXISTS (SELECT 1 FROM assignments a JOIN grid_cells c ON c.id = a.cell_id \
+             WHERE a.user_id = u.id AND c.retired_at IS NULL \
              AND substr($2, 1, length(c.path)) = c.path)",
         )
         .bind(Role::Patroller.as_str())
         .bind(path)
+        .bind(since_ms)
         .fetch_all(&mut **tx)
         .await?;
-        let mut best: HashMap<String, Option<f64>> = HashMap::new();
-        for r in &rows {
-            let name: String = r.try_get(0)?;
-            let fix: Option<(f64, f64)> = r
-                .try_get::<Option<f64>, _>(1)?
-                .zip(r.try_get::<Option<f64>, _>(2)?);
-            let distance = at
-                .zip(fix)
-                .map(|(a, b)| patrolsync_proto::geo::distance_m(a, b));
-            let entry = best.entry(name).or_insert(None);
-            if let Some(d) = distance
-                && entry.is_none_or(|e| d < e)
-            {
-                *entry = Some(d);
-            }
-        }
-        let mut out: Vec<(String, Option<f64>)> = best.into_iter().collect();
-        out.sort_by(|a, b| match (a.1, b.1) {
-            (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.0.cmp(&b.0)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => a.0.cmp(&b.0),
-        });
-        Ok(out)
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>(0)?,
+                    r.try_get::<Option<f64>, _>(1)?
+                        .zip(r.try_get::<Option<f64>, _>(2)?),
+                ))
+            })
+            .collect()
     }
+}
+
+/// The users of `on_duty` (name, position of one of their devices) nearest `at` first, each
+/// once at the distance of their nearest device; those with no position (or a task with none)
+/// after, by name.
+fn nearest_first(on_duty: &[(String, Option<(f64, f64)>)], at: Option<(f64, f64)>) -> Vec<String> {
+    let mut best: HashMap<&str, Option<f64>> = HashMap::new();
+    for (name, fix) in on_duty {
+        let distance = at
+            .zip(*fix)
+            .map(|(a, b)| patrolsync_proto::geo::distance_m(a, b));
+        let entry = best.entry(name.as_str()).or_insert(None);
+        if let Some(d) = distance
+            && entry.is_none_or(|e| d < e)
+        {
+            *entry = Some(d);
+        }
+    }
+    let mut out: Vec<(&str, Option<f64>)> = best.into_iter().collect();
+    out.sort_by(|a, b| match (a.1, b.1) {
+        (Some(x), Some(y)) => x.total_cmp(&y).then_with(|| a.0.cmp(b.0)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.0.cmp(b.0),
+    });
+    out.into_iter().map(|(n, _)| n.to_owned()).collect()
 }
 
 #[async_trait]
@@ -408,6 +440,24 @@ impl TaskStore for SqlStore {
                 )));
             }
         }
+        // A task with no position of its own is where its checkpoint is (the dispatcher sends
+        // the nearest patroller to it).
+        let position = match (t.position, &t.checkpoint) {
+            (Some(p), _) => Some(p),
+            (None, Some(code)) => {
+                let at = sqlx::query("SELECT latitude, longitude FROM checkpoints WHERE code = $1")
+                    .bind(code)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match at {
+                    Some(r) => r
+                        .try_get::<Option<f64>, _>(0)?
+                        .zip(r.try_get::<Option<f64>, _>(1)?),
+                    None => None,
+                }
+            }
+            (None, None) => None,
+        };
         let task = Task {
             id: TaskId(uuid::Uuid::now_v7()),
             grid_cell: t.cell.clone(),
@@ -416,7 +466,7 @@ impl TaskStore for SqlStore {
             household: t.household.clone().unwrap_or_default(),
             unit: t.unit.clone().unwrap_or_default(),
             checkpoint: t.checkpoint.clone().unwrap_or_default(),
-            position: t.position.map(|(latitude, longitude)| GeoFix {
+            position: position.map(|(latitude, longitude)| GeoFix {
                 latitude,
                 longitude,
                 accuracy_m: 0.0,
@@ -446,14 +496,20 @@ impl TaskStore for SqlStore {
         Ok((id, cursor))
     }
 
-    async fn task_refs(&self, ids: &[TaskId]) -> Result<Vec<TaskRef>, StoreError> {
+    async fn task_refs(
+        &self,
+        ids: &[TaskId],
+        device: DeviceId,
+    ) -> Result<Vec<TaskRef>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(
-                "SELECT t.cell_id, c.path, t.log_len FROM tasks t JOIN grid_cells c ON c.id = t.cell_id \
-                 WHERE t.id = $1",
+                "SELECT t.cell_id, c.path, t.log_len, \
+                 (SELECT COUNT(*) FROM task_log l WHERE l.task_id = t.id AND l.device_id = $2) \
+                 FROM tasks t JOIN grid_cells c ON c.id = t.cell_id WHERE t.id = $1",
             )
             .bind(id.to_bytes())
+            .bind(device.to_string())
             .fetch_optional(&self.pool)
             .await?;
             if let Some(r) = row {
@@ -462,6 +518,7 @@ impl TaskStore for SqlStore {
                     cell_id: r.try_get(0)?,
                     cell_path: r.try_get(1)?,
                     log_len: r.try_get(2)?,
+                    device_entries: r.try_get(3)?,
                 });
             }
         }
@@ -548,13 +605,34 @@ impl TaskStore for SqlStore {
         Ok(Some((summary(&row)?, entries)))
     }
 
-    async fn dispatch(&self, now_ms: i64, offer_timeout_ms: i64) -> Result<Dispatched, StoreError> {
+    async fn dispatch(
+        &self,
+        now_ms: i64,
+        offer_timeout_ms: i64,
+        duty_ttl_ms: i64,
+    ) -> Result<Dispatched, StoreError> {
+        let lapsed = now_ms.saturating_sub(offer_timeout_ms);
+        let on_duty_since = now_ms.saturating_sub(duty_ttl_ms);
+        // A phone that stopped syncing on duty is on duty no more: where it was is not kept.
+        let stale: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM device_duty WHERE updated_at < $1 LIMIT 1")
+                .bind(on_duty_since)
+                .fetch_optional(&self.pool)
+                .await?;
+        if stale.is_some() {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("DELETE FROM device_duty WHERE updated_at < $1")
+                .bind(on_duty_since)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         // Most periods every task is taken: look before taking the write lock.
         let waiting: Option<i64> = sqlx::query_scalar(
             "SELECT 1 FROM tasks WHERE status = 'open' \
              OR (status = 'offered' AND offered_at_ms <= $1) LIMIT 1",
         )
-        .bind(now_ms.saturating_sub(offer_timeout_ms))
+        .bind(lapsed)
         .fetch_optional(&self.pool)
         .await?;
         if waiting.is_none() {
@@ -564,19 +642,35 @@ impl TaskStore for SqlStore {
         let rows = sqlx::query(
             "SELECT t.id, t.cell_id, c.path, t.latitude, t.longitude FROM tasks t \
              JOIN grid_cells c ON c.id = t.cell_id WHERE t.status = 'open' \
-             OR (t.status = 'offered' AND t.offered_at_ms <= $1) ORDER BY t.created_at_ms, t.id",
+             OR (t.status = 'offered' AND t.offered_at_ms <= $1) \
+             ORDER BY t.created_at_ms, t.id LIMIT $2",
         )
         .persistent(UNCACHED_NULLABLE_FLOATS)
-        .bind(now_ms.saturating_sub(offer_timeout_ms))
+        .bind(lapsed)
+        .bind(MAX_DISPATCH_PER_RUN)
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Dispatched::default();
         let mut changes = Vec::new();
+        let mut on_duty: HashMap<String, Vec<(String, Option<(f64, f64)>)>> = HashMap::new();
         for r in &rows {
             let id: Vec<u8> = r.try_get(0)?;
             let Some(task) = TaskId::from_slice(&id) else {
                 continue;
             };
+            // Claim the row (another node dispatching now waits here, then finds it moved on)
+            // and look again under the lock.
+            let claimed: Option<Vec<u8>> = sqlx::query_scalar(
+                "UPDATE tasks SET updated_at_ms = updated_at_ms WHERE id = $1 \
+                 AND (status = 'open' OR (status = 'offered' AND offered_at_ms <= $2)) RETURNING id",
+            )
+            .bind(id.clone())
+            .bind(lapsed)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if claimed.is_none() {
+                continue;
+            }
             let cell_id: i64 = r.try_get(1)?;
             let path: String = r.try_get(2)?;
             let at = r
@@ -586,14 +680,15 @@ impl TaskStore for SqlStore {
             if !matches!(state.status, TaskStatus::Open | TaskStatus::Offered) {
                 continue;
             }
+            if !on_duty.contains_key(&path) {
+                let found = self.on_duty_in(&mut tx, &path, on_duty_since).await?;
+                on_duty.insert(path.clone(), found);
+            }
             // Each patroller is offered a task once: one who declined or let the offer lapse is
             // passed over from then on.
-            let next = self
-                .on_duty_near(&mut tx, &path, at)
-                .await?
+            let next = nearest_first(&on_duty[&path], at)
                 .into_iter()
-                .map(|(name, _)| name)
-                .find(|name| !state.offered.contains(name));
+                .find(|name| !state.offered.contains(name) && !state.declined.contains(name));
             let kind = if next.is_some() {
                 TaskEventKind::Offer
             } else {
@@ -611,15 +706,19 @@ impl TaskStore for SqlStore {
                 position: None,
                 device_time_ms: now_ms,
             };
-            self.server_task_entry(
-                &mut tx,
-                TaskOp::Event(event, Role::Admin),
-                cell_id,
-                &path,
-                now_ms,
-                &mut changes,
-            )
-            .await?;
+            let (outcome, _) = self
+                .server_task_entry(
+                    &mut tx,
+                    TaskOp::Event(event, Role::Admin),
+                    cell_id,
+                    &path,
+                    now_ms,
+                    &mut changes,
+                )
+                .await?;
+            if outcome != Outcome::Applied {
+                continue;
+            }
             match next {
                 Some(user) => out.offers.push((task.to_string(), user)),
                 None => out.escalated.push(task.to_string()),
