@@ -268,14 +268,6 @@ impl Client {
         Ok(())
     }
 
-    pub(crate) async fn require_enrolled(&self) -> Result<(), RecordError> {
-        match self.device_id().await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(RecordError::NotEnrolled),
-            Err(e) => Err(RecordError::Storage(e.to_string())),
-        }
-    }
-
     /// A page of the hazards in the device's view, folded, most recently changed first, that
     /// `filter` selects.
     ///

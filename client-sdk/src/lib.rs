@@ -286,6 +286,15 @@ impl Client {
             .unwrap_or(patrolsync_proto::Role::Patroller))
     }
 
+    /// Refuses a record on a device not enrolled yet.
+    pub(crate) async fn require_enrolled(&self) -> Result<(), RecordError> {
+        match self.device_id().await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(RecordError::NotEnrolled),
+            Err(e) => Err(RecordError::Storage(e.to_string())),
+        }
+    }
+
     async fn device_id(&self) -> Result<Option<String>, sqlx::Error> {
         sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
             .fetch_optional(&self.inner.db)

@@ -210,6 +210,66 @@ async fn a_help_call_goes_to_the_nearest_on_duty_patroller_then_the_next_then_th
             steps, want,
             "{backend}: the off-duty patroller is never offered"
         );
+
+        // The help-call ledger (求助响应记录) and the task report say the same, in the form's
+        // words: offered to three in order, taken by nobody, escalated.
+        let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
+        let day = cal.date(summary.created_at_ms);
+        let period = patrolsync_server::report::Period {
+            label: day.to_string(),
+            start: day,
+            end: day.succ_opt().expect("a next day"),
+        };
+        let as_of = patrolsync_server::now_ms();
+        let form = patrolsync_server::report::ledger(
+            &store,
+            &cal,
+            &h.config.reports.anomaly_rules(),
+            patrolsync_server::report::LedgerQuery {
+                ledger: patrolsync_server::report::Ledger::HelpCalls,
+                period: &period,
+                cell: Some("S1"),
+                unit: None,
+                as_of_ms: as_of,
+                lang: patrolsync_i18n::Lang::ZhCn,
+            },
+        )
+        .await?;
+        let column = |name: &str| {
+            form.columns
+                .iter()
+                .position(|c| c == name)
+                .unwrap_or_else(|| panic!("{backend}: no column {name} in {:?}", form.columns))
+        };
+        assert_eq!(form.rows.len(), 1, "{backend}");
+        assert_eq!(
+            form.rows[0][column("派单对象")].to_string(),
+            "near, mid, far",
+            "{backend}"
+        );
+        assert_eq!(
+            form.rows[0][column("当前状态")].to_string(),
+            "已上报网格长",
+            "{backend}"
+        );
+        assert_eq!(
+            form.rows[0][column("紧急程度")].to_string(),
+            "紧急",
+            "{backend}"
+        );
+        let report =
+            patrolsync_server::report::task_report(&store, &cal, &period, None, as_of).await?;
+        assert_eq!(report.rows.len(), 1, "{backend}: one street");
+        assert_eq!(
+            (
+                report.rows[0].cell.as_str(),
+                report.rows[0].made,
+                report.rows[0].by_status.get("escalated").copied(),
+                report.rows[0].accept_p50_min
+            ),
+            ("S1", 1, Some(1), None),
+            "{backend}"
+        );
         for (_, engine, _) in engines {
             engine.stop().await;
         }
@@ -365,6 +425,37 @@ async fn accept_arrive_and_complete_offline_then_one_sync_logs_each_step_once_in
             "{backend}: the linked check-in is stored"
         );
         assert!(summary.accepted_at_ms.is_some() && summary.completed_at_ms.is_some());
+        // The report counts each step when it was made (offline), by its stamp.
+        let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
+        let day = cal.date(summary.created_at_ms);
+        let period = patrolsync_server::report::Period {
+            label: day.to_string(),
+            start: day,
+            end: day.succ_opt().expect("a next day"),
+        };
+        let report = patrolsync_server::report::task_report(
+            &store,
+            &cal,
+            &period,
+            Some("S1"),
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+        let row = &report.rows[0];
+        assert_eq!(
+            (row.made, row.by_status.get("completed").copied()),
+            (1, Some(1)),
+            "{backend}"
+        );
+        let (accept, arrive, complete) = (
+            row.accept_p50_min.expect("accepted"),
+            row.arrive_p50_min.expect("arrived"),
+            row.complete_p50_min.expect("completed"),
+        );
+        assert!(
+            accept <= arrive && arrive <= complete,
+            "{backend}: {accept} {arrive} {complete}"
+        );
         h.finish().await;
     }
     Ok(())

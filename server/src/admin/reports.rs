@@ -143,6 +143,26 @@ pub async fn visits(
     }
 }
 
+/// `GET /api/reports/tasks?period=&cell=&as_of=`: task response per street.
+pub async fn tasks(
+    State(s): State<AdminState>,
+    admin: Admin,
+    q: Result<Query<ReportQuery>, Rejected>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let a = match asked(&s, &admin, &q).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match report::task_report(s.db.as_ref(), &a.cal, &a.period, a.cell.as_deref(), a.as_of).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
 /// `GET /api/reports/evaluation`.
 pub async fn evaluation(
     State(s): State<AdminState>,
@@ -201,13 +221,14 @@ pub async fn export(
         Ledger::HazardDisposal,
         Ledger::HazardTransfer,
         Ledger::Visits,
+        Ledger::HelpCalls,
     ]
     .into_iter()
     .find(|l| l.name() == ledger) else {
         return json_error(
             StatusCode::NOT_FOUND,
             format!(
-                "no ledger {ledger:?}: inspections, patrols, hazard-disposal, hazard-transfer or visits"
+                "no ledger {ledger:?}: inspections, patrols, hazard-disposal, hazard-transfer, visits or help-calls"
             ),
         );
     };

@@ -319,7 +319,8 @@ pub(super) enum AdminCommand {
     /// Export a ledger (台账) of a cell subtree over a period, as CSV or XLSX. Hazard ledgers
     /// carry each hazard's hash-chain head and a digest over them, to verify against the log.
     Export {
-        /// `inspections`, `patrols`, `hazard-disposal`, `hazard-transfer` or `visits`.
+        /// `inspections`, `patrols`, `hazard-disposal`, `hazard-transfer`, `visits` or
+        /// `help-calls` (求助响应记录).
         ledger: crate::report::Ledger,
         /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
         /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
@@ -653,6 +654,26 @@ pub(super) enum ReportCommand {
     /// `reports.visit_cadence` says otherwise), visited, not visited (nobody home, …), missed,
     /// still open, and the rate visited / due; the counts per group in the notes.
     Visits {
+        /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
+        /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
+        #[arg(long)]
+        period: crate::report::Period,
+        /// Root of the subtree (a cell code). Default: the whole grid.
+        #[arg(long)]
+        cell: Option<String>,
+        /// The moment the report stands at (see `report compliance --as-of`). Default: now.
+        #[arg(long, value_name = "TIME")]
+        as_of: Option<String>,
+        /// `table`, `csv`, `xlsx` or `json`.
+        #[arg(long, default_value = "table", value_parser = ["table", "csv", "xlsx", "json"])]
+        format: String,
+        /// Output file (required for xlsx; others go to stdout without it).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Task response (派单响应): per street, the tasks made in the period by where they stand,
+    /// and the median and 90th percentile minutes to accept, arrive and complete.
+    Tasks {
         /// Period: 2026-11 (month), 2026-Q4 (quarter), 2026-11-23 (day) or
         /// 2026-11-23..2026-11-29 (days, both included). Days are in `reports.time_zone`.
         #[arg(long)]

@@ -91,6 +91,37 @@ pub(super) async fn run(
         }
         AdminCommand::Report {
             report:
+                ReportCommand::Tasks {
+                    period,
+                    cell,
+                    as_of,
+                    format,
+                    output,
+                },
+        } => {
+            let lang = super::lang();
+            let (cal, _) = calendar(config)?;
+            let as_of = moment(&cal, as_of.as_deref())?;
+            let report =
+                crate::report::task_report(sql.as_ref(), &cal, &period, cell.as_deref(), as_of)
+                    .await?;
+            let table = report.table_in(lang);
+            let title = say!(
+                "report-tasks-title",
+                period = report.period.label.as_str(),
+                zone = report.time_zone.as_str(),
+                as_of = report.as_of.local.as_str()
+            );
+            emit_report(
+                &format!("{title}\n{}", table.text()),
+                &report,
+                &table,
+                &format,
+                output,
+            )?;
+        }
+        AdminCommand::Report {
+            report:
                 ReportCommand::Evaluation {
                     period,
                     cell,

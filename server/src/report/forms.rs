@@ -23,7 +23,7 @@ fn column(name: &str) -> Column {
     match name {
         "time" | "received_at" | "reported_at" | "deadline" | "notified_at" | "rectified_at"
         | "closed_at" | "transferred_at" | "agency_deadline" | "accepted_at" | "returned_at"
-        | "fixed_at" => Column::Time,
+        | "fixed_at" | "called_at" => Column::Time,
         "kind" => Column::Term("kind"),
         "method" => Column::Term("method"),
         "outcome" => Column::Term("outcome"),
@@ -34,6 +34,9 @@ fn column(name: &str) -> Column {
         "severity" => Column::Term("severity"),
         "handling" => Column::Term("handling"),
         "status" => Column::Term("state"),
+        "task_status" => Column::Term("task-status"),
+        "urgency" => Column::Term("task-urgency"),
+        "result" => Column::Term("task-result"),
         "on_time" => Column::Term("ontime"),
         "agency" | "transferred_to" => Column::Term("agency"),
         _ => Column::Plain,

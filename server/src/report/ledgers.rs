@@ -25,6 +25,9 @@ pub enum Ledger {
     HazardTransfer,
     /// Must-visit ledger (六必访走访记录): one row per visit that named a household.
     Visits,
+    /// Help-call ledger (求助响应记录): one row per help call made, who was offered it, who
+    /// took it and how long each step took.
+    HelpCalls,
 }
 
 impl Ledger {
@@ -36,6 +39,7 @@ impl Ledger {
             Ledger::HazardDisposal => "hazard-disposal",
             Ledger::HazardTransfer => "hazard-transfer",
             Ledger::Visits => "visits",
+            Ledger::HelpCalls => "help-calls",
         }
     }
 }
@@ -131,6 +135,13 @@ pub async fn ledger(
                     .map(|(c, f)| check_in_row(cal, c, f, words.as_ref()))
                     .collect(),
             )
+        }
+        Ledger::HelpCalls => {
+            let tasks = store.report_tasks(cell, from_ms, to_ms, as_of_ms).await?;
+            let (columns, rows) = super::help_call_rows(cal, &tasks);
+            about.push((about_key("help_calls"), rows.len().to_string()));
+            about.push((about_key("log_entries"), about_key("log_entries_none")));
+            (columns, rows)
         }
         Ledger::Visits => {
             let households: HashMap<String, crate::store::registry::HouseholdEntry> = store

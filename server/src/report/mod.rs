@@ -21,6 +21,7 @@ mod forms;
 mod ledgers;
 mod load;
 mod table;
+mod tasks;
 mod visits;
 
 pub use crate::calendar::{Cadence, Calendar, Moment, Period};
@@ -29,6 +30,7 @@ pub use evaluation::*;
 pub use forms::form_date;
 pub use ledgers::*;
 pub use table::*;
+pub use tasks::*;
 pub use visits::*;
 
 use patrolsync_proto::anomaly::{self, Anomaly, AnomalyRules, Observed};

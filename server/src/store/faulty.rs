@@ -330,6 +330,19 @@ impl TaskStore for FaultyStore {
         self.inner.tasks(open, cell, limit).await
     }
 
+    async fn report_tasks(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        as_of_ms: i64,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        self.gate("report_tasks")?;
+        self.inner
+            .report_tasks(cell, from_ms, to_ms, as_of_ms)
+            .await
+    }
+
     async fn task(
         &self,
         id: patrolsync_proto::TaskId,

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use patrolsync_proto::TaskId;
 
-use super::{Dispatched, NewTask, StoreError, TaskLogEntry, TaskRef, TaskSummary};
+use super::{Dispatched, NewTask, StoreError, TaskLogEntry, TaskRecord, TaskRef, TaskSummary};
 
 /// What dispatch and the task commands need of storage.
 #[async_trait]
@@ -28,6 +28,17 @@ pub trait TaskStore: Send + Sync {
         cell: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TaskSummary>, StoreError>;
+
+    /// The tasks made in `[from_ms, to_ms)` in `cell`'s subtree (every cell for `None`), each
+    /// folded from the entries received by `as_of_ms`, oldest first: what reports and the
+    /// help-call ledger read.
+    async fn report_tasks(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        as_of_ms: i64,
+    ) -> Result<Vec<TaskRecord>, StoreError>;
 
     /// One task and its log, with each entry's conflict.
     async fn task(

@@ -485,6 +485,18 @@ pub struct TaskSummary {
     pub escalated_at_ms: Option<i64>,
 }
 
+/// A task as reports read it: its row, where it is, and its log folded as of the report's
+/// moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskRecord {
+    /// The row.
+    pub summary: TaskSummary,
+    /// Its cell's path.
+    pub cell_path: String,
+    /// Its log, folded.
+    pub state: patrolsync_proto::task::TaskState,
+}
+
 /// One entry of a task's log.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TaskLogEntry {

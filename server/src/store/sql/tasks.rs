@@ -555,6 +555,67 @@ impl TaskStore for SqlStore {
         rows.iter().map(summary).collect()
     }
 
+    async fn report_tasks(
+        &self,
+        cell: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        as_of_ms: i64,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let path: String = match cell {
+            Some(code) => sqlx::query_scalar("SELECT path FROM grid_cells WHERE code = $1")
+                .bind(code)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = code)))?,
+            None => String::new(),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS}, c.path FROM tasks t JOIN grid_cells c ON c.id = t.cell_id \
+             WHERE ($1 = '' OR substr(c.path, 1, length($1)) = $1) \
+             AND t.created_at_ms >= $2 AND t.created_at_ms < $3 AND t.created_at_ms <= $4 \
+             ORDER BY t.created_at_ms, t.id"
+        ))
+        .bind(&path)
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(as_of_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let summary = summary(r)?;
+            let id: TaskId = summary
+                .id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("task id".into()))?;
+            let log: Vec<StoredEntry> = self
+                .read_task_log(&mut tx, id)
+                .await?
+                .into_iter()
+                .filter(|e| e.received_at_ms <= as_of_ms)
+                .collect();
+            let ops: Vec<(Stamp, TaskOp)> = log
+                .iter()
+                .map(|e| {
+                    Ok((
+                        e.stamp,
+                        TaskOp::decode(&e.kind, &e.payload, e.role)
+                            .map_err(|i| StoreError::Corrupt(i.to_string()))?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            out.push(TaskRecord {
+                cell_path: r.try_get(18)?,
+                state: fold_task(id, &ops),
+                summary,
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     async fn task(
         &self,
         id: TaskId,
