@@ -244,6 +244,42 @@ async fn a_routed_hazard_reaches_its_property_company_which_is_reminded_until_it
             );
         }
 
+        // The evaluation's routing outcomes: the company was sent one, accepted and fixed it.
+        let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
+        let reported = seen
+            .state
+            .report
+            .as_ref()
+            .map(|(r, _)| r.device_time_ms)
+            .expect("reported");
+        let day = cal.date(reported);
+        let period = patrolsync_server::report::Period {
+            label: day.to_string(),
+            start: day,
+            end: day.succ_opt().expect("a next day"),
+        };
+        let evaluation = patrolsync_server::report::evaluation(
+            &store,
+            &cal,
+            &h.config.reports.anomaly_rules(),
+            &period,
+            None,
+            false,
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+        let outcome = evaluation
+            .routing
+            .iter()
+            .find(|o| o.party == "wuye-k1")
+            .expect("the company's outcome");
+        assert_eq!(
+            (outcome.routed, outcome.accepted, outcome.fixed),
+            (1, 1, 1),
+            "{backend}: {outcome:?}"
+        );
+        assert!(outcome.accept_p50_hours.is_some() && outcome.fix_p50_hours.is_some());
+
         // The check names the rule for the routed category, and the managers alone for the
         // other; the patroller's manager gets both either way.
         let hit = store

@@ -358,6 +358,8 @@ report-compliance = compliance
 report-evaluation = evaluation
 report-visits = must-visit households
 report-visits-title = must-visit households { $period } ({ $zone }), as of { $as_of }
+report-routing-title = routing outcomes (hazards routed to a responsible party):
+report-routing-row = { $party }: sent { $routed }, accepted { $accepted }, fixed { $fixed }, overdue { $overdue }; median hours to accept { $accept }, to fix { $fix }
 report-tasks = task response
 report-tasks-title = task response { $period } ({ $zone }), as of { $as_of }
 

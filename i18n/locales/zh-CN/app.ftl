@@ -357,6 +357,8 @@ report-compliance = 巡查频次合规
 report-evaluation = 考评
 report-visits = 六必访走访情况
 report-visits-title = 六必访走访情况 { $period }（{ $zone }），截至 { $as_of }
+report-routing-title = 隐患直报派送情况（按责任方）：
+report-routing-row = { $party }：派送 { $routed } 起，接收 { $accepted } 起，整改 { $fixed } 起，逾期 { $overdue } 起；接收用时中位数 { $accept } 小时，整改用时中位数 { $fix } 小时
 report-tasks = 派单响应情况
 report-tasks-title = 派单响应情况 { $period }（{ $zone }），截至 { $as_of }
 

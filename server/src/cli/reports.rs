@@ -145,7 +145,27 @@ pub(super) async fn run(
             )
             .await?;
             let table = report.table_in(lang);
-            let text = format!("{}\n{}", report.title_in(lang), table.text());
+            let mut text = format!("{}\n{}", report.title_in(lang), table.text());
+            // Routing outcomes (隐患直报) after the table, one line per party.
+            if !report.routing.is_empty() {
+                text.push_str(&format!("\n{}\n", say!("report-routing-title")));
+                for o in &report.routing {
+                    let hours = |v: Option<f64>| v.map_or("-".to_owned(), |h| format!("{h:.1}"));
+                    text.push_str(&format!(
+                        "  {}\n",
+                        say!(
+                            "report-routing-row",
+                            party = o.party,
+                            routed = o.routed,
+                            accepted = o.accepted,
+                            fixed = o.fixed,
+                            overdue = o.overdue,
+                            accept = hours(o.accept_p50_hours),
+                            fix = hours(o.fix_p50_hours)
+                        )
+                    ));
+                }
+            }
             emit_report(&text, &report, &table, &format, output)?;
         }
         AdminCommand::Export {

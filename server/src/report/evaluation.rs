@@ -72,6 +72,102 @@ pub struct Evaluation {
     pub as_of: Moment,
     /// Rows: cells in path order, or people by name.
     pub rows: Vec<EvaluationRow>,
+    /// Routing outcomes (隐患直报): per party a routing rule sent hazards reported in the period
+    /// to, what it was sent and how long it took, by party name.
+    pub routing: Vec<RoutingOutcome>,
+}
+
+/// What one responsible party was sent by routing rules, and how it answered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RoutingOutcome {
+    /// The party: a user's name, or an agency.
+    pub party: String,
+    /// Hazards reported in the period and routed to it.
+    pub routed: u64,
+    /// Of those, accepted by the party (or fixed by it outright).
+    pub accepted: u64,
+    /// Of those, fixed by the party (its fix submitted or made on the spot), or closed.
+    pub fixed: u64,
+    /// Of those, open now past their deadline.
+    pub overdue: u64,
+    /// Median hours from the report to the party's first step.
+    pub accept_p50_hours: Option<f64>,
+    /// Median hours from the report to its fix.
+    pub fix_p50_hours: Option<f64>,
+}
+
+/// The routing outcome of each party, from the hazards reported in `[from_ms, to_ms)`.
+fn routing_outcomes(
+    hazards: &[crate::store::reports::LedgerHazard],
+    from_ms: i64,
+    to_ms: i64,
+    as_of_ms: i64,
+) -> Vec<RoutingOutcome> {
+    use patrolsync_proto::Role;
+    let mut by_party: BTreeMap<String, (RoutingOutcome, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for h in hazards {
+        let Some(party) = &h.routed_party else {
+            continue;
+        };
+        let state = fold(h.id, &ops(h));
+        let Some((report, made)) = &state.report else {
+            continue;
+        };
+        if !(from_ms..to_ms).contains(&report.device_time_ms) {
+            continue;
+        }
+        let hours = |e: &patrolsync_proto::hazard::HistoryEntry| {
+            e.stamp.hlc.wall_ms.saturating_sub(made.hlc.wall_ms) as f64 / 3_600_000.0
+        };
+        let applied = || state.history.iter().filter(|e| e.conflict.is_none());
+        let party_step = |e: &&patrolsync_proto::hazard::HistoryEntry| {
+            e.role.is_party() || e.role == Role::Agency
+        };
+        let first_step = applied().find(party_step);
+        let fix = applied().find(|e| {
+            matches!(
+                e.kind,
+                EventKind::FixOnSpot | EventKind::SubmitFix | EventKind::AgencyFix
+            ) && party_step(e)
+        });
+        let entry = by_party.entry(party.clone()).or_insert_with(|| {
+            (
+                RoutingOutcome {
+                    party: party.clone(),
+                    ..RoutingOutcome::default()
+                },
+                Vec::new(),
+                Vec::new(),
+            )
+        });
+        entry.0.routed += 1;
+        if let Some(e) = first_step {
+            entry.0.accepted += 1;
+            entry.1.push(hours(e));
+        }
+        if fix.is_some() || state.status == Status::Closed {
+            entry.0.fixed += 1;
+        }
+        if let Some(e) = fix {
+            entry.2.push(hours(e));
+        }
+        if state.status.is_open()
+            && state
+                .deadline_ms
+                .value
+                .is_some_and(|d| d < as_of_ms.min(to_ms))
+        {
+            entry.0.overdue += 1;
+        }
+    }
+    by_party
+        .into_values()
+        .map(|(mut o, accept, fix)| {
+            o.accept_p50_hours = super::percentile(&accept, 50.0);
+            o.fix_p50_hours = super::percentile(&fix, 50.0);
+            o
+        })
+        .collect()
 }
 
 /// Evaluates the cells under `cell` (`by_person` false: each row its subtree) or the people
@@ -300,6 +396,7 @@ pub async fn evaluation(
         cell: cell.map(str::to_owned),
         as_of: Moment::new(cal, as_of_ms),
         rows,
+        routing: routing_outcomes(&hazards, from_ms, to_ms, as_of_ms),
     })
 }
 

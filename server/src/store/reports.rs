@@ -146,6 +146,8 @@ pub struct LedgerHazard {
     pub reporter: String,
     /// Report time (device), ms.
     pub reported_at_ms: i64,
+    /// The party a routing rule sent it to (a user's name, an agency), if one did.
+    pub routed_party: Option<String>,
     /// The log, in position order: stamp, op, the actor's name, and the entry's chain hash.
     pub log: Vec<LedgerLogEntry>,
 }

@@ -302,7 +302,7 @@ impl ReportStore for SqlStore {
         let prefix = self.subtree(cell).await?;
         let rows = sqlx::query(
             "SELECT h.id, gc.code, u.name, h.reported_at_ms, l.kind, l.payload, l.hlc_wall_ms, \
-             l.hlc_logical, l.device_id, l.role, l.hash, lu.name, gc.path \
+             l.hlc_logical, l.device_id, l.role, l.hash, lu.name, gc.path, h.routed_party \
              FROM grid_cells gc JOIN hazards h ON h.cell_id = gc.id JOIN users u ON u.id = h.user_id \
              JOIN hazard_log l ON l.hazard_id = h.id JOIN users lu ON lu.id = l.user_id \
              WHERE substr(gc.path, 1, length($1)) = $1 AND h.reported_at_ms < $3 \
@@ -354,6 +354,7 @@ impl ReportStore for SqlStore {
                     path: CellPath::from(r.try_get::<String, _>(12)?),
                     reporter: r.try_get(2)?,
                     reported_at_ms: r.try_get(3)?,
+                    routed_party: r.try_get(13)?,
                     log: vec![entry],
                 }),
             }
