@@ -633,3 +633,69 @@ async fn the_map_draws_the_city_sized_seed() -> anyhow::Result<()> {
     h.finish().await;
     Ok(())
 }
+
+/// The tasks page (派单): a help call nobody has taken yet is listed in the Chinese words of the
+/// form, and this month's response per street counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tasks_page_lists_what_is_to_be_done_and_the_response_per_street() -> anyhow::Result<()>
+{
+    use patrolsync_server::store::{NewTask, TaskStore};
+    let Some(browser) = chromium() else {
+        patrolsync_server::testkit::skip(
+            "the tasks page's browser test",
+            "no chromium on PATH (apt-get install chromium)",
+        );
+        return Ok(());
+    };
+    // Nobody dispatches during the test: the call stays to be offered.
+    let h = Harness::start_with(TestDatabase::sqlite(), |c| {
+        c.dispatch.check_every = std::time::Duration::from_secs(3600);
+    })
+    .await?;
+    let sql = patrolsync_server::open_sql_store(&h.config).await?;
+    let (task, _) = sql
+        .create_task(
+            &NewTask {
+                cell: "S1-C1-K1".into(),
+                kind: patrolsync_proto::task::TaskKind::HelpCall,
+                urgency: patrolsync_proto::task::Urgency::Urgent,
+                household: None,
+                unit: None,
+                checkpoint: None,
+                position: None,
+                description: String::new(),
+            },
+            patrolsync_server::now_ms(),
+        )
+        .await?;
+    let token = std::fs::read_to_string(h.config.data_dir.join("admin.token"))?;
+    let base = format!("http://{}/", h.server().admin_addr());
+    let profile = h.dir.path().join("chromium-profile");
+    let dom = headless(
+        &browser,
+        &profile,
+        &["--dump-dom".into()],
+        &format!("{base}#token={}&/tasks", token.trim()),
+    )
+    .await?;
+    let doc = scraper::Html::parse_document(&dom);
+    let cells = |table: &str| -> Vec<String> {
+        let sel = scraper::Selector::parse(&format!("#{table} tbody td")).expect("selector");
+        doc.select(&sel)
+            .map(|td| td.text().collect::<String>().trim().to_owned())
+            .collect()
+    };
+    let open = cells("tasks");
+    assert_eq!(
+        open[1..],
+        ["求助", "紧急", "S1-C1-K1", "待派", "—", "—"],
+        "{open:?} (task {task})"
+    );
+    let response = cells("task-response");
+    assert!(response[0].starts_with("S1 "), "{response:?}");
+    assert_eq!(response[1], "1", "made: {response:?}");
+    assert_eq!(response[2], "1", "not done: {response:?}");
+    assert_all_chinese(&dom, "the tasks page");
+    h.finish().await;
+    Ok(())
+}

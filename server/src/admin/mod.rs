@@ -26,7 +26,7 @@
 //! | `GET /api/households?cell=` | viewer | the must-visit households of a subtree |
 //! | `GET /api/map?cell=&period=` | viewer | one level of the grid with boundaries, compliance and hazards; points; the 12-week hazard trend; early warnings |
 //! | `GET /api/reports/visits?period=&cell=&as_of=` | viewer | must-visit compliance (JSON) |
-//! | `GET /api/reports/tasks?period=&cell=&as_of=` | viewer | task response per street: by state; median and p90 minutes to accept, arrive, complete |
+//! | `GET /api/reports/tasks?period=&cell=&as_of=` | viewer | task response per street (period: this month by default): by state; median and p90 minutes to accept, arrive, complete |
 //! | `POST /api/tasks` | operator | make a task (a help call from an intake: cell, kind, urgency, household, unit, checkpoint, latitude/longitude, description); the dispatcher offers it |
 //! | `GET /api/tasks?open=&cell=&limit=` | viewer | the tasks of a subtree, newest first |
 //! | `GET /api/tasks/{id}` | viewer | one task and its log |
@@ -169,6 +169,7 @@ pub(super) async fn catalog(
             "kind-",
             "outcome-",
             "category-",
+            "task-",
         ]
         .into_iter()
         .flat_map(|prefix| lang.placeholder_messages(prefix))

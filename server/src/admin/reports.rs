@@ -143,16 +143,22 @@ pub async fn visits(
     }
 }
 
-/// `GET /api/reports/tasks?period=&cell=&as_of=`: task response per street.
+/// `GET /api/reports/tasks?period=&cell=&as_of=`: task response per street (the period
+/// defaults to this month in the reports' time zone).
 pub async fn tasks(
     State(s): State<AdminState>,
     admin: Admin,
     q: Result<Query<ReportQuery>, Rejected>,
 ) -> Response {
-    let Query(q) = match q {
+    let Query(mut q) = match q {
         Ok(q) => q,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    if q.period.is_none()
+        && let Ok(cal) = s.reports.calendar()
+    {
+        q.period = Some(cal.date(crate::clock::now_ms()).format("%Y-%m").to_string());
+    }
     let a = match asked(&s, &admin, &q).await {
         Ok(a) => a,
         Err(r) => return r,
