@@ -13,10 +13,16 @@ use tokio::task::JoinHandle;
 use crate::events::SyncEvent;
 use crate::{Client, ErrorCode, SyncError};
 
+/// The longest the engine waits between syncs while the user is on duty: well inside the
+/// server's default `dispatch.duty_ttl` (30 min), after which a silent device is on duty no more.
+pub const ON_DUTY_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
 /// How the engine paces itself.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// Sync at least this often even without a trigger (a safety net; Notify does the work).
+    /// While the user is on duty the engine syncs at least every [`ON_DUTY_INTERVAL`] whatever
+    /// this says, so the server keeps them on duty (and their position fresh).
     pub interval: Duration,
     /// First delay after a failed sync; doubles per failure.
     pub initial_backoff: Duration,
@@ -183,7 +189,12 @@ async fn run(
         match result {
             Ok(_) => {
                 failures = 0;
-                wait = options.interval;
+                let on_duty = client.duty().await.is_ok_and(|d| d.on_duty);
+                wait = if on_duty {
+                    options.interval.min(ON_DUTY_INTERVAL)
+                } else {
+                    options.interval
+                };
             }
             Err(e @ (SyncError::Revoked | SyncError::NotRecognised(_))) => {
                 let _ = events.send(SyncEvent::Stopped {

@@ -71,7 +71,7 @@ mod transport;
 pub use checkins::{LocalCheckIn, NewCheckIn, RecordedCheckIn};
 pub use config::ClientConfig;
 pub use duty::Duty;
-pub use engine::{EngineOptions, SyncEngine};
+pub use engine::{EngineOptions, ON_DUTY_INTERVAL, SyncEngine};
 pub use enroll::Enrollment;
 pub use error::{EnrollError, OpenError, ReadError, RecordError, SyncError};
 pub use events::{ConflictReport, DataKind, SyncEvent, SyncSummary};

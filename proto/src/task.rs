@@ -581,22 +581,28 @@ pub fn fold(id: TaskId, ops: &[(Stamp, TaskOp)]) -> TaskState {
     let made = state.task.as_ref().map(|(_, s)| *s);
     let events = || {
         ordered.iter().filter_map(|(s, op)| match op {
-            TaskOp::Event(e, _) if made.is_some_and(|m| *s > m) => Some(e),
+            TaskOp::Event(e, _) if made.is_some_and(|m| *s > m) => Some((*s, e)),
             _ => None,
         })
     };
-    let went = |user: &str| {
-        events().any(|e| {
-            e.user == user && matches!(e.kind, TaskEventKind::Arrive | TaskEventKind::Complete)
-        })
-    };
+    // Whom the task belongs to when acceptances compete: among those who accepted before it was
+    // called off (in stamp order), the first who completed it, else the first who arrived, else
+    // the first who accepted. So one who went is never displaced by an acceptance that only
+    // arrived late with an early stamp, and one who finished by one who only arrived.
+    let cancelled = events()
+        .filter(|(_, e)| e.kind == TaskEventKind::Cancel)
+        .map(|(s, _)| s)
+        .min();
     let acceptors: Vec<&str> = events()
-        .filter(|e| e.kind == TaskEventKind::Accept)
-        .map(|e| e.user.as_str())
+        .filter(|(s, e)| e.kind == TaskEventKind::Accept && cancelled.is_none_or(|c| *s < c))
+        .map(|(_, e)| e.user.as_str())
         .collect();
+    let did =
+        |user: &str, kind: TaskEventKind| events().any(|(_, e)| e.user == user && e.kind == kind);
     let holder = acceptors
         .iter()
-        .find(|u| went(u))
+        .find(|u| did(u, TaskEventKind::Complete))
+        .or_else(|| acceptors.iter().find(|u| did(u, TaskEventKind::Arrive)))
         .or(acceptors.first())
         .copied();
     for (stamp, op) in &ordered {
@@ -790,6 +796,68 @@ mod tests {
                 TaskRefusal::BeforeTask,
                 TaskRefusal::Taken { by: "wang".into() }
             ]
+        );
+    }
+
+    #[test]
+    fn one_who_completed_keeps_the_task_from_one_who_only_arrived() {
+        use TaskEventKind as K;
+        let id = TaskId(uuid::Uuid::from_u128(1));
+        // Both went while offline; wang finished, li (who accepted earlier) only arrived.
+        let ops = vec![
+            (stamp(10, 0), TaskOp::Create(task())),
+            (
+                stamp(20, 9),
+                TaskOp::Event(event(1, K::Accept, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(21, 9),
+                TaskOp::Event(event(2, K::Arrive, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(22, 9),
+                TaskOp::Event(event(3, K::Complete, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(15, 7),
+                TaskOp::Event(event(4, K::Accept, "li"), Role::Patroller),
+            ),
+            (
+                stamp(16, 7),
+                TaskOp::Event(event(5, K::Arrive, "li"), Role::Patroller),
+            ),
+        ];
+        let s = fold(id, &ops);
+        assert_eq!(
+            (s.status, s.assignee.as_deref()),
+            (TaskStatus::Completed, Some("wang"))
+        );
+        let lost: Vec<_> = s.conflicts().map(|c| (c.kind, c.user.as_str())).collect();
+        assert_eq!(lost, [(K::Accept, "li"), (K::Arrive, "li")]);
+        // Acceptances after the task was called off do not decide whom it belonged to.
+        let mut cancelled = vec![
+            (stamp(10, 0), TaskOp::Create(task())),
+            (
+                stamp(20, 9),
+                TaskOp::Event(event(1, K::Accept, "wang"), Role::Patroller),
+            ),
+            (
+                stamp(25, 5),
+                TaskOp::Event(event(6, K::Cancel, "chen"), Role::GridManager),
+            ),
+        ];
+        cancelled.push((
+            stamp(30, 7),
+            TaskOp::Event(event(7, K::Accept, "li"), Role::Patroller),
+        ));
+        cancelled.push((
+            stamp(31, 7),
+            TaskOp::Event(event(8, K::Complete, "li"), Role::Patroller),
+        ));
+        let s = fold(id, &cancelled);
+        assert_eq!(
+            (s.status, s.assignee.as_deref()),
+            (TaskStatus::Cancelled, Some("wang"))
         );
     }
 

@@ -508,3 +508,52 @@ pub async fn exchange(
     anyhow::ensure!(rest.len() == len, "response frame length mismatch");
     Ok(frame::decode(rest)?)
 }
+
+/// Waits (10 s at most) for an engine's first sync with something pulled.
+pub async fn bootstrapped(
+    events: &mut tokio::sync::broadcast::Receiver<patrolsync_sdk::SyncEvent>,
+    backend: &str,
+) -> anyhow::Result<()> {
+    use patrolsync_sdk::SyncEvent;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), events.recv()).await?? {
+            SyncEvent::Finished(s) if s.cursor > 0 => return Ok(()),
+            SyncEvent::Failed { error, .. } => {
+                anyhow::bail!("{backend}: bootstrap failed: {error}")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waits until `done()` holds or `until` passes, reading the engine's events meanwhile.
+/// Returns whether it holds, and whether a Notify came (those still queued included).
+pub async fn until_notified<F, Fut>(
+    events: &mut tokio::sync::broadcast::Receiver<patrolsync_sdk::SyncEvent>,
+    until: std::time::Instant,
+    mut done: F,
+) -> anyhow::Result<(bool, bool)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    use patrolsync_sdk::SyncEvent;
+    let mut notified = false;
+    let reached = loop {
+        if done().await? {
+            break true;
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break false;
+        }
+        if let Ok(Ok(SyncEvent::Notified { .. })) = tokio::time::timeout(left, events.recv()).await
+        {
+            notified = true;
+        }
+    };
+    while let Ok(e) = events.try_recv() {
+        notified |= matches!(e, SyncEvent::Notified { .. });
+    }
+    Ok((reached, notified))
+}

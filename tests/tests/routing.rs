@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use patrolsync_proto::Role;
 use patrolsync_proto::hazard::{EventKind, FieldValue, HazardCategory, Status};
-use patrolsync_sdk::{EngineOptions, NewHazard, RecordError, SyncEvent, Transition};
+use patrolsync_sdk::{EngineOptions, NewHazard, RecordError, Transition};
 use patrolsync_server::routing;
 use patrolsync_server::store::{HazardStore, RoutingStore};
 use patrolsync_server::testkit::test_databases;
-use patrolsync_tests::{Harness, blocked_lane, device_view, server_view};
+use patrolsync_tests::{
+    Harness, blocked_lane, bootstrapped, device_view, server_view, until_notified,
+};
 
 const RULES: &str = r#"
 [reminders]
@@ -348,53 +350,6 @@ async fn offsets(
         .await?
         .map(|v| v.reminders.iter().map(|r| r.offset_ms).collect())
         .unwrap_or_default())
-}
-
-/// Waits for the engine's first successful sync.
-async fn bootstrapped(
-    events: &mut tokio::sync::broadcast::Receiver<SyncEvent>,
-    backend: &str,
-) -> anyhow::Result<()> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
-            SyncEvent::Finished(_) => return Ok(()),
-            SyncEvent::Failed { error, .. } => {
-                anyhow::bail!("{backend}: bootstrap failed: {error}")
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Waits until `done()` holds or `until` passes, reading the engine's events meanwhile.
-/// Returns whether it holds, and whether a Notify came.
-async fn until_notified<F, Fut>(
-    events: &mut tokio::sync::broadcast::Receiver<SyncEvent>,
-    until: Instant,
-    mut done: F,
-) -> anyhow::Result<(bool, bool)>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let mut notified = false;
-    let reached = loop {
-        if done().await? {
-            break true;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        if let Ok(Ok(SyncEvent::Notified { .. })) = tokio::time::timeout(left, events.recv()).await
-        {
-            notified = true;
-        }
-    };
-    while let Ok(e) = events.try_recv() {
-        notified |= matches!(e, SyncEvent::Notified { .. });
-    }
-    Ok((reached, notified))
 }
 
 /// A rule for key units sends a hazard reported at a unit's checkpoint to the account the

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use patrolsync_proto::checkin::Datum;
 use patrolsync_proto::task::{TaskKind, TaskResult, TaskStatus, Urgency};
 use patrolsync_proto::{GeoFix, Role, TaskId};
-use patrolsync_sdk::{Client, EngineOptions, SyncEvent};
+use patrolsync_sdk::{Client, EngineOptions};
 use patrolsync_server::store::{NewTask, TaskStore};
 use patrolsync_server::testkit::test_databases;
-use patrolsync_tests::{Harness, blocked_lane, stored_check_in_ids};
+use patrolsync_tests::{Harness, blocked_lane, bootstrapped, stored_check_in_ids, until_notified};
 
 /// Where the call comes from, and a fix `metres` north of it.
 const CALL: (f64, f64) = (45.80, 126.70);
@@ -39,53 +39,6 @@ fn help_call() -> NewTask {
         checkpoint: None,
         position: Some(CALL),
         description: "独居老人按下呼叫按钮".into(),
-    }
-}
-
-/// Waits until `done()` holds or `until` passes, reading the engine's events meanwhile.
-/// Returns whether it holds, and whether a Notify came.
-async fn until_notified<F, Fut>(
-    events: &mut tokio::sync::broadcast::Receiver<SyncEvent>,
-    until: Instant,
-    mut done: F,
-) -> anyhow::Result<(bool, bool)>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let mut notified = false;
-    let reached = loop {
-        if done().await? {
-            break true;
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break false;
-        }
-        if let Ok(Ok(SyncEvent::Notified { .. })) = tokio::time::timeout(left, events.recv()).await
-        {
-            notified = true;
-        }
-    };
-    while let Ok(e) = events.try_recv() {
-        notified |= matches!(e, SyncEvent::Notified { .. });
-    }
-    Ok((reached, notified))
-}
-
-/// Waits for the engine's first successful sync.
-async fn bootstrapped(
-    events: &mut tokio::sync::broadcast::Receiver<SyncEvent>,
-    backend: &str,
-) -> anyhow::Result<()> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await?? {
-            SyncEvent::Finished(_) => return Ok(()),
-            SyncEvent::Failed { error, .. } => {
-                anyhow::bail!("{backend}: bootstrap failed: {error}")
-            }
-            _ => {}
-        }
     }
 }
 

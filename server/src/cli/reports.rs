@@ -155,7 +155,10 @@ pub(super) async fn run(
                         "  {}\n",
                         say!(
                             "report-routing-row",
-                            party = o.party,
+                            party = match o.party.parse::<patrolsync_proto::hazard::Agency>() {
+                                Ok(a) => super::word("agency", a.as_str()),
+                                Err(_) => o.party.clone(),
+                            },
                             routed = o.routed,
                             accepted = o.accepted,
                             fixed = o.fixed,

@@ -84,9 +84,9 @@ pub struct RoutingOutcome {
     pub party: String,
     /// Hazards reported in the period and routed to it.
     pub routed: u64,
-    /// Of those, accepted by the party (or fixed by it outright).
+    /// Of those, taken on by the party (its first step: an acceptance, or a fix outright).
     pub accepted: u64,
-    /// Of those, fixed by the party (its fix submitted or made on the spot), or closed.
+    /// Of those, fixed by the party itself (its fix submitted or made on the spot).
     pub fixed: u64,
     /// Of those, open now past their deadline.
     pub overdue: u64,
@@ -120,8 +120,16 @@ fn routing_outcomes(
             e.stamp.hlc.wall_ms.saturating_sub(made.hlc.wall_ms) as f64 / 3_600_000.0
         };
         let applied = || state.history.iter().filter(|e| e.conflict.is_none());
+        // The party's own steps: made by the routed user, or for an agency by an agency user;
+        // handing it back is no step of taking it on.
+        let agency = party.parse::<patrolsync_proto::hazard::Agency>().is_ok();
         let party_step = |e: &&patrolsync_proto::hazard::HistoryEntry| {
-            e.role.is_party() || e.role == Role::Agency
+            e.kind != EventKind::AgencyReturn
+                && if agency {
+                    e.role == Role::Agency
+                } else {
+                    e.role.is_party() && super::actor_of(h, e.event) == *party
+                }
         };
         let first_step = applied().find(party_step);
         let fix = applied().find(|e| {
@@ -145,10 +153,8 @@ fn routing_outcomes(
             entry.0.accepted += 1;
             entry.1.push(hours(e));
         }
-        if fix.is_some() || state.status == Status::Closed {
-            entry.0.fixed += 1;
-        }
         if let Some(e) = fix {
+            entry.0.fixed += 1;
             entry.2.push(hours(e));
         }
         if state.status.is_open()

@@ -137,7 +137,11 @@ pub async fn ledger(
             )
         }
         Ledger::HelpCalls => {
-            let tasks = store.report_tasks(cell, from_ms, to_ms, as_of_ms).await?;
+            let mut tasks = store.report_tasks(cell, from_ms, to_ms, as_of_ms).await?;
+            // A unit's ledger: the calls made for that unit.
+            if let Some(u) = unit {
+                tasks.retain(|t| t.summary.unit.as_deref() == Some(u.code.as_str()));
+            }
             let (columns, rows) = super::help_call_rows(cal, &tasks);
             about.push((about_key("help_calls"), rows.len().to_string()));
             about.push((about_key("log_entries"), about_key("log_entries_none")));

@@ -152,6 +152,25 @@ impl SqlStore {
             return Ok((Outcome::Duplicate, None));
         }
         if let TaskOp::Create(t) = &row.op {
+            // A task with no position of its own is where its checkpoint is (the dispatcher
+            // sends the nearest patroller to it), whoever made it.
+            let at = match (&t.position, t.checkpoint.as_str()) {
+                (Some(p), _) => Some((p.latitude, p.longitude)),
+                (None, "") => None,
+                (None, code) => {
+                    let r =
+                        sqlx::query("SELECT latitude, longitude FROM checkpoints WHERE code = $1")
+                            .bind(code)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    match r {
+                        Some(r) => r
+                            .try_get::<Option<f64>, _>(0)?
+                            .zip(r.try_get::<Option<f64>, _>(1)?),
+                        None => None,
+                    }
+                }
+            };
             let inserted = sqlx::query(
                 "INSERT INTO tasks (id, cell_id, kind, urgency, status, household, unit, checkpoint, latitude, \
                  longitude, description, created_at_ms, updated_at_ms) \
@@ -165,8 +184,8 @@ impl SqlStore {
             .bind(Some(t.household.clone()).filter(|h| !h.is_empty()))
             .bind(Some(t.unit.clone()).filter(|u| !u.is_empty()))
             .bind(Some(t.checkpoint.clone()).filter(|c| !c.is_empty()))
-            .bind(t.position.as_ref().map(|p| p.latitude))
-            .bind(t.position.as_ref().map(|p| p.longitude))
+            .bind(at.map(|p| p.0))
+            .bind(at.map(|p| p.1))
             .bind(t.description.clone())
             .bind(now_ms)
             .execute(&mut **tx)
@@ -440,24 +459,6 @@ impl TaskStore for SqlStore {
                 )));
             }
         }
-        // A task with no position of its own is where its checkpoint is (the dispatcher sends
-        // the nearest patroller to it).
-        let position = match (t.position, &t.checkpoint) {
-            (Some(p), _) => Some(p),
-            (None, Some(code)) => {
-                let at = sqlx::query("SELECT latitude, longitude FROM checkpoints WHERE code = $1")
-                    .bind(code)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match at {
-                    Some(r) => r
-                        .try_get::<Option<f64>, _>(0)?
-                        .zip(r.try_get::<Option<f64>, _>(1)?),
-                    None => None,
-                }
-            }
-            (None, None) => None,
-        };
         let task = Task {
             id: TaskId(uuid::Uuid::now_v7()),
             grid_cell: t.cell.clone(),
@@ -466,7 +467,7 @@ impl TaskStore for SqlStore {
             household: t.household.clone().unwrap_or_default(),
             unit: t.unit.clone().unwrap_or_default(),
             checkpoint: t.checkpoint.clone().unwrap_or_default(),
-            position: position.map(|(latitude, longitude)| GeoFix {
+            position: t.position.map(|(latitude, longitude)| GeoFix {
                 latitude,
                 longitude,
                 accuracy_m: 0.0,
