@@ -31,9 +31,7 @@ impl PendingChange {
             .map(|s| s.audience.as_str())
             .or(self.audience.as_deref())
     }
-}
 
-impl PendingChange {
     /// An entry the server or an admin makes (grid, escalation, template): no device, the admin
     /// role, no HLC of its own.
     pub(super) fn admin(

@@ -401,72 +401,89 @@ impl RoutingStore for SqlStore {
 impl SqlStore {
     /// See [`HazardStore::remind_due`].
     pub(super) async fn send_reminders(&self, now_ms: i64) -> Result<Reminded, StoreError> {
-        // Most periods nothing is due: look before taking the write lock.
-        let any: Option<i64> =
-            sqlx::query_scalar(&format!("SELECT 1 FROM hazards h WHERE {REMINDED} LIMIT 1"))
-                .fetch_optional(&self.pool)
-                .await?;
-        if any.is_none() {
-            return Ok(Reminded::default());
-        }
-        let mut tx = self.begin_write().await?;
-        // Candidates: reached the earliest point any version can have (a year before).
+        // What is due is decided by reading (one query for the hazards, one for the points
+        // already sent); the write lock is taken only when a reminder is due, and the primary
+        // key keeps each point once if another node got there first.
+        let mut read = self.pool.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT h.id, h.deadline_ms, h.routed_to, h.routed_party, h.routed_rule, c.path \
              FROM hazards h JOIN grid_cells c ON c.id = h.cell_id \
              WHERE {REMINDED} AND h.deadline_ms <= $1 ORDER BY h.id"
         ))
         .bind(now_ms.saturating_add(crate::routing::MAX_REMINDER_MS))
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *read)
         .await?;
-        let mut out = Reminded::default();
-        let mut changes = Vec::new();
+        if rows.is_empty() {
+            read.commit().await?;
+            return Ok(Reminded::default());
+        }
+        let mut sent: HashMap<Vec<u8>, Vec<i64>> = HashMap::new();
+        for r in sqlx::query(&format!(
+            "SELECT r.hazard_id, r.offset_ms FROM hazard_reminders r \
+             JOIN hazards h ON h.id = r.hazard_id AND h.deadline_ms = r.deadline_ms WHERE {REMINDED}"
+        ))
+        .fetch_all(&mut *read)
+        .await?
+        {
+            sent.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        struct Due {
+            id: Vec<u8>,
+            hazard: HazardId,
+            deadline: i64,
+            offset: i64,
+            audience: String,
+            party: String,
+            path: String,
+        }
+        let mut due = Vec::new();
         for r in &rows {
             let id: Vec<u8> = r.try_get(0)?;
-            let deadline: i64 = r.try_get(1)?;
-            let audience: String = r.try_get(2)?;
-            let party: String = r.try_get::<Option<String>, _>(3)?.unwrap_or_default();
-            let rule: Option<String> = r.try_get(4)?;
-            let path: String = r.try_get(5)?;
             let Some(hazard) = HazardId::from_slice(&id) else {
                 continue;
             };
+            let deadline: i64 = r.try_get(1)?;
             // The points of the rules that routed it, not of whatever is in force now.
+            let rule: Option<String> = r.try_get(4)?;
             let version = rule
                 .as_deref()
                 .and_then(|r| r.split('#').next())
                 .and_then(|v| v.parse::<u32>().ok());
             let Some(set) = (match version {
-                Some(v) => self.rule_set(&mut tx, v).await?,
+                Some(v) => self.rule_set(&mut read, v).await?,
                 None => None,
             }) else {
                 continue;
             };
-            let offsets = set.offsets();
-            if offsets
-                .first()
-                .is_none_or(|first| deadline.saturating_add(*first) > now_ms)
-            {
-                continue;
+            let done = sent.get(&id).map_or(&[][..], Vec::as_slice);
+            if let Some(offset) = due_reminder(&set.offsets(), deadline, now_ms, done) {
+                due.push(Due {
+                    id,
+                    hazard,
+                    deadline,
+                    offset,
+                    audience: r.try_get(2)?,
+                    party: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
+                    path: r.try_get(5)?,
+                });
             }
-            let sent: Vec<i64> = sqlx::query_scalar(
-                "SELECT offset_ms FROM hazard_reminders WHERE hazard_id = $1 AND deadline_ms = $2",
-            )
-            .bind(id.clone())
-            .bind(deadline)
-            .fetch_all(&mut *tx)
-            .await?;
-            let Some(offset) = due_reminder(&offsets, deadline, now_ms, &sent) else {
-                continue;
-            };
+        }
+        read.commit().await?;
+        if due.is_empty() {
+            return Ok(Reminded::default());
+        }
+        let mut tx = self.begin_write().await?;
+        let mut out = Reminded::default();
+        let mut changes = Vec::new();
+        for d in due {
             let inserted = sqlx::query(
                 "INSERT INTO hazard_reminders (hazard_id, deadline_ms, offset_ms, party, reminded_at_ms) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             )
-            .bind(id.clone())
-            .bind(deadline)
-            .bind(offset)
-            .bind(&party)
+            .bind(d.id)
+            .bind(d.deadline)
+            .bind(d.offset)
+            .bind(&d.party)
             .bind(now_ms)
             .execute(&mut *tx)
             .await?
@@ -475,27 +492,27 @@ impl SqlStore {
                 continue;
             }
             let record = ReminderRecord {
-                hazard,
-                deadline_ms: deadline,
-                offset_ms: offset,
+                hazard: d.hazard,
+                deadline_ms: d.deadline,
+                offset_ms: d.offset,
                 reminded_at_ms: now_ms,
-                party: party.clone(),
+                party: d.party.clone(),
             };
             let mut change = PendingChange::admin(
-                path.clone(),
+                d.path,
                 ChangeKind::HazardReminder,
-                format!("reminder:{hazard}:{deadline}:{offset}"),
+                format!("reminder:{}:{}:{}", d.hazard, d.deadline, d.offset),
                 record.encode(),
                 false,
             );
-            change.audience = Some(audience.clone());
+            change.audience = Some(d.audience.clone());
             changes.push(change);
-            out.audiences.push(audience.clone());
+            out.audiences.push(d.audience);
             out.reminders.push(Reminder {
-                hazard: hazard.to_string(),
-                party,
-                deadline_ms: deadline,
-                offset_ms: offset,
+                hazard: d.hazard.to_string(),
+                party: d.party,
+                deadline_ms: d.deadline,
+                offset_ms: d.offset,
                 reminded_at_ms: now_ms,
             });
         }
