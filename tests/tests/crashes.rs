@@ -545,6 +545,8 @@ async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow:
                     "stats",
                     "device_statuses",
                     "escalate_overdue",
+                    "remind_due",
+                    "dispatch",
                 ]);
                 wrapper = Some(recorder.clone());
                 recorder

@@ -325,12 +325,15 @@ async fn a_store_failing_at_any_call_shows_nothing_partial_and_the_next_sync_suc
                 let faulty = Arc::new(FaultyStore::new(Arc::new(
                     sql.with_faults(fault_points.clone()),
                 )));
-                // Background readers (revocation watch, fleet sampler) call on their own clock.
+                // Background readers (revocation watch, fleet sampler, escalation, reminders, dispatch)
+                // call on their own clock.
                 faulty.ignore(&[
                     "revoked_since",
                     "stats",
                     "device_statuses",
                     "escalate_overdue",
+                    "remind_due",
+                    "dispatch",
                 ]);
                 wrapper = Some(faulty.clone());
                 faulty
