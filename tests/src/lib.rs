@@ -557,3 +557,17 @@ where
     }
     Ok((reached, notified))
 }
+
+/// The one-day report period holding `ms` in `cal`'s time zone (the day a record was made, so a
+/// test's period never depends on when it runs).
+pub fn day_of(
+    cal: &patrolsync_server::calendar::Calendar,
+    ms: i64,
+) -> patrolsync_server::report::Period {
+    let day = cal.date(ms);
+    patrolsync_server::report::Period {
+        label: day.to_string(),
+        start: day,
+        end: day.succ_opt().expect("a next day"),
+    }
+}

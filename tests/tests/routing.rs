@@ -254,12 +254,7 @@ async fn a_routed_hazard_reaches_its_property_company_which_is_reminded_until_it
             .as_ref()
             .map(|(r, _)| r.device_time_ms)
             .expect("reported");
-        let day = cal.date(reported);
-        let period = patrolsync_server::report::Period {
-            label: day.to_string(),
-            start: day,
-            end: day.succ_opt().expect("a next day"),
-        };
+        let period = patrolsync_tests::day_of(&cal, reported);
         let evaluation = patrolsync_server::report::evaluation(
             &store,
             &cal,

@@ -167,12 +167,7 @@ async fn a_help_call_goes_to_the_nearest_on_duty_patroller_then_the_next_then_th
         // The help-call ledger (求助响应记录) and the task report say the same, in the form's
         // words: offered to three in order, taken by nobody, escalated.
         let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
-        let day = cal.date(summary.created_at_ms);
-        let period = patrolsync_server::report::Period {
-            label: day.to_string(),
-            start: day,
-            end: day.succ_opt().expect("a next day"),
-        };
+        let period = patrolsync_tests::day_of(&cal, summary.created_at_ms);
         let as_of = patrolsync_server::now_ms();
         let form = patrolsync_server::report::ledger(
             &store,
@@ -380,12 +375,7 @@ async fn accept_arrive_and_complete_offline_then_one_sync_logs_each_step_once_in
         assert!(summary.accepted_at_ms.is_some() && summary.completed_at_ms.is_some());
         // The report counts each step when it was made (offline), by its stamp.
         let cal = h.config.reports.calendar().map_err(anyhow::Error::msg)?;
-        let day = cal.date(summary.created_at_ms);
-        let period = patrolsync_server::report::Period {
-            label: day.to_string(),
-            start: day,
-            end: day.succ_opt().expect("a next day"),
-        };
+        let period = patrolsync_tests::day_of(&cal, summary.created_at_ms);
         let report = patrolsync_server::report::task_report(
             &store,
             &cal,
