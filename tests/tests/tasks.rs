@@ -288,6 +288,14 @@ async fn two_offline_acceptances_end_with_one_assignee_everywhere_and_a_visible_
             Some("accept by li: already accepted by wang"),
             "{backend}"
         );
+        assert_eq!(
+            (
+                lost[0].conflict_code.as_deref(),
+                lost[0].conflict_with.as_deref()
+            ),
+            (Some("task_taken"), Some("wang")),
+            "{backend}"
+        );
         for d in [&li, &wang] {
             let v = d.task(task).await?.expect("held").state;
             assert_eq!(v.assignee.as_deref(), Some("wang"), "{backend}");

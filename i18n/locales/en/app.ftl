@@ -731,4 +731,9 @@ cli-no-tasks = no tasks
 cli-task-row = { $id }  { $status }  { $kind } ({ $urgency })  { $cell }  assignee { $assignee }  offered to { $offered }
 cli-task-bad-id = { $id } is not a task id (a UUID)
 cli-task-unknown = task { $id } does not exist
-cli-task-conflict = CONFLICT: { $why }
+cli-task-conflict = CONFLICT: { $code ->
+    [task_taken] { $with } had accepted it first
+    [wrong_state] not possible while the task was { $with }
+    [role] a { $with } may not do this
+   *[before_task] stamped before the task was made
+}

@@ -742,4 +742,9 @@ cli-no-tasks = 没有任务
 cli-task-row = { $id }  { $status }  { $kind }（{ $urgency }）  { $cell }  承办人 { $assignee }  当前派给 { $offered }
 cli-task-bad-id = { $id } 不是任务编号（UUID）
 cli-task-unknown = 任务 { $id } 不存在
-cli-task-conflict = 冲突：{ $why }
+cli-task-conflict = 冲突：{ $code ->
+    [task_taken] { $with } 已先接单
+    [wrong_state] 任务当时为“{ $with }”，此步未生效
+    [role] { $with }无权执行此步
+   *[before_task] 时间早于任务创建，此步未生效
+}

@@ -89,7 +89,17 @@ pub(super) async fn run(store: &Arc<dyn Store>, command: TaskCommand) -> anyhow:
                         format!(" {}", e.user)
                     };
                     let step = word("task-step", &e.kind);
-                    match &e.conflict {
+                    // Why a step did not apply, in the reader's words.
+                    let why = e.conflict_code.as_deref().map(|code| {
+                        let with = e.conflict_with.clone().unwrap_or_default();
+                        let with = match code {
+                            "wrong_state" => word("task-status", &with),
+                            "role" => word("role", &with),
+                            _ => with,
+                        };
+                        say!("cli-task-conflict", code = code, with = with)
+                    });
+                    match &why {
                         None => println!(
                             "  #{:<3} {}  {step}{who} ({})",
                             e.position,
@@ -101,7 +111,7 @@ pub(super) async fn run(store: &Arc<dyn Store>, command: TaskCommand) -> anyhow:
                             e.position,
                             time_text(e.received_at_ms),
                             word("role", &e.role),
-                            say!("cli-task-conflict", why = why)
+                            why
                         ),
                     }
                 }

@@ -510,8 +510,12 @@ pub struct TaskLogEntry {
     pub role: String,
     /// The device, empty for the server's.
     pub device: String,
-    /// Why it did not apply, for a conflict.
+    /// Why it did not apply, for a conflict (English).
     pub conflict: Option<String>,
+    /// The same as a code: `task_taken`, `wrong_state`, `role` or `before_task`.
+    pub conflict_code: Option<String>,
+    /// What the code is about: who has the task, the state it was in, the role.
+    pub conflict_with: Option<String>,
     /// The check-in linked on arriving.
     pub check_in: Option<String>,
     /// When the server received it, ms.

@@ -6,7 +6,7 @@ use crate::store::tasks::TaskStore;
 use patrolsync_i18n::text;
 use patrolsync_proto::TaskId;
 use patrolsync_proto::task::{
-    Task, TaskEvent, TaskEventKind, TaskOp, TaskState, TaskStatus, fold as fold_task,
+    Task, TaskEvent, TaskEventKind, TaskOp, TaskRefusal, TaskState, TaskStatus, fold as fold_task,
 };
 
 /// The most tasks one dispatch run moves (the rest wait for the next run).
@@ -638,18 +638,26 @@ impl TaskStore for SqlStore {
             .map(|e| {
                 let op = TaskOp::decode(&e.kind, &e.payload, e.role)
                     .map_err(|i| StoreError::Corrupt(i.to_string()))?;
-                let (kind, user, check_in, conflict) = match &op {
+                let (kind, user, check_in, entry) = match &op {
                     TaskOp::Create(_) => ("task".to_owned(), String::new(), None, None),
                     TaskOp::Event(ev, _) => (
                         ev.kind.as_str().to_owned(),
                         ev.user.clone(),
                         ev.check_in.map(|c| c.to_string()),
-                        state
-                            .history
-                            .iter()
-                            .find(|h| h.event == ev.id)
-                            .and_then(|h| h.conflict.clone()),
+                        state.history.iter().find(|h| h.event == ev.id),
                     ),
+                };
+                let conflict = entry.and_then(|h| h.conflict.clone());
+                let (conflict_code, conflict_with) = match entry.and_then(|h| h.refusal.as_ref()) {
+                    None => (None, None),
+                    Some(TaskRefusal::Taken { by }) => (Some("task_taken"), Some(by.clone())),
+                    Some(TaskRefusal::WrongState { status }) => {
+                        (Some("wrong_state"), Some(status.as_str().to_owned()))
+                    }
+                    Some(TaskRefusal::Role { role }) => {
+                        (Some("role"), Some(role.as_str().to_owned()))
+                    }
+                    Some(TaskRefusal::BeforeTask) => (Some("before_task"), None),
                 };
                 Ok(TaskLogEntry {
                     position: e.position,
@@ -658,6 +666,8 @@ impl TaskStore for SqlStore {
                     role: e.role.as_str().to_owned(),
                     device: e.device.clone(),
                     conflict,
+                    conflict_code: conflict_code.map(str::to_owned),
+                    conflict_with,
                     check_in,
                     received_at_ms: e.received_at_ms,
                     hash: hex::encode(e.hash),
