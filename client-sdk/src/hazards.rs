@@ -275,9 +275,14 @@ impl Client {
     ///
     /// [`ReadError`] if the local store cannot be read.
     pub async fn hazards_where(&self, filter: &HazardFilter) -> Result<Vec<HazardView>, ReadError> {
+        // Hazards only: tasks' entries share the table, and are neither listed nor folded here.
         let ids: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT hazard_id FROM hazard_ops GROUP BY hazard_id ORDER BY MAX(hlc_wall_ms) DESC, MAX(hlc_logical) DESC",
+            "SELECT hazard_id FROM hazard_ops WHERE kind IN (?, ?, ?) GROUP BY hazard_id \
+             ORDER BY MAX(hlc_wall_ms) DESC, MAX(hlc_logical) DESC",
         )
+        .bind(HazardOp::REPORT)
+        .bind(HazardOp::EVENT)
+        .bind(HazardOp::EDIT)
         .fetch_all(&self.inner.db)
         .await
         .map_err(read_failed)?;

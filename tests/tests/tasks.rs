@@ -42,6 +42,16 @@ fn help_call() -> NewTask {
     }
 }
 
+/// A server whose dispatcher never runs during a test (the devices' steps alone decide).
+async fn without_dispatcher(
+    db: patrolsync_server::testkit::TestDatabase,
+) -> anyhow::Result<Harness> {
+    Harness::start_with(db, |c| {
+        c.dispatch.check_every = Duration::from_secs(3600);
+    })
+    .await
+}
+
 /// Whom the device sees the task offered to now, and its status.
 async fn seen(d: &Client, task: TaskId) -> anyhow::Result<Option<(TaskStatus, Option<String>)>> {
     Ok(d.task(task)
@@ -232,10 +242,7 @@ async fn two_offline_acceptances_end_with_one_assignee_everywhere_and_a_visible_
     for db in test_databases().await {
         let backend = db.backend;
         // No dispatcher steps during the test: the two acceptances alone decide.
-        let h = Harness::start_with(db, |c| {
-            c.dispatch.check_every = Duration::from_secs(3600);
-        })
-        .await?;
+        let h = without_dispatcher(db).await?;
         let li = h.device("li", "li", &["S1-C1-K1"]).await?;
         let wang = h.device("wang", "wang", &["S1-C1-K1"]).await?;
         let store = patrolsync_server::open_sql_store(&h.config).await?;
@@ -313,10 +320,7 @@ async fn accept_arrive_and_complete_offline_then_one_sync_logs_each_step_once_in
 -> anyhow::Result<()> {
     for db in test_databases().await {
         let backend = db.backend;
-        let h = Harness::start_with(db, |c| {
-            c.dispatch.check_every = Duration::from_secs(3600);
-        })
-        .await?;
+        let h = without_dispatcher(db).await?;
         let p = h.device("p", "li", &["S1-C1-K1"]).await?;
         let store = patrolsync_server::open_sql_store(&h.config).await?;
         let (task, _) = store
