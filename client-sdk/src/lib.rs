@@ -78,7 +78,7 @@ pub use events::{ConflictReport, DataKind, SyncEvent, SyncSummary};
 pub use hazards::{
     Checkpoint, Escalation, HazardFilter, HazardView, NewHazard, Transition, conflict_code,
 };
-pub use lifecycle::SignOutError;
+pub use lifecycle::{SignOutError, Unsent};
 pub use outbox::RejectedOp;
 pub use patrolsync_i18n::{ErrorCode, LANGUAGES};
 pub use photos::PhotoStatus;
@@ -176,6 +176,9 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Why the last attempt failed, as a code an app shows in the user's language.
     pub last_error_code: Option<ErrorCode>,
+    /// Records and photos that volunteers who signed out of this phone left to be sent under
+    /// their own names ([`Unsent::HandOver`]); they go at the next syncs.
+    pub handed_over: u64,
 }
 
 struct Inner {
@@ -196,6 +199,8 @@ struct Inner {
     state_changes: tokio::sync::broadcast::Sender<SyncState>,
     /// Where the credentials live.
     keys: Arc<dyn KeyStore>,
+    /// A signed-out volunteer's hand-over: it pushes and uploads, and never pulls.
+    send_only: bool,
 }
 
 /// The device's handle on its local store and the server. Cheap to clone.
@@ -224,7 +229,23 @@ impl Client {
         state_dir: impl AsRef<Path>,
         config: ClientConfig,
     ) -> Result<Client, OpenError> {
-        let dir = state_dir.as_ref().to_owned();
+        Client::open_with(state_dir.as_ref(), config, false).await
+    }
+
+    /// Opens a signed-out volunteer's hand-over (see [`Unsent::HandOver`]).
+    pub(crate) async fn open_handover(
+        dir: &Path,
+        config: ClientConfig,
+    ) -> Result<Client, OpenError> {
+        Client::open_with(dir, config, true).await
+    }
+
+    async fn open_with(
+        state_dir: &Path,
+        config: ClientConfig,
+        send_only: bool,
+    ) -> Result<Client, OpenError> {
+        let dir = state_dir.to_owned();
         std::fs::create_dir_all(&dir).map_err(|source| OpenError::Dir {
             path: dir.clone(),
             source,
@@ -273,6 +294,7 @@ impl Client {
                 state: tokio::sync::watch::Sender::new(state),
                 state_changes: tokio::sync::broadcast::channel(256).0,
                 keys,
+                send_only,
             }),
         })
     }
@@ -352,6 +374,7 @@ impl Client {
             last_attempt_at_ms: state.get(0),
             last_error: state.get(2),
             last_error_code: ErrorCode::from_columns(state.get(3), state.get(4), state.get(5)),
+            handed_over: self.handed_over_waiting().await.map_err(read_failed)?,
         })
     }
 

@@ -1,13 +1,35 @@
 //! Handing a shared phone to the next volunteer: signing out wipes the local store, the
-//! credentials and the photos.
+//! credentials and the photos; what the volunteer had not yet sent can stay behind, under their
+//! own identity, and goes out at the next syncs (a hand-over).
 
-use crate::{CERT_FILE, Client, DataKind, ErrorCode, KEY_FILE, SERVER_CA_FILE};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sqlx::Connection;
+use sqlx::sqlite::SqliteConnection;
+
+use crate::{CERT_FILE, Client, DataKind, ErrorCode, KEY_FILE, KeyStore, SERVER_CA_FILE};
+
+/// What becomes of the records a volunteer has not yet sent when they sign out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unsent {
+    /// Sign out only when nothing waits; otherwise [`SignOutError::UnsentRecords`].
+    Refuse,
+    /// Keep them on the phone under the signed-out volunteer's identity (their device, their
+    /// name, their credentials), out of the next volunteer's sight, and send them at the next
+    /// syncs; each hand-over is deleted once the server has answered for all of it. Photos that
+    /// had already failed (waiting for the app to add them again) are not kept.
+    HandOver,
+    /// Throw them away.
+    Discard,
+}
 
 /// Signing out failed; nothing was wiped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SignOutError {
-    /// Records have not reached the server yet; sync first, or sign out discarding them.
+    /// Records have not reached the server yet; sync first, hand them over, or discard them.
     #[error("{count} records have not been uploaded yet; sync first or discard them")]
     UnsentRecords {
         /// Ops in the outbox plus photos waiting.
@@ -48,72 +70,96 @@ const DATA_TABLES: [&str; 16] = [
     "duty",
 ];
 
+/// The directory under the state directory that holds hand-overs, one per signed-out device.
+const HANDOVER_DIR: &str = "handover";
+
+/// Attempts at copying a hand-over before giving up: each attempt fails only when a record was
+/// saved between the copy and the wipe.
+const HANDOVER_ATTEMPTS: usize = 3;
+
+/// A hand-over's credentials, kept in the app's key store beside the current device's under
+/// `handover/<device id>/<name>` (with the default store: files in the hand-over's directory).
+#[derive(Debug)]
+struct HandoverKeys {
+    inner: Arc<dyn KeyStore>,
+    prefix: String,
+}
+
+impl KeyStore for HandoverKeys {
+    fn load(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        self.inner.load(&format!("{}{name}", self.prefix))
+    }
+
+    fn save(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+        self.inner.save(&format!("{}{name}", self.prefix), bytes)
+    }
+
+    fn remove(&self, name: &str) -> Result<(), String> {
+        self.inner.remove(&format!("{}{name}", self.prefix))
+    }
+}
+
+/// What was sent of the hand-overs a sync found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct HandoverOutcome {
+    /// Ops the server answered for.
+    pub(crate) sent: u64,
+    /// Hand-overs sent whole and deleted.
+    pub(crate) finished: u64,
+}
+
 impl Client {
     /// Signs this device out: wipes its records, its view of the grid, its photos and its
     /// credentials, so the next volunteer on a shared phone enrolls afresh. The state directory
-    /// stays usable (enroll again on this client).
+    /// stays usable (enroll again on this client). What was not yet sent is refused, handed
+    /// over or discarded, as `unsent` says (see [`Unsent`]).
     ///
     /// # Errors
     ///
-    /// [`SignOutError::UnsentRecords`] while records or photos wait to upload, unless
-    /// `discard_unsent`: a check-in is never lost without the app saying so.
+    /// [`SignOutError::UnsentRecords`] while records or photos wait to upload and `unsent` is
+    /// [`Unsent::Refuse`]: a check-in is never lost without the app saying so.
+    /// [`SignOutError::Storage`] when the store, the key store or the photo directory fails;
+    /// nothing was wiped unless the hand-over (if any) was durable first.
     ///
     /// # Cancel safety
     ///
-    /// The database is wiped in one transaction before the files; cancelled between the two, a
-    /// second call finishes the job.
-    pub async fn sign_out(&self, discard_unsent: bool) -> Result<(), SignOutError> {
+    /// A hand-over is committed before the wipe, and the database is wiped in one transaction
+    /// before the files; cancelled anywhere, nothing is lost, and a second call finishes the job
+    /// (a hand-over made twice sends its records once: the server keys on the device and its
+    /// sequence).
+    pub async fn sign_out(&self, unsent: Unsent) -> Result<(), SignOutError> {
         let storage = |e: sqlx::Error| SignOutError::Storage(e.to_string());
         // No sync may run while the store is emptied under it.
         let _no_sync = self.inner.sync_lock.lock().await;
-        // The write lock from the count to the wipe: a record saved meanwhile waits, and is
-        // counted or kept.
-        let mut tx = self
-            .inner
-            .db
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage)?;
-        // Unsent: ops waiting, and photos the server does not have (queued, or failed and
-        // waiting for the app to add them again).
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state != 'uploaded')",
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(storage)?;
-        if waiting > 0 && !discard_unsent {
-            return Err(SignOutError::UnsentRecords {
-                count: waiting as u64,
-            });
-        }
-        for table in DATA_TABLES {
-            sqlx::query(&format!("DELETE FROM {table}"))
-                .execute(&mut *tx)
+        let device = self.device_id().await.map_err(storage)?;
+        match (unsent, device) {
+            (Unsent::HandOver, Some(device)) => self.hand_over(&device).await?,
+            _ => {
+                // The write lock from the count to the wipe: a record saved meanwhile waits,
+                // and is counted or kept.
+                let mut tx = self
+                    .inner
+                    .db
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(storage)?;
+                // Unsent: ops waiting, and photos the server does not have (queued, or failed
+                // and waiting for the app to add them again).
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state != 'uploaded')",
+                )
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(storage)?;
+                if waiting > 0 && unsent == Unsent::Refuse {
+                    return Err(SignOutError::UnsentRecords {
+                        count: waiting as u64,
+                    });
+                }
+                wipe(&mut tx).await.map_err(storage)?;
+                tx.commit().await.map_err(storage)?;
+            }
         }
-        // The rows every store starts with (as the migrations create them).
-        sqlx::query("INSERT INTO sync_state (id) VALUES (1)")
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        sqlx::query("INSERT INTO pull_state (id, cursor, bootstrapped) VALUES (1, 0, 0)")
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        // The next volunteer starts off duty, with no position.
-        sqlx::query("INSERT INTO duty (id, on_duty) VALUES (1, 0)")
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        // A new enrollment is a new device: its sequence starts again. The hybrid clock keeps
-        // counting (it only has to move forward).
-        sqlx::query("UPDATE counters SET value = 0 WHERE key = 'last_seq'")
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
         for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
             self.inner
                 .keys
@@ -135,6 +181,262 @@ impl Client {
         ]);
         Ok(())
     }
+
+    /// Moves what `device` has not sent into a hand-over (its own store under
+    /// `handover/<device>/`, its credentials under the same names in the key store, its queued
+    /// photos hard-linked), then wipes this store. The hand-over is committed first; the wipe
+    /// happens only under a write lock that has seen every waiting record in the hand-over.
+    async fn hand_over(&self, device: &str) -> Result<(), SignOutError> {
+        let storage = |e: sqlx::Error| SignOutError::Storage(e.to_string());
+        let dir = self.handover_path(device)?;
+        // The hand-over's store, with the same schema as this one (opened, then closed).
+        let handover = Client::open_handover(&dir, self.handover_config(device))
+            .await
+            .map_err(|e| SignOutError::Storage(e.to_string()))?;
+        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
+            if let Some(bytes) = self.inner.keys.load(name).map_err(SignOutError::Storage)? {
+                handover
+                    .inner
+                    .keys
+                    .save(name, &bytes)
+                    .map_err(SignOutError::Storage)?;
+            }
+        }
+        let handover_photos = handover.photo_dir();
+        handover.close().await;
+
+        let mut conn = self.own_connection().await.map_err(storage)?;
+        sqlx::query("ATTACH DATABASE ? AS handover")
+            .bind(dir.join(crate::DB_FILE).to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await
+            .map_err(storage)?;
+        sqlx::query("PRAGMA handover.synchronous = FULL")
+            .execute(&mut conn)
+            .await
+            .map_err(storage)?;
+        for _ in 0..HANDOVER_ATTEMPTS {
+            // The copy, durable on its own before anything here is touched.
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
+            for copy in [
+                "INSERT OR REPLACE INTO handover.identity SELECT * FROM main.identity",
+                "INSERT OR IGNORE INTO handover.outbox SELECT * FROM main.outbox",
+                "INSERT OR REPLACE INTO handover.photos SELECT * FROM main.photos WHERE state = 'queued'",
+                "INSERT OR REPLACE INTO handover.counters SELECT * FROM main.counters",
+            ] {
+                sqlx::query(copy).execute(&mut *tx).await.map_err(storage)?;
+            }
+            tx.commit().await.map_err(storage)?;
+            let photos: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sha256 FROM handover.photos")
+                .fetch_all(&mut conn)
+                .await
+                .map_err(storage)?;
+            link_photos(&self.photo_dir(), &handover_photos, &photos)
+                .map_err(|e| SignOutError::Storage(e.to_string()))?;
+            // The wipe, only if nothing was recorded since the copy.
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
+            let missed: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM main.outbox \
+                         WHERE device_seq NOT IN (SELECT device_seq FROM handover.outbox)) \
+                      + (SELECT COUNT(*) FROM main.photos \
+                         WHERE state = 'queued' AND sha256 NOT IN (SELECT sha256 FROM handover.photos))",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+            if missed > 0 {
+                tx.rollback().await.map_err(storage)?;
+                continue;
+            }
+            wipe(&mut tx).await.map_err(storage)?;
+            tx.commit().await.map_err(storage)?;
+            return Ok(());
+        }
+        Err(SignOutError::Storage(
+            "records kept arriving while the hand-over was copied; sign out again".into(),
+        ))
+    }
+
+    /// Sends what signed-out volunteers left on this phone, each under their own identity
+    /// (push and photos, no pull), and deletes each hand-over the server has answered for
+    /// whole. A hand-over that cannot be sent now (offline, revoked) stays for the next sync.
+    pub(crate) async fn send_handovers(&self) -> HandoverOutcome {
+        let mut outcome = HandoverOutcome::default();
+        for device in self.handover_devices() {
+            match self.send_handover(&device).await {
+                Ok((sent, finished)) => {
+                    outcome.sent += sent;
+                    outcome.finished += u64::from(finished);
+                }
+                Err(e) => tracing::warn!(
+                    device,
+                    error = %e,
+                    "a signed-out volunteer's records could not be sent yet; they stay for the next sync"
+                ),
+            }
+        }
+        outcome
+    }
+
+    /// Sends one hand-over; returns the ops answered for and whether it is gone.
+    async fn send_handover(&self, device: &str) -> Result<(u64, bool), crate::SyncError> {
+        let local = |e: String| crate::SyncError::Local(e);
+        let dir = self
+            .handover_path(device)
+            .map_err(|e| local(e.to_string()))?;
+        let handover = Client::open_handover(&dir, self.handover_config(device))
+            .await
+            .map_err(|e| local(e.to_string()))?;
+        let mut summary = crate::SyncSummary::default();
+        let sent = match handover.identity().await {
+            Ok(identity) => handover.sync_once(&identity, &mut summary, true).await,
+            // A hand-over cut short before its identity was copied holds nothing to send.
+            Err(crate::SyncError::NotEnrolled) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let left = handover
+            .status()
+            .await
+            .map(|s| s.pending_ops + s.pending_photos);
+        let answered = summary.applied + summary.duplicates + summary.rejected;
+        handover.close().await;
+        sent?;
+        if left.map_err(|e| local(e.to_string()))? > 0 {
+            return Ok((answered, false));
+        }
+        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
+            handover.inner.keys.remove(name).map_err(local)?;
+        }
+        tokio::fs::remove_dir_all(&dir)
+            .await
+            .map_err(|e| local(e.to_string()))?;
+        tracing::info!(
+            device,
+            answered,
+            "a signed-out volunteer's records were all sent"
+        );
+        Ok((answered, true))
+    }
+
+    /// Records and photos of signed-out volunteers still on this phone, waiting to be sent.
+    pub(crate) async fn handed_over_waiting(&self) -> Result<u64, sqlx::Error> {
+        let mut waiting = 0;
+        for device in self.handover_devices() {
+            let Ok(dir) = self.handover_path(&device) else {
+                continue;
+            };
+            let db = dir.join(crate::DB_FILE);
+            if !db.exists() {
+                continue;
+            }
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(db)
+                .read_only(true);
+            let mut conn = SqliteConnection::connect_with(&options).await?;
+            let n: i64 = sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state = 'queued')",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            waiting += n as u64;
+        }
+        Ok(waiting)
+    }
+
+    /// The devices whose hand-overs are on this phone (none on a hand-over's own store).
+    fn handover_devices(&self) -> Vec<String> {
+        if self.inner.send_only {
+            return Vec::new();
+        }
+        let Ok(entries) = std::fs::read_dir(self.inner.dir.join(HANDOVER_DIR)) else {
+            return Vec::new();
+        };
+        let mut devices: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        devices.sort();
+        devices
+    }
+
+    /// `handover/<device>` under the state directory; `device` is the id the store holds (a
+    /// UUID), checked so it can never name a path outside.
+    fn handover_path(&self, device: &str) -> Result<PathBuf, SignOutError> {
+        let id: uuid::Uuid = device
+            .parse()
+            .map_err(|_| SignOutError::Storage(format!("not a device id: {device}")))?;
+        Ok(self.inner.dir.join(HANDOVER_DIR).join(id.to_string()))
+    }
+
+    /// This client's configuration for a hand-over: the same server and settings, with the
+    /// credentials under the hand-over's names.
+    fn handover_config(&self, device: &str) -> crate::ClientConfig {
+        let inner = self.inner.config.key_store.clone().unwrap_or_else(|| {
+            Arc::new(crate::platform::FileKeyStore(self.inner.dir.clone())) as Arc<dyn KeyStore>
+        });
+        crate::ClientConfig {
+            key_store: Some(Arc::new(HandoverKeys {
+                inner,
+                prefix: format!("{HANDOVER_DIR}/{device}/"),
+            })),
+            ..self.inner.config.clone()
+        }
+    }
+
+    /// A connection of its own to this store (for attaching a hand-over's store to it).
+    async fn own_connection(&self) -> Result<SqliteConnection, sqlx::Error> {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.inner.dir.join(crate::DB_FILE))
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        SqliteConnection::connect_with(&options).await
+    }
+}
+
+/// Empties every data table of the store (in `main`, when another store is attached) and puts
+/// back the rows every store starts with.
+async fn wipe(tx: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    for table in DATA_TABLES {
+        sqlx::query(&format!("DELETE FROM main.{table}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    // The rows every store starts with (as the migrations create them).
+    sqlx::query("INSERT INTO main.sync_state (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO main.pull_state (id, cursor, bootstrapped) VALUES (1, 0, 0)")
+        .execute(&mut *tx)
+        .await?;
+    // The next volunteer starts off duty, with no position.
+    sqlx::query("INSERT INTO main.duty (id, on_duty) VALUES (1, 0)")
+        .execute(&mut *tx)
+        .await?;
+    // A new enrollment is a new device: its sequence starts again. The hybrid clock keeps
+    // counting (it only has to move forward).
+    sqlx::query("UPDATE main.counters SET value = 0 WHERE key = 'last_seq'")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Hard-links each photo in `hashes` from `from` into `to` (made if missing), so the hand-over
+/// keeps its files when this store's photo directory goes; a file already there is kept.
+fn link_photos(from: &Path, to: &Path, hashes: &[Vec<u8>]) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for sha in hashes {
+        let name = hex::encode(sha);
+        match std::fs::hard_link(from.join(&name), to.join(&name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // Gone from the phone already: the upload marks it failed, as it would have here.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // The links are durable before the originals are removed.
+    std::fs::File::open(to)?.sync_all()
 }
 
 #[cfg(test)]
@@ -159,12 +461,100 @@ mod tests {
                 "sign_out does not wipe {t}"
             );
         }
-        client.sign_out(false).await?;
+        client.sign_out(Unsent::Refuse).await?;
         let row: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sync_state")
             .fetch_one(&client.inner.db)
             .await?;
         assert_eq!(row, 1, "the store is usable again");
         assert_eq!(client.duty().await?, crate::Duty::default(), "off duty");
+        Ok(())
+    }
+
+    /// Every check-in whose recording returned Ok before the sign-out is in the hand-over,
+    /// with the credentials, the counters and the queued photos; none is left or doubled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hand_over_holds_every_record_made_up_to_the_wipe()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let client = Client::open(dir.path(), crate::ClientConfig::default()).await?;
+        let device = "0190e1a0-0000-7000-8000-000000000001";
+        sqlx::query(
+            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
+             VALUES (1, ?, '127.0.0.1:1', 'alice', 'patroller', 'S1-C1', 0)",
+        )
+        .bind(device)
+        .execute(&client.inner.db)
+        .await?;
+        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
+            client.inner.keys.save(name, name.as_bytes())?;
+        }
+        let photo = client.add_photo_bytes(b"a photo").await?;
+        // A patroller keeps tapping while the phone is signed out under her.
+        let recorder = client.clone();
+        let tapping = tokio::spawn(async move {
+            let mut recorded = Vec::new();
+            loop {
+                let c = crate::NewCheckIn::new(
+                    "S1-C1-K1-B1-P1",
+                    patrolsync_proto::CheckInOutcome::Inspected,
+                );
+                match recorder.record_checkin(c).await {
+                    Ok(id) => recorded.push(id.0.as_bytes().to_vec()),
+                    Err(crate::RecordError::NotEnrolled) => return Ok(recorded),
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        client.sign_out(Unsent::HandOver).await?;
+        let mut recorded = tapping.await??;
+        assert!(
+            !recorded.is_empty(),
+            "the test recorded nothing before the sign-out"
+        );
+
+        let s = client.status().await?;
+        assert_eq!((s.device_id, s.pending_ops, s.pending_photos), (None, 0, 0));
+        assert_eq!(s.handed_over, recorded.len() as u64 + 1);
+        let handover = dir.path().join(HANDOVER_DIR).join(device);
+        let kept = Client::open_handover(&handover, client.handover_config(device)).await?;
+        let mut held: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record_id FROM outbox")
+            .fetch_all(&kept.inner.db)
+            .await?;
+        held.sort();
+        recorded.sort();
+        assert_eq!(held, recorded, "every record made before the wipe, once");
+        let last_seq: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE key = 'last_seq'")
+            .fetch_one(&kept.inner.db)
+            .await?;
+        assert_eq!(last_seq, recorded.len() as i64);
+        assert_eq!(kept.status().await?.device_id.as_deref(), Some(device));
+        // Its credentials under its own names, and none left under the phone's.
+        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
+            assert_eq!(kept.inner.keys.load(name)?, Some(name.as_bytes().to_vec()));
+            assert_eq!(client.inner.keys.load(name)?, None);
+        }
+        assert_eq!(std::fs::read(kept.photo_path(&photo))?, b"a photo");
+        assert!(!client.photo_dir().exists());
+        kept.close().await;
+        // The next volunteer's records start again at 1 and are not counted as handed over.
+        sqlx::query(
+            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
+             VALUES (1, '0190e1a0-0000-7000-8000-000000000002', '127.0.0.1:1', 'bob', 'patroller', 'S1-C1', 0)",
+        )
+        .execute(&client.inner.db)
+        .await?;
+        client
+            .record_checkin(crate::NewCheckIn::new(
+                "S1-C1-K1-B1-P2",
+                patrolsync_proto::CheckInOutcome::Inspected,
+            ))
+            .await?;
+        let s = client.status().await?;
+        assert_eq!(
+            (s.pending_ops, s.handed_over),
+            (1, recorded.len() as u64 + 1)
+        );
         Ok(())
     }
 }

@@ -78,7 +78,24 @@ impl Client {
         // Read before the transaction: a pool connection must not wait on another while holding
         // the write lock.
         let role = self.role().await.map_err(storage)?;
-        let mut tx = self.inner.db.begin().await.map_err(storage)?;
+        let device = self.device_id().await.map_err(storage)?;
+        // The write lock first, so concurrent recorders serialise here instead of failing to
+        // upgrade a read lock; then the identity again: a sign-out (or a new enrollment) since
+        // the record was made means it belongs to nobody enrolled here now.
+        let mut tx = self
+            .inner
+            .db
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage)?;
+        let now_enrolled: Option<String> =
+            sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        if device.is_none() || now_enrolled != device {
+            return Err(RecordError::NotEnrolled);
+        }
         let mut seqs = Vec::with_capacity(ops.len());
         let mut kinds = Vec::new();
         for (body, record_id) in ops {
@@ -88,8 +105,6 @@ impl Client {
                 OpBody::Task(_) | OpBody::TaskEvent(_) => DataKind::Tasks,
                 _ => DataKind::Hazards,
             });
-            // The first statement writes, so concurrent recorders serialise here instead of failing
-            // to upgrade a read lock.
             let seq: i64 = sqlx::query_scalar(
                 "UPDATE counters SET value = value + 1 WHERE key = 'last_seq' RETURNING value",
             )
@@ -140,12 +155,8 @@ impl Client {
             if let Some(local) = hazard_log::local_op(&op, &role) {
                 // Applied optimistically: the device's view folds it at once, and the copy that
                 // comes back through pull has the same stamp, so it is not counted twice.
-                let device: String =
-                    sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(storage)?;
-                hazard_log::insert_op(&mut tx, &local, &device)
+                let device = device.as_deref().unwrap_or_default();
+                hazard_log::insert_op(&mut tx, &local, device)
                     .await
                     .map_err(storage)?;
             }

@@ -92,7 +92,7 @@ impl Client {
         self.inner.dir.join("photos")
     }
 
-    fn photo_path(&self, sha: &[u8; 32]) -> PathBuf {
+    pub(crate) fn photo_path(&self, sha: &[u8; 32]) -> PathBuf {
         self.photo_dir().join(hex::encode(sha))
     }
 

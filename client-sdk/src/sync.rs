@@ -169,7 +169,13 @@ impl Client {
         let _idle = IdleOnDrop(self);
         let events = &self.inner.events;
         let _ = events.send(SyncEvent::Started);
-        let summary = self.sync_locked(include_photos).await?;
+        let synced = self.sync_locked(include_photos).await;
+        // What volunteers who signed out left here goes under their own names, whether or not
+        // this phone is enrolled now; not when the server was just found unreachable.
+        if !matches!(synced, Err(SyncError::Network { .. })) {
+            self.send_handovers().await;
+        }
+        let summary = synced?;
         for id in &summary.hazards_changed {
             let _ = events.send(SyncEvent::HazardChanged { id: id.clone() });
         }
@@ -253,14 +259,18 @@ impl Client {
                 s.last_push_error = pushed.as_ref().err().map(SyncError::code);
             });
             let (cap, head) = pushed?;
-            self.update_state(|s| s.phase = SyncPhase::Pull);
-            let pulled = self.pull_scope(&conn, server, head, summary).await;
-            self.update_state(|s| {
-                s.connectivity = reachability(&pulled);
-                s.last_pull_error = pulled.as_ref().err().map(SyncError::code);
-                s.bootstrap = None;
-            });
-            pulled?;
+            // A hand-over only sends: what others changed is no business of a signed-out
+            // volunteer's store.
+            if !self.inner.send_only {
+                self.update_state(|s| s.phase = SyncPhase::Pull);
+                let pulled = self.pull_scope(&conn, server, head, summary).await;
+                self.update_state(|s| {
+                    s.connectivity = reachability(&pulled);
+                    s.last_pull_error = pulled.as_ref().err().map(SyncError::code);
+                    s.bootstrap = None;
+                });
+                pulled?;
+            }
             if include_photos {
                 self.update_state(|s| s.phase = SyncPhase::Photos);
                 self.upload_photos(&conn, server, cap, summary).await?;

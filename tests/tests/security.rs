@@ -281,3 +281,101 @@ async fn a_revoked_device_enrolls_again_and_sends_what_it_had_not() -> anyhow::R
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_phone_hands_a_volunteers_unsent_records_over_and_sends_them_as_theirs()
+-> anyhow::Result<()> {
+    use patrolsync_sdk::{SignOutError, Unsent};
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start(db).await?;
+        let phone = h.device("phone", "alice", &["S1-C1"]).await?;
+        let alice = phone.status().await?.device_id.expect("enrolled");
+        let check_in = |p: &str| NewCheckIn::new(p, CheckInOutcome::Inspected);
+        // Alice's shift ends offline: three check-ins, and a hazard with its photo.
+        let mut alices = vec![];
+        for p in ["S1-C1-K1-B1-P1", "S1-C1-K1-B1-P2", "S1-C1-K1-B2-P1"] {
+            alices.push(phone.record_checkin(check_in(p)).await?.to_string());
+        }
+        let jpeg = b"\xff\xd8 the blocked lane \xff\xd9";
+        let photo = phone.add_photo_bytes(jpeg).await?;
+        let hazard = phone
+            .report_hazard(patrolsync_sdk::NewHazard {
+                photos: vec![photo],
+                ..patrolsync_tests::blocked_lane("S1-C1-K1")
+            })
+            .await?;
+        let refused = phone.sign_out(Unsent::Refuse).await;
+        assert!(
+            matches!(refused, Err(SignOutError::UnsentRecords { count: 5 })),
+            "{backend}: {refused:?}"
+        );
+
+        // She hands the phone over with her records still on it.
+        phone.sign_out(Unsent::HandOver).await?;
+        let s = phone.status().await?;
+        assert_eq!(
+            (s.device_id, s.user, s.pending_ops, s.pending_photos),
+            (None, None, 0, 0),
+            "{backend}"
+        );
+        assert_eq!(s.handed_over, 5, "{backend}: 4 records and a photo wait");
+        assert!(phone.hazards().await?.is_empty(), "{backend}");
+        assert!(
+            phone.recent_check_ins(10, None).await?.is_empty(),
+            "{backend}"
+        );
+        assert!(phone.photos().await?.is_empty(), "{backend}");
+
+        // Bob takes the phone for his shift in another community and syncs.
+        let code = h.enrollment("bob", Role::Patroller, &["S1-C2"]).await?;
+        let bob = phone.enroll(&code, None, "phone").await?;
+        let bobs = phone
+            .record_checkin(check_in("S1-C2-K1-B1-P1"))
+            .await?
+            .to_string();
+        let s = phone.sync().await?;
+        assert_eq!((s.applied, s.rejected), (1, 0), "{backend}: bob's own");
+        assert_eq!(phone.status().await?.handed_over, 0, "{backend}");
+        assert!(
+            !h.dir.path().join("phone/handover").join(&alice).exists(),
+            "{backend}: the hand-over is deleted once sent"
+        );
+
+        // On the server, each record under its own volunteer: alice's device, alice's name.
+        let store = h.server().store();
+        let device = |id: &str| -> anyhow::Result<patrolsync_proto::DeviceId> {
+            Ok(patrolsync_proto::DeviceId(uuid::Uuid::parse_str(id)?))
+        };
+        alices.sort();
+        assert_eq!(
+            patrolsync_tests::stored_check_in_ids(store.as_ref(), Some(device(&alice)?)).await?,
+            alices,
+            "{backend}"
+        );
+        assert_eq!(
+            patrolsync_tests::stored_check_in_ids(store.as_ref(), Some(device(&bob.device_id)?))
+                .await?,
+            vec![bobs],
+            "{backend}"
+        );
+        let users: Vec<String> = store
+            .check_ins(Some(device(&alice)?), u32::MAX)
+            .await?
+            .into_iter()
+            .map(|c| c.user)
+            .collect();
+        assert_eq!(users, ["alice"; 3], "{backend}");
+        let on_server = store.hazard(hazard).await?.expect("alice's hazard");
+        assert_eq!(on_server.cell, "S1-C1-K1", "{backend}");
+        assert_eq!(
+            store.blob(&patrolsync_tests::sha256(jpeg)).await?,
+            Some(jpeg.len() as u64),
+            "{backend}: its photo"
+        );
+        // Bob's phone holds none of alice's cell.
+        assert!(phone.hazard(hazard).await?.is_none(), "{backend}");
+        h.finish().await;
+    }
+    Ok(())
+}

@@ -663,12 +663,12 @@ impl PatrolClient {
     }
 
     /// Signs this device out for the next volunteer on a shared phone: wipes the local store,
-    /// the credentials and the photos. Refuses with `unsent_records` while records are still
-    /// waiting to upload, unless `discard_unsent`.
-    pub async fn sign_out(&self, discard_unsent: bool) -> Result<(), PatrolError> {
+    /// the credentials and the photos. What was not yet sent is refused (`unsent_records`),
+    /// handed over (kept under this volunteer's identity and sent as theirs at the next syncs)
+    /// or discarded, as `unsent` says.
+    pub async fn sign_out(&self, unsent: Unsent) -> Result<(), PatrolError> {
         let (client, lang) = self.client();
-        on_runtime(async move { client.sign_out(discard_unsent).await.map_err(failed(&lang)) })
-            .await
+        on_runtime(async move { client.sign_out(unsent.into()).await.map_err(failed(&lang)) }).await
     }
 }
 

@@ -767,6 +767,32 @@ pub struct Status {
     pub last_attempt_at_ms: Option<i64>,
     /// Why the last attempt failed.
     pub last_error: Option<ErrorInfo>,
+    /// Records and photos that volunteers who signed out of this phone left to be sent under
+    /// their own names (`Unsent.HAND_OVER`); they go at the next syncs.
+    pub handed_over: u64,
+}
+
+/// What becomes of the records a volunteer has not yet sent when they sign out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+pub enum Unsent {
+    /// Sign out only when nothing waits; otherwise `unsent_records{count}`.
+    Refuse,
+    /// Keep them on the phone under the signed-out volunteer's identity, out of the next
+    /// volunteer's sight, and send them as theirs at the next syncs (`Status.handed_over`
+    /// counts what is left).
+    HandOver,
+    /// Throw them away.
+    Discard,
+}
+
+impl From<Unsent> for sdk::Unsent {
+    fn from(u: Unsent) -> sdk::Unsent {
+        match u {
+            Unsent::Refuse => sdk::Unsent::Refuse,
+            Unsent::HandOver => sdk::Unsent::HandOver,
+            Unsent::Discard => sdk::Unsent::Discard,
+        }
+    }
 }
 
 impl Status {
@@ -783,6 +809,7 @@ impl Status {
             last_sync_at_ms: s.last_sync_at_ms,
             last_attempt_at_ms: s.last_attempt_at_ms,
             last_error: s.last_error_code.map(|c| ErrorInfo::new(c, language)),
+            handed_over: s.handed_over,
         }
     }
 }

@@ -260,13 +260,13 @@ def test_sign_out_keeps_unsent_records_unless_told_and_then_empties_the_phone(se
         await client.record_checkin(checkin(CHECKPOINTS[0], photos=[photo]))
 
         with pytest.raises(ps.PatrolError.Failed) as unsent:
-            await client.sign_out(False)
+            await client.sign_out(ps.Unsent.REFUSE)
         assert unsent.value.code == ps.ErrorCode.UNSENT_RECORDS(count=2)
         assert unsent.value.text == "还有 2 条记录未上传，请先同步"
         assert (await client.status()).device_id is not None, "nothing was wiped"
 
         await client.sync()
-        await client.sign_out(False)
+        await client.sign_out(ps.Unsent.REFUSE)
         status = await client.status()
         assert (status.device_id, status.user, status.pending_ops) == (None, None, 0)
         assert await client.hazards() == []
@@ -408,8 +408,22 @@ def test_credentials_live_in_the_apps_key_store_and_the_platform_gives_the_clock
         assert (await client.sync()).applied == 1
         [stored] = server.admin_json("check-ins")
         assert stored["monotonic_ms"] == 123_456, stored
-        # Signing out removes them from the app's store too.
-        await client.sign_out(False)
+        # Signing out with a record unsent hands it over: carol's credentials stay in the app's
+        # store, under the hand-over's names, until it is sent.
+        await client.record_checkin(checkin(CHECKPOINTS[1]))
+        device = (await client.status()).device_id
+        await client.sign_out(ps.Unsent.HAND_OVER)
+        assert sorted(keys.saved) == [f"handover/{device}/{name}"
+                                      for name in ("device.crt", "device.key", "server-ca.der")]
+        status = await client.status()
+        assert (status.device_id, status.pending_ops, status.handed_over) == (None, 0, 1)
+        # The next sync sends it as carol's, though nobody is enrolled on the phone now.
+        with pytest.raises(ps.PatrolError.Failed) as not_enrolled:
+            await client.sync()
+        assert not_enrolled.value.code == ps.ErrorCode.NOT_ENROLLED()
+        assert (await client.status()).handed_over == 0
+        assert [c["user"] for c in server.admin_json("check-ins")] == ["carol", "carol"]
+        # Sent, the hand-over is gone from the app's store too.
         assert keys.saved == {}
 
     drive(run)
