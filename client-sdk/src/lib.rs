@@ -201,6 +201,8 @@ struct Inner {
     keys: Arc<dyn KeyStore>,
     /// A signed-out volunteer's hand-over: it pushes and uploads, and never pulls.
     send_only: bool,
+    /// Hand-overs are sent by one caller at a time.
+    handover_lock: tokio::sync::Mutex<()>,
 }
 
 /// The device's handle on its local store and the server. Cheap to clone.
@@ -295,6 +297,7 @@ impl Client {
                 state_changes: tokio::sync::broadcast::channel(256).0,
                 keys,
                 send_only,
+                handover_lock: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -374,7 +377,7 @@ impl Client {
             last_attempt_at_ms: state.get(0),
             last_error: state.get(2),
             last_error_code: ErrorCode::from_columns(state.get(3), state.get(4), state.get(5)),
-            handed_over: self.handed_over_waiting().await.map_err(read_failed)?,
+            handed_over: self.handed_over_waiting().await,
         })
     }
 

@@ -30,11 +30,19 @@ pub enum Unsent {
 #[non_exhaustive]
 pub enum SignOutError {
     /// Records have not reached the server yet; sync first, hand them over, or discard them.
-    #[error("{count} records have not been uploaded yet; sync first or discard them")]
+    #[error(
+        "{count} records have not been uploaded yet; sync first, hand them over or discard them"
+    )]
     UnsentRecords {
         /// Ops in the outbox plus photos waiting.
         count: u64,
     },
+    /// The device was revoked, so a hand-over could never be sent: enroll it again for the same
+    /// volunteer (which sends what waits, as a new device), or discard.
+    #[error(
+        "this device was revoked; enroll it again for the same person to send its records, or discard them"
+    )]
+    Revoked,
     /// The local store failed.
     #[error("cannot wipe the local store: {0}")]
     Storage(String),
@@ -45,6 +53,7 @@ impl SignOutError {
     pub fn code(&self) -> ErrorCode {
         match self {
             SignOutError::UnsentRecords { count } => ErrorCode::UnsentRecords { count: *count },
+            SignOutError::Revoked => ErrorCode::Revoked,
             SignOutError::Storage(_) => ErrorCode::Storage,
         }
     }
@@ -132,34 +141,61 @@ impl Client {
         // No sync may run while the store is emptied under it.
         let _no_sync = self.inner.sync_lock.lock().await;
         let device = self.device_id().await.map_err(storage)?;
-        match (unsent, device) {
-            (Unsent::HandOver, Some(device)) => self.hand_over(&device).await?,
-            _ => {
-                // The write lock from the count to the wipe: a record saved meanwhile waits,
-                // and is counted or kept.
-                let mut tx = self
-                    .inner
-                    .db
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(storage)?;
-                // Unsent: ops waiting, and photos the server does not have (queued, or failed
-                // and waiting for the app to add them again).
-                let waiting: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state != 'uploaded')",
-                )
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(storage)?;
-                if waiting > 0 && unsent == Unsent::Refuse {
-                    return Err(SignOutError::UnsentRecords {
-                        count: waiting as u64,
-                    });
-                }
-                wipe(&mut tx).await.map_err(storage)?;
-                tx.commit().await.map_err(storage)?;
+        // The write lock from the count to the wipe: a record saved meanwhile waits, and is
+        // counted or kept.
+        let mut tx = self
+            .inner
+            .db
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage)?;
+        // Unsent: ops waiting, and photos the server does not have (queued, or failed and
+        // waiting for the app to add them again).
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state != 'uploaded')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let revoked: bool = sqlx::query_scalar("SELECT revoked FROM sync_state WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?
+            .unwrap_or(false);
+        match (unsent, &device) {
+            (_, _) if waiting == 0 => {}
+            (Unsent::Refuse, _) => {
+                return Err(SignOutError::UnsentRecords {
+                    count: waiting as u64,
+                });
             }
+            (Unsent::HandOver, Some(_)) if revoked => return Err(SignOutError::Revoked),
+            (Unsent::HandOver, Some(device)) => {
+                tx.rollback().await.map_err(storage)?;
+                self.hand_over(device).await?;
+                self.signed_out_files().await?;
+                self.signed_out();
+                return Ok(());
+            }
+            // Nothing enrolled holds them: they can only go.
+            (Unsent::HandOver | Unsent::Discard, _) => {}
         }
+        wipe(&mut tx).await.map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        // A hand-over of this device left by an earlier sign-out that did not finish holds
+        // copies of what was just discarded or sent: it goes too.
+        if let Some(device) = &device {
+            self.remove_handover(device)
+                .await
+                .map_err(SignOutError::Storage)?;
+        }
+        self.signed_out_files().await?;
+        self.signed_out();
+        Ok(())
+    }
+
+    /// After the store was wiped: the credentials and the photo files go.
+    async fn signed_out_files(&self) -> Result<(), SignOutError> {
         for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
             self.inner
                 .keys
@@ -171,6 +207,11 @@ impl Client {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(SignOutError::Storage(e.to_string())),
         }
+        Ok(())
+    }
+
+    /// After a sign-out: the state starts again and every list on screen empties.
+    fn signed_out(&self) {
         self.reset_state();
         self.data_changed([
             DataKind::CheckIns,
@@ -179,7 +220,6 @@ impl Client {
             DataKind::Templates,
             DataKind::Grid,
         ]);
-        Ok(())
     }
 
     /// Moves what `device` has not sent into a hand-over (its own store under
@@ -188,9 +228,10 @@ impl Client {
     /// happens only under a write lock that has seen every waiting record in the hand-over.
     async fn hand_over(&self, device: &str) -> Result<(), SignOutError> {
         let storage = |e: sqlx::Error| SignOutError::Storage(e.to_string());
-        let dir = self.handover_path(device)?;
+        let id = handover_id(device).map_err(SignOutError::Storage)?;
+        let dir = self.handover_path(&id);
         // The hand-over's store, with the same schema as this one (opened, then closed).
-        let handover = Client::open_handover(&dir, self.handover_config(device))
+        let handover = Client::open_handover(&dir, self.handover_config(&id))
             .await
             .map_err(|e| SignOutError::Storage(e.to_string()))?;
         for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
@@ -216,31 +257,46 @@ impl Client {
             .await
             .map_err(storage)?;
         for _ in 0..HANDOVER_ATTEMPTS {
-            // The copy, durable on its own before anything here is touched.
+            // The files first (a photo queued meanwhile is caught below), then the rows, durable
+            // on their own before anything here is touched.
+            let queued: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT sha256 FROM main.photos WHERE state = 'queued'")
+                    .fetch_all(&mut conn)
+                    .await
+                    .map_err(storage)?;
+            let linked = link_photos(&self.photo_dir(), &handover_photos, &queued)
+                .map_err(|e| SignOutError::Storage(e.to_string()))?;
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
             for copy in [
                 "INSERT OR REPLACE INTO handover.identity SELECT * FROM main.identity",
                 "INSERT OR IGNORE INTO handover.outbox SELECT * FROM main.outbox",
-                "INSERT OR REPLACE INTO handover.photos SELECT * FROM main.photos WHERE state = 'queued'",
                 "INSERT OR REPLACE INTO handover.counters SELECT * FROM main.counters",
             ] {
                 sqlx::query(copy).execute(&mut *tx).await.map_err(storage)?;
             }
-            tx.commit().await.map_err(storage)?;
-            let photos: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sha256 FROM handover.photos")
-                .fetch_all(&mut conn)
+            // Only photos whose file it holds: one gone from the phone could never be sent.
+            for sha in &linked {
+                sqlx::query(
+                    "INSERT OR REPLACE INTO handover.photos SELECT * FROM main.photos \
+                     WHERE sha256 = ? AND state = 'queued'",
+                )
+                .bind(sha)
+                .execute(&mut *tx)
                 .await
                 .map_err(storage)?;
-            link_photos(&self.photo_dir(), &handover_photos, &photos)
-                .map_err(|e| SignOutError::Storage(e.to_string()))?;
+            }
+            tx.commit().await.map_err(storage)?;
+            sync_dir(&dir).map_err(|e| SignOutError::Storage(e.to_string()))?;
             // The wipe, only if nothing was recorded since the copy.
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
             let missed: i64 = sqlx::query_scalar(
                 "SELECT (SELECT COUNT(*) FROM main.outbox \
                          WHERE device_seq NOT IN (SELECT device_seq FROM handover.outbox)) \
-                      + (SELECT COUNT(*) FROM main.photos \
-                         WHERE state = 'queued' AND sha256 NOT IN (SELECT sha256 FROM handover.photos))",
+                      + (SELECT COUNT(*) FROM main.photos WHERE state = 'queued' \
+                         AND sha256 NOT IN (SELECT sha256 FROM handover.photos) \
+                         AND lower(hex(sha256)) NOT IN (SELECT value FROM json_each(?)))",
             )
+            .bind(missing_json(&queued, &linked))
             .fetch_one(&mut *tx)
             .await
             .map_err(storage)?;
@@ -258,12 +314,19 @@ impl Client {
     }
 
     /// Sends what signed-out volunteers left on this phone, each under their own identity
-    /// (push and photos, no pull), and deletes each hand-over the server has answered for
-    /// whole. A hand-over that cannot be sent now (offline, revoked) stays for the next sync.
-    pub(crate) async fn send_handovers(&self) -> HandoverOutcome {
+    /// (push, and photos when `include_photos`; never a pull), and deletes each hand-over the
+    /// server has answered for whole. A hand-over that cannot be sent now (offline, revoked)
+    /// stays for the next sync. One caller at a time; a sync of this device's own records
+    /// does not wait for it.
+    pub(crate) async fn send_handovers(&self, include_photos: bool) -> HandoverOutcome {
         let mut outcome = HandoverOutcome::default();
-        for device in self.handover_devices() {
-            match self.send_handover(&device).await {
+        let devices = self.handover_devices();
+        if devices.is_empty() {
+            return outcome;
+        }
+        let _one_at_a_time = self.inner.handover_lock.lock().await;
+        for device in devices {
+            match self.send_handover(&device, include_photos).await {
                 Ok((sent, finished)) => {
                     outcome.sent += sent;
                     outcome.finished += u64::from(finished);
@@ -279,71 +342,157 @@ impl Client {
     }
 
     /// Sends one hand-over; returns the ops answered for and whether it is gone.
-    async fn send_handover(&self, device: &str) -> Result<(u64, bool), crate::SyncError> {
+    async fn send_handover(
+        &self,
+        id: &str,
+        include_photos: bool,
+    ) -> Result<(u64, bool), crate::SyncError> {
         let local = |e: String| crate::SyncError::Local(e);
-        let dir = self
-            .handover_path(device)
-            .map_err(|e| local(e.to_string()))?;
-        let handover = Client::open_handover(&dir, self.handover_config(device))
+        let dir = self.handover_path(id);
+        let handover = Client::open_handover(&dir, self.handover_config(id))
             .await
             .map_err(|e| local(e.to_string()))?;
+        handover.set_network_metered(self.inner.metered.load(std::sync::atomic::Ordering::SeqCst));
         let mut summary = crate::SyncSummary::default();
-        let sent = match handover.identity().await {
-            Ok(identity) => handover.sync_once(&identity, &mut summary, true).await,
-            // A hand-over cut short before its identity was copied holds nothing to send.
-            Err(crate::SyncError::NotEnrolled) => Ok(()),
-            Err(e) => Err(e),
-        };
-        let left = handover
-            .status()
-            .await
-            .map(|s| s.pending_ops + s.pending_photos);
+        let sent = async {
+            // A photo whose file is gone can never be sent (a sign-out cut short between its
+            // copy and its link): it must not hold the hand-over forever.
+            handover.forget_missing_photos().await?;
+            if handover.waiting().await? == 0 {
+                return Ok(());
+            }
+            let identity = handover.identity().await?;
+            handover
+                .sync_once(&identity, &mut summary, include_photos)
+                .await
+        }
+        .await;
+        let left = handover.waiting().await;
         let answered = summary.applied + summary.duplicates + summary.rejected;
         handover.close().await;
         sent?;
-        if left.map_err(|e| local(e.to_string()))? > 0 {
+        if left? > 0 {
             return Ok((answered, false));
         }
-        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
-            handover.inner.keys.remove(name).map_err(local)?;
-        }
-        tokio::fs::remove_dir_all(&dir)
-            .await
-            .map_err(|e| local(e.to_string()))?;
+        self.remove_handover(id).await.map_err(local)?;
         tracing::info!(
-            device,
+            id,
             answered,
             "a signed-out volunteer's records were all sent"
         );
         Ok((answered, true))
     }
 
-    /// Records and photos of signed-out volunteers still on this phone, waiting to be sent.
-    pub(crate) async fn handed_over_waiting(&self) -> Result<u64, sqlx::Error> {
-        let mut waiting = 0;
-        for device in self.handover_devices() {
-            let Ok(dir) = self.handover_path(&device) else {
+    /// Ops and queued photos in this store.
+    async fn waiting(&self) -> Result<u64, crate::SyncError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state = 'queued')",
+        )
+        .fetch_one(&self.inner.db)
+        .await
+        .map_err(crate::error::local)?;
+        Ok(n as u64)
+    }
+
+    /// Drops queued photos whose file is not on the phone.
+    async fn forget_missing_photos(&self) -> Result<(), crate::SyncError> {
+        let queued: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT sha256 FROM photos WHERE state = 'queued'")
+                .fetch_all(&self.inner.db)
+                .await
+                .map_err(crate::error::local)?;
+        for sha in queued {
+            let Ok(hash) = <[u8; 32]>::try_from(sha.as_slice()) else {
                 continue;
             };
-            let db = dir.join(crate::DB_FILE);
-            if !db.exists() {
-                continue;
+            if !self.photo_path(&hash).exists() {
+                tracing::warn!(photo = %hex::encode(hash), "a handed-over photo's file is gone");
+                sqlx::query("DELETE FROM photos WHERE sha256 = ?")
+                    .bind(&sha)
+                    .execute(&self.inner.db)
+                    .await
+                    .map_err(crate::error::local)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the hand-over of `device`, if there is one: its credentials, then its files.
+    async fn remove_handover(&self, device: &str) -> Result<(), String> {
+        let id = handover_id(device)?;
+        let dir = self.handover_path(&id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let keys = self.handover_config(&id).key_store;
+        for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
+            if let Some(keys) = &keys {
+                keys.remove(name)?;
+            }
+        }
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Throws away what signed-out volunteers left on this phone unsent (for a hand-over the
+    /// server will never take: its device was revoked after the sign-out). Returns the records
+    /// and photos discarded.
+    ///
+    /// # Errors
+    ///
+    /// [`SignOutError::Storage`] when a hand-over's files or credentials cannot be removed
+    /// (those before it are gone).
+    pub async fn discard_handed_over(&self) -> Result<u64, SignOutError> {
+        let _one_at_a_time = self.inner.handover_lock.lock().await;
+        let mut discarded = 0;
+        for id in self.handover_devices() {
+            discarded += self.handover_waiting(&id).await;
+            self.remove_handover(&id)
+                .await
+                .map_err(SignOutError::Storage)?;
+            tracing::warn!(id, "a signed-out volunteer's unsent records were discarded");
+        }
+        Ok(discarded)
+    }
+
+    /// Records and photos of signed-out volunteers still on this phone, waiting to be sent.
+    pub(crate) async fn handed_over_waiting(&self) -> u64 {
+        let mut waiting = 0;
+        for id in self.handover_devices() {
+            waiting += self.handover_waiting(&id).await;
+        }
+        waiting
+    }
+
+    /// What one hand-over still holds (0, logged, when its store cannot be read: a status
+    /// must not fail for it).
+    async fn handover_waiting(&self, id: &str) -> u64 {
+        let db = self.handover_path(id).join(crate::DB_FILE);
+        let counted = async {
             let options = sqlx::sqlite::SqliteConnectOptions::new()
                 .filename(db)
                 .read_only(true);
             let mut conn = SqliteConnection::connect_with(&options).await?;
-            let n: i64 = sqlx::query_scalar(
+            sqlx::query_scalar::<_, i64>(
                 "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state = 'queued')",
             )
             .fetch_one(&mut conn)
-            .await?;
-            waiting += n as u64;
+            .await
         }
-        Ok(waiting)
+        .await;
+        match counted {
+            Ok(n) => n as u64,
+            Err(e) => {
+                tracing::warn!(id, error = %e, "cannot count a hand-over");
+                0
+            }
+        }
     }
 
-    /// The devices whose hand-overs are on this phone (none on a hand-over's own store).
+    /// The hand-overs on this phone, by device id (none on a hand-over's own store).
     fn handover_devices(&self) -> Vec<String> {
         if self.inner.send_only {
             return Vec::new();
@@ -354,31 +503,27 @@ impl Client {
         let mut devices: Vec<String> = entries
             .flatten()
             .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter_map(|e| e.file_name().to_str().and_then(|n| handover_id(n).ok()))
             .collect();
         devices.sort();
         devices
     }
 
-    /// `handover/<device>` under the state directory; `device` is the id the store holds (a
-    /// UUID), checked so it can never name a path outside.
-    fn handover_path(&self, device: &str) -> Result<PathBuf, SignOutError> {
-        let id: uuid::Uuid = device
-            .parse()
-            .map_err(|_| SignOutError::Storage(format!("not a device id: {device}")))?;
-        Ok(self.inner.dir.join(HANDOVER_DIR).join(id.to_string()))
+    /// `handover/<id>` under the state directory (`id` from [`handover_id`]).
+    fn handover_path(&self, id: &str) -> PathBuf {
+        self.inner.dir.join(HANDOVER_DIR).join(id)
     }
 
-    /// This client's configuration for a hand-over: the same server and settings, with the
-    /// credentials under the hand-over's names.
-    fn handover_config(&self, device: &str) -> crate::ClientConfig {
+    /// This client's configuration for the hand-over `id`: the same server and settings, with
+    /// the credentials under the hand-over's names.
+    fn handover_config(&self, id: &str) -> crate::ClientConfig {
         let inner = self.inner.config.key_store.clone().unwrap_or_else(|| {
             Arc::new(crate::platform::FileKeyStore(self.inner.dir.clone())) as Arc<dyn KeyStore>
         });
         crate::ClientConfig {
             key_store: Some(Arc::new(HandoverKeys {
                 inner,
-                prefix: format!("{HANDOVER_DIR}/{device}/"),
+                prefix: format!("{HANDOVER_DIR}/{id}/"),
             })),
             ..self.inner.config.clone()
         }
@@ -392,6 +537,30 @@ impl Client {
             .busy_timeout(std::time::Duration::from_secs(10));
         SqliteConnection::connect_with(&options).await
     }
+}
+
+/// A hand-over's name: the device id the store holds, as a canonical UUID, so it names one
+/// directory and one set of key names and never a path outside.
+fn handover_id(device: &str) -> Result<String, String> {
+    let id: uuid::Uuid = device
+        .parse()
+        .map_err(|_| format!("not a device id: {device}"))?;
+    Ok(id.to_string())
+}
+
+/// The photos of `queued` that `linked` lacks, as a JSON array of blobs for `json_each`.
+fn missing_json(queued: &[Vec<u8>], linked: &[Vec<u8>]) -> String {
+    let missing: Vec<String> = queued
+        .iter()
+        .filter(|sha| !linked.contains(sha))
+        .map(|sha| format!("\"{}\"", hex::encode(sha)))
+        .collect();
+    format!("[{}]", missing.join(","))
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Empties every data table of the store (in `main`, when another store is attached) and puts
@@ -423,20 +592,23 @@ async fn wipe(tx: &mut SqliteConnection) -> Result<(), sqlx::Error> {
 
 /// Hard-links each photo in `hashes` from `from` into `to` (made if missing), so the hand-over
 /// keeps its files when this store's photo directory goes; a file already there is kept.
-fn link_photos(from: &Path, to: &Path, hashes: &[Vec<u8>]) -> std::io::Result<()> {
+/// Returns the hashes whose file the hand-over holds (a photo gone from the phone is not).
+fn link_photos(from: &Path, to: &Path, hashes: &[Vec<u8>]) -> std::io::Result<Vec<Vec<u8>>> {
     std::fs::create_dir_all(to)?;
+    let mut linked = Vec::with_capacity(hashes.len());
     for sha in hashes {
         let name = hex::encode(sha);
         match std::fs::hard_link(from.join(&name), to.join(&name)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            // Gone from the phone already: the upload marks it failed, as it would have here.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
+        linked.push(sha.clone());
     }
     // The links are durable before the originals are removed.
-    std::fs::File::open(to)?.sync_all()
+    sync_dir(to)?;
+    Ok(linked)
 }
 
 #[cfg(test)]
@@ -489,11 +661,13 @@ mod tests {
             client.inner.keys.save(name, name.as_bytes())?;
         }
         let photo = client.add_photo_bytes(b"a photo").await?;
-        // A patroller keeps tapping while the phone is signed out under her.
+        // A patroller keeps tapping while the phone is signed out under her (a tap every
+        // millisecond or so: a copy that raced one every time would give up, as it should).
         let recorder = client.clone();
         let tapping = tokio::spawn(async move {
             let mut recorded = Vec::new();
             loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 let c = crate::NewCheckIn::new(
                     "S1-C1-K1-B1-P1",
                     patrolsync_proto::CheckInOutcome::Inspected,
@@ -555,6 +729,44 @@ mod tests {
             (s.pending_ops, s.handed_over),
             (1, recorded.len() as u64 + 1)
         );
+        Ok(())
+    }
+
+    /// Nothing waiting: a hand-over is a plain sign-out and leaves no credentials behind; a
+    /// revoked device's records could never be sent, so they are not handed over.
+    #[tokio::test]
+    async fn a_hand_over_is_made_only_of_records_the_server_could_take()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let client = Client::open(dir.path(), crate::ClientConfig::default()).await?;
+        let enroll = |device: &'static str| {
+            sqlx::query(
+                "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
+                 VALUES (1, ?, '127.0.0.1:1', 'alice', 'patroller', 'S1-C1', 0)",
+            )
+            .bind(device)
+            .execute(&client.inner.db)
+        };
+        enroll("0190e1a0-0000-7000-8000-000000000001").await?;
+        client.inner.keys.save(KEY_FILE, b"key")?;
+        client.sign_out(Unsent::HandOver).await?;
+        assert!(!dir.path().join(HANDOVER_DIR).exists());
+        assert_eq!(client.inner.keys.load(KEY_FILE)?, None);
+
+        enroll("0190e1a0-0000-7000-8000-000000000002").await?;
+        let c = crate::NewCheckIn::new(
+            "S1-C1-K1-B1-P1",
+            patrolsync_proto::CheckInOutcome::Inspected,
+        );
+        client.record_checkin(c).await?;
+        sqlx::query("UPDATE sync_state SET revoked = 1")
+            .execute(&client.inner.db)
+            .await?;
+        let refused = client.sign_out(Unsent::HandOver).await;
+        assert!(matches!(refused, Err(SignOutError::Revoked)), "{refused:?}");
+        assert_eq!(client.status().await?.pending_ops, 1, "nothing was wiped");
+        client.sign_out(Unsent::Discard).await?;
+        assert_eq!(client.status().await?.pending_ops, 0);
         Ok(())
     }
 }

@@ -132,6 +132,10 @@ impl Client {
         shown: String,
     ) -> Result<[u8; 32], RecordError> {
         let io = |e: std::io::Error| RecordError::Storage(format!("{shown}: {e}"));
+        let enrolled = self
+            .device_id()
+            .await
+            .map_err(|e| RecordError::Storage(e.to_string()))?;
         tokio::fs::create_dir_all(self.photo_dir())
             .await
             .map_err(io)?;
@@ -159,6 +163,23 @@ impl Client {
         tokio::fs::rename(&tmp, self.photo_path(&sha))
             .await
             .map_err(io)?;
+        let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
+        // As for records: a sign-out (or a new enrollment) while the photo was copied means it
+        // belongs to nobody enrolled here now, and must not join the next volunteer's queue.
+        let mut tx = self
+            .inner
+            .db
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage)?;
+        let now_enrolled: Option<String> =
+            sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+        if now_enrolled != enrolled {
+            return Err(RecordError::NotEnrolled);
+        }
         sqlx::query(
             "INSERT INTO photos (sha256, size, added_at_ms, state) VALUES (?, ?, ?, 'queued') \
              ON CONFLICT (sha256) DO UPDATE SET state = CASE WHEN state = 'failed' THEN 'queued' ELSE state END, \
@@ -167,9 +188,10 @@ impl Client {
         .bind(sha.to_vec())
         .bind(size as i64)
         .bind(now_ms())
-        .execute(&self.inner.db)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| RecordError::Storage(e.to_string()))?;
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
         self.data_changed([DataKind::Photos]);
         self.inner.trigger.notify_one();
         Ok(sha)

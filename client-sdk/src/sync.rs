@@ -45,7 +45,9 @@ type Pushed = (Vec<i64>, bool, wire::Response);
 impl Client {
     /// Pushes the outbox until it is empty, retrying network failures with back-off up to
     /// `max_attempts` times, then pulls what changed and uploads photos. Ops recorded while the
-    /// sync runs are sent too.
+    /// sync runs are sent too. Then, unless the server was unreachable, what volunteers who
+    /// signed out of this phone handed over goes, each under their own identity (see
+    /// [`crate::Unsent::HandOver`]); how that goes never changes this result.
     ///
     /// # Errors
     ///
@@ -76,7 +78,8 @@ impl Client {
         within: Duration,
         include_photos: bool,
     ) -> Result<SyncSummary, SyncError> {
-        let result = match tokio::time::timeout(within, self.sync_with(include_photos)).await {
+        let deadline = tokio::time::Instant::now() + within;
+        let result = match tokio::time::timeout_at(deadline, self.sync_own(include_photos)).await {
             Ok(result) => result,
             Err(_) => {
                 let closed = SyncError::WindowClosed {
@@ -87,6 +90,13 @@ impl Client {
             }
         };
         self.report_failure(&result);
+        // Hand-overs in what is left of the window; they never change how this sync ended.
+        if !matches!(
+            result,
+            Err(SyncError::Network { .. } | SyncError::WindowClosed { .. })
+        ) {
+            let _ = tokio::time::timeout_at(deadline, self.send_handovers(include_photos)).await;
+        }
         result
     }
 
@@ -164,18 +174,23 @@ impl Client {
     /// One sync, as every path runs it: tells subscribers it started and, when it succeeds,
     /// what it changed (hazards, conflicts, scope) and that it finished.
     pub(crate) async fn sync_with(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
+        let result = self.sync_own(include_photos).await;
+        // What volunteers who signed out left here goes under their own names, whether or not
+        // this phone is enrolled now; not when the server was just found unreachable.
+        if !matches!(result, Err(SyncError::Network { .. })) {
+            self.send_handovers(include_photos).await;
+        }
+        result
+    }
+
+    /// This device's own sync, under the sync lock.
+    async fn sync_own(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         // Back to idle however the sync ends, cancellation included.
         let _idle = IdleOnDrop(self);
         let events = &self.inner.events;
         let _ = events.send(SyncEvent::Started);
-        let synced = self.sync_locked(include_photos).await;
-        // What volunteers who signed out left here goes under their own names, whether or not
-        // this phone is enrolled now; not when the server was just found unreachable.
-        if !matches!(synced, Err(SyncError::Network { .. })) {
-            self.send_handovers().await;
-        }
-        let summary = synced?;
+        let summary = self.sync_locked(include_photos).await?;
         for id in &summary.hazards_changed {
             let _ = events.send(SyncEvent::HazardChanged { id: id.clone() });
         }

@@ -288,7 +288,7 @@ async fn a_shared_phone_hands_a_volunteers_unsent_records_over_and_sends_them_as
     use patrolsync_sdk::{SignOutError, Unsent};
     for db in test_databases().await {
         let backend = db.backend;
-        let h = Harness::start(db).await?;
+        let mut h = Harness::start(db).await?;
         let phone = h.device("phone", "alice", &["S1-C1"]).await?;
         let alice = phone.status().await?.device_id.expect("enrolled");
         let check_in = |p: &str| NewCheckIn::new(p, CheckInOutcome::Inspected);
@@ -327,15 +327,28 @@ async fn a_shared_phone_hands_a_volunteers_unsent_records_over_and_sends_them_as
         );
         assert!(phone.photos().await?.is_empty(), "{backend}");
 
-        // Bob takes the phone for his shift in another community and syncs.
+        // Offline, a sync sends nothing and the hand-over stays.
+        h.stop().await;
+        let offline = phone.sync().await;
+        assert!(
+            matches!(offline, Err(SyncError::NotEnrolled)),
+            "{backend}: {offline:?}"
+        );
+        assert_eq!(phone.status().await?.handed_over, 5, "{backend}");
+        h.restart().await?;
+
+        // Bob takes the phone for his shift in another community. A background window without
+        // photos sends his record and alice's, and leaves her photo for later.
         let code = h.enrollment("bob", Role::Patroller, &["S1-C2"]).await?;
         let bob = phone.enroll(&code, None, "phone").await?;
         let bobs = phone
             .record_checkin(check_in("S1-C2-K1-B1-P1"))
             .await?
             .to_string();
-        let s = phone.sync().await?;
+        let s = phone.sync_for(Duration::from_secs(30), false).await?;
         assert_eq!((s.applied, s.rejected), (1, 0), "{backend}: bob's own");
+        assert_eq!(phone.status().await?.handed_over, 1, "{backend}: the photo");
+        phone.sync().await?;
         assert_eq!(phone.status().await?.handed_over, 0, "{backend}");
         assert!(
             !h.dir.path().join("phone/handover").join(&alice).exists(),

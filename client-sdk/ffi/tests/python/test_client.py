@@ -408,8 +408,13 @@ def test_credentials_live_in_the_apps_key_store_and_the_platform_gives_the_clock
         assert (await client.sync()).applied == 1
         [stored] = server.admin_json("check-ins")
         assert stored["monotonic_ms"] == 123_456, stored
+        # Signing out removes them from the app's store too.
+        await client.sign_out(ps.Unsent.REFUSE)
+        assert keys.saved == {}
+
         # Signing out with a record unsent hands it over: carol's credentials stay in the app's
         # store, under the hand-over's names, until it is sent.
+        await client.enroll(server.enrollment_code("carol", "patroller", CELL), None, "carol")
         await client.record_checkin(checkin(CHECKPOINTS[1]))
         device = (await client.status()).device_id
         await client.sign_out(ps.Unsent.HAND_OVER)
