@@ -680,6 +680,29 @@ impl PatrolClient {
     }
 }
 
+/// The benchmark's breakdown of the binding's own cost (built only with the `bench` feature).
+#[cfg(feature = "bench")]
+#[uniffi::export]
+impl PatrolClient {
+    /// Takes a check-in across the boundary and does nothing with it: what lowering the
+    /// record and one plain call cost.
+    pub fn accept_check_in(&self, check_in: CheckInInput) -> u32 {
+        check_in.checkpoint.len() as u32
+    }
+
+    /// An async call that does nothing on the library's runtime: what the foreign language's
+    /// await, the hand-off to the runtime and the wake back cost.
+    pub async fn nothing_on_runtime(&self) -> Result<(), PatrolError> {
+        on_runtime(async { Ok(()) }).await
+    }
+
+    /// An async call that is ready at once, on the caller's thread: the foreign language's
+    /// await alone.
+    pub async fn nothing_at_once(&self) -> Result<(), PatrolError> {
+        Ok(())
+    }
+}
+
 /// One call to the app's listener.
 enum Call {
     Event(SyncEvent),

@@ -65,6 +65,10 @@ pub async fn run(a: &FfiArgs) -> anyhow::Result<Value> {
     };
     let (python, native) = (per_call("python_ns")?, per_call("native_ns")?);
     let (py_median, native_median) = (median(&python), median(&native));
+    // Each Python block beside the native block run right after it: the disk's speed drifts
+    // over a run, and a pair sees the same drift.
+    let paired: Vec<f64> = python.iter().zip(&native).map(|(p, n)| p / n).collect();
+    let us = |key: &str| measured[key].as_f64().map(|ns| ns / 1000.0);
     let size = library_size(&a.library)?;
     Ok(json!({
         "calls_per_side": python.len() * a.block,
@@ -76,6 +80,12 @@ pub async fn run(a: &FfiArgs) -> anyhow::Result<Value> {
             "native_rust_blocks": native,
         },
         "ratio_python_to_native": py_median / native_median,
+        "ratio_median_of_pairs": median(&paired),
+        "binding_cost_us": {
+            "lowering_a_check_in": us("lowering_ns"),
+            "async_round_trip": us("async_round_trip_ns"),
+            "async_ready_at_once": us("async_ready_at_once_ns"),
+        },
         "library": size,
     }))
 }
@@ -194,12 +204,22 @@ pub fn summary(r: &Value) -> String {
     let us = &r["record_checkin_us"];
     let lib = &r["library"];
     let mut text = format!(
-        "record_checkin, {} calls per side in blocks of {}\n  Python binding  {:.1} µs/call (median block)\n  native Rust     {:.1} µs/call\n  ratio           {:.2}× (target ≤ 1.2×)\n\nlibpatrolsync_ffi.so (release): {:.1} MiB built, {:.1} MiB stripped; code by crate:\n",
+        "record_checkin, {} calls per side in blocks of {}\n  Python binding  {:.1} µs/call (median block)\n  native Rust     {:.1} µs/call\n  ratio           {:.2}× (target ≤ 1.2×); median of paired blocks {:.2}×\n  the binding's own cost: lowering a check-in {:.1} µs, an async call doing nothing on the runtime {:.1} µs (of which the await of a call ready at once {:.1} µs)\n\nlibpatrolsync_ffi.so (release): {:.1} MiB built, {:.1} MiB stripped; code by crate:\n",
         r["calls_per_side"],
         r["block"],
         us["python_binding_median"].as_f64().unwrap_or(f64::NAN),
         us["native_rust_median"].as_f64().unwrap_or(f64::NAN),
         r["ratio_python_to_native"].as_f64().unwrap_or(f64::NAN),
+        r["ratio_median_of_pairs"].as_f64().unwrap_or(f64::NAN),
+        r["binding_cost_us"]["lowering_a_check_in"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        r["binding_cost_us"]["async_round_trip"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        r["binding_cost_us"]["async_ready_at_once"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
         lib["built_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
         lib["stripped_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
     );
