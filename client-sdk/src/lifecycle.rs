@@ -84,7 +84,7 @@ const HANDOVER_DIR: &str = "handover";
 
 /// Attempts at copying a hand-over before giving up: each attempt fails only when a record was
 /// saved between the copy and the wipe.
-const HANDOVER_ATTEMPTS: usize = 3;
+const HANDOVER_ATTEMPTS: usize = 5;
 
 /// A hand-over's credentials, kept in the app's key store beside the current device's under
 /// `handover/<device id>/<name>` (with the default store: files in the hand-over's directory).
@@ -138,8 +138,10 @@ impl Client {
     /// sequence).
     pub async fn sign_out(&self, unsent: Unsent) -> Result<(), SignOutError> {
         let storage = |e: sqlx::Error| SignOutError::Storage(e.to_string());
-        // No sync may run while the store is emptied under it.
+        // No sync may run while the store is emptied under it, and no hand-over may be sent or
+        // discarded while one is made or removed.
         let _no_sync = self.inner.sync_lock.lock().await;
+        let _no_handover = self.inner.handover_lock.lock().await;
         let device = self.device_id().await.map_err(storage)?;
         // The write lock from the count to the wipe: a record saved meanwhile waits, and is
         // counted or kept.
@@ -157,6 +159,13 @@ impl Client {
         .fetch_one(&mut *tx)
         .await
         .map_err(storage)?;
+        // What a hand-over would hold: photos that already failed are not sent again.
+        let sendable: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM outbox) + (SELECT COUNT(*) FROM photos WHERE state = 'queued')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
         let revoked: bool = sqlx::query_scalar("SELECT revoked FROM sync_state WHERE id = 1")
             .fetch_optional(&mut *tx)
             .await
@@ -164,7 +173,9 @@ impl Client {
             .unwrap_or(false);
         match (unsent, &device) {
             (_, _) if waiting == 0 => {}
-            (Unsent::Refuse, _) => {
+            (Unsent::HandOver, _) if sendable == 0 => {}
+            // Not enrolled (photos queued before an enrollment): nobody to hand them to.
+            (Unsent::Refuse, _) | (Unsent::HandOver, None) => {
                 return Err(SignOutError::UnsentRecords {
                     count: waiting as u64,
                 });
@@ -177,8 +188,7 @@ impl Client {
                 self.signed_out();
                 return Ok(());
             }
-            // Nothing enrolled holds them: they can only go.
-            (Unsent::HandOver | Unsent::Discard, _) => {}
+            (Unsent::Discard, _) => {}
         }
         wipe(&mut tx).await.map_err(storage)?;
         tx.commit().await.map_err(storage)?;
@@ -286,7 +296,14 @@ impl Client {
                 .map_err(storage)?;
             }
             tx.commit().await.map_err(storage)?;
-            sync_dir(&dir).map_err(|e| SignOutError::Storage(e.to_string()))?;
+            // The hand-over's files, its directory and the directories over it.
+            for d in [
+                dir.as_path(),
+                &self.inner.dir.join(HANDOVER_DIR),
+                &self.inner.dir,
+            ] {
+                sync_dir(d).map_err(|e| SignOutError::Storage(e.to_string()))?;
+            }
             // The wipe, only if nothing was recorded since the copy.
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
             let missed: i64 = sqlx::query_scalar(
@@ -320,12 +337,12 @@ impl Client {
     /// does not wait for it.
     pub(crate) async fn send_handovers(&self, include_photos: bool) -> HandoverOutcome {
         let mut outcome = HandoverOutcome::default();
-        let devices = self.handover_devices();
-        if devices.is_empty() {
+        if self.handover_devices().is_empty() {
             return outcome;
         }
         let _one_at_a_time = self.inner.handover_lock.lock().await;
-        for device in devices {
+        // Listed again under the lock: a sign-out or a discard may have changed them.
+        for device in self.handover_devices() {
             match self.send_handover(&device, include_photos).await {
                 Ok((sent, finished)) => {
                     outcome.sent += sent;
@@ -367,6 +384,11 @@ impl Client {
                 .await
         }
         .await;
+        // Kept in the hand-over's own state: a revoked device's hand-over is one
+        // `discard_handed_over` may throw away.
+        handover
+            .record_outcome(sent.as_ref().err(), crate::clock::now_ms())
+            .await;
         let left = handover.waiting().await;
         let answered = summary.applied + summary.duplicates + summary.rejected;
         handover.close().await;
@@ -437,23 +459,36 @@ impl Client {
         }
     }
 
-    /// Throws away what signed-out volunteers left on this phone unsent (for a hand-over the
-    /// server will never take: its device was revoked after the sign-out). Returns the records
-    /// and photos discarded.
+    /// Throws away the hand-overs the server refused because their device was revoked after
+    /// the sign-out (it will never take them); the others stay and are sent. Returns the
+    /// records and photos discarded.
     ///
     /// # Errors
     ///
-    /// [`SignOutError::Storage`] when a hand-over's files or credentials cannot be removed
-    /// (those before it are gone).
+    /// [`SignOutError::Storage`] when a hand-over's state cannot be read or its files or
+    /// credentials cannot be removed (those before it are gone).
     pub async fn discard_handed_over(&self) -> Result<u64, SignOutError> {
         let _one_at_a_time = self.inner.handover_lock.lock().await;
         let mut discarded = 0;
         for id in self.handover_devices() {
+            let handover =
+                Client::open_handover(&self.handover_path(&id), self.handover_config(&id))
+                    .await
+                    .map_err(|e| SignOutError::Storage(e.to_string()))?;
+            let revoked: bool = sqlx::query_scalar("SELECT revoked FROM sync_state WHERE id = 1")
+                .fetch_optional(&handover.inner.db)
+                .await
+                .map_err(|e| SignOutError::Storage(e.to_string()))?
+                .unwrap_or(false);
+            handover.close().await;
+            if !revoked {
+                continue;
+            }
             discarded += self.handover_waiting(&id).await;
             self.remove_handover(&id)
                 .await
                 .map_err(SignOutError::Storage)?;
-            tracing::warn!(id, "a signed-out volunteer's unsent records were discarded");
+            tracing::warn!(id, "a revoked device's handed-over records were discarded");
         }
         Ok(discarded)
     }
@@ -548,7 +583,8 @@ fn handover_id(device: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
-/// The photos of `queued` that `linked` lacks, as a JSON array of blobs for `json_each`.
+/// The photos of `queued` that `linked` lacks, as a JSON array of lowercase hex strings for
+/// `json_each` (compared with `lower(hex(sha256))`).
 fn missing_json(queued: &[Vec<u8>], linked: &[Vec<u8>]) -> String {
     let missing: Vec<String> = queued
         .iter()
@@ -615,6 +651,18 @@ fn link_photos(from: &Path, to: &Path, hashes: &[Vec<u8>]) -> std::io::Result<Ve
 mod tests {
     use super::*;
 
+    /// Makes `client` enrolled as `device` (of alice), as far as the local store goes.
+    async fn enroll_as(client: &Client, device: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
+             VALUES (1, ?, '127.0.0.1:1', 'alice', 'patroller', 'S1-C1', 0)",
+        )
+        .bind(device)
+        .execute(&client.inner.db)
+        .await?;
+        Ok(())
+    }
+
     #[tokio::test]
     async fn sign_out_empties_every_table_that_holds_the_devices_data()
     -> Result<(), Box<dyn std::error::Error>> {
@@ -650,24 +698,19 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let client = Client::open(dir.path(), crate::ClientConfig::default()).await?;
         let device = "0190e1a0-0000-7000-8000-000000000001";
-        sqlx::query(
-            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
-             VALUES (1, ?, '127.0.0.1:1', 'alice', 'patroller', 'S1-C1', 0)",
-        )
-        .bind(device)
-        .execute(&client.inner.db)
-        .await?;
+        enroll_as(&client, device).await?;
         for name in [KEY_FILE, CERT_FILE, SERVER_CA_FILE] {
             client.inner.keys.save(name, name.as_bytes())?;
         }
         let photo = client.add_photo_bytes(b"a photo").await?;
-        // A patroller keeps tapping while the phone is signed out under her (a tap every
-        // millisecond or so: a copy that raced one every time would give up, as it should).
+        // A patroller keeps tapping while the phone is signed out under her (a tap every few
+        // milliseconds, far faster than a hand: a copy that raced one every time would give up,
+        // as it should).
         let recorder = client.clone();
         let tapping = tokio::spawn(async move {
             let mut recorded = Vec::new();
             loop {
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 let c = crate::NewCheckIn::new(
                     "S1-C1-K1-B1-P1",
                     patrolsync_proto::CheckInOutcome::Inspected,
@@ -739,21 +782,13 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let client = Client::open(dir.path(), crate::ClientConfig::default()).await?;
-        let enroll = |device: &'static str| {
-            sqlx::query(
-                "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
-                 VALUES (1, ?, '127.0.0.1:1', 'alice', 'patroller', 'S1-C1', 0)",
-            )
-            .bind(device)
-            .execute(&client.inner.db)
-        };
-        enroll("0190e1a0-0000-7000-8000-000000000001").await?;
+        enroll_as(&client, "0190e1a0-0000-7000-8000-000000000001").await?;
         client.inner.keys.save(KEY_FILE, b"key")?;
         client.sign_out(Unsent::HandOver).await?;
         assert!(!dir.path().join(HANDOVER_DIR).exists());
         assert_eq!(client.inner.keys.load(KEY_FILE)?, None);
 
-        enroll("0190e1a0-0000-7000-8000-000000000002").await?;
+        enroll_as(&client, "0190e1a0-0000-7000-8000-000000000002").await?;
         let c = crate::NewCheckIn::new(
             "S1-C1-K1-B1-P1",
             patrolsync_proto::CheckInOutcome::Inspected,
@@ -767,6 +802,46 @@ mod tests {
         assert_eq!(client.status().await?.pending_ops, 1, "nothing was wiped");
         client.sign_out(Unsent::Discard).await?;
         assert_eq!(client.status().await?.pending_ops, 0);
+
+        // A photo queued before anyone enrolled has nobody to be handed to.
+        client.add_photo_bytes(b"a photo").await?;
+        let nobody = client.sign_out(Unsent::HandOver).await;
+        assert!(
+            matches!(nobody, Err(SignOutError::UnsentRecords { count: 1 })),
+            "{nobody:?}"
+        );
+        client.sign_out(Unsent::Discard).await?;
+
+        // Two hand-overs; the server revokes one device later. Only that one is discarded.
+        for (device, revoked) in [
+            ("0190e1a0-0000-7000-8000-000000000003", true),
+            ("0190e1a0-0000-7000-8000-000000000004", false),
+        ] {
+            enroll_as(&client, device).await?;
+            let c = crate::NewCheckIn::new(
+                "S1-C1-K1-B1-P1",
+                patrolsync_proto::CheckInOutcome::Inspected,
+            );
+            client.record_checkin(c).await?;
+            client.sign_out(Unsent::HandOver).await?;
+            let handover = Client::open_handover(
+                &client.handover_path(device),
+                client.handover_config(device),
+            )
+            .await?;
+            sqlx::query("UPDATE sync_state SET revoked = ?")
+                .bind(revoked)
+                .execute(&handover.inner.db)
+                .await?;
+            handover.close().await;
+        }
+        assert_eq!(client.status().await?.handed_over, 2);
+        assert_eq!(client.discard_handed_over().await?, 1);
+        assert_eq!(
+            client.handover_devices(),
+            ["0190e1a0-0000-7000-8000-000000000004"]
+        );
+        assert_eq!(client.status().await?.handed_over, 1);
         Ok(())
     }
 }

@@ -178,6 +178,15 @@ impl Client {
                 .await
                 .map_err(storage)?;
         if now_enrolled != enrolled {
+            // The file stays only if this store still names it.
+            let named: Option<i64> = sqlx::query_scalar("SELECT 1 FROM photos WHERE sha256 = ?")
+                .bind(sha.to_vec())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(storage)?;
+            if named.is_none() {
+                let _ = tokio::fs::remove_file(self.photo_path(&sha)).await;
+            }
             return Err(RecordError::NotEnrolled);
         }
         sqlx::query(

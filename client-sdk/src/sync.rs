@@ -102,7 +102,7 @@ impl Client {
 
     /// Stores how the attempt at `now` ended, for [`Client::status`]: the error's text and
     /// code, or success.
-    async fn record_outcome(&self, error: Option<&SyncError>, now: i64) {
+    pub(crate) async fn record_outcome(&self, error: Option<&SyncError>, now: i64) {
         let error_text = error.map(|e| e.to_string());
         let [code, p1, p2] = ErrorCode::to_columns(error.map(SyncError::code).as_ref());
         // Revoked stays known until the device enrolls again, whatever later attempts say.

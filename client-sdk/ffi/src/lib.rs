@@ -671,9 +671,9 @@ impl PatrolClient {
         on_runtime(async move { client.sign_out(unsent.into()).await.map_err(failed(&lang)) }).await
     }
 
-    /// Throws away what signed-out volunteers left on this phone unsent (`Status.handed_over`),
-    /// for a hand-over the server will never take (its device was revoked after the sign-out).
-    /// Returns the records and photos discarded.
+    /// Throws away the hand-overs the server refused because their device was revoked after
+    /// the sign-out (it will never take them); the others stay and are sent. Returns the
+    /// records and photos discarded.
     pub async fn discard_handed_over(&self) -> Result<u64, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move { client.discard_handed_over().await.map_err(failed(&lang)) }).await
