@@ -126,8 +126,9 @@ impl Client {
     /// # Errors
     ///
     /// [`SignOutError::UnsentRecords`] while records or photos wait to upload and `unsent` is
-    /// [`Unsent::Refuse`]: a check-in is never lost without the app saying so.
-    /// [`SignOutError::Storage`] when the store, the key store or the photo directory fails;
+    /// [`Unsent::Refuse`] (or [`Unsent::HandOver`] with nobody enrolled): a check-in is never
+    /// lost without the app saying so. [`SignOutError::Revoked`] for a hand-over of a revoked
+    /// device, which the server would never take. [`SignOutError::Storage`] when the store, the key store or the photo directory fails;
     /// nothing was wiped unless the hand-over (if any) was durable first.
     ///
     /// # Cancel safety
