@@ -131,8 +131,7 @@ impl Client {
             .map(|r| r.to_string())
             .unwrap_or_default();
         // The write lock from here on: a record saved meanwhile waits, and is adopted with the
-        // rest (one whose call began before this and commits after is refused with
-        // `not_enrolled`, since the identity it was made for is gone).
+        // rest.
         let mut tx = self
             .inner
             .db

@@ -78,24 +78,23 @@ impl Client {
         // Read before the transaction: a pool connection must not wait on another while holding
         // the write lock.
         let role = self.role().await.map_err(storage)?;
-        let device = self.device_id().await.map_err(storage)?;
         // The write lock first, so concurrent recorders serialise here instead of failing to
-        // upgrade a read lock; then the identity again: a sign-out (or a new enrollment) since
-        // the record was made means it belongs to nobody enrolled here now.
+        // upgrade a read lock; then the identity, under it: after a sign-out the record belongs
+        // to nobody enrolled here, and must not wait in the next volunteer's outbox.
         let mut tx = self
             .inner
             .db
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(storage)?;
-        let now_enrolled: Option<String> =
+        let device: Option<String> =
             sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(storage)?;
-        if device.is_none() || now_enrolled != device {
+        let Some(device) = device else {
             return Err(RecordError::NotEnrolled);
-        }
+        };
         let mut seqs = Vec::with_capacity(ops.len());
         let mut kinds = Vec::new();
         for (body, record_id) in ops {
@@ -155,8 +154,7 @@ impl Client {
             if let Some(local) = hazard_log::local_op(&op, &role) {
                 // Applied optimistically: the device's view folds it at once, and the copy that
                 // comes back through pull has the same stamp, so it is not counted twice.
-                let device = device.as_deref().unwrap_or_default();
-                hazard_log::insert_op(&mut tx, &local, device)
+                hazard_log::insert_op(&mut tx, &local, &device)
                     .await
                     .map_err(storage)?;
             }
