@@ -183,9 +183,10 @@ async fn run(
         // A stop abandons a sync in flight (sync is cancel-safe: what the server acknowledged
         // stays acknowledged, the rest goes next time).
         let result = tokio::select! {
-            result = client.sync_with(true) => result,
+            result = client.sync_own(true) => result,
             _ = stop.changed() => return,
         };
+        let handovers = !matches!(result, Err(SyncError::Network { .. }));
         match result {
             Ok(_) => {
                 failures = 0;
@@ -219,6 +220,13 @@ async fn run(
                     code: e.code(),
                     retry_in,
                 });
+            }
+        }
+        // Then what volunteers who signed out left here (after this sync's own events).
+        if handovers {
+            tokio::select! {
+                _ = client.send_handovers(true) => {}
+                _ = stop.changed() => return,
             }
         }
     }

@@ -302,6 +302,21 @@ impl Client {
         })
     }
 
+    /// The enrolled device's id (if any) and its user's role, in one read.
+    async fn identity_and_role(
+        &self,
+    ) -> Result<(Option<String>, patrolsync_proto::Role), sqlx::Error> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT device_id, role FROM identity WHERE id = 1")
+                .fetch_optional(&self.inner.db)
+                .await?;
+        let role = row
+            .as_ref()
+            .and_then(|(_, r)| r.parse().ok())
+            .unwrap_or(patrolsync_proto::Role::Patroller);
+        Ok((row.map(|(d, _)| d), role))
+    }
+
     async fn role(&self) -> Result<patrolsync_proto::Role, sqlx::Error> {
         let role: Option<String> = sqlx::query_scalar("SELECT role FROM identity WHERE id = 1")
             .fetch_optional(&self.inner.db)

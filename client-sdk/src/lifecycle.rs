@@ -175,7 +175,8 @@ impl Client {
         match (unsent, &device) {
             (_, _) if waiting == 0 => {}
             (Unsent::HandOver, _) if sendable == 0 => {}
-            // Not enrolled (photos queued before an enrollment): nobody to hand them to.
+            // Not enrolled (photos a store kept from before they needed an enrollment): nobody
+            // to hand them to.
             (Unsent::Refuse, _) | (Unsent::HandOver, None) => {
                 return Err(SignOutError::UnsentRecords {
                     count: waiting as u64,
@@ -461,7 +462,8 @@ impl Client {
     }
 
     /// Throws away the hand-overs the server refused because their device was revoked after
-    /// the sign-out (it will never take them); the others stay and are sent. Returns the
+    /// the sign-out, or is no longer recognised (it will not take them); the others stay and
+    /// are sent. Returns the
     /// records and photos discarded.
     ///
     /// # Errors
@@ -756,12 +758,7 @@ mod tests {
         assert!(!client.photo_dir().exists());
         kept.close().await;
         // The next volunteer's records start again at 1 and are not counted as handed over.
-        sqlx::query(
-            "INSERT INTO identity (id, device_id, server, user_name, role, grid_cells, enrolled_at) \
-             VALUES (1, '0190e1a0-0000-7000-8000-000000000002', '127.0.0.1:1', 'bob', 'patroller', 'S1-C1', 0)",
-        )
-        .execute(&client.inner.db)
-        .await?;
+        enroll_as(&client, "0190e1a0-0000-7000-8000-000000000002").await?;
         client
             .record_checkin(crate::NewCheckIn::new(
                 "S1-C1-K1-B1-P2",
@@ -804,14 +801,13 @@ mod tests {
         client.sign_out(Unsent::Discard).await?;
         assert_eq!(client.status().await?.pending_ops, 0);
 
-        // A photo queued before anyone enrolled has nobody to be handed to.
-        client.add_photo_bytes(b"a photo").await?;
-        let nobody = client.sign_out(Unsent::HandOver).await;
+        // A photo belongs to whoever is enrolled: with nobody, it is refused.
+        let nobody = client.add_photo_bytes(b"a photo").await;
         assert!(
-            matches!(nobody, Err(SignOutError::UnsentRecords { count: 1 })),
+            matches!(nobody, Err(crate::RecordError::NotEnrolled)),
             "{nobody:?}"
         );
-        client.sign_out(Unsent::Discard).await?;
+        assert_eq!(client.status().await?.pending_photos, 0);
 
         // Two hand-overs; the server revokes one device later. Only that one is discarded.
         for (device, revoked) in [

@@ -77,10 +77,11 @@ impl Client {
         let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
         // Read before the transaction: a pool connection must not wait on another while holding
         // the write lock.
-        let role = self.role().await.map_err(storage)?;
+        let (made_for, role) = self.identity_and_role().await.map_err(storage)?;
         // The write lock first, so concurrent recorders serialise here instead of failing to
-        // upgrade a read lock; then the identity, under it: after a sign-out the record belongs
-        // to nobody enrolled here, and must not wait in the next volunteer's outbox.
+        // upgrade a read lock; then the identity again, under it: after a sign-out (or a sign-out
+        // and a new enrollment) the record belongs to nobody enrolled here, and must not wait in
+        // the next volunteer's outbox.
         let mut tx = self
             .inner
             .db
@@ -92,7 +93,7 @@ impl Client {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(storage)?;
-        let Some(device) = device else {
+        let Some(device) = device.filter(|d| made_for.as_ref() == Some(d)) else {
             return Err(RecordError::NotEnrolled);
         };
         let mut seqs = Vec::with_capacity(ops.len());

@@ -132,10 +132,12 @@ impl Client {
         shown: String,
     ) -> Result<[u8; 32], RecordError> {
         let io = |e: std::io::Error| RecordError::Storage(format!("{shown}: {e}"));
+        // A photo belongs to the volunteer enrolled now, as a record does.
         let enrolled = self
             .device_id()
             .await
-            .map_err(|e| RecordError::Storage(e.to_string()))?;
+            .map_err(|e| RecordError::Storage(e.to_string()))?
+            .ok_or(RecordError::NotEnrolled)?;
         tokio::fs::create_dir_all(self.photo_dir())
             .await
             .map_err(io)?;
@@ -177,7 +179,7 @@ impl Client {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(storage)?;
-        if now_enrolled != enrolled {
+        if now_enrolled.as_deref() != Some(enrolled.as_str()) {
             // The file stays only if this store still names it.
             let named: Option<i64> = sqlx::query_scalar("SELECT 1 FROM photos WHERE sha256 = ?")
                 .bind(sha.to_vec())

@@ -60,8 +60,9 @@ impl Client {
     /// outbox only in the transaction that records the server's answer for it, and the server
     /// applies each op once, so the next sync sends what was not answered.
     pub async fn sync(&self) -> Result<SyncSummary, SyncError> {
-        let result = self.sync_with(true).await;
+        let result = self.sync_own(true).await;
         self.report_failure(&result);
+        self.send_handovers_after(&result, true).await;
         result
     }
 
@@ -173,18 +174,21 @@ impl Client {
 
     /// One sync, as every path runs it: tells subscribers it started and, when it succeeds,
     /// what it changed (hazards, conflicts, scope) and that it finished.
-    pub(crate) async fn sync_with(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
-        let result = self.sync_own(include_photos).await;
-        // What volunteers who signed out left here goes under their own names, whether or not
-        // this phone is enrolled now; not when the server was just found unreachable.
+    /// After this device's own sync: what volunteers who signed out left here goes under their
+    /// own names, whether or not this phone is enrolled now; not when the sync just failed on
+    /// the network.
+    pub(crate) async fn send_handovers_after(
+        &self,
+        result: &Result<SyncSummary, SyncError>,
+        include_photos: bool,
+    ) {
         if !matches!(result, Err(SyncError::Network { .. })) {
             self.send_handovers(include_photos).await;
         }
-        result
     }
 
     /// This device's own sync, under the sync lock.
-    async fn sync_own(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
+    pub(crate) async fn sync_own(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         // Back to idle however the sync ends, cancellation included.
         let _idle = IdleOnDrop(self);

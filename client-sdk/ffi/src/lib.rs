@@ -672,7 +672,8 @@ impl PatrolClient {
     }
 
     /// Throws away the hand-overs the server refused because their device was revoked after
-    /// the sign-out (it will never take them); the others stay and are sent. Returns the
+    /// the sign-out, or is no longer recognised (it will not take them); the others stay and
+    /// are sent. Returns the
     /// records and photos discarded.
     pub async fn discard_handed_over(&self) -> Result<u64, PatrolError> {
         let (client, lang) = self.client();
