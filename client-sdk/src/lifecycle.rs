@@ -605,27 +605,20 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Empties every data table of the store (in `main`, when another store is attached) and puts
 /// back the rows every store starts with.
 async fn wipe(tx: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    for table in DATA_TABLES {
-        sqlx::query(&format!("DELETE FROM main.{table}"))
-            .execute(&mut *tx)
-            .await?;
+    let emptied = DATA_TABLES.map(|table| format!("DELETE FROM main.{table}"));
+    let restored = [
+        // The rows every store starts with (as the migrations create them); the next volunteer
+        // starts off duty, with no position.
+        "INSERT INTO main.sync_state (id) VALUES (1)",
+        "INSERT INTO main.pull_state (id, cursor, bootstrapped) VALUES (1, 0, 0)",
+        "INSERT INTO main.duty (id, on_duty) VALUES (1, 0)",
+        // A new enrollment is a new device: its sequence starts again. The hybrid clock keeps
+        // counting (it only has to move forward).
+        "UPDATE main.counters SET value = 0 WHERE key = 'last_seq'",
+    ];
+    for statement in emptied.iter().map(String::as_str).chain(restored) {
+        sqlx::query(statement).execute(&mut *tx).await?;
     }
-    // The rows every store starts with (as the migrations create them).
-    sqlx::query("INSERT INTO main.sync_state (id) VALUES (1)")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO main.pull_state (id, cursor, bootstrapped) VALUES (1, 0, 0)")
-        .execute(&mut *tx)
-        .await?;
-    // The next volunteer starts off duty, with no position.
-    sqlx::query("INSERT INTO main.duty (id, on_duty) VALUES (1, 0)")
-        .execute(&mut *tx)
-        .await?;
-    // A new enrollment is a new device: its sequence starts again. The hybrid clock keeps
-    // counting (it only has to move forward).
-    sqlx::query("UPDATE main.counters SET value = 0 WHERE key = 'last_seq'")
-        .execute(&mut *tx)
-        .await?;
     Ok(())
 }
 

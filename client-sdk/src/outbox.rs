@@ -58,6 +58,21 @@ fn named_value(payload: &[u8], field: &str) -> String {
 }
 
 impl Client {
+    /// Takes the store's write lock, and says whether `made_for` is still the device enrolled
+    /// here: after a sign-out (or a sign-out and a new enrollment) a record or photo made for
+    /// it belongs to nobody enrolled here, and must not wait in the next volunteer's queue.
+    pub(crate) async fn write_as(
+        &self,
+        made_for: &str,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Sqlite>, bool), sqlx::Error> {
+        let mut tx = self.inner.db.begin_with("BEGIN IMMEDIATE").await?;
+        let now: Option<String> = sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let still = now.as_deref() == Some(made_for);
+        Ok((tx, still))
+    }
+
     pub(crate) async fn enqueue(
         &self,
         body: OpBody,
@@ -78,24 +93,15 @@ impl Client {
         // Read before the transaction: a pool connection must not wait on another while holding
         // the write lock.
         let (made_for, role) = self.identity_and_role().await.map_err(storage)?;
-        // The write lock first, so concurrent recorders serialise here instead of failing to
-        // upgrade a read lock; then the identity again, under it: after a sign-out (or a sign-out
-        // and a new enrollment) the record belongs to nobody enrolled here, and must not wait in
-        // the next volunteer's outbox.
-        let mut tx = self
-            .inner
-            .db
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage)?;
-        let device: Option<String> =
-            sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-        let Some(device) = device.filter(|d| made_for.as_ref() == Some(d)) else {
+        let Some(device) = made_for else {
             return Err(RecordError::NotEnrolled);
         };
+        // Concurrent recorders serialise on the write lock instead of failing to upgrade a read
+        // lock.
+        let (mut tx, still) = self.write_as(&device).await.map_err(storage)?;
+        if !still {
+            return Err(RecordError::NotEnrolled);
+        }
         let mut seqs = Vec::with_capacity(ops.len());
         let mut kinds = Vec::new();
         for (body, record_id) in ops {

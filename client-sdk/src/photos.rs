@@ -166,20 +166,9 @@ impl Client {
             .await
             .map_err(io)?;
         let storage = |e: sqlx::Error| RecordError::Storage(e.to_string());
-        // As for records: a sign-out (or a new enrollment) while the photo was copied means it
-        // belongs to nobody enrolled here now, and must not join the next volunteer's queue.
-        let mut tx = self
-            .inner
-            .db
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage)?;
-        let now_enrolled: Option<String> =
-            sqlx::query_scalar("SELECT device_id FROM identity WHERE id = 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(storage)?;
-        if now_enrolled.as_deref() != Some(enrolled.as_str()) {
+        // As for records: signed out while the photo was copied, it is nobody's here now.
+        let (mut tx, still) = self.write_as(&enrolled).await.map_err(storage)?;
+        if !still {
             // The file stays only if this store still names it.
             let named: Option<i64> = sqlx::query_scalar("SELECT 1 FROM photos WHERE sha256 = ?")
                 .bind(sha.to_vec())
