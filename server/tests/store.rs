@@ -749,3 +749,52 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
     assert!(store.missing_photos(None, 10).await?.is_empty());
     Ok(())
 }
+
+/// After an import of a city's grid, PostgreSQL plans the first pulls with statistics that know
+/// the change log's size: a small import leaves the tables as autovacuum finds them (never
+/// analysed here), an import of 1,000 rows or more refreshes them before it returns.
+#[tokio::test]
+async fn a_bulk_import_refreshes_postgresqls_statistics() -> anyhow::Result<()> {
+    let Some(db) = patrolsync_server::testkit::test_postgres().await else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let result = async {
+        let store = open(&db, dir.path()).await?;
+        let url = db.url.clone().expect("a PostgreSQL database has a URL");
+        let pool = sqlx::PgPool::connect(&url).await?;
+        let estimated = |table: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, f32>("SELECT reltuples FROM pg_class WHERE relname = $1")
+                    .bind(table)
+                    .fetch_one(&pool)
+                    .await
+            }
+        };
+        let checkpoints = |from: usize, n: usize| -> Vec<NewCheckpoint> {
+            (from..from + n)
+                .map(|i| NewCheckpoint {
+                    code: format!("S1-C1-K1-B1-X{i}"),
+                    cell: "S1-C1-K1-B1".into(),
+                    name: format!("extinguisher {i}"),
+                    tag_uid: None,
+                    position: None,
+                    radius_m: 30.0,
+                    cadence: None,
+                })
+                .collect()
+        };
+        // The demo city (392 changes) and 10 more: never analysed.
+        store.upsert_grid(&[], &checkpoints(0, 10), NOW).await?;
+        assert_eq!(estimated("changes").await?, -1.0);
+        store.upsert_grid(&[], &checkpoints(10, 1_200), NOW).await?;
+        let (changes, points) = (estimated("changes").await?, estimated("checkpoints").await?);
+        assert!(changes >= 1_602.0, "changes estimated at {changes} rows");
+        assert!(points >= 1_450.0, "checkpoints estimated at {points} rows");
+        anyhow::Ok(())
+    }
+    .await;
+    db.cleanup().await;
+    result
+}

@@ -209,6 +209,8 @@ impl GridStore for SqlStore {
         }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        self.refresh_statistics(&["grid_cells", "checkpoints", "changes"], changes.len())
+            .await;
         Ok(changed)
     }
 

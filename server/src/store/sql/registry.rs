@@ -201,6 +201,11 @@ impl RegistryStore for SqlStore {
         }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        self.refresh_statistics(
+            &["key_units", "key_unit_checkpoints", "changes"],
+            changes.len(),
+        )
+        .await;
         Ok(changed)
     }
 
@@ -399,6 +404,8 @@ impl RegistryStore for SqlStore {
         }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        self.refresh_statistics(&["households", "changes"], changes.len())
+            .await;
         Ok(changed)
     }
 
