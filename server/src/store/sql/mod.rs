@@ -164,6 +164,13 @@ impl SqlStore {
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
+                            // A statement that writes many rows inside a transaction (a push's
+                            // check-ins, its results) keeps a statement journal to undo itself
+                            // alone; in a temporary file, each page it first touches costs a
+                            // write(2): 14% of the server's CPU in a profile of the ingest
+                            // flood. In memory it is a copy. The database's own journal (the
+                            // WAL) and its durability are untouched.
+                            "PRAGMA temp_store = MEMORY",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
