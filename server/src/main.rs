@@ -2,10 +2,6 @@
 
 use clap::Parser;
 
-/// See `Cargo.toml`: glibc's allocator cost a fifth of the server's CPU under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = match patrolsync_server::cli::Cli::try_parse() {

@@ -106,7 +106,9 @@ impl SqlStore {
         if self.backend != Backend::Postgres || rows < BULK_ROWS {
             return;
         }
-        let sql = format!("ANALYZE {}", tables.join(", "));
+        // SKIP_LOCKED: a table another session is analysing or vacuuming is left to it, so an
+        // import that has committed never waits here.
+        let sql = format!("ANALYZE (SKIP_LOCKED) {}", tables.join(", "));
         if let Err(e) = sqlx::query(&sql).execute(self.pool()).await {
             tracing::warn!(error = %e, "refreshing statistics after an import failed");
         }

@@ -354,6 +354,7 @@ impl GridStore for SqlStore {
         }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        self.refresh_statistics(&["changes"], changes.len()).await;
         Ok((cells.len() as u64, checkpoints))
     }
 
@@ -389,6 +390,11 @@ impl GridStore for SqlStore {
         }
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        self.refresh_statistics(
+            &["users", "assignments", "scope_grants", "changes"],
+            changes.len(),
+        )
+        .await;
         Ok(changed)
     }
 

@@ -169,7 +169,11 @@ impl SqlStore {
                             // alone; in a temporary file, each page it first touches costs a
                             // write(2): 14% of the server's CPU in a profile of the ingest
                             // flood. In memory it is a copy. The database's own journal (the
-                            // WAL) and its durability are untouched.
+                            // WAL) and its durability are untouched. The price: a sort with no
+                            // LIMIT (the reports' hazard list, a migration's index build) is
+                            // held in memory instead of spilling to a file past ~2 MB; the
+                            // reports read those rows into memory anyway, and what a device
+                            // can send sorts at most a page (pulls) or a push (1,000 rows).
                             "PRAGMA temp_store = MEMORY",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;

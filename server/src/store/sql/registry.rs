@@ -549,6 +549,8 @@ impl RegistryStore for SqlStore {
         let removed = changes.len() as u64;
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
+        self.refresh_statistics(&["households", "changes"], changes.len())
+            .await;
         Ok(removed)
     }
 

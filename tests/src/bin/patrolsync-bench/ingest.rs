@@ -336,6 +336,11 @@ pub(super) async fn open_loop(
         "only {applied} of {total} check-ins applied"
     );
     lat.sort_by(f64::total_cmp);
+    eprintln!(
+        "  steady {rate}/s: ack p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
     Ok(json!({
         "devices": n,
         "offered_per_s": rate,
