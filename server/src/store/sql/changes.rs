@@ -60,9 +60,9 @@ impl PendingChange {
 /// Serialises change-log appends on PostgreSQL so positions are handed out in commit order.
 const CHANGE_LOG_LOCK: i64 = 0x7061_7472_6f6c;
 
-/// Rows a committed write must reach before PostgreSQL's statistics on its tables are refreshed
+/// Changes a committed write must log before PostgreSQL's statistics on its tables are refreshed
 /// ([`SqlStore::refresh_statistics`]).
-const BULK_ROWS: usize = 1000;
+const BULK_CHANGES: usize = 1000;
 
 impl SqlStore {
     /// Serialises a transaction that moves scope (assignments, retirements) with every other
@@ -95,15 +95,31 @@ impl SqlStore {
         Ok(tx)
     }
 
-    /// After a bulk write has committed (a grid or register import), refreshes PostgreSQL's
-    /// statistics on the tables it filled, when it wrote at least [`BULK_ROWS`] rows. Until
+    /// Appends `changes` to the log and commits `tx`; after a bulk write (an import, a large
+    /// subtree retired), refreshes PostgreSQL's statistics on `tables`, the ones it filled
+    /// ([`Self::refresh_statistics`]).
+    pub(super) async fn commit_with_changes(
+        &self,
+        mut tx: Transaction<'_, Any>,
+        changes: &[PendingChange],
+        now_ms: i64,
+        tables: &[&str],
+    ) -> Result<(), StoreError> {
+        self.append_changes(&mut tx, changes, now_ms).await?;
+        tx.commit().await?;
+        self.refresh_statistics(tables, changes.len()).await;
+        Ok(())
+    }
+
+    /// After a bulk write has committed, refreshes PostgreSQL's statistics on the tables it
+    /// filled, when it logged at least [`BULK_CHANGES`] changes. Until
     /// autovacuum gets to them (a minute or more later), the planner takes the change log to be
     /// as small as before the import: a city-wide manager's first pull then read every page as
     /// a bitmap scan of the whole imported range plus a sort, 36 ms a page instead of an index
     /// walk that stops at the page's limit. SQLite keeps no statistics unless asked. A failed
     /// refresh is logged: the import itself has committed.
-    pub(super) async fn refresh_statistics(&self, tables: &[&str], rows: usize) {
-        if self.backend != Backend::Postgres || rows < BULK_ROWS {
+    async fn refresh_statistics(&self, tables: &[&str], logged: usize) {
+        if self.backend != Backend::Postgres || logged < BULK_CHANGES {
             return;
         }
         // SKIP_LOCKED: a table another session is analysing or vacuuming is left to it, so an

@@ -207,10 +207,13 @@ impl GridStore for SqlStore {
             }
             changed += n;
         }
-        self.append_changes(&mut tx, &changes, now_ms).await?;
-        tx.commit().await?;
-        self.refresh_statistics(&["grid_cells", "checkpoints", "changes"], changes.len())
-            .await;
+        self.commit_with_changes(
+            tx,
+            &changes,
+            now_ms,
+            &["grid_cells", "checkpoints", "changes"],
+        )
+        .await?;
         Ok(changed)
     }
 
@@ -352,9 +355,8 @@ impl GridStore for SqlStore {
                     .await?,
             );
         }
-        self.append_changes(&mut tx, &changes, now_ms).await?;
-        tx.commit().await?;
-        self.refresh_statistics(&["changes"], changes.len()).await;
+        self.commit_with_changes(tx, &changes, now_ms, &["changes"])
+            .await?;
         Ok((cells.len() as u64, checkpoints))
     }
 
@@ -388,13 +390,9 @@ impl GridStore for SqlStore {
                     .await?,
             );
         }
-        self.append_changes(&mut tx, &changes, now_ms).await?;
-        tx.commit().await?;
-        self.refresh_statistics(
-            &["users", "assignments", "scope_grants", "changes"],
-            changes.len(),
-        )
-        .await;
+        let tables = ["users", "assignments", "scope_grants", "changes"];
+        self.commit_with_changes(tx, &changes, now_ms, &tables)
+            .await?;
         Ok(changed)
     }
 

@@ -199,13 +199,9 @@ impl RegistryStore for SqlStore {
                 changed += 1;
             }
         }
-        self.append_changes(&mut tx, &changes, now_ms).await?;
-        tx.commit().await?;
-        self.refresh_statistics(
-            &["key_units", "key_unit_checkpoints", "changes"],
-            changes.len(),
-        )
-        .await;
+        let tables = ["key_units", "key_unit_checkpoints", "changes"];
+        self.commit_with_changes(tx, &changes, now_ms, &tables)
+            .await?;
         Ok(changed)
     }
 
@@ -402,10 +398,8 @@ impl RegistryStore for SqlStore {
                 changed += 1;
             }
         }
-        self.append_changes(&mut tx, &changes, now_ms).await?;
-        tx.commit().await?;
-        self.refresh_statistics(&["households", "changes"], changes.len())
-            .await;
+        self.commit_with_changes(tx, &changes, now_ms, &["households", "changes"])
+            .await?;
         Ok(changed)
     }
 
@@ -547,10 +541,8 @@ impl RegistryStore for SqlStore {
             ));
         }
         let removed = changes.len() as u64;
-        self.append_changes(&mut tx, &changes, now_ms).await?;
-        tx.commit().await?;
-        self.refresh_statistics(&["households", "changes"], changes.len())
-            .await;
+        self.commit_with_changes(tx, &changes, now_ms, &["households", "changes"])
+            .await?;
         Ok(removed)
     }
 
