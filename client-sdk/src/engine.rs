@@ -186,7 +186,7 @@ async fn run(
             result = client.sync_own(true) => result,
             _ = stop.changed() => return,
         };
-        let handovers = !matches!(result, Err(SyncError::Network { .. }));
+        let handovers = crate::sync::handovers_follow(&result);
         match result {
             Ok(_) => {
                 failures = 0;

@@ -317,13 +317,9 @@ impl Client {
         Ok((row.map(|(d, _)| d), role))
     }
 
+    /// The enrolled user's role (a patroller's when nobody is enrolled).
     async fn role(&self) -> Result<patrolsync_proto::Role, sqlx::Error> {
-        let role: Option<String> = sqlx::query_scalar("SELECT role FROM identity WHERE id = 1")
-            .fetch_optional(&self.inner.db)
-            .await?;
-        Ok(role
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(patrolsync_proto::Role::Patroller))
+        Ok(self.identity_and_role().await?.1)
     }
 
     /// Refuses a record on a device not enrolled yet.

@@ -128,8 +128,9 @@ impl Client {
     /// [`SignOutError::UnsentRecords`] while records or photos wait to upload and `unsent` is
     /// [`Unsent::Refuse`] (or [`Unsent::HandOver`] with nobody enrolled): a check-in is never
     /// lost without the app saying so. [`SignOutError::Revoked`] for a hand-over of a revoked
-    /// device, which the server would never take. [`SignOutError::Storage`] when the store, the key store or the photo directory fails;
-    /// nothing was wiped unless the hand-over (if any) was durable first.
+    /// device, which the server would never take. [`SignOutError::Storage`] when the store, the
+    /// key store or the photo directory fails; nothing was wiped unless the hand-over (if any)
+    /// was durable first.
     ///
     /// # Cancel safety
     ///
@@ -463,8 +464,7 @@ impl Client {
 
     /// Throws away the hand-overs the server refused because their device was revoked after
     /// the sign-out, or is no longer recognised (it will not take them); the others stay and
-    /// are sent. Returns the
-    /// records and photos discarded.
+    /// are sent. Returns the records and photos discarded.
     ///
     /// # Errors
     ///

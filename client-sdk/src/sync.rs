@@ -42,6 +42,16 @@ fn reachability<T>(outcome: &Result<T, SyncError>) -> Connectivity {
 /// A push that came back: its ops' sequence numbers, whether they are hazard ops, the answer.
 type Pushed = (Vec<i64>, bool, wire::Response);
 
+/// Whether what volunteers who signed out left here is sent after a sync that ended so: it goes
+/// under their own names whether or not this phone is enrolled now, but not when the server was
+/// just found unreachable, nor when the sync's window has closed.
+pub(crate) fn handovers_follow(result: &Result<SyncSummary, SyncError>) -> bool {
+    !matches!(
+        result,
+        Err(SyncError::Network { .. } | SyncError::WindowClosed { .. })
+    )
+}
+
 impl Client {
     /// Pushes the outbox until it is empty, retrying network failures with back-off up to
     /// `max_attempts` times, then pulls what changed and uploads photos. Ops recorded while the
@@ -62,7 +72,9 @@ impl Client {
     pub async fn sync(&self) -> Result<SyncSummary, SyncError> {
         let result = self.sync_own(true).await;
         self.report_failure(&result);
-        self.send_handovers_after(&result, true).await;
+        if handovers_follow(&result) {
+            self.send_handovers(true).await;
+        }
         result
     }
 
@@ -92,10 +104,7 @@ impl Client {
         };
         self.report_failure(&result);
         // Hand-overs in what is left of the window; they never change how this sync ended.
-        if !matches!(
-            result,
-            Err(SyncError::Network { .. } | SyncError::WindowClosed { .. })
-        ) {
+        if handovers_follow(&result) {
             let _ = tokio::time::timeout_at(deadline, self.send_handovers(include_photos)).await;
         }
         result
@@ -172,22 +181,9 @@ impl Client {
         }
     }
 
-    /// One sync, as every path runs it: tells subscribers it started and, when it succeeds,
-    /// what it changed (hazards, conflicts, scope) and that it finished.
-    /// After this device's own sync: what volunteers who signed out left here goes under their
-    /// own names, whether or not this phone is enrolled now; not when the sync just failed on
-    /// the network.
-    pub(crate) async fn send_handovers_after(
-        &self,
-        result: &Result<SyncSummary, SyncError>,
-        include_photos: bool,
-    ) {
-        if !matches!(result, Err(SyncError::Network { .. })) {
-            self.send_handovers(include_photos).await;
-        }
-    }
-
-    /// This device's own sync, under the sync lock.
+    /// This device's own sync, as every path runs it, under the sync lock: tells subscribers
+    /// it started and, when it succeeds, what it changed (hazards, conflicts, scope) and that
+    /// it finished.
     pub(crate) async fn sync_own(&self, include_photos: bool) -> Result<SyncSummary, SyncError> {
         let _one_at_a_time = self.inner.sync_lock.lock().await;
         // Back to idle however the sync ends, cancellation included.

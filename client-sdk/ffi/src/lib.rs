@@ -673,8 +673,7 @@ impl PatrolClient {
 
     /// Throws away the hand-overs the server refused because their device was revoked after
     /// the sign-out, or is no longer recognised (it will not take them); the others stay and
-    /// are sent. Returns the
-    /// records and photos discarded.
+    /// are sent. Returns the records and photos discarded.
     pub async fn discard_handed_over(&self) -> Result<u64, PatrolError> {
         let (client, lang) = self.client();
         on_runtime(async move { client.discard_handed_over().await.map_err(failed(&lang)) }).await
