@@ -735,6 +735,20 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
 
     store.record_blob(&[7u8; 32], 10, NOW).await?;
     store.record_blob(&[7u8; 32], 10, NOW).await?;
+    // An upload of a photo already stored: not counted again, and its device now holds it.
+    let nobody = PullScope {
+        paths: vec![],
+        agency: None,
+        audience: PullScope::audience_of(d.user_id, None),
+    };
+    assert!(!store.blob_readable(&[7u8; 32], d.id, &nobody).await?);
+    store.record_upload(&[7u8; 32], 10, d.id, NOW).await?;
+    store.record_upload(&[7u8; 32], 10, d.id, NOW).await?;
+    assert!(store.blob_readable(&[7u8; 32], d.id, &nobody).await?);
+    // A new photo's upload stores it, once.
+    store.record_upload(&[8u8; 32], 12, d.id, NOW).await?;
+    store.record_upload(&[8u8; 32], 12, d.id, NOW).await?;
+    assert_eq!(store.blob(&[8u8; 32]).await?, Some(12));
     let after = store.stats(NOW).await?;
     assert_eq!(
         (
@@ -742,7 +756,7 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
             after.missing_photos,
             after.check_ins
         ),
-        (1, 0, reports.check_ins),
+        (2, 0, reports.check_ins),
         "{after:?}"
     );
     assert_eq!(owed(store.device_statuses().await?), Some(0));

@@ -422,14 +422,15 @@ impl PhotoStore for FaultyStore {
         self.gate("blob_readable")?;
         self.inner.blob_readable(sha256, device, scope).await
     }
-    async fn record_possession(
+    async fn record_upload(
         &self,
         sha256: &[u8; 32],
+        size: u64,
         device: DeviceId,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.gate("record_possession")?;
-        self.inner.record_possession(sha256, device, now_ms).await
+        self.gate("record_upload")?;
+        self.inner.record_upload(sha256, size, device, now_ms).await
     }
     async fn missing_photos(
         &self,

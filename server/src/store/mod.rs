@@ -363,10 +363,12 @@ pub trait PhotoStore: Send + Sync {
         scope: &PullScope,
     ) -> Result<bool, StoreError>;
 
-    /// Records that `device` uploaded every byte of the photo and they hashed right.
-    async fn record_possession(
+    /// Records a verified upload in one transaction: the photo is stored (as
+    /// [`PhotoStore::record_blob`]) and `device` proved it holds it, having sent every byte.
+    async fn record_upload(
         &self,
         sha256: &[u8; 32],
+        size: u64,
         device: DeviceId,
         now_ms: i64,
     ) -> Result<(), StoreError>;

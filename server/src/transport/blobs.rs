@@ -366,7 +366,12 @@ pub(super) async fn blob_upload(
         ));
     }
     match shared.blobs.finish(&guard, file).await {
-        Ok(size) => match record_upload(shared, device, &sha, size).await {
+        // The photo is stored (again: idempotent) and this device proved it holds it.
+        Ok(size) => match shared
+            .store
+            .record_upload(&sha, size, device.id, crate::clock::now_ms())
+            .await
+        {
             Ok(()) => {
                 shared.metrics.photos_stored.inc();
                 done(size)
@@ -388,18 +393,6 @@ pub(super) async fn blob_upload(
             true,
         )),
     }
-}
-
-/// A verified upload: the photo is stored (again: idempotent) and its device holds it.
-pub(super) async fn record_upload(
-    shared: &Shared,
-    device: &DeviceSession,
-    sha: &[u8; 32],
-    size: u64,
-) -> Result<(), crate::store::StoreError> {
-    let now = crate::clock::now_ms();
-    shared.store.record_blob(sha, size, now).await?;
-    shared.store.record_possession(sha, device.id, now).await
 }
 
 pub(super) async fn blob_download(

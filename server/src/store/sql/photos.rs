@@ -51,6 +51,34 @@ impl SqlStore {
         }
         Ok(q.fetch_one(&self.pool).await? > 0)
     }
+
+    /// The photo is stored (idempotent): its row, no longer owed, counted once.
+    async fn store_blob(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        sha256: &[u8; 32],
+        size: u64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let stored = sqlx::query(
+            "INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256.to_vec())
+        .bind(seq(size))
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM missing_blobs WHERE sha256 = $1")
+            .bind(sha256.to_vec())
+            .execute(&mut **tx)
+            .await?;
+        let counted = Counted {
+            blobs: stored as i64,
+            ..Counted::default()
+        };
+        self.add_counts(tx, u64::from(sha256[0]), &counted).await
+    }
 }
 
 #[async_trait]
@@ -70,25 +98,30 @@ impl PhotoStore for SqlStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let stored = sqlx::query(
-            "INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        self.store_blob(&mut tx, sha256, size, now_ms).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_upload(
+        &self,
+        sha256: &[u8; 32],
+        size: u64,
+        device: DeviceId,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        // One commit for both: the server's last step before it answers each upload.
+        let mut tx = self.pool.begin().await?;
+        self.store_blob(&mut tx, sha256, size, now_ms).await?;
+        sqlx::query(
+            "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(sha256.to_vec())
-        .bind(seq(size))
+        .bind(device.to_string())
         .bind(now_ms)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM missing_blobs WHERE sha256 = $1")
-            .bind(sha256.to_vec())
-            .execute(&mut *tx)
-            .await?;
-        let counted = Counted {
-            blobs: stored as i64,
-            ..Counted::default()
-        };
-        self.add_counts(&mut tx, u64::from(sha256[0]), &counted)
-            .await?;
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -119,24 +152,6 @@ impl PhotoStore for SqlStore {
             return Ok(true);
         }
         self.blob_refs_in_scope(sha256, device, scope, false).await
-    }
-
-    async fn record_possession(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(sha256.to_vec())
-        .bind(device.to_string())
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     async fn missing_photos(
