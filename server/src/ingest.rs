@@ -12,6 +12,7 @@ use patrolsync_proto::task::{self, TaskOp};
 use patrolsync_proto::{HazardId, Message, Op, OpBody, Role, TaskId, wire};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
 use crate::store::{
     BatchResult, CheckInRow, DeviceSession, HazardRef, HazardRow, IngestBatch, OpAction,
     PreparedOp, Refusal, RejectCode, Rejection, Store, StoreError, TaskRef, TaskRow,
@@ -748,36 +749,32 @@ fn count_entry(hazards: &mut HashMap<HazardId, HazardRef>, id: HazardId) {
 
 type Reply = oneshot::Sender<Result<BatchResult, Arc<StoreError>>>;
 
-/// Statistics of the group-commit writers, for metrics and the benchmark.
-#[derive(Debug, Default)]
-pub struct IngestStats {
-    /// Transactions committed.
-    pub commits: std::sync::atomic::AtomicU64,
-    /// Device pushes committed.
-    pub batches: std::sync::atomic::AtomicU64,
-}
-
 /// The group-commit queue in front of the store.
 #[derive(Clone, Debug)]
 pub struct Ingestor {
     writers: Vec<mpsc::Sender<(IngestBatch, Reply)>>,
-    stats: Arc<IngestStats>,
+    metrics: Arc<Metrics>,
 }
 
 impl Ingestor {
-    /// Starts `writers` writer tasks on `store` (1 for SQLite, which has one writer anyway).
-    pub fn start(store: Arc<dyn Store>, writers: usize, clock: fn() -> i64) -> Ingestor {
-        let stats = Arc::new(IngestStats::default());
+    /// Starts `writers` writer tasks on `store` (1 for SQLite, which has one writer anyway),
+    /// counting their work in `metrics`.
+    pub fn start(
+        store: Arc<dyn Store>,
+        writers: usize,
+        clock: fn() -> i64,
+        metrics: Arc<Metrics>,
+    ) -> Ingestor {
         let senders = (0..writers.max(1))
             .map(|_| {
                 let (tx, rx) = mpsc::channel(1024);
-                tokio::spawn(writer(store.clone(), rx, stats.clone(), clock));
+                tokio::spawn(writer(store.clone(), rx, metrics.clone(), clock));
                 tx
             })
             .collect();
         Ingestor {
             writers: senders,
-            stats,
+            metrics,
         }
     }
 
@@ -790,26 +787,22 @@ impl Ingestor {
                 "store-stopping"
             )))
         };
-        self.writers[idx]
-            .send((batch, tx))
-            .await
-            .map_err(|_| closed())?;
+        // Counted as waiting from here until its writer takes it (the writer counts it out).
+        self.metrics.ingest_queue.inc();
+        if self.writers[idx].send((batch, tx)).await.is_err() {
+            self.metrics.ingest_queue.dec();
+            return Err(closed());
+        }
         rx.await.map_err(|_| closed())?
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> &IngestStats {
-        &self.stats
     }
 }
 
 async fn writer(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<(IngestBatch, Reply)>,
-    stats: Arc<IngestStats>,
+    metrics: Arc<Metrics>,
     clock: fn() -> i64,
 ) {
-    use std::sync::atomic::Ordering::Relaxed;
     while let Some(first) = rx.recv().await {
         let mut ops = first.0.ops.len();
         let mut group = vec![first];
@@ -823,8 +816,12 @@ async fn writer(
             }
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        metrics.ingest_queue.dec_by(batches.len() as i64);
         let started = Instant::now();
         let result = store.ingest(&batches, clock()).await;
+        metrics
+            .group_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::debug!(
             batches = batches.len(),
             ops,
@@ -834,8 +831,7 @@ async fn writer(
         );
         match result {
             Ok(results) => {
-                stats.commits.fetch_add(1, Relaxed);
-                stats.batches.fetch_add(batches.len() as u64, Relaxed);
+                metrics.group_commit_pushes.inc_by(batches.len() as u64);
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r.map_err(Arc::new));
                 }

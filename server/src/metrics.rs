@@ -111,6 +111,14 @@ pub struct Metrics {
     pub photos_stored: Counter,
     /// Store calls on the request path, by operation.
     pub store_seconds: Family<OpLabel, Histogram>,
+    /// Group commits (failed ones too), each timed: the sum over an interval is the time the
+    /// writers were busy (one writer on SQLite: a rate of 1 s/s means it is saturated and
+    /// pushes queue).
+    pub group_commit_seconds: Histogram,
+    /// Pushes committed by the group commits (over the count above: pushes per commit).
+    pub group_commit_pushes: Counter,
+    /// Pushes waiting for a writer.
+    pub ingest_queue: Gauge,
     devices: Family<StateLabel, Gauge>,
     missing_photos: Gauge,
     pending_photo_bytes: Gauge,
@@ -143,6 +151,9 @@ impl Metrics {
             photo_bytes: Counter::default(),
             photos_stored: Counter::default(),
             store_seconds: Family::new_with_constructor(latency_histogram),
+            group_commit_seconds: latency_histogram(),
+            group_commit_pushes: Counter::default(),
+            ingest_queue: Gauge::default(),
             devices: Family::default(),
             missing_photos: Gauge::default(),
             pending_photo_bytes: Gauge::default(),
@@ -200,6 +211,22 @@ impl Metrics {
             "Store calls on the request path, by operation",
             Unit::Seconds,
             m.store_seconds.clone(),
+        );
+        registry.register_with_unit(
+            "group_commit",
+            "Group commits of device pushes; the sum is the writers' busy time",
+            Unit::Seconds,
+            m.group_commit_seconds.clone(),
+        );
+        registry.register(
+            "group_commit_pushes",
+            "Device pushes committed by group commits",
+            m.group_commit_pushes.clone(),
+        );
+        registry.register(
+            "ingest_queue",
+            "Device pushes waiting for a group commit",
+            m.ingest_queue.clone(),
         );
         registry.register(
             "devices",

@@ -161,9 +161,9 @@ impl Server {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
-        let ingest = ingest::Ingestor::start(store.clone(), writers, now_ms);
-        let draining = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(metrics::Metrics::new());
+        let ingest = ingest::Ingestor::start(store.clone(), writers, now_ms, metrics.clone());
+        let draining = Arc::new(AtomicBool::new(false));
         let db: Arc<dyn crate::store::AdminStore> = Arc::new(open_sql_store(&config).await?);
         let public = config.public.enabled.then(|| crate::public::PublicState {
             db: db.clone(),

@@ -1,7 +1,8 @@
 //! The change log under concurrent writers: a reader pulling in a loop while 8 writers commit
 //! hazards in parallel ends with every change exactly once. On PostgreSQL concurrent
 //! transactions commit out of order, so positions must be handed out in commit order or a
-//! cursor skips a change that commits late with a smaller position.
+//! cursor skips a change that commits late with a smaller position. And what the group-commit
+//! writer reports while a push waits behind a commit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -312,5 +313,94 @@ async fn without_the_lock_a_late_commit_is_skipped_and_with_it_none_is() -> anyh
         }
         db.cleanup().await;
     }
+    Ok(())
+}
+
+/// What `/metrics` tells an admin about the writer: a push that waits behind a commit in
+/// progress counts in `ingest_queue` until its writer takes it, and the group commits count
+/// every push they commit. SQLite: one writer, so the second push must wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> anyhow::Result<()> {
+    use patrolsync_server::faults::{FaultAction, FaultPoints, points};
+    use patrolsync_server::ingest::Ingestor;
+    use patrolsync_server::metrics::Metrics;
+    let dir = tempfile::tempdir()?;
+    let faults = Arc::new(FaultPoints::default());
+    let sql = SqlStore::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("t.db").display()
+    ))
+    .await?
+    .with_faults(faults.clone());
+    let (store, cell, _) = demo_with_reader(sql).await?;
+    let mut sessions = Vec::new();
+    for n in 0..2u8 {
+        let hash = patrolsync_server::enroll::hash_code(&format!("queued{n}"));
+        store
+            .create_enrollment(
+                &NewEnrollment {
+                    code_hash: hash,
+                    user: format!("queued{n}"),
+                    role: Role::Patroller,
+                    cells: vec!["S1".into()],
+                    expires_at_ms: NOW + 1,
+                    agency: None,
+                },
+                NOW,
+            )
+            .await?;
+        let device = NewDevice {
+            id: DeviceId(uuid::Uuid::now_v7()),
+            name: "queued".into(),
+            cert_sha256: [0xb0 + n; 32],
+            app_version: String::new(),
+        };
+        sessions.push(store.redeem_enrollment(&hash, &device, NOW).await?);
+    }
+    let metrics = Arc::new(Metrics::new());
+    let ingest = Ingestor::start(store.clone(), 1, || NOW, metrics.clone());
+
+    // A's group commit is held before COMMIT; B's push waits for the writer meanwhile.
+    faults.arm(points::INGEST_BEFORE_COMMIT, 0, FaultAction::Pause);
+    let a = tokio::spawn({
+        let ingest = ingest.clone();
+        let (batch, _) = report_batch(&sessions[0], &cell, 1);
+        async move { ingest.commit(batch).await }
+    });
+    faults.stalled_at(points::INGEST_BEFORE_COMMIT).await;
+    assert_eq!(
+        metrics.ingest_queue.get(),
+        0,
+        "A is the writer's, not waiting"
+    );
+    let b = tokio::spawn({
+        let ingest = ingest.clone();
+        let (batch, _) = report_batch(&sessions[1], &cell, 1);
+        async move { ingest.commit(batch).await }
+    });
+    let counted = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while metrics.ingest_queue.get() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "B's push never counted as waiting");
+    assert_eq!(metrics.ingest_queue.get(), 1, "B waits for the writer");
+    assert_eq!(
+        metrics.group_commit_pushes.get(),
+        0,
+        "nothing committed yet"
+    );
+
+    faults.release();
+    a.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    b.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(metrics.ingest_queue.get(), 0);
+    assert_eq!(metrics.group_commit_pushes.get(), 2);
+    let encoded = metrics.encode();
+    assert!(
+        encoded.contains("patrolsync_group_commit_seconds_count 2"),
+        "one timed commit each (B's waited for A's): {encoded}"
+    );
     Ok(())
 }

@@ -54,12 +54,22 @@ fn check(report: &serde_json::Value, backend: &str) {
             .is_some_and(|c| c > 0)
     );
     // The steady load (the run fails unless every check-in offered was applied) reports its
-    // latency for each rate.
+    // latency for each rate, and what the server's writers did meanwhile (from its /metrics):
+    // one push per check-in, committed.
     let steady = w["steady"].as_array().expect("steady runs");
     assert_eq!(steady.len(), 2, "{steady:?}");
     for l in steady {
         assert!(
             l["ack_ms"]["p99"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{l}"
+        );
+        assert_eq!(
+            l["writers"]["pushes"].as_f64(),
+            l["check_ins"].as_f64(),
+            "{l}"
+        );
+        assert!(
+            l["writers"]["busy_per_s"].as_f64().is_some_and(|b| b > 0.0),
             "{l}"
         );
     }

@@ -143,6 +143,16 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
             pushes_ok,
             "{backend}: one latency per acknowledged push"
         );
+        // The writers' side: every push that reached one was committed (the one whose answer
+        // was dropped too), in at most as many group commits; none is waiting now.
+        let committed = value(&m, "patrolsync_group_commit_pushes_total", &[]);
+        assert_eq!(committed, pushes_ok + 1.0, "{backend}");
+        let commits = value(&m, "patrolsync_group_commit_seconds_count", &[]);
+        assert!(
+            (1.0..=committed).contains(&commits),
+            "{backend}: {commits} group commits for {committed} pushes"
+        );
+        assert_eq!(value(&m, "patrolsync_ingest_queue", &[]), 0.0, "{backend}");
         assert!(value(&m, "patrolsync_connections_total", &[]) >= 1.0);
         let summary = admin_json(h.server(), "/api/summary").await?;
         for state in ["healthy", "new", "lagging", "silent", "erroring", "revoked"] {

@@ -125,6 +125,7 @@ pub(super) async fn ingest(
         store.clone(),
         writers,
         patrolsync_server::now_ms,
+        Arc::new(patrolsync_server::metrics::Metrics::new()),
     );
     let mut work = Vec::new();
     for (i, d) in devices.iter_mut().enumerate() {
@@ -296,6 +297,7 @@ pub(super) async fn open_loop(
         ));
     }
     let cpu0 = srv.cpu_ms();
+    let writer0 = admin::WriterTotals::read(srv).await?;
     let start = Instant::now() + Duration::from_millis(200);
     let mut tasks = tokio::task::JoinSet::new();
     for (d, plan) in devices.iter().zip(plans) {
@@ -331,15 +333,18 @@ pub(super) async fn open_loop(
     }
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_ms = srv.cpu_ms() - cpu0;
+    let writer = writer0.since(&admin::WriterTotals::read(srv).await?, elapsed);
     anyhow::ensure!(
         applied == total,
         "only {applied} of {total} check-ins applied"
     );
     lat.sort_by(f64::total_cmp);
     eprintln!(
-        "  steady {rate}/s: ack p50 {:.1} ms, p99 {:.1} ms",
+        "  steady {rate}/s: ack p50 {:.1} ms, p99 {:.1} ms; writers busy {:.0}%, {:.2} ms a push",
         percentile(&lat, 0.5),
-        percentile(&lat, 0.99)
+        percentile(&lat, 0.99),
+        writer["busy_per_s"].as_f64().unwrap_or(0.0) * 100.0,
+        writer["ms_per_push"].as_f64().unwrap_or(0.0),
     );
     Ok(json!({
         "devices": n,
@@ -350,6 +355,7 @@ pub(super) async fn open_loop(
         "ack_ms": { "p50": percentile(&lat, 0.5), "p99": percentile(&lat, 0.99), "max": lat.last().copied().unwrap_or(0.0) },
         "latest_send_ms": late_ms,
         "server_cpu_us_per_check_in": cpu_ms as f64 * 1000.0 / total as f64,
+        "writers": writer,
         "target_p99_ms": 100,
     }))
 }

@@ -63,7 +63,8 @@ struct Args {
     /// the synthetic city) into it, so use a server of its own.
     #[arg(long, requires = "data_dir")]
     server: Option<std::net::SocketAddr>,
-    /// The --server's admin HTTP address (for workload 7; without it that workload fails).
+    /// The --server's admin HTTP address (for workloads 1b and 7, which read /metrics and the
+    /// dashboard's API; without it they fail).
     #[arg(long, requires = "server")]
     admin: Option<std::net::SocketAddr>,
     /// The --server's data dir.
