@@ -288,7 +288,7 @@ impl DeviceStore for SqlStore {
                      fix_time_ms = COALESCE(excluded.fix_time_ms, device_duty.fix_time_ms), \
                      updated_at = excluded.updated_at",
                 )
-                .persistent(UNCACHED_NULLABLE_FLOATS)
+                .persistent(self.keeps_nullable_floats_prepared())
                 .bind(&id)
                 .bind(fix.as_ref().map(|f| f.latitude))
                 .bind(fix.as_ref().map(|f| f.longitude))

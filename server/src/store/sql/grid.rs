@@ -176,7 +176,7 @@ impl GridStore for SqlStore {
                  OR checkpoints.radius_m <> excluded.radius_m \
                  OR checkpoints.cadence IS DISTINCT FROM excluded.cadence",
             )
-            .persistent(UNCACHED_NULLABLE_FLOATS)
+            .persistent(self.keeps_nullable_floats_prepared())
             .bind(&cp.code)
             .bind(cell_id)
             .bind(&cp.name)

@@ -91,7 +91,7 @@ impl SqlStore {
                  reported_at_ms, received_at_ms, description, handling, deadline_ms, latitude, longitude, checkpoint) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'reported', $7, $8, $9, $10, $11, $12, $13, $14)",
             )
-            .persistent(UNCACHED_NULLABLE_FLOATS)
+            .persistent(self.keeps_nullable_floats_prepared())
             .bind(hazard.to_bytes())
             .bind(h.cell_id)
             .bind(device)

@@ -596,7 +596,7 @@ impl SqlStore {
              ON CONFLICT (id) DO NOTHING RETURNING id",
             placeholders(self.backend, rows.len(), COLS)
         );
-        let mut q = sqlx::query(&sql).persistent(UNCACHED_NULLABLE_FLOATS);
+        let mut q = sqlx::query(&sql).persistent(self.keeps_nullable_floats_prepared());
         for (op, row) in rows {
             let c = &row.check_in;
             let fix = c.fix.as_ref();

@@ -80,13 +80,6 @@ pub struct SqlStore {
     change_log_lock: bool,
 }
 
-/// Whether a statement that binds an optional `f64` may be kept prepared. It may not: sqlx 0.8's
-/// `Any` driver sends a NULL `f64` as a NULL `float4`, and PostgreSQL keeps the parameter types
-/// a connection first prepared the statement with, so a position after a record without one was
-/// refused ("incorrect binary data format"). Unnamed statements are typed by each execution's
-/// own values. Shown by the conformance case `positions_come_and_go`.
-const UNCACHED_NULLABLE_FLOATS: bool = false;
-
 /// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
 /// anonymous `?`: with `$N` names, SQLite and sqlx look each parameter up by walking the list of
 /// names, so a 10,000-parameter insert cost ~10^8 steps (the benchmark's profile: 63% of server
@@ -144,6 +137,17 @@ pub(super) fn seq(v: u64) -> i64 {
 }
 
 impl SqlStore {
+    /// Whether a statement that binds an optional `f64` may be kept prepared. On PostgreSQL it
+    /// may not: sqlx 0.8's `Any` driver sends a NULL `f64` as a NULL `float4`, and PostgreSQL
+    /// keeps the parameter types a connection first prepared the statement with, so a position
+    /// after a record without one was refused ("incorrect binary data format"). Unnamed
+    /// statements are typed by each execution's own values. Shown by the conformance case
+    /// `positions_come_and_go`. SQLite types values, not parameters: there the statement is
+    /// kept, and a push's check-ins are not parsed again for each push.
+    fn keeps_nullable_floats_prepared(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
     /// Connects to `url` (`sqlite://…?mode=rwc` or `postgres://…`) and applies migrations.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();

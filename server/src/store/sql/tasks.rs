@@ -176,7 +176,7 @@ impl SqlStore {
                  longitude, description, created_at_ms, updated_at_ms) \
                  VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $11, $11) ON CONFLICT DO NOTHING",
             )
-            .persistent(UNCACHED_NULLABLE_FLOATS)
+            .persistent(self.keeps_nullable_floats_prepared())
             .bind(t.id.to_bytes())
             .bind(row.cell_id)
             .bind(t.kind.as_str())
@@ -717,7 +717,7 @@ impl TaskStore for SqlStore {
              OR (t.status = 'offered' AND t.offered_at_ms <= $1) \
              ORDER BY t.created_at_ms, t.id LIMIT $2",
         )
-        .persistent(UNCACHED_NULLABLE_FLOATS)
+        .persistent(self.keeps_nullable_floats_prepared())
         .bind(lapsed)
         .bind(MAX_DISPATCH_PER_RUN)
         .fetch_all(&mut *tx)
