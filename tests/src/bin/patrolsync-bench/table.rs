@@ -65,8 +65,13 @@ fn column(r: &Value) -> Vec<String> {
                 } else {
                     ("ms", 1.0)
                 };
+                // The writers' busy share, where the run measured it: what saturates first.
+                let busy = l["writers"]["busy_per_s"]
+                    .as_f64()
+                    .map(|b| format!("; writers busy {:.0}%", b * 100.0))
+                    .unwrap_or_default();
                 format!(
-                    "{:.1} / **{:.1}** / {:.1} {unit}; {:.0} µs CPU each",
+                    "{:.1} / **{:.1}** / {:.1} {unit}; {:.0} µs CPU each{busy}",
                     num(&l["ack_ms"]["p50"]) / scale,
                     num(&l["ack_ms"]["p99"]) / scale,
                     num(&l["ack_ms"]["max"]) / scale,
