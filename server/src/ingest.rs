@@ -787,13 +787,34 @@ impl Ingestor {
                 "store-stopping"
             )))
         };
-        // Counted as waiting from here until its writer takes it (the writer counts it out).
-        self.metrics.ingest_queue.inc();
-        if self.writers[idx].send((batch, tx)).await.is_err() {
-            self.metrics.ingest_queue.dec();
-            return Err(closed());
-        }
+        // Counted as waiting from here until its writer takes it (the writer counts it out); a
+        // push that never reaches the queue (its request dropped while the queue is full, or
+        // the writer gone) is counted out as it leaves.
+        let mut waiting = Waiting {
+            gauge: &self.metrics.ingest_queue,
+            queued: false,
+        };
+        waiting.gauge.inc();
+        self.writers[idx]
+            .send((batch, tx))
+            .await
+            .map_err(|_| closed())?;
+        waiting.queued = true;
         rx.await.map_err(|_| closed())?
+    }
+}
+
+/// A push counted in `ingest_queue`: counted out on drop unless it reached the queue.
+struct Waiting<'a> {
+    gauge: &'a prometheus_client::metrics::gauge::Gauge,
+    queued: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.queued {
+            self.gauge.dec();
+        }
     }
 }
 

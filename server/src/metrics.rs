@@ -115,7 +115,8 @@ pub struct Metrics {
     /// writers were busy (one writer on SQLite: a rate of 1 s/s means it is saturated and
     /// pushes queue).
     pub group_commit_seconds: Histogram,
-    /// Pushes committed by the group commits (over the count above: pushes per commit).
+    /// Pushes in the group commits that committed (one whose own part rolled back counts too:
+    /// the writer did its work); over the count above, about the pushes per commit.
     pub group_commit_pushes: Counter,
     /// Pushes waiting for a writer.
     pub ingest_queue: Gauge,

@@ -317,8 +317,9 @@ async fn without_the_lock_a_late_commit_is_skipped_and_with_it_none_is() -> anyh
 }
 
 /// What `/metrics` tells an admin about the writer: a push that waits behind a commit in
-/// progress counts in `ingest_queue` until its writer takes it, and the group commits count
-/// every push they commit. SQLite: one writer, so the second push must wait.
+/// progress counts in `ingest_queue` until its writer takes it (one that waits for room in a
+/// full queue too, and is counted out if its request goes away there), and the group commits
+/// count every push they commit. SQLite: one writer, so the second push must wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> anyhow::Result<()> {
     use patrolsync_server::faults::{FaultAction, FaultPoints, points};
@@ -367,7 +368,12 @@ async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> 
         let (batch, _) = report_batch(&sessions[0], &cell, 1);
         async move { ingest.commit(batch).await }
     });
-    faults.stalled_at(points::INGEST_BEFORE_COMMIT).await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        faults.stalled_at(points::INGEST_BEFORE_COMMIT),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("A's commit never reached the fault point"))?;
     assert_eq!(
         metrics.ingest_queue.get(),
         0,
@@ -378,29 +384,63 @@ async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> 
         let (batch, _) = report_batch(&sessions[1], &cell, 1);
         async move { ingest.commit(batch).await }
     });
-    let counted = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while metrics.ingest_queue.get() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    let queued = |n: i64, what: &'static str| {
+        let metrics = metrics.clone();
+        async move {
+            tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while metrics.ingest_queue.get() != n {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("{what}: {} waiting, not {n}", metrics.ingest_queue.get()))
         }
-    })
-    .await;
-    assert!(counted.is_ok(), "B's push never counted as waiting");
-    assert_eq!(metrics.ingest_queue.get(), 1, "B waits for the writer");
+    };
+    queued(1, "B waits for the writer").await?;
     assert_eq!(
         metrics.group_commit_pushes.get(),
         0,
         "nothing committed yet"
     );
 
+    // The writer's queue fills (1,024 pushes): one more push waits for room, counted, and is
+    // counted out when its request goes away there.
+    let empty = || IngestBatch {
+        device: sessions[1].id,
+        user_id: sessions[1].user_id,
+        ops: vec![],
+    };
+    let mut fill = Vec::new();
+    for _ in 0..1023 {
+        let (ingest, batch) = (ingest.clone(), empty());
+        fill.push(tokio::spawn(async move { ingest.commit(batch).await }));
+    }
+    queued(1024, "the queue is full").await?;
+    let extra = tokio::spawn({
+        let (ingest, batch) = (ingest.clone(), empty());
+        async move { ingest.commit(batch).await }
+    });
+    queued(1025, "one more waits for room").await?;
+    extra.abort();
+    let _ = extra.await;
+    assert_eq!(
+        metrics.ingest_queue.get(),
+        1024,
+        "a push dropped while it waited for room is counted out"
+    );
+
     faults.release();
     a.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
     b.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for f in fill {
+        f.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     assert_eq!(metrics.ingest_queue.get(), 0);
-    assert_eq!(metrics.group_commit_pushes.get(), 2);
+    assert_eq!(metrics.group_commit_pushes.get(), 1025);
     let encoded = metrics.encode();
     assert!(
         encoded.contains("patrolsync_group_commit_seconds_count 2"),
-        "one timed commit each (B's waited for A's): {encoded}"
+        "A's commit, then one for all that waited: {encoded}"
     );
     Ok(())
 }

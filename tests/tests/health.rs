@@ -152,6 +152,12 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
             (1.0..=committed).contains(&commits),
             "{backend}: {commits} group commits for {committed} pushes"
         );
+        assert!(
+            m.samples
+                .iter()
+                .any(|s| s.metric == "patrolsync_ingest_queue"),
+            "{backend}: the queue gauge is scraped"
+        );
         assert_eq!(value(&m, "patrolsync_ingest_queue", &[]), 0.0, "{backend}");
         assert!(value(&m, "patrolsync_connections_total", &[]) >= 1.0);
         let summary = admin_json(h.server(), "/api/summary").await?;

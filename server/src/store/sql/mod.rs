@@ -137,7 +137,8 @@ pub(super) fn seq(v: u64) -> i64 {
 }
 
 impl SqlStore {
-    /// Whether a statement that binds an optional `f64` may be kept prepared. On PostgreSQL it
+    /// Whether a statement with optional `f64`s (bound; read, in the task dispatch's query)
+    /// may be kept prepared. On PostgreSQL it
     /// may not: sqlx 0.8's `Any` driver sends a NULL `f64` as a NULL `float4`, and PostgreSQL
     /// keeps the parameter types a connection first prepared the statement with, so a position
     /// after a record without one was refused ("incorrect binary data format"). Unnamed

@@ -110,9 +110,9 @@ impl PhotoStore for SqlStore {
         device: DeviceId,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        // One commit for both: the server's last step before it answers each upload.
+        // One commit for both: the server's last step before it answers each upload. The
+        // holder first: `store_blob` ends with the kept counts, held only while this commits.
         let mut tx = self.pool.begin().await?;
-        self.store_blob(&mut tx, sha256, size, now_ms).await?;
         sqlx::query(
             "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
@@ -122,6 +122,7 @@ impl PhotoStore for SqlStore {
         .bind(now_ms)
         .execute(&mut *tx)
         .await?;
+        self.store_blob(&mut tx, sha256, size, now_ms).await?;
         tx.commit().await?;
         Ok(())
     }

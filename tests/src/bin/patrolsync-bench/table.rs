@@ -65,10 +65,11 @@ fn column(r: &Value) -> Vec<String> {
                 } else {
                     ("ms", 1.0)
                 };
-                // The writers' busy share, where the run measured it: what saturates first.
+                // The writers' time per second (summed over them: SQLite has one writer, so
+                // 1.0 is saturated; PostgreSQL four), where the run measured it.
                 let busy = l["writers"]["busy_per_s"]
                     .as_f64()
-                    .map(|b| format!("; writers busy {:.0}%", b * 100.0))
+                    .map(|b| format!("; writer time {b:.2} s/s"))
                     .unwrap_or_default();
                 format!(
                     "{:.1} / **{:.1}** / {:.1} {unit}; {:.0} µs CPU each{busy}",
