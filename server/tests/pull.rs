@@ -47,13 +47,15 @@ async fn demo_with_reader(sql: SqlStore) -> anyhow::Result<(Arc<dyn Store>, Cell
     Ok((store, cell, scope))
 }
 
-async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Result<Vec<HazardId>> {
-    let hash = patrolsync_server::enroll::hash_code(&format!("W{n}"));
+/// A patroller of street S1 named `user`, enrolled with a device whose certificate hash is
+/// `cert` repeated.
+async fn patroller(store: &dyn Store, user: &str, cert: u8) -> anyhow::Result<DeviceSession> {
+    let hash = patrolsync_server::enroll::hash_code(&format!("code-{user}"));
     store
         .create_enrollment(
             &NewEnrollment {
                 code_hash: hash,
-                user: format!("w{n}"),
+                user: user.to_owned(),
                 role: Role::Patroller,
                 cells: vec!["S1".into()],
                 expires_at_ms: NOW + 1,
@@ -62,14 +64,17 @@ async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Resul
             NOW,
         )
         .await?;
-    let id = DeviceId(uuid::Uuid::now_v7());
     let device = NewDevice {
-        id,
-        name: "w".into(),
-        cert_sha256: [n as u8 + 1; 32],
+        id: DeviceId(uuid::Uuid::now_v7()),
+        name: user.to_owned(),
+        cert_sha256: [cert; 32],
         app_version: String::new(),
     };
-    let session = store.redeem_enrollment(&hash, &device, NOW).await?;
+    Ok(store.redeem_enrollment(&hash, &device, NOW).await?)
+}
+
+async fn writer(store: Arc<dyn Store>, n: usize, cell: CellRef) -> anyhow::Result<Vec<HazardId>> {
+    let session = patroller(store.as_ref(), &format!("w{n}"), n as u8 + 1).await?;
     let mut ids = Vec::new();
     let mut seq = 0u64;
     for _ in 0..PUSHES {
@@ -227,27 +232,7 @@ async fn without_the_lock_a_late_commit_is_skipped_and_with_it_none_is() -> anyh
         let (store, cell, scope) = demo_with_reader(sql).await?;
         let mut sessions = Vec::new();
         for n in 0..2u8 {
-            let hash = patrolsync_server::enroll::hash_code(&format!("late{n}"));
-            store
-                .create_enrollment(
-                    &NewEnrollment {
-                        code_hash: hash,
-                        user: format!("late{n}"),
-                        role: Role::Patroller,
-                        cells: vec!["S1".into()],
-                        expires_at_ms: NOW + 1,
-                        agency: None,
-                    },
-                    NOW,
-                )
-                .await?;
-            let device = NewDevice {
-                id: DeviceId(uuid::Uuid::now_v7()),
-                name: "late".into(),
-                cert_sha256: [0xa0 + n; 32],
-                app_version: String::new(),
-            };
-            sessions.push(store.redeem_enrollment(&hash, &device, NOW).await?);
+            sessions.push(patroller(store.as_ref(), &format!("late{n}"), 0xa0 + n).await?);
         }
         let start = store.cursor().await?;
 
@@ -336,27 +321,7 @@ async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> 
     let (store, cell, _) = demo_with_reader(sql).await?;
     let mut sessions = Vec::new();
     for n in 0..2u8 {
-        let hash = patrolsync_server::enroll::hash_code(&format!("queued{n}"));
-        store
-            .create_enrollment(
-                &NewEnrollment {
-                    code_hash: hash,
-                    user: format!("queued{n}"),
-                    role: Role::Patroller,
-                    cells: vec!["S1".into()],
-                    expires_at_ms: NOW + 1,
-                    agency: None,
-                },
-                NOW,
-            )
-            .await?;
-        let device = NewDevice {
-            id: DeviceId(uuid::Uuid::now_v7()),
-            name: "queued".into(),
-            cert_sha256: [0xb0 + n; 32],
-            app_version: String::new(),
-        };
-        sessions.push(store.redeem_enrollment(&hash, &device, NOW).await?);
+        sessions.push(patroller(store.as_ref(), &format!("queued{n}"), 0xb0 + n).await?);
     }
     let metrics = Arc::new(Metrics::new());
     let ingest = Ingestor::start(store.clone(), 1, || NOW, metrics.clone());

@@ -138,13 +138,13 @@ pub(super) fn seq(v: u64) -> i64 {
 
 impl SqlStore {
     /// Whether a statement with optional `f64`s (bound; read, in the task dispatch's query)
-    /// may be kept prepared. On PostgreSQL it
-    /// may not: sqlx 0.8's `Any` driver sends a NULL `f64` as a NULL `float4`, and PostgreSQL
-    /// keeps the parameter types a connection first prepared the statement with, so a position
-    /// after a record without one was refused ("incorrect binary data format"). Unnamed
-    /// statements are typed by each execution's own values. Shown by the conformance case
-    /// `positions_come_and_go`. SQLite types values, not parameters: there the statement is
-    /// kept, and a push's check-ins are not parsed again for each push.
+    /// may be kept prepared. On PostgreSQL it may not: sqlx 0.8's `Any` driver sends a NULL
+    /// `f64` as a NULL `float4`, and PostgreSQL keeps the parameter types a connection first
+    /// prepared the statement with, so a position after a record without one was refused
+    /// ("incorrect binary data format"). Unnamed statements are typed by each execution's own
+    /// values. Shown by the conformance case `positions_come_and_go`. SQLite types values, not
+    /// parameters: there the statement is kept, and a push's check-ins are not parsed again
+    /// for each push.
     fn keeps_nullable_floats_prepared(&self) -> bool {
         self.backend == Backend::Sqlite
     }
