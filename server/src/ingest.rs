@@ -10,6 +10,7 @@ use std::time::Instant;
 use patrolsync_proto::hazard::{self, HazardOp};
 use patrolsync_proto::task::{self, TaskOp};
 use patrolsync_proto::{HazardId, Message, Op, OpBody, Role, TaskId, wire};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -30,6 +31,9 @@ pub const MAX_TASK_ENTRIES_PER_DEVICE: i64 = 20;
 
 /// Most ops one group commit carries.
 const MAX_OPS_PER_COMMIT: usize = 5000;
+
+/// Pushes one writer's queue holds; more wait for room (and count in `ingest_queue` meanwhile).
+pub const QUEUE_PER_WRITER: usize = 1024;
 
 /// One pushed op as received: its identity, its encoded form (kept if it is refused), and the
 /// record it carries or why that record is invalid.
@@ -767,7 +771,7 @@ impl Ingestor {
     ) -> Ingestor {
         let senders = (0..writers.max(1))
             .map(|_| {
-                let (tx, rx) = mpsc::channel(1024);
+                let (tx, rx) = mpsc::channel(QUEUE_PER_WRITER);
                 tokio::spawn(writer(store.clone(), rx, metrics.clone(), clock));
                 tx
             })
@@ -806,7 +810,7 @@ impl Ingestor {
 
 /// A push counted in `ingest_queue`: counted out on drop unless it reached the queue.
 struct Waiting<'a> {
-    gauge: &'a prometheus_client::metrics::gauge::Gauge,
+    gauge: &'a Gauge,
     queued: bool,
 }
 

@@ -308,7 +308,7 @@ async fn without_the_lock_a_late_commit_is_skipped_and_with_it_none_is() -> anyh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> anyhow::Result<()> {
     use patrolsync_server::faults::{FaultAction, FaultPoints, points};
-    use patrolsync_server::ingest::Ingestor;
+    use patrolsync_server::ingest::{Ingestor, QUEUE_PER_WRITER};
     use patrolsync_server::metrics::Metrics;
     let dir = tempfile::tempdir()?;
     let faults = Arc::new(FaultPoints::default());
@@ -368,29 +368,30 @@ async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> 
         "nothing committed yet"
     );
 
-    // The writer's queue fills (1,024 pushes): one more push waits for room, counted, and is
-    // counted out when its request goes away there.
+    // The writer's queue fills (B and the empty pushes): one more push waits for room,
+    // counted, and is counted out when its request goes away there.
+    let full = QUEUE_PER_WRITER as i64;
     let empty = || IngestBatch {
         device: sessions[1].id,
         user_id: sessions[1].user_id,
         ops: vec![],
     };
     let mut fill = Vec::new();
-    for _ in 0..1023 {
+    for _ in 1..QUEUE_PER_WRITER {
         let (ingest, batch) = (ingest.clone(), empty());
         fill.push(tokio::spawn(async move { ingest.commit(batch).await }));
     }
-    queued(1024, "the queue is full").await?;
+    queued(full, "the queue is full").await?;
     let extra = tokio::spawn({
         let (ingest, batch) = (ingest.clone(), empty());
         async move { ingest.commit(batch).await }
     });
-    queued(1025, "one more waits for room").await?;
+    queued(full + 1, "one more waits for room").await?;
     extra.abort();
     let _ = extra.await;
     assert_eq!(
         metrics.ingest_queue.get(),
-        1024,
+        full,
         "a push dropped while it waited for room is counted out"
     );
 
@@ -401,7 +402,11 @@ async fn a_push_waiting_for_the_writer_counts_in_the_queue_until_committed() -> 
         f.await?.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     assert_eq!(metrics.ingest_queue.get(), 0);
-    assert_eq!(metrics.group_commit_pushes.get(), 1025);
+    assert_eq!(
+        metrics.group_commit_pushes.get(),
+        1 + QUEUE_PER_WRITER as u64,
+        "A, B and the empty pushes"
+    );
     let encoded = metrics.encode();
     assert!(
         encoded.contains("patrolsync_group_commit_seconds_count 2"),
