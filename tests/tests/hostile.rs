@@ -1228,8 +1228,13 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
             "{backend}: {e:?}"
         );
 
-        // Unenrolled connections: two from an address; the third is closed, saying why.
-        let _second = raw_connect(&h, None).await?;
+        // Unenrolled connections: two from an address; the third is closed, saying why. The
+        // client's handshake ends before the server admits the connection, so the second is
+        // seen served (an answer, the enrollment budget's refusal) before the third dials:
+        // otherwise the server may admit the third first and close the second.
+        let second = raw_connect(&h, None).await?;
+        let (code, _) = error_of(&exchange(&second, &enroll).await?);
+        assert_eq!(code, wire::ErrorCode::LimitExceeded, "{backend}");
         let third = raw_connect(&h, None).await?;
         let closed = tokio::time::timeout(Duration::from_secs(2), third.closed()).await?;
         assert!(
