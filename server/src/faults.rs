@@ -45,12 +45,21 @@ pub mod points {
     /// In `ingest`, after every record of the group commit is written, before the kept counts
     /// are added (the last statement) and `COMMIT`.
     pub const INGEST_BEFORE_COMMIT: &str = "ingest.before_commit";
+    /// In `ingest`, when a group of plain check-ins is written together: after the check-ins
+    /// and results, before the acknowledgements advance. A failure here (as any failed
+    /// statement of that path) has the group written again one push at a time.
+    pub const INGEST_CHECK_INS: &str = "ingest.check_ins";
     /// In `ingest`, after `COMMIT`, before the results go back to the devices.
     pub const INGEST_AFTER_COMMIT: &str = "ingest.after_commit";
     /// In `pull`, after a page is read, before it is returned.
     pub const PULL_PAGE: &str = "pull.page";
     /// Every point, for command lines that name one.
-    pub const ALL: [&str; 3] = [INGEST_BEFORE_COMMIT, INGEST_AFTER_COMMIT, PULL_PAGE];
+    pub const ALL: [&str; 4] = [
+        INGEST_BEFORE_COMMIT,
+        INGEST_CHECK_INS,
+        INGEST_AFTER_COMMIT,
+        PULL_PAGE,
+    ];
 }
 
 /// A failure a fault point injected: the point's name. The store turns it into

@@ -820,3 +820,249 @@ async fn a_bulk_import_refreshes_postgresqls_statistics() -> anyhow::Result<()> 
     db.cleanup().await;
     result
 }
+
+/// The pushes of one group, each answered as the one-push-at-a-time path answers it, whichever
+/// way the group is written: A replays seq 2, sends seq 3 under another op id (refused, the seq
+/// is reused), a new seq 4, its first record again under seq 5 (one entity: a duplicate) and a
+/// new seq 6 (4 and 6 are double taps of its first: same checkpoint, same moment); B pushes
+/// nothing; an unknown device's push fails alone; C's seq 2 (a tap of its seq 1) closes its
+/// gap, so it is acknowledged through 3. With `hazard`, a fourth device's hazard report joins the group,
+/// which then cannot be written in shared statements.
+struct Group {
+    batches: Vec<IngestBatch>,
+    a: DeviceSession,
+    a_first: CheckInId,
+}
+
+async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Group> {
+    let cp = checkpoint(store).await?;
+    let session = |who: &str| {
+        let user = format!("together-{who}{round}");
+        async move { device(store, &user, &["S1"]).await }
+    };
+    let (a, b, c) = (
+        session("a").await?,
+        session("b").await?,
+        session("c").await?,
+    );
+    let push = |d: &DeviceSession, ops: Vec<PreparedOp>| IngestBatch {
+        device: d.id,
+        user_id: d.user_id,
+        ops,
+    };
+    let earlier: Vec<PreparedOp> = (1..=3).map(|s| op(s, new_id(), &cp)).collect();
+    let a_first = match &earlier[0].action {
+        OpAction::InsertCheckIn(row) => row.check_in.id,
+        other => anyhow::bail!("not a check-in: {other:?}"),
+    };
+    store
+        .ingest(&[push(&a, earlier.clone())], NOW)
+        .await?
+        .remove(0)?;
+    let c_earlier = vec![op(1, new_id(), &cp), op(3, new_id(), &cp)];
+    let gap = store.ingest(&[push(&c, c_earlier)], NOW).await?.remove(0)?;
+    assert_eq!(gap.acked_through, 1, "C waits for its seq 2");
+    let mut batches = vec![
+        push(
+            &a,
+            vec![
+                earlier[1].clone(),
+                op(3, new_id(), &cp),
+                op(4, new_id(), &cp),
+                op(5, a_first, &cp),
+                op(6, new_id(), &cp),
+            ],
+        ),
+        push(&b, vec![]),
+        IngestBatch {
+            device: DeviceId(uuid::Uuid::now_v7()),
+            user_id: i64::MAX,
+            ops: vec![op(1, new_id(), &cp)],
+        },
+        push(&c, vec![op(2, new_id(), &cp)]),
+    ];
+    if hazard {
+        let d = session("d").await?;
+        let report = report(1, HazardId(uuid::Uuid::now_v7()), &cp);
+        batches.push(push(&d, vec![report]));
+    }
+    Ok(Group {
+        batches,
+        a,
+        a_first,
+    })
+}
+
+/// A push's answer as comparable across rounds: its results, acknowledgement and what it newly
+/// recorded, or its error's kind.
+type Answered = Result<(Vec<OpResult>, u64, FreshCounts), String>;
+
+/// What a group's first four pushes were answered.
+fn answered(results: &[Result<BatchResult, StoreError>]) -> Vec<Answered> {
+    results
+        .iter()
+        .take(4)
+        .map(|r| match r {
+            Ok(r) => Ok((r.results.clone(), r.acked_through, r.fresh.clone())),
+            Err(StoreError::NotFound(_)) => Err("not found".to_owned()),
+            Err(e) => Err(format!("unexpected: {e}")),
+        })
+        .collect()
+}
+
+/// A group of plain check-in pushes is written in shared statements (one per table for the
+/// whole group), and each push is answered and stored as the one-push-at-a-time path does it:
+/// the same group is written that way (seen passing the shared path's fault point), beside a
+/// hazard report (which takes the other path, not passing it), and with the shared path failing
+/// at that point (written again push by push, nothing doubled).
+async fn a_group_written_together_answers_as_its_pushes_one_by_one(
+    store: Arc<dyn Store>,
+    faults: Arc<patrolsync_server::faults::FaultPoints>,
+) -> anyhow::Result<()> {
+    use patrolsync_server::faults::{FaultAction, points};
+    use std::time::Duration;
+    let mut rounds = Vec::new();
+    for (round, hazard, action) in [
+        (0, false, FaultAction::Pause),
+        (1, true, FaultAction::Pause),
+        (2, false, FaultAction::Fail),
+    ] {
+        let g = group(store.as_ref(), round, hazard).await?;
+        let before = store.stats(NOW).await?;
+        faults.arm(points::INGEST_CHECK_INS, 0, action);
+        let ingest = tokio::spawn({
+            let store = store.clone();
+            let batches = g.batches.clone();
+            async move { store.ingest(&batches, NOW).await }
+        });
+        if (round, action) == (0, FaultAction::Pause) {
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                faults.stalled_at(points::INGEST_CHECK_INS),
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("round 0 was not written in shared statements"))?;
+        }
+        if round == 1 {
+            // The pause stays armed: a group with a hazard must finish without reaching it.
+            let results = tokio::time::timeout(Duration::from_secs(10), ingest)
+                .await
+                .map_err(|_| {
+                    anyhow::anyhow!("a group with a hazard reached the shared path")
+                })???;
+            faults.release();
+            let after = store.stats(NOW).await?;
+            rounds.push((
+                g,
+                after.check_ins - before.check_ins,
+                after.double_taps - before.double_taps,
+                results,
+            ));
+            continue;
+        }
+        faults.release();
+        let results = ingest.await??;
+        let after = store.stats(NOW).await?;
+        rounds.push((
+            g,
+            after.check_ins - before.check_ins,
+            after.double_taps - before.double_taps,
+            results,
+        ));
+    }
+    let first = answered(&rounds[0].3);
+    for (round, (g, check_ins, double_taps, results)) in rounds.iter().enumerate() {
+        assert_eq!(answered(results), first, "round {round} answers as round 0");
+        // Round 1's hazard report adds no check-in; round 2 was written twice, kept once.
+        assert_eq!(
+            (*check_ins, *double_taps),
+            (3, 3),
+            "round {round}: seq 4 and 6 of A and seq 2 of C, counted once (each a tap of its \
+             device's first)"
+        );
+        let stored = store.check_ins(Some(g.a.id), 100).await?;
+        let marked = |s: u64| {
+            stored
+                .iter()
+                .find(|c| c.device_seq == s)
+                .map(|c| c.duplicate_of)
+        };
+        assert_eq!(
+            (marked(4), marked(6), stored.len()),
+            (Some(Some(g.a_first)), Some(Some(g.a_first)), 5),
+            "round {round}: A's new taps follow its first"
+        );
+        if round == 1 {
+            assert!(results[4].is_ok(), "the hazard report: {:?}", results[4]);
+        }
+    }
+    let [a, b, ghost, c] = &first[..] else {
+        anyhow::bail!("four pushes answered: {first:?}");
+    };
+    let (a_results, a_acked, a_fresh) = a.clone().map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        a_results.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+        vec![
+            Outcome::Duplicate,
+            Outcome::Rejected,
+            Outcome::Applied,
+            Outcome::Duplicate,
+            Outcome::Applied
+        ]
+    );
+    assert_eq!(
+        a_results[1].rejection.as_ref().map(|r| r.reason.as_str()),
+        Some("seq_reused")
+    );
+    assert_eq!((a_acked, a_fresh.stored), (6, 2));
+    assert_eq!(
+        b,
+        &Ok((vec![], 0, FreshCounts::default())),
+        "B pushed nothing"
+    );
+    assert_eq!(ghost, &Err("not found".to_owned()));
+    let (c_results, c_acked, _) = c.clone().map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        (
+            c_results.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+            c_acked
+        ),
+        (vec![Outcome::Applied], 3),
+        "C's gap is closed"
+    );
+    Ok(())
+}
+
+async fn open_with_faults(
+    db: &TestDatabase,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<patrolsync_server::faults::FaultPoints>)> {
+    let url = db
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", dir.join("t.db").display()));
+    let faults = Arc::new(patrolsync_server::faults::FaultPoints::default());
+    let store = SqlStore::connect(&url).await?.with_faults(faults.clone());
+    patrolsync_server::seed::seed_demo(&store).await?;
+    Ok((Arc::new(store), faults))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_written_together() -> anyhow::Result<()> {
+    let db = TestDatabase::sqlite();
+    let dir = tempfile::tempdir()?;
+    let (store, faults) = open_with_faults(&db, dir.path()).await?;
+    a_group_written_together_answers_as_its_pushes_one_by_one(store, faults).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_group_written_together() -> anyhow::Result<()> {
+    let Some(db) = patrolsync_server::testkit::test_postgres().await else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let (store, faults) = open_with_faults(&db, dir.path()).await?;
+    let result = a_group_written_together_answers_as_its_pushes_one_by_one(store, faults).await;
+    db.cleanup().await;
+    result
+}

@@ -167,9 +167,15 @@ impl SqlStore {
         };
         let refs: Vec<_> = photos
             .iter()
-            .map(|p| (*p, "hazard", hazard.to_bytes(), h.cell_id))
+            .map(|p| super::ingest::BlobRef {
+                sha256: *p,
+                record_kind: "hazard",
+                record_id: hazard.to_bytes(),
+                cell_id: h.cell_id,
+                device,
+            })
             .collect();
-        self.add_blob_refs(tx, &refs, device, now_ms).await?;
+        self.add_blob_refs(tx, &refs, now_ms).await?;
 
         let log = self.read_log(tx, hazard).await?;
         let ops: Vec<(Stamp, HazardOp)> = log

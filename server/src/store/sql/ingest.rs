@@ -119,6 +119,201 @@ fn stored_check_in(r: &AnyRow) -> Result<StoredCheckIn, StoreError> {
     })
 }
 
+/// A check-in to insert, with the push it came in.
+struct NewCheckIn<'a> {
+    device: &'a str,
+    user_id: i64,
+    /// The device's clock offset as its last Hello measured it, kept with the check-in.
+    clock_offset_ms: Option<i64>,
+    op: &'a PreparedOp,
+    row: &'a CheckInRow,
+}
+
+/// A new check-in that may follow an earlier tap of its user at its checkpoint.
+struct Tap {
+    id: CheckInId,
+    user_id: i64,
+    checkpoint_id: i64,
+    device_time_ms: i64,
+}
+
+/// A photo a record names, and the device that named it.
+pub(super) struct BlobRef<'a> {
+    pub sha256: [u8; 32],
+    pub record_kind: &'static str,
+    pub record_id: Vec<u8>,
+    pub cell_id: i64,
+    pub device: &'a str,
+}
+
+/// Columns of `op_results` that [`recorded_result`] reads.
+const RECORDED: &str =
+    "device_id, device_seq, outcome, code, reason, field, message, op_id, value, bound";
+
+/// What an op already recorded answers when it is pushed again: its first result (an applied
+/// op answers as a duplicate). The same seq under another op id is not a replay: the device
+/// reused a sequence number (a restored backup?), and the newcomer is refused instead.
+fn recorded_result(r: &AnyRow, ops: &[PreparedOp]) -> Result<OpResult, StoreError> {
+    let s = r.try_get::<i64, _>("device_seq")? as u64;
+    let outcome = Outcome::parse(&r.try_get::<String, _>("outcome")?);
+    let text = |column: &str| -> Result<String, StoreError> {
+        Ok(r.try_get::<Option<String>, _>(column)?.unwrap_or_default())
+    };
+    let stored_op: Vec<u8> = r.try_get("op_id")?;
+    let reused = ops
+        .iter()
+        .find(|o| o.device_seq == s)
+        .is_some_and(|o| o.op_id.to_bytes() != stored_op);
+    Ok(if reused {
+        OpResult {
+            device_seq: s,
+            outcome: Outcome::Rejected,
+            rejection: Some(Refusal {
+                code: RejectCode::Invalid,
+                reason: "seq_reused".into(),
+                field: "device_seq".into(),
+                message: format!(
+                    "device_seq {s} was already used by another op; this op was not applied"
+                ),
+                value: s.to_string(),
+                limit: None,
+            }),
+            conflict: None,
+        }
+    } else {
+        match outcome {
+            Outcome::Rejected => OpResult {
+                device_seq: s,
+                outcome,
+                rejection: Some(Refusal {
+                    code: RejectCode::parse(&text("code")?),
+                    reason: text("reason")?,
+                    field: text("field")?,
+                    message: text("message")?,
+                    value: text("value")?,
+                    limit: r
+                        .try_get::<Option<i64>, _>("bound")?
+                        .map(|b| b.max(0) as u64),
+                }),
+                conflict: None,
+            },
+            Outcome::Conflict => OpResult {
+                device_seq: s,
+                outcome,
+                rejection: None,
+                conflict: r.try_get::<Option<String>, _>("message")?,
+            },
+            _ => OpResult {
+                device_seq: s,
+                outcome: Outcome::Duplicate,
+                rejection: None,
+                conflict: None,
+            },
+        }
+    })
+}
+
+/// Whether one set of statements can write a whole group: every op a check-in, and no device,
+/// user or check-in id in two of its pushes. Pushes that share none of them cannot see each
+/// other's rows (double taps are one user's; replays and acknowledgements one device's), so
+/// writing them together answers each as writing them one after another would. A push that
+/// names one seq twice fails (its results collide), and is left to the path where it fails
+/// alone instead of making its group be written twice.
+fn plain_check_ins(batches: &[IngestBatch]) -> bool {
+    let mut devices = HashSet::with_capacity(batches.len());
+    let mut users = HashSet::with_capacity(batches.len());
+    let mut ids: HashMap<CheckInId, usize> = HashMap::new();
+    batches.iter().enumerate().all(|(i, b)| {
+        devices.insert(b.device)
+            && users.insert(b.user_id)
+            && b.ops.windows(2).all(|w| w[0].device_seq < w[1].device_seq)
+            && b.ops.iter().all(|op| match &op.action {
+                OpAction::InsertCheckIn(row) => *ids.entry(row.check_in.id).or_insert(i) == i,
+                OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => false,
+            })
+    })
+}
+
+/// A push's range of sequence numbers.
+fn seq_range(ops: &[PreparedOp]) -> (u64, u64) {
+    let lo = ops.iter().map(|o| o.device_seq).min().unwrap_or(0);
+    let hi = ops.iter().map(|o| o.device_seq).max().unwrap_or(0);
+    (lo, hi)
+}
+
+/// A push's answer for its check-ins that were not replays: applied for the first op carrying
+/// each id the insert stored, a duplicate for any other (the same record from another op, e.g.
+/// a reinstalled app resending: one entity).
+fn check_in_result(
+    op: &PreparedOp,
+    row: &CheckInRow,
+    inserted: &mut HashSet<CheckInId>,
+) -> OpResult {
+    OpResult {
+        device_seq: op.device_seq,
+        outcome: if inserted.remove(&row.check_in.id) {
+            Outcome::Applied
+        } else {
+            Outcome::Duplicate
+        },
+        rejection: None,
+        conflict: None,
+    }
+}
+
+/// The new check-ins of `inserts` the insert stored, each id once (the first op with it: the
+/// insert skips later ones, so a push carrying one id twice cannot mark from the copy not stored).
+fn taps(inserts: &[NewCheckIn<'_>], inserted: &HashSet<CheckInId>) -> Vec<Tap> {
+    let mut seen = HashSet::new();
+    inserts
+        .iter()
+        .filter(|n| inserted.contains(&n.row.check_in.id) && seen.insert(n.row.check_in.id))
+        .map(|n| Tap {
+            id: n.row.check_in.id,
+            user_id: n.user_id,
+            checkpoint_id: n.row.checkpoint_id,
+            device_time_ms: n.row.check_in.device_time_ms,
+        })
+        .collect()
+}
+
+/// The photos the stored check-ins of `inserts` name.
+fn check_in_photos<'a>(
+    inserts: &[NewCheckIn<'a>],
+    inserted: &HashSet<CheckInId>,
+) -> Vec<BlobRef<'a>> {
+    inserts
+        .iter()
+        .filter(|n| inserted.contains(&n.row.check_in.id))
+        .flat_map(|n| {
+            let c = &n.row.check_in;
+            c.photos
+                .iter()
+                .chain(c.answers.iter().flat_map(|a| a.photos.iter()))
+                .map(move |p| BlobRef {
+                    sha256: *p,
+                    record_kind: "check_in",
+                    record_id: c.id.to_bytes(),
+                    cell_id: n.row.cell_id,
+                    device: n.device,
+                })
+        })
+        .collect()
+}
+
+/// The device row's part of a push: when it last pushed, and its outbox as it last reported
+/// it, less the ops this push answers (every op is answered and leaves the outbox, so a device
+/// that just pushed its whole outbox does not show as holding it until its next Hello). `n` is
+/// the column or parameter holding the push's op count.
+fn pushed_sets(n: &str) -> String {
+    format!(
+        "outbox_depth = CASE WHEN outbox_depth > {n} THEN outbox_depth - {n} \
+         WHEN outbox_depth IS NULL THEN NULL ELSE 0 END, \
+         oldest_pending_age_ms = CASE WHEN outbox_depth > {n} THEN oldest_pending_age_ms \
+         WHEN outbox_depth IS NULL THEN NULL ELSE 0 END"
+    )
+}
+
 impl SqlStore {
     async fn ingest_batch(
         &self,
@@ -130,20 +325,13 @@ impl SqlStore {
     ) -> Result<BatchResult, StoreError> {
         let device = batch.device.to_string();
         // Writing first takes SQLite's write lock at once, so no other writer can invalidate
-        // this transaction's snapshot half-way.
-        // The same statement reads the device's clock offset as its last Hello measured it,
-        // kept with each check-in: the clock-skew flag must not change when the clock drifts.
-        // Every op of the push is answered (and leaves the device's outbox), so the depth the
-        // device reported at its last Hello goes down by as many: a device that just pushed its
-        // whole outbox does not show as holding it until its next Hello.
-        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
-            "UPDATE devices SET last_push_at = $1, \
-             outbox_depth = CASE WHEN outbox_depth > $3 THEN outbox_depth - $3 \
-             WHEN outbox_depth IS NULL THEN NULL ELSE 0 END, \
-             oldest_pending_age_ms = CASE WHEN outbox_depth > $3 THEN oldest_pending_age_ms \
-             WHEN outbox_depth IS NULL THEN NULL ELSE 0 END \
-             WHERE id = $2 RETURNING acked_through, clock_offset_ms",
-        )
+        // this transaction's snapshot half-way. The same statement reads the device's clock
+        // offset as its last Hello measured it.
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(&format!(
+            "UPDATE devices SET last_push_at = $1, {} WHERE id = $2 \
+             RETURNING acked_through, clock_offset_ms",
+            pushed_sets("$3")
+        ))
         .bind(now_ms)
         .bind(&device)
         .bind(i64::try_from(batch.ops.len()).unwrap_or(i64::MAX))
@@ -167,77 +355,20 @@ impl SqlStore {
         }
 
         // Replays: ops already recorded keep their original result.
-        let lo = batch.ops.iter().map(|o| o.device_seq).min().unwrap_or(0);
-        let hi = batch.ops.iter().map(|o| o.device_seq).max().unwrap_or(0);
+        let (lo, hi) = seq_range(&batch.ops);
         let mut known: HashMap<u64, OpResult> = HashMap::new();
-        let rows = sqlx::query(
-            "SELECT device_seq, outcome, code, reason, field, message, op_id, value, bound FROM op_results \
-             WHERE device_id = $1 AND device_seq >= $2 AND device_seq <= $3",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORDED} FROM op_results \
+             WHERE device_id = $1 AND device_seq >= $2 AND device_seq <= $3"
+        ))
         .bind(&device)
         .bind(seq(lo))
         .bind(seq(hi))
         .fetch_all(&mut **tx)
         .await?;
         for r in rows {
-            let s = r.try_get::<i64, _>(0)? as u64;
-            let outcome = Outcome::parse(&r.try_get::<String, _>(1)?);
-            let result = match outcome {
-                Outcome::Rejected => OpResult {
-                    device_seq: s,
-                    outcome,
-                    rejection: Some(Refusal {
-                        code: RejectCode::parse(
-                            &r.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-                        ),
-                        reason: r.try_get::<Option<String>, _>(3)?.unwrap_or_default(),
-                        field: r.try_get::<Option<String>, _>(4)?.unwrap_or_default(),
-                        message: r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
-                        value: r.try_get::<Option<String>, _>(7)?.unwrap_or_default(),
-                        limit: r.try_get::<Option<i64>, _>(8)?.map(|b| b.max(0) as u64),
-                    }),
-                    conflict: None,
-                },
-                Outcome::Conflict => OpResult {
-                    device_seq: s,
-                    outcome,
-                    rejection: None,
-                    conflict: r.try_get::<Option<String>, _>(5)?,
-                },
-                _ => OpResult {
-                    device_seq: s,
-                    outcome: Outcome::Duplicate,
-                    rejection: None,
-                    conflict: None,
-                },
-            };
-            // The same seq with another op id is not a replay: the device reused a sequence
-            // number (a restored backup?). Refuse the newcomer instead of calling it a duplicate.
-            let stored_op: Vec<u8> = r.try_get(6)?;
-            let incoming = batch
-                .ops
-                .iter()
-                .find(|o| o.device_seq == s)
-                .map(|o| o.op_id.to_bytes());
-            let result = match incoming {
-                Some(op) if op != stored_op => OpResult {
-                    device_seq: s,
-                    outcome: Outcome::Rejected,
-                    rejection: Some(Refusal {
-                        code: RejectCode::Invalid,
-                        reason: "seq_reused".into(),
-                        field: "device_seq".into(),
-                        message: format!(
-                            "device_seq {s} was already used by another op; this op was not applied"
-                        ),
-                        value: s.to_string(),
-                        limit: None,
-                    }),
-                    conflict: None,
-                },
-                _ => result,
-            };
-            known.insert(s, result);
+            let result = recorded_result(&r, &batch.ops)?;
+            known.insert(result.device_seq, result);
         }
 
         let fresh: Vec<&PreparedOp> = batch
@@ -245,68 +376,35 @@ impl SqlStore {
             .iter()
             .filter(|o| !known.contains_key(&o.device_seq))
             .collect();
-        let inserts: Vec<(&PreparedOp, &CheckInRow)> = fresh
+        let inserts: Vec<NewCheckIn<'_>> = fresh
             .iter()
             .filter_map(|o| match &o.action {
-                OpAction::InsertCheckIn(row) => Some((*o, row.as_ref())),
+                OpAction::InsertCheckIn(row) => Some(NewCheckIn {
+                    device: &device,
+                    user_id: batch.user_id,
+                    clock_offset_ms: clock_offset,
+                    op: o,
+                    row,
+                }),
                 OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => None,
             })
             .collect();
-        let mut inserted: HashSet<CheckInId> = HashSet::new();
-        for chunk in inserts.chunks(CHECK_IN_ROWS_PER_STATEMENT) {
-            inserted.extend(
-                self.insert_check_ins(tx, &device, batch.user_id, clock_offset, chunk, now_ms)
-                    .await?,
-            );
-        }
-        // The stored version of each new check-in: the first with its id (the insert skips
-        // later ones), so a push carrying one id twice cannot mark from the copy not stored.
-        let mut seen = HashSet::new();
-        let taps: Vec<(CheckInId, i64, i64)> = inserts
-            .iter()
-            .filter(|(_, row)| inserted.contains(&row.check_in.id) && seen.insert(row.check_in.id))
-            .map(|(_, row)| {
-                (
-                    row.check_in.id,
-                    row.checkpoint_id,
-                    row.check_in.device_time_ms,
-                )
-            })
-            .collect();
+        let mut inserted = self.insert_check_ins(tx, &inserts, now_ms).await?;
+        let taps = taps(&inserts, &inserted);
         counted.check_ins += taps.len() as i64;
-        counted.double_taps += self.mark_double_taps(tx, batch.user_id, &taps).await? as i64;
-        let refs: Vec<([u8; 32], &'static str, Vec<u8>, i64)> = inserts
-            .iter()
-            .filter(|(_, row)| inserted.contains(&row.check_in.id))
-            .flat_map(|(_, row)| {
-                let c = &row.check_in;
-                c.photos
-                    .iter()
-                    .chain(c.answers.iter().flat_map(|a| a.photos.iter()))
-                    .map(move |p| (*p, "check_in", c.id.to_bytes(), row.cell_id))
-            })
-            .collect();
-        self.add_blob_refs(tx, &refs, &device, now_ms).await?;
+        counted.double_taps += self.mark_double_taps(tx, &taps).await? as i64;
+        self.add_blob_refs(tx, &check_in_photos(&inserts, &inserted), now_ms)
+            .await?;
 
         let mut results = Vec::with_capacity(batch.ops.len());
-        let mut new_results: Vec<(&PreparedOp, OpResult)> = Vec::with_capacity(fresh.len());
+        let mut new_results: Vec<(&str, &PreparedOp, OpResult)> = Vec::with_capacity(fresh.len());
         for op in &batch.ops {
             if let Some(r) = known.get(&op.device_seq) {
                 results.push(r.clone());
                 continue;
             }
             let r = match &op.action {
-                OpAction::InsertCheckIn(row) => OpResult {
-                    device_seq: op.device_seq,
-                    // Same record id from another op (e.g. a reinstalled app resending): one entity.
-                    outcome: if inserted.remove(&row.check_in.id) {
-                        Outcome::Applied
-                    } else {
-                        Outcome::Duplicate
-                    },
-                    rejection: None,
-                    conflict: None,
-                },
+                OpAction::InsertCheckIn(row) => check_in_result(op, row, &mut inserted),
                 OpAction::Hazard(h) => {
                     let (outcome, conflict) = self
                         .apply_hazard(tx, &device, batch.user_id, op, h, now_ms, changes)
@@ -340,43 +438,10 @@ impl SqlStore {
                     conflict: None,
                 },
             };
-            new_results.push((op, r.clone()));
+            new_results.push((&device, op, r.clone()));
             results.push(r);
         }
-
-        for chunk in new_results.chunks(RESULT_ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, value, bound, recorded_at) VALUES {}",
-                placeholders(self.backend, chunk.len(), 11)
-            );
-            let mut q = sqlx::query(&sql);
-            for (op, r) in chunk {
-                let (code, reason, field, message, value, bound) = match &r.rejection {
-                    Some(x) => (
-                        Some(x.code.as_str()),
-                        Some(x.reason.clone()),
-                        Some(x.field.clone()),
-                        Some(x.message.clone()),
-                        Some(x.value.clone()),
-                        bound(x.limit),
-                    ),
-                    None => (None, None, None, r.conflict.clone(), None, None),
-                };
-                q = q
-                    .bind(device.clone())
-                    .bind(seq(op.device_seq))
-                    .bind(op.op_id.to_bytes())
-                    .bind(r.outcome.as_str())
-                    .bind(code)
-                    .bind(reason)
-                    .bind(field)
-                    .bind(message)
-                    .bind(value)
-                    .bind(bound)
-                    .bind(now_ms);
-            }
-            q.execute(&mut **tx).await?;
-        }
+        self.insert_results(tx, &new_results, now_ms).await?;
 
         let rejected: Vec<(&PreparedOp, &Rejection)> = fresh
             .iter()
@@ -412,7 +477,7 @@ impl SqlStore {
         // Sync health: how many of this device's ops were refused or lost a transition. A
         // conflict is a normal race between editors; only a refusal marks a problem.
         let mut fresh_counts = FreshCounts::default();
-        for (_, r) in &new_results {
+        for (_, _, r) in &new_results {
             match (r.outcome, &r.rejection) {
                 (Outcome::Applied, _) => fresh_counts.stored += 1,
                 (Outcome::Conflict, _) => {
@@ -441,31 +506,10 @@ impl SqlStore {
             .await?;
         }
 
-        // Advance acked_through over every contiguous recorded seq (ops may arrive out of order
-        // when a device pipelines pushes on several streams).
         let mut acked_through = acked.max(0) as u64;
         if !fresh.is_empty() && lo <= acked_through + 1 {
-            let seqs: Vec<i64> = sqlx::query_scalar(
-                "SELECT device_seq FROM op_results WHERE device_id = $1 AND device_seq > $2 ORDER BY device_seq LIMIT 100000",
-            )
-            .bind(&device)
-            .bind(seq(acked_through))
-            .fetch_all(&mut **tx)
-            .await?;
-            for s in seqs {
-                if s as u64 == acked_through + 1 {
-                    acked_through += 1;
-                } else {
-                    break;
-                }
-            }
-            if acked_through as i64 != acked {
-                sqlx::query("UPDATE devices SET acked_through = $1 WHERE id = $2")
-                    .bind(seq(acked_through))
-                    .bind(&device)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            let advanced = self.advance_acked(tx, &[device.as_str()]).await?;
+            acked_through = advanced.get(&device).copied().unwrap_or(acked_through);
         }
         Ok(BatchResult {
             acked_through,
@@ -477,12 +521,258 @@ impl SqlStore {
         })
     }
 
+    /// Writes a group of plain check-in pushes (see [`plain_check_ins`]) with one statement per
+    /// table for the whole group instead of one per push: the device rows, the replay lookup,
+    /// the inserts, the double-tap lookup, the results and the acknowledgements. Each push is
+    /// answered as [`SqlStore::ingest_batch`] would answer it; a device not enrolled fails its
+    /// own push only. Any failed statement fails the call, and the caller writes the group
+    /// again one push at a time.
+    async fn ingest_check_ins(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        batches: &[IngestBatch],
+        now_ms: i64,
+        counted: &mut Counted,
+    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
+        let devices: Vec<String> = batches.iter().map(|b| b.device.to_string()).collect();
+        let index: HashMap<&str, usize> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.as_str(), i))
+            .collect();
+
+        // The device rows first (SQLite's write lock at once, as in `ingest_batch`).
+        let mut enrolled: Vec<Option<(i64, Option<i64>)>> = vec![None; batches.len()];
+        let pushes: Vec<(&str, i64)> = devices
+            .iter()
+            .zip(batches)
+            .map(|(d, b)| (d.as_str(), i64::try_from(b.ops.len()).unwrap_or(i64::MAX)))
+            .collect();
+        for chunk in pushes.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH v(dev, n) AS (VALUES {}) UPDATE devices SET last_push_at = {}, {} \
+                 FROM v WHERE devices.id = v.dev RETURNING id, acked_through, clock_offset_ms",
+                placeholders(self.backend, chunk.len(), 2),
+                list(self.backend, 1, chunk.len() * 2 + 1),
+                pushed_sets("v.n"),
+            );
+            let mut q = sqlx::query(&sql);
+            for (device, n) in chunk {
+                q = q.bind(*device).bind(*n);
+            }
+            for r in q.bind(now_ms).fetch_all(&mut **tx).await? {
+                let id: String = r.try_get(0)?;
+                if let Some(&i) = index.get(id.as_str()) {
+                    enrolled[i] = Some((r.try_get(1)?, r.try_get(2)?));
+                }
+            }
+        }
+
+        // Replays, for every push at once.
+        let mut known: Vec<HashMap<u64, OpResult>> = vec![HashMap::new(); batches.len()];
+        let ranges: Vec<(&str, u64, u64)> = batches
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| enrolled[*i].is_some() && !b.ops.is_empty())
+            .map(|(i, b)| {
+                let (lo, hi) = seq_range(&b.ops);
+                (devices[i].as_str(), lo, hi)
+            })
+            .collect();
+        for chunk in ranges.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "WITH r(dev, lo, hi) AS (VALUES {}) SELECT {} FROM op_results o JOIN r \
+                 ON o.device_id = r.dev AND o.device_seq >= r.lo AND o.device_seq <= r.hi",
+                placeholders(self.backend, chunk.len(), 3),
+                RECORDED
+                    .split(", ")
+                    .map(|c| format!("o.{c} AS {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            let mut q = sqlx::query(&sql);
+            for (device, lo, hi) in chunk {
+                q = q.bind(*device).bind(seq(*lo)).bind(seq(*hi));
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                let id: String = r.try_get("device_id")?;
+                let Some(&i) = index.get(id.as_str()) else {
+                    continue;
+                };
+                let result = recorded_result(&r, &batches[i].ops)?;
+                known[i].insert(result.device_seq, result);
+            }
+        }
+
+        let mut inserts: Vec<NewCheckIn<'_>> = Vec::new();
+        for (i, b) in batches.iter().enumerate() {
+            let Some((_, clock_offset)) = enrolled[i] else {
+                continue;
+            };
+            inserts.extend(b.ops.iter().filter_map(|o| match &o.action {
+                OpAction::InsertCheckIn(row) if !known[i].contains_key(&o.device_seq) => {
+                    Some(NewCheckIn {
+                        device: &devices[i],
+                        user_id: b.user_id,
+                        clock_offset_ms: clock_offset,
+                        op: o,
+                        row,
+                    })
+                }
+                _ => None,
+            }));
+        }
+        let mut inserted = self.insert_check_ins(tx, &inserts, now_ms).await?;
+        let taps = taps(&inserts, &inserted);
+        counted.check_ins += taps.len() as i64;
+        counted.double_taps += self.mark_double_taps(tx, &taps).await? as i64;
+        self.add_blob_refs(tx, &check_in_photos(&inserts, &inserted), now_ms)
+            .await?;
+
+        let mut out: Vec<Result<BatchResult, StoreError>> = Vec::with_capacity(batches.len());
+        let mut new_results: Vec<(&str, &PreparedOp, OpResult)> = Vec::with_capacity(inserts.len());
+        let mut walk: Vec<&str> = Vec::new();
+        for (i, b) in batches.iter().enumerate() {
+            let Some((acked, _)) = enrolled[i] else {
+                out.push(Err(StoreError::NotFound(text!(
+                    "store-not-enrolled",
+                    device = devices[i].clone()
+                ))));
+                continue;
+            };
+            let mut results = Vec::with_capacity(b.ops.len());
+            let mut fresh = FreshCounts::default();
+            for op in &b.ops {
+                let r = match (known[i].get(&op.device_seq), &op.action) {
+                    (Some(r), _) => r.clone(),
+                    (None, OpAction::InsertCheckIn(row)) => {
+                        let r = check_in_result(op, row, &mut inserted);
+                        if r.outcome == Outcome::Applied {
+                            fresh.stored += 1;
+                        }
+                        new_results.push((&devices[i], op, r.clone()));
+                        r
+                    }
+                    // `plain_check_ins` admits check-ins only.
+                    (None, OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_)) => {
+                        return Err(StoreError::Corrupt(
+                            "a group written together holds an op that is not a check-in".into(),
+                        ));
+                    }
+                };
+                results.push(r);
+            }
+            let (lo, _) = seq_range(&b.ops);
+            let acked = acked.max(0) as u64;
+            if known[i].len() < b.ops.len() && lo <= acked + 1 {
+                walk.push(&devices[i]);
+            }
+            out.push(Ok(BatchResult {
+                acked_through: acked,
+                results,
+                changed_paths: Vec::new(),
+                changed_audiences: Vec::new(),
+                cursor: 0,
+                fresh,
+            }));
+        }
+        self.insert_results(tx, &new_results, now_ms).await?;
+        #[cfg(feature = "test-util")]
+        self.faults.hit(points::INGEST_CHECK_INS).await?;
+        let advanced = self.advance_acked(tx, &walk).await?;
+        for (r, device) in out.iter_mut().zip(&devices) {
+            if let (Ok(r), Some(a)) = (r, advanced.get(device)) {
+                r.acked_through = *a;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records each op's result, so a replay answers the same.
+    async fn insert_results(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        results: &[(&str, &PreparedOp, OpResult)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        for chunk in results.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, value, bound, recorded_at) VALUES {}",
+                placeholders(self.backend, chunk.len(), 11)
+            );
+            let mut q = sqlx::query(&sql);
+            for (device, op, r) in chunk {
+                let (code, reason, field, message, value, bound) = match &r.rejection {
+                    Some(x) => (
+                        Some(x.code.as_str()),
+                        Some(x.reason.clone()),
+                        Some(x.field.clone()),
+                        Some(x.message.clone()),
+                        Some(x.value.clone()),
+                        bound(x.limit),
+                    ),
+                    None => (None, None, None, r.conflict.clone(), None, None),
+                };
+                q = q
+                    .bind(*device)
+                    .bind(seq(op.device_seq))
+                    .bind(op.op_id.to_bytes())
+                    .bind(r.outcome.as_str())
+                    .bind(code)
+                    .bind(reason)
+                    .bind(field)
+                    .bind(message)
+                    .bind(value)
+                    .bind(bound)
+                    .bind(now_ms);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Advances each device's `acked_through` over every contiguous recorded seq after it (ops
+    /// may arrive out of order when a device pipelines pushes on several streams), in one
+    /// statement per 1,000 devices: the end of the run that starts just after it, where there
+    /// is one. Returns the devices it moved, with where to.
+    async fn advance_acked(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        devices: &[&str],
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        // `next` is a seq's successor, or NULL at the largest seq a device may send (so
+        // PostgreSQL does not overflow computing it: a CASE is evaluated in order).
+        let next = |s: &str| format!("CASE WHEN {s} < {} THEN {s} + 1 END", i64::MAX);
+        let mut advanced = HashMap::new();
+        for chunk in devices.chunks(RESULT_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE devices SET acked_through = (SELECT o.device_seq FROM op_results o \
+                 WHERE o.device_id = devices.id AND o.device_seq > devices.acked_through \
+                 AND NOT EXISTS (SELECT 1 FROM op_results p WHERE p.device_id = o.device_id \
+                 AND p.device_seq = {}) ORDER BY o.device_seq LIMIT 1) \
+                 WHERE id IN ({}) AND EXISTS (SELECT 1 FROM op_results q \
+                 WHERE q.device_id = devices.id AND q.device_seq = {}) \
+                 RETURNING id, acked_through",
+                next("o.device_seq"),
+                list(self.backend, chunk.len(), 1),
+                next("devices.acked_through"),
+            );
+            let mut q = sqlx::query(&sql);
+            for device in chunk {
+                q = q.bind(*device);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                advanced.insert(r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64);
+            }
+        }
+        Ok(advanced)
+    }
+
     /// Notes which photos a record references (idempotent).
     pub(super) async fn add_blob_refs(
         &self,
         tx: &mut Transaction<'_, Any>,
-        refs: &[([u8; 32], &'static str, Vec<u8>, i64)],
-        device: &str,
+        refs: &[BlobRef<'_>],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         for chunk in refs.chunks(RESULT_ROWS_PER_STATEMENT) {
@@ -492,20 +782,20 @@ impl SqlStore {
                 placeholders(self.backend, chunk.len(), 6)
             );
             let mut q = sqlx::query(&sql);
-            for (sha, kind, record, cell) in chunk {
+            for r in chunk {
                 q = q
-                    .bind(sha.to_vec())
-                    .bind(*kind)
-                    .bind(record.clone())
-                    .bind(*cell)
-                    .bind(device.to_owned())
+                    .bind(r.sha256.to_vec())
+                    .bind(r.record_kind)
+                    .bind(r.record_id.clone())
+                    .bind(r.cell_id)
+                    .bind(r.device)
                     .bind(now_ms);
             }
             q.execute(&mut **tx).await?;
         }
         // The photos not held yet join the missing ones, each push's in one order: two writers
         // naming the same new photos wait for each other on PostgreSQL instead of deadlocking.
-        let mut shas: Vec<[u8; 32]> = refs.iter().map(|r| r.0).collect();
+        let mut shas: Vec<[u8; 32]> = refs.iter().map(|r| r.sha256).collect();
         shas.sort_unstable();
         shas.dedup();
         for chunk in shas.chunks(RESULT_ROWS_PER_STATEMENT) {
@@ -533,34 +823,36 @@ impl SqlStore {
     async fn mark_double_taps(
         &self,
         tx: &mut Transaction<'_, Any>,
-        user_id: i64,
-        new: &[(CheckInId, i64, i64)],
+        new: &[Tap],
     ) -> Result<usize, StoreError> {
         // Find each new check-in's first earlier tap with one indexed lookup per row (the
         // index leads with user, checkpoint, device time), then mark only the taps found.
         // An `UPDATE … WHERE id IN (…)` let PostgreSQL, before it had statistics for the
         // table, estimate most rows as matching and scan the whole table per push (the
         // benchmark's bimodal PostgreSQL ingest). Parameters are all anonymous on SQLite, so
-        // they are bound in text order: the rows, then user and window.
+        // they are bound in text order: the rows, then the window.
         let mut taps: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for chunk in new.chunks(300) {
-            let n = chunk.len() * 3;
+            let n = chunk.len() * 4;
             let sql = format!(
-                "WITH n(id, cp, t) AS (VALUES {rows}) \
+                "WITH n(id, u, cp, t) AS (VALUES {rows}) \
                  SELECT n.id, (SELECT d.id FROM check_ins d \
-                 WHERE d.user_id = {user} AND d.checkpoint_id = n.cp \
+                 WHERE d.user_id = n.u AND d.checkpoint_id = n.cp \
                  AND d.device_time_ms >= n.t - {window} AND d.device_time_ms <= n.t AND d.id <> n.id \
                  AND (d.device_time_ms < n.t OR d.id < n.id) \
                  ORDER BY d.device_time_ms, d.id LIMIT 1) FROM n",
-                rows = placeholders(self.backend, chunk.len(), 3),
-                user = list(self.backend, 1, n + 1),
-                window = list(self.backend, 1, n + 2),
+                rows = placeholders(self.backend, chunk.len(), 4),
+                window = list(self.backend, 1, n + 1),
             );
             let mut q = sqlx::query(&sql);
-            for (id, checkpoint, time) in chunk {
-                q = q.bind(id.to_bytes()).bind(*checkpoint).bind(*time);
+            for t in chunk {
+                q = q
+                    .bind(t.id.to_bytes())
+                    .bind(t.user_id)
+                    .bind(t.checkpoint_id)
+                    .bind(t.device_time_ms);
             }
-            q = q.bind(user_id).bind(self.dedup.double_tap_ms);
+            q = q.bind(self.dedup.double_tap_ms);
             for row in q.fetch_all(&mut **tx).await? {
                 if let Some(first) = row.try_get::<Option<Vec<u8>>, _>(1)? {
                     taps.push((row.try_get(0)?, first));
@@ -578,67 +870,93 @@ impl SqlStore {
         Ok(marked)
     }
 
+    /// Inserts `rows` (skipping ids already stored), [`CHECK_IN_ROWS_PER_STATEMENT`] a
+    /// statement; returns the ids it stored.
     async fn insert_check_ins(
         &self,
         tx: &mut Transaction<'_, Any>,
-        device: &str,
-        user_id: i64,
-        clock_offset_ms: Option<i64>,
-        rows: &[(&PreparedOp, &CheckInRow)],
+        rows: &[NewCheckIn<'_>],
         now_ms: i64,
-    ) -> Result<Vec<CheckInId>, StoreError> {
+    ) -> Result<HashSet<CheckInId>, StoreError> {
         const COLS: usize = 27;
-        let sql = format!(
-            "INSERT INTO check_ins (id, device_id, device_seq, user_id, checkpoint_id, cell_id, kind, method, \
-             tag_uid, device_time_ms, monotonic_ms, received_at_ms, latitude, longitude, accuracy_m, \
-             fix_time_ms, mock, outcome, template_id, template_version, answers, photos, note, \
-             hlc_wall_ms, hlc_logical, clock_offset_ms, household_id) VALUES {} \
-             ON CONFLICT (id) DO NOTHING RETURNING id",
-            placeholders(self.backend, rows.len(), COLS)
-        );
-        let mut q = sqlx::query(&sql).persistent(self.keeps_nullable_floats_prepared());
-        for (op, row) in rows {
-            let c = &row.check_in;
-            let fix = c.fix.as_ref();
-            q = q
-                .bind(c.id.to_bytes())
-                .bind(device.to_owned())
-                .bind(seq(op.device_seq))
-                .bind(user_id)
-                .bind(row.checkpoint_id)
-                .bind(row.cell_id)
-                .bind(c.kind.as_str())
-                .bind(c.method.as_str())
-                .bind(c.tag_uid.clone())
-                .bind(c.device_time_ms)
-                .bind(seq(c.monotonic_ms))
-                .bind(now_ms)
-                .bind(fix.map(|f| f.latitude))
-                .bind(fix.map(|f| f.longitude))
-                .bind(fix.map(|f| f.accuracy_m))
-                .bind(fix.map(|f| f.fix_time_ms))
-                .bind(fix.map(|f| f.mock))
-                .bind(c.outcome.as_str())
-                .bind(c.template_id.clone())
-                .bind(i64::from(c.template_version))
-                .bind(answers_json(&c.answers))
-                .bind(photos_json(&c.photos))
-                .bind(c.note.clone())
-                .bind(seq(op.hlc.wall_ms))
-                .bind(i64::from(op.hlc.logical))
-                .bind(clock_offset_ms)
-                .bind(row.household_id);
+        let mut inserted = HashSet::with_capacity(rows.len());
+        for chunk in rows.chunks(CHECK_IN_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO check_ins (id, device_id, device_seq, user_id, checkpoint_id, cell_id, kind, method, \
+                 tag_uid, device_time_ms, monotonic_ms, received_at_ms, latitude, longitude, accuracy_m, \
+                 fix_time_ms, mock, outcome, template_id, template_version, answers, photos, note, \
+                 hlc_wall_ms, hlc_logical, clock_offset_ms, household_id) VALUES {} \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                placeholders(self.backend, chunk.len(), COLS)
+            );
+            let mut q = sqlx::query(&sql).persistent(self.keeps_nullable_floats_prepared());
+            for new in chunk {
+                let (op, row) = (new.op, new.row);
+                let c = &row.check_in;
+                let fix = c.fix.as_ref();
+                q = q
+                    .bind(c.id.to_bytes())
+                    .bind(new.device)
+                    .bind(seq(op.device_seq))
+                    .bind(new.user_id)
+                    .bind(row.checkpoint_id)
+                    .bind(row.cell_id)
+                    .bind(c.kind.as_str())
+                    .bind(c.method.as_str())
+                    .bind(c.tag_uid.clone())
+                    .bind(c.device_time_ms)
+                    .bind(seq(c.monotonic_ms))
+                    .bind(now_ms)
+                    .bind(fix.map(|f| f.latitude))
+                    .bind(fix.map(|f| f.longitude))
+                    .bind(fix.map(|f| f.accuracy_m))
+                    .bind(fix.map(|f| f.fix_time_ms))
+                    .bind(fix.map(|f| f.mock))
+                    .bind(c.outcome.as_str())
+                    .bind(c.template_id.clone())
+                    .bind(i64::from(c.template_version))
+                    .bind(answers_json(&c.answers))
+                    .bind(photos_json(&c.photos))
+                    .bind(c.note.clone())
+                    .bind(seq(op.hlc.wall_ms))
+                    .bind(i64::from(op.hlc.logical))
+                    .bind(new.clock_offset_ms)
+                    .bind(row.household_id);
+            }
+            for r in q.fetch_all(&mut **tx).await? {
+                if let Some(id) = CheckInId::from_slice(&r.try_get::<Vec<u8>, _>(0)?) {
+                    inserted.insert(id);
+                }
+            }
         }
-        let ids: Vec<Vec<u8>> = q
-            .fetch_all(&mut **tx)
-            .await?
-            .into_iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        Ok(ids
-            .iter()
-            .filter_map(|b| CheckInId::from_slice(b))
-            .collect())
+        Ok(inserted)
+    }
+
+    /// Ends a group commit: the change log, the kept counts (the last statement), `COMMIT`;
+    /// then each push's answer gets the log's position.
+    async fn commit_group(
+        &self,
+        mut tx: Transaction<'_, Any>,
+        batches: &[IngestBatch],
+        mut out: Vec<Result<BatchResult, StoreError>>,
+        changes: &[PendingChange],
+        counted: Counted,
+        now_ms: i64,
+    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
+        let cursor = self.append_changes(&mut tx, changes, now_ms).await?;
+        #[cfg(feature = "test-util")]
+        self.faults.hit(points::INGEST_BEFORE_COMMIT).await?;
+        // The shard follows the group's first device, so PostgreSQL's writers (each serving
+        // its own devices) land on different rows; the row is held only while this commits.
+        let shard = batches.first().map_or(0, |b| b.device.0.as_u128() as u64);
+        self.add_counts(&mut tx, shard, &counted).await?;
+        tx.commit().await?;
+        #[cfg(feature = "test-util")]
+        self.faults.hit(points::INGEST_AFTER_COMMIT).await?;
+        for r in out.iter_mut().flatten() {
+            r.cursor = cursor;
+        }
+        Ok(out)
     }
 }
 
@@ -649,6 +967,26 @@ impl IngestStore for SqlStore {
         batches: &[IngestBatch],
         now_ms: i64,
     ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
+        if plain_check_ins(batches) {
+            let mut tx = self.pool.begin().await?;
+            let mut counted = Counted::default();
+            match self
+                .ingest_check_ins(&mut tx, batches, now_ms, &mut counted)
+                .await
+            {
+                Ok(out) => {
+                    return self
+                        .commit_group(tx, batches, out, &[], counted, now_ms)
+                        .await;
+                }
+                Err(e) => {
+                    // Written again one push at a time below, where a push that fails fails
+                    // alone (a PostgreSQL deadlock or a bad row, say).
+                    tracing::info!(error = %e, pushes = batches.len(), "a group written together failed; writing it push by push");
+                    tx.rollback().await?;
+                }
+            }
+        }
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(batches.len());
         let mut changes = Vec::new();
@@ -695,20 +1033,8 @@ impl IngestStore for SqlStore {
                 }
             }
         }
-        let cursor = self.append_changes(&mut tx, &changes, now_ms).await?;
-        #[cfg(feature = "test-util")]
-        self.faults.hit(points::INGEST_BEFORE_COMMIT).await?;
-        // The shard follows the group's first device, so PostgreSQL's writers (each serving
-        // its own devices) land on different rows; the row is held only while this commits.
-        let shard = batches.first().map_or(0, |b| b.device.0.as_u128() as u64);
-        self.add_counts(&mut tx, shard, &counted).await?;
-        tx.commit().await?;
-        #[cfg(feature = "test-util")]
-        self.faults.hit(points::INGEST_AFTER_COMMIT).await?;
-        for r in out.iter_mut().flatten() {
-            r.cursor = cursor;
-        }
-        Ok(out)
+        self.commit_group(tx, batches, out, &changes, counted, now_ms)
+            .await
     }
 
     async fn check_ins(
