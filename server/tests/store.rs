@@ -821,17 +821,34 @@ async fn a_bulk_import_refreshes_postgresqls_statistics() -> anyhow::Result<()> 
     result
 }
 
-/// The pushes of one group, each answered as the one-push-at-a-time path answers it, whichever
-/// way the group is written: A replays seq 2, sends seq 3 under another op id (refused, the seq
-/// is reused), a new seq 4, its first record again under seq 5 (one entity: a duplicate) and a
-/// new seq 6 (4 and 6 are double taps of its first: same checkpoint, same moment); B pushes
-/// nothing; an unknown device's push fails alone; C's seq 2 (a tap of its seq 1) closes its
-/// gap, so it is acknowledged through 3. With `hazard`, a fourth device's hazard report joins the group,
-/// which then cannot be written in shared statements.
+/// The pushes of one group, each answered as the push-by-push path answers it, whichever way
+/// the group is written:
+/// - A replays seq 2, sends seq 3 under another op id (refused: the seq is reused), a new seq
+///   4, its first record again under seq 5 (one entity: a duplicate) and a new seq 6; 4 and 6
+///   are double taps of its first (same checkpoint, same moment);
+/// - B pushes nothing; an unknown device's push fails alone;
+/// - C's seq 2 (a tap of its seq 1) closes its gap, so it is acknowledged through 4, and its
+///   seq 4 is a record A stored (a duplicate);
+/// - E, which had stored seqs 2 and 3 only, pushes 1 and 4: acknowledged through 4;
+/// - F, a second device of A's user, taps after A's first (a double tap across devices);
+/// - G's first push names a photo, owed by G from then on.
+///
+/// With `hazard`, a hazard report of one more device follows.
 struct Group {
     batches: Vec<IngestBatch>,
     a: DeviceSession,
     a_first: CheckInId,
+    g: DeviceSession,
+}
+
+/// The pushes of [`Group`] before a hazard report's.
+const GROUP_PUSHES: usize = 7;
+
+fn record_id(op: &PreparedOp) -> anyhow::Result<CheckInId> {
+    match &op.action {
+        OpAction::InsertCheckIn(row) => Ok(row.check_in.id),
+        other => anyhow::bail!("not a check-in: {other:?}"),
+    }
 }
 
 async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Group> {
@@ -845,23 +862,29 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
         session("b").await?,
         session("c").await?,
     );
+    let (e, f, g) = (
+        session("e").await?,
+        session("a").await?,
+        session("g").await?,
+    );
+    assert_eq!(f.user_id, a.user_id, "F is a device of A's user");
     let push = |d: &DeviceSession, ops: Vec<PreparedOp>| IngestBatch {
         device: d.id,
         user_id: d.user_id,
         ops,
     };
     let earlier: Vec<PreparedOp> = (1..=3).map(|s| op(s, new_id(), &cp)).collect();
-    let a_first = match &earlier[0].action {
-        OpAction::InsertCheckIn(row) => row.check_in.id,
-        other => anyhow::bail!("not a check-in: {other:?}"),
-    };
+    let a_first = record_id(&earlier[0])?;
+    let a_third = record_id(&earlier[2])?;
     store
         .ingest(&[push(&a, earlier.clone())], NOW)
         .await?
         .remove(0)?;
-    let c_earlier = vec![op(1, new_id(), &cp), op(3, new_id(), &cp)];
-    let gap = store.ingest(&[push(&c, c_earlier)], NOW).await?.remove(0)?;
-    assert_eq!(gap.acked_through, 1, "C waits for its seq 2");
+    for (d, seqs, acked) in [(&c, [1, 3], 1), (&e, [2, 3], 0)] {
+        let ops = seqs.iter().map(|s| op(*s, new_id(), &cp)).collect();
+        let gap = store.ingest(&[push(d, ops)], NOW).await?.remove(0)?;
+        assert_eq!(gap.acked_through, acked, "a gap before seq {}", acked + 1);
+    }
     let mut batches = vec![
         push(
             &a,
@@ -879,7 +902,10 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
             user_id: i64::MAX,
             ops: vec![op(1, new_id(), &cp)],
         },
-        push(&c, vec![op(2, new_id(), &cp)]),
+        push(&c, vec![op(2, new_id(), &cp), op(4, a_third, &cp)]),
+        push(&e, vec![op(1, new_id(), &cp), op(4, new_id(), &cp)]),
+        push(&f, vec![op(1, new_id(), &cp)]),
+        push(&g, vec![op(1, new_id(), &cp)]),
     ];
     if hazard {
         let d = session("d").await?;
@@ -890,6 +916,7 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
         batches,
         a,
         a_first,
+        g,
     })
 }
 
@@ -897,11 +924,11 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
 /// recorded, or its error's kind.
 type Answered = Result<(Vec<OpResult>, u64, FreshCounts), String>;
 
-/// What a group's first four pushes were answered.
+/// What a group's pushes before a hazard report's were answered.
 fn answered(results: &[Result<BatchResult, StoreError>]) -> Vec<Answered> {
     results
         .iter()
-        .take(4)
+        .take(GROUP_PUSHES)
         .map(|r| match r {
             Ok(r) => Ok((r.results.clone(), r.acked_through, r.fresh.clone())),
             Err(StoreError::NotFound(_)) => Err("not found".to_owned()),
@@ -910,17 +937,20 @@ fn answered(results: &[Result<BatchResult, StoreError>]) -> Vec<Answered> {
         .collect()
 }
 
-/// A group of plain check-in pushes is written in shared statements (one per table for the
-/// whole group), and each push is answered and stored as the one-push-at-a-time path does it:
-/// the same group is written that way (seen passing the shared path's fault point), beside a
-/// hazard report (which takes the other path, not passing it), and with the shared path failing
-/// at that point (written again push by push, nothing doubled).
+/// Pushes of check-ins that share no device, user or record with an earlier push of their
+/// group are written in shared statements (one per table for all of them), the others push by
+/// push after them; each push is answered and stored as the push-by-push path does it. The
+/// same [`Group`] is written three times: as it is (seen passing the shared path's fault
+/// point, and committed there), beside a hazard report (its check-ins still written together),
+/// and with the shared statements failing at that point (written again push by push, nothing
+/// doubled).
 async fn a_group_written_together_answers_as_its_pushes_one_by_one(
-    store: Arc<dyn Store>,
+    sql: Arc<SqlStore>,
     faults: Arc<patrolsync_server::faults::FaultPoints>,
 ) -> anyhow::Result<()> {
     use patrolsync_server::faults::{FaultAction, points};
     use std::time::Duration;
+    let store: Arc<dyn Store> = sql.clone();
     let mut rounds = Vec::new();
     for (round, hazard, action) in [
         (0, false, FaultAction::Pause),
@@ -929,57 +959,45 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
     ] {
         let g = group(store.as_ref(), round, hazard).await?;
         let before = store.stats(NOW).await?;
+        let rewritten = sql.groups_rewritten();
         faults.arm(points::INGEST_CHECK_INS, 0, action);
         let ingest = tokio::spawn({
             let store = store.clone();
             let batches = g.batches.clone();
             async move { store.ingest(&batches, NOW).await }
         });
-        if (round, action) == (0, FaultAction::Pause) {
+        if action == FaultAction::Pause {
             tokio::time::timeout(
                 Duration::from_secs(10),
                 faults.stalled_at(points::INGEST_CHECK_INS),
             )
             .await
-            .map_err(|_| anyhow::anyhow!("round 0 was not written in shared statements"))?;
-        }
-        if round == 1 {
-            // The pause stays armed: a group with a hazard must finish without reaching it.
-            let results = tokio::time::timeout(Duration::from_secs(10), ingest)
-                .await
-                .map_err(|_| {
-                    anyhow::anyhow!("a group with a hazard reached the shared path")
-                })???;
+            .map_err(|_| anyhow::anyhow!("round {round}: nothing written together"))?;
             faults.release();
-            let after = store.stats(NOW).await?;
-            rounds.push((
-                g,
-                after.check_ins - before.check_ins,
-                after.double_taps - before.double_taps,
-                results,
-            ));
-            continue;
         }
-        faults.release();
         let results = ingest.await??;
         let after = store.stats(NOW).await?;
-        rounds.push((
-            g,
-            after.check_ins - before.check_ins,
-            after.double_taps - before.double_taps,
-            results,
-        ));
-    }
-    let first = answered(&rounds[0].3);
-    for (round, (g, check_ins, double_taps, results)) in rounds.iter().enumerate() {
-        assert_eq!(answered(results), first, "round {round} answers as round 0");
-        // Round 1's hazard report adds no check-in; round 2 was written twice, kept once.
         assert_eq!(
-            (*check_ins, *double_taps),
-            (3, 3),
-            "round {round}: seq 4 and 6 of A and seq 2 of C, counted once (each a tap of its \
-             device's first)"
+            sql.groups_rewritten() - rewritten,
+            u64::from(action == FaultAction::Fail),
+            "round {round}: written again push by push only when the shared statements failed"
         );
+        assert_eq!(
+            (
+                after.check_ins - before.check_ins,
+                after.double_taps - before.double_taps
+            ),
+            (7, 6),
+            "round {round}: new check-ins (A 2, C 1, E 2, F 1, G 1) and taps among them (all \
+             but G's), counted once"
+        );
+        if hazard {
+            let report = results.get(GROUP_PUSHES);
+            assert!(
+                matches!(report, Some(Ok(r)) if r.results[0].outcome == Outcome::Applied),
+                "round {round}: the hazard report: {report:?}"
+            );
+        }
         let stored = store.check_ins(Some(g.a.id), 100).await?;
         let marked = |s: u64| {
             stored
@@ -992,51 +1010,61 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
             (Some(Some(g.a_first)), Some(Some(g.a_first)), 5),
             "round {round}: A's new taps follow its first"
         );
-        if round == 1 {
-            assert!(results[4].is_ok(), "the hazard report: {:?}", results[4]);
-        }
+        let owed = store
+            .device_statuses()
+            .await?
+            .into_iter()
+            .find(|s| s.id == g.g.id.to_string())
+            .map(|s| s.missing_photos);
+        assert_eq!(owed, Some(1), "round {round}: G owes the photo it named");
+        rounds.push(answered(&results));
     }
-    let [a, b, ghost, c] = &first[..] else {
-        anyhow::bail!("four pushes answered: {first:?}");
+    for (round, answers) in rounds.iter().enumerate() {
+        assert_eq!(answers, &rounds[0], "round {round} answers as round 0");
+    }
+    let outcomes = |answer: &Answered| -> anyhow::Result<(Vec<Outcome>, u64)> {
+        let (results, acked, _) = answer.clone().map_err(anyhow::Error::msg)?;
+        Ok((results.iter().map(|r| r.outcome).collect(), acked))
     };
-    let (a_results, a_acked, a_fresh) = a.clone().map_err(anyhow::Error::msg)?;
+    let [a, b, ghost, c, e, f, g] = &rounds[0][..] else {
+        anyhow::bail!("seven pushes answered: {:?}", rounds[0]);
+    };
+    use Outcome::{Applied, Duplicate, Rejected};
     assert_eq!(
-        a_results.iter().map(|r| r.outcome).collect::<Vec<_>>(),
-        vec![
-            Outcome::Duplicate,
-            Outcome::Rejected,
-            Outcome::Applied,
-            Outcome::Duplicate,
-            Outcome::Applied
-        ]
+        outcomes(a)?,
+        (vec![Duplicate, Rejected, Applied, Duplicate, Applied], 6)
     );
+    let (a_results, _, a_fresh) = a.clone().map_err(anyhow::Error::msg)?;
     assert_eq!(
         a_results[1].rejection.as_ref().map(|r| r.reason.as_str()),
         Some("seq_reused")
     );
-    assert_eq!((a_acked, a_fresh.stored), (6, 2));
+    assert_eq!(a_fresh.stored, 2);
     assert_eq!(
         b,
         &Ok((vec![], 0, FreshCounts::default())),
         "B pushed nothing"
     );
     assert_eq!(ghost, &Err("not found".to_owned()));
-    let (c_results, c_acked, _) = c.clone().map_err(anyhow::Error::msg)?;
     assert_eq!(
-        (
-            c_results.iter().map(|r| r.outcome).collect::<Vec<_>>(),
-            c_acked
-        ),
-        (vec![Outcome::Applied], 3),
+        outcomes(c)?,
+        (vec![Applied, Duplicate], 4),
         "C's gap is closed"
     );
+    assert_eq!(
+        outcomes(e)?,
+        (vec![Applied, Applied], 4),
+        "E's gaps are closed"
+    );
+    assert_eq!(outcomes(f)?, (vec![Applied], 1));
+    assert_eq!(outcomes(g)?, (vec![Applied], 1));
     Ok(())
 }
 
 async fn open_with_faults(
     db: &TestDatabase,
     dir: &std::path::Path,
-) -> anyhow::Result<(Arc<dyn Store>, Arc<patrolsync_server::faults::FaultPoints>)> {
+) -> anyhow::Result<(Arc<SqlStore>, Arc<patrolsync_server::faults::FaultPoints>)> {
     let url = db
         .url
         .clone()

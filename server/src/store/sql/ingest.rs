@@ -129,6 +129,9 @@ struct NewCheckIn<'a> {
     row: &'a CheckInRow,
 }
 
+/// New check-ins one double-tap lookup takes.
+const TAP_ROWS_PER_STATEMENT: usize = 300;
+
 /// A new check-in that may follow an earlier tap of its user at its checkpoint.
 struct Tap {
     id: CheckInId,
@@ -213,25 +216,44 @@ fn recorded_result(r: &AnyRow, ops: &[PreparedOp]) -> Result<OpResult, StoreErro
     })
 }
 
-/// Whether one set of statements can write a whole group: every op a check-in, and no device,
-/// user or check-in id in two of its pushes. Pushes that share none of them cannot see each
-/// other's rows (double taps are one user's; replays and acknowledgements one device's), so
-/// writing them together answers each as writing them one after another would. A push that
-/// names one seq twice fails (its results collide), and is left to the path where it fails
-/// alone instead of making its group be written twice.
-fn plain_check_ins(batches: &[IngestBatch]) -> bool {
+/// Which pushes of a group one set of statements can write together: those of check-ins only
+/// whose device, user and check-in ids no earlier push of the group has. Such a push shares no
+/// row with an earlier one (double taps are one user's; replays and acknowledgements one
+/// device's), so writing these first, then the others in order, answers each push as writing
+/// all in order would. A push naming one seq twice (`prepare` sorts a push and the protocol
+/// refuses such a push; only a direct caller of the store can send one) fails, and is left to
+/// the push-by-push path where it fails alone.
+fn writable_together(batches: &[IngestBatch]) -> Vec<bool> {
     let mut devices = HashSet::with_capacity(batches.len());
     let mut users = HashSet::with_capacity(batches.len());
-    let mut ids: HashMap<CheckInId, usize> = HashMap::new();
-    batches.iter().enumerate().all(|(i, b)| {
-        devices.insert(b.device)
-            && users.insert(b.user_id)
-            && b.ops.windows(2).all(|w| w[0].device_seq < w[1].device_seq)
-            && b.ops.iter().all(|op| match &op.action {
-                OpAction::InsertCheckIn(row) => *ids.entry(row.check_in.id).or_insert(i) == i,
-                OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => false,
-            })
-    })
+    let mut ids: HashSet<CheckInId> = HashSet::new();
+    batches
+        .iter()
+        .map(|b| {
+            let together = !devices.contains(&b.device)
+                && !users.contains(&b.user_id)
+                && b.ops.windows(2).all(|w| w[0].device_seq < w[1].device_seq)
+                && b.ops.iter().all(|op| match &op.action {
+                    OpAction::InsertCheckIn(row) => !ids.contains(&row.check_in.id),
+                    OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => false,
+                });
+            devices.insert(b.device);
+            users.insert(b.user_id);
+            ids.extend(b.ops.iter().filter_map(|op| match &op.action {
+                OpAction::InsertCheckIn(row) => Some(row.check_in.id),
+                OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => None,
+            }));
+            together
+        })
+        .collect()
+}
+
+/// Whether a statement shaped by a group's size, with `rows` rows of at most `full` a
+/// statement, is kept prepared: up to 8 rows (the shapes of quiet hours, few and used over and
+/// over) and a full statement (a busy hour's). Another is prepared for its one use instead of
+/// pushing those out of the connection's cache.
+fn cached(rows: usize, full: usize) -> bool {
+    rows <= 8 || rows == full
 }
 
 /// A push's range of sequence numbers.
@@ -277,14 +299,16 @@ fn taps(inserts: &[NewCheckIn<'_>], inserted: &HashSet<CheckInId>) -> Vec<Tap> {
         .collect()
 }
 
-/// The photos the stored check-ins of `inserts` name.
+/// The photos the stored check-ins of `inserts` name: the stored copy's (the first with its
+/// id), not those a duplicate alone names.
 fn check_in_photos<'a>(
     inserts: &[NewCheckIn<'a>],
     inserted: &HashSet<CheckInId>,
 ) -> Vec<BlobRef<'a>> {
+    let mut seen = HashSet::new();
     inserts
         .iter()
-        .filter(|n| inserted.contains(&n.row.check_in.id))
+        .filter(|n| inserted.contains(&n.row.check_in.id) && seen.insert(n.row.check_in.id))
         .flat_map(|n| {
             let c = &n.row.check_in;
             c.photos
@@ -521,16 +545,16 @@ impl SqlStore {
         })
     }
 
-    /// Writes a group of plain check-in pushes (see [`plain_check_ins`]) with one statement per
-    /// table for the whole group instead of one per push: the device rows, the replay lookup,
-    /// the inserts, the double-tap lookup, the results and the acknowledgements. Each push is
+    /// Writes pushes of check-ins that [`writable_together`] picked with one statement per
+    /// table for all of them instead of one per push: the device rows, the replay lookup, the
+    /// inserts, the double-tap lookup, the results and the acknowledgements. Each push is
     /// answered as [`SqlStore::ingest_batch`] would answer it; a device not enrolled fails its
     /// own push only. Any failed statement fails the call, and the caller writes the group
-    /// again one push at a time.
+    /// again push by push.
     async fn ingest_check_ins(
         &self,
         tx: &mut Transaction<'_, Any>,
-        batches: &[IngestBatch],
+        batches: &[&IngestBatch],
         now_ms: i64,
         counted: &mut Counted,
     ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
@@ -541,13 +565,15 @@ impl SqlStore {
             .map(|(i, d)| (d.as_str(), i))
             .collect();
 
-        // The device rows first (SQLite's write lock at once, as in `ingest_batch`).
+        // The device rows first (SQLite's write lock at once, as in `ingest_batch`), in the
+        // devices' order, as PostgreSQL's other writers (and nodes) lock them.
         let mut enrolled: Vec<Option<(i64, Option<i64>)>> = vec![None; batches.len()];
-        let pushes: Vec<(&str, i64)> = devices
+        let mut pushes: Vec<(&str, i64)> = devices
             .iter()
             .zip(batches)
             .map(|(d, b)| (d.as_str(), i64::try_from(b.ops.len()).unwrap_or(i64::MAX)))
             .collect();
+        pushes.sort_unstable();
         for chunk in pushes.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
                 "WITH v(dev, n) AS (VALUES {}) UPDATE devices SET last_push_at = {}, {} \
@@ -556,7 +582,8 @@ impl SqlStore {
                 list(self.backend, 1, chunk.len() * 2 + 1),
                 pushed_sets("v.n"),
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for (device, n) in chunk {
                 q = q.bind(*device).bind(*n);
             }
@@ -581,16 +608,12 @@ impl SqlStore {
             .collect();
         for chunk in ranges.chunks(RESULT_ROWS_PER_STATEMENT) {
             let sql = format!(
-                "WITH r(dev, lo, hi) AS (VALUES {}) SELECT {} FROM op_results o JOIN r \
-                 ON o.device_id = r.dev AND o.device_seq >= r.lo AND o.device_seq <= r.hi",
+                "WITH r(dev, lo, hi) AS (VALUES {}) SELECT {RECORDED} FROM op_results JOIN r \
+                 ON device_id = r.dev AND device_seq >= r.lo AND device_seq <= r.hi",
                 placeholders(self.backend, chunk.len(), 3),
-                RECORDED
-                    .split(", ")
-                    .map(|c| format!("o.{c} AS {c}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for (device, lo, hi) in chunk {
                 q = q.bind(*device).bind(seq(*lo)).bind(seq(*hi));
             }
@@ -653,18 +676,22 @@ impl SqlStore {
                         new_results.push((&devices[i], op, r.clone()));
                         r
                     }
-                    // `plain_check_ins` admits check-ins only.
+                    // Never: `writable_together` picks pushes of check-ins only. Failing sends
+                    // the group down the push-by-push path, which writes any op.
                     (None, OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_)) => {
                         return Err(StoreError::Corrupt(
-                            "a group written together holds an op that is not a check-in".into(),
+                            "a push written together holds an op that is not a check-in".into(),
                         ));
                     }
                 };
                 results.push(r);
             }
+            // Walk when this push recorded something new (not when every op was a replay),
+            // as `ingest_batch` does.
             let (lo, _) = seq_range(&b.ops);
             let acked = acked.max(0) as u64;
-            if known[i].len() < b.ops.len() && lo <= acked + 1 {
+            let recorded_new = b.ops.iter().any(|o| !known[i].contains_key(&o.device_seq));
+            if recorded_new && lo <= acked + 1 {
                 walk.push(&devices[i]);
             }
             out.push(Ok(BatchResult {
@@ -688,6 +715,59 @@ impl SqlStore {
         Ok(out)
     }
 
+    /// Writes `batches` one after another, each in a savepoint: one device's bad push fails
+    /// alone instead of failing the pushes sharing its group commit. The changes they make go
+    /// to `changes`, for the log.
+    async fn ingest_one_by_one(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        batches: &[&IngestBatch],
+        now_ms: i64,
+        changes: &mut Vec<PendingChange>,
+        counted: &mut Counted,
+    ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            sqlx::query("SAVEPOINT batch").execute(&mut **tx).await?;
+            let before = changes.len();
+            let counted_before = *counted;
+            match self.ingest_batch(tx, batch, now_ms, changes, counted).await {
+                Ok(mut result) => {
+                    sqlx::query("RELEASE SAVEPOINT batch")
+                        .execute(&mut **tx)
+                        .await?;
+                    result.changed_paths = changes[before..]
+                        .iter()
+                        .filter(|c| c.addressed_to().is_none())
+                        .map(|c| c.cell_path.clone())
+                        .collect();
+                    result.changed_paths.dedup();
+                    result.changed_audiences = changes[before..]
+                        .iter()
+                        .filter_map(|c| c.addressed_to().or(c.wake.as_deref()))
+                        .map(str::to_owned)
+                        .collect();
+                    result.changed_audiences.sort();
+                    result.changed_audiences.dedup();
+                    out.push(Ok(result));
+                }
+                Err(e) => {
+                    tracing::warn!(device = %batch.device, error = %e, "batch rolled back");
+                    sqlx::query("ROLLBACK TO SAVEPOINT batch")
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT batch")
+                        .execute(&mut **tx)
+                        .await?;
+                    changes.truncate(before);
+                    *counted = counted_before;
+                    out.push(Err(e));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Records each op's result, so a replay answers the same.
     async fn insert_results(
         &self,
@@ -700,7 +780,8 @@ impl SqlStore {
                 "INSERT INTO op_results (device_id, device_seq, op_id, outcome, code, reason, field, message, value, bound, recorded_at) VALUES {}",
                 placeholders(self.backend, chunk.len(), 11)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for (device, op, r) in chunk {
                 let (code, reason, field, message, value, bound) = match &r.rejection {
                     Some(x) => (
@@ -757,7 +838,8 @@ impl SqlStore {
                 list(self.backend, chunk.len(), 1),
                 next("devices.acked_through"),
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for device in chunk {
                 q = q.bind(*device);
             }
@@ -781,7 +863,8 @@ impl SqlStore {
                  ON CONFLICT DO NOTHING",
                 placeholders(self.backend, chunk.len(), 6)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for r in chunk {
                 q = q
                     .bind(r.sha256.to_vec())
@@ -808,7 +891,8 @@ impl SqlStore {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for sha in chunk {
                 q = q.bind(sha.to_vec());
             }
@@ -832,7 +916,7 @@ impl SqlStore {
         // benchmark's bimodal PostgreSQL ingest). Parameters are all anonymous on SQLite, so
         // they are bound in text order: the rows, then the window.
         let mut taps: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for chunk in new.chunks(300) {
+        for chunk in new.chunks(TAP_ROWS_PER_STATEMENT) {
             let n = chunk.len() * 4;
             let sql = format!(
                 "WITH n(id, u, cp, t) AS (VALUES {rows}) \
@@ -844,7 +928,7 @@ impl SqlStore {
                 rows = placeholders(self.backend, chunk.len(), 4),
                 window = list(self.backend, 1, n + 1),
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(cached(chunk.len(), TAP_ROWS_PER_STATEMENT));
             for t in chunk {
                 q = q
                     .bind(t.id.to_bytes())
@@ -889,7 +973,10 @@ impl SqlStore {
                  ON CONFLICT (id) DO NOTHING RETURNING id",
                 placeholders(self.backend, chunk.len(), COLS)
             );
-            let mut q = sqlx::query(&sql).persistent(self.keeps_nullable_floats_prepared());
+            let mut q = sqlx::query(&sql).persistent(
+                self.keeps_nullable_floats_prepared()
+                    && cached(chunk.len(), CHECK_IN_ROWS_PER_STATEMENT),
+            );
             for new in chunk {
                 let (op, row) = (new.op, new.row);
                 let c = &row.check_in;
@@ -967,72 +1054,56 @@ impl IngestStore for SqlStore {
         batches: &[IngestBatch],
         now_ms: i64,
     ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
-        if plain_check_ins(batches) {
+        let together = writable_together(batches);
+        let (picked, rest): (Vec<_>, Vec<_>) = batches
+            .iter()
+            .zip(&together)
+            .partition(|(_, together)| **together);
+        let picked: Vec<&IngestBatch> = picked.into_iter().map(|(b, _)| b).collect();
+        let rest: Vec<&IngestBatch> = rest.into_iter().map(|(b, _)| b).collect();
+        if !picked.is_empty() {
             let mut tx = self.pool.begin().await?;
             let mut counted = Counted::default();
             match self
-                .ingest_check_ins(&mut tx, batches, now_ms, &mut counted)
+                .ingest_check_ins(&mut tx, &picked, now_ms, &mut counted)
                 .await
             {
-                Ok(out) => {
+                Ok(written) => {
+                    let mut changes = Vec::new();
+                    let others = self
+                        .ingest_one_by_one(&mut tx, &rest, now_ms, &mut changes, &mut counted)
+                        .await?;
+                    // Back in the group's order.
+                    let (mut written, mut others) = (written.into_iter(), others.into_iter());
+                    let out = together
+                        .iter()
+                        .filter_map(|t| if *t { written.next() } else { others.next() })
+                        .collect();
                     return self
-                        .commit_group(tx, batches, out, &[], counted, now_ms)
+                        .commit_group(tx, batches, out, &changes, counted, now_ms)
                         .await;
                 }
                 Err(e) => {
-                    // Written again one push at a time below, where a push that fails fails
-                    // alone (a PostgreSQL deadlock or a bad row, say).
-                    tracing::info!(error = %e, pushes = batches.len(), "a group written together failed; writing it push by push");
+                    // Written again push by push below, where a push that fails fails alone
+                    // (a PostgreSQL deadlock, or a row a statement refused).
+                    tracing::warn!(
+                        error = %e,
+                        pushes = batches.len(),
+                        "pushes written together failed; writing them push by push"
+                    );
+                    self.groups_rewritten
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tx.rollback().await?;
                 }
             }
         }
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(batches.len());
         let mut changes = Vec::new();
         let mut counted = Counted::default();
-        for batch in batches {
-            // One device's bad batch must not fail the devices sharing its group commit.
-            sqlx::query("SAVEPOINT batch").execute(&mut *tx).await?;
-            let before = changes.len();
-            let counted_before = counted;
-            match self
-                .ingest_batch(&mut tx, batch, now_ms, &mut changes, &mut counted)
-                .await
-            {
-                Ok(mut result) => {
-                    sqlx::query("RELEASE SAVEPOINT batch")
-                        .execute(&mut *tx)
-                        .await?;
-                    result.changed_paths = changes[before..]
-                        .iter()
-                        .filter(|c| c.addressed_to().is_none())
-                        .map(|c| c.cell_path.clone())
-                        .collect();
-                    result.changed_paths.dedup();
-                    result.changed_audiences = changes[before..]
-                        .iter()
-                        .filter_map(|c| c.addressed_to().or(c.wake.as_deref()))
-                        .map(str::to_owned)
-                        .collect();
-                    result.changed_audiences.sort();
-                    result.changed_audiences.dedup();
-                    out.push(Ok(result));
-                }
-                Err(e) => {
-                    tracing::warn!(device = %batch.device, error = %e, "batch rolled back");
-                    sqlx::query("ROLLBACK TO SAVEPOINT batch")
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("RELEASE SAVEPOINT batch")
-                        .execute(&mut *tx)
-                        .await?;
-                    changes.truncate(before);
-                    counted = counted_before;
-                    out.push(Err(e));
-                }
-            }
-        }
+        let all: Vec<&IngestBatch> = batches.iter().collect();
+        let out = self
+            .ingest_one_by_one(&mut tx, &all, now_ms, &mut changes, &mut counted)
+            .await?;
         self.commit_group(tx, batches, out, &changes, counted, now_ms)
             .await
     }

@@ -78,6 +78,8 @@ pub struct SqlStore {
     /// Off only in the test that shows what the change log's lock prevents.
     #[cfg(feature = "test-util")]
     change_log_lock: bool,
+    /// Group commits whose shared statements failed, written again push by push.
+    groups_rewritten: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
@@ -203,7 +205,15 @@ impl SqlStore {
             faults: std::sync::Arc::default(),
             #[cfg(feature = "test-util")]
             change_log_lock: true,
+            groups_rewritten: std::sync::Arc::default(),
         })
+    }
+
+    /// Group commits whose pushes were written together and failed, then written again push by
+    /// push (see `ingest`), since this store opened.
+    pub fn groups_rewritten(&self) -> u64 {
+        self.groups_rewritten
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Uses `rules` for double taps and possible duplicate hazards.
