@@ -45,9 +45,9 @@ pub mod points {
     /// In `ingest`, after every record of the group commit is written, before the kept counts
     /// are added (the last statement) and `COMMIT`.
     pub const INGEST_BEFORE_COMMIT: &str = "ingest.before_commit";
-    /// In `ingest`, when a group of plain check-ins is written together: after the check-ins
-    /// and results, before the acknowledgements advance. A failure here (as any failed
-    /// statement of that path) has the group written again one push at a time.
+    /// In `ingest`, in each layer of pushes written together (see `store::sql`'s `layers`):
+    /// after the check-ins and results, before the acknowledgements advance. A failure here (as
+    /// any failed statement of that path) has the group written again push by push.
     pub const INGEST_CHECK_INS: &str = "ingest.check_ins";
     /// In `ingest`, after `COMMIT`, before the results go back to the devices.
     pub const INGEST_AFTER_COMMIT: &str = "ingest.after_commit";

@@ -847,6 +847,7 @@ async fn writer(
         metrics
             .group_commit_seconds
             .observe(started.elapsed().as_secs_f64());
+        metrics.note_rewrites(store.groups_rewritten());
         tracing::debug!(
             batches = batches.len(),
             ops,

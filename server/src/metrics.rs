@@ -118,6 +118,11 @@ pub struct Metrics {
     /// Pushes in the group commits that committed (one whose own part rolled back counts too:
     /// the writer did its work); over the count above, about the pushes per commit.
     pub group_commit_pushes: Counter,
+    /// Group commits whose pushes written together failed and were written again push by push
+    /// (a deadlock, or a row the shared statements refused): each costs its writer twice.
+    pub group_commit_rewrites: Counter,
+    /// The store's count of those at the last commit (see [`Metrics::note_rewrites`]).
+    rewrites_seen: std::sync::atomic::AtomicU64,
     /// Pushes waiting for a writer.
     pub ingest_queue: Gauge,
     devices: Family<StateLabel, Gauge>,
@@ -154,6 +159,8 @@ impl Metrics {
             store_seconds: Family::new_with_constructor(latency_histogram),
             group_commit_seconds: latency_histogram(),
             group_commit_pushes: Counter::default(),
+            group_commit_rewrites: Counter::default(),
+            rewrites_seen: std::sync::atomic::AtomicU64::new(0),
             ingest_queue: Gauge::default(),
             devices: Family::default(),
             missing_photos: Gauge::default(),
@@ -225,6 +232,11 @@ impl Metrics {
             m.group_commit_pushes.clone(),
         );
         registry.register(
+            "group_commit_rewrites",
+            "Group commits whose pushes written together failed and were written again push by push",
+            m.group_commit_rewrites.clone(),
+        );
+        registry.register(
             "ingest_queue",
             "Device pushes waiting for a group commit",
             m.ingest_queue.clone(),
@@ -275,6 +287,18 @@ impl Metrics {
         self.store_seconds
             .get_or_create(&OpLabel { op })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts the store's rewritten group commits up to `total` (its count since it opened):
+    /// writers sharing a store each pass what they read, and only what is above the largest
+    /// count passed so far is added.
+    pub fn note_rewrites(&self, total: u64) {
+        let seen = self
+            .rewrites_seen
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        if total > seen {
+            self.group_commit_rewrites.inc_by(total - seen);
+        }
     }
 
     /// Sets the gauges read from the store.
@@ -347,5 +371,20 @@ impl Metrics {
             .iter()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers sharing a store read its count in any order; each rewrite is counted once.
+    #[test]
+    fn rewrites_read_by_several_writers_count_once() {
+        let m = Metrics::new();
+        for total in [0, 2, 1, 2, 5, 3] {
+            m.note_rewrites(total);
+        }
+        assert_eq!(m.group_commit_rewrites.get(), 5);
     }
 }

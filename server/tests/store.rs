@@ -51,6 +51,11 @@ async fn device(store: &dyn Store, user: &str, cells: &[&str]) -> anyhow::Result
 }
 
 fn op(seq: u64, id: CheckInId, cp: &CheckpointRef) -> PreparedOp {
+    op_at(seq, id, cp, NOW, [7u8; 32])
+}
+
+/// Op `seq`: check-in `id` at `cp` at device time `at`, naming `photo`.
+fn op_at(seq: u64, id: CheckInId, cp: &CheckpointRef, at: i64, photo: [u8; 32]) -> PreparedOp {
     PreparedOp {
         device_seq: seq,
         op_id: OpId(uuid::Uuid::now_v7()),
@@ -65,14 +70,14 @@ fn op(seq: u64, id: CheckInId, cp: &CheckpointRef) -> PreparedOp {
                 kind: CheckInKind::Patrol,
                 method: CheckInMethod::Qr,
                 tag_uid: String::new(),
-                device_time_ms: NOW,
+                device_time_ms: at,
                 monotonic_ms: seq,
                 fix: None,
                 outcome: CheckInOutcome::Inspected,
                 template_id: String::new(),
                 template_version: 0,
                 answers: vec![],
-                photos: vec![[7u8; 32]],
+                photos: vec![photo],
                 note: format!("op {seq}"),
                 household: String::new(),
             },
@@ -826,23 +831,34 @@ async fn a_bulk_import_refreshes_postgresqls_statistics() -> anyhow::Result<()> 
 /// - A replays seq 2, sends seq 3 under another op id (refused: the seq is reused), a new seq
 ///   4, its first record again under seq 5 (one entity: a duplicate) and a new seq 6; 4 and 6
 ///   are double taps of its first (same checkpoint, same moment);
-/// - B pushes nothing; an unknown device's push fails alone;
+/// - B pushes nothing (and has pushed now); an unknown device's push fails alone;
 /// - C's seq 2 (a tap of its seq 1) closes its gap, so it is acknowledged through 4, and its
 ///   seq 4 is a record A stored (a duplicate);
-/// - E, which had stored seqs 2 and 3 only, pushes 1 and 4: acknowledged through 4;
-/// - F, a second device of A's user, taps after A's first (a double tap across devices);
-/// - G's first push names a photo, owed by G from then on.
+/// - A pushes again: seq 7, a tap of its first, acknowledged through 7 (its first push through
+///   6: each push is answered as of itself);
+/// - E, which had stored seqs 2 and 3 only, pushes 1 and 4, taps of its 2: through 4;
+/// - F, a second device of A's user, checks in at the same checkpoint a second before A's
+///   taps: not a tap itself (nothing of its user before it), and, written after A, not what A's
+///   taps follow either;
+/// - G's first push names a photo, then the same record again naming another: G owes the
+///   first photo only (the duplicate's is not linked).
 ///
-/// With `hazard`, a hazard report of one more device follows.
+/// With `hazard`, a hazard report of one more device comes first.
 struct Group {
     batches: Vec<IngestBatch>,
+    /// Where A's first push is in `batches`.
+    first: usize,
     a: DeviceSession,
     a_first: CheckInId,
+    b: DeviceSession,
     g: DeviceSession,
 }
 
-/// The pushes of [`Group`] before a hazard report's.
-const GROUP_PUSHES: usize = 7;
+/// The pushes of [`Group`] after the hazard report's.
+const GROUP_PUSHES: usize = 8;
+
+/// When the group is written (its pushes' receipt time).
+const GROUP_AT: i64 = NOW + 1_000;
 
 fn record_id(op: &PreparedOp) -> anyhow::Result<CheckInId> {
     match &op.action {
@@ -885,7 +901,15 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
         let gap = store.ingest(&[push(d, ops)], NOW).await?.remove(0)?;
         assert_eq!(gap.acked_through, acked, "a gap before seq {}", acked + 1);
     }
-    let mut batches = vec![
+    let g_id = new_id();
+    let mut batches = Vec::new();
+    if hazard {
+        let d = session("d").await?;
+        let report = report(1, HazardId(uuid::Uuid::now_v7()), &cp);
+        batches.push(push(&d, vec![report]));
+    }
+    let first = batches.len();
+    batches.extend([
         push(
             &a,
             vec![
@@ -903,19 +927,23 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
             ops: vec![op(1, new_id(), &cp)],
         },
         push(&c, vec![op(2, new_id(), &cp), op(4, a_third, &cp)]),
+        push(&a, vec![op(7, new_id(), &cp)]),
         push(&e, vec![op(1, new_id(), &cp), op(4, new_id(), &cp)]),
-        push(&f, vec![op(1, new_id(), &cp)]),
-        push(&g, vec![op(1, new_id(), &cp)]),
-    ];
-    if hazard {
-        let d = session("d").await?;
-        let report = report(1, HazardId(uuid::Uuid::now_v7()), &cp);
-        batches.push(push(&d, vec![report]));
-    }
+        push(&f, vec![op_at(1, new_id(), &cp, NOW - 1_000, [7u8; 32])]),
+        push(
+            &g,
+            vec![
+                op_at(1, g_id, &cp, NOW, [0x61; 32]),
+                op_at(2, g_id, &cp, NOW, [0x62; 32]),
+            ],
+        ),
+    ]);
     Ok(Group {
         batches,
+        first,
         a,
         a_first,
+        b,
         g,
     })
 }
@@ -924,10 +952,11 @@ async fn group(store: &dyn Store, round: u32, hazard: bool) -> anyhow::Result<Gr
 /// recorded, or its error's kind.
 type Answered = Result<(Vec<OpResult>, u64, FreshCounts), String>;
 
-/// What a group's pushes before a hazard report's were answered.
-fn answered(results: &[Result<BatchResult, StoreError>]) -> Vec<Answered> {
+/// What a group's pushes after the hazard report's were answered.
+fn answered(results: &[Result<BatchResult, StoreError>], first: usize) -> Vec<Answered> {
     results
         .iter()
+        .skip(first)
         .take(GROUP_PUSHES)
         .map(|r| match r {
             Ok(r) => Ok((r.results.clone(), r.acked_through, r.fresh.clone())),
@@ -937,13 +966,13 @@ fn answered(results: &[Result<BatchResult, StoreError>]) -> Vec<Answered> {
         .collect()
 }
 
-/// Pushes of check-ins that share no device, user or record with an earlier push of their
-/// group are written in shared statements (one per table for all of them), the others push by
-/// push after them; each push is answered and stored as the push-by-push path does it. The
-/// same [`Group`] is written three times: as it is (seen passing the shared path's fault
-/// point, and committed there), beside a hazard report (its check-ins still written together),
-/// and with the shared statements failing at that point (written again push by push, nothing
-/// doubled).
+/// Pushes of check-ins are written in layers of shared statements (one per table for a whole
+/// layer), a push one layer after any earlier push of its group sharing its device, user or a
+/// record; pushes with anything else, and those after them sharing one, push by push after the
+/// layers. Each push is answered and stored as the push-by-push path does it. The same
+/// [`Group`] is written three times: as it is (seen passing the shared path's fault point, and
+/// committed there), after a hazard report (its check-ins still written together), and with
+/// the shared statements failing at that point (written again push by push, nothing doubled).
 async fn a_group_written_together_answers_as_its_pushes_one_by_one(
     sql: Arc<SqlStore>,
     faults: Arc<patrolsync_server::faults::FaultPoints>,
@@ -964,7 +993,7 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
         let ingest = tokio::spawn({
             let store = store.clone();
             let batches = g.batches.clone();
-            async move { store.ingest(&batches, NOW).await }
+            async move { store.ingest(&batches, GROUP_AT).await }
         });
         if action == FaultAction::Pause {
             tokio::time::timeout(
@@ -987,12 +1016,12 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
                 after.check_ins - before.check_ins,
                 after.double_taps - before.double_taps
             ),
-            (7, 6),
-            "round {round}: new check-ins (A 2, C 1, E 2, F 1, G 1) and taps among them (all \
-             but G's), counted once"
+            (8, 6),
+            "round {round}: new check-ins (A 3, C 1, E 2, F 1, G 1) and taps among them (A's, \
+             C's and E's), counted once"
         );
         if hazard {
-            let report = results.get(GROUP_PUSHES);
+            let report = results.first();
             assert!(
                 matches!(report, Some(Ok(r)) if r.results[0].outcome == Outcome::Applied),
                 "round {round}: the hazard report: {report:?}"
@@ -1005,19 +1034,25 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
                 .find(|c| c.device_seq == s)
                 .map(|c| c.duplicate_of)
         };
+        let tap = Some(Some(g.a_first));
         assert_eq!(
-            (marked(4), marked(6), stored.len()),
-            (Some(Some(g.a_first)), Some(Some(g.a_first)), 5),
+            (marked(4), marked(6), marked(7), stored.len()),
+            (tap, tap, tap, 6),
             "round {round}: A's new taps follow its first"
         );
-        let owed = store
-            .device_statuses()
-            .await?
-            .into_iter()
-            .find(|s| s.id == g.g.id.to_string())
-            .map(|s| s.missing_photos);
-        assert_eq!(owed, Some(1), "round {round}: G owes the photo it named");
-        rounds.push(answered(&results));
+        let statuses = store.device_statuses().await?;
+        let status = |d: &DeviceSession| statuses.iter().find(|s| s.id == d.id.to_string());
+        assert_eq!(
+            status(&g.g).map(|s| s.missing_photos),
+            Some(1),
+            "round {round}: G owes the photo its stored record names, not its duplicate's"
+        );
+        assert_eq!(
+            status(&g.b).and_then(|s| s.last_push_at_ms),
+            Some(GROUP_AT),
+            "round {round}: B's empty push counts as a push"
+        );
+        rounds.push(answered(&results, g.first));
     }
     for (round, answers) in rounds.iter().enumerate() {
         assert_eq!(answers, &rounds[0], "round {round} answers as round 0");
@@ -1026,8 +1061,8 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
         let (results, acked, _) = answer.clone().map_err(anyhow::Error::msg)?;
         Ok((results.iter().map(|r| r.outcome).collect(), acked))
     };
-    let [a, b, ghost, c, e, f, g] = &rounds[0][..] else {
-        anyhow::bail!("seven pushes answered: {:?}", rounds[0]);
+    let [a, b, ghost, c, a_again, e, f, g] = &rounds[0][..] else {
+        anyhow::bail!("eight pushes answered: {:?}", rounds[0]);
     };
     use Outcome::{Applied, Duplicate, Rejected};
     assert_eq!(
@@ -1051,13 +1086,14 @@ async fn a_group_written_together_answers_as_its_pushes_one_by_one(
         (vec![Applied, Duplicate], 4),
         "C's gap is closed"
     );
+    assert_eq!(outcomes(a_again)?, (vec![Applied], 7));
     assert_eq!(
         outcomes(e)?,
         (vec![Applied, Applied], 4),
         "E's gaps are closed"
     );
     assert_eq!(outcomes(f)?, (vec![Applied], 1));
-    assert_eq!(outcomes(g)?, (vec![Applied], 1));
+    assert_eq!(outcomes(g)?, (vec![Applied, Duplicate], 2));
     Ok(())
 }
 

@@ -159,6 +159,17 @@ async fn metrics_and_device_reports_match_the_store() -> anyhow::Result<()> {
             "{backend}: the queue gauge is scraped"
         );
         assert_eq!(value(&m, "patrolsync_ingest_queue", &[]), 0.0, "{backend}");
+        assert!(
+            m.samples
+                .iter()
+                .any(|s| s.metric == "patrolsync_group_commit_rewrites_total"),
+            "{backend}: the rewrites counter is scraped"
+        );
+        assert_eq!(
+            value(&m, "patrolsync_group_commit_rewrites_total", &[]),
+            0.0,
+            "{backend}: no shared write failed"
+        );
         assert!(value(&m, "patrolsync_connections_total", &[]) >= 1.0);
         let summary = admin_json(h.server(), "/api/summary").await?;
         for state in ["healthy", "new", "lagging", "silent", "erroring", "revoked"] {

@@ -230,6 +230,9 @@ impl IngestStore for FaultyStore {
         self.gate("ingest")?;
         self.inner.ingest(batches, now_ms).await
     }
+    fn groups_rewritten(&self) -> u64 {
+        self.inner.groups_rewritten()
+    }
     async fn check_ins(
         &self,
         d: Option<DeviceId>,

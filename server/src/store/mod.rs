@@ -240,6 +240,12 @@ pub trait IngestStore: Send + Sync {
         now_ms: i64,
     ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError>;
 
+    /// Group commits since the store opened whose pushes, written together, failed and were
+    /// written again push by push (0 for a store that writes every push alone).
+    fn groups_rewritten(&self) -> u64 {
+        0
+    }
+
     /// Check-ins, newest first, optionally for one device.
     async fn check_ins(
         &self,

@@ -155,7 +155,8 @@ impl SqlStore {
                  committed_at, audience) VALUES {} RETURNING seq",
                 placeholders(self.backend, chunk.len(), 10)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for c in chunk {
                 q = q
                     .bind(c.cell_path.clone())

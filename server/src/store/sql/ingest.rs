@@ -216,44 +216,60 @@ fn recorded_result(r: &AnyRow, ops: &[PreparedOp]) -> Result<OpResult, StoreErro
     })
 }
 
-/// Which pushes of a group one set of statements can write together: those of check-ins only
-/// whose device, user and check-in ids no earlier push of the group has. Such a push shares no
-/// row with an earlier one (double taps are one user's; replays and acknowledgements one
-/// device's), so writing these first, then the others in order, answers each push as writing
-/// all in order would. A push naming one seq twice (`prepare` sorts a push and the protocol
-/// refuses such a push; only a direct caller of the store can send one) fails, and is left to
-/// the push-by-push path where it fails alone.
-fn writable_together(batches: &[IngestBatch]) -> Vec<bool> {
-    let mut devices = HashSet::with_capacity(batches.len());
-    let mut users = HashSet::with_capacity(batches.len());
-    let mut ids: HashSet<CheckInId> = HashSet::new();
+/// How a group commit writes each push: in which layer of pushes written together with shared
+/// statements (layer 0 first), or `None` for push by push, after the layers.
+///
+/// A push of check-ins only goes one layer after the latest one holding a push of its device,
+/// its user or one of its check-in ids, so pushes of one layer share none of them and cannot
+/// see each other's rows (double taps are one user's; replays and acknowledgements one
+/// device's), and pushes that do share one are written in the group's order. A push with
+/// anything else is written push by push, and so is every later push sharing its device, user
+/// or a check-in id: they must follow it. Writing the layers, then the rest in order, answers
+/// each push as writing all in order would. A push naming one seq twice (`prepare` sorts a push
+/// and the protocol refuses such a one; only a direct caller of the store can send it) fails,
+/// and is left to the push-by-push path, where it fails alone.
+fn layers(batches: &[IngestBatch]) -> Vec<Option<usize>> {
+    /// What a device, user or check-in id was last written in.
+    #[derive(Clone, Copy)]
+    enum Last {
+        Layer(usize),
+        PushByPush,
+    }
+    let mut devices: HashMap<DeviceId, Last> = HashMap::with_capacity(batches.len());
+    let mut users: HashMap<i64, Last> = HashMap::with_capacity(batches.len());
+    let mut ids: HashMap<CheckInId, Last> = HashMap::new();
     batches
         .iter()
         .map(|b| {
-            let together = !devices.contains(&b.device)
-                && !users.contains(&b.user_id)
-                && b.ops.windows(2).all(|w| w[0].device_seq < w[1].device_seq)
-                && b.ops.iter().all(|op| match &op.action {
-                    OpAction::InsertCheckIn(row) => !ids.contains(&row.check_in.id),
-                    OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => false,
+            let record_ids: Vec<CheckInId> = b
+                .ops
+                .iter()
+                .filter_map(|op| match &op.action {
+                    OpAction::InsertCheckIn(row) => Some(row.check_in.id),
+                    OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => None,
+                })
+                .collect();
+            let check_ins_only = record_ids.len() == b.ops.len()
+                && b.ops.windows(2).all(|w| w[0].device_seq < w[1].device_seq);
+            let before = [devices.get(&b.device), users.get(&b.user_id)]
+                .into_iter()
+                .chain(record_ids.iter().map(|id| ids.get(id)))
+                .flatten()
+                .try_fold(None, |latest: Option<usize>, last| match last {
+                    Last::Layer(l) => Some(Some(latest.map_or(*l, |x| x.max(*l)))),
+                    Last::PushByPush => None,
                 });
-            devices.insert(b.device);
-            users.insert(b.user_id);
-            ids.extend(b.ops.iter().filter_map(|op| match &op.action {
-                OpAction::InsertCheckIn(row) => Some(row.check_in.id),
-                OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_) => None,
-            }));
-            together
+            let layer = match before {
+                Some(latest) if check_ins_only => Some(latest.map_or(0, |l| l + 1)),
+                _ => None,
+            };
+            let last = layer.map_or(Last::PushByPush, Last::Layer);
+            devices.insert(b.device, last);
+            users.insert(b.user_id, last);
+            ids.extend(record_ids.into_iter().map(|id| (id, last)));
+            layer
         })
         .collect()
-}
-
-/// Whether a statement shaped by a group's size, with `rows` rows of at most `full` a
-/// statement, is kept prepared: up to 8 rows (the shapes of quiet hours, few and used over and
-/// over) and a full statement (a busy hour's). Another is prepared for its one use instead of
-/// pushing those out of the connection's cache.
-fn cached(rows: usize, full: usize) -> bool {
-    rows <= 8 || rows == full
 }
 
 /// A push's range of sequence numbers.
@@ -480,7 +496,8 @@ impl SqlStore {
                 "INSERT INTO rejections (device_id, device_seq, op_id, code, reason, field, message, value, bound, payload, recorded_at) VALUES {}",
                 placeholders(self.backend, chunk.len(), 11)
             );
-            let mut q = sqlx::query(&sql);
+            let mut q =
+                sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
             for (op, r) in chunk {
                 q = q
                     .bind(device.clone())
@@ -545,7 +562,7 @@ impl SqlStore {
         })
     }
 
-    /// Writes pushes of check-ins that [`writable_together`] picked with one statement per
+    /// Writes pushes of check-ins that [`layers`] picked with one statement per
     /// table for all of them instead of one per push: the device rows, the replay lookup, the
     /// inserts, the double-tap lookup, the results and the acknowledgements. Each push is
     /// answered as [`SqlStore::ingest_batch`] would answer it; a device not enrolled fails its
@@ -565,8 +582,9 @@ impl SqlStore {
             .map(|(i, d)| (d.as_str(), i))
             .collect();
 
-        // The device rows first (SQLite's write lock at once, as in `ingest_batch`), in the
-        // devices' order, as PostgreSQL's other writers (and nodes) lock them.
+        // The device rows first (SQLite's write lock at once, as in `ingest_batch`). Listed in
+        // id order; PostgreSQL may still lock them in another, and a deadlock with another
+        // writer or node fails these statements, so the group is written push by push.
         let mut enrolled: Vec<Option<(i64, Option<i64>)>> = vec![None; batches.len()];
         let mut pushes: Vec<(&str, i64)> = devices
             .iter()
@@ -676,7 +694,7 @@ impl SqlStore {
                         new_results.push((&devices[i], op, r.clone()));
                         r
                     }
-                    // Never: `writable_together` picks pushes of check-ins only. Failing sends
+                    // Never: `layers` puts in a layer pushes of check-ins only. Failing sends
                     // the group down the push-by-push path, which writes any op.
                     (None, OpAction::Hazard(_) | OpAction::Task(_) | OpAction::Reject(_)) => {
                         return Err(StoreError::Corrupt(
@@ -710,6 +728,33 @@ impl SqlStore {
         for (r, device) in out.iter_mut().zip(&devices) {
             if let (Ok(r), Some(a)) = (r, advanced.get(device)) {
                 r.acked_through = *a;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the pushes [`layers`] put in layers, a layer at a time; the answers of the others
+    /// are left `None`.
+    async fn ingest_layers(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        batches: &[IngestBatch],
+        layers: &[Option<usize>],
+        now_ms: i64,
+        counted: &mut Counted,
+    ) -> Result<Vec<Option<Result<BatchResult, StoreError>>>, StoreError> {
+        let mut out: Vec<Option<Result<BatchResult, StoreError>>> =
+            batches.iter().map(|_| None).collect();
+        let depth = layers.iter().flatten().max().map_or(0, |l| l + 1);
+        for layer in 0..depth {
+            let (at, picked): (Vec<usize>, Vec<&IngestBatch>) = batches
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| layers[*i] == Some(layer))
+                .unzip();
+            let written = self.ingest_check_ins(tx, &picked, now_ms, counted).await?;
+            for (i, r) in at.into_iter().zip(written) {
+                out[i] = Some(r);
             }
         }
         Ok(out)
@@ -886,10 +931,7 @@ impl SqlStore {
                 "INSERT INTO missing_blobs (sha256) SELECT DISTINCT r.sha256 FROM blob_refs r \
                  WHERE r.sha256 IN ({}) AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.sha256 = r.sha256) \
                  ORDER BY r.sha256 ON CONFLICT DO NOTHING",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                list(self.backend, chunk.len(), 1)
             );
             let mut q =
                 sqlx::query(&sql).persistent(cached(chunk.len(), RESULT_ROWS_PER_STATEMENT));
@@ -1054,31 +1096,34 @@ impl IngestStore for SqlStore {
         batches: &[IngestBatch],
         now_ms: i64,
     ) -> Result<Vec<Result<BatchResult, StoreError>>, StoreError> {
-        let together = writable_together(batches);
-        let (picked, rest): (Vec<_>, Vec<_>) = batches
-            .iter()
-            .zip(&together)
-            .partition(|(_, together)| **together);
-        let picked: Vec<&IngestBatch> = picked.into_iter().map(|(b, _)| b).collect();
-        let rest: Vec<&IngestBatch> = rest.into_iter().map(|(b, _)| b).collect();
-        if !picked.is_empty() {
+        let layers = layers(batches);
+        if layers.iter().any(Option::is_some) {
             let mut tx = self.pool.begin().await?;
             let mut counted = Counted::default();
             match self
-                .ingest_check_ins(&mut tx, &picked, now_ms, &mut counted)
+                .ingest_layers(&mut tx, batches, &layers, now_ms, &mut counted)
                 .await
             {
-                Ok(written) => {
+                Ok(mut out) => {
+                    let rest: Vec<&IngestBatch> = batches
+                        .iter()
+                        .zip(&layers)
+                        .filter(|(_, l)| l.is_none())
+                        .map(|(b, _)| b)
+                        .collect();
                     let mut changes = Vec::new();
                     let others = self
                         .ingest_one_by_one(&mut tx, &rest, now_ms, &mut changes, &mut counted)
                         .await?;
                     // Back in the group's order.
-                    let (mut written, mut others) = (written.into_iter(), others.into_iter());
-                    let out = together
-                        .iter()
-                        .filter_map(|t| if *t { written.next() } else { others.next() })
-                        .collect();
+                    let mut others = others.into_iter();
+                    let out = out
+                        .iter_mut()
+                        .map(|written| written.take().or_else(|| others.next()))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            StoreError::Corrupt("a push of the group went unanswered".into())
+                        })?;
                     return self
                         .commit_group(tx, batches, out, &changes, counted, now_ms)
                         .await;
@@ -1106,6 +1151,11 @@ impl IngestStore for SqlStore {
             .await?;
         self.commit_group(tx, batches, out, &changes, counted, now_ms)
             .await
+    }
+
+    fn groups_rewritten(&self) -> u64 {
+        self.groups_rewritten
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn check_ins(

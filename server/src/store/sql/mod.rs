@@ -110,6 +110,14 @@ fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     s
 }
 
+/// Whether a statement shaped by a group's size, with `rows` rows of at most `full` a
+/// statement, is kept prepared: up to 8 rows (the shapes of quiet hours, few and used over and
+/// over) and a full statement (a busy hour's). Another is prepared for its one use instead of
+/// pushing those out of the connection's cache.
+pub(super) fn cached(rows: usize, full: usize) -> bool {
+    rows <= 8 || rows == full
+}
+
 /// `$first,…` for an `IN (…)` list; for SQLite anonymous `?` (see [`placeholders`]). sqlx
 /// binds anonymous parameters in text order, counting only anonymous ones, so on SQLite every
 /// parameter of such a statement must be anonymous and bound in text order (a literal `$1`
@@ -145,8 +153,8 @@ impl SqlStore {
     /// prepared the statement with, so a position after a record without one was refused
     /// ("incorrect binary data format"). Unnamed statements are typed by each execution's own
     /// values. Shown by the conformance case `positions_come_and_go`. SQLite types values, not
-    /// parameters: there the statement is kept, and a push's check-ins are not parsed again
-    /// for each push.
+    /// parameters: there the statement is kept (in the shapes [`cached`] keeps), and is not
+    /// parsed again for each group of check-ins.
     fn keeps_nullable_floats_prepared(&self) -> bool {
         self.backend == Backend::Sqlite
     }
@@ -207,13 +215,6 @@ impl SqlStore {
             change_log_lock: true,
             groups_rewritten: std::sync::Arc::default(),
         })
-    }
-
-    /// Group commits whose pushes were written together and failed, then written again push by
-    /// push (see `ingest`), since this store opened.
-    pub fn groups_rewritten(&self) -> u64 {
-        self.groups_rewritten
-            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Uses `rules` for double taps and possible duplicate hazards.
