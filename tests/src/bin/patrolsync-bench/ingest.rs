@@ -341,11 +341,14 @@ pub(super) async fn open_loop(
     );
     lat.sort_by(f64::total_cmp);
     eprintln!(
-        "  steady {rate}/s: ack p50 {:.1} ms, p99 {:.1} ms; writer time {:.2} s/s, {:.2} ms a push",
+        "  steady {rate}/s: ack p50 {:.1} ms, p99 {:.1} ms; {:.0} check-ins/s through; server CPU {:.0} µs a check-in; writer time {:.2} s/s, {:.2} ms a push, {:.1} pushes a commit",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
+        total as f64 / elapsed,
+        cpu_ms as f64 * 1000.0 / total as f64,
         writer["busy_per_s"].as_f64().unwrap_or(0.0),
         writer["ms_per_push"].as_f64().unwrap_or(0.0),
+        writer["pushes_per_commit"].as_f64().unwrap_or(0.0),
     );
     Ok(json!({
         "devices": n,
