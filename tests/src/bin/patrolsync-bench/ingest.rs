@@ -101,6 +101,11 @@ pub(super) async fn ingest(
     let cpu_ms = srv.cpu_ms() - cpu0;
     let (applied, elapsed, lat) = (flood.applied, flood.seconds, &flood.ack_ms);
     let rate = applied as f64 / elapsed;
+    eprintln!(
+        "  flood: {rate:.0} check-ins/s, ack p99 {:.0} ms; server CPU {:.1} µs a check-in",
+        percentile(lat, 0.99),
+        cpu_ms as f64 * 1000.0 / applied as f64,
+    );
 
     // One device alone, for the backlog comparison.
     let single_batches = batches.max(4);
