@@ -129,6 +129,10 @@ struct NewCheckIn<'a> {
     row: &'a CheckInRow,
 }
 
+/// Pushes in a layer from which PostgreSQL is told to join them through the indexes (see
+/// `ingest_layers`); below it, its own estimates choose index lookups.
+const INDEXED_JOINS_FROM: usize = 64;
+
 /// New check-ins one double-tap lookup takes.
 const TAP_ROWS_PER_STATEMENT: usize = 300;
 
@@ -746,12 +750,18 @@ impl SqlStore {
         let mut out: Vec<Option<Result<BatchResult, StoreError>>> =
             batches.iter().map(|_| None).collect();
         let depth = layers.iter().flatten().max().map_or(0, |l| l + 1);
-        if self.backend == Backend::Postgres && depth > 0 {
-            // Each shared statement joins a list of the layer's pushes to a table by its key,
-            // and wants an index lookup per push. Past a hundred or so pushes PostgreSQL's
-            // estimates chose to hash the list and scan the table instead: 41 ms to look up
-            // 300 pushes' replays among 250,000 results, growing with the table, against 2.6
-            // ms through the index. This transaction's joins go through the indexes.
+        // Each shared statement joins a list of a layer's pushes to a table by its key, and
+        // wants an index lookup per push. For large lists PostgreSQL's estimates chose to hash
+        // the list and scan the table instead: 41 ms to look up 300 pushes' replays among
+        // 250,000 results, growing with the table, against 2.6 ms through the index. While a
+        // large layer is written, its joins go through the indexes; the defaults are back
+        // before anything else this transaction runs.
+        let largest = (0..depth)
+            .map(|l| layers.iter().filter(|x| **x == Some(l)).count())
+            .max()
+            .unwrap_or(0);
+        let through_indexes = self.backend == Backend::Postgres && largest > INDEXED_JOINS_FROM;
+        if through_indexes {
             sqlx::query(
                 "SELECT set_config('enable_hashjoin', 'off', true), \
                  set_config('enable_mergejoin', 'off', true), \
@@ -770,6 +780,14 @@ impl SqlStore {
             for (i, r) in at.into_iter().zip(written) {
                 out[i] = Some(r);
             }
+        }
+        if through_indexes {
+            sqlx::query(
+                "SELECT set_config(name, reset_val, true) FROM pg_settings \
+                 WHERE name IN ('enable_hashjoin', 'enable_mergejoin', 'enable_seqscan')",
+            )
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(out)
     }
