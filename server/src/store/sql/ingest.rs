@@ -303,13 +303,21 @@ fn check_in_result(
     }
 }
 
-/// The new check-ins of `inserts` the insert stored, each id once (the first op with it: the
-/// insert skips later ones, so a push carrying one id twice cannot mark from the copy not stored).
-fn taps(inserts: &[NewCheckIn<'_>], inserted: &HashSet<CheckInId>) -> Vec<Tap> {
+/// The check-ins of `inserts` the insert stored, each id once: the first op with it (the insert
+/// skips later ones, so a copy not stored names no photo and marks no tap).
+fn stored<'a, 'b>(
+    inserts: &'b [NewCheckIn<'a>],
+    inserted: &'b HashSet<CheckInId>,
+) -> impl Iterator<Item = &'b NewCheckIn<'a>> {
     let mut seen = HashSet::new();
     inserts
         .iter()
-        .filter(|n| inserted.contains(&n.row.check_in.id) && seen.insert(n.row.check_in.id))
+        .filter(move |n| inserted.contains(&n.row.check_in.id) && seen.insert(n.row.check_in.id))
+}
+
+/// The stored new check-ins, to look up as taps.
+fn taps(inserts: &[NewCheckIn<'_>], inserted: &HashSet<CheckInId>) -> Vec<Tap> {
+    stored(inserts, inserted)
         .map(|n| Tap {
             id: n.row.check_in.id,
             user_id: n.user_id,
@@ -319,16 +327,12 @@ fn taps(inserts: &[NewCheckIn<'_>], inserted: &HashSet<CheckInId>) -> Vec<Tap> {
         .collect()
 }
 
-/// The photos the stored check-ins of `inserts` name: the stored copy's (the first with its
-/// id), not those a duplicate alone names.
+/// The photos the stored check-ins name, not those a duplicate alone names.
 fn check_in_photos<'a>(
     inserts: &[NewCheckIn<'a>],
     inserted: &HashSet<CheckInId>,
 ) -> Vec<BlobRef<'a>> {
-    let mut seen = HashSet::new();
-    inserts
-        .iter()
-        .filter(|n| inserted.contains(&n.row.check_in.id) && seen.insert(n.row.check_in.id))
+    stored(inserts, inserted)
         .flat_map(|n| {
             let c = &n.row.check_in;
             c.photos
@@ -749,17 +753,22 @@ impl SqlStore {
     ) -> Result<Vec<Option<Result<BatchResult, StoreError>>>, StoreError> {
         let mut out: Vec<Option<Result<BatchResult, StoreError>>> =
             batches.iter().map(|_| None).collect();
-        let depth = layers.iter().flatten().max().map_or(0, |l| l + 1);
+        let mut by_layer: Vec<Vec<usize>> = Vec::new();
+        for (i, layer) in layers.iter().enumerate() {
+            if let Some(l) = *layer {
+                if by_layer.len() <= l {
+                    by_layer.resize_with(l + 1, Vec::new);
+                }
+                by_layer[l].push(i);
+            }
+        }
         // Each shared statement joins a list of a layer's pushes to a table by its key, and
         // wants an index lookup per push. For large lists PostgreSQL's estimates chose to hash
         // the list and scan the table instead: 41 ms to look up 300 pushes' replays among
         // 250,000 results, growing with the table, against 2.6 ms through the index. While a
         // large layer is written, its joins go through the indexes; the defaults are back
         // before anything else this transaction runs.
-        let largest = (0..depth)
-            .map(|l| layers.iter().filter(|x| **x == Some(l)).count())
-            .max()
-            .unwrap_or(0);
+        let largest = by_layer.iter().map(Vec::len).max().unwrap_or(0);
         let through_indexes = self.backend == Backend::Postgres && largest > INDEXED_JOINS_FROM;
         if through_indexes {
             sqlx::query(
@@ -770,12 +779,10 @@ impl SqlStore {
             .execute(&mut **tx)
             .await?;
         }
-        for layer in 0..depth {
-            let (at, picked): (Vec<usize>, Vec<&IngestBatch>) = batches
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| layers[*i] == Some(layer))
-                .unzip();
+        // Layers follow from one another (a push's is one past an earlier push's), so none is
+        // empty.
+        for at in by_layer {
+            let picked: Vec<&IngestBatch> = at.iter().map(|&i| &batches[i]).collect();
             let written = self.ingest_check_ins(tx, &picked, now_ms, counted).await?;
             for (i, r) in at.into_iter().zip(written) {
                 out[i] = Some(r);
