@@ -200,6 +200,7 @@ conformance!(
     positions_come_and_go,
     a_cells_backfill_is_its_subtree_and_nothing_beside_it,
     kept_counts_follow_what_commits,
+    a_layer_of_a_hundred_pushes_is_written_together,
 );
 
 async fn replayed_batch_changes_nothing(store: &dyn Store) -> anyhow::Result<()> {
@@ -824,6 +825,54 @@ async fn a_bulk_import_refreshes_postgresqls_statistics() -> anyhow::Result<()> 
     .await;
     db.cleanup().await;
     result
+}
+
+/// A group of 100 devices' pushes is one layer: on PostgreSQL, more than 64 pushes are joined to
+/// their tables through the indexes, with the planner's defaults set back after. Every push is
+/// applied and acknowledged, and none of it had to be written again push by push.
+async fn a_layer_of_a_hundred_pushes_is_written_together(store: &dyn Store) -> anyhow::Result<()> {
+    let cp = checkpoint(store).await?;
+    let mut batches = Vec::new();
+    for n in 0..100 {
+        let d = device(store, &format!("layer-{n}"), &["S1"]).await?;
+        batches.push(IngestBatch {
+            device: d.id,
+            user_id: d.user_id,
+            ops: vec![op(1, new_id(), &cp), op(2, new_id(), &cp)],
+        });
+    }
+    let before = store.stats(NOW).await?;
+    let rewritten = store.groups_rewritten();
+    let results = store.ingest(&batches, NOW).await?;
+    for (n, r) in results.into_iter().enumerate() {
+        let r = r?;
+        assert_eq!(
+            (outcomes(&r), r.acked_through),
+            (vec![Outcome::Applied, Outcome::Applied], 2),
+            "push {n}"
+        );
+    }
+    assert_eq!(
+        store.groups_rewritten(),
+        rewritten,
+        "written together, not again push by push"
+    );
+    let after = store.stats(NOW).await?;
+    assert_eq!(
+        (
+            after.check_ins - before.check_ins,
+            after.double_taps - before.double_taps
+        ),
+        (200, 100),
+        "each device's second check-in taps its first"
+    );
+    // One of them again: a replay, answered from its recorded results.
+    let again = store.ingest(&batches[..1], NOW).await?.remove(0)?;
+    assert_eq!(
+        outcomes(&again),
+        vec![Outcome::Duplicate, Outcome::Duplicate]
+    );
+    Ok(())
 }
 
 /// The pushes of one group, each answered as the push-by-push path answers it, whichever way
