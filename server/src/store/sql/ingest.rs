@@ -283,6 +283,15 @@ fn seq_range(ops: &[PreparedOp]) -> (u64, u64) {
     (lo, hi)
 }
 
+/// Whether a push moves its device's acknowledgement: it recorded something new (not every op
+/// was a replay) and its lowest seq is at most one past `acked`, the device's acknowledgement
+/// before it. Whatever else is stored in its range (a hazard queued between its check-ins)
+/// does not count as a replay of it.
+fn walks(ops: &[PreparedOp], known: &HashMap<u64, OpResult>, acked: u64) -> bool {
+    let (lo, _) = seq_range(ops);
+    ops.iter().any(|o| !known.contains_key(&o.device_seq)) && lo <= acked + 1
+}
+
 /// A push's answer for its check-ins that were not replays: applied for the first op carrying
 /// each id the insert stored, a duplicate for any other (the same record from another op, e.g.
 /// a reinstalled app resending: one entity).
@@ -556,7 +565,7 @@ impl SqlStore {
         }
 
         let mut acked_through = acked.max(0) as u64;
-        if !fresh.is_empty() && lo <= acked_through + 1 {
+        if walks(&batch.ops, &known, acked_through) {
             let advanced = self.advance_acked(tx, &[device.as_str()]).await?;
             acked_through = advanced.get(&device).copied().unwrap_or(acked_through);
         }
@@ -712,12 +721,8 @@ impl SqlStore {
                 };
                 results.push(r);
             }
-            // Walk when this push recorded something new (not when every op was a replay),
-            // as `ingest_batch` does.
-            let (lo, _) = seq_range(&b.ops);
             let acked = acked.max(0) as u64;
-            let recorded_new = b.ops.iter().any(|o| !known[i].contains_key(&o.device_seq));
-            if recorded_new && lo <= acked + 1 {
+            if walks(&b.ops, &known[i], acked) {
                 walk.push(&devices[i]);
             }
             out.push(Ok(BatchResult {
