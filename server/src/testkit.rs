@@ -102,17 +102,42 @@ pub async fn sqlite_store(
     .await
 }
 
-/// A server configuration for tests: loopback, ephemeral ports, data in `data_dir`.
+/// A server configuration for tests: loopback, data in `data_dir`; the admin listener on an
+/// ephemeral port, the QUIC listener on a [`restartable_port`].
 pub fn loopback_config(data_dir: &Path, database_url: Option<String>) -> Config {
     Config {
         data_dir: data_dir.to_owned(),
         database_url,
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: SocketAddr::from(([127, 0, 0, 1], restartable_port())),
         admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         drain_timeout: std::time::Duration::from_secs(2),
         limits: fleet_on_one_address(),
         ..Config::default()
     }
+}
+
+/// A free loopback UDP port below the system's ephemeral range, for a server a test restarts
+/// on the same address. A port the system handed out (binding port 0) may be handed out again
+/// to any socket bound to port 0 while the server is down: a device's own, another test's (a
+/// rolling restart failed with "address in use" so). One below the range is never handed out;
+/// each test picks at random among them, and a port in use is passed over.
+pub fn restartable_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (lo, hi) = (10_000u16, ephemeral_from.max(10_001));
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0u64..1_000 {
+        let mut h = random.build_hasher();
+        h.write_u64(attempt);
+        let port = lo + (h.finish() % u64::from(hi - lo)) as u16;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free UDP port between {lo} and {hi} on loopback");
 }
 
 /// The limits of a test fleet whose devices all enroll from one address (as hundreds of phones

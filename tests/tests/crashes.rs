@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,11 +90,9 @@ impl Site {
     async fn new(db: TestDatabase) -> anyhow::Result<Site> {
         patrolsync_tests::init_tracing();
         let dir = tempfile::tempdir()?;
-        let mut config = loopback_config(&dir.path().join("server"), db.url.clone());
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        config.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        // Its QUIC port outlives each process: `loopback_config`'s is not one the system
+        // hands out to other sockets while the server is down.
+        let config = loopback_config(&dir.path().join("server"), db.url.clone());
         let store = patrolsync_server::open_store(&config).await?;
         patrolsync_server::seed::seed_demo(store.as_ref()).await?;
         Ok(Site {
