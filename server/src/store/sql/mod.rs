@@ -170,6 +170,10 @@ impl SqlStore {
         let options = match backend {
             Backend::Sqlite => AnyPoolOptions::new()
                 .max_connections(4)
+                // sqlx pings a connection each time the pool hands it out; on SQLite that is a
+                // round trip to the connection's worker thread and back (two thread wake-ups)
+                // before every query on the pool, and it checks nothing a local file can lose.
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers (admin commands, the dashboard) run beside the writer.
