@@ -114,6 +114,73 @@ fn quick_bench_runs_on_postgres() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The processes whose parent is `pid` (from `/proc/*/stat`: pid, (name), state, parent, …).
+fn children(pid: u32) -> Vec<u32> {
+    let entries = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+    entries
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
+/// Ctrl-C on a run stops the server it started: the bench says it was interrupted, and when it
+/// has exited its server is gone, not left running to take CPU from the next run.
+#[test]
+fn an_interrupted_bench_stops_the_server_it_started() -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let out = tempfile::tempdir()?;
+    let mut bench = Command::new(BENCH)
+        .args(["--quick", "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let started = Instant::now();
+    let server = loop {
+        let serving = children(bench.id()).into_iter().find(|c| {
+            std::fs::read(format!("/proc/{c}/cmdline"))
+                .is_ok_and(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == b"serve"))
+        });
+        if let Some(pid) = serving {
+            break pid;
+        }
+        anyhow::ensure!(
+            bench.try_wait()?.is_none(),
+            "the bench ended before it started a server"
+        );
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the bench started no server in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let kill = Command::new("kill")
+        .args(["-INT", &bench.id().to_string()])
+        .status()?;
+    anyhow::ensure!(kill.success(), "kill -INT {} failed", bench.id());
+    let run = bench.wait_with_output()?;
+    let left = std::path::Path::new(&format!("/proc/{server}")).exists();
+    if left {
+        let _ = Command::new("kill")
+            .args(["-9", &server.to_string()])
+            .status();
+    }
+    assert!(!left, "server {server} still runs after the bench exited");
+    assert!(!run.status.success(), "an interrupted run does not succeed");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("interrupted by SIGINT"),
+        "the bench says why it stopped: {stderr}"
+    );
+    Ok(())
+}
+
 /// `patrolsync-bench scale` with a small fleet: both rounds store every check-in, the second
 /// node adopts the first's CA (the run fails otherwise), and the ratio is reported.
 #[test]

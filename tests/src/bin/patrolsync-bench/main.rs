@@ -438,6 +438,23 @@ fn summary(r: &Value) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Interrupted, the run is dropped, and with it the servers it started (killed when
+    // dropped) and their data directories. Left to the signal's default, a server would keep
+    // running, and take CPU from the next run. The handlers are installed here, before the run
+    // starts a server.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let stopped = "stopped the servers this run started";
+    tokio::select! {
+        done = run(args) => done,
+        _ = int.recv() => anyhow::bail!("interrupted by SIGINT: {stopped}"),
+        _ = term.recv() => anyhow::bail!("interrupted by SIGTERM: {stopped}"),
+    }
+}
+
+/// The run `args` ask for.
+async fn run(args: Args) -> anyhow::Result<()> {
     // The admin reads' HTTP client takes the process-wide TLS provider (ring, as the server).
     let _ = rustls::crypto::ring::default_provider().install_default();
     match &args.mode {

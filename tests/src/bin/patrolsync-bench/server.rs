@@ -20,7 +20,7 @@ use rustls::pki_types::pem::PemObject;
 /// A running `patrolsync serve`: started here, or attached to with `--server`.
 pub struct ServerProc {
     /// The process when this benchmark started it.
-    child: Option<Child>,
+    child: Option<Started>,
     /// The process to read CPU time and memory from, when known.
     pid: Option<u32>,
     pub addr: SocketAddr,
@@ -55,7 +55,7 @@ impl ServerProc {
         let store = patrolsync_server::open_store(&config).await?;
         let pki = Pki::open_or_init(data, &[])?;
         Ok(ServerProc {
-            pid: Some(child.id()),
+            pid: Some(child.0.id()),
             child: Some(child),
             addr,
             admin: Some(admin),
@@ -72,10 +72,10 @@ impl ServerProc {
             .child
             .as_mut()
             .context("not started by the benchmark")?;
-        child.kill()?;
-        child.wait()?;
+        child.0.kill()?;
+        child.0.wait()?;
         let (child, admin) = spawn(&self.config, &self.config.data_dir.join("bench.toml"))?;
-        self.pid = Some(child.id());
+        self.pid = Some(child.0.id());
         self.child = Some(child);
         self.admin = Some(admin);
         Ok(())
@@ -187,33 +187,34 @@ impl ServerProc {
         };
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(child.id().to_string())
+            .arg(child.0.id().to_string())
             .status();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            if child.try_wait()?.is_some() {
+            if child.0.try_wait()?.is_some() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        child.kill()?;
+        child.0.kill()?;
         Ok(())
     }
 }
 
-impl Drop for ServerProc {
+/// A server process this benchmark started. Killed when dropped, so an error part way, or an
+/// interrupted run (see `main`), never leaves it running.
+struct Started(Child);
+
+impl Drop for Started {
     fn drop(&mut self) {
-        // An error part way must not leave a server this benchmark started running.
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
 /// Starts `patrolsync serve` (the binary next to this one) for `config` and waits until it
 /// listens; returns the process and the admin listener's address.
-fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Child, SocketAddr)> {
+fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Started, SocketAddr)> {
     let bin = std::env::current_exe()?
         .parent()
         .context("bench binary has no directory")?
@@ -239,10 +240,11 @@ fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Child, SocketAddr)
     if let Some(url) = &config.database_url {
         cmd.arg("--database-url").arg(url);
     }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let stdout = child.stdout.take().context("piped")?;
+    let mut child = Started(
+        cmd.spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    );
+    let stdout = child.0.stdout.take().context("piped")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         // The first line names both listeners: "… listening on udp ADDR …, admin http://ADDR".
@@ -257,16 +259,8 @@ fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Child, SocketAddr)
     });
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(Some(admin)) => Ok((child, admin)),
-        Ok(None) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!("the server's first line names no admin address")
-        }
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!("the server did not start")
-        }
+        Ok(None) => anyhow::bail!("the server's first line names no admin address"),
+        Err(_) => anyhow::bail!("the server did not start"),
     }
 }
 
