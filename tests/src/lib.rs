@@ -113,7 +113,7 @@ impl Harness {
     /// Starts the server again on the same address and data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
-        self.server = Some(Server::bind(self.config.clone()).await?);
+        self.server = Some(patrolsync_server::testkit::rebind(&self.config).await?);
         Ok(())
     }
 

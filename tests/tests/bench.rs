@@ -129,21 +129,40 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A process this test started, killed if the test ends before it does.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Ctrl-C on a run stops the server it started: the bench says it was interrupted, and when it
 /// has exited its server is gone, not left running to take CPU from the next run.
 #[test]
 fn an_interrupted_bench_stops_the_server_it_started() -> anyhow::Result<()> {
+    use std::io::Read;
     use std::time::{Duration, Instant};
     let out = tempfile::tempdir()?;
-    let mut bench = Command::new(BENCH)
-        .args(["--quick", "--out"])
-        .arg(out.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
+    let mut bench = Killed(
+        Command::new(BENCH)
+            .args(["--quick", "--out"])
+            .arg(out.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?,
+    );
+    let mut stderr = bench.0.stderr.take().expect("stderr is piped");
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let started = Instant::now();
     let server = loop {
-        let serving = children(bench.id()).into_iter().find(|c| {
+        let serving = children(bench.0.id()).into_iter().find(|c| {
             std::fs::read(format!("/proc/{c}/cmdline"))
                 .is_ok_and(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == b"serve"))
         });
@@ -151,7 +170,7 @@ fn an_interrupted_bench_stops_the_server_it_started() -> anyhow::Result<()> {
             break pid;
         }
         anyhow::ensure!(
-            bench.try_wait()?.is_none(),
+            bench.0.try_wait()?.is_none(),
             "the bench ended before it started a server"
         );
         anyhow::ensure!(
@@ -161,10 +180,20 @@ fn an_interrupted_bench_stops_the_server_it_started() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let kill = Command::new("kill")
-        .args(["-INT", &bench.id().to_string()])
+        .args(["-INT", &bench.0.id().to_string()])
         .status()?;
-    anyhow::ensure!(kill.success(), "kill -INT {} failed", bench.id());
-    let run = bench.wait_with_output()?;
+    anyhow::ensure!(kill.success(), "kill -INT {} failed", bench.0.id());
+    let interrupted = Instant::now();
+    let status = loop {
+        if let Some(status) = bench.0.try_wait()? {
+            break status;
+        }
+        anyhow::ensure!(
+            interrupted.elapsed() < Duration::from_secs(60),
+            "the bench still runs 60 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let left = std::path::Path::new(&format!("/proc/{server}")).exists();
     if left {
         let _ = Command::new("kill")
@@ -172,8 +201,8 @@ fn an_interrupted_bench_stops_the_server_it_started() -> anyhow::Result<()> {
             .status();
     }
     assert!(!left, "server {server} still runs after the bench exited");
-    assert!(!run.status.success(), "an interrupted run does not succeed");
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!status.success(), "an interrupted run does not succeed");
+    let stderr = said.join().unwrap_or_default();
     assert!(
         stderr.contains("interrupted by SIGINT"),
         "the bench says why it stopped: {stderr}"

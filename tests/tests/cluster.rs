@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use patrolsync_proto::{CheckInOutcome, Role};
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
-use patrolsync_server::testkit::{ENV_TEST_DATABASE_URL, fresh_postgres, loopback_config};
-use patrolsync_server::{Config, ServeError, Server};
+use patrolsync_server::testkit::{ENV_TEST_DATABASE_URL, fresh_postgres, loopback_config, rebind};
+use patrolsync_server::{Config, Server};
 use patrolsync_tests::fast_client;
 use tokio::sync::Notify;
 
@@ -58,21 +58,7 @@ async fn restart(node: Server, config: &Config) -> anyhow::Result<Server> {
     tokio::task::yield_now().await;
     node.shutdown().await;
     let saw_draining = ready.await?;
-    // The old node's UDP socket closes when the last task of its endpoint ends, which can be a
-    // moment after `shutdown` returns (a node restarting as a new process has no such wait).
-    // Seen in CI: "cannot listen on 127.0.0.1:30764: Address already in use".
-    let started = std::time::Instant::now();
-    let node = loop {
-        match Server::bind(config.clone()).await {
-            Err(ServeError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse
-                    && started.elapsed() < Duration::from_secs(5) =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            bound => break bound?,
-        }
-    };
+    let node = rebind(config).await?;
     anyhow::ensure!(
         saw_draining,
         "/readyz never said 503 while the node drained"

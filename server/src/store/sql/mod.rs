@@ -170,9 +170,11 @@ impl SqlStore {
         let options = match backend {
             Backend::Sqlite => AnyPoolOptions::new()
                 .max_connections(4)
-                // sqlx pings a connection each time the pool hands it out; on SQLite that is a
-                // round trip to the connection's worker thread and back (two thread wake-ups)
-                // before every query on the pool, and it checks nothing a local file can lose.
+                // sqlx pings a connection when the pool hands it out, and again when it comes
+                // back. On SQLite each ping is a round trip to the connection's worker thread
+                // (two thread wake-ups); the one before a query checks nothing a local file can
+                // lose (the one on return, kept, flushes a dropped transaction's rollback and
+                // closes a connection whose worker died).
                 .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
