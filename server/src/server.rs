@@ -349,7 +349,7 @@ impl Server {
     /// (up to the configured drain timeout), then every connection is closed with going-away.
     /// The QUIC socket is closed when the endpoint's last task ends, which can be a moment
     /// after this returns: a server bound again on the same address in this process may find
-    /// it still in use for that moment (the tests' `testkit::rebind` retries).
+    /// it still in use for that moment, and should retry.
     pub async fn shutdown(mut self) {
         self.draining
             .store(true, std::sync::atomic::Ordering::SeqCst);

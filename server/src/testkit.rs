@@ -140,26 +140,6 @@ pub fn restartable_port() -> u16 {
     panic!("no free UDP port between {lo} and {hi} on loopback");
 }
 
-/// Starts a server on `config` again after one on the same address was shut down in this
-/// process. The old node's UDP socket closes when the last task of its QUIC endpoint ends,
-/// which can be a moment after `Server::shutdown` returns (a node restarting as a new process,
-/// as in production, has no such wait), so a bind that finds the address in use is retried for
-/// up to 5 s. Seen in CI: "cannot listen on 127.0.0.1:30764: Address already in use".
-pub async fn rebind(config: &Config) -> Result<crate::Server, crate::ServeError> {
-    let started = std::time::Instant::now();
-    loop {
-        match crate::Server::bind(config.clone()).await {
-            Err(crate::ServeError::Bind { source, .. })
-                if source.kind() == std::io::ErrorKind::AddrInUse
-                    && started.elapsed() < std::time::Duration::from_secs(5) =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            bound => return bound,
-        }
-    }
-}
-
 /// The limits of a test fleet whose devices all enroll from one address (as hundreds of phones
 /// behind one carrier NAT would): the per-address enrollment and unenrolled-connection limits
 /// lifted, the rest at their defaults. Tests of those limits set them themselves.

@@ -113,7 +113,7 @@ impl Harness {
     /// Starts the server again on the same address and data.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
-        self.server = Some(patrolsync_server::testkit::rebind(&self.config).await?);
+        self.server = Some(rebind(&self.config).await?);
         Ok(())
     }
 
@@ -569,5 +569,25 @@ pub fn day_of(
         label: day.to_string(),
         start: day,
         end: day.succ_opt().expect("a next day"),
+    }
+}
+
+/// Starts a server on `config` again after one on the same address was shut down in this
+/// process. The old node's UDP socket closes when the last task of its QUIC endpoint ends,
+/// which can be a moment after `Server::shutdown` returns (a node restarting as a new process,
+/// as in production, has no such wait), so a bind that finds the address in use is retried for
+/// up to 5 s. Seen in CI: "cannot listen on 127.0.0.1:30764: Address already in use".
+pub async fn rebind(config: &Config) -> Result<Server, patrolsync_server::ServeError> {
+    let started = std::time::Instant::now();
+    loop {
+        match Server::bind(config.clone()).await {
+            Err(patrolsync_server::ServeError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && started.elapsed() < Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            bound => return bound,
+        }
     }
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use patrolsync_proto::{CheckInOutcome, Role};
 use patrolsync_sdk::{Client, ClientConfig, NewCheckIn};
-use patrolsync_server::testkit::{ENV_TEST_DATABASE_URL, fresh_postgres, loopback_config, rebind};
+use patrolsync_server::testkit::{ENV_TEST_DATABASE_URL, fresh_postgres, loopback_config};
 use patrolsync_server::{Config, Server};
-use patrolsync_tests::fast_client;
+use patrolsync_tests::{fast_client, rebind};
 use tokio::sync::Notify;
 
 const DEVICES: usize = 50;
