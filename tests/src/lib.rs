@@ -591,3 +591,14 @@ pub async fn rebind(config: &Config) -> Result<Server, patrolsync_server::ServeE
         }
     }
 }
+
+/// A child process killed and reaped when dropped, so a test or a benchmark that stops part way
+/// (an error, an interrupt) never leaves it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -129,16 +129,6 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// A process this test started, killed if the test ends before it does.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Ctrl-C on a run stops the server it started: the bench says it was interrupted, and when it
 /// has exited its server is gone, not left running to take CPU from the next run.
 #[test]
@@ -146,7 +136,7 @@ fn an_interrupted_bench_stops_the_server_it_started() -> anyhow::Result<()> {
     use std::io::Read;
     use std::time::{Duration, Instant};
     let out = tempfile::tempdir()?;
-    let mut bench = Killed(
+    let mut bench = patrolsync_tests::KillOnDrop(
         Command::new(BENCH)
             .args(["--quick", "--out"])
             .arg(out.path())

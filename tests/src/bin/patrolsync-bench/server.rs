@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +14,15 @@ use patrolsync_proto::Role;
 use patrolsync_server::Config;
 use patrolsync_server::pki::Pki;
 use patrolsync_server::store::Store;
+use patrolsync_tests::KillOnDrop;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 /// A running `patrolsync serve`: started here, or attached to with `--server`.
 pub struct ServerProc {
-    /// The process when this benchmark started it.
-    child: Option<Started>,
+    /// The process when this benchmark started it: killed when dropped, so an error part way,
+    /// or an interrupted run (see `main`), never leaves it running.
+    child: Option<KillOnDrop>,
     /// The process to read CPU time and memory from, when known.
     pid: Option<u32>,
     pub addr: SocketAddr,
@@ -201,20 +203,9 @@ impl ServerProc {
     }
 }
 
-/// A server process this benchmark started. Killed when dropped, so an error part way, or an
-/// interrupted run (see `main`), never leaves it running.
-struct Started(Child);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `patrolsync serve` (the binary next to this one) for `config` and waits until it
 /// listens; returns the process and the admin listener's address.
-fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Started, SocketAddr)> {
+fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(KillOnDrop, SocketAddr)> {
     let bin = std::env::current_exe()?
         .parent()
         .context("bench binary has no directory")?
@@ -240,7 +231,7 @@ fn spawn(config: &Config, cfg_file: &Path) -> anyhow::Result<(Started, SocketAdd
     if let Some(url) = &config.database_url {
         cmd.arg("--database-url").arg(url);
     }
-    let mut child = Started(
+    let mut child = KillOnDrop(
         cmd.spawn()
             .with_context(|| format!("starting {}", bin.display()))?,
     );
