@@ -382,3 +382,90 @@ async fn the_unit_register_imports_through_the_command_line() -> anyhow::Result<
     }
     Ok(())
 }
+
+/// The checkpoints ingest looks up are kept in memory (store/sql/checkpoint_cache.rs). Grid
+/// edits must still reach them: this store's own at once, those of a `patrolsync` command run
+/// beside it (another process, as another node would be) within about a second. On both
+/// backends, so both sets of triggers that count the edits are exercised.
+#[tokio::test]
+async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
+-> anyhow::Result<()> {
+    use patrolsync_server::store::GridStore;
+
+    for db in test_databases().await {
+        let backend = db.backend;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let url = db.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
+        });
+        let store = SqlStore::connect(&url).await?;
+        let admin = Admin {
+            data: &data,
+            url: db.url.as_deref(),
+        };
+        let write = |name: &str, text: &str| -> anyhow::Result<String> {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text)?;
+            Ok(p.to_str().expect("utf-8").to_owned())
+        };
+        admin.json(&["grid", "import", &write("cells.csv", CELLS)?])?;
+        admin.json(&["checkpoints", "import", &write("cp.geojson", CHECKPOINTS)?])?;
+        let exit = vec!["H1-B1-EXIT".to_owned()];
+        let lane = vec!["H1-K1-LANE".to_owned()];
+        // Looked up (and so kept) as a check-in at each would look them up.
+        let at_exit = store.checkpoints(&exit).await?;
+        assert_eq!(at_exit.len(), 1, "{backend}");
+        assert!(at_exit[0].cell_path.ends_with("/H1-C1-K1-B1/"), "{backend}");
+        assert!(!store.checkpoints(&lane).await?[0].retired, "{backend}");
+
+        // Moved to building 2 by a re-import in another process.
+        let moved = CHECKPOINTS.replace(r#""cell": "H1-C1-K1-B1""#, r#""cell": "H1-C1-K1-B2""#);
+        assert_ne!(moved, CHECKPOINTS);
+        assert_eq!(
+            admin.json(&["checkpoints", "import", &write("moved.geojson", &moved)?])?["changed"],
+            1
+        );
+        let found = eventually(&store, &exit, |cp| cp.cell_path.ends_with("/H1-C1-K1-B2/")).await?;
+        assert!(
+            found,
+            "{backend}: the move made by another process was never seen"
+        );
+
+        // Retired by this store: seen at once, without waiting for the version to be read.
+        store.retire_cell("H1-C1-K1-B2", 1_800_000_000_000).await?;
+        assert!(store.checkpoints(&exit).await?[0].retired, "{backend}");
+
+        // Retired by `patrolsync admin grid retire` in another process.
+        admin.json(&["grid", "retire", "H1-C1-K1"])?;
+        let found = eventually(&store, &lane, |cp| cp.retired).await?;
+        assert!(
+            found,
+            "{backend}: the retirement made by another process was never seen"
+        );
+
+        // An unknown code is absent, before and after the cache is warm.
+        assert!(store.checkpoints(&["NO-SUCH".to_owned()]).await?.is_empty());
+        db.cleanup().await;
+    }
+    Ok(())
+}
+
+/// Whether the one checkpoint `codes` names comes to satisfy `seen` within 10 s (the cache
+/// reads the grid's version every second).
+async fn eventually(
+    store: &SqlStore,
+    codes: &[String],
+    seen: impl Fn(&patrolsync_server::store::CheckpointRef) -> bool,
+) -> anyhow::Result<bool> {
+    use patrolsync_server::store::GridStore;
+
+    for _ in 0..200 {
+        if store.checkpoints(codes).await?.first().is_some_and(&seen) {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(false)
+}

@@ -134,7 +134,9 @@ pub trait GridStore: Send + Sync {
         now_ms: i64,
     ) -> Result<u64, StoreError>;
 
-    /// Looks up checkpoints by code; unknown codes are simply absent from the result.
+    /// Looks up checkpoints by code; unknown codes are simply absent from the result. The SQL
+    /// store serves checkpoints it found before from memory: this node's own grid edits show
+    /// at once, edits made elsewhere (another node, a command) within about a second.
     async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError>;
 
     /// Looks up cells by code; unknown codes are absent.

@@ -207,38 +207,50 @@ impl GridStore for SqlStore {
             }
             changed += n;
         }
-        self.commit_with_changes(
-            tx,
-            &changes,
-            now_ms,
-            &["grid_cells", "checkpoints", "changes"],
-        )
-        .await?;
+        let committed = self
+            .commit_with_changes(
+                tx,
+                &changes,
+                now_ms,
+                &["grid_cells", "checkpoints", "changes"],
+            )
+            .await;
+        // Also when the commit's outcome is unknown: the next lookup reads again.
+        self.checkpoint_cache.invalidate();
+        committed?;
         Ok(changed)
     }
 
     async fn checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
-        let mut out = Vec::with_capacity(codes.len());
-        for chunk in codes.chunks(500) {
-            let sql = format!(
-                "SELECT cp.code, cp.id, cp.cell_id, c.path, cp.retired_at FROM checkpoints cp \
-                 JOIN grid_cells c ON c.id = cp.cell_id WHERE cp.code IN ({})",
-                list(self.backend, chunk.len(), 1)
-            );
-            let mut q = sqlx::query(&sql);
-            for code in chunk {
-                q = q.bind(code.clone());
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                out.push(CheckpointRef {
-                    code: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    cell_id: r.try_get(2)?,
-                    cell_path: r.try_get(3)?,
-                    retired: r.try_get::<Option<i64>, _>(4)?.is_some(),
-                });
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cache = &self.checkpoint_cache;
+        let asked = std::time::Instant::now();
+        if let Some(epoch) = cache.version_due(asked) {
+            // Constants, not parameters: the partial index `changes_grid` is chosen by its
+            // predicate.
+            match sqlx::query_scalar::<_, i64>(
+                "SELECT COALESCE(MAX(seq), 0) FROM changes WHERE kind IN ('cell', 'checkpoint')",
+            )
+            .fetch_one(&self.pool)
+            .await
+            {
+                Ok(version) => cache.agree(epoch, version, asked),
+                Err(e) => {
+                    cache.version_unknown(epoch);
+                    return Err(e.into());
+                }
             }
         }
+        let probe = cache.probe(codes);
+        if probe.missing.is_empty() {
+            return Ok(probe.found);
+        }
+        let read = self.read_checkpoints(&probe.missing).await?;
+        cache.fill(probe.epoch, &read);
+        let mut out = probe.found;
+        out.extend(read);
         Ok(out)
     }
 
@@ -355,8 +367,11 @@ impl GridStore for SqlStore {
                     .await?,
             );
         }
-        self.commit_with_changes(tx, &changes, now_ms, &["changes"])
-            .await?;
+        let committed = self
+            .commit_with_changes(tx, &changes, now_ms, &["changes"])
+            .await;
+        self.checkpoint_cache.invalidate();
+        committed?;
         Ok((cells.len() as u64, checkpoints))
     }
 
@@ -440,5 +455,33 @@ impl GridStore for SqlStore {
         self.append_changes(&mut tx, &changes, now_ms).await?;
         tx.commit().await?;
         Ok(changed)
+    }
+}
+
+impl SqlStore {
+    /// Reads checkpoints by code from the database (unknown codes are absent).
+    async fn read_checkpoints(&self, codes: &[String]) -> Result<Vec<CheckpointRef>, StoreError> {
+        let mut out = Vec::with_capacity(codes.len());
+        for chunk in codes.chunks(500) {
+            let sql = format!(
+                "SELECT cp.code, cp.id, cp.cell_id, c.path, cp.retired_at FROM checkpoints cp \
+                 JOIN grid_cells c ON c.id = cp.cell_id WHERE cp.code IN ({})",
+                list(self.backend, chunk.len(), 1)
+            );
+            let mut q = sqlx::query(&sql);
+            for code in chunk {
+                q = q.bind(code.clone());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(CheckpointRef {
+                    code: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    cell_id: r.try_get(2)?,
+                    cell_path: r.try_get(3)?,
+                    retired: r.try_get::<Option<i64>, _>(4)?.is_some(),
+                });
+            }
+        }
+        Ok(out)
     }
 }

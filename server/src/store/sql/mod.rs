@@ -5,11 +5,12 @@
 //!
 //! One file per area, each implementing that area's trait: `grid`, `devices`, `ingest`,
 //! `hazards` (with escalation), `changes` (the change log), `scope` (feeds, grants, pull),
-//! `photos`, `templates`, `reports`, `admins`. This file holds the pool and the helpers they
-//! share.
+//! `photos`, `templates`, `reports`, `admins`; `checkpoint_cache` keeps the checkpoints ingest
+//! looks up. This file holds the pool and the helpers they share.
 
 mod admins;
 mod changes;
+mod checkpoint_cache;
 mod devices;
 mod grid;
 mod hazards;
@@ -80,6 +81,8 @@ pub struct SqlStore {
     change_log_lock: bool,
     /// Group commits whose shared statements failed, written again push by push.
     groups_rewritten: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The checkpoints ingest looked up, until the grid is edited.
+    checkpoint_cache: std::sync::Arc<checkpoint_cache::CheckpointCache>,
 }
 
 /// `(…),(…)` value lists for a multi-row statement whose only parameters they are. SQLite gets
@@ -220,6 +223,7 @@ impl SqlStore {
             #[cfg(feature = "test-util")]
             change_log_lock: true,
             groups_rewritten: std::sync::Arc::default(),
+            checkpoint_cache: std::sync::Arc::default(),
         })
     }
 
