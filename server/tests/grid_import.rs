@@ -386,7 +386,7 @@ async fn the_unit_register_imports_through_the_command_line() -> anyhow::Result<
 /// The checkpoints ingest looks up are kept in memory (store/sql/checkpoint_cache.rs). Grid
 /// edits must still reach them: this store's own at once, those of a `patrolsync` command run
 /// beside it (another process, as another node would be) within about a second. On both
-/// backends, so both sets of triggers that count the edits are exercised.
+/// backends: the grid's version is read from each one's change log.
 #[tokio::test]
 async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
 -> anyhow::Result<()> {
@@ -443,6 +443,42 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
         assert!(
             found,
             "{backend}: the retirement made by another process was never seen"
+        );
+
+        // A checkpoint added under the retired compound is live: an import that checked the
+        // cell before the retirement committed writes it so (the store does not look at
+        // retirement). Retiring the compound again retires it, though no cell is newly
+        // retired, and the edit still reaches the cache.
+        store
+            .upsert_grid(
+                &[],
+                &[patrolsync_server::store::NewCheckpoint {
+                    code: "H1-K1-GATE".into(),
+                    cell: "H1-C1-K1".into(),
+                    name: "Gate".into(),
+                    tag_uid: None,
+                    position: None,
+                    radius_m: 30.0,
+                    cadence: None,
+                }],
+                1_800_000_000_000,
+            )
+            .await?;
+        let gate = vec!["H1-K1-GATE".to_owned()];
+        assert!(!store.checkpoints(&gate).await?[0].retired, "{backend}");
+        let again = admin.json(&["grid", "retire", "H1-C1-K1"])?;
+        assert_eq!(
+            (
+                again["cells_retired"].as_u64(),
+                again["checkpoints_retired"].as_u64()
+            ),
+            (Some(0), Some(1)),
+            "{backend}"
+        );
+        let found = eventually(&store, &gate, |cp| cp.retired).await?;
+        assert!(
+            found,
+            "{backend}: a checkpoint retired under a retired cell was never seen"
         );
 
         // An unknown code is absent, before and after the cache is warm.

@@ -24,8 +24,8 @@ use crate::store::CheckpointRef;
 /// How long the cache goes without reading the grid's version.
 pub(super) const STALE_AFTER: Duration = Duration::from_secs(1);
 
-/// Most checkpoints kept; at this many the cache starts over (a province of 13 large cities has
-/// about 150,000).
+/// Most checkpoints kept; past this many, the rest are read each time (a city the size of
+/// Harbin has about 150,000).
 const MAX_ENTRIES: usize = 1 << 18;
 
 #[derive(Debug, Default)]
@@ -38,13 +38,14 @@ struct State {
     /// Bumped each time the entries are dropped. A lookup that read the database under an
     /// older epoch keeps what it read out of the cache: it may predate the edit.
     epoch: u64,
-    /// The grid version the entries agree with, and when it was last read. `None`: read it
-    /// before trusting the entries.
-    version: Option<(i64, Instant)>,
+    /// The grid version the entries agree with. `None`: read it before trusting them.
+    version: Option<i64>,
+    /// When a caller last began to read the version (one caller reads it at a time).
+    read_at: Option<Instant>,
     entries: HashMap<String, CheckpointRef>,
 }
 
-/// What a lookup found in the cache, and what it must do about the rest.
+/// What a lookup found in the cache, and what it must read.
 #[derive(Debug)]
 pub(super) struct Probe {
     /// The epoch to [`CheckpointCache::fill`] under.
@@ -63,43 +64,41 @@ impl CheckpointCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether the grid version is due to be read at `now`. The one caller told so reads it;
-    /// lookups meanwhile go on with the entries as they are (within [`STALE_AFTER`] of the
-    /// last reading).
+    /// Whether this caller is to read the grid version at `now`, and under which epoch: when
+    /// none has begun to for [`STALE_AFTER`], or ever since the entries were dropped. Lookups
+    /// meanwhile go on with the entries as they are, or, while the version is unknown, read
+    /// the database.
     pub fn version_due(&self, now: Instant) -> Option<u64> {
         let mut s = self.state();
-        match s.version {
-            Some((v, at)) if now.saturating_duration_since(at) >= STALE_AFTER => {
-                s.version = Some((v, now));
-                Some(s.epoch)
-            }
-            Some(_) => None,
-            None => Some(s.epoch),
+        let due = s
+            .read_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= STALE_AFTER);
+        if !due {
+            return None;
         }
+        s.read_at = Some(now);
+        Some(s.epoch)
     }
 
-    /// The grid version read at `now` by a caller that [`version_due`](Self::version_due) sent
-    /// at `epoch`. A version other than the entries' drops them. A reading that another has
+    /// The grid version, read by a caller that [`version_due`](Self::version_due) sent at
+    /// `epoch`. A version other than the entries' drops them. A reading that another has
     /// overtaken (the epoch moved) is ignored.
-    pub fn agree(&self, epoch: u64, version: i64, now: Instant) {
+    pub fn agree(&self, epoch: u64, version: i64) {
         let mut s = self.state();
-        if s.epoch != epoch {
+        if s.epoch != epoch || s.version == Some(version) {
             return;
         }
-        match s.version {
-            Some((v, _)) if v == version => s.version = Some((v, now)),
-            _ => {
-                s.drop_entries();
-                s.version = Some((version, now));
-            }
-        }
+        s.drop_entries();
+        s.version = Some(version);
     }
 
-    /// A version reading failed: the next lookup reads it again.
+    /// A version reading failed: the entries go unused until one succeeds, and the next lookup
+    /// tries again.
     pub fn version_unknown(&self, epoch: u64) {
         let mut s = self.state();
         if s.epoch == epoch {
             s.version = None;
+            s.read_at = None;
         }
     }
 
@@ -126,18 +125,16 @@ impl CheckpointCache {
     }
 
     /// Keeps checkpoints read from the database under `epoch`, unless the entries were
-    /// dropped since or no version is known for them.
+    /// dropped since or no version is known for them; past [`MAX_ENTRIES`], keeps no more.
     pub fn fill(&self, epoch: u64, read: &[CheckpointRef]) {
         let mut s = self.state();
         if s.epoch != epoch || s.version.is_none() {
             return;
         }
-        if s.entries.len() + read.len() > MAX_ENTRIES {
-            s.drop_entries();
-            s.version = None;
-            return;
-        }
         for cp in read {
+            if s.entries.len() >= MAX_ENTRIES {
+                break;
+            }
             s.entries.insert(cp.code.clone(), cp.clone());
         }
     }
@@ -147,6 +144,7 @@ impl CheckpointCache {
         let mut s = self.state();
         s.drop_entries();
         s.version = None;
+        s.read_at = None;
     }
 
     #[cfg(test)]
@@ -176,7 +174,8 @@ mod tests {
         }
     }
 
-    /// One lookup as `SqlStore::checkpoints` makes it, with `db` standing for the database.
+    /// One lookup as `SqlStore::checkpoints` makes it at `now`, with `version` and `db` standing
+    /// for the database. Returns what it found and how many codes it read from `db`.
     fn lookup(
         cache: &CheckpointCache,
         codes: &[&str],
@@ -185,7 +184,7 @@ mod tests {
         now: Instant,
     ) -> (Vec<CheckpointRef>, usize) {
         if let Some(epoch) = cache.version_due(now) {
-            cache.agree(epoch, version, now);
+            cache.agree(epoch, version);
         }
         let codes: Vec<String> = codes.iter().map(|c| (*c).to_owned()).collect();
         let probe = cache.probe(&codes);
@@ -207,13 +206,13 @@ mod tests {
         let t0 = Instant::now();
         let db = vec![cp("K1", false)];
         assert_eq!(lookup(&cache, &["K1"], 7, &db, t0), (db.clone(), 1));
-        // Held: no read, even after the version is checked again (unchanged).
+        // Held: no read, also after the version is read again (unchanged).
         assert_eq!(lookup(&cache, &["K1"], 7, &db, t0), (db.clone(), 0));
         assert_eq!(
             lookup(&cache, &["K1"], 7, &db, t0 + STALE_AFTER),
             (db.clone(), 0)
         );
-        // Retired elsewhere: the version moved. Not seen before the next check is due…
+        // Retired elsewhere: the version moved. Not seen before the next reading is due…
         let retired = vec![cp("K1", true)];
         let soon = t0 + STALE_AFTER + STALE_AFTER / 2;
         assert_eq!(lookup(&cache, &["K1"], 8, &retired, soon), (db.clone(), 0));
@@ -239,14 +238,16 @@ mod tests {
     fn a_read_that_began_before_an_edit_is_not_kept() {
         let cache = CheckpointCache::default();
         let t0 = Instant::now();
-        let epoch = cache.version_due(t0).expect("first lookup checks");
-        cache.agree(epoch, 1, t0);
+        let epoch = cache
+            .version_due(t0)
+            .expect("the first lookup reads the version");
+        cache.agree(epoch, 1);
         let probe = cache.probe(&["K1".to_owned()]);
         // This server edits the grid while the lookup reads the database.
         cache.invalidate();
         cache.fill(probe.epoch, &[cp("K1", false)]);
         assert_eq!(cache.len(), 0);
-        // The next lookup reads the version first, then keeps what it reads.
+        // The next lookup reads the version first (at once), then keeps what it reads.
         assert_eq!(
             lookup(&cache, &["K1"], 2, &[cp("K1", true)], t0),
             (vec![cp("K1", true)], 1)
@@ -258,48 +259,93 @@ mod tests {
     fn an_overtaken_version_reading_changes_nothing() {
         let cache = CheckpointCache::default();
         let t0 = Instant::now();
-        let slow = cache.version_due(t0).expect("first lookup checks");
-        let fast = cache.version_due(t0).expect("still unknown");
-        cache.agree(fast, 5, t0);
+        let slow = cache
+            .version_due(t0)
+            .expect("the first lookup reads the version");
+        // The slow reading takes longer than STALE_AFTER: another caller reads it too.
+        let fast = cache.version_due(t0 + STALE_AFTER).expect("due again");
+        cache.agree(fast, 5);
         cache.fill(cache.probe(&[]).epoch, &[cp("K1", false)]);
         // A reading of 4, begun earlier, arrives late: the entries stand.
-        cache.agree(slow, 4, t0);
+        cache.agree(slow, 4);
         assert_eq!(cache.len(), 1);
         // A failed reading under the old epoch does not unsettle them either.
         cache.version_unknown(slow);
+        let now = t0 + STALE_AFTER;
         assert_eq!(
-            lookup(&cache, &["K1"], 5, &[], t0),
+            lookup(&cache, &["K1"], 5, &[], now),
             (vec![cp("K1", false)], 0)
         );
     }
 
     #[test]
-    fn one_caller_at_a_time_reads_the_version() {
+    fn one_caller_at_a_time_reads_the_version_also_while_it_is_unknown() {
         let cache = CheckpointCache::default();
         let t0 = Instant::now();
-        let e = cache.version_due(t0).expect("first lookup checks");
-        cache.agree(e, 1, t0);
+        let e = cache
+            .version_due(t0)
+            .expect("the first lookup reads the version");
+        assert_eq!(
+            cache.version_due(t0),
+            None,
+            "the first caller is reading it"
+        );
+        // Meanwhile lookups read the database and keep nothing.
+        assert_eq!(lookup(&cache, &["K1"], 0, &[cp("K1", false)], t0).1, 1);
+        assert_eq!(cache.len(), 0);
+        cache.agree(e, 1);
         let due = t0 + STALE_AFTER;
         assert!(cache.version_due(due).is_some());
         assert_eq!(
             cache.version_due(due),
             None,
-            "the first caller is already reading it"
+            "the first caller is reading it"
         );
+        // After this server's own edit, the next lookup reads it at once, and only one does.
+        cache.invalidate();
+        assert!(cache.version_due(due).is_some());
+        assert_eq!(cache.version_due(due), None);
     }
 
     #[test]
-    fn the_cache_starts_over_rather_than_grow_past_its_bound() {
+    fn a_failed_version_reading_leaves_the_entries_unused_until_one_succeeds() {
         let cache = CheckpointCache::default();
         let t0 = Instant::now();
-        let e = cache.version_due(t0).expect("first lookup checks");
-        cache.agree(e, 1, t0);
+        assert_eq!(lookup(&cache, &["K1"], 1, &[cp("K1", false)], t0).1, 1);
+        let later = t0 + STALE_AFTER;
+        let e = cache.version_due(later).expect("due");
+        cache.version_unknown(e);
+        let probe = cache.probe(&["K1".to_owned()]);
+        assert_eq!((probe.found.len(), probe.missing.len()), (0, 1));
+        // The next lookup tries again, at once.
+        assert!(cache.version_due(later).is_some());
+    }
+
+    #[test]
+    fn past_its_bound_the_cache_keeps_no_more() {
+        let cache = CheckpointCache::default();
+        let t0 = Instant::now();
+        let e = cache
+            .version_due(t0)
+            .expect("the first lookup reads the version");
+        cache.agree(e, 1);
         let many: Vec<CheckpointRef> = (0..MAX_ENTRIES)
             .map(|i| cp(&format!("K{i}"), false))
             .collect();
         cache.fill(cache.probe(&[]).epoch, &many);
         assert_eq!(cache.len(), MAX_ENTRIES);
-        cache.fill(cache.probe(&[]).epoch, &[cp("ONE-MORE", false)]);
-        assert_eq!(cache.len(), 0);
+        assert_eq!(
+            lookup(&cache, &["ONE-MORE"], 1, &[cp("ONE-MORE", false)], t0).1,
+            1
+        );
+        assert_eq!(
+            lookup(&cache, &["ONE-MORE"], 1, &[cp("ONE-MORE", false)], t0).1,
+            1
+        );
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        assert_eq!(
+            lookup(&cache, &["K0"], 1, &[], t0),
+            (vec![cp("K0", false)], 0)
+        );
     }
 }

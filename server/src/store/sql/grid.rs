@@ -226,8 +226,7 @@ impl GridStore for SqlStore {
             return Ok(Vec::new());
         }
         let cache = &self.checkpoint_cache;
-        let asked = std::time::Instant::now();
-        if let Some(epoch) = cache.version_due(asked) {
+        if let Some(epoch) = cache.version_due(std::time::Instant::now()) {
             // Constants, not parameters: the partial index `changes_grid` is chosen by its
             // predicate.
             match sqlx::query_scalar::<_, i64>(
@@ -236,7 +235,7 @@ impl GridStore for SqlStore {
             .fetch_one(&self.pool)
             .await
             {
-                Ok(version) => cache.agree(epoch, version, asked),
+                Ok(version) => cache.agree(epoch, version),
                 Err(e) => {
                     cache.version_unknown(epoch);
                     return Err(e.into());
@@ -313,7 +312,7 @@ impl GridStore for SqlStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let path = path.ok_or_else(|| StoreError::NotFound(text!("store-no-cell", cell = code)))?;
-        let cells = sqlx::query(
+        let mut cells = sqlx::query(
             "UPDATE grid_cells SET retired_at = $2 \
              WHERE substr(path, 1, length($1)) = $1 AND retired_at IS NULL \
              RETURNING code, path, level, name, parent_id, boundary",
@@ -331,6 +330,18 @@ impl GridStore for SqlStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let cells_retired = cells.len() as u64;
+        if checkpoints > 0 && cells.is_empty() {
+            // Checkpoints added under a cell already retired, retired now: the cell is logged
+            // again, so that devices hear of it and the grid's version moves (other nodes'
+            // checkpoint caches start over).
+            cells = sqlx::query(
+                "SELECT code, path, level, name, parent_id, boundary FROM grid_cells WHERE code = $1",
+            )
+            .bind(code)
+            .fetch_all(&mut *tx)
+            .await?;
+        }
         let mut changes = Vec::with_capacity(cells.len());
         for r in &cells {
             let code: String = r.try_get(0)?;
@@ -372,7 +383,7 @@ impl GridStore for SqlStore {
             .await;
         self.checkpoint_cache.invalidate();
         committed?;
-        Ok((cells.len() as u64, checkpoints))
+        Ok((cells_retired, checkpoints))
     }
 
     /// Creates or updates people and sets their assignments to exactly the cells given, in one
