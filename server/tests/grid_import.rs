@@ -51,6 +51,48 @@ impl Admin<'_> {
     }
 }
 
+/// A data dir and database on one backend, a store open on it, and files for the commands.
+struct Setup {
+    dir: tempfile::TempDir,
+    data: std::path::PathBuf,
+    /// `None`: SQLite in the data dir.
+    url: Option<String>,
+    store: SqlStore,
+}
+
+impl Setup {
+    async fn new(url: Option<String>) -> anyhow::Result<Setup> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let connect = url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
+        });
+        let store = SqlStore::connect(&connect).await?;
+        Ok(Setup {
+            dir,
+            data,
+            url,
+            store,
+        })
+    }
+
+    /// `patrolsync admin` on this data dir and database.
+    fn admin(&self) -> Admin<'_> {
+        Admin {
+            data: &self.data,
+            url: self.url.as_deref(),
+        }
+    }
+
+    /// Writes `text` to a file `name` beside the data dir; returns its path.
+    fn write(&self, name: &str, text: &str) -> anyhow::Result<String> {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text)?;
+        Ok(p.to_str().expect("utf-8").to_owned())
+    }
+}
+
 const CELLS: &str = "code,parent,level,name,boundary
 H1,,1,Daoli street,\"POLYGON((126.60 45.76, 126.64 45.76, 126.64 45.79, 126.60 45.79, 126.60 45.76))\"
 H1-C1,H1,2,Anguo community,
@@ -77,22 +119,9 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
 {
     for db in test_databases().await {
         let backend = db.backend;
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data)?;
-        let url = db.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
-        });
-        let store = SqlStore::connect(&url).await?;
-        let admin = Admin {
-            data: &data,
-            url: db.url.as_deref(),
-        };
-        let write = |name: &str, text: &str| -> anyhow::Result<String> {
-            let p = dir.path().join(name);
-            std::fs::write(&p, text)?;
-            Ok(p.to_str().expect("utf-8").to_owned())
-        };
+        let setup = Setup::new(db.url.clone()).await?;
+        let (store, admin) = (&setup.store, setup.admin());
+        let write = |name: &str, text: &str| setup.write(name, text);
         let cells = write("cells.csv", CELLS)?;
         let checkpoints = write("checkpoints.geojson", CHECKPOINTS)?;
         let people = write("people.csv", PEOPLE)?;
@@ -280,22 +309,9 @@ U-2,H1-C1-K1,school,安国小学,安国街 20 号,周明,,low,,H1-K1-LANE
 async fn the_unit_register_imports_through_the_command_line() -> anyhow::Result<()> {
     for db in test_databases().await {
         let backend = db.backend;
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data)?;
-        let url = db.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
-        });
-        let store = SqlStore::connect(&url).await?;
-        let admin = Admin {
-            data: &data,
-            url: db.url.as_deref(),
-        };
-        let write = |name: &str, text: &str| -> anyhow::Result<String> {
-            let p = dir.path().join(name);
-            std::fs::write(&p, text)?;
-            Ok(p.to_str().expect("utf-8").to_owned())
-        };
+        let setup = Setup::new(db.url.clone()).await?;
+        let (store, admin) = (&setup.store, setup.admin());
+        let write = |name: &str, text: &str| setup.write(name, text);
         admin.json(&["grid", "import", &write("cells.csv", CELLS)?])?;
         admin.json(&["checkpoints", "import", &write("cp.geojson", CHECKPOINTS)?])?;
 
@@ -394,22 +410,9 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
 
     for db in test_databases().await {
         let backend = db.backend;
-        let dir = tempfile::tempdir()?;
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data)?;
-        let url = db.url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", data.join("patrolsync.db").display())
-        });
-        let store = SqlStore::connect(&url).await?;
-        let admin = Admin {
-            data: &data,
-            url: db.url.as_deref(),
-        };
-        let write = |name: &str, text: &str| -> anyhow::Result<String> {
-            let p = dir.path().join(name);
-            std::fs::write(&p, text)?;
-            Ok(p.to_str().expect("utf-8").to_owned())
-        };
+        let setup = Setup::new(db.url.clone()).await?;
+        let (store, admin) = (&setup.store, setup.admin());
+        let write = |name: &str, text: &str| setup.write(name, text);
         admin.json(&["grid", "import", &write("cells.csv", CELLS)?])?;
         admin.json(&["checkpoints", "import", &write("cp.geojson", CHECKPOINTS)?])?;
         let exit = vec!["H1-B1-EXIT".to_owned()];
@@ -427,7 +430,7 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
             admin.json(&["checkpoints", "import", &write("moved.geojson", &moved)?])?["changed"],
             1
         );
-        let found = eventually(&store, &exit, |cp| cp.cell_path.ends_with("/H1-C1-K1-B2/")).await?;
+        let found = eventually(store, &exit, |cp| cp.cell_path.ends_with("/H1-C1-K1-B2/")).await?;
         assert!(
             found,
             "{backend}: the move made by another process was never seen"
@@ -439,7 +442,7 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
 
         // Retired by `patrolsync admin grid retire` in another process.
         admin.json(&["grid", "retire", "H1-C1-K1"])?;
-        let found = eventually(&store, &lane, |cp| cp.retired).await?;
+        let found = eventually(store, &lane, |cp| cp.retired).await?;
         assert!(
             found,
             "{backend}: the retirement made by another process was never seen"
@@ -475,7 +478,7 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
             (Some(0), Some(1)),
             "{backend}"
         );
-        let found = eventually(&store, &gate, |cp| cp.retired).await?;
+        let found = eventually(store, &gate, |cp| cp.retired).await?;
         assert!(
             found,
             "{backend}: a checkpoint retired under a retired cell was never seen"

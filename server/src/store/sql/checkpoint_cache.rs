@@ -200,6 +200,16 @@ mod tests {
         (out, reads)
     }
 
+    /// A cache that has read grid version `version` at `now` and holds nothing yet.
+    fn knowing(version: i64, now: Instant) -> CheckpointCache {
+        let cache = CheckpointCache::default();
+        let epoch = cache
+            .version_due(now)
+            .expect("the first lookup reads the version");
+        cache.agree(epoch, version);
+        cache
+    }
+
     #[test]
     fn a_found_checkpoint_is_served_from_memory_until_the_grid_version_moves() {
         let cache = CheckpointCache::default();
@@ -236,12 +246,8 @@ mod tests {
 
     #[test]
     fn a_read_that_began_before_an_edit_is_not_kept() {
-        let cache = CheckpointCache::default();
         let t0 = Instant::now();
-        let epoch = cache
-            .version_due(t0)
-            .expect("the first lookup reads the version");
-        cache.agree(epoch, 1);
+        let cache = knowing(1, t0);
         let probe = cache.probe(&["K1".to_owned()]);
         // This server edits the grid while the lookup reads the database.
         cache.invalidate();
@@ -323,12 +329,8 @@ mod tests {
 
     #[test]
     fn past_its_bound_the_cache_keeps_no_more() {
-        let cache = CheckpointCache::default();
         let t0 = Instant::now();
-        let e = cache
-            .version_due(t0)
-            .expect("the first lookup reads the version");
-        cache.agree(e, 1);
+        let cache = knowing(1, t0);
         let many: Vec<CheckpointRef> = (0..MAX_ENTRIES)
             .map(|i| cp(&format!("K{i}"), false))
             .collect();
