@@ -49,6 +49,17 @@ impl Admin<'_> {
         );
         Ok(serde_json::from_slice(&out.stdout)?)
     }
+
+    /// `grid retire CODE`: how many cells and checkpoints it newly retired.
+    fn retire(&self, code: &str) -> anyhow::Result<(u64, u64)> {
+        let out = self.json(&["grid", "retire", code])?;
+        let count = |key: &str| {
+            out[key]
+                .as_u64()
+                .ok_or_else(|| anyhow::anyhow!("no {key} in {out}"))
+        };
+        Ok((count("cells_retired")?, count("checkpoints_retired")?))
+    }
 }
 
 /// A data dir and database on one backend, a store open on it, and files for the commands.
@@ -250,15 +261,7 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         // Retire a compound: its subtree and checkpoints, once; devices get the retired cells,
         // and the person assigned the compound loses it from their scope.
         let log = store.cursor().await?;
-        let retired = admin.json(&["grid", "retire", "H1-C1-K1"])?;
-        assert_eq!(
-            (
-                retired["cells_retired"].as_u64(),
-                retired["checkpoints_retired"].as_u64()
-            ),
-            (Some(3), Some(2)),
-            "{backend}"
-        );
+        assert_eq!(admin.retire("H1-C1-K1")?, (3, 2), "{backend}");
         assert_eq!(
             store.cursor().await?,
             log + 3 + 1,
@@ -271,10 +274,7 @@ async fn imports_apply_whole_or_not_at_all_and_repeat_imports_change_nothing() -
         .await?;
         assert_eq!(revoke.0, "scope", "{backend}");
         assert!(revoke.1.starts_with("user:"), "{backend}: {revoke:?}");
-        assert_eq!(
-            admin.json(&["grid", "retire", "H1-C1-K1"])?["cells_retired"],
-            0
-        );
+        assert_eq!(admin.retire("H1-C1-K1")?, (0, 0), "{backend}");
         let out = admin.run(&["people", "import", &people])?;
         assert!(
             String::from_utf8_lossy(&out.stderr)
@@ -441,7 +441,7 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
         assert!(store.checkpoints(&exit).await?[0].retired, "{backend}");
 
         // Retired by `patrolsync admin grid retire` in another process.
-        admin.json(&["grid", "retire", "H1-C1-K1"])?;
+        assert_eq!(admin.retire("H1-C1-K1")?, (2, 1), "{backend}");
         let found = eventually(store, &lane, |cp| cp.retired).await?;
         assert!(
             found,
@@ -469,15 +469,7 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
             .await?;
         let gate = vec!["H1-K1-GATE".to_owned()];
         assert!(!store.checkpoints(&gate).await?[0].retired, "{backend}");
-        let again = admin.json(&["grid", "retire", "H1-C1-K1"])?;
-        assert_eq!(
-            (
-                again["cells_retired"].as_u64(),
-                again["checkpoints_retired"].as_u64()
-            ),
-            (Some(0), Some(1)),
-            "{backend}"
-        );
+        assert_eq!(admin.retire("H1-C1-K1")?, (0, 1), "{backend}");
         let found = eventually(store, &gate, |cp| cp.retired).await?;
         assert!(
             found,
