@@ -96,6 +96,18 @@ impl Setup {
         }
     }
 
+    /// Imports the grid of [`CELLS`] and [`CHECKPOINTS`] through the command line.
+    fn import_grid(&self) -> anyhow::Result<()> {
+        let admin = self.admin();
+        admin.json(&["grid", "import", &self.write("cells.csv", CELLS)?])?;
+        admin.json(&[
+            "checkpoints",
+            "import",
+            &self.write("cp.geojson", CHECKPOINTS)?,
+        ])?;
+        Ok(())
+    }
+
     /// Writes `text` to a file `name` beside the data dir; returns its path.
     fn write(&self, name: &str, text: &str) -> anyhow::Result<String> {
         let p = self.dir.path().join(name);
@@ -312,8 +324,7 @@ async fn the_unit_register_imports_through_the_command_line() -> anyhow::Result<
         let setup = Setup::new(db.url.clone()).await?;
         let (store, admin) = (&setup.store, setup.admin());
         let write = |name: &str, text: &str| setup.write(name, text);
-        admin.json(&["grid", "import", &write("cells.csv", CELLS)?])?;
-        admin.json(&["checkpoints", "import", &write("cp.geojson", CHECKPOINTS)?])?;
+        setup.import_grid()?;
 
         // A bad date and a checkpoint outside the unit's cell: refused in Chinese, naming the
         // columns as the file heads them; nothing written.
@@ -413,8 +424,7 @@ async fn grid_edits_from_another_process_reach_the_checkpoints_ingest_looks_up()
         let setup = Setup::new(db.url.clone()).await?;
         let (store, admin) = (&setup.store, setup.admin());
         let write = |name: &str, text: &str| setup.write(name, text);
-        admin.json(&["grid", "import", &write("cells.csv", CELLS)?])?;
-        admin.json(&["checkpoints", "import", &write("cp.geojson", CHECKPOINTS)?])?;
+        setup.import_grid()?;
         let exit = vec!["H1-B1-EXIT".to_owned()];
         let lane = vec!["H1-K1-LANE".to_owned()];
         // Looked up (and so kept) as a check-in at each would look them up.
