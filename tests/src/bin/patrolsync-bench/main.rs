@@ -591,7 +591,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("2 wire cost done");
     let photos_r = photos(&srv, &fleet, next, &sizes).await?;
     next += sizes.photo_devices;
-    eprintln!("3 photos done");
+    eprintln!(
+        "3 photos done: {:.0} MB/s, raw quinn {:.0} MB/s, ratio {:.2}",
+        photos_r["mb_per_s"].as_f64().unwrap_or(f64::NAN),
+        photos_r["baseline"]["mb_per_s"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        photos_r["ratio"].as_f64().unwrap_or(f64::NAN),
+    );
     let (mut backlog_r, reporter) = backlog(&srv, dir.path(), &sizes).await?;
     backlog_r["ratio_to_single_device"] = json!(
         backlog_r["check_ins_per_s"].as_f64().unwrap_or(0.0)

@@ -39,9 +39,11 @@ pub(super) async fn photos(
         .codes("bench-photo", n, Role::Patroller, &["S1".into()])
         .await?;
     let mut devices = enroll_fleet(fleet, first, codes, 16).await?;
-    // Three rounds of new photos each, and three of the baseline: short transfers on a shared
-    // machine are noisy, so the medians are compared.
+    // Rounds of new photos each, each followed by a round of the baseline: short transfers on
+    // a shared machine are noisy, and the machine's speed drifts, so the two alternate and their
+    // medians are compared.
     let mut real = Vec::new();
+    let mut raw = Vec::new();
     for round in 0..ROUNDS {
         let mut shots = Vec::new();
         for (i, d) in devices.iter_mut().enumerate() {
@@ -83,9 +85,6 @@ pub(super) async fn photos(
             r??;
         }
         real.push(started.elapsed().as_secs_f64());
-    }
-    let mut raw = Vec::new();
-    for _ in 0..ROUNDS {
         raw.push(raw_quinn_transfer(n, sizes.photo_bytes).await?);
     }
     real.sort_by(f64::total_cmp);
@@ -109,8 +108,8 @@ pub(super) async fn photos(
     }))
 }
 
-/// Rounds of the photo workload and its baseline.
-pub(super) const ROUNDS: usize = 3;
+/// Rounds of the photo workload and its baseline (odd: the median is one of them).
+pub(super) const ROUNDS: usize = 5;
 
 /// Seconds for `n` connections to each send `size` bytes on a stream to a bare quinn server.
 pub(super) async fn raw_quinn_transfer(n: usize, size: usize) -> anyhow::Result<f64> {
