@@ -20,7 +20,11 @@ pub(super) struct FsBlobs {
 /// pool while the next one arrives (two buffers), so the disk does not stall the stream, and
 /// finishing needs no second pass over the file. The file travels with the write in flight and
 /// comes back when it is done.
+///
+/// Every path out of an upload waits for the write in flight (`persist`), so no write outlives
+/// the upload's claim and appends behind a resumed upload's hash.
 pub(super) struct FileStaging {
+    path: PathBuf,
     file: Option<std::fs::File>,
     buf: Vec<u8>,
     spare: Vec<u8>,
@@ -37,15 +41,26 @@ impl std::fmt::Debug for FileStaging {
 
 type Written = std::io::Result<(std::fs::File, Vec<u8>)>;
 
-/// Appends `bytes` to `f` and fsyncs, in the blocking pool.
-fn write_durably(mut f: std::fs::File, bytes: Vec<u8>) -> tokio::task::JoinHandle<Written> {
+/// Appends `bytes` to `f` (the staging at `path`) and fsyncs, in the blocking pool. If that
+/// fails, the staging is deleted: the file may then read back bytes the disk does not hold
+/// (from the page cache), and a resume would hash and count them; it starts over instead.
+fn write_durably(
+    path: PathBuf,
+    mut f: std::fs::File,
+    bytes: Vec<u8>,
+) -> tokio::task::JoinHandle<Written> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        f.write_all(&bytes)?;
-        // Stamped with this process's clock, which `expire_staging` reads it against: a
-        // filesystem's own stamp may come from another clock (an NFS server's).
-        f.set_modified(std::time::SystemTime::now())?;
-        f.sync_data()?;
+        let written = f
+            .write_all(&bytes)
+            // Stamped with this process's clock, which `expire_staging` reads it against: a
+            // filesystem's own stamp may come from another clock (an NFS server's).
+            .and_then(|()| f.set_modified(std::time::SystemTime::now()))
+            .and_then(|()| f.sync_data());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         drop_cached(&f);
         Ok((f, bytes))
     })
@@ -115,7 +130,7 @@ impl FileStaging {
         settle(&mut self.pending, &mut self.file, &mut self.spare).await?;
         let f = self.file.take().ok_or_else(lost)?;
         let bytes = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
-        self.pending = Some(write_durably(f, bytes));
+        self.pending = Some(write_durably(self.path.clone(), f, bytes));
         Ok(())
     }
 }
@@ -170,6 +185,7 @@ impl FsBlobs {
         held: u64,
     ) -> Result<FileStaging, BlobError> {
         let path = self.staging_path(sha, owner);
+        let opened = path.clone();
         // A resumed upload: hash what is already held, so the digest covers it all.
         let ((file, on_disk), ctx) = tokio::task::spawn_blocking(move || {
             use std::io::Read;
@@ -178,7 +194,7 @@ impl FsBlobs {
                 .create(true)
                 .read(true)
                 .append(true)
-                .open(&path)?;
+                .open(&opened)?;
             let mut n_held = 0u64;
             let mut chunk = vec![0u8; 256 * 1024];
             loop {
@@ -200,6 +216,7 @@ impl FsBlobs {
             ))));
         }
         Ok(FileStaging {
+            path,
             file: Some(file),
             buf: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
             spare: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
@@ -358,11 +375,14 @@ mod tests {
         let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
         // The disk refuses the writes: the file is swapped for one opened read-only.
         s.file = Some(std::fs::File::open(b.staging_path(&sha, "dev")).expect("staging file"));
-        // The first MiB's write fails in the background and is reported by the next step.
-        s.write(&bytes[..1 << 20]).await.expect("write");
+        // The first MiB's write fails in the background and is reported by the next step;
+        // the staging it may have left half written is gone, so a resume starts over.
+        s.write(&bytes).await.expect("write");
         let err = s.persist().await.expect_err("persist");
         assert!(matches!(err, BlobError::Io(_)), "{err:?}");
-        // Everything was hashed, but nothing is on disk: finishing must refuse.
+        assert!(!b.staging_path(&sha, "dev").exists());
+        // Every byte was hashed, so the hash matches, but none is on disk: finishing must
+        // refuse.
         let err = b.finish(&sha, "dev", s).await.expect_err("finish");
         assert!(
             err.to_string()

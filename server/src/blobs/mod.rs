@@ -1,7 +1,8 @@
 //! Photos (blobs), content-addressed by SHA-256, on the filesystem under the data dir or in an
 //! S3-compatible object store. An upload appends to staging made durable at least every MiB, so
-//! an interrupted upload resumes from what the server holds; at the end the bytes are hashed and
-//! moved into place atomically, or discarded if the hash does not match. The same photo from two
+//! an interrupted upload resumes from what the server holds; the bytes are hashed as they arrive
+//! (and what a resumed upload already held, when it resumes), and at the end moved into place
+//! atomically, or discarded if the hash does not match. The same photo from two
 //! devices is stored once.
 //!
 //! Staging is each uploader's own (`<hex>.<device>`): one device's bytes can never spoil
