@@ -29,6 +29,10 @@ pub const DEFAULT_DATA_DIR: &str = "patrolsync-data";
 /// Default QUIC port.
 pub const DEFAULT_QUIC_PORT: u16 = 4433;
 
+/// At most this many PostgreSQL writers: each holds one of the pool's 16 connections while it
+/// commits, and pulls, uploads and the dashboard need the rest.
+pub const MAX_INGEST_WRITERS: usize = 8;
+
 /// Everything the server can be told. Every field has a default; see `deploy/` for examples.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -37,6 +41,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; default `sqlite://<data_dir>/patrolsync.db`.
     pub database_url: Option<String>,
+    /// Group-commit writers on PostgreSQL, each committing its devices' pushes in groups on a
+    /// connection of its own (SQLite has one writer). More commit in parallel when PostgreSQL
+    /// has cores to spare; fewer make larger groups, which cost PostgreSQL less per push when
+    /// its CPU is the limit (on 2 cores shared with the server, 2 writers had half the p99 of 4
+    /// at 5,000 pushes/s, and the same throughput).
+    pub ingest_writers: usize,
     /// UDP address for QUIC (default `[::]:4433`, dual-stack).
     pub listen: SocketAddr,
     /// TCP address for admin HTTP (default `127.0.0.1:4480`, loopback only).
@@ -383,6 +393,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             database_url: None,
+            ingest_writers: 2,
             listen: SocketAddr::from(([0u16; 8], DEFAULT_QUIC_PORT)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 4480)),
             public_address: None,
@@ -530,6 +541,15 @@ impl Config {
                 .any(|p| url.starts_with(p))
         {
             return Err(ConfigError::Invalid(text!("cfg-database-url", value = url)));
+        }
+        if !(1..=MAX_INGEST_WRITERS).contains(&self.ingest_writers) {
+            return Err(ConfigError::Invalid(text!(
+                "cfg-between",
+                key = "ingest_writers",
+                value = self.ingest_writers,
+                min = 1,
+                max = MAX_INGEST_WRITERS
+            )));
         }
         if !(0.0..=10_000.0).contains(&self.hazard_duplicate_radius_m) {
             return Err(ConfigError::Invalid(text!(
@@ -769,6 +789,27 @@ mod tests {
         })
         .expect_err("no bucket");
         assert!(err.to_string().contains("photos.bucket"), "{err}");
+    }
+
+    #[test]
+    fn ingest_writers_outside_one_to_eight_are_refused_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        for (n, ok) in [(0, false), (1, true), (8, true), (9, false)] {
+            std::fs::write(&path, format!("ingest_writers = {n}\n")).expect("write");
+            let loaded = Config::load(&Overrides {
+                config_file: Some(path.clone()),
+                ..Default::default()
+            });
+            match (loaded, ok) {
+                (Ok(cfg), true) => assert_eq!(cfg.ingest_writers, n),
+                (Err(e), false) => assert_eq!(
+                    e.to_string(),
+                    format!("invalid configuration: ingest_writers = {n} must be between 1 and 8")
+                ),
+                (other, _) => panic!("ingest_writers = {n}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -159,8 +159,9 @@ impl Server {
 
         let writers = match store.backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => 4,
+            Backend::Postgres => config.ingest_writers,
         };
+        tracing::info!(writers, "ingest: group-commit writers");
         let metrics = Arc::new(metrics::Metrics::new());
         let ingest = ingest::Ingestor::start(store.clone(), writers, now_ms, metrics.clone());
         let draining = Arc::new(AtomicBool::new(false));
