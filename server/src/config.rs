@@ -29,9 +29,11 @@ pub const DEFAULT_DATA_DIR: &str = "patrolsync-data";
 /// Default QUIC port.
 pub const DEFAULT_QUIC_PORT: u16 = 4433;
 
-/// At most this many PostgreSQL writers: each holds one of the pool's 16 connections while it
-/// commits, and pulls, uploads and the dashboard need the rest.
-pub const MAX_INGEST_WRITERS: usize = 8;
+/// The PostgreSQL writer counts allowed. A device's pushes go to writer `id mod n` and their
+/// kept counts to shard `id mod 16`, so with `n` dividing 16 no two writers update one shard's
+/// row (they would wait for each other's commits). At most 8: each writer holds one of the
+/// pool's 16 connections while it commits, and pulls, uploads and the dashboard need the rest.
+pub const INGEST_WRITERS: [usize; 4] = [1, 2, 4, 8];
 
 /// Everything the server can be told. Every field has a default; see `deploy/` for examples.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -45,7 +47,7 @@ pub struct Config {
     /// connection of its own (SQLite has one writer). More commit in parallel when PostgreSQL
     /// has cores to spare; fewer make larger groups, which cost PostgreSQL less per push when
     /// its CPU is the limit (on 2 cores shared with the server, 2 writers had half the p99 of 4
-    /// at 5,000 pushes/s, and the same throughput).
+    /// at 5,000 pushes/s, and the same throughput). 1, 2, 4 or 8.
     pub ingest_writers: usize,
     /// UDP address for QUIC (default `[::]:4433`, dual-stack).
     pub listen: SocketAddr,
@@ -542,13 +544,10 @@ impl Config {
         {
             return Err(ConfigError::Invalid(text!("cfg-database-url", value = url)));
         }
-        if !(1..=MAX_INGEST_WRITERS).contains(&self.ingest_writers) {
+        if !INGEST_WRITERS.contains(&self.ingest_writers) {
             return Err(ConfigError::Invalid(text!(
-                "cfg-between",
-                key = "ingest_writers",
-                value = self.ingest_writers,
-                min = 1,
-                max = MAX_INGEST_WRITERS
+                "cfg-ingest-writers",
+                value = self.ingest_writers
             )));
         }
         if !(0.0..=10_000.0).contains(&self.hazard_duplicate_radius_m) {
@@ -792,10 +791,18 @@ mod tests {
     }
 
     #[test]
-    fn ingest_writers_outside_one_to_eight_are_refused_naming_the_key() {
+    fn ingest_writers_other_than_1_2_4_8_are_refused_naming_the_key() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("c.toml");
-        for (n, ok) in [(0, false), (1, true), (8, true), (9, false)] {
+        for (n, ok) in [
+            (0, false),
+            (1, true),
+            (2, true),
+            (3, false),
+            (4, true),
+            (8, true),
+            (16, false),
+        ] {
             std::fs::write(&path, format!("ingest_writers = {n}\n")).expect("write");
             let loaded = Config::load(&Overrides {
                 config_file: Some(path.clone()),
@@ -805,7 +812,10 @@ mod tests {
                 (Ok(cfg), true) => assert_eq!(cfg.ingest_writers, n),
                 (Err(e), false) => assert_eq!(
                     e.to_string(),
-                    format!("invalid configuration: ingest_writers = {n} must be between 1 and 8")
+                    format!(
+                        "invalid configuration: ingest_writers = {n} must be 1, 2, 4 or 8 \
+                         (a divisor of the 16 count shards, so no two writers share one)"
+                    )
                 ),
                 (other, _) => panic!("ingest_writers = {n}: {other:?}"),
             }

@@ -129,6 +129,7 @@ cfg-invalid = invalid configuration: { $problem }
 cfg-at-least = { $key } = { $value } is too small (at least { $min })
 cfg-above-zero = { $keys }: must be above 0
 cfg-between = { $key } = { $value } must be between { $min } and { $max }
+cfg-ingest-writers = ingest_writers = { $value } must be 1, 2, 4 or 8 (a divisor of the 16 count shards, so no two writers share one)
 cfg-database-url = database_url must start with sqlite: or postgres:, got "{ $value }"
 cfg-escalation = escalation.interval must be at least 1s and escalation.check_every at least 100ms
 cfg-dispatch = dispatch.offer_timeout must be at least 1s, dispatch.check_every at least 100ms and dispatch.duty_ttl at least 1m

@@ -132,6 +132,7 @@ cfg-invalid = 配置无效：{ $problem }
 cfg-at-least = { $key } = { $value } 太小（至少 { $min }）
 cfg-above-zero = { $keys }：必须大于 0
 cfg-between = { $key } = { $value } 应在 { $min } 到 { $max } 之间
+cfg-ingest-writers = ingest_writers = { $value } 应为 1、2、4 或 8（须整除 16 个计数分片，使两个写入者不共用同一分片）
 cfg-database-url = database_url 应以 sqlite: 或 postgres: 开头，实际为「{ $value }」
 cfg-escalation = escalation.interval 至少为 1s，escalation.check_every 至少为 100ms
 cfg-dispatch = dispatch.offer_timeout 至少为 1s，dispatch.check_every 至少为 100ms，dispatch.duty_ttl 至少为 1m

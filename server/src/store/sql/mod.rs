@@ -316,7 +316,8 @@ impl SqlStore {
     }
 }
 
-/// Shards of `store_counts`.
+/// Shards of `store_counts`. The PostgreSQL writer counts allowed (`config::INGEST_WRITERS`)
+/// divide it, so each writer's groups land on shards of their own.
 const COUNT_SHARDS: u64 = 16;
 
 /// Rows a transaction added to the tables whose counts are kept (`store_counts`).

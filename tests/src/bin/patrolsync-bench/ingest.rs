@@ -122,9 +122,12 @@ pub(super) async fn ingest(
     // cache invalidation instead.
     let store = baseline_store.clone();
     patrolsync_server::seed::seed_demo(store.as_ref()).await?;
+    // As many writers as the server under test runs (its default).
     let writers = match store.backend() {
         patrolsync_server::store::Backend::Sqlite => 1,
-        patrolsync_server::store::Backend::Postgres => 4,
+        patrolsync_server::store::Backend::Postgres => {
+            patrolsync_server::Config::default().ingest_writers
+        }
     };
     let ingestor = patrolsync_server::ingest::Ingestor::start(
         store.clone(),
