@@ -61,7 +61,7 @@ pub(super) async fn photos(
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        percentile(&v, 0.5)
     };
     let (elapsed, baseline, ratio) = (median(&real), median(&raw), median(&ratios));
     let total_mb = (n * sizes.photo_bytes) as f64 / 1e6;
@@ -137,7 +137,7 @@ async fn upload_round(
 
 /// A bare quinn server in this process and `n` connections to it, with the windows the
 /// patrolsync server grants; it reads what each stream brings and answers one byte.
-pub(super) struct RawQuinn {
+struct RawQuinn {
     conns: Vec<quinn::Connection>,
     _client: quinn::Endpoint,
     acceptor: tokio::task::JoinHandle<()>,
@@ -153,7 +153,7 @@ impl Drop for RawQuinn {
 }
 
 impl RawQuinn {
-    pub(super) async fn connect(n: usize) -> anyhow::Result<RawQuinn> {
+    async fn connect(n: usize) -> anyhow::Result<RawQuinn> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
         let cert_der = CertificateDer::from(cert.cert.der().to_vec());
@@ -217,7 +217,7 @@ impl RawQuinn {
     }
 
     /// Seconds for every connection to send `bytes` on a new stream and be answered.
-    pub(super) async fn round(&self, bytes: &Arc<Vec<u8>>) -> anyhow::Result<f64> {
+    async fn round(&self, bytes: &Arc<Vec<u8>>) -> anyhow::Result<f64> {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for conn in &self.conns {
