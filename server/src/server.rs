@@ -197,6 +197,7 @@ impl Server {
         let shared = Arc::new(transport::Shared {
             cluster: cluster.clone(),
             blobs,
+            upload_records: transport::UploadRecords::start(store.clone()),
             store,
             ingest,
             pki,

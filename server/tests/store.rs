@@ -748,13 +748,40 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
         audience: PullScope::audience_of(d.user_id, None),
     };
     assert!(!store.blob_readable(&[7u8; 32], d.id, &nobody).await?);
-    store.record_upload(&[7u8; 32], 10, d.id, NOW).await?;
-    store.record_upload(&[7u8; 32], 10, d.id, NOW).await?;
+    let up = |sha: u8, size: u64, device: DeviceId| ProvedUpload {
+        sha256: [sha; 32],
+        size,
+        device,
+    };
+    store.record_uploads(&[up(7, 10, d.id)], NOW).await?;
+    store.record_uploads(&[up(7, 10, d.id)], NOW).await?;
     assert!(store.blob_readable(&[7u8; 32], d.id, &nobody).await?);
-    // A new photo's upload stores it, once.
-    store.record_upload(&[8u8; 32], 12, d.id, NOW).await?;
-    store.record_upload(&[8u8; 32], 12, d.id, NOW).await?;
+    // Uploads recorded together: each new photo is stored and counted once, also when two
+    // devices' uploads of it, or one upload twice, commit in the same group; each device holds
+    // what it sent, and only that.
+    let e = device(store, "counted-too", &["S1"]).await?;
+    let nobody_e = PullScope {
+        paths: vec![],
+        agency: None,
+        audience: PullScope::audience_of(e.user_id, None),
+    };
+    store
+        .record_uploads(
+            &[
+                up(8, 12, d.id),
+                up(9, 14, e.id),
+                up(8, 12, e.id),
+                up(8, 12, d.id),
+            ],
+            NOW,
+        )
+        .await?;
+    store.record_uploads(&[], NOW).await?;
     assert_eq!(store.blob(&[8u8; 32]).await?, Some(12));
+    assert_eq!(store.blob(&[9u8; 32]).await?, Some(14));
+    assert!(store.blob_readable(&[8u8; 32], e.id, &nobody_e).await?);
+    assert!(store.blob_readable(&[9u8; 32], e.id, &nobody_e).await?);
+    assert!(!store.blob_readable(&[9u8; 32], d.id, &nobody).await?);
     let after = store.stats(NOW).await?;
     assert_eq!(
         (
@@ -762,7 +789,7 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
             after.missing_photos,
             after.check_ins
         ),
-        (2, 0, reports.check_ins),
+        (3, 0, reports.check_ins),
         "{after:?}"
     );
     assert_eq!(owed(store.device_statuses().await?), Some(0));

@@ -78,6 +78,45 @@ fn drop_cached(f: &std::fs::File) {
     let _ = f;
 }
 
+/// The end of an upload, in the blocking pool: the bytes not yet written (`rest`) are written
+/// and synced, then the staging at `path` becomes the photo at `dest`, its rename made durable,
+/// if the bytes were `verified` (else it is deleted). If the photo is stored already (another
+/// device finished first), the staging is deleted: the upload only proved that its device holds
+/// the photo. Returns the stored photo's size.
+fn seal(
+    mut f: std::fs::File,
+    rest: &[u8],
+    path: &Path,
+    dest: &Path,
+    verified: bool,
+    hex: String,
+) -> Result<u64, BlobError> {
+    use std::io::Write;
+    if !verified {
+        let _ = std::fs::remove_file(path);
+        return Err(BlobError::HashMismatch(hex));
+    }
+    if let Err(e) = f.write_all(rest).and_then(|()| f.sync_data()) {
+        // As in `write_durably`: what the file reads back may not be on disk.
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    drop_cached(&f);
+    if let Ok(m) = std::fs::metadata(dest) {
+        std::fs::remove_file(path)?;
+        return Ok(m.len());
+    }
+    let size = f.metadata()?.len();
+    drop(f);
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::rename(path, dest)?;
+        // Make the rename itself durable.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(size)
+}
+
 /// Waits for the write in flight, if any, and takes back the file and its buffer.
 async fn settle(
     pending: &mut Option<tokio::task::JoinHandle<Written>>,
@@ -226,51 +265,30 @@ impl FsBlobs {
         })
     }
 
-    /// Finishes a staging already made durable (see [`super::Blobs::finish`]).
+    /// Finishes a staging (see [`super::Blobs::finish`]): the write in flight lands, then one
+    /// task in the blocking pool writes and syncs the rest, checks the hash, and moves the photo
+    /// into place (or discards it), so an upload's last step waits for the disk once, not for a
+    /// round trip to the pool per file operation.
     pub(super) async fn finish(
         &self,
         sha: &[u8; 32],
         owner: &str,
-        staging: FileStaging,
+        mut staging: FileStaging,
     ) -> Result<u64, BlobError> {
+        settle(&mut staging.pending, &mut staging.file, &mut staging.spare).await?;
         // A write that failed took the file with it: the hash covers bytes the disk may not
         // hold, so such a staging never finishes.
-        if staging.file.is_none() || staging.pending.is_some() {
-            return Err(lost());
-        }
-        self.finish_file(sha, owner, digest_bytes(*staging.ctx))
+        let file = staging.file.take().ok_or_else(lost)?;
+        let verified = &digest_bytes(*staging.ctx) == sha;
+        let (path, dest, hex) = (
+            self.staging_path(sha, owner),
+            self.final_path(sha),
+            hex::encode(sha),
+        );
+        let rest = staging.buf;
+        tokio::task::spawn_blocking(move || seal(file, &rest, &path, &dest, verified, hex))
             .await
-    }
-
-    async fn finish_file(
-        &self,
-        sha: &[u8; 32],
-        owner: &str,
-        digest: [u8; 32],
-    ) -> Result<u64, BlobError> {
-        let staging = self.staging_path(sha, owner);
-        if &digest != sha {
-            let _ = tokio::fs::remove_file(&staging).await;
-            return Err(BlobError::HashMismatch(hex::encode(sha)));
-        }
-        let dest = self.final_path(sha);
-        if let Ok(m) = tokio::fs::metadata(&dest).await {
-            tokio::fs::remove_file(&staging).await?;
-            return Ok(m.len());
-        }
-        if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        tokio::fs::rename(&staging, &dest).await?;
-        if let Some(dir) = dest.parent() {
-            // Make the rename itself durable.
-            let dir = dir.to_owned();
-            let _ = tokio::task::spawn_blocking(move || {
-                std::fs::File::open(dir).and_then(|d| d.sync_all())
-            })
-            .await;
-        }
-        Ok(tokio::fs::metadata(&dest).await?.len())
+            .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
     }
 
     pub(super) async fn read(&self, sha: &[u8; 32], offset: u64) -> Result<BlobReader, BlobError> {

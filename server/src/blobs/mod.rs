@@ -231,16 +231,17 @@ impl Blobs {
     pub async fn finish(
         &self,
         guard: &UploadGuard<'_>,
-        mut staging: Staging,
+        staging: Staging,
     ) -> Result<u64, BlobError> {
         let (sha, owner) = (&guard.sha, guard.owner.as_str());
-        staging.persist().await?;
         match (&self.backend, staging.target) {
+            // The filesystem makes the rest durable as it finishes.
             (Backend::Fs(b), StagingTarget::File(s)) => b.finish(sha, owner, s).await,
-            (Backend::Object(b), _) => b.finish(sha, owner).await,
-            (Backend::Fs(_), StagingTarget::Object(_)) => {
-                Err(BlobError::Config("staging from another backend".into()))
+            (Backend::Object(b), StagingTarget::Object(mut s)) => {
+                s.persist().await?;
+                b.finish(sha, owner).await
             }
+            _ => Err(BlobError::Config("staging from another backend".into())),
         }
     }
 

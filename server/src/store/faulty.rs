@@ -425,15 +425,13 @@ impl PhotoStore for FaultyStore {
         self.gate("blob_readable")?;
         self.inner.blob_readable(sha256, device, scope).await
     }
-    async fn record_upload(
+    async fn record_uploads(
         &self,
-        sha256: &[u8; 32],
-        size: u64,
-        device: DeviceId,
+        uploads: &[ProvedUpload],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.gate("record_upload")?;
-        self.inner.record_upload(sha256, size, device, now_ms).await
+        self.gate("record_uploads")?;
+        self.inner.record_uploads(uploads, now_ms).await
     }
     async fn missing_photos(
         &self,

@@ -371,15 +371,10 @@ pub trait PhotoStore: Send + Sync {
         scope: &PullScope,
     ) -> Result<bool, StoreError>;
 
-    /// Records a verified upload in one transaction: the photo is stored (as
-    /// [`PhotoStore::record_blob`]) and `device` proved it holds it, having sent every byte.
-    async fn record_upload(
-        &self,
-        sha256: &[u8; 32],
-        size: u64,
-        device: DeviceId,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
+    /// Records verified uploads in one transaction: each photo is stored (as
+    /// [`PhotoStore::record_blob`]) and its device proved it holds it, having sent every byte.
+    async fn record_uploads(&self, uploads: &[ProvedUpload], now_ms: i64)
+    -> Result<(), StoreError>;
 
     /// Photos referenced by records but not uploaded yet, oldest first; only those `device`
     /// owes when given.
@@ -388,6 +383,17 @@ pub trait PhotoStore: Send + Sync {
         device: Option<&str>,
         limit: u32,
     ) -> Result<Vec<MissingPhoto>, StoreError>;
+}
+
+/// A verified upload: `device` sent every byte of the photo `sha256`, of `size` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProvedUpload {
+    /// The photo's SHA-256.
+    pub sha256: [u8; 32],
+    /// Its size in bytes.
+    pub size: u64,
+    /// The device that sent it.
+    pub device: DeviceId,
 }
 
 /// Checklist templates.

@@ -6,7 +6,54 @@ use patrolsync_proto::wire;
 use quinn::{RecvStream, VarInt};
 
 use super::*;
-use crate::store::DeviceSession;
+use crate::store::{DeviceSession, ProvedUpload, StoreError};
+
+/// Verified uploads waiting for their record. The uploads that finish while one group's record
+/// commits are recorded together in the next: one commit (one sync of the database's journal)
+/// for them all. On SQLite, whose writers take turns, each upload committing alone would wait
+/// for the others' commits one by one.
+pub(crate) struct UploadRecords {
+    queue: tokio::sync::mpsc::UnboundedSender<(ProvedUpload, Recorded)>,
+}
+
+type Recorded = tokio::sync::oneshot::Sender<Result<(), Arc<StoreError>>>;
+
+/// Uploads recorded in one commit at most: a bound on one transaction, far above the uploads a
+/// node finishes at once.
+const RECORDS_PER_COMMIT: usize = 256;
+
+impl UploadRecords {
+    /// Records into `store` from a task of its own, which ends when this is dropped.
+    pub(crate) fn start(store: Arc<dyn Store>) -> UploadRecords {
+        let (queue, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ProvedUpload, Recorded)>();
+        tokio::spawn(async move {
+            let mut group = Vec::new();
+            while rx.recv_many(&mut group, RECORDS_PER_COMMIT).await > 0 {
+                let uploads: Vec<ProvedUpload> = group.iter().map(|(u, _)| *u).collect();
+                let result = store
+                    .record_uploads(&uploads, crate::clock::now_ms())
+                    .await
+                    .map_err(Arc::new);
+                for (_, done) in group.drain(..) {
+                    let _ = done.send(result.clone());
+                }
+            }
+        });
+        UploadRecords { queue }
+    }
+
+    /// Records `upload`, with whichever others are waiting; returns when it is committed.
+    pub(crate) async fn record(&self, upload: ProvedUpload) -> Result<(), Arc<StoreError>> {
+        let (done, recorded) = tokio::sync::oneshot::channel();
+        let stopped = || {
+            Arc::new(StoreError::Stopping(patrolsync_i18n::text!(
+                "store-stopping"
+            )))
+        };
+        self.queue.send((upload, done)).map_err(|_| stopped())?;
+        recorded.await.map_err(|_| stopped())?
+    }
+}
 
 pub(super) fn blob_error(
     code: wire::ErrorCode,
@@ -347,14 +394,15 @@ pub(super) async fn blob_upload(
             }
         }
     }
-    if let Err(e) = file.persist().await {
-        return respond(wire::Response::error(
-            wire::ErrorCode::Unavailable,
-            e.to_string(),
-            true,
-        ));
-    }
     if total < req.size {
+        // Kept, durably, for the resume.
+        if let Err(e) = file.persist().await {
+            return respond(wire::Response::error(
+                wire::ErrorCode::Unavailable,
+                e.to_string(),
+                true,
+            ));
+        }
         return respond(blob_error(
             wire::ErrorCode::BadRequest,
             format!(
@@ -368,8 +416,12 @@ pub(super) async fn blob_upload(
     match shared.blobs.finish(&guard, file).await {
         // The photo is stored (again: idempotent) and this device proved it holds it.
         Ok(size) => match shared
-            .store
-            .record_upload(&sha, size, device.id, crate::clock::now_ms())
+            .upload_records
+            .record(ProvedUpload {
+                sha256: sha,
+                size,
+                device: device.id,
+            })
             .await
         {
             Ok(()) => {
@@ -461,5 +513,75 @@ pub(super) async fn blob_download(
             e.to_string(),
             true,
         )),
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use super::*;
+    use crate::store::FaultyStore;
+    use patrolsync_proto::DeviceId;
+
+    async fn store(dir: &std::path::Path) -> Arc<FaultyStore> {
+        let sql = crate::store::sql::SqlStore::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("store.db").display()
+        ))
+        .await
+        .expect("store");
+        Arc::new(FaultyStore::new(Arc::new(sql)))
+    }
+
+    fn uploads(n: u8, device: DeviceId) -> Vec<ProvedUpload> {
+        (0..n)
+            .map(|i| ProvedUpload {
+                sha256: [i; 32],
+                size: 100 + u64::from(i),
+                device,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn uploads_that_finish_together_share_one_commit_and_are_each_answered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(dir.path()).await;
+        let records = UploadRecords::start(store.clone());
+        let all = uploads(40, DeviceId(uuid::Uuid::now_v7()));
+        let answers = futures_util::future::join_all(all.iter().map(|u| records.record(*u))).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(store.take_calls(), vec!["record_uploads"], "one commit");
+        for u in &all {
+            assert_eq!(
+                store.inner().blob(&u.sha256).await.expect("blob"),
+                Some(u.size)
+            );
+        }
+        assert_eq!(store.inner().stats(0).await.expect("stats").blobs, 40);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_answers_every_upload_in_it_and_the_next_is_recorded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(dir.path()).await;
+        let records = UploadRecords::start(store.clone());
+        let all = uploads(4, DeviceId(uuid::Uuid::now_v7()));
+        store.fail_nth_call(1);
+        let answers =
+            futures_util::future::join_all(all[..3].iter().map(|u| records.record(*u))).await;
+        for a in &answers {
+            let e = a.as_ref().expect_err("the commit failed");
+            assert!(matches!(**e, StoreError::Injected(_)), "{e:?}");
+        }
+        assert_eq!(
+            store.inner().blob(&all[0].sha256).await.expect("blob"),
+            None
+        );
+        records.record(all[3]).await.expect("recorded");
+        assert_eq!(
+            store.inner().blob(&all[3].sha256).await.expect("blob"),
+            Some(all[3].size)
+        );
+        assert_eq!(store.inner().stats(0).await.expect("stats").blobs, 1);
     }
 }

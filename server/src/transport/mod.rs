@@ -13,6 +13,7 @@ mod connection;
 mod rpc;
 mod stream;
 
+pub(crate) use blobs::UploadRecords;
 pub(crate) use connection::notify_in_scope;
 
 use std::collections::HashMap;
@@ -39,6 +40,8 @@ use stream::*;
 pub(crate) struct Shared {
     pub store: Arc<dyn Store>,
     pub blobs: crate::blobs::Blobs,
+    /// Verified uploads, recorded in groups.
+    pub upload_records: blobs::UploadRecords,
     pub ingest: Ingestor,
     pub pki: Pki,
     pub config: Config,

@@ -52,14 +52,15 @@ impl SqlStore {
         Ok(q.fetch_one(&self.pool).await? > 0)
     }
 
-    /// The photo is stored (idempotent): its row, no longer owed, counted once.
+    /// The photo is stored (idempotent): its row, no longer owed. Returns whether it was new,
+    /// to be counted once.
     async fn store_blob(
         &self,
         tx: &mut Transaction<'_, Any>,
         sha256: &[u8; 32],
         size: u64,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let stored = sqlx::query(
             "INSERT INTO blobs (sha256, size, stored_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
@@ -73,11 +74,7 @@ impl SqlStore {
             .bind(sha256.to_vec())
             .execute(&mut **tx)
             .await?;
-        let counted = Counted {
-            blobs: stored as i64,
-            ..Counted::default()
-        };
-        self.add_counts(tx, u64::from(sha256[0]), &counted).await
+        Ok(stored as i64)
     }
 }
 
@@ -98,31 +95,47 @@ impl PhotoStore for SqlStore {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        self.store_blob(&mut tx, sha256, size, now_ms).await?;
+        let blobs = self.store_blob(&mut tx, sha256, size, now_ms).await?;
+        let counted = Counted {
+            blobs,
+            ..Counted::default()
+        };
+        self.add_counts(&mut tx, u64::from(sha256[0]), &counted)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn record_upload(
+    async fn record_uploads(
         &self,
-        sha256: &[u8; 32],
-        size: u64,
-        device: DeviceId,
+        uploads: &[ProvedUpload],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        // One commit for both: the server's last step before it answers each upload. The
-        // holder first: `store_blob` ends with the kept counts, held only while this commits.
+        let Some(first) = uploads.first() else {
+            return Ok(());
+        };
+        // One commit for them all: the server's last step before it answers each upload. In
+        // one order, so two nodes recording the same photos never wait for each other's rows
+        // the other way round.
+        let mut sorted = uploads.to_vec();
+        sorted.sort_unstable_by_key(|u| (u.sha256, u.device));
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(sha256.to_vec())
-        .bind(device.to_string())
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        self.store_blob(&mut tx, sha256, size, now_ms).await?;
+        let mut counted = Counted::default();
+        for u in &sorted {
+            sqlx::query(
+                "INSERT INTO blob_holders (sha256, device_id, proved_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(u.sha256.to_vec())
+            .bind(u.device.to_string())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            counted.blobs += self.store_blob(&mut tx, &u.sha256, u.size, now_ms).await?;
+        }
+        // The kept counts last, on one shard: held only while this commits.
+        self.add_counts(&mut tx, u64::from(first.sha256[0]), &counted)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

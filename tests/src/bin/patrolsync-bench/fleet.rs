@@ -11,6 +11,10 @@ use anyhow::Context;
 use patrolsync_proto::{frame, wire};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+/// Client sockets the benchmark's devices share, as phones behind a few NATs would: device `i`
+/// sends from socket `i mod SOCKETS`.
+pub const SOCKETS: usize = 16;
+
 /// Where the devices connect and what they trust.
 #[derive(Clone)]
 pub struct Fleet {

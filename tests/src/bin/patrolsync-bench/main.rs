@@ -106,6 +106,10 @@ enum Mode {
     /// opening an empty page, and `/api/map` alone (SQLite; needs Chromium). Writes map.json
     /// and .txt to --out.
     Map(map::MapArgs),
+    /// Only the photo workload (workload 3), for --rounds, on a server of its own: the ratio of
+    /// each pair of rounds and the server's CPU per round, for comparing builds and for
+    /// profiling the server. Prints its report; writes nothing.
+    Photos(photos::PhotosArgs),
     /// README's results table from the reports in --out (sqlite.json, postgres.json and
     /// scale.json): printed, written into a file between its markers (--write) or checked
     /// against one (--check).
@@ -122,6 +126,22 @@ struct Sizes {
     backlog_photos: usize,
     idle: usize,
     city: bool,
+}
+
+impl Sizes {
+    /// `--quick`'s sizes.
+    fn quick() -> Sizes {
+        Sizes {
+            devices: 20,
+            batches: 2,
+            photo_devices: 4,
+            photo_bytes: 1_000_000,
+            backlog_ops: 500,
+            backlog_photos: 2,
+            idle: 100,
+            city: false,
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -212,6 +232,43 @@ async fn run_converge(args: &Args, c: &converge::ConvergeArgs) -> anyhow::Result
         report["failures"].as_array().is_some_and(Vec::is_empty),
         "some seeds did not converge"
     );
+    Ok(())
+}
+
+async fn run_photos(args: &Args, p: &photos::PhotosArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.server.is_none(),
+        "photos starts a server of its own; --server is not for photos"
+    );
+    let dir = tempfile::tempdir()?;
+    let pg = if args.backend == "postgres" {
+        Some(patrolsync_server::testkit::fresh_postgres(&args.postgres_url).await)
+    } else {
+        None
+    };
+    let srv = ServerProc::start(
+        &dir.path().join("server"),
+        pg.as_ref().and_then(|d| d.url.clone()),
+    )
+    .await?;
+    patrolsync_server::seed::seed_demo(srv.store.as_ref()).await?;
+    let fleet = Fleet::new(srv.addr, srv.ca()?, fleet::SOCKETS)?;
+    let sizes = Sizes {
+        photo_devices: 20,
+        photo_bytes: 3_000_000,
+        ..Sizes::quick()
+    };
+    eprintln!(
+        "server {} ({}): {} rounds of {} photos of {} bytes",
+        srv.addr, args.backend, p.rounds, sizes.photo_devices, sizes.photo_bytes
+    );
+    let mut report = photos(&srv, &fleet, 0, &sizes, p.rounds).await?;
+    stamp(&mut report, &args.backend);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("{}", photos::summary(&report));
+    if let Some(db) = pg {
+        db.cleanup().await;
+    }
     Ok(())
 }
 
@@ -462,6 +519,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(Mode::Reports(r)) => return run_reports(&args, r).await,
         Some(Mode::Converge(c)) => return run_converge(&args, c).await,
         Some(Mode::Table(t)) => return table::run(&args.out, t),
+        Some(Mode::Photos(p)) => return run_photos(&args, p).await,
         Some(Mode::Scale(a)) => {
             anyhow::ensure!(
                 args.backend == "postgres",
@@ -484,16 +542,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => {}
     }
     let mut sizes = if args.quick {
-        Sizes {
-            devices: 20,
-            batches: 2,
-            photo_devices: 4,
-            photo_bytes: 1_000_000,
-            backlog_ops: 500,
-            backlog_photos: 2,
-            idle: 100,
-            city: false,
-        }
+        Sizes::quick()
     } else {
         Sizes {
             devices: 1000,
@@ -534,7 +583,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         _ => ServerProc::start(&dir.path().join("server"), url).await?,
     };
     patrolsync_server::seed::seed_demo(srv.store.as_ref()).await?;
-    let fleet = Fleet::new(srv.addr, srv.ca()?, 16)?;
+    let fleet = Fleet::new(srv.addr, srv.ca()?, fleet::SOCKETS)?;
     eprintln!(
         "server {} ({}), {} devices",
         srv.addr, args.backend, sizes.devices
@@ -589,16 +638,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let wire_r = wire_cost(&srv, &fleet, next).await?;
     next += 3;
     eprintln!("2 wire cost done");
-    let photos_r = photos(&srv, &fleet, next, &sizes).await?;
+    let photos_r = photos(&srv, &fleet, next, &sizes, ROUNDS).await?;
     next += sizes.photo_devices;
-    eprintln!(
-        "3 photos done: {:.0} MB/s, raw quinn {:.0} MB/s, ratio {:.2}",
-        photos_r["mb_per_s"].as_f64().unwrap_or(f64::NAN),
-        photos_r["baseline"]["mb_per_s"]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-        photos_r["ratio"].as_f64().unwrap_or(f64::NAN),
-    );
+    eprintln!("3 photos done: {}", photos::summary(&photos_r));
     let (mut backlog_r, reporter) = backlog(&srv, dir.path(), &sizes).await?;
     backlog_r["ratio_to_single_device"] = json!(
         backlog_r["check_ins_per_s"].as_f64().unwrap_or(0.0)

@@ -33,6 +33,7 @@ pub(super) async fn photos(
     fleet: &Fleet,
     first: usize,
     sizes: &Sizes,
+    rounds: usize,
 ) -> anyhow::Result<Value> {
     let n = sizes.photo_devices;
     let codes = srv
@@ -47,11 +48,14 @@ pub(super) async fn photos(
     // connections already in use, as a device does.
     let mut real = Vec::new();
     let mut raw = Vec::new();
-    for round in 0..ROUNDS {
+    let mut cpu = Vec::new();
+    for round in 0..rounds {
         if round % 2 == 1 {
             raw.push(raw_quinn.round(&raw_bytes).await?);
         }
+        let before = srv.cpu_ms();
         real.push(upload_round(&mut devices, round, sizes.photo_bytes).await?);
+        cpu.push(srv.cpu_ms() - before);
         if round % 2 == 0 {
             raw.push(raw_quinn.round(&raw_bytes).await?);
         }
@@ -64,6 +68,7 @@ pub(super) async fn photos(
         percentile(&v, 0.5)
     };
     let (elapsed, baseline, ratio) = (median(&real), median(&raw), median(&ratios));
+    let cpu_per_round = cpu.iter().sum::<u64>() as f64 / rounds as f64;
     let total_mb = (n * sizes.photo_bytes) as f64 / 1e6;
     for d in devices {
         d.conn.close(0u32.into(), b"done");
@@ -71,20 +76,58 @@ pub(super) async fn photos(
     Ok(json!({
         "devices": n,
         "photo_bytes": sizes.photo_bytes,
-        "rounds": ROUNDS,
+        "rounds": rounds,
         "seconds_median": elapsed,
         "seconds_each": real,
         "baseline_seconds_each": raw,
         "ratio_each": ratios,
         "mb_per_s": total_mb / elapsed,
+        "server_cpu_ms_per_round": srv.measured().then_some(cpu_per_round),
         "baseline": { "what": "raw quinn streams of the same bytes on loopback, same windows, no hashing or storage", "mb_per_s": total_mb / baseline },
         "ratio": ratio,
         "target_ratio": 0.75,
     }))
 }
 
-/// Rounds of the photo workload and its baseline (odd: the median is one of them).
+/// One line: the median rate, the baseline's, their ratio and each round's.
+pub(super) fn summary(r: &Value) -> String {
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let each: Vec<String> = r["ratio_each"]
+        .as_array()
+        .map(|a| a.iter().map(|v| format!("{:.2}", f(v))).collect())
+        .unwrap_or_default();
+    format!(
+        "{:.0} MB/s, raw quinn {:.0} MB/s, ratio {:.2} (rounds: {}), server CPU {:.0} ms a round",
+        f(&r["mb_per_s"]),
+        f(&r["baseline"]["mb_per_s"]),
+        f(&r["ratio"]),
+        each.join(" "),
+        f(&r["server_cpu_ms_per_round"]),
+    )
+}
+
+/// Rounds of the photo workload and its baseline in a full run (odd: the median is one of
+/// them).
 pub(super) const ROUNDS: usize = 5;
+
+/// `photos` on its own: the server, the demo city and the photo devices, no other workload.
+#[derive(clap::Args, Debug)]
+pub struct PhotosArgs {
+    /// Rounds of uploads, each paired with a round of the baseline (odd: the median is one of
+    /// them). More rounds steady the ratio, and give a profiler of the server more to sample.
+    #[arg(long, default_value_t = ROUNDS, value_parser = odd)]
+    pub rounds: usize,
+}
+
+fn odd(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n % 2 == 1 => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} is even; the median of an odd count is one of the rounds"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// Seconds for every device to upload a new photo of `size` bytes at once, each announced by a
 /// check-in pushed first (not timed).
@@ -139,7 +182,7 @@ async fn upload_round(
 /// patrolsync server grants; it reads what each stream brings and answers one byte.
 struct RawQuinn {
     conns: Vec<quinn::Connection>,
-    _client: quinn::Endpoint,
+    _clients: Vec<quinn::Endpoint>,
     acceptor: tokio::task::JoinHandle<()>,
 }
 
@@ -200,18 +243,23 @@ impl RawQuinn {
         let client_cfg = quinn::ClientConfig::new(Arc::new(
             quinn::crypto::rustls::QuicClientConfig::try_from(ctls)?,
         ));
-        let client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+        // As many client sockets as the fleet's devices share (`fleet::SOCKETS`), the
+        // connections spread over them the same way.
+        let bind: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+        let clients = (0..fleet::SOCKETS)
+            .map(|_| quinn::Endpoint::client(bind))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut conns = Vec::new();
-        for _ in 0..n {
+        for i in 0..n {
             conns.push(
-                client
+                clients[i % clients.len()]
                     .connect_with(client_cfg.clone(), addr, "localhost")?
                     .await?,
             );
         }
         Ok(RawQuinn {
             conns,
-            _client: client,
+            _clients: clients,
             acceptor,
         })
     }

@@ -43,7 +43,7 @@ pub(super) async fn run(a: &ScaleArgs, postgres_url: &str) -> anyhow::Result<Val
         let mut one = ServerProc::start(&dir.path().join("a"), db.url.clone()).await?;
         patrolsync_server::seed::seed_demo(one.store.as_ref()).await?;
         let ca = one.ca()?;
-        let fleet_a = Fleet::new(one.addr, ca.clone(), 16)?;
+        let fleet_a = Fleet::new(one.addr, ca.clone(), fleet::SOCKETS)?;
         let codes = one
             .codes("scale", 2 * a.devices, Role::Patroller, &["S1".into()])
             .await?;
@@ -64,7 +64,7 @@ pub(super) async fn run(a: &ScaleArgs, postgres_url: &str) -> anyhow::Result<Val
             two.ca()? == ca,
             "the second node did not adopt the cluster's CA"
         );
-        let fleet_b = Fleet::new(two.addr, ca, 16)?;
+        let fleet_b = Fleet::new(two.addr, ca, fleet::SOCKETS)?;
         let half = a.devices / 2;
         let mut devices = enroll_fleet(&fleet_a, a.devices, second[..half].to_vec(), 32).await?;
         devices
