@@ -21,8 +21,11 @@ pub(super) struct FsBlobs {
 /// finishing needs no second pass over the file. The file travels with the write in flight and
 /// comes back when it is done.
 ///
-/// Every path out of an upload waits for the write in flight (`persist`), so no write outlives
-/// the upload's claim and appends behind a resumed upload's hash.
+/// Every path out of an upload waits for the write in flight (`persist`, or `finish`, which
+/// settles it first), so no write outlives the upload's claim and appends behind a resumed
+/// upload's hash. The file is locked while the staging is open (`flock` on Linux, which NFS
+/// carries to the server): a node still serving a dead connection's upload keeps another node, on the
+/// same photo directory, from resuming it under it.
 pub(super) struct FileStaging {
     path: PathBuf,
     file: Option<std::fs::File>,
@@ -31,6 +34,8 @@ pub(super) struct FileStaging {
     ctx: Box<ring::digest::Context>,
     pending: Option<tokio::task::JoinHandle<Written>>,
     unsynced: u64,
+    /// Bytes the hash covers: what was held when the staging opened, and every byte since.
+    hashed: u64,
 }
 
 impl std::fmt::Debug for FileStaging {
@@ -78,43 +83,92 @@ fn drop_cached(f: &std::fs::File) {
     let _ = f;
 }
 
-/// The end of an upload, in the blocking pool: the bytes not yet written (`rest`) are written
-/// and synced, then the staging at `path` becomes the photo at `dest`, its rename made durable,
-/// if the bytes were `verified` (else it is deleted). If the photo is stored already (another
-/// device finished first), the staging is deleted: the upload only proved that its device holds
-/// the photo. Returns the stored photo's size.
+/// The end of an upload, in the blocking pool: if the bytes were `verified`, the bytes not yet
+/// written (`rest`) are written and synced, and the staging at `path`, if it holds the `hashed`
+/// bytes, becomes the photo at `dest`, its rename made durable; else the staging is deleted. If
+/// the photo is stored already (another device finished first), the staging is deleted: the
+/// upload only proved that its device holds the photo. Returns the stored photo's size.
 fn seal(
     mut f: std::fs::File,
     rest: &[u8],
     path: &Path,
     dest: &Path,
     verified: bool,
+    hashed: u64,
     hex: String,
 ) -> Result<u64, BlobError> {
     use std::io::Write;
+    let dir = dest.parent().ok_or_else(lost)?;
     if !verified {
         let _ = std::fs::remove_file(path);
         return Err(BlobError::HashMismatch(hex));
     }
-    if let Err(e) = f.write_all(rest).and_then(|()| f.sync_data()) {
+    if let Ok(m) = std::fs::metadata(dest) {
+        std::fs::remove_file(path)?;
+        // The upload that stored it may not have made its rename durable yet; this one is
+        // answered only once it is.
+        sync_dir(dir)?;
+        return Ok(m.len());
+    }
+    let written = f
+        .write_all(rest)
+        // Stamped as `write_durably` does, should the staging outlive this (a failed rename).
+        .and_then(|()| f.set_modified(std::time::SystemTime::now()))
+        .and_then(|()| f.sync_data());
+    if let Err(e) = written {
         // As in `write_durably`: what the file reads back may not be on disk.
         let _ = std::fs::remove_file(path);
         return Err(e.into());
     }
     drop_cached(&f);
-    if let Ok(m) = std::fs::metadata(dest) {
-        std::fs::remove_file(path)?;
-        return Ok(m.len());
-    }
     let size = f.metadata()?.len();
-    drop(f);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir)?;
-        std::fs::rename(path, dest)?;
-        // Make the rename itself durable.
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    if size != hashed {
+        // Something other than this upload wrote to the staging: what is on disk is not what
+        // was hashed. (The lock keeps another node out; this holds where locks do not.)
+        let _ = std::fs::remove_file(path);
+        return Err(BlobError::Io(std::io::Error::other(format!(
+            "photo {hex}: its staging holds {size} bytes, not the {hashed} this upload sent; \
+             it was discarded, send the photo again"
+        ))));
     }
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        // A new directory is durable once its parent is synced.
+        if let Some(root) = dir.parent() {
+            sync_dir(root)?;
+        }
+    }
+    std::fs::rename(path, dest)?;
+    // The rename is durable once the directory is synced. If that fails the upload is answered
+    // "retry", and the retry finds the photo stored and syncs the directory again.
+    sync_dir(dir)?;
+    // The lock goes with the file, once the photo is in place.
+    drop(f);
     Ok(size)
+}
+
+/// Locks the staging file for this upload (`flock`; released when the file closes); false if
+/// another upload holds it. Where files cannot be locked (another system, a filesystem without
+/// locks), the byte count checked as the upload finishes still keeps what was not hashed from
+/// being stored.
+fn lock(f: &std::fs::File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{FlockOperation, flock};
+        !matches!(
+            flock(f, FlockOperation::NonBlockingLockExclusive),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = f;
+        true
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Waits for the write in flight, if any, and takes back the file and its buffer.
@@ -144,6 +198,7 @@ impl FileStaging {
     /// See [`super::Staging::write`].
     pub(super) async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         self.ctx.update(chunk);
+        self.hashed += chunk.len() as u64;
         self.buf.extend_from_slice(chunk);
         self.unsynced += chunk.len() as u64;
         if self.unsynced >= SYNC_EVERY {
@@ -234,6 +289,9 @@ impl FsBlobs {
                 .read(true)
                 .append(true)
                 .open(&opened)?;
+            if !lock(&file) {
+                return Ok(None);
+            }
             let mut n_held = 0u64;
             let mut chunk = vec![0u8; 256 * 1024];
             loop {
@@ -244,10 +302,12 @@ impl FsBlobs {
                 ctx.update(&chunk[..n]);
                 n_held += n as u64;
             }
-            std::io::Result::Ok(((file, n_held), ctx))
+            std::io::Result::Ok(Some(((file, n_held), ctx)))
         })
         .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??
+        // Locked by an upload still running elsewhere (another node, on shared storage).
+        .ok_or_else(|| BlobError::Busy(hex::encode(sha)))?;
         if on_disk != held {
             return Err(BlobError::Io(std::io::Error::other(format!(
                 "staging for {} changed size under us ({on_disk}, expected {held})",
@@ -262,6 +322,7 @@ impl FsBlobs {
             ctx: Box::new(ctx),
             pending: None,
             unsynced: 0,
+            hashed: on_disk,
         })
     }
 
@@ -285,8 +346,8 @@ impl FsBlobs {
             self.final_path(sha),
             hex::encode(sha),
         );
-        let rest = staging.buf;
-        tokio::task::spawn_blocking(move || seal(file, &rest, &path, &dest, verified, hex))
+        let (rest, hashed) = (staging.buf, staging.hashed);
+        tokio::task::spawn_blocking(move || seal(file, &rest, &path, &dest, verified, hashed, hex))
             .await
             .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
     }
@@ -353,10 +414,10 @@ mod tests {
             .staging(&sha, "dev", first.len() as u64)
             .await
             .expect("staging");
+        // No persist before finishing: the last half MiB and 17 bytes are written as it seals.
         for piece in rest.chunks(65_521) {
             s.write(piece).await.expect("write");
         }
-        s.persist().await.expect("persist");
         assert_eq!(
             b.finish(&sha, "dev", s).await.expect("finish"),
             bytes.len() as u64
@@ -377,7 +438,6 @@ mod tests {
         bytes[1 << 20] ^= 1;
         let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
         s.write(&bytes).await.expect("write");
-        s.persist().await.expect("persist");
         let err = b.finish(&sha, "dev", s).await.expect_err("finish");
         assert!(matches!(err, BlobError::HashMismatch(h) if h == hex::encode(sha)));
         assert_eq!(b.stored(&sha).await.expect("stored"), None);
@@ -408,5 +468,86 @@ mod tests {
             "{err}"
         );
         assert_eq!(b.stored(&sha).await.expect("stored"), None);
+    }
+
+    #[tokio::test]
+    async fn a_photo_stored_already_is_kept_and_the_second_staging_discarded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        let bytes = photo(70_000);
+        let sha = sha(&bytes);
+        let mut first = b.staging(&sha, "one", 0).await.expect("staging");
+        let mut second = b.staging(&sha, "two", 0).await.expect("staging");
+        first.write(&bytes).await.expect("write");
+        second.write(&bytes).await.expect("write");
+        assert_eq!(b.finish(&sha, "one", first).await.expect("finish"), 70_000);
+        assert_eq!(b.finish(&sha, "two", second).await.expect("finish"), 70_000);
+        assert_eq!(std::fs::read(b.final_path(&sha)).expect("photo"), bytes);
+        assert_eq!(b.staged(&sha, "two").await.expect("staged"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_last_write_stores_nothing_and_leaves_no_staging() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        let bytes = photo(1000);
+        let sha = sha(&bytes);
+        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
+        s.write(&bytes).await.expect("write");
+        // Less than a MiB: nothing is written until the upload finishes, where the disk
+        // refuses it (the file swapped for one opened read-only).
+        s.file = Some(std::fs::File::open(b.staging_path(&sha, "dev")).expect("staging file"));
+        let err = b.finish(&sha, "dev", s).await.expect_err("finish");
+        assert!(matches!(err, BlobError::Io(_)), "{err:?}");
+        assert!(!b.staging_path(&sha, "dev").exists());
+        assert_eq!(b.stored(&sha).await.expect("stored"), None);
+    }
+
+    #[tokio::test]
+    async fn a_staging_written_to_by_another_upload_is_discarded_not_stored() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        let bytes = photo(3 << 19);
+        let sha = sha(&bytes);
+        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
+        s.write(&bytes).await.expect("write");
+        s.persist().await.expect("persist");
+        // Another writer that ignores the lock (a node on storage without locks) appends.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(b.staging_path(&sha, "dev"))
+            .and_then(|mut f| f.write_all(b"stray"))
+            .expect("append");
+        let err = b.finish(&sha, "dev", s).await.expect_err("finish");
+        assert!(
+            err.to_string()
+                .contains("its staging holds 1572869 bytes, not the 1572864 this upload sent"),
+            "{err}"
+        );
+        assert_eq!(b.stored(&sha).await.expect("stored"), None);
+        assert!(!b.staging_path(&sha, "dev").exists());
+    }
+
+    #[tokio::test]
+    async fn a_staging_open_elsewhere_is_busy_until_that_upload_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Two nodes on one photo directory.
+        let (one, two) = (blobs(dir.path()), blobs(dir.path()));
+        let bytes = photo(5000);
+        let sha = sha(&bytes);
+        let mut s = one.staging(&sha, "dev", 0).await.expect("staging");
+        s.write(&bytes[..2000]).await.expect("write");
+        s.persist().await.expect("persist");
+        let err = two.staging(&sha, "dev", 2000).await.expect_err("busy");
+        assert!(
+            matches!(&err, BlobError::Busy(h) if *h == hex::encode(sha)),
+            "{err:?}"
+        );
+        drop(s);
+        let mut s = two.staging(&sha, "dev", 2000).await.expect("resumed");
+        s.write(&bytes[2000..]).await.expect("write");
+        assert_eq!(two.finish(&sha, "dev", s).await.expect("finish"), 5000);
+        assert_eq!(std::fs::read(one.final_path(&sha)).expect("photo"), bytes);
     }
 }

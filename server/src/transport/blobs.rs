@@ -11,16 +11,35 @@ use crate::store::{DeviceSession, ProvedUpload, StoreError};
 /// Verified uploads waiting for their record. The uploads that finish while one group's record
 /// commits are recorded together in the next: one commit (one sync of the database's journal)
 /// for them all. On SQLite, whose writers take turns, each upload committing alone would wait
-/// for the others' commits one by one.
+/// for the others' commits one by one. Each waiting entry is a running upload's, which waits for
+/// its answer: the queue is bounded by the streams the connection limits allow.
 pub(crate) struct UploadRecords {
     queue: tokio::sync::mpsc::UnboundedSender<(ProvedUpload, Recorded)>,
 }
 
-type Recorded = tokio::sync::oneshot::Sender<Result<(), Arc<StoreError>>>;
+type Recorded = tokio::sync::oneshot::Sender<Result<(), RecordError>>;
 
 /// Uploads recorded in one commit at most: a bound on one transaction, far above the uploads a
 /// node finishes at once.
 const RECORDS_PER_COMMIT: usize = 256;
+
+/// How long one group's commit may take before its uploads are answered "retry": a commit
+/// stuck behind a lock must not hold every upload of the node for longer.
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why an upload's record failed; the upload is answered "retry".
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// The store refused or failed.
+    #[error("{0}")]
+    Store(Arc<StoreError>),
+    /// The commit took longer than [`RECORD_TIMEOUT`].
+    #[error("recording the upload took longer than {0} s")]
+    TimedOut(u64),
+    /// The store panicked; recording goes on with the next group.
+    #[error("recording the upload failed unexpectedly")]
+    Panicked,
+}
 
 impl UploadRecords {
     /// Records into `store` from a task of its own, which ends when this is dropped.
@@ -30,10 +49,10 @@ impl UploadRecords {
             let mut group = Vec::new();
             while rx.recv_many(&mut group, RECORDS_PER_COMMIT).await > 0 {
                 let uploads: Vec<ProvedUpload> = group.iter().map(|(u, _)| *u).collect();
-                let result = store
-                    .record_uploads(&uploads, crate::clock::now_ms())
-                    .await
-                    .map_err(Arc::new);
+                let result = commit(store.as_ref(), &uploads).await;
+                if let Err(e) = &result {
+                    tracing::warn!(uploads = uploads.len(), error = %e, "recording uploads failed");
+                }
                 for (_, done) in group.drain(..) {
                     let _ = done.send(result.clone());
                 }
@@ -43,15 +62,33 @@ impl UploadRecords {
     }
 
     /// Records `upload`, with whichever others are waiting; returns when it is committed.
-    pub(crate) async fn record(&self, upload: ProvedUpload) -> Result<(), Arc<StoreError>> {
+    pub(crate) async fn record(&self, upload: ProvedUpload) -> Result<(), RecordError> {
         let (done, recorded) = tokio::sync::oneshot::channel();
         let stopped = || {
-            Arc::new(StoreError::Stopping(patrolsync_i18n::text!(
+            RecordError::Store(Arc::new(StoreError::Stopping(patrolsync_i18n::text!(
                 "store-stopping"
-            )))
+            ))))
         };
         self.queue.send((upload, done)).map_err(|_| stopped())?;
         recorded.await.map_err(|_| stopped())?
+    }
+}
+
+/// One group's commit, bounded in time; a panic in the store fails this group, not the
+/// recording of the next.
+async fn commit(store: &dyn Store, uploads: &[ProvedUpload]) -> Result<(), RecordError> {
+    use futures_util::FutureExt;
+    let attempt = std::panic::AssertUnwindSafe(tokio::time::timeout(
+        RECORD_TIMEOUT,
+        store.record_uploads(uploads, crate::clock::now_ms()),
+    ))
+    .catch_unwind()
+    .await;
+    match attempt {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(RecordError::Store(Arc::new(e))),
+        Ok(Err(_)) => Err(RecordError::TimedOut(RECORD_TIMEOUT.as_secs())),
+        Err(_) => Err(RecordError::Panicked),
     }
 }
 
@@ -523,12 +560,7 @@ mod tests {
     use patrolsync_proto::DeviceId;
 
     async fn store(dir: &std::path::Path) -> Arc<FaultyStore> {
-        let sql = crate::store::sql::SqlStore::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("store.db").display()
-        ))
-        .await
-        .expect("store");
+        let sql = crate::testkit::sqlite_store(dir).await.expect("store");
         Arc::new(FaultyStore::new(Arc::new(sql)))
     }
 
@@ -571,7 +603,10 @@ mod tests {
             futures_util::future::join_all(all[..3].iter().map(|u| records.record(*u))).await;
         for a in &answers {
             let e = a.as_ref().expect_err("the commit failed");
-            assert!(matches!(**e, StoreError::Injected(_)), "{e:?}");
+            assert!(
+                matches!(e, RecordError::Store(s) if matches!(**s, StoreError::Injected(_))),
+                "{e:?}"
+            );
         }
         assert_eq!(
             store.inner().blob(&all[0].sha256).await.expect("blob"),

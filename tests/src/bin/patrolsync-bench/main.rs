@@ -262,13 +262,14 @@ async fn run_photos(args: &Args, p: &photos::PhotosArgs) -> anyhow::Result<()> {
         "server {} ({}): {} rounds of {} photos of {} bytes",
         srv.addr, args.backend, p.rounds, sizes.photo_devices, sizes.photo_bytes
     );
-    let mut report = photos(&srv, &fleet, 0, &sizes, p.rounds).await?;
-    stamp(&mut report, &args.backend);
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    eprintln!("{}", photos::summary(&report));
+    let report = photos(&srv, &fleet, 0, &sizes, p.rounds).await;
     if let Some(db) = pg {
         db.cleanup().await;
     }
+    let mut report = report?;
+    stamp(&mut report, &args.backend);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("{}", photos::summary(&report));
     Ok(())
 }
 

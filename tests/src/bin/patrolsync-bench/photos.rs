@@ -55,7 +55,7 @@ pub(super) async fn photos(
         }
         let before = srv.cpu_ms();
         real.push(upload_round(&mut devices, round, sizes.photo_bytes).await?);
-        cpu.push(srv.cpu_ms() - before);
+        cpu.push(srv.cpu_ms().saturating_sub(before));
         if round % 2 == 0 {
             raw.push(raw_quinn.round(&raw_bytes).await?);
         }
