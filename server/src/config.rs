@@ -302,7 +302,7 @@ pub struct Photos {
     /// `fs` (default) or `s3`.
     pub backend: PhotoBackend,
     /// Directory of the `fs` backend; default `data_dir/blobs`. Nodes sharing one filesystem
-    /// (e.g. NFS) point at the same directory.
+    /// (e.g. NFS, with working file locks) point at the same directory.
     pub path: Option<PathBuf>,
     /// S3 bucket (required for `s3`).
     pub bucket: Option<String>,

@@ -56,12 +56,10 @@ fn write_durably(
 ) -> tokio::task::JoinHandle<Written> {
     tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let written = f
-            .write_all(&bytes)
-            // Stamped with this process's clock, which `expire_staging` reads it against: a
-            // filesystem's own stamp may come from another clock (an NFS server's).
-            .and_then(|()| f.set_modified(std::time::SystemTime::now()))
-            .and_then(|()| f.sync_data());
+        let written = f.write_all(&bytes).and_then(|()| {
+            stamp(&f);
+            f.sync_data()
+        });
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
             return Err(e);
@@ -69,6 +67,13 @@ fn write_durably(
         drop_cached(&f);
         Ok((f, bytes))
     })
+}
+
+/// Stamps the staging with this process's clock, which `expire_staging` reads it against: a
+/// filesystem's own stamp may come from another clock (an NFS server's). Only for expiry, so a
+/// refusal (nodes on a shared directory running as different users) fails nothing.
+fn stamp(f: &std::fs::File) {
+    let _ = f.set_modified(std::time::SystemTime::now());
 }
 
 /// Lets the kernel drop the file's pages from its cache once they are on disk. A photo is
@@ -104,17 +109,20 @@ fn seal(
         return Err(BlobError::HashMismatch(hex));
     }
     if let Ok(m) = std::fs::metadata(dest) {
-        std::fs::remove_file(path)?;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         // The upload that stored it may not have made its rename durable yet; this one is
         // answered only once it is.
         sync_dir(dir)?;
         return Ok(m.len());
     }
-    let written = f
-        .write_all(rest)
-        // Stamped as `write_durably` does, should the staging outlive this (a failed rename).
-        .and_then(|()| f.set_modified(std::time::SystemTime::now()))
-        .and_then(|()| f.sync_data());
+    // Stamped as `write_durably` does, should the staging outlive this (a failed rename).
+    let written = f.write_all(rest).and_then(|()| {
+        stamp(&f);
+        f.sync_data()
+    });
     if let Err(e) = written {
         // As in `write_durably`: what the file reads back may not be on disk.
         let _ = std::fs::remove_file(path);
@@ -131,12 +139,12 @@ fn seal(
              it was discarded, send the photo again"
         ))));
     }
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        // A new directory is durable once its parent is synced.
-        if let Some(root) = dir.parent() {
-            sync_dir(root)?;
-        }
+    // The path must still name this upload's file: an expired staging deleted under it, and
+    // another upload's file made at the same path since, must not be stored as this one.
+    if !same_file(&f, path)? {
+        return Err(BlobError::Io(std::io::Error::other(format!(
+            "photo {hex}: its staging was replaced during this upload; send the photo again"
+        ))));
     }
     std::fs::rename(path, dest)?;
     // The rename is durable once the directory is synced. If that fails the upload is answered
@@ -155,15 +163,35 @@ fn lock(f: &std::fs::File) -> bool {
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{FlockOperation, flock};
-        !matches!(
-            flock(f, FlockOperation::NonBlockingLockExclusive),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK
-        )
+        match flock(f, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => true,
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "photo staging cannot be locked; nodes sharing this \
+                    photo directory need a filesystem with working locks (NFS: not `nolock`)");
+                true
+            }
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = f;
         true
+    }
+}
+
+/// Whether `path` names the open file `f`.
+fn same_file(f: &std::fs::File, path: &Path) -> Result<bool, BlobError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let (open, named) = (f.metadata()?, std::fs::metadata(path)?);
+        Ok((open.dev(), open.ino()) == (named.dev(), named.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (f, path);
+        Ok(true)
     }
 }
 
@@ -237,6 +265,19 @@ impl FsBlobs {
             .clone()
             .unwrap_or_else(|| data_dir.join("blobs"));
         std::fs::create_dir_all(root.join("staging"))?;
+        // Every photo's directory (its hash's first byte) exists before any upload, made
+        // durable once here: an upload's rename then needs only its own directory synced.
+        let mut created = false;
+        for b in 0..=255u8 {
+            let dir = root.join(hex::encode([b]));
+            if !dir.exists() {
+                std::fs::create_dir(&dir)?;
+                created = true;
+            }
+        }
+        if created {
+            sync_dir(&root)?;
+        }
         Ok(FsBlobs { root })
     }
 
@@ -292,6 +333,8 @@ impl FsBlobs {
             if !lock(&file) {
                 return Ok(None);
             }
+            // Fresh for `expire_staging` from the moment it is resumed.
+            stamp(&file);
             let mut n_held = 0u64;
             let mut chunk = vec![0u8; 256 * 1024];
             loop {
@@ -369,7 +412,18 @@ impl FsBlobs {
                 .elapsed()
                 .map(|a| a > max_age)
                 .unwrap_or(false);
-            if old && tokio::fs::remove_file(e.path()).await.is_ok() {
+            if !old {
+                continue;
+            }
+            // Not one an upload is writing (it holds the lock).
+            let path = e.path();
+            let removed = tokio::task::spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .is_ok_and(|f| lock(&f) && std::fs::remove_file(&path).is_ok())
+            });
+            if removed.await.unwrap_or(false) {
                 n += 1;
             }
         }
@@ -529,6 +583,7 @@ mod tests {
         assert!(!b.staging_path(&sha, "dev").exists());
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_staging_open_elsewhere_is_busy_until_that_upload_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -549,5 +604,47 @@ mod tests {
         s.write(&bytes[2000..]).await.expect("write");
         assert_eq!(two.finish(&sha, "dev", s).await.expect("finish"), 5000);
         assert_eq!(std::fs::read(one.final_path(&sha)).expect("photo"), bytes);
+    }
+
+    #[tokio::test]
+    async fn a_staging_replaced_under_its_upload_is_not_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        let bytes = photo(3000);
+        let sha = sha(&bytes);
+        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
+        s.write(&bytes[..1000]).await.expect("write");
+        s.persist().await.expect("persist");
+        // Deleted under the upload (as an expiry would), and another file of the same length
+        // made at its path.
+        let path = b.staging_path(&sha, "dev");
+        std::fs::remove_file(&path).expect("delete");
+        std::fs::write(&path, vec![0u8; 3000]).expect("another file");
+        s.write(&bytes[1000..]).await.expect("write");
+        let err = b.finish(&sha, "dev", s).await.expect_err("finish");
+        assert!(
+            err.to_string()
+                .contains("its staging was replaced during this upload"),
+            "{err}"
+        );
+        assert_eq!(b.stored(&sha).await.expect("stored"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn expiry_keeps_a_staging_an_upload_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        let bytes = photo(3000);
+        let sha = sha(&bytes);
+        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
+        s.write(&bytes[..1000]).await.expect("write");
+        s.persist().await.expect("persist");
+        // Every staging is older than zero: only the lock keeps this one.
+        assert_eq!(b.expire_staging(Duration::ZERO).await.expect("expire"), 0);
+        assert_eq!(b.staged(&sha, "dev").await.expect("staged"), 1000);
+        drop(s);
+        assert_eq!(b.expire_staging(Duration::ZERO).await.expect("expire"), 1);
+        assert_eq!(b.staged(&sha, "dev").await.expect("staged"), 0);
     }
 }

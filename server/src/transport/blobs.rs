@@ -25,7 +25,7 @@ const RECORDS_PER_COMMIT: usize = 256;
 
 /// How long one group's commit may take before its uploads are answered "retry": a commit
 /// stuck behind a lock must not hold every upload of the node for longer.
-const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why an upload's record failed; the upload is answered "retry".
 #[derive(Clone, Debug, thiserror::Error)]
@@ -289,6 +289,7 @@ pub(super) async fn blob_upload(
     let guard = match shared.blobs.claim(&sha, &owner) {
         Ok(g) => g,
         Err(e) => {
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
             return respond(wire::Response::error(
                 wire::ErrorCode::Unavailable,
                 e.to_string(),
@@ -299,6 +300,7 @@ pub(super) async fn blob_upload(
     let held = match shared.blobs.held(&sha, &owner).await {
         Ok(h) => h,
         Err(e) => {
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
             return respond(wire::Response::error(
                 wire::ErrorCode::Unavailable,
                 e.to_string(),
@@ -319,6 +321,7 @@ pub(super) async fn blob_upload(
         true => match shared.blobs.staged(&sha, &owner).await {
             Ok(n) => n,
             Err(e) => {
+                let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
                 return respond(wire::Response::error(
                     wire::ErrorCode::Unavailable,
                     e.to_string(),
@@ -356,6 +359,8 @@ pub(super) async fn blob_upload(
     let mut file = match shared.blobs.staging(&guard, held).await {
         Ok(f) => f,
         Err(e) => {
+            // Busy (another node still runs this device's earlier upload) or the disk.
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
             return respond(wire::Response::error(
                 wire::ErrorCode::Unavailable,
                 e.to_string(),
