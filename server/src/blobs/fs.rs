@@ -24,8 +24,8 @@ pub(super) struct FsBlobs {
 /// Every path out of an upload waits for the write in flight (`persist`, or `finish`, which
 /// settles it first), so no write outlives the upload's claim and appends behind a resumed
 /// upload's hash. The file is locked while the staging is open (`flock` on Linux, which NFS
-/// carries to the server): a node still serving a dead connection's upload keeps another node, on the
-/// same photo directory, from resuming it under it.
+/// carries to the server): a node still serving a dead connection's upload keeps another node,
+/// on the same photo directory, from resuming it under it.
 pub(super) struct FileStaging {
     path: PathBuf,
     file: Option<std::fs::File>,
@@ -129,7 +129,8 @@ fn seal(
         return Err(e.into());
     }
     drop_cached(&f);
-    let size = f.metadata()?.len();
+    let open = f.metadata()?;
+    let size = open.len();
     if size != hashed {
         // Something other than this upload wrote to the staging: what is on disk is not what
         // was hashed. (The lock keeps another node out; this holds where locks do not.)
@@ -141,7 +142,7 @@ fn seal(
     }
     // The path must still name this upload's file: an expired staging deleted under it, and
     // another upload's file made at the same path since, must not be stored as this one.
-    if !same_file(&f, path)? {
+    if !same_file(&open, path)? {
         return Err(BlobError::Io(std::io::Error::other(format!(
             "photo {hex}: its staging was replaced during this upload; send the photo again"
         ))));
@@ -180,17 +181,17 @@ fn lock(f: &std::fs::File) -> bool {
     }
 }
 
-/// Whether `path` names the open file `f`.
-fn same_file(f: &std::fs::File, path: &Path) -> Result<bool, BlobError> {
+/// Whether `path` names the open file whose metadata is `open`.
+fn same_file(open: &std::fs::Metadata, path: &Path) -> Result<bool, BlobError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let (open, named) = (f.metadata()?, std::fs::metadata(path)?);
+        let named = std::fs::metadata(path)?;
         Ok((open.dev(), open.ino()) == (named.dev(), named.ino()))
     }
     #[cfg(not(unix))]
     {
-        let _ = (f, path);
+        let _ = (open, path);
         Ok(true)
     }
 }
@@ -447,6 +448,14 @@ mod tests {
         FsBlobs::open(&Photos::default(), dir).expect("open")
     }
 
+    /// `bytes` staged by "dev" from the start, made durable.
+    async fn staged(b: &FsBlobs, sha: &[u8; 32], bytes: &[u8]) -> FileStaging {
+        let mut s = b.staging(sha, "dev", 0).await.expect("staging");
+        s.write(bytes).await.expect("write");
+        s.persist().await.expect("persist");
+        s
+    }
+
     #[tokio::test]
     async fn bytes_sent_in_pieces_across_mib_boundaries_are_stored_whole_and_verified() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -564,9 +573,7 @@ mod tests {
         let b = blobs(dir.path());
         let bytes = photo(3 << 19);
         let sha = sha(&bytes);
-        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
-        s.write(&bytes).await.expect("write");
-        s.persist().await.expect("persist");
+        let s = staged(&b, &sha, &bytes).await;
         // Another writer that ignores the lock (a node on storage without locks) appends.
         std::fs::OpenOptions::new()
             .append(true)
@@ -591,9 +598,7 @@ mod tests {
         let (one, two) = (blobs(dir.path()), blobs(dir.path()));
         let bytes = photo(5000);
         let sha = sha(&bytes);
-        let mut s = one.staging(&sha, "dev", 0).await.expect("staging");
-        s.write(&bytes[..2000]).await.expect("write");
-        s.persist().await.expect("persist");
+        let s = staged(&one, &sha, &bytes[..2000]).await;
         let err = two.staging(&sha, "dev", 2000).await.expect_err("busy");
         assert!(
             matches!(&err, BlobError::Busy(h) if *h == hex::encode(sha)),
@@ -612,9 +617,7 @@ mod tests {
         let b = blobs(dir.path());
         let bytes = photo(3000);
         let sha = sha(&bytes);
-        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
-        s.write(&bytes[..1000]).await.expect("write");
-        s.persist().await.expect("persist");
+        let mut s = staged(&b, &sha, &bytes[..1000]).await;
         // Deleted under the upload (as an expiry would), and another file of the same length
         // made at its path.
         let path = b.staging_path(&sha, "dev");
@@ -637,9 +640,7 @@ mod tests {
         let b = blobs(dir.path());
         let bytes = photo(3000);
         let sha = sha(&bytes);
-        let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
-        s.write(&bytes[..1000]).await.expect("write");
-        s.persist().await.expect("persist");
+        let s = staged(&b, &sha, &bytes[..1000]).await;
         // Every staging is older than zero: only the lock keeps this one.
         assert_eq!(b.expire_staging(Duration::ZERO).await.expect("expire"), 0);
         assert_eq!(b.staged(&sha, "dev").await.expect("staged"), 1000);
