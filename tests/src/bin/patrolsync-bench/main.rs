@@ -129,6 +129,20 @@ struct Sizes {
 }
 
 impl Sizes {
+    /// A full run's sizes.
+    fn full() -> Sizes {
+        Sizes {
+            devices: 1000,
+            batches: 4,
+            photo_devices: 20,
+            photo_bytes: 3_000_000,
+            backlog_ops: 20_000,
+            backlog_photos: 20,
+            idle: 10_000,
+            city: true,
+        }
+    }
+
     /// `--quick`'s sizes.
     fn quick() -> Sizes {
         Sizes {
@@ -253,11 +267,8 @@ async fn run_photos(args: &Args, p: &photos::PhotosArgs) -> anyhow::Result<()> {
     .await?;
     patrolsync_server::seed::seed_demo(srv.store.as_ref()).await?;
     let fleet = Fleet::new(srv.addr, srv.ca()?, fleet::SOCKETS)?;
-    let sizes = Sizes {
-        photo_devices: 20,
-        photo_bytes: 3_000_000,
-        ..Sizes::quick()
-    };
+    // A full run's photos.
+    let sizes = Sizes::full();
     eprintln!(
         "server {} ({}): {} rounds of {} photos of {} bytes",
         srv.addr, args.backend, p.rounds, sizes.photo_devices, sizes.photo_bytes
@@ -545,16 +556,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut sizes = if args.quick {
         Sizes::quick()
     } else {
-        Sizes {
-            devices: 1000,
-            batches: 4,
-            photo_devices: 20,
-            photo_bytes: 3_000_000,
-            backlog_ops: 20_000,
-            backlog_photos: 20,
-            idle: 10_000,
-            city: true,
-        }
+        Sizes::full()
     };
     if let Some(n) = args.devices {
         sizes.devices = n;

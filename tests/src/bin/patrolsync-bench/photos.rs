@@ -83,7 +83,7 @@ pub(super) async fn photos(
         "ratio_each": ratios,
         "mb_per_s": total_mb / elapsed,
         "server_cpu_ms_per_round": srv.measured().then_some(cpu_per_round),
-        "baseline": { "what": "raw quinn streams of the same bytes on loopback, same windows, no hashing or storage", "mb_per_s": total_mb / baseline },
+        "baseline": { "what": "raw quinn streams of the same bytes on loopback, same windows, from as many client sockets as the devices share, no hashing or storage", "mb_per_s": total_mb / baseline },
         "ratio": ratio,
         "target_ratio": 0.75,
     }))
