@@ -200,6 +200,7 @@ conformance!(
     positions_come_and_go,
     a_cells_backfill_is_its_subtree_and_nothing_beside_it,
     kept_counts_follow_what_commits,
+    a_photos_access_follows_its_records,
     a_layer_of_a_hundred_pushes_is_written_together,
 );
 
@@ -647,6 +648,78 @@ async fn a_cells_backfill_is_its_subtree_and_nothing_beside_it(
     Ok(())
 }
 
+/// One read answers what a device may do with a photo: send it if a record of its own or one
+/// in its cells names it; read it if another device's record in its cells names it, or once it
+/// has uploaded it itself; and the photo's size once stored.
+async fn a_photos_access_follows_its_records(store: &dyn Store) -> anyhow::Result<()> {
+    let author = device(store, "author", &["S1"]).await?;
+    let neighbour = device(store, "neighbour", &["S1"]).await?;
+    let stranger = device(store, "stranger", &["S2"]).await?;
+    let cp = checkpoint(store).await?;
+    let photo = [31u8; 32];
+    let batch = IngestBatch {
+        device: author.id,
+        user_id: author.user_id,
+        ops: vec![op_at(1, new_id(), &cp, NOW, photo)],
+    };
+    store.ingest(&[batch], NOW).await?.remove(0)?;
+    let access = |d: &DeviceSession, scope: PullScope| {
+        let id = d.id;
+        async move { store.blob_access(&photo, id, &scope).await }
+    };
+    let of = |visible, readable, stored| BlobAccess {
+        visible,
+        readable,
+        stored,
+    };
+    // Before the upload: its author may send it but not read it (naming a hash proves
+    // nothing); a device in its cells may do both; a device elsewhere neither.
+    assert_eq!(
+        access(&author, author.pull_scope()).await?,
+        of(true, false, None)
+    );
+    assert_eq!(
+        access(&neighbour, neighbour.pull_scope()).await?,
+        of(true, true, None)
+    );
+    assert_eq!(
+        access(&stranger, stranger.pull_scope()).await?,
+        of(false, false, None)
+    );
+    // Its own record counts wherever the author's cells are now.
+    let moved = PullScope {
+        paths: vec![],
+        agency: None,
+        audience: PullScope::audience_of(author.user_id, None),
+    };
+    assert_eq!(access(&author, moved.clone()).await?, of(true, false, None));
+    // The author uploads it: stored, and readable by the author from anywhere; the stranger
+    // still learns nothing.
+    let upload = ProvedUpload {
+        sha256: photo,
+        size: 2_048,
+        device: author.id,
+    };
+    store.record_uploads(&[upload], NOW).await?;
+    assert_eq!(access(&author, moved).await?, of(true, true, Some(2_048)));
+    assert_eq!(
+        access(&neighbour, neighbour.pull_scope()).await?,
+        of(true, true, Some(2_048))
+    );
+    assert_eq!(
+        access(&stranger, stranger.pull_scope()).await?,
+        of(false, false, Some(2_048))
+    );
+    // A photo no record names: nobody may send or read it.
+    assert_eq!(
+        store
+            .blob_access(&[32u8; 32], author.id, &author.pull_scope())
+            .await?,
+        of(false, false, None)
+    );
+    Ok(())
+}
+
 /// Admin stats read kept counts (`store_counts`, `missing_blobs`), not the tables: they follow
 /// what commits (not a batch that fails in the same group commit, not a replay, not a photo
 /// stored twice); a referenced photo is missing (in all, per device, in the list) until stored.
@@ -747,7 +820,7 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
         agency: None,
         audience: PullScope::audience_of(d.user_id, None),
     };
-    assert!(!store.blob_readable(&[7u8; 32], d.id, &nobody).await?);
+    assert!(!store.blob_access(&[7u8; 32], d.id, &nobody).await?.readable);
     let up = |sha: u8, size: u64, device: DeviceId| ProvedUpload {
         sha256: [sha; 32],
         size,
@@ -755,7 +828,7 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
     };
     store.record_uploads(&[up(7, 10, d.id)], NOW).await?;
     store.record_uploads(&[up(7, 10, d.id)], NOW).await?;
-    assert!(store.blob_readable(&[7u8; 32], d.id, &nobody).await?);
+    assert!(store.blob_access(&[7u8; 32], d.id, &nobody).await?.readable);
     // Uploads recorded together: each new photo is stored and counted once, also when two
     // devices' uploads of it, or one upload twice, commit in the same group; each device holds
     // what it sent, and only that.
@@ -779,9 +852,19 @@ async fn kept_counts_follow_what_commits(store: &dyn Store) -> anyhow::Result<()
     store.record_uploads(&[], NOW).await?;
     assert_eq!(store.blob(&[8u8; 32]).await?, Some(12));
     assert_eq!(store.blob(&[9u8; 32]).await?, Some(14));
-    assert!(store.blob_readable(&[8u8; 32], e.id, &nobody_e).await?);
-    assert!(store.blob_readable(&[9u8; 32], e.id, &nobody_e).await?);
-    assert!(!store.blob_readable(&[9u8; 32], d.id, &nobody).await?);
+    assert!(
+        store
+            .blob_access(&[8u8; 32], e.id, &nobody_e)
+            .await?
+            .readable
+    );
+    assert!(
+        store
+            .blob_access(&[9u8; 32], e.id, &nobody_e)
+            .await?
+            .readable
+    );
+    assert!(!store.blob_access(&[9u8; 32], d.id, &nobody).await?.readable);
     let after = store.stats(NOW).await?;
     assert_eq!(
         (

@@ -611,7 +611,7 @@ async fn a_week_offline_syncs_whole_records_first_in_bounded_memory() -> anyhow:
         let last_ingest = calls.iter().rposition(|c| *c == "ingest");
         let first_photo = calls
             .iter()
-            .position(|c| matches!(*c, "blob" | "blob_visible" | "record_blob"));
+            .position(|c| matches!(*c, "blob" | "blob_access" | "record_blob"));
         assert!(
             matches!((last_ingest, first_photo), (Some(i), Some(p)) if i < p),
             "{backend}: records before photos: last ingest {last_ingest:?}, first photo call {first_photo:?}"

@@ -28,45 +28,179 @@ pub(super) struct FsBlobs {
 /// on the same photo directory, from resuming it under it.
 pub(super) struct FileStaging {
     path: PathBuf,
-    file: Option<std::fs::File>,
-    buf: Vec<u8>,
-    spare: Vec<u8>,
+    file: Option<StagingFile>,
+    buf: Aligned,
+    spare: Aligned,
     ctx: Box<ring::digest::Context>,
     pending: Option<tokio::task::JoinHandle<Written>>,
     unsynced: u64,
     /// Bytes the hash covers: what was held when the staging opened, and every byte since.
     hashed: u64,
+    /// Bytes of the file once the writes handed to the pool land: where the next one goes.
+    end: u64,
 }
 
 impl std::fmt::Debug for FileStaging {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "File({} bytes buffered)", self.buf.len())
+        write!(f, "File({} bytes buffered)", self.buf.len)
     }
 }
 
-type Written = std::io::Result<(std::fs::File, Vec<u8>)>;
+/// The staging file, opened twice: for appends through the page cache (locked; the hash of a
+/// resumed upload reads it, and the ends of uploads that do not fill a block are written
+/// through it), and, where the filesystem allows it, for direct writes (`O_DIRECT`, Linux) of
+/// the whole blocks a MiB brings. A photo is written once and read rarely: copied through the
+/// page cache it costs a copy, the filesystem's work per 4 KiB page, writeback at each fsync and
+/// dropping the pages after (measured as a fifth of the server's CPU while photos upload).
+struct StagingFile {
+    file: std::fs::File,
+    direct: Option<std::fs::File>,
+    /// Bytes written through `direct`.
+    direct_bytes: u64,
+}
 
-/// Appends `bytes` to `f` (the staging at `path`) and fsyncs, in the blocking pool. If that
-/// fails, the staging is deleted: the file may then read back bytes the disk does not hold
-/// (from the page cache), and a resume would hash and count them; it starts over instead.
+/// Direct writes start, end and sit in memory on this boundary: every device's logical block
+/// divides it. A filesystem that wants more refuses the first direct write, and the staging
+/// goes on through the page cache.
+const DIRECT_ALIGN: usize = 4096;
+
+/// A buffer whose bytes start at an address aligned for direct writes (`DIRECT_ALIGN`).
+#[derive(Default)]
+struct Aligned {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    fn with_capacity(capacity: usize) -> Aligned {
+        let mem = vec![0u8; capacity + DIRECT_ALIGN];
+        // Within the first DIRECT_ALIGN bytes for any allocation (a u8 pointer can always be
+        // aligned); past them only if the allocator could not say, which leaves no room and
+        // makes `extend` move the bytes to a buffer that has some.
+        let start = mem.as_ptr().align_offset(DIRECT_ALIGN).min(mem.len());
+        Aligned { mem, start, len: 0 }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+
+    fn is_aligned(&self) -> bool {
+        self.bytes().as_ptr().align_offset(DIRECT_ALIGN) == 0
+    }
+
+    fn extend(&mut self, chunk: &[u8]) {
+        let end = self.start + self.len;
+        if end + chunk.len() > self.mem.len() {
+            let mut bigger = Aligned::with_capacity((self.len + chunk.len()).max(self.len * 2));
+            bigger.extend(self.bytes());
+            *self = bigger;
+            return self.extend(chunk);
+        }
+        self.mem[end..end + chunk.len()].copy_from_slice(chunk);
+        self.len += chunk.len();
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+type Written = std::io::Result<(StagingFile, Aligned)>;
+
+/// Appends the first `n` bytes of `bytes` to the staging at `path`, whose end is `offset`, and
+/// fsyncs, in the blocking pool. If that fails, the staging is deleted: the file may then read
+/// back bytes the disk does not hold (from the page cache), and a resume would hash and count
+/// them; it starts over instead.
 fn write_durably(
     path: PathBuf,
-    mut f: std::fs::File,
-    bytes: Vec<u8>,
+    mut f: StagingFile,
+    bytes: Aligned,
+    n: usize,
+    offset: u64,
 ) -> tokio::task::JoinHandle<Written> {
     tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let written = f.write_all(&bytes).and_then(|()| {
-            stamp(&f);
-            f.sync_data()
-        });
+        let written = f.append(&bytes.bytes()[..n], offset, bytes.is_aligned());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        drop_cached(&f);
         Ok((f, bytes))
     })
+}
+
+impl StagingFile {
+    /// Appends `bytes` (at the file's end, `offset`) and makes them durable: directly where
+    /// they are whole blocks in `aligned` memory at a block boundary and the filesystem takes
+    /// direct writes, else through the page cache. Stamps the file for expiry.
+    fn append(&mut self, bytes: &[u8], offset: u64, aligned: bool) -> std::io::Result<()> {
+        use std::io::Write;
+        let whole = |x: u64| x.is_multiple_of(DIRECT_ALIGN as u64);
+        let direct = aligned && whole(offset) && whole(bytes.len() as u64) && !bytes.is_empty();
+        let mut cached = true;
+        if direct && let Some(d) = &self.direct {
+            match write_direct(d, bytes, offset) {
+                Ok(()) => {
+                    cached = false;
+                    self.direct_bytes += bytes.len() as u64;
+                }
+                // Refused before a byte was written: this filesystem or device wants another
+                // alignment. The page cache takes this staging's writes from now on.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => self.direct = None,
+                Err(e) => return Err(e),
+            }
+        }
+        if cached {
+            self.file.write_all(bytes)?;
+        }
+        stamp(&self.file);
+        self.file.sync_data()?;
+        if cached {
+            drop_cached(&self.file);
+        }
+        Ok(())
+    }
+}
+
+/// Writes all of `bytes` at `offset` through the direct handle `d`; `InvalidInput` only if it
+/// was refused before any byte was written.
+fn write_direct(d: &std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < bytes.len() {
+        match d.write_at(&bytes[done..], offset + done as u64) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if done > 0 && e.kind() == std::io::ErrorKind::InvalidInput => {
+                return Err(std::io::Error::other(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A second handle on the staging `file` (at `path`) for direct writes, if the filesystem
+/// takes them and `path` still names `file`.
+fn open_direct(file: &std::fs::File, path: &Path) -> Option<std::fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        let direct = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(path)
+            .ok()?;
+        let (a, b) = (file.metadata().ok()?, direct.metadata().ok()?);
+        ((a.dev(), a.ino()) == (b.dev(), b.ino())).then_some(direct)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, path);
+        None
+    }
 }
 
 /// Stamps the staging with this process's clock, which `expire_staging` reads it against: a
@@ -93,16 +227,17 @@ fn drop_cached(f: &std::fs::File) {
 /// bytes, becomes the photo at `dest`, its rename made durable; else the staging is deleted. If
 /// the photo is stored already (another device finished first), the staging is deleted: the
 /// upload only proved that its device holds the photo. Returns the stored photo's size.
+#[allow(clippy::too_many_arguments)]
 fn seal(
-    mut f: std::fs::File,
-    rest: &[u8],
+    mut f: StagingFile,
+    rest: &Aligned,
+    end: u64,
     path: &Path,
     dest: &Path,
     verified: bool,
     hashed: u64,
     hex: String,
 ) -> Result<u64, BlobError> {
-    use std::io::Write;
     let dir = dest.parent().ok_or_else(lost)?;
     if !verified {
         let _ = std::fs::remove_file(path);
@@ -119,17 +254,12 @@ fn seal(
         return Ok(m.len());
     }
     // Stamped as `write_durably` does, should the staging outlive this (a failed rename).
-    let written = f.write_all(rest).and_then(|()| {
-        stamp(&f);
-        f.sync_data()
-    });
-    if let Err(e) = written {
+    if let Err(e) = f.append(rest.bytes(), end, rest.is_aligned()) {
         // As in `write_durably`: what the file reads back may not be on disk.
         let _ = std::fs::remove_file(path);
         return Err(e.into());
     }
-    drop_cached(&f);
-    let open = f.metadata()?;
+    let open = f.file.metadata()?;
     let size = open.len();
     if size != hashed {
         // Something other than this upload wrote to the staging: what is on disk is not what
@@ -203,8 +333,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Waits for the write in flight, if any, and takes back the file and its buffer.
 async fn settle(
     pending: &mut Option<tokio::task::JoinHandle<Written>>,
-    file: &mut Option<std::fs::File>,
-    spare: &mut Vec<u8>,
+    file: &mut Option<StagingFile>,
+    spare: &mut Aligned,
 ) -> Result<(), BlobError> {
     if let Some(h) = pending.take() {
         let (f, mut b) = h
@@ -228,10 +358,10 @@ impl FileStaging {
     pub(super) async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         self.ctx.update(chunk);
         self.hashed += chunk.len() as u64;
-        self.buf.extend_from_slice(chunk);
+        self.buf.extend(chunk);
         self.unsynced += chunk.len() as u64;
         if self.unsynced >= SYNC_EVERY {
-            self.start_write().await?;
+            self.start_write(false).await?;
             self.unsynced = 0;
         }
         Ok(())
@@ -239,8 +369,8 @@ impl FileStaging {
 
     /// See [`super::Staging::persist`].
     pub(super) async fn persist(&mut self) -> Result<(), BlobError> {
-        if !self.buf.is_empty() {
-            self.start_write().await?;
+        if self.buf.len > 0 {
+            self.start_write(true).await?;
         }
         settle(&mut self.pending, &mut self.file, &mut self.spare).await?;
         self.unsynced = 0;
@@ -248,12 +378,22 @@ impl FileStaging {
     }
 
     /// Waits for the write in flight (so at most two MiB are ever not yet durable), then sends
-    /// the buffered bytes on their way to disk; the spare buffer takes their place.
-    async fn start_write(&mut self) -> Result<(), BlobError> {
+    /// the buffered bytes on their way to disk; the spare buffer takes their place. Unless
+    /// `all` are to go, the bytes past the last block boundary of the file stay for the next
+    /// write, so every write after the first ends on one and the next can go direct.
+    async fn start_write(&mut self, all: bool) -> Result<(), BlobError> {
         settle(&mut self.pending, &mut self.file, &mut self.spare).await?;
         let f = self.file.take().ok_or_else(lost)?;
-        let bytes = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
-        self.pending = Some(write_durably(self.path.clone(), f, bytes));
+        let len = self.buf.len;
+        let n = match all {
+            true => len,
+            false => len - ((self.end + len as u64) % DIRECT_ALIGN as u64) as usize,
+        };
+        let mut bytes = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
+        self.buf.extend(&bytes.bytes()[n..]);
+        bytes.len = n;
+        self.pending = Some(write_durably(self.path.clone(), f, bytes, n, self.end));
+        self.end += n as u64;
         Ok(())
     }
 }
@@ -336,6 +476,7 @@ impl FsBlobs {
             }
             // Fresh for `expire_staging` from the moment it is resumed.
             stamp(&file);
+            let direct = open_direct(&file, &opened);
             let mut n_held = 0u64;
             let mut chunk = vec![0u8; 256 * 1024];
             loop {
@@ -346,6 +487,11 @@ impl FsBlobs {
                 ctx.update(&chunk[..n]);
                 n_held += n as u64;
             }
+            let file = StagingFile {
+                file,
+                direct,
+                direct_bytes: 0,
+            };
             std::io::Result::Ok(Some(((file, n_held), ctx)))
         })
         .await
@@ -361,12 +507,13 @@ impl FsBlobs {
         Ok(FileStaging {
             path,
             file: Some(file),
-            buf: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
-            spare: Vec::with_capacity(SYNC_EVERY as usize + 64 * 1024),
+            buf: Aligned::with_capacity(SYNC_EVERY as usize + 64 * 1024),
+            spare: Aligned::with_capacity(SYNC_EVERY as usize + 64 * 1024),
             ctx: Box::new(ctx),
             pending: None,
             unsynced: 0,
             hashed: on_disk,
+            end: on_disk,
         })
     }
 
@@ -390,10 +537,12 @@ impl FsBlobs {
             self.final_path(sha),
             hex::encode(sha),
         );
-        let (rest, hashed) = (staging.buf, staging.hashed);
-        tokio::task::spawn_blocking(move || seal(file, &rest, &path, &dest, verified, hashed, hex))
-            .await
-            .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
+        let (rest, hashed, end) = (staging.buf, staging.hashed, staging.end);
+        tokio::task::spawn_blocking(move || {
+            seal(file, &rest, end, &path, &dest, verified, hashed, hex)
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))?
     }
 
     pub(super) async fn read(&self, sha: &[u8; 32], offset: u64) -> Result<BlobReader, BlobError> {
@@ -446,6 +595,16 @@ mod tests {
 
     fn blobs(dir: &Path) -> FsBlobs {
         FsBlobs::open(&Photos::default(), dir).expect("open")
+    }
+
+    /// "dev"'s staging of `sha` opened read-only, directly or not: every write fails.
+    fn read_only(b: &FsBlobs, sha: &[u8; 32]) -> StagingFile {
+        let open = || std::fs::File::open(b.staging_path(sha, "dev")).expect("staging file");
+        StagingFile {
+            file: open(),
+            direct: Some(open()),
+            direct_bytes: 0,
+        }
     }
 
     /// `bytes` staged by "dev" from the start, made durable.
@@ -507,6 +666,101 @@ mod tests {
         assert_eq!(b.staged(&sha, "dev").await.expect("staged"), 0);
     }
 
+    /// Whether this test's directory takes direct writes; if not, says so (and fails where
+    /// nothing may be skipped).
+    fn direct_here(b: &FsBlobs, what: &str) -> bool {
+        let probe = b.root.join("staging").join("probe");
+        let file = std::fs::File::create(&probe).expect("probe");
+        let here = open_direct(&file, &probe).is_some();
+        if !here {
+            crate::testkit::skip(what, "the test directory's filesystem refuses O_DIRECT");
+        }
+        here
+    }
+
+    #[tokio::test]
+    async fn writes_after_the_first_end_on_block_boundaries_and_go_direct() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        if !direct_here(&b, "direct staging writes") {
+            return;
+        }
+        // A resumed upload held 1,000,003 bytes (not a block boundary); it sends the rest in
+        // pieces of 1,000.
+        let bytes = photo(3 << 20);
+        let sha = sha(&bytes);
+        let (held, rest) = bytes.split_at(1_000_003);
+        drop(staged(&b, &sha, held).await);
+        let mut s = b
+            .staging(&sha, "dev", held.len() as u64)
+            .await
+            .expect("staging");
+        let mut mib_ends = Vec::new();
+        for piece in rest.chunks(1000) {
+            let before = s.end;
+            s.write(piece).await.expect("write");
+            if s.end != before {
+                mib_ends.push(s.end);
+            }
+            // What was handed to the disk and what waits for the next write are the bytes
+            // hashed, always.
+            assert_eq!(s.end + s.buf.len as u64, s.hashed);
+        }
+        // Each write ends on a block boundary, the first by keeping what lay past one.
+        assert_eq!(mib_ends.len(), 2, "{mib_ends:?}");
+        assert!(
+            mib_ends.iter().all(|e| e.is_multiple_of(DIRECT_ALIGN as u64)),
+            "{mib_ends:?}"
+        );
+        s.persist().await.expect("persist");
+        // Every byte after the first write went direct: the second MiB, and the end, which
+        // persist wrote (3 MiB ends on a block boundary).
+        let f = s.file.as_ref().expect("file");
+        assert_eq!(f.direct_bytes, (3 << 20) - mib_ends[0]);
+        assert!(f.direct.is_some());
+        assert_eq!(b.finish(&sha, "dev", s).await.expect("finish"), 3 << 20);
+        assert_eq!(std::fs::read(b.final_path(&sha)).expect("photo"), bytes);
+    }
+
+    #[test]
+    fn a_direct_write_the_filesystem_refuses_goes_through_the_page_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = blobs(dir.path());
+        if !direct_here(&b, "a refused direct write") {
+            return;
+        }
+        let path = b.root.join("staging").join("refused");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .expect("staging");
+        let direct = open_direct(&file, &path);
+        assert!(direct.is_some());
+        let mut f = StagingFile {
+            file,
+            direct,
+            direct_bytes: 0,
+        };
+        // Whole blocks at a block boundary, but one byte off an aligned address: the kernel
+        // refuses the direct write (EINVAL) before writing anything.
+        let mut buf = Aligned::with_capacity(2 * DIRECT_ALIGN + 1);
+        buf.extend(&photo(2 * DIRECT_ALIGN + 1));
+        let off = &buf.bytes()[1..DIRECT_ALIGN + 1];
+        f.append(off, 0, true).expect("append");
+        assert!(
+            f.direct.is_none(),
+            "the staging goes on through the page cache"
+        );
+        assert_eq!(f.direct_bytes, 0);
+        let aligned = &buf.bytes()[..DIRECT_ALIGN];
+        f.append(aligned, DIRECT_ALIGN as u64, true)
+            .expect("append");
+        let want = [off, aligned].concat();
+        assert_eq!(std::fs::read(&path).expect("staging"), want);
+    }
+
     #[tokio::test]
     async fn a_staging_whose_write_failed_never_finishes() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -515,7 +769,7 @@ mod tests {
         let sha = sha(&bytes);
         let mut s = b.staging(&sha, "dev", 0).await.expect("staging");
         // The disk refuses the writes: the file is swapped for one opened read-only.
-        s.file = Some(std::fs::File::open(b.staging_path(&sha, "dev")).expect("staging file"));
+        s.file = Some(read_only(&b, &sha));
         // The first MiB's write fails in the background and is reported by the next step;
         // the staging it may have left half written is gone, so a resume starts over.
         s.write(&bytes).await.expect("write");
@@ -559,7 +813,7 @@ mod tests {
         s.write(&bytes).await.expect("write");
         // Less than a MiB: nothing is written until the upload finishes, where the disk
         // refuses it (the file swapped for one opened read-only).
-        s.file = Some(std::fs::File::open(b.staging_path(&sha, "dev")).expect("staging file"));
+        s.file = Some(read_only(&b, &sha));
         let err = b.finish(&sha, "dev", s).await.expect_err("finish");
         assert!(matches!(err, BlobError::Io(_)), "{err:?}");
         assert!(!b.staging_path(&sha, "dev").exists());

@@ -407,23 +407,14 @@ impl PhotoStore for FaultyStore {
         self.gate("record_blob")?;
         self.inner.record_blob(sha256, size, now_ms).await
     }
-    async fn blob_visible(
+    async fn blob_access(
         &self,
         sha256: &[u8; 32],
         device: DeviceId,
         scope: &PullScope,
-    ) -> Result<bool, StoreError> {
-        self.gate("blob_visible")?;
-        self.inner.blob_visible(sha256, device, scope).await
-    }
-    async fn blob_readable(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        scope: &PullScope,
-    ) -> Result<bool, StoreError> {
-        self.gate("blob_readable")?;
-        self.inner.blob_readable(sha256, device, scope).await
+    ) -> Result<BlobAccess, StoreError> {
+        self.gate("blob_access")?;
+        self.inner.blob_access(sha256, device, scope).await
     }
     async fn record_uploads(
         &self,

@@ -352,24 +352,14 @@ pub trait PhotoStore: Send + Sync {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Whether `device` may send the photo: it sent a record referencing it, or a record
-    /// referencing it lies in `scope`.
-    async fn blob_visible(
+    /// What `device` may do with the photo, and whether it is stored: the one read an upload,
+    /// a status request or a download makes before anything else.
+    async fn blob_access(
         &self,
         sha256: &[u8; 32],
         device: DeviceId,
         scope: &PullScope,
-    ) -> Result<bool, StoreError>;
-
-    /// Whether `device` may read the photo (download it, and learn that the server holds it):
-    /// a record in `scope` that another device made references it, or `device` proved it
-    /// holds the photo by uploading it. Referencing a hash in one's own record proves nothing.
-    async fn blob_readable(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        scope: &PullScope,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<BlobAccess, StoreError>;
 
     /// Records verified uploads in one transaction: each photo is stored (as
     /// [`PhotoStore::record_blob`]) and its device proved it holds it, having sent every byte.
@@ -383,6 +373,21 @@ pub trait PhotoStore: Send + Sync {
         device: Option<&str>,
         limit: u32,
     ) -> Result<Vec<MissingPhoto>, StoreError>;
+}
+
+/// What one device may do with one photo ([`PhotoStore::blob_access`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlobAccess {
+    /// The device may send the photo: it sent a record referencing it, or a record referencing
+    /// it lies in its scope.
+    pub visible: bool,
+    /// The device may read the photo (download it, and learn that the server holds it): a
+    /// record in its scope that another device made references it, or the device proved it
+    /// holds the photo by uploading it. Referencing a hash in one's own record proves nothing.
+    pub readable: bool,
+    /// The photo's size, if it is stored, whatever the device may do: only a device that may
+    /// read the photo is told.
+    pub stored: Option<u64>,
 }
 
 /// A verified upload: `device` sent every byte of the photo `sha256`, of `size` bytes.

@@ -6,7 +6,7 @@ use patrolsync_proto::wire;
 use quinn::{RecvStream, VarInt};
 
 use super::*;
-use crate::store::{DeviceSession, ProvedUpload, StoreError};
+use crate::store::{BlobAccess, DeviceSession, ProvedUpload, StoreError};
 
 /// Verified uploads waiting for their record. The uploads that finish while one group's record
 /// commits are recorded together in the next: one commit (one sync of the database's journal)
@@ -145,17 +145,18 @@ pub(super) fn blob_target(
     }
 }
 
-/// Whether `device` may read the photo; the error is the answer to send.
+/// What `device` may do with the photo, and whether it is stored: one read of the store. The
+/// error is the answer to send.
 // The error is the response to send, built once per refused request: boxing it buys nothing.
 #[allow(clippy::result_large_err)]
-pub(super) async fn blob_readable(
+async fn blob_access(
     shared: &Shared,
     device: &DeviceSession,
     sha: &[u8; 32],
-) -> Result<bool, wire::Response> {
+) -> Result<BlobAccess, wire::Response> {
     shared
         .store
-        .blob_readable(sha, device.id, &device.pull_scope())
+        .blob_access(sha, device.id, &device.pull_scope())
         .await
         .map_err(|e| {
             wire::Response::error(wire::ErrorCode::Unavailable, format!("retry: {e}"), true)
@@ -163,29 +164,25 @@ pub(super) async fn blob_readable(
 }
 
 /// Photos are accepted only for records the device has sent or can see: nobody fills the disk
-/// with, or probes for, photos unrelated to their cells.
-pub(super) async fn blob_allowed(
+/// with, or probes for, photos unrelated to their cells. The error is the answer to send.
+#[allow(clippy::result_large_err)]
+async fn blob_allowed(
     shared: &Shared,
     device: &DeviceSession,
     sha: &[u8; 32],
-) -> Result<(), wire::Response> {
-    let scope = device.pull_scope();
-    match shared.store.blob_visible(sha, device.id, &scope).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(wire::Response::error(
+) -> Result<BlobAccess, wire::Response> {
+    let access = blob_access(shared, device, sha).await?;
+    if !access.visible {
+        return Err(wire::Response::error(
             wire::ErrorCode::Forbidden,
             format!(
                 "photo {} belongs to no record of yours or of your grid cells; push the record first",
                 hex::encode(sha)
             ),
             false,
-        )),
-        Err(e) => Err(wire::Response::error(
-            wire::ErrorCode::Unavailable,
-            format!("retry: {e}"),
-            true,
-        )),
+        ));
     }
+    Ok(access)
 }
 
 pub(super) async fn blob_status(
@@ -197,9 +194,10 @@ pub(super) async fn blob_status(
         Ok(s) => s,
         Err(e) => return e,
     };
-    if let Err(e) = blob_allowed(shared, device, &sha).await {
-        return e;
-    }
+    let access = match blob_allowed(shared, device, &sha).await {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
     let ok = |held, complete| wire::Response {
         kind: Some(wire::response::Kind::BlobStatus(wire::BlobStatusResponse {
             held,
@@ -211,15 +209,9 @@ pub(super) async fn blob_status(
     };
     // Only a device that may read the photo learns that the server has it; to anyone else the
     // answer is what it staged itself, so naming a hash in one's own record is no oracle.
-    let readable = match blob_readable(shared, device, &sha).await {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    if readable {
-        match shared.store.blob(&sha).await {
-            Ok(Some(size)) => return ok(size, true),
-            Ok(None) => {}
-            Err(e) => return unavailable(e.to_string()),
+    if access.readable {
+        if let Some(size) = access.stored {
+            return ok(size, true);
         }
         // Stored but not recorded (a crash between the two): record it now.
         match shared.blobs.stored(&sha).await {
@@ -258,10 +250,13 @@ pub(super) async fn blob_upload(
             return respond(e);
         }
     };
-    if let Err(e) = blob_allowed(shared, device, &sha).await {
-        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-        return respond(e);
-    }
+    let access = match blob_allowed(shared, device, &sha).await {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+            return respond(e);
+        }
+    };
     let hex = hex::encode(sha);
     let done = |size| {
         respond(wire::Response {
@@ -274,14 +269,8 @@ pub(super) async fn blob_upload(
     // A device that may read the photo sends no bytes once it is stored; anyone else proves it
     // holds the photo by sending them all (into staging of its own: nobody else's upload can be
     // spoiled), and only then learns that it was stored already.
-    let readable = match blob_readable(shared, device, &sha).await {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(e);
-        }
-    };
-    if readable && let Ok(Some(size)) = shared.store.blob(&sha).await {
+    let readable = access.readable;
+    if readable && let Some(size) = access.stored {
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         return done(size);
     }
@@ -500,36 +489,26 @@ pub(super) async fn blob_download(
     };
     let hex = hex::encode(sha);
     // The same answer whether or not the photo is stored: no oracle.
-    match blob_readable(shared, device, &sha).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return Answer::Respond(wire::Response::error(
-                wire::ErrorCode::Forbidden,
-                format!(
-                    "photo {hex} is in no record of your grid cells made by another device, and \
-                     this device has not uploaded it"
-                ),
-                false,
-            ));
-        }
+    let access = match blob_access(shared, device, &sha).await {
+        Ok(a) => a,
         Err(e) => return Answer::Respond(e),
+    };
+    if !access.readable {
+        return Answer::Respond(wire::Response::error(
+            wire::ErrorCode::Forbidden,
+            format!(
+                "photo {hex} is in no record of your grid cells made by another device, and \
+                 this device has not uploaded it"
+            ),
+            false,
+        ));
     }
-    let size = match shared.store.blob(&sha).await {
-        Ok(Some(size)) => size,
-        Ok(None) => {
-            return Answer::Respond(wire::Response::error(
-                wire::ErrorCode::NotFound,
-                format!("photo {hex} has not been uploaded yet"),
-                true,
-            ));
-        }
-        Err(e) => {
-            return Answer::Respond(wire::Response::error(
-                wire::ErrorCode::Unavailable,
-                format!("retry: {e}"),
-                true,
-            ));
-        }
+    let Some(size) = access.stored else {
+        return Answer::Respond(wire::Response::error(
+            wire::ErrorCode::NotFound,
+            format!("photo {hex} has not been uploaded yet"),
+            true,
+        ));
     };
     if req.offset > size {
         return Answer::Respond(wire::Response::error(

@@ -3,55 +3,6 @@
 use super::*;
 
 impl SqlStore {
-    /// Whether a record referencing the photo lies in `scope`, made by another device (or, if
-    /// `own`, by `device` anywhere).
-    async fn blob_refs_in_scope(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        scope: &PullScope,
-        own: bool,
-    ) -> Result<bool, StoreError> {
-        let conds: Vec<String> = (0..scope.paths.len())
-            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 5))
-            .collect();
-        // Agency users see photos of the hazards their agency holds; everyone else those of
-        // records in their cells; and every feed those of the hazards a routing rule sent it
-        // (it holds their whole log). A device's own records count only when `own` says so.
-        let audience = match scope.agency {
-            Some(_) => {
-                "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
-                        WHERE h.id = r.record_id AND h.agency = $3)"
-            }
-            None => "AND $3 = $3",
-        };
-        let routed = "(r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
-             WHERE h.id = r.record_id AND h.routed_to = $4))";
-        let sql = format!(
-            "SELECT COUNT(*) FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id \
-             WHERE r.sha256 = $1 AND ({} ((({}) {audience}) OR {routed}))",
-            if own {
-                "r.device_id = $2 OR"
-            } else {
-                "r.device_id <> $2 AND"
-            },
-            if conds.is_empty() {
-                "FALSE".to_owned()
-            } else {
-                conds.join(" OR ")
-            }
-        );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql)
-            .bind(sha256.to_vec())
-            .bind(device.to_string())
-            .bind(scope.agency.clone().unwrap_or_default())
-            .bind(scope.audience.clone());
-        for p in &scope.paths {
-            q = q.bind(p.clone());
-        }
-        Ok(q.fetch_one(&self.pool).await? > 0)
-    }
-
     /// The photo is stored (idempotent): its row, no longer owed. Returns whether it was new,
     /// to be counted once.
     async fn store_blob(
@@ -140,32 +91,62 @@ impl PhotoStore for SqlStore {
         Ok(())
     }
 
-    async fn blob_visible(
+    async fn blob_access(
         &self,
         sha256: &[u8; 32],
         device: DeviceId,
         scope: &PullScope,
-    ) -> Result<bool, StoreError> {
-        self.blob_refs_in_scope(sha256, device, scope, true).await
-    }
-
-    async fn blob_readable(
-        &self,
-        sha256: &[u8; 32],
-        device: DeviceId,
-        scope: &PullScope,
-    ) -> Result<bool, StoreError> {
-        let held: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM blob_holders WHERE sha256 = $1 AND device_id = $2",
-        )
-        .bind(sha256.to_vec())
-        .bind(device.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        if held > 0 {
-            return Ok(true);
+    ) -> Result<BlobAccess, StoreError> {
+        let paths: Vec<String> = (0..scope.paths.len())
+            .map(|i| format!("substr(c.path, 1, length(${n})) = ${n}", n = i + 5))
+            .collect();
+        let paths = match paths.is_empty() {
+            true => "FALSE".to_owned(),
+            false => paths.join(" OR "),
+        };
+        // Agency users see photos of the hazards their agency holds; everyone else those of
+        // records in their cells; and every feed those of the hazards a routing rule sent it
+        // (it holds their whole log).
+        let audience = match scope.agency {
+            Some(_) => {
+                "AND r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM hazards h \
+                        WHERE h.id = r.record_id AND h.agency = $3)"
+            }
+            None => "AND $3 = $3",
+        };
+        let in_scope = format!(
+            "((({paths}) {audience}) OR (r.record_kind = 'hazard' AND EXISTS (SELECT 1 FROM \
+             hazards h WHERE h.id = r.record_id AND h.routed_to = $4)))"
+        );
+        // One pass over the photo's references (its index), counting those of each kind, and
+        // the two rows of its own: its stored size, and whether this device proved it holds it.
+        let sql = format!(
+            "SELECT (SELECT size FROM blobs WHERE sha256 = $1), \
+             (SELECT COUNT(*) FROM blob_holders WHERE sha256 = $1 AND device_id = $2), \
+             COUNT(CASE WHEN r.device_id = $2 OR {in_scope} THEN 1 END), \
+             COUNT(CASE WHEN r.device_id <> $2 AND {in_scope} THEN 1 END) \
+             FROM blob_refs r JOIN grid_cells c ON c.id = r.cell_id WHERE r.sha256 = $1"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(sha256.to_vec())
+            .bind(device.to_string())
+            .bind(scope.agency.clone().unwrap_or_default())
+            .bind(scope.audience.clone());
+        for p in &scope.paths {
+            q = q.bind(p.clone());
         }
-        self.blob_refs_in_scope(sha256, device, scope, false).await
+        let row = q.fetch_one(&self.pool).await?;
+        let (size, held, sendable, others_in_scope): (Option<i64>, i64, i64, i64) = (
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        );
+        Ok(BlobAccess {
+            visible: sendable > 0,
+            readable: held > 0 || others_in_scope > 0,
+            stored: size.map(|s| s.max(0) as u64),
+        })
     }
 
     async fn missing_photos(

@@ -110,6 +110,9 @@ enum Mode {
     /// each pair of rounds and the server's CPU per round, for comparing builds and for
     /// profiling the server. Prints its report; writes nothing.
     Photos(photos::PhotosArgs),
+    /// The photo baseline's receiver, which the photo workload starts in a process of its own.
+    #[command(hide = true)]
+    RawSink(photos::RawSinkArgs),
     /// README's results table from the reports in --out (sqlite.json, postgres.json and
     /// scale.json): printed, written into a file between its markers (--write) or checked
     /// against one (--check).
@@ -532,6 +535,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(Mode::Converge(c)) => return run_converge(&args, c).await,
         Some(Mode::Table(t)) => return table::run(&args.out, t),
         Some(Mode::Photos(p)) => return run_photos(&args, p).await,
+        Some(Mode::RawSink(_)) => return photos::raw_sink().await,
         Some(Mode::Scale(a)) => {
             anyhow::ensure!(
                 args.backend == "postgres",

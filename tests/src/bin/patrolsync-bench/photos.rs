@@ -48,16 +48,30 @@ pub(super) async fn photos(
     // connections already in use, as a device does.
     let mut real = Vec::new();
     let mut raw = Vec::new();
+    // CPU a round: the server's, and this process's (the devices; for the baseline, its
+    // senders and its receiver), so a ratio can be read as CPU or as waiting.
     let mut cpu = Vec::new();
+    let (mut devices_cpu, mut baseline_cpu) = (0, 0);
+    let me = std::process::id();
+    let sink = raw_quinn.sink_pid().unwrap_or(0);
+    let both = || server::cpu_ms_of(me) + server::cpu_ms_of(sink);
+    let baseline_round = async |baseline_cpu: &mut u64| {
+        let before = both();
+        let seconds = raw_quinn.round(&raw_bytes).await;
+        *baseline_cpu += both().saturating_sub(before);
+        seconds
+    };
     for round in 0..rounds {
         if round % 2 == 1 {
-            raw.push(raw_quinn.round(&raw_bytes).await?);
+            raw.push(baseline_round(&mut baseline_cpu).await?);
         }
         let before = srv.cpu_ms();
-        real.push(upload_round(&mut devices, round, sizes.photo_bytes).await?);
+        let (seconds, cpu_here) = upload_round(&mut devices, round, sizes.photo_bytes).await?;
+        real.push(seconds);
         cpu.push(srv.cpu_ms().saturating_sub(before));
+        devices_cpu += cpu_here;
         if round % 2 == 0 {
-            raw.push(raw_quinn.round(&raw_bytes).await?);
+            raw.push(baseline_round(&mut baseline_cpu).await?);
         }
     }
     drop(raw_quinn);
@@ -83,7 +97,12 @@ pub(super) async fn photos(
         "ratio_each": ratios,
         "mb_per_s": total_mb / elapsed,
         "server_cpu_ms_per_round": srv.measured().then_some(cpu_per_round),
-        "baseline": { "what": "raw quinn streams of the same bytes on loopback, same windows, from as many client sockets as the devices share, no hashing or storage", "mb_per_s": total_mb / baseline },
+        "devices_cpu_ms_per_round": devices_cpu as f64 / rounds as f64,
+        "baseline": {
+            "what": "raw quinn streams of the same bytes on loopback to a bare quinn server in a process of its own (as the server is), same windows and socket buffers, from as many client sockets as the devices share, no hashing or storage",
+            "mb_per_s": total_mb / baseline,
+            "cpu_ms_per_round": baseline_cpu as f64 / rounds as f64,
+        },
         "ratio": ratio,
         "target_ratio": 0.75,
     }))
@@ -97,12 +116,15 @@ pub(super) fn summary(r: &Value) -> String {
         .map(|a| a.iter().map(|v| format!("{:.2}", f(v))).collect())
         .unwrap_or_default();
     format!(
-        "{:.0} MB/s, raw quinn {:.0} MB/s, ratio {:.2} (rounds: {}), server CPU {:.0} ms a round",
+        "{:.0} MB/s, raw quinn {:.0} MB/s, ratio {:.2} (rounds: {}); CPU a round: server {:.0} ms, \
+         devices {:.0} ms, raw quinn {:.0} ms",
         f(&r["mb_per_s"]),
         f(&r["baseline"]["mb_per_s"]),
         f(&r["ratio"]),
         each.join(" "),
         f(&r["server_cpu_ms_per_round"]),
+        f(&r["devices_cpu_ms_per_round"]),
+        f(&r["baseline"]["cpu_ms_per_round"]),
     )
 }
 
@@ -130,12 +152,12 @@ fn odd(s: &str) -> Result<usize, String> {
 }
 
 /// Seconds for every device to upload a new photo of `size` bytes at once, each announced by a
-/// check-in pushed first (not timed).
+/// check-in pushed first (not timed), and this process's CPU (ms) while they did.
 async fn upload_round(
     devices: &mut [fleet::Device],
     round: usize,
     size: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, u64)> {
     let mut shots = Vec::new();
     for (i, d) in devices.iter_mut().enumerate() {
         let bytes = photo(size, 1000 + (round * 100 + i) as u64);
@@ -150,7 +172,7 @@ async fn upload_round(
         fleet::push(&d.conn, &fleet::push_frame(vec![op])).await?;
         shots.push((sha, Arc::new(bytes)));
     }
-    let started = Instant::now();
+    let (started, cpu) = (Instant::now(), server::cpu_ms_of(std::process::id()));
     let mut tasks = tokio::task::JoinSet::new();
     for (d, (sha, bytes)) in devices.iter().zip(shots) {
         let conn = d.conn.clone();
@@ -175,15 +197,17 @@ async fn upload_round(
     while let Some(r) = tasks.join_next().await {
         r??;
     }
-    Ok(started.elapsed().as_secs_f64())
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = server::cpu_ms_of(std::process::id()).saturating_sub(cpu);
+    Ok((seconds, cpu))
 }
 
-/// A bare quinn server in this process and `n` connections to it, with the windows the
-/// patrolsync server grants; it reads what each stream brings and answers one byte.
+/// The baseline: a bare quinn server in a process of its own (`raw-sink`), as the patrolsync
+/// server is, and `n` connections to it.
 struct RawQuinn {
     conns: Vec<quinn::Connection>,
     _clients: Vec<quinn::Endpoint>,
-    acceptor: tokio::task::JoinHandle<()>,
+    sink: tokio::process::Child,
 }
 
 impl Drop for RawQuinn {
@@ -191,50 +215,103 @@ impl Drop for RawQuinn {
         for c in &self.conns {
             c.close(0u32.into(), b"done");
         }
-        self.acceptor.abort();
+        // Killed on drop too; closing its stdin lets it end on its own first.
+        drop(self.sink.stdin.take());
     }
+}
+
+/// `raw-sink`: the baseline's receiver, for `RawQuinn` to start. It prints its address and
+/// its certificate (hex DER) on one line, then reads what each stream brings and answers one
+/// byte, until its stdin closes.
+#[derive(clap::Args, Debug)]
+pub struct RawSinkArgs {}
+
+/// Runs the `raw-sink`: a quinn server with the windows and socket buffers the patrolsync
+/// server has, and nothing else.
+pub(super) async fn raw_sink() -> anyhow::Result<()> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+    let cert_der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key)?;
+    tls.alpn_protocols = vec![b"bench".to_vec()];
+    let mut transport = quinn::TransportConfig::default();
+    // The same windows the patrolsync server grants.
+    transport
+        .stream_receive_window(quinn::VarInt::from_u32(1 << 20))
+        .receive_window(quinn::VarInt::from_u32(4 << 20))
+        .send_window(4 << 20);
+    let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
+    ));
+    server_cfg.transport_config(Arc::new(transport));
+    // And the same socket buffers.
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_recv_buffer_size(4 << 20)?;
+    socket.set_send_buffer_size(4 << 20)?;
+    socket.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>()?.into())?;
+    let server = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_cfg),
+        socket.into(),
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    println!("{} {}", server.local_addr()?, hex::encode(&cert_der));
+    let acceptor = async move {
+        while let Some(incoming) = server.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    tokio::spawn(async move {
+                        while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {}
+                        let _ = send.write_all(b"k").await;
+                        let _ = send.finish();
+                    });
+                }
+            });
+        }
+    };
+    let closed = tokio::task::spawn_blocking(|| {
+        use std::io::Read;
+        std::io::stdin().read_to_end(&mut Vec::new())
+    });
+    tokio::select! {
+        () = acceptor => {}
+        _ = closed => {}
+    }
+    Ok(())
 }
 
 impl RawQuinn {
     async fn connect(n: usize) -> anyhow::Result<RawQuinn> {
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
-        let cert_der = CertificateDer::from(cert.cert.der().to_vec());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_no_client_auth()
-            .with_single_cert(vec![cert_der.clone()], key)?;
-        tls.alpn_protocols = vec![b"bench".to_vec()];
-        let mut transport = quinn::TransportConfig::default();
-        // The same windows the patrolsync server grants.
-        transport
-            .stream_receive_window(quinn::VarInt::from_u32(1 << 20))
-            .receive_window(quinn::VarInt::from_u32(4 << 20))
-            .send_window(4 << 20);
-        let mut server_cfg = quinn::ServerConfig::with_crypto(Arc::new(
-            quinn::crypto::rustls::QuicServerConfig::try_from(tls)?,
-        ));
-        server_cfg.transport_config(Arc::new(transport));
-        let server = quinn::Endpoint::server(server_cfg, "127.0.0.1:0".parse()?)?;
-        let addr = server.local_addr()?;
-        let acceptor = tokio::spawn(async move {
-            while let Some(incoming) = server.accept().await {
-                tokio::spawn(async move {
-                    let Ok(conn) = incoming.await else { return };
-                    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-                        tokio::spawn(async move {
-                            while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {}
-                            let _ = send.write_all(b"k").await;
-                            let _ = send.finish();
-                        });
-                    }
-                });
-            }
-        });
+        use rustls::pki_types::CertificateDer;
+        use tokio::io::AsyncBufReadExt;
+        let mut sink = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("raw-sink")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let out = sink.stdout.take().context("raw-sink: no stdout")?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(out).read_line(&mut line).await?;
+        let (addr, cert) = line
+            .trim()
+            .split_once(' ')
+            .with_context(|| format!("raw-sink said {line:?}"))?;
+        let addr: std::net::SocketAddr = addr.parse()?;
+        let cert_der = CertificateDer::from(hex::decode(cert)?);
         let mut roots = rustls::RootCertStore::empty();
         roots.add(cert_der)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut ctls = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(roots)
@@ -260,8 +337,13 @@ impl RawQuinn {
         Ok(RawQuinn {
             conns,
             _clients: clients,
-            acceptor,
+            sink,
         })
+    }
+
+    /// The sink's process id.
+    fn sink_pid(&self) -> Option<u32> {
+        self.sink.id()
     }
 
     /// Seconds for every connection to send `bytes` on a new stream and be answered.

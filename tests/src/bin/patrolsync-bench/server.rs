@@ -155,16 +155,7 @@ impl ServerProc {
 
     /// (user + system CPU time in ms) of the server process so far (0 when unknown).
     pub fn cpu_ms(&self) -> u64 {
-        let Some(pid) = self.pid else { return 0 };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) in parentheses.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-        ticks * 1000 / clock_ticks()
+        self.pid.map_or(0, cpu_ms_of)
     }
 
     /// (resident KiB now, peak resident KiB) of the server process ((0, 0) when unknown).
@@ -264,4 +255,17 @@ fn clock_ticks() -> u64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100)
+}
+
+/// (user + system CPU time in ms) of process `pid` so far (0 when unknown).
+pub fn cpu_ms_of(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    ticks * 1000 / clock_ticks()
 }
