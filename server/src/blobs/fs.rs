@@ -709,7 +709,9 @@ mod tests {
         // Each write ends on a block boundary, the first by keeping what lay past one.
         assert_eq!(mib_ends.len(), 2, "{mib_ends:?}");
         assert!(
-            mib_ends.iter().all(|e| e.is_multiple_of(DIRECT_ALIGN as u64)),
+            mib_ends
+                .iter()
+                .all(|e| e.is_multiple_of(DIRECT_ALIGN as u64)),
             "{mib_ends:?}"
         );
         s.persist().await.expect("persist");

@@ -130,7 +130,7 @@ pub(super) fn summary(r: &Value) -> String {
 
 /// Rounds of the photo workload and its baseline in a full run (odd: the median is one of
 /// them).
-pub(super) const ROUNDS: usize = 5;
+pub(super) const ROUNDS: usize = 9;
 
 /// `photos` on its own: the server, the demo city and the photo devices, no other workload.
 #[derive(clap::Args, Debug)]
