@@ -694,7 +694,7 @@ async fn a_photos_access_follows_its_records(store: &dyn Store) -> anyhow::Resul
     };
     assert_eq!(access(&author, moved.clone()).await?, of(true, false, None));
     // The author uploads it: stored, and readable by the author from anywhere; the stranger
-    // still learns nothing.
+    // still learns nothing, not even that it is stored.
     let upload = ProvedUpload {
         sha256: photo,
         size: 2_048,
@@ -708,7 +708,14 @@ async fn a_photos_access_follows_its_records(store: &dyn Store) -> anyhow::Resul
     );
     assert_eq!(
         access(&stranger, stranger.pull_scope()).await?,
-        of(false, false, Some(2_048))
+        of(false, false, None)
+    );
+    // A device whose cells are both streets reads it through the second (a scope's paths are
+    // parameters from $5 on).
+    let both = device(store, "both", &["S2", "S1"]).await?;
+    assert_eq!(
+        access(&both, both.pull_scope()).await?,
+        of(true, true, Some(2_048))
     );
     // A photo no record names: nobody may send or read it.
     assert_eq!(

@@ -121,7 +121,8 @@ impl std::fmt::Debug for StagingTarget {
 
 impl Staging {
     /// Appends `chunk`; every [`SYNC_EVERY`] bytes, that MiB starts on its way to disk (and the
-    /// one before it is waited for, so at most two MiB are ever not yet durable).
+    /// one before it is waited for, so at most two MiB, and on the filesystem the part of a
+    /// block that waits for the next write, are ever not yet durable).
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         match &mut self.target {
             StagingTarget::File(s) => s.write(chunk).await,

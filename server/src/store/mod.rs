@@ -385,8 +385,8 @@ pub struct BlobAccess {
     /// record in its scope that another device made references it, or the device proved it
     /// holds the photo by uploading it. Referencing a hash in one's own record proves nothing.
     pub readable: bool,
-    /// The photo's size, if it is stored, whatever the device may do: only a device that may
-    /// read the photo is told.
+    /// The photo's size, if it is stored and the device may read it (anyone else learns
+    /// nothing of whether it is stored).
     pub stored: Option<u64>,
 }
 

@@ -142,10 +142,12 @@ impl PhotoStore for SqlStore {
             row.try_get(2)?,
             row.try_get(3)?,
         );
+        let readable = held > 0 || others_in_scope > 0;
         Ok(BlobAccess {
             visible: sendable > 0,
-            readable: held > 0 || others_in_scope > 0,
-            stored: size.map(|s| s.max(0) as u64),
+            readable,
+            // Whether it is stored is told only to a device that may read it: no oracle.
+            stored: size.filter(|_| readable).map(|s| s.max(0) as u64),
         })
     }
 

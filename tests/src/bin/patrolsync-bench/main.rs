@@ -510,6 +510,10 @@ fn summary(r: &Value) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Mode::RawSink(_)) = args.mode {
+        // A child of a run, which ends it by closing its stdin (or kills it).
+        return photos::raw_sink().await;
+    }
     // Interrupted, the run is dropped, and with it the servers it started (killed when
     // dropped) and their data directories. Left to the signal's default, a server would keep
     // running, and take CPU from the next run. The handlers are installed here, before the run
@@ -535,7 +539,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Some(Mode::Converge(c)) => return run_converge(&args, c).await,
         Some(Mode::Table(t)) => return table::run(&args.out, t),
         Some(Mode::Photos(p)) => return run_photos(&args, p).await,
-        Some(Mode::RawSink(_)) => return photos::raw_sink().await,
+        Some(Mode::RawSink(_)) => anyhow::bail!("raw-sink runs on its own, not in a run"),
         Some(Mode::Scale(a)) => {
             anyhow::ensure!(
                 args.backend == "postgres",

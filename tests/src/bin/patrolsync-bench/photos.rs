@@ -53,7 +53,7 @@ pub(super) async fn photos(
     let mut cpu = Vec::new();
     let (mut devices_cpu, mut baseline_cpu) = (0, 0);
     let me = std::process::id();
-    let sink = raw_quinn.sink_pid().unwrap_or(0);
+    let sink = raw_quinn.sink_pid();
     let both = || server::cpu_ms_of(me) + server::cpu_ms_of(sink);
     let baseline_round = async |baseline_cpu: &mut u64| {
         let before = both();
@@ -215,8 +215,7 @@ impl Drop for RawQuinn {
         for c in &self.conns {
             c.close(0u32.into(), b"done");
         }
-        // Killed on drop too; closing its stdin lets it end on its own first.
-        drop(self.sink.stdin.take());
+        // The sink is killed as `sink` drops (`kill_on_drop`) and reaped by tokio.
     }
 }
 
@@ -302,7 +301,12 @@ impl RawQuinn {
             .spawn()?;
         let out = sink.stdout.take().context("raw-sink: no stdout")?;
         let mut line = String::new();
-        tokio::io::BufReader::new(out).read_line(&mut line).await?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            tokio::io::BufReader::new(out).read_line(&mut line),
+        )
+        .await
+        .context("raw-sink did not say where it listens within 30 s")??;
         let (addr, cert) = line
             .trim()
             .split_once(' ')
@@ -341,9 +345,9 @@ impl RawQuinn {
         })
     }
 
-    /// The sink's process id.
-    fn sink_pid(&self) -> Option<u32> {
-        self.sink.id()
+    /// The sink's process id (0 once it has exited: its CPU then reads as 0).
+    fn sink_pid(&self) -> u32 {
+        self.sink.id().unwrap_or(0)
     }
 
     /// Seconds for every connection to send `bytes` on a new stream and be answered.
