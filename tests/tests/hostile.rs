@@ -1091,6 +1091,59 @@ async fn a_photo_is_read_through_scope_or_possession_and_staging_is_ones_own() -
     Ok(())
 }
 
+/// An upload told to retry because its staging is held by an upload on another node (which
+/// shares the photo directory and still serves this device's dead connection) spends none of
+/// the device's photo budget: each retry is answered "retry", never "over budget", and once
+/// the other upload ends the photo goes through, within a budget the retries would have spent.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_busy_elsewhere_spends_no_photo_budget() -> anyhow::Result<()> {
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start_with(db, |c| c.limits.photo_bytes_per_day = 200 * 1024).await?;
+        let device = h.device("walker", "walker", &["S1-C1"]).await?;
+        let id = patrolsync_tests::device_id(&device).await?;
+        let conn = raw_connect(&h, Some(&h.dir.path().join("walker"))).await?;
+        let photo = vec![7u8; 150 * 1024];
+        let sha = patrolsync_tests::sha256(&photo);
+        let named = check_in_op(1, |c| c.photo_sha256 = vec![sha.to_vec()]);
+        exchange(&conn, &push(vec![named])).await?;
+        // The other node's upload holds the staging: its lock.
+        let path = h
+            .config
+            .data_dir
+            .join("blobs/staging")
+            .join(format!("{}.{id}", hex::encode(sha)));
+        let other = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        rustix::fs::flock(&other, rustix::fs::FlockOperation::NonBlockingLockExclusive)?;
+        let upload = blob_upload_req(&sha, photo.len() as u64, 0, &photo);
+        for _ in 0..3 {
+            let (code, message) = error_of(&exchange(&conn, &upload).await?);
+            assert_eq!(code, wire::ErrorCode::Unavailable, "{backend}: {message}");
+            assert!(
+                message.contains("being uploaded by another request"),
+                "{backend}: {message}"
+            );
+        }
+        drop(other);
+        let r = exchange(&conn, &upload).await?;
+        assert!(
+            matches!(&r.kind, Some(wire::response::Kind::BlobUpload(u)) if u.complete),
+            "{backend}: {r:?}"
+        );
+        assert_eq!(
+            h.server().store().blob(&sha).await?,
+            Some(photo.len() as u64),
+            "{backend}"
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
+
 /// Every budget refuses with a typed error that says when to retry (or that the request alone
 /// is over the budget): requests per device, enrollment attempts and unenrolled connections per
 /// address, photo bytes per device per day; refused payloads over the day's budget are answered

@@ -445,6 +445,70 @@ impl FileStaging {
     }
 }
 
+/// A staging opened and locked for an upload, before what it holds is hashed.
+pub(super) struct OpenFile {
+    path: PathBuf,
+    file: StagingFile,
+    held: u64,
+    hex: String,
+}
+
+impl std::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenFile({})", self.path.display())
+    }
+}
+
+impl OpenFile {
+    /// Hashes what the staging holds (a resumed upload's digest covers it all), which must be
+    /// the `held` bytes the upload resumes from.
+    pub(super) async fn resume(self) -> Result<FileStaging, BlobError> {
+        let OpenFile {
+            path,
+            mut file,
+            held,
+            hex,
+        } = self;
+        let (file, on_disk, ctx) = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut n_held = 0u64;
+            if file.file.metadata()?.len() > 0 {
+                let mut chunk = vec![0u8; 256 * 1024];
+                loop {
+                    let n = file.file.read(&mut chunk)?;
+                    if n == 0 {
+                        break;
+                    }
+                    ctx.update(&chunk[..n]);
+                    n_held += n as u64;
+                }
+                // Read once, for the hash: not worth the cache.
+                drop_cached(&file.file);
+            }
+            std::io::Result::Ok((file, n_held, ctx))
+        })
+        .await
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+        if on_disk != held {
+            return Err(BlobError::Io(std::io::Error::other(format!(
+                "staging for {hex} changed size under us ({on_disk}, expected {held})"
+            ))));
+        }
+        Ok(FileStaging {
+            path,
+            file: Some(file),
+            buf: Aligned::with_capacity(SYNC_EVERY as usize + 64 * 1024),
+            spare: Aligned::with_capacity(SYNC_EVERY as usize + 64 * 1024),
+            ctx: Box::new(ctx),
+            pending: None,
+            unsynced: 0,
+            hashed: on_disk,
+            end: on_disk,
+        })
+    }
+}
+
 impl FsBlobs {
     /// Under `photos.path`, else `data_dir/blobs`; creates the staging directory.
     pub(super) fn open(photos: &Photos, data_dir: &Path) -> Result<FsBlobs, BlobError> {
@@ -501,19 +565,18 @@ impl FsBlobs {
         }
     }
 
-    pub(super) async fn staging(
+    /// Opens and locks `owner`'s staging of `sha` for an upload resuming from `held` (see
+    /// [`super::Blobs::open_staging`]); Busy if another upload holds it.
+    pub(super) async fn open_staging(
         &self,
         sha: &[u8; 32],
         owner: &str,
         held: u64,
-    ) -> Result<FileStaging, BlobError> {
+    ) -> Result<OpenFile, BlobError> {
         let path = self.staging_path(sha, owner);
         let opened = path.clone();
-        // A resumed upload: hash what is already held, so the digest covers it all.
-        let ((file, on_disk), ctx) = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-            let mut file = std::fs::OpenOptions::new()
+        let file = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .read(true)
                 .append(true)
@@ -529,48 +592,33 @@ impl FsBlobs {
                 Lock::Held => open_direct(&file, &opened),
                 _ => None,
             };
-            let mut n_held = 0u64;
-            if file.metadata()?.len() > 0 {
-                let mut chunk = vec![0u8; 256 * 1024];
-                loop {
-                    let n = file.read(&mut chunk)?;
-                    if n == 0 {
-                        break;
-                    }
-                    ctx.update(&chunk[..n]);
-                    n_held += n as u64;
-                }
-                // Read once, for the hash: not worth the cache.
-                drop_cached(&file);
-            }
-            let file = StagingFile {
+            std::io::Result::Ok(Some(StagingFile {
                 file,
                 direct,
                 direct_bytes: 0,
-            };
-            std::io::Result::Ok(Some(((file, n_held), ctx)))
+            }))
         })
         .await
         .map_err(|e| BlobError::Io(std::io::Error::other(e)))??
         // Locked by an upload still running elsewhere (another node, on shared storage).
         .ok_or_else(|| BlobError::Busy(hex::encode(sha)))?;
-        if on_disk != held {
-            return Err(BlobError::Io(std::io::Error::other(format!(
-                "staging for {} changed size under us ({on_disk}, expected {held})",
-                hex::encode(sha)
-            ))));
-        }
-        Ok(FileStaging {
+        Ok(OpenFile {
             path,
-            file: Some(file),
-            buf: Aligned::with_capacity(SYNC_EVERY as usize + 64 * 1024),
-            spare: Aligned::with_capacity(SYNC_EVERY as usize + 64 * 1024),
-            ctx: Box::new(ctx),
-            pending: None,
-            unsynced: 0,
-            hashed: on_disk,
-            end: on_disk,
+            file,
+            held,
+            hex: hex::encode(sha),
         })
+    }
+
+    /// Opens, locks and resumes a staging in one step.
+    #[cfg(test)]
+    pub(super) async fn staging(
+        &self,
+        sha: &[u8; 32],
+        owner: &str,
+        held: u64,
+    ) -> Result<FileStaging, BlobError> {
+        self.open_staging(sha, owner, held).await?.resume().await
     }
 
     /// Finishes a staging (see [`super::Blobs::finish`]): the write in flight lands, then one

@@ -119,6 +119,30 @@ impl std::fmt::Debug for StagingTarget {
     }
 }
 
+/// A staging opened for an upload ([`Blobs::open_staging`]), not yet resumed.
+#[derive(Debug)]
+pub struct OpenStaging {
+    target: OpenTarget,
+}
+
+#[derive(Debug)]
+enum OpenTarget {
+    File(fs::OpenFile),
+    Object(s3::ObjectStaging),
+}
+
+impl OpenStaging {
+    /// Hashes what the staging holds, and readies it for the upload's bytes. (An object
+    /// staging's chunks are hashed when the upload finishes.)
+    pub async fn resume(self) -> Result<Staging, BlobError> {
+        let target = match self.target {
+            OpenTarget::File(f) => StagingTarget::File(f.resume().await?),
+            OpenTarget::Object(o) => StagingTarget::Object(o),
+        };
+        Ok(Staging { target })
+    }
+}
+
 impl Staging {
     /// Appends `chunk`; every [`SYNC_EVERY`] bytes, that MiB starts on its way to disk (and the
     /// one before it is waited for, so at most two MiB, and on the filesystem the part of a
@@ -216,14 +240,28 @@ impl Blobs {
         })
     }
 
-    /// Staging for the claimed upload, appending at `held` (what [`Blobs::held`] answered).
-    pub async fn staging(&self, guard: &UploadGuard<'_>, held: u64) -> Result<Staging, BlobError> {
+    /// Opens the claimed upload's staging, appending at `held` (what [`Blobs::held`]
+    /// answered): on the filesystem, locked for this upload (Busy while an upload on another
+    /// node sharing the directory holds it). What it holds is hashed only once
+    /// [`OpenStaging::resume`] is called, so an upload refused in between (its budget) costs
+    /// no reading.
+    pub async fn open_staging(
+        &self,
+        guard: &UploadGuard<'_>,
+        held: u64,
+    ) -> Result<OpenStaging, BlobError> {
         let (sha, owner) = (&guard.sha, guard.owner.as_str());
         let target = match &self.backend {
-            Backend::Fs(b) => StagingTarget::File(b.staging(sha, owner, held).await?),
-            Backend::Object(b) => StagingTarget::Object(b.staging(sha, owner, held).await?),
+            Backend::Fs(b) => OpenTarget::File(b.open_staging(sha, owner, held).await?),
+            Backend::Object(b) => OpenTarget::Object(b.staging(sha, owner, held).await?),
         };
-        Ok(Staging { target })
+        Ok(OpenStaging { target })
+    }
+
+    /// Opens and resumes the claimed upload's staging in one step.
+    #[cfg(test)]
+    pub async fn staging(&self, guard: &UploadGuard<'_>, held: u64) -> Result<Staging, BlobError> {
+        self.open_staging(guard, held).await?.resume().await
     }
 
     /// Makes the staging durable, verifies the bytes and moves them into place; on a mismatch

@@ -332,6 +332,20 @@ pub(super) async fn blob_upload(
             held,
         ));
     }
+    let open = match shared.blobs.open_staging(&guard, held).await {
+        Ok(f) => f,
+        Err(e) => {
+            // Busy (another node still runs this device's earlier upload) or the disk.
+            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+            return respond(wire::Response::error(
+                wire::ErrorCode::Unavailable,
+                e.to_string(),
+                true,
+            ));
+        }
+    };
+    // Charged once the upload holds its staging (an upload told to retry because it is busy
+    // elsewhere has spent nothing), and before what it holds is read for the hash.
     if let Err(r) = shared
         .budgets
         .photo_bytes(device.id, req.size.saturating_sub(held))
@@ -345,10 +359,9 @@ pub(super) async fn blob_upload(
             ),
         ));
     }
-    let mut file = match shared.blobs.staging(&guard, held).await {
+    let mut file = match open.resume().await {
         Ok(f) => f,
         Err(e) => {
-            // Busy (another node still runs this device's earlier upload) or the disk.
             let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
             return respond(wire::Response::error(
                 wire::ErrorCode::Unavailable,
