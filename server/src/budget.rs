@@ -144,7 +144,7 @@ impl Budgets {
         one(&self.pushes, &device)
     }
 
-    /// One other request of `device` (Hello, Pull, photo status and downloads).
+    /// One other request of `device` (Hello, Pull, photo status, uploads and downloads).
     pub fn request(&self, device: DeviceId) -> Result<(), Refused> {
         one(&self.requests, &device)
     }

@@ -347,8 +347,8 @@ pub struct Limits {
     /// stranger cannot hold streams open by trickling bytes (slowloris).
     #[serde(with = "duration_text")]
     pub idle_request_timeout: Duration,
-    /// Other requests (Hello, Pull, photo status and downloads) per device per second; beyond
-    /// it the request is refused, retryable.
+    /// Other requests (Hello, Pull, photo status, uploads and downloads) per device per second;
+    /// beyond it the request is refused, retryable.
     pub requests_per_second: f64,
     /// Burst allowance of the request budget (a bootstrap pages through the log).
     pub request_burst: u32,

@@ -1154,7 +1154,7 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
         let backend = db.backend;
         let h = Harness::start_with(db, |c| {
             c.limits.requests_per_second = 0.01;
-            c.limits.request_burst = 3;
+            c.limits.request_burst = 6;
             // Mallory's own enrollment spends one.
             c.limits.enrolls_per_minute_per_address = 3.0;
             c.limits.unenrolled_connections_per_address = 2;
@@ -1165,7 +1165,6 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
         let _m = h.device("mallory", "mallory", &["S1-C1"]).await?;
         let conn = raw_connect(&h, Some(&h.dir.path().join("mallory"))).await?;
 
-        // Requests: the burst, then refused and retryable, saying when.
         let pull = frame::encode(&wire::Request {
             kind: Some(wire::request::Kind::Pull(wire::PullRequest {
                 limit: 1,
@@ -1173,25 +1172,8 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
                 ..Default::default()
             })),
         });
-        for _ in 0..3 {
-            let r = exchange(&conn, &pull).await?;
-            assert!(
-                matches!(r.kind, Some(wire::response::Kind::Pull(_))),
-                "{backend}: {r:?}"
-            );
-        }
-        let Some(wire::response::Kind::Error(e)) = exchange(&conn, &pull).await?.kind else {
-            panic!("{backend}: the fourth pull is refused")
-        };
-        assert!(
-            e.code == wire::ErrorCode::LimitExceeded as i32
-                && e.retryable
-                && e.message.contains("retry in"),
-            "{backend}: {e:?}"
-        );
-
         // Photos: one larger than the day's budget is refused for good; within it, the day's
-        // budget spent, refused until it refills.
+        // budget spent, refused until it refills. Each upload spends a request as well.
         let big = [0x61; 32];
         let small = [0x62; 32];
         let again = [0x63; 32];
@@ -1228,8 +1210,34 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
             panic!("{backend}: over today's budget")
         };
         assert!(
-            e.code == wire::ErrorCode::LimitExceeded as i32 && e.retryable,
+            e.code == wire::ErrorCode::LimitExceeded as i32
+                && e.retryable
+                && e.message.contains("photos today"),
             "{backend}: {e:?}"
+        );
+
+        // Requests: the burst (three left after the uploads), then refused and retryable,
+        // saying when; an upload too, before its bytes are looked at.
+        for _ in 0..3 {
+            let r = exchange(&conn, &pull).await?;
+            assert!(
+                matches!(r.kind, Some(wire::response::Kind::Pull(_))),
+                "{backend}: {r:?}"
+            );
+        }
+        let Some(wire::response::Kind::Error(e)) = exchange(&conn, &pull).await?.kind else {
+            panic!("{backend}: the fourth pull is refused")
+        };
+        assert!(
+            e.code == wire::ErrorCode::LimitExceeded as i32
+                && e.retryable
+                && e.message.contains("retry in"),
+            "{backend}: {e:?}"
+        );
+        let (code, message) = error_of(&exchange(&conn, &upload(&again, 150 * 1024)).await?);
+        assert!(
+            code == wire::ErrorCode::LimitExceeded && message.contains("requests a second"),
+            "{backend}: {code:?} {message}"
         );
 
         // Refused ops: answered and logged, their payloads only up to the day's budget.

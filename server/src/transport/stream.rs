@@ -195,8 +195,9 @@ pub(super) async fn serve_stream(
     }
     let current = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let kind = rpc_kind(&request.kind);
-    // Every request but pushes and uploads (each with a budget of its own) spends the device's
-    // request budget.
+    // Every request but pushes (which have a budget of their own) spends the device's request
+    // budget. Uploads spend it too, beside their photo bytes: an upload refused for its bytes
+    // has still cost the store a read and the disk a lookup.
     let over_budget = match (&current, &request.kind) {
         (
             Some(d),
@@ -204,6 +205,7 @@ pub(super) async fn serve_stream(
                 wire::request::Kind::Hello(_)
                 | wire::request::Kind::Pull(_)
                 | wire::request::Kind::BlobStatus(_)
+                | wire::request::Kind::BlobUpload(_)
                 | wire::request::Kind::BlobDownload(_),
             ),
         ) => shared.budgets.request(d.id).err(),
@@ -237,13 +239,17 @@ pub(super) async fn serve_stream(
                     "this connection has no device certificate; enroll the device first",
                     false,
                 )),
-                Some(_) if over_budget.is_some() => Answer::Respond(refused(
-                    over_budget.unwrap_or(crate::budget::Refused { retry_in: None }),
-                    format!(
-                        "more than {} requests a second from this device",
-                        shared.config.limits.requests_per_second
-                    ),
-                )),
+                Some(_) if over_budget.is_some() => Answer::Respond({
+                    // An upload's bytes are not read.
+                    let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+                    refused(
+                        over_budget.unwrap_or(crate::budget::Refused { retry_in: None }),
+                        format!(
+                            "more than {} requests a second from this device",
+                            shared.config.limits.requests_per_second
+                        ),
+                    )
+                }),
                 Some(device) => match kind {
                     wire::request::Kind::Hello(h) => {
                         Answer::Respond(hello(shared, session, link, &device, h).await)
