@@ -359,8 +359,9 @@ pub struct Limits {
     pub unenrolled_connections: u32,
     /// Of those, from one source address.
     pub unenrolled_connections_per_address: u32,
-    /// Photo bytes one device may send per day (uploads beyond it are refused, retryable when
-    /// the budget has refilled).
+    /// Photo bytes one device may upload per day, each upload counting its whole photo (a
+    /// resume has the server read back what it holds); uploads beyond it are refused,
+    /// retryable when the budget has refilled.
     pub photo_bytes_per_day: u64,
     /// Bytes of one device's refused ops the refusal log keeps per day; beyond it refusals are
     /// still answered and recorded, without the op's payload.

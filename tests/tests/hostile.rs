@@ -1204,16 +1204,18 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
         // 150 KiB of wrong bytes: they spend the budget all the same (and fail their hash).
         let (code, _) = error_of(&exchange(&conn, &upload(&small, 150 * 1024)).await?);
         assert_eq!(code, wire::ErrorCode::BlobHashMismatch, "{backend}");
-        let Some(wire::response::Kind::Error(e)) =
-            exchange(&conn, &upload(&again, 150 * 1024)).await?.kind
-        else {
-            panic!("{backend}: over today's budget")
-        };
+        // Over today's budget: refused before anything is made (no staging is left behind).
+        let message = refused_unchanged(
+            &h,
+            &conn,
+            "an upload over today's photo budget",
+            &upload(&again, 150 * 1024),
+            wire::ErrorCode::LimitExceeded,
+        )
+        .await?;
         assert!(
-            e.code == wire::ErrorCode::LimitExceeded as i32
-                && e.retryable
-                && e.message.contains("photos today"),
-            "{backend}: {e:?}"
+            message.contains("photos today") && message.contains("retry in"),
+            "{backend}: {message}"
         );
 
         // Requests: the burst (three left after the uploads), then refused and retryable,

@@ -445,10 +445,43 @@ impl FileStaging {
     }
 }
 
-/// A staging opened and locked for an upload, before what it holds is hashed.
+/// What opening a staging found.
+enum Found {
+    /// The staging, locked for this upload.
+    File(StagingFile),
+    /// No staging, and none expected.
+    Nothing,
+    /// Another upload holds it.
+    Busy,
+    /// It holds this many bytes, not those expected.
+    Held(u64),
+}
+
+/// The staging `file` at `path`, as `lock` left it: with a handle for direct writes only under
+/// this upload's own lock (see `open_direct`).
+fn locked_staging(file: std::fs::File, locked: Lock, path: &Path) -> StagingFile {
+    let direct = match locked {
+        Lock::Held => open_direct(&file, path),
+        _ => None,
+    };
+    StagingFile {
+        file,
+        direct,
+        direct_bytes: 0,
+    }
+}
+
+fn changed(hex: &str, on_disk: u64, held: u64) -> BlobError {
+    BlobError::Io(std::io::Error::other(format!(
+        "staging for {hex} changed size under us ({on_disk}, expected {held})"
+    )))
+}
+
+/// A staging opened and locked for an upload (or not there yet, for an upload from the
+/// start), before what it holds is hashed.
 pub(super) struct OpenFile {
     path: PathBuf,
-    file: StagingFile,
+    file: Option<StagingFile>,
     held: u64,
     hex: String,
 }
@@ -460,17 +493,37 @@ impl std::fmt::Debug for OpenFile {
 }
 
 impl OpenFile {
-    /// Hashes what the staging holds (a resumed upload's digest covers it all), which must be
-    /// the `held` bytes the upload resumes from.
+    /// Makes the staging if it was not there (locked for this upload), stamps it for expiry,
+    /// and hashes what it holds (a resumed upload's digest covers it all), which must be the
+    /// `held` bytes the upload resumes from.
     pub(super) async fn resume(self) -> Result<FileStaging, BlobError> {
         let OpenFile {
             path,
-            mut file,
+            file,
             held,
             hex,
         } = self;
+        let made = path.clone();
         let (file, on_disk, ctx) = tokio::task::spawn_blocking(move || {
             use std::io::Read;
+            let mut file = match file {
+                Some(f) => f,
+                None => {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .read(true)
+                        .append(true)
+                        .open(&made)?;
+                    let locked = lock(&file);
+                    if locked == Lock::Busy {
+                        // Made and locked by another node's upload since it was looked for.
+                        return Ok(None);
+                    }
+                    locked_staging(file, locked, &made)
+                }
+            };
+            // Fresh for `expire_staging` from the moment it is resumed.
+            stamp(&file.file);
             let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
             let mut n_held = 0u64;
             if file.file.metadata()?.len() > 0 {
@@ -486,14 +539,13 @@ impl OpenFile {
                 // Read once, for the hash: not worth the cache.
                 drop_cached(&file.file);
             }
-            std::io::Result::Ok((file, n_held, ctx))
+            std::io::Result::Ok(Some((file, n_held, ctx)))
         })
         .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??
+        .ok_or_else(|| BlobError::Busy(hex.clone()))?;
         if on_disk != held {
-            return Err(BlobError::Io(std::io::Error::other(format!(
-                "staging for {hex} changed size under us ({on_disk}, expected {held})"
-            ))));
+            return Err(changed(&hex, on_disk, held));
         }
         Ok(FileStaging {
             path,
@@ -566,7 +618,9 @@ impl FsBlobs {
     }
 
     /// Opens and locks `owner`'s staging of `sha` for an upload resuming from `held` (see
-    /// [`super::Blobs::open_staging`]); Busy if another upload holds it.
+    /// [`super::Blobs::open_staging`]): Busy if another upload holds it; an error if it does
+    /// not hold `held` bytes (it changed since they were counted). Creates nothing and stamps
+    /// nothing: an upload refused before it resumes leaves the directory as it was.
     pub(super) async fn open_staging(
         &self,
         sha: &[u8; 32],
@@ -575,38 +629,45 @@ impl FsBlobs {
     ) -> Result<OpenFile, BlobError> {
         let path = self.staging_path(sha, owner);
         let opened = path.clone();
-        let file = tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
+        let hex = hex::encode(sha);
+        let found = tokio::task::spawn_blocking(move || {
+            let file = match std::fs::OpenOptions::new()
                 .read(true)
                 .append(true)
-                .open(&opened)?;
+                .open(&opened)
+            {
+                Ok(f) => f,
+                // Nothing staged, so no upload holds it: made (and locked) as this one resumes.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && held == 0 => {
+                    return Ok(Found::Nothing);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Held(0)),
+                Err(e) => return Err(e),
+            };
             let locked = lock(&file);
             if locked == Lock::Busy {
-                return Ok(None);
+                return Ok(Found::Busy);
             }
-            // Fresh for `expire_staging` from the moment it is resumed.
-            stamp(&file);
-            // Direct writes only under this upload's own lock (see `open_direct`).
-            let direct = match locked {
-                Lock::Held => open_direct(&file, &opened),
-                _ => None,
-            };
-            std::io::Result::Ok(Some(StagingFile {
-                file,
-                direct,
-                direct_bytes: 0,
-            }))
+            let on_disk = file.metadata()?.len();
+            if on_disk != held {
+                return Ok(Found::Held(on_disk));
+            }
+            std::io::Result::Ok(Found::File(locked_staging(file, locked, &opened)))
         })
         .await
-        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??
-        // Locked by an upload still running elsewhere (another node, on shared storage).
-        .ok_or_else(|| BlobError::Busy(hex::encode(sha)))?;
+        .map_err(|e| BlobError::Io(std::io::Error::other(e)))??;
+        let file = match found {
+            Found::File(f) => Some(f),
+            Found::Nothing => None,
+            // Locked by an upload still running elsewhere (another node, on shared storage).
+            Found::Busy => return Err(BlobError::Busy(hex)),
+            Found::Held(on_disk) => return Err(changed(&hex, on_disk, held)),
+        };
         Ok(OpenFile {
             path,
             file,
             held,
-            hex: hex::encode(sha),
+            hex,
         })
     }
 

@@ -121,23 +121,34 @@ impl std::fmt::Debug for StagingTarget {
 
 /// A staging opened for an upload ([`Blobs::open_staging`]), not yet resumed.
 #[derive(Debug)]
-pub struct OpenStaging {
-    target: OpenTarget,
+pub struct OpenStaging<'a> {
+    target: OpenTarget<'a>,
 }
 
 #[derive(Debug)]
-enum OpenTarget {
+enum OpenTarget<'a> {
     File(fs::OpenFile),
-    Object(s3::ObjectStaging),
+    Object {
+        blobs: &'a s3::ObjectBlobs,
+        sha: [u8; 32],
+        owner: String,
+        held: u64,
+    },
 }
 
-impl OpenStaging {
-    /// Hashes what the staging holds, and readies it for the upload's bytes. (An object
-    /// staging's chunks are hashed when the upload finishes.)
+impl OpenStaging<'_> {
+    /// Readies the staging for the upload's bytes: on the filesystem, makes it if it was not
+    /// there and hashes what it holds; in the object store, drops chunks past a gap (its
+    /// chunks are hashed when the upload finishes).
     pub async fn resume(self) -> Result<Staging, BlobError> {
         let target = match self.target {
             OpenTarget::File(f) => StagingTarget::File(f.resume().await?),
-            OpenTarget::Object(o) => StagingTarget::Object(o),
+            OpenTarget::Object {
+                blobs,
+                sha,
+                owner,
+                held,
+            } => StagingTarget::Object(blobs.staging(&sha, &owner, held).await?),
         };
         Ok(Staging { target })
     }
@@ -242,18 +253,24 @@ impl Blobs {
 
     /// Opens the claimed upload's staging, appending at `held` (what [`Blobs::held`]
     /// answered): on the filesystem, locked for this upload (Busy while an upload on another
-    /// node sharing the directory holds it). What it holds is hashed only once
-    /// [`OpenStaging::resume`] is called, so an upload refused in between (its budget) costs
-    /// no reading.
+    /// node sharing the directory holds it). Nothing is made, written or read until
+    /// [`OpenStaging::resume`] is called, so an upload refused in between (its budget) leaves
+    /// storage as it was and costs no reading.
     pub async fn open_staging(
         &self,
         guard: &UploadGuard<'_>,
         held: u64,
-    ) -> Result<OpenStaging, BlobError> {
+    ) -> Result<OpenStaging<'_>, BlobError> {
         let (sha, owner) = (&guard.sha, guard.owner.as_str());
         let target = match &self.backend {
             Backend::Fs(b) => OpenTarget::File(b.open_staging(sha, owner, held).await?),
-            Backend::Object(b) => OpenTarget::Object(b.staging(sha, owner, held).await?),
+            // Nothing to lock: the object store is touched as the upload resumes.
+            Backend::Object(b) => OpenTarget::Object {
+                blobs: b,
+                sha: *sha,
+                owner: owner.to_owned(),
+                held,
+            },
         };
         Ok(OpenStaging { target })
     }

@@ -250,6 +250,19 @@ pub(super) async fn blob_upload(
             return respond(e);
         }
     };
+    if req.offset > req.size {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        return respond(wire::Response::error(
+            wire::ErrorCode::BadRequest,
+            format!(
+                "photo {}: upload from {} of a photo of {} bytes",
+                hex::encode(sha),
+                req.offset,
+                req.size
+            ),
+            false,
+        ));
+    }
     let access = match blob_allowed(shared, device, &sha).await {
         Ok(a) => a,
         Err(e) => {
@@ -345,11 +358,10 @@ pub(super) async fn blob_upload(
         }
     };
     // Charged once the upload holds its staging (an upload told to retry because it is busy
-    // elsewhere has spent nothing), and before what it holds is read for the hash.
-    if let Err(r) = shared
-        .budgets
-        .photo_bytes(device.id, req.size.saturating_sub(held))
-    {
+    // elsewhere has spent nothing), and before anything is made, written or read. The whole
+    // photo: a resumed upload sends what is missing and has the server read back what it
+    // holds, so resuming over and over costs the device what sending it does.
+    if let Err(r) = shared.budgets.photo_bytes(device.id, req.size) {
         let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
         return respond(refused(
             r,
