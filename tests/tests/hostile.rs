@@ -1214,7 +1214,8 @@ async fn budgets_refuse_typed_and_say_when_to_retry() -> anyhow::Result<()> {
         )
         .await?;
         assert!(
-            message.contains("photos today") && message.contains("retry in"),
+            message.contains("photo uploads today have reached its budget of 200 KiB")
+                && message.contains("retry in"),
             "{backend}: {message}"
         );
 

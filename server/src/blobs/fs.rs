@@ -119,19 +119,18 @@ impl Aligned {
 
 type Written = std::io::Result<(StagingFile, Aligned)>;
 
-/// Appends the first `n` bytes of `bytes` to the staging at `path`, whose end is `offset`, and
-/// fsyncs, in the blocking pool. If that fails, the staging is deleted: the file may then read
+/// Appends `bytes` to the staging at `path`, whose end is `offset`, and fsyncs, in the
+/// blocking pool. If that fails, the staging is deleted: the file may then read
 /// back bytes the disk does not hold (from the page cache), and a resume would hash and count
 /// them; it starts over instead.
 fn write_durably(
     path: PathBuf,
     mut f: StagingFile,
     bytes: Aligned,
-    n: usize,
     offset: u64,
 ) -> tokio::task::JoinHandle<Written> {
     tokio::task::spawn_blocking(move || {
-        let written = f.append(&bytes.bytes()[..n], offset, bytes.is_aligned());
+        let written = f.append(bytes.bytes(), offset, bytes.is_aligned());
         if let Err(e) = written {
             let _ = std::fs::remove_file(&path);
             return Err(e);
@@ -439,7 +438,7 @@ impl FileStaging {
         let mut bytes = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
         self.buf.extend(&bytes.bytes()[n..]);
         bytes.truncate(n);
-        self.pending = Some(write_durably(self.path.clone(), f, bytes, n, self.end));
+        self.pending = Some(write_durably(self.path.clone(), f, bytes, self.end));
         self.end += n as u64;
         Ok(())
     }

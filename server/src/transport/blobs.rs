@@ -235,6 +235,11 @@ pub(super) async fn blob_status(
     }
 }
 
+/// "Retry": the store or the disk failed with `e`.
+fn unavailable(e: impl std::fmt::Display) -> wire::Response {
+    wire::Response::error(wire::ErrorCode::Unavailable, e.to_string(), true)
+}
+
 pub(super) async fn blob_upload(
     shared: &Shared,
     device: &DeviceSession,
@@ -243,31 +248,36 @@ pub(super) async fn blob_upload(
 ) -> Answer {
     use crate::blobs::BlobError;
     let respond = Answer::Respond;
+    // A refusal before the bytes are read stops the stream: they are not wanted.
+    let refuse = |recv: &mut RecvStream, r: wire::Response| {
+        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
+        Answer::Respond(r)
+    };
     let sha = match blob_target(shared, &req.sha256, Some(req.size)) {
         Ok(s) => s,
         Err(e) => {
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(e);
+            return refuse(recv, e);
         }
     };
     if req.offset > req.size {
-        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-        return respond(wire::Response::error(
-            wire::ErrorCode::BadRequest,
-            format!(
-                "photo {}: upload from {} of a photo of {} bytes",
-                hex::encode(sha),
-                req.offset,
-                req.size
+        return refuse(
+            recv,
+            wire::Response::error(
+                wire::ErrorCode::BadRequest,
+                format!(
+                    "photo {}: upload from {} of a photo of {} bytes",
+                    hex::encode(sha),
+                    req.offset,
+                    req.size
+                ),
+                false,
             ),
-            false,
-        ));
+        );
     }
     let access = match blob_allowed(shared, device, &sha).await {
         Ok(a) => a,
         Err(e) => {
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(e);
+            return refuse(recv, e);
         }
     };
     let hex = hex::encode(sha);
@@ -291,23 +301,13 @@ pub(super) async fn blob_upload(
     let guard = match shared.blobs.claim(&sha, &owner) {
         Ok(g) => g,
         Err(e) => {
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(wire::Response::error(
-                wire::ErrorCode::Unavailable,
-                e.to_string(),
-                true,
-            ));
+            return refuse(recv, unavailable(e));
         }
     };
     let held = match shared.blobs.held(&sha, &owner).await {
         Ok(h) => h,
         Err(e) => {
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(wire::Response::error(
-                wire::ErrorCode::Unavailable,
-                e.to_string(),
-                true,
-            ));
+            return refuse(recv, unavailable(e));
         }
     };
     if held.complete && readable {
@@ -323,38 +323,30 @@ pub(super) async fn blob_upload(
         true => match shared.blobs.staged(&sha, &owner).await {
             Ok(n) => n,
             Err(e) => {
-                let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-                return respond(wire::Response::error(
-                    wire::ErrorCode::Unavailable,
-                    e.to_string(),
-                    true,
-                ));
+                return refuse(recv, unavailable(e));
             }
         },
         false => held.bytes,
     };
     if req.offset != held {
-        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-        return respond(blob_error(
-            wire::ErrorCode::BlobOffsetMismatch,
-            format!(
-                "photo {hex}: upload from {} but the server holds {held} bytes; resume from there",
-                req.offset
+        return refuse(
+            recv,
+            blob_error(
+                wire::ErrorCode::BlobOffsetMismatch,
+                format!(
+                    "photo {hex}: upload from {} but the server holds {held} bytes; resume from there",
+                    req.offset
+                ),
+                true,
+                held,
             ),
-            true,
-            held,
-        ));
+        );
     }
     let open = match shared.blobs.open_staging(&guard, held).await {
         Ok(f) => f,
         Err(e) => {
             // Busy (another node still runs this device's earlier upload) or the disk.
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(wire::Response::error(
-                wire::ErrorCode::Unavailable,
-                e.to_string(),
-                true,
-            ));
+            return refuse(recv, unavailable(e));
         }
     };
     // Charged once the upload holds its staging (an upload told to retry because it is busy
@@ -362,24 +354,24 @@ pub(super) async fn blob_upload(
     // photo: a resumed upload sends what is missing and has the server read back what it
     // holds, so resuming over and over costs the device what sending it does.
     if let Err(r) = shared.budgets.photo_bytes(device.id, req.size) {
-        let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-        return respond(refused(
-            r,
-            format!(
-                "this device has sent {} MiB of photos today, its budget",
-                shared.config.limits.photo_bytes_per_day >> 20
+        return refuse(
+            recv,
+            refused(
+                r,
+                format!(
+                    "this device's photo uploads today have reached its budget of {}",
+                    match shared.config.limits.photo_bytes_per_day {
+                        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+                        b => format!("{} KiB", b >> 10),
+                    }
+                ),
             ),
-        ));
+        );
     }
     let mut file = match open.resume().await {
         Ok(f) => f,
         Err(e) => {
-            let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-            return respond(wire::Response::error(
-                wire::ErrorCode::Unavailable,
-                e.to_string(),
-                true,
-            ));
+            return refuse(recv, unavailable(e));
         }
     };
     #[cfg(feature = "test-util")]
@@ -400,16 +392,18 @@ pub(super) async fn blob_upload(
             Err(_) => {
                 // Stalled: keep what arrived for the resume, free the stream.
                 let _ = file.persist().await;
-                let _ = recv.stop(VarInt::from_u32(codes::RESET_CANCELLED));
-                return respond(blob_error(
-                    wire::ErrorCode::LimitExceeded,
-                    format!(
-                        "photo {hex}: no bytes for {} s; resume from {total}",
-                        shared.config.limits.idle_request_timeout.as_secs()
+                return refuse(
+                    recv,
+                    blob_error(
+                        wire::ErrorCode::LimitExceeded,
+                        format!(
+                            "photo {hex}: no bytes for {} s; resume from {total}",
+                            shared.config.limits.idle_request_timeout.as_secs()
+                        ),
+                        true,
+                        total,
                     ),
-                    true,
-                    total,
-                ));
+                );
             }
         };
         let count = match next {
@@ -434,11 +428,7 @@ pub(super) async fn blob_upload(
                 ));
             }
             if let Err(e) = file.write(chunk).await {
-                return respond(wire::Response::error(
-                    wire::ErrorCode::Unavailable,
-                    e.to_string(),
-                    true,
-                ));
+                return respond(unavailable(e));
             }
             shared.metrics.photo_bytes.inc_by(n);
             total += n;
@@ -453,11 +443,7 @@ pub(super) async fn blob_upload(
     if total < req.size {
         // Kept, durably, for the resume.
         if let Err(e) = file.persist().await {
-            return respond(wire::Response::error(
-                wire::ErrorCode::Unavailable,
-                e.to_string(),
-                true,
-            ));
+            return respond(unavailable(e));
         }
         return respond(blob_error(
             wire::ErrorCode::BadRequest,
@@ -495,11 +481,7 @@ pub(super) async fn blob_upload(
             e.to_string(),
             false,
         )),
-        Err(e) => respond(wire::Response::error(
-            wire::ErrorCode::Unavailable,
-            e.to_string(),
-            true,
-        )),
+        Err(e) => respond(unavailable(e)),
     }
 }
 
