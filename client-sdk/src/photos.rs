@@ -442,15 +442,20 @@ impl Client {
             quinn::WriteError::ConnectionLost(c) => CallError::Connection(c),
             other => CallError::Stream(other.to_string()),
         };
-        send.write_all(&frame::encode(&request))
-            .await
-            .map_err(|e| (0, stream(e)))?;
+        // A server that refuses the upload before reading its bytes stops the stream, and its
+        // answer (typed: a budget, a forbidden photo, where to resume) follows on the other
+        // direction: once stopped, the rest is not sent and the answer is read.
+        let mut stopped = match send.write_all(&frame::encode(&request)).await {
+            Ok(()) => false,
+            Err(quinn::WriteError::Stopped(_)) => true,
+            Err(e) => return Err((0, stream(e))),
+        };
         let mut buf = vec![0u8; CHUNK];
         let mut sent = 0u64;
         let hex = hex::encode(sha);
         let mut last_progress = 0u64;
         let started = std::time::Instant::now();
-        loop {
+        while !stopped {
             let n = file
                 .read(&mut buf)
                 .await
@@ -463,6 +468,10 @@ impl Client {
             let timeout = self.inner.config.request_timeout;
             match tokio::time::timeout(timeout, send.write_all(&buf[..n])).await {
                 Ok(Ok(())) => {}
+                Ok(Err(quinn::WriteError::Stopped(_))) => {
+                    stopped = true;
+                    continue;
+                }
                 Ok(Err(e)) => {
                     self.add_sent(&sha, offset + sent).await;
                     return Err((sent, stream(e)));
@@ -488,7 +497,9 @@ impl Client {
                 });
             }
         }
-        let _ = send.finish();
+        if !stopped {
+            let _ = send.finish();
+        }
         self.add_sent(&sha, offset + sent).await;
         let _ = self.inner.events.send(SyncEvent::PhotoProgress {
             sha256: hex,

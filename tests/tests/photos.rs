@@ -5,7 +5,7 @@
 use patrolsync_proto::CheckInOutcome;
 use patrolsync_proto::hazard::{Handling, HazardCategory, Severity};
 use patrolsync_sdk::{ClientConfig, NewCheckIn, NewHazard};
-use patrolsync_server::testkit::{setup_name, test_databases_and_photo_stores};
+use patrolsync_server::testkit::{setup_name, test_databases, test_databases_and_photo_stores};
 use patrolsync_tests::{Harness, fast_client};
 
 /// A deterministic "photo" of `size` bytes, different per seed.
@@ -265,6 +265,35 @@ async fn a_photo_over_the_cap_is_refused_before_any_byte_is_sent() -> anyhow::Re
                 .await?
                 .bytes,
             0
+        );
+        h.finish().await;
+    }
+    Ok(())
+}
+
+/// A photo larger than the device's whole photo budget for a day: the server refuses it for
+/// good after the first bytes are on their way, stopping the stream, and the device reads why
+/// instead of failing on the stopped stream and trying again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_over_the_days_budget_is_refused_and_the_device_is_told_why() -> anyhow::Result<()>
+{
+    for db in test_databases().await {
+        let backend = db.backend;
+        let h = Harness::start_with(db, |c| c.limits.photo_bytes_per_day = 1 << 20).await?;
+        let device = h.device("phone", "alice", &["S1-C1"]).await?;
+        let (path, _) = photo(h.dir.path(), "big.jpg", 3_000_000, 9)?;
+        let sha = device.add_photo(&path).await?;
+        let mut c = NewCheckIn::new("S1-C1-K1-B1-P1", CheckInOutcome::Inspected);
+        c.photos = vec![sha];
+        device.record_checkin(c).await?;
+        let s = device.sync().await?;
+        assert_eq!(s.photos_uploaded, 0, "{backend}: {s:?}");
+        assert_eq!(s.photo_failures.len(), 1, "{backend}: {s:?}");
+        assert!(
+            s.photo_failures[0].contains("reached its budget of 1 MiB")
+                && s.photo_failures[0].contains("this request alone is over the budget"),
+            "{backend}: {:?}",
+            s.photo_failures
         );
         h.finish().await;
     }
