@@ -255,20 +255,17 @@ pub(super) async fn blob_upload(
     };
     let sha = match blob_target(shared, &req.sha256, Some(req.size)) {
         Ok(s) => s,
-        Err(e) => {
-            return refuse(recv, e);
-        }
+        Err(e) => return refuse(recv, e),
     };
+    let hex = hex::encode(sha);
     if req.offset > req.size {
         return refuse(
             recv,
             wire::Response::error(
                 wire::ErrorCode::BadRequest,
                 format!(
-                    "photo {}: upload from {} of a photo of {} bytes",
-                    hex::encode(sha),
-                    req.offset,
-                    req.size
+                    "photo {hex}: upload from {} of a photo of {} bytes",
+                    req.offset, req.size
                 ),
                 false,
             ),
@@ -276,11 +273,8 @@ pub(super) async fn blob_upload(
     }
     let access = match blob_allowed(shared, device, &sha).await {
         Ok(a) => a,
-        Err(e) => {
-            return refuse(recv, e);
-        }
+        Err(e) => return refuse(recv, e),
     };
-    let hex = hex::encode(sha);
     let done = |size| {
         respond(wire::Response {
             kind: Some(wire::response::Kind::BlobUpload(wire::BlobUploadResponse {
@@ -300,15 +294,11 @@ pub(super) async fn blob_upload(
     let owner = device.id.to_string();
     let guard = match shared.blobs.claim(&sha, &owner) {
         Ok(g) => g,
-        Err(e) => {
-            return refuse(recv, unavailable(e));
-        }
+        Err(e) => return refuse(recv, unavailable(e)),
     };
     let held = match shared.blobs.held(&sha, &owner).await {
         Ok(h) => h,
-        Err(e) => {
-            return refuse(recv, unavailable(e));
-        }
+        Err(e) => return refuse(recv, unavailable(e)),
     };
     if held.complete && readable {
         // Stored but not recorded (a crash between the two): record it now.
@@ -322,9 +312,7 @@ pub(super) async fn blob_upload(
     let held = match held.complete {
         true => match shared.blobs.staged(&sha, &owner).await {
             Ok(n) => n,
-            Err(e) => {
-                return refuse(recv, unavailable(e));
-            }
+            Err(e) => return refuse(recv, unavailable(e)),
         },
         false => held.bytes,
     };
@@ -370,9 +358,7 @@ pub(super) async fn blob_upload(
     }
     let mut file = match open.resume().await {
         Ok(f) => f,
-        Err(e) => {
-            return refuse(recv, unavailable(e));
-        }
+        Err(e) => return refuse(recv, unavailable(e)),
     };
     #[cfg(feature = "test-util")]
     let cut = shared.faults.take_upload_cut();

@@ -48,8 +48,9 @@ pub(super) async fn photos(
     // connections already in use, as a device does.
     let mut real = Vec::new();
     let mut raw = Vec::new();
-    // CPU a round: the server's, and this process's (the devices; for the baseline, its
-    // senders and its receiver), so a ratio can be read as CPU or as waiting.
+    // CPU a round, while it is timed: the server's and the devices' (this process); for the
+    // baseline, its senders' (this process) and its receiver's. A ratio can then be read as
+    // CPU or as waiting.
     let mut cpu = Vec::new();
     let (mut devices_cpu, mut baseline_cpu) = (0, 0);
     let me = std::process::id();
@@ -65,11 +66,10 @@ pub(super) async fn photos(
         if round % 2 == 1 {
             raw.push(baseline_round(&mut baseline_cpu).await?);
         }
-        let before = srv.cpu_ms();
-        let (seconds, cpu_here) = upload_round(&mut devices, round, sizes.photo_bytes).await?;
-        real.push(seconds);
-        cpu.push(srv.cpu_ms().saturating_sub(before));
-        devices_cpu += cpu_here;
+        let timed = upload_round(srv, &mut devices, round, sizes.photo_bytes).await?;
+        real.push(timed.seconds);
+        cpu.push(timed.server_cpu_ms);
+        devices_cpu += timed.devices_cpu_ms;
         if round % 2 == 0 {
             raw.push(baseline_round(&mut baseline_cpu).await?);
         }
@@ -151,13 +151,22 @@ fn odd(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Seconds for every device to upload a new photo of `size` bytes at once, each announced by a
-/// check-in pushed first (not timed), and this process's CPU (ms) while they did.
+/// One round of uploads, timed: its seconds, and the CPU (ms) the server and this process (the
+/// devices) spent meanwhile.
+struct Timed {
+    seconds: f64,
+    server_cpu_ms: u64,
+    devices_cpu_ms: u64,
+}
+
+/// Every device uploads a new photo of `size` bytes at once, each announced by a check-in
+/// pushed first (not timed, nor its CPU counted).
 async fn upload_round(
+    srv: &ServerProc,
     devices: &mut [fleet::Device],
     round: usize,
     size: usize,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<Timed> {
     let mut shots = Vec::new();
     for (i, d) in devices.iter_mut().enumerate() {
         let bytes = photo(size, 1000 + (round * 100 + i) as u64);
@@ -172,7 +181,8 @@ async fn upload_round(
         fleet::push(&d.conn, &fleet::push_frame(vec![op])).await?;
         shots.push((sha, Arc::new(bytes)));
     }
-    let (started, cpu) = (Instant::now(), server::cpu_ms_of(std::process::id()));
+    let me = std::process::id();
+    let (started, server_cpu, cpu) = (Instant::now(), srv.cpu_ms(), server::cpu_ms_of(me));
     let mut tasks = tokio::task::JoinSet::new();
     for (d, (sha, bytes)) in devices.iter().zip(shots) {
         let conn = d.conn.clone();
@@ -197,9 +207,11 @@ async fn upload_round(
     while let Some(r) = tasks.join_next().await {
         r??;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = server::cpu_ms_of(std::process::id()).saturating_sub(cpu);
-    Ok((seconds, cpu))
+    Ok(Timed {
+        seconds: started.elapsed().as_secs_f64(),
+        server_cpu_ms: srv.cpu_ms().saturating_sub(server_cpu),
+        devices_cpu_ms: server::cpu_ms_of(me).saturating_sub(cpu),
+    })
 }
 
 /// The baseline: a bare quinn server in a process of its own (`raw-sink`), as the patrolsync
